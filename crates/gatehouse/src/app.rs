@@ -1,0 +1,248 @@
+//! Application-wide state shared by every request, and starting/stopping a server.
+
+use axum::{
+    Router,
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::{any, get},
+};
+use std::{
+    net::SocketAddr,
+    ops::Deref,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+use tokio::{net::TcpListener, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    audit::{AuditSink, AuditWriter},
+    config::Config,
+    gateway::{self, access::HostOriginPolicy, session::Sessions, upstream_http::UpstreamClient},
+    secrets::{self, Keyring},
+    snapshot::{SnapshotError, SnapshotHandle},
+    store::{self, DynStore, StoreError},
+};
+
+/// Everything a request handler may use. Cloning is one `Arc` increment.
+#[derive(Clone)]
+pub struct AppState(Arc<App>);
+
+pub struct App {
+    /// Validated configuration, fixed for the life of the process.
+    pub config: Config,
+    /// Persistent storage. Never awaited on the request path, only by background tasks.
+    pub store: DynStore,
+    /// Keys derived from the master key (API-key pepper, encryption, audit chain).
+    pub keyring: Arc<Keyring>,
+    /// The in-memory configuration the request path reads.
+    pub snapshot: Arc<SnapshotHandle>,
+    /// Legacy MCP sessions and who owns them.
+    pub sessions: Sessions,
+    /// Pooled client for upstream MCP servers.
+    pub upstream: UpstreamClient,
+    /// Where audit events go (a bounded channel to the writer task).
+    pub audit: AuditSink,
+    /// `Host` / `Origin` allow-lists.
+    pub access: HostOriginPolicy,
+    request_ids: RequestIds,
+}
+
+impl Deref for AppState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+/// Request ids: a random per-process prefix and a counter (no syscall per request).
+struct RequestIds {
+    prefix: String,
+    next: AtomicU64,
+}
+
+impl App {
+    pub fn next_request_id(&self) -> String {
+        let n = self.request_ids.next.fetch_add(1, Ordering::Relaxed);
+        format!("{}{n:08x}", self.request_ids.prefix)
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/{server}/mcp", any(gateway::handle))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .with_state(state)
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    match state.store.generation().await {
+        Ok(_) => (StatusCode::OK, "ready\n").into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response(),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Secret(#[from] secrets::SecretError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("loading configuration from the store: {0}")]
+    Snapshot(#[from] SnapshotError),
+    #[error("listening on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A started Gatehouse. Dropping it does not stop it; call [`RunningServer::shutdown`].
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    stop_http: CancellationToken,
+    stop_background: CancellationToken,
+    http: JoinHandle<()>,
+    background: Vec<JoinHandle<()>>,
+}
+
+/// Opens the data directory, master key and store named by `config`, then starts.
+pub async fn start(config: Config, listener: Option<TcpListener>) -> Result<RunningServer, StartError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+        path: config.data_dir.display().to_string(),
+        source,
+    })?;
+    let keyring = Keyring::load_or_create(&config.data_dir)?;
+    let store = store::open(&config.database_url()).await?;
+    start_with(config, store, Arc::new(keyring), listener).await
+}
+
+pub async fn start_with(
+    config: Config,
+    store: DynStore,
+    keyring: Arc<Keyring>,
+    listener: Option<TcpListener>,
+) -> Result<RunningServer, StartError> {
+    let snapshot = Arc::new(
+        SnapshotHandle::load(store.clone(), keyring.clone(), config.public_base().to_owned()).await?,
+    );
+    let (audit, writer) = AuditWriter::new(
+        store.clone(),
+        keyring.clone(),
+        config.audit.channel_capacity,
+        config.audit.batch_size,
+        config.audit.durable,
+    );
+    let listener = match listener {
+        Some(listener) => listener,
+        None => TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: config.listen,
+                source,
+            })?,
+    };
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let prefix = secrets::random_id(8)?;
+    let state = AppState(Arc::new(App {
+        access: HostOriginPolicy::from_config(&config),
+        upstream: UpstreamClient::new(&config.gateway),
+        sessions: Sessions::default(),
+        config,
+        store,
+        keyring,
+        snapshot: snapshot.clone(),
+        audit,
+        request_ids: RequestIds {
+            prefix,
+            next: AtomicU64::new(0),
+        },
+    }));
+
+    let stop_http = CancellationToken::new();
+    let stop_background = CancellationToken::new();
+    let mut background = Vec::new();
+    background.push(tokio::spawn(writer.run(stop_background.clone())));
+    {
+        let snapshot = snapshot.clone();
+        let stop = stop_background.clone();
+        let poll = state.config.snapshot.poll_interval;
+        let flush = state.config.snapshot.usage_flush_interval;
+        background.push(tokio::spawn(async move { snapshot.run(poll, flush, stop).await }));
+    }
+    {
+        let state = state.clone();
+        let stop = stop_background.clone();
+        background.push(tokio::spawn(async move { sweep_sessions(state, stop).await }));
+    }
+
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let graceful = stop_http.clone();
+    let http = tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(graceful.cancelled_owned())
+            .await;
+        if let Err(err) = served {
+            tracing::error!(error = %err, "HTTP server stopped");
+        }
+    });
+    tracing::info!(%addr, "gatehouse listening");
+    Ok(RunningServer {
+        addr,
+        state,
+        stop_http,
+        stop_background,
+        http,
+        background,
+    })
+}
+
+async fn sweep_sessions(state: AppState, stop: CancellationToken) {
+    let idle = i64::try_from(state.config.gateway.session_idle_timeout.as_millis()).unwrap_or(i64::MAX);
+    let mut ticker = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = stop.cancelled() => break,
+        }
+        let removed = state.sessions.sweep(crate::now_ms().saturating_sub(idle));
+        if removed > 0 {
+            tracing::debug!(removed, "idle sessions forgotten");
+        }
+    }
+}
+
+impl RunningServer {
+    /// Stops accepting, lets in-flight requests finish (long streams get 5 s), then flushes
+    /// the audit trail and key usage.
+    pub async fn shutdown(self) {
+        self.stop_http.cancel();
+        let mut http = self.http;
+        if tokio::time::timeout(Duration::from_secs(5), &mut http).await.is_err() {
+            http.abort();
+        }
+        self.stop_background.cancel();
+        for task in self.background {
+            let _ = task.await;
+        }
+    }
+
+    /// Base URL of this server as reached on its bound address.
+    pub fn local_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}

@@ -1,0 +1,145 @@
+//! The batching audit writer.
+//!
+//! Requests hand events to a bounded channel; one task drains it in batches (whatever has
+//! accumulated while the previous batch was being written) and appends them, chained, in one
+//! transaction. A full channel makes requests wait rather than drop events. In durable mode
+//! each request waits until its event is committed.
+
+use std::{sync::Arc, time::Duration};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    audit::{
+        chain::{self, GENESIS},
+        event::{AuditEvent, AuditRow},
+    },
+    secrets::Keyring,
+    store::DynStore,
+};
+
+struct Pending {
+    event: AuditEvent,
+    committed: Option<oneshot::Sender<()>>,
+}
+
+/// The request side: cheap to clone.
+#[derive(Clone)]
+pub struct AuditSink {
+    tx: mpsc::Sender<Pending>,
+    durable: bool,
+}
+
+impl AuditSink {
+    pub async fn record(&self, event: AuditEvent) {
+        if self.durable {
+            let (done, wait) = oneshot::channel();
+            let pending = Pending {
+                event,
+                committed: Some(done),
+            };
+            if self.tx.send(pending).await.is_ok() {
+                let _ = wait.await;
+            }
+        } else {
+            let pending = Pending {
+                event,
+                committed: None,
+            };
+            if self.tx.send(pending).await.is_err() {
+                tracing::error!("audit writer has stopped; event not recorded");
+            }
+        }
+    }
+}
+
+pub struct AuditWriter {
+    rx: mpsc::Receiver<Pending>,
+    store: DynStore,
+    keyring: Arc<Keyring>,
+    batch_size: usize,
+}
+
+impl AuditWriter {
+    pub fn new(
+        store: DynStore,
+        keyring: Arc<Keyring>,
+        capacity: usize,
+        batch_size: usize,
+        durable: bool,
+    ) -> (AuditSink, AuditWriter) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        (
+            AuditSink { tx, durable },
+            AuditWriter {
+                rx,
+                store,
+                keyring,
+                batch_size: batch_size.max(1),
+            },
+        )
+    }
+
+    /// Runs until `shutdown`, then writes whatever is still queued and returns.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let mut batch = Vec::with_capacity(self.batch_size);
+        loop {
+            tokio::select! {
+                received = self.rx.recv_many(&mut batch, self.batch_size) => {
+                    if received == 0 {
+                        break;
+                    }
+                    self.write(&mut batch).await;
+                }
+                () = shutdown.cancelled() => {
+                    self.rx.close();
+                    while self.rx.recv_many(&mut batch, self.batch_size).await > 0 {
+                        self.write(&mut batch).await;
+                    }
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Appends the batch; on failure re-reads the chain head and retries, so nothing queued
+    /// is lost and a second writer on the same database cannot fork the chain silently.
+    async fn write(&self, batch: &mut Vec<Pending>) {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match self.try_write(batch).await {
+                Ok(()) => break,
+                Err(err) => {
+                    tracing::error!(error = %err, events = batch.len(), "audit write failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        for pending in batch.drain(..) {
+            if let Some(done) = pending.committed {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    async fn try_write(&self, batch: &[Pending]) -> crate::store::StoreResult<()> {
+        let (mut seq, mut prev_hash) = self
+            .store
+            .audit_head()
+            .await?
+            .unwrap_or((0, GENESIS.to_owned()));
+        let mut rows = Vec::with_capacity(batch.len());
+        for pending in batch {
+            seq += 1;
+            let hash = chain::link(&self.keyring, &prev_hash, seq, &pending.event);
+            rows.push(AuditRow {
+                seq,
+                event: pending.event.clone(),
+                prev_hash: std::mem::replace(&mut prev_hash, hash.clone()),
+                hash,
+            });
+        }
+        self.store.append_audit(&rows).await
+    }
+}

@@ -1,0 +1,266 @@
+//! Configuration: `gatehouse.toml` layered under `GATEHOUSE_*` environment variables.
+//!
+//! Every key and its default is documented in `docs/configuration.md`; keep the two in step.
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use serde::{Deserialize, Serialize};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use crate::duration::serde_human;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the HTTP listener binds.
+    pub listen: SocketAddr,
+    /// The URL clients use to reach this Gatehouse. Each server's MCP URL
+    /// (`{public_url}/{server}/mcp`) is derived from it and becomes its OAuth resource id.
+    pub public_url: String,
+    /// Directory for the SQLite database and the master key file.
+    pub data_dir: PathBuf,
+    /// Overrides the database location; default `sqlite://{data_dir}/gatehouse.db`.
+    pub database_url: Option<String>,
+    pub gateway: GatewayConfig,
+    pub audit: AuditConfig,
+    pub snapshot: SnapshotConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// Largest accepted request body; larger requests get 413.
+    pub max_body_bytes: usize,
+    /// Largest upstream JSON body Gatehouse buffers to filter (`tools/list`); larger gives 502.
+    pub max_response_bytes: usize,
+    #[serde(with = "serde_human")]
+    pub upstream_connect_timeout: Duration,
+    /// Time allowed for the upstream to send response headers (streams may then run longer).
+    #[serde(with = "serde_human")]
+    pub upstream_timeout: Duration,
+    /// Idle connections kept per upstream host.
+    pub upstream_pool_max_idle: usize,
+    /// `Origin` values accepted besides the public URL's own origin and loopback origins.
+    /// `["*"]` accepts any origin.
+    pub allowed_origins: Vec<String>,
+    /// `Host` values accepted besides the public URL's host and loopback hosts.
+    /// `["*"]` accepts any host.
+    pub allowed_hosts: Vec<String>,
+    /// Legacy MCP sessions idle for longer than this are forgotten (the client re-initializes).
+    #[serde(with = "serde_human")]
+    pub session_idle_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Wait for the audit batch to commit before answering, so a crash loses nothing answered.
+    pub durable: bool,
+    /// Events written per transaction at most (a batch is whatever queued during the last write).
+    pub batch_size: usize,
+    /// Events buffered in memory before requests wait for the writer (back-pressure, not loss).
+    pub channel_capacity: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SnapshotConfig {
+    /// How often the store's change counter is checked (changes made by the CLI).
+    #[serde(with = "serde_human")]
+    pub poll_interval: Duration,
+    /// How often key `last_used_at` values are written back.
+    #[serde(with = "serde_human")]
+    pub usage_flush_interval: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `tracing` filter, e.g. `info` or `gatehouse=debug`. `RUST_LOG` wins when set.
+    pub filter: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: "http://127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("gatehouse-data"),
+            database_url: None,
+            gateway: GatewayConfig::default(),
+            audit: AuditConfig::default(),
+            snapshot: SnapshotConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 4 * 1024 * 1024,
+            max_response_bytes: 16 * 1024 * 1024,
+            upstream_connect_timeout: Duration::from_secs(5),
+            upstream_timeout: Duration::from_secs(60),
+            upstream_pool_max_idle: 256,
+            allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
+            session_idle_timeout: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            durable: false,
+            batch_size: 512,
+            channel_capacity: 16_384,
+        }
+    }
+}
+
+impl Default for SnapshotConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval: Duration::from_millis(250),
+            usage_flush_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            filter: "info".into(),
+            format: "text".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Invalid(String),
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+}
+
+impl Config {
+    /// Defaults, then the TOML file (if it exists, or fails if named explicitly and missing),
+    /// then `GATEHOUSE_*` variables (`GATEHOUSE_GATEWAY__MAX_BODY_BYTES` for nested keys).
+    pub fn load(file: Option<&std::path::Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) if !path.exists() => {
+                return Err(ConfigError::Invalid(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
+            }
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            // `gatehouse.toml` in the working directory is optional; an explicit file is not.
+            None if std::path::Path::new("gatehouse.toml").exists() => {
+                figment = figment.merge(Toml::file_exact("gatehouse.toml"));
+            }
+            None => {}
+        }
+        let figment = figment.merge(
+            Env::prefixed("GATEHOUSE_")
+                .ignore(&["MASTER_KEY", "CONFIG"])
+                .split("__"),
+        );
+        let config: Config = figment.extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let url = http::Uri::try_from(self.public_url.as_str())
+            .map_err(|e| ConfigError::Invalid(format!("public_url {:?}: {e}", self.public_url)))?;
+        if !matches!(url.scheme_str(), Some("http" | "https")) || url.host().is_none() {
+            return Err(ConfigError::Invalid(format!(
+                "public_url {:?} must be an absolute http(s) URL",
+                self.public_url
+            )));
+        }
+        if url.query().is_some() || self.public_url.contains('#') {
+            return Err(ConfigError::Invalid(
+                "public_url must not have a query or fragment".into(),
+            ));
+        }
+        if self.gateway.max_body_bytes == 0 {
+            return Err(ConfigError::Invalid(
+                "gateway.max_body_bytes must be positive".into(),
+            ));
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err(ConfigError::Invalid(format!(
+                "log.format {:?} must be \"text\" or \"json\"",
+                self.log.format
+            )));
+        }
+        Ok(())
+    }
+
+    /// The public URL without a trailing slash, the prefix of every URL Gatehouse hands out.
+    pub fn public_base(&self) -> &str {
+        self.public_url.trim_end_matches('/')
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!("sqlite://{}", self.data_dir.join("gatehouse.db").display())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn rejects_bad_public_url() {
+        let config = Config {
+            public_url: "ftp://x".into(),
+            ..Config::default()
+        };
+        assert!(config.validate().unwrap_err().to_string().contains("public_url"));
+    }
+
+    #[test]
+    fn toml_and_env_layering() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "g.toml",
+                "public_url = \"https://mcp.example.com/\"\n[gateway]\nupstream_timeout = \"5s\"\n",
+            )?;
+            jail.set_env("GATEHOUSE_GATEWAY__MAX_BODY_BYTES", "1024");
+            let config = Config::load(Some(std::path::Path::new("g.toml"))).unwrap();
+            assert_eq!(config.public_base(), "https://mcp.example.com");
+            assert_eq!(config.gateway.upstream_timeout, Duration::from_secs(5));
+            assert_eq!(config.gateway.max_body_bytes, 1024);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("g.toml", "listen_adress = \"1.2.3.4:1\"\n")?;
+            let err = Config::load(Some(std::path::Path::new("g.toml"))).unwrap_err();
+            assert!(err.to_string().contains("listen_adress"), "{err}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,258 @@
+//! Every way the gateway refuses or fails a request, and the one place they become HTTP.
+//!
+//! Each denial is its own variant with a stable `reason` code (recorded in the audit trail and
+//! returned in the JSON-RPC error's `data`). [`GatewayError::into_response`] is the only
+//! mapping to status codes, headers and bodies; it is an exhaustive match so a new variant
+//! cannot ship without a decision about what the client sees. Messages never carry secrets.
+
+use axum::{
+    body::Body,
+    http::{HeaderValue, StatusCode, header},
+    response::Response,
+};
+use serde_json::{Value, json};
+
+/// JSON-RPC error codes. The -32700…-32600 block is JSON-RPC's own; -32020/-32022 are the
+/// MCP 2026-07-28 transport's; -32011…-32016 are Gatehouse's (documented in docs/errors.md).
+pub mod codes {
+    pub const PARSE_ERROR: i64 = -32700;
+    pub const INVALID_REQUEST: i64 = -32600;
+    pub const METHOD_NOT_FOUND: i64 = -32601;
+    pub const HEADER_MISMATCH: i64 = -32020;
+    pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
+    pub const UNAUTHENTICATED: i64 = -32011;
+    pub const FORBIDDEN: i64 = -32012;
+    pub const NOT_FOUND: i64 = -32013;
+    pub const PAYLOAD_TOO_LARGE: i64 = -32014;
+    pub const UPSTREAM_UNAVAILABLE: i64 = -32015;
+    pub const UPSTREAM_TIMEOUT: i64 = -32016;
+}
+
+/// Protocol versions Gatehouse understands (and can therefore govern).
+pub const SUPPORTED_PROTOCOL_VERSIONS: &[&str] =
+    &["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"];
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GatewayError {
+    #[error("unknown server")]
+    UnknownServer,
+    #[error("Host header not allowed")]
+    HostNotAllowed,
+    #[error("Origin not allowed")]
+    OriginNotAllowed,
+    #[error("authentication required")]
+    MissingCredential,
+    #[error("invalid credential: {0}")]
+    InvalidCredential(CredentialProblem),
+    #[error("no connection grants this client access to this server")]
+    NoConnection,
+    #[error("tool {tool:?} is not granted")]
+    ToolNotGranted { tool: String },
+    #[error("{family} are not granted on this connection")]
+    FamilyNotGranted { method: String, family: &'static str },
+    #[error("method {method:?} is not supported")]
+    MethodNotFound { method: String, stateless_era: bool },
+    #[error("parse error: {0}")]
+    ParseError(String),
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error("header {header} does not match the request body")]
+    HeaderMismatch { header: &'static str },
+    #[error("unsupported protocol version {version:?}")]
+    UnsupportedProtocolVersion { version: String },
+    #[error("Mcp-Session-Id header required")]
+    SessionRequired,
+    #[error("session not found")]
+    SessionNotFound,
+    #[error("request body larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("Content-Type must be application/json")]
+    UnsupportedMediaType,
+    #[error("HTTP method not allowed")]
+    MethodNotAllowed { allow: &'static str },
+    #[error("upstream unavailable")]
+    UpstreamUnavailable,
+    #[error("upstream timed out")]
+    UpstreamTimeout,
+    #[error("upstream response too large")]
+    UpstreamResponseTooLarge,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialProblem {
+    /// Not a credential Gatehouse issues, or damaged (checksum).
+    Malformed,
+    /// Unknown, revoked, or of a disabled client: deliberately one answer.
+    NotRecognised,
+    Expired,
+    /// Sent in the query string, where it leaks into logs.
+    InQueryString,
+    /// `Authorization` and `X-API-Key` both present with different values.
+    Conflicting,
+}
+
+impl std::fmt::Display for CredentialProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CredentialProblem::Malformed => "not a valid Gatehouse credential",
+            CredentialProblem::NotRecognised => "credential not recognised",
+            CredentialProblem::Expired => "credential expired",
+            CredentialProblem::InQueryString => "credentials are not accepted in the query string",
+            CredentialProblem::Conflicting => "two different credentials were sent",
+        })
+    }
+}
+
+/// What the edge needs besides the error itself.
+#[derive(Debug, Default)]
+pub struct ErrorContext<'a> {
+    /// The JSON-RPC id of the refused request, echoed in the error body.
+    pub rpc_id: Option<&'a Value>,
+    pub server: Option<&'a str>,
+    /// Protected Resource Metadata URL for `WWW-Authenticate`.
+    pub resource_metadata: Option<&'a str>,
+}
+
+impl GatewayError {
+    /// Stable machine-readable code: audit `reason`, error `data.reason`, metrics label.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            GatewayError::UnknownServer => "unknown_server",
+            GatewayError::HostNotAllowed => "host_not_allowed",
+            GatewayError::OriginNotAllowed => "origin_not_allowed",
+            GatewayError::MissingCredential => "missing_credential",
+            GatewayError::InvalidCredential(CredentialProblem::Expired) => "expired_credential",
+            GatewayError::InvalidCredential(_) => "invalid_credential",
+            GatewayError::NoConnection => "no_connection",
+            GatewayError::ToolNotGranted { .. } => "tool_not_granted",
+            GatewayError::FamilyNotGranted { .. } => "method_not_granted",
+            GatewayError::MethodNotFound { .. } => "unknown_method",
+            GatewayError::ParseError(_) => "parse_error",
+            GatewayError::InvalidRequest(_) => "invalid_request",
+            GatewayError::HeaderMismatch { .. } => "header_mismatch",
+            GatewayError::UnsupportedProtocolVersion { .. } => "unsupported_protocol_version",
+            GatewayError::SessionRequired => "session_required",
+            GatewayError::SessionNotFound => "session_not_found",
+            GatewayError::PayloadTooLarge { .. } => "payload_too_large",
+            GatewayError::UnsupportedMediaType => "unsupported_media_type",
+            GatewayError::MethodNotAllowed { .. } => "http_method_not_allowed",
+            GatewayError::UpstreamUnavailable => "upstream_unavailable",
+            GatewayError::UpstreamTimeout => "upstream_timeout",
+            GatewayError::UpstreamResponseTooLarge => "upstream_response_too_large",
+        }
+    }
+
+    /// Whether the upstream failed (an `error` decision) rather than Gatehouse refusing.
+    pub fn is_upstream_failure(&self) -> bool {
+        matches!(
+            self,
+            GatewayError::UpstreamUnavailable
+                | GatewayError::UpstreamTimeout
+                | GatewayError::UpstreamResponseTooLarge
+        )
+    }
+
+    pub fn into_response(self, ctx: &ErrorContext<'_>) -> Response {
+        use GatewayError as E;
+        let server = ctx.server.unwrap_or("");
+        let rm = ctx.resource_metadata.unwrap_or("");
+        let mut data = json!({ "reason": self.reason() });
+        let mut www_authenticate = None;
+        let mut allow = None;
+        let (status, code) = match &self {
+            E::UnknownServer => (StatusCode::NOT_FOUND, codes::NOT_FOUND),
+            E::HostNotAllowed | E::OriginNotAllowed => (StatusCode::FORBIDDEN, codes::FORBIDDEN),
+            E::MissingCredential => {
+                www_authenticate = Some(format!(
+                    "Bearer resource_metadata=\"{rm}\", scope=\"mcp:{server}\""
+                ));
+                (StatusCode::UNAUTHORIZED, codes::UNAUTHENTICATED)
+            }
+            E::InvalidCredential(_) => {
+                www_authenticate = Some(format!(
+                    "Bearer error=\"invalid_token\", resource_metadata=\"{rm}\", scope=\"mcp:{server}\""
+                ));
+                (StatusCode::UNAUTHORIZED, codes::UNAUTHENTICATED)
+            }
+            E::NoConnection => {
+                www_authenticate = Some(format!(
+                    "Bearer error=\"insufficient_scope\", scope=\"mcp:{server}\", resource_metadata=\"{rm}\""
+                ));
+                (StatusCode::FORBIDDEN, codes::FORBIDDEN)
+            }
+            E::ToolNotGranted { tool } => {
+                data["tool"] = json!(tool);
+                // The name comes from the client: only echo it into a header when it is a
+                // plain tool name, never quotes or separators.
+                let plain = !tool.is_empty()
+                    && tool.len() <= 128
+                    && tool.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-./".contains(&b));
+                let scope = if plain {
+                    format!("mcp:{server}:tool:{tool}")
+                } else {
+                    format!("mcp:{server}")
+                };
+                www_authenticate = Some(format!(
+                    "Bearer error=\"insufficient_scope\", scope=\"{scope}\", resource_metadata=\"{rm}\""
+                ));
+                (StatusCode::FORBIDDEN, codes::FORBIDDEN)
+            }
+            E::FamilyNotGranted { method, family } => {
+                data["method"] = json!(method);
+                www_authenticate = Some(format!(
+                    "Bearer error=\"insufficient_scope\", scope=\"mcp:{server}:{family}\", resource_metadata=\"{rm}\""
+                ));
+                (StatusCode::FORBIDDEN, codes::FORBIDDEN)
+            }
+            E::MethodNotFound { method, stateless_era } => {
+                data["method"] = json!(method);
+                // A legacy client reads HTTP 404 as "session expired", so only the stateless
+                // era, which defines 404 for unknown methods, gets it.
+                let status = if *stateless_era { StatusCode::NOT_FOUND } else { StatusCode::OK };
+                (status, codes::METHOD_NOT_FOUND)
+            }
+            E::ParseError(_) => (StatusCode::BAD_REQUEST, codes::PARSE_ERROR),
+            E::InvalidRequest(_) | E::SessionRequired => {
+                (StatusCode::BAD_REQUEST, codes::INVALID_REQUEST)
+            }
+            E::HeaderMismatch { header } => {
+                data["header"] = json!(header);
+                (StatusCode::BAD_REQUEST, codes::HEADER_MISMATCH)
+            }
+            E::UnsupportedProtocolVersion { .. } => {
+                data["supported"] = json!(SUPPORTED_PROTOCOL_VERSIONS);
+                (StatusCode::BAD_REQUEST, codes::UNSUPPORTED_PROTOCOL_VERSION)
+            }
+            E::SessionNotFound => (StatusCode::NOT_FOUND, codes::NOT_FOUND),
+            E::PayloadTooLarge { limit } => {
+                data["limit_bytes"] = json!(limit);
+                (StatusCode::PAYLOAD_TOO_LARGE, codes::PAYLOAD_TOO_LARGE)
+            }
+            E::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, codes::INVALID_REQUEST),
+            E::MethodNotAllowed { allow: methods } => {
+                allow = Some(*methods);
+                (StatusCode::METHOD_NOT_ALLOWED, codes::INVALID_REQUEST)
+            }
+            E::UpstreamUnavailable | E::UpstreamResponseTooLarge => {
+                (StatusCode::BAD_GATEWAY, codes::UPSTREAM_UNAVAILABLE)
+            }
+            E::UpstreamTimeout => (StatusCode::GATEWAY_TIMEOUT, codes::UPSTREAM_TIMEOUT),
+        };
+        let body = json!({
+            "jsonrpc": "2.0",
+            "id": ctx.rpc_id.cloned().unwrap_or(Value::Null),
+            "error": { "code": code, "message": self.to_string(), "data": data },
+        });
+        let mut response = Response::new(Body::from(body.to_string()));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(value) = www_authenticate.and_then(|v| HeaderValue::try_from(v).ok()) {
+            headers.insert(header::WWW_AUTHENTICATE, value);
+        }
+        if let Some(methods) = allow {
+            headers.insert(header::ALLOW, HeaderValue::from_static(methods));
+        }
+        response
+    }
+}

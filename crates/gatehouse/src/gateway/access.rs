@@ -1,0 +1,185 @@
+//! The checks before any credential is looked at: `Host` and `Origin` (DNS rebinding, as the
+//! MCP transport requires), and reading the credential from the request.
+
+use http::{HeaderMap, Uri, header};
+
+use crate::{
+    config::Config,
+    error::{CredentialProblem, GatewayError},
+};
+
+/// Which `Host` and `Origin` values reach the gateway.
+#[derive(Debug, Clone)]
+pub struct HostOriginPolicy {
+    any_host: bool,
+    hosts: Vec<String>,
+    any_origin: bool,
+    origins: Vec<String>,
+}
+
+const LOOPBACK_HOSTS: &[&str] = &["localhost", "127.0.0.1", "[::1]"];
+
+impl HostOriginPolicy {
+    pub fn from_config(config: &Config) -> Self {
+        let public: Option<Uri> = config.public_url.parse().ok();
+        let mut hosts: Vec<String> = config
+            .gateway
+            .allowed_hosts
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect();
+        let mut origins: Vec<String> = config
+            .gateway
+            .allowed_origins
+            .iter()
+            .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
+            .collect();
+        if let Some(public) = &public
+            && let Some(authority) = public.authority()
+        {
+            hosts.push(authority.as_str().to_ascii_lowercase());
+            if let Some(scheme) = public.scheme_str() {
+                origins.push(format!("{scheme}://{}", authority.as_str().to_ascii_lowercase()));
+            }
+        }
+        Self {
+            any_host: hosts.iter().any(|h| h == "*"),
+            hosts,
+            any_origin: origins.iter().any(|o| o == "*"),
+            origins,
+        }
+    }
+
+    pub fn check(&self, headers: &HeaderMap) -> Result<(), GatewayError> {
+        if !self.any_host {
+            // HTTP/1.1 requires Host; without one there is nothing to rebind.
+            if let Some(host) = headers.get(header::HOST) {
+                let host = host.to_str().map_err(|_| GatewayError::HostNotAllowed)?;
+                if !self.host_allowed(&host.to_ascii_lowercase()) {
+                    return Err(GatewayError::HostNotAllowed);
+                }
+            }
+        }
+        if !self.any_origin
+            && let Some(origin) = headers.get(header::ORIGIN)
+        {
+            let origin = origin.to_str().map_err(|_| GatewayError::OriginNotAllowed)?;
+            if !self.origin_allowed(&origin.to_ascii_lowercase()) {
+                return Err(GatewayError::OriginNotAllowed);
+            }
+        }
+        Ok(())
+    }
+
+    fn host_allowed(&self, host: &str) -> bool {
+        self.hosts.iter().any(|h| h == host) || is_loopback_authority(host)
+    }
+
+    fn origin_allowed(&self, origin: &str) -> bool {
+        if self.origins.iter().any(|o| o == origin) {
+            return true;
+        }
+        // Loopback origins (local tools such as the MCP Inspector) are as local as we are.
+        origin
+            .strip_prefix("http://")
+            .or_else(|| origin.strip_prefix("https://"))
+            .is_some_and(is_loopback_authority)
+    }
+}
+
+/// `localhost`, `127.0.0.1` or `[::1]`, with or without a port.
+fn is_loopback_authority(authority: &str) -> bool {
+    LOOPBACK_HOSTS.iter().any(|h| {
+        authority == *h
+            || authority
+                .strip_prefix(h)
+                .and_then(|rest| rest.strip_prefix(':'))
+                .is_some_and(|port| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
+/// The credential a request carries: `Authorization: Bearer …` or `X-API-Key`.
+pub fn credential<'a>(headers: &'a HeaderMap, uri: &Uri) -> Result<Option<&'a str>, GatewayError> {
+    if let Some(query) = uri.query() {
+        let leaked = query.split('&').any(|pair| {
+            let name = pair.split('=').next().unwrap_or("").to_ascii_lowercase();
+            matches!(name.as_str(), "access_token" | "api_key" | "apikey" | "key" | "token")
+        });
+        if leaked {
+            return Err(GatewayError::InvalidCredential(CredentialProblem::InQueryString));
+        }
+    }
+    let invalid = |_| GatewayError::InvalidCredential(CredentialProblem::Malformed);
+    let bearer = match headers.get(header::AUTHORIZATION) {
+        Some(value) => {
+            let value = value.to_str().map_err(invalid)?;
+            let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+            if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+                return Err(GatewayError::InvalidCredential(CredentialProblem::Malformed));
+            }
+            Some(token.trim())
+        }
+        None => None,
+    };
+    let api_key = match headers.get("x-api-key") {
+        Some(value) => Some(value.to_str().map_err(invalid)?.trim()),
+        None => None,
+    };
+    match (bearer, api_key) {
+        (Some(a), Some(b)) if a != b => {
+            Err(GatewayError::InvalidCredential(CredentialProblem::Conflicting))
+        }
+        (Some(token), _) | (None, Some(token)) => Ok(Some(token)),
+        (None, None) => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn policy() -> HostOriginPolicy {
+        let config = Config {
+            public_url: "https://mcp.example.com".into(),
+            ..Config::default()
+        };
+        HostOriginPolicy::from_config(&config)
+    }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.insert(*k, HeaderValue::from_static(v));
+        }
+        map
+    }
+
+    #[test]
+    fn hosts_and_origins() {
+        let p = policy();
+        assert!(p.check(&headers(&[("host", "mcp.example.com")])).is_ok());
+        assert!(p.check(&headers(&[("host", "127.0.0.1:8080")])).is_ok());
+        assert!(p.check(&headers(&[("host", "localhost")])).is_ok());
+        assert_eq!(p.check(&headers(&[("host", "evil.example.com")])), Err(GatewayError::HostNotAllowed));
+        assert_eq!(p.check(&headers(&[("host", "localhost.evil.com")])), Err(GatewayError::HostNotAllowed));
+        assert!(p.check(&headers(&[("origin", "https://mcp.example.com")])).is_ok());
+        assert!(p.check(&headers(&[("origin", "http://localhost:6274")])).is_ok());
+        assert_eq!(p.check(&headers(&[("origin", "http://evil.example.com")])), Err(GatewayError::OriginNotAllowed));
+    }
+
+    #[test]
+    fn credentials_from_headers_only() {
+        let uri: Uri = "/demo/mcp".parse().unwrap();
+        assert_eq!(credential(&headers(&[("authorization", "Bearer abc")]), &uri).unwrap(), Some("abc"));
+        assert_eq!(credential(&headers(&[("authorization", "bearer abc")]), &uri).unwrap(), Some("abc"));
+        assert_eq!(credential(&headers(&[("x-api-key", "abc")]), &uri).unwrap(), Some("abc"));
+        assert!(credential(&headers(&[("authorization", "Basic abc")]), &uri).is_err());
+        assert!(credential(&headers(&[("authorization", "Bearer a"), ("x-api-key", "b")]), &uri).is_err());
+        let leaky: Uri = "/demo/mcp?api_key=abc".parse().unwrap();
+        assert_eq!(
+            credential(&HeaderMap::new(), &leaky),
+            Err(GatewayError::InvalidCredential(CredentialProblem::InQueryString))
+        );
+    }
+}

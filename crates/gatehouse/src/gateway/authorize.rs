@@ -1,0 +1,264 @@
+//! May this principal send these messages to this server? Deny by default.
+//!
+//! Every message of a body is judged, whatever its framing (single, batch, notification,
+//! response). Methods are grouped by what a connection grants: lifecycle methods come with
+//! any connection; `tools/call` needs the tool; `resources/*` and `prompts/*` need their
+//! family; anything the specification does not define is refused unless the server allows it.
+
+use http::HeaderMap;
+
+use crate::{
+    error::{GatewayError, SUPPORTED_PROTOCOL_VERSIONS},
+    gateway::jsonrpc::{Envelope, Kind, Message},
+    grants::{Grant, ToolPattern},
+};
+
+pub const STATELESS_ERA: &str = "2026-07-28";
+
+/// What a method needs from the grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Comes with the connection itself.
+    Connection,
+    Tool,
+    Resources,
+    Prompts,
+    /// `completion/complete`: resources or prompts, depending on its `ref`.
+    Completion,
+    Undefined,
+}
+
+pub fn need(method: &str) -> Need {
+    match method {
+        "initialize" | "ping" | "server/discover" | "logging/setLevel" | "tools/list"
+        | "subscriptions/listen" | "tasks/get" | "tasks/list" | "tasks/cancel" | "tasks/result" => {
+            Need::Connection
+        }
+        m if m.starts_with("notifications/") => Need::Connection,
+        "tools/call" => Need::Tool,
+        "resources/list" | "resources/templates/list" | "resources/read" | "resources/subscribe"
+        | "resources/unsubscribe" => Need::Resources,
+        "prompts/list" | "prompts/get" => Need::Prompts,
+        "completion/complete" => Need::Completion,
+        _ => Need::Undefined,
+    }
+}
+
+pub struct Verdict {
+    /// The first tool named by a `tools/call` (for the audit record).
+    pub tool: Option<String>,
+    /// Whether a `tools/list` result will need filtering.
+    pub lists_tools: bool,
+}
+
+pub fn authorize(
+    envelope: &Envelope,
+    grant: &Grant,
+    narrowing: Option<&[ToolPattern]>,
+    allow_undefined_methods: bool,
+    stateless_era: bool,
+) -> Result<Verdict, GatewayError> {
+    let mut verdict = Verdict {
+        tool: None,
+        lists_tools: false,
+    };
+    for message in &envelope.messages {
+        if message.kind == Kind::Response {
+            continue;
+        }
+        let method = message.method();
+        match need(method) {
+            Need::Connection => verdict.lists_tools |= method == "tools/list",
+            Need::Tool => {
+                let name = message.param_str("name").ok_or_else(|| {
+                    GatewayError::InvalidRequest("tools/call needs params.name".into())
+                })?;
+                if !grant.allows_tool(name, narrowing) {
+                    return Err(GatewayError::ToolNotGranted { tool: name.to_owned() });
+                }
+                verdict.tool.get_or_insert_with(|| name.to_owned());
+            }
+            Need::Resources => family(grant.resources, method, "resources")?,
+            Need::Prompts => family(grant.prompts, method, "prompts")?,
+            Need::Completion => match completion_ref(message) {
+                Some("ref/prompt") => family(grant.prompts, method, "prompts")?,
+                Some("ref/resource") => family(grant.resources, method, "resources")?,
+                _ => {
+                    return Err(GatewayError::InvalidRequest(
+                        "completion/complete needs params.ref.type ref/prompt or ref/resource".into(),
+                    ));
+                }
+            },
+            Need::Undefined if allow_undefined_methods => {}
+            Need::Undefined => {
+                return Err(GatewayError::MethodNotFound {
+                    method: method.to_owned(),
+                    stateless_era,
+                });
+            }
+        }
+    }
+    Ok(verdict)
+}
+
+fn family(granted: bool, method: &str, family: &'static str) -> Result<(), GatewayError> {
+    if granted {
+        Ok(())
+    } else {
+        Err(GatewayError::FamilyNotGranted {
+            method: method.to_owned(),
+            family,
+        })
+    }
+}
+
+fn completion_ref(message: &Message) -> Option<&str> {
+    message.params.as_ref()?.get("ref")?.get("type")?.as_str()
+}
+
+/// `MCP-Protocol-Version` must be one Gatehouse knows; a version it cannot govern is refused
+/// rather than guessed at. Returns whether the request is in the stateless (2026-07-28) era.
+pub fn protocol_era(headers: &HeaderMap, envelope: Option<&Envelope>) -> Result<bool, GatewayError> {
+    let header = match headers.get("mcp-protocol-version") {
+        Some(value) => Some(value.to_str().map_err(|_| {
+            GatewayError::UnsupportedProtocolVersion {
+                version: String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            }
+        })?),
+        None => None,
+    };
+    if let Some(version) = header
+        && !SUPPORTED_PROTOCOL_VERSIONS.contains(&version)
+    {
+        return Err(GatewayError::UnsupportedProtocolVersion {
+            version: version.to_owned(),
+        });
+    }
+    let meta = envelope.and_then(|e| e.messages.iter().find_map(Message::meta_protocol_version));
+    if let (Some(header), Some(meta)) = (header, meta)
+        && header != meta
+    {
+        return Err(GatewayError::HeaderMismatch {
+            header: "MCP-Protocol-Version",
+        });
+    }
+    Ok(header.or(meta) == Some(STATELESS_ERA))
+}
+
+/// `Mcp-Method` and `Mcp-Name`, when sent, must say what the body says: upstreams may route on
+/// the headers, and what is authorised must be what is executed.
+pub fn check_routing_headers(headers: &HeaderMap, envelope: &Envelope) -> Result<(), GatewayError> {
+    let method_header = headers.get("mcp-method");
+    let name_header = headers.get("mcp-name");
+    if method_header.is_none() && name_header.is_none() {
+        return Ok(());
+    }
+    let message = match (envelope.batch, envelope.first()) {
+        (false, Some(message)) => message,
+        _ => return Err(GatewayError::HeaderMismatch { header: "Mcp-Method" }),
+    };
+    if let Some(value) = method_header
+        && value.as_bytes() != message.method().as_bytes()
+    {
+        return Err(GatewayError::HeaderMismatch { header: "Mcp-Method" });
+    }
+    if let Some(value) = name_header {
+        let expected = message.routing_name().ok_or(GatewayError::HeaderMismatch { header: "Mcp-Name" })?;
+        if !header_value_matches(value.as_bytes(), expected) {
+            return Err(GatewayError::HeaderMismatch { header: "Mcp-Name" });
+        }
+    }
+    Ok(())
+}
+
+/// Plain values compare directly; non-ASCII ones arrive as `=?base64?…?=`.
+fn header_value_matches(value: &[u8], expected: &str) -> bool {
+    use base64::Engine;
+    if value == expected.as_bytes() {
+        return true;
+    }
+    let Some(encoded) = value.strip_prefix(b"=?base64?").and_then(|v| v.strip_suffix(b"?=")) else {
+        return false;
+    };
+    base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .is_ok_and(|decoded| decoded == expected.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{gateway::jsonrpc::parse, grants::parse_pattern_list};
+    use http::HeaderValue;
+
+    fn grant() -> Grant {
+        Grant {
+            tools: parse_pattern_list("echo,add").unwrap(),
+            resources: true,
+            prompts: false,
+        }
+    }
+
+    fn check(body: &str) -> Result<Verdict, GatewayError> {
+        authorize(&parse(body.as_bytes()).unwrap(), &grant(), None, false, false)
+    }
+
+    #[test]
+    fn tools_are_checked_by_name() {
+        assert_eq!(check(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#).unwrap().tool.as_deref(), Some("echo"));
+        assert!(matches!(
+            check(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_records"}}"#),
+            Err(GatewayError::ToolNotGranted { tool }) if tool == "delete_records"
+        ));
+        assert!(matches!(check(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}"#), Err(GatewayError::InvalidRequest(_))));
+    }
+
+    #[test]
+    fn a_batch_is_denied_if_any_element_is() {
+        let body = r#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}},
+                      {"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"rm"}}]"#;
+        assert!(matches!(check(body), Err(GatewayError::ToolNotGranted { .. })));
+    }
+
+    #[test]
+    fn families_and_undefined_methods() {
+        assert!(check(r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"x"}}"#).is_ok());
+        assert!(matches!(check(r#"{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"p"}}"#), Err(GatewayError::FamilyNotGranted { .. })));
+        assert!(matches!(
+            check(r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt"}}}"#),
+            Err(GatewayError::FamilyNotGranted { family: "prompts", .. })
+        ));
+        assert!(matches!(check(r#"{"jsonrpc":"2.0","id":1,"method":"foo/bar"}"#), Err(GatewayError::MethodNotFound { .. })));
+        assert!(check(r#"{"jsonrpc":"2.0","method":"notifications/anything"}"#).is_ok());
+        assert!(check(r#"{"jsonrpc":"2.0","id":5,"result":{"action":"accept"}}"#).is_ok());
+        assert!(check(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).unwrap().lists_tools);
+    }
+
+    #[test]
+    fn routing_headers_must_match_the_body() {
+        let env = parse(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#).unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert("mcp-method", HeaderValue::from_static("tools/call"));
+        headers.insert("mcp-name", HeaderValue::from_static("echo"));
+        assert!(check_routing_headers(&headers, &env).is_ok());
+        headers.insert("mcp-name", HeaderValue::from_static("=?base64?ZWNobw==?="));
+        assert!(check_routing_headers(&headers, &env).is_ok());
+        headers.insert("mcp-name", HeaderValue::from_static("delete_records"));
+        assert_eq!(check_routing_headers(&headers, &env), Err(GatewayError::HeaderMismatch { header: "Mcp-Name" }));
+        headers.insert("mcp-method", HeaderValue::from_static("tools/list"));
+        assert_eq!(check_routing_headers(&headers, &env), Err(GatewayError::HeaderMismatch { header: "Mcp-Method" }));
+    }
+
+    #[test]
+    fn protocol_versions() {
+        let mut headers = HeaderMap::new();
+        assert!(!protocol_era(&headers, None).unwrap());
+        headers.insert("mcp-protocol-version", HeaderValue::from_static("2026-07-28"));
+        assert!(protocol_era(&headers, None).unwrap());
+        headers.insert("mcp-protocol-version", HeaderValue::from_static("1999-01-01"));
+        assert!(matches!(protocol_era(&headers, None), Err(GatewayError::UnsupportedProtocolVersion { .. })));
+        let env = parse(br#"{"jsonrpc":"2.0","id":1,"method":"ping","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#).unwrap();
+        headers.insert("mcp-protocol-version", HeaderValue::from_static("2025-11-25"));
+        assert!(matches!(protocol_era(&headers, Some(&env)), Err(GatewayError::HeaderMismatch { .. })));
+    }
+}

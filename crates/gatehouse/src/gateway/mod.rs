@@ -1,0 +1,11 @@
+//! The gateway face: `/{server}/mcp`, the MCP Streamable HTTP transport, governed.
+
+pub mod access;
+pub mod authorize;
+pub mod jsonrpc;
+mod proxy;
+pub mod session;
+pub mod sse;
+pub mod upstream_http;
+
+pub use proxy::handle;

@@ -1,0 +1,367 @@
+//! One request through the gateway: identify → connection → authorise → upstream → relay,
+//! with exactly one audit event whatever happens.
+
+use axum::{
+    body::Body,
+    extract::{ConnectInfo, Path, Request, State},
+    response::Response,
+};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use serde_json::Value;
+use std::{
+    net::SocketAddr,
+    sync::{Arc, atomic::Ordering},
+    time::Instant,
+};
+
+use crate::{
+    app::AppState,
+    audit::{AuditEvent, Decision},
+    error::{CredentialProblem, ErrorContext, GatewayError},
+    gateway::{
+        access, authorize,
+        jsonrpc::{self, Kind},
+        session::SessionCheck,
+        sse,
+        upstream_http::{forward_request_headers, forward_response_headers},
+    },
+    grants::{Grant, ToolPattern},
+    identity::{Credential, Principal, api_keys::KeyRejection},
+    snapshot::{ANONYMOUS_GRANT, ServerEntry, Snapshot},
+};
+
+const SESSION_HEADER: &str = "mcp-session-id";
+
+/// What the audit event will say, filled in as the request progresses.
+struct Record {
+    request_id: String,
+    ip: String,
+    server: String,
+    http_method: String,
+    client: Option<String>,
+    credential_id: Option<String>,
+    rpc_id: Option<Value>,
+    rpc_method: Option<String>,
+    tool: Option<String>,
+    upstream_status: Option<u16>,
+}
+
+pub async fn handle(
+    State(state): State<AppState>,
+    Path(server): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    let started = Instant::now();
+    let snapshot = state.snapshot.current();
+    let request_id = state.next_request_id();
+    let mut record = Record {
+        request_id: request_id.clone(),
+        ip: peer.ip().to_string(),
+        server: server.chars().take(64).collect(),
+        http_method: request.method().as_str().to_owned(),
+        client: None,
+        credential_id: None,
+        rpc_id: None,
+        rpc_method: None,
+        tool: None,
+        upstream_status: None,
+    };
+    let outcome = proxy(&state, &snapshot, &server, request, &mut record).await;
+    let (mut response, decision, reason) = match outcome {
+        Ok(response) => (response, Decision::Allow, None),
+        Err(err) => {
+            let entry = snapshot.servers.get(&server);
+            let ctx = ErrorContext {
+                rpc_id: record.rpc_id.as_ref(),
+                server: entry.map(|s| &*s.name),
+                resource_metadata: entry.map(|s| s.resource_metadata_url.as_str()),
+            };
+            let decision = if err.is_upstream_failure() { Decision::Error } else { Decision::Deny };
+            let reason = err.reason();
+            (err.into_response(&ctx), decision, Some(reason.to_owned()))
+        }
+    };
+    if let Ok(value) = HeaderValue::try_from(request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    let event = AuditEvent {
+        ts_ms: crate::now_ms(),
+        request_id: record.request_id,
+        client: record.client,
+        credential_id: record.credential_id,
+        user: None,
+        ip: Some(record.ip),
+        country: None,
+        server: Some(record.server),
+        http_method: record.http_method,
+        rpc_method: record.rpc_method,
+        tool: record.tool,
+        decision,
+        reason,
+        status: response.status().as_u16(),
+        upstream_status: record.upstream_status,
+        latency_us: i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX),
+    };
+    state.audit.record(event).await;
+    response
+}
+
+async fn proxy(
+    state: &AppState,
+    snapshot: &Snapshot,
+    server_name: &str,
+    request: Request,
+    record: &mut Record,
+) -> Result<Response, GatewayError> {
+    let server = snapshot.servers.get(server_name).ok_or(GatewayError::UnknownServer)?;
+    let (parts, body) = request.into_parts();
+    state.access.check(&parts.headers)?;
+    let principal = identify(state, snapshot, &parts, server, record)?;
+    let grant = match principal.client.as_deref() {
+        Some(client) => snapshot.grant(client, server_name).ok_or(GatewayError::NoConnection)?.clone(),
+        None => ANONYMOUS_GRANT.clone(),
+    };
+    let call = Call {
+        state,
+        server,
+        principal: &principal,
+        grant,
+    };
+    match parts.method {
+        Method::POST => call.post(parts, body, record).await,
+        Method::GET => call.get(parts, record).await,
+        Method::DELETE => call.delete(parts, record).await,
+        _ => Err(GatewayError::MethodNotAllowed {
+            allow: "GET, POST, DELETE",
+        }),
+    }
+}
+
+fn identify(
+    state: &AppState,
+    snapshot: &Snapshot,
+    parts: &Parts,
+    server: &ServerEntry,
+    record: &mut Record,
+) -> Result<Principal, GatewayError> {
+    let Some(token) = access::credential(&parts.headers, &parts.uri)? else {
+        return if server.allow_anonymous {
+            Ok(Principal::anonymous())
+        } else {
+            Err(GatewayError::MissingCredential)
+        };
+    };
+    let now = crate::now_ms();
+    let (key_id, entry) = snapshot
+        .keys
+        .check(&state.keyring, token, now)
+        .map_err(|rejection| {
+            GatewayError::InvalidCredential(match rejection {
+                KeyRejection::Malformed => CredentialProblem::Malformed,
+                KeyRejection::NotRecognised => CredentialProblem::NotRecognised,
+                KeyRejection::Expired => CredentialProblem::Expired,
+            })
+        })?;
+    entry.last_used.fetch_max(now, Ordering::Relaxed);
+    record.client = Some(entry.client.to_string());
+    record.credential_id = Some(key_id.to_owned());
+    Ok(Principal {
+        client: Some(entry.client.clone()),
+        credential: Credential::ApiKey {
+            key_id: Arc::from(key_id),
+        },
+        narrowing: entry.narrowing.clone(),
+    })
+}
+
+struct Call<'a> {
+    state: &'a AppState,
+    server: &'a Arc<ServerEntry>,
+    principal: &'a Principal,
+    grant: Arc<Grant>,
+}
+
+impl Call<'_> {
+    async fn post(&self, parts: Parts, body: Body, record: &mut Record) -> Result<Response, GatewayError> {
+        let is_json = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/json"));
+        if !is_json {
+            return Err(GatewayError::UnsupportedMediaType);
+        }
+        let bytes = read_body(&parts.headers, body, self.state.config.gateway.max_body_bytes).await?;
+        let envelope = jsonrpc::parse(&bytes)?;
+        if let Some(first) = envelope.first() {
+            if !envelope.batch && first.kind == Kind::Request {
+                record.rpc_id = first.id.clone();
+            }
+            record.rpc_method = Some(if envelope.batch {
+                format!("batch[{}]", envelope.messages.len())
+            } else if first.kind == Kind::Response {
+                "response".to_owned()
+            } else {
+                first.method().chars().take(128).collect()
+            });
+        }
+        let stateless = authorize::protocol_era(&parts.headers, Some(&envelope))?;
+        authorize::check_routing_headers(&parts.headers, &envelope)?;
+        let verdict = authorize::authorize(
+            &envelope,
+            &self.grant,
+            self.principal.narrowing.as_deref(),
+            self.server.allow_unknown_methods,
+            stateless,
+        )?;
+        record.tool = verdict.tool;
+        let session = self.bound_session(&parts.headers, stateless)?;
+        let initializes = !envelope.batch && envelope.first().is_some_and(|m| m.method() == "initialize");
+
+        let response = self.send(Method::POST, &parts, Full::new(bytes), record).await?;
+        let status = response.status();
+        if initializes
+            && status.is_success()
+            && let Some(id) = response.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok())
+        {
+            let owner = self.principal.session_owner();
+            self.state.sessions.bind(&self.server.name, id, owner, crate::now_ms());
+        }
+        if status == StatusCode::NOT_FOUND
+            && let Some(id) = &session
+        {
+            self.state.sessions.remove(&self.server.name, id);
+        }
+        self.relay(response, verdict.lists_tools).await
+    }
+
+    async fn get(&self, parts: Parts, record: &mut Record) -> Result<Response, GatewayError> {
+        if authorize::protocol_era(&parts.headers, None)? {
+            return Err(GatewayError::MethodNotAllowed { allow: "POST" });
+        }
+        self.bound_session(&parts.headers, false)?;
+        let response = self.send(Method::GET, &parts, Full::default(), record).await?;
+        // A resumed stream may replay a `tools/list` result: filter the stream by shape.
+        self.relay(response, true).await
+    }
+
+    async fn delete(&self, parts: Parts, record: &mut Record) -> Result<Response, GatewayError> {
+        if authorize::protocol_era(&parts.headers, None)? {
+            return Err(GatewayError::MethodNotAllowed { allow: "POST" });
+        }
+        let session = self.bound_session(&parts.headers, false)?.ok_or(GatewayError::SessionRequired)?;
+        let response = self.send(Method::DELETE, &parts, Full::default(), record).await?;
+        if response.status().is_success() || response.status() == StatusCode::NOT_FOUND {
+            self.state.sessions.remove(&self.server.name, &session);
+        }
+        self.relay(response, false).await
+    }
+
+    /// The request's session id, if it has one, after checking that it belongs to the caller.
+    /// Stateless-era requests carry no sessions; a stray header is passed on, unchecked.
+    fn bound_session(&self, headers: &HeaderMap, stateless: bool) -> Result<Option<String>, GatewayError> {
+        let Some(value) = headers.get(SESSION_HEADER) else {
+            return Ok(None);
+        };
+        if stateless {
+            return Ok(None);
+        }
+        let id = value.to_str().map_err(|_| GatewayError::SessionNotFound)?;
+        let owner = self.principal.session_owner();
+        match self.state.sessions.check(&self.server.name, id, owner, crate::now_ms()) {
+            SessionCheck::Owned => Ok(Some(id.to_owned())),
+            SessionCheck::NotFound => Err(GatewayError::SessionNotFound),
+        }
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        parts: &Parts,
+        body: Full<Bytes>,
+        record: &mut Record,
+    ) -> Result<http::Response<Incoming>, GatewayError> {
+        let mut request = http::Request::new(body);
+        *request.method_mut() = method;
+        *request.uri_mut() = self.server.upstream.clone();
+        *request.headers_mut() = forward_request_headers(&parts.headers);
+        if let Some((name, value)) = &self.server.credential {
+            request.headers_mut().insert(name.clone(), value.clone());
+        }
+        let response = self.state.upstream.send(request).await?;
+        record.upstream_status = Some(response.status().as_u16());
+        Ok(response)
+    }
+
+    /// Streams the upstream response back, filtering `tools/list` results when the caller
+    /// may not see every tool.
+    async fn relay(&self, response: http::Response<Incoming>, lists_tools: bool) -> Result<Response, GatewayError> {
+        let (parts, body) = response.into_parts();
+        let filter = lists_tools && !self.sees_every_tool();
+        let content_type = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let body = if filter && content_type.starts_with("text/event-stream") {
+            let max = self.state.config.gateway.max_response_bytes;
+            Body::from_stream(sse::rewrite_stream(body, self.tool_filter(), max))
+        } else if filter && content_type.starts_with("application/json") {
+            let max = self.state.config.gateway.max_response_bytes;
+            let bytes = Limited::new(body, max)
+                .collect()
+                .await
+                .map_err(|_| GatewayError::UpstreamResponseTooLarge)?
+                .to_bytes();
+            let filtered = (self.tool_filter())(&bytes).map_or(bytes, Bytes::from);
+            Body::from(filtered)
+        } else {
+            return Ok(passthrough(parts, Body::new(body)));
+        };
+        let mut out = Response::new(body);
+        *out.status_mut() = parts.status;
+        *out.headers_mut() = forward_response_headers(&parts.headers, true);
+        Ok(out)
+    }
+
+    fn sees_every_tool(&self) -> bool {
+        self.principal.narrowing.is_none() && self.grant.tools.iter().any(|p| p.as_str() == "*")
+    }
+
+    fn tool_filter(&self) -> sse::Transform {
+        let grant = self.grant.clone();
+        let narrowing: Option<Arc<[ToolPattern]>> = self.principal.narrowing.clone();
+        Box::new(move |data: &[u8]| {
+            jsonrpc::filter_tools_list(data, &|name| grant.allows_tool(name, narrowing.as_deref()))
+        })
+    }
+}
+
+fn passthrough(parts: http::response::Parts, body: Body) -> Response {
+    let mut out = Response::new(body);
+    *out.status_mut() = parts.status;
+    *out.headers_mut() = forward_response_headers(&parts.headers, false);
+    out
+}
+
+async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Bytes, GatewayError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max as u64) {
+        return Err(GatewayError::PayloadTooLarge { limit: max });
+    }
+    match Limited::new(body, max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => {
+            Err(GatewayError::PayloadTooLarge { limit: max })
+        }
+        Err(_) => Err(GatewayError::InvalidRequest("the request body could not be read".into())),
+    }
+}

@@ -1,0 +1,197 @@
+//! Server-sent events, rewritten event by event without buffering whole streams.
+//!
+//! Events whose data the transform leaves alone are passed through byte for byte, so event
+//! ids, `retry:` fields, comments and priming events survive and clients can resume.
+
+use bytes::{Bytes, BytesMut};
+use futures_util::Stream;
+use http_body::Body as HttpBody;
+use http_body_util::BodyExt;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Rewrites an event's joined `data` payload; `None` keeps the event unchanged.
+pub type Transform = Box<dyn Fn(&[u8]) -> Option<Vec<u8>> + Send + Sync>;
+
+/// The index just past the first blank line (the end of an event), if the buffer holds one.
+/// Lines end in `\r\n`, `\n` or `\r`, as the SSE specification allows.
+pub fn event_end(buf: &[u8]) -> Option<usize> {
+    let mut at_line_start = true;
+    let mut i = 0;
+    while i < buf.len() {
+        let terminator = match buf[i] {
+            b'\r' if buf.get(i + 1) == Some(&b'\n') => 2,
+            // A lone `\r` at the very end may be the first half of `\r\n`: wait for more.
+            b'\r' if i + 1 == buf.len() => return None,
+            b'\r' | b'\n' => 1,
+            _ => 0,
+        };
+        if terminator == 0 {
+            at_line_start = false;
+            i += 1;
+            continue;
+        }
+        i += terminator;
+        if at_line_start {
+            return Some(i);
+        }
+        at_line_start = true;
+    }
+    None
+}
+
+/// Applies `transform` to one complete event (including its terminating blank line).
+pub fn rewrite_event(event: &[u8], transform: &Transform) -> Option<Bytes> {
+    let text = std::str::from_utf8(event).ok()?;
+    let lines: Vec<&str> = text.split_terminator(['\n']).map(|l| l.trim_end_matches('\r')).collect();
+    let mut data: Vec<&str> = Vec::new();
+    for line in &lines {
+        if let Some(value) = line.strip_prefix("data") {
+            if value.is_empty() || value.starts_with(':') {
+                let value = value.strip_prefix(':').unwrap_or(value);
+                data.push(value.strip_prefix(' ').unwrap_or(value));
+            }
+        }
+    }
+    if data.is_empty() {
+        return None;
+    }
+    let payload = data.join("\n");
+    let replaced = transform(payload.as_bytes())?;
+    let mut out = String::with_capacity(event.len());
+    for line in lines.iter().filter(|l| !l.is_empty()) {
+        let is_data = line.strip_prefix("data").is_some_and(|v| v.is_empty() || v.starts_with(':'));
+        if !is_data {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    for line in String::from_utf8_lossy(&replaced).split('\n') {
+        out.push_str("data: ");
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push('\n');
+    Some(Bytes::from(out))
+}
+
+/// Wraps an upstream SSE body; `max_event` bounds how much one event may buffer.
+pub fn rewrite_stream<B>(
+    body: B,
+    transform: Transform,
+    max_event: usize,
+) -> impl Stream<Item = Result<Bytes, BoxError>> + Send
+where
+    B: HttpBody<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
+    struct State<B> {
+        body: B,
+        buf: BytesMut,
+        transform: Transform,
+        max_event: usize,
+        finished: bool,
+    }
+    let state = State {
+        body,
+        buf: BytesMut::new(),
+        transform,
+        max_event,
+        finished: false,
+    };
+    futures_util::stream::unfold(state, |mut st| async move {
+        loop {
+            if let Some(end) = event_end(&st.buf) {
+                let event = st.buf.split_to(end).freeze();
+                let out = rewrite_event(&event, &st.transform).unwrap_or(event);
+                return Some((Ok(out), st));
+            }
+            if st.finished {
+                if st.buf.is_empty() {
+                    return None;
+                }
+                // Trailing bytes without a final blank line: pass them on as they are.
+                let rest = st.buf.split().freeze();
+                return Some((Ok(rest), st));
+            }
+            if st.buf.len() > st.max_event {
+                st.finished = true;
+                st.buf.clear();
+                let err: BoxError = "upstream SSE event exceeds the size limit".into();
+                return Some((Err(err), st));
+            }
+            match st.body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        st.buf.extend_from_slice(&data);
+                    }
+                }
+                Some(Err(err)) => {
+                    st.finished = true;
+                    st.buf.clear();
+                    return Some((Err(err.into()), st));
+                }
+                None => st.finished = true,
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+    use http_body_util::StreamBody;
+    use hyper::body::Frame;
+
+    fn upper() -> Transform {
+        Box::new(|data: &[u8]| {
+            let text = std::str::from_utf8(data).ok()?;
+            text.contains("x").then(|| text.to_uppercase().into_bytes())
+        })
+    }
+
+    #[test]
+    fn finds_event_ends_with_every_line_ending() {
+        assert_eq!(event_end(b"data: a\n\nrest"), Some(9));
+        assert_eq!(event_end(b"data: a\r\n\r\n"), Some(11));
+        assert_eq!(event_end(b"data: a\r\rnext"), Some(9));
+        assert_eq!(event_end(b"data: a\n"), None);
+        assert_eq!(event_end(b"data: a\r"), None);
+        assert_eq!(event_end(b"\n"), Some(1));
+    }
+
+    #[test]
+    fn untouched_events_keep_their_bytes_and_touched_keep_ids() {
+        let transform = upper();
+        assert!(rewrite_event(b"id: 7\ndata: abc\n\n", &transform).is_none());
+        let out = rewrite_event(b"id: 7\nevent: message\ndata: x1\n\n", &transform).unwrap();
+        assert_eq!(&out[..], b"id: 7\nevent: message\ndata: X1\n\n");
+        assert!(rewrite_event(b"retry: 1000\n\n", &transform).is_none());
+    }
+
+    #[tokio::test]
+    async fn events_split_across_chunks_are_reassembled() {
+        let chunks = ["id: 1\nda", "ta: x", "y\n", "\n: comment\n\nid: 2\ndata: ab", "c\n\n"];
+        let stream = futures_util::stream::iter(
+            chunks.map(|c| Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(c)))),
+        );
+        let out: Vec<Bytes> = rewrite_stream(StreamBody::new(stream), upper(), 1024)
+            .map(|r| r.unwrap())
+            .collect()
+            .await;
+        let joined: Vec<u8> = out.concat();
+        assert_eq!(
+            String::from_utf8(joined).unwrap(),
+            "id: 1\ndata: XY\n\n: comment\n\nid: 2\ndata: abc\n\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn oversized_events_end_the_stream_with_an_error() {
+        let big = Bytes::from(vec![b'a'; 100]);
+        let stream = futures_util::stream::iter([Ok::<_, std::convert::Infallible>(Frame::data(big))]);
+        let out: Vec<_> = rewrite_stream(StreamBody::new(stream), upper(), 10).collect().await;
+        assert!(out.last().unwrap().is_err());
+    }
+}

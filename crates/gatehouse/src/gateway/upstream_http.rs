@@ -1,0 +1,102 @@
+//! The pooled HTTP client for upstream MCP servers.
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, Request, Response, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::TokioExecutor,
+};
+use std::time::Duration;
+
+use crate::{config::GatewayConfig, error::GatewayError};
+
+#[derive(Clone)]
+pub struct UpstreamClient {
+    client: Client<HttpConnector, Full<Bytes>>,
+    timeout: Duration,
+}
+
+impl UpstreamClient {
+    pub fn new(config: &GatewayConfig) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(config.upstream_connect_timeout));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(config.upstream_pool_max_idle)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector);
+        Self {
+            client,
+            timeout: config.upstream_timeout,
+        }
+    }
+
+    /// Sends the request and waits for the response head, within the configured timeout.
+    pub async fn send(&self, request: Request<Full<Bytes>>) -> Result<Response<Incoming>, GatewayError> {
+        match tokio::time::timeout(self.timeout, self.client.request(request)).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "upstream request failed");
+                if is_connect_timeout(&err) {
+                    Err(GatewayError::UpstreamTimeout)
+                } else {
+                    Err(GatewayError::UpstreamUnavailable)
+                }
+            }
+            Err(_) => Err(GatewayError::UpstreamTimeout),
+        }
+    }
+}
+
+fn is_connect_timeout(err: &hyper_util::client::legacy::Error) -> bool {
+    let mut source: Option<&dyn std::error::Error> = Some(err);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::TimedOut
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+/// Connection-level headers that never cross a proxy (RFC 9110 §7.6.1).
+pub fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection" | "keep-alive" | "proxy-connection" | "proxy-authenticate"
+            | "proxy-authorization" | "te" | "trailer" | "transfer-encoding" | "upgrade"
+    )
+}
+
+/// Request headers to forward: everything but hop-by-hop headers, the client's credentials
+/// (never passed upstream) and what the proxy recomputes.
+pub fn forward_request_headers(incoming: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(incoming.len());
+    for (name, value) in incoming {
+        let drop = is_hop_by_hop(name)
+            || name == header::HOST
+            || name == header::AUTHORIZATION
+            || name == header::COOKIE
+            || name == header::CONTENT_LENGTH
+            || name.as_str() == "x-api-key";
+        if !drop {
+            out.append(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
+pub fn forward_response_headers(incoming: &HeaderMap, body_rewritten: bool) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(incoming.len() + 1);
+    for (name, value) in incoming {
+        if is_hop_by_hop(name) || (body_rewritten && name == header::CONTENT_LENGTH) {
+            continue;
+        }
+        out.append(name.clone(), value.clone());
+    }
+    out
+}

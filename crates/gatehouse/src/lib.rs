@@ -1,0 +1,27 @@
+//! Gatehouse: an authentication and governance gateway for MCP servers.
+//!
+//! The request path (see `docs/ARCHITECTURE.md`):
+//! accept → identify → connection → upstream → client, with an audit event for every
+//! decision. Nothing on that path waits on the database: it reads an immutable
+//! [`snapshot::Snapshot`] that a background task rebuilds whenever the store changes.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod audit;
+pub mod config;
+pub mod duration;
+pub mod error;
+pub mod gateway;
+pub mod grants;
+pub mod identity;
+pub mod secrets;
+pub mod snapshot;
+pub mod store;
+
+pub use app::{AppState, RunningServer};
+pub use config::Config;
+
+/// Milliseconds since the Unix epoch, the one time unit stored and compared everywhere.
+pub fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}

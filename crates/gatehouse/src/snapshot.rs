@@ -1,0 +1,302 @@
+//! The in-memory view of the store that the request path reads.
+//!
+//! A [`Snapshot`] is immutable; [`SnapshotHandle`] swaps in a new one atomically (arc-swap),
+//! so a request sees one consistent configuration from start to end without locks. A
+//! background task polls the store's generation counter and rebuilds when it moves, which is
+//! how changes made by the CLI (another process) reach a running server.
+
+use arc_swap::ArcSwap;
+use http::{HeaderName, HeaderValue, Uri};
+use parking_lot::Mutex;
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicI64, Ordering},
+    },
+    time::Duration,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    grants::{Grant, ToolPattern},
+    identity::api_keys::{KeyEntry, KeyTable},
+    secrets::Keyring,
+    store::{DynStore, Generation, ServerHeartbeat, StoreContents, StoreError},
+};
+
+#[derive(Debug)]
+pub struct ServerEntry {
+    pub name: Arc<str>,
+    pub upstream: Uri,
+    /// The credential Gatehouse injects upstream (decrypted once, here, not per request).
+    pub credential: Option<(HeaderName, HeaderValue)>,
+    pub allow_anonymous: bool,
+    pub allow_unknown_methods: bool,
+    /// `{public}/.well-known/oauth-protected-resource/{server}/mcp`, named in every 401.
+    pub resource_metadata_url: String,
+}
+
+#[derive(Debug, Default)]
+pub struct ClientEntry {
+    pub connections: HashMap<String, Arc<Grant>>,
+}
+
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub generation: Generation,
+    pub servers: HashMap<String, Arc<ServerEntry>>,
+    /// Enabled clients only: a disabled client's keys and connections are simply absent.
+    pub clients: HashMap<String, ClientEntry>,
+    pub keys: KeyTable,
+}
+
+/// What anonymous callers of a server that allows them may use.
+pub static ANONYMOUS_GRANT: std::sync::LazyLock<Arc<Grant>> = std::sync::LazyLock::new(|| {
+    Arc::new(Grant {
+        tools: ToolPattern::parse("*").into_iter().collect(),
+        resources: true,
+        prompts: true,
+    })
+});
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("server {server:?}: {reason}")]
+    Server { server: String, reason: String },
+}
+
+impl Snapshot {
+    pub fn build(
+        contents: StoreContents,
+        keyring: &Keyring,
+        public_base: &str,
+        usage: &UsageTracker,
+    ) -> Result<Self, SnapshotError> {
+        let mut snapshot = Snapshot {
+            generation: contents.generation,
+            ..Snapshot::default()
+        };
+        for server in contents.servers {
+            let bad = |reason: String| SnapshotError::Server {
+                server: server.name.clone(),
+                reason,
+            };
+            let upstream: Uri = server.url.parse().map_err(|e| bad(format!("url: {e}")))?;
+            let credential = match (&server.credential_header, &server.credential_sealed) {
+                (Some(name), Some(sealed)) => {
+                    let value = keyring
+                        .decrypt(sealed, &credential_context(&server.name))
+                        .map_err(|e| bad(e.to_string()))?;
+                    let name = HeaderName::try_from(name.as_str()).map_err(|e| bad(e.to_string()))?;
+                    let mut value = HeaderValue::from_bytes(&value).map_err(|e| bad(e.to_string()))?;
+                    value.set_sensitive(true);
+                    Some((name, value))
+                }
+                _ => None,
+            };
+            let entry = ServerEntry {
+                name: Arc::from(server.name.as_str()),
+                upstream,
+                credential,
+                allow_anonymous: server.allow_anonymous,
+                allow_unknown_methods: server.allow_unknown_methods,
+                resource_metadata_url: format!(
+                    "{public_base}/.well-known/oauth-protected-resource/{}/mcp",
+                    server.name
+                ),
+            };
+            snapshot.servers.insert(server.name, Arc::new(entry));
+        }
+        for client in contents.clients.iter().filter(|c| c.disabled_at.is_none()) {
+            snapshot.clients.insert(client.name.clone(), ClientEntry::default());
+        }
+        for connection in contents.connections {
+            let Some(client) = snapshot.clients.get_mut(&connection.client) else {
+                continue;
+            };
+            let tools = connection
+                .tools
+                .iter()
+                .map(|t| ToolPattern::parse(t))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| SnapshotError::Server {
+                    server: connection.server.clone(),
+                    reason: format!("connection from {}: {e}", connection.client),
+                })?;
+            let grant = Grant {
+                tools,
+                resources: connection.resources,
+                prompts: connection.prompts,
+            };
+            client.connections.insert(connection.server, Arc::new(grant));
+        }
+        for key in contents.api_keys {
+            if !snapshot.clients.contains_key(&key.client) {
+                continue;
+            }
+            let Ok(secret_hash) = <[u8; 32]>::try_from(key.secret_hash.as_slice()) else {
+                tracing::error!(key_id = %key.id, "stored key hash has the wrong length; key ignored");
+                continue;
+            };
+            let narrowing = match key.tools {
+                Some(patterns) => Some(
+                    patterns
+                        .iter()
+                        .map(|t| ToolPattern::parse(t))
+                        .collect::<Result<Arc<[_]>, _>>()
+                        .map_err(|e| SnapshotError::Server {
+                            server: String::new(),
+                            reason: format!("key {}: {e}", key.id),
+                        })?,
+                ),
+                None => None,
+            };
+            let client: Arc<str> = Arc::from(key.client.as_str());
+            let last_used = usage.counter(&key.id, key.last_used_at.unwrap_or(0));
+            snapshot.keys.insert(
+                key.id,
+                KeyEntry {
+                    client,
+                    secret_hash,
+                    expires_at: key.expires_at,
+                    narrowing,
+                    last_used,
+                },
+            );
+        }
+        Ok(snapshot)
+    }
+
+    pub fn grant(&self, client: &str, server: &str) -> Option<&Arc<Grant>> {
+        self.clients.get(client)?.connections.get(server)
+    }
+}
+
+/// Associated data for a server's sealed upstream credential.
+pub fn credential_context(server: &str) -> String {
+    format!("server-credential:{server}")
+}
+
+/// `last_used_at` per key, kept in memory and written back in batches.
+#[derive(Debug, Default)]
+pub struct UsageTracker {
+    counters: Mutex<HashMap<String, (Arc<AtomicI64>, i64)>>,
+}
+
+impl UsageTracker {
+    /// The counter for a key; the same `Arc` across snapshot rebuilds.
+    fn counter(&self, key_id: &str, stored: i64) -> Arc<AtomicI64> {
+        let mut counters = self.counters.lock();
+        let (counter, _) = counters
+            .entry(key_id.to_owned())
+            .or_insert_with(|| (Arc::new(AtomicI64::new(stored)), stored));
+        counter.clone()
+    }
+
+    /// Values that moved since the last call.
+    pub fn take_changes(&self) -> Vec<(String, i64)> {
+        let mut counters = self.counters.lock();
+        let mut changed = Vec::new();
+        for (id, (counter, flushed)) in counters.iter_mut() {
+            let now = counter.load(Ordering::Relaxed);
+            if now > *flushed {
+                *flushed = now;
+                changed.push((id.clone(), now));
+            }
+        }
+        changed
+    }
+}
+
+/// The shared, swappable snapshot.
+pub struct SnapshotHandle {
+    current: ArcSwap<Snapshot>,
+    store: DynStore,
+    keyring: Arc<Keyring>,
+    public_base: String,
+    pub usage: UsageTracker,
+}
+
+impl SnapshotHandle {
+    pub async fn load(
+        store: DynStore,
+        keyring: Arc<Keyring>,
+        public_base: String,
+    ) -> Result<Self, SnapshotError> {
+        let usage = UsageTracker::default();
+        let contents = store.load_contents().await?;
+        let snapshot = Snapshot::build(contents, &keyring, &public_base, &usage)?;
+        Ok(Self {
+            current: ArcSwap::from_pointee(snapshot),
+            store,
+            keyring,
+            public_base,
+            usage,
+        })
+    }
+
+    pub fn current(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Rebuilds now from the store (what the poller does when the generation moves).
+    pub async fn reload(&self) -> Result<Generation, SnapshotError> {
+        let contents = self.store.load_contents().await?;
+        let snapshot = Snapshot::build(contents, &self.keyring, &self.public_base, &self.usage)?;
+        let generation = snapshot.generation;
+        self.current.store(Arc::new(snapshot));
+        Ok(generation)
+    }
+
+    /// Polls the generation, rebuilds on change, reports a heartbeat (so the CLI can wait for
+    /// its change to be applied) and writes key usage back, until `shutdown`.
+    pub async fn run(&self, poll: Duration, usage_flush: Duration, shutdown: CancellationToken) {
+        let mut ticker = tokio::time::interval(poll);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_heartbeat = 0i64;
+        let mut last_flush = crate::now_ms();
+        let mut reported = 0;
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                () = shutdown.cancelled() => break,
+            }
+            let applied = self.current().generation;
+            match self.store.generation().await {
+                Ok(generation) if generation != applied => match self.reload().await {
+                    Ok(generation) => tracing::info!(generation, "configuration reloaded"),
+                    Err(err) => tracing::error!(error = %err, "reload failed; keeping the previous configuration"),
+                },
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = %err, "could not read the store generation"),
+            }
+            let now = crate::now_ms();
+            let applied = self.current().generation;
+            if applied != reported || now - last_heartbeat >= 1_000 {
+                let beat = ServerHeartbeat {
+                    applied_generation: applied,
+                    heartbeat_ms: now,
+                };
+                if self.store.report_heartbeat(beat).await.is_ok() {
+                    reported = applied;
+                    last_heartbeat = now;
+                }
+            }
+            if now - last_flush >= usage_flush.as_millis() as i64 {
+                self.flush_usage().await;
+                last_flush = now;
+            }
+        }
+        self.flush_usage().await;
+    }
+
+    pub async fn flush_usage(&self) {
+        let changes = self.usage.take_changes();
+        if let Err(err) = self.store.record_key_usage(&changes).await {
+            tracing::warn!(error = %err, "could not write key usage");
+        }
+    }
+}

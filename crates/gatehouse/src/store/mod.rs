@@ -1,0 +1,166 @@
+//! Persistence behind one trait. Business code talks to `dyn Store`; each backend lives in
+//! its own file with its own migrations (`migrations/<backend>`), so there is no backend `if`
+//! anywhere else.
+//!
+//! Every method that changes what the gateway's snapshot is built from returns the store's new
+//! *generation*; a running server polls the generation and rebuilds when it moves.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+use crate::audit::event::{AuditFilter, AuditRow};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{kind} {name:?} not found")]
+    NotFound { kind: &'static str, name: String },
+    #[error("{kind} {name:?} already exists")]
+    Conflict { kind: &'static str, name: String },
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+    #[error("database: {0}")]
+    Backend(#[from] sqlx::Error),
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl StoreError {
+    pub fn not_found(kind: &'static str, name: impl Into<String>) -> Self {
+        StoreError::NotFound {
+            kind,
+            name: name.into(),
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Generation counter value after a change.
+pub type Generation = i64;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerRecord {
+    pub name: String,
+    pub url: String,
+    /// Header name of the injected upstream credential; its value is sealed below.
+    pub credential_header: Option<String>,
+    #[serde(skip)]
+    pub credential_sealed: Option<Vec<u8>>,
+    pub allow_anonymous: bool,
+    pub allow_unknown_methods: bool,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientRecord {
+    pub name: String,
+    pub description: String,
+    pub disabled_at: Option<i64>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyRecord {
+    pub id: String,
+    pub client: String,
+    pub label: String,
+    #[serde(skip)]
+    pub secret_hash: Vec<u8>,
+    pub tools: Option<Vec<String>>,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub rotated_from: Option<String>,
+    pub last_used_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionRecord {
+    pub client: String,
+    pub server: String,
+    pub tools: Vec<String>,
+    pub resources: bool,
+    pub prompts: bool,
+    pub created_at: i64,
+}
+
+/// Everything the snapshot is built from, read in one consistent transaction.
+#[derive(Debug, Clone, Default)]
+pub struct StoreContents {
+    pub generation: Generation,
+    pub servers: Vec<ServerRecord>,
+    pub clients: Vec<ClientRecord>,
+    /// Not revoked (expired ones included: they may still be inside a rotation overlap check).
+    pub api_keys: Vec<ApiKeyRecord>,
+    pub connections: Vec<ConnectionRecord>,
+}
+
+/// What a running server last reported.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServerHeartbeat {
+    pub applied_generation: Generation,
+    pub heartbeat_ms: i64,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    async fn insert_server(&self, server: &ServerRecord) -> StoreResult<Generation>;
+    async fn list_servers(&self) -> StoreResult<Vec<ServerRecord>>;
+    async fn get_server(&self, name: &str) -> StoreResult<ServerRecord>;
+    /// Removes the server and its connections.
+    async fn delete_server(&self, name: &str) -> StoreResult<Generation>;
+
+    async fn insert_client(&self, client: &ClientRecord) -> StoreResult<Generation>;
+    async fn list_clients(&self) -> StoreResult<Vec<ClientRecord>>;
+    async fn get_client(&self, name: &str) -> StoreResult<ClientRecord>;
+    async fn set_client_disabled(&self, name: &str, at: Option<i64>) -> StoreResult<Generation>;
+
+    async fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<Generation>;
+    async fn list_api_keys(&self, client: Option<&str>) -> StoreResult<Vec<ApiKeyRecord>>;
+    async fn get_api_key(&self, id: &str) -> StoreResult<ApiKeyRecord>;
+    /// Inserts `new` and shortens `old_id`'s validity to `old_expires_at`, atomically.
+    async fn rotate_api_key(
+        &self,
+        old_id: &str,
+        new: &ApiKeyRecord,
+        old_expires_at: i64,
+    ) -> StoreResult<Generation>;
+    async fn revoke_api_key(&self, id: &str, at: i64) -> StoreResult<Generation>;
+    /// Batched `last_used_at` write-back; does not move the generation.
+    async fn record_key_usage(&self, usage: &[(String, i64)]) -> StoreResult<()>;
+
+    /// Creates or replaces the connection `client → server`.
+    async fn upsert_connection(&self, connection: &ConnectionRecord) -> StoreResult<Generation>;
+    async fn list_connections(&self) -> StoreResult<Vec<ConnectionRecord>>;
+    async fn delete_connection(&self, client: &str, server: &str) -> StoreResult<Generation>;
+
+    async fn generation(&self) -> StoreResult<Generation>;
+    async fn load_contents(&self) -> StoreResult<StoreContents>;
+    async fn report_heartbeat(&self, heartbeat: ServerHeartbeat) -> StoreResult<()>;
+    async fn heartbeat(&self) -> StoreResult<ServerHeartbeat>;
+
+    /// The last chained row's `(seq, hash)`, where the writer continues.
+    async fn audit_head(&self) -> StoreResult<Option<(i64, String)>>;
+    async fn append_audit(&self, rows: &[AuditRow]) -> StoreResult<()>;
+    async fn query_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRow>>;
+    /// Rows in chain order after `after_seq`, for verification.
+    async fn audit_page(&self, after_seq: i64, limit: i64) -> StoreResult<Vec<AuditRow>>;
+}
+
+pub type DynStore = Arc<dyn Store>;
+
+/// Opens the backend named by the URL scheme (`sqlite://…`).
+pub async fn open(database_url: &str) -> StoreResult<DynStore> {
+    if database_url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open(database_url).await?))
+    } else {
+        Err(StoreError::Corrupt(format!(
+            "unsupported database URL {database_url:?}: only sqlite:// is available in this build"
+        )))
+    }
+}

@@ -1,0 +1,558 @@
+//! The embedded default: one SQLite file in WAL mode.
+
+use async_trait::async_trait;
+use sqlx::{
+    AssertSqlSafe, Row, SqlSafeStr, Sqlite, SqlitePool, Transaction,
+    migrate::{Migration, MigrationType, Migrator},
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous},
+};
+use std::{str::FromStr, time::Duration};
+
+use super::*;
+use crate::audit::event::{AuditEvent, Decision};
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn migrator() -> Migrator {
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        "initial".into(),
+        MigrationType::Simple,
+        include_str!("../../../../migrations/sqlite/0001_initial.sql").into_sql_str(),
+        false,
+    )])
+}
+
+impl SqliteStore {
+    pub async fn open(url: &str) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            // The CLI and a running server write the same file; wait instead of failing.
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        migrator().run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    async fn begin(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+        // BEGIN IMMEDIATE takes the write lock up front, so read-then-write transactions
+        // cannot fail halfway with SQLITE_BUSY.
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+async fn bump(tx: &mut Transaction<'static, Sqlite>) -> StoreResult<Generation> {
+    let generation: i64 = sqlx::query_scalar(
+        "UPDATE meta SET value = value + 1 WHERE key = 'generation' RETURNING value",
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(generation)
+}
+
+async fn exists(
+    tx: &mut Transaction<'static, Sqlite>,
+    sql: &'static str,
+    key: &str,
+) -> StoreResult<bool> {
+    let found: Option<i64> = sqlx::query_scalar(sql).bind(key).fetch_optional(&mut **tx).await?;
+    Ok(found.is_some())
+}
+
+fn json_list(text: Option<String>) -> StoreResult<Option<Vec<String>>> {
+    text.map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(e.to_string())))
+        .transpose()
+}
+
+fn server_from(row: &SqliteRow) -> StoreResult<ServerRecord> {
+    Ok(ServerRecord {
+        name: row.try_get("name")?,
+        url: row.try_get("url")?,
+        credential_header: row.try_get("credential_header")?,
+        credential_sealed: row.try_get("credential_sealed")?,
+        allow_anonymous: row.try_get("allow_anonymous")?,
+        allow_unknown_methods: row.try_get("allow_unknown_methods")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn client_from(row: &SqliteRow) -> StoreResult<ClientRecord> {
+    Ok(ClientRecord {
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        disabled_at: row.try_get("disabled_at")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn key_from(row: &SqliteRow) -> StoreResult<ApiKeyRecord> {
+    Ok(ApiKeyRecord {
+        id: row.try_get("id")?,
+        client: row.try_get("client")?,
+        label: row.try_get("label")?,
+        secret_hash: row.try_get("secret_hash")?,
+        tools: json_list(row.try_get("tools")?)?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+        rotated_from: row.try_get("rotated_from")?,
+        last_used_at: row.try_get("last_used_at")?,
+    })
+}
+
+fn connection_from(row: &SqliteRow) -> StoreResult<ConnectionRecord> {
+    Ok(ConnectionRecord {
+        client: row.try_get("client")?,
+        server: row.try_get("server")?,
+        tools: json_list(row.try_get("tools")?)?.unwrap_or_default(),
+        resources: row.try_get("resources")?,
+        prompts: row.try_get("prompts")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn audit_from(row: &SqliteRow) -> StoreResult<AuditRow> {
+    let decision: String = row.try_get("decision")?;
+    let status: i64 = row.try_get("status")?;
+    let upstream_status: Option<i64> = row.try_get("upstream_status")?;
+    let to_u16 = |v: i64| u16::try_from(v).map_err(|_| StoreError::Corrupt(format!("status {v}")));
+    Ok(AuditRow {
+        seq: row.try_get("seq")?,
+        event: AuditEvent {
+            ts_ms: row.try_get("ts_ms")?,
+            request_id: row.try_get("request_id")?,
+            client: row.try_get("client")?,
+            credential_id: row.try_get("credential_id")?,
+            user: row.try_get("user_id")?,
+            ip: row.try_get("ip")?,
+            country: row.try_get("country")?,
+            server: row.try_get("server")?,
+            http_method: row.try_get("http_method")?,
+            rpc_method: row.try_get("rpc_method")?,
+            tool: row.try_get("tool")?,
+            decision: Decision::parse(&decision)
+                .ok_or_else(|| StoreError::Corrupt(format!("decision {decision:?}")))?,
+            reason: row.try_get("reason")?,
+            status: to_u16(status)?,
+            upstream_status: upstream_status.map(to_u16).transpose()?,
+            latency_us: row.try_get("latency_us")?,
+        },
+        prev_hash: row.try_get("prev_hash")?,
+        hash: row.try_get("hash")?,
+    })
+}
+
+const KEY_COLUMNS: &str = "id, client, label, secret_hash, tools, created_at, expires_at, \
+                           revoked_at, rotated_from, last_used_at";
+
+async fn insert_key(tx: &mut Transaction<'static, Sqlite>, key: &ApiKeyRecord) -> StoreResult<()> {
+    let tools = key
+        .tools
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    sqlx::query(
+        "INSERT INTO api_keys (id, client, label, secret_hash, tools, created_at, expires_at, \
+         revoked_at, rotated_from, last_used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, NULL)",
+    )
+    .bind(&key.id)
+    .bind(&key.client)
+    .bind(&key.label)
+    .bind(&key.secret_hash)
+    .bind(tools)
+    .bind(key.created_at)
+    .bind(key.expires_at)
+    .bind(&key.rotated_from)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn insert_server(&self, server: &ServerRecord) -> StoreResult<Generation> {
+        let mut tx = self.begin().await?;
+        if exists(&mut tx, "SELECT 1 FROM servers WHERE name = $1", &server.name).await? {
+            return Err(StoreError::Conflict {
+                kind: "server",
+                name: server.name.clone(),
+            });
+        }
+        sqlx::query(
+            "INSERT INTO servers (name, url, credential_header, credential_sealed, allow_anonymous, \
+             allow_unknown_methods, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&server.name)
+        .bind(&server.url)
+        .bind(&server.credential_header)
+        .bind(&server.credential_sealed)
+        .bind(server.allow_anonymous)
+        .bind(server.allow_unknown_methods)
+        .bind(server.created_at)
+        .execute(&mut *tx)
+        .await?;
+        let generation = bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(generation)
+    }
+
+    async fn list_servers(&self) -> StoreResult<Vec<ServerRecord>> {
+        let rows = sqlx::query("SELECT * FROM servers ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(server_from).collect()
+    }
+
+    async fn get_server(&self, name: &str) -> StoreResult<ServerRecord> {
+        let row = sqlx::query("SELECT * FROM servers WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::not_found("server", name))?;
+        server_from(&row)
+    }
+
+    async fn delete_server(&self, name: &str) -> StoreResult<Generation> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query("DELETE FROM servers WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::not_found("server", name));
+        }
+        let generation = bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(generation)
+    }
+
+    async fn insert_client(&self, client: &ClientRecord) -> StoreResult<Generation> {
+        let mut tx = self.begin().await?;
+        if exists(&mut tx, "SELECT 1 FROM clients WHERE name = $1", &client.name).await? {
+            return Err(StoreError::Conflict {
+                kind: "client",
+                name: client.name.clone(),
+            });
+        }
+        sqlx::query(
+            "INSERT INTO clients (name, description, disabled_at, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&client.name)
+        .bind(&client.description)
+        .bind(client.disabled_at)
+        .bind(client.created_at)
+        .execute(&mut *tx)
+        .await?;
+        let generation = bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(generation)
+    }
+
+    async fn list_clients(&self) -> StoreResult<Vec<ClientRecord>> {
+        let rows = sqlx::query("SELECT * FROM clients ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(client_from).collect()
+    }
+
+    async fn get_client(&self, name: &str) -> StoreResult<ClientRecord> {
+        let row = sqlx::query("SELECT * FROM clients WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::not_found("client", name))?;
+        client_from(&row)
+    }
+
+    async fn set_client_disabled(&self, name: &str, at: Option<i64>) -> StoreResult<Generation> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query("UPDATE clients SET disabled_at = $2 WHERE name = $1")
+            .bind(name)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::not_found("client", name));
+        }
+        let generation = bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(generation)
+    }
+
+    async fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<Generation> {
+        let mut tx = self.begin().await?;
+        if !exists(&mut tx, "SELECT 1 FROM clients WHERE name = $1", &key.client).await? {
+            return Err(StoreError::not_found("client", &key.client));
+        }
+        insert_key(&mut tx, key).await?;
+        let generation = bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(generation)
+    }
+
+    async fn list_api_keys(&self, client: Option<&str>) -> StoreResult<Vec<ApiKeyRecord>> {
+        let sql = format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE ($1 IS NULL OR client = $1) ORDER BY client, created_at"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(client)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(key_from).collect()
+    }
+
+    async fn get_api_key(&self, id: &str) -> StoreResult<ApiKeyRecord> {
+        let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::not_found("API key", id))?;
+        key_from(&row)
+    }
+
+    async fn rotate_api_key(
+        &self,
+        old_id: &str,
+        new: &ApiKeyRecord,
+        old_expires_at: i64,
+    ) -> StoreResult<Generation> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE api_keys SET expires_at = MIN(COALESCE(expires_at, $2), $2) \
+             WHERE id = $1 AND revoked_at IS NULL",
+        )
+        .bind(old_id)
+        .bind(old_expires_at)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::not_found("active API key", old_id));
+        }
+        insert_key(&mut tx, new).await?;
+        let generation = bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(generation)
+    }
+
+    async fn revoke_api_key(&self, id: &str, at: i64) -> StoreResult<Generation> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1",
+        )
+        .bind(id)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::not_found("API key", id));
+        }
+        let generation = bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(generation)
+    }
+
+    async fn record_key_usage(&self, usage: &[(String, i64)]) -> StoreResult<()> {
+        if usage.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin().await?;
+        for (id, at) in usage {
+            sqlx::query(
+                "UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), $2) WHERE id = $1",
+            )
+            .bind(id)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn upsert_connection(&self, c: &ConnectionRecord) -> StoreResult<Generation> {
+        let mut tx = self.begin().await?;
+        if !exists(&mut tx, "SELECT 1 FROM clients WHERE name = $1", &c.client).await? {
+            return Err(StoreError::not_found("client", &c.client));
+        }
+        if !exists(&mut tx, "SELECT 1 FROM servers WHERE name = $1", &c.server).await? {
+            return Err(StoreError::not_found("server", &c.server));
+        }
+        let tools = serde_json::to_string(&c.tools).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO connections (client, server, tools, resources, prompts, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (client, server) DO UPDATE SET \
+             tools = excluded.tools, resources = excluded.resources, prompts = excluded.prompts",
+        )
+        .bind(&c.client)
+        .bind(&c.server)
+        .bind(tools)
+        .bind(c.resources)
+        .bind(c.prompts)
+        .bind(c.created_at)
+        .execute(&mut *tx)
+        .await?;
+        let generation = bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(generation)
+    }
+
+    async fn list_connections(&self) -> StoreResult<Vec<ConnectionRecord>> {
+        let rows = sqlx::query("SELECT * FROM connections ORDER BY client, server")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(connection_from).collect()
+    }
+
+    async fn delete_connection(&self, client: &str, server: &str) -> StoreResult<Generation> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query("DELETE FROM connections WHERE client = $1 AND server = $2")
+            .bind(client)
+            .bind(server)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::not_found("connection", format!("{client} → {server}")));
+        }
+        let generation = bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(generation)
+    }
+
+    async fn generation(&self) -> StoreResult<Generation> {
+        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = 'generation'")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn load_contents(&self) -> StoreResult<StoreContents> {
+        // A read transaction gives one consistent view across the five queries (WAL snapshot).
+        let mut tx = self.pool.begin().await?;
+        let generation: i64 = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'generation'")
+            .fetch_one(&mut *tx)
+            .await?;
+        let servers = sqlx::query("SELECT * FROM servers").fetch_all(&mut *tx).await?;
+        let clients = sqlx::query("SELECT * FROM clients").fetch_all(&mut *tx).await?;
+        let keys = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE revoked_at IS NULL"
+        )))
+        .fetch_all(&mut *tx)
+        .await?;
+        let connections = sqlx::query("SELECT * FROM connections").fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(StoreContents {
+            generation,
+            servers: servers.iter().map(server_from).collect::<StoreResult<_>>()?,
+            clients: clients.iter().map(client_from).collect::<StoreResult<_>>()?,
+            api_keys: keys.iter().map(key_from).collect::<StoreResult<_>>()?,
+            connections: connections.iter().map(connection_from).collect::<StoreResult<_>>()?,
+        })
+    }
+
+    async fn report_heartbeat(&self, heartbeat: ServerHeartbeat) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE meta SET value = CASE key WHEN 'applied_generation' THEN $1 ELSE $2 END \
+             WHERE key IN ('applied_generation', 'heartbeat_ms')",
+        )
+        .bind(heartbeat.applied_generation)
+        .bind(heartbeat.heartbeat_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn heartbeat(&self) -> StoreResult<ServerHeartbeat> {
+        let rows = sqlx::query("SELECT key, value FROM meta").fetch_all(&self.pool).await?;
+        let mut heartbeat = ServerHeartbeat::default();
+        for row in rows {
+            let key: String = row.try_get("key")?;
+            let value: i64 = row.try_get("value")?;
+            match key.as_str() {
+                "applied_generation" => heartbeat.applied_generation = value,
+                "heartbeat_ms" => heartbeat.heartbeat_ms = value,
+                _ => {}
+            }
+        }
+        Ok(heartbeat)
+    }
+
+    async fn audit_head(&self) -> StoreResult<Option<(i64, String)>> {
+        let row = sqlx::query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok((r.try_get("seq")?, r.try_get("hash")?))).transpose()
+    }
+
+    async fn append_audit(&self, rows: &[AuditRow]) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        for row in rows {
+            let e = &row.event;
+            sqlx::query(
+                "INSERT INTO audit_events (seq, ts_ms, request_id, client, credential_id, user_id, ip, \
+                 country, server, http_method, rpc_method, tool, decision, reason, status, \
+                 upstream_status, latency_us, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, \
+                 $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+            )
+            .bind(row.seq)
+            .bind(e.ts_ms)
+            .bind(&e.request_id)
+            .bind(&e.client)
+            .bind(&e.credential_id)
+            .bind(&e.user)
+            .bind(&e.ip)
+            .bind(&e.country)
+            .bind(&e.server)
+            .bind(&e.http_method)
+            .bind(&e.rpc_method)
+            .bind(&e.tool)
+            .bind(e.decision.as_str())
+            .bind(&e.reason)
+            .bind(i64::from(e.status))
+            .bind(e.upstream_status.map(i64::from))
+            .bind(e.latency_us)
+            .bind(&row.prev_hash)
+            .bind(&row.hash)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn query_audit(&self, f: &AuditFilter) -> StoreResult<Vec<AuditRow>> {
+        let order = if f.newest_first { "DESC" } else { "ASC" };
+        let sql = format!(
+            "SELECT * FROM audit_events WHERE ($1 IS NULL OR client = $1) AND ($2 IS NULL OR server = $2) \
+             AND ($3 IS NULL OR decision = $3) AND ($4 IS NULL OR ts_ms >= $4) \
+             AND ($5 IS NULL OR seq > $5) ORDER BY seq {order} LIMIT $6"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(&f.client)
+            .bind(&f.server)
+            .bind(f.decision.map(Decision::as_str))
+            .bind(f.since_ms)
+            .bind(f.after_seq)
+            .bind(f.limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(audit_from).collect()
+    }
+
+    async fn audit_page(&self, after_seq: i64, limit: i64) -> StoreResult<Vec<AuditRow>> {
+        let rows = sqlx::query("SELECT * FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2")
+            .bind(after_seq)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(audit_from).collect()
+    }
+}
