@@ -1,1 +1,93 @@
-fn main() {}
+//! `gatehouse`: run the gateway, try the demo, and manage servers, clients, keys,
+//! connections and the audit trail. Thin over the `gatehouse` library.
+#![forbid(unsafe_code)]
+
+mod commands;
+mod demo;
+mod output;
+
+use clap::{Parser, Subcommand};
+use std::{path::PathBuf, process::ExitCode};
+
+use output::Format;
+
+#[derive(Parser)]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "Authentication and governance gateway for MCP servers"
+)]
+struct Cli {
+    /// Configuration file (default: ./gatehouse.toml if present).
+    #[arg(long, global = true, env = "GATEHOUSE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory (SQLite database and master key); overrides the configuration.
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Format::Table)]
+    output: Format,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve,
+    /// Start a throw-away Gatehouse with an example MCP server, a client and a key.
+    Demo(demo::DemoArgs),
+    /// Upstream MCP servers.
+    #[command(subcommand)]
+    Servers(commands::servers::ServersCommand),
+    /// Client identities (applications and agents).
+    #[command(subcommand)]
+    Clients(commands::clients::ClientsCommand),
+    /// API keys of clients.
+    #[command(subcommand)]
+    Keys(commands::keys::KeysCommand),
+    /// Connections: which client may use which server, and which tools.
+    #[command(subcommand)]
+    Connections(commands::connections::ConnectionsCommand),
+    /// The audit trail.
+    #[command(subcommand)]
+    Audit(commands::audit::AuditCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut config = gatehouse::Config::load(cli.config.as_deref())?;
+    if let Some(dir) = cli.data_dir {
+        config.data_dir = dir;
+    }
+    let format = cli.output;
+    match cli.command {
+        Command::Serve => commands::serve::run(config).await,
+        Command::Demo(args) => demo::run(config, args, format).await,
+        Command::Servers(cmd) => cmd.run(&commands::Ctx::open(config, format).await?).await,
+        Command::Clients(cmd) => cmd.run(&commands::Ctx::open(config, format).await?).await,
+        Command::Keys(cmd) => cmd.run(&commands::Ctx::open(config, format).await?).await,
+        Command::Connections(cmd) => cmd.run(&commands::Ctx::open(config, format).await?).await,
+        Command::Audit(cmd) => cmd.run(&commands::Ctx::open(config, format).await?).await,
+    }
+}

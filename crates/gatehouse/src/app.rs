@@ -118,7 +118,10 @@ pub struct RunningServer {
 }
 
 /// Opens the data directory, master key and store named by `config`, then starts.
-pub async fn start(config: Config, listener: Option<TcpListener>) -> Result<RunningServer, StartError> {
+pub async fn start(
+    config: Config,
+    listener: Option<TcpListener>,
+) -> Result<RunningServer, StartError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
         path: config.data_dir.display().to_string(),
         source,
@@ -135,7 +138,12 @@ pub async fn start_with(
     listener: Option<TcpListener>,
 ) -> Result<RunningServer, StartError> {
     let snapshot = Arc::new(
-        SnapshotHandle::load(store.clone(), keyring.clone(), config.public_base().to_owned()).await?,
+        SnapshotHandle::load(
+            store.clone(),
+            keyring.clone(),
+            config.public_base().to_owned(),
+        )
+        .await?,
     );
     let (audit, writer) = AuditWriter::new(
         store.clone(),
@@ -182,12 +190,16 @@ pub async fn start_with(
         let stop = stop_background.clone();
         let poll = state.config.snapshot.poll_interval;
         let flush = state.config.snapshot.usage_flush_interval;
-        background.push(tokio::spawn(async move { snapshot.run(poll, flush, stop).await }));
+        background.push(tokio::spawn(async move {
+            snapshot.run(poll, flush, stop).await
+        }));
     }
     {
         let state = state.clone();
         let stop = stop_background.clone();
-        background.push(tokio::spawn(async move { sweep_sessions(state, stop).await }));
+        background.push(tokio::spawn(
+            async move { sweep_sessions(state, stop).await },
+        ));
     }
 
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
@@ -212,7 +224,8 @@ pub async fn start_with(
 }
 
 async fn sweep_sessions(state: AppState, stop: CancellationToken) {
-    let idle = i64::try_from(state.config.gateway.session_idle_timeout.as_millis()).unwrap_or(i64::MAX);
+    let idle =
+        i64::try_from(state.config.gateway.session_idle_timeout.as_millis()).unwrap_or(i64::MAX);
     let mut ticker = tokio::time::interval(Duration::from_secs(60));
     loop {
         tokio::select! {
@@ -232,7 +245,10 @@ impl RunningServer {
     pub async fn shutdown(self) {
         self.stop_http.cancel();
         let mut http = self.http;
-        if tokio::time::timeout(Duration::from_secs(5), &mut http).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(5), &mut http)
+            .await
+            .is_err()
+        {
             http.abort();
         }
         self.stop_background.cancel();

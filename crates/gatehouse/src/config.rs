@@ -81,8 +81,6 @@ pub struct SnapshotConfig {
 pub struct LogConfig {
     /// `tracing` filter, e.g. `info` or `gatehouse=debug`. `RUST_LOG` wins when set.
     pub filter: String,
-    /// `text` or `json`.
-    pub format: String,
 }
 
 impl Default for Config {
@@ -138,7 +136,6 @@ impl Default for LogConfig {
     fn default() -> Self {
         Self {
             filter: "info".into(),
-            format: "text".into(),
         }
     }
 }
@@ -199,12 +196,6 @@ impl Config {
                 "gateway.max_body_bytes must be positive".into(),
             ));
         }
-        if !matches!(self.log.format.as_str(), "text" | "json") {
-            return Err(ConfigError::Invalid(format!(
-                "log.format {:?} must be \"text\" or \"json\"",
-                self.log.format
-            )));
-        }
         Ok(())
     }
 
@@ -214,9 +205,9 @@ impl Config {
     }
 
     pub fn database_url(&self) -> String {
-        self.database_url.clone().unwrap_or_else(|| {
-            format!("sqlite://{}", self.data_dir.join("gatehouse.db").display())
-        })
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("gatehouse.db").display()))
     }
 }
 
@@ -235,7 +226,13 @@ mod tests {
             public_url: "ftp://x".into(),
             ..Config::default()
         };
-        assert!(config.validate().unwrap_err().to_string().contains("public_url"));
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("public_url")
+        );
     }
 
     #[test]

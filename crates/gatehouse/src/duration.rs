@@ -14,15 +14,21 @@ pub fn parse(input: &str) -> Result<Duration, String> {
     let mut total = Duration::ZERO;
     let mut rest = text;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
-            return Err(format!("invalid duration {input:?}: expected a number before {rest:?}"));
+            return Err(format!(
+                "invalid duration {input:?}: expected a number before {rest:?}"
+            ));
         }
         let value: u64 = rest[..digits]
             .parse()
             .map_err(|_| format!("invalid duration {input:?}: number too large"))?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let millis_per_unit: u64 = match unit {

@@ -29,8 +29,13 @@ pub mod codes {
 }
 
 /// Protocol versions Gatehouse understands (and can therefore govern).
-pub const SUPPORTED_PROTOCOL_VERSIONS: &[&str] =
-    &["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"];
+pub const SUPPORTED_PROTOCOL_VERSIONS: &[&str] = &[
+    "2024-11-05",
+    "2025-03-26",
+    "2025-06-18",
+    "2025-11-25",
+    "2026-07-28",
+];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GatewayError {
@@ -49,7 +54,10 @@ pub enum GatewayError {
     #[error("tool {tool:?} is not granted")]
     ToolNotGranted { tool: String },
     #[error("{family} are not granted on this connection")]
-    FamilyNotGranted { method: String, family: &'static str },
+    FamilyNotGranted {
+        method: String,
+        family: &'static str,
+    },
     #[error("method {method:?} is not supported")]
     MethodNotFound { method: String, stateless_era: bool },
     #[error("parse error: {0}")]
@@ -186,7 +194,9 @@ impl GatewayError {
                 // plain tool name, never quotes or separators.
                 let plain = !tool.is_empty()
                     && tool.len() <= 128
-                    && tool.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-./".contains(&b));
+                    && tool
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_-./".contains(&b));
                 let scope = if plain {
                     format!("mcp:{server}:tool:{tool}")
                 } else {
@@ -204,11 +214,18 @@ impl GatewayError {
                 ));
                 (StatusCode::FORBIDDEN, codes::FORBIDDEN)
             }
-            E::MethodNotFound { method, stateless_era } => {
+            E::MethodNotFound {
+                method,
+                stateless_era,
+            } => {
                 data["method"] = json!(method);
                 // A legacy client reads HTTP 404 as "session expired", so only the stateless
                 // era, which defines 404 for unknown methods, gets it.
-                let status = if *stateless_era { StatusCode::NOT_FOUND } else { StatusCode::OK };
+                let status = if *stateless_era {
+                    StatusCode::NOT_FOUND
+                } else {
+                    StatusCode::OK
+                };
                 (status, codes::METHOD_NOT_FOUND)
             }
             E::ParseError(_) => (StatusCode::BAD_REQUEST, codes::PARSE_ERROR),
@@ -246,7 +263,10 @@ impl GatewayError {
         let mut response = Response::new(Body::from(body.to_string()));
         *response.status_mut() = status;
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         if let Some(value) = www_authenticate.and_then(|v| HeaderValue::try_from(v).ok()) {
             headers.insert(header::WWW_AUTHENTICATE, value);
         }

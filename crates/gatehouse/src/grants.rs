@@ -140,7 +140,12 @@ mod tests {
     #[test]
     fn bad_patterns_say_why() {
         assert!(ToolPattern::parse("").is_err());
-        assert!(ToolPattern::parse("[ab]").unwrap_err().reason.contains("wildcards"));
+        assert!(
+            ToolPattern::parse("[ab]")
+                .unwrap_err()
+                .reason
+                .contains("wildcards")
+        );
         assert!(ToolPattern::parse("no spaces").is_err());
         assert_eq!(parse_pattern_list("a, b*,").unwrap().len(), 2);
     }

@@ -6,6 +6,7 @@
 //! [`snapshot::Snapshot`] that a background task rebuilds whenever the store changes.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod app;
 pub mod audit;
 pub mod config;

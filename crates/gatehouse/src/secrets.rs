@@ -208,11 +208,20 @@ mod tests {
     #[test]
     fn encryption_round_trips_and_binds_context() {
         let ring = Keyring::from_master(&[7; 32]);
-        let sealed = ring.encrypt(b"Bearer upstream-secret", "server:demo").unwrap();
+        let sealed = ring
+            .encrypt(b"Bearer upstream-secret", "server:demo")
+            .unwrap();
         assert!(!sealed.windows(6).any(|w| w == b"Bearer"));
-        assert_eq!(ring.decrypt(&sealed, "server:demo").unwrap(), b"Bearer upstream-secret");
+        assert_eq!(
+            ring.decrypt(&sealed, "server:demo").unwrap(),
+            b"Bearer upstream-secret"
+        );
         assert!(ring.decrypt(&sealed, "server:other").is_err());
-        assert!(Keyring::from_master(&[8; 32]).decrypt(&sealed, "server:demo").is_err());
+        assert!(
+            Keyring::from_master(&[8; 32])
+                .decrypt(&sealed, "server:demo")
+                .is_err()
+        );
     }
 
     #[test]
@@ -231,7 +240,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join(MASTER_KEY_FILE)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join(MASTER_KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }

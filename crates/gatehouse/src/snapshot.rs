@@ -90,8 +90,10 @@ impl Snapshot {
                     let value = keyring
                         .decrypt(sealed, &credential_context(&server.name))
                         .map_err(|e| bad(e.to_string()))?;
-                    let name = HeaderName::try_from(name.as_str()).map_err(|e| bad(e.to_string()))?;
-                    let mut value = HeaderValue::from_bytes(&value).map_err(|e| bad(e.to_string()))?;
+                    let name =
+                        HeaderName::try_from(name.as_str()).map_err(|e| bad(e.to_string()))?;
+                    let mut value =
+                        HeaderValue::from_bytes(&value).map_err(|e| bad(e.to_string()))?;
                     value.set_sensitive(true);
                     Some((name, value))
                 }
@@ -111,7 +113,9 @@ impl Snapshot {
             snapshot.servers.insert(server.name, Arc::new(entry));
         }
         for client in contents.clients.iter().filter(|c| c.disabled_at.is_none()) {
-            snapshot.clients.insert(client.name.clone(), ClientEntry::default());
+            snapshot
+                .clients
+                .insert(client.name.clone(), ClientEntry::default());
         }
         for connection in contents.connections {
             let Some(client) = snapshot.clients.get_mut(&connection.client) else {
@@ -131,7 +135,9 @@ impl Snapshot {
                 resources: connection.resources,
                 prompts: connection.prompts,
             };
-            client.connections.insert(connection.server, Arc::new(grant));
+            client
+                .connections
+                .insert(connection.server, Arc::new(grant));
         }
         for key in contents.api_keys {
             if !snapshot.clients.contains_key(&key.client) {
@@ -268,7 +274,9 @@ impl SnapshotHandle {
             match self.store.generation().await {
                 Ok(generation) if generation != applied => match self.reload().await {
                     Ok(generation) => tracing::info!(generation, "configuration reloaded"),
-                    Err(err) => tracing::error!(error = %err, "reload failed; keeping the previous configuration"),
+                    Err(err) => {
+                        tracing::error!(error = %err, "reload failed; keeping the previous configuration")
+                    }
                 },
                 Ok(_) => {}
                 Err(err) => tracing::warn!(error = %err, "could not read the store generation"),

@@ -40,7 +40,12 @@ impl std::fmt::Display for ChainProblem {
             ChainProblem::Missing {
                 after_seq,
                 next_seq,
-            } => write!(f, "rows {} to {} are missing (deleted)", after_seq + 1, next_seq - 1),
+            } => write!(
+                f,
+                "rows {} to {} are missing (deleted)",
+                after_seq + 1,
+                next_seq - 1
+            ),
             ChainProblem::Modified { seq } => write!(f, "row {seq} was modified"),
             ChainProblem::BrokenLink { seq } => {
                 write!(f, "row {seq} does not link to the row before it")
@@ -80,10 +85,14 @@ pub async fn verify(store: &dyn Store, keyring: &Keyring) -> StoreResult<VerifyR
                 });
             }
             if row.prev_hash != prev_hash {
-                report.problems.push(ChainProblem::BrokenLink { seq: row.seq });
+                report
+                    .problems
+                    .push(ChainProblem::BrokenLink { seq: row.seq });
             }
             if link(keyring, &row.prev_hash, row.seq, &row.event) != row.hash {
-                report.problems.push(ChainProblem::Modified { seq: row.seq });
+                report
+                    .problems
+                    .push(ChainProblem::Modified { seq: row.seq });
             }
             report.rows_checked += 1;
             prev_seq = row.seq;

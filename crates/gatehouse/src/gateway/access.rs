@@ -39,7 +39,10 @@ impl HostOriginPolicy {
         {
             hosts.push(authority.as_str().to_ascii_lowercase());
             if let Some(scheme) = public.scheme_str() {
-                origins.push(format!("{scheme}://{}", authority.as_str().to_ascii_lowercase()));
+                origins.push(format!(
+                    "{scheme}://{}",
+                    authority.as_str().to_ascii_lowercase()
+                ));
             }
         }
         Self {
@@ -63,7 +66,9 @@ impl HostOriginPolicy {
         if !self.any_origin
             && let Some(origin) = headers.get(header::ORIGIN)
         {
-            let origin = origin.to_str().map_err(|_| GatewayError::OriginNotAllowed)?;
+            let origin = origin
+                .to_str()
+                .map_err(|_| GatewayError::OriginNotAllowed)?;
             if !self.origin_allowed(&origin.to_ascii_lowercase()) {
                 return Err(GatewayError::OriginNotAllowed);
             }
@@ -103,10 +108,15 @@ pub fn credential<'a>(headers: &'a HeaderMap, uri: &Uri) -> Result<Option<&'a st
     if let Some(query) = uri.query() {
         let leaked = query.split('&').any(|pair| {
             let name = pair.split('=').next().unwrap_or("").to_ascii_lowercase();
-            matches!(name.as_str(), "access_token" | "api_key" | "apikey" | "key" | "token")
+            matches!(
+                name.as_str(),
+                "access_token" | "api_key" | "apikey" | "key" | "token"
+            )
         });
         if leaked {
-            return Err(GatewayError::InvalidCredential(CredentialProblem::InQueryString));
+            return Err(GatewayError::InvalidCredential(
+                CredentialProblem::InQueryString,
+            ));
         }
     }
     let invalid = |_| GatewayError::InvalidCredential(CredentialProblem::Malformed);
@@ -115,7 +125,9 @@ pub fn credential<'a>(headers: &'a HeaderMap, uri: &Uri) -> Result<Option<&'a st
             let value = value.to_str().map_err(invalid)?;
             let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
             if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-                return Err(GatewayError::InvalidCredential(CredentialProblem::Malformed));
+                return Err(GatewayError::InvalidCredential(
+                    CredentialProblem::Malformed,
+                ));
             }
             Some(token.trim())
         }
@@ -126,9 +138,9 @@ pub fn credential<'a>(headers: &'a HeaderMap, uri: &Uri) -> Result<Option<&'a st
         None => None,
     };
     match (bearer, api_key) {
-        (Some(a), Some(b)) if a != b => {
-            Err(GatewayError::InvalidCredential(CredentialProblem::Conflicting))
-        }
+        (Some(a), Some(b)) if a != b => Err(GatewayError::InvalidCredential(
+            CredentialProblem::Conflicting,
+        )),
         (Some(token), _) | (None, Some(token)) => Ok(Some(token)),
         (None, None) => Ok(None),
     }
@@ -161,25 +173,57 @@ mod tests {
         assert!(p.check(&headers(&[("host", "mcp.example.com")])).is_ok());
         assert!(p.check(&headers(&[("host", "127.0.0.1:8080")])).is_ok());
         assert!(p.check(&headers(&[("host", "localhost")])).is_ok());
-        assert_eq!(p.check(&headers(&[("host", "evil.example.com")])), Err(GatewayError::HostNotAllowed));
-        assert_eq!(p.check(&headers(&[("host", "localhost.evil.com")])), Err(GatewayError::HostNotAllowed));
-        assert!(p.check(&headers(&[("origin", "https://mcp.example.com")])).is_ok());
-        assert!(p.check(&headers(&[("origin", "http://localhost:6274")])).is_ok());
-        assert_eq!(p.check(&headers(&[("origin", "http://evil.example.com")])), Err(GatewayError::OriginNotAllowed));
+        assert_eq!(
+            p.check(&headers(&[("host", "evil.example.com")])),
+            Err(GatewayError::HostNotAllowed)
+        );
+        assert_eq!(
+            p.check(&headers(&[("host", "localhost.evil.com")])),
+            Err(GatewayError::HostNotAllowed)
+        );
+        assert!(
+            p.check(&headers(&[("origin", "https://mcp.example.com")]))
+                .is_ok()
+        );
+        assert!(
+            p.check(&headers(&[("origin", "http://localhost:6274")]))
+                .is_ok()
+        );
+        assert_eq!(
+            p.check(&headers(&[("origin", "http://evil.example.com")])),
+            Err(GatewayError::OriginNotAllowed)
+        );
     }
 
     #[test]
     fn credentials_from_headers_only() {
         let uri: Uri = "/demo/mcp".parse().unwrap();
-        assert_eq!(credential(&headers(&[("authorization", "Bearer abc")]), &uri).unwrap(), Some("abc"));
-        assert_eq!(credential(&headers(&[("authorization", "bearer abc")]), &uri).unwrap(), Some("abc"));
-        assert_eq!(credential(&headers(&[("x-api-key", "abc")]), &uri).unwrap(), Some("abc"));
+        assert_eq!(
+            credential(&headers(&[("authorization", "Bearer abc")]), &uri).unwrap(),
+            Some("abc")
+        );
+        assert_eq!(
+            credential(&headers(&[("authorization", "bearer abc")]), &uri).unwrap(),
+            Some("abc")
+        );
+        assert_eq!(
+            credential(&headers(&[("x-api-key", "abc")]), &uri).unwrap(),
+            Some("abc")
+        );
         assert!(credential(&headers(&[("authorization", "Basic abc")]), &uri).is_err());
-        assert!(credential(&headers(&[("authorization", "Bearer a"), ("x-api-key", "b")]), &uri).is_err());
+        assert!(
+            credential(
+                &headers(&[("authorization", "Bearer a"), ("x-api-key", "b")]),
+                &uri
+            )
+            .is_err()
+        );
         let leaky: Uri = "/demo/mcp?api_key=abc".parse().unwrap();
         assert_eq!(
             credential(&HeaderMap::new(), &leaky),
-            Err(GatewayError::InvalidCredential(CredentialProblem::InQueryString))
+            Err(GatewayError::InvalidCredential(
+                CredentialProblem::InQueryString
+            ))
         );
     }
 }

@@ -30,13 +30,22 @@ pub enum Need {
 
 pub fn need(method: &str) -> Need {
     match method {
-        "initialize" | "ping" | "server/discover" | "logging/setLevel" | "tools/list"
-        | "subscriptions/listen" | "tasks/get" | "tasks/list" | "tasks/cancel" | "tasks/result" => {
-            Need::Connection
-        }
+        "initialize"
+        | "ping"
+        | "server/discover"
+        | "logging/setLevel"
+        | "tools/list"
+        | "subscriptions/listen"
+        | "tasks/get"
+        | "tasks/list"
+        | "tasks/cancel"
+        | "tasks/result" => Need::Connection,
         m if m.starts_with("notifications/") => Need::Connection,
         "tools/call" => Need::Tool,
-        "resources/list" | "resources/templates/list" | "resources/read" | "resources/subscribe"
+        "resources/list"
+        | "resources/templates/list"
+        | "resources/read"
+        | "resources/subscribe"
         | "resources/unsubscribe" => Need::Resources,
         "prompts/list" | "prompts/get" => Need::Prompts,
         "completion/complete" => Need::Completion,
@@ -74,7 +83,9 @@ pub fn authorize(
                     GatewayError::InvalidRequest("tools/call needs params.name".into())
                 })?;
                 if !grant.allows_tool(name, narrowing) {
-                    return Err(GatewayError::ToolNotGranted { tool: name.to_owned() });
+                    return Err(GatewayError::ToolNotGranted {
+                        tool: name.to_owned(),
+                    });
                 }
                 verdict.tool.get_or_insert_with(|| name.to_owned());
             }
@@ -85,7 +96,8 @@ pub fn authorize(
                 Some("ref/resource") => family(grant.resources, method, "resources")?,
                 _ => {
                     return Err(GatewayError::InvalidRequest(
-                        "completion/complete needs params.ref.type ref/prompt or ref/resource".into(),
+                        "completion/complete needs params.ref.type ref/prompt or ref/resource"
+                            .into(),
                     ));
                 }
             },
@@ -118,13 +130,20 @@ fn completion_ref(message: &Message) -> Option<&str> {
 
 /// `MCP-Protocol-Version` must be one Gatehouse knows; a version it cannot govern is refused
 /// rather than guessed at. Returns whether the request is in the stateless (2026-07-28) era.
-pub fn protocol_era(headers: &HeaderMap, envelope: Option<&Envelope>) -> Result<bool, GatewayError> {
+pub fn protocol_era(
+    headers: &HeaderMap,
+    envelope: Option<&Envelope>,
+) -> Result<bool, GatewayError> {
     let header = match headers.get("mcp-protocol-version") {
-        Some(value) => Some(value.to_str().map_err(|_| {
-            GatewayError::UnsupportedProtocolVersion {
-                version: String::from_utf8_lossy(value.as_bytes()).into_owned(),
-            }
-        })?),
+        Some(value) => {
+            Some(
+                value
+                    .to_str()
+                    .map_err(|_| GatewayError::UnsupportedProtocolVersion {
+                        version: String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                    })?,
+            )
+        }
         None => None,
     };
     if let Some(version) = header
@@ -155,15 +174,23 @@ pub fn check_routing_headers(headers: &HeaderMap, envelope: &Envelope) -> Result
     }
     let message = match (envelope.batch, envelope.first()) {
         (false, Some(message)) => message,
-        _ => return Err(GatewayError::HeaderMismatch { header: "Mcp-Method" }),
+        _ => {
+            return Err(GatewayError::HeaderMismatch {
+                header: "Mcp-Method",
+            });
+        }
     };
     if let Some(value) = method_header
         && value.as_bytes() != message.method().as_bytes()
     {
-        return Err(GatewayError::HeaderMismatch { header: "Mcp-Method" });
+        return Err(GatewayError::HeaderMismatch {
+            header: "Mcp-Method",
+        });
     }
     if let Some(value) = name_header {
-        let expected = message.routing_name().ok_or(GatewayError::HeaderMismatch { header: "Mcp-Name" })?;
+        let expected = message
+            .routing_name()
+            .ok_or(GatewayError::HeaderMismatch { header: "Mcp-Name" })?;
         if !header_value_matches(value.as_bytes(), expected) {
             return Err(GatewayError::HeaderMismatch { header: "Mcp-Name" });
         }
@@ -177,7 +204,10 @@ fn header_value_matches(value: &[u8], expected: &str) -> bool {
     if value == expected.as_bytes() {
         return true;
     }
-    let Some(encoded) = value.strip_prefix(b"=?base64?").and_then(|v| v.strip_suffix(b"?=")) else {
+    let Some(encoded) = value
+        .strip_prefix(b"=?base64?")
+        .and_then(|v| v.strip_suffix(b"?="))
+    else {
         return false;
     };
     base64::engine::general_purpose::STANDARD
@@ -200,43 +230,81 @@ mod tests {
     }
 
     fn check(body: &str) -> Result<Verdict, GatewayError> {
-        authorize(&parse(body.as_bytes()).unwrap(), &grant(), None, false, false)
+        authorize(
+            &parse(body.as_bytes()).unwrap(),
+            &grant(),
+            None,
+            false,
+            false,
+        )
     }
 
     #[test]
     fn tools_are_checked_by_name() {
-        assert_eq!(check(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#).unwrap().tool.as_deref(), Some("echo"));
+        assert_eq!(
+            check(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#)
+                .unwrap()
+                .tool
+                .as_deref(),
+            Some("echo")
+        );
         assert!(matches!(
             check(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_records"}}"#),
             Err(GatewayError::ToolNotGranted { tool }) if tool == "delete_records"
         ));
-        assert!(matches!(check(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}"#), Err(GatewayError::InvalidRequest(_))));
+        assert!(matches!(
+            check(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}"#),
+            Err(GatewayError::InvalidRequest(_))
+        ));
     }
 
     #[test]
     fn a_batch_is_denied_if_any_element_is() {
         let body = r#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}},
                       {"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"rm"}}]"#;
-        assert!(matches!(check(body), Err(GatewayError::ToolNotGranted { .. })));
+        assert!(matches!(
+            check(body),
+            Err(GatewayError::ToolNotGranted { .. })
+        ));
     }
 
     #[test]
     fn families_and_undefined_methods() {
-        assert!(check(r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"x"}}"#).is_ok());
-        assert!(matches!(check(r#"{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"p"}}"#), Err(GatewayError::FamilyNotGranted { .. })));
+        assert!(
+            check(r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"x"}}"#)
+                .is_ok()
+        );
         assert!(matches!(
-            check(r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt"}}}"#),
-            Err(GatewayError::FamilyNotGranted { family: "prompts", .. })
+            check(r#"{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"p"}}"#),
+            Err(GatewayError::FamilyNotGranted { .. })
         ));
-        assert!(matches!(check(r#"{"jsonrpc":"2.0","id":1,"method":"foo/bar"}"#), Err(GatewayError::MethodNotFound { .. })));
+        assert!(matches!(
+            check(
+                r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt"}}}"#
+            ),
+            Err(GatewayError::FamilyNotGranted {
+                family: "prompts",
+                ..
+            })
+        ));
+        assert!(matches!(
+            check(r#"{"jsonrpc":"2.0","id":1,"method":"foo/bar"}"#),
+            Err(GatewayError::MethodNotFound { .. })
+        ));
         assert!(check(r#"{"jsonrpc":"2.0","method":"notifications/anything"}"#).is_ok());
         assert!(check(r#"{"jsonrpc":"2.0","id":5,"result":{"action":"accept"}}"#).is_ok());
-        assert!(check(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).unwrap().lists_tools);
+        assert!(
+            check(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#)
+                .unwrap()
+                .lists_tools
+        );
     }
 
     #[test]
     fn routing_headers_must_match_the_body() {
-        let env = parse(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#).unwrap();
+        let env =
+            parse(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#)
+                .unwrap();
         let mut headers = HeaderMap::new();
         headers.insert("mcp-method", HeaderValue::from_static("tools/call"));
         headers.insert("mcp-name", HeaderValue::from_static("echo"));
@@ -244,21 +312,44 @@ mod tests {
         headers.insert("mcp-name", HeaderValue::from_static("=?base64?ZWNobw==?="));
         assert!(check_routing_headers(&headers, &env).is_ok());
         headers.insert("mcp-name", HeaderValue::from_static("delete_records"));
-        assert_eq!(check_routing_headers(&headers, &env), Err(GatewayError::HeaderMismatch { header: "Mcp-Name" }));
+        assert_eq!(
+            check_routing_headers(&headers, &env),
+            Err(GatewayError::HeaderMismatch { header: "Mcp-Name" })
+        );
         headers.insert("mcp-method", HeaderValue::from_static("tools/list"));
-        assert_eq!(check_routing_headers(&headers, &env), Err(GatewayError::HeaderMismatch { header: "Mcp-Method" }));
+        assert_eq!(
+            check_routing_headers(&headers, &env),
+            Err(GatewayError::HeaderMismatch {
+                header: "Mcp-Method"
+            })
+        );
     }
 
     #[test]
     fn protocol_versions() {
         let mut headers = HeaderMap::new();
         assert!(!protocol_era(&headers, None).unwrap());
-        headers.insert("mcp-protocol-version", HeaderValue::from_static("2026-07-28"));
+        headers.insert(
+            "mcp-protocol-version",
+            HeaderValue::from_static("2026-07-28"),
+        );
         assert!(protocol_era(&headers, None).unwrap());
-        headers.insert("mcp-protocol-version", HeaderValue::from_static("1999-01-01"));
-        assert!(matches!(protocol_era(&headers, None), Err(GatewayError::UnsupportedProtocolVersion { .. })));
+        headers.insert(
+            "mcp-protocol-version",
+            HeaderValue::from_static("1999-01-01"),
+        );
+        assert!(matches!(
+            protocol_era(&headers, None),
+            Err(GatewayError::UnsupportedProtocolVersion { .. })
+        ));
         let env = parse(br#"{"jsonrpc":"2.0","id":1,"method":"ping","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#).unwrap();
-        headers.insert("mcp-protocol-version", HeaderValue::from_static("2025-11-25"));
-        assert!(matches!(protocol_era(&headers, Some(&env)), Err(GatewayError::HeaderMismatch { .. })));
+        headers.insert(
+            "mcp-protocol-version",
+            HeaderValue::from_static("2025-11-25"),
+        );
+        assert!(matches!(
+            protocol_era(&headers, Some(&env)),
+            Err(GatewayError::HeaderMismatch { .. })
+        ));
     }
 }

@@ -133,8 +133,8 @@ impl Envelope {
 }
 
 pub fn parse(body: &[u8]) -> Result<Envelope, GatewayError> {
-    let Strict(value) = serde_json::from_slice(body)
-        .map_err(|e| GatewayError::ParseError(parse_error_text(&e)))?;
+    let Strict(value) =
+        serde_json::from_slice(body).map_err(|e| GatewayError::ParseError(parse_error_text(&e)))?;
     match value {
         Value::Array(items) => {
             if items.is_empty() {
@@ -160,37 +160,52 @@ fn parse_error_text(err: &serde_json::Error) -> String {
 
 fn message(value: Value) -> Result<Message, GatewayError> {
     let Value::Object(mut object) = value else {
-        return Err(GatewayError::InvalidRequest("a JSON-RPC message must be an object".into()));
+        return Err(GatewayError::InvalidRequest(
+            "a JSON-RPC message must be an object".into(),
+        ));
     };
     if object.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
-        return Err(GatewayError::InvalidRequest("\"jsonrpc\" must be \"2.0\"".into()));
+        return Err(GatewayError::InvalidRequest(
+            "\"jsonrpc\" must be \"2.0\"".into(),
+        ));
     }
     let id = object.remove("id");
     if let Some(id) = &id
         && !(id.is_string() || id.is_i64() || id.is_u64())
     {
-        return Err(GatewayError::InvalidRequest("\"id\" must be a string or an integer".into()));
+        return Err(GatewayError::InvalidRequest(
+            "\"id\" must be a string or an integer".into(),
+        ));
     }
     let params = object.remove("params");
     if let Some(p) = &params
         && !(p.is_object() || p.is_array())
     {
-        return Err(GatewayError::InvalidRequest("\"params\" must be an object".into()));
+        return Err(GatewayError::InvalidRequest(
+            "\"params\" must be an object".into(),
+        ));
     }
     match object.remove("method") {
         Some(Value::String(method)) => Ok(Message {
-            kind: if id.is_some() { Kind::Request } else { Kind::Notification },
+            kind: if id.is_some() {
+                Kind::Request
+            } else {
+                Kind::Notification
+            },
             id,
             method: Some(method),
             params,
         }),
-        Some(_) => Err(GatewayError::InvalidRequest("\"method\" must be a string".into())),
+        Some(_) => Err(GatewayError::InvalidRequest(
+            "\"method\" must be a string".into(),
+        )),
         None => {
             let has_result = object.contains_key("result");
             let has_error = object.contains_key("error");
             if id.is_none() || has_result == has_error {
                 return Err(GatewayError::InvalidRequest(
-                    "a message needs a method, or an id with exactly one of result and error".into(),
+                    "a message needs a method, or an id with exactly one of result and error"
+                        .into(),
                 ));
             }
             Ok(Message {
@@ -229,7 +244,11 @@ fn filter_one(message: &mut Value, allowed: &dyn Fn(&str) -> bool) -> bool {
         return false;
     };
     let before = tools.len();
-    tools.retain(|tool| tool.get("name").and_then(Value::as_str).is_some_and(allowed));
+    tools.retain(|tool| {
+        tool.get("name")
+            .and_then(Value::as_str)
+            .is_some_and(allowed)
+    });
     tools.len() != before
 }
 
@@ -239,7 +258,9 @@ mod tests {
 
     #[test]
     fn classifies_messages() {
-        let env = parse(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#).unwrap();
+        let env =
+            parse(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#)
+                .unwrap();
         assert_eq!(env.messages[0].kind, Kind::Request);
         assert_eq!(env.messages[0].routing_name(), Some("echo"));
         let env = parse(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap();
@@ -259,7 +280,10 @@ mod tests {
 
     #[test]
     fn escapes_are_decoded_before_authorisation() {
-        let env = parse(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"del\u0065te"}}"#).unwrap();
+        let env = parse(
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"del\u0065te"}}"#,
+        )
+        .unwrap();
         assert_eq!(env.messages[0].routing_name(), Some("delete"));
     }
 
@@ -273,18 +297,32 @@ mod tests {
             br#"[]"#,
             br#"42"#,
         ] {
-            assert!(matches!(parse(body), Err(GatewayError::InvalidRequest(_))), "{:?}", std::str::from_utf8(body));
+            assert!(
+                matches!(parse(body), Err(GatewayError::InvalidRequest(_))),
+                "{:?}",
+                std::str::from_utf8(body)
+            );
         }
-        assert!(matches!(parse(b"{not json"), Err(GatewayError::ParseError(_))));
+        assert!(matches!(
+            parse(b"{not json"),
+            Err(GatewayError::ParseError(_))
+        ));
     }
 
     #[test]
     fn filters_tools_lists_only() {
         let allowed = |name: &str| name == "echo";
         let body = br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"echo"},{"name":"delete_records"}],"nextCursor":"c"}}"#;
-        let out: Value = serde_json::from_slice(&filter_tools_list(body, &allowed).unwrap()).unwrap();
+        let out: Value =
+            serde_json::from_slice(&filter_tools_list(body, &allowed).unwrap()).unwrap();
         assert_eq!(out["result"]["tools"].as_array().unwrap().len(), 1);
         assert_eq!(out["result"]["nextCursor"], "c");
-        assert!(filter_tools_list(br#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#, &allowed).is_none());
+        assert!(
+            filter_tools_list(
+                br#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#,
+                &allowed
+            )
+            .is_none()
+        );
     }
 }

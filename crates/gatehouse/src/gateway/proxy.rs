@@ -80,7 +80,11 @@ pub async fn handle(
                 server: entry.map(|s| &*s.name),
                 resource_metadata: entry.map(|s| s.resource_metadata_url.as_str()),
             };
-            let decision = if err.is_upstream_failure() { Decision::Error } else { Decision::Deny };
+            let decision = if err.is_upstream_failure() {
+                Decision::Error
+            } else {
+                Decision::Deny
+            };
             let reason = err.reason();
             (err.into_response(&ctx), decision, Some(reason.to_owned()))
         }
@@ -117,12 +121,18 @@ async fn proxy(
     request: Request,
     record: &mut Record,
 ) -> Result<Response, GatewayError> {
-    let server = snapshot.servers.get(server_name).ok_or(GatewayError::UnknownServer)?;
+    let server = snapshot
+        .servers
+        .get(server_name)
+        .ok_or(GatewayError::UnknownServer)?;
     let (parts, body) = request.into_parts();
     state.access.check(&parts.headers)?;
     let principal = identify(state, snapshot, &parts, server, record)?;
     let grant = match principal.client.as_deref() {
-        Some(client) => snapshot.grant(client, server_name).ok_or(GatewayError::NoConnection)?.clone(),
+        Some(client) => snapshot
+            .grant(client, server_name)
+            .ok_or(GatewayError::NoConnection)?
+            .clone(),
         None => ANONYMOUS_GRANT.clone(),
     };
     let call = Call {
@@ -186,16 +196,30 @@ struct Call<'a> {
 }
 
 impl Call<'_> {
-    async fn post(&self, parts: Parts, body: Body, record: &mut Record) -> Result<Response, GatewayError> {
+    async fn post(
+        &self,
+        parts: Parts,
+        body: Body,
+        record: &mut Record,
+    ) -> Result<Response, GatewayError> {
         let is_json = parts
             .headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/json"));
+            .is_some_and(|v| {
+                v.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("application/json")
+            });
         if !is_json {
             return Err(GatewayError::UnsupportedMediaType);
         }
-        let bytes = read_body(&parts.headers, body, self.state.config.gateway.max_body_bytes).await?;
+        let bytes = read_body(
+            &parts.headers,
+            body,
+            self.state.config.gateway.max_body_bytes,
+        )
+        .await?;
         let envelope = jsonrpc::parse(&bytes)?;
         if let Some(first) = envelope.first() {
             if !envelope.batch && first.kind == Kind::Request {
@@ -209,6 +233,13 @@ impl Call<'_> {
                 first.method().chars().take(128).collect()
             });
         }
+        // Named before the decision, so a refused call is audited with what it asked for.
+        record.tool = envelope
+            .messages
+            .iter()
+            .find(|m| m.method() == "tools/call")
+            .and_then(|m| m.param_str("name"))
+            .map(|name| name.chars().take(128).collect());
         let stateless = authorize::protocol_era(&parts.headers, Some(&envelope))?;
         authorize::check_routing_headers(&parts.headers, &envelope)?;
         let verdict = authorize::authorize(
@@ -218,18 +249,25 @@ impl Call<'_> {
             self.server.allow_unknown_methods,
             stateless,
         )?;
-        record.tool = verdict.tool;
         let session = self.bound_session(&parts.headers, stateless)?;
-        let initializes = !envelope.batch && envelope.first().is_some_and(|m| m.method() == "initialize");
+        let initializes =
+            !envelope.batch && envelope.first().is_some_and(|m| m.method() == "initialize");
 
-        let response = self.send(Method::POST, &parts, Full::new(bytes), record).await?;
+        let response = self
+            .send(Method::POST, &parts, Full::new(bytes), record)
+            .await?;
         let status = response.status();
         if initializes
             && status.is_success()
-            && let Some(id) = response.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok())
+            && let Some(id) = response
+                .headers()
+                .get(SESSION_HEADER)
+                .and_then(|v| v.to_str().ok())
         {
             let owner = self.principal.session_owner();
-            self.state.sessions.bind(&self.server.name, id, owner, crate::now_ms());
+            self.state
+                .sessions
+                .bind(&self.server.name, id, owner, crate::now_ms());
         }
         if status == StatusCode::NOT_FOUND
             && let Some(id) = &session
@@ -244,7 +282,9 @@ impl Call<'_> {
             return Err(GatewayError::MethodNotAllowed { allow: "POST" });
         }
         self.bound_session(&parts.headers, false)?;
-        let response = self.send(Method::GET, &parts, Full::default(), record).await?;
+        let response = self
+            .send(Method::GET, &parts, Full::default(), record)
+            .await?;
         // A resumed stream may replay a `tools/list` result: filter the stream by shape.
         self.relay(response, true).await
     }
@@ -253,8 +293,12 @@ impl Call<'_> {
         if authorize::protocol_era(&parts.headers, None)? {
             return Err(GatewayError::MethodNotAllowed { allow: "POST" });
         }
-        let session = self.bound_session(&parts.headers, false)?.ok_or(GatewayError::SessionRequired)?;
-        let response = self.send(Method::DELETE, &parts, Full::default(), record).await?;
+        let session = self
+            .bound_session(&parts.headers, false)?
+            .ok_or(GatewayError::SessionRequired)?;
+        let response = self
+            .send(Method::DELETE, &parts, Full::default(), record)
+            .await?;
         if response.status().is_success() || response.status() == StatusCode::NOT_FOUND {
             self.state.sessions.remove(&self.server.name, &session);
         }
@@ -263,7 +307,11 @@ impl Call<'_> {
 
     /// The request's session id, if it has one, after checking that it belongs to the caller.
     /// Stateless-era requests carry no sessions; a stray header is passed on, unchecked.
-    fn bound_session(&self, headers: &HeaderMap, stateless: bool) -> Result<Option<String>, GatewayError> {
+    fn bound_session(
+        &self,
+        headers: &HeaderMap,
+        stateless: bool,
+    ) -> Result<Option<String>, GatewayError> {
         let Some(value) = headers.get(SESSION_HEADER) else {
             return Ok(None);
         };
@@ -272,7 +320,11 @@ impl Call<'_> {
         }
         let id = value.to_str().map_err(|_| GatewayError::SessionNotFound)?;
         let owner = self.principal.session_owner();
-        match self.state.sessions.check(&self.server.name, id, owner, crate::now_ms()) {
+        match self
+            .state
+            .sessions
+            .check(&self.server.name, id, owner, crate::now_ms())
+        {
             SessionCheck::Owned => Ok(Some(id.to_owned())),
             SessionCheck::NotFound => Err(GatewayError::SessionNotFound),
         }
@@ -299,7 +351,11 @@ impl Call<'_> {
 
     /// Streams the upstream response back, filtering `tools/list` results when the caller
     /// may not see every tool.
-    async fn relay(&self, response: http::Response<Incoming>, lists_tools: bool) -> Result<Response, GatewayError> {
+    async fn relay(
+        &self,
+        response: http::Response<Incoming>,
+        lists_tools: bool,
+    ) -> Result<Response, GatewayError> {
         let (parts, body) = response.into_parts();
         let filter = lists_tools && !self.sees_every_tool();
         let content_type = parts
@@ -362,6 +418,8 @@ async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Bytes,
         Err(err) if err.is::<http_body_util::LengthLimitError>() => {
             Err(GatewayError::PayloadTooLarge { limit: max })
         }
-        Err(_) => Err(GatewayError::InvalidRequest("the request body could not be read".into())),
+        Err(_) => Err(GatewayError::InvalidRequest(
+            "the request body could not be read".into(),
+        )),
     }
 }

@@ -43,7 +43,13 @@ impl Sessions {
         );
     }
 
-    pub fn check(&self, server: &Arc<str>, session_id: &str, owner: &str, now_ms: i64) -> SessionCheck {
+    pub fn check(
+        &self,
+        server: &Arc<str>,
+        session_id: &str,
+        owner: &str,
+        now_ms: i64,
+    ) -> SessionCheck {
         let bindings = self.bindings.read();
         match bindings.get(&(server.clone(), session_id.to_owned())) {
             Some(binding) if &*binding.owner == owner => {
@@ -55,7 +61,9 @@ impl Sessions {
     }
 
     pub fn remove(&self, server: &Arc<str>, session_id: &str) {
-        self.bindings.write().remove(&(server.clone(), session_id.to_owned()));
+        self.bindings
+            .write()
+            .remove(&(server.clone(), session_id.to_owned()));
     }
 
     /// Forgets sessions idle since before `cutoff_ms`.
@@ -84,10 +92,22 @@ mod tests {
         let sessions = Sessions::default();
         let server: Arc<str> = Arc::from("demo");
         sessions.bind(&server, "s1", "alice", 0);
-        assert_eq!(sessions.check(&server, "s1", "alice", 1), SessionCheck::Owned);
-        assert_eq!(sessions.check(&server, "s1", "mallory", 1), SessionCheck::NotFound);
-        assert_eq!(sessions.check(&Arc::from("other"), "s1", "alice", 1), SessionCheck::NotFound);
-        assert_eq!(sessions.check(&server, "s2", "alice", 1), SessionCheck::NotFound);
+        assert_eq!(
+            sessions.check(&server, "s1", "alice", 1),
+            SessionCheck::Owned
+        );
+        assert_eq!(
+            sessions.check(&server, "s1", "mallory", 1),
+            SessionCheck::NotFound
+        );
+        assert_eq!(
+            sessions.check(&Arc::from("other"), "s1", "alice", 1),
+            SessionCheck::NotFound
+        );
+        assert_eq!(
+            sessions.check(&server, "s2", "alice", 1),
+            SessionCheck::NotFound
+        );
     }
 
     #[test]
@@ -97,7 +117,13 @@ mod tests {
         sessions.bind(&server, "old", "a", 10);
         sessions.bind(&server, "new", "a", 100);
         assert_eq!(sessions.sweep(50), 1);
-        assert_eq!(sessions.check(&server, "new", "a", 101), SessionCheck::Owned);
-        assert_eq!(sessions.check(&server, "old", "a", 101), SessionCheck::NotFound);
+        assert_eq!(
+            sessions.check(&server, "new", "a", 101),
+            SessionCheck::Owned
+        );
+        assert_eq!(
+            sessions.check(&server, "old", "a", 101),
+            SessionCheck::NotFound
+        );
     }
 }

@@ -43,14 +43,17 @@ pub fn event_end(buf: &[u8]) -> Option<usize> {
 /// Applies `transform` to one complete event (including its terminating blank line).
 pub fn rewrite_event(event: &[u8], transform: &Transform) -> Option<Bytes> {
     let text = std::str::from_utf8(event).ok()?;
-    let lines: Vec<&str> = text.split_terminator(['\n']).map(|l| l.trim_end_matches('\r')).collect();
+    let lines: Vec<&str> = text
+        .split_terminator(['\n'])
+        .map(|l| l.trim_end_matches('\r'))
+        .collect();
     let mut data: Vec<&str> = Vec::new();
     for line in &lines {
-        if let Some(value) = line.strip_prefix("data") {
-            if value.is_empty() || value.starts_with(':') {
-                let value = value.strip_prefix(':').unwrap_or(value);
-                data.push(value.strip_prefix(' ').unwrap_or(value));
-            }
+        if let Some(value) = line.strip_prefix("data")
+            && (value.is_empty() || value.starts_with(':'))
+        {
+            let value = value.strip_prefix(':').unwrap_or(value);
+            data.push(value.strip_prefix(' ').unwrap_or(value));
         }
     }
     if data.is_empty() {
@@ -60,7 +63,9 @@ pub fn rewrite_event(event: &[u8], transform: &Transform) -> Option<Bytes> {
     let replaced = transform(payload.as_bytes())?;
     let mut out = String::with_capacity(event.len());
     for line in lines.iter().filter(|l| !l.is_empty()) {
-        let is_data = line.strip_prefix("data").is_some_and(|v| v.is_empty() || v.starts_with(':'));
+        let is_data = line
+            .strip_prefix("data")
+            .is_some_and(|v| v.is_empty() || v.starts_with(':'));
         if !is_data {
             out.push_str(line);
             out.push('\n');
@@ -172,7 +177,13 @@ mod tests {
 
     #[tokio::test]
     async fn events_split_across_chunks_are_reassembled() {
-        let chunks = ["id: 1\nda", "ta: x", "y\n", "\n: comment\n\nid: 2\ndata: ab", "c\n\n"];
+        let chunks = [
+            "id: 1\nda",
+            "ta: x",
+            "y\n",
+            "\n: comment\n\nid: 2\ndata: ab",
+            "c\n\n",
+        ];
         let stream = futures_util::stream::iter(
             chunks.map(|c| Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(c)))),
         );
@@ -190,8 +201,11 @@ mod tests {
     #[tokio::test]
     async fn oversized_events_end_the_stream_with_an_error() {
         let big = Bytes::from(vec![b'a'; 100]);
-        let stream = futures_util::stream::iter([Ok::<_, std::convert::Infallible>(Frame::data(big))]);
-        let out: Vec<_> = rewrite_stream(StreamBody::new(stream), upper(), 10).collect().await;
+        let stream =
+            futures_util::stream::iter([Ok::<_, std::convert::Infallible>(Frame::data(big))]);
+        let out: Vec<_> = rewrite_stream(StreamBody::new(stream), upper(), 10)
+            .collect()
+            .await;
         assert!(out.last().unwrap().is_err());
     }
 }

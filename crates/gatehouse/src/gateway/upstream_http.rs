@@ -34,7 +34,10 @@ impl UpstreamClient {
     }
 
     /// Sends the request and waits for the response head, within the configured timeout.
-    pub async fn send(&self, request: Request<Full<Bytes>>) -> Result<Response<Incoming>, GatewayError> {
+    pub async fn send(
+        &self,
+        request: Request<Full<Bytes>>,
+    ) -> Result<Response<Incoming>, GatewayError> {
         match tokio::time::timeout(self.timeout, self.client.request(request)).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(err)) => {
@@ -67,8 +70,15 @@ fn is_connect_timeout(err: &hyper_util::client::legacy::Error) -> bool {
 pub fn is_hop_by_hop(name: &HeaderName) -> bool {
     matches!(
         name.as_str(),
-        "connection" | "keep-alive" | "proxy-connection" | "proxy-authenticate"
-            | "proxy-authorization" | "te" | "trailer" | "transfer-encoding" | "upgrade"
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
     )
 }
 

@@ -34,7 +34,9 @@ pub struct MintedKey {
 
 impl std::fmt::Debug for MintedKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MintedKey").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("MintedKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -53,7 +55,9 @@ pub fn mint(keyring: &Keyring) -> Result<MintedKey, SecretError> {
 
 pub fn checksum(body: &str) -> String {
     let digest = Sha256::digest(body.as_bytes());
-    secrets::base62_u32(u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]))
+    secrets::base62_u32(u32::from_be_bytes([
+        digest[0], digest[1], digest[2], digest[3],
+    ]))
 }
 
 pub fn hash_secret(keyring: &Keyring, id: &str, secret: &str) -> [u8; 32] {
@@ -205,9 +209,15 @@ mod tests {
         let (table, key) = table_with(&ring, None);
         let body = format!("{PREFIX}{}_{}", key.id, "A".repeat(SECRET_LEN));
         let forged = format!("{body}{}", checksum(&body));
-        assert_eq!(table.check(&ring, &forged, 0).unwrap_err(), KeyRejection::NotRecognised);
+        assert_eq!(
+            table.check(&ring, &forged, 0).unwrap_err(),
+            KeyRejection::NotRecognised
+        );
         let other_ring = Keyring::from_master(&[4; 32]);
-        assert_eq!(table.check(&other_ring, &key.token, 0).unwrap_err(), KeyRejection::NotRecognised);
+        assert_eq!(
+            table.check(&other_ring, &key.token, 0).unwrap_err(),
+            KeyRejection::NotRecognised
+        );
     }
 
     #[test]
@@ -215,15 +225,27 @@ mod tests {
         let ring = Keyring::from_master(&[3; 32]);
         let (table, key) = table_with(&ring, Some(1_000));
         assert!(table.check(&ring, &key.token, 999).is_ok());
-        assert_eq!(table.check(&ring, &key.token, 1_000).unwrap_err(), KeyRejection::Expired);
+        assert_eq!(
+            table.check(&ring, &key.token, 1_000).unwrap_err(),
+            KeyRejection::Expired
+        );
     }
 
     #[test]
     fn garbage_is_malformed() {
         let ring = Keyring::from_master(&[3; 32]);
         let (table, _) = table_with(&ring, None);
-        for bad in ["", "gth_", "Bearer x", &"gth_".repeat(20), "gth_ééééééééééé"] {
-            assert_eq!(table.check(&ring, bad, 0).unwrap_err(), KeyRejection::Malformed);
+        for bad in [
+            "",
+            "gth_",
+            "Bearer x",
+            &"gth_".repeat(20),
+            "gth_ééééééééééé",
+        ] {
+            assert_eq!(
+                table.check(&ring, bad, 0).unwrap_err(),
+                KeyRejection::Malformed
+            );
         }
     }
 }

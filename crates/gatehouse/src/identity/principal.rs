@@ -6,7 +6,9 @@ use crate::grants::ToolPattern;
 
 #[derive(Debug, Clone)]
 pub enum Credential {
-    ApiKey { key_id: Arc<str> },
+    ApiKey {
+        key_id: Arc<str>,
+    },
     /// A server that allows anonymous callers was reached without a credential.
     Anonymous,
 }

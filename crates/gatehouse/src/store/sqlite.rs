@@ -4,7 +4,9 @@ use async_trait::async_trait;
 use sqlx::{
     AssertSqlSafe, Row, SqlSafeStr, Sqlite, SqlitePool, Transaction,
     migrate::{Migration, MigrationType, Migrator},
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous},
+    sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    },
 };
 use std::{str::FromStr, time::Duration};
 
@@ -63,7 +65,10 @@ async fn exists(
     sql: &'static str,
     key: &str,
 ) -> StoreResult<bool> {
-    let found: Option<i64> = sqlx::query_scalar(sql).bind(key).fetch_optional(&mut **tx).await?;
+    let found: Option<i64> = sqlx::query_scalar(sql)
+        .bind(key)
+        .fetch_optional(&mut **tx)
+        .await?;
     Ok(found.is_some())
 }
 
@@ -181,7 +186,13 @@ async fn insert_key(tx: &mut Transaction<'static, Sqlite>, key: &ApiKeyRecord) -
 impl Store for SqliteStore {
     async fn insert_server(&self, server: &ServerRecord) -> StoreResult<Generation> {
         let mut tx = self.begin().await?;
-        if exists(&mut tx, "SELECT 1 FROM servers WHERE name = $1", &server.name).await? {
+        if exists(
+            &mut tx,
+            "SELECT 1 FROM servers WHERE name = $1",
+            &server.name,
+        )
+        .await?
+        {
             return Err(StoreError::Conflict {
                 kind: "server",
                 name: server.name.clone(),
@@ -237,7 +248,13 @@ impl Store for SqliteStore {
 
     async fn insert_client(&self, client: &ClientRecord) -> StoreResult<Generation> {
         let mut tx = self.begin().await?;
-        if exists(&mut tx, "SELECT 1 FROM clients WHERE name = $1", &client.name).await? {
+        if exists(
+            &mut tx,
+            "SELECT 1 FROM clients WHERE name = $1",
+            &client.name,
+        )
+        .await?
+        {
             return Err(StoreError::Conflict {
                 kind: "client",
                 name: client.name.clone(),
@@ -290,7 +307,13 @@ impl Store for SqliteStore {
 
     async fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<Generation> {
         let mut tx = self.begin().await?;
-        if !exists(&mut tx, "SELECT 1 FROM clients WHERE name = $1", &key.client).await? {
+        if !exists(
+            &mut tx,
+            "SELECT 1 FROM clients WHERE name = $1",
+            &key.client,
+        )
+        .await?
+        {
             return Err(StoreError::not_found("client", &key.client));
         }
         insert_key(&mut tx, key).await?;
@@ -346,13 +369,12 @@ impl Store for SqliteStore {
 
     async fn revoke_api_key(&self, id: &str, at: i64) -> StoreResult<Generation> {
         let mut tx = self.begin().await?;
-        let done = sqlx::query(
-            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1",
-        )
-        .bind(id)
-        .bind(at)
-        .execute(&mut *tx)
-        .await?;
+        let done =
+            sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1")
+                .bind(id)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::not_found("API key", id));
         }
@@ -387,7 +409,8 @@ impl Store for SqliteStore {
         if !exists(&mut tx, "SELECT 1 FROM servers WHERE name = $1", &c.server).await? {
             return Err(StoreError::not_found("server", &c.server));
         }
-        let tools = serde_json::to_string(&c.tools).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let tools =
+            serde_json::to_string(&c.tools).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         sqlx::query(
             "INSERT INTO connections (client, server, tools, resources, prompts, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (client, server) DO UPDATE SET \
@@ -421,7 +444,10 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::not_found("connection", format!("{client} → {server}")));
+            return Err(StoreError::not_found(
+                "connection",
+                format!("{client} → {server}"),
+            ));
         }
         let generation = bump(&mut tx).await?;
         tx.commit().await?;
@@ -429,9 +455,11 @@ impl Store for SqliteStore {
     }
 
     async fn generation(&self) -> StoreResult<Generation> {
-        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = 'generation'")
-            .fetch_one(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT value FROM meta WHERE key = 'generation'")
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     async fn load_contents(&self) -> StoreResult<StoreContents> {
@@ -440,21 +468,36 @@ impl Store for SqliteStore {
         let generation: i64 = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'generation'")
             .fetch_one(&mut *tx)
             .await?;
-        let servers = sqlx::query("SELECT * FROM servers").fetch_all(&mut *tx).await?;
-        let clients = sqlx::query("SELECT * FROM clients").fetch_all(&mut *tx).await?;
+        let servers = sqlx::query("SELECT * FROM servers")
+            .fetch_all(&mut *tx)
+            .await?;
+        let clients = sqlx::query("SELECT * FROM clients")
+            .fetch_all(&mut *tx)
+            .await?;
         let keys = sqlx::query(AssertSqlSafe(format!(
             "SELECT {KEY_COLUMNS} FROM api_keys WHERE revoked_at IS NULL"
         )))
         .fetch_all(&mut *tx)
         .await?;
-        let connections = sqlx::query("SELECT * FROM connections").fetch_all(&mut *tx).await?;
+        let connections = sqlx::query("SELECT * FROM connections")
+            .fetch_all(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(StoreContents {
             generation,
-            servers: servers.iter().map(server_from).collect::<StoreResult<_>>()?,
-            clients: clients.iter().map(client_from).collect::<StoreResult<_>>()?,
+            servers: servers
+                .iter()
+                .map(server_from)
+                .collect::<StoreResult<_>>()?,
+            clients: clients
+                .iter()
+                .map(client_from)
+                .collect::<StoreResult<_>>()?,
             api_keys: keys.iter().map(key_from).collect::<StoreResult<_>>()?,
-            connections: connections.iter().map(connection_from).collect::<StoreResult<_>>()?,
+            connections: connections
+                .iter()
+                .map(connection_from)
+                .collect::<StoreResult<_>>()?,
         })
     }
 
@@ -471,7 +514,9 @@ impl Store for SqliteStore {
     }
 
     async fn heartbeat(&self) -> StoreResult<ServerHeartbeat> {
-        let rows = sqlx::query("SELECT key, value FROM meta").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT key, value FROM meta")
+            .fetch_all(&self.pool)
+            .await?;
         let mut heartbeat = ServerHeartbeat::default();
         for row in rows {
             let key: String = row.try_get("key")?;
@@ -489,7 +534,8 @@ impl Store for SqliteStore {
         let row = sqlx::query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| Ok((r.try_get("seq")?, r.try_get("hash")?))).transpose()
+        row.map(|r| Ok((r.try_get("seq")?, r.try_get("hash")?)))
+            .transpose()
     }
 
     async fn append_audit(&self, rows: &[AuditRow]) -> StoreResult<()> {

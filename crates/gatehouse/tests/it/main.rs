@@ -1,1 +1,13 @@
-fn main() {}
+//! One integration-test binary: every test starts a real Gatehouse on port 0 in front of a
+//! real MCP server over real HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+mod scripted_upstream;
+
+mod audit;
+mod errors;
+mod filtering;
+mod keys;
+mod proxying;
+mod sessions;

@@ -1,0 +1,255 @@
+#!/usr/bin/env bash
+# Load benchmark: Gatehouse against the fixed bench-baseline (direct upstream, bare proxy).
+#
+#   bench/run.sh                      # 3 interleaved rounds of 10 s runs
+#   ROUNDS=5 DURATION=20s bench/run.sh
+#   TARGETS="direct miniproxy" bench/run.sh   # baseline only (no Gatehouse)
+#
+# Everything listens on 127.0.0.1 only; every wrk run is bounded by DURATION; all processes
+# started here are stopped on exit. See bench/README.md.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-2s}
+TIMEOUT=${TIMEOUT:-5s}
+TARGETS=${TARGETS:-"direct miniproxy gatehouse"}
+# "threads:connections" pairs, run in this order within each round.
+LOADS=${LOADS:-"1:1 2:32"}
+BUILD=${BUILD:-1}
+BASELINE_SRC=${BASELINE_SRC:-"$ROOT/../shared/bench-baseline"}
+CACHE=${BENCH_CACHE:-"${TMPDIR:-/tmp}/gatehouse-bench-cache"}
+RESULTS_DIR=${RESULTS_DIR:-"$ROOT/bench/results"}
+HOST=127.0.0.1
+PORT_UPSTREAM=18080
+PORT_MINIPROXY=18081
+PORT_GATEHOUSE=18082
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+has_target() { [[ " $TARGETS " == *" $1 "* ]]; }
+
+# --- processes and cleanup ------------------------------------------------------------------
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-bench.XXXXXX")
+PIDS=()
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        # bounded wait, then force
+        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$pid" 2>/dev/null || true
+    done
+    if [[ "${KEEP_WORK:-0}" == 1 ]]; then
+        log "work directory kept: $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port_in_use() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
+
+# wait_http URL METHOD: poll until the URL answers (any status for POST probes, 200 for GET).
+wait_healthy() {
+    local url=$1 pid=$2 name=$3
+    for _ in $(seq 1 150); do
+        kill -0 "$pid" 2>/dev/null || { sed -n '1,40p' "$WORK/$name.log" >&2; die "$name exited during startup"; }
+        if [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$url" || true) == 200 ]]; then
+            return 0
+        fi
+        sleep 0.2
+    done
+    sed -n '1,40p' "$WORK/$name.log" >&2
+    die "$name did not answer 200 on $url within 30 s"
+}
+
+wait_listening() {
+    local port=$1 pid=$2 name=$3
+    for _ in $(seq 1 150); do
+        kill -0 "$pid" 2>/dev/null || { sed -n '1,40p' "$WORK/$name.log" >&2; die "$name exited during startup"; }
+        port_in_use "$port" && return 0
+        sleep 0.2
+    done
+    die "$name is not listening on $port within 30 s"
+}
+
+# CPU time (utime+stime, clock ticks) of a whole process.
+cpu_ticks() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
+    stat=${stat##*) }          # drop "pid (comm) " (comm may contain spaces)
+    awk '{ print $12 + $13 }' <<<"$stat"   # fields 14 and 15 of the full line
+}
+
+# --- tools ----------------------------------------------------------------------------------
+if ! command -v wrk >/dev/null; then
+    log "installing wrk (Debian package)"
+    if [[ $(id -u) == 0 ]]; then SUDO=; else SUDO=sudo; fi
+    $SUDO apt-get install -y wrk >/dev/null 2>&1 || { $SUDO apt-get update >/dev/null && $SUDO apt-get install -y wrk >/dev/null; }
+fi
+for tool in wrk curl python3 cargo; do
+    command -v "$tool" >/dev/null || die "$tool is required"
+done
+
+for port in $PORT_UPSTREAM $PORT_MINIPROXY $PORT_GATEHOUSE; do
+    port_in_use "$port" && die "port $port on $HOST is already in use"
+done
+
+# --- builds ---------------------------------------------------------------------------------
+mkdir -p "$CACHE"
+BASELINE_TARGET="$CACHE/baseline-target"
+if [[ "$BUILD" == 1 ]]; then
+    [[ -d "$BASELINE_SRC" ]] || die "baseline not found at $BASELINE_SRC (set BASELINE_SRC)"
+    log "building bench-baseline from a copy (target: $BASELINE_TARGET)"
+    rm -rf "$CACHE/baseline-src"
+    cp -a "$BASELINE_SRC" "$CACHE/baseline-src"   # -a keeps mtimes: no needless rebuilds
+    (cd "$CACHE/baseline-src" && CARGO_TARGET_DIR="$BASELINE_TARGET" cargo build --release --quiet)
+fi
+UPSTREAM_BIN="$BASELINE_TARGET/release/upstream"
+MINIPROXY_BIN="$BASELINE_TARGET/release/miniproxy"
+[[ -x "$UPSTREAM_BIN" && -x "$MINIPROXY_BIN" ]] || die "baseline binaries missing in $BASELINE_TARGET/release"
+cp "$BASELINE_SRC/mcp.lua" "$WORK/mcp.lua" 2>/dev/null || cp "$CACHE/baseline-src/mcp.lua" "$WORK/mcp.lua"
+
+if has_target gatehouse; then
+    if [[ -z "${GATEHOUSE_BIN:-}" ]]; then
+        target_dir=${CARGO_TARGET_DIR:-target}
+        [[ "$target_dir" == /* ]] || target_dir="$ROOT/$target_dir"
+        GATEHOUSE_BIN="$target_dir/release/gatehouse"
+        if [[ "$BUILD" == 1 ]]; then
+            log "building gatehouse (release)"
+            cargo build --release --quiet -p gatehouse-cli
+        fi
+    fi
+    [[ -x "$GATEHOUSE_BIN" ]] || die "gatehouse binary missing: $GATEHOUSE_BIN"
+fi
+
+# --- start ----------------------------------------------------------------------------------
+"$UPSTREAM_BIN" "$HOST:$PORT_UPSTREAM" >"$WORK/upstream.log" 2>&1 &
+PID_UPSTREAM=$!
+PIDS+=("$PID_UPSTREAM")
+wait_listening "$PORT_UPSTREAM" "$PID_UPSTREAM" upstream
+
+if has_target miniproxy; then
+    "$MINIPROXY_BIN" "$HOST:$PORT_MINIPROXY" "http://$HOST:$PORT_UPSTREAM" >"$WORK/miniproxy.log" 2>&1 &
+    PID_MINIPROXY=$!
+    PIDS+=("$PID_MINIPROXY")
+    wait_listening "$PORT_MINIPROXY" "$PID_MINIPROXY" miniproxy
+fi
+
+TOKEN=
+if has_target gatehouse; then
+    DATA="$WORK/data"
+    mkdir -p "$DATA"
+    gh() { "$GATEHOUSE_BIN" --data-dir "$DATA" "$@"; }
+    log "provisioning gatehouse (data dir in $WORK)"
+    gh servers add perf --url "http://$HOST:$PORT_UPSTREAM/mcp" >"$WORK/provision.log" 2>&1 ||
+        { cat "$WORK/provision.log" >&2; die "gatehouse servers add failed"; }
+    gh clients create bench >>"$WORK/provision.log" 2>&1 ||
+        { cat "$WORK/provision.log" >&2; die "gatehouse clients create failed"; }
+    gh connections grant --client bench --server perf --tools echo >>"$WORK/provision.log" 2>&1 ||
+        { cat "$WORK/provision.log" >&2; die "gatehouse connections grant failed"; }
+    TOKEN=$(gh --output json keys create --client bench 2>>"$WORK/provision.log" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])') ||
+        { cat "$WORK/provision.log" >&2; die "gatehouse keys create failed"; }
+    [[ "$TOKEN" == gth_* ]] || die "unexpected key format from keys create"
+
+    env GATEHOUSE_LISTEN="$HOST:$PORT_GATEHOUSE" \
+        GATEHOUSE_PUBLIC_URL="http://$HOST:$PORT_GATEHOUSE" \
+        GATEHOUSE_LOG__FILTER=warn \
+        "$GATEHOUSE_BIN" --data-dir "$DATA" serve >"$WORK/gatehouse.log" 2>&1 &
+    PID_GATEHOUSE=$!
+    PIDS+=("$PID_GATEHOUSE")
+    wait_healthy "http://$HOST:$PORT_GATEHOUSE/healthz" "$PID_GATEHOUSE" gatehouse
+fi
+
+url_of() {
+    case $1 in
+        direct) echo "http://$HOST:$PORT_UPSTREAM" ;;
+        miniproxy) echo "http://$HOST:$PORT_MINIPROXY" ;;
+        gatehouse) echo "http://$HOST:$PORT_GATEHOUSE" ;;
+    esac
+}
+pid_of() {
+    case $1 in
+        direct) echo "$PID_UPSTREAM" ;;
+        miniproxy) echo "$PID_MINIPROXY" ;;
+        gatehouse) echo "$PID_GATEHOUSE" ;;
+    esac
+}
+path_of() { if [[ $1 == gatehouse ]]; then echo /perf/mcp; else echo /mcp; fi; }
+authz_of() { if [[ $1 == gatehouse ]]; then echo "Bearer $TOKEN"; fi; }
+
+# --- sanity: one request per target must be a 200 ------------------------------------------
+BODY='{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}'
+for target in $TARGETS; do
+    args=(-s -o "$WORK/sample.$target" -w '%{http_code}' --max-time 5 -X POST
+        -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream'
+        --data "$BODY")
+    authz=$(authz_of "$target")
+    [[ -n "$authz" ]] && args+=(-H "Authorization: $authz")
+    code=$(curl "${args[@]}" "$(url_of "$target")$(path_of "$target")" || true)
+    if [[ "$code" != 200 ]]; then
+        log "sample request to $target answered HTTP $code:"
+        head -c 2000 "$WORK/sample.$target" >&2; echo >&2
+        [[ "${ALLOW_ERRORS:-0}" == 1 ]] || die "$target does not answer 200 (set ALLOW_ERRORS=1 to measure anyway)"
+    fi
+done
+
+# --- runs -----------------------------------------------------------------------------------
+mkdir -p "$RESULTS_DIR"
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+RAW="$RESULTS_DIR/$STAMP.raw"
+SUMMARY="$RESULTS_DIR/$STAMP.md"
+CLK_TCK=$(getconf CLK_TCK)
+{
+    echo "# gatehouse load bench $STAMP"
+    echo "META commit=$(git rev-parse --short HEAD 2>/dev/null || echo none)$(git diff --quiet HEAD -- crates 2>/dev/null || echo +dirty)" \
+        "nproc=$(nproc) kernel=$(uname -r) wrk=\"$(wrk -v 2>&1 | head -n1 | awk '{print $2}')\"" \
+        "rounds=$ROUNDS duration=$DURATION warmup=$WARMUP timeout=$TIMEOUT loads=\"$LOADS\" targets=\"$TARGETS\""
+} >"$RAW"
+
+run_wrk() {   # target threads conns duration label
+    local target=$1 t=$2 c=$3 d=$4 label=$5 before after out
+    before=$(cpu_ticks "$(pid_of "$target")")
+    out=$(MCP_PATH=$(path_of "$target") AUTHZ=$(authz_of "$target") \
+        wrk -t"$t" -c"$c" -d"$d" --timeout "$TIMEOUT" -s "$WORK/mcp.lua" "$(url_of "$target")" 2>&1) || true
+    after=$(cpu_ticks "$(pid_of "$target")")
+    {
+        echo "### $label target=$target t=$t c=$c d=$d"
+        echo "$out"
+    } >>"$RAW"
+    local result
+    result=$(grep '^RESULT ' <<<"$out" | tail -n1 || true)
+    if [[ -z "$result" ]]; then
+        log "no RESULT line from wrk ($label $target t=$t c=$c)"
+        return
+    fi
+    if [[ "$label" != warmup ]]; then
+        echo "DATA $label target=$target t=$t c=$c cpu_ticks=$((after - before)) clk_tck=$CLK_TCK ${result#RESULT }" >>"$RAW"
+    fi
+    log "$label $target t=$t c=$c: ${result#RESULT }"
+}
+
+log "warm-up ($WARMUP per target)"
+for target in $TARGETS; do
+    run_wrk "$target" 2 32 "$WARMUP" warmup
+done
+
+for round in $(seq 1 "$ROUNDS"); do
+    for load in $LOADS; do
+        for target in $TARGETS; do
+            run_wrk "$target" "${load%%:*}" "${load##*:}" "$DURATION" "round=$round"
+        done
+    done
+done
+
+python3 "$ROOT/bench/summarize.py" "$RAW" | tee "$SUMMARY"
+log "raw results: ${RAW#"$ROOT"/}; summary: ${SUMMARY#"$ROOT"/}"

@@ -1,0 +1,85 @@
+use clap::Subcommand;
+use gatehouse::{admin, store::ClientRecord};
+use std::process::ExitCode;
+
+use super::{Ctx, print, say};
+use crate::output::{Format, Table, print_json, time};
+
+#[derive(Subcommand)]
+pub enum ClientsCommand {
+    /// Create a client (an application or agent identity).
+    Create {
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    List,
+    Show {
+        name: String,
+    },
+    /// Disable a client: all its keys stop working at once.
+    Disable {
+        name: String,
+    },
+    /// Enable a disabled client again.
+    Enable {
+        name: String,
+    },
+}
+
+impl ClientsCommand {
+    pub async fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
+        let (clients, verb) = match self {
+            ClientsCommand::Create { name, description } => {
+                let generation = admin::create_client(&*ctx.store, &name, &description).await?;
+                ctx.applied(generation).await?;
+                (vec![ctx.store.get_client(&name).await?], "created")
+            }
+            ClientsCommand::List => (ctx.store.list_clients().await?, ""),
+            ClientsCommand::Show { name } => (vec![ctx.store.get_client(&name).await?], ""),
+            ClientsCommand::Disable { name } => {
+                let generation = ctx
+                    .store
+                    .set_client_disabled(&name, Some(gatehouse::now_ms()))
+                    .await?;
+                ctx.applied(generation).await?;
+                (vec![ctx.store.get_client(&name).await?], "disabled")
+            }
+            ClientsCommand::Enable { name } => {
+                let generation = ctx.store.set_client_disabled(&name, None).await?;
+                ctx.applied(generation).await?;
+                (vec![ctx.store.get_client(&name).await?], "enabled")
+            }
+        };
+        show(ctx.format, &clients, verb)
+    }
+}
+
+fn show(format: Format, clients: &[ClientRecord], verb: &str) -> anyhow::Result<ExitCode> {
+    if format == Format::Json {
+        match clients {
+            [one] if !verb.is_empty() => print_json(one)?,
+            many => print_json(&many)?,
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = Table::new(&["NAME", "STATUS", "DESCRIPTION", "CREATED"]);
+    for c in clients {
+        table.row(vec![
+            c.name.clone(),
+            if c.disabled_at.is_some() {
+                "disabled"
+            } else {
+                "active"
+            }
+            .into(),
+            c.description.clone(),
+            time(Some(c.created_at)),
+        ]);
+    }
+    if !verb.is_empty() {
+        say(format, &format!("client {verb}:"));
+    }
+    print(&table.render());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,120 @@
+use clap::Subcommand;
+use gatehouse::admin;
+use std::process::ExitCode;
+
+use super::{Ctx, print, say, servers::yes_no};
+use crate::output::{Format, Table, print_json, time};
+
+#[derive(Subcommand)]
+pub enum ConnectionsCommand {
+    /// Let a client use a server (replaces an existing grant for the pair).
+    Grant {
+        #[arg(long)]
+        client: String,
+        #[arg(long)]
+        server: String,
+        /// Tool patterns, comma-separated: `*` any run of characters, `?` one. Empty: no tools.
+        #[arg(long, default_value = "")]
+        tools: String,
+        /// Also grant resources/* methods.
+        #[arg(long)]
+        resources: bool,
+        /// Also grant prompts/* methods.
+        #[arg(long)]
+        prompts: bool,
+    },
+    List,
+    Revoke {
+        #[arg(long)]
+        client: String,
+        #[arg(long)]
+        server: String,
+    },
+}
+
+impl ConnectionsCommand {
+    pub async fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
+        match self {
+            ConnectionsCommand::Grant {
+                client,
+                server,
+                tools,
+                resources,
+                prompts,
+            } => {
+                let new = admin::NewConnection {
+                    client: client.clone(),
+                    server: server.clone(),
+                    tools,
+                    resources,
+                    prompts,
+                };
+                let generation = admin::grant_connection(&*ctx.store, new).await?;
+                ctx.applied(generation).await?;
+                let all = ctx.store.list_connections().await?;
+                let granted: Vec<_> = all
+                    .into_iter()
+                    .filter(|c| c.client == client && c.server == server)
+                    .collect();
+                show(ctx, &granted, "granted")
+            }
+            ConnectionsCommand::List => show(ctx, &ctx.store.list_connections().await?, ""),
+            ConnectionsCommand::Revoke { client, server } => {
+                let generation = ctx.store.delete_connection(&client, &server).await?;
+                ctx.applied(generation).await?;
+                if ctx.format == Format::Json {
+                    print_json(
+                        &serde_json::json!({ "revoked": { "client": client, "server": server } }),
+                    )?;
+                } else {
+                    say(
+                        ctx.format,
+                        &format!("connection {client} → {server} revoked"),
+                    );
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    }
+}
+
+fn show(
+    ctx: &Ctx,
+    connections: &[gatehouse::store::ConnectionRecord],
+    verb: &str,
+) -> anyhow::Result<ExitCode> {
+    if ctx.format == Format::Json {
+        match connections {
+            [one] if !verb.is_empty() => print_json(one)?,
+            many => print_json(&many)?,
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = Table::new(&[
+        "CLIENT",
+        "SERVER",
+        "TOOLS",
+        "RESOURCES",
+        "PROMPTS",
+        "CREATED",
+    ]);
+    for c in connections {
+        table.row(vec![
+            c.client.clone(),
+            c.server.clone(),
+            if c.tools.is_empty() {
+                "(none)".into()
+            } else {
+                c.tools.join(",")
+            },
+            yes_no(c.resources),
+            yes_no(c.prompts),
+            time(Some(c.created_at)),
+        ]);
+    }
+    if !verb.is_empty() {
+        say(ctx.format, &format!("connection {verb}:"));
+    }
+    print(&table.render());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,118 @@
+use clap::Subcommand;
+use gatehouse::{admin, store::ServerRecord};
+use std::process::ExitCode;
+
+use super::{Ctx, print, say};
+use crate::output::{Format, Table, print_json, time};
+
+#[derive(Subcommand)]
+pub enum ServersCommand {
+    /// Register an upstream MCP server (Streamable HTTP), mounted at /{name}/mcp.
+    Add {
+        name: String,
+        /// The upstream MCP endpoint, e.g. http://127.0.0.1:9090/mcp.
+        #[arg(long)]
+        url: String,
+        /// Credential injected upstream, as 'Header-Name: value'. Stored encrypted, never shown.
+        #[arg(long)]
+        credential: Option<String>,
+        /// Let callers without a credential through (still audited).
+        #[arg(long)]
+        allow_anonymous: bool,
+        /// Forward methods the MCP specification does not define (refused by default).
+        #[arg(long)]
+        allow_unknown_methods: bool,
+    },
+    List,
+    Show {
+        name: String,
+    },
+    /// Remove a server and its connections.
+    Remove {
+        name: String,
+    },
+}
+
+impl ServersCommand {
+    pub async fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
+        match self {
+            ServersCommand::Add {
+                name,
+                url,
+                credential,
+                allow_anonymous,
+                allow_unknown_methods,
+            } => {
+                let new = admin::NewServer {
+                    name: name.clone(),
+                    url,
+                    credential,
+                    allow_anonymous,
+                    allow_unknown_methods,
+                };
+                let generation = admin::add_server(&*ctx.store, &ctx.keyring, new).await?;
+                ctx.applied(generation).await?;
+                let server = ctx.store.get_server(&name).await?;
+                show(ctx.format, &[server], "added")
+            }
+            ServersCommand::List => show(ctx.format, &ctx.store.list_servers().await?, ""),
+            ServersCommand::Show { name } => {
+                show(ctx.format, &[ctx.store.get_server(&name).await?], "")
+            }
+            ServersCommand::Remove { name } => {
+                let generation = ctx.store.delete_server(&name).await?;
+                ctx.applied(generation).await?;
+                say(
+                    ctx.format,
+                    &format!("server {name} removed (with its connections)"),
+                );
+                if ctx.format == Format::Json {
+                    print_json(&serde_json::json!({ "removed": name }))?;
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    }
+}
+
+fn show(format: Format, servers: &[ServerRecord], verb: &str) -> anyhow::Result<ExitCode> {
+    if format == Format::Json {
+        if verb.is_empty() && servers.len() != 1 {
+            print_json(&servers)?;
+        } else if let [one] = servers {
+            print_json(one)?;
+        } else {
+            print_json(&servers)?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = Table::new(&[
+        "NAME",
+        "URL",
+        "CREDENTIAL",
+        "ANONYMOUS",
+        "UNKNOWN METHODS",
+        "CREATED",
+    ]);
+    for s in servers {
+        table.row(vec![
+            s.name.clone(),
+            s.url.clone(),
+            s.credential_header
+                .as_ref()
+                .map_or("-".into(), |h| format!("{h}: ****")),
+            yes_no(s.allow_anonymous),
+            yes_no(s.allow_unknown_methods),
+            time(Some(s.created_at)),
+        ]);
+    }
+    if !verb.is_empty() {
+        say(format, &format!("server {verb}:"));
+    }
+    print(&table.render());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn yes_no(value: bool) -> String {
+    if value { "yes" } else { "no" }.into()
+}

@@ -1,0 +1,275 @@
+//! Operator actions, shared by the CLI, the tests and (later) the admin API: validation lives
+//! here, once, so every front end refuses the same bad input with the same message.
+
+use std::time::Duration;
+
+use crate::{
+    grants::{PatternError, parse_pattern_list},
+    identity::api_keys,
+    secrets::{Keyring, SecretError},
+    snapshot::credential_context,
+    store::{
+        ApiKeyRecord, ClientRecord, ConnectionRecord, Generation, ServerRecord, Store, StoreError,
+    },
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Pattern(#[from] PatternError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+}
+
+pub type AdminResult<T> = Result<T, AdminError>;
+
+/// Server and client names appear in URLs (`/{server}/mcp`) and scopes (`mcp:{server}`).
+pub fn validate_name(kind: &str, name: &str) -> AdminResult<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(AdminError::Invalid(format!(
+            "invalid {kind} name {name:?}: use 1-64 lower-case letters, digits, '-' or '_', starting with a letter or digit"
+        )))
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NewServer {
+    pub name: String,
+    pub url: String,
+    /// `Header-Name: value` injected on every upstream request.
+    pub credential: Option<String>,
+    pub allow_anonymous: bool,
+    pub allow_unknown_methods: bool,
+}
+
+pub async fn add_server(
+    store: &dyn Store,
+    keyring: &Keyring,
+    new: NewServer,
+) -> AdminResult<Generation> {
+    validate_name("server", &new.name)?;
+    let uri: http::Uri = new
+        .url
+        .parse()
+        .map_err(|e| AdminError::Invalid(format!("invalid url {:?}: {e}", new.url)))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => {
+            return Err(AdminError::Invalid(
+                "https upstreams are not supported by this build yet; reach the server over http on a private network or loopback".into(),
+            ));
+        }
+        _ => {
+            return Err(AdminError::Invalid(format!(
+                "url {:?} must start with http://",
+                new.url
+            )));
+        }
+    }
+    if uri.host().is_none() {
+        return Err(AdminError::Invalid(format!(
+            "url {:?} has no host",
+            new.url
+        )));
+    }
+    let (credential_header, credential_sealed) = match &new.credential {
+        Some(text) => {
+            let (name, value) = text.split_once(':').ok_or_else(|| {
+                AdminError::Invalid("credential must look like 'Header-Name: value'".into())
+            })?;
+            let name = name.trim().to_ascii_lowercase();
+            let value = value.trim();
+            http::HeaderName::try_from(name.as_str()).map_err(|_| {
+                AdminError::Invalid(format!("invalid credential header name {name:?}"))
+            })?;
+            if value.is_empty() || http::HeaderValue::try_from(value).is_err() {
+                return Err(AdminError::Invalid(
+                    "invalid credential header value".into(),
+                ));
+            }
+            let sealed = keyring.encrypt(value.as_bytes(), &credential_context(&new.name))?;
+            (Some(name), Some(sealed))
+        }
+        None => (None, None),
+    };
+    let record = ServerRecord {
+        name: new.name,
+        url: new.url,
+        credential_header,
+        credential_sealed,
+        allow_anonymous: new.allow_anonymous,
+        allow_unknown_methods: new.allow_unknown_methods,
+        created_at: crate::now_ms(),
+    };
+    Ok(store.insert_server(&record).await?)
+}
+
+pub async fn create_client(
+    store: &dyn Store,
+    name: &str,
+    description: &str,
+) -> AdminResult<Generation> {
+    validate_name("client", name)?;
+    let record = ClientRecord {
+        name: name.to_owned(),
+        description: description.to_owned(),
+        disabled_at: None,
+        created_at: crate::now_ms(),
+    };
+    Ok(store.insert_client(&record).await?)
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NewKey {
+    pub client: String,
+    pub label: String,
+    pub expires_in: Option<Duration>,
+    /// Comma-separated tool patterns narrowing the connection's grant.
+    pub tools: Option<String>,
+}
+
+/// A created key: the record plus the plaintext token, shown once.
+#[derive(Debug, serde::Serialize)]
+pub struct CreatedKey {
+    #[serde(flatten)]
+    pub record: ApiKeyRecord,
+    pub token: String,
+    #[serde(skip)]
+    pub generation: Generation,
+}
+
+fn expiry(now: i64, within: Option<Duration>) -> Option<i64> {
+    within.map(|d| now.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
+}
+
+fn new_key_record(
+    keyring: &Keyring,
+    new: &NewKey,
+    rotated_from: Option<String>,
+) -> AdminResult<(ApiKeyRecord, String)> {
+    let tools = match &new.tools {
+        Some(list) => {
+            let patterns = parse_pattern_list(list)?;
+            if patterns.is_empty() {
+                return Err(AdminError::Invalid(
+                    "--tools needs at least one pattern".into(),
+                ));
+            }
+            Some(patterns.into_iter().map(String::from).collect())
+        }
+        None => None,
+    };
+    let minted = api_keys::mint(keyring)?;
+    let now = crate::now_ms();
+    let record = ApiKeyRecord {
+        id: minted.id,
+        client: new.client.clone(),
+        label: new.label.clone(),
+        secret_hash: minted.secret_hash.to_vec(),
+        tools,
+        created_at: now,
+        expires_at: expiry(now, new.expires_in),
+        revoked_at: None,
+        rotated_from,
+        last_used_at: None,
+    };
+    Ok((record, minted.token))
+}
+
+pub async fn create_key(
+    store: &dyn Store,
+    keyring: &Keyring,
+    new: NewKey,
+) -> AdminResult<CreatedKey> {
+    let (record, token) = new_key_record(keyring, &new, None)?;
+    let generation = store.insert_api_key(&record).await?;
+    Ok(CreatedKey {
+        record,
+        token,
+        generation,
+    })
+}
+
+/// Issues a successor with the same client, label, narrowing and lifetime, and keeps the old
+/// key valid only for `overlap` (at most until its own expiry).
+pub async fn rotate_key(
+    store: &dyn Store,
+    keyring: &Keyring,
+    key_id: &str,
+    overlap: Duration,
+) -> AdminResult<CreatedKey> {
+    let old = store.get_api_key(key_id).await?;
+    let now = crate::now_ms();
+    if old.revoked_at.is_some() || old.expires_at.is_some_and(|at| at <= now) {
+        return Err(AdminError::Invalid(format!(
+            "key {key_id} is revoked or expired; create a new key instead"
+        )));
+    }
+    let lifetime = old
+        .expires_at
+        .map(|at| Duration::from_millis(u64::try_from(at - old.created_at).unwrap_or(0)));
+    let new = NewKey {
+        client: old.client.clone(),
+        label: old.label.clone(),
+        expires_in: lifetime,
+        tools: old.tools.as_ref().map(|t| t.join(",")),
+    };
+    let (record, token) = new_key_record(keyring, &new, Some(old.id.clone()))?;
+    let old_until = expiry(now, Some(overlap)).unwrap_or(now);
+    let generation = store.rotate_api_key(&old.id, &record, old_until).await?;
+    Ok(CreatedKey {
+        record,
+        token,
+        generation,
+    })
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NewConnection {
+    pub client: String,
+    pub server: String,
+    pub tools: String,
+    pub resources: bool,
+    pub prompts: bool,
+}
+
+pub async fn grant_connection(store: &dyn Store, new: NewConnection) -> AdminResult<Generation> {
+    let tools = parse_pattern_list(&new.tools)?;
+    let record = ConnectionRecord {
+        client: new.client,
+        server: new.server,
+        tools: tools.into_iter().map(String::from).collect(),
+        resources: new.resources,
+        prompts: new.prompts,
+        created_at: crate::now_ms(),
+    };
+    Ok(store.upsert_connection(&record).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_url_safe() {
+        assert!(validate_name("server", "demo-1_a").is_ok());
+        for bad in ["", "Demo", "a b", "-x", "a/b", &"x".repeat(65)] {
+            assert!(validate_name("server", bad).is_err(), "{bad:?}");
+        }
+    }
+}

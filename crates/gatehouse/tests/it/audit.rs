@@ -1,0 +1,128 @@
+//! One audit event per request, hash-chained; tampering is found and located.
+
+use crate::{
+    helpers::{TestApp, call},
+    scripted_upstream::Upstream,
+};
+use gatehouse::audit::chain::{self, ChainProblem};
+
+#[tokio::test]
+async fn every_request_is_audited_with_who_what_and_why() {
+    let upstream = Upstream::start().await;
+    let app = TestApp::start().await;
+    app.add_server("demo", &upstream.url()).await;
+    let key = app.client_with_key("agent", "demo", "echo").await;
+    app.post("demo", Some(&key), &call("echo"))
+        .send()
+        .await
+        .unwrap();
+    app.post("demo", Some(&key), &call("delete_records"))
+        .send()
+        .await
+        .unwrap();
+    app.post("demo", None, &call("echo")).send().await.unwrap();
+
+    let rows = app.audit().await;
+    assert_eq!(rows.len(), 3);
+    let e = &rows[0].event;
+    assert_eq!(
+        (e.client.as_deref(), e.credential_id.as_deref()),
+        (Some("agent"), Some(&key[4..16]))
+    );
+    assert_eq!(
+        (
+            e.server.as_deref(),
+            e.rpc_method.as_deref(),
+            e.tool.as_deref()
+        ),
+        (Some("demo"), Some("tools/call"), Some("echo"))
+    );
+    assert_eq!(
+        (e.decision.as_str(), e.status, e.upstream_status),
+        ("allow", 200, Some(200))
+    );
+    assert_eq!(e.ip.as_deref(), Some("127.0.0.1"));
+    let denied = &rows[1].event;
+    assert_eq!(
+        (
+            denied.decision.as_str(),
+            denied.reason.as_deref(),
+            denied.tool.as_deref()
+        ),
+        ("deny", Some("tool_not_granted"), Some("delete_records"))
+    );
+    assert_eq!(denied.upstream_status, None);
+    assert_eq!(rows[2].event.reason.as_deref(), Some("missing_credential"));
+    for row in &rows {
+        let text = serde_json::to_string(row).unwrap();
+        assert!(!text.contains(&key[17..]), "no secret in the audit trail");
+    }
+    assert!(
+        chain::verify(&*app.store, &app.keyring)
+            .await
+            .unwrap()
+            .is_intact()
+    );
+}
+
+#[tokio::test]
+async fn edited_and_deleted_rows_are_detected() {
+    let upstream = Upstream::start().await;
+    let app = TestApp::start().await;
+    app.add_server("demo", &upstream.url()).await;
+    let key = app.client_with_key("agent", "demo", "echo").await;
+    for _ in 0..5 {
+        app.post("demo", Some(&key), &call("echo"))
+            .send()
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        chain::verify(&*app.store, &app.keyring)
+            .await
+            .unwrap()
+            .rows_checked,
+        5
+    );
+
+    let db = sqlx_path(&app);
+    let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
+    sqlx::query("UPDATE audit_events SET decision = 'deny' WHERE seq = 2")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let report = chain::verify(&*app.store, &app.keyring).await.unwrap();
+    assert_eq!(report.problems, vec![ChainProblem::Modified { seq: 2 }]);
+
+    sqlx::query("DELETE FROM audit_events WHERE seq = 4")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let report = chain::verify(&*app.store, &app.keyring).await.unwrap();
+    assert!(
+        report.problems.contains(&ChainProblem::Missing {
+            after_seq: 3,
+            next_seq: 5
+        }),
+        "{:?}",
+        report.problems
+    );
+    assert!(
+        report
+            .problems
+            .contains(&ChainProblem::BrokenLink { seq: 5 })
+    );
+
+    // Recomputing plain hashes does not help without the master key.
+    let other_keyring = gatehouse::secrets::Keyring::from_master(&[9; 32]);
+    assert!(
+        !chain::verify(&*app.store, &other_keyring)
+            .await
+            .unwrap()
+            .is_intact()
+    );
+}
+
+fn sqlx_path(app: &TestApp) -> String {
+    format!("sqlite://{}/gatehouse.db", app.dir.path().display())
+}

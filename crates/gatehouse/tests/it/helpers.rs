@@ -1,0 +1,191 @@
+//! `TestApp`: a real Gatehouse on 127.0.0.1:0 with its own data directory.
+
+use gatehouse::{
+    Config, RunningServer, admin,
+    audit::{AuditFilter, AuditRow},
+    secrets::Keyring,
+    store::{self, DynStore},
+};
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+use std::sync::Arc;
+
+pub struct TestApp {
+    pub server: RunningServer,
+    pub store: DynStore,
+    pub keyring: Arc<Keyring>,
+    pub http: reqwest::Client,
+    pub dir: tempfile::TempDir,
+}
+
+pub const ACCEPT: &str = "application/json, text/event-stream";
+
+impl TestApp {
+    pub async fn start() -> TestApp {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut config = Config {
+            listen: addr,
+            public_url: format!("http://{addr}"),
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        // Responses return only once their audit event is committed: tests read it at once.
+        config.audit.durable = true;
+        adjust(&mut config);
+        let keyring = Arc::new(Keyring::load_or_create(dir.path()).unwrap());
+        let store = store::open(&config.database_url()).await.unwrap();
+        let server =
+            gatehouse::app::start_with(config, store.clone(), keyring.clone(), Some(listener))
+                .await
+                .unwrap();
+        TestApp {
+            server,
+            store,
+            keyring,
+            http: reqwest::Client::new(),
+            dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.server.local_url())
+    }
+
+    pub fn mcp(&self, server: &str) -> String {
+        self.url(&format!("/{server}/mcp"))
+    }
+
+    /// Applies store changes to the running server now (the poller would within 250 ms).
+    pub async fn reload(&self) {
+        self.server.state.snapshot.reload().await.unwrap();
+    }
+
+    pub async fn add_server(&self, name: &str, url: &str) {
+        self.add_server_with(admin::NewServer {
+            name: name.into(),
+            url: url.into(),
+            ..Default::default()
+        })
+        .await;
+    }
+
+    pub async fn add_server_with(&self, new: admin::NewServer) {
+        admin::add_server(&*self.store, &self.keyring, new)
+            .await
+            .unwrap();
+        self.reload().await;
+    }
+
+    /// Creates `client` with a connection to `server` granting `tools`, and returns a key.
+    pub async fn client_with_key(&self, client: &str, server: &str, tools: &str) -> String {
+        admin::create_client(&*self.store, client, "")
+            .await
+            .unwrap();
+        self.grant(client, server, tools).await;
+        self.key(client, None).await
+    }
+
+    pub async fn grant(&self, client: &str, server: &str, tools: &str) {
+        admin::grant_connection(
+            &*self.store,
+            admin::NewConnection {
+                client: client.into(),
+                server: server.into(),
+                tools: tools.into(),
+                resources: true,
+                prompts: false,
+            },
+        )
+        .await
+        .unwrap();
+        self.reload().await;
+    }
+
+    pub async fn key(&self, client: &str, tools: Option<&str>) -> String {
+        let created = admin::create_key(
+            &*self.store,
+            &self.keyring,
+            admin::NewKey {
+                client: client.into(),
+                tools: tools.map(Into::into),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        self.reload().await;
+        created.token
+    }
+
+    pub fn post(&self, server: &str, key: Option<&str>, body: &Value) -> reqwest::RequestBuilder {
+        let mut request = self
+            .http
+            .post(self.mcp(server))
+            .header("content-type", "application/json")
+            .header("accept", ACCEPT)
+            .body(body.to_string());
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        request
+    }
+
+    pub async fn audit(&self) -> Vec<AuditRow> {
+        self.store
+            .query_audit(&AuditFilter {
+                limit: 1_000,
+                ..AuditFilter::default()
+            })
+            .await
+            .unwrap()
+    }
+}
+
+pub fn call(tool: &str) -> Value {
+    serde_json::json!({ "jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": { "name": tool, "arguments": {} } })
+}
+
+pub fn list_tools() -> Value {
+    serde_json::json!({ "jsonrpc": "2.0", "id": 3, "method": "tools/list" })
+}
+
+/// The JSON-RPC message of a response, whether sent as JSON or as SSE (last data event).
+pub async fn rpc_message(response: reqwest::Response) -> (u16, HeaderMap, Value) {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap();
+    let is_sse = headers
+        .get("content-type")
+        .is_some_and(|v| v.to_str().unwrap().starts_with("text/event-stream"));
+    let json = if is_sse {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .map(str::trim)
+            .filter(|l| l.starts_with('{'))
+            .last()
+            .unwrap_or("null")
+            .to_owned()
+    } else {
+        text
+    };
+    (
+        status,
+        headers,
+        serde_json::from_str(&json).unwrap_or(Value::Null),
+    )
+}
+
+pub fn tool_names(message: &Value) -> Vec<String> {
+    message["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect()
+}

@@ -1,0 +1,139 @@
+//! A small MCP upstream whose answers the tests choose, and which records what it received:
+//! the tests assert on what crossed the wire (headers injected, credentials never forwarded).
+
+use axum::{
+    Router,
+    body::{Body, Bytes},
+    extract::State,
+    http::{HeaderMap, Method, StatusCode},
+    response::Response,
+    routing::any,
+};
+use serde_json::{Value, json};
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub http_method: Method,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+#[derive(Clone, Default)]
+pub struct Upstream {
+    pub received: Arc<Mutex<Vec<Received>>>,
+    pub addr: Option<SocketAddr>,
+}
+
+impl Upstream {
+    pub async fn start() -> Upstream {
+        let mut upstream = Upstream::default();
+        let app = Router::new()
+            .route("/mcp", any(handle))
+            .with_state(upstream.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        upstream.addr = Some(listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        upstream
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/mcp", self.addr.unwrap())
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+pub const TOOLS: &[&str] = &["echo", "add", "delete_records", "read_file"];
+
+fn tools_list() -> Value {
+    let tools: Vec<Value> = TOOLS
+        .iter()
+        .map(|name| json!({ "name": name, "inputSchema": { "type": "object" } }))
+        .collect();
+    json!({ "tools": tools, "nextCursor": "page-2" })
+}
+
+async fn handle(
+    State(upstream): State<Upstream>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    upstream.received.lock().unwrap().push(Received {
+        http_method: method.clone(),
+        headers: headers.clone(),
+        body: parsed.clone(),
+    });
+    if method == Method::DELETE {
+        return Response::new(Body::empty());
+    }
+    if method == Method::GET {
+        // A resumed stream replaying a tools/list result, split awkwardly across chunks.
+        let event = format!(
+            "id: 9\nevent: message\ndata: {}\n\n",
+            json!({ "jsonrpc": "2.0", "id": 3, "result": tools_list() })
+        );
+        let (a, b) = event.split_at(event.len() / 2);
+        let chunks = vec![
+            Ok::<_, std::io::Error>(Bytes::from(": primed\n\n")),
+            Ok(Bytes::from(a.to_owned())),
+            Ok(Bytes::from(b.to_owned())),
+        ];
+        return Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(Body::from_stream(futures_util::stream::iter(chunks)))
+            .unwrap();
+    }
+    let id = parsed.get("id").cloned();
+    let rpc_method = parsed.get("method").and_then(Value::as_str).unwrap_or("");
+    let Some(id) = id.filter(|_| parsed.get("method").is_some()) else {
+        return Response::builder()
+            .status(StatusCode::ACCEPTED)
+            .body(Body::empty())
+            .unwrap();
+    };
+    let result = match rpc_method {
+        "initialize" => {
+            json!({ "protocolVersion": "2025-11-25", "capabilities": { "tools": {} }, "serverInfo": { "name": "scripted", "version": "1" } })
+        }
+        "tools/list" => tools_list(),
+        "tools/call" => {
+            let name = parsed["params"]["name"].as_str().unwrap_or("");
+            if name == "slow" {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+            json!({ "content": [{ "type": "text", "text": format!("called {name}") }] })
+        }
+        _ => json!({}),
+    };
+    let message = json!({ "jsonrpc": "2.0", "id": id, "result": result });
+    let mut builder = Response::builder().header("x-upstream-custom", "kept");
+    if rpc_method == "initialize" {
+        builder = builder.header("mcp-session-id", "session-from-upstream-1");
+    }
+    if headers.get("x-test-want-sse").is_some() {
+        let event = format!("id: 1\ndata: {message}\n\n");
+        let (a, b) = event.split_at(event.len() / 2);
+        let chunks = vec![
+            Ok::<_, std::io::Error>(Bytes::from("id: 0\nretry: 1500\ndata: \n\n")),
+            Ok(Bytes::from(a.to_owned())),
+            Ok(Bytes::from(b.to_owned())),
+        ];
+        return builder
+            .header("content-type", "text/event-stream")
+            .body(Body::from_stream(futures_util::stream::iter(chunks)))
+            .unwrap();
+    }
+    builder
+        .header("content-type", "application/json")
+        .body(Body::from(message.to_string()))
+        .unwrap()
+}
