@@ -46,7 +46,7 @@ pub async fn run(mut config: Config, args: DemoArgs, format: Format) -> anyhow::
     if !explicit_dir && config.data_dir.exists() {
         std::fs::remove_dir_all(&config.data_dir)?;
     }
-    std::fs::create_dir_all(&config.data_dir)?;
+    gatehouse::secrets::create_private_dir(&config.data_dir)?;
 
     let cancel = CancellationToken::new();
     let upstream =

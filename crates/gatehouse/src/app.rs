@@ -122,7 +122,7 @@ pub async fn start(
     config: Config,
     listener: Option<TcpListener>,
 ) -> Result<RunningServer, StartError> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+    secrets::create_private_dir(&config.data_dir).map_err(|source| StartError::DataDir {
         path: config.data_dir.display().to_string(),
         source,
     })?;

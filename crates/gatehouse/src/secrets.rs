@@ -157,6 +157,22 @@ pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
+/// Creates the data directory readable only by its owner (it holds the master key and the
+/// database). An existing directory is left as it is.
+pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    if path.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(path)
+}
+
 pub fn random_array<const N: usize>() -> Result<[u8; N], SecretError> {
     let mut out = [0u8; N];
     getrandom::fill(&mut out).map_err(|e| SecretError::Random(e.to_string()))?;

@@ -29,6 +29,7 @@ pub enum ClientsCommand {
 
 impl ClientsCommand {
     pub async fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
+        let single = !matches!(self, ClientsCommand::List);
         let (clients, verb) = match self {
             ClientsCommand::Create { name, description } => {
                 let generation = admin::create_client(&*ctx.store, &name, &description).await?;
@@ -51,14 +52,19 @@ impl ClientsCommand {
                 (vec![ctx.store.get_client(&name).await?], "enabled")
             }
         };
-        show(ctx.format, &clients, verb)
+        show(ctx.format, &clients, verb, single)
     }
 }
 
-fn show(format: Format, clients: &[ClientRecord], verb: &str) -> anyhow::Result<ExitCode> {
+fn show(
+    format: Format,
+    clients: &[ClientRecord],
+    verb: &str,
+    single: bool,
+) -> anyhow::Result<ExitCode> {
     if format == Format::Json {
         match clients {
-            [one] if !verb.is_empty() => print_json(one)?,
+            [one] if single => print_json(one)?,
             many => print_json(&many)?,
         }
         return Ok(ExitCode::SUCCESS);

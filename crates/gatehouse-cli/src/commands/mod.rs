@@ -25,7 +25,7 @@ pub struct Ctx {
 
 impl Ctx {
     pub async fn open(config: Config, format: Format) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&config.data_dir)
+        gatehouse::secrets::create_private_dir(&config.data_dir)
             .map_err(|e| anyhow::anyhow!("data directory {}: {e}", config.data_dir.display()))?;
         let keyring = Keyring::load_or_create(&config.data_dir)?;
         let store = store::open(&config.database_url()).await?;

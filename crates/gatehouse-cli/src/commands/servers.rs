@@ -53,11 +53,11 @@ impl ServersCommand {
                 let generation = admin::add_server(&*ctx.store, &ctx.keyring, new).await?;
                 ctx.applied(generation).await?;
                 let server = ctx.store.get_server(&name).await?;
-                show(ctx.format, &[server], "added")
+                show(ctx.format, &[server], "added", true)
             }
-            ServersCommand::List => show(ctx.format, &ctx.store.list_servers().await?, ""),
+            ServersCommand::List => show(ctx.format, &ctx.store.list_servers().await?, "", false),
             ServersCommand::Show { name } => {
-                show(ctx.format, &[ctx.store.get_server(&name).await?], "")
+                show(ctx.format, &[ctx.store.get_server(&name).await?], "", true)
             }
             ServersCommand::Remove { name } => {
                 let generation = ctx.store.delete_server(&name).await?;
@@ -75,14 +75,16 @@ impl ServersCommand {
     }
 }
 
-fn show(format: Format, servers: &[ServerRecord], verb: &str) -> anyhow::Result<ExitCode> {
+fn show(
+    format: Format,
+    servers: &[ServerRecord],
+    verb: &str,
+    single: bool,
+) -> anyhow::Result<ExitCode> {
     if format == Format::Json {
-        if verb.is_empty() && servers.len() != 1 {
-            print_json(&servers)?;
-        } else if let [one] = servers {
-            print_json(one)?;
-        } else {
-            print_json(&servers)?;
+        match servers {
+            [one] if single => print_json(one)?,
+            many => print_json(&many)?,
         }
         return Ok(ExitCode::SUCCESS);
     }
