@@ -1,0 +1,255 @@
+//! The `gatehouse` binary as an operator uses it: exit codes, messages, JSON output, the demo.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use serde_json::Value;
+use std::process::{Command, Output};
+
+struct Cli {
+    dir: tempfile::TempDir,
+}
+
+impl Cli {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+            .arg("--data-dir")
+            .arg(self.dir.path())
+            .args(args)
+            .env_remove("GATEHOUSE_MASTER_KEY")
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--output", "json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&self.ok(&all)).unwrap()
+    }
+
+    fn fails(&self, args: &[&str], message: &str) {
+        let out = self.run(args);
+        // 1: the operation was refused; 2: the command line itself was wrong (clap's usage code).
+        assert!(
+            matches!(out.status.code(), Some(1 | 2)),
+            "{args:?} should fail"
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(message),
+            "{args:?}: expected {message:?} in {stderr:?}"
+        );
+    }
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_exit_code_1() {
+    let cli = Cli::new();
+    cli.ok(&["servers", "add", "demo", "--url", "http://127.0.0.1:9/mcp"]);
+    cli.fails(
+        &["servers", "add", "demo", "--url", "http://127.0.0.1:9/mcp"],
+        "server \"demo\" already exists",
+    );
+    cli.fails(
+        &["servers", "add", "Demo!", "--url", "http://127.0.0.1:9/mcp"],
+        "invalid server name",
+    );
+    cli.fails(
+        &["servers", "add", "x", "--url", "not a url"],
+        "invalid url",
+    );
+    cli.fails(
+        &[
+            "servers",
+            "add",
+            "y",
+            "--url",
+            "http://h/mcp",
+            "--credential",
+            "no-colon",
+        ],
+        "Header-Name: value",
+    );
+    cli.ok(&["clients", "create", "agent"]);
+    cli.fails(
+        &[
+            "connections",
+            "grant",
+            "--client",
+            "agent",
+            "--server",
+            "nope",
+            "--tools",
+            "echo",
+        ],
+        "server \"nope\" not found",
+    );
+    cli.fails(
+        &[
+            "connections",
+            "grant",
+            "--client",
+            "ghost",
+            "--server",
+            "demo",
+            "--tools",
+            "echo",
+        ],
+        "client \"ghost\" not found",
+    );
+    cli.fails(
+        &[
+            "connections",
+            "grant",
+            "--client",
+            "agent",
+            "--server",
+            "demo",
+            "--tools",
+            "ec[ho",
+        ],
+        "bad tool pattern",
+    );
+    cli.fails(
+        &["keys", "create", "--client", "ghost"],
+        "client \"ghost\" not found",
+    );
+    cli.fails(
+        &[
+            "keys",
+            "create",
+            "--client",
+            "agent",
+            "--expires-in",
+            "soon",
+        ],
+        "invalid duration",
+    );
+    cli.fails(&["keys", "revoke", "nope"], "not found");
+    cli.fails(
+        &["audit", "query", "--decision", "maybe"],
+        "not one of allow, deny, error",
+    );
+    // Nothing half-written: the failed commands left exactly what the successful ones made.
+    assert_eq!(cli.json(&["servers", "list"]).as_array().unwrap().len(), 1);
+    assert_eq!(cli.json(&["keys", "list"]).as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn keys_lifecycle_in_json() {
+    let cli = Cli::new();
+    cli.ok(&[
+        "servers",
+        "add",
+        "demo",
+        "--url",
+        "http://127.0.0.1:9/mcp",
+        "--credential",
+        "Authorization: Bearer upstream-s3cret",
+    ]);
+    cli.ok(&["clients", "create", "agent"]);
+    let grant = cli.json(&[
+        "connections",
+        "grant",
+        "--client",
+        "agent",
+        "--server",
+        "demo",
+        "--tools",
+        "echo,add",
+    ]);
+    assert_eq!(grant["tools"], serde_json::json!(["echo", "add"]));
+    let key = cli.json(&[
+        "keys",
+        "create",
+        "--client",
+        "agent",
+        "--expires-in",
+        "30d",
+        "--tools",
+        "echo",
+    ]);
+    let token = key["token"].as_str().unwrap();
+    assert!(token.starts_with("gth_"));
+    let id = key["id"].as_str().unwrap().to_owned();
+    let listed = cli.ok(&["keys", "list"]);
+    assert!(
+        listed.contains(&id) && !listed.contains(token),
+        "the token is shown once only"
+    );
+    let rotated = cli.json(&["keys", "rotate", &id, "--overlap", "0s"]);
+    assert_eq!(rotated["rotated_from"], id.as_str());
+    let revoked = cli.json(&["keys", "revoke", rotated["id"].as_str().unwrap()]);
+    assert!(revoked["revoked_at"].is_i64());
+    // The upstream credential is never printed back.
+    let shown =
+        cli.ok(&["servers", "show", "demo"]) + &cli.ok(&["--output", "json", "servers", "list"]);
+    assert!(!shown.contains("upstream-s3cret"), "{shown}");
+    assert!(shown.contains("authorization"));
+}
+
+#[test]
+fn the_demo_shows_allowed_denied_and_unauthenticated_calls_and_their_audit() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args(["--output", "json", "--data-dir"])
+        .arg(dir.path())
+        .args(["demo", "--listen", "127.0.0.1:0", "--once"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let statuses: Vec<u64> = report["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [200, 403, 401]);
+    assert_eq!(
+        report["calls"][0]["body"]["result"]["content"][0]["text"],
+        "hello from the demo"
+    );
+    assert_eq!(report["audit_events"], 3);
+
+    let cli = Cli { dir };
+    let tail = cli.json(&["audit", "tail"]);
+    let reasons: Vec<&str> = tail
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap_or("-"))
+        .collect();
+    assert_eq!(reasons, ["-", "tool_not_granted", "missing_credential"]);
+    assert!(cli.ok(&["audit", "verify"]).contains("intact: 3 events"));
+
+    // Edit a row behind Gatehouse's back, as with the sqlite3 shell: verify fails and says where.
+    let db = cli.dir.path().join("gatehouse.db");
+    let status = Command::new("sqlite3")
+        .arg(&db)
+        .arg("UPDATE audit_events SET decision = 'allow' WHERE seq = 2;")
+        .status()
+        .expect("the sqlite3 shell (Debian package sqlite3; .ci/run installs it)");
+    assert!(status.success());
+    let out = cli.run(&["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("row 2 was modified"));
+}
