@@ -39,7 +39,11 @@ pids=()
 group_names=()
 group_results=()
 
-say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+if [[ -t 1 ]]; then
+    say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+else
+    say() { printf '\n==> %s\n' "$*"; }
+fi
 want() { [[ " ${selected[*]} " == *" $1 "* ]]; }
 record() { group_names+=("$1"); group_results+=("$2"); }
 

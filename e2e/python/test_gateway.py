@@ -129,3 +129,40 @@ async def test_bare_post_without_key_is_401(mcp_url: str) -> None:
     assert body["id"] in (7, None)
     assert body["error"]["code"] == UNAUTHENTICATED
     assert body["error"]["data"]["reason"] == "missing_credential"
+
+
+@pytest.mark.parametrize(
+    ("path_suffix", "headers", "status"),
+    [
+        ("", {}, 401),
+        ("", {"Authorization": "Bearer gth_" + "A" * 40}, 401),
+        ("/../../no-such-server/mcp", {}, 404),
+    ],
+    ids=["no-key", "unknown-key", "unknown-server"],
+)
+async def test_keep_alive_connection_survives_early_rejections(
+    mcp_url: str, path_suffix: str, headers: dict[str, str], status: int
+) -> None:
+    """Requests refused before their body is read must not break the pooled connection.
+
+    httpx (the Python SDK's HTTP client) writes a POST's headers and body separately and reuses
+    keep-alive connections: if the server answers without reading the body and then drops the
+    connection (with no `Connection: close`), the next request on it fails with
+    "Server disconnected without sending a response". The SDK's own connect does exactly this
+    sequence (discover refused with 401, then initialize on the same connection).
+    """
+    url = str(httpx2.URL(mcp_url + path_suffix)) if path_suffix else mcp_url
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    failures: list[str] = []
+    async with httpx2.AsyncClient(timeout=30, headers=headers) as http:
+        for i in range(100):
+            try:
+                response = await http.post(
+                    url, json=body, headers={"accept": "application/json, text/event-stream"}
+                )
+            except httpx2.TransportError as exc:
+                failures.append(f"request {i}: {type(exc).__name__}: {exc}")
+                continue
+            if response.status_code != status:
+                failures.append(f"request {i}: HTTP {response.status_code}")
+    assert not failures, f"{len(failures)} of 100 requests failed, first: {failures[0]}"

@@ -97,6 +97,8 @@ pub enum StartError {
     #[error(transparent)]
     Secret(#[from] secrets::SecretError),
     #[error(transparent)]
+    Tls(#[from] gateway::upstream_http::TlsSetupError),
+    #[error(transparent)]
     Store(#[from] StoreError),
     #[error("loading configuration from the store: {0}")]
     Snapshot(#[from] SnapshotError),
@@ -166,9 +168,10 @@ pub async fn start_with(
         source,
     })?;
     let prefix = secrets::random_id(8)?;
+    let upstream = UpstreamClient::new(&config.gateway)?;
     let state = AppState(Arc::new(App {
         access: HostOriginPolicy::from_config(&config),
-        upstream: UpstreamClient::new(&config.gateway),
+        upstream,
         sessions: Sessions::default(),
         config,
         store,

@@ -43,6 +43,8 @@ pub struct GatewayConfig {
     pub upstream_timeout: Duration,
     /// Idle connections kept per upstream host.
     pub upstream_pool_max_idle: usize,
+    /// PEM files of extra CAs trusted for `https://` upstreams, besides the system store.
+    pub upstream_ca_files: Vec<PathBuf>,
     /// `Origin` values accepted besides the public URL's own origin and loopback origins.
     /// `["*"]` accepts any origin.
     pub allowed_origins: Vec<String>,
@@ -106,6 +108,7 @@ impl Default for GatewayConfig {
             upstream_connect_timeout: Duration::from_secs(5),
             upstream_timeout: Duration::from_secs(60),
             upstream_pool_max_idle: 256,
+            upstream_ca_files: Vec::new(),
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
             session_idle_timeout: Duration::from_secs(24 * 3600),

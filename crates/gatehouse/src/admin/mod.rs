@@ -67,19 +67,11 @@ pub async fn add_server(
         .url
         .parse()
         .map_err(|e| AdminError::Invalid(format!("invalid url {:?}: {e}", new.url)))?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(AdminError::Invalid(
-                "https upstreams are not supported by this build yet; reach the server over http on a private network or loopback".into(),
-            ));
-        }
-        _ => {
-            return Err(AdminError::Invalid(format!(
-                "url {:?} must start with http://",
-                new.url
-            )));
-        }
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err(AdminError::Invalid(format!(
+            "url {:?} must start with http:// or https://",
+            new.url
+        )));
     }
     if uri.host().is_none() {
         return Err(AdminError::Invalid(format!(

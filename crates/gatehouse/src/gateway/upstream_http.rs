@@ -4,33 +4,49 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, Request, Response, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
 use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::TokioExecutor,
 };
-use std::time::Duration;
+use rustls_pki_types::{CertificateDer, pem::PemObject};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use crate::{config::GatewayConfig, error::GatewayError};
 
 #[derive(Clone)]
 pub struct UpstreamClient {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     timeout: Duration,
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSetupError {
+    #[error("CA file {path}: {reason}")]
+    CaFile { path: PathBuf, reason: String },
+    #[error("TLS configuration: {0}")]
+    Config(String),
+}
+
 impl UpstreamClient {
-    pub fn new(config: &GatewayConfig) -> Self {
+    pub fn new(config: &GatewayConfig) -> Result<Self, TlsSetupError> {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(config.upstream_connect_timeout));
+        connector.enforce_http(false);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config(&config.upstream_ca_files)?)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(config.upstream_pool_max_idle)
             .pool_idle_timeout(Duration::from_secs(60))
-            .build(connector);
-        Self {
+            .build(https);
+        Ok(Self {
             client,
             timeout: config.upstream_timeout,
-        }
+        })
     }
 
     /// Sends the request and waits for the response head, within the configured timeout.
@@ -51,6 +67,42 @@ impl UpstreamClient {
             Err(_) => Err(GatewayError::UpstreamTimeout),
         }
     }
+}
+
+/// The system's trust store plus any CA files the operator names (private upstream CAs).
+fn tls_config(extra_ca_files: &[PathBuf]) -> Result<rustls::ClientConfig, TlsSetupError> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    if !native.errors.is_empty() {
+        tracing::debug!(
+            errors = native.errors.len(),
+            "some system CA certificates could not be read"
+        );
+    }
+    let (added, _ignored) = roots.add_parsable_certificates(native.certs);
+    tracing::debug!(added, "system CA certificates loaded");
+    for path in extra_ca_files {
+        let bad = |reason: String| TlsSetupError::CaFile {
+            path: path.clone(),
+            reason,
+        };
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| bad(e.to_string()))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(bad("no PEM certificates found".into()));
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|e| bad(e.to_string()))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsSetupError::Config(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 fn is_connect_timeout(err: &hyper_util::client::legacy::Error) -> bool {

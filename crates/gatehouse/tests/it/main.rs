@@ -11,3 +11,4 @@ mod filtering;
 mod keys;
 mod proxying;
 mod sessions;
+mod tls;
