@@ -54,8 +54,6 @@ pub fn need(method: &str) -> Need {
 }
 
 pub struct Verdict {
-    /// The first tool named by a `tools/call` (for the audit record).
-    pub tool: Option<String>,
     /// Whether a `tools/list` result will need filtering.
     pub lists_tools: bool,
 }
@@ -67,10 +65,7 @@ pub fn authorize(
     allow_undefined_methods: bool,
     stateless_era: bool,
 ) -> Result<Verdict, GatewayError> {
-    let mut verdict = Verdict {
-        tool: None,
-        lists_tools: false,
-    };
+    let mut verdict = Verdict { lists_tools: false };
     for message in &envelope.messages {
         if message.kind == Kind::Response {
             continue;
@@ -87,7 +82,6 @@ pub fn authorize(
                         tool: name.to_owned(),
                     });
                 }
-                verdict.tool.get_or_insert_with(|| name.to_owned());
             }
             Need::Resources => family(grant.resources, method, "resources")?,
             Need::Prompts => family(grant.prompts, method, "prompts")?,
@@ -241,12 +235,10 @@ mod tests {
 
     #[test]
     fn tools_are_checked_by_name() {
-        assert_eq!(
-            check(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#)
+        assert!(
+            !check(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#)
                 .unwrap()
-                .tool
-                .as_deref(),
-            Some("echo")
+                .lists_tools
         );
         assert!(matches!(
             check(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_records"}}"#),
