@@ -9,9 +9,11 @@ Both are run, so both of the gateway's paths are exercised.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 import httpx2
 import pytest
 from mcp import Client, MCPError
@@ -132,16 +134,16 @@ async def test_bare_post_without_key_is_401(mcp_url: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("path_suffix", "headers", "status"),
+    ("other_path", "headers", "status"),
     [
-        ("", {}, 401),
-        ("", {"Authorization": "Bearer gth_" + "A" * 40}, 401),
-        ("/../../no-such-server/mcp", {}, 404),
+        (None, {}, 401),
+        (None, {"Authorization": "Bearer gth_" + "A" * 40}, 401),
+        ("/no-such-server/mcp", {}, 404),
     ],
     ids=["no-key", "unknown-key", "unknown-server"],
 )
 async def test_keep_alive_connection_survives_early_rejections(
-    mcp_url: str, path_suffix: str, headers: dict[str, str], status: int
+    mcp_url: str, other_path: str | None, headers: dict[str, str], status: int
 ) -> None:
     """Requests refused before their body is read must not break the pooled connection.
 
@@ -151,7 +153,7 @@ async def test_keep_alive_connection_survives_early_rejections(
     "Server disconnected without sending a response". The SDK's own connect does exactly this
     sequence (discover refused with 401, then initialize on the same connection).
     """
-    url = str(httpx2.URL(mcp_url + path_suffix)) if path_suffix else mcp_url
+    url = str(httpx2.URL(mcp_url).copy_with(path=other_path)) if other_path else mcp_url
     body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
     failures: list[str] = []
     async with httpx2.AsyncClient(timeout=30, headers=headers) as http:
@@ -166,3 +168,61 @@ async def test_keep_alive_connection_survives_early_rejections(
             if response.status_code != status:
                 failures.append(f"request {i}: HTTP {response.status_code}")
     assert not failures, f"{len(failures)} of 100 requests failed, first: {failures[0]}"
+
+
+async def _read_http_response(stream) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP/1.1 response (status, lower-cased headers, body) with a Content-Length body."""
+    buffer = b""
+    while b"\r\n\r\n" not in buffer:
+        chunk = await stream.receive(65536)
+        buffer += chunk
+    head, _, rest = buffer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ")[1])
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    length = int(headers.get("content-length", "0"))
+    while len(rest) < length:
+        rest += await stream.receive(65536)
+    return status, headers, rest[:length]
+
+
+async def test_connection_reuse_after_rejection_before_the_body_arrived(mcp_url: str) -> None:
+    """The deterministic form of the keep-alive test above, on a raw socket.
+
+    Send a POST's headers without the body. If Gatehouse refuses it right away (no key: 401),
+    it must either announce `Connection: close` or keep the connection usable: after the
+    body and a second request, a second response must come back on the same connection.
+    If Gatehouse instead waits for the body before answering, that is fine too.
+    """
+    url = httpx2.URL(mcp_url)
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}).encode()
+    head = (
+        f"POST {url.raw_path.decode()} HTTP/1.1\r\nHost: {url.host}:{url.port}\r\n"
+        "Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    async with await anyio.connect_tcp(url.host, url.port) as stream:
+        await stream.send(head)
+        # Either the early answer comes at once, or the server is waiting for the body.
+        early = None
+        with anyio.move_on_after(3):
+            early = await _read_http_response(stream)
+        await stream.send(body)
+        with anyio.fail_after(10):
+            first = early or await _read_http_response(stream)
+            assert first[0] == 401, first
+            if first[1].get("connection", "").lower() == "close":
+                return  # the client is told not to reuse the connection: fine
+            await stream.send(head + body)
+            try:
+                second = await _read_http_response(stream)
+            except (anyio.EndOfStream, anyio.BrokenResourceError, ConnectionError) as exc:
+                pytest.fail(
+                    "Gatehouse answered before reading the request body and then closed the "
+                    f"connection without `Connection: close` ({type(exc).__name__}); "
+                    f"first response headers: {first[1]}"
+                )
+            assert second[0] == 401, second

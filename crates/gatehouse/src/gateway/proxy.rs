@@ -61,7 +61,12 @@ pub async fn handle(
     let mut record = Record {
         request_id: request_id.clone(),
         ip: peer.ip().to_string(),
-        server: server.chars().take(64).collect(),
+        // Unknown names are the caller's words: record them only when they could be a name.
+        server: if crate::admin::validate_name("server", &server).is_ok() {
+            server.clone()
+        } else {
+            "(invalid)".to_owned()
+        },
         http_method: request.method().as_str().to_owned(),
         client: None,
         credential_id: None,
@@ -70,7 +75,10 @@ pub async fn handle(
         tool: None,
         upstream_status: None,
     };
-    let outcome = proxy(&state, &snapshot, &server, request, &mut record).await;
+    let (parts, body) = request.into_parts();
+    let declared = declared_length(&parts.headers);
+    let mut unread = Some(body);
+    let outcome = proxy(&state, &snapshot, &server, parts, &mut unread, &mut record).await;
     let (mut response, decision, reason) = match outcome {
         Ok(response) => (response, Decision::Allow, None),
         Err(err) => {
@@ -89,6 +97,19 @@ pub async fn handle(
             (err.into_response(&ctx), decision, Some(reason.to_owned()))
         }
     };
+    if let Some(body) = unread {
+        // A refusal sent before the body was read leaves the body on the wire. Reading it
+        // (after the answer has gone, bounded) keeps a kept-alive connection usable; clients
+        // such as httpx reuse it and would otherwise see it drop under their next request.
+        let max = state.config.gateway.max_body_bytes;
+        if declared.is_some_and(|len| len > max as u64) {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        } else {
+            tokio::spawn(drain(body, max));
+        }
+    }
     if let Ok(value) = HeaderValue::try_from(request_id) {
         response.headers_mut().insert("x-request-id", value);
     }
@@ -118,14 +139,14 @@ async fn proxy(
     state: &AppState,
     snapshot: &Snapshot,
     server_name: &str,
-    request: Request,
+    parts: Parts,
+    unread: &mut Option<Body>,
     record: &mut Record,
 ) -> Result<Response, GatewayError> {
     let server = snapshot
         .servers
         .get(server_name)
         .ok_or(GatewayError::UnknownServer)?;
-    let (parts, body) = request.into_parts();
     state.access.check(&parts.headers)?;
     let principal = identify(state, snapshot, &parts, server, record)?;
     let grant = match principal.client.as_deref() {
@@ -142,7 +163,10 @@ async fn proxy(
         grant,
     };
     match parts.method {
-        Method::POST => call.post(parts, body, record).await,
+        Method::POST => {
+            let body = unread.take().unwrap_or_default();
+            call.post(parts, body, record).await
+        }
         Method::GET => call.get(parts, record).await,
         Method::DELETE => call.delete(parts, record).await,
         _ => Err(GatewayError::MethodNotAllowed {
@@ -405,12 +429,22 @@ fn passthrough(parts: http::response::Parts, body: Body) -> Response {
     out
 }
 
-async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Bytes, GatewayError> {
-    let declared = headers
+/// Reads and discards an unread request body, within the body limit and 30 s; a body that is
+/// larger, slower or broken ends the connection when it is dropped.
+async fn drain(body: Body, max: usize) {
+    let read = Limited::new(body, max).collect();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), read).await;
+}
+
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > max as u64) {
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
+async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Bytes, GatewayError> {
+    if declared_length(headers).is_some_and(|len| len > max as u64) {
         return Err(GatewayError::PayloadTooLarge { limit: max });
     }
     match Limited::new(body, max).collect().await {

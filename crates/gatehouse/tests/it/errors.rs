@@ -297,3 +297,72 @@ async fn error_bodies_never_echo_secrets() {
     let value: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(value["error"]["data"]["reason"], "invalid_credential");
 }
+
+/// A refusal decided before the body is read must not break a kept-alive connection:
+/// clients (httpx, undici) reuse it for the next request.
+#[tokio::test]
+async fn connections_survive_refusals_sent_before_the_body_is_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (app, key) = app_with_demo().await;
+    let mut socket = tokio::net::TcpStream::connect(app.server.addr)
+        .await
+        .unwrap();
+    let body = call("echo").to_string();
+    let request = |auth: &str| {
+        format!(
+            "POST /demo/mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    // The client sends headers, reads the early refusal, and only then the body (as httpx may,
+    // in two writes), then reuses the connection.
+    for auth in ["", "Authorization: Bearer gth_unknown\r\n", ""] {
+        let text = request(auth);
+        let (head, body) = text.split_at(text.find("\r\n\r\n").unwrap() + 4);
+        socket.write_all(head.as_bytes()).await.unwrap();
+        let response = read_response(&mut socket).await;
+        assert!(response.starts_with("HTTP/1.1 401"), "{response}");
+        assert!(
+            !response.to_ascii_lowercase().contains("connection: close"),
+            "{response}"
+        );
+        socket.write_all(body.as_bytes()).await.unwrap();
+    }
+    socket
+        .write_all(request(&format!("Authorization: Bearer {key}\r\n")).as_bytes())
+        .await
+        .unwrap();
+    let head = read_response(&mut socket).await;
+    assert!(
+        head.starts_with("HTTP/1.1 200"),
+        "the same connection still serves: {head}"
+    );
+
+    async fn read_response(socket: &mut tokio::net::TcpStream) -> String {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = socket.read(&mut chunk).await.unwrap();
+            assert!(
+                n > 0,
+                "connection closed after {:?}",
+                String::from_utf8_lossy(&buf)
+            );
+            buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&buf).into_owned();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length: usize = text[..end]
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length: ")
+                            .map(|v| v.trim().parse().unwrap())
+                    })
+                    .unwrap_or(0);
+                if buf.len() >= end + 4 + length {
+                    return text[..end].to_owned();
+                }
+            }
+        }
+    }
+}
