@@ -15,7 +15,7 @@
 #
 # Usage: e2e/run.sh [GROUP...]          (default: all groups)
 # Environment:
-#   E2E_CONFORMANCE_SUITE  suite for the conformance groups (default: active)
+#   E2E_CONFORMANCE_SUITE  suite for the conformance groups (default: all)
 #   E2E_KEEP=1             keep the work dir (logs, data dir, results) even when all passed
 #   E2E_SKIP_BUILD=1       use the binaries already in the target dir
 #   E2E_TS_NODE            the node for the TypeScript tests (default: node on PATH if >= 20)
@@ -26,7 +26,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 target=${CARGO_TARGET_DIR:-target}
 [[ $target = /* ]] || target="$root/$target"
-suite=${E2E_CONFORMANCE_SUITE:-active}
+suite=${E2E_CONFORMANCE_SUITE:-all}
 all_groups=(ts python conformance-direct conformance-gateway conformance-identical audit-trail audit-verify)
 if (($# > 0)); then selected=("$@"); else selected=("${all_groups[@]}"); fi
 for g in "${selected[@]}"; do
