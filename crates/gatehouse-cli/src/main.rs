@@ -49,6 +49,9 @@ enum Command {
     /// Connections: which client may use which server, and which tools.
     #[command(subcommand)]
     Connections(commands::connections::ConnectionsCommand),
+    /// Policies: rate limits, quotas, IP rules, schedules, argument constraints.
+    #[command(subcommand)]
+    Policy(commands::policy::PolicyCommand),
     /// The audit trail.
     #[command(subcommand)]
     Audit(commands::audit::AuditCommand),
@@ -88,6 +91,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Clients(cmd) => cmd.run(&commands::Ctx::open(config, format).await?).await,
         Command::Keys(cmd) => cmd.run(&commands::Ctx::open(config, format).await?).await,
         Command::Connections(cmd) => cmd.run(&commands::Ctx::open(config, format).await?).await,
+        Command::Policy(cmd) => cmd.run(&commands::Ctx::open(config, format).await?).await,
         Command::Audit(cmd) => cmd.run(&commands::Ctx::open(config, format).await?).await,
     }
 }

@@ -153,6 +153,7 @@ pub async fn start_with(
         config.audit.channel_capacity,
         config.audit.batch_size,
         config.audit.durable,
+        config.audit.linger,
     );
     let listener = match listener {
         Some(listener) => listener,

@@ -26,7 +26,16 @@ pub struct Config {
     pub gateway: GatewayConfig,
     pub audit: AuditConfig,
     pub snapshot: SnapshotConfig,
+    pub policy: PolicyConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// Proxies whose `Forwarded` / `X-Forwarded-For` headers are believed (CIDRs). Requests
+    /// from anyone else are judged by their TCP peer address.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -61,8 +70,11 @@ pub struct GatewayConfig {
 pub struct AuditConfig {
     /// Wait for the audit batch to commit before answering, so a crash loses nothing answered.
     pub durable: bool,
-    /// Events written per transaction at most (a batch is whatever queued during the last write).
+    /// Events written per transaction at most.
     pub batch_size: usize,
+    /// How long a batch may wait for more events before it is written (ignored when durable).
+    #[serde(with = "serde_human")]
+    pub linger: Duration,
     /// Events buffered in memory before requests wait for the writer (back-pressure, not loss).
     pub channel_capacity: usize,
 }
@@ -95,6 +107,7 @@ impl Default for Config {
             gateway: GatewayConfig::default(),
             audit: AuditConfig::default(),
             snapshot: SnapshotConfig::default(),
+            policy: PolicyConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -121,6 +134,7 @@ impl Default for AuditConfig {
         Self {
             durable: false,
             batch_size: 512,
+            linger: Duration::from_millis(20),
             channel_capacity: 16_384,
         }
     }
@@ -215,6 +229,8 @@ impl Config {
 }
 
 #[cfg(test)]
+// figment::Jail fixes the closure's error type; its size is not ours to choose.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 

@@ -26,6 +26,7 @@ pub mod codes {
     pub const PAYLOAD_TOO_LARGE: i64 = -32014;
     pub const UPSTREAM_UNAVAILABLE: i64 = -32015;
     pub const UPSTREAM_TIMEOUT: i64 = -32016;
+    pub const RATE_LIMITED: i64 = -32017;
 }
 
 /// Protocol versions Gatehouse understands (and can therefore govern).
@@ -78,6 +79,8 @@ pub enum GatewayError {
     UnsupportedMediaType,
     #[error("HTTP method not allowed")]
     MethodNotAllowed { allow: &'static str },
+    #[error("denied by {} policy {:?}: {}", .0.kind.as_str(), .0.rule, .0.message)]
+    PolicyDenied(crate::policy::Denial),
     #[error("upstream unavailable")]
     UpstreamUnavailable,
     #[error("upstream timed out")]
@@ -122,9 +125,20 @@ pub struct ErrorContext<'a> {
 }
 
 impl GatewayError {
-    /// Stable machine-readable code: audit `reason`, error `data.reason`, metrics label.
+    /// What the audit trail records as the reason: the code, and for policies the rule too
+    /// (`rate_limit:analysts`).
+    pub fn audit_reason(&self) -> String {
+        match self {
+            GatewayError::PolicyDenied(d) => format!("{}:{}", d.kind.as_str(), d.rule),
+            other => other.reason().to_owned(),
+        }
+    }
+
+    /// Stable machine-readable code: error `data.reason`, metrics label.
     pub fn reason(&self) -> &'static str {
         match self {
+            GatewayError::PolicyDenied(d) if d.kind.is_throttle() => "rate_limited",
+            GatewayError::PolicyDenied(_) => "policy_denied",
             GatewayError::UnknownServer => "unknown_server",
             GatewayError::HostNotAllowed => "host_not_allowed",
             GatewayError::OriginNotAllowed => "origin_not_allowed",
@@ -167,6 +181,7 @@ impl GatewayError {
         let mut data = json!({ "reason": self.reason() });
         let mut www_authenticate = None;
         let mut allow = None;
+        let mut retry_after = None;
         let (status, code) = match &self {
             E::UnknownServer => (StatusCode::NOT_FOUND, codes::NOT_FOUND),
             E::HostNotAllowed | E::OriginNotAllowed => (StatusCode::FORBIDDEN, codes::FORBIDDEN),
@@ -250,6 +265,20 @@ impl GatewayError {
                 allow = Some(*methods);
                 (StatusCode::METHOD_NOT_ALLOWED, codes::INVALID_REQUEST)
             }
+            E::PolicyDenied(denial) => {
+                data["policy"] = json!({ "kind": denial.kind.as_str(), "rule": &*denial.rule });
+                if let Some(wait) = denial.retry_after {
+                    // Whole seconds, rounded up: never invite a retry that would be refused.
+                    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                    data["retry_after"] = json!(secs);
+                    retry_after = Some(secs);
+                }
+                if denial.kind.is_throttle() {
+                    (StatusCode::TOO_MANY_REQUESTS, codes::RATE_LIMITED)
+                } else {
+                    (StatusCode::FORBIDDEN, codes::FORBIDDEN)
+                }
+            }
             E::UpstreamUnavailable | E::UpstreamResponseTooLarge => {
                 (StatusCode::BAD_GATEWAY, codes::UPSTREAM_UNAVAILABLE)
             }
@@ -269,6 +298,9 @@ impl GatewayError {
         );
         if let Some(value) = www_authenticate.and_then(|v| HeaderValue::try_from(v).ok()) {
             headers.insert(header::WWW_AUTHENTICATE, value);
+        }
+        if let Some(secs) = retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if let Some(methods) = allow {
             headers.insert(header::ALLOW, HeaderValue::from_static(methods));

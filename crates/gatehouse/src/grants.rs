@@ -109,6 +109,9 @@ pub struct Grant {
     pub tools: Vec<ToolPattern>,
     pub resources: bool,
     pub prompts: bool,
+    /// Policies attached to this connection (global, server, client or pair), in evaluation
+    /// order; precomputed so the decision cost does not grow with the number of connections.
+    pub policies: std::sync::Arc<[std::sync::Arc<crate::policy::CompiledPolicy>]>,
 }
 
 impl Grant {

@@ -15,6 +15,7 @@ pub mod error;
 pub mod gateway;
 pub mod grants;
 pub mod identity;
+pub mod policy;
 pub mod secrets;
 pub mod snapshot;
 pub mod store;

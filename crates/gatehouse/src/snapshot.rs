@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     grants::{Grant, ToolPattern},
     identity::api_keys::{KeyEntry, KeyTable},
+    policy::{self, CompiledPolicy, PolicyRuntime},
     secrets::Keyring,
     store::{DynStore, Generation, ServerHeartbeat, StoreContents, StoreError},
 };
@@ -31,7 +32,8 @@ pub struct ServerEntry {
     pub upstream: Uri,
     /// The credential Gatehouse injects upstream (decrypted once, here, not per request).
     pub credential: Option<(HeaderName, HeaderValue)>,
-    pub allow_anonymous: bool,
+    /// What anonymous callers may use, when the server allows them.
+    pub anonymous_grant: Option<Arc<Grant>>,
     pub allow_unknown_methods: bool,
     /// `{public}/.well-known/oauth-protected-resource/{server}/mcp`, named in every 401.
     pub resource_metadata_url: String,
@@ -51,21 +53,14 @@ pub struct Snapshot {
     pub keys: KeyTable,
 }
 
-/// What anonymous callers of a server that allows them may use.
-pub static ANONYMOUS_GRANT: std::sync::LazyLock<Arc<Grant>> = std::sync::LazyLock::new(|| {
-    Arc::new(Grant {
-        tools: ToolPattern::parse("*").into_iter().collect(),
-        resources: true,
-        prompts: true,
-    })
-});
-
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("server {server:?}: {reason}")]
     Server { server: String, reason: String },
+    #[error("policy {policy:?}: {reason}")]
+    Policy { policy: String, reason: String },
 }
 
 impl Snapshot {
@@ -74,7 +69,25 @@ impl Snapshot {
         keyring: &Keyring,
         public_base: &str,
         usage: &UsageTracker,
+        runtime: &PolicyRuntime,
     ) -> Result<Self, SnapshotError> {
+        let mut policies: Vec<Arc<CompiledPolicy>> = Vec::new();
+        for record in &contents.policies {
+            let compiled =
+                policy::compile(record, runtime).map_err(|reason| SnapshotError::Policy {
+                    policy: record.id.clone(),
+                    reason,
+                })?;
+            policies.push(Arc::new(compiled));
+        }
+        policies.sort_by(|a, b| (a.kind, &a.id).cmp(&(b.kind, &b.id)));
+        let attached = |client: Option<&str>, server: &str| -> Arc<[Arc<CompiledPolicy>]> {
+            policies
+                .iter()
+                .filter(|p| p.attached_to(client, server))
+                .cloned()
+                .collect()
+        };
         let mut snapshot = Snapshot {
             generation: contents.generation,
             ..Snapshot::default()
@@ -103,7 +116,14 @@ impl Snapshot {
                 name: Arc::from(server.name.as_str()),
                 upstream,
                 credential,
-                allow_anonymous: server.allow_anonymous,
+                anonymous_grant: server.allow_anonymous.then(|| {
+                    Arc::new(Grant {
+                        tools: ToolPattern::parse("*").into_iter().collect(),
+                        resources: true,
+                        prompts: true,
+                        policies: attached(None, &server.name),
+                    })
+                }),
                 allow_unknown_methods: server.allow_unknown_methods,
                 resource_metadata_url: format!(
                     "{public_base}/.well-known/oauth-protected-resource/{}/mcp",
@@ -134,6 +154,7 @@ impl Snapshot {
                 tools,
                 resources: connection.resources,
                 prompts: connection.prompts,
+                policies: attached(Some(&connection.client), &connection.server),
             };
             client
                 .connections
@@ -224,6 +245,7 @@ pub struct SnapshotHandle {
     keyring: Arc<Keyring>,
     public_base: String,
     pub usage: UsageTracker,
+    pub policies: PolicyRuntime,
 }
 
 impl SnapshotHandle {
@@ -233,14 +255,17 @@ impl SnapshotHandle {
         public_base: String,
     ) -> Result<Self, SnapshotError> {
         let usage = UsageTracker::default();
+        let policies = PolicyRuntime::default();
+        policies.preload(store.load_quota_usage().await?);
         let contents = store.load_contents().await?;
-        let snapshot = Snapshot::build(contents, &keyring, &public_base, &usage)?;
+        let snapshot = Snapshot::build(contents, &keyring, &public_base, &usage, &policies)?;
         Ok(Self {
             current: ArcSwap::from_pointee(snapshot),
             store,
             keyring,
             public_base,
             usage,
+            policies,
         })
     }
 
@@ -251,7 +276,13 @@ impl SnapshotHandle {
     /// Rebuilds now from the store (what the poller does when the generation moves).
     pub async fn reload(&self) -> Result<Generation, SnapshotError> {
         let contents = self.store.load_contents().await?;
-        let snapshot = Snapshot::build(contents, &self.keyring, &self.public_base, &self.usage)?;
+        let snapshot = Snapshot::build(
+            contents,
+            &self.keyring,
+            &self.public_base,
+            &self.usage,
+            &self.policies,
+        )?;
         let generation = snapshot.generation;
         self.current.store(Arc::new(snapshot));
         Ok(generation)
@@ -301,10 +332,15 @@ impl SnapshotHandle {
         self.flush_usage().await;
     }
 
+    /// Writes key `last_used_at` values and quota counters back to the store.
     pub async fn flush_usage(&self) {
         let changes = self.usage.take_changes();
         if let Err(err) = self.store.record_key_usage(&changes).await {
             tracing::warn!(error = %err, "could not write key usage");
+        }
+        let quotas = self.policies.take_quota_changes();
+        if let Err(err) = self.store.save_quota_usage(&quotas).await {
+            tracing::error!(error = %err, "could not write quota counters");
         }
     }
 }

@@ -253,6 +253,34 @@ pub async fn grant_connection(store: &dyn Store, new: NewConnection) -> AdminRes
     Ok(store.upsert_connection(&record).await?)
 }
 
+#[derive(Debug, Clone, Default)]
+pub struct NewPolicy {
+    pub id: String,
+    pub kind: String,
+    pub client: Option<String>,
+    pub server: Option<String>,
+    pub tools: Option<String>,
+    /// The kind's JSON spec (docs/policies.md).
+    pub spec: String,
+}
+
+/// Validates the spec exactly as the server will compile it, then stores it.
+pub async fn add_policy(store: &dyn Store, new: NewPolicy) -> AdminResult<Generation> {
+    let spec: serde_json::Value = serde_json::from_str(&new.spec)
+        .map_err(|e| AdminError::Invalid(format!("--spec is not valid JSON: {e}")))?;
+    let record = crate::store::PolicyRecord {
+        id: new.id,
+        kind: new.kind.replace('-', "_"),
+        client: new.client,
+        server: new.server,
+        tools: new.tools,
+        spec,
+        created_at: crate::now_ms(),
+    };
+    crate::policy::validate(&record).map_err(AdminError::Invalid)?;
+    Ok(store.insert_policy(&record).await?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

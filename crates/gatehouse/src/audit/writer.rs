@@ -58,6 +58,11 @@ pub struct AuditWriter {
     store: DynStore,
     keyring: Arc<Keyring>,
     batch_size: usize,
+    /// How long a batch may wait for company before it is written (zero in durable mode,
+    /// where the request is waiting for the commit).
+    linger: Duration,
+    /// `(seq, hash)` of the last row written; read from the store at start and after errors.
+    head: Option<(i64, String)>,
 }
 
 impl AuditWriter {
@@ -67,6 +72,7 @@ impl AuditWriter {
         capacity: usize,
         batch_size: usize,
         durable: bool,
+        linger: Duration,
     ) -> (AuditSink, AuditWriter) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         (
@@ -76,6 +82,8 @@ impl AuditWriter {
                 store,
                 keyring,
                 batch_size: batch_size.max(1),
+                linger: if durable { Duration::ZERO } else { linger },
+                head: None,
             },
         )
     }
@@ -89,6 +97,7 @@ impl AuditWriter {
                     if received == 0 {
                         break;
                     }
+                    self.gather(&mut batch).await;
                     self.write(&mut batch).await;
                 }
                 () = shutdown.cancelled() => {
@@ -102,9 +111,25 @@ impl AuditWriter {
         }
     }
 
+    /// Lets more events join the batch for up to `linger`: one transaction for many requests
+    /// instead of one each (at low concurrency a commit per request dominated the gateway's CPU).
+    async fn gather(&mut self, batch: &mut Vec<Pending>) {
+        if self.linger.is_zero() {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + self.linger;
+        while batch.len() < self.batch_size {
+            let room = self.batch_size - batch.len();
+            match tokio::time::timeout_at(deadline, self.rx.recv_many(batch, room)).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    }
+
     /// Appends the batch; on failure re-reads the chain head and retries, so nothing queued
     /// is lost and a second writer on the same database cannot fork the chain silently.
-    async fn write(&self, batch: &mut Vec<Pending>) {
+    async fn write(&mut self, batch: &mut Vec<Pending>) {
         let mut backoff = Duration::from_millis(50);
         loop {
             match self.try_write(batch).await {
@@ -123,12 +148,16 @@ impl AuditWriter {
         }
     }
 
-    async fn try_write(&self, batch: &[Pending]) -> crate::store::StoreResult<()> {
-        let (mut seq, mut prev_hash) = self
-            .store
-            .audit_head()
-            .await?
-            .unwrap_or((0, GENESIS.to_owned()));
+    async fn try_write(&mut self, batch: &[Pending]) -> crate::store::StoreResult<()> {
+        let head = match self.head.take() {
+            Some(head) => head,
+            None => self
+                .store
+                .audit_head()
+                .await?
+                .unwrap_or((0, GENESIS.to_owned())),
+        };
+        let (mut seq, mut prev_hash) = head;
         let mut rows = Vec::with_capacity(batch.len());
         for pending in batch {
             seq += 1;
@@ -140,6 +169,8 @@ impl AuditWriter {
                 hash,
             });
         }
-        self.store.append_audit(&rows).await
+        self.store.append_audit(&rows).await?;
+        self.head = Some((seq, prev_hash));
+        Ok(())
     }
 }

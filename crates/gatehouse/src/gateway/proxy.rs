@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use serde_json::Value;
 use std::{
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     sync::{Arc, atomic::Ordering},
     time::Instant,
 };
@@ -30,7 +30,8 @@ use crate::{
     },
     grants::{Grant, ToolPattern},
     identity::{Credential, Principal, api_keys::KeyRejection},
-    snapshot::{ANONYMOUS_GRANT, ServerEntry, Snapshot},
+    policy::{self, Facts, client_ip},
+    snapshot::{ServerEntry, Snapshot},
 };
 
 const SESSION_HEADER: &str = "mcp-session-id";
@@ -38,6 +39,7 @@ const SESSION_HEADER: &str = "mcp-session-id";
 /// What the audit event will say, filled in as the request progresses.
 struct Record {
     request_id: String,
+    client_ip: IpAddr,
     ip: String,
     server: String,
     http_method: String,
@@ -58,9 +60,15 @@ pub async fn handle(
     let started = Instant::now();
     let snapshot = state.snapshot.current();
     let request_id = state.next_request_id();
+    let client_ip = client_ip::resolve(
+        peer.ip(),
+        request.headers(),
+        &state.config.policy.trusted_proxies,
+    );
     let mut record = Record {
         request_id: request_id.clone(),
-        ip: peer.ip().to_string(),
+        client_ip,
+        ip: client_ip.to_string(),
         // Unknown names are the caller's words: record them only when they could be a name.
         server: if crate::admin::validate_name("server", &server).is_ok() {
             server.clone()
@@ -93,8 +101,8 @@ pub async fn handle(
             } else {
                 Decision::Deny
             };
-            let reason = err.reason();
-            (err.into_response(&ctx), decision, Some(reason.to_owned()))
+            let reason = err.audit_reason();
+            (err.into_response(&ctx), decision, Some(reason))
         }
     };
     if let Some(body) = unread {
@@ -154,13 +162,17 @@ async fn proxy(
             .grant(client, server_name)
             .ok_or(GatewayError::NoConnection)?
             .clone(),
-        None => ANONYMOUS_GRANT.clone(),
+        None => server
+            .anonymous_grant
+            .clone()
+            .ok_or(GatewayError::MissingCredential)?,
     };
     let call = Call {
         state,
         server,
         principal: &principal,
         grant,
+        client_ip: record.client_ip,
     };
     match parts.method {
         Method::POST => {
@@ -183,7 +195,7 @@ fn identify(
     record: &mut Record,
 ) -> Result<Principal, GatewayError> {
     let Some(token) = access::credential(&parts.headers, &parts.uri)? else {
-        return if server.allow_anonymous {
+        return if server.anonymous_grant.is_some() {
             Ok(Principal::anonymous())
         } else {
             Err(GatewayError::MissingCredential)
@@ -217,6 +229,7 @@ struct Call<'a> {
     server: &'a Arc<ServerEntry>,
     principal: &'a Principal,
     grant: Arc<Grant>,
+    client_ip: IpAddr,
 }
 
 impl Call<'_> {
@@ -273,6 +286,18 @@ impl Call<'_> {
             self.server.allow_unknown_methods,
             stateless,
         )?;
+        let tool_calls: Vec<&jsonrpc::Message> = envelope
+            .messages
+            .iter()
+            .filter(|m| m.kind == Kind::Request && m.method() == "tools/call")
+            .collect();
+        if tool_calls.is_empty() {
+            self.enforce(None, None)?;
+        }
+        for call in tool_calls {
+            let arguments = call.params.as_ref().and_then(|p| p.get("arguments"));
+            self.enforce(call.param_str("name"), arguments)?;
+        }
         let session = self.bound_session(&parts.headers, stateless)?;
         let initializes =
             !envelope.batch && envelope.first().is_some_and(|m| m.method() == "initialize");
@@ -306,6 +331,7 @@ impl Call<'_> {
             return Err(GatewayError::MethodNotAllowed { allow: "POST" });
         }
         self.bound_session(&parts.headers, false)?;
+        self.enforce(None, None)?;
         let response = self
             .send(Method::GET, &parts, Full::default(), record)
             .await?;
@@ -320,6 +346,7 @@ impl Call<'_> {
         let session = self
             .bound_session(&parts.headers, false)?
             .ok_or(GatewayError::SessionRequired)?;
+        self.enforce(None, None)?;
         let response = self
             .send(Method::DELETE, &parts, Full::default(), record)
             .await?;
@@ -327,6 +354,24 @@ impl Call<'_> {
             self.state.sessions.remove(&self.server.name, &session);
         }
         self.relay(response, false).await
+    }
+
+    /// The connection's policies, in order (docs/policies.md).
+    fn enforce(&self, tool: Option<&str>, arguments: Option<&Value>) -> Result<(), GatewayError> {
+        if self.grant.policies.is_empty() {
+            return Ok(());
+        }
+        let facts = Facts {
+            client: self.principal.client.as_deref(),
+            key_id: self.principal.key_id(),
+            user: None,
+            ip: self.client_ip,
+            server: &self.server.name,
+            tool,
+            arguments,
+            now: jiff::Timestamp::now(),
+        };
+        policy::enforce(&self.grant.policies, &facts).map_err(GatewayError::PolicyDenied)
     }
 
     /// The request's session id, if it has one, after checking that it belongs to the caller.

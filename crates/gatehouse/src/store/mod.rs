@@ -89,6 +89,28 @@ pub struct ConnectionRecord {
     pub created_at: i64,
 }
 
+/// A policy as stored: a scope, a kind and its JSON spec (validated by `crate::policy`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyRecord {
+    pub id: String,
+    pub kind: String,
+    pub client: Option<String>,
+    pub server: Option<String>,
+    /// Tool pattern the policy is limited to.
+    pub tools: Option<String>,
+    pub spec: serde_json::Value,
+    pub created_at: i64,
+}
+
+/// Persisted quota consumption.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaUsage {
+    pub policy_id: String,
+    pub subject: String,
+    pub window_start: i64,
+    pub used: i64,
+}
+
 /// Everything the snapshot is built from, read in one consistent transaction.
 #[derive(Debug, Clone, Default)]
 pub struct StoreContents {
@@ -98,6 +120,7 @@ pub struct StoreContents {
     /// Not revoked (expired ones included: they may still be inside a rotation overlap check).
     pub api_keys: Vec<ApiKeyRecord>,
     pub connections: Vec<ConnectionRecord>,
+    pub policies: Vec<PolicyRecord>,
 }
 
 /// What a running server last reported.
@@ -138,6 +161,13 @@ pub trait Store: Send + Sync + 'static {
     async fn upsert_connection(&self, connection: &ConnectionRecord) -> StoreResult<Generation>;
     async fn list_connections(&self) -> StoreResult<Vec<ConnectionRecord>>;
     async fn delete_connection(&self, client: &str, server: &str) -> StoreResult<Generation>;
+
+    async fn insert_policy(&self, policy: &PolicyRecord) -> StoreResult<Generation>;
+    async fn list_policies(&self) -> StoreResult<Vec<PolicyRecord>>;
+    /// Removes the policy and its quota counters.
+    async fn delete_policy(&self, id: &str) -> StoreResult<Generation>;
+    async fn load_quota_usage(&self) -> StoreResult<Vec<QuotaUsage>>;
+    async fn save_quota_usage(&self, usage: &[QuotaUsage]) -> StoreResult<()>;
 
     async fn generation(&self) -> StoreResult<Generation>;
     async fn load_contents(&self) -> StoreResult<StoreContents>;

@@ -18,13 +18,27 @@ pub struct SqliteStore {
 }
 
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "initial".into(),
-        MigrationType::Simple,
-        include_str!("../../../../migrations/sqlite/0001_initial.sql").into_sql_str(),
-        false,
-    )])
+    let migration = |version, name: &'static str, sql: &'static str| {
+        Migration::new(
+            version,
+            name.into(),
+            MigrationType::Simple,
+            sql.into_sql_str(),
+            false,
+        )
+    };
+    Migrator::with_migrations(vec![
+        migration(
+            1,
+            "initial",
+            include_str!("../../../../migrations/sqlite/0001_initial.sql"),
+        ),
+        migration(
+            2,
+            "policies",
+            include_str!("../../../../migrations/sqlite/0002_policies.sql"),
+        ),
+    ])
 }
 
 impl SqliteStore {
@@ -152,6 +166,19 @@ fn audit_from(row: &SqliteRow) -> StoreResult<AuditRow> {
         },
         prev_hash: row.try_get("prev_hash")?,
         hash: row.try_get("hash")?,
+    })
+}
+
+fn policy_from(row: &SqliteRow) -> StoreResult<PolicyRecord> {
+    let spec: String = row.try_get("spec")?;
+    Ok(PolicyRecord {
+        id: row.try_get("id")?,
+        kind: row.try_get("kind")?,
+        client: row.try_get("client")?,
+        server: row.try_get("server")?,
+        tools: row.try_get("tools")?,
+        spec: serde_json::from_str(&spec).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        created_at: row.try_get("created_at")?,
     })
 }
 
@@ -454,6 +481,105 @@ impl Store for SqliteStore {
         Ok(generation)
     }
 
+    async fn insert_policy(&self, policy: &PolicyRecord) -> StoreResult<Generation> {
+        let mut tx = self.begin().await?;
+        if exists(&mut tx, "SELECT 1 FROM policies WHERE id = $1", &policy.id).await? {
+            return Err(StoreError::Conflict {
+                kind: "policy",
+                name: policy.id.clone(),
+            });
+        }
+        if let Some(client) = &policy.client
+            && !exists(&mut tx, "SELECT 1 FROM clients WHERE name = $1", client).await?
+        {
+            return Err(StoreError::not_found("client", client));
+        }
+        if let Some(server) = &policy.server
+            && !exists(&mut tx, "SELECT 1 FROM servers WHERE name = $1", server).await?
+        {
+            return Err(StoreError::not_found("server", server));
+        }
+        sqlx::query(
+            "INSERT INTO policies (id, kind, client, server, tools, spec, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&policy.id)
+        .bind(&policy.kind)
+        .bind(&policy.client)
+        .bind(&policy.server)
+        .bind(&policy.tools)
+        .bind(policy.spec.to_string())
+        .bind(policy.created_at)
+        .execute(&mut *tx)
+        .await?;
+        let generation = bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(generation)
+    }
+
+    async fn list_policies(&self) -> StoreResult<Vec<PolicyRecord>> {
+        let rows = sqlx::query("SELECT * FROM policies ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(policy_from).collect()
+    }
+
+    async fn delete_policy(&self, id: &str) -> StoreResult<Generation> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query("DELETE FROM policies WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::not_found("policy", id));
+        }
+        sqlx::query("DELETE FROM quota_usage WHERE policy_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let generation = bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(generation)
+    }
+
+    async fn load_quota_usage(&self) -> StoreResult<Vec<QuotaUsage>> {
+        let rows = sqlx::query("SELECT * FROM quota_usage")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(QuotaUsage {
+                    policy_id: row.try_get("policy_id")?,
+                    subject: row.try_get("subject")?,
+                    window_start: row.try_get("window_start")?,
+                    used: row.try_get("used")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn save_quota_usage(&self, usage: &[QuotaUsage]) -> StoreResult<()> {
+        if usage.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin().await?;
+        for u in usage {
+            sqlx::query(
+                "INSERT INTO quota_usage (policy_id, subject, window_start, used) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (policy_id, subject) DO UPDATE SET window_start = excluded.window_start, \
+                 used = excluded.used",
+            )
+            .bind(&u.policy_id)
+            .bind(&u.subject)
+            .bind(u.window_start)
+            .bind(u.used)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn generation(&self) -> StoreResult<Generation> {
         Ok(
             sqlx::query_scalar("SELECT value FROM meta WHERE key = 'generation'")
@@ -463,7 +589,7 @@ impl Store for SqliteStore {
     }
 
     async fn load_contents(&self) -> StoreResult<StoreContents> {
-        // A read transaction gives one consistent view across the five queries (WAL snapshot).
+        // A read transaction gives one consistent view across the queries (WAL snapshot).
         let mut tx = self.pool.begin().await?;
         let generation: i64 = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'generation'")
             .fetch_one(&mut *tx)
@@ -482,6 +608,9 @@ impl Store for SqliteStore {
         let connections = sqlx::query("SELECT * FROM connections")
             .fetch_all(&mut *tx)
             .await?;
+        let policies = sqlx::query("SELECT * FROM policies ORDER BY id")
+            .fetch_all(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(StoreContents {
             generation,
@@ -497,6 +626,10 @@ impl Store for SqliteStore {
             connections: connections
                 .iter()
                 .map(connection_from)
+                .collect::<StoreResult<_>>()?,
+            policies: policies
+                .iter()
+                .map(policy_from)
                 .collect::<StoreResult<_>>()?,
         })
     }

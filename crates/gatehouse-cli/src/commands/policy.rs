@@ -1,0 +1,191 @@
+use clap::Subcommand;
+use gatehouse::{
+    admin,
+    policy::explain::{Question, explain},
+    snapshot::SnapshotHandle,
+};
+use std::{net::IpAddr, process::ExitCode, sync::Arc};
+
+use super::{Ctx, print, say};
+use crate::output::{Format, Table, print_json, time};
+
+#[derive(Subcommand)]
+pub enum PolicyCommand {
+    /// Attach a policy (docs/policies.md lists the kinds and their specs).
+    Add {
+        /// A name for the rule; it appears in denials and the audit trail.
+        id: String,
+        /// arguments, ip, schedule, quota or rate-limit.
+        #[arg(long)]
+        kind: String,
+        /// The kind's settings as JSON, e.g. '{"requests": 60, "period": "1m"}'.
+        #[arg(long)]
+        spec: String,
+        /// Only for this client (default: every client).
+        #[arg(long)]
+        client: Option<String>,
+        /// Only on this server (default: every server).
+        #[arg(long)]
+        server: Option<String>,
+        /// Only for tool calls matching this pattern.
+        #[arg(long)]
+        tools: Option<String>,
+    },
+    List,
+    Remove {
+        id: String,
+    },
+    /// The decision a request would get and the rule that makes it; calls nothing.
+    Explain {
+        #[arg(long)]
+        client: String,
+        #[arg(long)]
+        server: String,
+        #[arg(long)]
+        tool: Option<String>,
+        /// The caller's address (default 127.0.0.1).
+        #[arg(long, default_value = "127.0.0.1")]
+        ip: IpAddr,
+        /// When (RFC 3339, default now).
+        #[arg(long)]
+        at: Option<jiff::Timestamp>,
+        /// Tool arguments as JSON.
+        #[arg(long)]
+        args: Option<String>,
+    },
+}
+
+impl PolicyCommand {
+    pub async fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
+        match self {
+            PolicyCommand::Add {
+                id,
+                kind,
+                spec,
+                client,
+                server,
+                tools,
+            } => {
+                let new = admin::NewPolicy {
+                    id: id.clone(),
+                    kind,
+                    client,
+                    server,
+                    tools,
+                    spec,
+                };
+                let generation = admin::add_policy(&*ctx.store, new).await?;
+                ctx.applied(generation).await?;
+                let added: Vec<_> = ctx
+                    .store
+                    .list_policies()
+                    .await?
+                    .into_iter()
+                    .filter(|p| p.id == id)
+                    .collect();
+                if ctx.format == Format::Json {
+                    if let Some(one) = added.first() {
+                        print_json(one)?;
+                    }
+                } else {
+                    say(ctx.format, "policy added:");
+                    print(&table(&added).render());
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            PolicyCommand::List => {
+                let all = ctx.store.list_policies().await?;
+                if ctx.format == Format::Json {
+                    print_json(&all)?;
+                } else {
+                    print(&table(&all).render());
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            PolicyCommand::Remove { id } => {
+                let generation = ctx.store.delete_policy(&id).await?;
+                ctx.applied(generation).await?;
+                if ctx.format == Format::Json {
+                    print_json(&serde_json::json!({ "removed": id }))?;
+                } else {
+                    say(ctx.format, &format!("policy {id} removed"));
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            PolicyCommand::Explain {
+                client,
+                server,
+                tool,
+                ip,
+                at,
+                args,
+            } => {
+                let arguments: Option<serde_json::Value> = args
+                    .as_deref()
+                    .map(serde_json::from_str)
+                    .transpose()
+                    .map_err(|e| anyhow::anyhow!("--args is not valid JSON: {e}"))?;
+                let handle = SnapshotHandle::load(
+                    ctx.store.clone(),
+                    Arc::new(ctx.keyring.clone()),
+                    String::new(),
+                )
+                .await?;
+                let snapshot = handle.current();
+                let question = Question {
+                    client: &client,
+                    server: &server,
+                    tool: tool.as_deref(),
+                    ip,
+                    at: at.unwrap_or_else(jiff::Timestamp::now),
+                    arguments: arguments.as_ref(),
+                };
+                let answer = explain(&snapshot, &question);
+                if ctx.format == Format::Json {
+                    print_json(&answer)?;
+                } else {
+                    let mut t = Table::new(&["STAGE", "RULE", "OUTCOME", "DETAIL"]);
+                    for step in &answer.steps {
+                        t.row(vec![
+                            step.stage.clone(),
+                            step.rule.clone().unwrap_or_else(|| "-".into()),
+                            step.outcome.into(),
+                            step.detail.clone(),
+                        ]);
+                    }
+                    print(&t.render());
+                    let by = answer
+                        .decided_by
+                        .as_deref()
+                        .map(|d| format!(" (by {d})"))
+                        .unwrap_or_default();
+                    say(
+                        ctx.format,
+                        &format!("decision: {}{by}", answer.decision.to_uppercase()),
+                    );
+                }
+                Ok(if answer.decision == "allow" {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(3)
+                })
+            }
+        }
+    }
+}
+
+fn table(policies: &[gatehouse::store::PolicyRecord]) -> Table {
+    let mut t = Table::new(&["ID", "KIND", "CLIENT", "SERVER", "TOOLS", "SPEC", "CREATED"]);
+    for p in policies {
+        t.row(vec![
+            p.id.clone(),
+            p.kind.clone(),
+            p.client.clone().unwrap_or_else(|| "*".into()),
+            p.server.clone().unwrap_or_else(|| "*".into()),
+            p.tools.clone().unwrap_or_else(|| "*".into()),
+            p.spec.to_string(),
+            time(Some(p.created_at)),
+        ]);
+    }
+    t
+}

@@ -1,0 +1,148 @@
+//! `policy explain`: the decision a request would get, and every step that led to it, without
+//! calling anything or charging any counter.
+
+use serde::Serialize;
+use serde_json::Value;
+use std::{net::IpAddr, sync::Arc};
+
+use super::{CompiledPolicy, Facts};
+use crate::snapshot::Snapshot;
+
+#[derive(Debug, Serialize)]
+pub struct Step {
+    pub stage: String,
+    pub rule: Option<String>,
+    /// `pass`, `deny` or `skipped` (the policy does not apply to this request).
+    pub outcome: &'static str,
+    pub detail: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Explanation {
+    pub decision: &'static str,
+    /// The step that denied, if any.
+    pub decided_by: Option<String>,
+    pub steps: Vec<Step>,
+}
+
+pub struct Question<'a> {
+    pub client: &'a str,
+    pub server: &'a str,
+    pub tool: Option<&'a str>,
+    pub ip: IpAddr,
+    pub at: jiff::Timestamp,
+    pub arguments: Option<&'a Value>,
+}
+
+pub fn explain(snapshot: &Snapshot, q: &Question<'_>) -> Explanation {
+    let mut steps = Vec::new();
+    let deny = |mut steps: Vec<Step>, stage: &str, rule: Option<String>, detail: String| {
+        let decided_by = Some(
+            rule.clone()
+                .map_or_else(|| stage.to_owned(), |r| format!("{stage}:{r}")),
+        );
+        steps.push(Step {
+            stage: stage.to_owned(),
+            rule,
+            outcome: "deny",
+            detail,
+        });
+        Explanation {
+            decision: "deny",
+            decided_by,
+            steps,
+        }
+    };
+    if !snapshot.servers.contains_key(q.server) {
+        return deny(
+            steps,
+            "server",
+            None,
+            format!("no server named {:?}", q.server),
+        );
+    }
+    if !snapshot.clients.contains_key(q.client) {
+        return deny(
+            steps,
+            "identity",
+            None,
+            format!("no enabled client named {:?}", q.client),
+        );
+    }
+    steps.push(pass("identity", None, format!("client {}", q.client)));
+    let Some(grant) = snapshot.grant(q.client, q.server) else {
+        return deny(
+            steps,
+            "connection",
+            None,
+            format!("{} has no connection to {}", q.client, q.server),
+        );
+    };
+    if let Some(tool) = q.tool {
+        if !grant.allows_tool(tool, None) {
+            return deny(
+                steps,
+                "connection",
+                None,
+                format!("tool {tool:?} is not granted"),
+            );
+        }
+        steps.push(pass("connection", None, format!("tool {tool} granted")));
+    } else {
+        steps.push(pass("connection", None, "connection exists".into()));
+    }
+    let facts = Facts {
+        client: Some(q.client),
+        key_id: None,
+        user: None,
+        ip: q.ip,
+        server: q.server,
+        tool: q.tool,
+        arguments: q.arguments,
+        now: q.at,
+    };
+    for compiled in grant.policies.iter() {
+        let applies = compiled
+            .tools
+            .as_ref()
+            .is_none_or(|p| q.tool.is_some_and(|t| p.matches(t)));
+        let rule = Some(compiled.id.to_string());
+        if !applies {
+            steps.push(Step {
+                stage: compiled.kind.as_str().to_owned(),
+                rule,
+                outcome: "skipped",
+                detail: "does not apply to this tool".into(),
+            });
+            continue;
+        }
+        match compiled.policy.peek(&facts) {
+            Ok(()) => steps.push(pass(compiled.kind.as_str(), rule, describe(compiled))),
+            Err(refusal) => return deny(steps, compiled.kind.as_str(), rule, refusal.message),
+        }
+    }
+    Explanation {
+        decision: "allow",
+        decided_by: None,
+        steps,
+    }
+}
+
+fn pass(stage: &str, rule: Option<String>, detail: String) -> Step {
+    Step {
+        stage: stage.to_owned(),
+        rule,
+        outcome: "pass",
+        detail,
+    }
+}
+
+fn describe(compiled: &Arc<CompiledPolicy>) -> String {
+    let scope = match (&compiled.client, &compiled.server) {
+        (Some(c), Some(s)) => format!("attached to {c} → {s}"),
+        (Some(c), None) => format!("attached to client {c}"),
+        (None, Some(s)) => format!("attached to server {s}"),
+        (None, None) => "global".into(),
+    };
+    format!("{} policy, {scope}", compiled.kind.as_str())
+}

@@ -1,0 +1,217 @@
+//! Policies: operational rules on every connection, evaluated after the grant in one fixed
+//! order — arguments → IP → country → schedule → quota → rate limit — so the cheapest,
+//! stateless refusals come first and counters are charged only for requests that would pass.
+//!
+//! Each kind is one file implementing [`Policy`]. Specs are JSON (stored as given), validated
+//! and compiled once into the snapshot; counters live in [`PolicyRuntime`] so they survive
+//! snapshot rebuilds.
+
+pub mod arguments;
+pub mod client_ip;
+pub mod explain;
+pub mod ip;
+pub mod quota;
+pub mod rate;
+pub mod runtime;
+pub mod schedule;
+mod spec;
+
+pub use runtime::PolicyRuntime;
+pub use spec::{compile, validate};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::{net::IpAddr, sync::Arc, time::Duration};
+
+use crate::grants::ToolPattern;
+
+/// Policy kinds, declared in evaluation order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyKind {
+    Arguments,
+    Ip,
+    Schedule,
+    Quota,
+    RateLimit,
+}
+
+impl PolicyKind {
+    pub const ALL: [PolicyKind; 5] = [
+        PolicyKind::Arguments,
+        PolicyKind::Ip,
+        PolicyKind::Schedule,
+        PolicyKind::Quota,
+        PolicyKind::RateLimit,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PolicyKind::Arguments => "arguments",
+            PolicyKind::Ip => "ip",
+            PolicyKind::Schedule => "schedule",
+            PolicyKind::Quota => "quota",
+            PolicyKind::RateLimit => "rate_limit",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        let normalized = text.replace('-', "_");
+        Self::ALL.into_iter().find(|k| k.as_str() == normalized)
+    }
+
+    /// Rate and quota refusals are "slow down" (429); the others are "not allowed" (403).
+    pub fn is_throttle(self) -> bool {
+        matches!(self, PolicyKind::Quota | PolicyKind::RateLimit)
+    }
+}
+
+/// What a policy may look at. Built once per request.
+#[derive(Debug, Clone)]
+pub struct Facts<'a> {
+    pub client: Option<&'a str>,
+    pub key_id: Option<&'a str>,
+    pub user: Option<&'a str>,
+    /// The caller's address after trusted-proxy resolution.
+    pub ip: IpAddr,
+    pub server: &'a str,
+    /// The tool of a `tools/call`.
+    pub tool: Option<&'a str>,
+    pub arguments: Option<&'a Value>,
+    pub now: jiff::Timestamp,
+}
+
+/// A policy's refusal, before the engine names the rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// Why, for the caller and the audit trail. Never secret material.
+    pub message: String,
+    pub retry_after: Option<Duration>,
+}
+
+impl Refusal {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+}
+
+pub trait Policy: Send + Sync + std::fmt::Debug {
+    fn kind(&self) -> PolicyKind;
+    /// Decides, charging any counter on success.
+    fn check(&self, facts: &Facts<'_>) -> Result<(), Refusal>;
+    /// Gives back what `check` charged, when a later policy refused the request.
+    fn refund(&self, _facts: &Facts<'_>) {}
+    /// Decides without charging anything (for `policy explain`).
+    fn peek(&self, facts: &Facts<'_>) -> Result<(), Refusal>;
+}
+
+/// A policy with its id and scope, as the snapshot holds it.
+#[derive(Debug)]
+pub struct CompiledPolicy {
+    pub id: Arc<str>,
+    pub kind: PolicyKind,
+    pub client: Option<String>,
+    pub server: Option<String>,
+    pub tools: Option<ToolPattern>,
+    pub policy: Arc<dyn Policy>,
+}
+
+impl CompiledPolicy {
+    /// Whether the policy is attached to this client/server pair (tool scope is checked per
+    /// request).
+    pub fn attached_to(&self, client: Option<&str>, server: &str) -> bool {
+        self.client.as_deref().is_none_or(|c| Some(c) == client)
+            && self.server.as_deref().is_none_or(|s| s == server)
+    }
+
+    fn applies(&self, facts: &Facts<'_>) -> bool {
+        match &self.tools {
+            None => true,
+            Some(pattern) => facts.tool.is_some_and(|t| pattern.matches(t)),
+        }
+    }
+}
+
+/// A policy's refusal with the rule that made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    pub kind: PolicyKind,
+    pub rule: Arc<str>,
+    pub message: String,
+    pub retry_after: Option<Duration>,
+}
+
+/// Runs the policies attached to a connection, in order; refunds earlier charges when a later
+/// policy refuses.
+pub fn enforce(policies: &[Arc<CompiledPolicy>], facts: &Facts<'_>) -> Result<(), Denial> {
+    let mut charged: Vec<&CompiledPolicy> = Vec::new();
+    for compiled in policies.iter().filter(|p| p.applies(facts)) {
+        match compiled.policy.check(facts) {
+            Ok(()) => charged.push(compiled),
+            Err(refusal) => {
+                for earlier in charged {
+                    earlier.policy.refund(facts);
+                }
+                return Err(Denial {
+                    kind: compiled.kind,
+                    rule: compiled.id.clone(),
+                    message: refusal.message,
+                    retry_after: refusal.retry_after,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Which subject a counter is kept for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Per {
+    #[default]
+    Client,
+    Key,
+    User,
+    Ip,
+    Tool,
+    /// One counter for everyone the policy applies to.
+    Global,
+}
+
+impl Per {
+    pub fn subject(self, facts: &Facts<'_>) -> String {
+        match self {
+            Per::Client => format!("client:{}", facts.client.unwrap_or("anonymous")),
+            Per::Key => format!("key:{}", facts.key_id.unwrap_or("anonymous")),
+            Per::User => format!(
+                "user:{}",
+                facts.user.or(facts.client).unwrap_or("anonymous")
+            ),
+            Per::Ip => format!("ip:{}", facts.ip),
+            Per::Tool => format!("tool:{}", facts.tool.unwrap_or("-")),
+            Per::Global => "global".to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::Facts;
+
+    /// Facts for client `agent` calling tool `echo` at `ms` after the epoch.
+    pub fn facts_at(ms: i64) -> Facts<'static> {
+        Facts {
+            client: Some("agent"),
+            key_id: Some("k1"),
+            user: None,
+            ip: std::net::IpAddr::from([192, 0, 2, 1]),
+            server: "demo",
+            tool: Some("echo"),
+            arguments: None,
+            now: jiff::Timestamp::from_millisecond(ms).unwrap(),
+        }
+    }
+}

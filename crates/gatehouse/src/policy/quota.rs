@@ -1,0 +1,313 @@
+//! Volume quotas: N calls per calendar day, week (Monday first) or month in a time zone.
+//!
+//! Windows are computed in civil time of the configured zone, so "per day in Europe/Paris"
+//! resets at Paris midnight, including on the 23- and 25-hour days of DST changes. Counts are
+//! written back to the store and reloaded at start, so a restart does not reset a quota.
+
+use jiff::{Timestamp, ToSpan, ZonedDateTime, tz::TimeZone};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use super::{Facts, Per, Policy, PolicyKind, Refusal};
+use crate::store::QuotaUsage;
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Window {
+    Day,
+    Week,
+    Month,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaSpec {
+    /// Calls allowed per window.
+    pub limit: u64,
+    pub window: Window,
+    /// IANA zone the calendar is read in (default UTC).
+    #[serde(default = "utc")]
+    pub time_zone: String,
+    #[serde(default)]
+    pub per: Per,
+}
+
+fn utc() -> String {
+    "UTC".into()
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Count {
+    window_start: i64,
+    used: u64,
+    dirty: bool,
+}
+
+/// Counts per subject for one quota policy.
+#[derive(Debug)]
+pub struct QuotaCounters {
+    policy_id: String,
+    counts: Mutex<HashMap<String, Count>>,
+}
+
+impl QuotaCounters {
+    pub fn new(policy_id: &str) -> Self {
+        Self {
+            policy_id: policy_id.to_owned(),
+            counts: Mutex::default(),
+        }
+    }
+
+    pub fn seed(&self, rows: Vec<QuotaUsage>) {
+        let mut counts = self.counts.lock();
+        for row in rows {
+            counts.insert(
+                row.subject,
+                Count {
+                    window_start: row.window_start,
+                    used: u64::try_from(row.used).unwrap_or(0),
+                    dirty: false,
+                },
+            );
+        }
+    }
+
+    pub fn take_changes(&self) -> Vec<QuotaUsage> {
+        let mut counts = self.counts.lock();
+        counts
+            .iter_mut()
+            .filter(|(_, c)| c.dirty)
+            .map(|(subject, c)| {
+                c.dirty = false;
+                QuotaUsage {
+                    policy_id: self.policy_id.clone(),
+                    subject: subject.clone(),
+                    window_start: c.window_start,
+                    used: i64::try_from(c.used).unwrap_or(i64::MAX),
+                }
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug)]
+pub struct Quota {
+    limit: u64,
+    window: Window,
+    zone: TimeZone,
+    per: Per,
+    counters: Arc<QuotaCounters>,
+}
+
+impl Quota {
+    pub fn new(spec: &QuotaSpec, counters: Arc<QuotaCounters>) -> Result<Self, String> {
+        let zone = TimeZone::get(&spec.time_zone)
+            .map_err(|_| format!("unknown time zone {:?}", spec.time_zone))?;
+        Ok(Self {
+            limit: spec.limit,
+            window: spec.window,
+            zone,
+            per: spec.per,
+            counters,
+        })
+    }
+
+    /// `[start, end)` of the calendar window holding `now`, as epoch milliseconds.
+    pub fn window_bounds(&self, now: Timestamp) -> Result<(i64, i64), Refusal> {
+        let broken = |_| Refusal::new("quota window could not be computed");
+        let local = now.to_zoned_datetime(self.zone.clone());
+        let day = local.start_of_day().map_err(broken)?;
+        let (start, end): (ZonedDateTime, ZonedDateTime) = match self.window {
+            Window::Day => {
+                let end = day.checked_add(1.day()).map_err(broken)?;
+                (day, end)
+            }
+            Window::Week => {
+                let back = i64::from(day.weekday().to_monday_zero_offset());
+                let start = day.checked_sub(back.days()).map_err(broken)?;
+                let end = start.checked_add(1.week()).map_err(broken)?;
+                (start, end)
+            }
+            Window::Month => {
+                let start = day.first_of_month().map_err(broken)?;
+                let end = start.checked_add(1.month()).map_err(broken)?;
+                (start, end)
+            }
+        };
+        Ok((
+            start.timestamp().as_millisecond(),
+            end.timestamp().as_millisecond(),
+        ))
+    }
+
+    fn decide(&self, facts: &Facts<'_>, charge: bool) -> Result<(), Refusal> {
+        if facts.tool.is_none() {
+            // Quotas count tool calls; other requests pass.
+            return Ok(());
+        }
+        let (start, end) = self.window_bounds(facts.now)?;
+        let subject = self.per.subject(facts);
+        let mut counts = self.counters.counts.lock();
+        let count = counts.entry(subject).or_insert(Count {
+            window_start: start,
+            used: 0,
+            dirty: true,
+        });
+        if count.window_start != start {
+            *count = Count {
+                window_start: start,
+                used: 0,
+                dirty: true,
+            };
+        }
+        if count.used >= self.limit {
+            let wait = u64::try_from(end - facts.now.as_millisecond()).unwrap_or(0);
+            return Err(Refusal {
+                message: format!(
+                    "quota of {} calls per {:?} used up",
+                    self.limit, self.window
+                )
+                .to_lowercase(),
+                retry_after: Some(Duration::from_millis(wait)),
+            });
+        }
+        if charge {
+            count.used += 1;
+            count.dirty = true;
+        }
+        Ok(())
+    }
+}
+
+impl Policy for Quota {
+    fn kind(&self) -> PolicyKind {
+        PolicyKind::Quota
+    }
+
+    fn check(&self, facts: &Facts<'_>) -> Result<(), Refusal> {
+        self.decide(facts, true)
+    }
+
+    fn refund(&self, facts: &Facts<'_>) {
+        if facts.tool.is_none() {
+            return;
+        }
+        if let Some(count) = self
+            .counters
+            .counts
+            .lock()
+            .get_mut(&self.per.subject(facts))
+        {
+            count.used = count.used.saturating_sub(1);
+            count.dirty = true;
+        }
+    }
+
+    fn peek(&self, facts: &Facts<'_>) -> Result<(), Refusal> {
+        self.decide(facts, false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::tests_support::facts_at;
+
+    fn quota(limit: u64, window: Window, zone: &str) -> Quota {
+        let spec = QuotaSpec {
+            limit,
+            window,
+            time_zone: zone.into(),
+            per: Per::Client,
+        };
+        Quota::new(&spec, Arc::new(QuotaCounters::new("q"))).unwrap()
+    }
+
+    fn at(text: &str) -> i64 {
+        text.parse::<Timestamp>().unwrap().as_millisecond()
+    }
+
+    #[test]
+    fn daily_quota_resets_at_local_midnight() {
+        let q = quota(2, Window::Day, "Europe/Paris");
+        // 22:30 UTC on 2026-06-10 is 00:30 on the 11th in Paris (UTC+2).
+        assert!(q.check(&facts_at(at("2026-06-10T21:00:00Z"))).is_ok());
+        assert!(q.check(&facts_at(at("2026-06-10T21:30:00Z"))).is_ok());
+        let refused = q.check(&facts_at(at("2026-06-10T21:45:00Z"))).unwrap_err();
+        assert_eq!(refused.retry_after, Some(Duration::from_secs(15 * 60)));
+        assert!(
+            q.check(&facts_at(at("2026-06-10T22:30:00Z"))).is_ok(),
+            "new Paris day"
+        );
+    }
+
+    #[test]
+    fn windows_are_dst_correct() {
+        let q = quota(1, Window::Day, "Europe/Paris");
+        // 2026-03-29 is 23 hours long in Paris (clocks go forward).
+        let (start, end) = q
+            .window_bounds(at("2026-03-29T12:00:00Z").parse_ts())
+            .unwrap();
+        assert_eq!(end - start, 23 * 3_600_000);
+        let (start, end) = q
+            .window_bounds(at("2026-10-25T12:00:00Z").parse_ts())
+            .unwrap();
+        assert_eq!(end - start, 25 * 3_600_000);
+    }
+
+    #[test]
+    fn weeks_start_monday_and_months_on_the_first() {
+        let week = quota(1, Window::Week, "UTC");
+        // 2026-11-25 is a Wednesday.
+        let (start, end) = week
+            .window_bounds(at("2026-11-25T10:00:00Z").parse_ts())
+            .unwrap();
+        assert_eq!(start, at("2026-11-23T00:00:00Z"));
+        assert_eq!(end, at("2026-11-30T00:00:00Z"));
+        let month = quota(1, Window::Month, "America/New_York");
+        let (start, end) = month
+            .window_bounds(at("2026-11-25T10:00:00Z").parse_ts())
+            .unwrap();
+        assert_eq!(start, at("2026-11-01T04:00:00Z"), "midnight EDT");
+        assert_eq!(end, at("2026-12-01T05:00:00Z"), "midnight EST");
+    }
+
+    #[test]
+    fn counts_survive_through_the_store_rows() {
+        let first = quota(3, Window::Day, "UTC");
+        let now = at("2026-11-25T10:00:00Z");
+        first.check(&facts_at(now)).unwrap();
+        first.check(&facts_at(now)).unwrap();
+        let rows = first.counters.take_changes();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].used, 2);
+        let restarted = quota(3, Window::Day, "UTC");
+        restarted.counters.seed(rows);
+        assert!(restarted.check(&facts_at(now)).is_ok());
+        assert!(
+            restarted.check(&facts_at(now)).is_err(),
+            "3 of 3 used across the restart"
+        );
+    }
+
+    #[test]
+    fn unknown_zones_are_refused() {
+        let spec = QuotaSpec {
+            limit: 1,
+            window: Window::Day,
+            time_zone: "Mars/Olympus".into(),
+            per: Per::Client,
+        };
+        assert!(Quota::new(&spec, Arc::new(QuotaCounters::new("q"))).is_err());
+    }
+
+    trait ParseTs {
+        fn parse_ts(self) -> Timestamp;
+    }
+    impl ParseTs for i64 {
+        fn parse_ts(self) -> Timestamp {
+            Timestamp::from_millisecond(self).unwrap()
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! Rate limits: GCRA (the generic cell rate algorithm) per subject.
+//!
+//! Each subject keeps one number, its theoretical arrival time (TAT). A request is allowed
+//! when it would not push the TAT more than `burst` emission intervals ahead of now; a refused
+//! request learns exactly when the next one would pass (`Retry-After`).
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use super::{Facts, Per, Policy, PolicyKind, Refusal};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSpec {
+    /// Requests allowed per `period` in the long run.
+    pub requests: u32,
+    /// `1s`, `1m`, `1h`…
+    pub period: String,
+    /// Requests that may arrive at once (default 1: strictly spaced).
+    #[serde(default = "one")]
+    pub burst: u32,
+    #[serde(default)]
+    pub per: Per,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// TATs in nanoseconds since the Unix epoch, per subject.
+#[derive(Debug, Default)]
+pub struct RateCells {
+    tat: Mutex<HashMap<String, i128>>,
+}
+
+#[derive(Debug)]
+pub struct RateLimit {
+    interval_ns: i128,
+    tolerance_ns: i128,
+    per: Per,
+    cells: Arc<RateCells>,
+    summary: String,
+}
+
+impl RateLimit {
+    pub fn new(spec: &RateLimitSpec, cells: Arc<RateCells>) -> Result<Self, String> {
+        let period = crate::duration::parse(&spec.period)?;
+        if spec.requests == 0 || period.is_zero() {
+            return Err("requests and period must be positive".into());
+        }
+        if spec.burst == 0 {
+            return Err("burst must be at least 1".into());
+        }
+        let interval_ns = period.as_nanos() as i128 / i128::from(spec.requests);
+        Ok(Self {
+            interval_ns: interval_ns.max(1),
+            tolerance_ns: interval_ns.max(1) * i128::from(spec.burst),
+            per: spec.per,
+            cells,
+            summary: format!("{} per {}", spec.requests, spec.period),
+        })
+    }
+
+    fn decide(&self, facts: &Facts<'_>, charge: bool) -> Result<(), Refusal> {
+        let now = facts.now.as_nanosecond();
+        let subject = self.per.subject(facts);
+        let mut cells = self.cells.tat.lock();
+        let tat = cells.get(&subject).copied().unwrap_or(now).max(now);
+        let next = tat + self.interval_ns;
+        if next - now > self.tolerance_ns {
+            let wait_ns = next - now - self.tolerance_ns;
+            let wait = Duration::from_nanos(u64::try_from(wait_ns).unwrap_or(u64::MAX));
+            return Err(Refusal {
+                message: format!("rate limit of {} exceeded", self.summary),
+                retry_after: Some(wait),
+            });
+        }
+        if charge {
+            cells.insert(subject, next);
+        }
+        Ok(())
+    }
+}
+
+impl Policy for RateLimit {
+    fn kind(&self) -> PolicyKind {
+        PolicyKind::RateLimit
+    }
+
+    fn check(&self, facts: &Facts<'_>) -> Result<(), Refusal> {
+        self.decide(facts, true)
+    }
+
+    fn refund(&self, facts: &Facts<'_>) {
+        let subject = self.per.subject(facts);
+        if let Some(tat) = self.cells.tat.lock().get_mut(&subject) {
+            *tat -= self.interval_ns;
+        }
+    }
+
+    fn peek(&self, facts: &Facts<'_>) -> Result<(), Refusal> {
+        self.decide(facts, false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::tests_support::facts_at;
+
+    fn limit(requests: u32, period: &str, burst: u32) -> RateLimit {
+        let spec = RateLimitSpec {
+            requests,
+            period: period.into(),
+            burst,
+            per: Per::Client,
+        };
+        RateLimit::new(&spec, Arc::default()).unwrap()
+    }
+
+    #[test]
+    fn burst_then_steady_rate() {
+        let limit = limit(10, "1s", 3);
+        let t0 = 1_000_000_000_000i64;
+        for i in 0..3 {
+            assert!(limit.check(&facts_at(t0)).is_ok(), "burst request {i}");
+        }
+        let refused = limit.check(&facts_at(t0)).unwrap_err();
+        assert_eq!(refused.retry_after, Some(Duration::from_millis(100)));
+        // One emission interval later exactly one more passes.
+        assert!(limit.check(&facts_at(t0 + 100)).is_ok());
+        assert!(limit.check(&facts_at(t0 + 100)).is_err());
+        // Steady: one every 100 ms passes indefinitely.
+        for step in 2..50 {
+            assert!(
+                limit.check(&facts_at(t0 + 100 * step)).is_ok(),
+                "step {step}"
+            );
+        }
+    }
+
+    #[test]
+    fn idle_time_refills_only_up_to_the_burst() {
+        let limit = limit(1, "1s", 2);
+        let t0 = 5_000_000i64;
+        assert!(limit.check(&facts_at(t0)).is_ok());
+        let later = t0 + 3_600_000;
+        assert!(limit.check(&facts_at(later)).is_ok());
+        assert!(limit.check(&facts_at(later)).is_ok());
+        assert!(limit.check(&facts_at(later)).is_err());
+    }
+
+    #[test]
+    fn peek_and_refund_do_not_charge() {
+        let limit = limit(1, "1m", 1);
+        let t0 = 7_000_000i64;
+        assert!(limit.peek(&facts_at(t0)).is_ok());
+        assert!(limit.check(&facts_at(t0)).is_ok());
+        assert!(limit.peek(&facts_at(t0)).is_err());
+        limit.refund(&facts_at(t0));
+        assert!(limit.check(&facts_at(t0)).is_ok());
+    }
+
+    #[test]
+    fn bad_specs_are_refused() {
+        let spec = RateLimitSpec {
+            requests: 0,
+            period: "1s".into(),
+            burst: 1,
+            per: Per::Client,
+        };
+        assert!(RateLimit::new(&spec, Arc::default()).is_err());
+        let spec = RateLimitSpec {
+            requests: 1,
+            period: "soon".into(),
+            burst: 1,
+            per: Per::Client,
+        };
+        assert!(RateLimit::new(&spec, Arc::default()).is_err());
+    }
+}
