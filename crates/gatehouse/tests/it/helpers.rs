@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 pub struct TestApp {
     pub server: RunningServer,
+    pub config: Config,
     pub store: DynStore,
     pub keyring: Arc<Keyring>,
     pub http: reqwest::Client,
@@ -38,19 +39,76 @@ impl TestApp {
         // Responses return only once their audit event is committed: tests read it at once.
         config.audit.durable = true;
         adjust(&mut config);
+        Self::start_in(dir, config, listener).await
+    }
+
+    async fn start_in(
+        dir: tempfile::TempDir,
+        config: Config,
+        listener: tokio::net::TcpListener,
+    ) -> TestApp {
         let keyring = Arc::new(Keyring::load_or_create(dir.path()).unwrap());
         let store = store::open(&config.database_url()).await.unwrap();
-        let server =
-            gatehouse::app::start_with(config, store.clone(), keyring.clone(), Some(listener))
-                .await
-                .unwrap();
+        let server = gatehouse::app::start_with(
+            config.clone(),
+            store.clone(),
+            keyring.clone(),
+            Some(listener),
+        )
+        .await
+        .unwrap();
         TestApp {
             server,
+            config,
             store,
             keyring,
             http: reqwest::Client::new(),
             dir,
         }
+    }
+
+    /// Stops the server (flushing counters and the audit trail) and starts a new one on the
+    /// same data directory.
+    pub async fn restart(self) -> TestApp {
+        let TestApp {
+            server,
+            config,
+            dir,
+            ..
+        } = self;
+        server.shutdown().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let config = Config {
+            listen: addr,
+            public_url: format!("http://{addr}"),
+            ..config
+        };
+        Self::start_in(dir, config, listener).await
+    }
+
+    pub async fn policy(
+        &self,
+        id: &str,
+        kind: &str,
+        spec: serde_json::Value,
+        scope: (Option<&str>, Option<&str>, Option<&str>),
+    ) {
+        let (client, server, tools) = scope;
+        admin::add_policy(
+            &*self.store,
+            admin::NewPolicy {
+                id: id.into(),
+                kind: kind.into(),
+                client: client.map(Into::into),
+                server: server.map(Into::into),
+                tools: tools.map(Into::into),
+                spec: spec.to_string(),
+            },
+        )
+        .await
+        .unwrap();
+        self.reload().await;
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -9,6 +9,7 @@ mod audit;
 mod errors;
 mod filtering;
 mod keys;
+mod policies;
 mod proxying;
 mod sessions;
 mod tls;
