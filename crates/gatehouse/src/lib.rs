@@ -14,6 +14,7 @@ pub mod duration;
 pub mod error;
 pub mod gateway;
 pub mod grants;
+pub mod guardrails;
 pub mod identity;
 pub mod policy;
 pub mod secrets;

@@ -37,7 +37,7 @@ pub struct ArgumentRule {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-enum Step {
+pub enum Step {
     Key(String),
     Index(usize),
 }
@@ -55,7 +55,8 @@ pub struct Arguments {
     rules: Vec<Compiled>,
 }
 
-fn parse_path(path: &str) -> Result<Vec<Step>, String> {
+/// `$`, `.name`, `[index]`: the small JSON path used by argument rules and guardrails.
+pub fn parse_path(path: &str) -> Result<Vec<Step>, String> {
     let bad = || format!("path {path:?} must look like $.name, $.a.b or $.list[0]");
     let mut rest = path.strip_prefix('$').ok_or_else(bad)?;
     let mut steps = Vec::new();
@@ -112,6 +113,13 @@ impl Arguments {
         }
         Ok(Self { rules })
     }
+}
+
+pub fn lookup_mut<'v>(root: &'v mut Value, steps: &[Step]) -> Option<&'v mut Value> {
+    steps.iter().try_fold(root, |value, step| match step {
+        Step::Key(key) => value.get_mut(key),
+        Step::Index(i) => value.get_mut(*i),
+    })
 }
 
 fn lookup<'v>(root: &'v Value, steps: &[Step]) -> Option<&'v Value> {
