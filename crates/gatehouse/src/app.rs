@@ -1,5 +1,6 @@
 //! Application-wide state shared by every request, and starting/stopping a server.
 
+use axum::serve::ListenerExt;
 use axum::{
     Router,
     extract::State,
@@ -23,6 +24,7 @@ use crate::{
     audit::{AuditSink, AuditWriter},
     config::Config,
     gateway::{self, access::HostOriginPolicy, session::Sessions, upstream_http::UpstreamClient},
+    policy::geo::GeoDb,
     secrets::{self, Keyring},
     snapshot::{SnapshotError, SnapshotHandle},
     store::{self, DynStore, StoreError},
@@ -100,6 +102,9 @@ pub enum StartError {
     Tls(#[from] gateway::upstream_http::TlsSetupError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// `policy.geoip_database` is missing or not a MaxMind-format database.
+    #[error("{0}")]
+    GeoIp(String),
     #[error("loading configuration from the store: {0}")]
     Snapshot(#[from] SnapshotError),
     #[error("listening on {addr}: {source}")]
@@ -139,11 +144,16 @@ pub async fn start_with(
     keyring: Arc<Keyring>,
     listener: Option<TcpListener>,
 ) -> Result<RunningServer, StartError> {
+    let geo = match &config.policy.geoip_database {
+        Some(path) => Some(Arc::new(GeoDb::open(path).map_err(StartError::GeoIp)?)),
+        None => None,
+    };
     let snapshot = Arc::new(
-        SnapshotHandle::load(
+        SnapshotHandle::load_with_geo(
             store.clone(),
             keyring.clone(),
             config.public_base().to_owned(),
+            geo.clone(),
         )
         .await?,
     );
@@ -205,8 +215,19 @@ pub async fn start_with(
             async move { sweep_sessions(state, stop).await },
         ));
     }
+    if let Some(geo) = geo {
+        let stop = stop_background.clone();
+        background.push(tokio::spawn(async move { watch_geoip(geo, stop).await }));
+    }
 
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    // Without TCP_NODELAY a response written in two parts (head, then a streamed body) waits
+    // for the client's delayed ACK: tens of milliseconds on a request/response protocol.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %err, "could not set TCP_NODELAY");
+        }
+    });
     let graceful = stop_http.clone();
     let http = tokio::spawn(async move {
         let served = axum::serve(listener, app)
@@ -239,6 +260,27 @@ async fn sweep_sessions(state: AppState, stop: CancellationToken) {
         let removed = state.sessions.sweep(crate::now_ms().saturating_sub(idle));
         if removed > 0 {
             tracing::debug!(removed, "idle sessions forgotten");
+        }
+    }
+}
+
+/// How often the GeoIP database file is checked for a new version.
+const GEOIP_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Reloads the GeoIP database when its file changes (a cheap `stat` each time; the file is read
+/// off the async threads). Failures are logged by `reload_if_changed` itself.
+async fn watch_geoip(geo: Arc<GeoDb>, stop: CancellationToken) {
+    let mut ticker = tokio::time::interval(GEOIP_CHECK_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await; // the first tick is immediate, and the file was just loaded
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = stop.cancelled() => break,
+        }
+        let geo = geo.clone();
+        if let Err(err) = tokio::task::spawn_blocking(move || geo.reload_if_changed()).await {
+            tracing::error!(error = %err, "GeoIP reload task failed");
         }
     }
 }

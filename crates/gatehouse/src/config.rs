@@ -36,6 +36,10 @@ pub struct PolicyConfig {
     /// Proxies whose `Forwarded` / `X-Forwarded-For` headers are believed (CIDRs). Requests
     /// from anyone else are judged by their TCP peer address.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// MaxMind-format database (GeoLite2/GeoIP2 Country or City, DB-IP lite) that `country`
+    /// policies and the audit trail's `country` read. Loaded at start (an unreadable file stops
+    /// the server) and reloaded when the file changes. Without it, `country` policies are refused.
+    pub geoip_database: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     grants::{Grant, ToolPattern},
     identity::api_keys::{KeyEntry, KeyTable},
-    policy::{self, CompiledPolicy, PolicyRuntime},
+    policy::{self, CompiledPolicy, PolicyRuntime, geo::GeoDb},
     secrets::Keyring,
     store::{DynStore, Generation, ServerHeartbeat, StoreContents, StoreError},
 };
@@ -254,8 +254,18 @@ impl SnapshotHandle {
         keyring: Arc<Keyring>,
         public_base: String,
     ) -> Result<Self, SnapshotError> {
+        Self::load_with_geo(store, keyring, public_base, None).await
+    }
+
+    /// [`SnapshotHandle::load`] with the GeoIP database `country` policies need.
+    pub async fn load_with_geo(
+        store: DynStore,
+        keyring: Arc<Keyring>,
+        public_base: String,
+        geo: Option<Arc<GeoDb>>,
+    ) -> Result<Self, SnapshotError> {
         let usage = UsageTracker::default();
-        let policies = PolicyRuntime::default();
+        let policies = PolicyRuntime::default().with_geo(geo);
         policies.preload(store.load_quota_usage().await?);
         let contents = store.load_contents().await?;
         let snapshot = Snapshot::build(contents, &keyring, &public_base, &usage, &policies)?;

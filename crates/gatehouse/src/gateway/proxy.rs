@@ -121,6 +121,11 @@ pub async fn handle(
     if let Ok(value) = HeaderValue::try_from(request_id) {
         response.headers_mut().insert("x-request-id", value);
     }
+    let country = state
+        .snapshot
+        .policies
+        .geo()
+        .and_then(|geo| geo.country(record.client_ip));
     let event = AuditEvent {
         ts_ms: crate::now_ms(),
         request_id: record.request_id,
@@ -128,7 +133,7 @@ pub async fn handle(
         credential_id: record.credential_id,
         user: None,
         ip: Some(record.ip),
-        country: None,
+        country,
         server: Some(record.server),
         http_method: record.http_method,
         rpc_method: record.rpc_method,

@@ -8,7 +8,9 @@
 
 pub mod arguments;
 pub mod client_ip;
+pub mod country;
 pub mod explain;
+pub mod geo;
 pub mod ip;
 pub mod quota;
 pub mod rate;
@@ -31,15 +33,17 @@ use crate::grants::ToolPattern;
 pub enum PolicyKind {
     Arguments,
     Ip,
+    Country,
     Schedule,
     Quota,
     RateLimit,
 }
 
 impl PolicyKind {
-    pub const ALL: [PolicyKind; 5] = [
+    pub const ALL: [PolicyKind; 6] = [
         PolicyKind::Arguments,
         PolicyKind::Ip,
+        PolicyKind::Country,
         PolicyKind::Schedule,
         PolicyKind::Quota,
         PolicyKind::RateLimit,
@@ -49,6 +53,7 @@ impl PolicyKind {
         match self {
             PolicyKind::Arguments => "arguments",
             PolicyKind::Ip => "ip",
+            PolicyKind::Country => "country",
             PolicyKind::Schedule => "schedule",
             PolicyKind::Quota => "quota",
             PolicyKind::RateLimit => "rate_limit",

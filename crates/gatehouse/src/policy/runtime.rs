@@ -1,10 +1,11 @@
 //! Counter state that must outlive a snapshot: rate-limit cells and quota counters, keyed by
-//! policy id and spec, so editing an unrelated policy does not reset anyone's limits.
+//! policy id and spec, so editing an unrelated policy does not reset anyone's limits. Also the
+//! GeoIP database `country` policies are compiled against, when the server has one.
 
 use parking_lot::Mutex;
 use std::{collections::HashMap, sync::Arc};
 
-use super::{quota::QuotaCounters, rate::RateCells};
+use super::{geo::GeoDb, quota::QuotaCounters, rate::RateCells};
 use crate::store::QuotaUsage;
 
 #[derive(Debug, Default)]
@@ -13,9 +14,21 @@ pub struct PolicyRuntime {
     quotas: Mutex<HashMap<String, Arc<QuotaCounters>>>,
     /// Persisted quota usage not yet claimed by a compiled policy, by policy id.
     stored: Mutex<HashMap<String, Vec<QuotaUsage>>>,
+    /// `policy.geoip_database`, opened; without it `country` policies do not compile.
+    geo: Option<Arc<GeoDb>>,
 }
 
 impl PolicyRuntime {
+    /// Gives `country` policies their database.
+    pub fn with_geo(mut self, geo: Option<Arc<GeoDb>>) -> Self {
+        self.geo = geo;
+        self
+    }
+
+    pub fn geo(&self) -> Option<&Arc<GeoDb>> {
+        self.geo.as_ref()
+    }
+
     pub fn preload(&self, usage: Vec<QuotaUsage>) {
         let mut stored = self.stored.lock();
         for row in usage {

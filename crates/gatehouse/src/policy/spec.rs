@@ -8,6 +8,7 @@ use std::sync::Arc;
 use super::{
     CompiledPolicy, Policy, PolicyKind, PolicyRuntime,
     arguments::{Arguments, ArgumentsSpec},
+    country::{self, CountryRule, CountrySpec},
     ip::{IpRule, IpSpec},
     quota::{Quota, QuotaSpec},
     rate::{RateLimit, RateLimitSpec},
@@ -29,6 +30,10 @@ fn build(
     Ok(match kind {
         PolicyKind::Arguments => Arc::new(Arguments::new(&parse::<ArgumentsSpec>(kind, spec)?)?),
         PolicyKind::Ip => Arc::new(IpRule::new(&parse::<IpSpec>(kind, spec)?)?),
+        PolicyKind::Country => Arc::new(CountryRule::new(
+            &parse::<CountrySpec>(kind, spec)?,
+            runtime.geo(),
+        )?),
         PolicyKind::Schedule => Arc::new(Schedule::new(&parse::<ScheduleSpec>(kind, spec)?)?),
         PolicyKind::Quota => Arc::new(Quota::new(
             &parse::<QuotaSpec>(kind, spec)?,
@@ -42,8 +47,16 @@ fn build(
 }
 
 /// Checks a policy before it is stored; the error names the offending field.
+///
+/// A `country` spec is checked without a GeoIP database (the CLI has none): the server refuses
+/// to compile it later if `policy.geoip_database` is not configured.
 pub fn validate(record: &PolicyRecord) -> Result<(), String> {
-    compile(record, &PolicyRuntime::default()).map(|_| ())
+    match compile(record, &PolicyRuntime::default()) {
+        Ok(_) => Ok(()),
+        // Reached only once the id, scope and spec have all been accepted.
+        Err(reason) if reason == country::NEEDS_DATABASE => Ok(()),
+        Err(reason) => Err(reason),
+    }
 }
 
 pub fn compile(record: &PolicyRecord, runtime: &PolicyRuntime) -> Result<CompiledPolicy, String> {
@@ -94,7 +107,8 @@ mod tests {
 
     #[test]
     fn every_kind_compiles_from_json() {
-        let runtime = PolicyRuntime::default();
+        let runtime =
+            PolicyRuntime::default().with_geo(Some(crate::policy::geo::tests::countries()));
         for (kind, spec, tools) in [
             (
                 "rate_limit",
@@ -110,6 +124,11 @@ mod tests {
             (
                 "ip",
                 json!({ "allow": ["10.0.0.0/8", "2001:db8::/32"] }),
+                None,
+            ),
+            (
+                "country",
+                json!({ "allow": ["FR", "de"], "deny": ["RU"], "unknown": "allow" }),
                 None,
             ),
             (
@@ -148,6 +167,19 @@ mod tests {
         ))
         .unwrap_err();
         assert!(err.contains("--tools"), "{err}");
+        let err = validate(&record("country", json!({ "allow": ["FRA"] }), None)).unwrap_err();
+        assert!(err.contains("FRA"), "{err}");
+    }
+
+    #[test]
+    fn country_specs_validate_without_a_database_but_need_one_to_compile() {
+        let rec = record("country", json!({ "deny": ["RU"] }), None);
+        validate(&rec).unwrap();
+        let err = compile(&rec, &PolicyRuntime::default()).unwrap_err();
+        assert!(err.contains("policy.geoip_database"), "{err}");
+        let mut bad_id = rec.clone();
+        bad_id.id = "not a name".into();
+        assert!(validate(&bad_id).is_err(), "other checks still apply");
     }
 
     #[test]

@@ -672,36 +672,39 @@ impl Store for SqliteStore {
     }
 
     async fn append_audit(&self, rows: &[AuditRow]) -> StoreResult<()> {
+        // Multi-row INSERTs: one statement per chunk instead of one per event (each statement
+        // is a round trip to sqlx's SQLite worker thread). 19 columns × 500 rows stays well
+        // under SQLite's 32 766 bound parameters.
         let mut tx = self.begin().await?;
-        for row in rows {
-            let e = &row.event;
-            sqlx::query(
+        for chunk in rows.chunks(500) {
+            let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
                 "INSERT INTO audit_events (seq, ts_ms, request_id, client, credential_id, user_id, ip, \
                  country, server, http_method, rpc_method, tool, decision, reason, status, \
-                 upstream_status, latency_us, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, \
-                 $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
-            )
-            .bind(row.seq)
-            .bind(e.ts_ms)
-            .bind(&e.request_id)
-            .bind(&e.client)
-            .bind(&e.credential_id)
-            .bind(&e.user)
-            .bind(&e.ip)
-            .bind(&e.country)
-            .bind(&e.server)
-            .bind(&e.http_method)
-            .bind(&e.rpc_method)
-            .bind(&e.tool)
-            .bind(e.decision.as_str())
-            .bind(&e.reason)
-            .bind(i64::from(e.status))
-            .bind(e.upstream_status.map(i64::from))
-            .bind(e.latency_us)
-            .bind(&row.prev_hash)
-            .bind(&row.hash)
-            .execute(&mut *tx)
-            .await?;
+                 upstream_status, latency_us, prev_hash, hash) ",
+            );
+            insert.push_values(chunk, |mut b, row| {
+                let e = &row.event;
+                b.push_bind(row.seq)
+                    .push_bind(e.ts_ms)
+                    .push_bind(&e.request_id)
+                    .push_bind(&e.client)
+                    .push_bind(&e.credential_id)
+                    .push_bind(&e.user)
+                    .push_bind(&e.ip)
+                    .push_bind(&e.country)
+                    .push_bind(&e.server)
+                    .push_bind(&e.http_method)
+                    .push_bind(&e.rpc_method)
+                    .push_bind(&e.tool)
+                    .push_bind(e.decision.as_str())
+                    .push_bind(&e.reason)
+                    .push_bind(i64::from(e.status))
+                    .push_bind(e.upstream_status.map(i64::from))
+                    .push_bind(e.latency_us)
+                    .push_bind(&row.prev_hash)
+                    .push_bind(&row.hash);
+            });
+            insert.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
