@@ -81,6 +81,8 @@ pub enum GatewayError {
     MethodNotAllowed { allow: &'static str },
     #[error("denied by {} policy {:?}: {}", .0.kind.as_str(), .0.rule, .0.message)]
     PolicyDenied(crate::policy::Denial),
+    #[error("request blocked by guardrail {rule:?} (detector {detector})")]
+    GuardrailBlocked { rule: String, detector: String },
     #[error("upstream unavailable")]
     UpstreamUnavailable,
     #[error("upstream timed out")]
@@ -130,6 +132,9 @@ impl GatewayError {
     pub fn audit_reason(&self) -> String {
         match self {
             GatewayError::PolicyDenied(d) => format!("{}:{}", d.kind.as_str(), d.rule),
+            GatewayError::GuardrailBlocked { rule, detector } => {
+                format!("guardrail:{rule}:{detector}:block")
+            }
             other => other.reason().to_owned(),
         }
     }
@@ -139,6 +144,7 @@ impl GatewayError {
         match self {
             GatewayError::PolicyDenied(d) if d.kind.is_throttle() => "rate_limited",
             GatewayError::PolicyDenied(_) => "policy_denied",
+            GatewayError::GuardrailBlocked { .. } => "guardrail_blocked",
             GatewayError::UnknownServer => "unknown_server",
             GatewayError::HostNotAllowed => "host_not_allowed",
             GatewayError::OriginNotAllowed => "origin_not_allowed",
@@ -278,6 +284,12 @@ impl GatewayError {
                 } else {
                     (StatusCode::FORBIDDEN, codes::FORBIDDEN)
                 }
+            }
+            E::GuardrailBlocked { rule, detector } => {
+                data["guardrail"] =
+                    json!({ "rule": rule, "detector": detector, "direction": "request" });
+                // A content refusal is an answer to the JSON-RPC request, not an HTTP failure.
+                (StatusCode::OK, codes::FORBIDDEN)
             }
             E::UpstreamUnavailable | E::UpstreamResponseTooLarge => {
                 (StatusCode::BAD_GATEWAY, codes::UPSTREAM_UNAVAILABLE)

@@ -112,6 +112,8 @@ pub struct Grant {
     /// Policies attached to this connection (global, server, client or pair), in evaluation
     /// order; precomputed so the decision cost does not grow with the number of connections.
     pub policies: std::sync::Arc<[std::sync::Arc<crate::policy::CompiledPolicy>]>,
+    /// Content guardrails attached to this connection.
+    pub guardrails: std::sync::Arc<[std::sync::Arc<crate::guardrails::Guardrail>]>,
 }
 
 impl Grant {

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     grants::{Grant, ToolPattern},
+    guardrails::{self, GUARDRAIL_KIND, Guardrail},
     identity::api_keys::{KeyEntry, KeyTable},
     policy::{self, CompiledPolicy, PolicyRuntime, geo::GeoDb},
     secrets::Keyring,
@@ -72,7 +73,17 @@ impl Snapshot {
         runtime: &PolicyRuntime,
     ) -> Result<Self, SnapshotError> {
         let mut policies: Vec<Arc<CompiledPolicy>> = Vec::new();
+        let mut guardrails: Vec<Arc<Guardrail>> = Vec::new();
         for record in &contents.policies {
+            if record.kind == GUARDRAIL_KIND {
+                let compiled =
+                    guardrails::compile_record(record).map_err(|reason| SnapshotError::Policy {
+                        policy: record.id.clone(),
+                        reason,
+                    })?;
+                guardrails.push(Arc::new(compiled));
+                continue;
+            }
             let compiled =
                 policy::compile(record, runtime).map_err(|reason| SnapshotError::Policy {
                     policy: record.id.clone(),
@@ -85,6 +96,13 @@ impl Snapshot {
             policies
                 .iter()
                 .filter(|p| p.attached_to(client, server))
+                .cloned()
+                .collect()
+        };
+        let content_rules = |client: Option<&str>, server: &str| -> Arc<[Arc<Guardrail>]> {
+            guardrails
+                .iter()
+                .filter(|g| g.attached_to(client, server))
                 .cloned()
                 .collect()
         };
@@ -122,6 +140,7 @@ impl Snapshot {
                         resources: true,
                         prompts: true,
                         policies: attached(None, &server.name),
+                        guardrails: content_rules(None, &server.name),
                     })
                 }),
                 allow_unknown_methods: server.allow_unknown_methods,
@@ -155,6 +174,7 @@ impl Snapshot {
                 resources: connection.resources,
                 prompts: connection.prompts,
                 policies: attached(Some(&connection.client), &connection.server),
+                guardrails: content_rules(Some(&connection.client), &connection.server),
             };
             client
                 .connections

@@ -277,7 +277,11 @@ pub async fn add_policy(store: &dyn Store, new: NewPolicy) -> AdminResult<Genera
         spec,
         created_at: crate::now_ms(),
     };
-    crate::policy::validate(&record).map_err(AdminError::Invalid)?;
+    if record.kind == crate::guardrails::GUARDRAIL_KIND {
+        crate::guardrails::compile_record(&record).map_err(AdminError::Invalid)?;
+    } else {
+        crate::policy::validate(&record).map_err(AdminError::Invalid)?;
+    }
     Ok(store.insert_policy(&record).await?)
 }
 

@@ -31,6 +31,21 @@ pub struct AuditSink {
 }
 
 impl AuditSink {
+    /// Records without waiting, for code that cannot await (stream transforms). A full queue
+    /// hands the event to a task instead of dropping it.
+    pub fn record_detached(&self, event: AuditEvent) {
+        let pending = Pending {
+            event,
+            committed: None,
+        };
+        if let Err(mpsc::error::TrySendError::Full(pending)) = self.tx.try_send(pending) {
+            let tx = self.tx.clone();
+            tokio::spawn(async move {
+                let _ = tx.send(pending).await;
+            });
+        }
+    }
+
     pub async fn record(&self, event: AuditEvent) {
         if self.durable {
             let (done, wait) = oneshot::channel();

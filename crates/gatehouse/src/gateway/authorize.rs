@@ -220,7 +220,7 @@ mod tests {
             tools: parse_pattern_list("echo,add").unwrap(),
             resources: true,
             prompts: false,
-            policies: Default::default(),
+            ..Grant::default()
         }
     }
 

@@ -235,7 +235,7 @@ pub fn filter_tools_list(json: &[u8], allowed: &dyn Fn(&str) -> bool) -> Option<
     }
 }
 
-fn filter_one(message: &mut Value, allowed: &dyn Fn(&str) -> bool) -> bool {
+pub(crate) fn filter_one(message: &mut Value, allowed: &dyn Fn(&str) -> bool) -> bool {
     let Some(tools) = message
         .get_mut("result")
         .and_then(|r| r.get_mut("tools"))

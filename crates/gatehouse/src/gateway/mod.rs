@@ -2,8 +2,10 @@
 
 pub mod access;
 pub mod authorize;
+mod inspect;
 pub mod jsonrpc;
 mod proxy;
+mod respond;
 pub mod session;
 pub mod sse;
 pub mod upstream_http;

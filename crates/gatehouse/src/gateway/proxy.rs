@@ -12,6 +12,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use serde_json::Value;
 use std::{
+    collections::HashMap,
     net::{IpAddr, SocketAddr},
     sync::{Arc, atomic::Ordering},
     time::Instant,
@@ -22,13 +23,14 @@ use crate::{
     audit::{AuditEvent, Decision},
     error::{CredentialProblem, ErrorContext, GatewayError},
     gateway::{
-        access, authorize,
+        access, authorize, inspect,
         jsonrpc::{self, Kind},
+        respond::{self, ResponseRules},
         session::SessionCheck,
         sse,
         upstream_http::{forward_request_headers, forward_response_headers},
     },
-    grants::{Grant, ToolPattern},
+    grants::Grant,
     identity::{Credential, Principal, api_keys::KeyRejection},
     policy::{self, Facts, client_ip},
     snapshot::{ServerEntry, Snapshot},
@@ -49,6 +51,32 @@ struct Record {
     rpc_method: Option<String>,
     tool: Option<String>,
     upstream_status: Option<u16>,
+    /// Guardrail findings that did not refuse the request (warn, redact).
+    notes: Vec<String>,
+}
+
+impl Record {
+    /// The base of follow-up events (stream findings recorded after this request's event).
+    fn template(&self, server: &ServerEntry) -> AuditEvent {
+        AuditEvent {
+            ts_ms: crate::now_ms(),
+            request_id: self.request_id.clone(),
+            client: self.client.clone(),
+            credential_id: self.credential_id.clone(),
+            user: None,
+            ip: Some(self.ip.clone()),
+            country: None,
+            server: Some(server.name.to_string()),
+            http_method: self.http_method.clone(),
+            rpc_method: None,
+            tool: self.tool.clone(),
+            decision: Decision::Allow,
+            reason: None,
+            status: 200,
+            upstream_status: self.upstream_status,
+            latency_us: 0,
+        }
+    }
 }
 
 pub async fn handle(
@@ -82,13 +110,21 @@ pub async fn handle(
         rpc_method: None,
         tool: None,
         upstream_status: None,
+        notes: Vec::new(),
     };
     let (parts, body) = request.into_parts();
     let declared = declared_length(&parts.headers);
     let mut unread = Some(body);
     let outcome = proxy(&state, &snapshot, &server, parts, &mut unread, &mut record).await;
     let (mut response, decision, reason) = match outcome {
-        Ok(response) => (response, Decision::Allow, None),
+        Ok(response) => {
+            let notes = std::mem::take(&mut record.notes);
+            (
+                response,
+                Decision::Allow,
+                (!notes.is_empty()).then(|| notes.join(",")),
+            )
+        }
         Err(err) => {
             let entry = snapshot.servers.get(&server);
             let ctx = ErrorContext {
@@ -299,10 +335,17 @@ impl Call<'_> {
         if tool_calls.is_empty() {
             self.enforce(None, None)?;
         }
+        let mut tools_by_id = HashMap::new();
         for call in tool_calls {
             let arguments = call.params.as_ref().and_then(|p| p.get("arguments"));
             self.enforce(call.param_str("name"), arguments)?;
+            if let (Some(id), Some(name)) = (&call.id, call.param_str("name")) {
+                tools_by_id.insert(id.to_string(), name.to_owned());
+            }
         }
+        let inspected = inspect::inspect_request(&self.grant, &envelope, &bytes)?;
+        record.notes.extend(inspected.notes);
+        let bytes = inspected.rewritten.unwrap_or(bytes);
         let session = self.bound_session(&parts.headers, stateless)?;
         let initializes =
             !envelope.batch && envelope.first().is_some_and(|m| m.method() == "initialize");
@@ -328,7 +371,8 @@ impl Call<'_> {
         {
             self.state.sessions.remove(&self.server.name, id);
         }
-        self.relay(response, verdict.lists_tools).await
+        let rules = self.response_rules(verdict.lists_tools, tools_by_id);
+        self.relay(response, rules, record).await
     }
 
     async fn get(&self, parts: Parts, record: &mut Record) -> Result<Response, GatewayError> {
@@ -341,7 +385,8 @@ impl Call<'_> {
             .send(Method::GET, &parts, Full::default(), record)
             .await?;
         // A resumed stream may replay a `tools/list` result: filter the stream by shape.
-        self.relay(response, true).await
+        let rules = self.response_rules(true, HashMap::new());
+        self.relay(response, rules, record).await
     }
 
     async fn delete(&self, parts: Parts, record: &mut Record) -> Result<Response, GatewayError> {
@@ -358,7 +403,8 @@ impl Call<'_> {
         if response.status().is_success() || response.status() == StatusCode::NOT_FOUND {
             self.state.sessions.remove(&self.server.name, &session);
         }
-        self.relay(response, false).await
+        let rules = self.response_rules(false, HashMap::new());
+        self.relay(response, rules, record).await
     }
 
     /// The connection's policies, in order (docs/policies.md).
@@ -423,33 +469,58 @@ impl Call<'_> {
         Ok(response)
     }
 
-    /// Streams the upstream response back, filtering `tools/list` results when the caller
-    /// may not see every tool.
+    fn response_rules(
+        &self,
+        lists_tools: bool,
+        tools_by_id: HashMap<String, String>,
+    ) -> ResponseRules {
+        let filter = (lists_tools && !self.sees_every_tool())
+            .then(|| (self.grant.clone(), self.principal.narrowing.clone()));
+        ResponseRules {
+            filter,
+            guardrails: respond::response_guardrails(&self.grant),
+            tools_by_id,
+            notes: Arc::default(),
+            late: None,
+        }
+    }
+
+    /// Streams the upstream response back, rewriting it only when the rules need to:
+    /// `tools/list` filtering and response guardrails, event by event for SSE.
     async fn relay(
         &self,
         response: http::Response<Incoming>,
-        lists_tools: bool,
+        rules: ResponseRules,
+        record: &mut Record,
     ) -> Result<Response, GatewayError> {
         let (parts, body) = response.into_parts();
-        let filter = lists_tools && !self.sees_every_tool();
+        if !rules.needed() {
+            return Ok(passthrough(parts, Body::new(body)));
+        }
         let content_type = parts
             .headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_ascii_lowercase();
-        let body = if filter && content_type.starts_with("text/event-stream") {
-            let max = self.state.config.gateway.max_response_bytes;
-            Body::from_stream(sse::rewrite_stream(body, self.tool_filter(), max))
-        } else if filter && content_type.starts_with("application/json") {
-            let max = self.state.config.gateway.max_response_bytes;
+        let max = self.state.config.gateway.max_response_bytes;
+        let body = if content_type.starts_with("text/event-stream") {
+            let mut rules = rules;
+            if !rules.guardrails.is_empty() {
+                rules.late = Some((self.state.audit.clone(), record.template(self.server)));
+            }
+            let rules = Arc::new(rules);
+            let transform: sse::Transform = Box::new(move |data: &[u8]| rules.rewrite(data));
+            Body::from_stream(sse::rewrite_stream(body, transform, max))
+        } else if content_type.starts_with("application/json") {
             let bytes = Limited::new(body, max)
                 .collect()
                 .await
                 .map_err(|_| GatewayError::UpstreamResponseTooLarge)?
                 .to_bytes();
-            let filtered = (self.tool_filter())(&bytes).map_or(bytes, Bytes::from);
-            Body::from(filtered)
+            let rewritten = rules.rewrite(&bytes).map_or(bytes, Bytes::from);
+            record.notes.extend(rules.notes.lock().drain(..));
+            Body::from(rewritten)
         } else {
             return Ok(passthrough(parts, Body::new(body)));
         };
@@ -461,14 +532,6 @@ impl Call<'_> {
 
     fn sees_every_tool(&self) -> bool {
         self.principal.narrowing.is_none() && self.grant.tools.iter().any(|p| p.as_str() == "*")
-    }
-
-    fn tool_filter(&self) -> sse::Transform {
-        let grant = self.grant.clone();
-        let narrowing: Option<Arc<[ToolPattern]>> = self.principal.narrowing.clone();
-        Box::new(move |data: &[u8]| {
-            jsonrpc::filter_tools_list(data, &|name| grant.allows_tool(name, narrowing.as_deref()))
-        })
     }
 }
 

@@ -20,6 +20,29 @@ use std::{collections::HashSet, sync::Arc};
 use crate::grants::ToolPattern;
 use detectors::Builtin;
 
+/// Guardrails are stored beside policies (same scopes, same CLI) under this kind.
+pub const GUARDRAIL_KIND: &str = "guardrail";
+
+/// Compiles a stored guardrail; the error names the offending field.
+pub fn compile_record(record: &crate::store::PolicyRecord) -> Result<Guardrail, String> {
+    crate::admin::validate_name("guardrail", &record.id).map_err(|e| e.to_string())?;
+    let spec: GuardrailSpec =
+        serde_json::from_value(record.spec.clone()).map_err(|e| format!("guardrail spec: {e}"))?;
+    let tools = record
+        .tools
+        .as_deref()
+        .map(ToolPattern::parse)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    Guardrail::compile(
+        &record.id,
+        record.client.clone(),
+        record.server.clone(),
+        tools,
+        &spec,
+    )
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {

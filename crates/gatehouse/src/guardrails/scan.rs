@@ -188,14 +188,24 @@ mod tests {
         let mut fine =
             json!({ "text": "order 4111 1111 1111 1112 and GB82 WEST 1234 5698 7654 33" });
         assert!(
-            apply(&[g.clone()], Direction::Request, None, &mut fine)
-                .blocked
-                .is_none()
+            apply(
+                std::slice::from_ref(&g),
+                Direction::Request,
+                None,
+                &mut fine
+            )
+            .blocked
+            .is_none()
         );
         let mut card = json!({ "text": "pay with 4111-1111-1111-1111" });
-        let blocked = apply(&[g.clone()], Direction::Request, None, &mut card)
-            .blocked
-            .unwrap();
+        let blocked = apply(
+            std::slice::from_ref(&g),
+            Direction::Request,
+            None,
+            &mut card,
+        )
+        .blocked
+        .unwrap();
         assert_eq!(&*blocked.detector, "credit_card");
         let mut iban = json!(["DE89 3704 0044 0532 0130 00"]);
         assert_eq!(
@@ -215,7 +225,7 @@ mod tests {
         );
         let mut ok = json!({ "text": "write to support@example.com" });
         assert!(
-            apply(&[g.clone()], Direction::Request, None, &mut ok)
+            apply(std::slice::from_ref(&g), Direction::Request, None, &mut ok)
                 .blocked
                 .is_none()
         );
@@ -256,7 +266,12 @@ mod tests {
             ),
         ] {
             let mut value = json!({ "text": text });
-            let outcome = apply(&[g.clone()], Direction::Response, None, &mut value);
+            let outcome = apply(
+                std::slice::from_ref(&g),
+                Direction::Response,
+                None,
+                &mut value,
+            );
             assert_eq!(
                 outcome.findings.first().map(|f| &*f.detector),
                 Some(detector),
@@ -288,18 +303,28 @@ mod tests {
         );
         let mut args = json!({ "query": "DROP TABLE users", "note": "drop table" });
         assert!(
-            apply(&[g.clone()], Direction::Request, Some("sql_run"), &mut args)
-                .blocked
-                .is_some()
-        );
-        assert!(
-            apply(&[g.clone()], Direction::Request, Some("echo"), &mut args)
-                .blocked
-                .is_none()
+            apply(
+                std::slice::from_ref(&g),
+                Direction::Request,
+                Some("sql_run"),
+                &mut args
+            )
+            .blocked
+            .is_some()
         );
         assert!(
             apply(
-                &[g.clone()],
+                std::slice::from_ref(&g),
+                Direction::Request,
+                Some("echo"),
+                &mut args
+            )
+            .blocked
+            .is_none()
+        );
+        assert!(
+            apply(
+                std::slice::from_ref(&g),
                 Direction::Response,
                 Some("sql_run"),
                 &mut args

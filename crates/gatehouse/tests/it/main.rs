@@ -6,8 +6,10 @@ mod helpers;
 mod scripted_upstream;
 
 mod audit;
+mod country;
 mod errors;
 mod filtering;
+mod guardrails;
 mod keys;
 mod policies;
 mod proxying;

@@ -110,7 +110,11 @@ async fn handle(
             if name == "slow" {
                 tokio::time::sleep(Duration::from_secs(5)).await;
             }
-            json!({ "content": [{ "type": "text", "text": format!("called {name}") }] })
+            let text = match parsed["params"]["arguments"]["text"].as_str() {
+                Some(said) => format!("called {name}: {said}"),
+                None => format!("called {name}"),
+            };
+            json!({ "content": [{ "type": "text", "text": text }] })
         }
         _ => json!({}),
     };
