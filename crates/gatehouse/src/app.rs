@@ -51,6 +51,8 @@ pub struct App {
     pub audit: AuditSink,
     /// `Host` / `Origin` allow-lists.
     pub access: HostOriginPolicy,
+    /// Tool-definition pinning: observations on their way to the store, held tools.
+    pub pins: Arc<crate::pinning::PinWatch>,
     request_ids: RequestIds,
 }
 
@@ -100,6 +102,8 @@ pub enum StartError {
     Secret(#[from] secrets::SecretError),
     #[error(transparent)]
     Tls(#[from] gateway::upstream_http::TlsSetupError),
+    #[error("tool pinning: {0}")]
+    Pins(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     /// `policy.geoip_database` is missing or not a MaxMind-format database.
@@ -182,6 +186,7 @@ pub async fn start_with(
     let upstream = UpstreamClient::new(&config.gateway)?;
     let state = AppState(Arc::new(App {
         access: HostOriginPolicy::from_config(&config),
+        pins: crate::pinning::PinWatch::start(store.clone()).map_err(StartError::Pins)?,
         upstream,
         sessions: Sessions::default(),
         config,

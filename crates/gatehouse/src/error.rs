@@ -81,6 +81,8 @@ pub enum GatewayError {
     MethodNotAllowed { allow: &'static str },
     #[error("denied by {} policy {:?}: {}", .0.kind.as_str(), .0.rule, .0.message)]
     PolicyDenied(crate::policy::Denial),
+    #[error("tool {tool:?} changed its definition and waits for an operator's approval")]
+    ToolPendingApproval { tool: String },
     #[error("request blocked by guardrail {rule:?} (detector {detector})")]
     GuardrailBlocked { rule: String, detector: String },
     #[error("upstream unavailable")]
@@ -145,6 +147,7 @@ impl GatewayError {
             GatewayError::PolicyDenied(d) if d.kind.is_throttle() => "rate_limited",
             GatewayError::PolicyDenied(_) => "policy_denied",
             GatewayError::GuardrailBlocked { .. } => "guardrail_blocked",
+            GatewayError::ToolPendingApproval { .. } => "tool_pending_approval",
             GatewayError::UnknownServer => "unknown_server",
             GatewayError::HostNotAllowed => "host_not_allowed",
             GatewayError::OriginNotAllowed => "origin_not_allowed",
@@ -284,6 +287,10 @@ impl GatewayError {
                 } else {
                     (StatusCode::FORBIDDEN, codes::FORBIDDEN)
                 }
+            }
+            E::ToolPendingApproval { tool } => {
+                data["tool"] = json!(tool);
+                (StatusCode::FORBIDDEN, codes::FORBIDDEN)
             }
             E::GuardrailBlocked { rule, detector } => {
                 data["guardrail"] =

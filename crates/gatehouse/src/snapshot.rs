@@ -33,6 +33,9 @@ pub struct ServerEntry {
     pub upstream: Uri,
     /// The credential Gatehouse injects upstream (decrypted once, here, not per request).
     pub credential: Option<(HeaderName, HeaderValue)>,
+    /// Tool definitions pinned for this server, and what a changed one does.
+    pub pins: crate::pinning::ServerPins,
+    pub pin_action: crate::pinning::PinAction,
     /// What anonymous callers may use, when the server allows them.
     pub anonymous_grant: Option<Arc<Grant>>,
     pub allow_unknown_methods: bool,
@@ -134,6 +137,14 @@ impl Snapshot {
                 name: Arc::from(server.name.as_str()),
                 upstream,
                 credential,
+                pins: crate::pinning::ServerPins::from_rows(
+                    contents
+                        .tool_pins
+                        .iter()
+                        .filter(|p| p.server == server.name),
+                ),
+                pin_action: crate::pinning::PinAction::parse(&server.pin_action)
+                    .unwrap_or(crate::pinning::PinAction::Block),
                 anonymous_grant: server.allow_anonymous.then(|| {
                     Arc::new(Grant {
                         tools: ToolPattern::parse("*").into_iter().collect(),

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use crate::output::Format;
 
 pub struct Ctx {
+    pub config: Config,
     pub store: DynStore,
     pub keyring: Keyring,
     pub format: Format,
@@ -31,6 +32,7 @@ impl Ctx {
         let keyring = Keyring::load_or_create(&config.data_dir)?;
         let store = store::open(&config.database_url()).await?;
         Ok(Self {
+            config,
             store,
             keyring,
             format,

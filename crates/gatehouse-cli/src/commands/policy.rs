@@ -1,7 +1,10 @@
 use clap::Subcommand;
 use gatehouse::{
     admin,
-    policy::explain::{Question, explain},
+    policy::{
+        explain::{Question, explain},
+        geo::GeoDb,
+    },
     snapshot::SnapshotHandle,
 };
 use std::{net::IpAddr, process::ExitCode, sync::Arc};
@@ -15,7 +18,7 @@ pub enum PolicyCommand {
     Add {
         /// A name for the rule; it appears in denials and the audit trail.
         id: String,
-        /// arguments, ip, schedule, quota or rate-limit.
+        /// arguments, ip, country, schedule, quota, rate-limit, or guardrail.
         #[arg(long)]
         kind: String,
         /// The kind's settings as JSON, e.g. '{"requests": 60, "period": "1m"}'.
@@ -125,10 +128,17 @@ impl PolicyCommand {
                     .map(serde_json::from_str)
                     .transpose()
                     .map_err(|e| anyhow::anyhow!("--args is not valid JSON: {e}"))?;
-                let handle = SnapshotHandle::load(
+                let geo = match &ctx.config.policy.geoip_database {
+                    Some(path) => {
+                        Some(Arc::new(GeoDb::open(path).map_err(|e| anyhow::anyhow!(e))?))
+                    }
+                    None => None,
+                };
+                let handle = SnapshotHandle::load_with_geo(
                     ctx.store.clone(),
                     Arc::new(ctx.keyring.clone()),
                     String::new(),
+                    geo,
                 )
                 .await?;
                 let snapshot = handle.current();

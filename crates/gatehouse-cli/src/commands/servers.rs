@@ -22,6 +22,19 @@ pub enum ServersCommand {
         /// Forward methods the MCP specification does not define (refused by default).
         #[arg(long)]
         allow_unknown_methods: bool,
+        /// When a tool's definition changes: block (hold it until approved), warn, or off.
+        #[arg(long, default_value = "block")]
+        pin_action: String,
+    },
+    /// The server's pinned tool definitions and any changes waiting for approval.
+    Tools {
+        name: String,
+    },
+    /// Approve changed or held tool definitions (all pending ones, or those named).
+    ApproveTools {
+        name: String,
+        #[arg(long = "tool")]
+        tools: Vec<String>,
     },
     List,
     Show {
@@ -42,6 +55,7 @@ impl ServersCommand {
                 credential,
                 allow_anonymous,
                 allow_unknown_methods,
+                pin_action,
             } => {
                 let new = admin::NewServer {
                     name: name.clone(),
@@ -49,6 +63,7 @@ impl ServersCommand {
                     credential,
                     allow_anonymous,
                     allow_unknown_methods,
+                    pin_action: Some(pin_action),
                 };
                 let generation = admin::add_server(&*ctx.store, &ctx.keyring, new).await?;
                 ctx.applied(generation).await?;
@@ -58,6 +73,63 @@ impl ServersCommand {
             ServersCommand::List => show(ctx.format, &ctx.store.list_servers().await?, "", false),
             ServersCommand::Show { name } => {
                 show(ctx.format, &[ctx.store.get_server(&name).await?], "", true)
+            }
+            ServersCommand::Tools { name } => {
+                ctx.store.get_server(&name).await?;
+                let pins: Vec<_> = ctx
+                    .store
+                    .list_tool_pins()
+                    .await?
+                    .into_iter()
+                    .filter(|p| p.server == name)
+                    .collect();
+                if ctx.format == Format::Json {
+                    print_json(&pins)?;
+                } else {
+                    let mut table = Table::new(&[
+                        "TOOL",
+                        "STATUS",
+                        "REASON",
+                        "APPROVED HASH",
+                        "FIRST SEEN",
+                        "UPDATED",
+                    ]);
+                    for p in &pins {
+                        let status = match (&p.approved_hash, &p.pending_hash) {
+                            (_, Some(_)) => "pending approval",
+                            (Some(_), None) => "approved",
+                            (None, None) => "unknown",
+                        };
+                        table.row(vec![
+                            p.tool.clone(),
+                            status.into(),
+                            p.pending_reason.clone().unwrap_or_else(|| "-".into()),
+                            p.approved_hash
+                                .as_deref()
+                                .map_or("-".into(), |h| h.chars().take(12).collect()),
+                            time(Some(p.first_seen)),
+                            time(Some(p.updated_at)),
+                        ]);
+                    }
+                    print(&table.render());
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            ServersCommand::ApproveTools { name, tools } => {
+                let (generation, approved) = ctx
+                    .store
+                    .approve_tools(&name, &tools, gatehouse::now_ms())
+                    .await?;
+                ctx.applied(generation).await?;
+                if ctx.format == Format::Json {
+                    print_json(&serde_json::json!({ "server": name, "approved": approved }))?;
+                } else {
+                    say(
+                        ctx.format,
+                        &format!("{approved} tool definition(s) of {name} approved"),
+                    );
+                }
+                Ok(ExitCode::SUCCESS)
             }
             ServersCommand::Remove { name } => {
                 let generation = ctx.store.delete_server(&name).await?;

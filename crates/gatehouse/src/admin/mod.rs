@@ -55,6 +55,8 @@ pub struct NewServer {
     pub credential: Option<String>,
     pub allow_anonymous: bool,
     pub allow_unknown_methods: bool,
+    /// `block` (default), `warn` or `off`: what a changed tool definition does.
+    pub pin_action: Option<String>,
 }
 
 pub async fn add_server(
@@ -99,7 +101,14 @@ pub async fn add_server(
         }
         None => (None, None),
     };
+    let pin_action = new.pin_action.unwrap_or_else(|| "block".into());
+    if crate::pinning::PinAction::parse(&pin_action).is_none() {
+        return Err(AdminError::Invalid(format!(
+            "pin action {pin_action:?} must be block, warn or off"
+        )));
+    }
     let record = ServerRecord {
+        pin_action,
         name: new.name,
         url: new.url,
         credential_header,

@@ -32,6 +32,7 @@ use crate::{
     },
     grants::Grant,
     identity::{Credential, Principal, api_keys::KeyRejection},
+    pinning::PinAction,
     policy::{self, Facts, client_ip},
     snapshot::{ServerEntry, Snapshot},
 };
@@ -339,6 +340,18 @@ impl Call<'_> {
         for call in tool_calls {
             let arguments = call.params.as_ref().and_then(|p| p.get("arguments"));
             self.enforce(call.param_str("name"), arguments)?;
+            if let Some(name) = call.param_str("name")
+                && self.state.pins.blocks_call(
+                    &self.server.name,
+                    name,
+                    &self.server.pins,
+                    self.server.pin_action,
+                )
+            {
+                return Err(GatewayError::ToolPendingApproval {
+                    tool: name.to_owned(),
+                });
+            }
             if let (Some(id), Some(name)) = (&call.id, call.param_str("name")) {
                 tools_by_id.insert(id.to_string(), name.to_owned());
             }
@@ -482,6 +495,8 @@ impl Call<'_> {
             tools_by_id,
             notes: Arc::default(),
             late: None,
+            pins: (lists_tools && self.server.pin_action != PinAction::Off)
+                .then(|| (self.server.clone(), self.state.pins.clone())),
         }
     }
 

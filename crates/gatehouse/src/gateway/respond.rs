@@ -12,6 +12,8 @@ use crate::{
     gateway::jsonrpc,
     grants::{Grant, ToolPattern},
     guardrails::{self, Direction, Guardrail},
+    pinning::PinWatch,
+    snapshot::ServerEntry,
 };
 
 /// A grant and the key's narrowing within it: what `tools/list` may show.
@@ -27,6 +29,8 @@ pub struct ResponseRules {
     pub tools_by_id: HashMap<String, String>,
     /// Findings, in audit form, for the caller to record.
     pub notes: Arc<Mutex<Vec<String>>>,
+    /// Tool pinning for `tools/list` results: the server (its pins and action) and the watch.
+    pub pins: Option<(Arc<ServerEntry>, Arc<PinWatch>)>,
     /// For streams, whose findings come after the request's audit event was written: each
     /// finding becomes its own event, copied from this one.
     pub late: Option<(AuditSink, AuditEvent)>,
@@ -34,7 +38,7 @@ pub struct ResponseRules {
 
 impl ResponseRules {
     pub fn needed(&self) -> bool {
-        self.filter.is_some() || !self.guardrails.is_empty()
+        self.filter.is_some() || !self.guardrails.is_empty() || self.pins.is_some()
     }
 
     /// Rewrites one JSON-RPC message or batch; `None` when nothing changed (bytes pass as-is).
@@ -58,6 +62,27 @@ impl ResponseRules {
 
     fn rewrite_message(&self, message: &mut Value) -> bool {
         let mut changed = false;
+        if let Some((server, watch)) = &self.pins
+            && let Some(tools) = message
+                .get_mut("result")
+                .and_then(|r| r.get_mut("tools"))
+                .and_then(Value::as_array_mut)
+        {
+            let (hidden, notes) =
+                watch.review(&server.name, &server.pins, server.pin_action, tools);
+            if !hidden.is_empty() {
+                tools.retain(|t| {
+                    !t.get("name")
+                        .and_then(Value::as_str)
+                        .is_some_and(|n| hidden.contains(n))
+                });
+                changed = true;
+            }
+            for note in notes {
+                self.record_late(&note, Decision::Allow);
+                self.notes.lock().push(note);
+            }
+        }
         if let Some((grant, narrowing)) = &self.filter {
             changed |= jsonrpc::filter_one(message, &|name| {
                 grant.allows_tool(name, narrowing.as_deref())

@@ -53,6 +53,8 @@ pub struct ServerRecord {
     pub credential_sealed: Option<Vec<u8>>,
     pub allow_anonymous: bool,
     pub allow_unknown_methods: bool,
+    /// What happens when a tool definition changes: `block`, `warn` or `off`.
+    pub pin_action: String,
     pub created_at: i64,
 }
 
@@ -111,6 +113,31 @@ pub struct QuotaUsage {
     pub used: i64,
 }
 
+/// The pinned definition of one tool of one server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolPin {
+    pub server: String,
+    pub tool: String,
+    pub approved_hash: Option<String>,
+    pub pending_hash: Option<String>,
+    pub pending_definition: Option<String>,
+    pub pending_reason: Option<String>,
+    pub first_seen: i64,
+    pub updated_at: i64,
+}
+
+/// A tool definition seen in a `tools/list` result.
+#[derive(Debug, Clone)]
+pub struct ToolObservation {
+    pub server: String,
+    pub tool: String,
+    pub hash: String,
+    pub definition: String,
+    /// Set when the description carries prompt-injection markers (not trusted on first sight).
+    pub suspicious: Option<String>,
+    pub at: i64,
+}
+
 /// Everything the snapshot is built from, read in one consistent transaction.
 #[derive(Debug, Clone, Default)]
 pub struct StoreContents {
@@ -121,6 +148,7 @@ pub struct StoreContents {
     pub api_keys: Vec<ApiKeyRecord>,
     pub connections: Vec<ConnectionRecord>,
     pub policies: Vec<PolicyRecord>,
+    pub tool_pins: Vec<ToolPin>,
 }
 
 /// What a running server last reported.
@@ -168,6 +196,18 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_policy(&self, id: &str) -> StoreResult<Generation>;
     async fn load_quota_usage(&self) -> StoreResult<Vec<QuotaUsage>>;
     async fn save_quota_usage(&self, usage: &[QuotaUsage]) -> StoreResult<()>;
+
+    async fn list_tool_pins(&self) -> StoreResult<Vec<ToolPin>>;
+    /// Records a definition; returns the new generation when the pin state changed.
+    async fn observe_tool(&self, seen: &ToolObservation) -> StoreResult<Option<Generation>>;
+    /// Approves pending definitions (all of the server's, or the named tools); returns the
+    /// generation and how many were approved.
+    async fn approve_tools(
+        &self,
+        server: &str,
+        tools: &[String],
+        at: i64,
+    ) -> StoreResult<(Generation, u64)>;
 
     async fn generation(&self) -> StoreResult<Generation>;
     async fn load_contents(&self) -> StoreResult<StoreContents>;

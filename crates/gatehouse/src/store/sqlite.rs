@@ -38,6 +38,11 @@ fn migrator() -> Migrator {
             "policies",
             include_str!("../../../../migrations/sqlite/0002_policies.sql"),
         ),
+        migration(
+            3,
+            "tool_pins",
+            include_str!("../../../../migrations/sqlite/0003_tool_pins.sql"),
+        ),
     ])
 }
 
@@ -99,6 +104,7 @@ fn server_from(row: &SqliteRow) -> StoreResult<ServerRecord> {
         credential_sealed: row.try_get("credential_sealed")?,
         allow_anonymous: row.try_get("allow_anonymous")?,
         allow_unknown_methods: row.try_get("allow_unknown_methods")?,
+        pin_action: row.try_get("pin_action")?,
         created_at: row.try_get("created_at")?,
     })
 }
@@ -227,7 +233,7 @@ impl Store for SqliteStore {
         }
         sqlx::query(
             "INSERT INTO servers (name, url, credential_header, credential_sealed, allow_anonymous, \
-             allow_unknown_methods, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             allow_unknown_methods, created_at, pin_action) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&server.name)
         .bind(&server.url)
@@ -236,6 +242,7 @@ impl Store for SqliteStore {
         .bind(server.allow_anonymous)
         .bind(server.allow_unknown_methods)
         .bind(server.created_at)
+        .bind(&server.pin_action)
         .execute(&mut *tx)
         .await?;
         let generation = bump(&mut tx).await?;
@@ -580,6 +587,146 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn list_tool_pins(&self) -> StoreResult<Vec<ToolPin>> {
+        let rows = sqlx::query("SELECT * FROM tool_pins ORDER BY server, tool")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ToolPin {
+                    server: row.try_get("server")?,
+                    tool: row.try_get("tool")?,
+                    approved_hash: row.try_get("approved_hash")?,
+                    pending_hash: row.try_get("pending_hash")?,
+                    pending_definition: row.try_get("pending_definition")?,
+                    pending_reason: row.try_get("pending_reason")?,
+                    first_seen: row.try_get("first_seen")?,
+                    updated_at: row.try_get("updated_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn observe_tool(&self, seen: &ToolObservation) -> StoreResult<Option<Generation>> {
+        let mut tx = self.begin().await?;
+        let current: Option<(Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT approved_hash, pending_hash FROM tool_pins WHERE server = $1 AND tool = $2",
+        )
+        .bind(&seen.server)
+        .bind(&seen.tool)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let changed = match current {
+            None => {
+                let (approved, pending) = if seen.suspicious.is_some() {
+                    (None, Some(&seen.hash))
+                } else {
+                    (Some(&seen.hash), None)
+                };
+                sqlx::query(
+                    "INSERT INTO tool_pins (server, tool, approved_hash, pending_hash, pending_definition, \
+                     pending_reason, first_seen, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+                )
+                .bind(&seen.server)
+                .bind(&seen.tool)
+                .bind(approved)
+                .bind(pending)
+                .bind(pending.map(|_| &seen.definition))
+                .bind(pending.and(seen.suspicious.as_ref()))
+                .bind(seen.at)
+                .execute(&mut *tx)
+                .await?;
+                true
+            }
+            Some((approved, _)) if approved.as_deref() == Some(seen.hash.as_str()) => {
+                // Back to the approved definition: nothing is pending any more.
+                sqlx::query(
+                    "UPDATE tool_pins SET pending_hash = NULL, pending_definition = NULL, pending_reason = NULL, \
+                     updated_at = $3 WHERE server = $1 AND tool = $2 AND pending_hash IS NOT NULL",
+                )
+                .bind(&seen.server)
+                .bind(&seen.tool)
+                .bind(seen.at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    > 0
+            }
+            Some((_, pending)) if pending.as_deref() == Some(seen.hash.as_str()) => false,
+            Some(_) => {
+                let reason = seen
+                    .suspicious
+                    .clone()
+                    .unwrap_or_else(|| "definition changed".into());
+                sqlx::query(
+                    "UPDATE tool_pins SET pending_hash = $3, pending_definition = $4, pending_reason = $5, \
+                     updated_at = $6 WHERE server = $1 AND tool = $2",
+                )
+                .bind(&seen.server)
+                .bind(&seen.tool)
+                .bind(&seen.hash)
+                .bind(&seen.definition)
+                .bind(reason)
+                .bind(seen.at)
+                .execute(&mut *tx)
+                .await?;
+                true
+            }
+        };
+        let generation = if changed {
+            Some(bump(&mut tx).await?)
+        } else {
+            None
+        };
+        tx.commit().await?;
+        Ok(generation)
+    }
+
+    async fn approve_tools(
+        &self,
+        server: &str,
+        tools: &[String],
+        at: i64,
+    ) -> StoreResult<(Generation, u64)> {
+        let mut tx = self.begin().await?;
+        if !exists(&mut tx, "SELECT 1 FROM servers WHERE name = $1", server).await? {
+            return Err(StoreError::not_found("server", server));
+        }
+        let mut approved = 0;
+        let pending: Vec<String> = sqlx::query_scalar(
+            "SELECT tool FROM tool_pins WHERE server = $1 AND pending_hash IS NOT NULL",
+        )
+        .bind(server)
+        .fetch_all(&mut *tx)
+        .await?;
+        for tool in &pending {
+            if !tools.is_empty() && !tools.contains(tool) {
+                continue;
+            }
+            approved += sqlx::query(
+                "UPDATE tool_pins SET approved_hash = pending_hash, pending_hash = NULL, pending_definition = NULL, \
+                 pending_reason = NULL, updated_at = $3 WHERE server = $1 AND tool = $2",
+            )
+            .bind(server)
+            .bind(tool)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        for tool in tools {
+            if !pending.contains(tool) {
+                return Err(StoreError::not_found(
+                    "pending tool change",
+                    format!("{server}/{tool}"),
+                ));
+            }
+        }
+        let generation = bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok((generation, approved))
+    }
+
     async fn generation(&self) -> StoreResult<Generation> {
         Ok(
             sqlx::query_scalar("SELECT value FROM meta WHERE key = 'generation'")
@@ -612,6 +759,7 @@ impl Store for SqliteStore {
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
+        let tool_pins = self.list_tool_pins().await?;
         Ok(StoreContents {
             generation,
             servers: servers
@@ -631,6 +779,7 @@ impl Store for SqliteStore {
                 .iter()
                 .map(policy_from)
                 .collect::<StoreResult<_>>()?,
+            tool_pins,
         })
     }
 

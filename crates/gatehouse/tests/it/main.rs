@@ -11,6 +11,7 @@ mod errors;
 mod filtering;
 mod guardrails;
 mod keys;
+mod pinning;
 mod policies;
 mod proxying;
 mod sessions;

@@ -26,6 +26,8 @@ pub struct Received {
 #[derive(Clone, Default)]
 pub struct Upstream {
     pub received: Arc<Mutex<Vec<Received>>>,
+    /// The description `tools/list` gives `echo`; tests change it to simulate a rug pull.
+    pub echo_description: Arc<Mutex<String>>,
     pub addr: Option<SocketAddr>,
 }
 
@@ -52,10 +54,17 @@ impl Upstream {
 
 pub const TOOLS: &[&str] = &["echo", "add", "delete_records", "read_file"];
 
-fn tools_list() -> Value {
+fn tools_list(echo_description: &str) -> Value {
     let tools: Vec<Value> = TOOLS
         .iter()
-        .map(|name| json!({ "name": name, "inputSchema": { "type": "object" } }))
+        .map(|name| {
+            let description = if *name == "echo" {
+                echo_description
+            } else {
+                ""
+            };
+            json!({ "name": name, "description": description, "inputSchema": { "type": "object" } })
+        })
         .collect();
     json!({ "tools": tools, "nextCursor": "page-2" })
 }
@@ -79,7 +88,7 @@ async fn handle(
         // A resumed stream replaying a tools/list result, split awkwardly across chunks.
         let event = format!(
             "id: 9\nevent: message\ndata: {}\n\n",
-            json!({ "jsonrpc": "2.0", "id": 3, "result": tools_list() })
+            json!({ "jsonrpc": "2.0", "id": 3, "result": tools_list(&upstream.echo_description.lock().unwrap()) })
         );
         let (a, b) = event.split_at(event.len() / 2);
         let chunks = vec![
@@ -104,7 +113,7 @@ async fn handle(
         "initialize" => {
             json!({ "protocolVersion": "2025-11-25", "capabilities": { "tools": {} }, "serverInfo": { "name": "scripted", "version": "1" } })
         }
-        "tools/list" => tools_list(),
+        "tools/list" => tools_list(&upstream.echo_description.lock().unwrap()),
         "tools/call" => {
             let name = parsed["params"]["name"].as_str().unwrap_or("");
             if name == "slow" {
