@@ -34,6 +34,11 @@ pub enum PolicyCommand {
         #[arg(long)]
         tools: Option<String>,
     },
+    /// Add every policy of a JSON file (an array of {id, kind, client, server, tools, spec});
+    /// nothing is added unless all of them are valid.
+    Import {
+        file: std::path::PathBuf,
+    },
     List,
     Remove {
         id: String,
@@ -93,6 +98,23 @@ impl PolicyCommand {
                 } else {
                     say(ctx.format, "policy added:");
                     print(&table(&added).render());
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            PolicyCommand::Import { file } => {
+                let text = std::fs::read_to_string(&file)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+                let generation = admin::import_policies(&*ctx.store, &text).await?;
+                ctx.applied(generation).await?;
+                let all = ctx.store.list_policies().await?;
+                if ctx.format == Format::Json {
+                    print_json(&all)?;
+                } else {
+                    say(
+                        ctx.format,
+                        &format!("imported {}; policies now:", file.display()),
+                    );
+                    print(&table(&all).render());
                 }
                 Ok(ExitCode::SUCCESS)
             }

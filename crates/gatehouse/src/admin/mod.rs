@@ -275,6 +275,71 @@ pub struct NewPolicy {
 
 /// Validates the spec exactly as the server will compile it, then stores it.
 pub async fn add_policy(store: &dyn Store, new: NewPolicy) -> AdminResult<Generation> {
+    let record = policy_record(new)?;
+    Ok(store.insert_policy(&record).await?)
+}
+
+/// One entry of a policy file (`gatehouse policy import`).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyEntry {
+    pub id: String,
+    pub kind: String,
+    #[serde(default)]
+    pub client: Option<String>,
+    #[serde(default)]
+    pub server: Option<String>,
+    #[serde(default)]
+    pub tools: Option<String>,
+    pub spec: serde_json::Value,
+}
+
+/// Imports a JSON array of policies: every entry is validated (spec, scope, duplicates) before
+/// the first is stored, so a bad file changes nothing.
+pub async fn import_policies(store: &dyn Store, text: &str) -> AdminResult<Generation> {
+    let entries: Vec<PolicyEntry> =
+        serde_json::from_str(text).map_err(|e| AdminError::Invalid(format!("policy file: {e}")))?;
+    let existing: Vec<String> = store
+        .list_policies()
+        .await?
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    let mut records = Vec::new();
+    for entry in entries {
+        let id = entry.id.clone();
+        let record = policy_record(NewPolicy {
+            id: entry.id,
+            kind: entry.kind,
+            client: entry.client,
+            server: entry.server,
+            tools: entry.tools,
+            spec: entry.spec.to_string(),
+        })
+        .map_err(|e| AdminError::Invalid(format!("policy {id:?}: {e}")))?;
+        if existing.contains(&record.id)
+            || records
+                .iter()
+                .any(|r: &crate::store::PolicyRecord| r.id == record.id)
+        {
+            return Err(AdminError::Invalid(format!("policy {id:?} already exists")));
+        }
+        if let Some(client) = &record.client {
+            store.get_client(client).await?;
+        }
+        if let Some(server) = &record.server {
+            store.get_server(server).await?;
+        }
+        records.push(record);
+    }
+    let mut generation = store.generation().await?;
+    for record in &records {
+        generation = store.insert_policy(record).await?;
+    }
+    Ok(generation)
+}
+
+fn policy_record(new: NewPolicy) -> AdminResult<crate::store::PolicyRecord> {
     let spec: serde_json::Value = serde_json::from_str(&new.spec)
         .map_err(|e| AdminError::Invalid(format!("--spec is not valid JSON: {e}")))?;
     let record = crate::store::PolicyRecord {
@@ -291,7 +356,7 @@ pub async fn add_policy(store: &dyn Store, new: NewPolicy) -> AdminResult<Genera
     } else {
         crate::policy::validate(&record).map_err(AdminError::Invalid)?;
     }
-    Ok(store.insert_policy(&record).await?)
+    Ok(record)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ mod scripted_upstream;
 mod audit;
 mod country;
 mod errors;
+mod example_finance;
 mod filtering;
 mod guardrails;
 mod keys;
