@@ -16,7 +16,7 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-2s}
 TIMEOUT=${TIMEOUT:-5s}
-TARGETS=${TARGETS:-"direct miniproxy gatehouse"}
+TARGETS=${TARGETS:-"direct miniproxy gatehouse governed"}
 # "threads:connections" pairs, run in this order within each round.
 LOADS=${LOADS:-"1:1 2:32"}
 BUILD=${BUILD:-1}
@@ -161,7 +161,30 @@ if has_target gatehouse; then
         { cat "$WORK/provision.log" >&2; die "gatehouse keys create failed"; }
     [[ "$TOKEN" == gth_* ]] || die "unexpected key format from keys create"
 
+    # "governed": the same gateway, a second mount with one policy of every kind and the
+    # default guardrail set on both directions (DESIGN.md's "one policy, one guardrail" budget,
+    # exceeded on purpose).
+    if has_target governed; then
+        {
+            gh servers add gov --url "http://$HOST:$PORT_UPSTREAM/mcp"
+            gh connections grant --client bench --server gov --tools echo
+            cat >"$WORK/gov-policies.json" <<POLICIES
+[
+ {"id": "args", "kind": "arguments", "server": "gov", "tools": "echo", "spec": {"rules": [{"path": "\$.text", "max_length": 1000}]}},
+ {"id": "loopback", "kind": "ip", "server": "gov", "spec": {"allow": ["127.0.0.0/8", "::1/128"]}},
+ {"id": "countries", "kind": "country", "server": "gov", "spec": {"allow": ["FR"], "unknown": "allow"}},
+ {"id": "always", "kind": "schedule", "server": "gov", "spec": {"time_zone": "Europe/Paris"}},
+ {"id": "big-quota", "kind": "quota", "server": "gov", "spec": {"limit": 1000000000, "window": "day"}},
+ {"id": "big-rate", "kind": "rate_limit", "server": "gov", "spec": {"requests": 10000000, "period": "1s", "burst": 1000000}},
+ {"id": "default-guardrails", "kind": "guardrail", "server": "gov", "spec": {"direction": "both", "action": "redact", "detectors": ["default"]}}
+]
+POLICIES
+            gh policy import "$WORK/gov-policies.json"
+        } >>"$WORK/provision.log" 2>&1 || { cat "$WORK/provision.log" >&2; die "provisioning governed failed"; }
+    fi
+
     env GATEHOUSE_LISTEN="$HOST:$PORT_GATEHOUSE" \
+        GATEHOUSE_POLICY__GEOIP_DATABASE="$ROOT/crates/gatehouse/tests/fixtures/geo/countries.mmdb" \
         GATEHOUSE_PUBLIC_URL="http://$HOST:$PORT_GATEHOUSE" \
         GATEHOUSE_LOG__FILTER=warn \
         "$GATEHOUSE_BIN" --data-dir "$DATA" serve >"$WORK/gatehouse.log" 2>&1 &
@@ -174,18 +197,24 @@ url_of() {
     case $1 in
         direct) echo "http://$HOST:$PORT_UPSTREAM" ;;
         miniproxy) echo "http://$HOST:$PORT_MINIPROXY" ;;
-        gatehouse) echo "http://$HOST:$PORT_GATEHOUSE" ;;
+        gatehouse | governed) echo "http://$HOST:$PORT_GATEHOUSE" ;;
     esac
 }
 pid_of() {
     case $1 in
         direct) echo "$PID_UPSTREAM" ;;
         miniproxy) echo "$PID_MINIPROXY" ;;
-        gatehouse) echo "$PID_GATEHOUSE" ;;
+        gatehouse | governed) echo "$PID_GATEHOUSE" ;;
     esac
 }
-path_of() { if [[ $1 == gatehouse ]]; then echo /perf/mcp; else echo /mcp; fi; }
-authz_of() { if [[ $1 == gatehouse ]]; then echo "Bearer $TOKEN"; fi; }
+path_of() {
+    case $1 in
+        gatehouse) echo /perf/mcp ;;
+        governed) echo /gov/mcp ;;
+        *) echo /mcp ;;
+    esac
+}
+authz_of() { if [[ $1 == gatehouse || $1 == governed ]]; then echo "Bearer $TOKEN"; fi; }
 
 # --- sanity: one request per target must be a 200 ------------------------------------------
 BODY='{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}'

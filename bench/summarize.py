@@ -13,8 +13,9 @@ import sys
 from collections import defaultdict
 
 ERR_KEYS = ("err_status", "err_conn", "err_read", "err_timeout")
-PAIRS = (("gatehouse", "miniproxy"), ("gatehouse", "direct"), ("miniproxy", "direct"))
-TARGET_ORDER = ("direct", "miniproxy", "gatehouse")
+PAIRS = (("gatehouse", "miniproxy"), ("governed", "miniproxy"), ("gatehouse", "direct"),
+         ("governed", "gatehouse"), ("miniproxy", "direct"))
+TARGET_ORDER = ("direct", "miniproxy", "gatehouse", "governed")
 
 
 def parse(path):
@@ -112,7 +113,7 @@ def main():
     head = []
     for t, c in loads:
         key, label = ("p50_us", "p50") if c == 1 else ("rps", "req/s")
-        for a, b in PAIRS[:2]:
+        for a, b in PAIRS[:3]:
             rounds_a = {r["round"]: r for r in by.get((t, c, a), [])}
             rounds_b = {r["round"]: r for r in by.get((t, c, b), [])}
             per_round = [

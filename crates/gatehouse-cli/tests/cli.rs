@@ -151,9 +151,27 @@ fn bad_input_gets_a_clear_error_and_exit_code_1() {
             {"id": "broken", "kind": "ip", "spec": {"allow": ["10.0.0.0/99"]}}]"#,
     )
     .unwrap();
-    cli.fails(&["policy", "import", file.to_str().unwrap()], "policy \"broken\"");
-    assert_eq!(cli.json(&["policy", "list"]).as_array().unwrap().len(), 0, "a bad file adds nothing");
-    cli.fails(&["policy", "add", "p", "--kind", "schedule", "--spec", r#"{"time_zone": "Mars/Base"}"#], "unknown time zone");
+    cli.fails(
+        &["policy", "import", file.to_str().unwrap()],
+        "policy \"broken\"",
+    );
+    assert_eq!(
+        cli.json(&["policy", "list"]).as_array().unwrap().len(),
+        0,
+        "a bad file adds nothing"
+    );
+    cli.fails(
+        &[
+            "policy",
+            "add",
+            "p",
+            "--kind",
+            "schedule",
+            "--spec",
+            r#"{"time_zone": "Mars/Base"}"#,
+        ],
+        "unknown time zone",
+    );
     // Nothing half-written: the failed commands left exactly what the successful ones made.
     assert_eq!(cli.json(&["servers", "list"]).as_array().unwrap().len(), 1);
     assert_eq!(cli.json(&["keys", "list"]).as_array().unwrap().len(), 0);
