@@ -325,8 +325,17 @@ impl SnapshotHandle {
             &self.policies,
         )?;
         let generation = snapshot.generation;
-        self.current.store(Arc::new(snapshot));
-        Ok(generation)
+        let fresh = Arc::new(snapshot);
+        // Two rebuilds may race (the poller and an explicit reload); the one that read the store
+        // earlier must not replace a newer snapshot, or a just-revoked key would come back.
+        self.current.rcu(|current| {
+            if current.generation > fresh.generation {
+                current.clone()
+            } else {
+                fresh.clone()
+            }
+        });
+        Ok(self.current().generation.max(generation))
     }
 
     /// Polls the generation, rebuilds on change, reports a heartbeat (so the CLI can wait for
