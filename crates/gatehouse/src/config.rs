@@ -161,6 +161,19 @@ impl Default for LogConfig {
     }
 }
 
+/// Top-level keys that `GATEHOUSE_<KEY>` variables may set.
+const ENV_KEYS: &[&str] = &[
+    "listen",
+    "public_url",
+    "data_dir",
+    "database_url",
+    "gateway",
+    "audit",
+    "snapshot",
+    "policy",
+    "log",
+];
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("configuration: {0}")]
@@ -188,9 +201,15 @@ impl Config {
             }
             None => {}
         }
+        // Only variables that name a configuration key: tools and scripts keep their own
+        // GATEHOUSE_* variables (GATEHOUSE_BIN, …) without breaking the configuration.
         let figment = figment.merge(
             Env::prefixed("GATEHOUSE_")
-                .ignore(&["MASTER_KEY", "CONFIG"])
+                .filter(|key| {
+                    let key = key.as_str().to_ascii_lowercase();
+                    let top = key.split("__").next().unwrap_or("");
+                    ENV_KEYS.contains(&top)
+                })
                 .split("__"),
         );
         let config: Config = figment.extract().map_err(Box::new)?;
@@ -266,6 +285,8 @@ mod tests {
                 "public_url = \"https://mcp.example.com/\"\n[gateway]\nupstream_timeout = \"5s\"\n",
             )?;
             jail.set_env("GATEHOUSE_GATEWAY__MAX_BODY_BYTES", "1024");
+            jail.set_env("GATEHOUSE_BIN", "/some/tool/of/a/script");
+            jail.set_env("GATEHOUSE_MASTER_KEY", "00");
             let config = Config::load(Some(std::path::Path::new("g.toml"))).unwrap();
             assert_eq!(config.public_base(), "https://mcp.example.com");
             assert_eq!(config.gateway.upstream_timeout, Duration::from_secs(5));
