@@ -1,8 +1,8 @@
 //! Application-wide state shared by every request, and starting/stopping a server.
 
+use axum::serve::ListenerExt;
 use axum::{
     Router,
-    extract::ConnectInfo,
     extract::State,
     http::StatusCode,
     response::{IntoResponse, Response},
@@ -225,8 +225,23 @@ pub async fn start_with(
         background.push(tokio::spawn(async move { watch_geoip(geo, stop).await }));
     }
 
-    let app = router(state.clone());
-    let http = tokio::spawn(serve_http1(listener, app, stop_http.clone()));
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    // Without TCP_NODELAY a response written in two parts (head, then a streamed body) waits
+    // for the client's delayed ACK: tens of milliseconds on a request/response protocol.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %err, "could not set TCP_NODELAY");
+        }
+    });
+    let graceful = stop_http.clone();
+    let http = tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(graceful.cancelled_owned())
+            .await;
+        if let Err(err) = served {
+            tracing::error!(error = %err, "HTTP server stopped");
+        }
+    });
     tracing::info!(%addr, "gatehouse listening");
     Ok(RunningServer {
         addr,
@@ -236,50 +251,6 @@ pub async fn start_with(
         http,
         background,
     })
-}
-
-/// The accept loop: plain HTTP/1 connections (MCP's Streamable HTTP needs nothing else) served
-/// by the axum router, with the peer address as `ConnectInfo`. Stopping waits for in-flight
-/// requests (the caller bounds how long).
-async fn serve_http1(listener: TcpListener, app: Router, stop: CancellationToken) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(err) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %err, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = stop.cancelled() => break,
-        };
-        // Without TCP_NODELAY a response written in two parts (head, then a streamed body)
-        // waits for the client's delayed ACK: tens of milliseconds on a request/response protocol.
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %err, "could not set TCP_NODELAY");
-        }
-        let app = app.clone();
-        let service =
-            hyper::service::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
-                request.extensions_mut().insert(ConnectInfo(peer));
-                // The router is always ready (axum documents it), so `call` needs no `poll_ready`.
-                let mut app = app.clone();
-                tower_service::Service::call(&mut app, request)
-            });
-        let connection = hyper::server::conn::http1::Builder::new()
-            .serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!(error = %err, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    graceful.shutdown().await;
 }
 
 async fn sweep_sessions(state: AppState, stop: CancellationToken) {
