@@ -42,9 +42,38 @@ impl ResponseRules {
     }
 
     /// Rewrites one JSON-RPC message or batch; `None` when nothing changed (bytes pass as-is).
+    ///
+    /// The bytes are read as a client reads them (invalid UTF-8 as U+FFFD, a leading BOM
+    /// dropped); if that differs from a strict reading, the normalised form is what is sent.
+    /// A message Gatehouse cannot read at all is replaced by an error rather than passed on
+    /// unchecked: a filter that fails open is no filter.
     pub fn rewrite(&self, data: &[u8]) -> Option<Vec<u8>> {
-        let mut value: Value = serde_json::from_slice(data).ok()?;
-        let mut changed = false;
+        let text = String::from_utf8_lossy(data);
+        let mut normalised = matches!(text, std::borrow::Cow::Owned(_));
+        let body = match text.strip_prefix('\u{feff}') {
+            Some(rest) => {
+                normalised = true;
+                rest
+            }
+            None => &text,
+        };
+        if body.trim().is_empty() {
+            return None;
+        }
+        let Ok(mut value) = serde_json::from_str::<Value>(body) else {
+            self.notes.lock().push("upstream_message_unreadable".into());
+            let refused = json!({
+                "jsonrpc": "2.0",
+                "id": Value::Null,
+                "error": {
+                    "code": codes::UPSTREAM_UNAVAILABLE,
+                    "message": "the upstream sent a message Gatehouse could not read",
+                    "data": { "reason": "upstream_message_unreadable" },
+                },
+            });
+            return Some(refused.to_string().into_bytes());
+        };
+        let mut changed = normalised;
         match &mut value {
             Value::Array(items) => {
                 for item in items {
@@ -145,4 +174,72 @@ pub fn response_guardrails(grant: &Grant) -> Vec<Arc<Guardrail>> {
         .filter(|g| g.direction.covers(Direction::Response))
         .cloned()
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grants::parse_pattern_list;
+
+    fn rules() -> ResponseRules {
+        let grant = Grant {
+            tools: parse_pattern_list("echo").unwrap(),
+            ..Grant::default()
+        };
+        ResponseRules {
+            filter: Some((Arc::new(grant), None)),
+            guardrails: Vec::new(),
+            tools_by_id: HashMap::new(),
+            notes: Arc::default(),
+            late: None,
+            pins: None,
+        }
+    }
+
+    const LIST: &str =
+        r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"echo"},{"name":"rm"}]}}"#;
+
+    fn names(out: &[u8]) -> Vec<String> {
+        let value: Value = serde_json::from_slice(out).unwrap();
+        value["result"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn what_a_client_could_read_is_filtered_too() {
+        let rules = rules();
+        assert_eq!(names(&rules.rewrite(LIST.as_bytes()).unwrap()), ["echo"]);
+        let with_bom = format!("\u{feff}{LIST}");
+        assert_eq!(
+            names(&rules.rewrite(with_bom.as_bytes()).unwrap()),
+            ["echo"]
+        );
+        let mut broken = LIST.as_bytes().to_vec();
+        let at = LIST.find("rm").unwrap();
+        broken.insert(at, 0xFF);
+        let out = rules.rewrite(&broken).unwrap();
+        assert_eq!(
+            names(&out),
+            ["echo"],
+            "invalid UTF-8 inside a name still filters"
+        );
+    }
+
+    #[test]
+    fn unreadable_messages_fail_closed() {
+        let rules = rules();
+        let out = rules
+            .rewrite(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[{\"name\":\"rm\"}]")
+            .unwrap();
+        let value: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            value["error"]["data"]["reason"],
+            "upstream_message_unreadable"
+        );
+        assert!(rules.rewrite(b"   ").is_none(), "empty priming data passes");
+    }
 }

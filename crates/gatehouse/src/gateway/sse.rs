@@ -40,36 +40,72 @@ pub fn event_end(buf: &[u8]) -> Option<usize> {
     None
 }
 
-/// Applies `transform` to one complete event (including its terminating blank line).
-pub fn rewrite_event(event: &[u8], transform: &Transform) -> Option<Bytes> {
-    let text = std::str::from_utf8(event).ok()?;
-    let lines: Vec<&str> = text
-        .split_terminator(['\n'])
-        .map(|l| l.trim_end_matches('\r'))
-        .collect();
-    let mut data: Vec<&str> = Vec::new();
-    for line in &lines {
-        if let Some(value) = line.strip_prefix("data")
-            && (value.is_empty() || value.starts_with(':'))
-        {
-            let value = value.strip_prefix(':').unwrap_or(value);
-            data.push(value.strip_prefix(' ').unwrap_or(value));
+/// Lines as the SSE specification reads them: ended by CRLF, LF or a lone CR.
+fn split_lines(text: &str) -> Vec<&str> {
+    let mut lines = Vec::new();
+    let mut start = 0;
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\r' => {
+                lines.push(&text[start..i]);
+                i += if bytes.get(i + 1) == Some(&b'\n') {
+                    2
+                } else {
+                    1
+                };
+                start = i;
+            }
+            b'\n' => {
+                lines.push(&text[start..i]);
+                i += 1;
+                start = i;
+            }
+            _ => i += 1,
         }
     }
+    if start < text.len() {
+        lines.push(&text[start..]);
+    }
+    lines
+}
+
+/// Applies `transform` to one complete event (including its terminating blank line).
+///
+/// The event is read exactly as a client reads it — invalid UTF-8 becomes U+FFFD, any of the
+/// three line endings ends a line — and when that reading differs from the raw bytes the event
+/// is re-emitted in the normalised form, so the client receives precisely what was checked.
+pub fn rewrite_event(event: &[u8], transform: &Transform) -> Option<Bytes> {
+    let text = String::from_utf8_lossy(event);
+    let normalised = matches!(text, std::borrow::Cow::Owned(_)) || text.contains('\r');
+    let lines = split_lines(&text);
+    let is_data = |line: &str| {
+        line.strip_prefix("data")
+            .is_some_and(|v| v.is_empty() || v.starts_with(':'))
+    };
+    let data: Vec<&str> = lines
+        .iter()
+        .filter(|l| is_data(l))
+        .map(|line| {
+            let value = &line[4..];
+            let value = value.strip_prefix(':').unwrap_or(value);
+            value.strip_prefix(' ').unwrap_or(value)
+        })
+        .collect();
     if data.is_empty() {
-        return None;
+        return normalised.then(|| Bytes::from(normalise(&lines)));
     }
     let payload = data.join("\n");
-    let replaced = transform(payload.as_bytes())?;
+    let replaced = match transform(payload.as_bytes()) {
+        Some(replaced) => replaced,
+        None if normalised => payload.into_bytes(),
+        None => return None,
+    };
     let mut out = String::with_capacity(event.len());
-    for line in lines.iter().filter(|l| !l.is_empty()) {
-        let is_data = line
-            .strip_prefix("data")
-            .is_some_and(|v| v.is_empty() || v.starts_with(':'));
-        if !is_data {
-            out.push_str(line);
-            out.push('\n');
-        }
+    for line in lines.iter().filter(|l| !l.is_empty() && !is_data(l)) {
+        out.push_str(line);
+        out.push('\n');
     }
     for line in String::from_utf8_lossy(&replaced).split('\n') {
         out.push_str("data: ");
@@ -78,6 +114,16 @@ pub fn rewrite_event(event: &[u8], transform: &Transform) -> Option<Bytes> {
     }
     out.push('\n');
     Some(Bytes::from(out))
+}
+
+fn normalise(lines: &[&str]) -> String {
+    let mut out = String::new();
+    for line in lines.iter().filter(|l| !l.is_empty()) {
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push('\n');
+    out
 }
 
 /// Wraps an upstream SSE body; `max_event` bounds how much one event may buffer.
@@ -93,6 +139,8 @@ where
     struct State<B> {
         body: B,
         buf: BytesMut,
+        /// Still before the first byte: a leading BOM is dropped, as clients drop it.
+        at_start: bool,
         transform: Transform,
         max_event: usize,
         finished: bool,
@@ -100,6 +148,7 @@ where
     let state = State {
         body,
         buf: BytesMut::new(),
+        at_start: true,
         transform,
         max_event,
         finished: false,
@@ -129,6 +178,12 @@ where
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
                         st.buf.extend_from_slice(&data);
+                    }
+                    if st.at_start && st.buf.len() >= 3 {
+                        if st.buf.starts_with(b"\xEF\xBB\xBF") {
+                            let _ = st.buf.split_to(3);
+                        }
+                        st.at_start = false;
                     }
                 }
                 Some(Err(err)) => {
@@ -173,6 +228,31 @@ mod tests {
         let out = rewrite_event(b"id: 7\nevent: message\ndata: x1\n\n", &transform).unwrap();
         assert_eq!(&out[..], b"id: 7\nevent: message\ndata: X1\n\n");
         assert!(rewrite_event(b"retry: 1000\n\n", &transform).is_none());
+    }
+
+    #[test]
+    fn events_are_read_as_clients_read_them() {
+        let transform = upper();
+        // A lone CR ends a line: the client sees two data lines, and so must the filter.
+        let out = rewrite_event(b"data: a\rdata: x\n\n", &transform).unwrap();
+        assert_eq!(&out[..], b"data: A\ndata: X\n\n");
+        // Invalid UTF-8 is read as U+FFFD, and the normalised form is what is sent on.
+        let out = rewrite_event(b"data: \xFFok\n\n", &transform).unwrap();
+        assert_eq!(std::str::from_utf8(&out).unwrap(), "data: \u{fffd}ok\n\n");
+        // Plain events still pass byte for byte.
+        assert!(rewrite_event(b"id: 1\ndata: ok\n\n", &transform).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_leading_bom_is_dropped_like_clients_drop_it() {
+        let stream = futures_util::stream::iter([Ok::<_, std::convert::Infallible>(Frame::data(
+            Bytes::from(&b"\xEF\xBB\xBFdata: x\n\n"[..]),
+        ))]);
+        let out: Vec<Bytes> = rewrite_stream(StreamBody::new(stream), upper(), 1024)
+            .map(|r| r.unwrap())
+            .collect()
+            .await;
+        assert_eq!(out.concat(), b"data: X\n\n");
     }
 
     #[tokio::test]
