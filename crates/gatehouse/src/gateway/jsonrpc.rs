@@ -132,6 +132,11 @@ impl Envelope {
     }
 }
 
+/// Any JSON value, refusing duplicate keys at every depth (parsers disagree on which one wins).
+pub fn strict_value(text: &str) -> Result<Value, serde_json::Error> {
+    serde_json::from_str::<Strict>(text).map(|Strict(value)| value)
+}
+
 pub fn parse(body: &[u8]) -> Result<Envelope, GatewayError> {
     let Strict(value) =
         serde_json::from_slice(body).map_err(|e| GatewayError::ParseError(parse_error_text(&e)))?;

@@ -60,7 +60,8 @@ impl ResponseRules {
         if body.trim().is_empty() {
             return None;
         }
-        let Ok(mut value) = serde_json::from_str::<Value>(body) else {
+        // Strict: with duplicate keys, which one a client sees depends on its parser.
+        let Ok(mut value) = jsonrpc::strict_value(body) else {
             self.notes.lock().push("upstream_message_unreadable".into());
             let refused = json!({
                 "jsonrpc": "2.0",
@@ -241,5 +242,11 @@ mod tests {
             "upstream_message_unreadable"
         );
         assert!(rules.rewrite(b"   ").is_none(), "empty priming data passes");
+        let twice = br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"rm"}],"tools":[]}}"#;
+        let value: Value = serde_json::from_slice(&rules.rewrite(twice).unwrap()).unwrap();
+        assert_eq!(
+            value["error"]["data"]["reason"], "upstream_message_unreadable",
+            "duplicate keys"
+        );
     }
 }

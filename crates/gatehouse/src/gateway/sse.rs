@@ -154,19 +154,37 @@ where
         finished: false,
     };
     futures_util::stream::unfold(state, |mut st| async move {
+        const BOM: &[u8] = b"\xEF\xBB\xBF";
         loop {
-            if let Some(end) = event_end(&st.buf) {
+            if st.at_start {
+                // Only the stream's very first bytes can be a BOM; wait until that is decided.
+                if st.buf.starts_with(BOM) {
+                    let _ = st.buf.split_to(BOM.len());
+                    st.at_start = false;
+                } else if st.finished || !BOM.starts_with(&st.buf) {
+                    st.at_start = false;
+                }
+            }
+            if !st.at_start
+                && let Some(end) = event_end(&st.buf)
+            {
                 let event = st.buf.split_to(end).freeze();
                 let out = rewrite_event(&event, &st.transform).unwrap_or(event);
                 return Some((Ok(out), st));
             }
             if st.finished {
-                if st.buf.is_empty() {
-                    return None;
+                if st.buf.ends_with(b"\r") {
+                    // At the end of the stream a final CR is a line end (it cannot be half of
+                    // a CRLF any more): complete the event so it is judged like any other.
+                    st.buf.extend_from_slice(b"\n");
+                    if event_end(&st.buf).is_some() {
+                        continue;
+                    }
                 }
-                // Trailing bytes without a final blank line: pass them on as they are.
-                let rest = st.buf.split().freeze();
-                return Some((Ok(rest), st));
+                // An event without its closing blank line is discarded by clients; nothing
+                // unjudged is passed on.
+                st.buf.clear();
+                return None;
             }
             if st.buf.len() > st.max_event {
                 st.finished = true;
@@ -178,12 +196,6 @@ where
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
                         st.buf.extend_from_slice(&data);
-                    }
-                    if st.at_start && st.buf.len() >= 3 {
-                        if st.buf.starts_with(b"\xEF\xBB\xBF") {
-                            let _ = st.buf.split_to(3);
-                        }
-                        st.at_start = false;
                     }
                 }
                 Some(Err(err)) => {
@@ -253,6 +265,37 @@ mod tests {
             .collect()
             .await;
         assert_eq!(out.concat(), b"data: X\n\n");
+    }
+
+    async fn run(chunks: Vec<&'static [u8]>) -> Vec<u8> {
+        let stream = futures_util::stream::iter(
+            chunks
+                .into_iter()
+                .map(|c| Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from_static(c)))),
+        );
+        let out: Vec<Bytes> = rewrite_stream(StreamBody::new(stream), upper(), 1024)
+            .map(|r| r.unwrap())
+            .collect()
+            .await;
+        out.concat()
+    }
+
+    #[tokio::test]
+    async fn a_final_cr_ends_the_last_event_and_it_is_judged() {
+        assert_eq!(run(vec![b"data: x\r\r"]).await, b"data: X\n\n");
+        assert_eq!(run(vec![b"data: x\n\r"]).await, b"data: X\n\n");
+        // An event the stream never finished is dropped, as clients drop it.
+        assert_eq!(run(vec![b"data: ok\n\ndata: x"]).await, b"data: ok\n\n");
+    }
+
+    #[tokio::test]
+    async fn only_a_bom_at_the_very_start_is_dropped() {
+        assert_eq!(
+            run(vec![b"\xEF", b"\xBB\xBFdata: x\n\n"]).await,
+            b"data: X\n\n"
+        );
+        let later = run(vec![b"\n", b"\xEF\xBB\xBFdata: x\n\n"]).await;
+        assert!(later.ends_with(b"\xEF\xBB\xBFdata: x\n\n"), "{later:?}");
     }
 
     #[tokio::test]
