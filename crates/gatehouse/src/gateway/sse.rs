@@ -103,7 +103,10 @@ pub fn rewrite_event(event: &[u8], transform: &Transform) -> Option<Bytes> {
         None => return None,
     };
     let mut out = String::with_capacity(event.len());
-    for line in lines.iter().filter(|l| !l.is_empty() && !is_data(l)) {
+    // Keep only what a client acts on besides data: comments and the known fields. A line a
+    // client ignores could otherwise be moved to where it reads differently (a line starting
+    // with a BOM, emitted first, would lose the BOM at the client and become `data`).
+    for line in lines.iter().filter(|l| is_kept_field(l)) {
         out.push_str(line);
         out.push('\n');
     }
@@ -116,9 +119,18 @@ pub fn rewrite_event(event: &[u8], transform: &Transform) -> Option<Bytes> {
     Some(Bytes::from(out))
 }
 
+/// Comments and the fields other than `data` that a client acts on.
+fn is_kept_field(line: &str) -> bool {
+    if line.starts_with(':') {
+        return true;
+    }
+    let name = line.split(':').next().unwrap_or("");
+    matches!(name, "event" | "id" | "retry")
+}
+
 fn normalise(lines: &[&str]) -> String {
     let mut out = String::new();
-    for line in lines.iter().filter(|l| !l.is_empty()) {
+    for line in lines.iter().filter(|l| is_kept_field(l)) {
         out.push_str(line);
         out.push('\n');
     }
@@ -157,11 +169,14 @@ where
         const BOM: &[u8] = b"\xEF\xBB\xBF";
         loop {
             if st.at_start {
-                // Only the stream's very first bytes can be a BOM; wait until that is decided.
-                if st.buf.starts_with(BOM) {
+                // A client drops one BOM at the start of what it receives. Whatever is left at
+                // the start of the output after dropping one would be dropped by the client
+                // too, so drop every leading BOM: the output never starts with one.
+                while st.buf.starts_with(BOM) {
                     let _ = st.buf.split_to(BOM.len());
-                    st.at_start = false;
-                } else if st.finished || !BOM.starts_with(&st.buf) {
+                }
+                let undecided = st.buf.is_empty() || BOM.starts_with(&st.buf);
+                if st.finished || !undecided {
                     st.at_start = false;
                 }
             }
@@ -251,6 +266,11 @@ mod tests {
         // Invalid UTF-8 is read as U+FFFD, and the normalised form is what is sent on.
         let out = rewrite_event(b"data: \xFFok\n\n", &transform).unwrap();
         assert_eq!(std::str::from_utf8(&out).unwrap(), "data: \u{fffd}ok\n\n");
+        // Lines a client ignores are not carried into a rewritten event, so none of them can
+        // end up first in the output (where a leading BOM would be dropped by the client).
+        let out =
+            rewrite_event(b"\xEF\xBB\xBFdata: hidden\nid: 4\ndata: x\n\n", &transform).unwrap();
+        assert_eq!(&out[..], b"id: 4\ndata: X\n\n");
         // Plain events still pass byte for byte.
         assert!(rewrite_event(b"id: 1\ndata: ok\n\n", &transform).is_none());
     }

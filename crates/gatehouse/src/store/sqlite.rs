@@ -4,14 +4,15 @@ use async_trait::async_trait;
 use sqlx::{
     AssertSqlSafe, Row, SqlSafeStr, Sqlite, SqlitePool, Transaction,
     migrate::{Migration, MigrationType, Migrator},
-    sqlite::{
-        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-    },
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 use std::{str::FromStr, time::Duration};
 
 use super::*;
-use crate::audit::event::{AuditEvent, Decision};
+
+mod rows;
+use crate::audit::event::Decision;
+use rows::*;
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -89,103 +90,6 @@ async fn exists(
         .fetch_optional(&mut **tx)
         .await?;
     Ok(found.is_some())
-}
-
-fn json_list(text: Option<String>) -> StoreResult<Option<Vec<String>>> {
-    text.map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(e.to_string())))
-        .transpose()
-}
-
-fn server_from(row: &SqliteRow) -> StoreResult<ServerRecord> {
-    Ok(ServerRecord {
-        name: row.try_get("name")?,
-        url: row.try_get("url")?,
-        credential_header: row.try_get("credential_header")?,
-        credential_sealed: row.try_get("credential_sealed")?,
-        allow_anonymous: row.try_get("allow_anonymous")?,
-        allow_unknown_methods: row.try_get("allow_unknown_methods")?,
-        pin_action: row.try_get("pin_action")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-fn client_from(row: &SqliteRow) -> StoreResult<ClientRecord> {
-    Ok(ClientRecord {
-        name: row.try_get("name")?,
-        description: row.try_get("description")?,
-        disabled_at: row.try_get("disabled_at")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-fn key_from(row: &SqliteRow) -> StoreResult<ApiKeyRecord> {
-    Ok(ApiKeyRecord {
-        id: row.try_get("id")?,
-        client: row.try_get("client")?,
-        label: row.try_get("label")?,
-        secret_hash: row.try_get("secret_hash")?,
-        tools: json_list(row.try_get("tools")?)?,
-        created_at: row.try_get("created_at")?,
-        expires_at: row.try_get("expires_at")?,
-        revoked_at: row.try_get("revoked_at")?,
-        rotated_from: row.try_get("rotated_from")?,
-        last_used_at: row.try_get("last_used_at")?,
-    })
-}
-
-fn connection_from(row: &SqliteRow) -> StoreResult<ConnectionRecord> {
-    Ok(ConnectionRecord {
-        client: row.try_get("client")?,
-        server: row.try_get("server")?,
-        tools: json_list(row.try_get("tools")?)?.unwrap_or_default(),
-        resources: row.try_get("resources")?,
-        prompts: row.try_get("prompts")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-fn audit_from(row: &SqliteRow) -> StoreResult<AuditRow> {
-    let decision: String = row.try_get("decision")?;
-    let status: i64 = row.try_get("status")?;
-    let upstream_status: Option<i64> = row.try_get("upstream_status")?;
-    let to_u16 = |v: i64| u16::try_from(v).map_err(|_| StoreError::Corrupt(format!("status {v}")));
-    Ok(AuditRow {
-        seq: row.try_get("seq")?,
-        event: AuditEvent {
-            ts_ms: row.try_get("ts_ms")?,
-            request_id: row.try_get("request_id")?,
-            client: row.try_get("client")?,
-            credential_id: row.try_get("credential_id")?,
-            user: row.try_get("user_id")?,
-            ip: row.try_get("ip")?,
-            country: row.try_get("country")?,
-            server: row.try_get("server")?,
-            http_method: row.try_get("http_method")?,
-            rpc_method: row.try_get("rpc_method")?,
-            tool: row.try_get("tool")?,
-            decision: Decision::parse(&decision)
-                .ok_or_else(|| StoreError::Corrupt(format!("decision {decision:?}")))?,
-            reason: row.try_get("reason")?,
-            status: to_u16(status)?,
-            upstream_status: upstream_status.map(to_u16).transpose()?,
-            latency_us: row.try_get("latency_us")?,
-        },
-        prev_hash: row.try_get("prev_hash")?,
-        hash: row.try_get("hash")?,
-    })
-}
-
-fn policy_from(row: &SqliteRow) -> StoreResult<PolicyRecord> {
-    let spec: String = row.try_get("spec")?;
-    Ok(PolicyRecord {
-        id: row.try_get("id")?,
-        kind: row.try_get("kind")?,
-        client: row.try_get("client")?,
-        server: row.try_get("server")?,
-        tools: row.try_get("tools")?,
-        spec: serde_json::from_str(&spec).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        created_at: row.try_get("created_at")?,
-    })
 }
 
 const KEY_COLUMNS: &str = "id, client, label, secret_hash, tools, created_at, expires_at, \
