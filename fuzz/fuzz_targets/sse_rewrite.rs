@@ -74,7 +74,12 @@ fuzz_target!(|data: &[u8]| {
             "pass-through changed bytes"
         );
         if !plain.failed {
-            assert_eq!(plain.bytes, input.stream, "pass-through lost bytes");
+            // Only an unfinished last line may be missing: clients drop it too.
+            let rest = &input.stream[plain.bytes.len()..];
+            assert!(
+                !rest.contains(&b'\n') && !rest.contains(&b'\r'),
+                "pass-through lost a complete line"
+            );
         }
     }
     if !plain.failed {

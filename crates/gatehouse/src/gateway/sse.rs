@@ -196,10 +196,20 @@ where
                         continue;
                     }
                 }
-                // An event without its closing blank line is discarded by clients; nothing
-                // unjudged is passed on.
+                // An event without its closing blank line is never dispatched by a client, but
+                // its complete lines still count (`retry:`, `id:`): pass those on as they are,
+                // drop the unfinished last line, which clients drop too.
+                let complete = st
+                    .buf
+                    .iter()
+                    .rposition(|&b| b == b'\n' || b == b'\r')
+                    .map_or(0, |i| i + 1);
+                let lines = st.buf.split_to(complete).freeze();
                 st.buf.clear();
-                return None;
+                if lines.is_empty() {
+                    return None;
+                }
+                return Some((Ok(lines), st));
             }
             if st.buf.len() > st.max_event {
                 st.finished = true;
@@ -304,8 +314,12 @@ mod tests {
     async fn a_final_cr_ends_the_last_event_and_it_is_judged() {
         assert_eq!(run(vec![b"data: x\r\r"]).await, b"data: X\n\n");
         assert_eq!(run(vec![b"data: x\n\r"]).await, b"data: X\n\n");
-        // An event the stream never finished is dropped, as clients drop it.
-        assert_eq!(run(vec![b"data: ok\n\ndata: x"]).await, b"data: ok\n\n");
+        // An event the stream never finished is not dispatched by clients: its complete lines
+        // pass (a `retry:` still counts), its unfinished last line is dropped.
+        assert_eq!(
+            run(vec![b"data: ok\n\nretry: 5\ndata: x"]).await,
+            b"data: ok\n\nretry: 5\n"
+        );
     }
 
     #[tokio::test]
