@@ -3,6 +3,7 @@
 use axum::serve::ListenerExt;
 use axum::{
     Router,
+    extract::ConnectInfo,
     extract::State,
     http::StatusCode,
     response::{IntoResponse, Response},
@@ -53,6 +54,8 @@ pub struct App {
     pub access: HostOriginPolicy,
     /// Tool-definition pinning: observations on their way to the store, held tools.
     pub pins: Arc<crate::pinning::PinWatch>,
+    /// Request counters and latency histograms for `/metrics`.
+    pub metrics: crate::metrics::Metrics,
     request_ids: RequestIds,
 }
 
@@ -81,7 +84,54 @@ pub fn router(state: AppState) -> Router {
         .route("/{server}/mcp", any(gateway::handle))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
         .with_state(state)
+}
+
+async fn metrics(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Response {
+    let ip = peer.ip().to_canonical();
+    if !state
+        .config
+        .metrics
+        .allow
+        .iter()
+        .any(|net| net.contains(&ip))
+    {
+        return (
+            StatusCode::FORBIDDEN,
+            "metrics are not served to this address\n",
+        )
+            .into_response();
+    }
+    let snapshot = state.snapshot.current();
+    let text = state.metrics.render(&[
+        (
+            "gatehouse_snapshot_generation",
+            "Store generation the running configuration was built from.",
+            snapshot.generation as f64,
+        ),
+        (
+            "gatehouse_api_keys",
+            "Usable API keys in the running configuration.",
+            snapshot.keys.len() as f64,
+        ),
+        (
+            "gatehouse_sessions",
+            "Legacy MCP sessions bound to their client.",
+            state.sessions.len() as f64,
+        ),
+    ]);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        text,
+    )
+        .into_response()
 }
 
 async fn ready(State(state): State<AppState>) -> Response {
@@ -194,6 +244,7 @@ pub async fn start_with(
         keyring,
         snapshot: snapshot.clone(),
         audit,
+        metrics: crate::metrics::Metrics::default(),
         request_ids: RequestIds {
             prefix,
             next: AtomicU64::new(0),

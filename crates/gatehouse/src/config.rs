@@ -27,7 +27,26 @@ pub struct Config {
     pub audit: AuditConfig,
     pub snapshot: SnapshotConfig,
     pub policy: PolicyConfig,
+    pub metrics: MetricsConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Networks allowed to read `/metrics` (it names servers and denial reasons).
+    pub allow: Vec<ipnet::IpNet>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            allow: ["127.0.0.0/8", "::1/128"]
+                .iter()
+                .filter_map(|net| net.parse().ok())
+                .collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -112,6 +131,7 @@ impl Default for Config {
             audit: AuditConfig::default(),
             snapshot: SnapshotConfig::default(),
             policy: PolicyConfig::default(),
+            metrics: MetricsConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -171,6 +191,7 @@ const ENV_KEYS: &[&str] = &[
     "audit",
     "snapshot",
     "policy",
+    "metrics",
     "log",
 ];
 

@@ -16,6 +16,7 @@ pub mod gateway;
 pub mod grants;
 pub mod guardrails;
 pub mod identity;
+pub mod metrics;
 pub mod pinning;
 pub mod policy;
 pub mod secrets;

@@ -117,13 +117,14 @@ pub async fn handle(
     let declared = declared_length(&parts.headers);
     let mut unread = Some(body);
     let outcome = proxy(&state, &snapshot, &server, parts, &mut unread, &mut record).await;
-    let (mut response, decision, reason) = match outcome {
+    let (mut response, decision, reason, code) = match outcome {
         Ok(response) => {
             let notes = std::mem::take(&mut record.notes);
             (
                 response,
                 Decision::Allow,
                 (!notes.is_empty()).then(|| notes.join(",")),
+                "-",
             )
         }
         Err(err) => {
@@ -139,9 +140,16 @@ pub async fn handle(
                 Decision::Deny
             };
             let reason = err.audit_reason();
-            (err.into_response(&ctx), decision, Some(reason))
+            let code = err.reason();
+            (err.into_response(&ctx), decision, Some(reason), code)
         }
     };
+    state.metrics.record(
+        snapshot.servers.get(&server).map(|s| &s.name),
+        decision.as_str(),
+        code,
+        started.elapsed(),
+    );
     if let Some(body) = unread {
         // A refusal sent before the body was read leaves the body on the wire. Reading it
         // (after the answer has gone, bounded) keeps a kept-alive connection usable; clients

@@ -12,6 +12,7 @@ mod example_finance;
 mod filtering;
 mod guardrails;
 mod keys;
+mod metrics;
 mod pinning;
 mod policies;
 mod proxying;
