@@ -55,6 +55,9 @@ enum Command {
     /// The audit trail.
     #[command(subcommand)]
     Audit(commands::audit::AuditCommand),
+    /// Access-token signing keys of the OAuth authorization server.
+    #[command(subcommand)]
+    SigningKeys(commands::oauth::SigningKeysCommand),
 }
 
 fn main() -> ExitCode {
@@ -93,5 +96,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Connections(cmd) => cmd.run(&commands::Ctx::open(config, format).await?).await,
         Command::Policy(cmd) => cmd.run(&commands::Ctx::open(config, format).await?).await,
         Command::Audit(cmd) => cmd.run(&commands::Ctx::open(config, format).await?).await,
+        Command::SigningKeys(cmd) => cmd.run(&commands::Ctx::open(config, format).await?).await,
     }
 }

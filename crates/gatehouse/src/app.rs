@@ -56,6 +56,8 @@ pub struct App {
     pub pins: Arc<crate::pinning::PinWatch>,
     /// Request counters and latency histograms for `/metrics`.
     pub metrics: crate::metrics::Metrics,
+    /// Access tokens whose signature has been verified, so each costs one asymmetric check.
+    pub token_cache: crate::oauth::token_cache::TokenCache<crate::oauth::tokens::TokenIdentity>,
     request_ids: RequestIds,
 }
 
@@ -85,6 +87,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
+        .merge(crate::oauth::routes())
         .with_state(state)
 }
 
@@ -161,6 +164,8 @@ pub enum StartError {
     GeoIp(String),
     #[error("loading configuration from the store: {0}")]
     Snapshot(#[from] SnapshotError),
+    #[error("OAuth signing keys: {0}")]
+    Signing(#[from] crate::oauth::signing::SigningError),
     #[error("listening on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -202,6 +207,9 @@ pub async fn start_with(
         Some(path) => Some(Arc::new(GeoDb::open(path).map_err(StartError::GeoIp)?)),
         None => None,
     };
+    let alg = crate::oauth::jwt::Algorithm::parse(&config.oauth.signing_alg)
+        .unwrap_or(crate::oauth::jwt::Algorithm::EdDSA);
+    crate::oauth::signing::ensure_key(&store, &keyring, alg).await?;
     let snapshot = Arc::new(
         SnapshotHandle::load_with_geo(
             store.clone(),
@@ -245,6 +253,9 @@ pub async fn start_with(
         snapshot: snapshot.clone(),
         audit,
         metrics: crate::metrics::Metrics::default(),
+        token_cache: crate::oauth::token_cache::TokenCache::new(
+            crate::oauth::token_cache::DEFAULT_CAPACITY,
+        ),
         request_ids: RequestIds {
             prefix,
             next: AtomicU64::new(0),
@@ -270,6 +281,13 @@ pub async fn start_with(
         background.push(tokio::spawn(
             async move { sweep_sessions(state, stop).await },
         ));
+    }
+    {
+        let state = state.clone();
+        let stop = stop_background.clone();
+        background.push(tokio::spawn(async move {
+            rotate_signing_keys(state, alg, stop).await
+        }));
     }
     if let Some(geo) = geo {
         let stop = stop_background.clone();
@@ -316,6 +334,47 @@ async fn sweep_sessions(state: AppState, stop: CancellationToken) {
         let removed = state.sessions.sweep(crate::now_ms().saturating_sub(idle));
         if removed > 0 {
             tracing::debug!(removed, "idle sessions forgotten");
+        }
+    }
+}
+
+/// Automatic signing-key rotation and clean-up of what has expired (retired keys, revoked
+/// token ids). Hourly: rotation intervals are days, and the publish lead is an hour or more.
+async fn rotate_signing_keys(
+    state: AppState,
+    alg: crate::oauth::jwt::Algorithm,
+    stop: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(3_600));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = stop.cancelled() => break,
+        }
+        let oauth = &state.config.oauth;
+        let keep = oauth.access_token_ttl + oauth.clock_skew;
+        match crate::oauth::signing::rotate_if_due(
+            &state.store,
+            &state.keyring,
+            alg,
+            oauth.key_rotation_interval,
+            oauth.key_publish_lead,
+            keep,
+        )
+        .await
+        {
+            Ok(true) => {
+                tracing::info!("signing keys rotated");
+                if let Err(err) = state.snapshot.reload().await {
+                    tracing::error!(error = %err, "snapshot reload after key rotation failed");
+                }
+            }
+            Ok(false) => {}
+            Err(err) => tracing::error!(error = %err, "signing-key rotation failed"),
+        }
+        if let Err(err) = state.store.purge_revoked_tokens(crate::now_ms()).await {
+            tracing::warn!(error = %err, "purging expired revocations failed");
         }
     }
 }

@@ -28,7 +28,55 @@ pub struct Config {
     pub snapshot: SnapshotConfig,
     pub policy: PolicyConfig,
     pub metrics: MetricsConfig,
+    pub oauth: OAuthConfig,
     pub log: LogConfig,
+}
+
+/// The built-in OAuth 2.1 authorization server (docs/oauth.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OAuthConfig {
+    /// Lifetime of access tokens (JWTs validated without a database round trip, so revocation
+    /// relies on the revocation list until they expire).
+    #[serde(with = "serde_human")]
+    pub access_token_ttl: Duration,
+    #[serde(with = "serde_human")]
+    pub refresh_token_ttl: Duration,
+    /// A consumed refresh token presented again within this time, while its successor is still
+    /// unused, is a retry (the client lost the answer); later it is theft, and the whole family
+    /// is revoked.
+    #[serde(with = "serde_human")]
+    pub refresh_reuse_grace: Duration,
+    /// Lifetime of authorization codes; at most 60 s.
+    #[serde(with = "serde_human")]
+    pub authorization_code_ttl: Duration,
+    /// Algorithm of new signing keys: `EdDSA` (Ed25519), `ES256` or `RS256`.
+    pub signing_alg: String,
+    /// Signing keys are replaced this often (`0s` turns automatic rotation off).
+    #[serde(with = "serde_human")]
+    pub key_rotation_interval: Duration,
+    /// A new key is published in the JWKS this long before it starts signing, so verifiers
+    /// that cache the JWKS know it before they see it.
+    #[serde(with = "serde_human")]
+    pub key_publish_lead: Duration,
+    /// Allowed clock difference when checking `exp`, `nbf` and `iat`; at most 60 s.
+    #[serde(with = "serde_human")]
+    pub clock_skew: Duration,
+}
+
+impl Default for OAuthConfig {
+    fn default() -> Self {
+        Self {
+            access_token_ttl: Duration::from_secs(600),
+            refresh_token_ttl: Duration::from_secs(30 * 86_400),
+            refresh_reuse_grace: Duration::from_secs(10),
+            authorization_code_ttl: Duration::from_secs(60),
+            signing_alg: "EdDSA".into(),
+            key_rotation_interval: Duration::from_secs(30 * 86_400),
+            key_publish_lead: Duration::from_secs(3_600),
+            clock_skew: Duration::from_secs(60),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -132,6 +180,7 @@ impl Default for Config {
             snapshot: SnapshotConfig::default(),
             policy: PolicyConfig::default(),
             metrics: MetricsConfig::default(),
+            oauth: OAuthConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -192,6 +241,7 @@ const ENV_KEYS: &[&str] = &[
     "snapshot",
     "policy",
     "metrics",
+    "oauth",
     "log",
 ];
 
@@ -250,6 +300,30 @@ impl Config {
         if url.query().is_some() || self.public_url.contains('#') {
             return Err(ConfigError::Invalid(
                 "public_url must not have a query or fragment".into(),
+            ));
+        }
+        let oauth = &self.oauth;
+        if !matches!(oauth.signing_alg.as_str(), "EdDSA" | "ES256" | "RS256") {
+            return Err(ConfigError::Invalid(format!(
+                "oauth.signing_alg {:?} must be EdDSA, ES256 or RS256",
+                oauth.signing_alg
+            )));
+        }
+        if oauth.access_token_ttl.is_zero() || oauth.refresh_token_ttl.is_zero() {
+            return Err(ConfigError::Invalid(
+                "oauth.access_token_ttl and oauth.refresh_token_ttl must be positive".into(),
+            ));
+        }
+        if oauth.authorization_code_ttl.is_zero()
+            || oauth.authorization_code_ttl > Duration::from_secs(60)
+        {
+            return Err(ConfigError::Invalid(
+                "oauth.authorization_code_ttl must be between 1s and 60s".into(),
+            ));
+        }
+        if oauth.clock_skew > Duration::from_secs(60) {
+            return Err(ConfigError::Invalid(
+                "oauth.clock_skew must be at most 60s".into(),
             ));
         }
         if self.gateway.max_body_bytes == 0 {

@@ -17,6 +17,7 @@ pub mod grants;
 pub mod guardrails;
 pub mod identity;
 pub mod metrics;
+pub mod oauth;
 pub mod pinning;
 pub mod policy;
 pub mod secrets;

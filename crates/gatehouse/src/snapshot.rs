@@ -9,7 +9,7 @@ use arc_swap::ArcSwap;
 use http::{HeaderName, HeaderValue, Uri};
 use parking_lot::Mutex;
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{
         Arc,
         atomic::{AtomicI64, Ordering},
@@ -22,6 +22,7 @@ use crate::{
     grants::{Grant, ToolPattern},
     guardrails::{self, GUARDRAIL_KIND, Guardrail},
     identity::api_keys::{KeyEntry, KeyTable},
+    oauth::{clients::ClientDirectory, signing::SigningKeys},
     policy::{self, CompiledPolicy, PolicyRuntime, geo::GeoDb},
     secrets::Keyring,
     store::{DynStore, Generation, ServerHeartbeat, StoreContents, StoreError},
@@ -41,6 +42,9 @@ pub struct ServerEntry {
     pub allow_unknown_methods: bool,
     /// `{public}/.well-known/oauth-protected-resource/{server}/mcp`, named in every 401.
     pub resource_metadata_url: String,
+    /// `{public}/{server}/mcp`: the server's OAuth resource identifier (RFC 8707), the `aud`
+    /// its access tokens must carry.
+    pub resource: String,
 }
 
 #[derive(Debug, Default)]
@@ -55,6 +59,17 @@ pub struct Snapshot {
     /// Enabled clients only: a disabled client's keys and connections are simply absent.
     pub clients: HashMap<String, ClientEntry>,
     pub keys: KeyTable,
+    pub oauth: OAuthView,
+}
+
+/// What the authorization server and the token check read.
+#[derive(Debug, Default)]
+pub struct OAuthView {
+    /// Enabled clients registered for OAuth, with their live secrets.
+    pub clients: ClientDirectory,
+    pub signing: SigningKeys,
+    /// `jti`s of revoked access tokens not yet expired.
+    pub revoked: HashSet<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +80,8 @@ pub enum SnapshotError {
     Server { server: String, reason: String },
     #[error("policy {policy:?}: {reason}")]
     Policy { policy: String, reason: String },
+    #[error(transparent)]
+    Signing(#[from] crate::oauth::signing::SigningError),
 }
 
 impl Snapshot {
@@ -159,6 +176,7 @@ impl Snapshot {
                     "{public_base}/.well-known/oauth-protected-resource/{}/mcp",
                     server.name
                 ),
+                resource: format!("{public_base}/{}/mcp", server.name),
             };
             snapshot.servers.insert(server.name, Arc::new(entry));
         }
@@ -167,6 +185,22 @@ impl Snapshot {
                 .clients
                 .insert(client.name.clone(), ClientEntry::default());
         }
+        snapshot.oauth = OAuthView {
+            clients: ClientDirectory::build(
+                contents
+                    .clients
+                    .iter()
+                    .filter(|c| c.disabled_at.is_none())
+                    .filter_map(|c| Some((c.name.as_str(), c.oauth.as_ref()?))),
+                &contents.client_secrets,
+            ),
+            signing: SigningKeys::build(&contents.signing_keys, keyring)?,
+            revoked: contents
+                .revoked_tokens
+                .iter()
+                .map(|t| t.jti.clone())
+                .collect(),
+        };
         for connection in contents.connections {
             let Some(client) = snapshot.clients.get_mut(&connection.client) else {
                 continue;
@@ -230,6 +264,12 @@ impl Snapshot {
 
     pub fn grant(&self, client: &str, server: &str) -> Option<&Arc<Grant>> {
         self.clients.get(client)?.connections.get(server)
+    }
+
+    /// The server whose resource identifier is `resource` (exactly, as RFC 8707 compares).
+    pub fn server_by_resource(&self, resource: &str) -> Option<&Arc<ServerEntry>> {
+        let name = resource.strip_suffix("/mcp")?.rsplit('/').next()?;
+        self.servers.get(name).filter(|s| s.resource == resource)
     }
 }
 

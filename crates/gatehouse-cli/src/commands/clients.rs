@@ -25,12 +25,38 @@ pub enum ClientsCommand {
     Enable {
         name: String,
     },
+    /// Let the client use the OAuth authorization server (prints its first secret once).
+    Oauth(super::oauth::RegisterArgs),
+    /// Issue a new client secret; the previous ones keep working for `--overlap`.
+    RotateSecret {
+        name: String,
+        #[arg(long, value_parser = gatehouse::duration::parse, default_value = "1h")]
+        overlap: std::time::Duration,
+    },
+    /// The client's secrets (ids and validity, never the secrets).
+    Secrets {
+        name: String,
+    },
+    /// Revoke one client secret by id, effective on the next request.
+    RevokeSecret {
+        id: String,
+    },
 }
 
 impl ClientsCommand {
     pub async fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         let single = !matches!(self, ClientsCommand::List);
         let (clients, verb) = match self {
+            ClientsCommand::Oauth(args) => return super::oauth::register(ctx, args).await,
+            ClientsCommand::RotateSecret { name, overlap } => {
+                return super::oauth::rotate_secret(ctx, &name, overlap).await;
+            }
+            ClientsCommand::Secrets { name } => {
+                return super::oauth::list_secrets(ctx, &name).await;
+            }
+            ClientsCommand::RevokeSecret { id } => {
+                return super::oauth::revoke_secret(ctx, &id).await;
+            }
             ClientsCommand::Create { name, description } => {
                 let generation = admin::create_client(&*ctx.store, &name, &description).await?;
                 ctx.applied(generation).await?;

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod clients;
 pub mod connections;
 pub mod keys;
+pub mod oauth;
 pub mod policy;
 pub mod serve;
 pub mod servers;

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+pub mod oauth;
+
 use crate::{
     grants::{PatternError, parse_pattern_list},
     identity::api_keys,
@@ -131,6 +133,7 @@ pub async fn create_client(
         description: description.to_owned(),
         disabled_at: None,
         created_at: crate::now_ms(),
+        oauth: None,
     };
     Ok(store.insert_client(&record).await?)
 }
@@ -154,7 +157,7 @@ pub struct CreatedKey {
     pub generation: Generation,
 }
 
-fn expiry(now: i64, within: Option<Duration>) -> Option<i64> {
+pub(crate) fn expiry(now: i64, within: Option<Duration>) -> Option<i64> {
     within.map(|d| now.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
 }
 

@@ -11,6 +11,7 @@ use crate::{
     error::{GatewayError, SUPPORTED_PROTOCOL_VERSIONS},
     gateway::jsonrpc::{Envelope, Kind, Message},
     grants::{Grant, ToolPattern},
+    oauth::scope::{ScopeItem, ServerScope},
 };
 
 pub const STATELESS_ERA: &str = "2026-07-28";
@@ -58,13 +59,26 @@ pub struct Verdict {
     pub lists_tools: bool,
 }
 
+/// `scope` is an access token's scope on this server (with the server's name): checked after
+/// the grant, so a refusal says whether the connection or only the token falls short.
 pub fn authorize(
     envelope: &Envelope,
     grant: &Grant,
     narrowing: Option<&[ToolPattern]>,
+    scope: Option<(&str, &ServerScope)>,
     allow_undefined_methods: bool,
     stateless_era: bool,
 ) -> Result<Verdict, GatewayError> {
+    if let Some((server, scope)) = scope
+        && !scope.any
+    {
+        return Err(GatewayError::InsufficientScope {
+            scope: format!("mcp:{server}"),
+        });
+    }
+    let needs_read = |server: &str, scope: &ServerScope| GatewayError::InsufficientScope {
+        scope: scope.step_up(server, ScopeItem::Read(server.to_owned())),
+    };
     let mut verdict = Verdict { lists_tools: false };
     for message in &envelope.messages {
         if message.kind == Kind::Response {
@@ -80,6 +94,19 @@ pub fn authorize(
                 if !grant.allows_tool(name, narrowing) {
                     return Err(GatewayError::ToolNotGranted {
                         tool: name.to_owned(),
+                    });
+                }
+                if let Some((server, scope)) = scope
+                    && !scope.allows_tool(name)
+                {
+                    return Err(GatewayError::InsufficientScope {
+                        scope: scope.step_up(
+                            server,
+                            ScopeItem::Tool {
+                                server: server.to_owned(),
+                                tool: name.to_owned(),
+                            },
+                        ),
                     });
                 }
             }
@@ -102,6 +129,17 @@ pub fn authorize(
                     stateless_era,
                 });
             }
+        }
+        // After the grant, so a refusal names the real obstacle: the connection, or only the
+        // token's scope (which the client can step up).
+        if let Some((server, scope)) = scope
+            && matches!(
+                need(method),
+                Need::Resources | Need::Prompts | Need::Completion
+            )
+            && !scope.allows_read()
+        {
+            return Err(needs_read(server, scope));
         }
     }
     Ok(verdict)
@@ -229,9 +267,70 @@ mod tests {
             &parse(body.as_bytes()).unwrap(),
             &grant(),
             None,
+            None,
             false,
             false,
         )
+    }
+
+    fn check_scoped(body: &str, scope: &str) -> Result<Verdict, GatewayError> {
+        let scope = crate::oauth::scope::Scope::parse(scope)
+            .unwrap()
+            .for_server("s");
+        authorize(
+            &parse(body.as_bytes()).unwrap(),
+            &grant(),
+            None,
+            Some(("s", &scope)),
+            false,
+            false,
+        )
+    }
+
+    #[test]
+    fn a_token_scope_narrows_within_the_grant() {
+        let call = |tool: &str| {
+            format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{tool}"}}}}"#
+            )
+        };
+        let read = r#"{"jsonrpc":"2.0","id":1,"method":"resources/list"}"#;
+        let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+        assert!(check_scoped(&call("echo"), "mcp:s").is_ok());
+        assert!(check_scoped(&call("echo"), "mcp:s:tool:echo").is_ok());
+        assert!(check_scoped(list, "mcp:s:tool:echo").is_ok());
+        // The challenge keeps what the token had, for clients that replace their scope.
+        assert_eq!(
+            check_scoped(&call("add"), "mcp:s:tool:echo").err(),
+            Some(GatewayError::InsufficientScope {
+                scope: "mcp:s:tool:add mcp:s:tool:echo".into()
+            })
+        );
+        // The grant decides first: a tool the connection lacks is not a scope problem.
+        assert!(matches!(
+            check_scoped(&call("rm"), "mcp:s:tool:echo"),
+            Err(GatewayError::ToolNotGranted { .. })
+        ));
+        assert_eq!(
+            check_scoped(read, "mcp:s:tool:echo").err(),
+            Some(GatewayError::InsufficientScope {
+                scope: "mcp:s:read mcp:s:tool:echo".into()
+            })
+        );
+        assert!(check_scoped(read, "mcp:s:read").is_ok());
+        assert!(matches!(
+            check_scoped(
+                r#"{"jsonrpc":"2.0","id":1,"method":"prompts/list"}"#,
+                "mcp:s:read"
+            ),
+            Err(GatewayError::FamilyNotGranted { .. })
+        ));
+        assert_eq!(
+            check_scoped(list, "mcp:other").err(),
+            Some(GatewayError::InsufficientScope {
+                scope: "mcp:s".into()
+            })
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod authorize;
+mod bearer;
 mod inspect;
 pub mod jsonrpc;
 mod proxy;

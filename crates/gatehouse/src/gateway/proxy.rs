@@ -48,6 +48,7 @@ struct Record {
     http_method: String,
     client: Option<String>,
     credential_id: Option<String>,
+    user: Option<String>,
     rpc_id: Option<Value>,
     rpc_method: Option<String>,
     tool: Option<String>,
@@ -64,7 +65,7 @@ impl Record {
             request_id: self.request_id.clone(),
             client: self.client.clone(),
             credential_id: self.credential_id.clone(),
-            user: None,
+            user: self.user.clone(),
             ip: Some(self.ip.clone()),
             country: None,
             server: Some(server.name.to_string()),
@@ -107,6 +108,7 @@ pub async fn handle(
         http_method: request.method().as_str().to_owned(),
         client: None,
         credential_id: None,
+        user: None,
         rpc_id: None,
         rpc_method: None,
         tool: None,
@@ -176,7 +178,7 @@ pub async fn handle(
         request_id: record.request_id,
         client: record.client,
         credential_id: record.credential_id,
-        user: None,
+        user: record.user,
         ip: Some(record.ip),
         country,
         server: Some(record.server),
@@ -251,6 +253,15 @@ fn identify(
             Err(GatewayError::MissingCredential)
         };
     };
+    if crate::oauth::tokens::looks_like_jwt(token) {
+        let principal = super::bearer::identify(state, snapshot, token, server)?;
+        record.client = principal.client.as_deref().map(str::to_owned);
+        record.user = principal.user.as_deref().map(str::to_owned);
+        if let Credential::AccessToken { jti } = &principal.credential {
+            record.credential_id = Some(jti.to_string());
+        }
+        return Ok(principal);
+    }
     let now = crate::now_ms();
     let (key_id, entry) = snapshot
         .keys
@@ -271,6 +282,8 @@ fn identify(
             key_id: Arc::from(key_id),
         },
         narrowing: entry.narrowing.clone(),
+        scope: None,
+        user: None,
     })
 }
 
@@ -333,6 +346,10 @@ impl Call<'_> {
             &envelope,
             &self.grant,
             self.principal.narrowing.as_deref(),
+            self.principal
+                .scope
+                .as_deref()
+                .map(|scope| (&*self.server.name, scope)),
             self.server.allow_unknown_methods,
             stateless,
         )?;
@@ -436,7 +453,7 @@ impl Call<'_> {
         let facts = Facts {
             client: self.principal.client.as_deref(),
             key_id: self.principal.key_id(),
-            user: None,
+            user: self.principal.user.as_deref(),
             ip: self.client_ip,
             server: &self.server.name,
             tool,

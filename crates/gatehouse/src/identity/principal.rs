@@ -2,12 +2,16 @@
 
 use std::sync::Arc;
 
-use crate::grants::ToolPattern;
+use crate::{grants::ToolPattern, oauth::scope::ServerScope};
 
 #[derive(Debug, Clone)]
 pub enum Credential {
     ApiKey {
         key_id: Arc<str>,
+    },
+    /// An access token issued by Gatehouse's authorization server.
+    AccessToken {
+        jti: Arc<str>,
     },
     /// A server that allows anonymous callers was reached without a credential.
     Anonymous,
@@ -20,6 +24,10 @@ pub struct Principal {
     pub credential: Credential,
     /// Tools the credential is narrowed to, within the connection's grant.
     pub narrowing: Option<Arc<[ToolPattern]>>,
+    /// An access token's scope on the server it is presented to.
+    pub scope: Option<Arc<ServerScope>>,
+    /// The user a token acts for (its `sub`, when that is not the client itself).
+    pub user: Option<Arc<str>>,
 }
 
 impl Principal {
@@ -28,6 +36,8 @@ impl Principal {
             client: None,
             credential: Credential::Anonymous,
             narrowing: None,
+            scope: None,
+            user: None,
         }
     }
 
@@ -39,7 +49,7 @@ impl Principal {
     pub fn key_id(&self) -> Option<&str> {
         match &self.credential {
             Credential::ApiKey { key_id } => Some(key_id),
-            Credential::Anonymous => None,
+            Credential::AccessToken { .. } | Credential::Anonymous => None,
         }
     }
 }

@@ -190,7 +190,12 @@ impl Per {
     pub fn subject(self, facts: &Facts<'_>) -> String {
         match self {
             Per::Client => format!("client:{}", facts.client.unwrap_or("anonymous")),
-            Per::Key => format!("key:{}", facts.key_id.unwrap_or("anonymous")),
+            // Access tokens are minted freely, so a per-token counter could be escaped by
+            // minting another: they count against their client.
+            Per::Key => match facts.key_id {
+                Some(key) => format!("key:{key}"),
+                None => format!("client:{}", facts.client.unwrap_or("anonymous")),
+            },
             Per::User => format!(
                 "user:{}",
                 facts.user.or(facts.client).unwrap_or("anonymous")

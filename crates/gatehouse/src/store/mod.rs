@@ -5,6 +5,7 @@
 //! Every method that changes what the gateway's snapshot is built from returns the store's new
 //! *generation*; a running server polls the generation and rebuilds when it moves.
 
+pub mod oauth;
 mod sqlite;
 
 pub use sqlite::SqliteStore;
@@ -14,6 +15,10 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 use crate::audit::event::{AuditFilter, AuditRow};
+pub use oauth::{
+    ClientSecretRecord, OAuthClientMetadata, OAuthStore, RefreshOutcome, RefreshTokenRecord,
+    RevokedToken, SigningKeyRecord,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -64,6 +69,9 @@ pub struct ClientRecord {
     pub description: String,
     pub disabled_at: Option<i64>,
     pub created_at: i64,
+    /// Set when the client may use the OAuth authorization server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<OAuthClientMetadata>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,6 +157,11 @@ pub struct StoreContents {
     pub connections: Vec<ConnectionRecord>,
     pub policies: Vec<PolicyRecord>,
     pub tool_pins: Vec<ToolPin>,
+    /// Live (not revoked) client secrets; expired ones are filtered by the snapshot.
+    pub client_secrets: Vec<ClientSecretRecord>,
+    pub signing_keys: Vec<SigningKeyRecord>,
+    /// Revoked access tokens not yet expired.
+    pub revoked_tokens: Vec<RevokedToken>,
 }
 
 /// What a running server last reported.
@@ -159,7 +172,7 @@ pub struct ServerHeartbeat {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: OAuthStore {
     async fn insert_server(&self, server: &ServerRecord) -> StoreResult<Generation>;
     async fn list_servers(&self) -> StoreResult<Vec<ServerRecord>>;
     async fn get_server(&self, name: &str) -> StoreResult<ServerRecord>;

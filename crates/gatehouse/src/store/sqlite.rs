@@ -10,6 +10,7 @@ use std::{str::FromStr, time::Duration};
 
 use super::*;
 
+mod oauth;
 mod rows;
 use crate::audit::event::Decision;
 use rows::*;
@@ -43,6 +44,11 @@ fn migrator() -> Migrator {
             3,
             "tool_pins",
             include_str!("../../../../migrations/sqlite/0003_tool_pins.sql"),
+        ),
+        migration(
+            4,
+            "oauth",
+            include_str!("../../../../migrations/sqlite/0004_oauth.sql"),
         ),
     ])
 }
@@ -199,12 +205,21 @@ impl Store for SqliteStore {
             });
         }
         sqlx::query(
-            "INSERT INTO clients (name, description, disabled_at, created_at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO clients (name, description, disabled_at, created_at, oauth) \
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(&client.name)
         .bind(&client.description)
         .bind(client.disabled_at)
         .bind(client.created_at)
+        .bind(
+            client
+                .oauth
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        )
         .execute(&mut *tx)
         .await?;
         let generation = bump(&mut tx).await?;
@@ -662,6 +677,17 @@ impl Store for SqliteStore {
         let policies = sqlx::query("SELECT * FROM policies ORDER BY id")
             .fetch_all(&mut *tx)
             .await?;
+        let secrets = sqlx::query("SELECT * FROM client_secrets WHERE revoked_at IS NULL")
+            .fetch_all(&mut *tx)
+            .await?;
+        let signing_keys = sqlx::query("SELECT * FROM signing_keys ORDER BY active_at, kid")
+            .fetch_all(&mut *tx)
+            .await?;
+        let revoked =
+            sqlx::query("SELECT jti, expires_at FROM revoked_tokens WHERE expires_at > $1")
+                .bind(crate::now_ms())
+                .fetch_all(&mut *tx)
+                .await?;
         tx.commit().await?;
         let tool_pins = self.list_tool_pins().await?;
         Ok(StoreContents {
@@ -684,6 +710,18 @@ impl Store for SqliteStore {
                 .map(policy_from)
                 .collect::<StoreResult<_>>()?,
             tool_pins,
+            client_secrets: secrets
+                .iter()
+                .map(oauth::secret_from)
+                .collect::<StoreResult<_>>()?,
+            signing_keys: signing_keys
+                .iter()
+                .map(oauth::signing_key_from)
+                .collect::<StoreResult<_>>()?,
+            revoked_tokens: revoked
+                .iter()
+                .map(oauth::revoked_from)
+                .collect::<StoreResult<_>>()?,
         })
     }
 

@@ -29,6 +29,7 @@ pub(super) fn client_from(row: &SqliteRow) -> StoreResult<ClientRecord> {
         description: row.try_get("description")?,
         disabled_at: row.try_get("disabled_at")?,
         created_at: row.try_get("created_at")?,
+        oauth: super::oauth::client_oauth(row.try_get("oauth")?)?,
     })
 }
 

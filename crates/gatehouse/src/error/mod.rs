@@ -12,6 +12,9 @@ use axum::{
 };
 use serde_json::{Value, json};
 
+mod oauth;
+pub use oauth::OAuthError;
+
 /// JSON-RPC error codes. The -32700…-32600 block is JSON-RPC's own; -32020/-32022 are the
 /// MCP 2026-07-28 transport's; -32011…-32016 are Gatehouse's (documented in docs/errors.md).
 pub mod codes {
@@ -59,6 +62,10 @@ pub enum GatewayError {
         method: String,
         family: &'static str,
     },
+    /// The connection allows the operation but the access token's scope does not: the client
+    /// can step up by asking for `scope`.
+    #[error("the access token's scope does not cover this; it needs {scope:?}")]
+    InsufficientScope { scope: String },
     #[error("method {method:?} is not supported")]
     MethodNotFound { method: String, stateless_era: bool },
     #[error("parse error: {0}")]
@@ -157,6 +164,7 @@ impl GatewayError {
             GatewayError::NoConnection => "no_connection",
             GatewayError::ToolNotGranted { .. } => "tool_not_granted",
             GatewayError::FamilyNotGranted { .. } => "method_not_granted",
+            GatewayError::InsufficientScope { .. } => "insufficient_scope",
             GatewayError::MethodNotFound { .. } => "unknown_method",
             GatewayError::ParseError(_) => "parse_error",
             GatewayError::InvalidRequest(_) => "invalid_request",
@@ -233,8 +241,17 @@ impl GatewayError {
             }
             E::FamilyNotGranted { method, family } => {
                 data["method"] = json!(method);
+                data["family"] = json!(family);
                 www_authenticate = Some(format!(
-                    "Bearer error=\"insufficient_scope\", scope=\"mcp:{server}:{family}\", resource_metadata=\"{rm}\""
+                    "Bearer error=\"insufficient_scope\", scope=\"mcp:{server}:read\", resource_metadata=\"{rm}\""
+                ));
+                (StatusCode::FORBIDDEN, codes::FORBIDDEN)
+            }
+            E::InsufficientScope { scope } => {
+                data["scope"] = json!(scope);
+                // Scopes are built by Gatehouse from validated names, so they are header-safe.
+                www_authenticate = Some(format!(
+                    "Bearer error=\"insufficient_scope\", scope=\"{scope}\", resource_metadata=\"{rm}\""
                 ));
                 (StatusCode::FORBIDDEN, codes::FORBIDDEN)
             }

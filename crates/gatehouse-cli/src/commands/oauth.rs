@@ -1,0 +1,198 @@
+//! OAuth commands: registering clients for the authorization server, their secrets, and the
+//! access-token signing keys.
+
+use clap::Subcommand;
+use gatehouse::{admin::oauth as admin, duration};
+use std::{process::ExitCode, time::Duration};
+
+use super::{Ctx, print, say};
+use crate::output::{Format, Table, print_json, time};
+
+/// Registers an existing client for OAuth (and prints its first secret once).
+#[derive(clap::Args)]
+pub struct RegisterArgs {
+    pub name: String,
+    /// Grant type the client may use (repeatable): client_credentials, authorization_code,
+    /// refresh_token. Default: client_credentials.
+    #[arg(long = "grant")]
+    pub grants: Vec<String>,
+    /// client_secret_basic (default), client_secret_post, or none (a public client).
+    #[arg(long)]
+    pub auth_method: Option<String>,
+    /// Exact redirect URI for authorization_code (repeatable).
+    #[arg(long = "redirect-uri")]
+    pub redirect_uris: Vec<String>,
+    /// A native app: loopback redirect URIs match on any port (RFC 8252).
+    #[arg(long)]
+    pub native: bool,
+}
+
+pub async fn register(ctx: &Ctx, args: RegisterArgs) -> anyhow::Result<ExitCode> {
+    let registered = admin::register_client(
+        &ctx.store,
+        &ctx.keyring,
+        &args.name,
+        admin::OAuthRegistration {
+            grant_types: args.grants,
+            auth_method: args.auth_method,
+            redirect_uris: args.redirect_uris,
+            native: args.native,
+        },
+    )
+    .await?;
+    ctx.applied(registered.generation).await?;
+    if ctx.format == Format::Json {
+        print_json(&registered)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    say(
+        ctx.format,
+        &format!(
+            "client {} registered for OAuth: grants {}, authentication {}",
+            registered.client_id,
+            registered.metadata.grant_types.join(", "),
+            registered.metadata.token_endpoint_auth_method
+        ),
+    );
+    if let Some(secret) = &registered.client_secret {
+        say(
+            ctx.format,
+            &format!("client_secret (shown once, store it now): {secret}"),
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn rotate_secret(ctx: &Ctx, name: &str, overlap: Duration) -> anyhow::Result<ExitCode> {
+    let (secret, record, generation) =
+        admin::rotate_client_secret(&ctx.store, &ctx.keyring, name, overlap).await?;
+    ctx.applied(generation).await?;
+    if ctx.format == Format::Json {
+        print_json(&serde_json::json!({
+            "client_id": name,
+            "secret_id": record.id,
+            "client_secret": secret,
+            "previous_secrets_valid_for_secs": overlap.as_secs(),
+        }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    say(
+        ctx.format,
+        &format!(
+            "new secret {} for {name}; the previous secrets stay valid for {}s",
+            record.id,
+            overlap.as_secs()
+        ),
+    );
+    say(
+        ctx.format,
+        &format!("client_secret (shown once, store it now): {secret}"),
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn list_secrets(ctx: &Ctx, name: &str) -> anyhow::Result<ExitCode> {
+    let secrets = ctx.store.list_client_secrets(name).await?;
+    if ctx.format == Format::Json {
+        print_json(&secrets)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = Table::new(&["ID", "CREATED", "EXPIRES", "REVOKED"]);
+    for s in &secrets {
+        table.row(vec![
+            s.id.clone(),
+            time(Some(s.created_at)),
+            time(s.expires_at),
+            time(s.revoked_at),
+        ]);
+    }
+    print(&table.render());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn revoke_secret(ctx: &Ctx, id: &str) -> anyhow::Result<ExitCode> {
+    let generation = ctx
+        .store
+        .revoke_client_secret(id, gatehouse::now_ms())
+        .await?;
+    ctx.applied(generation).await?;
+    say(ctx.format, &format!("client secret {id} revoked"));
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Subcommand)]
+pub enum SigningKeysCommand {
+    /// Published access-token signing keys and which one signs.
+    List,
+    /// Create a new signing key. By default it is published now and signs after the
+    /// configured `oauth.key_publish_lead`; `--now` makes it sign at once.
+    Rotate {
+        /// EdDSA, ES256 or RS256 (default: `oauth.signing_alg`).
+        #[arg(long)]
+        alg: Option<String>,
+        #[arg(long)]
+        now: bool,
+        /// Publish this long before it signs (overrides the configuration).
+        #[arg(long, value_parser = duration::parse, conflicts_with = "now")]
+        lead: Option<Duration>,
+    },
+}
+
+impl SigningKeysCommand {
+    pub async fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
+        match self {
+            SigningKeysCommand::List => {
+                let keys = ctx.store.list_signing_keys().await?;
+                if ctx.format == Format::Json {
+                    print_json(&keys)?;
+                    return Ok(ExitCode::SUCCESS);
+                }
+                let now = gatehouse::now_ms();
+                let mut table = Table::new(&["KID", "ALG", "STATUS", "SIGNS FROM", "RETIRED"]);
+                for k in &keys {
+                    let status = if k.retired_at.is_some_and(|at| at <= now) {
+                        "retired (published)"
+                    } else if k.active_at > now {
+                        "next (published)"
+                    } else {
+                        "signing"
+                    };
+                    table.row(vec![
+                        k.kid.clone(),
+                        k.alg.clone(),
+                        status.into(),
+                        time(Some(k.active_at)),
+                        time(k.retired_at),
+                    ]);
+                }
+                print(&table.render());
+                Ok(ExitCode::SUCCESS)
+            }
+            SigningKeysCommand::Rotate { alg, now, lead } => {
+                let alg = alg.unwrap_or_else(|| ctx.config.oauth.signing_alg.clone());
+                let lead = if now {
+                    None
+                } else {
+                    Some(lead.unwrap_or(ctx.config.oauth.key_publish_lead))
+                };
+                let (record, generation) =
+                    admin::rotate_signing_key(&ctx.store, &ctx.keyring, &alg, lead).await?;
+                ctx.applied(generation).await?;
+                if ctx.format == Format::Json {
+                    print_json(&record)?;
+                } else {
+                    say(
+                        ctx.format,
+                        &format!(
+                            "signing key {} ({}) published; signs from {}",
+                            record.kid,
+                            record.alg,
+                            time(Some(record.active_at))
+                        ),
+                    );
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    }
+}

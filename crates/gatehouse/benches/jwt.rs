@@ -1,0 +1,143 @@
+//! Cost of checking an OAuth access token (a JWT) on the request path.
+//!
+//! `cargo bench -p gatehouse --bench jwt`
+//!
+//! - `signature_only`: ring's check of one signature over the token's signing input, nothing
+//!   else, for EdDSA (Ed25519), ES256 (P-256) and RS256 (RSA-2048).
+//! - `verify_first_sight`: the full `jwt::verify_at` (split, base64url, strict header JSON,
+//!   header policy, kid lookup, signature, claims): what a token costs the first time a
+//!   process sees it.
+//! - `verify_cached`: `TokenCache::verify_at` for a token already among 9 000 cached ones:
+//!   SHA-256 of the token, one map lookup under a read lock, and the expectations checked
+//!   again on the cached claims (`typ`, `iss`, `aud`, lifetime).
+//! - `floor_sha256`: the SHA-256 of the token alone, the part of a cache hit that grows
+//!   with the token.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use divan::{Bencher, black_box};
+use gatehouse::oauth::{
+    jwt::{self, ACCESS_TOKEN_TYP, Algorithm, Expectations},
+    keys::{SigningKey, VerificationKey, VerifierSet},
+    token_cache::TokenCache,
+};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::sync::LazyLock;
+
+fn main() {
+    divan::main();
+}
+
+const NOW: i64 = 1_750_000_000;
+const ISS: &str = "https://gatehouse.example";
+const AUD: &str = "https://gatehouse.example/servers/github/mcp";
+const ALGS: [&str; 3] = ["EdDSA", "ES256", "RS256"];
+const CACHED: usize = 9_000;
+
+fn expect() -> Expectations {
+    Expectations::access_token(ISS, AUD)
+}
+
+/// A realistic RFC 9068 access token's claims.
+fn claims(jti: usize) -> serde_json::Value {
+    json!({
+        "iss": ISS,
+        "sub": "user:3f6c2a9e-8d41-4b7a-9c0e-5a1d2b3c4d5e",
+        "aud": AUD,
+        "client_id": "mcp-client-7f3a9c",
+        "scope": "mcp:tools mcp:resources mcp:prompts",
+        "jti": format!("at-{jti:016x}"),
+        "iat": NOW - 60,
+        "exp": NOW + 3_600,
+    })
+}
+
+struct Fixture {
+    key: VerificationKey,
+    set: VerifierSet,
+    token: String,
+    signing_input: String,
+    signature: Vec<u8>,
+}
+
+fn build(alg: Algorithm) -> Fixture {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
+    let signing = SigningKey::generate(alg).unwrap();
+    let mut set = VerifierSet::new();
+    set.insert(signing.verification_key());
+    let token = jwt::encode(&signing, Some(ACCESS_TOKEN_TYP), &claims(0)).unwrap();
+    let (signing_input, signature) = token.rsplit_once('.').unwrap();
+    let fixture = Fixture {
+        key: signing.verification_key(),
+        set,
+        signing_input: signing_input.to_owned(),
+        signature: B64.decode(signature).unwrap(),
+        token,
+    };
+    assert!(jwt::verify_at(&fixture.token, &fixture.set, &expect(), NOW).is_ok());
+    fixture
+}
+
+static FIXTURES: LazyLock<Vec<(&'static str, Fixture)>> = LazyLock::new(|| {
+    ALGS.iter()
+        .map(|name| (*name, build(Algorithm::parse(name).unwrap())))
+        .collect()
+});
+
+fn fixture(alg: &str) -> &'static Fixture {
+    &FIXTURES.iter().find(|(name, _)| *name == alg).unwrap().1
+}
+
+#[divan::bench(args = ALGS)]
+fn signature_only(bencher: Bencher<'_, '_>, alg: &str) {
+    let f = fixture(alg);
+    let input = f.signing_input.as_bytes();
+    assert!(f.key.verify(input, &f.signature));
+    bencher.bench(|| black_box(&f.key).verify(black_box(input), black_box(&f.signature)));
+}
+
+#[divan::bench(args = ALGS)]
+fn verify_first_sight(bencher: Bencher<'_, '_>, alg: &str) {
+    let f = fixture(alg);
+    let expect = expect();
+    bencher.bench(|| jwt::verify_at(black_box(&f.token), black_box(&f.set), &expect, NOW).is_ok());
+}
+
+/// The cache holds `CACHED` tokens (all EdDSA; a hit never touches the signature).
+static CACHE: LazyLock<(TokenCache, String)> = LazyLock::new(|| {
+    let signing = SigningKey::generate(Algorithm::EdDSA).unwrap();
+    let mut set = VerifierSet::new();
+    set.insert(signing.verification_key());
+    let cache = TokenCache::default();
+    let mut probe = String::new();
+    for i in 0..CACHED {
+        let token = jwt::encode(&signing, Some(ACCESS_TOKEN_TYP), &claims(i)).unwrap();
+        cache.verify_at(&token, &set, &expect(), NOW).unwrap();
+        if i == CACHED / 2 {
+            probe = token;
+        }
+    }
+    assert_eq!(cache.len(), CACHED);
+    (cache, probe)
+});
+
+#[divan::bench]
+fn verify_cached(bencher: Bencher<'_, '_>) {
+    let (cache, token) = &*CACHE;
+    // An empty key set: only a cache hit can succeed.
+    let no_keys = VerifierSet::new();
+    let expect = expect();
+    assert!(cache.verify_at(token, &no_keys, &expect, NOW).is_ok());
+    bencher.bench(|| {
+        cache
+            .verify_at(black_box(token), black_box(&no_keys), &expect, NOW)
+            .is_ok()
+    });
+}
+
+#[divan::bench]
+fn floor_sha256(bencher: Bencher<'_, '_>) {
+    let token = &CACHE.1;
+    bencher.bench(|| Sha256::digest(black_box(token.as_bytes())));
+}

@@ -1,0 +1,183 @@
+//! Operator actions for the authorization server: registering clients for OAuth, their
+//! secrets, and signing keys.
+
+use std::time::Duration;
+
+use super::{AdminError, AdminResult, expiry};
+use crate::{
+    oauth::{clients, jwt::Algorithm, signing},
+    secrets::Keyring,
+    store::{ClientSecretRecord, DynStore, Generation, OAuthClientMetadata},
+};
+
+pub const GRANT_TYPES: [&str; 3] = ["client_credentials", "authorization_code", "refresh_token"];
+pub const AUTH_METHODS: [&str; 3] = ["client_secret_basic", "client_secret_post", "none"];
+
+#[derive(Debug, Clone, Default)]
+pub struct OAuthRegistration {
+    pub grant_types: Vec<String>,
+    /// Default `client_secret_basic`.
+    pub auth_method: Option<String>,
+    pub redirect_uris: Vec<String>,
+    /// A native app (RFC 8252): loopback redirect URIs may use any port.
+    pub native: bool,
+}
+
+/// What registering returned: the first secret of a confidential client, shown once.
+#[derive(Debug, serde::Serialize)]
+pub struct Registered {
+    pub client_id: String,
+    pub metadata: OAuthClientMetadata,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_id: Option<String>,
+    #[serde(skip)]
+    pub generation: Generation,
+}
+
+/// Checks a redirect URI as registration must (OAuth 2.1 §2.3.1, RFC 8252 §7): absolute,
+/// no fragment, https — or http only on a loopback host, for native apps; or a private-use
+/// scheme (`com.example.app:/cb`) for native apps.
+pub fn validate_redirect_uri(uri: &str, native: bool) -> AdminResult<()> {
+    let bad = |why: &str| AdminError::Invalid(format!("redirect URI {uri:?}: {why}"));
+    let parsed: http::Uri = uri.parse().map_err(|_| bad("not a URI"))?;
+    if uri.contains('#') {
+        return Err(bad("must not have a fragment"));
+    }
+    match parsed.scheme_str() {
+        Some("https") if parsed.host().is_some() => Ok(()),
+        Some("http") => {
+            let host = parsed.host().unwrap_or("");
+            if matches!(host, "127.0.0.1" | "[::1]" | "localhost") {
+                Ok(())
+            } else {
+                Err(bad("http is only allowed on a loopback host"))
+            }
+        }
+        Some(scheme) if native && scheme.contains('.') => Ok(()),
+        _ => Err(bad(
+            "use https, http on a loopback host, or (native apps) a reverse-domain scheme",
+        )),
+    }
+}
+
+pub async fn register_client(
+    store: &DynStore,
+    keyring: &Keyring,
+    client: &str,
+    registration: OAuthRegistration,
+) -> AdminResult<Registered> {
+    store.get_client(client).await?;
+    let mut grant_types = registration.grant_types;
+    if grant_types.is_empty() {
+        grant_types.push("client_credentials".into());
+    }
+    for grant in &grant_types {
+        if !GRANT_TYPES.contains(&grant.as_str()) {
+            return Err(AdminError::Invalid(format!(
+                "grant type {grant:?} must be one of {}",
+                GRANT_TYPES.join(", ")
+            )));
+        }
+    }
+    let auth_method = registration
+        .auth_method
+        .unwrap_or_else(|| "client_secret_basic".into());
+    if !AUTH_METHODS.contains(&auth_method.as_str()) {
+        return Err(AdminError::Invalid(format!(
+            "auth method {auth_method:?} must be one of {}",
+            AUTH_METHODS.join(", ")
+        )));
+    }
+    if auth_method == "none" && grant_types.iter().any(|g| g == "client_credentials") {
+        return Err(AdminError::Invalid(
+            "a public client (auth method none) cannot use client_credentials".into(),
+        ));
+    }
+    let wants_code = grant_types.iter().any(|g| g == "authorization_code");
+    if wants_code && registration.redirect_uris.is_empty() {
+        return Err(AdminError::Invalid(
+            "authorization_code needs at least one --redirect-uri".into(),
+        ));
+    }
+    for uri in &registration.redirect_uris {
+        validate_redirect_uri(uri, registration.native)?;
+    }
+    let metadata = OAuthClientMetadata {
+        token_endpoint_auth_method: auth_method.clone(),
+        grant_types,
+        redirect_uris: registration.redirect_uris,
+        application_type: Some(if registration.native { "native" } else { "web" }.into()),
+        jwks: None,
+        client_name: None,
+        origin: "cli".into(),
+    };
+    let mut generation = store.set_client_oauth(client, Some(&metadata)).await?;
+    let mut client_secret = None;
+    let mut secret_id = None;
+    if auth_method != "none" {
+        let live =
+            store.list_client_secrets(client).await?.iter().any(|s| {
+                s.revoked_at.is_none() && s.expires_at.is_none_or(|at| at > crate::now_ms())
+            });
+        if !live {
+            let (secret, record) = clients::mint_secret(keyring, client, None)?;
+            generation = store.insert_client_secret(&record).await?;
+            client_secret = Some(secret);
+            secret_id = Some(record.id);
+        }
+    }
+    Ok(Registered {
+        client_id: client.to_owned(),
+        metadata,
+        client_secret,
+        secret_id,
+        generation,
+    })
+}
+
+/// A new secret; the client's other secrets keep working for `overlap`, then stop.
+pub async fn rotate_client_secret(
+    store: &DynStore,
+    keyring: &Keyring,
+    client: &str,
+    overlap: Duration,
+) -> AdminResult<(String, ClientSecretRecord, Generation)> {
+    let record = store.get_client(client).await?;
+    match &record.oauth {
+        Some(m) if m.token_endpoint_auth_method != "none" => {}
+        _ => {
+            return Err(AdminError::Invalid(format!(
+                "client {client:?} is not a confidential OAuth client: register it with `clients oauth` first"
+            )));
+        }
+    }
+    let (secret, new) = clients::mint_secret(keyring, client, None)?;
+    let others_until = expiry(crate::now_ms(), Some(overlap)).unwrap_or(i64::MAX);
+    let generation = store.rotate_client_secret(&new, others_until).await?;
+    Ok((secret, new, generation))
+}
+
+/// Creates a signing key. `now` makes it sign at once (the previous keys stop signing but
+/// stay published so their tokens verify until they expire); otherwise it is published now
+/// and signs after `lead`.
+pub async fn rotate_signing_key(
+    store: &DynStore,
+    keyring: &Keyring,
+    alg: &str,
+    lead: Option<Duration>,
+) -> AdminResult<(crate::store::SigningKeyRecord, Generation)> {
+    let alg = Algorithm::parse(alg)
+        .filter(|a| matches!(a, Algorithm::EdDSA | Algorithm::ES256 | Algorithm::RS256))
+        .ok_or_else(|| {
+            AdminError::Invalid(format!("algorithm {alg:?}: use EdDSA, ES256 or RS256"))
+        })?;
+    let now = crate::now_ms();
+    let active_at = expiry(now, lead).unwrap_or(now);
+    let record = signing::create_key(store, keyring, alg, now, active_at)
+        .await
+        .map_err(|e| AdminError::Invalid(e.to_string()))?;
+    let generation = store.generation().await?;
+    Ok((record, generation))
+}

@@ -1,0 +1,131 @@
+//! Refusals of the OAuth endpoints (token, revocation, introspection, registration), as RFC
+//! 6749 §5.2 error bodies. Like [`super::GatewayError`], one exhaustive match decides status,
+//! error code and headers, and descriptions never carry secret material.
+
+use axum::{
+    body::Body,
+    http::{HeaderValue, StatusCode, header},
+    response::Response,
+};
+use serde_json::json;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OAuthError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// Client authentication failed. `basic` is whether the client tried HTTP Basic, which
+    /// RFC 6749 §5.2 answers with a `WWW-Authenticate: Basic` challenge.
+    #[error("client authentication failed")]
+    InvalidClient { basic: bool },
+    #[error("{0}")]
+    InvalidGrant(String),
+    #[error("{0}")]
+    UnauthorizedClient(String),
+    #[error("grant type {0:?} is not supported")]
+    UnsupportedGrantType(String),
+    #[error("{0}")]
+    InvalidScope(String),
+    /// RFC 8707: the `resource` is not one this server protects or the client may reach.
+    #[error("{0}")]
+    InvalidTarget(String),
+    #[error("token type hint {0:?} is not supported")]
+    UnsupportedTokenType(String),
+    #[error("{0}")]
+    InvalidClientMetadata(String),
+    #[error("{0}")]
+    InvalidRedirectUri(String),
+    #[error("{0}")]
+    AccessDenied(String),
+    #[error("request body larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("Content-Type must be application/x-www-form-urlencoded")]
+    UnsupportedMediaType,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// Registration is off or needs an initial access token.
+    #[error("{0}")]
+    RegistrationForbidden(String),
+    #[error("the authorization server failed; try again")]
+    ServerError,
+    #[error("the authorization server is busy; try again")]
+    TemporarilyUnavailable,
+}
+
+impl OAuthError {
+    /// The RFC error code (also the audit reason).
+    pub fn code(&self) -> &'static str {
+        match self {
+            OAuthError::InvalidRequest(_)
+            | OAuthError::PayloadTooLarge { .. }
+            | OAuthError::UnsupportedMediaType
+            | OAuthError::MethodNotAllowed => "invalid_request",
+            OAuthError::InvalidClient { .. } => "invalid_client",
+            OAuthError::InvalidGrant(_) => "invalid_grant",
+            OAuthError::UnauthorizedClient(_) => "unauthorized_client",
+            OAuthError::UnsupportedGrantType(_) => "unsupported_grant_type",
+            OAuthError::InvalidScope(_) => "invalid_scope",
+            OAuthError::InvalidTarget(_) => "invalid_target",
+            OAuthError::UnsupportedTokenType(_) => "unsupported_token_type",
+            OAuthError::InvalidClientMetadata(_) => "invalid_client_metadata",
+            OAuthError::InvalidRedirectUri(_) => "invalid_redirect_uri",
+            OAuthError::AccessDenied(_) | OAuthError::RegistrationForbidden(_) => "access_denied",
+            OAuthError::ServerError => "server_error",
+            OAuthError::TemporarilyUnavailable => "temporarily_unavailable",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            OAuthError::InvalidClient { .. } => StatusCode::UNAUTHORIZED,
+            OAuthError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            OAuthError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            OAuthError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            OAuthError::RegistrationForbidden(_) => StatusCode::FORBIDDEN,
+            OAuthError::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+            OAuthError::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            OAuthError::InvalidRequest(_)
+            | OAuthError::InvalidGrant(_)
+            | OAuthError::UnauthorizedClient(_)
+            | OAuthError::UnsupportedGrantType(_)
+            | OAuthError::InvalidScope(_)
+            | OAuthError::InvalidTarget(_)
+            | OAuthError::UnsupportedTokenType(_)
+            | OAuthError::InvalidClientMetadata(_)
+            | OAuthError::InvalidRedirectUri(_)
+            | OAuthError::AccessDenied(_) => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    pub fn into_response(self) -> Response {
+        let status = self.status();
+        let body = json!({ "error": self.code(), "error_description": self.to_string() });
+        let mut response = Response::new(Body::from(body.to_string()));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        match self {
+            OAuthError::InvalidClient { basic: true } => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"gatehouse\""),
+                );
+            }
+            OAuthError::MethodNotAllowed => {
+                headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+impl axum::response::IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        OAuthError::into_response(self)
+    }
+}

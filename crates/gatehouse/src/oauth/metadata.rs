@@ -1,0 +1,98 @@
+//! Discovery documents: RFC 8414 authorization-server metadata (also served as OpenID-style
+//! `openid-configuration`, which some MCP clients try first), RFC 9728 protected-resource
+//! metadata per server, and the JWKS.
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    response::{IntoResponse, Response},
+};
+use http::{HeaderValue, StatusCode, header};
+use serde_json::{Value, json};
+
+use crate::AppState;
+
+/// Signing algorithms Gatehouse verifies in client assertions and issues tokens with.
+pub const SIGNING_ALGS: [&str; 3] = ["EdDSA", "ES256", "RS256"];
+
+pub fn authorization_server(base: &str, servers: &[&str]) -> Value {
+    let mut scopes: Vec<String> = servers
+        .iter()
+        .flat_map(|s| [format!("mcp:{s}"), format!("mcp:{s}:read")])
+        .collect();
+    scopes.sort();
+    json!({
+        "issuer": base,
+        "token_endpoint": format!("{base}/oauth/token"),
+        "jwks_uri": format!("{base}/oauth/jwks.json"),
+        "revocation_endpoint": format!("{base}/oauth/revoke"),
+        "introspection_endpoint": format!("{base}/oauth/introspect"),
+        "grant_types_supported": ["client_credentials"],
+        "response_types_supported": ["code"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported":
+            ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint_auth_methods_supported":
+            ["client_secret_basic", "client_secret_post"],
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": true,
+        "client_id_metadata_document_supported": false,
+        "scopes_supported": scopes,
+    })
+}
+
+fn cacheable(mut response: Response) -> Response {
+    // Discovery changes rarely; a short cache saves clients a round trip without making a
+    // configuration change wait long.
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    response
+        .headers_mut()
+        .insert("access-control-allow-origin", HeaderValue::from_static("*"));
+    response
+}
+
+pub async fn authorization_server_metadata(State(state): State<AppState>) -> Response {
+    let snapshot = state.snapshot.current();
+    let servers: Vec<&str> = snapshot.servers.keys().map(String::as_str).collect();
+    cacheable(Json(authorization_server(state.config.public_base(), &servers)).into_response())
+}
+
+pub async fn protected_resource_metadata(
+    State(state): State<AppState>,
+    Path(server): Path<String>,
+) -> Response {
+    let snapshot = state.snapshot.current();
+    let Some(entry) = snapshot.servers.get(&server) else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": "not_found", "error_description": "unknown server" })),
+        )
+            .into_response();
+    };
+    let body = json!({
+        "resource": entry.resource,
+        "authorization_servers": [state.config.public_base()],
+        "scopes_supported": [format!("mcp:{server}"), format!("mcp:{server}:read")],
+        "bearer_methods_supported": ["header"],
+        "resource_name": server,
+    });
+    cacheable(Json(body).into_response())
+}
+
+pub async fn jwks(State(state): State<AppState>) -> Response {
+    let snapshot = state.snapshot.current();
+    let mut response = snapshot.oauth.signing.jwks.to_string().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/jwk-set+json"),
+    );
+    // Short, because a rotation publishes the next key only `key_publish_lead` ahead.
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    response
+}

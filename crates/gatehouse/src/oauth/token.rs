@@ -1,0 +1,189 @@
+//! The token endpoint (RFC 6749 §3.2): client authentication, then one grant type.
+//!
+//! Nothing here waits on the database for `client_credentials`: clients, secrets, connections
+//! and signing keys come from the snapshot, so the endpoint scales like the gateway does.
+
+use axum::{
+    extract::{ConnectInfo, Request, State},
+    response::Response,
+};
+use http::Method;
+use serde_json::json;
+use std::{collections::BTreeSet, net::SocketAddr, time::Instant};
+
+use crate::{
+    AppState,
+    error::OAuthError,
+    oauth::{
+        OAuthAudit,
+        clients::OAuthClient,
+        form::Form,
+        scope::{Scope, ScopeItem},
+        tokens::{self, MintRequest},
+    },
+    snapshot::Snapshot,
+};
+
+pub async fn token(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    let started = Instant::now();
+    let mut audit = OAuthAudit::new(&state, peer, request.headers(), "oauth/token");
+    let (parts, body) = request.into_parts();
+    let result = async {
+        if parts.method != Method::POST {
+            return Err(OAuthError::MethodNotAllowed);
+        }
+        let form = Form::read(&parts.headers, body, &["resource"]).await?;
+        let snapshot = state.snapshot.current();
+        let now = crate::now_ms();
+        let client =
+            snapshot
+                .oauth
+                .clients
+                .authenticate(&state.keyring, &parts.headers, &form, now)?;
+        audit.client = Some(client.name.to_string());
+        let grant_type = form.require("grant_type")?;
+        match grant_type {
+            "client_credentials" => {
+                audit.method = "oauth/token:client_credentials";
+                client_credentials(&state, &snapshot, &client, &form, now, &mut audit)
+            }
+            other => Err(OAuthError::UnsupportedGrantType(
+                other.chars().take(64).collect(),
+            )),
+        }
+    }
+    .await;
+    audit.respond(&state, started, result.map(Some))
+}
+
+fn client_credentials(
+    state: &AppState,
+    snapshot: &Snapshot,
+    client: &OAuthClient,
+    form: &Form,
+    now: i64,
+    audit: &mut OAuthAudit,
+) -> Result<serde_json::Value, OAuthError> {
+    if client.is_public() || !client.allows_grant("client_credentials") {
+        return Err(OAuthError::UnauthorizedClient(
+            "this client may not use the client_credentials grant".into(),
+        ));
+    }
+    let (audiences, scope) = audience_and_scope(
+        snapshot,
+        &client.name,
+        form.all("resource").collect(),
+        form.get("scope"),
+    )?;
+    // OAuth 2.1 §4.2: no refresh token for client credentials, so `offline_access` means
+    // nothing here.
+    let scope = Scope::from_items(
+        scope
+            .items()
+            .filter(|i| **i != ScopeItem::OfflineAccess)
+            .cloned(),
+    );
+    let ttl = i64::try_from(state.config.oauth.access_token_ttl.as_secs()).unwrap_or(600);
+    let minted = tokens::mint(
+        &snapshot.oauth.signing,
+        &MintRequest {
+            issuer: state.config.public_base(),
+            subject: &client.name,
+            client_id: &client.name,
+            audiences: &audiences,
+            scope: &scope,
+            ttl_secs: ttl,
+            now_ms: now,
+        },
+    )?;
+    audit.credential_id = Some(minted.jti.clone());
+    Ok(json!({
+        "access_token": minted.token,
+        "token_type": "Bearer",
+        "expires_in": minted.expires_in,
+        "scope": scope.to_string(),
+    }))
+}
+
+/// The audiences and scope of a new token, within `client`'s connections.
+///
+/// - `resource` parameters (RFC 8707) must each be a server's MCP URL that the client has a
+///   connection to (`invalid_target` otherwise).
+/// - A requested `scope` must name only those servers (or, without `resource`, servers the
+///   client is connected to), and only tools the connection grants (`invalid_scope`).
+/// - Without `scope`, the token gets `mcp:{server}` for each audience; without either, for
+///   every server the client is connected to.
+pub fn audience_and_scope(
+    snapshot: &Snapshot,
+    client: &str,
+    resources: Vec<&str>,
+    requested: Option<&str>,
+) -> Result<(Vec<String>, Scope), OAuthError> {
+    let mut servers: BTreeSet<String> = BTreeSet::new();
+    for resource in &resources {
+        let server = snapshot.server_by_resource(resource).ok_or_else(|| {
+            OAuthError::InvalidTarget(format!(
+                "resource {:?} is not an MCP server behind this authorization server",
+                resource.chars().take(200).collect::<String>()
+            ))
+        })?;
+        if snapshot.grant(client, &server.name).is_none() {
+            return Err(OAuthError::InvalidTarget(format!(
+                "this client has no connection to {}",
+                server.resource
+            )));
+        }
+        servers.insert(server.name.to_string());
+    }
+    let scope = match requested {
+        Some(text) => {
+            let scope = Scope::parse(text).map_err(|e| OAuthError::InvalidScope(e.to_string()))?;
+            for item in scope.items() {
+                let Some(server) = item.server() else {
+                    continue;
+                };
+                let beyond = || OAuthError::InvalidScope(format!("scope {item} is not granted"));
+                if !resources.is_empty() && !servers.contains(server) {
+                    return Err(OAuthError::InvalidScope(format!(
+                        "scope {item} names a server outside the requested resource"
+                    )));
+                }
+                let grant = snapshot.grant(client, server).ok_or_else(beyond)?;
+                if let ScopeItem::Tool { tool, .. } = item
+                    && !grant.allows_tool(tool, None)
+                {
+                    return Err(beyond());
+                }
+            }
+            if resources.is_empty() {
+                servers = scope.servers().into_iter().map(str::to_owned).collect();
+            }
+            scope
+        }
+        None => {
+            if resources.is_empty() {
+                servers = snapshot
+                    .clients
+                    .get(client)
+                    .map(|c| c.connections.keys().cloned().collect())
+                    .unwrap_or_default();
+            }
+            Scope::from_items(servers.iter().cloned().map(ScopeItem::Server))
+        }
+    };
+    if servers.is_empty() {
+        return Err(OAuthError::InvalidScope(
+            "the token would name no server: request a resource or an mcp:{server} scope".into(),
+        ));
+    }
+    let audiences = servers
+        .iter()
+        .filter_map(|name| snapshot.servers.get(name))
+        .map(|s| s.resource.clone())
+        .collect();
+    Ok((audiences, scope))
+}

@@ -1,0 +1,199 @@
+//! Access tokens: RFC 9068 JWTs minted by the token endpoint and checked by the gateway.
+//!
+//! The gateway checks a token's signature once per process: the verified identity is cached
+//! by a hash of the token until its `exp`. Every request still checks, from the cached entry,
+//! the audience (this server's resource URL), expiry, the revocation list and that the client
+//! still exists; those are hash lookups.
+
+use serde::Serialize;
+use std::sync::Arc;
+
+use crate::{
+    error::{CredentialProblem, GatewayError, OAuthError},
+    oauth::{
+        jwt::{self, Expectations, JwtError},
+        scope::Scope,
+        signing::SigningKeys,
+    },
+    secrets,
+};
+
+/// The claims Gatehouse signs (RFC 9068 §2.2).
+#[derive(Debug, Serialize)]
+struct AccessClaims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    /// A string when there is one audience (what most verifiers expect), else an array.
+    aud: Audience<'a>,
+    client_id: &'a str,
+    scope: String,
+    iat: i64,
+    nbf: i64,
+    exp: i64,
+    jti: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum Audience<'a> {
+    One(&'a str),
+    Many(&'a [String]),
+}
+
+/// What the token endpoint hands out.
+#[derive(Debug)]
+pub struct MintedToken {
+    pub token: String,
+    pub jti: String,
+    pub expires_in: i64,
+}
+
+pub struct MintRequest<'a> {
+    pub issuer: &'a str,
+    pub subject: &'a str,
+    pub client_id: &'a str,
+    pub audiences: &'a [String],
+    pub scope: &'a Scope,
+    pub ttl_secs: i64,
+    pub now_ms: i64,
+}
+
+pub fn mint(keys: &SigningKeys, req: &MintRequest<'_>) -> Result<MintedToken, OAuthError> {
+    let key = keys.signer(req.now_ms).ok_or_else(|| {
+        tracing::error!("no signing key is active: the token endpoint cannot issue tokens");
+        OAuthError::TemporarilyUnavailable
+    })?;
+    let jti = secrets::random_id(20).map_err(|_| OAuthError::ServerError)?;
+    let now = req.now_ms.div_euclid(1000);
+    let aud = match req.audiences {
+        [one] => Audience::One(one),
+        many => Audience::Many(many),
+    };
+    let claims = AccessClaims {
+        iss: req.issuer,
+        sub: req.subject,
+        aud,
+        client_id: req.client_id,
+        scope: req.scope.to_string(),
+        iat: now,
+        nbf: now,
+        exp: now + req.ttl_secs,
+        jti: &jti,
+    };
+    let token = jwt::encode(key, Some(jwt::ACCESS_TOKEN_TYP), &claims).map_err(|e| {
+        tracing::error!(error = %e, "access token signing failed");
+        OAuthError::ServerError
+    })?;
+    Ok(MintedToken {
+        token,
+        jti,
+        expires_in: req.ttl_secs,
+    })
+}
+
+/// A verified access token, as the gateway caches it.
+#[derive(Debug)]
+pub struct TokenIdentity {
+    pub client: Arc<str>,
+    /// The signed-in user, for tokens issued on a user's behalf.
+    pub subject: Arc<str>,
+    pub jti: Arc<str>,
+    /// The signing key: a token stops working when its key is withdrawn.
+    pub kid: String,
+    pub scope: Scope,
+    pub audiences: Vec<String>,
+    /// Unix seconds.
+    pub exp: i64,
+}
+
+impl TokenIdentity {
+    /// Whether the token was issued to act as a user rather than as the client itself.
+    pub fn user(&self) -> Option<&str> {
+        (*self.subject != *self.client).then_some(&*self.subject)
+    }
+}
+
+/// Whether a bearer credential is shaped like a JWT (and should take this path).
+pub fn looks_like_jwt(token: &str) -> bool {
+    token.starts_with("eyJ") && token.bytes().filter(|&b| b == b'.').count() == 2
+}
+
+/// Full verification (signature and claims) for `audience`.
+pub fn verify(
+    token: &str,
+    keys: &SigningKeys,
+    issuer: &str,
+    audience: &str,
+    leeway_secs: i64,
+    now_secs: i64,
+) -> Result<TokenIdentity, GatewayError> {
+    let expect = Expectations::access_token(issuer, audience).with_leeway(leeway_secs);
+    let claims = jwt::verify_at(token, &keys.verifiers, &expect, now_secs).map_err(|e| {
+        GatewayError::InvalidCredential(match e {
+            JwtError::Expired => CredentialProblem::Expired,
+            JwtError::TooLarge
+            | JwtError::SegmentCount
+            | JwtError::Base64
+            | JwtError::BadHeader
+            | JwtError::BadClaims => CredentialProblem::Malformed,
+            _ => CredentialProblem::NotRecognised,
+        })
+    })?;
+    let malformed = || GatewayError::InvalidCredential(CredentialProblem::Malformed);
+    let client = claims.client_id().ok_or_else(malformed)?;
+    let subject = claims.sub().ok_or_else(malformed)?;
+    let jti = claims.jti().ok_or_else(malformed)?;
+    let scope = Scope::parse(claims.scope().unwrap_or("")).map_err(|_| malformed())?;
+    let audiences = match claims.get("aud") {
+        Some(serde_json::Value::String(one)) => vec![one.clone()],
+        Some(serde_json::Value::Array(many)) => many
+            .iter()
+            .filter_map(|a| a.as_str().map(str::to_owned))
+            .collect(),
+        _ => return Err(malformed()),
+    };
+    Ok(TokenIdentity {
+        client: Arc::from(client),
+        subject: Arc::from(subject),
+        jti: Arc::from(jti),
+        kid: claims.kid().to_owned(),
+        scope,
+        audiences,
+        exp: claims.exp(),
+    })
+}
+
+/// Verifies a token Gatehouse issued, for whichever audience it names (revocation and
+/// introspection are not tied to one server).
+pub fn verify_any_audience(
+    token: &str,
+    keys: &SigningKeys,
+    issuer: &str,
+    leeway_secs: i64,
+    now_secs: i64,
+) -> Result<TokenIdentity, GatewayError> {
+    use base64::Engine;
+    let malformed = || GatewayError::InvalidCredential(CredentialProblem::Malformed);
+    let payload = token.split('.').nth(1).ok_or_else(malformed)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| malformed())?;
+    // Untrusted until the signature verifies below; only used to pick the audience to check.
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| malformed())?;
+    let audience = match claims.get("aud") {
+        Some(serde_json::Value::String(one)) => one.clone(),
+        Some(serde_json::Value::Array(many)) => many
+            .first()
+            .and_then(|a| a.as_str())
+            .ok_or_else(malformed)?
+            .to_owned(),
+        _ => return Err(malformed()),
+    };
+    verify(token, keys, issuer, &audience, leeway_secs, now_secs)
+}
+
+impl crate::oauth::token_cache::Expiring for TokenIdentity {
+    fn exp(&self) -> i64 {
+        self.exp
+    }
+}

@@ -1,0 +1,135 @@
+//! What the OAuth 2.1 authorization server keeps: client secrets and metadata, signing keys,
+//! revoked access tokens, refresh-token families and authorization codes.
+//!
+//! A separate trait (a supertrait of [`super::Store`]) so the backends keep these queries in
+//! their own files; callers still hold one `dyn Store`.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::{Generation, StoreResult};
+
+/// How a client uses the authorization server (RFC 7591 field names), stored as JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OAuthClientMetadata {
+    /// `client_secret_basic`, `client_secret_post`, `private_key_jwt` or `none`.
+    pub token_endpoint_auth_method: String,
+    pub grant_types: Vec<String>,
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    /// `web` or `native` (RFC 8252 loopback redirect rules apply to native clients).
+    #[serde(default)]
+    pub application_type: Option<String>,
+    /// The client's public keys, for `private_key_jwt`.
+    #[serde(default)]
+    pub jwks: Option<serde_json::Value>,
+    #[serde(default)]
+    pub client_name: Option<String>,
+    /// Where the registration came from: `cli`, `dcr` or `cimd`.
+    pub origin: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientSecretRecord {
+    pub id: String,
+    pub client: String,
+    #[serde(skip)]
+    pub secret_hash: Vec<u8>,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SigningKeyRecord {
+    pub kid: String,
+    pub alg: String,
+    #[serde(skip)]
+    pub private_sealed: Vec<u8>,
+    pub public_jwk: String,
+    pub created_at: i64,
+    pub active_at: i64,
+    pub retired_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedToken {
+    pub jti: String,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshTokenRecord {
+    pub id: String,
+    pub family: String,
+    pub token_hash: Vec<u8>,
+    pub client: String,
+    pub subject: Option<String>,
+    pub scope: String,
+    pub resource: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub consumed_at: Option<i64>,
+    pub replaced_by: Option<String>,
+    pub revoked_at: Option<i64>,
+}
+
+/// What presenting a refresh token did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// Consumed now and `next` stored as its successor. Also the answer to a retry within
+    /// the grace window while the previous successor is unused: that successor is revoked
+    /// and `next` replaces it (the client lost the first answer).
+    Rotated,
+    /// Unknown, expired or revoked.
+    Invalid,
+    /// Consumed earlier: the family is revoked now.
+    Reused,
+}
+
+#[async_trait]
+pub trait OAuthStore: Send + Sync + 'static {
+    /// Sets or clears a client's OAuth metadata.
+    async fn set_client_oauth(
+        &self,
+        client: &str,
+        metadata: Option<&OAuthClientMetadata>,
+    ) -> StoreResult<Generation>;
+
+    async fn insert_client_secret(&self, secret: &ClientSecretRecord) -> StoreResult<Generation>;
+    /// Inserts `new` and shortens every other live secret of the client to `others_expire_at`.
+    async fn rotate_client_secret(
+        &self,
+        new: &ClientSecretRecord,
+        others_expire_at: i64,
+    ) -> StoreResult<Generation>;
+    async fn list_client_secrets(&self, client: &str) -> StoreResult<Vec<ClientSecretRecord>>;
+    async fn revoke_client_secret(&self, id: &str, at: i64) -> StoreResult<Generation>;
+
+    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<Generation>;
+    async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
+    /// Stops every key that signs now from signing at `at`, except `keep`.
+    async fn retire_signing_keys(&self, keep: &str, at: i64) -> StoreResult<Generation>;
+    /// Removes keys retired before `before` (their tokens have all expired).
+    async fn purge_signing_keys(&self, retired_before: i64) -> StoreResult<u64>;
+
+    /// Records a revoked access token until its expiry.
+    async fn revoke_access_token(&self, token: &RevokedToken, at: i64) -> StoreResult<Generation>;
+    async fn purge_revoked_tokens(&self, now: i64) -> StoreResult<u64>;
+
+    async fn insert_refresh_token(&self, token: &RefreshTokenRecord) -> StoreResult<()>;
+    async fn find_refresh_token(
+        &self,
+        token_hash: &[u8],
+    ) -> StoreResult<Option<RefreshTokenRecord>>;
+    /// Atomically consumes `presented` and stores `next`; detects reuse (then revokes the
+    /// family) and retries within `grace_ms` of the first use.
+    async fn rotate_refresh_token(
+        &self,
+        presented: &[u8],
+        next: &RefreshTokenRecord,
+        now: i64,
+        grace_ms: i64,
+    ) -> StoreResult<RefreshOutcome>;
+    async fn revoke_refresh_family(&self, family: &str, at: i64) -> StoreResult<u64>;
+}

@@ -1,0 +1,368 @@
+//! [`OAuthStore`] on SQLite.
+
+use async_trait::async_trait;
+use sqlx::{Row, sqlite::SqliteRow};
+
+use super::{SqliteStore, bump, exists};
+use crate::store::{
+    Generation, StoreError, StoreResult,
+    oauth::{
+        ClientSecretRecord, OAuthClientMetadata, OAuthStore, RefreshOutcome, RefreshTokenRecord,
+        RevokedToken, SigningKeyRecord,
+    },
+};
+
+pub(super) fn secret_from(row: &SqliteRow) -> StoreResult<ClientSecretRecord> {
+    Ok(ClientSecretRecord {
+        id: row.try_get("id")?,
+        client: row.try_get("client")?,
+        secret_hash: row.try_get("secret_hash")?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+pub(super) fn signing_key_from(row: &SqliteRow) -> StoreResult<SigningKeyRecord> {
+    Ok(SigningKeyRecord {
+        kid: row.try_get("kid")?,
+        alg: row.try_get("alg")?,
+        private_sealed: row.try_get("private_sealed")?,
+        public_jwk: row.try_get("public_jwk")?,
+        created_at: row.try_get("created_at")?,
+        active_at: row.try_get("active_at")?,
+        retired_at: row.try_get("retired_at")?,
+    })
+}
+
+pub(super) fn revoked_from(row: &SqliteRow) -> StoreResult<RevokedToken> {
+    Ok(RevokedToken {
+        jti: row.try_get("jti")?,
+        expires_at: row.try_get("expires_at")?,
+    })
+}
+
+pub(super) fn client_oauth(text: Option<String>) -> StoreResult<Option<OAuthClientMetadata>> {
+    text.map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(e.to_string())))
+        .transpose()
+}
+
+fn refresh_from(row: &SqliteRow) -> StoreResult<RefreshTokenRecord> {
+    Ok(RefreshTokenRecord {
+        id: row.try_get("id")?,
+        family: row.try_get("family")?,
+        token_hash: row.try_get("token_hash")?,
+        client: row.try_get("client")?,
+        subject: row.try_get("subject")?,
+        scope: row.try_get("scope")?,
+        resource: row.try_get("resource")?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        consumed_at: row.try_get("consumed_at")?,
+        replaced_by: row.try_get("replaced_by")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+async fn insert_refresh(
+    conn: &mut sqlx::SqliteConnection,
+    t: &RefreshTokenRecord,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO refresh_tokens (id, family, token_hash, client, subject, scope, resource, \
+         created_at, expires_at, consumed_at, replaced_by, revoked_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, NULL, NULL)",
+    )
+    .bind(&t.id)
+    .bind(&t.family)
+    .bind(&t.token_hash)
+    .bind(&t.client)
+    .bind(&t.subject)
+    .bind(&t.scope)
+    .bind(&t.resource)
+    .bind(t.created_at)
+    .bind(t.expires_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl OAuthStore for SqliteStore {
+    async fn set_client_oauth(
+        &self,
+        client: &str,
+        metadata: Option<&OAuthClientMetadata>,
+    ) -> StoreResult<Generation> {
+        let json = metadata
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut tx = self.begin().await?;
+        let done = sqlx::query("UPDATE clients SET oauth = $2 WHERE name = $1")
+            .bind(client)
+            .bind(json)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::not_found("client", client));
+        }
+        let generation = bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(generation)
+    }
+
+    async fn insert_client_secret(&self, s: &ClientSecretRecord) -> StoreResult<Generation> {
+        let mut tx = self.begin().await?;
+        if !exists(&mut tx, "SELECT 1 FROM clients WHERE name = $1", &s.client).await? {
+            return Err(StoreError::not_found("client", &s.client));
+        }
+        insert_secret(&mut tx, s).await?;
+        let generation = bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(generation)
+    }
+
+    async fn rotate_client_secret(
+        &self,
+        new: &ClientSecretRecord,
+        others_expire_at: i64,
+    ) -> StoreResult<Generation> {
+        let mut tx = self.begin().await?;
+        if !exists(
+            &mut tx,
+            "SELECT 1 FROM clients WHERE name = $1",
+            &new.client,
+        )
+        .await?
+        {
+            return Err(StoreError::not_found("client", &new.client));
+        }
+        // Never lengthens a secret that already expires sooner.
+        sqlx::query(
+            "UPDATE client_secrets SET expires_at = MIN(COALESCE(expires_at, $2), $2) \
+             WHERE client = $1 AND revoked_at IS NULL",
+        )
+        .bind(&new.client)
+        .bind(others_expire_at)
+        .execute(&mut *tx)
+        .await?;
+        insert_secret(&mut tx, new).await?;
+        let generation = bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(generation)
+    }
+
+    async fn list_client_secrets(&self, client: &str) -> StoreResult<Vec<ClientSecretRecord>> {
+        let rows =
+            sqlx::query("SELECT * FROM client_secrets WHERE client = $1 ORDER BY created_at")
+                .bind(client)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(secret_from).collect()
+    }
+
+    async fn revoke_client_secret(&self, id: &str, at: i64) -> StoreResult<Generation> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE client_secrets SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+        )
+        .bind(id)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::not_found("client secret", id));
+        }
+        let generation = bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(generation)
+    }
+
+    async fn insert_signing_key(&self, k: &SigningKeyRecord) -> StoreResult<Generation> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, alg, private_sealed, public_jwk, created_at, \
+             active_at, retired_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&k.kid)
+        .bind(&k.alg)
+        .bind(&k.private_sealed)
+        .bind(&k.public_jwk)
+        .bind(k.created_at)
+        .bind(k.active_at)
+        .bind(k.retired_at)
+        .execute(&mut *tx)
+        .await?;
+        let generation = bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(generation)
+    }
+
+    async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
+        let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY active_at, kid")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(signing_key_from).collect()
+    }
+
+    async fn retire_signing_keys(&self, keep: &str, at: i64) -> StoreResult<Generation> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "UPDATE signing_keys SET retired_at = $2 WHERE kid <> $1 AND retired_at IS NULL",
+        )
+        .bind(keep)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        let generation = bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(generation)
+    }
+
+    async fn purge_signing_keys(&self, retired_before: i64) -> StoreResult<u64> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query("DELETE FROM signing_keys WHERE retired_at < $1")
+            .bind(retired_before)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() > 0 {
+            bump(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn revoke_access_token(&self, t: &RevokedToken, at: i64) -> StoreResult<Generation> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO revoked_tokens (jti, expires_at, revoked_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (jti) DO NOTHING",
+        )
+        .bind(&t.jti)
+        .bind(t.expires_at)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        let generation = bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(generation)
+    }
+
+    async fn purge_revoked_tokens(&self, now: i64) -> StoreResult<u64> {
+        // Expired tokens fail on `exp` anyway; forgetting them cannot re-enable anything, so
+        // the generation does not move.
+        let done = sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn insert_refresh_token(&self, t: &RefreshTokenRecord) -> StoreResult<()> {
+        let mut conn = self.pool.acquire().await?;
+        insert_refresh(&mut conn, t).await
+    }
+
+    async fn find_refresh_token(&self, hash: &[u8]) -> StoreResult<Option<RefreshTokenRecord>> {
+        let row = sqlx::query("SELECT * FROM refresh_tokens WHERE token_hash = $1")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(refresh_from).transpose()
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        presented: &[u8],
+        next: &RefreshTokenRecord,
+        now: i64,
+        grace_ms: i64,
+    ) -> StoreResult<RefreshOutcome> {
+        let mut tx = self.begin().await?;
+        let Some(row) = sqlx::query("SELECT * FROM refresh_tokens WHERE token_hash = $1")
+            .bind(presented)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(RefreshOutcome::Invalid);
+        };
+        let current = refresh_from(&row)?;
+        if current.revoked_at.is_some() || current.expires_at <= now {
+            return Ok(RefreshOutcome::Invalid);
+        }
+        if let Some(consumed) = current.consumed_at {
+            let successor_unused = match &current.replaced_by {
+                Some(id) => {
+                    let used: Option<Option<i64>> = sqlx::query_scalar(
+                        "SELECT consumed_at FROM refresh_tokens WHERE id = $1 AND revoked_at IS NULL",
+                    )
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    matches!(used, Some(None))
+                }
+                None => false,
+            };
+            if now - consumed > grace_ms || !successor_unused {
+                sqlx::query(
+                    "UPDATE refresh_tokens SET revoked_at = $2 \
+                     WHERE family = $1 AND revoked_at IS NULL",
+                )
+                .bind(&current.family)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                return Ok(RefreshOutcome::Reused);
+            }
+            // A retry: the answer carrying the successor was lost.
+            sqlx::query("UPDATE refresh_tokens SET revoked_at = $2 WHERE id = $1")
+                .bind(&current.replaced_by)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "UPDATE refresh_tokens SET consumed_at = COALESCE(consumed_at, $2), replaced_by = $3 \
+             WHERE id = $1",
+        )
+        .bind(&current.id)
+        .bind(now)
+        .bind(&next.id)
+        .execute(&mut *tx)
+        .await?;
+        insert_refresh(&mut tx, next).await?;
+        tx.commit().await?;
+        Ok(RefreshOutcome::Rotated)
+    }
+
+    async fn revoke_refresh_family(&self, family: &str, at: i64) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $2 WHERE family = $1 AND revoked_at IS NULL",
+        )
+        .bind(family)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+async fn insert_secret(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    s: &ClientSecretRecord,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO client_secrets (id, client, secret_hash, created_at, expires_at, revoked_at) \
+         VALUES ($1, $2, $3, $4, $5, NULL)",
+    )
+    .bind(&s.id)
+    .bind(&s.client)
+    .bind(&s.secret_hash)
+    .bind(s.created_at)
+    .bind(s.expires_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
