@@ -52,6 +52,13 @@ pub struct ClientEntry {
     pub connections: HashMap<String, Arc<Grant>>,
 }
 
+/// An enabled user: what their groups' connections grant, per server (merged).
+#[derive(Debug, Default)]
+pub struct UserEntry {
+    pub username: String,
+    pub connections: HashMap<String, Arc<Grant>>,
+}
+
 #[derive(Debug, Default)]
 pub struct Snapshot {
     pub generation: Generation,
@@ -60,6 +67,8 @@ pub struct Snapshot {
     pub clients: HashMap<String, ClientEntry>,
     pub keys: KeyTable,
     pub oauth: OAuthView,
+    /// Enabled users by id.
+    pub users: HashMap<String, UserEntry>,
 }
 
 /// What the authorization server and the token check read.
@@ -201,6 +210,12 @@ impl Snapshot {
                 .map(|t| t.jti.clone())
                 .collect(),
         };
+        snapshot.users = user_grants(
+            &contents.users,
+            &contents.group_connections,
+            &attached,
+            &content_rules,
+        )?;
         for connection in contents.connections {
             let Some(client) = snapshot.clients.get_mut(&connection.client) else {
                 continue;
@@ -266,11 +281,73 @@ impl Snapshot {
         self.clients.get(client)?.connections.get(server)
     }
 
+    /// What a user-delegated token may reach on `server`: the user's groups' grants.
+    pub fn user_grant(&self, user: &str, server: &str) -> Option<&Arc<Grant>> {
+        self.users.get(user)?.connections.get(server)
+    }
+
     /// The server whose resource identifier is `resource` (exactly, as RFC 8707 compares).
     pub fn server_by_resource(&self, resource: &str) -> Option<&Arc<ServerEntry>> {
         let name = resource.strip_suffix("/mcp")?.rsplit('/').next()?;
         self.servers.get(name).filter(|s| s.resource == resource)
     }
+}
+
+/// Each enabled user's grants: the union of their groups' connections per server (tool
+/// patterns concatenated, families or-ed). Policies and guardrails are those attached to the
+/// server and globally; client-specific ones apply to the agent's own credentials.
+type Attached<'a, T> = &'a dyn Fn(Option<&str>, &str) -> Arc<[Arc<T>]>;
+
+fn user_grants(
+    users_rows: &[crate::store::UserRecord],
+    group_connections: &[crate::store::GroupConnectionRecord],
+    attached: Attached<'_, CompiledPolicy>,
+    content_rules: Attached<'_, Guardrail>,
+) -> Result<HashMap<String, UserEntry>, SnapshotError> {
+    let mut by_group: HashMap<&str, Vec<&crate::store::GroupConnectionRecord>> = HashMap::new();
+    for connection in group_connections {
+        by_group
+            .entry(&connection.group)
+            .or_default()
+            .push(connection);
+    }
+    let mut users = HashMap::new();
+    for user in users_rows {
+        let mut merged: HashMap<String, Grant> = HashMap::new();
+        for connection in user
+            .groups
+            .iter()
+            .filter_map(|g| by_group.get(g.as_str()))
+            .flatten()
+        {
+            let grant = merged
+                .entry(connection.server.clone())
+                .or_insert_with(|| Grant {
+                    policies: attached(None, &connection.server),
+                    guardrails: content_rules(None, &connection.server),
+                    ..Grant::default()
+                });
+            for tool in &connection.tools {
+                let pattern = ToolPattern::parse(tool).map_err(|e| SnapshotError::Server {
+                    server: connection.server.clone(),
+                    reason: format!("connection of group {}: {e}", connection.group),
+                })?;
+                if !grant.tools.contains(&pattern) {
+                    grant.tools.push(pattern);
+                }
+            }
+            grant.resources |= connection.resources;
+            grant.prompts |= connection.prompts;
+        }
+        users.insert(
+            user.id.clone(),
+            UserEntry {
+                username: user.username.clone(),
+                connections: merged.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(),
+            },
+        );
+    }
+    Ok(users)
 }
 
 /// Associated data for a server's sealed upstream credential.

@@ -41,10 +41,20 @@ pub struct Registered {
 /// scheme (`com.example.app:/cb`) for native apps.
 pub fn validate_redirect_uri(uri: &str, native: bool) -> AdminResult<()> {
     let bad = |why: &str| AdminError::Invalid(format!("redirect URI {uri:?}: {why}"));
-    let parsed: http::Uri = uri.parse().map_err(|_| bad("not a URI"))?;
     if uri.contains('#') {
         return Err(bad("must not have a fragment"));
     }
+    if let Some((scheme, rest)) = uri.split_once(':')
+        && native
+        && scheme.contains('.')
+        && scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+        && !rest.is_empty()
+    {
+        return Ok(());
+    }
+    let parsed: http::Uri = uri.parse().map_err(|_| bad("not a URI"))?;
     match parsed.scheme_str() {
         Some("https") if parsed.host().is_some() => Ok(()),
         Some("http") => {
@@ -55,7 +65,6 @@ pub fn validate_redirect_uri(uri: &str, native: bool) -> AdminResult<()> {
                 Err(bad("http is only allowed on a loopback host"))
             }
         }
-        Some(scheme) if native && scheme.contains('.') => Ok(()),
         _ => Err(bad(
             "use https, http on a loopback host, or (native apps) a reverse-domain scheme",
         )),

@@ -98,7 +98,10 @@ impl OAuthError {
 
     pub fn into_response(self) -> Response {
         let status = self.status();
-        let body = json!({ "error": self.code(), "error_description": self.to_string() });
+        let body = json!({
+            "error": self.code(),
+            "error_description": description(&self.to_string()),
+        });
         let mut response = Response::new(Body::from(body.to_string()));
         *response.status_mut() = status;
         let headers = response.headers_mut();
@@ -124,8 +127,36 @@ impl OAuthError {
     }
 }
 
+/// RFC 6749 §5.2 allows only %x20-21 / %x23-5B / %x5D-7E in `error_description`; messages
+/// may quote client input, so anything else is replaced rather than echoed.
+fn description(message: &str) -> String {
+    message
+        .chars()
+        .take(300)
+        .map(|c| match c {
+            '"' => '\'',
+            '\\' => '/',
+            ' '..='~' => c,
+            _ => '?',
+        })
+        .collect()
+}
+
 impl axum::response::IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         OAuthError::into_response(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn descriptions_stay_in_the_rfc_alphabet() {
+        let out = super::description("grant type \"p\u{e4}ss\\\" x");
+        assert!(
+            out.chars()
+                .all(|c| matches!(c, ' '..='!' | '#'..='[' | ']'..='~')),
+            "{out}"
+        );
     }
 }

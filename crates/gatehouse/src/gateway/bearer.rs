@@ -46,6 +46,9 @@ pub fn identify(
         || snapshot.oauth.revoked.contains(&*identity.jti)
         || snapshot.oauth.signing.verifier(&identity.kid).is_none()
         || !snapshot.clients.contains_key(&*identity.client)
+        || identity
+            .user()
+            .is_some_and(|user| !snapshot.users.contains_key(user))
     {
         return Err(not_recognised);
     }

@@ -209,12 +209,16 @@ async fn proxy(
         .ok_or(GatewayError::UnknownServer)?;
     state.access.check(&parts.headers)?;
     let principal = identify(state, snapshot, &parts, server, record)?;
-    let grant = match principal.client.as_deref() {
-        Some(client) => snapshot
+    let grant = match (principal.user.as_deref(), principal.client.as_deref()) {
+        (Some(user), _) => snapshot
+            .user_grant(user, server_name)
+            .ok_or(GatewayError::NoConnection)?
+            .clone(),
+        (None, Some(client)) => snapshot
             .grant(client, server_name)
             .ok_or(GatewayError::NoConnection)?
             .clone(),
-        None => server
+        (None, None) => server
             .anonymous_grant
             .clone()
             .ok_or(GatewayError::MissingCredential)?,

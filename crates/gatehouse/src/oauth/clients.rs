@@ -122,12 +122,22 @@ impl ClientDirectory {
                 (id, Some(secret), "client_secret_basic", true)
             }
             (None, Some(secret)) => (
-                form.require("client_id")?.to_owned(),
+                form.get("client_id")
+                    .ok_or(OAuthError::InvalidClient { basic: false })?
+                    .to_owned(),
                 Some(secret.to_owned()),
                 "client_secret_post",
                 false,
             ),
-            (None, None) => (form.require("client_id")?.to_owned(), None, "none", false),
+            // RFC 6749 §5.2: no client authentication at all is `invalid_client`.
+            (None, None) => (
+                form.get("client_id")
+                    .ok_or(OAuthError::InvalidClient { basic: false })?
+                    .to_owned(),
+                None,
+                "none",
+                false,
+            ),
         };
         let fail = OAuthError::InvalidClient { basic: via_basic };
         let client = self.clients.get(&client_id);

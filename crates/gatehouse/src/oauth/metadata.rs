@@ -23,13 +23,16 @@ pub fn authorization_server(base: &str, servers: &[&str]) -> Value {
     scopes.sort();
     json!({
         "issuer": base,
+        "authorization_endpoint": format!("{base}/oauth/authorize"),
         "token_endpoint": format!("{base}/oauth/token"),
         "jwks_uri": format!("{base}/oauth/jwks.json"),
         "revocation_endpoint": format!("{base}/oauth/revoke"),
         "introspection_endpoint": format!("{base}/oauth/introspect"),
-        "grant_types_supported": ["client_credentials"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "response_modes_supported": ["query"],
         "response_types_supported": ["code"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported":
+            ["client_secret_basic", "client_secret_post", "none"],
         "revocation_endpoint_auth_methods_supported":
             ["client_secret_basic", "client_secret_post", "none"],
         "introspection_endpoint_auth_methods_supported":

@@ -8,11 +8,16 @@ pub mod jwt;
 pub mod keys;
 pub mod token_cache;
 
+pub mod authorize;
 pub mod clients;
 pub mod form;
+pub mod grants;
+pub mod login;
 pub mod metadata;
+pub mod pages;
 pub mod revocation;
 pub mod scope;
+pub mod session;
 pub mod signing;
 pub mod token;
 pub mod tokens;
@@ -46,6 +51,8 @@ pub fn routes() -> Router<AppState> {
             get(metadata::protected_resource_metadata),
         )
         .route("/oauth/jwks.json", get(metadata::jwks))
+        .route("/oauth/authorize", any(authorize::authorize))
+        .route("/oauth/login", any(login::login))
         .route("/oauth/token", any(token::token))
         .route("/oauth/revoke", any(revocation::revoke))
         .route("/oauth/introspect", any(revocation::introspect))
@@ -84,7 +91,7 @@ impl OAuthAudit {
 
     /// The endpoint's answer: `Ok` bodies as `no-store` JSON (`None`: an empty 200), errors
     /// as RFC 6749 bodies; audited either way.
-    pub fn respond(
+    pub async fn respond(
         mut self,
         state: &AppState,
         started: Instant,
@@ -113,11 +120,12 @@ impl OAuthAudit {
                 err.into_response()
             }
         };
-        self.finish(state, response.status(), started);
+        self.finish(state, response.status(), started).await;
         response
     }
 
-    pub fn finish(self, state: &AppState, status: StatusCode, started: Instant) {
+    /// Records the event; with `audit.durable`, waits until it is committed.
+    pub async fn finish(self, state: &AppState, status: StatusCode, started: Instant) {
         let decision = if status.is_success() || status.is_redirection() {
             Decision::Allow
         } else if status.is_server_error() {
@@ -143,6 +151,6 @@ impl OAuthAudit {
             upstream_status: None,
             latency_us: i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX),
         };
-        state.audit.record_detached(event);
+        state.audit.record(event).await;
     }
 }

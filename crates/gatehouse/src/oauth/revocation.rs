@@ -62,7 +62,7 @@ pub async fn revoke(
         revoke_token(&state, &client, token, &mut audit).await
     }
     .await;
-    audit.respond(&state, started, result.map(|()| None))
+    audit.respond(&state, started, result.map(|()| None)).await
 }
 
 async fn revoke_token(
@@ -146,7 +146,7 @@ pub async fn introspect(
         Ok(describe(&state, token))
     }
     .await;
-    audit.respond(&state, started, result.map(Some))
+    audit.respond(&state, started, result.map(Some)).await
 }
 
 /// RFC 7662 §2.2: `active` and, when active, what the token is.

@@ -51,13 +51,25 @@ pub async fn token(
                 audit.method = "oauth/token:client_credentials";
                 client_credentials(&state, &snapshot, &client, &form, now, &mut audit)
             }
+            "authorization_code" => {
+                audit.method = "oauth/token:authorization_code";
+                super::grants::authorization_code(
+                    &state, &snapshot, &client, &form, now, &mut audit,
+                )
+                .await
+            }
+            "refresh_token" => {
+                audit.method = "oauth/token:refresh_token";
+                super::grants::refresh_token(&state, &snapshot, &client, &form, now, &mut audit)
+                    .await
+            }
             other => Err(OAuthError::UnsupportedGrantType(
                 other.chars().take(64).collect(),
             )),
         }
     }
     .await;
-    audit.respond(&state, started, result.map(Some))
+    audit.respond(&state, started, result.map(Some)).await
 }
 
 fn client_credentials(

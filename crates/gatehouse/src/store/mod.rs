@@ -7,6 +7,7 @@
 
 pub mod oauth;
 mod sqlite;
+pub mod users;
 
 pub use sqlite::SqliteStore;
 
@@ -18,6 +19,9 @@ use crate::audit::event::{AuditFilter, AuditRow};
 pub use oauth::{
     ClientSecretRecord, OAuthClientMetadata, OAuthStore, RefreshOutcome, RefreshTokenRecord,
     RevokedToken, SigningKeyRecord,
+};
+pub use users::{
+    AuthorizationCodeRecord, CodeRedemption, GroupConnectionRecord, UserRecord, UserStore,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -162,6 +166,9 @@ pub struct StoreContents {
     pub signing_keys: Vec<SigningKeyRecord>,
     /// Revoked access tokens not yet expired.
     pub revoked_tokens: Vec<RevokedToken>,
+    /// Enabled users.
+    pub users: Vec<UserRecord>,
+    pub group_connections: Vec<GroupConnectionRecord>,
 }
 
 /// What a running server last reported.
@@ -172,7 +179,7 @@ pub struct ServerHeartbeat {
 }
 
 #[async_trait]
-pub trait Store: OAuthStore {
+pub trait Store: OAuthStore + UserStore {
     async fn insert_server(&self, server: &ServerRecord) -> StoreResult<Generation>;
     async fn list_servers(&self) -> StoreResult<Vec<ServerRecord>>;
     async fn get_server(&self, name: &str) -> StoreResult<ServerRecord>;

@@ -12,6 +12,7 @@ use super::*;
 
 mod oauth;
 mod rows;
+mod users;
 use crate::audit::event::Decision;
 use rows::*;
 
@@ -49,6 +50,11 @@ fn migrator() -> Migrator {
             4,
             "oauth",
             include_str!("../../../../migrations/sqlite/0004_oauth.sql"),
+        ),
+        migration(
+            5,
+            "users",
+            include_str!("../../../../migrations/sqlite/0005_users.sql"),
         ),
     ])
 }
@@ -677,17 +683,8 @@ impl Store for SqliteStore {
         let policies = sqlx::query("SELECT * FROM policies ORDER BY id")
             .fetch_all(&mut *tx)
             .await?;
-        let secrets = sqlx::query("SELECT * FROM client_secrets WHERE revoked_at IS NULL")
-            .fetch_all(&mut *tx)
-            .await?;
-        let signing_keys = sqlx::query("SELECT * FROM signing_keys ORDER BY active_at, kid")
-            .fetch_all(&mut *tx)
-            .await?;
-        let revoked =
-            sqlx::query("SELECT jti, expires_at FROM revoked_tokens WHERE expires_at > $1")
-                .bind(crate::now_ms())
-                .fetch_all(&mut *tx)
-                .await?;
+        let mut contents = StoreContents::default();
+        oauth::load_into(&mut tx, &mut contents).await?;
         tx.commit().await?;
         let tool_pins = self.list_tool_pins().await?;
         Ok(StoreContents {
@@ -710,18 +707,7 @@ impl Store for SqliteStore {
                 .map(policy_from)
                 .collect::<StoreResult<_>>()?,
             tool_pins,
-            client_secrets: secrets
-                .iter()
-                .map(oauth::secret_from)
-                .collect::<StoreResult<_>>()?,
-            signing_keys: signing_keys
-                .iter()
-                .map(oauth::signing_key_from)
-                .collect::<StoreResult<_>>()?,
-            revoked_tokens: revoked
-                .iter()
-                .map(oauth::revoked_from)
-                .collect::<StoreResult<_>>()?,
+            ..contents
         })
     }
 

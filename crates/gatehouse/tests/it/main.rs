@@ -13,6 +13,8 @@ mod filtering;
 mod guardrails;
 mod keys;
 mod metrics;
+mod oauth;
+mod oauth_attacks;
 mod pinning;
 mod policies;
 mod proxying;

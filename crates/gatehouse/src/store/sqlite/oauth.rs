@@ -12,7 +12,49 @@ use crate::store::{
     },
 };
 
-pub(super) fn secret_from(row: &SqliteRow) -> StoreResult<ClientSecretRecord> {
+/// The authorization server's and users' part of [`crate::store::StoreContents`], read in the
+/// caller's transaction.
+pub(super) async fn load_into(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    contents: &mut crate::store::StoreContents,
+) -> StoreResult<()> {
+    let rows = |sql: &'static str| sqlx::query(sql);
+    contents.client_secrets = rows("SELECT * FROM client_secrets WHERE revoked_at IS NULL")
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(secret_from)
+        .collect::<StoreResult<_>>()?;
+    contents.signing_keys = rows("SELECT * FROM signing_keys ORDER BY active_at, kid")
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(signing_key_from)
+        .collect::<StoreResult<_>>()?;
+    contents.revoked_tokens =
+        rows("SELECT jti, expires_at FROM revoked_tokens WHERE expires_at > $1")
+            .bind(crate::now_ms())
+            .fetch_all(&mut **tx)
+            .await?
+            .iter()
+            .map(revoked_from)
+            .collect::<StoreResult<_>>()?;
+    contents.users = rows("SELECT * FROM users WHERE disabled_at IS NULL")
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(super::users::user_from)
+        .collect::<StoreResult<_>>()?;
+    contents.group_connections = rows("SELECT * FROM group_connections")
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(super::users::group_connection_from)
+        .collect::<StoreResult<_>>()?;
+    Ok(())
+}
+
+fn secret_from(row: &SqliteRow) -> StoreResult<ClientSecretRecord> {
     Ok(ClientSecretRecord {
         id: row.try_get("id")?,
         client: row.try_get("client")?,
@@ -23,7 +65,7 @@ pub(super) fn secret_from(row: &SqliteRow) -> StoreResult<ClientSecretRecord> {
     })
 }
 
-pub(super) fn signing_key_from(row: &SqliteRow) -> StoreResult<SigningKeyRecord> {
+fn signing_key_from(row: &SqliteRow) -> StoreResult<SigningKeyRecord> {
     Ok(SigningKeyRecord {
         kid: row.try_get("kid")?,
         alg: row.try_get("alg")?,
@@ -35,7 +77,7 @@ pub(super) fn signing_key_from(row: &SqliteRow) -> StoreResult<SigningKeyRecord>
     })
 }
 
-pub(super) fn revoked_from(row: &SqliteRow) -> StoreResult<RevokedToken> {
+fn revoked_from(row: &SqliteRow) -> StoreResult<RevokedToken> {
     Ok(RevokedToken {
         jti: row.try_get("jti")?,
         expires_at: row.try_get("expires_at")?,

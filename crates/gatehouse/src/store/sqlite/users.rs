@@ -1,0 +1,313 @@
+//! [`UserStore`] on SQLite.
+
+use async_trait::async_trait;
+use sqlx::{Row, sqlite::SqliteRow};
+
+use super::{SqliteStore, bump, exists, rows::json_list};
+use crate::store::{
+    Generation, StoreError, StoreResult,
+    users::{
+        AuthorizationCodeRecord, CodeRedemption, GroupConnectionRecord, UserRecord, UserStore,
+    },
+};
+
+fn to_json(list: &[String]) -> StoreResult<String> {
+    serde_json::to_string(list).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+pub(super) fn user_from(row: &SqliteRow) -> StoreResult<UserRecord> {
+    Ok(UserRecord {
+        id: row.try_get("id")?,
+        username: row.try_get("username")?,
+        display_name: row.try_get("display_name")?,
+        password_hash: row.try_get("password_hash")?,
+        idp: row.try_get("idp")?,
+        idp_subject: row.try_get("idp_subject")?,
+        groups: json_list(Some(row.try_get("groups")?))?.unwrap_or_default(),
+        created_at: row.try_get("created_at")?,
+        disabled_at: row.try_get("disabled_at")?,
+        last_login_at: row.try_get("last_login_at")?,
+    })
+}
+
+pub(super) fn group_connection_from(row: &SqliteRow) -> StoreResult<GroupConnectionRecord> {
+    Ok(GroupConnectionRecord {
+        group: row.try_get("group_name")?,
+        server: row.try_get("server")?,
+        tools: json_list(Some(row.try_get("tools")?))?.unwrap_or_default(),
+        resources: row.try_get("resources")?,
+        prompts: row.try_get("prompts")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn code_from(row: &SqliteRow) -> StoreResult<AuthorizationCodeRecord> {
+    Ok(AuthorizationCodeRecord {
+        code_hash: row.try_get("code_hash")?,
+        client: row.try_get("client")?,
+        subject: row.try_get("subject")?,
+        redirect_uri: row.try_get("redirect_uri")?,
+        code_challenge: row.try_get("code_challenge")?,
+        scope: row.try_get("scope")?,
+        resource: row.try_get("resource")?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        consumed_at: row.try_get("consumed_at")?,
+        family: row.try_get("family")?,
+        access_jti: row.try_get("access_jti")?,
+        access_expires_at: row.try_get("access_expires_at")?,
+    })
+}
+
+#[async_trait]
+impl UserStore for SqliteStore {
+    async fn insert_user(&self, u: &UserRecord) -> StoreResult<Generation> {
+        let mut tx = self.begin().await?;
+        if exists(
+            &mut tx,
+            "SELECT 1 FROM users WHERE username = $1",
+            &u.username,
+        )
+        .await?
+        {
+            return Err(StoreError::Conflict {
+                kind: "user",
+                name: u.username.clone(),
+            });
+        }
+        sqlx::query(
+            "INSERT INTO users (id, username, display_name, password_hash, idp, idp_subject, \
+             groups, created_at, disabled_at, last_login_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&u.id)
+        .bind(&u.username)
+        .bind(&u.display_name)
+        .bind(&u.password_hash)
+        .bind(&u.idp)
+        .bind(&u.idp_subject)
+        .bind(to_json(&u.groups)?)
+        .bind(u.created_at)
+        .bind(u.disabled_at)
+        .bind(u.last_login_at)
+        .execute(&mut *tx)
+        .await?;
+        let generation = bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(generation)
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<UserRecord>> {
+        let rows = sqlx::query("SELECT * FROM users ORDER BY username")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(user_from).collect()
+    }
+
+    async fn get_user(&self, id: &str) -> StoreResult<UserRecord> {
+        let row = sqlx::query("SELECT * FROM users WHERE id = $1 OR username = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::not_found("user", id))?;
+        user_from(&row)
+    }
+
+    async fn find_user_by_username(&self, username: &str) -> StoreResult<Option<UserRecord>> {
+        let row = sqlx::query("SELECT * FROM users WHERE username = $1")
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(user_from).transpose()
+    }
+
+    async fn find_user_by_idp(&self, idp: &str, subject: &str) -> StoreResult<Option<UserRecord>> {
+        let row = sqlx::query("SELECT * FROM users WHERE idp = $1 AND idp_subject = $2")
+            .bind(idp)
+            .bind(subject)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(user_from).transpose()
+    }
+
+    async fn update_user_profile(
+        &self,
+        id: &str,
+        display_name: &str,
+        groups: &[String],
+    ) -> StoreResult<Generation> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query("UPDATE users SET display_name = $2, groups = $3 WHERE id = $1")
+            .bind(id)
+            .bind(display_name)
+            .bind(to_json(groups)?)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::not_found("user", id));
+        }
+        let generation = bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(generation)
+    }
+
+    async fn set_user_password(&self, id: &str, password_hash: &str) -> StoreResult<()> {
+        let done = sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+            .bind(id)
+            .bind(password_hash)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::not_found("user", id));
+        }
+        Ok(())
+    }
+
+    async fn set_user_disabled(&self, id: &str, at: Option<i64>) -> StoreResult<Generation> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query("UPDATE users SET disabled_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::not_found("user", id));
+        }
+        let generation = bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(generation)
+    }
+
+    async fn record_login(&self, id: &str, at: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET last_login_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn upsert_group_connection(&self, c: &GroupConnectionRecord) -> StoreResult<Generation> {
+        let mut tx = self.begin().await?;
+        if !exists(&mut tx, "SELECT 1 FROM servers WHERE name = $1", &c.server).await? {
+            return Err(StoreError::not_found("server", &c.server));
+        }
+        sqlx::query(
+            "INSERT INTO group_connections (group_name, server, tools, resources, prompts, \
+             created_at) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (group_name, server) DO UPDATE SET tools = excluded.tools, \
+             resources = excluded.resources, prompts = excluded.prompts",
+        )
+        .bind(&c.group)
+        .bind(&c.server)
+        .bind(to_json(&c.tools)?)
+        .bind(c.resources)
+        .bind(c.prompts)
+        .bind(c.created_at)
+        .execute(&mut *tx)
+        .await?;
+        let generation = bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(generation)
+    }
+
+    async fn list_group_connections(&self) -> StoreResult<Vec<GroupConnectionRecord>> {
+        let rows = sqlx::query("SELECT * FROM group_connections ORDER BY group_name, server")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(group_connection_from).collect()
+    }
+
+    async fn delete_group_connection(&self, group: &str, server: &str) -> StoreResult<Generation> {
+        let mut tx = self.begin().await?;
+        let done =
+            sqlx::query("DELETE FROM group_connections WHERE group_name = $1 AND server = $2")
+                .bind(group)
+                .bind(server)
+                .execute(&mut *tx)
+                .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::not_found(
+                "group connection",
+                format!("{group} -> {server}"),
+            ));
+        }
+        let generation = bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(generation)
+    }
+
+    async fn insert_authorization_code(&self, c: &AuthorizationCodeRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO authorization_codes (code_hash, client, subject, redirect_uri, \
+             code_challenge, scope, resource, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&c.code_hash)
+        .bind(&c.client)
+        .bind(&c.subject)
+        .bind(&c.redirect_uri)
+        .bind(&c.code_challenge)
+        .bind(&c.scope)
+        .bind(&c.resource)
+        .bind(c.created_at)
+        .bind(c.expires_at)
+        .execute(&self.pool)
+        .await?;
+        // Expired codes are useless; dropping them here keeps the table small without a task.
+        sqlx::query("DELETE FROM authorization_codes WHERE expires_at < $1")
+            .bind(c.created_at - 3_600_000)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn redeem_authorization_code(
+        &self,
+        code_hash: &[u8],
+        now: i64,
+    ) -> StoreResult<CodeRedemption> {
+        let mut tx = self.begin().await?;
+        let Some(row) = sqlx::query("SELECT * FROM authorization_codes WHERE code_hash = $1")
+            .bind(code_hash)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(CodeRedemption::Invalid);
+        };
+        let code = code_from(&row)?;
+        if code.consumed_at.is_some() {
+            return Ok(CodeRedemption::Replayed(code));
+        }
+        if code.expires_at <= now {
+            return Ok(CodeRedemption::Invalid);
+        }
+        sqlx::query("UPDATE authorization_codes SET consumed_at = $2 WHERE code_hash = $1")
+            .bind(code_hash)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(CodeRedemption::Fresh(code))
+    }
+
+    async fn record_code_issue(
+        &self,
+        code_hash: &[u8],
+        family: Option<&str>,
+        access_jti: &str,
+        access_expires_at: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE authorization_codes SET family = $2, access_jti = $3, access_expires_at = $4 \
+             WHERE code_hash = $1",
+        )
+        .bind(code_hash)
+        .bind(family)
+        .bind(access_jti)
+        .bind(access_expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
