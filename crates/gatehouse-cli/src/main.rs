@@ -55,6 +55,12 @@ enum Command {
     /// The audit trail.
     #[command(subcommand)]
     Audit(commands::audit::AuditCommand),
+    /// People who sign in so that agents act on their behalf.
+    #[command(subcommand)]
+    Users(commands::users::UsersCommand),
+    /// What user groups may reach (through agents their members authorize).
+    #[command(subcommand)]
+    Groups(commands::users::GroupsCommand),
     /// Access-token signing keys of the OAuth authorization server.
     #[command(subcommand)]
     SigningKeys(commands::oauth::SigningKeysCommand),
@@ -96,6 +102,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Connections(cmd) => cmd.run(&commands::Ctx::open(config, format).await?).await,
         Command::Policy(cmd) => cmd.run(&commands::Ctx::open(config, format).await?).await,
         Command::Audit(cmd) => cmd.run(&commands::Ctx::open(config, format).await?).await,
+        Command::Users(cmd) => cmd.run(&commands::Ctx::open(config, format).await?).await,
+        Command::Groups(cmd) => cmd.run(&commands::Ctx::open(config, format).await?).await,
         Command::SigningKeys(cmd) => cmd.run(&commands::Ctx::open(config, format).await?).await,
     }
 }

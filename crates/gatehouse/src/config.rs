@@ -62,6 +62,13 @@ pub struct OAuthConfig {
     /// Allowed clock difference when checking `exp`, `nbf` and `iat`; at most 60 s.
     #[serde(with = "serde_human")]
     pub clock_skew: Duration,
+    /// RFC 7591 dynamic client registration: `off`, `open` (anyone may register a client
+    /// that then needs a user's consent for everything), or `token` (an initial access token
+    /// whose SHA-256 is `registration_token_sha256`).
+    pub registration: String,
+    /// Hex SHA-256 of the initial access token, for `registration = "token"` (the token
+    /// itself is never stored).
+    pub registration_token_sha256: Option<String>,
 }
 
 impl Default for OAuthConfig {
@@ -75,6 +82,8 @@ impl Default for OAuthConfig {
             key_rotation_interval: Duration::from_secs(30 * 86_400),
             key_publish_lead: Duration::from_secs(3_600),
             clock_skew: Duration::from_secs(60),
+            registration: "off".into(),
+            registration_token_sha256: None,
         }
     }
 }
@@ -320,6 +329,23 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "oauth.authorization_code_ttl must be between 1s and 60s".into(),
             ));
+        }
+        match (
+            oauth.registration.as_str(),
+            &oauth.registration_token_sha256,
+        ) {
+            ("off" | "open", _) => {}
+            ("token", Some(hash)) if hash.len() == 64 && hex::decode(hash).is_ok() => {}
+            ("token", _) => {
+                return Err(ConfigError::Invalid(
+                    "oauth.registration = \"token\" needs oauth.registration_token_sha256 (64 hex digits)".into(),
+                ));
+            }
+            (other, _) => {
+                return Err(ConfigError::Invalid(format!(
+                    "oauth.registration {other:?} must be off, open or token"
+                )));
+            }
         }
         if oauth.clock_skew > Duration::from_secs(60) {
             return Err(ConfigError::Invalid(

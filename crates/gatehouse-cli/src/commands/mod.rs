@@ -9,6 +9,7 @@ pub mod oauth;
 pub mod policy;
 pub mod serve;
 pub mod servers;
+pub mod users;
 
 use gatehouse::{
     Config,

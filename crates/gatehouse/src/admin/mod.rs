@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 pub mod oauth;
+pub mod users;
 
 use crate::{
     grants::{PatternError, parse_pattern_list},

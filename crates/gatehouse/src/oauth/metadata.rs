@@ -15,13 +15,13 @@ use crate::AppState;
 /// Signing algorithms Gatehouse verifies in client assertions and issues tokens with.
 pub const SIGNING_ALGS: [&str; 3] = ["EdDSA", "ES256", "RS256"];
 
-pub fn authorization_server(base: &str, servers: &[&str]) -> Value {
+pub fn authorization_server(base: &str, servers: &[&str], registration: bool) -> Value {
     let mut scopes: Vec<String> = servers
         .iter()
         .flat_map(|s| [format!("mcp:{s}"), format!("mcp:{s}:read")])
         .collect();
     scopes.sort();
-    json!({
+    let mut metadata = json!({
         "issuer": base,
         "authorization_endpoint": format!("{base}/oauth/authorize"),
         "token_endpoint": format!("{base}/oauth/token"),
@@ -41,7 +41,11 @@ pub fn authorization_server(base: &str, servers: &[&str]) -> Value {
         "authorization_response_iss_parameter_supported": true,
         "client_id_metadata_document_supported": false,
         "scopes_supported": scopes,
-    })
+    });
+    if registration {
+        metadata["registration_endpoint"] = json!(format!("{base}/oauth/register"));
+    }
+    metadata
 }
 
 fn cacheable(mut response: Response) -> Response {
@@ -60,7 +64,14 @@ fn cacheable(mut response: Response) -> Response {
 pub async fn authorization_server_metadata(State(state): State<AppState>) -> Response {
     let snapshot = state.snapshot.current();
     let servers: Vec<&str> = snapshot.servers.keys().map(String::as_str).collect();
-    cacheable(Json(authorization_server(state.config.public_base(), &servers)).into_response())
+    cacheable(
+        Json(authorization_server(
+            state.config.public_base(),
+            &servers,
+            state.config.oauth.registration != "off",
+        ))
+        .into_response(),
+    )
 }
 
 pub async fn protected_resource_metadata(

@@ -15,6 +15,7 @@ pub mod grants;
 pub mod login;
 pub mod metadata;
 pub mod pages;
+pub mod registration;
 pub mod revocation;
 pub mod scope;
 pub mod session;
@@ -53,6 +54,7 @@ pub fn routes() -> Router<AppState> {
         .route("/oauth/jwks.json", get(metadata::jwks))
         .route("/oauth/authorize", any(authorize::authorize))
         .route("/oauth/login", any(login::login))
+        .route("/oauth/register", any(registration::register))
         .route("/oauth/token", any(token::token))
         .route("/oauth/revoke", any(revocation::revoke))
         .route("/oauth/introspect", any(revocation::introspect))

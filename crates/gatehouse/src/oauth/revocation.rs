@@ -86,6 +86,22 @@ async fn revoke_token(
             }
             _ => false,
         }
+    } else if token.starts_with(super::grants::REFRESH_PREFIX) {
+        let hash = super::grants::refresh_hash(state, token);
+        match state.store.find_refresh_token(&hash).await {
+            Ok(Some(record)) if record.client == *client.name => {
+                audit.credential_id = Some(format!("refresh-family:{}", record.family));
+                state
+                    .store
+                    .revoke_refresh_family(&record.family, now)
+                    .await
+                    .map_err(|_| OAuthError::ServerError)?;
+            }
+            Ok(_) => {}
+            Err(_) => return Err(OAuthError::ServerError),
+        }
+        // Refresh tokens are checked in the store, not the snapshot: nothing to reload.
+        false
     } else if tokens::looks_like_jwt(token) {
         match own_token(state, &snapshot, token) {
             Some(identity) if *identity.client == *client.name => {

@@ -1,0 +1,225 @@
+//! `gatehouse users` and `gatehouse groups`: people who sign in through the authorization
+//! server, and what their groups may reach.
+
+use clap::Subcommand;
+use gatehouse::admin::users as admin;
+use std::{io::BufRead, process::ExitCode};
+
+use super::{Ctx, print, say, servers::yes_no};
+use crate::output::{Format, Table, print_json, time};
+
+fn split_groups(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The first line of standard input: passwords never go on the command line (shell history,
+/// process listings).
+fn read_password() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+#[derive(Subcommand)]
+pub enum UsersCommand {
+    /// Create a user. Local users read their password from standard input.
+    Add {
+        username: String,
+        #[arg(long, default_value = "")]
+        display_name: String,
+        /// Comma-separated groups.
+        #[arg(long, default_value = "")]
+        groups: String,
+        /// Read a password from the first line of standard input (a local user).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    List,
+    /// Replace a user's groups.
+    SetGroups {
+        username: String,
+        #[arg(long)]
+        groups: String,
+    },
+    /// Set a local user's password (first line of standard input).
+    SetPassword {
+        username: String,
+    },
+    /// Disable a user: their tokens stop working on the next request.
+    Disable {
+        username: String,
+    },
+    Enable {
+        username: String,
+    },
+}
+
+impl UsersCommand {
+    pub async fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
+        match self {
+            UsersCommand::Add {
+                username,
+                display_name,
+                groups,
+                password_stdin,
+            } => {
+                let password = if password_stdin {
+                    Some(read_password()?)
+                } else {
+                    None
+                };
+                let (user, generation) = admin::create_user(
+                    &ctx.store,
+                    &username,
+                    &display_name,
+                    password.as_deref(),
+                    split_groups(&groups),
+                )
+                .await?;
+                ctx.applied(generation).await?;
+                say(ctx.format, "user created:");
+                show(ctx, &[user])
+            }
+            UsersCommand::List => show(ctx, &ctx.store.list_users().await?),
+            UsersCommand::SetGroups { username, groups } => {
+                let generation =
+                    admin::set_groups(&ctx.store, &username, split_groups(&groups)).await?;
+                ctx.applied(generation).await?;
+                show(ctx, &[ctx.store.get_user(&username).await?])
+            }
+            UsersCommand::SetPassword { username } => {
+                admin::set_password(&ctx.store, &username, &read_password()?).await?;
+                say(ctx.format, &format!("password of {username} changed"));
+                Ok(ExitCode::SUCCESS)
+            }
+            UsersCommand::Disable { username } => enable(ctx, &username, false).await,
+            UsersCommand::Enable { username } => enable(ctx, &username, true).await,
+        }
+    }
+}
+
+async fn enable(ctx: &Ctx, username: &str, enabled: bool) -> anyhow::Result<ExitCode> {
+    let user = ctx.store.get_user(username).await?;
+    let at = (!enabled).then(gatehouse::now_ms);
+    let generation = ctx.store.set_user_disabled(&user.id, at).await?;
+    ctx.applied(generation).await?;
+    show(ctx, &[ctx.store.get_user(username).await?])
+}
+
+fn show(ctx: &Ctx, users: &[gatehouse::store::UserRecord]) -> anyhow::Result<ExitCode> {
+    if ctx.format == Format::Json {
+        print_json(&users)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = Table::new(&[
+        "USERNAME",
+        "ID",
+        "STATUS",
+        "GROUPS",
+        "SIGN-IN",
+        "LAST SIGN-IN",
+    ]);
+    for u in users {
+        table.row(vec![
+            u.username.clone(),
+            u.id.clone(),
+            if u.disabled_at.is_some() {
+                "disabled"
+            } else {
+                "active"
+            }
+            .into(),
+            u.groups.join(","),
+            match (&u.idp, &u.password_hash) {
+                (Some(idp), _) => idp.clone(),
+                (None, Some(_)) => "password".into(),
+                (None, None) => "-".into(),
+            },
+            time(u.last_login_at),
+        ]);
+    }
+    print(&table.render());
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Subcommand)]
+pub enum GroupsCommand {
+    /// Let members of a group reach a server through agents they authorize.
+    Grant {
+        group: String,
+        #[arg(long)]
+        server: String,
+        /// Tool patterns, comma-separated. Empty: no tools.
+        #[arg(long, default_value = "")]
+        tools: String,
+        #[arg(long)]
+        resources: bool,
+        #[arg(long)]
+        prompts: bool,
+    },
+    List,
+    Revoke {
+        group: String,
+        #[arg(long)]
+        server: String,
+    },
+}
+
+impl GroupsCommand {
+    pub async fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
+        match self {
+            GroupsCommand::Grant {
+                group,
+                server,
+                tools,
+                resources,
+                prompts,
+            } => {
+                let generation =
+                    admin::grant_group(&ctx.store, &group, &server, &tools, resources, prompts)
+                        .await?;
+                ctx.applied(generation).await?;
+                say(ctx.format, &format!("group {group} may use {server}"));
+            }
+            GroupsCommand::Revoke { group, server } => {
+                let generation = ctx.store.delete_group_connection(&group, &server).await?;
+                ctx.applied(generation).await?;
+                say(
+                    ctx.format,
+                    &format!("group {group} may no longer use {server}"),
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            GroupsCommand::List => {}
+        }
+        let all = ctx.store.list_group_connections().await?;
+        if ctx.format == Format::Json {
+            print_json(&all)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        let mut table = Table::new(&[
+            "GROUP",
+            "SERVER",
+            "TOOLS",
+            "RESOURCES",
+            "PROMPTS",
+            "CREATED",
+        ]);
+        for c in &all {
+            table.row(vec![
+                c.group.clone(),
+                c.server.clone(),
+                c.tools.join(","),
+                yes_no(c.resources),
+                yes_no(c.prompts),
+                time(Some(c.created_at)),
+            ]);
+        }
+        print(&table.render());
+        Ok(ExitCode::SUCCESS)
+    }
+}
