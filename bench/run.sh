@@ -4,6 +4,8 @@
 #   bench/run.sh                      # 3 interleaved rounds of 10 s runs
 #   ROUNDS=5 DURATION=20s bench/run.sh
 #   TARGETS="direct miniproxy" bench/run.sh   # baseline only (no Gatehouse)
+#   TARGETS="miniproxy token oidc" LOADS="2:32" bench/run.sh
+#       # token endpoint (client credentials) against the bare proxy and oidc-provider (npm)
 #
 # Everything listens on 127.0.0.1 only; every wrk run is bounded by DURATION; all processes
 # started here are stopped on exit. See bench/README.md.
@@ -27,6 +29,7 @@ HOST=127.0.0.1
 PORT_UPSTREAM=18080
 PORT_MINIPROXY=18081
 PORT_GATEHOUSE=18082
+PORT_OIDC=18084
 
 log() { printf '[bench] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -118,7 +121,8 @@ MINIPROXY_BIN="$BASELINE_TARGET/release/miniproxy"
 [[ -x "$UPSTREAM_BIN" && -x "$MINIPROXY_BIN" ]] || die "baseline binaries missing in $BASELINE_TARGET/release"
 cp "$BASELINE_SRC/mcp.lua" "$WORK/mcp.lua" 2>/dev/null || cp "$CACHE/baseline-src/mcp.lua" "$WORK/mcp.lua"
 
-if has_target gatehouse; then
+uses_gatehouse() { has_target gatehouse || has_target governed || has_target token; }
+if uses_gatehouse; then
     if [[ -z "${GATEHOUSE_BIN:-}" ]]; then
         target_dir=${CARGO_TARGET_DIR:-target}
         [[ "$target_dir" == /* ]] || target_dir="$ROOT/$target_dir"
@@ -145,7 +149,7 @@ if has_target miniproxy; then
 fi
 
 TOKEN=
-if has_target gatehouse; then
+if uses_gatehouse; then
     DATA="$WORK/data"
     mkdir -p "$DATA"
     gh() { "$GATEHOUSE_BIN" --data-dir "$DATA" "$@"; }
@@ -160,6 +164,16 @@ if has_target gatehouse; then
         python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])') ||
         { cat "$WORK/provision.log" >&2; die "gatehouse keys create failed"; }
     [[ "$TOKEN" == gth_* ]] || die "unexpected key format from keys create"
+
+    # "token": the token endpoint, client credentials with HTTP Basic, one resource.
+    if has_target token; then
+        gh clients create svc >>"$WORK/provision.log" 2>&1
+        gh connections grant --client svc --server perf --tools echo >>"$WORK/provision.log" 2>&1
+        SVC_SECRET=$(gh --output json clients oauth svc --grant client_credentials 2>>"$WORK/provision.log" |
+            python3 -c 'import json,sys; print(json.load(sys.stdin)["client_secret"])') ||
+            { cat "$WORK/provision.log" >&2; die "gatehouse clients oauth failed"; }
+        SVC_BASIC=$(printf 'svc:%s' "$SVC_SECRET" | base64 -w0)
+    fi
 
     # "governed": the same gateway, a second mount with one policy of every kind and the
     # default guardrail set on both directions (DESIGN.md's "one policy, one guardrail" budget,
@@ -193,35 +207,65 @@ POLICIES
     wait_healthy "http://$HOST:$PORT_GATEHOUSE/healthz" "$PID_GATEHOUSE" gatehouse
 fi
 
+# The reference authorization server: oidc-provider (npm, pinned in bench/oidc-provider),
+# client credentials issuing JWT access tokens for the same resource.
+if has_target oidc; then
+    OIDC_DIR="$CACHE/oidc-provider"
+    mkdir -p "$OIDC_DIR"
+    cp "$ROOT/bench/oidc-provider/package.json" "$ROOT/bench/oidc-provider/server.mjs" "$OIDC_DIR/"
+    if [[ ! -d "$OIDC_DIR/node_modules/oidc-provider" ]]; then
+        log "installing oidc-provider (npm)"
+        (cd "$OIDC_DIR" && npm install --no-audit --no-fund --silent) || die "npm install oidc-provider failed"
+    fi
+    ISSUER="http://$HOST:$PORT_OIDC" RESOURCE="http://$HOST:$PORT_GATEHOUSE/perf/mcp" \
+        NODE_ENV=production node "$OIDC_DIR/server.mjs" >"$WORK/oidc.log" 2>&1 &
+    PID_OIDC=$!
+    PIDS+=("$PID_OIDC")
+    wait_healthy "http://$HOST:$PORT_OIDC/.well-known/openid-configuration" "$PID_OIDC" oidc
+fi
+
 url_of() {
     case $1 in
         direct) echo "http://$HOST:$PORT_UPSTREAM" ;;
         miniproxy) echo "http://$HOST:$PORT_MINIPROXY" ;;
-        gatehouse | governed) echo "http://$HOST:$PORT_GATEHOUSE" ;;
+        gatehouse | governed | token) echo "http://$HOST:$PORT_GATEHOUSE" ;;
+        oidc) echo "http://$HOST:$PORT_OIDC" ;;
     esac
 }
 pid_of() {
     case $1 in
         direct) echo "$PID_UPSTREAM" ;;
         miniproxy) echo "$PID_MINIPROXY" ;;
-        gatehouse | governed) echo "$PID_GATEHOUSE" ;;
+        gatehouse | governed | token) echo "$PID_GATEHOUSE" ;;
+        oidc) echo "$PID_OIDC" ;;
     esac
 }
 path_of() {
     case $1 in
         gatehouse) echo /perf/mcp ;;
         governed) echo /gov/mcp ;;
+        token) echo /oauth/token ;;
+        oidc) echo /token ;;
         *) echo /mcp ;;
     esac
 }
+script_of() { if [[ $1 == token || $1 == oidc ]]; then echo "$ROOT/bench/token.lua"; else echo "$WORK/mcp.lua"; fi; }
+basic_of() { if [[ $1 == oidc ]]; then printf 'bench:bench-secret-bench-secret' | base64 -w0; else echo "${SVC_BASIC:-}"; fi; }
 authz_of() { if [[ $1 == gatehouse || $1 == governed ]]; then echo "Bearer $TOKEN"; fi; }
 
 # --- sanity: one request per target must be a 200 ------------------------------------------
 BODY='{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}'
+RESOURCE="http://$HOST:$PORT_GATEHOUSE/perf/mcp"
 for target in $TARGETS; do
-    args=(-s -o "$WORK/sample.$target" -w '%{http_code}' --max-time 5 -X POST
-        -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream'
-        --data "$BODY")
+    if [[ $target == token || $target == oidc ]]; then
+        args=(-s -o "$WORK/sample.$target" -w '%{http_code}' --max-time 5 -X POST
+            -H "Authorization: Basic $(basic_of "$target")"
+            --data-urlencode grant_type=client_credentials --data-urlencode "resource=$RESOURCE")
+    else
+        args=(-s -o "$WORK/sample.$target" -w '%{http_code}' --max-time 5 -X POST
+            -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream'
+            --data "$BODY")
+    fi
     authz=$(authz_of "$target")
     [[ -n "$authz" ]] && args+=(-H "Authorization: $authz")
     code=$(curl "${args[@]}" "$(url_of "$target")$(path_of "$target")" || true)
@@ -249,7 +293,8 @@ run_wrk() {   # target threads conns duration label
     local target=$1 t=$2 c=$3 d=$4 label=$5 before after out
     before=$(cpu_ticks "$(pid_of "$target")")
     out=$(MCP_PATH=$(path_of "$target") AUTHZ=$(authz_of "$target") \
-        wrk -t"$t" -c"$c" -d"$d" --timeout "$TIMEOUT" -s "$WORK/mcp.lua" "$(url_of "$target")" 2>&1) || true
+        TOKEN_PATH=$(path_of "$target") BASIC=$(basic_of "$target") RESOURCE=$RESOURCE \
+        wrk -t"$t" -c"$c" -d"$d" --timeout "$TIMEOUT" -s "$(script_of "$target")" "$(url_of "$target")" 2>&1) || true
     after=$(cpu_ticks "$(pid_of "$target")")
     {
         echo "### $label target=$target t=$t c=$c d=$d"

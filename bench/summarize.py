@@ -14,8 +14,9 @@ from collections import defaultdict
 
 ERR_KEYS = ("err_status", "err_conn", "err_read", "err_timeout")
 PAIRS = (("gatehouse", "miniproxy"), ("governed", "miniproxy"), ("gatehouse", "direct"),
-         ("governed", "gatehouse"), ("miniproxy", "direct"))
-TARGET_ORDER = ("direct", "miniproxy", "gatehouse", "governed")
+         ("governed", "gatehouse"), ("miniproxy", "direct"), ("token", "miniproxy"),
+         ("token", "oidc"))
+TARGET_ORDER = ("direct", "miniproxy", "gatehouse", "governed", "token", "oidc")
 
 
 def parse(path):
@@ -113,7 +114,7 @@ def main():
     head = []
     for t, c in loads:
         key, label = ("p50_us", "p50") if c == 1 else ("rps", "req/s")
-        for a, b in PAIRS[:3]:
+        for a, b in PAIRS[:3] + PAIRS[5:]:
             rounds_a = {r["round"]: r for r in by.get((t, c, a), [])}
             rounds_b = {r["round"]: r for r in by.get((t, c, b), [])}
             per_round = [
