@@ -58,6 +58,8 @@ pub struct App {
     pub metrics: crate::metrics::Metrics,
     /// Access tokens whose signature has been verified, so each costs one asymmetric check.
     pub token_cache: crate::oauth::token_cache::TokenCache<crate::oauth::tokens::TokenIdentity>,
+    /// Discovery documents and keys of upstream OpenID Connect providers.
+    pub identity_providers: crate::oauth::upstream::Providers,
     request_ids: RequestIds,
 }
 
@@ -253,6 +255,7 @@ pub async fn start_with(
         snapshot: snapshot.clone(),
         audit,
         metrics: crate::metrics::Metrics::default(),
+        identity_providers: crate::oauth::upstream::Providers::default(),
         token_cache: crate::oauth::token_cache::TokenCache::new(
             crate::oauth::token_cache::DEFAULT_CAPACITY,
         ),

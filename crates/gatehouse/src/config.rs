@@ -69,6 +69,44 @@ pub struct OAuthConfig {
     /// Hex SHA-256 of the initial access token, for `registration = "token"` (the token
     /// itself is never stored).
     pub registration_token_sha256: Option<String>,
+    /// Upstream OpenID Connect providers users can sign in with.
+    pub providers: Vec<IdentityProviderConfig>,
+}
+
+/// An upstream OpenID Connect provider (Okta, Entra ID, Keycloak, …) for user sign-in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityProviderConfig {
+    /// Short name, in URLs (`/oauth/login/{name}`) and as the users' `idp`.
+    pub name: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// Issuer URL; its `/.well-known/openid-configuration` is fetched.
+    pub issuer: String,
+    pub client_id: String,
+    /// Name of the environment variable holding the client secret (never in the file).
+    pub client_secret_env: String,
+    #[serde(default = "default_idp_scopes")]
+    pub scopes: Vec<String>,
+    /// ID-token claim used as the username (`email`, `preferred_username`, …); falls back to
+    /// `sub`.
+    #[serde(default = "default_username_claim")]
+    pub username_claim: String,
+    /// Claim holding the user's groups (a JSON array or a space-separated string).
+    #[serde(default)]
+    pub groups_claim: Option<String>,
+    /// Claim value → Gatehouse group. When empty, values are taken as they are (those that are
+    /// valid group names); otherwise unmapped values are dropped.
+    #[serde(default)]
+    pub group_map: std::collections::BTreeMap<String, String>,
+}
+
+fn default_idp_scopes() -> Vec<String> {
+    vec!["openid".into(), "email".into(), "profile".into()]
+}
+
+fn default_username_claim() -> String {
+    "email".into()
 }
 
 impl Default for OAuthConfig {
@@ -84,6 +122,7 @@ impl Default for OAuthConfig {
             clock_skew: Duration::from_secs(60),
             registration: "off".into(),
             registration_token_sha256: None,
+            providers: Vec::new(),
         }
     }
 }
@@ -344,6 +383,27 @@ impl Config {
             (other, _) => {
                 return Err(ConfigError::Invalid(format!(
                     "oauth.registration {other:?} must be off, open or token"
+                )));
+            }
+        }
+        for provider in &oauth.providers {
+            let name_ok = !provider.name.is_empty()
+                && provider.name.len() <= 32
+                && provider
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !name_ok {
+                return Err(ConfigError::Invalid(format!(
+                    "oauth.providers name {:?}: use lower-case letters, digits and '-'",
+                    provider.name
+                )));
+            }
+            if !(provider.issuer.starts_with("https://") || provider.issuer.starts_with("http://"))
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "oauth.providers {}: issuer must be an http(s) URL",
+                    provider.name
                 )));
             }
         }

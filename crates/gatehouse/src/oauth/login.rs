@@ -67,13 +67,23 @@ fn form_page(state: &AppState, sealed: &str, error: Option<&str>) -> Response {
         return pages::error(StatusCode::INTERNAL_SERVER_ERROR, "try again");
     };
     let csrf = session::csrf_token(&state.keyring, "login", &nonce, sealed);
+    let providers: Vec<(String, String)> = state
+        .config
+        .oauth
+        .providers
+        .iter()
+        .map(|p| {
+            let display = p.display_name.clone().unwrap_or_else(|| p.name.clone());
+            (p.name.clone(), display)
+        })
+        .collect();
     let mut response = pages::login(&pages::LoginPage {
         request: sealed,
         csrf: &csrf,
         client: &client,
         error,
         local_users: true,
-        providers: &[],
+        providers: &providers,
     });
     let cookie =
         format!("{NONCE_COOKIE}={nonce}; Path=/oauth; HttpOnly; SameSite=Strict; Max-Age=900");

@@ -22,6 +22,7 @@ pub mod session;
 pub mod signing;
 pub mod token;
 pub mod tokens;
+pub mod upstream;
 
 use axum::{
     Router,
@@ -55,6 +56,8 @@ pub fn routes() -> Router<AppState> {
         .route("/oauth/authorize", any(authorize::authorize))
         .route("/oauth/login", any(login::login))
         .route("/oauth/register", any(registration::register))
+        .route("/oauth/login/{provider}", get(upstream::start))
+        .route("/oauth/upstream/callback", any(upstream::callback))
         .route("/oauth/token", any(token::token))
         .route("/oauth/revoke", any(revocation::revoke))
         .route("/oauth/introspect", any(revocation::introspect))
