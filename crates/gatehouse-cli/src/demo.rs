@@ -103,6 +103,18 @@ pub async fn run(mut config: Config, args: DemoArgs, format: Format) -> anyhow::
     )
     .await?;
 
+    let registered = admin::oauth::register_client(
+        &store,
+        &keyring,
+        CLIENT,
+        admin::oauth::OAuthRegistration {
+            grant_types: vec!["client_credentials".into()],
+            ..admin::oauth::OAuthRegistration::default()
+        },
+    )
+    .await?;
+    let client_secret = registered.client_secret.unwrap_or_default();
+
     let data_dir = config.data_dir.clone();
     let server = gatehouse::app::start_with(
         config,
@@ -127,6 +139,18 @@ pub async fn run(mut config: Config, args: DemoArgs, format: Format) -> anyhow::
         ),
         ("no API key", None, "echo", r#"{"text":"anyone there?"}"#),
     ];
+    let access_token = fetch_token(&server.local_url(), &client_secret, &gateway).await?;
+    let calls = [
+        calls[0],
+        calls[1],
+        calls[2],
+        (
+            "OAuth access token",
+            Some(&access_token),
+            "echo",
+            r#"{"text":"hello with a token"}"#,
+        ),
+    ];
     let mut results = Vec::new();
     for (what, token, tool, arguments) in calls {
         let (status, body) = call(&gateway, token.map(String::as_str), tool, arguments).await?;
@@ -136,7 +160,8 @@ pub async fn run(mut config: Config, args: DemoArgs, format: Format) -> anyhow::
     }
     // Let the audit writer catch up before reading the trail back.
     server.state.snapshot.flush_usage().await;
-    let audit = wait_for_audit(&*store, calls.len()).await?;
+    // The calls and the token request.
+    let audit = wait_for_audit(&*store, calls.len() + 1).await?;
 
     if format == Format::Json {
         print_json(&serde_json::json!({
@@ -145,6 +170,8 @@ pub async fn run(mut config: Config, args: DemoArgs, format: Format) -> anyhow::
             "client": CLIENT,
             "granted_tools": granted,
             "api_key": key.token,
+            "client_secret": client_secret,
+            "token_endpoint": format!("{}/oauth/token", server.local_url()),
             "data_dir": data_dir,
             "calls": results,
             "audit_events": audit,
@@ -155,6 +182,7 @@ pub async fn run(mut config: Config, args: DemoArgs, format: Format) -> anyhow::
             &upstream.mcp_url(),
             &granted,
             &key.token,
+            &client_secret,
             &data_dir,
             &results,
         ));
@@ -165,11 +193,12 @@ pub async fn run(mut config: Config, args: DemoArgs, format: Format) -> anyhow::
     server.shutdown().await;
     cancel.cancel();
     upstream.shutdown().await;
-    let all_as_expected =
-        results
-            .iter()
-            .map(|r| r["status"].as_u64())
-            .eq([Some(200), Some(403), Some(401)]);
+    let all_as_expected = results.iter().map(|r| r["status"].as_u64()).eq([
+        Some(200),
+        Some(403),
+        Some(401),
+        Some(200),
+    ]);
     Ok(if all_as_expected {
         ExitCode::SUCCESS
     } else {
@@ -194,6 +223,28 @@ async fn wait_for_audit(
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+/// A client-credentials access token for the demo server, as the printed curl gets one.
+async fn fetch_token(base: &str, secret: &str, resource: &str) -> anyhow::Result<String> {
+    use base64::Engine;
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let body = form_urlencoded::Serializer::new(String::new())
+        .append_pair("grant_type", "client_credentials")
+        .append_pair("resource", resource)
+        .finish();
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT}:{secret}"));
+    let request = http::Request::post(format!("{base}/oauth/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("authorization", format!("Basic {basic}"))
+        .body(Full::new(Bytes::from(body)))?;
+    let response = client.request(request).await?;
+    let bytes = response.into_body().collect().await?.to_bytes();
+    let json: serde_json::Value = serde_json::from_slice(&bytes)?;
+    json["access_token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("the token endpoint answered {json}"))
 }
 
 /// One stateless-era `tools/call` (no session needed), as the printed curl makes it.
@@ -271,7 +322,8 @@ fn http_request(url: &str, tool: &str, arguments: &str) -> http::Request<Full<By
 
 fn curl(url: &str, token: Option<&str>, tool: &str, arguments: &str) -> String {
     let auth = token.map_or(String::new(), |t| {
-        format!(" \\\n     -H 'Authorization: Bearer {t}'")
+        // Double quotes, so a shell variable (`$TOKEN`) expands; tokens have no `"` or `$`.
+        format!(" \\\n     -H \"Authorization: Bearer {t}\"")
     });
     format!(
         "curl -s {url}{auth} \\\n     -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \\\n     -H 'MCP-Protocol-Version: 2026-07-28' -H 'Mcp-Method: tools/call' -H 'Mcp-Name: {tool}' \\\n     -d '{}'",
@@ -284,6 +336,7 @@ fn banner(
     upstream: &str,
     granted: &[&str],
     token: &str,
+    client_secret: &str,
     data_dir: &Path,
     results: &[serde_json::Value],
 ) -> String {
@@ -299,15 +352,18 @@ fn banner(
         granted.join(", ")
     ));
     out.push_str(&format!("  API key    {token}\n"));
+    out.push_str(&format!(
+        "  OAuth      client_id {CLIENT}, client_secret {client_secret}\n"
+    ));
     out.push_str(&format!("  data dir   {dir}\n\n"));
-    out.push_str("Three calls made just now:\n");
+    out.push_str("Four calls made just now:\n");
     for r in results {
         let detail = r["body"]["result"]["content"][0]["text"]
             .as_str()
             .or_else(|| r["body"]["error"]["message"].as_str())
             .unwrap_or("");
         out.push_str(&format!(
-            "  {:<17} {:<15} HTTP {}  {detail}\n",
+            "  {:<19} {:<15} HTTP {}  {detail}\n",
             r["call"].as_str().unwrap_or(""),
             r["tool"].as_str().unwrap_or(""),
             r["status"]
@@ -327,6 +383,13 @@ fn banner(
     out.push_str(&format!(
         "\n\n# 3. no API key: 401\n{}",
         curl(gateway, None, "echo", r#"{"text":"hi"}"#)
+    ));
+    let base = gateway
+        .trim_end_matches(&format!("/{SERVER}/mcp"))
+        .to_owned();
+    out.push_str(&format!(
+        "\n\n# 4. OAuth 2.1: a short-lived access token (client credentials), then the call\nTOKEN=$(curl -s -u '{CLIENT}:{client_secret}' {base}/oauth/token \\\n     -d grant_type=client_credentials -d resource={gateway} \\\n     | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')\n{}",
+        curl(gateway, Some("$TOKEN"), "echo", r#"{"text":"hello"}"#)
     ));
     out.push_str(&format!(
         "\n\n# The audit trail (another terminal; from a checkout use `cargo run --release --` for `gatehouse`):\ngatehouse --data-dir {dir} audit tail\ngatehouse --data-dir {dir} audit verify\n"

@@ -251,12 +251,20 @@ fn the_demo_shows_allowed_denied_and_unauthenticated_calls_and_their_audit() {
         .iter()
         .map(|c| c["status"].as_u64().unwrap())
         .collect();
-    assert_eq!(statuses, [200, 403, 401]);
+    // The fourth call uses an OAuth access token from the client-credentials grant.
+    assert_eq!(statuses, [200, 403, 401, 200]);
+    assert!(
+        report["client_secret"]
+            .as_str()
+            .unwrap()
+            .starts_with("gcs_")
+    );
     assert_eq!(
         report["calls"][0]["body"]["result"]["content"][0]["text"],
         "hello from the demo"
     );
-    assert_eq!(report["audit_events"], 3);
+    // The token request is audited too.
+    assert_eq!(report["audit_events"], 5);
 
     let cli = Cli { dir };
     let tail = cli.json(&["audit", "tail"]);
@@ -266,18 +274,21 @@ fn the_demo_shows_allowed_denied_and_unauthenticated_calls_and_their_audit() {
         .iter()
         .map(|e| e["reason"].as_str().unwrap_or("-"))
         .collect();
-    assert_eq!(reasons, ["-", "tool_not_granted", "missing_credential"]);
-    assert!(cli.ok(&["audit", "verify"]).contains("intact: 3 events"));
+    assert_eq!(
+        reasons,
+        ["-", "-", "tool_not_granted", "missing_credential", "-"]
+    );
+    assert!(cli.ok(&["audit", "verify"]).contains("intact: 5 events"));
 
     // Edit a row behind Gatehouse's back, as with the sqlite3 shell: verify fails and says where.
     let db = cli.dir.path().join("gatehouse.db");
     let status = Command::new("sqlite3")
         .arg(&db)
-        .arg("UPDATE audit_events SET decision = 'allow' WHERE seq = 2;")
+        .arg("UPDATE audit_events SET decision = 'allow' WHERE seq = 3;")
         .status()
         .expect("the sqlite3 shell (Debian package sqlite3; .ci/run installs it)");
     assert!(status.success());
     let out = cli.run(&["audit", "verify"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("row 2 was modified"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("row 3 was modified"));
 }
