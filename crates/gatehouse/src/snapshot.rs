@@ -79,6 +79,8 @@ pub struct OAuthView {
     pub signing: SigningKeys,
     /// `jti`s of revoked access tokens not yet expired.
     pub revoked: HashSet<String>,
+    /// Revoked grants (refresh-token families): every access token minted from one is refused.
+    pub revoked_grants: HashSet<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -208,6 +210,15 @@ impl Snapshot {
                 .revoked_tokens
                 .iter()
                 .map(|t| t.jti.clone())
+                .collect(),
+            revoked_grants: contents
+                .revoked_tokens
+                .iter()
+                .filter_map(|t| {
+                    t.jti
+                        .strip_prefix(crate::oauth::grants::GRANT_REVOCATION_PREFIX)
+                        .map(str::to_owned)
+                })
                 .collect(),
         };
         snapshot.users = user_grants(

@@ -44,6 +44,10 @@ pub fn identify(
     }
     if !identity.audiences.contains(&server.resource)
         || snapshot.oauth.revoked.contains(&*identity.jti)
+        || identity
+            .grant
+            .as_deref()
+            .is_some_and(|g| snapshot.oauth.revoked_grants.contains(g))
         || snapshot.oauth.signing.verifier(&identity.kid).is_none()
         || !snapshot.clients.contains_key(&*identity.client)
         || identity

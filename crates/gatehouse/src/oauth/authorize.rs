@@ -279,8 +279,12 @@ fn validate(state: &AppState, snapshot: &Snapshot, params: &Form) -> Result<Auth
         state: params.get("state"),
         issuer: state.config.public_base(),
     };
-    if params.get("response_type") != Some("code") {
-        return Err(redirect.error("unsupported_response_type", "response_type must be code"));
+    match params.get("response_type") {
+        Some("code") => {}
+        None => return Err(redirect.error("invalid_request", "response_type is required")),
+        Some(_) => {
+            return Err(redirect.error("unsupported_response_type", "response_type must be code"));
+        }
     }
     if !client.allows_grant("authorization_code") {
         return Err(redirect.error(

@@ -39,6 +39,35 @@ fn ms(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// Revokes a grant: its refresh tokens, and every access token minted from it (their
+/// `gh_grant` goes on the revocation list until the longest of them has expired).
+pub async fn revoke_grant(state: &AppState, family: &str, now: i64) -> Result<(), OAuthError> {
+    state
+        .store
+        .revoke_refresh_family(family, now)
+        .await
+        .map_err(store_failed)?;
+    let ttl = ms(state.config.oauth.access_token_ttl + state.config.oauth.clock_skew);
+    state
+        .store
+        .revoke_access_token(
+            &RevokedToken {
+                jti: format!("{GRANT_REVOCATION_PREFIX}{family}"),
+                expires_at: now.saturating_add(ttl),
+            },
+            now,
+        )
+        .await
+        .map_err(store_failed)?;
+    if let Err(err) = state.snapshot.reload().await {
+        tracing::error!(error = %err, "snapshot reload after revoking a grant failed");
+    }
+    Ok(())
+}
+
+/// How a revoked grant is listed among revoked token ids.
+pub const GRANT_REVOCATION_PREFIX: &str = "grant:";
+
 /// RFC 7636 §4.6: `BASE64URL(SHA256(verifier)) == challenge`, the verifier being 43–128
 /// unreserved characters.
 fn pkce_ok(verifier: &str, challenge: &str) -> bool {
@@ -76,6 +105,12 @@ async fn issue(
     ),
     OAuthError,
 > {
+    let refreshable = issue.client.allows_grant("refresh_token");
+    let family = match (refreshable, issue.family) {
+        (false, _) => None,
+        (true, Some(family)) => Some(family),
+        (true, None) => Some(secrets::random_id(16).map_err(|_| OAuthError::ServerError)?),
+    };
     let ttl = i64::try_from(state.config.oauth.access_token_ttl.as_secs()).unwrap_or(600);
     let minted = tokens::mint(
         &snapshot.oauth.signing,
@@ -87,6 +122,7 @@ async fn issue(
             scope: issue.scope,
             ttl_secs: ttl,
             now_ms: now,
+            grant: family.as_deref(),
         },
     )?;
     audit.credential_id = Some(minted.jti.clone());
@@ -97,15 +133,11 @@ async fn issue(
         "expires_in": minted.expires_in,
         "scope": issue.scope.to_string(),
     });
-    let refresh = if issue.client.allows_grant("refresh_token") {
+    let refresh = if let Some(family) = family {
         let token = format!(
             "{REFRESH_PREFIX}{}",
             secrets::random_base62(43).map_err(|_| OAuthError::ServerError)?
         );
-        let family = match issue.family {
-            Some(family) => family,
-            None => secrets::random_id(16).map_err(|_| OAuthError::ServerError)?,
-        };
         let record = RefreshTokenRecord {
             id: secrets::random_id(16).map_err(|_| OAuthError::ServerError)?,
             family,
@@ -159,11 +191,7 @@ pub async fn authorization_code(
             // OAuth 2.1 §4.1.3: a second redemption means the code leaked; revoke what the
             // first one issued.
             if let Some(family) = &record.family {
-                state
-                    .store
-                    .revoke_refresh_family(family, now)
-                    .await
-                    .map_err(store_failed)?;
+                revoke_grant(state, family, now).await?;
             }
             if let (Some(jti), Some(exp)) = (&record.access_jti, record.access_expires_at) {
                 state
@@ -335,6 +363,7 @@ pub async fn refresh_token(
         RefreshOutcome::Invalid => Err(invalid()),
         RefreshOutcome::Reused => {
             tracing::warn!(client = %client.name, "refresh token reused: its family is revoked");
+            revoke_grant(state, &current.family, now).await?;
             Err(OAuthError::InvalidGrant(
                 "the refresh token was already used; every token of this grant is revoked".into(),
             ))

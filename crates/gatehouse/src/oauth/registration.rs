@@ -62,7 +62,9 @@ fn authorized(state: &AppState, headers: &HeaderMap) -> Result<(), OAuthError> {
             let presented = headers
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
+                .and_then(|v| v.split_once(' '))
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, token)| token.trim())
                 .unwrap_or("");
             let expected = state
                 .config

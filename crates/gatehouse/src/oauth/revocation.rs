@@ -90,17 +90,13 @@ async fn revoke_token(
         let hash = super::grants::refresh_hash(state, token);
         match state.store.find_refresh_token(&hash).await {
             Ok(Some(record)) if record.client == *client.name => {
-                audit.credential_id = Some(format!("refresh-family:{}", record.family));
-                state
-                    .store
-                    .revoke_refresh_family(&record.family, now)
-                    .await
-                    .map_err(|_| OAuthError::ServerError)?;
+                audit.credential_id = Some(format!("grant:{}", record.family));
+                super::grants::revoke_grant(state, &record.family, now).await?;
             }
             Ok(_) => {}
             Err(_) => return Err(OAuthError::ServerError),
         }
-        // Refresh tokens are checked in the store, not the snapshot: nothing to reload.
+        // `revoke_grant` reloaded the snapshot already.
         false
     } else if tokens::looks_like_jwt(token) {
         match own_token(state, &snapshot, token) {
@@ -192,6 +188,10 @@ fn describe(state: &AppState, token: &str) -> Value {
     match own_token(state, &snapshot, token) {
         Some(identity)
             if !snapshot.oauth.revoked.contains(&*identity.jti)
+                && !identity
+                    .grant
+                    .as_deref()
+                    .is_some_and(|g| snapshot.oauth.revoked_grants.contains(g))
                 && snapshot.oauth.clients.get(&identity.client).is_some() =>
         {
             json!({

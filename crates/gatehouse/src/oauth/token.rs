@@ -110,6 +110,7 @@ fn client_credentials(
             scope: &scope,
             ttl_secs: ttl,
             now_ms: now,
+            grant: None,
         },
     )?;
     audit.credential_id = Some(minted.jti.clone());

@@ -31,6 +31,9 @@ struct AccessClaims<'a> {
     nbf: i64,
     exp: i64,
     jti: &'a str,
+    /// The grant (refresh-token family) the token comes from: revoking the grant revokes it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gh_grant: Option<&'a str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -56,6 +59,8 @@ pub struct MintRequest<'a> {
     pub scope: &'a Scope,
     pub ttl_secs: i64,
     pub now_ms: i64,
+    /// The refresh-token family, for user-delegated grants.
+    pub grant: Option<&'a str>,
 }
 
 pub fn mint(keys: &SigningKeys, req: &MintRequest<'_>) -> Result<MintedToken, OAuthError> {
@@ -79,6 +84,7 @@ pub fn mint(keys: &SigningKeys, req: &MintRequest<'_>) -> Result<MintedToken, OA
         nbf: now,
         exp: now + req.ttl_secs,
         jti: &jti,
+        gh_grant: req.grant,
     };
     let token = jwt::encode(key, Some(jwt::ACCESS_TOKEN_TYP), &claims).map_err(|e| {
         tracing::error!(error = %e, "access token signing failed");
@@ -100,6 +106,8 @@ pub struct TokenIdentity {
     pub jti: Arc<str>,
     /// The signing key: a token stops working when its key is withdrawn.
     pub kid: String,
+    /// The grant (refresh-token family) it comes from, if any.
+    pub grant: Option<String>,
     pub scope: Scope,
     pub audiences: Vec<String>,
     /// Unix seconds.
@@ -157,6 +165,10 @@ pub fn verify(
         subject: Arc::from(subject),
         jti: Arc::from(jti),
         kid: claims.kid().to_owned(),
+        grant: claims
+            .get("gh_grant")
+            .and_then(|g| g.as_str())
+            .map(str::to_owned),
         scope,
         audiences,
         exp: claims.exp(),

@@ -15,6 +15,8 @@ mod keys;
 mod metrics;
 mod oauth;
 mod oauth_attacks;
+mod oauth_code;
+mod oauth_code_attacks;
 mod pinning;
 mod policies;
 mod proxying;

@@ -346,7 +346,7 @@ impl OAuthStore for SqliteStore {
                 }
                 None => false,
             };
-            if now - consumed > grace_ms || !successor_unused {
+            if now - consumed >= grace_ms || !successor_unused {
                 sqlx::query(
                     "UPDATE refresh_tokens SET revoked_at = $2 \
                      WHERE family = $1 AND revoked_at IS NULL",
