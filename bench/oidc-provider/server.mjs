@@ -14,6 +14,8 @@ const provider = new Provider(ISSUER, {
     client_id: 'bench', client_secret: 'bench-secret-bench-secret',
     grant_types: ['client_credentials'], response_types: [], redirect_uris: [],
   }],
+  // The only key is ES256, so nothing may default to RS256.
+  clientDefaults: { id_token_signed_response_alg: 'ES256' },
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
