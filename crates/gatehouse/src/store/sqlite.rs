@@ -2,61 +2,23 @@
 
 use async_trait::async_trait;
 use sqlx::{
-    AssertSqlSafe, Row, SqlSafeStr, Sqlite, SqlitePool, Transaction,
-    migrate::{Migration, MigrationType, Migrator},
+    AssertSqlSafe, Row, Sqlite, SqlitePool, Transaction,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 use std::{str::FromStr, time::Duration};
 
 use super::*;
 
+mod migrations;
 mod oauth;
 mod rows;
 mod users;
 use crate::audit::event::Decision;
+use migrations::migrator;
 use rows::*;
 
 pub struct SqliteStore {
     pool: SqlitePool,
-}
-
-fn migrator() -> Migrator {
-    let migration = |version, name: &'static str, sql: &'static str| {
-        Migration::new(
-            version,
-            name.into(),
-            MigrationType::Simple,
-            sql.into_sql_str(),
-            false,
-        )
-    };
-    Migrator::with_migrations(vec![
-        migration(
-            1,
-            "initial",
-            include_str!("../../../../migrations/sqlite/0001_initial.sql"),
-        ),
-        migration(
-            2,
-            "policies",
-            include_str!("../../../../migrations/sqlite/0002_policies.sql"),
-        ),
-        migration(
-            3,
-            "tool_pins",
-            include_str!("../../../../migrations/sqlite/0003_tool_pins.sql"),
-        ),
-        migration(
-            4,
-            "oauth",
-            include_str!("../../../../migrations/sqlite/0004_oauth.sql"),
-        ),
-        migration(
-            5,
-            "users",
-            include_str!("../../../../migrations/sqlite/0005_users.sql"),
-        ),
-    ])
 }
 
 impl SqliteStore {
