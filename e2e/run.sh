@@ -11,6 +11,14 @@
 #   conformance-identical  per-scenario, per-check results of the two runs are identical
 #   audit-trail            the audit trail holds the expected allow/deny events, no secret
 #   audit-verify           `gatehouse audit verify` finds the hash chain intact
+# OAuth groups, each against a Gatehouse of its own (fresh data dir, free loopback port,
+# dynamic registration open, a user and OAuth clients provisioned through the CLI; stopped
+# after the group):
+#   oauth-py-client-credentials  Python SDK ClientCredentialsOAuthProvider; PyJWT checks the token
+#   oauth-py-auth-code     Python SDK OAuthClientProvider: DCR, code + PKCE, scripted browser, refresh
+#   oauth-ts-auth-code     TypeScript SDK OAuthClientProvider: DCR, code + PKCE, step-up
+#   oauth-mcp-remote       mcp-remote (stdio proxy) with BROWSER set to the scripted browser
+#   oauth-conformance      conformance suite 0.2.0-alpha.12 `authorization` (AS checks)
 # and prints `N passed, M failed` (groups) as its last line; exit status 1 if any failed.
 #
 # Usage: e2e/run.sh [GROUP...]          (default: all groups)
@@ -27,7 +35,8 @@ root=$(cd "$here/.." && pwd)
 target=${CARGO_TARGET_DIR:-target}
 [[ $target = /* ]] || target="$root/$target"
 suite=${E2E_CONFORMANCE_SUITE:-all}
-all_groups=(ts python conformance-direct conformance-gateway conformance-identical audit-trail audit-verify)
+all_groups=(ts python conformance-direct conformance-gateway conformance-identical audit-trail audit-verify
+    oauth-py-client-credentials oauth-py-auth-code oauth-ts-auth-code oauth-mcp-remote oauth-conformance)
 if (($# > 0)); then selected=("$@"); else selected=("${all_groups[@]}"); fi
 for g in "${selected[@]}"; do
     [[ " ${all_groups[*]} " == *" $g "* ]] || { echo "error: unknown group '$g' (${all_groups[*]})" >&2; exit 2; }
@@ -89,7 +98,7 @@ finish() {
     if ((${#group_names[@]} > 0)); then
         say "summary"
         for i in "${!group_names[@]}"; do
-            printf '  %-22s %s\n' "${group_names[$i]}" "${group_results[$i]}"
+            printf '  %-28s %s\n' "${group_names[$i]}" "${group_results[$i]}"
             if [[ ${group_results[$i]} == pass ]]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
         done
     fi
@@ -117,6 +126,8 @@ wait_for() {
     done
 }
 
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
 node_major() { "$1" -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
 
 # ---------------------------------------------------------------------------------------------
@@ -137,7 +148,7 @@ fi
 system_node=$(command -v node || true)
 need_wheel_node=1
 if [[ -n $system_node ]] && (($(node_major "$system_node") >= 22)); then need_wheel_node=0; fi
-requirements=("$here/python/requirements.txt")
+requirements=("$here/python/requirements.txt" "$here/oauth/requirements.txt")
 ((need_wheel_node == 0)) || requirements+=("$here/node-requirements.txt")
 stamp="$venv/.e2e-requirements"
 wanted=$(cat "${requirements[@]}" | sha256sum | cut -d' ' -f1)
@@ -172,6 +183,8 @@ npm_install() {
 }
 npm_install "$here/ts"
 npm_install "$here/conformance"
+if want oauth-mcp-remote; then npm_install "$here/mcp-remote"; fi
+if want oauth-conformance; then npm_install "$here/conformance-auth"; fi
 
 # ---------------------------------------------------------------------------------------------
 say "start the example server"
@@ -200,7 +213,7 @@ api_key=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["toke
 export E2E_API_KEY=$api_key
 
 say "start gatehouse"
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 gateway="http://127.0.0.1:$port"
 (cd "$work" && GATEHOUSE_LISTEN="127.0.0.1:$port" GATEHOUSE_PUBLIC_URL="$gateway" \
     exec "$gatehouse_bin" --data-dir "$data" serve) >"$work/gatehouse.out" 2>"$work/gatehouse.err" &
@@ -252,6 +265,120 @@ group_audit_verify() {
     gh audit verify
 }
 
+# ---------------------------------------------------------------------------------------------
+# OAuth groups. Each starts a Gatehouse of its own (oauth_gatehouse), runs, and stops it.
+oauth_pid=
+oauth_dir=
+oauth_secrets=()
+
+# oauth_gatehouse NAME: provision a fresh data dir through the CLI and start Gatehouse on a free
+# loopback port with dynamic registration open. Exports the E2E_OAUTH_* contract of the tests
+# (e2e/README.md). Provisioned: servers `demo` and `other` (both the example server); user
+# `alice` (group `analysts`, which may use demo's echo and add); client-credentials clients
+# `svc-client_secret_basic` and `svc-client_secret_post` (connections: demo echo,add; other
+# echo); public client `conf-public` (authorization_code, redirect 127.0.0.1:PORT/callback).
+oauth_gatehouse() {
+    oauth_dir="$work/$1"
+    local odata="$oauth_dir/data" m
+    mkdir -p "$oauth_dir"
+    ogh() { (cd "$oauth_dir" && "$gatehouse_bin" --data-dir "$odata" "$@"); }
+    local password callback_port oport
+    password=$(python3 -c 'import secrets; print("pw-" + secrets.token_urlsafe(18))')
+    callback_port=$(free_port)
+    (
+        ogh servers add demo --url "$example_url" &&
+            ogh servers add other --url "$example_url" &&
+            printf '%s\n' "$password" | ogh users add alice --groups analysts --password-stdin &&
+            ogh groups grant analysts --server demo --tools 'echo,add' &&
+            for m in client_secret_basic client_secret_post; do
+                ogh clients create "svc-$m" &&
+                    ogh --output json clients oauth "svc-$m" --grant client_credentials --auth-method "$m" \
+                        >"$oauth_dir/svc-$m.json" &&
+                    ogh connections grant --client "svc-$m" --server demo --tools 'echo,add' &&
+                    ogh connections grant --client "svc-$m" --server other --tools 'echo' || exit 1
+            done &&
+            ogh clients create conf-public &&
+            ogh clients oauth conf-public --grant authorization_code --auth-method none \
+                --redirect-uri "http://127.0.0.1:$callback_port/callback"
+    ) >"$oauth_dir/provision.log" 2>&1 || {
+        cat "$oauth_dir/provision.log"
+        echo "OAuth provisioning failed"
+        return 1
+    }
+    local secret_of='import json, sys; print(json.load(open(sys.argv[1]))["client_secret"])'
+    E2E_OAUTH_CC_BASIC_SECRET=$(python3 -c "$secret_of" "$oauth_dir/svc-client_secret_basic.json") &&
+        E2E_OAUTH_CC_POST_SECRET=$(python3 -c "$secret_of" "$oauth_dir/svc-client_secret_post.json") || {
+        echo "clients oauth printed no client_secret"
+        return 1
+    }
+    oport=$(free_port)
+    export E2E_OAUTH_BASE="http://127.0.0.1:$oport"
+    (cd "$oauth_dir" && GATEHOUSE_LISTEN="127.0.0.1:$oport" GATEHOUSE_PUBLIC_URL="$E2E_OAUTH_BASE" \
+        GATEHOUSE_OAUTH__REGISTRATION=open exec "$gatehouse_bin" --data-dir "$odata" serve) \
+        >"$oauth_dir/gatehouse.out" 2>"$oauth_dir/gatehouse.err" &
+    oauth_pid=$!
+    pids+=("$oauth_pid")
+    oauth_healthy() { kill -0 "$oauth_pid" && curl -fsS --max-time 2 "$E2E_OAUTH_BASE/healthz"; }
+    if ! wait_for 30 oauth_healthy; then
+        tail -n 30 "$oauth_dir/gatehouse.err"
+        echo "gatehouse ($1) did not become healthy on $E2E_OAUTH_BASE"
+        return 1
+    fi
+    export E2E_OAUTH_SERVER=demo E2E_OAUTH_OTHER_SERVER=other E2E_OAUTH_USER=alice E2E_OAUTH_PASSWORD=$password
+    export E2E_OAUTH_USER_TOOLS=echo,add E2E_OAUTH_CLIENT_TOOLS=echo,add
+    export E2E_OAUTH_CC_BASIC_ID=svc-client_secret_basic E2E_OAUTH_CC_POST_ID=svc-client_secret_post
+    export E2E_OAUTH_CC_BASIC_SECRET E2E_OAUTH_CC_POST_SECRET
+    export E2E_OAUTH_CONF_CLIENT=conf-public E2E_OAUTH_CONF_PORT=$callback_port
+    oauth_secrets=("$password" "$E2E_OAUTH_CC_BASIC_SECRET" "$E2E_OAUTH_CC_POST_SECRET")
+    echo "gatehouse ($1): $E2E_OAUTH_BASE (pid $oauth_pid, data $odata)"
+}
+
+# A test command of an OAuth group, bounded.
+bounded() {
+    local status=0
+    timeout --kill-after=10 240 "$@" || status=$?
+    ((status != 124)) || echo "timed out after 240 s: $*"
+    return "$status"
+}
+
+# oauth_group NAME FUNCTION: a Gatehouse of its own for FUNCTION, then stop it and check that
+# no secret it was given (password, client secrets) reached its logs.
+oauth_group() {
+    local name=$1 status=0 s p kept=()
+    shift
+    oauth_gatehouse "$name" || return 1
+    "$@" || status=$?
+    stop_process "$oauth_pid"
+    for p in "${pids[@]}"; do [[ $p == "$oauth_pid" ]] || kept+=("$p"); done
+    pids=("${kept[@]}")
+    for s in "${oauth_secrets[@]}"; do
+        if grep -qF -- "$s" "$oauth_dir/gatehouse.out" "$oauth_dir/gatehouse.err"; then
+            echo "$name: a secret appears in Gatehouse's output"
+            status=1
+        fi
+    done
+    return "$status"
+}
+
+oauth_pytest() {
+    bounded "$venv/bin/python" -m pytest -c "$here/oauth/pytest.ini" --rootdir "$here/oauth" -p no:cacheprovider "$@"
+}
+
+group_oauth_py_client_credentials() { oauth_pytest "$here/oauth/test_client_credentials.py"; }
+group_oauth_py_auth_code() { oauth_pytest "$here/oauth/test_authorization_code.py"; }
+group_oauth_ts_auth_code() {
+    (cd "$here/ts" && bounded "$ts_node" --test --test-reporter=spec oauth.test.mjs)
+}
+group_oauth_mcp_remote() {
+    bounded "$venv/bin/python" "$here/oauth/mcp_remote_test.py" --node "$ts_node" \
+        --proxy "$here/mcp-remote/node_modules/mcp-remote/dist/proxy.js" --keep "$oauth_dir/mcp-remote"
+}
+group_oauth_conformance() {
+    bounded "$venv/bin/python" "$here/oauth/conformance_auth.py" --node "$node22" \
+        --suite "$here/conformance-auth/node_modules/@modelcontextprotocol/conformance/dist/index.js" \
+        --client-id "$E2E_OAUTH_CONF_CLIENT" --port "$E2E_OAUTH_CONF_PORT" --out "$oauth_dir/conformance"
+}
+
 want ts && run_group ts group_ts
 want python && run_group python group_python
 want conformance-direct && run_group conformance-direct conformance direct "$example_url"
@@ -259,4 +386,10 @@ want conformance-gateway && run_group conformance-gateway conformance gateway "$
 want conformance-identical && run_group conformance-identical group_conformance_identical
 want audit-trail && run_group audit-trail group_audit_trail
 want audit-verify && run_group audit-verify group_audit_verify
+want oauth-py-client-credentials &&
+    run_group oauth-py-client-credentials oauth_group oauth-py-client-credentials group_oauth_py_client_credentials
+want oauth-py-auth-code && run_group oauth-py-auth-code oauth_group oauth-py-auth-code group_oauth_py_auth_code
+want oauth-ts-auth-code && run_group oauth-ts-auth-code oauth_group oauth-ts-auth-code group_oauth_ts_auth_code
+want oauth-mcp-remote && run_group oauth-mcp-remote oauth_group oauth-mcp-remote group_oauth_mcp_remote
+want oauth-conformance && run_group oauth-conformance oauth_group oauth-conformance group_oauth_conformance
 exit 0

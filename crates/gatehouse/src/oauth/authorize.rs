@@ -6,12 +6,14 @@
 //! not trusted yet). Every later error is redirected with `state` and `iss`.
 
 use axum::{
+    Json,
     body::Body,
     extract::{Request, State},
-    response::Response,
+    response::{IntoResponse, Response},
 };
-use http::{HeaderMap, Method, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use crate::{
     AppState,
@@ -138,6 +140,42 @@ fn redirect_source(uri: &str) -> String {
     }
 }
 
+/// Whether the caller asked for JSON rather than a page (`Accept` names `application/json` and
+/// not `text/html`; browsers always name the latter).
+fn wants_json(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .fold((false, false), |(json, html), v| {
+            let v = v.to_ascii_lowercase();
+            (
+                json || v.contains("application/json"),
+                html || v.contains("text/html"),
+            )
+        })
+        == (true, false)
+}
+
+/// An unknown (or disabled) `client_id`: the error page for a person, and for a program that
+/// asked for JSON an RFC 6749 §5.2 style `invalid_client`. MCP clients holding a cached dynamic
+/// registration (mcp-remote) probe the authorization URL that way and register again on
+/// `invalid_client`; a page would leave them sending the user to a dead end.
+fn unknown_client(headers: &HeaderMap) -> Response {
+    if !wants_json(headers) {
+        return pages::error(StatusCode::BAD_REQUEST, "unknown client");
+    }
+    let mut response = (
+        StatusCode::BAD_REQUEST,
+        Json(json!({ "error": "invalid_client", "error_description": "unknown client" })),
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
 fn valid_challenge(challenge: &str) -> bool {
     (43..=128).contains(&challenge.len())
         && challenge
@@ -176,7 +214,7 @@ fn begin(state: &AppState, headers: &HeaderMap, params: &Form) -> Response {
                 }
             }
         }
-        None => match validate(state, &snapshot, params) {
+        None => match validate(state, &snapshot, headers, params) {
             Ok(request) => request,
             Err(response) => return response,
         },
@@ -247,7 +285,12 @@ fn begin(state: &AppState, headers: &HeaderMap, params: &Form) -> Response {
 
 /// The request parameters, checked in the order RFC 6749 §4.1.2.1 implies.
 #[allow(clippy::result_large_err)]
-fn validate(state: &AppState, snapshot: &Snapshot, params: &Form) -> Result<AuthRequest, Response> {
+fn validate(
+    state: &AppState,
+    snapshot: &Snapshot,
+    headers: &HeaderMap,
+    params: &Form,
+) -> Result<AuthRequest, Response> {
     let page = |message: &str| pages::error(StatusCode::BAD_REQUEST, message);
     let client_id = params
         .get("client_id")
@@ -256,7 +299,7 @@ fn validate(state: &AppState, snapshot: &Snapshot, params: &Form) -> Result<Auth
         .oauth
         .clients
         .get(client_id)
-        .ok_or_else(|| page("unknown client"))?;
+        .ok_or_else(|| unknown_client(headers))?;
     let redirect_uri = match params.get("redirect_uri") {
         Some(given) => {
             if !client
@@ -410,6 +453,7 @@ pub fn code_hash(state: &AppState, code: &str) -> [u8; 32] {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -419,6 +463,23 @@ mod tests {
         assert!(!valid_challenge(&"a".repeat(42)));
         assert!(!valid_challenge(&"a".repeat(129)));
         assert!(!valid_challenge(&format!("{}+", "a".repeat(43))));
+    }
+
+    #[test]
+    fn json_only_for_callers_that_ask_for_it() {
+        let with = |accept: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::ACCEPT, HeaderValue::from_str(accept).unwrap());
+            wants_json(&headers)
+        };
+        assert!(with("application/json"));
+        assert!(with("application/json, text/event-stream"));
+        assert!(!with(
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+        ));
+        assert!(!with("text/html, application/json"));
+        assert!(!with("*/*"));
+        assert!(!wants_json(&HeaderMap::new()));
     }
 
     #[test]
