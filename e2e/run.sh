@@ -19,6 +19,8 @@
 #   oauth-ts-auth-code     TypeScript SDK OAuthClientProvider: DCR, code + PKCE, step-up
 #   oauth-mcp-remote       mcp-remote (stdio proxy) with BROWSER set to the scripted browser
 #   oauth-conformance      conformance suite 0.2.0-alpha.12 `authorization` (AS checks)
+#   oauth-upstream-oidc    users sign in through oidc-provider (npm) as the upstream OpenID
+#                          provider; groups mapped from its claims (its own Gatehouse and provider)
 # and prints `N passed, M failed` (groups) as its last line; exit status 1 if any failed.
 #
 # Usage: e2e/run.sh [GROUP...]          (default: all groups)
@@ -36,7 +38,8 @@ target=${CARGO_TARGET_DIR:-target}
 [[ $target = /* ]] || target="$root/$target"
 suite=${E2E_CONFORMANCE_SUITE:-all}
 all_groups=(ts python conformance-direct conformance-gateway conformance-identical audit-trail audit-verify
-    oauth-py-client-credentials oauth-py-auth-code oauth-ts-auth-code oauth-mcp-remote oauth-conformance)
+    oauth-py-client-credentials oauth-py-auth-code oauth-ts-auth-code oauth-mcp-remote oauth-conformance
+    oauth-upstream-oidc)
 if (($# > 0)); then selected=("$@"); else selected=("${all_groups[@]}"); fi
 for g in "${selected[@]}"; do
     [[ " ${all_groups[*]} " == *" $g "* ]] || { echo "error: unknown group '$g' (${all_groups[*]})" >&2; exit 2; }
@@ -185,6 +188,7 @@ npm_install "$here/ts"
 npm_install "$here/conformance"
 if want oauth-mcp-remote; then npm_install "$here/mcp-remote"; fi
 if want oauth-conformance; then npm_install "$here/conformance-auth"; fi
+if want oauth-upstream-oidc; then npm_install "$here/upstream-oidc"; fi
 
 # ---------------------------------------------------------------------------------------------
 say "start the example server"
@@ -392,4 +396,11 @@ want oauth-py-auth-code && run_group oauth-py-auth-code oauth_group oauth-py-aut
 want oauth-ts-auth-code && run_group oauth-ts-auth-code oauth_group oauth-ts-auth-code group_oauth_ts_auth_code
 want oauth-mcp-remote && run_group oauth-mcp-remote oauth_group oauth-mcp-remote group_oauth_mcp_remote
 want oauth-conformance && run_group oauth-conformance oauth_group oauth-conformance group_oauth_conformance
+group_oauth_upstream_oidc() {
+    mkdir -p "$work/upstream-oidc"
+    GATEHOUSE_BIN="$gatehouse_bin" EXAMPLE_URL="$example_url" NODE="$ts_node" \
+        WORK="$work/upstream-oidc" PROVIDER_DIR="$here/upstream-oidc" \
+        bounded "$venv/bin/python" "$here/upstream-oidc/test_upstream_oidc.py"
+}
+want oauth-upstream-oidc && run_group oauth-upstream-oidc group_oauth_upstream_oidc
 exit 0

@@ -159,11 +159,9 @@ async def raw_refresh(base: str, info, refresh_token: str) -> httpx2.Response:
 
 
 async def test_ungranted_tool_stays_refused(gateway, browser, user_tools) -> None:
-    """A tool the user's group is not granted: the gateway answers 403 insufficient_scope, the
-    SDK tries to step up (SEP-2350 union of scopes), the authorization server refuses the
-    scope (`invalid_scope` in the redirect), and the call fails. In mcp 2.3.0 an auth failure
-    inside a session ends the session (the error leaves the client's task group), so the
-    check goes on with a new session on the same provider: the earlier token still works."""
+    """A tool the user's group is not granted: the gateway answers 403 without an
+    `insufficient_scope` challenge (no token could allow it), so the SDK does not send the
+    user to re-authorize; the call fails and the earlier token keeps working."""
     url = gateway.mcp_url()
     storage = MemoryStorage()
     provider = OAuthClientProvider(
@@ -179,21 +177,22 @@ async def test_ungranted_tool_stays_refused(gateway, browser, user_tools) -> Non
     assert denied not in user_tools
     async with httpx2.AsyncClient(auth=provider, timeout=30) as http:
         listed = []
-        with pytest.raises(Exception) as raised:
+        refused = None
+        try:
             async with connect(url, http) as client:
                 listed = (await client.list_tools()).tools
-                await client.call_tool(denied, {"table": "users"})
+                result = await client.call_tool(denied, {"table": "users"})
+                refused = result
+        except Exception as err:  # the SDK may surface the 403 as an exception
+            refused = err
+        assert refused is not None
+        assert "not granted" in str(refused) or "403" in str(refused), repr(refused)
         assert sorted(t.name for t in listed) == user_tools
-        assert "invalid_scope" in str(raised.value), repr(raised.value)
-        assert len(browser.authorization_urls) == 2
-        step_up = query(browser.authorization_urls[1])["scope"][0].split()
-        assert sorted(step_up) == sorted([f"mcp:{gateway.server}", f"mcp:{gateway.server}:tool:{denied}"]), step_up
-        assert callback_params(browser.callbacks[1])["error"] == "invalid_scope"
-        # The earlier token is untouched: a new session works without the browser.
+        assert len(browser.authorization_urls) == 1, "no step-up was attempted"
         async with connect(url, http) as client:
             result = await client.call_tool("echo", {"text": "still here"})
             assert text_of(result) == "still here"
-        assert len(browser.authorization_urls) == 2
+        assert len(browser.authorization_urls) == 1
 
 
 async def test_denied_consent_fails_the_connection(gateway, user) -> None:

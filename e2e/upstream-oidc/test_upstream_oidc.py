@@ -182,6 +182,12 @@ group_map = {{ "mcp-analysts" = "analysts" }}
 
     check(call("echo").status_code == 200, "the agent calls a tool the user's group may use")
     check(call("add").status_code == 403, "and not one it may not")
+    server.terminate()
+    server.wait(timeout=10)
+    with open(os.path.join(WORK, "gh-oidc.log")) as log:
+        text = log.read()
+    check(client_secret not in text and access not in text,
+          "neither the provider's client secret nor the token reached Gatehouse's log")
     print("upstream OIDC sign-in: all checks passed")
 
 

@@ -71,6 +71,52 @@ pub struct OAuthConfig {
     pub registration_token_sha256: Option<String>,
     /// Upstream OpenID Connect providers users can sign in with.
     pub providers: Vec<IdentityProviderConfig>,
+    /// External authorization servers whose access tokens some servers accept.
+    pub trusted_issuers: Vec<TrustedIssuerConfig>,
+}
+
+/// An existing enterprise authorization server (Entra ID, Okta, Keycloak, Auth0) whose access
+/// tokens are accepted at some servers, mapped onto Gatehouse clients, groups and scopes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedIssuerConfig {
+    pub name: String,
+    /// Must equal the tokens' `iss` exactly.
+    pub issuer: String,
+    /// Where its keys are; default: `jwks_uri` from its discovery document.
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
+    /// Required `aud`; default: the server's MCP URL (RFC 8707 resource).
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// Servers that accept these tokens.
+    pub servers: Vec<String>,
+    /// Claims naming the calling application, tried in order.
+    #[serde(default = "default_client_claims")]
+    pub client_claims: Vec<String>,
+    /// Application id → Gatehouse client. Empty: the id is the client's name.
+    #[serde(default)]
+    pub client_map: std::collections::BTreeMap<String, String>,
+    /// Claim holding scopes (space-separated string or array); `scp` for Entra ID.
+    #[serde(default = "default_scope_claim")]
+    pub scope_claim: String,
+    /// External scope → Gatehouse scope (`mcp:{server}…`). Empty: values that are Gatehouse
+    /// scopes are taken as they are.
+    #[serde(default)]
+    pub scope_map: std::collections::BTreeMap<String, String>,
+    /// Claim holding a user's groups; a token with mapped groups acts for that user.
+    #[serde(default)]
+    pub groups_claim: Option<String>,
+    #[serde(default)]
+    pub group_map: std::collections::BTreeMap<String, String>,
+}
+
+fn default_client_claims() -> Vec<String> {
+    vec!["client_id".into(), "azp".into(), "appid".into()]
+}
+
+fn default_scope_claim() -> String {
+    "scope".into()
 }
 
 /// An upstream OpenID Connect provider (Okta, Entra ID, Keycloak, …) for user sign-in.
@@ -123,6 +169,7 @@ impl Default for OAuthConfig {
             registration: "off".into(),
             registration_token_sha256: None,
             providers: Vec::new(),
+            trusted_issuers: Vec::new(),
         }
     }
 }
@@ -404,6 +451,20 @@ impl Config {
                 return Err(ConfigError::Invalid(format!(
                     "oauth.providers {}: issuer must be an http(s) URL",
                     provider.name
+                )));
+            }
+        }
+        for trusted in &oauth.trusted_issuers {
+            if trusted.servers.is_empty() || trusted.issuer.is_empty() {
+                return Err(ConfigError::Invalid(format!(
+                    "oauth.trusted_issuers {}: issuer and servers are required",
+                    trusted.name
+                )));
+            }
+            if trusted.issuer == self.public_base() {
+                return Err(ConfigError::Invalid(format!(
+                    "oauth.trusted_issuers {}: that is Gatehouse's own issuer",
+                    trusted.name
                 )));
             }
         }

@@ -214,37 +214,17 @@ impl GatewayError {
                 ));
                 (StatusCode::UNAUTHORIZED, codes::UNAUTHENTICATED)
             }
-            E::NoConnection => {
-                www_authenticate = Some(format!(
-                    "Bearer error=\"insufficient_scope\", scope=\"mcp:{server}\", resource_metadata=\"{rm}\""
-                ));
-                (StatusCode::FORBIDDEN, codes::FORBIDDEN)
-            }
+            // Refusals by the connection are not `insufficient_scope`: no token the client
+            // could ask for would change them, and a challenge would send OAuth clients on a
+            // re-authorization that must fail (RFC 6750 §3.1 ties that error to the token).
+            E::NoConnection => (StatusCode::FORBIDDEN, codes::FORBIDDEN),
             E::ToolNotGranted { tool } => {
                 data["tool"] = json!(tool);
-                // The name comes from the client: only echo it into a header when it is a
-                // plain tool name, never quotes or separators.
-                let plain = !tool.is_empty()
-                    && tool.len() <= 128
-                    && tool
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"_-./".contains(&b));
-                let scope = if plain {
-                    format!("mcp:{server}:tool:{tool}")
-                } else {
-                    format!("mcp:{server}")
-                };
-                www_authenticate = Some(format!(
-                    "Bearer error=\"insufficient_scope\", scope=\"{scope}\", resource_metadata=\"{rm}\""
-                ));
                 (StatusCode::FORBIDDEN, codes::FORBIDDEN)
             }
             E::FamilyNotGranted { method, family } => {
                 data["method"] = json!(method);
                 data["family"] = json!(family);
-                www_authenticate = Some(format!(
-                    "Bearer error=\"insufficient_scope\", scope=\"mcp:{server}:read\", resource_metadata=\"{rm}\""
-                ));
                 (StatusCode::FORBIDDEN, codes::FORBIDDEN)
             }
             E::InsufficientScope { scope } => {
