@@ -2,11 +2,13 @@
 // (Gatehouse), PKCE required, and a fixed test user whose login and consent complete without
 // a page (the "browser" only follows redirects). Loopback only.
 //   ISSUER=http://127.0.0.1:P GATEHOUSE=http://127.0.0.1:Q CLIENT_SECRET=… node provider.mjs
-import { Provider } from 'oidc-provider';
+import { Provider, errors } from 'oidc-provider';
 import { generateKeyPairSync } from 'node:crypto';
 
 const ISSUER = process.env.ISSUER;
 const GATEHOUSE = process.env.GATEHOUSE;
+// The MCP server whose tokens this provider also issues (as an external authorization server).
+const RESOURCE = `${GATEHOUSE}/demo/mcp`;
 const jwk = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
 
 const provider = new Provider(ISSUER, {
@@ -17,6 +19,13 @@ const provider = new Provider(ISSUER, {
     redirect_uris: [`${GATEHOUSE}/oauth/upstream/callback`],
     grant_types: ['authorization_code'],
     response_types: ['code'],
+    id_token_signed_response_alg: 'ES256',
+  }, {
+    client_id: 'svc',
+    client_secret: process.env.CLIENT_SECRET,
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
     id_token_signed_response_alg: 'ES256',
   }],
   pkce: { required: () => true },
@@ -35,7 +44,21 @@ const provider = new Provider(ISSUER, {
       },
     };
   },
-  features: { devInteractions: { enabled: false } },
+  features: {
+    devInteractions: { enabled: false },
+    clientCredentials: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: async () => RESOURCE,
+      getResourceServerInfo: async (ctx, resource) => {
+        if (resource !== RESOURCE) throw new errors.InvalidTarget();
+        return {
+          scope: 'mcp:demo mcp:demo:read', audience: RESOURCE, accessTokenTTL: 300,
+          accessTokenFormat: 'jwt', jwt: { sign: { alg: 'ES256' } },
+        };
+      },
+    },
+  },
 });
 
 provider.use(async (ctx, next) => {

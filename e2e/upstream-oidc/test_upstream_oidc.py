@@ -1,4 +1,6 @@
-"""Sign-in through an upstream OpenID Connect provider (oidc-provider), end to end.
+"""Sign-in through an upstream OpenID Connect provider (oidc-provider), end to end; and the
+same provider as a trusted external authorization server whose client-credentials tokens the
+gateway accepts.
 
 A user who exists nowhere in Gatehouse signs in at the provider; Gatehouse validates the ID
 token, creates the user with groups mapped from the `groups` claim, shows consent, and the
@@ -82,6 +84,11 @@ client_secret_env = "E2E_CORP_SECRET"
 scopes = ["openid", "email", "profile", "groups"]
 groups_claim = "groups"
 group_map = {{ "mcp-analysts" = "analysts" }}
+[[oauth.trusted_issuers]]
+name = "idp"
+issuer = "{issuer}"
+servers = ["demo"]
+client_map = {{ "svc" = "svc-app" }}
 """)
     env = dict(os.environ, E2E_CORP_SECRET=client_secret, GATEHOUSE_LOG__FILTER="warn")
 
@@ -97,6 +104,8 @@ group_map = {{ "mcp-analysts" = "analysts" }}
     gh("clients", "oauth", "agent", "--grant", "authorization_code", "--auth-method", "none",
        "--redirect-uri", REDIRECT)
     gh("groups", "grant", "analysts", "--server", "demo", "--tools", "echo")
+    gh("clients", "create", "svc-app")
+    gh("connections", "grant", "--client", "svc-app", "--server", "demo", "--tools", "echo")
 
     idp = subprocess.Popen([NODE, os.path.join(PROVIDER_DIR, "provider.mjs")], cwd=PROVIDER_DIR,
                            env=dict(os.environ, ISSUER=issuer, GATEHOUSE=gatehouse,
@@ -167,7 +176,7 @@ group_map = {{ "mcp-analysts" = "analysts" }}
     check(claims["sub"] == carol[0]["id"] and claims["client_id"] == "agent",
           "the token names the user and the agent")
 
-    def call(tool):
+    def call(tool, bearer=None):
         # A stateless (2026-07-28) call: no session to set up first.
         arguments = {"text": "hi"} if tool == "echo" else {"a": 1, "b": 2}
         body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
@@ -175,13 +184,28 @@ group_map = {{ "mcp-analysts" = "analysts" }}
                     "io.modelcontextprotocol/protocolVersion": "2026-07-28",
                     "io.modelcontextprotocol/clientCapabilities": {}}}}
         response = httpx.post(resource, json=body, timeout=10, headers={
-            "Authorization": f"Bearer {access}", "Accept": "application/json, text/event-stream",
+            "Authorization": f"Bearer {bearer or access}", "Accept": "application/json, text/event-stream",
             "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": tool})
         print(f"  tools/call {tool}: HTTP {response.status_code}")
         return response
 
     check(call("echo").status_code == 200, "the agent calls a tool the user's group may use")
     check(call("add").status_code == 403, "and not one it may not")
+
+    # The provider as an external authorization server: its client-credentials token (ES256,
+    # aud = the demo server) is accepted for the Gatehouse client it maps to.
+    prm = httpx.get(f"{gatehouse}/.well-known/oauth-protected-resource/demo/mcp", timeout=10).json()
+    check(prm["authorization_servers"] == [gatehouse, issuer],
+          "the server's metadata names Gatehouse and the trusted issuer")
+    external = httpx.post(f"{issuer}/token", auth=("svc", client_secret), timeout=10, data={
+        "grant_type": "client_credentials", "resource": resource, "scope": "mcp:demo"})
+    check(external.status_code == 200, f"the external server issues a token ({external.status_code})")
+    ext_token = external.json()["access_token"]
+    check(call("echo", ext_token).status_code == 200,
+          "the gateway accepts the external token within svc-app's connection")
+    check(call("add", ext_token).status_code == 403, "and refuses what the connection lacks")
+    forged = ext_token[:-4] + ("AAAA" if not ext_token.endswith("AAAA") else "BBBB")
+    check(call("echo", forged).status_code == 401, "a tampered external token is refused")
     server.terminate()
     server.wait(timeout=10)
     with open(os.path.join(WORK, "gh-oidc.log")) as log:

@@ -58,6 +58,8 @@ pub struct App {
     pub metrics: crate::metrics::Metrics,
     /// Access tokens whose signature has been verified, so each costs one asymmetric check.
     pub token_cache: crate::oauth::token_cache::TokenCache<crate::oauth::tokens::TokenIdentity>,
+    /// Keys of trusted external authorization servers and their verified tokens.
+    pub external_issuers: crate::oauth::external::ExternalIssuers,
     /// Discovery documents and keys of upstream OpenID Connect providers.
     pub identity_providers: crate::oauth::upstream::Providers,
     request_ids: RequestIds,
@@ -256,6 +258,7 @@ pub async fn start_with(
         audit,
         metrics: crate::metrics::Metrics::default(),
         identity_providers: crate::oauth::upstream::Providers::default(),
+        external_issuers: crate::oauth::external::ExternalIssuers::default(),
         token_cache: crate::oauth::token_cache::TokenCache::new(
             crate::oauth::token_cache::DEFAULT_CAPACITY,
         ),

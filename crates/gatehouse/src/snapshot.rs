@@ -69,6 +69,8 @@ pub struct Snapshot {
     pub oauth: OAuthView,
     /// Enabled users by id.
     pub users: HashMap<String, UserEntry>,
+    /// What each group's connections grant (for tokens of external issuers naming groups).
+    pub groups: GroupGrants,
 }
 
 /// What the authorization server and the token check read.
@@ -221,7 +223,7 @@ impl Snapshot {
                 })
                 .collect(),
         };
-        snapshot.users = user_grants(
+        (snapshot.users, snapshot.groups) = user_grants(
             &contents.users,
             &contents.group_connections,
             &attached,
@@ -304,61 +306,103 @@ impl Snapshot {
     }
 }
 
-/// Each enabled user's grants: the union of their groups' connections per server (tool
-/// patterns concatenated, families or-ed). Policies and guardrails are those attached to the
-/// server and globally; client-specific ones apply to the agent's own credentials.
 type Attached<'a, T> = &'a dyn Fn(Option<&str>, &str) -> Arc<[Arc<T>]>;
 
+/// Each group's grants, and each enabled user's: the union of their groups' connections per
+/// server (tool patterns concatenated, families or-ed). Policies and guardrails are those
+/// attached to the server and globally; client-specific ones apply to the agent's own
+/// credentials.
 fn user_grants(
     users_rows: &[crate::store::UserRecord],
     group_connections: &[crate::store::GroupConnectionRecord],
     attached: Attached<'_, CompiledPolicy>,
     content_rules: Attached<'_, Guardrail>,
-) -> Result<HashMap<String, UserEntry>, SnapshotError> {
-    let mut by_group: HashMap<&str, Vec<&crate::store::GroupConnectionRecord>> = HashMap::new();
+) -> Result<(HashMap<String, UserEntry>, GroupGrants), SnapshotError> {
+    let mut groups: HashMap<String, HashMap<String, Grant>> = HashMap::new();
     for connection in group_connections {
-        by_group
-            .entry(&connection.group)
+        let grant = groups
+            .entry(connection.group.clone())
             .or_default()
-            .push(connection);
+            .entry(connection.server.clone())
+            .or_default();
+        for tool in &connection.tools {
+            let pattern = ToolPattern::parse(tool).map_err(|e| SnapshotError::Server {
+                server: connection.server.clone(),
+                reason: format!("connection of group {}: {e}", connection.group),
+            })?;
+            grant.tools.push(pattern);
+        }
+        grant.resources = connection.resources;
+        grant.prompts = connection.prompts;
     }
+    let server_rules = |server: &str| (attached(None, server), content_rules(None, server));
+    let groups: GroupGrants = groups
+        .into_iter()
+        .map(|(group, servers)| {
+            let servers = servers
+                .into_iter()
+                .map(|(server, mut grant)| {
+                    (grant.policies, grant.guardrails) = server_rules(&server);
+                    (server, Arc::new(grant))
+                })
+                .collect();
+            (group, servers)
+        })
+        .collect();
     let mut users = HashMap::new();
     for user in users_rows {
-        let mut merged: HashMap<String, Grant> = HashMap::new();
-        for connection in user
+        let mut servers: Vec<&String> = user
             .groups
             .iter()
-            .filter_map(|g| by_group.get(g.as_str()))
-            .flatten()
-        {
-            let grant = merged
-                .entry(connection.server.clone())
-                .or_insert_with(|| Grant {
-                    policies: attached(None, &connection.server),
-                    guardrails: content_rules(None, &connection.server),
-                    ..Grant::default()
-                });
-            for tool in &connection.tools {
-                let pattern = ToolPattern::parse(tool).map_err(|e| SnapshotError::Server {
-                    server: connection.server.clone(),
-                    reason: format!("connection of group {}: {e}", connection.group),
-                })?;
-                if !grant.tools.contains(&pattern) {
-                    grant.tools.push(pattern);
-                }
-            }
-            grant.resources |= connection.resources;
-            grant.prompts |= connection.prompts;
-        }
+            .filter_map(|g| groups.get(g))
+            .flat_map(|s| s.keys())
+            .collect();
+        servers.sort();
+        servers.dedup();
+        let connections = servers
+            .into_iter()
+            .filter_map(|server| {
+                merge_group_grants(&groups, &user.groups, server).map(|g| (server.clone(), g))
+            })
+            .collect();
         users.insert(
             user.id.clone(),
             UserEntry {
                 username: user.username.clone(),
-                connections: merged.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(),
+                connections,
             },
         );
     }
-    Ok(users)
+    Ok((users, groups))
+}
+
+/// Group → server → what the group's connection grants.
+pub type GroupGrants = HashMap<String, HashMap<String, Arc<Grant>>>;
+
+/// What members of all of `groups` may do on `server`: tool patterns concatenated, families
+/// or-ed, the server's policies and guardrails. `None` when no group reaches the server.
+pub fn merge_group_grants(
+    grants: &GroupGrants,
+    groups: &[String],
+    server: &str,
+) -> Option<Arc<Grant>> {
+    let mut found = groups.iter().filter_map(|g| grants.get(g)?.get(server));
+    let first = found.next()?;
+    let rest: Vec<&Arc<Grant>> = found.collect();
+    if rest.is_empty() {
+        return Some(first.clone());
+    }
+    let mut merged = Grant::clone(first);
+    for grant in rest {
+        for tool in &grant.tools {
+            if !merged.tools.contains(tool) {
+                merged.tools.push(tool.clone());
+            }
+        }
+        merged.resources |= grant.resources;
+        merged.prompts |= grant.prompts;
+    }
+    Some(Arc::new(merged))
 }
 
 /// Associated data for a server's sealed upstream credential.

@@ -15,12 +15,24 @@ use crate::{
     snapshot::{ServerEntry, Snapshot},
 };
 
-pub fn identify(
+pub async fn identify(
     state: &AppState,
     snapshot: &Snapshot,
     token: &str,
     server: &ServerEntry,
 ) -> Result<Principal, GatewayError> {
+    if let Some(iss) = crate::oauth::external::unverified_issuer(token)
+        && iss != state.config.public_base()
+    {
+        return match crate::oauth::external::trusted_for(state, &iss, &server.name) {
+            Some(trusted) => {
+                crate::oauth::external::identify(state, snapshot, token, server, trusted).await
+            }
+            None => Err(GatewayError::InvalidCredential(
+                CredentialProblem::NotRecognised,
+            )),
+        };
+    }
     let now = crate::now_ms().div_euclid(1000);
     let leeway = i64::try_from(state.config.oauth.clock_skew.as_secs()).unwrap_or(60);
     let not_recognised = GatewayError::InvalidCredential(CredentialProblem::NotRecognised);
@@ -64,5 +76,6 @@ pub fn identify(
         narrowing: None,
         scope: Some(Arc::new(identity.scope.for_server(&server.name))),
         user: identity.user().map(Arc::from),
+        grant: None,
     })
 }

@@ -208,8 +208,11 @@ async fn proxy(
         .get(server_name)
         .ok_or(GatewayError::UnknownServer)?;
     state.access.check(&parts.headers)?;
-    let principal = identify(state, snapshot, &parts, server, record)?;
+    let principal = identify(state, snapshot, &parts, server, record).await?;
     let grant = match (principal.user.as_deref(), principal.client.as_deref()) {
+        _ if principal.grant.is_some() => {
+            principal.grant.clone().ok_or(GatewayError::NoConnection)?
+        }
         (Some(user), _) => snapshot
             .user_grant(user, server_name)
             .ok_or(GatewayError::NoConnection)?
@@ -243,7 +246,7 @@ async fn proxy(
     }
 }
 
-fn identify(
+async fn identify(
     state: &AppState,
     snapshot: &Snapshot,
     parts: &Parts,
@@ -258,7 +261,7 @@ fn identify(
         };
     };
     if crate::oauth::tokens::looks_like_jwt(token) {
-        let principal = super::bearer::identify(state, snapshot, token, server)?;
+        let principal = super::bearer::identify(state, snapshot, token, server).await?;
         record.client = principal.client.as_deref().map(str::to_owned);
         record.user = principal.user.as_deref().map(str::to_owned);
         if let Credential::AccessToken { jti } = &principal.credential {
@@ -288,6 +291,7 @@ fn identify(
         narrowing: entry.narrowing.clone(),
         scope: None,
         user: None,
+        grant: None,
     })
 }
 

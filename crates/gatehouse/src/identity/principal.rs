@@ -28,6 +28,9 @@ pub struct Principal {
     pub scope: Option<Arc<ServerScope>>,
     /// The user a token acts for (its `sub`, when that is not the client itself).
     pub user: Option<Arc<str>>,
+    /// The grant, when the credential decided it already (tokens of external issuers, whose
+    /// users and groups are not in the store).
+    pub grant: Option<Arc<crate::grants::Grant>>,
 }
 
 impl Principal {
@@ -38,6 +41,7 @@ impl Principal {
             narrowing: None,
             scope: None,
             user: None,
+            grant: None,
         }
     }
 

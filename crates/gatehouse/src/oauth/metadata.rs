@@ -86,9 +86,20 @@ pub async fn protected_resource_metadata(
         )
             .into_response();
     };
+    // Gatehouse's own first (clients use the first), then external issuers this server trusts.
+    let mut authorization_servers = vec![state.config.public_base().to_owned()];
+    authorization_servers.extend(
+        state
+            .config
+            .oauth
+            .trusted_issuers
+            .iter()
+            .filter(|t| t.servers.contains(&server))
+            .map(|t| t.issuer.clone()),
+    );
     let body = json!({
         "resource": entry.resource,
-        "authorization_servers": [state.config.public_base()],
+        "authorization_servers": authorization_servers,
         "scopes_supported": [format!("mcp:{server}"), format!("mcp:{server}:read")],
         "bearer_methods_supported": ["header"],
         "resource_name": server,

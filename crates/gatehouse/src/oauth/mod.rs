@@ -10,6 +10,7 @@ pub mod token_cache;
 
 pub mod authorize;
 pub mod clients;
+pub mod external;
 pub mod form;
 pub mod grants;
 pub mod login;

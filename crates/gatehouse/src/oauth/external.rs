@@ -1,0 +1,349 @@
+//! Access tokens from external authorization servers (Entra ID, Okta, Keycloak, Auth0) that
+//! some servers trust (`oauth.trusted_issuers`).
+//!
+//! The issuer's keys are fetched from its JWKS (found through discovery unless configured),
+//! cached, and fetched again on an unknown `kid` at most every 30 s, so a flood of forged
+//! `kid`s cannot turn into a flood of requests to the issuer. A verified token is mapped onto
+//! Gatehouse terms: its groups (a user acting through an app) or its application id (an app
+//! acting for itself) pick the connection, its scopes become Gatehouse scopes. Nothing
+//! unmapped grants anything.
+
+use bytes::Bytes;
+use http::header;
+use http_body_util::{BodyExt, Full, Limited};
+use parking_lot::Mutex;
+use serde_json::Value;
+use std::{collections::HashMap, sync::Arc, time::Instant};
+
+use crate::{
+    AppState,
+    config::TrustedIssuerConfig,
+    error::{CredentialProblem, GatewayError},
+    grants::Grant,
+    identity::{Credential, Principal},
+    oauth::{
+        jwt::{self, Expectations, JwtError},
+        keys::VerifierSet,
+        scope::{Scope, ScopeItem},
+        token_cache::{Expiring, TokenCache},
+    },
+    snapshot::{ServerEntry, Snapshot, merge_group_grants},
+};
+
+const REFRESH_SECS: u64 = 3600;
+const MIN_REFETCH_SECS: u64 = 30;
+const MAX_DOCUMENT: usize = 512 * 1024;
+
+/// A verified external token, mapped.
+#[derive(Debug)]
+pub struct ExternalIdentity {
+    issuer: String,
+    audiences: Vec<String>,
+    exp: i64,
+    /// The calling application, as a Gatehouse client name when mapped.
+    client: Option<String>,
+    /// `{issuer name}:{sub}` when the token names groups.
+    user: Option<String>,
+    groups: Vec<String>,
+    jti: String,
+    scope: Scope,
+}
+
+impl Expiring for ExternalIdentity {
+    fn exp(&self) -> i64 {
+        self.exp
+    }
+}
+
+struct IssuerKeys {
+    keys: VerifierSet,
+    fetched: Instant,
+}
+
+#[derive(Default)]
+pub struct ExternalIssuers {
+    keys: Mutex<HashMap<String, Arc<IssuerKeys>>>,
+    cache: TokenCache<ExternalIdentity>,
+}
+
+/// The trusted issuer whose `iss` this is, if `server` accepts its tokens.
+pub fn trusted_for<'a>(
+    state: &'a AppState,
+    iss: &str,
+    server: &str,
+) -> Option<&'a TrustedIssuerConfig> {
+    state
+        .config
+        .oauth
+        .trusted_issuers
+        .iter()
+        .find(|t| t.issuer == iss && t.servers.iter().any(|s| s == server))
+}
+
+/// The `iss` of a JWT, unverified (only to choose which keys verify it).
+pub fn unverified_issuer(token: &str) -> Option<String> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let claims: Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("iss")?.as_str().map(str::to_owned)
+}
+
+async fn get_json(state: &AppState, url: &str) -> Result<Value, String> {
+    let request = http::Request::get(url)
+        .header(header::ACCEPT, "application/json")
+        .body(Full::<Bytes>::default())
+        .map_err(|e| e.to_string())?;
+    let response = state
+        .upstream
+        .send(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !response.status().is_success() {
+        return Err(format!("{url}: HTTP {}", response.status()));
+    }
+    let body = Limited::new(response.into_body(), MAX_DOCUMENT)
+        .collect()
+        .await
+        .map_err(|_| format!("{url}: unreadable or too large"))?
+        .to_bytes();
+    serde_json::from_slice(&body).map_err(|e| format!("{url}: {e}"))
+}
+
+async fn issuer_keys(
+    state: &AppState,
+    trusted: &TrustedIssuerConfig,
+    force: bool,
+) -> Result<Arc<IssuerKeys>, String> {
+    if let Some(cached) = state
+        .external_issuers
+        .keys
+        .lock()
+        .get(&trusted.name)
+        .cloned()
+    {
+        let age = cached.fetched.elapsed().as_secs();
+        if age < REFRESH_SECS && !(force && age >= MIN_REFETCH_SECS) {
+            return Ok(cached);
+        }
+    }
+    let jwks_uri = match &trusted.jwks_uri {
+        Some(uri) => uri.clone(),
+        None => {
+            let base = trusted.issuer.trim_end_matches('/');
+            let discovery =
+                match get_json(state, &format!("{base}/.well-known/openid-configuration")).await {
+                    Ok(doc) => doc,
+                    Err(_) => {
+                        get_json(
+                            state,
+                            &format!("{base}/.well-known/oauth-authorization-server"),
+                        )
+                        .await?
+                    }
+                };
+            discovery
+                .get("jwks_uri")
+                .and_then(Value::as_str)
+                .ok_or("discovery has no jwks_uri")?
+                .to_owned()
+        }
+    };
+    let keys =
+        VerifierSet::from_jwks(&get_json(state, &jwks_uri).await?).map_err(|e| e.to_string())?;
+    let cached = Arc::new(IssuerKeys {
+        keys,
+        fetched: Instant::now(),
+    });
+    state
+        .external_issuers
+        .keys
+        .lock()
+        .insert(trusted.name.clone(), cached.clone());
+    Ok(cached)
+}
+
+fn strings(value: Option<&Value>) -> Vec<String> {
+    match value {
+        Some(Value::String(text)) => text.split_whitespace().map(str::to_owned).collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn map_values(
+    values: Vec<String>,
+    map: &std::collections::BTreeMap<String, String>,
+) -> Vec<String> {
+    if map.is_empty() {
+        values
+    } else {
+        values.iter().filter_map(|v| map.get(v).cloned()).collect()
+    }
+}
+
+/// Verifies and maps a token of `trusted`, for `server`.
+pub async fn identify(
+    state: &AppState,
+    snapshot: &Snapshot,
+    token: &str,
+    server: &ServerEntry,
+    trusted: &TrustedIssuerConfig,
+) -> Result<Principal, GatewayError> {
+    let now = crate::now_ms().div_euclid(1000);
+    let leeway = i64::try_from(state.config.oauth.clock_skew.as_secs()).unwrap_or(60);
+    let audience = trusted
+        .audience
+        .clone()
+        .unwrap_or_else(|| server.resource.clone());
+    let not_recognised = || GatewayError::InvalidCredential(CredentialProblem::NotRecognised);
+    let identity = match state.external_issuers.cache.get_at(token, now) {
+        Some(identity) if identity.issuer == trusted.name => identity,
+        Some(_) => return Err(not_recognised()),
+        None => {
+            let expect = Expectations {
+                issuer: trusted.issuer.clone(),
+                audience: audience.clone(),
+                typ: None,
+                leeway_secs: leeway,
+            };
+            let keys = issuer_keys(state, trusted, false).await.map_err(|e| {
+                tracing::warn!(issuer = %trusted.name, error = %e, "external issuer keys unavailable");
+                GatewayError::UpstreamUnavailable
+            })?;
+            let verified = match jwt::verify_at(token, &keys.keys, &expect, now) {
+                Err(JwtError::UnknownKid) => {
+                    let fresh = issuer_keys(state, trusted, true).await.map_err(|e| {
+                        tracing::warn!(issuer = %trusted.name, error = %e, "external issuer keys unavailable");
+                        GatewayError::UpstreamUnavailable
+                    })?;
+                    jwt::verify_at(token, &fresh.keys, &expect, now)
+                }
+                other => other,
+            }
+            .map_err(|e| match e {
+                JwtError::Expired => GatewayError::InvalidCredential(CredentialProblem::Expired),
+                _ => not_recognised(),
+            })?;
+            let claims = verified.claims();
+            let groups = match &trusted.groups_claim {
+                Some(claim) => {
+                    let mut groups = map_values(strings(claims.get(claim)), &trusted.group_map);
+                    groups.retain(|g| crate::admin::validate_name("group", g).is_ok());
+                    groups
+                }
+                None => Vec::new(),
+            };
+            let app = trusted
+                .client_claims
+                .iter()
+                .find_map(|c| claims.get(c).and_then(Value::as_str));
+            let client = app.and_then(|id| {
+                if trusted.client_map.is_empty() {
+                    Some(id.to_owned())
+                } else {
+                    trusted.client_map.get(id).cloned()
+                }
+            });
+            let scopes = map_values(
+                strings(claims.get(&trusted.scope_claim)),
+                &trusted.scope_map,
+            );
+            let scope = Scope::from_items(scopes.iter().filter_map(|s| ScopeItem::parse(s).ok()));
+            let sub = claims.get("sub").and_then(Value::as_str).unwrap_or("");
+            let identity = Arc::new(ExternalIdentity {
+                issuer: trusted.name.clone(),
+                audiences: strings(claims.get("aud")),
+                exp: verified.exp(),
+                user: (!groups.is_empty()).then(|| format!("{}:{sub}", trusted.name)),
+                client,
+                groups,
+                jti: claims
+                    .get("jti")
+                    .and_then(Value::as_str)
+                    .map(|j| format!("{}:{j}", trusted.name))
+                    .unwrap_or_default(),
+                scope,
+            });
+            state
+                .external_issuers
+                .cache
+                .insert(token, identity.clone(), now);
+            identity
+        }
+    };
+    if identity.exp.saturating_add(leeway) <= now {
+        return Err(GatewayError::InvalidCredential(CredentialProblem::Expired));
+    }
+    if !identity.audiences.contains(&audience) {
+        return Err(not_recognised());
+    }
+    let grant: Arc<Grant> = match (&identity.user, &identity.client) {
+        (Some(_), _) => merge_group_grants(&snapshot.groups, &identity.groups, &server.name)
+            .ok_or(GatewayError::NoConnection)?,
+        (None, Some(client)) => snapshot
+            .grant(client, &server.name)
+            .cloned()
+            .ok_or(GatewayError::NoConnection)?,
+        (None, None) => return Err(GatewayError::NoConnection),
+    };
+    Ok(Principal {
+        client: Some(Arc::from(
+            identity
+                .client
+                .clone()
+                .unwrap_or_else(|| format!("{}:app", trusted.name)),
+        )),
+        credential: Credential::AccessToken {
+            jti: Arc::from(identity.jti.as_str()),
+        },
+        narrowing: None,
+        scope: Some(Arc::new(identity.scope.for_server(&server.name))),
+        user: identity.user.as_deref().map(Arc::from),
+        grant: Some(grant),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claims_as_lists_and_mapping() {
+        let array = serde_json::json!(["a", "b", 3]);
+        assert_eq!(strings(Some(&array)), ["a", "b"]);
+        let text = serde_json::json!("Files.Read  mcp:x");
+        assert_eq!(strings(Some(&text)), ["Files.Read", "mcp:x"]);
+        assert!(strings(None).is_empty());
+        let map = [("Files.Read".to_owned(), "mcp:files:read".to_owned())]
+            .into_iter()
+            .collect();
+        // With a map, only mapped values count: nothing unmapped grants anything.
+        assert_eq!(
+            map_values(vec!["Files.Read".into(), "mcp:x".into()], &map),
+            ["mcp:files:read"]
+        );
+        assert_eq!(
+            map_values(vec!["mcp:x".into()], &Default::default()),
+            ["mcp:x"]
+        );
+    }
+
+    #[test]
+    fn the_issuer_is_read_without_trusting_it() {
+        use base64::Engine;
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(br#"{"iss":"https://idp.example","sub":"x"}"#);
+        let token = format!("eyJhbGciOiJFUzI1NiJ9.{payload}.c2ln");
+        assert_eq!(
+            unverified_issuer(&token).as_deref(),
+            Some("https://idp.example")
+        );
+        assert_eq!(unverified_issuer("not.a-token"), None);
+    }
+}
