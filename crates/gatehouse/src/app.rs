@@ -58,6 +58,8 @@ pub struct App {
     pub metrics: crate::metrics::Metrics,
     /// Access tokens whose signature has been verified, so each costs one asymmetric check.
     pub token_cache: crate::oauth::token_cache::TokenCache<crate::oauth::tokens::TokenIdentity>,
+    /// Fetcher and freshness of Client ID Metadata Documents.
+    pub client_metadata: crate::oauth::cimd::MetadataDocuments,
     /// Keys of trusted external authorization servers and their verified tokens.
     pub external_issuers: crate::oauth::external::ExternalIssuers,
     /// Discovery documents and keys of upstream OpenID Connect providers.
@@ -246,6 +248,7 @@ pub async fn start_with(
     })?;
     let prefix = secrets::random_id(8)?;
     let upstream = UpstreamClient::new(&config.gateway)?;
+    let client_metadata = crate::oauth::cimd::MetadataDocuments::new(&config);
     let state = AppState(Arc::new(App {
         access: HostOriginPolicy::from_config(&config),
         pins: crate::pinning::PinWatch::start(store.clone()).map_err(StartError::Pins)?,
@@ -259,6 +262,7 @@ pub async fn start_with(
         metrics: crate::metrics::Metrics::default(),
         identity_providers: crate::oauth::upstream::Providers::default(),
         external_issuers: crate::oauth::external::ExternalIssuers::default(),
+        client_metadata,
         token_cache: crate::oauth::token_cache::TokenCache::new(
             crate::oauth::token_cache::DEFAULT_CAPACITY,
         ),

@@ -69,6 +69,11 @@ pub struct OAuthConfig {
     /// Hex SHA-256 of the initial access token, for `registration = "token"` (the token
     /// itself is never stored).
     pub registration_token_sha256: Option<String>,
+    /// Accept `https://` client ids whose Client ID Metadata Document Gatehouse fetches.
+    pub client_metadata_documents: bool,
+    /// Let metadata documents be fetched from private, loopback or link-local addresses
+    /// (tests, closed networks). Off: such hosts are refused (SSRF).
+    pub client_metadata_allow_private: bool,
     /// Upstream OpenID Connect providers users can sign in with.
     pub providers: Vec<IdentityProviderConfig>,
     /// External authorization servers whose access tokens some servers accept.
@@ -168,6 +173,8 @@ impl Default for OAuthConfig {
             clock_skew: Duration::from_secs(60),
             registration: "off".into(),
             registration_token_sha256: None,
+            client_metadata_documents: true,
+            client_metadata_allow_private: false,
             providers: Vec::new(),
             trusted_issuers: Vec::new(),
         }

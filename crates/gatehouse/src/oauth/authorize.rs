@@ -189,7 +189,19 @@ pub async fn authorize(State(state): State<AppState>, request: Request) -> Respo
         Method::GET => {
             let query = parts.uri.query().unwrap_or("");
             match Form::parse(query.as_bytes(), &[]) {
-                Ok(params) => begin(&state, &parts.headers, &params),
+                Ok(params) => {
+                    if let Some(client_id) = params.get("client_id")
+                        && state.config.oauth.client_metadata_documents
+                        && super::cimd::is_document_url(client_id)
+                        && let Err(err) = super::cimd::ensure(&state, client_id).await
+                    {
+                        return pages::error(
+                            StatusCode::BAD_REQUEST,
+                            &format!("the client's metadata document cannot be used: {err}"),
+                        );
+                    }
+                    begin(&state, &parts.headers, &params)
+                }
                 Err(err) => pages::error(StatusCode::BAD_REQUEST, &err.to_string()),
             }
         }

@@ -15,7 +15,7 @@ use crate::AppState;
 /// Signing algorithms Gatehouse verifies in client assertions and issues tokens with.
 pub const SIGNING_ALGS: [&str; 3] = ["EdDSA", "ES256", "RS256"];
 
-pub fn authorization_server(base: &str, servers: &[&str], registration: bool) -> Value {
+pub fn authorization_server(base: &str, servers: &[&str], registration: bool, cimd: bool) -> Value {
     let mut scopes: Vec<String> = servers
         .iter()
         .flat_map(|s| [format!("mcp:{s}"), format!("mcp:{s}:read")])
@@ -39,7 +39,7 @@ pub fn authorization_server(base: &str, servers: &[&str], registration: bool) ->
             ["client_secret_basic", "client_secret_post"],
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": true,
-        "client_id_metadata_document_supported": false,
+        "client_id_metadata_document_supported": cimd,
         "scopes_supported": scopes,
     });
     if registration {
@@ -69,6 +69,7 @@ pub async fn authorization_server_metadata(State(state): State<AppState>) -> Res
             state.config.public_base(),
             &servers,
             state.config.oauth.registration != "off",
+            state.config.oauth.client_metadata_documents,
         ))
         .into_response(),
     )

@@ -9,6 +9,7 @@ pub mod keys;
 pub mod token_cache;
 
 pub mod authorize;
+pub mod cimd;
 pub mod clients;
 pub mod external;
 pub mod form;

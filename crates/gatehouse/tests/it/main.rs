@@ -15,6 +15,7 @@ mod keys;
 mod metrics;
 mod oauth;
 mod oauth_attacks;
+mod oauth_cimd;
 mod oauth_code;
 mod oauth_code_attacks;
 mod pinning;

@@ -9,6 +9,19 @@ use crate::helpers::{TestApp, call, rpc_message};
 
 /// An HTTPS MCP upstream with a fresh self-signed certificate for `localhost`.
 async fn tls_upstream() -> (String, String) {
+    let app = Router::new().route(
+        "/mcp",
+        post(|| async {
+            axum::Json(serde_json::json!({ "jsonrpc": "2.0", "id": 7, "result": { "content": [{ "type": "text", "text": "over tls" }] } }))
+        }),
+    );
+    let (port, cert_pem) = tls_server(app).await;
+    (format!("https://localhost:{port}/mcp"), cert_pem)
+}
+
+/// Serves `app` over TLS on 127.0.0.1 with a fresh self-signed certificate for `localhost`;
+/// returns the port and the certificate (PEM) to trust.
+pub async fn tls_server(app: Router) -> (u16, String) {
     let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
     let cert_pem = certified.cert.pem();
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
@@ -22,12 +35,6 @@ async fn tls_upstream() -> (String, String) {
         .with_single_cert(vec![certified.cert.der().clone()], key)
         .unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let app = Router::new().route(
-        "/mcp",
-        post(|| async {
-            axum::Json(serde_json::json!({ "jsonrpc": "2.0", "id": 7, "result": { "content": [{ "type": "text", "text": "over tls" }] } }))
-        }),
-    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
@@ -47,7 +54,7 @@ async fn tls_upstream() -> (String, String) {
             });
         }
     });
-    (format!("https://localhost:{port}/mcp"), cert_pem)
+    (port, cert_pem)
 }
 
 #[tokio::test]
