@@ -58,6 +58,8 @@ pub struct App {
     pub metrics: crate::metrics::Metrics,
     /// Access tokens whose signature has been verified, so each costs one asymmetric check.
     pub token_cache: crate::oauth::token_cache::TokenCache<crate::oauth::tokens::TokenIdentity>,
+    /// `jti`s of `private_key_jwt` assertions already used.
+    pub client_assertions: crate::oauth::assertion::AssertionReplay,
     /// Fetcher and freshness of Client ID Metadata Documents.
     pub client_metadata: crate::oauth::cimd::MetadataDocuments,
     /// Keys of trusted external authorization servers and their verified tokens.
@@ -263,6 +265,7 @@ pub async fn start_with(
         identity_providers: crate::oauth::upstream::Providers::default(),
         external_issuers: crate::oauth::external::ExternalIssuers::default(),
         client_metadata,
+        client_assertions: crate::oauth::assertion::AssertionReplay::default(),
         token_cache: crate::oauth::token_cache::TokenCache::new(
             crate::oauth::token_cache::DEFAULT_CAPACITY,
         ),

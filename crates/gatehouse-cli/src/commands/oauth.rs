@@ -16,7 +16,8 @@ pub struct RegisterArgs {
     /// refresh_token. Default: client_credentials.
     #[arg(long = "grant")]
     pub grants: Vec<String>,
-    /// client_secret_basic (default), client_secret_post, or none (a public client).
+    /// client_secret_basic (default), client_secret_post, private_key_jwt (with --jwks-file),
+    /// or none (a public client).
     #[arg(long)]
     pub auth_method: Option<String>,
     /// Exact redirect URI for authorization_code (repeatable).
@@ -25,9 +26,19 @@ pub struct RegisterArgs {
     /// A native app: loopback redirect URIs match on any port (RFC 8252).
     #[arg(long)]
     pub native: bool,
+    /// The client's public keys (a JWKS file), with `--auth-method private_key_jwt`.
+    #[arg(long)]
+    pub jwks_file: Option<std::path::PathBuf>,
 }
 
 pub async fn register(ctx: &Ctx, args: RegisterArgs) -> anyhow::Result<ExitCode> {
+    let jwks = match &args.jwks_file {
+        Some(path) => Some(serde_json::from_str(
+            &std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+        )?),
+        None => None,
+    };
     let registered = admin::register_client(
         &ctx.store,
         &ctx.keyring,
@@ -37,6 +48,7 @@ pub async fn register(ctx: &Ctx, args: RegisterArgs) -> anyhow::Result<ExitCode>
             auth_method: args.auth_method,
             redirect_uris: args.redirect_uris,
             native: args.native,
+            jwks,
         },
     )
     .await?;

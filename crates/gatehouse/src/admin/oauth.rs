@@ -11,7 +11,12 @@ use crate::{
 };
 
 pub const GRANT_TYPES: [&str; 3] = ["client_credentials", "authorization_code", "refresh_token"];
-pub const AUTH_METHODS: [&str; 3] = ["client_secret_basic", "client_secret_post", "none"];
+pub const AUTH_METHODS: [&str; 4] = [
+    "client_secret_basic",
+    "client_secret_post",
+    "private_key_jwt",
+    "none",
+];
 
 #[derive(Debug, Clone, Default)]
 pub struct OAuthRegistration {
@@ -21,6 +26,8 @@ pub struct OAuthRegistration {
     pub redirect_uris: Vec<String>,
     /// A native app (RFC 8252): loopback redirect URIs may use any port.
     pub native: bool,
+    /// The client's public keys (JWKS), for `private_key_jwt`.
+    pub jwks: Option<serde_json::Value>,
 }
 
 /// What registering returned: the first secret of a confidential client, shown once.
@@ -104,6 +111,29 @@ pub async fn register_client(
             "a public client (auth method none) cannot use client_credentials".into(),
         ));
     }
+    let jwks = match (auth_method.as_str(), registration.jwks) {
+        ("private_key_jwt", Some(jwks)) => {
+            let keys = crate::oauth::keys::VerifierSet::from_jwks(&jwks)
+                .map_err(|e| AdminError::Invalid(format!("JWKS: {e}")))?;
+            if keys.is_empty() {
+                return Err(AdminError::Invalid(
+                    "JWKS: no usable signing key (EdDSA, ES256/384, RS/PS256+)".into(),
+                ));
+            }
+            Some(keys.jwks())
+        }
+        ("private_key_jwt", None) => {
+            return Err(AdminError::Invalid(
+                "private_key_jwt needs the client's public keys (--jwks-file)".into(),
+            ));
+        }
+        (_, Some(_)) => {
+            return Err(AdminError::Invalid(
+                "a JWKS is only used with --auth-method private_key_jwt".into(),
+            ));
+        }
+        (_, None) => None,
+    };
     let wants_code = grant_types.iter().any(|g| g == "authorization_code");
     if wants_code && registration.redirect_uris.is_empty() {
         return Err(AdminError::Invalid(
@@ -118,14 +148,14 @@ pub async fn register_client(
         grant_types,
         redirect_uris: registration.redirect_uris,
         application_type: Some(if registration.native { "native" } else { "web" }.into()),
-        jwks: None,
+        jwks,
         client_name: None,
         origin: "cli".into(),
     };
     let mut generation = store.set_client_oauth(client, Some(&metadata)).await?;
     let mut client_secret = None;
     let mut secret_id = None;
-    if auth_method != "none" {
+    if auth_method != "none" && auth_method != "private_key_jwt" {
         let live =
             store.list_client_secrets(client).await?.iter().any(|s| {
                 s.revoked_at.is_none() && s.expires_at.is_none_or(|at| at > crate::now_ms())

@@ -26,6 +26,8 @@ pub struct OAuthClient {
     pub name: Arc<str>,
     pub metadata: OAuthClientMetadata,
     pub secrets: Vec<SecretEntry>,
+    /// Public keys for `private_key_jwt`, from the registered JWKS.
+    pub keys: Option<crate::oauth::keys::VerifierSet>,
 }
 
 #[derive(Debug, Clone)]
@@ -69,10 +71,16 @@ impl ClientDirectory {
         let clients = clients
             .into_iter()
             .map(|(name, metadata)| {
+                let keys = metadata
+                    .jwks
+                    .as_ref()
+                    .and_then(|jwks| crate::oauth::keys::VerifierSet::from_jwks(jwks).ok())
+                    .filter(|keys| !keys.is_empty());
                 let client = OAuthClient {
                     name: Arc::from(name),
                     metadata: metadata.clone(),
                     secrets: by_client.remove(name).unwrap_or_default(),
+                    keys,
                 };
                 (name.to_owned(), Arc::new(client))
             })

@@ -82,13 +82,18 @@ pub fn trusted_for<'a>(
 
 /// The `iss` of a JWT, unverified (only to choose which keys verify it).
 pub fn unverified_issuer(token: &str) -> Option<String> {
+    unverified_claim(token, "iss")
+}
+
+/// A string claim of a JWT, unverified: only to choose how to verify it.
+pub fn unverified_claim(token: &str, name: &str) -> Option<String> {
     use base64::Engine;
     let payload = token.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload)
         .ok()?;
     let claims: Value = serde_json::from_slice(&bytes).ok()?;
-    claims.get("iss")?.as_str().map(str::to_owned)
+    claims.get(name)?.as_str().map(str::to_owned)
 }
 
 async fn get_json(state: &AppState, url: &str) -> Result<Value, String> {
@@ -211,6 +216,7 @@ pub async fn identify(
                 audience: audience.clone(),
                 typ: None,
                 leeway_secs: leeway,
+                single_key_without_kid: false,
             };
             let keys = issuer_keys(state, trusted, false).await.map_err(|e| {
                 tracing::warn!(issuer = %trusted.name, error = %e, "external issuer keys unavailable");

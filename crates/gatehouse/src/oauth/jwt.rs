@@ -118,6 +118,9 @@ pub struct Expectations {
     pub typ: Option<String>,
     /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
     pub leeway_secs: i64,
+    /// Accept a token without `kid` when `keys` holds exactly one key (client assertions:
+    /// some clients sign with their only key and name none).
+    pub single_key_without_kid: bool,
 }
 
 impl Expectations {
@@ -128,6 +131,7 @@ impl Expectations {
             audience: audience.into(),
             typ: Some(ACCESS_TOKEN_TYP.to_owned()),
             leeway_secs: DEFAULT_LEEWAY_SECS,
+            single_key_without_kid: false,
         }
     }
 
@@ -370,7 +374,14 @@ pub fn verify_at(
     if header.0.contains_key("crit") {
         return Err(JwtError::CriticalHeader);
     }
-    let kid = header.kid().ok_or(JwtError::MissingKid)?;
+    let only = (expect.single_key_without_kid && keys.len() == 1)
+        .then(|| keys.iter().next())
+        .flatten();
+    let kid = match (header.kid(), only) {
+        (Some(kid), _) => kid,
+        (None, Some(key)) => key.kid(),
+        (None, None) => return Err(JwtError::MissingKid),
+    };
     let key = keys.get(kid).ok_or(JwtError::UnknownKid)?;
     if alg != key.alg().as_str() {
         return Err(JwtError::AlgorithmMismatch);

@@ -32,11 +32,13 @@ pub fn authorization_server(base: &str, servers: &[&str], registration: bool, ci
         "response_modes_supported": ["query"],
         "response_types_supported": ["code"],
         "token_endpoint_auth_methods_supported":
-            ["client_secret_basic", "client_secret_post", "none"],
+            ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
+        "token_endpoint_auth_signing_alg_values_supported":
+            ["EdDSA", "ES256", "ES384", "RS256", "PS256"],
         "revocation_endpoint_auth_methods_supported":
-            ["client_secret_basic", "client_secret_post", "none"],
+            ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
         "introspection_endpoint_auth_methods_supported":
-            ["client_secret_basic", "client_secret_post"],
+            ["client_secret_basic", "client_secret_post", "private_key_jwt"],
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": true,
         "client_id_metadata_document_supported": cimd,

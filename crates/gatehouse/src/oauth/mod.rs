@@ -8,6 +8,7 @@ pub mod jwt;
 pub mod keys;
 pub mod token_cache;
 
+pub mod assertion;
 pub mod authorize;
 pub mod cimd;
 pub mod clients;

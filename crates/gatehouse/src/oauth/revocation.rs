@@ -36,12 +36,8 @@ async fn authenticated(
     }
     let form = Form::read(&parts.headers, body, &[]).await?;
     let snapshot = state.snapshot.current();
-    let client = snapshot.oauth.clients.authenticate(
-        &state.keyring,
-        &parts.headers,
-        &form,
-        crate::now_ms(),
-    )?;
+    let client =
+        super::assertion::authenticate(state, &snapshot, &parts.headers, &form, crate::now_ms())?;
     audit.client = Some(client.name.to_string());
     Ok((form, client))
 }

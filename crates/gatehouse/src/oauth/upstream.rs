@@ -316,6 +316,7 @@ async fn exchange(
         audience: provider.client_id.clone(),
         typ: None,
         leeway_secs: i64::try_from(state.config.oauth.clock_skew.as_secs()).unwrap_or(60),
+        single_key_without_kid: false,
     };
     let verified = match jwt::verify(id_token, &cached.keys, &expect) {
         Err(jwt::JwtError::UnknownKid) => {

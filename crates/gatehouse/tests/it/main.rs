@@ -14,6 +14,7 @@ mod guardrails;
 mod keys;
 mod metrics;
 mod oauth;
+mod oauth_assertion;
 mod oauth_attacks;
 mod oauth_cimd;
 mod oauth_code;

@@ -64,6 +64,7 @@ pub async fn register(
                 vec![]
             },
             native: false,
+            jwks: None,
         },
     )
     .await

@@ -96,6 +96,7 @@ pub async fn register_code_client(
             auth_method: Some(method.into()),
             redirect_uris: vec![REDIRECT.into()],
             native: false,
+            jwks: None,
         },
     )
     .await
