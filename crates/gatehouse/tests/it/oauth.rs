@@ -236,8 +236,14 @@ async fn discovery_documents_name_this_gatehouse() {
     );
     assert_eq!(
         metadata["token_endpoint_auth_methods_supported"],
-        json!(["client_secret_basic", "client_secret_post", "none"])
+        json!([
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt",
+            "none"
+        ])
     );
+    assert_eq!(metadata["client_id_metadata_document_supported"], true);
 
     let (status, _, openid) = get_json(&app, &app.url("/.well-known/openid-configuration")).await;
     assert_eq!(status, 200);
