@@ -121,7 +121,7 @@ MINIPROXY_BIN="$BASELINE_TARGET/release/miniproxy"
 [[ -x "$UPSTREAM_BIN" && -x "$MINIPROXY_BIN" ]] || die "baseline binaries missing in $BASELINE_TARGET/release"
 cp "$BASELINE_SRC/mcp.lua" "$WORK/mcp.lua" 2>/dev/null || cp "$CACHE/baseline-src/mcp.lua" "$WORK/mcp.lua"
 
-uses_gatehouse() { has_target gatehouse || has_target governed || has_target token; }
+uses_gatehouse() { has_target gatehouse || has_target governed || has_target token || has_target jwt; }
 if uses_gatehouse; then
     if [[ -z "${GATEHOUSE_BIN:-}" ]]; then
         target_dir=${CARGO_TARGET_DIR:-target}
@@ -166,7 +166,7 @@ if uses_gatehouse; then
     [[ "$TOKEN" == gth_* ]] || die "unexpected key format from keys create"
 
     # "token": the token endpoint, client credentials with HTTP Basic, one resource.
-    if has_target token; then
+    if has_target token || has_target jwt; then
         gh clients create svc >>"$WORK/provision.log" 2>&1
         gh connections grant --client svc --server perf --tools echo >>"$WORK/provision.log" 2>&1
         SVC_SECRET=$(gh --output json clients oauth svc --grant client_credentials 2>>"$WORK/provision.log" |
@@ -205,6 +205,16 @@ POLICIES
     PID_GATEHOUSE=$!
     PIDS+=("$PID_GATEHOUSE")
     wait_healthy "http://$HOST:$PORT_GATEHOUSE/healthz" "$PID_GATEHOUSE" gatehouse
+    # "jwt": the "gatehouse" hop with an OAuth access token instead of the API key (valid
+    # for oauth.access_token_ttl: keep ROUNDS × DURATION well under 10 minutes).
+    if has_target jwt; then
+        ACCESS_TOKEN=$(curl -s --max-time 5 -H "Authorization: Basic $SVC_BASIC" \
+            --data-urlencode grant_type=client_credentials \
+            --data-urlencode "resource=http://$HOST:$PORT_GATEHOUSE/perf/mcp" \
+            "http://$HOST:$PORT_GATEHOUSE/oauth/token" |
+            python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])') ||
+            die "no access token for the jwt target"
+    fi
 fi
 
 # The reference authorization server: oidc-provider (npm, pinned in bench/oidc-provider),
@@ -228,7 +238,7 @@ url_of() {
     case $1 in
         direct) echo "http://$HOST:$PORT_UPSTREAM" ;;
         miniproxy) echo "http://$HOST:$PORT_MINIPROXY" ;;
-        gatehouse | governed | token) echo "http://$HOST:$PORT_GATEHOUSE" ;;
+        gatehouse | governed | token | jwt) echo "http://$HOST:$PORT_GATEHOUSE" ;;
         oidc) echo "http://$HOST:$PORT_OIDC" ;;
     esac
 }
@@ -236,13 +246,13 @@ pid_of() {
     case $1 in
         direct) echo "$PID_UPSTREAM" ;;
         miniproxy) echo "$PID_MINIPROXY" ;;
-        gatehouse | governed | token) echo "$PID_GATEHOUSE" ;;
+        gatehouse | governed | token | jwt) echo "$PID_GATEHOUSE" ;;
         oidc) echo "$PID_OIDC" ;;
     esac
 }
 path_of() {
     case $1 in
-        gatehouse) echo /perf/mcp ;;
+        gatehouse | jwt) echo /perf/mcp ;;
         governed) echo /gov/mcp ;;
         token) echo /oauth/token ;;
         oidc) echo /token ;;
@@ -251,7 +261,12 @@ path_of() {
 }
 script_of() { if [[ $1 == token || $1 == oidc ]]; then echo "$ROOT/bench/token.lua"; else echo "$WORK/mcp.lua"; fi; }
 basic_of() { if [[ $1 == oidc ]]; then printf 'bench:bench-secret-bench-secret' | base64 -w0; else echo "${SVC_BASIC:-}"; fi; }
-authz_of() { if [[ $1 == gatehouse || $1 == governed ]]; then echo "Bearer $TOKEN"; fi; }
+authz_of() {
+    case $1 in
+        gatehouse | governed) echo "Bearer $TOKEN" ;;
+        jwt) echo "Bearer $ACCESS_TOKEN" ;;
+    esac
+}
 
 # --- sanity: one request per target must be a 200 ------------------------------------------
 BODY='{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}'

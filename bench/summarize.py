@@ -15,8 +15,8 @@ from collections import defaultdict
 ERR_KEYS = ("err_status", "err_conn", "err_read", "err_timeout")
 PAIRS = (("gatehouse", "miniproxy"), ("governed", "miniproxy"), ("gatehouse", "direct"),
          ("governed", "gatehouse"), ("miniproxy", "direct"), ("token", "miniproxy"),
-         ("token", "oidc"))
-TARGET_ORDER = ("direct", "miniproxy", "gatehouse", "governed", "token", "oidc")
+         ("token", "oidc"), ("jwt", "miniproxy"), ("jwt", "gatehouse"))
+TARGET_ORDER = ("direct", "miniproxy", "gatehouse", "governed", "jwt", "token", "oidc")
 
 
 def parse(path):
