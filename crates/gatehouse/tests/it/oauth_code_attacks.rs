@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::{
     helpers::{call, list_tools},
     oauth::{gateway, jwt_part, post_form, resource},
-    oauth_code::{
+    oauth_browser::{
         As, Authorize, Browser, Flow, PASSWORD, Page, REDIRECT, Tokens, callback, consent_page,
         decide, echo_status, flow_setup, flow_setup_with, invalid_grant, obtain_code, pkce, redeem,
         redirect_error, refresh, refusal, spa_tokens, token_request,
@@ -230,7 +230,7 @@ async fn pkce_is_required_at_the_authorization_endpoint_and_checked_at_the_token
         &app,
         As::Public("spa"),
         &code,
-        &crate::oauth_code::pkce().verifier,
+        &crate::oauth_browser::pkce().verifier,
     )
     .await;
     assert_eq!(
