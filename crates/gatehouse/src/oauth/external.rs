@@ -8,9 +8,6 @@
 //! acting for itself) pick the connection, its scopes become Gatehouse scopes. Nothing
 //! unmapped grants anything.
 
-use bytes::Bytes;
-use http::header;
-use http_body_util::{BodyExt, Full, Limited};
 use parking_lot::Mutex;
 use serde_json::Value;
 use std::{collections::HashMap, sync::Arc, time::Instant};
@@ -24,15 +21,12 @@ use crate::{
     oauth::{
         jwt::{self, Expectations, JwtError},
         keys::VerifierSet,
+        remote,
         scope::{Scope, ScopeItem},
         token_cache::{Expiring, TokenCache},
     },
     snapshot::{ServerEntry, Snapshot, merge_group_grants},
 };
-
-const REFRESH_SECS: u64 = 3600;
-const MIN_REFETCH_SECS: u64 = 30;
-const MAX_DOCUMENT: usize = 512 * 1024;
 
 /// A verified external token, mapped.
 #[derive(Debug)]
@@ -96,27 +90,6 @@ pub fn unverified_claim(token: &str, name: &str) -> Option<String> {
     claims.get(name)?.as_str().map(str::to_owned)
 }
 
-async fn get_json(state: &AppState, url: &str) -> Result<Value, String> {
-    let request = http::Request::get(url)
-        .header(header::ACCEPT, "application/json")
-        .body(Full::<Bytes>::default())
-        .map_err(|e| e.to_string())?;
-    let response = state
-        .upstream
-        .send(request)
-        .await
-        .map_err(|e| e.to_string())?;
-    if !response.status().is_success() {
-        return Err(format!("{url}: HTTP {}", response.status()));
-    }
-    let body = Limited::new(response.into_body(), MAX_DOCUMENT)
-        .collect()
-        .await
-        .map_err(|_| format!("{url}: unreadable or too large"))?
-        .to_bytes();
-    serde_json::from_slice(&body).map_err(|e| format!("{url}: {e}"))
-}
-
 async fn issuer_keys(
     state: &AppState,
     trusted: &TrustedIssuerConfig,
@@ -128,21 +101,21 @@ async fn issuer_keys(
         .lock()
         .get(&trusted.name)
         .cloned()
+        && !remote::due(cached.fetched, force)
     {
-        let age = cached.fetched.elapsed().as_secs();
-        if age < REFRESH_SECS && !(force && age >= MIN_REFETCH_SECS) {
-            return Ok(cached);
-        }
+        return Ok(cached);
     }
     let jwks_uri = match &trusted.jwks_uri {
         Some(uri) => uri.clone(),
         None => {
             let base = trusted.issuer.trim_end_matches('/');
             let discovery =
-                match get_json(state, &format!("{base}/.well-known/openid-configuration")).await {
+                match remote::get_json(state, &format!("{base}/.well-known/openid-configuration"))
+                    .await
+                {
                     Ok(doc) => doc,
                     Err(_) => {
-                        get_json(
+                        remote::get_json(
                             state,
                             &format!("{base}/.well-known/oauth-authorization-server"),
                         )
@@ -156,8 +129,8 @@ async fn issuer_keys(
                 .to_owned()
         }
     };
-    let keys =
-        VerifierSet::from_jwks(&get_json(state, &jwks_uri).await?).map_err(|e| e.to_string())?;
+    let keys = VerifierSet::from_jwks(&remote::get_json(state, &jwks_uri).await?)
+        .map_err(|e| e.to_string())?;
     let cached = Arc::new(IssuerKeys {
         keys,
         fetched: Instant::now(),

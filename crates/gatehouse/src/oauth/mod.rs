@@ -19,6 +19,7 @@ pub mod login;
 pub mod metadata;
 pub mod pages;
 pub mod registration;
+pub mod remote;
 pub mod revocation;
 pub mod scope;
 pub mod session;

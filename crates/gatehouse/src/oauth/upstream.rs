@@ -12,7 +12,7 @@ use axum::{
 };
 use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -26,7 +26,7 @@ use crate::{
         form::Form,
         jwt::{self, Expectations},
         keys::VerifierSet,
-        login, pages, session,
+        login, pages, remote, session,
     },
     secrets,
     store::UserRecord,
@@ -34,10 +34,6 @@ use crate::{
 
 const STATE_PURPOSE: &str = "upstream-state";
 const BINDING_COOKIE: &str = "gatehouse_upstream";
-const MAX_RESPONSE: usize = 1024 * 1024;
-/// Discovery documents and key sets are refreshed at most this often (and on an unknown kid).
-const REFRESH_SECS: u64 = 3600;
-const MIN_REFETCH_SECS: u64 = 30;
 
 #[derive(Debug, Clone, Deserialize)]
 struct Discovery {
@@ -69,31 +65,6 @@ struct UpstreamState {
     binding: String,
 }
 
-async fn fetch(state: &AppState, request: http::Request<Full<Bytes>>) -> Result<Value, String> {
-    let response = state
-        .upstream
-        .send(request)
-        .await
-        .map_err(|e| e.to_string())?;
-    let status = response.status();
-    let body = Limited::new(response.into_body(), MAX_RESPONSE)
-        .collect()
-        .await
-        .map_err(|_| "response unreadable or too large".to_owned())?
-        .to_bytes();
-    if !status.is_success() {
-        return Err(format!("HTTP {status}"));
-    }
-    serde_json::from_slice(&body).map_err(|e| e.to_string())
-}
-
-fn get(url: &str) -> Result<http::Request<Full<Bytes>>, String> {
-    http::Request::get(url)
-        .header(header::ACCEPT, "application/json")
-        .body(Full::default())
-        .map_err(|e| e.to_string())
-}
-
 async fn provider_keys(
     state: &AppState,
     provider: &IdentityProviderConfig,
@@ -105,23 +76,18 @@ async fn provider_keys(
         .lock()
         .get(&provider.name)
         .cloned()
+        && !remote::due(cached.fetched, force)
     {
-        let age = cached.fetched.elapsed().as_secs();
-        if age < REFRESH_SECS && !(force && age >= MIN_REFETCH_SECS) {
-            return Ok(cached);
-        }
+        return Ok(cached);
     }
     let issuer = provider.issuer.trim_end_matches('/');
-    let document = fetch(
-        state,
-        get(&format!("{issuer}/.well-known/openid-configuration"))?,
-    )
-    .await?;
+    let document =
+        remote::get_json(state, &format!("{issuer}/.well-known/openid-configuration")).await?;
     let discovery: Discovery = serde_json::from_value(document).map_err(|e| e.to_string())?;
     if discovery.issuer.trim_end_matches('/') != issuer {
         return Err(format!("discovery names issuer {}", discovery.issuer));
     }
-    let jwks = fetch(state, get(&discovery.jwks_uri)?).await?;
+    let jwks = remote::get_json(state, &discovery.jwks_uri).await?;
     let keys = VerifierSet::from_jwks(&jwks).map_err(|e| e.to_string())?;
     let cached = std::sync::Arc::new(Cached {
         discovery,
@@ -306,7 +272,7 @@ async fn exchange(
         .header(header::AUTHORIZATION, format!("Basic {basic}"))
         .body(Full::new(Bytes::from(body)))
         .map_err(|e| e.to_string())?;
-    let tokens = fetch(state, request).await?;
+    let tokens = remote::json(state, request).await?;
     let id_token = tokens
         .get("id_token")
         .and_then(Value::as_str)
