@@ -93,6 +93,10 @@ async fn insert_key(tx: &mut Transaction<'static, Sqlite>, key: &ApiKeyRecord) -
     Ok(())
 }
 
+/// Audit INSERT chunk sizes, largest first (19 × 256 parameters stays well under SQLite's
+/// 32 766).
+const AUDIT_CHUNKS: [usize; 5] = [256, 64, 16, 4, 1];
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn insert_server(&self, server: &ServerRecord) -> StoreResult<Generation> {
@@ -712,36 +716,45 @@ impl Store for SqliteStore {
 
     async fn append_audit(&self, rows: &[AuditRow]) -> StoreResult<()> {
         // Multi-row INSERTs: one statement per chunk instead of one per event (each statement
-        // is a round trip to sqlx's SQLite worker thread). 19 columns × 500 rows stays well
-        // under SQLite's 32 766 bound parameters.
+        // is a round trip to sqlx's SQLite worker thread). Chunks come in a few fixed sizes so
+        // the statements are prepared once and then served from sqlx's statement cache: a
+        // batch of any other size would be a new SQL text, parsed again (19 × N parameters).
         let mut tx = self.begin().await?;
-        for chunk in rows.chunks(500) {
+        let mut rest = rows;
+        while !rest.is_empty() {
+            let size = AUDIT_CHUNKS
+                .into_iter()
+                .find(|size| *size <= rest.len())
+                .unwrap_or(1);
+            let (chunk, tail) = rest.split_at(size);
+            rest = tail;
             let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
                 "INSERT INTO audit_events (seq, ts_ms, request_id, client, credential_id, user_id, ip, \
                  country, server, http_method, rpc_method, tool, decision, reason, status, \
                  upstream_status, latency_us, prev_hash, hash) ",
             );
+            // `&str` binds borrow; `&String` would copy every string into the arguments.
             insert.push_values(chunk, |mut b, row| {
                 let e = &row.event;
                 b.push_bind(row.seq)
                     .push_bind(e.ts_ms)
-                    .push_bind(&e.request_id)
-                    .push_bind(&e.client)
-                    .push_bind(&e.credential_id)
-                    .push_bind(&e.user)
-                    .push_bind(&e.ip)
-                    .push_bind(&e.country)
-                    .push_bind(&e.server)
-                    .push_bind(&e.http_method)
-                    .push_bind(&e.rpc_method)
-                    .push_bind(&e.tool)
+                    .push_bind(e.request_id.as_str())
+                    .push_bind(e.client.as_deref())
+                    .push_bind(e.credential_id.as_deref())
+                    .push_bind(e.user.as_deref())
+                    .push_bind(e.ip.as_deref())
+                    .push_bind(e.country.as_deref())
+                    .push_bind(e.server.as_deref())
+                    .push_bind(e.http_method.as_str())
+                    .push_bind(e.rpc_method.as_deref())
+                    .push_bind(e.tool.as_deref())
                     .push_bind(e.decision.as_str())
-                    .push_bind(&e.reason)
+                    .push_bind(e.reason.as_deref())
                     .push_bind(i64::from(e.status))
                     .push_bind(e.upstream_status.map(i64::from))
                     .push_bind(e.latency_us)
-                    .push_bind(&row.prev_hash)
-                    .push_bind(&row.hash);
+                    .push_bind(row.prev_hash.as_str())
+                    .push_bind(row.hash.as_str());
             });
             insert.build().execute(&mut *tx).await?;
         }
