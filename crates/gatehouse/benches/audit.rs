@@ -1,0 +1,82 @@
+//! Cost of the audit trail per request, off the load harness's noise.
+//!
+//! `cargo bench -p gatehouse --bench audit`
+//!
+//! - `link`: chaining one event (canonical form + keyed hash), done by the writer per row.
+//! - `append`: writing a batch of rows to SQLite in one transaction (WAL, synchronous=NORMAL),
+//!   for the batch sizes the writer produces under load; divide by the size for a row's cost.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use divan::{Bencher, black_box};
+use gatehouse::{
+    audit::{AuditEvent, AuditRow, Decision, chain},
+    secrets::Keyring,
+    store::{SqliteStore, Store},
+};
+use std::sync::LazyLock;
+
+fn main() {
+    divan::main();
+}
+
+static RING: LazyLock<Keyring> = LazyLock::new(|| Keyring::from_master(&[0x42; 32]));
+
+/// A typical allowed `tools/call`, as the gateway records it.
+fn event(n: i64) -> AuditEvent {
+    AuditEvent {
+        ts_ms: 1_750_000_000_000 + n,
+        request_id: format!("01jq8x4c{n:08x}"),
+        client: Some("analytics-agent".into()),
+        credential_id: Some("gk_3f9a2c1b7d".into()),
+        user: None,
+        ip: Some("10.1.2.3".into()),
+        country: None,
+        server: Some("finance".into()),
+        http_method: "POST".into(),
+        rpc_method: Some("tools/call".into()),
+        tool: Some("get_balance".into()),
+        decision: Decision::Allow,
+        reason: None,
+        status: 200,
+        upstream_status: Some(200),
+        latency_us: 412,
+    }
+}
+
+#[divan::bench]
+fn link(bencher: Bencher<'_, '_>) {
+    let event = event(1);
+    let prev = chain::GENESIS.to_owned();
+    bencher.bench(|| chain::link(&RING, black_box(&prev), black_box(41), black_box(&event)));
+}
+
+#[divan::bench(args = [1, 64, 512], sample_count = 30)]
+fn append(bencher: Bencher<'_, '_>, size: usize) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let store = runtime.block_on(SqliteStore::open(&url)).unwrap();
+    let mut seq = 0i64;
+    let mut prev = chain::GENESIS.to_owned();
+    bencher
+        .with_inputs(|| {
+            (0..size)
+                .map(|_| {
+                    seq += 1;
+                    let event = event(seq);
+                    let hash = chain::link(&RING, &prev, seq, &event);
+                    AuditRow {
+                        seq,
+                        event,
+                        prev_hash: std::mem::replace(&mut prev, hash.clone()),
+                        hash,
+                    }
+                })
+                .collect::<Vec<_>>()
+        })
+        .bench_local_values(|rows| runtime.block_on(store.append_audit(&rows)).unwrap());
+}
