@@ -11,11 +11,6 @@ use std::{path::PathBuf, process::ExitCode};
 
 use output::Format;
 
-// The request path allocates small, short-lived buffers on two worker threads; glibc's
-// malloc spent ~8 % of the gateway's CPU in its arena bookkeeping (BENCHMARKS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "gatehouse",
