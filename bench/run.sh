@@ -6,6 +6,8 @@
 #   TARGETS="direct miniproxy" bench/run.sh   # baseline only (no Gatehouse)
 #   TARGETS="miniproxy token oidc" LOADS="2:32" bench/run.sh
 #       # token endpoint (client credentials) against the bare proxy and oidc-provider (npm)
+#   ALT_BIN=/path/to/other/gatehouse TARGETS="miniproxy gatehouse alt" bench/run.sh
+#       # A/B: a second Gatehouse build on the same data, measured side by side ("alt")
 #
 # Everything listens on 127.0.0.1 only; every wrk run is bounded by DURATION; all processes
 # started here are stopped on exit. See bench/README.md.
@@ -29,6 +31,7 @@ HOST=127.0.0.1
 PORT_UPSTREAM=18080
 PORT_MINIPROXY=18081
 PORT_GATEHOUSE=18082
+PORT_ALT=18083
 PORT_OIDC=18084
 
 log() { printf '[bench] %s\n' "$*" >&2; }
@@ -102,7 +105,7 @@ for tool in wrk curl python3 cargo; do
     command -v "$tool" >/dev/null || die "$tool is required"
 done
 
-for port in $PORT_UPSTREAM $PORT_MINIPROXY $PORT_GATEHOUSE; do
+for port in $PORT_UPSTREAM $PORT_MINIPROXY $PORT_GATEHOUSE $PORT_ALT; do
     port_in_use "$port" && die "port $port on $HOST is already in use"
 done
 
@@ -121,7 +124,7 @@ MINIPROXY_BIN="$BASELINE_TARGET/release/miniproxy"
 [[ -x "$UPSTREAM_BIN" && -x "$MINIPROXY_BIN" ]] || die "baseline binaries missing in $BASELINE_TARGET/release"
 cp "$BASELINE_SRC/mcp.lua" "$WORK/mcp.lua" 2>/dev/null || cp "$CACHE/baseline-src/mcp.lua" "$WORK/mcp.lua"
 
-uses_gatehouse() { has_target gatehouse || has_target governed || has_target token || has_target jwt; }
+uses_gatehouse() { has_target gatehouse || has_target governed || has_target token || has_target jwt || has_target alt; }
 if uses_gatehouse; then
     if [[ -z "${GATEHOUSE_BIN:-}" ]]; then
         target_dir=${CARGO_TARGET_DIR:-target}
@@ -205,6 +208,17 @@ POLICIES
     PID_GATEHOUSE=$!
     PIDS+=("$PID_GATEHOUSE")
     wait_healthy "http://$HOST:$PORT_GATEHOUSE/healthz" "$PID_GATEHOUSE" gatehouse
+    if has_target alt; then
+        [[ -x "${ALT_BIN:-}" ]] || die "the alt target needs ALT_BIN (another gatehouse binary)"
+        env GATEHOUSE_LISTEN="$HOST:$PORT_ALT" \
+            GATEHOUSE_POLICY__GEOIP_DATABASE="$ROOT/crates/gatehouse/tests/fixtures/geo/countries.mmdb" \
+            GATEHOUSE_PUBLIC_URL="http://$HOST:$PORT_ALT" \
+            GATEHOUSE_LOG__FILTER=warn \
+            "$ALT_BIN" --data-dir "$DATA" serve >"$WORK/alt.log" 2>&1 &
+        PID_ALT=$!
+        PIDS+=("$PID_ALT")
+        wait_healthy "http://$HOST:$PORT_ALT/healthz" "$PID_ALT" alt
+    fi
     # "jwt": the "gatehouse" hop with an OAuth access token instead of the API key (valid
     # for oauth.access_token_ttl: keep ROUNDS × DURATION well under 10 minutes).
     if has_target jwt; then
@@ -239,6 +253,7 @@ url_of() {
         direct) echo "http://$HOST:$PORT_UPSTREAM" ;;
         miniproxy) echo "http://$HOST:$PORT_MINIPROXY" ;;
         gatehouse | governed | token | jwt) echo "http://$HOST:$PORT_GATEHOUSE" ;;
+        alt) echo "http://$HOST:$PORT_ALT" ;;
         oidc) echo "http://$HOST:$PORT_OIDC" ;;
     esac
 }
@@ -247,12 +262,13 @@ pid_of() {
         direct) echo "$PID_UPSTREAM" ;;
         miniproxy) echo "$PID_MINIPROXY" ;;
         gatehouse | governed | token | jwt) echo "$PID_GATEHOUSE" ;;
+        alt) echo "$PID_ALT" ;;
         oidc) echo "$PID_OIDC" ;;
     esac
 }
 path_of() {
     case $1 in
-        gatehouse | jwt) echo /perf/mcp ;;
+        gatehouse | jwt | alt) echo /perf/mcp ;;
         governed) echo /gov/mcp ;;
         token) echo /oauth/token ;;
         oidc) echo /token ;;
@@ -263,7 +279,7 @@ script_of() { if [[ $1 == token || $1 == oidc ]]; then echo "$ROOT/bench/token.l
 basic_of() { if [[ $1 == oidc ]]; then printf 'bench:bench-secret-bench-secret' | base64 -w0; else echo "${SVC_BASIC:-}"; fi; }
 authz_of() {
     case $1 in
-        gatehouse | governed) echo "Bearer $TOKEN" ;;
+        gatehouse | governed | alt) echo "Bearer $TOKEN" ;;
         jwt) echo "Bearer $ACCESS_TOKEN" ;;
     esac
 }

@@ -30,9 +30,11 @@ pub enum SecretError {
 /// The keys Gatehouse derives from its master key. Cheap to clone.
 #[derive(Clone)]
 pub struct Keyring {
-    pepper: [u8; 32],
+    /// HMAC states keyed once (pepper, audit key): each use clones the state instead of
+    /// hashing the key again, on the request path (key checks) and per audit row.
+    pepper: HmacSha256,
     encryption: [u8; 32],
-    audit: [u8; 32],
+    audit: HmacSha256,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -44,9 +46,9 @@ impl std::fmt::Debug for Keyring {
 impl Keyring {
     pub fn from_master(master: &[u8; 32]) -> Self {
         Self {
-            pepper: derive(master, b"gatehouse/v1/api-key-pepper"),
+            pepper: keyed(&derive(master, b"gatehouse/v1/api-key-pepper")),
             encryption: derive(master, b"gatehouse/v1/encryption-at-rest"),
-            audit: derive(master, b"gatehouse/v1/audit-chain"),
+            audit: keyed(&derive(master, b"gatehouse/v1/audit-chain")),
         }
     }
 
@@ -71,13 +73,13 @@ impl Keyring {
 
     /// HMAC-SHA-256 of an API-key secret under the pepper: what the store keeps.
     pub fn hash_secret(&self, secret: &[u8]) -> [u8; 32] {
-        mac(&self.pepper, &[secret])
+        finish(self.pepper.clone(), &[secret])
     }
 
     /// Keyed hash for the audit chain: without the master key a rewritten chain cannot be
     /// made to verify.
     pub fn audit_mac(&self, parts: &[&[u8]]) -> [u8; 32] {
-        mac(&self.audit, parts)
+        finish(self.audit.clone(), parts)
     }
 
     /// AES-256-GCM; output is `nonce || ciphertext`. `context` is bound as associated data so
@@ -124,11 +126,18 @@ fn derive(master: &[u8; 32], label: &[u8]) -> [u8; 32] {
     mac(master, &[label])
 }
 
-fn mac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    // HMAC accepts keys of any length, so this cannot fail for our 32-byte keys.
-    let Ok(mut mac) = <HmacSha256 as hmac::KeyInit>::new_from_slice(key) else {
-        return [0; 32];
-    };
+fn keyed(key: &[u8; 32]) -> HmacSha256 {
+    // HMAC accepts keys of any length, so this cannot fail for our 32-byte keys; the
+    // fallback (an all-zero key) is unreachable.
+    <HmacSha256 as hmac::KeyInit>::new_from_slice(key)
+        .unwrap_or_else(|_| <HmacSha256 as hmac::KeyInit>::new(&Default::default()))
+}
+
+fn mac(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
+    finish(keyed(key), parts)
+}
+
+fn finish(mut mac: HmacSha256, parts: &[&[u8]]) -> [u8; 32] {
     for part in parts {
         mac.update(part);
     }
@@ -242,9 +251,15 @@ mod tests {
 
     #[test]
     fn derived_keys_differ_by_purpose() {
-        let ring = Keyring::from_master(&[1; 32]);
-        assert_ne!(ring.pepper, ring.encryption);
-        assert_ne!(ring.pepper, ring.audit);
+        let master = [1; 32];
+        let pepper = derive(&master, b"gatehouse/v1/api-key-pepper");
+        let audit = derive(&master, b"gatehouse/v1/audit-chain");
+        let ring = Keyring::from_master(&master);
+        assert_ne!(pepper, ring.encryption);
+        assert_ne!(pepper, audit);
+        // The keyed states are the derived keys: the same input, different MACs.
+        assert_eq!(ring.hash_secret(b"probe"), mac(&pepper, &[b"probe"]));
+        assert_eq!(ring.audit_mac(&[b"probe"]), mac(&audit, &[b"probe"]));
     }
 
     #[test]
@@ -252,7 +267,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let first = Keyring::load_or_create(dir.path()).unwrap();
         let second = Keyring::load_or_create(dir.path()).unwrap();
-        assert_eq!(first.pepper, second.pepper);
+        assert_eq!(first.hash_secret(b"probe"), second.hash_secret(b"probe"));
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -12,15 +12,25 @@ use crate::{
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 pub fn link(keyring: &Keyring, prev_hash: &str, seq: i64, event: &AuditEvent) -> String {
-    // Serialising a plain struct of strings and integers cannot fail.
-    let canonical = serde_json::to_vec(event).unwrap_or_default();
-    hex::encode(keyring.audit_mac(&[
-        prev_hash.as_bytes(),
-        b"\n",
-        seq.to_string().as_bytes(),
-        b"\n",
-        &canonical,
-    ]))
+    link_with(keyring, prev_hash, seq, event, &mut Vec::new())
+}
+
+/// [`link`], building the hashed bytes in `scratch`: the writer reuses one buffer for every
+/// row instead of allocating per row.
+pub fn link_with(
+    keyring: &Keyring,
+    prev_hash: &str,
+    seq: i64,
+    event: &AuditEvent,
+    scratch: &mut Vec<u8>,
+) -> String {
+    use std::io::Write as _;
+    scratch.clear();
+    scratch.extend_from_slice(prev_hash.as_bytes());
+    // Writing to a Vec and serialising a plain struct of strings and integers cannot fail.
+    let _ = write!(scratch, "\n{seq}\n");
+    let _ = serde_json::to_writer(&mut *scratch, event);
+    hex::encode(keyring.audit_mac(&[scratch]))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -78,6 +78,8 @@ pub struct AuditWriter {
     linger: Duration,
     /// `(seq, hash)` of the last row written; read from the store at start and after errors.
     head: Option<(i64, String)>,
+    /// Reused for every row's chain hash input.
+    scratch: Vec<u8>,
 }
 
 impl AuditWriter {
@@ -99,6 +101,7 @@ impl AuditWriter {
                 batch_size: batch_size.max(1),
                 linger: if durable { Duration::ZERO } else { linger },
                 head: None,
+                scratch: Vec::new(),
             },
         )
     }
@@ -146,25 +149,39 @@ impl AuditWriter {
     /// Appends the batch; on failure re-reads the chain head and retries, so nothing queued
     /// is lost and a second writer on the same database cannot fork the chain silently.
     async fn write(&mut self, batch: &mut Vec<Pending>) {
+        // The events move into the rows (no copy); only the commit notifications stay behind.
+        let mut committed = Vec::new();
+        let mut rows: Vec<AuditRow> = batch
+            .drain(..)
+            .map(|pending| {
+                committed.extend(pending.committed);
+                AuditRow {
+                    seq: 0,
+                    event: pending.event,
+                    prev_hash: String::new(),
+                    hash: String::new(),
+                }
+            })
+            .collect();
         let mut backoff = Duration::from_millis(50);
         loop {
-            match self.try_write(batch).await {
+            match self.try_write(&mut rows).await {
                 Ok(()) => break,
                 Err(err) => {
-                    tracing::error!(error = %err, events = batch.len(), "audit write failed; retrying");
+                    tracing::error!(error = %err, events = rows.len(), "audit write failed; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
         }
-        for pending in batch.drain(..) {
-            if let Some(done) = pending.committed {
-                let _ = done.send(());
-            }
+        for done in committed {
+            let _ = done.send(());
         }
     }
 
-    async fn try_write(&mut self, batch: &[Pending]) -> crate::store::StoreResult<()> {
+    /// Links the rows onto the current head (again, after a failure: the head may have moved)
+    /// and appends them in one transaction.
+    async fn try_write(&mut self, rows: &mut [AuditRow]) -> crate::store::StoreResult<()> {
         let head = match self.head.take() {
             Some(head) => head,
             None => self
@@ -174,18 +191,20 @@ impl AuditWriter {
                 .unwrap_or((0, GENESIS.to_owned())),
         };
         let (mut seq, mut prev_hash) = head;
-        let mut rows = Vec::with_capacity(batch.len());
-        for pending in batch {
+        for row in rows.iter_mut() {
             seq += 1;
-            let hash = chain::link(&self.keyring, &prev_hash, seq, &pending.event);
-            rows.push(AuditRow {
+            let hash = chain::link_with(
+                &self.keyring,
+                &prev_hash,
                 seq,
-                event: pending.event.clone(),
-                prev_hash: std::mem::replace(&mut prev_hash, hash.clone()),
-                hash,
-            });
+                &row.event,
+                &mut self.scratch,
+            );
+            row.seq = seq;
+            row.prev_hash = std::mem::replace(&mut prev_hash, hash.clone());
+            row.hash = hash;
         }
-        self.store.append_audit(&rows).await?;
+        self.store.append_audit(rows).await?;
         self.head = Some((seq, prev_hash));
         Ok(())
     }

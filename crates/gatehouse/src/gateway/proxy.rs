@@ -31,6 +31,7 @@ use crate::{
         upstream_http::{forward_request_headers, forward_response_headers},
     },
     grants::Grant,
+    guardrails::Direction,
     identity::{Credential, Principal, api_keys::KeyRejection},
     pinning::PinAction,
     policy::{self, Facts, client_ip},
@@ -338,7 +339,7 @@ impl Call<'_> {
             } else if first.kind == Kind::Response {
                 "response".to_owned()
             } else {
-                first.method().chars().take(128).collect()
+                clip(first.method()).to_owned()
             });
         }
         // Named before the decision, so a refused call is audited with what it asked for.
@@ -347,7 +348,7 @@ impl Call<'_> {
             .iter()
             .find(|m| m.method() == "tools/call")
             .and_then(|m| m.param_str("name"))
-            .map(|name| name.chars().take(128).collect());
+            .map(|name| clip(name).to_owned());
         let stateless = authorize::protocol_era(&parts.headers, Some(&envelope))?;
         authorize::check_routing_headers(&parts.headers, &envelope)?;
         let verdict = authorize::authorize(
@@ -370,6 +371,11 @@ impl Call<'_> {
             self.enforce(None, None)?;
         }
         let mut tools_by_id = HashMap::new();
+        let has_response_guardrails = self
+            .grant
+            .guardrails
+            .iter()
+            .any(|g| g.direction.covers(Direction::Response));
         for call in tool_calls {
             let arguments = call.params.as_ref().and_then(|p| p.get("arguments"));
             self.enforce(call.param_str("name"), arguments)?;
@@ -385,7 +391,10 @@ impl Call<'_> {
                     tool: name.to_owned(),
                 });
             }
-            if let (Some(id), Some(name)) = (&call.id, call.param_str("name")) {
+            // Only response guardrails look a result's tool up by its request id.
+            if has_response_guardrails
+                && let (Some(id), Some(name)) = (&call.id, call.param_str("name"))
+            {
                 tools_by_id.insert(id.to_string(), name.to_owned());
             }
         }
@@ -597,6 +606,13 @@ async fn drain(body: Body, max: usize) {
     let _ = tokio::time::timeout(std::time::Duration::from_secs(30), read).await;
 }
 
+/// The first 128 characters: what the audit trail keeps of a caller-chosen name.
+fn clip(text: &str) -> &str {
+    text.char_indices()
+        .nth(128)
+        .map_or(text, |(end, _)| &text[..end])
+}
+
 fn declared_length(headers: &HeaderMap) -> Option<u64> {
     headers
         .get(header::CONTENT_LENGTH)
@@ -616,5 +632,20 @@ async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Bytes,
         Err(_) => Err(GatewayError::InvalidRequest(
             "the request body could not be read".into(),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clip;
+
+    #[test]
+    fn clip_keeps_128_characters_on_a_character_boundary() {
+        assert_eq!(clip("tools/call"), "tools/call");
+        let long = "é".repeat(200);
+        assert_eq!(clip(&long).chars().count(), 128);
+        assert_eq!(clip(&long).len(), 256);
+        let exact = "a".repeat(128);
+        assert_eq!(clip(&exact), exact);
     }
 }
