@@ -200,24 +200,23 @@ POLICIES
         } >>"$WORK/provision.log" 2>&1 || { cat "$WORK/provision.log" >&2; die "provisioning governed failed"; }
     fi
 
-    env GATEHOUSE_LISTEN="$HOST:$PORT_GATEHOUSE" \
-        GATEHOUSE_POLICY__GEOIP_DATABASE="$ROOT/crates/gatehouse/tests/fixtures/geo/countries.mmdb" \
-        GATEHOUSE_PUBLIC_URL="http://$HOST:$PORT_GATEHOUSE" \
-        GATEHOUSE_LOG__FILTER=warn \
-        "$GATEHOUSE_BIN" --data-dir "$DATA" serve >"$WORK/gatehouse.log" 2>&1 &
-    PID_GATEHOUSE=$!
-    PIDS+=("$PID_GATEHOUSE")
-    wait_healthy "http://$HOST:$PORT_GATEHOUSE/healthz" "$PID_GATEHOUSE" gatehouse
+    # start_gatehouse NAME BINARY PORT: one server on the provisioned data (sets STARTED_PID).
+    start_gatehouse() {
+        env GATEHOUSE_LISTEN="$HOST:$3" \
+            GATEHOUSE_POLICY__GEOIP_DATABASE="$ROOT/crates/gatehouse/tests/fixtures/geo/countries.mmdb" \
+            GATEHOUSE_PUBLIC_URL="http://$HOST:$3" \
+            GATEHOUSE_LOG__FILTER=warn \
+            "$2" --data-dir "$DATA" serve >"$WORK/$1.log" 2>&1 &
+        STARTED_PID=$!
+        PIDS+=("$STARTED_PID")
+        wait_healthy "http://$HOST:$3/healthz" "$STARTED_PID" "$1"
+    }
+    start_gatehouse gatehouse "$GATEHOUSE_BIN" "$PORT_GATEHOUSE"
+    PID_GATEHOUSE=$STARTED_PID
     if has_target alt; then
         [[ -x "${ALT_BIN:-}" ]] || die "the alt target needs ALT_BIN (another gatehouse binary)"
-        env GATEHOUSE_LISTEN="$HOST:$PORT_ALT" \
-            GATEHOUSE_POLICY__GEOIP_DATABASE="$ROOT/crates/gatehouse/tests/fixtures/geo/countries.mmdb" \
-            GATEHOUSE_PUBLIC_URL="http://$HOST:$PORT_ALT" \
-            GATEHOUSE_LOG__FILTER=warn \
-            "$ALT_BIN" --data-dir "$DATA" serve >"$WORK/alt.log" 2>&1 &
-        PID_ALT=$!
-        PIDS+=("$PID_ALT")
-        wait_healthy "http://$HOST:$PORT_ALT/healthz" "$PID_ALT" alt
+        start_gatehouse alt "$ALT_BIN" "$PORT_ALT"
+        PID_ALT=$STARTED_PID
     fi
     # "jwt": the "gatehouse" hop with an OAuth access token instead of the API key (valid
     # for oauth.access_token_ttl: keep ROUNDS × DURATION well under 10 minutes).
