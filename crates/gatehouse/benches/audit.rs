@@ -5,6 +5,7 @@
 //! - `link`: chaining one event (canonical form + keyed hash), done by the writer per row.
 //! - `append`: writing a batch of rows to SQLite in one transaction (WAL, synchronous=NORMAL),
 //!   for the batch sizes the writer produces under load; divide by the size for a row's cost.
+//!   The runtime is current-thread: the append runs on the blocking pool, as in the server.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -78,5 +79,9 @@ fn append(bencher: Bencher<'_, '_>, size: usize) {
                 })
                 .collect::<Vec<_>>()
         })
-        .bench_local_values(|rows| runtime.block_on(store.append_audit(&rows)).unwrap());
+        .bench_local_values(|rows| {
+            runtime
+                .block_on(store.append_audit(std::sync::Arc::new(rows)))
+                .unwrap()
+        });
 }

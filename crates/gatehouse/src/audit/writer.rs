@@ -181,7 +181,7 @@ impl AuditWriter {
 
     /// Links the rows onto the current head (again, after a failure: the head may have moved)
     /// and appends them in one transaction.
-    async fn try_write(&mut self, rows: &mut [AuditRow]) -> crate::store::StoreResult<()> {
+    async fn try_write(&mut self, rows: &mut Vec<AuditRow>) -> crate::store::StoreResult<()> {
         let head = match self.head.take() {
             Some(head) => head,
             None => self
@@ -204,7 +204,12 @@ impl AuditWriter {
             row.prev_hash = std::mem::replace(&mut prev_hash, hash.clone());
             row.hash = hash;
         }
-        self.store.append_audit(rows).await?;
+        // Shared with the store for the append, then taken back (the store holds no copy
+        // once it has answered), so a retry relinks the same rows.
+        let shared = Arc::new(std::mem::take(rows));
+        let appended = self.store.append_audit(shared.clone()).await;
+        *rows = Arc::try_unwrap(shared).unwrap_or_else(|still_shared| (*still_shared).clone());
+        appended?;
         self.head = Some((seq, prev_hash));
         Ok(())
     }

@@ -36,6 +36,11 @@ pub enum StoreError {
     Backend(#[from] sqlx::Error),
     #[error("database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Writing the audit trail failed (the writer retries; nothing is dropped).
+    #[error("audit trail: {0}")]
+    Audit(String),
+    #[error("unsupported database: {0}")]
+    Unsupported(String),
 }
 
 impl StoreError {
@@ -236,7 +241,9 @@ pub trait Store: OAuthStore + UserStore {
 
     /// The last chained row's `(seq, hash)`, where the writer continues.
     async fn audit_head(&self) -> StoreResult<Option<(i64, String)>>;
-    async fn append_audit(&self, rows: &[AuditRow]) -> StoreResult<()>;
+    /// Appends chained rows in one transaction. Shared, so a backend may hand them to a
+    /// blocking thread without copying them; the caller keeps them for a retry.
+    async fn append_audit(&self, rows: Arc<Vec<AuditRow>>) -> StoreResult<()>;
     async fn query_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRow>>;
     /// Rows in chain order after `after_seq`, for verification.
     async fn audit_page(&self, after_seq: i64, limit: i64) -> StoreResult<Vec<AuditRow>>;
@@ -249,8 +256,8 @@ pub async fn open(database_url: &str) -> StoreResult<DynStore> {
     if database_url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::open(database_url).await?))
     } else {
-        Err(StoreError::Corrupt(format!(
-            "unsupported database URL {database_url:?}: only sqlite:// is available in this build"
+        Err(StoreError::Unsupported(format!(
+            "database URL {database_url:?}: only sqlite:// is available in this build"
         )))
     }
 }

@@ -9,6 +9,7 @@ use std::{str::FromStr, time::Duration};
 
 use super::*;
 
+mod audit_log;
 mod migrations;
 mod oauth;
 mod rows;
@@ -19,23 +20,34 @@ use rows::*;
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The audit trail's own appending connection (see `audit_log.rs`).
+    audit_log: audit_log::AuditLog,
 }
 
 impl SqliteStore {
     pub async fn open(url: &str) -> StoreResult<Self> {
+        if url.contains(":memory:") || url.contains("mode=memory") {
+            return Err(StoreError::Unsupported(
+                "an in-memory SQLite database would lose the audit trail and every key at exit; \
+                 use a file (sqlite:///path/gatehouse.db)"
+                    .into(),
+            ));
+        }
+        let busy_timeout = Duration::from_secs(10);
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             // The CLI and a running server write the same file; wait instead of failing.
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(busy_timeout);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         migrator().run(&pool).await?;
-        Ok(Self { pool })
+        let audit_log = audit_log::AuditLog::open(options.get_filename(), busy_timeout)?;
+        Ok(Self { pool, audit_log })
     }
 
     async fn begin(&self) -> StoreResult<Transaction<'static, Sqlite>> {
@@ -92,10 +104,6 @@ async fn insert_key(tx: &mut Transaction<'static, Sqlite>, key: &ApiKeyRecord) -
     .await?;
     Ok(())
 }
-
-/// Audit INSERT chunk sizes, largest first (19 × 256 parameters stays well under SQLite's
-/// 32 766).
-const AUDIT_CHUNKS: [usize; 5] = [256, 64, 16, 4, 1];
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -714,52 +722,8 @@ impl Store for SqliteStore {
             .transpose()
     }
 
-    async fn append_audit(&self, rows: &[AuditRow]) -> StoreResult<()> {
-        // Multi-row INSERTs: one statement per chunk instead of one per event (each statement
-        // is a round trip to sqlx's SQLite worker thread). Chunks come in a few fixed sizes so
-        // the statements are prepared once and then served from sqlx's statement cache: a
-        // batch of any other size would be a new SQL text, parsed again (19 × N parameters).
-        let mut tx = self.begin().await?;
-        let mut rest = rows;
-        while !rest.is_empty() {
-            let size = AUDIT_CHUNKS
-                .into_iter()
-                .find(|size| *size <= rest.len())
-                .unwrap_or(1);
-            let (chunk, tail) = rest.split_at(size);
-            rest = tail;
-            let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
-                "INSERT INTO audit_events (seq, ts_ms, request_id, client, credential_id, user_id, ip, \
-                 country, server, http_method, rpc_method, tool, decision, reason, status, \
-                 upstream_status, latency_us, prev_hash, hash) ",
-            );
-            // `&str` binds borrow; `&String` would copy every string into the arguments.
-            insert.push_values(chunk, |mut b, row| {
-                let e = &row.event;
-                b.push_bind(row.seq)
-                    .push_bind(e.ts_ms)
-                    .push_bind(e.request_id.as_str())
-                    .push_bind(e.client.as_deref())
-                    .push_bind(e.credential_id.as_deref())
-                    .push_bind(e.user.as_deref())
-                    .push_bind(e.ip.as_deref())
-                    .push_bind(e.country.as_deref())
-                    .push_bind(e.server.as_deref())
-                    .push_bind(e.http_method.as_str())
-                    .push_bind(e.rpc_method.as_deref())
-                    .push_bind(e.tool.as_deref())
-                    .push_bind(e.decision.as_str())
-                    .push_bind(e.reason.as_deref())
-                    .push_bind(i64::from(e.status))
-                    .push_bind(e.upstream_status.map(i64::from))
-                    .push_bind(e.latency_us)
-                    .push_bind(row.prev_hash.as_str())
-                    .push_bind(row.hash.as_str());
-            });
-            insert.build().execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+    async fn append_audit(&self, rows: Arc<Vec<AuditRow>>) -> StoreResult<()> {
+        self.audit_log.append(rows).await
     }
 
     async fn query_audit(&self, f: &AuditFilter) -> StoreResult<Vec<AuditRow>> {
