@@ -61,7 +61,16 @@ impl AuditSink {
                 event,
                 committed: None,
             };
-            if self.tx.send(pending).await.is_err() {
+            // Without a suspension point while there is room: the response leaves as soon as
+            // the handler returns. A full queue still makes the request wait, not drop.
+            let sent = match self.tx.try_send(pending) {
+                Ok(()) => Ok(()),
+                Err(mpsc::error::TrySendError::Full(pending)) => {
+                    self.tx.send(pending).await.map_err(drop)
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
+            };
+            if sent.is_err() {
                 tracing::error!("audit writer has stopped; event not recorded");
             }
         }
@@ -212,5 +221,73 @@ impl AuditWriter {
         appended?;
         self.head = Some((seq, prev_hash));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        audit::{Decision, chain},
+        store::SqliteStore,
+    };
+
+    fn event(n: u32) -> AuditEvent {
+        AuditEvent {
+            ts_ms: 1_750_000_000_000,
+            request_id: format!("req-{n}"),
+            client: Some("agent".into()),
+            credential_id: None,
+            user: None,
+            ip: None,
+            country: None,
+            server: Some("demo".into()),
+            http_method: "POST".into(),
+            rpc_method: None,
+            tool: None,
+            decision: Decision::Allow,
+            reason: None,
+            status: 200,
+            upstream_status: Some(200),
+            latency_us: 1,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_makes_requests_wait_and_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("g.db").display());
+        let store: DynStore = Arc::new(SqliteStore::open(&url).await.unwrap());
+        let keyring = Arc::new(Keyring::from_master(&[7; 32]));
+        // Room for one event: most of the 200 senders find the queue full.
+        let (sink, writer) = AuditWriter::new(
+            store.clone(),
+            keyring.clone(),
+            1,
+            512,
+            false,
+            Duration::from_millis(5),
+        );
+        let stop = CancellationToken::new();
+        let running = tokio::spawn(writer.run(stop.clone()));
+        let mut senders = tokio::task::JoinSet::new();
+        for n in 0..200 {
+            let sink = sink.clone();
+            senders.spawn(async move { sink.record(event(n)).await });
+        }
+        while let Some(sent) = senders.join_next().await {
+            sent.unwrap();
+        }
+        stop.cancel();
+        running.await.unwrap();
+
+        let report = chain::verify(&*store, &keyring).await.unwrap();
+        assert!(report.is_intact(), "{:?}", report.problems);
+        assert_eq!(report.rows_checked, 200);
+        let rows = store.audit_page(0, 1_000).await.unwrap();
+        let mut ids: Vec<&str> = rows.iter().map(|r| r.event.request_id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 200);
     }
 }
