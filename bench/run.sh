@@ -7,7 +7,9 @@
 #   TARGETS="miniproxy token oidc" LOADS="2:32" bench/run.sh
 #       # token endpoint (client credentials) against the bare proxy and oidc-provider (npm)
 #   ALT_BIN=/path/to/other/gatehouse TARGETS="miniproxy gatehouse alt" bench/run.sh
-#       # A/B: a second Gatehouse build on the same data, measured side by side ("alt")
+#       # A/B: a second Gatehouse build on the same data, measured side by side ("alt"). Both
+#       # append to one audit chain; the first batch after each switch finds the head moved,
+#       # logs "audit write failed; retrying" and relinks (one retry per switch, by design).
 #
 # Everything listens on 127.0.0.1 only; every wrk run is bounded by DURATION; all processes
 # started here are stopped on exit. See bench/README.md.
