@@ -7,7 +7,7 @@
 
 use arc_swap::ArcSwap;
 use http::{HeaderName, HeaderValue, Uri};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use std::{
     collections::{HashMap, HashSet},
     sync::{
@@ -71,6 +71,56 @@ pub struct Snapshot {
     pub users: HashMap<String, UserEntry>,
     /// What each group's connections grant (for tokens of external issuers naming groups).
     pub groups: GroupGrants,
+    /// Policies and guardrails that name a client, for the agents users delegate to.
+    pub client_rules: ClientRules,
+}
+
+/// The rules attached to particular clients, kept so a user-delegated token carried by one of
+/// them answers to them too: the user's grant decides what is reachable, and the agent's
+/// client-level and connection-level rules (rate limits, quotas, guardrails…) still apply.
+#[derive(Debug, Default)]
+pub struct ClientRules {
+    /// Every policy and guardrail, in evaluation order.
+    policies: Vec<Arc<CompiledPolicy>>,
+    guardrails: Vec<Arc<Guardrail>>,
+    /// Clients that at least one policy or guardrail names.
+    named: HashSet<String>,
+    /// Delegated grants built so far in this snapshot: (client, user, server) → grant.
+    built: RwLock<HashMap<(String, String, String), Arc<Grant>>>,
+}
+
+/// Delegated grants remembered per snapshot; beyond this they are built per request.
+const DELEGATED_CACHE_MAX: usize = 65_536;
+
+impl ClientRules {
+    fn delegated(&self, client: &str, user: &str, server: &str, base: &Arc<Grant>) -> Arc<Grant> {
+        let key = (client.to_owned(), user.to_owned(), server.to_owned());
+        if let Some(grant) = self.built.read().get(&key) {
+            return grant.clone();
+        }
+        let grant = Arc::new(Grant {
+            tools: base.tools.clone(),
+            resources: base.resources,
+            prompts: base.prompts,
+            policies: self
+                .policies
+                .iter()
+                .filter(|p| p.attached_to(Some(client), server))
+                .cloned()
+                .collect(),
+            guardrails: self
+                .guardrails
+                .iter()
+                .filter(|g| g.attached_to(Some(client), server))
+                .cloned()
+                .collect(),
+        });
+        let mut built = self.built.write();
+        if built.len() < DELEGATED_CACHE_MAX {
+            built.insert(key, grant.clone());
+        }
+        grant
+    }
 }
 
 /// What the authorization server and the token check read.
@@ -287,6 +337,16 @@ impl Snapshot {
                 },
             );
         }
+        snapshot.client_rules = ClientRules {
+            named: policies
+                .iter()
+                .filter_map(|p| p.client.clone())
+                .chain(guardrails.iter().filter_map(|g| g.client.clone()))
+                .collect(),
+            policies,
+            guardrails,
+            built: RwLock::default(),
+        };
         Ok(snapshot)
     }
 
@@ -297,6 +357,22 @@ impl Snapshot {
     /// What a user-delegated token may reach on `server`: the user's groups' grants.
     pub fn user_grant(&self, user: &str, server: &str) -> Option<&Arc<Grant>> {
         self.users.get(user)?.connections.get(server)
+    }
+
+    /// The grant of a user-delegated token carried by `client` (the agent): what the user's
+    /// groups reach on `server`, under the server's and global rules and also the client's own
+    /// (client-level and client → server). Without rules naming the client, the user's grant.
+    pub fn delegated_grant(
+        &self,
+        user: &str,
+        client: Option<&str>,
+        server: &str,
+    ) -> Option<Arc<Grant>> {
+        let base = self.user_grant(user, server)?;
+        match client.filter(|c| self.client_rules.named.contains(*c)) {
+            Some(client) => Some(self.client_rules.delegated(client, user, server, base)),
+            None => Some(base.clone()),
+        }
     }
 
     /// The server whose resource identifier is `resource` (exactly, as RFC 8707 compares).

@@ -214,10 +214,9 @@ async fn proxy(
         _ if principal.grant.is_some() => {
             principal.grant.clone().ok_or(GatewayError::NoConnection)?
         }
-        (Some(user), _) => snapshot
-            .user_grant(user, server_name)
-            .ok_or(GatewayError::NoConnection)?
-            .clone(),
+        (Some(user), client) => snapshot
+            .delegated_grant(user, client, server_name)
+            .ok_or(GatewayError::NoConnection)?,
         (None, Some(client)) => snapshot
             .grant(client, server_name)
             .ok_or(GatewayError::NoConnection)?

@@ -492,6 +492,17 @@ pub async fn spa_tokens(
     Tokens::from(redeem(app, As::Public("spa"), &code, &pkce.verifier).await)
 }
 
+/// The whole flow for the confidential `webapp` (its secret in HTTP Basic): tokens.
+pub async fn webapp_tokens(
+    app: &TestApp,
+    browser: &mut Browser,
+    pkce: &Pkce,
+    secret: &str,
+) -> Tokens {
+    let code = obtain_code(app, browser, &Authorize::new(app, "webapp", pkce)).await;
+    Tokens::from(redeem(app, As::Basic("webapp", secret), &code, &pkce.verifier).await)
+}
+
 /// Status of `tools/call echo` on `demo` with `token`.
 pub async fn echo_status(app: &TestApp, token: &str) -> u16 {
     gateway(app, "demo", token, &call("echo")).await.0

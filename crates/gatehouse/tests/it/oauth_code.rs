@@ -248,16 +248,7 @@ async fn a_confidential_client_redeems_with_its_secret_and_a_code_only_client_ge
     // Its secret is not optional: client_id alone is invalid_client.
     let (status, _, body) = redeem(&app, As::Public("webapp"), &code, &pkce.verifier).await;
     assert_eq!((status, &body["error"]), (401, &json!("invalid_client")));
-    let code = obtain_code(&app, &mut browser, &Authorize::new(&app, "webapp", &pkce)).await;
-    let tokens = Tokens::from(
-        redeem(
-            &app,
-            As::Basic("webapp", &webapp_secret),
-            &code,
-            &pkce.verifier,
-        )
-        .await,
-    );
+    let tokens = webapp_tokens(&app, &mut browser, &pkce, &webapp_secret).await;
     assert_eq!(jwt_part(&tokens.access, 1)["client_id"], "webapp");
     assert!(tokens.refresh.starts_with("ghr_"));
     assert_eq!(echo_status(&app, &tokens.access).await, 200);
@@ -275,3 +266,45 @@ async fn a_confidential_client_redeems_with_its_secret_and_a_code_only_client_ge
 
 // ---------------------------------------------------------------------------------------
 // Dynamic client registration (RFC 7591)
+
+#[tokio::test]
+async fn the_agents_own_policies_apply_to_the_tokens_users_delegate_to_it() {
+    let Flow {
+        app, webapp_secret, ..
+    } = flow_setup().await;
+    // A rule for the agent `spa` alone (no server): no call from loopback.
+    app.policy(
+        "spa-not-from-here",
+        "ip",
+        json!({ "deny": ["127.0.0.0/8", "::1/128"] }),
+        (Some("spa"), None, None),
+    )
+    .await;
+    let mut browser = Browser::new(&app);
+    let pkce = pkce();
+    let spa = spa_tokens(
+        &app,
+        &mut browser,
+        &Authorize::new(&app, "spa", &pkce),
+        &pkce,
+    )
+    .await;
+    let (status, _, body) = gateway(&app, "demo", &spa.access, &call("echo")).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["data"]["reason"], "policy_denied");
+    assert_eq!(body["error"]["data"]["policy"]["rule"], "spa-not-from-here");
+
+    // The same user through another agent: the rule names `spa`, not her.
+    let webapp = webapp_tokens(&app, &mut browser, &pkce, &webapp_secret).await;
+    assert_eq!(echo_status(&app, &webapp.access).await, 200);
+
+    // A client → server rule applies as well.
+    app.policy(
+        "webapp-on-demo",
+        "ip",
+        json!({ "deny": ["127.0.0.0/8", "::1/128"] }),
+        (Some("webapp"), Some("demo"), None),
+    )
+    .await;
+    assert_eq!(echo_status(&app, &webapp.access).await, 403);
+}
