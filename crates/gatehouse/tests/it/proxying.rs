@@ -194,3 +194,58 @@ async fn tools_through_the_real_example_server() {
     assert_eq!(status, 400, "Mcp-Method must match the body");
     cancel.cancel();
 }
+
+/// An upstream that answers `tools/call` only when told to, and says when a call arrived.
+async fn held_upstream() -> (
+    String,
+    tokio::sync::oneshot::Receiver<()>,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    use std::sync::{Arc, Mutex};
+    let (arrived_tx, arrived) = tokio::sync::oneshot::channel::<()>();
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let slots = Arc::new(Mutex::new((Some(arrived_tx), Some(released))));
+    let app = axum::Router::new().route(
+        "/mcp",
+        axum::routing::post(move || {
+            let slots = slots.clone();
+            async move {
+                let (arrived, released) = {
+                    let mut slots = slots.lock().unwrap();
+                    (slots.0.take(), slots.1.take())
+                };
+                if let Some(arrived) = arrived {
+                    arrived.send(()).unwrap();
+                }
+                if let Some(released) = released {
+                    released.await.unwrap();
+                }
+                axum::Json(json!({ "jsonrpc": "2.0", "id": 1, "result": { "content": [] } }))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, arrived, release)
+}
+
+#[tokio::test]
+async fn shutting_down_lets_the_request_in_flight_finish() {
+    let (url, arrived, release) = held_upstream().await;
+    let app = TestApp::start().await;
+    app.add_server("demo", &url).await;
+    let key = app.client_with_key("agent", "demo", "*").await;
+    let in_flight = tokio::spawn(app.post("demo", Some(&key), &call("echo")).send());
+    arrived.await.unwrap();
+    // `join!` polls in order: the shutdown has begun (stopped accepting, asked connections
+    // to close) before the upstream is released.
+    let (_, response) = tokio::join!(app.server.shutdown(), async move {
+        release.send(()).unwrap();
+        in_flight.await.unwrap()
+    });
+    let response = response.unwrap();
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["result"]["content"], json!([]));
+}
