@@ -41,6 +41,17 @@ impl OAuthClient {
         self.metadata.grant_types.iter().any(|g| g == grant_type)
     }
 
+    /// `unauthorized_client` unless the client is registered for `grant_type`.
+    pub fn require_grant(&self, grant_type: &str) -> Result<(), OAuthError> {
+        if self.allows_grant(grant_type) {
+            Ok(())
+        } else {
+            Err(OAuthError::UnauthorizedClient(format!(
+                "this client may not use the {grant_type} grant"
+            )))
+        }
+    }
+
     pub fn is_public(&self) -> bool {
         self.metadata.token_endpoint_auth_method == "none"
     }

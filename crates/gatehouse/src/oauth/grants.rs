@@ -168,11 +168,7 @@ pub async fn authorization_code(
     now: i64,
     audit: &mut OAuthAudit,
 ) -> Result<Value, OAuthError> {
-    if !client.allows_grant("authorization_code") {
-        return Err(OAuthError::UnauthorizedClient(
-            "this client may not use the authorization_code grant".into(),
-        ));
-    }
+    client.require_grant("authorization_code")?;
     let code = form.require("code")?;
     let hash = code_hash(state, code);
     let record = match state
@@ -292,11 +288,7 @@ pub async fn refresh_token(
     now: i64,
     audit: &mut OAuthAudit,
 ) -> Result<Value, OAuthError> {
-    if !client.allows_grant("refresh_token") {
-        return Err(OAuthError::UnauthorizedClient(
-            "this client may not use the refresh_token grant".into(),
-        ));
-    }
+    client.require_grant("refresh_token")?;
     let presented = form.require("refresh_token")?;
     let hash = refresh_hash(state, presented);
     let invalid = || OAuthError::InvalidGrant("the refresh token is invalid".into());

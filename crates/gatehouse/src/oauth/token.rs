@@ -76,11 +76,13 @@ fn client_credentials(
     now: i64,
     audit: &mut OAuthAudit,
 ) -> Result<serde_json::Value, OAuthError> {
-    if client.is_public() || !client.allows_grant("client_credentials") {
+    // A public client has no credentials to present for itself.
+    if client.is_public() {
         return Err(OAuthError::UnauthorizedClient(
             "this client may not use the client_credentials grant".into(),
         ));
     }
+    client.require_grant("client_credentials")?;
     let (audiences, scope) = audience_and_scope(
         snapshot,
         &client.name,
