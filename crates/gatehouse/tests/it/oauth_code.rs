@@ -308,3 +308,39 @@ async fn the_agents_own_policies_apply_to_the_tokens_users_delegate_to_it() {
     .await;
     assert_eq!(echo_status(&app, &webapp.access).await, 403);
 }
+
+#[tokio::test]
+async fn the_agents_own_guardrails_apply_to_the_tokens_users_delegate_to_it() {
+    let Flow {
+        app, webapp_secret, ..
+    } = flow_setup().await;
+    app.policy(
+        "spa-no-cards",
+        "guardrail",
+        json!({ "direction": "request", "action": "block", "detectors": ["credit_card"] }),
+        (Some("spa"), None, None),
+    )
+    .await;
+    let charge = json!({ "jsonrpc": "2.0", "id": 5, "method": "tools/call",
+        "params": { "name": "echo", "arguments": { "text": "charge 4111 1111 1111 1111" } } });
+    let mut browser = Browser::new(&app);
+    let pkce = pkce();
+    let spa = spa_tokens(
+        &app,
+        &mut browser,
+        &Authorize::new(&app, "spa", &pkce),
+        &pkce,
+    )
+    .await;
+    let (_, _, body) = gateway(&app, "demo", &spa.access, &charge).await;
+    assert_eq!(
+        body["error"]["data"]["reason"], "guardrail_blocked",
+        "{body}"
+    );
+    assert_eq!(body["error"]["data"]["guardrail"]["rule"], "spa-no-cards");
+
+    let webapp = webapp_tokens(&app, &mut browser, &pkce, &webapp_secret).await;
+    let (status, _, body) = gateway(&app, "demo", &webapp.access, &charge).await;
+    assert_eq!(status, 200);
+    assert!(body.get("error").is_none(), "{body}");
+}
