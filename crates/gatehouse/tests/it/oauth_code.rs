@@ -6,7 +6,7 @@
 use serde_json::json;
 
 use crate::{
-    helpers::{call, list_tools, tool_names},
+    helpers::{TestApp, call, list_tools, tool_names},
     oauth::{base, gateway, header, jwt_part, resource},
 };
 
@@ -267,80 +267,67 @@ async fn a_confidential_client_redeems_with_its_secret_and_a_code_only_client_ge
 // ---------------------------------------------------------------------------------------
 // Dynamic client registration (RFC 7591)
 
-#[tokio::test]
-async fn the_agents_own_policies_apply_to_the_tokens_users_delegate_to_it() {
+/// Alice's tokens through `spa` and through `webapp`, after `rule` (a policy or guardrail of
+/// `kind`) was attached to the agent `spa` alone: `(app, spa's access token, webapp's)`.
+async fn delegated_under_rule_of_spa(
+    rule: &str,
+    kind: &str,
+    spec: serde_json::Value,
+) -> (TestApp, String, String) {
     let Flow {
         app, webapp_secret, ..
     } = flow_setup().await;
-    // A rule for the agent `spa` alone (no server): no call from loopback.
-    app.policy(
-        "spa-not-from-here",
-        "ip",
-        json!({ "deny": ["127.0.0.0/8", "::1/128"] }),
-        (Some("spa"), None, None),
-    )
-    .await;
+    app.policy(rule, kind, spec, (Some("spa"), None, None))
+        .await;
     let mut browser = Browser::new(&app);
     let pkce = pkce();
-    let spa = spa_tokens(
-        &app,
-        &mut browser,
-        &Authorize::new(&app, "spa", &pkce),
-        &pkce,
-    )
-    .await;
-    let (status, _, body) = gateway(&app, "demo", &spa.access, &call("echo")).await;
+    let request = Authorize::new(&app, "spa", &pkce);
+    let spa = spa_tokens(&app, &mut browser, &request, &pkce).await;
+    let webapp = webapp_tokens(&app, &mut browser, &pkce, &webapp_secret).await;
+    (app, spa.access, webapp.access)
+}
+
+#[tokio::test]
+async fn the_agents_own_policies_apply_to_the_tokens_users_delegate_to_it() {
+    // A rule for the agent `spa` alone (no server): no call from loopback.
+    let loopback = json!({ "deny": ["127.0.0.0/8", "::1/128"] });
+    let (app, spa, webapp) =
+        delegated_under_rule_of_spa("spa-not-from-here", "ip", loopback.clone()).await;
+    let (status, _, body) = gateway(&app, "demo", &spa, &call("echo")).await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["error"]["data"]["reason"], "policy_denied");
     assert_eq!(body["error"]["data"]["policy"]["rule"], "spa-not-from-here");
 
     // The same user through another agent: the rule names `spa`, not her.
-    let webapp = webapp_tokens(&app, &mut browser, &pkce, &webapp_secret).await;
-    assert_eq!(echo_status(&app, &webapp.access).await, 200);
+    assert_eq!(echo_status(&app, &webapp).await, 200);
 
     // A client → server rule applies as well.
     app.policy(
         "webapp-on-demo",
         "ip",
-        json!({ "deny": ["127.0.0.0/8", "::1/128"] }),
+        loopback,
         (Some("webapp"), Some("demo"), None),
     )
     .await;
-    assert_eq!(echo_status(&app, &webapp.access).await, 403);
+    assert_eq!(echo_status(&app, &webapp).await, 403);
 }
 
 #[tokio::test]
 async fn the_agents_own_guardrails_apply_to_the_tokens_users_delegate_to_it() {
-    let Flow {
-        app, webapp_secret, ..
-    } = flow_setup().await;
-    app.policy(
-        "spa-no-cards",
-        "guardrail",
-        json!({ "direction": "request", "action": "block", "detectors": ["credit_card"] }),
-        (Some("spa"), None, None),
-    )
-    .await;
+    let no_cards =
+        json!({ "direction": "request", "action": "block", "detectors": ["credit_card"] });
+    let (app, spa, webapp) =
+        delegated_under_rule_of_spa("spa-no-cards", "guardrail", no_cards).await;
     let charge = json!({ "jsonrpc": "2.0", "id": 5, "method": "tools/call",
         "params": { "name": "echo", "arguments": { "text": "charge 4111 1111 1111 1111" } } });
-    let mut browser = Browser::new(&app);
-    let pkce = pkce();
-    let spa = spa_tokens(
-        &app,
-        &mut browser,
-        &Authorize::new(&app, "spa", &pkce),
-        &pkce,
-    )
-    .await;
-    let (_, _, body) = gateway(&app, "demo", &spa.access, &charge).await;
+    let (_, _, body) = gateway(&app, "demo", &spa, &charge).await;
     assert_eq!(
         body["error"]["data"]["reason"], "guardrail_blocked",
         "{body}"
     );
     assert_eq!(body["error"]["data"]["guardrail"]["rule"], "spa-no-cards");
 
-    let webapp = webapp_tokens(&app, &mut browser, &pkce, &webapp_secret).await;
-    let (status, _, body) = gateway(&app, "demo", &webapp.access, &charge).await;
+    let (status, _, body) = gateway(&app, "demo", &webapp, &charge).await;
     assert_eq!(status, 200);
     assert!(body.get("error").is_none(), "{body}");
 }
