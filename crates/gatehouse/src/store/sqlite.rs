@@ -57,6 +57,14 @@ impl SqliteStore {
     }
 }
 
+/// Bumps the generation (so every replica's snapshot reloads) and commits: how every change
+/// to what the snapshot holds ends.
+async fn commit_bumped(mut tx: Transaction<'static, Sqlite>) -> StoreResult<Generation> {
+    let generation = bump(&mut tx).await?;
+    tx.commit().await?;
+    Ok(generation)
+}
+
 async fn bump(tx: &mut Transaction<'static, Sqlite>) -> StoreResult<Generation> {
     let generation: i64 = sqlx::query_scalar(
         "UPDATE meta SET value = value + 1 WHERE key = 'generation' RETURNING value",
@@ -135,9 +143,7 @@ impl Store for SqliteStore {
         .bind(&server.pin_action)
         .execute(&mut *tx)
         .await?;
-        let generation = bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(generation)
+        commit_bumped(tx).await
     }
 
     async fn list_servers(&self) -> StoreResult<Vec<ServerRecord>> {
@@ -165,9 +171,7 @@ impl Store for SqliteStore {
         if done.rows_affected() == 0 {
             return Err(StoreError::not_found("server", name));
         }
-        let generation = bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(generation)
+        commit_bumped(tx).await
     }
 
     async fn insert_client(&self, client: &ClientRecord) -> StoreResult<Generation> {
@@ -202,9 +206,7 @@ impl Store for SqliteStore {
         )
         .execute(&mut *tx)
         .await?;
-        let generation = bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(generation)
+        commit_bumped(tx).await
     }
 
     async fn list_clients(&self) -> StoreResult<Vec<ClientRecord>> {
@@ -233,9 +235,7 @@ impl Store for SqliteStore {
         if done.rows_affected() == 0 {
             return Err(StoreError::not_found("client", name));
         }
-        let generation = bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(generation)
+        commit_bumped(tx).await
     }
 
     async fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<Generation> {
@@ -250,9 +250,7 @@ impl Store for SqliteStore {
             return Err(StoreError::not_found("client", &key.client));
         }
         insert_key(&mut tx, key).await?;
-        let generation = bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(generation)
+        commit_bumped(tx).await
     }
 
     async fn list_api_keys(&self, client: Option<&str>) -> StoreResult<Vec<ApiKeyRecord>> {
@@ -295,9 +293,7 @@ impl Store for SqliteStore {
             return Err(StoreError::not_found("active API key", old_id));
         }
         insert_key(&mut tx, new).await?;
-        let generation = bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(generation)
+        commit_bumped(tx).await
     }
 
     async fn revoke_api_key(&self, id: &str, at: i64) -> StoreResult<Generation> {
@@ -311,9 +307,7 @@ impl Store for SqliteStore {
         if done.rows_affected() == 0 {
             return Err(StoreError::not_found("API key", id));
         }
-        let generation = bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(generation)
+        commit_bumped(tx).await
     }
 
     async fn record_key_usage(&self, usage: &[(String, i64)]) -> StoreResult<()> {
@@ -357,9 +351,7 @@ impl Store for SqliteStore {
         .bind(c.created_at)
         .execute(&mut *tx)
         .await?;
-        let generation = bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(generation)
+        commit_bumped(tx).await
     }
 
     async fn list_connections(&self) -> StoreResult<Vec<ConnectionRecord>> {
@@ -382,9 +374,7 @@ impl Store for SqliteStore {
                 format!("{client} → {server}"),
             ));
         }
-        let generation = bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(generation)
+        commit_bumped(tx).await
     }
 
     async fn insert_policy(&self, policy: &PolicyRecord) -> StoreResult<Generation> {
@@ -418,9 +408,7 @@ impl Store for SqliteStore {
         .bind(policy.created_at)
         .execute(&mut *tx)
         .await?;
-        let generation = bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(generation)
+        commit_bumped(tx).await
     }
 
     async fn list_policies(&self) -> StoreResult<Vec<PolicyRecord>> {
@@ -443,9 +431,7 @@ impl Store for SqliteStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        let generation = bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(generation)
+        commit_bumped(tx).await
     }
 
     async fn load_quota_usage(&self) -> StoreResult<Vec<QuotaUsage>> {

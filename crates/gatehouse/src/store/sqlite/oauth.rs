@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use sqlx::{Row, sqlite::SqliteRow};
 
-use super::{SqliteStore, bump, exists};
+use super::{SqliteStore, bump, commit_bumped, exists};
 use crate::store::{
     Generation, StoreError, StoreResult,
     oauth::{
@@ -149,9 +149,7 @@ impl OAuthStore for SqliteStore {
         if done.rows_affected() == 0 {
             return Err(StoreError::not_found("client", client));
         }
-        let generation = bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(generation)
+        commit_bumped(tx).await
     }
 
     async fn insert_client_secret(&self, s: &ClientSecretRecord) -> StoreResult<Generation> {
@@ -160,9 +158,7 @@ impl OAuthStore for SqliteStore {
             return Err(StoreError::not_found("client", &s.client));
         }
         insert_secret(&mut tx, s).await?;
-        let generation = bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(generation)
+        commit_bumped(tx).await
     }
 
     async fn rotate_client_secret(
@@ -190,9 +186,7 @@ impl OAuthStore for SqliteStore {
         .execute(&mut *tx)
         .await?;
         insert_secret(&mut tx, new).await?;
-        let generation = bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(generation)
+        commit_bumped(tx).await
     }
 
     async fn list_client_secrets(&self, client: &str) -> StoreResult<Vec<ClientSecretRecord>> {
@@ -216,9 +210,7 @@ impl OAuthStore for SqliteStore {
         if done.rows_affected() == 0 {
             return Err(StoreError::not_found("client secret", id));
         }
-        let generation = bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(generation)
+        commit_bumped(tx).await
     }
 
     async fn insert_signing_key(&self, k: &SigningKeyRecord) -> StoreResult<Generation> {
@@ -236,9 +228,7 @@ impl OAuthStore for SqliteStore {
         .bind(k.retired_at)
         .execute(&mut *tx)
         .await?;
-        let generation = bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(generation)
+        commit_bumped(tx).await
     }
 
     async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
@@ -257,9 +247,7 @@ impl OAuthStore for SqliteStore {
         .bind(at)
         .execute(&mut *tx)
         .await?;
-        let generation = bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(generation)
+        commit_bumped(tx).await
     }
 
     async fn purge_signing_keys(&self, retired_before: i64) -> StoreResult<u64> {
@@ -286,9 +274,7 @@ impl OAuthStore for SqliteStore {
         .bind(at)
         .execute(&mut *tx)
         .await?;
-        let generation = bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(generation)
+        commit_bumped(tx).await
     }
 
     async fn purge_revoked_tokens(&self, now: i64) -> StoreResult<u64> {

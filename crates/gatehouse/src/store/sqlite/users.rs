@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use sqlx::{Row, sqlite::SqliteRow};
 
-use super::{SqliteStore, bump, exists, rows::json_list};
+use super::{SqliteStore, commit_bumped, exists, rows::json_list};
 use crate::store::{
     Generation, StoreError, StoreResult,
     users::{
@@ -92,9 +92,7 @@ impl UserStore for SqliteStore {
         .bind(u.last_login_at)
         .execute(&mut *tx)
         .await?;
-        let generation = bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(generation)
+        commit_bumped(tx).await
     }
 
     async fn list_users(&self) -> StoreResult<Vec<UserRecord>> {
@@ -146,9 +144,7 @@ impl UserStore for SqliteStore {
         if done.rows_affected() == 0 {
             return Err(StoreError::not_found("user", id));
         }
-        let generation = bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(generation)
+        commit_bumped(tx).await
     }
 
     async fn set_user_password(&self, id: &str, password_hash: &str) -> StoreResult<()> {
@@ -173,9 +169,7 @@ impl UserStore for SqliteStore {
         if done.rows_affected() == 0 {
             return Err(StoreError::not_found("user", id));
         }
-        let generation = bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(generation)
+        commit_bumped(tx).await
     }
 
     async fn record_login(&self, id: &str, at: i64) -> StoreResult<()> {
@@ -206,9 +200,7 @@ impl UserStore for SqliteStore {
         .bind(c.created_at)
         .execute(&mut *tx)
         .await?;
-        let generation = bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(generation)
+        commit_bumped(tx).await
     }
 
     async fn list_group_connections(&self) -> StoreResult<Vec<GroupConnectionRecord>> {
@@ -232,9 +224,7 @@ impl UserStore for SqliteStore {
                 format!("{group} -> {server}"),
             ));
         }
-        let generation = bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(generation)
+        commit_bumped(tx).await
     }
 
     async fn insert_authorization_code(&self, c: &AuthorizationCodeRecord) -> StoreResult<()> {
