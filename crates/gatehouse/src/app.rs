@@ -131,7 +131,7 @@ async fn metrics(
         ),
         (
             "gatehouse_sessions",
-            "Legacy MCP sessions bound to their client.",
+            "Legacy MCP sessions bound to their owner.",
             state.sessions.len() as f64,
         ),
     ]);
@@ -255,7 +255,7 @@ pub async fn start_with(
         access: HostOriginPolicy::from_config(&config),
         pins: crate::pinning::PinWatch::start(store.clone()).map_err(StartError::Pins)?,
         upstream,
-        sessions: Sessions::default(),
+        sessions: Sessions::new(config.gateway.max_sessions_per_owner),
         config,
         store,
         keyring,

@@ -236,6 +236,9 @@ pub struct GatewayConfig {
     /// Legacy MCP sessions idle for longer than this are forgotten (the client re-initializes).
     #[serde(with = "serde_human")]
     pub session_idle_timeout: Duration,
+    /// Legacy MCP sessions one owner (client, and the user its token acts for) may hold per
+    /// server; opening one more forgets the owner's least recently used session.
+    pub max_sessions_per_owner: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -300,6 +303,7 @@ impl Default for GatewayConfig {
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
             session_idle_timeout: Duration::from_secs(24 * 3600),
+            max_sessions_per_owner: crate::gateway::session::DEFAULT_MAX_PER_OWNER,
         }
     }
 }
@@ -402,6 +406,11 @@ impl Config {
         if url.query().is_some() || self.public_url.contains('#') {
             return Err(ConfigError::Invalid(
                 "public_url must not have a query or fragment".into(),
+            ));
+        }
+        if self.gateway.max_sessions_per_owner == 0 {
+            return Err(ConfigError::Invalid(
+                "gateway.max_sessions_per_owner must be at least 1".into(),
             ));
         }
         let oauth = &self.oauth;

@@ -77,5 +77,6 @@ pub async fn identify(
         scope: Some(Arc::new(identity.scope.for_server(&server.name))),
         user: identity.user().map(Arc::from),
         grant: None,
+        subject: identity.user().map(Arc::from),
     })
 }

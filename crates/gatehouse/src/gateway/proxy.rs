@@ -292,6 +292,7 @@ async fn identify(
         scope: None,
         user: None,
         grant: None,
+        subject: None,
     })
 }
 
@@ -400,7 +401,8 @@ impl Call<'_> {
         let inspected = inspect::inspect_request(&self.grant, &envelope, &bytes)?;
         record.notes.extend(inspected.notes);
         let bytes = inspected.rewritten.unwrap_or(bytes);
-        let session = self.bound_session(&parts.headers, stateless)?;
+        let mut parts = parts;
+        let session = self.bound_session(&mut parts.headers, stateless)?;
         let initializes =
             !envelope.batch && envelope.first().is_some_and(|m| m.method() == "initialize");
 
@@ -415,10 +417,12 @@ impl Call<'_> {
                 .get(SESSION_HEADER)
                 .and_then(|v| v.to_str().ok())
         {
-            let owner = self.principal.session_owner();
-            self.state
-                .sessions
-                .bind(&self.server.name, id, owner, crate::now_ms());
+            self.state.sessions.bind(
+                &self.server.name,
+                id,
+                self.principal.owner(),
+                crate::now_ms(),
+            );
         }
         if status == StatusCode::NOT_FOUND
             && let Some(id) = &session
@@ -429,11 +433,11 @@ impl Call<'_> {
         self.relay(response, rules, record).await
     }
 
-    async fn get(&self, parts: Parts, record: &mut Record) -> Result<Response, GatewayError> {
+    async fn get(&self, mut parts: Parts, record: &mut Record) -> Result<Response, GatewayError> {
         if authorize::protocol_era(&parts.headers, None)? {
             return Err(GatewayError::MethodNotAllowed { allow: "POST" });
         }
-        self.bound_session(&parts.headers, false)?;
+        self.bound_session(&mut parts.headers, false)?;
         self.enforce(None, None)?;
         let response = self
             .send(Method::GET, &parts, Full::default(), record)
@@ -443,12 +447,16 @@ impl Call<'_> {
         self.relay(response, rules, record).await
     }
 
-    async fn delete(&self, parts: Parts, record: &mut Record) -> Result<Response, GatewayError> {
+    async fn delete(
+        &self,
+        mut parts: Parts,
+        record: &mut Record,
+    ) -> Result<Response, GatewayError> {
         if authorize::protocol_era(&parts.headers, None)? {
             return Err(GatewayError::MethodNotAllowed { allow: "POST" });
         }
         let session = self
-            .bound_session(&parts.headers, false)?
+            .bound_session(&mut parts.headers, false)?
             .ok_or(GatewayError::SessionRequired)?;
         self.enforce(None, None)?;
         let response = self
@@ -480,25 +488,35 @@ impl Call<'_> {
     }
 
     /// The request's session id, if it has one, after checking that it belongs to the caller.
-    /// Stateless-era requests carry no sessions; a stray header is passed on, unchecked.
+    /// Stateless-era requests carry no sessions: a stray header is dropped, never forwarded
+    /// unchecked (a dual-era upstream would run the request in that session).
     fn bound_session(
         &self,
-        headers: &HeaderMap,
+        headers: &mut HeaderMap,
         stateless: bool,
     ) -> Result<Option<String>, GatewayError> {
-        let Some(value) = headers.get(SESSION_HEADER) else {
-            return Ok(None);
-        };
         if stateless {
+            headers.remove(SESSION_HEADER);
             return Ok(None);
         }
+        let mut values = headers.get_all(SESSION_HEADER).iter();
+        let (Some(value), None) = (values.next(), values.next()) else {
+            return if headers.contains_key(SESSION_HEADER) {
+                // The upstream might act on either copy; only one can have been checked.
+                Err(GatewayError::InvalidRequest(
+                    "more than one Mcp-Session-Id header".into(),
+                ))
+            } else {
+                Ok(None)
+            };
+        };
         let id = value.to_str().map_err(|_| GatewayError::SessionNotFound)?;
-        let owner = self.principal.session_owner();
-        match self
-            .state
-            .sessions
-            .check(&self.server.name, id, owner, crate::now_ms())
-        {
+        match self.state.sessions.check(
+            &self.server.name,
+            id,
+            self.principal.owner(),
+            crate::now_ms(),
+        ) {
             SessionCheck::Owned => Ok(Some(id.to_owned())),
             SessionCheck::NotFound => Err(GatewayError::SessionNotFound),
         }

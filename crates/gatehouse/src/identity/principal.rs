@@ -31,6 +31,41 @@ pub struct Principal {
     /// The grant, when the credential decided it already (tokens of external issuers, whose
     /// users and groups are not in the store).
     pub grant: Option<Arc<crate::grants::Grant>>,
+    /// The person a token was issued to, when it names one: the user for Gatehouse's tokens,
+    /// `{issuer}:{sub}` for an external issuer's (whose users may share one client and carry no
+    /// groups). What sessions and tasks are bound to, besides the client.
+    pub subject: Option<Arc<str>>,
+}
+
+/// Who owns a session or a task: the client, and the person its token acts for. API keys and
+/// client-credentials tokens name no person, so a client keeps its sessions across key
+/// rotation; a token acting for a user reaches only that user's sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Owner<'a> {
+    pub client: Option<&'a str>,
+    pub subject: Option<&'a str>,
+}
+
+/// An [`Owner`] kept beside what it owns.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OwnerId {
+    client: Option<Arc<str>>,
+    subject: Option<Arc<str>>,
+}
+
+impl OwnerId {
+    pub fn is(&self, owner: Owner<'_>) -> bool {
+        self.client.as_deref() == owner.client && self.subject.as_deref() == owner.subject
+    }
+}
+
+impl From<Owner<'_>> for OwnerId {
+    fn from(owner: Owner<'_>) -> Self {
+        Self {
+            client: owner.client.map(Arc::from),
+            subject: owner.subject.map(Arc::from),
+        }
+    }
 }
 
 impl Principal {
@@ -42,12 +77,16 @@ impl Principal {
             scope: None,
             user: None,
             grant: None,
+            subject: None,
         }
     }
 
-    /// What MCP sessions are bound to. A client keeps its sessions across key rotation.
-    pub fn session_owner(&self) -> &str {
-        self.client.as_deref().unwrap_or("anonymous")
+    /// What MCP sessions and tasks are bound to.
+    pub fn owner(&self) -> Owner<'_> {
+        Owner {
+            client: self.client.as_deref(),
+            subject: self.subject.as_deref(),
+        }
     }
 
     pub fn key_id(&self) -> Option<&str> {

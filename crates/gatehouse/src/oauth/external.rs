@@ -38,6 +38,8 @@ pub struct ExternalIdentity {
     client: Option<String>,
     /// `{issuer name}:{sub}` when the token names groups.
     user: Option<String>,
+    /// `{issuer name}:{sub}`: the person sessions and tasks are bound to.
+    subject: Option<String>,
     groups: Vec<String>,
     jti: String,
     scope: Scope,
@@ -240,6 +242,7 @@ pub async fn identify(
                 audiences: strings(claims.get("aud")),
                 exp: verified.exp(),
                 user: (!groups.is_empty()).then(|| format!("{}:{sub}", trusted.name)),
+                subject: (!sub.is_empty()).then(|| format!("{}:{sub}", trusted.name)),
                 client,
                 groups,
                 jti: claims
@@ -285,6 +288,7 @@ pub async fn identify(
         scope: Some(Arc::new(identity.scope.for_server(&server.name))),
         user: identity.user.as_deref().map(Arc::from),
         grant: Some(grant),
+        subject: identity.subject.as_deref().map(Arc::from),
     })
 }
 

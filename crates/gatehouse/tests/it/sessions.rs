@@ -147,3 +147,223 @@ async fn sessions_with_the_real_example_server() {
     assert_eq!(refused.status(), 404);
     cancel.cancel();
 }
+
+/// A token for `user` through the public client `spa` (the code flow, signed in as `user`).
+async fn spa_token_for(app: &TestApp, user: &str, password: &str) -> String {
+    use crate::oauth_browser::{
+        As, Authorize, Browser, Tokens, callback, consent_page, decide, pkce, redeem,
+    };
+    let mut browser = Browser::new(app);
+    let pkce = pkce();
+    let request = Authorize::new(app, "spa", &pkce);
+    let consent = consent_page(&mut browser, &request.url(app), user, password).await;
+    let answer = decide(&mut browser, &consent, "approve").await;
+    let params = callback(app, &answer, Some(&request.state()));
+    Tokens::from(redeem(app, As::Public("spa"), &params["code"], &pkce.verifier).await).access
+}
+
+#[tokio::test]
+async fn users_of_one_oauth_client_cannot_use_each_others_sessions() {
+    use crate::oauth_browser::{PASSWORD, flow_setup};
+    let flow = flow_setup().await;
+    let app = &flow.app;
+    gatehouse::admin::users::create_user(
+        &app.store,
+        "bob",
+        "Bob",
+        Some("bob-password-1234"),
+        vec!["analysts".into()],
+    )
+    .await
+    .unwrap();
+    app.reload().await;
+    let alice = spa_token_for(app, "alice", PASSWORD).await;
+    let bob = spa_token_for(app, "bob", "bob-password-1234").await;
+
+    let response = app
+        .post("demo", Some(&alice), &initialize())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let session = response.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+
+    let stolen_post = app
+        .post("demo", Some(&bob), &call("echo"))
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        stolen_post.status(),
+        404,
+        "same client, another user: not their session"
+    );
+    let stolen_stream = app
+        .http
+        .get(app.mcp("demo"))
+        .bearer_auth(&bob)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stolen_stream.status(), 404);
+    let stolen_delete = app
+        .http
+        .delete(app.mcp("demo"))
+        .bearer_auth(&bob)
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stolen_delete.status(), 404);
+
+    let own = app
+        .post("demo", Some(&alice), &call("echo"))
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), 200, "the user who opened it keeps it");
+    let with_session = flow
+        .upstream
+        .received()
+        .iter()
+        .filter(|r| r.headers.get("mcp-session-id").is_some())
+        .count();
+    assert_eq!(
+        with_session, 1,
+        "only alice's call carried the session upstream"
+    );
+}
+
+#[tokio::test]
+async fn the_stateless_marker_does_not_carry_a_session_upstream() {
+    let upstream = Upstream::start().await;
+    let app = TestApp::start().await;
+    app.add_server("demo", &upstream.url()).await;
+    let alice = app.client_with_key("alice", "demo", "*").await;
+    let mallory = app.client_with_key("mallory", "demo", "*").await;
+    let response = app
+        .post("demo", Some(&alice), &initialize())
+        .send()
+        .await
+        .unwrap();
+    let session = response.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+
+    let mut marked = call("echo");
+    marked["params"]["_meta"] = json!({ "io.modelcontextprotocol/protocolVersion": "2026-07-28" });
+    let by_meta = app
+        .post("demo", Some(&mallory), &marked)
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_meta.status(), 200);
+    let by_header = app
+        .post("demo", Some(&mallory), &call("echo"))
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_header.status(), 200);
+
+    let received = upstream.received();
+    assert_eq!(received.len(), 3, "initialize and the two calls");
+    for request in &received[1..] {
+        assert!(
+            request.headers.get("mcp-session-id").is_none(),
+            "a stateless-era request went upstream with a session id: {:?}",
+            request.headers
+        );
+    }
+}
+
+#[tokio::test]
+async fn two_session_headers_are_refused() {
+    let upstream = Upstream::start().await;
+    let app = TestApp::start().await;
+    app.add_server("demo", &upstream.url()).await;
+    let alice = app.client_with_key("alice", "demo", "*").await;
+    let response = app
+        .post("demo", Some(&alice), &initialize())
+        .send()
+        .await
+        .unwrap();
+    let session = response.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let twice = app
+        .post("demo", Some(&alice), &call("echo"))
+        .header("mcp-session-id", &session)
+        .header("mcp-session-id", "someone-elses")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(twice.status(), 400);
+    let body: serde_json::Value = twice.json().await.unwrap();
+    assert_eq!(body["error"]["data"]["reason"], "invalid_request");
+    assert_eq!(
+        upstream.received().len(),
+        1,
+        "only the initialize went upstream"
+    );
+}
+
+#[tokio::test]
+async fn an_owner_over_the_session_cap_loses_its_least_recently_used_session() {
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let example = gatehouse_example_server::ExampleServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        cancel.clone(),
+    )
+    .await
+    .unwrap();
+    let app = TestApp::start_with(|c| c.gateway.max_sessions_per_owner = 2).await;
+    app.add_server("demo", &example.mcp_url()).await;
+    let alice = app.client_with_key("alice", "demo", "echo").await;
+    let bob = app.client_with_key("bob", "demo", "echo").await;
+    let open = |key: String| {
+        let request = app.post("demo", Some(&key), &initialize());
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.headers()["mcp-session-id"]
+                .to_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let ping = |key: &str, session: &str| {
+        app.post(
+            "demo",
+            Some(key),
+            &json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }),
+        )
+        .header("mcp-session-id", session)
+        .send()
+    };
+    let bobs = open(bob.clone()).await;
+    let first = open(alice.clone()).await;
+    let second = open(alice.clone()).await;
+    let third = open(alice.clone()).await;
+    assert_eq!(app.server.state.sessions.len(), 3);
+    assert_eq!(ping(&alice, &first).await.unwrap().status(), 404);
+    assert_eq!(ping(&alice, &second).await.unwrap().status(), 202);
+    assert_eq!(ping(&alice, &third).await.unwrap().status(), 202);
+    assert_eq!(
+        ping(&bob, &bobs).await.unwrap().status(),
+        202,
+        "another owner's sessions are untouched"
+    );
+    cancel.cancel();
+}
