@@ -96,6 +96,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
         .merge(crate::oauth::routes())
+        .layer(axum::middleware::from_fn(gateway::access::one_authority))
         .with_state(state)
 }
 

@@ -49,6 +49,9 @@ pub enum GatewayError {
     HostNotAllowed,
     #[error("Origin not allowed")]
     OriginNotAllowed,
+    /// RFC 9112 §3.2: no `Host`, two, or an unusable request-target authority.
+    #[error("invalid Host: {0}")]
+    InvalidHostHeader(&'static str),
     #[error("authentication required")]
     MissingCredential,
     #[error("invalid credential: {0}")]
@@ -158,6 +161,7 @@ impl GatewayError {
             GatewayError::UnknownServer => "unknown_server",
             GatewayError::HostNotAllowed => "host_not_allowed",
             GatewayError::OriginNotAllowed => "origin_not_allowed",
+            GatewayError::InvalidHostHeader(_) => "invalid_host_header",
             GatewayError::MissingCredential => "missing_credential",
             GatewayError::InvalidCredential(CredentialProblem::Expired) => "expired_credential",
             GatewayError::InvalidCredential(_) => "invalid_credential",
@@ -202,6 +206,7 @@ impl GatewayError {
         let (status, code) = match &self {
             E::UnknownServer => (StatusCode::NOT_FOUND, codes::NOT_FOUND),
             E::HostNotAllowed | E::OriginNotAllowed => (StatusCode::FORBIDDEN, codes::FORBIDDEN),
+            E::InvalidHostHeader(_) => (StatusCode::BAD_REQUEST, codes::INVALID_REQUEST),
             E::MissingCredential => {
                 www_authenticate = Some(format!(
                     "Bearer resource_metadata=\"{rm}\", scope=\"mcp:{server}\""

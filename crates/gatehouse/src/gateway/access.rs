@@ -1,7 +1,8 @@
 //! The checks before any credential is looked at: `Host` and `Origin` (DNS rebinding, as the
 //! MCP transport requires), and reading the credential from the request.
 
-use http::{HeaderMap, Uri, header};
+use axum::{extract::Request, middleware::Next, response::Response};
+use http::{HeaderMap, HeaderValue, Uri, Version, header};
 
 use crate::{
     config::Config,
@@ -56,7 +57,11 @@ impl HostOriginPolicy {
     pub fn check(&self, headers: &HeaderMap) -> Result<(), GatewayError> {
         if !self.any_host {
             // HTTP/1.1 requires Host; without one there is nothing to rebind.
-            if let Some(host) = headers.get(header::HOST) {
+            let mut hosts = headers.get_all(header::HOST).iter();
+            if let Some(host) = hosts.next() {
+                if hosts.next().is_some() {
+                    return Err(GatewayError::InvalidHostHeader("more than one Host header"));
+                }
                 let host = host.to_str().map_err(|_| GatewayError::HostNotAllowed)?;
                 if !self.host_allowed(&host.to_ascii_lowercase()) {
                     return Err(GatewayError::HostNotAllowed);
@@ -89,6 +94,40 @@ impl HostOriginPolicy {
             .strip_prefix("http://")
             .or_else(|| origin.strip_prefix("https://"))
             .is_some_and(is_loopback_authority)
+    }
+}
+
+/// Every route: the request names exactly one authority, and `Host` is it (RFC 9112 §3.2).
+///
+/// An HTTP/1.1 request without `Host` or with two is refused (400). A request in absolute form
+/// targets the authority in its URI, whatever its `Host` says (§3.2.2), so that authority
+/// replaces `Host`: the DNS-rebinding check and everything after it then judge the host the
+/// request actually targets. HTTP/2 carries the authority in the URI too.
+pub async fn one_authority(mut request: Request, next: Next) -> Response {
+    let hosts = request.headers().get_all(header::HOST).iter().count();
+    let target = request
+        .uri()
+        .authority()
+        .map(|a| HeaderValue::from_str(a.as_str()));
+    let refused = match (hosts, target) {
+        (2.., _) => Some("more than one Host header"),
+        (_, Some(Err(_))) => Some("the request target's authority is not a valid host"),
+        (_, Some(Ok(authority))) => {
+            request.headers_mut().insert(header::HOST, authority);
+            None
+        }
+        (0, None) if request.version() == Version::HTTP_11 => Some("no Host header"),
+        _ => None,
+    };
+    let Some(problem) = refused else {
+        return next.run(request).await;
+    };
+    let path = request.uri().path();
+    // Each face answers in its own protocol.
+    if path.starts_with("/oauth/") || path.starts_with("/.well-known/") {
+        crate::error::OAuthError::InvalidRequest(problem.into()).into_response()
+    } else {
+        GatewayError::InvalidHostHeader(problem).into_response(&Default::default())
     }
 }
 

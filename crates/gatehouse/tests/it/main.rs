@@ -11,6 +11,7 @@ mod errors;
 mod example_finance;
 mod filtering;
 mod guardrails;
+mod host;
 mod keys;
 mod metrics;
 mod oauth;
