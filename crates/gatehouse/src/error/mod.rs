@@ -262,8 +262,9 @@ impl GatewayError {
                 data["header"] = json!(header);
                 (StatusCode::BAD_REQUEST, codes::HEADER_MISMATCH)
             }
-            E::UnsupportedProtocolVersion { .. } => {
+            E::UnsupportedProtocolVersion { version } => {
                 data["supported"] = json!(SUPPORTED_PROTOCOL_VERSIONS);
+                data["requested"] = json!(version);
                 (StatusCode::BAD_REQUEST, codes::UNSUPPORTED_PROTOCOL_VERSION)
             }
             E::SessionNotFound => (StatusCode::NOT_FOUND, codes::NOT_FOUND),

@@ -8,7 +8,7 @@
 use http::HeaderMap;
 
 use crate::{
-    error::{GatewayError, SUPPORTED_PROTOCOL_VERSIONS},
+    error::GatewayError,
     gateway::jsonrpc::{Envelope, Kind, Message},
     grants::{Grant, ToolPattern},
     oauth::scope::{ScopeItem, ServerScope},
@@ -160,8 +160,14 @@ fn completion_ref(message: &Message) -> Option<&str> {
     message.params.as_ref()?.get("ref")?.get("type")?.as_str()
 }
 
-/// `MCP-Protocol-Version` must be one Gatehouse knows; a version it cannot govern is refused
-/// rather than guessed at. Returns whether the request is in the stateless (2026-07-28) era.
+/// Whether the request is in the stateless (2026-07-28) era.
+///
+/// Version negotiation is the upstream's: a version Gatehouse does not know (a future one, or
+/// an older one an SDK still accepts, such as 2024-10-07) is forwarded, and the upstream either
+/// serves it or answers `UnsupportedProtocolVersionError` with the versions *it* supports.
+/// Governance does not depend on the version: every message is still judged by its method,
+/// and such a request is treated as session-era, so a session id it carries is checked. Only
+/// a header that is not text is refused here.
 pub fn protocol_era(
     headers: &HeaderMap,
     envelope: Option<&Envelope>,
@@ -178,13 +184,6 @@ pub fn protocol_era(
         }
         None => None,
     };
-    if let Some(version) = header
-        && !SUPPORTED_PROTOCOL_VERSIONS.contains(&version)
-    {
-        return Err(GatewayError::UnsupportedProtocolVersion {
-            version: version.to_owned(),
-        });
-    }
     let meta = envelope.and_then(|e| e.messages.iter().find_map(Message::meta_protocol_version));
     if let (Some(header), Some(meta)) = (header, meta)
         && header != meta
@@ -428,7 +427,15 @@ mod tests {
         assert!(protocol_era(&headers, None).unwrap());
         headers.insert(
             "mcp-protocol-version",
-            HeaderValue::from_static("1999-01-01"),
+            HeaderValue::from_static("2024-10-07"),
+        );
+        assert!(
+            !protocol_era(&headers, None).unwrap(),
+            "an unknown version is the upstream's to negotiate, in the session era"
+        );
+        headers.insert(
+            "mcp-protocol-version",
+            HeaderValue::from_bytes(b"2031-\xff").unwrap(),
         );
         assert!(matches!(
             protocol_era(&headers, None),

@@ -160,7 +160,10 @@ async fn header_body_mismatch_is_400() {
 
     let response = app
         .post("demo", Some(&key), &call("echo"))
-        .header("mcp-protocol-version", "2031-01-01")
+        .header(
+            "mcp-protocol-version",
+            reqwest::header::HeaderValue::from_bytes(b"2031-\xff").unwrap(),
+        )
         .send()
         .await
         .unwrap();

@@ -29,3 +29,4 @@ mod policies;
 mod proxying;
 mod sessions;
 mod tls;
+mod versions;
