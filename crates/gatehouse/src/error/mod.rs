@@ -101,6 +101,12 @@ pub enum GatewayError {
     UpstreamTimeout,
     #[error("upstream response too large")]
     UpstreamResponseTooLarge,
+    /// Response rules apply but the upstream answered in a type they cannot read.
+    #[error("the upstream answered in a content type Gatehouse cannot filter")]
+    UpstreamContentUnfilterable,
+    /// Response rules apply but the upstream compressed its answer anyway.
+    #[error("the upstream answered with a content encoding Gatehouse cannot filter")]
+    UpstreamEncodingUnfilterable,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,6 +188,8 @@ impl GatewayError {
             GatewayError::UpstreamUnavailable => "upstream_unavailable",
             GatewayError::UpstreamTimeout => "upstream_timeout",
             GatewayError::UpstreamResponseTooLarge => "upstream_response_too_large",
+            GatewayError::UpstreamContentUnfilterable => "upstream_content_unfilterable",
+            GatewayError::UpstreamEncodingUnfilterable => "upstream_encoding_unfilterable",
         }
     }
 
@@ -192,6 +200,8 @@ impl GatewayError {
             GatewayError::UpstreamUnavailable
                 | GatewayError::UpstreamTimeout
                 | GatewayError::UpstreamResponseTooLarge
+                | GatewayError::UpstreamContentUnfilterable
+                | GatewayError::UpstreamEncodingUnfilterable
         )
     }
 
@@ -302,6 +312,9 @@ impl GatewayError {
                 (StatusCode::OK, codes::FORBIDDEN)
             }
             E::UpstreamUnavailable | E::UpstreamResponseTooLarge => {
+                (StatusCode::BAD_GATEWAY, codes::UPSTREAM_UNAVAILABLE)
+            }
+            E::UpstreamContentUnfilterable | E::UpstreamEncodingUnfilterable => {
                 (StatusCode::BAD_GATEWAY, codes::UPSTREAM_UNAVAILABLE)
             }
             E::UpstreamTimeout => (StatusCode::GATEWAY_TIMEOUT, codes::UPSTREAM_TIMEOUT),

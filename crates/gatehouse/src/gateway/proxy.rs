@@ -28,7 +28,7 @@ use crate::{
         respond::{self, ResponseRules},
         session::SessionCheck,
         sse,
-        upstream_http::{forward_request_headers, forward_response_headers},
+        upstream_http::{ask_for_identity, forward_request_headers, forward_response_headers},
     },
     grants::Grant,
     guardrails::Direction,
@@ -406,8 +406,15 @@ impl Call<'_> {
         let initializes =
             !envelope.batch && envelope.first().is_some_and(|m| m.method() == "initialize");
 
+        let rules = self.response_rules(verdict.lists_tools, tools_by_id);
         let response = self
-            .send(Method::POST, &parts, Full::new(bytes), record)
+            .send(
+                Method::POST,
+                &parts,
+                Full::new(bytes),
+                rules.needed(),
+                record,
+            )
             .await?;
         let status = response.status();
         if initializes
@@ -429,7 +436,6 @@ impl Call<'_> {
         {
             self.state.sessions.remove(&self.server.name, id);
         }
-        let rules = self.response_rules(verdict.lists_tools, tools_by_id);
         self.relay(response, rules, record).await
     }
 
@@ -439,11 +445,11 @@ impl Call<'_> {
         }
         self.bound_session(&mut parts.headers, false)?;
         self.enforce(None, None)?;
-        let response = self
-            .send(Method::GET, &parts, Full::default(), record)
-            .await?;
         // A resumed stream may replay a `tools/list` result: filter the stream by shape.
         let rules = self.response_rules(true, HashMap::new());
+        let response = self
+            .send(Method::GET, &parts, Full::default(), rules.needed(), record)
+            .await?;
         self.relay(response, rules, record).await
     }
 
@@ -459,13 +465,19 @@ impl Call<'_> {
             .bound_session(&mut parts.headers, false)?
             .ok_or(GatewayError::SessionRequired)?;
         self.enforce(None, None)?;
+        let rules = self.response_rules(false, HashMap::new());
         let response = self
-            .send(Method::DELETE, &parts, Full::default(), record)
+            .send(
+                Method::DELETE,
+                &parts,
+                Full::default(),
+                rules.needed(),
+                record,
+            )
             .await?;
         if response.status().is_success() || response.status() == StatusCode::NOT_FOUND {
             self.state.sessions.remove(&self.server.name, &session);
         }
-        let rules = self.response_rules(false, HashMap::new());
         self.relay(response, rules, record).await
     }
 
@@ -527,12 +539,16 @@ impl Call<'_> {
         method: Method,
         parts: &Parts,
         body: Full<Bytes>,
+        filtered: bool,
         record: &mut Record,
     ) -> Result<http::Response<Incoming>, GatewayError> {
         let mut request = http::Request::new(body);
         *request.method_mut() = method;
         *request.uri_mut() = self.server.upstream.clone();
         *request.headers_mut() = forward_request_headers(&parts.headers);
+        if filtered {
+            ask_for_identity(request.headers_mut());
+        }
         if let Some((name, value)) = &self.server.credential {
             request.headers_mut().insert(name.clone(), value.clone());
         }
@@ -571,6 +587,10 @@ impl Call<'_> {
         if !rules.needed() {
             return Ok(passthrough(parts, Body::new(body)));
         }
+        // A compressed body cannot be read, and relabelling it would corrupt it.
+        if !respond::is_identity_encoded(&parts.headers) {
+            return Err(GatewayError::UpstreamEncodingUnfilterable);
+        }
         let content_type = parts
             .headers
             .get(header::CONTENT_TYPE)
@@ -596,7 +616,8 @@ impl Call<'_> {
             record.notes.extend(rules.notes.lock().drain(..));
             Body::from(rewritten)
         } else {
-            return Ok(passthrough(parts, Body::new(body)));
+            let (status, headers) = (parts.status, parts.headers);
+            return respond::unfilterable(status, &headers, body, max).await;
         };
         let mut out = Response::new(body);
         *out.status_mut() = parts.status;

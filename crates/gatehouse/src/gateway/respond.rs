@@ -2,14 +2,18 @@
 //! caller's grant, and response guardrails (redact, block, warn) over results — for JSON
 //! bodies and for each SSE event alike.
 
+use axum::{body::Body, response::Response};
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode, header};
+use http_body_util::{BodyExt, Limited};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 use std::{collections::HashMap, sync::Arc};
 
 use crate::{
     audit::{AuditEvent, AuditSink, Decision},
-    error::codes,
-    gateway::jsonrpc,
+    error::{GatewayError, codes},
+    gateway::{jsonrpc, upstream_http::forward_response_headers},
     grants::{Grant, ToolPattern},
     guardrails::{self, Direction, Guardrail},
     pinning::PinWatch,
@@ -165,6 +169,54 @@ impl ResponseRules {
             sink.record_detached(event);
         }
     }
+}
+
+/// Whether the upstream sent its body as is: no `Content-Encoding`, or only `identity`.
+pub fn is_identity_encoded(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .all(|value| {
+            value.to_str().is_ok_and(|codings| {
+                codings.split(',').all(|coding| {
+                    let coding = coding.trim();
+                    coding.is_empty() || coding.eq_ignore_ascii_case("identity")
+                })
+            })
+        })
+}
+
+/// An upstream answer that response rules apply to, in a type they cannot read (neither JSON
+/// nor SSE). Nothing unread reaches the client: an empty body passes; an error status keeps
+/// its status (clients act on a 404 or 405) without its body; anything else is refused.
+pub async fn unfilterable<B>(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: B,
+    max: usize,
+) -> Result<Response, GatewayError>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let bytes = match Limited::new(body, max).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => {
+            return Err(GatewayError::UpstreamContentUnfilterable);
+        }
+        Err(_) => return Err(GatewayError::UpstreamUnavailable),
+    };
+    let empty = bytes.iter().all(u8::is_ascii_whitespace);
+    if !empty && status.is_success() {
+        return Err(GatewayError::UpstreamContentUnfilterable);
+    }
+    let mut out = Response::new(Body::empty());
+    *out.status_mut() = status;
+    *out.headers_mut() = forward_response_headers(headers, true);
+    if !empty {
+        out.headers_mut().remove(header::CONTENT_TYPE);
+    }
+    Ok(out)
 }
 
 /// Response guardrails of a grant (request-only ones never see responses).

@@ -154,6 +154,15 @@ pub fn forward_request_headers(incoming: &HeaderMap) -> HeaderMap {
     out
 }
 
+/// Asks the upstream for an uncompressed body: response rules must read what they rewrite,
+/// whatever encodings the client accepts (RFC 9110 §12.5.3).
+pub fn ask_for_identity(headers: &mut HeaderMap) {
+    headers.insert(
+        header::ACCEPT_ENCODING,
+        http::HeaderValue::from_static("identity"),
+    );
+}
+
 pub fn forward_response_headers(incoming: &HeaderMap, body_rewritten: bool) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(incoming.len() + 1);
     for (name, value) in incoming {

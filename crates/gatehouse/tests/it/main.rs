@@ -2,6 +2,7 @@
 //! real MCP server over real HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod canned_upstream;
 mod helpers;
 mod scripted_upstream;
 
