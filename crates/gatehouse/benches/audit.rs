@@ -11,7 +11,7 @@
 
 use divan::{Bencher, black_box};
 use gatehouse::{
-    audit::{AuditEvent, AuditRow, Decision, chain},
+    audit::{AuditEvent, AuditRow, Checkpoint, Decision, chain},
     secrets::Keyring,
     store::{SqliteStore, Store},
 };
@@ -42,6 +42,9 @@ fn event(n: i64) -> AuditEvent {
         status: 200,
         upstream_status: Some(200),
         latency_us: 412,
+        outcome: None,
+        response_bytes: None,
+        batch: Vec::new(),
     }
 }
 
@@ -72,6 +75,7 @@ fn append(bencher: Bencher<'_, '_>, size: usize) {
                     let hash = chain::link(&RING, &prev, seq, &event);
                     AuditRow {
                         seq,
+                        hash_version: chain::HASH_VERSION,
                         event,
                         prev_hash: std::mem::replace(&mut prev, hash.clone()),
                         hash,
@@ -79,9 +83,11 @@ fn append(bencher: Bencher<'_, '_>, size: usize) {
                 })
                 .collect::<Vec<_>>()
         })
-        .bench_local_values(|rows| {
+        .bench_local_values(|rows: Vec<AuditRow>| {
+            let last = rows.last().unwrap();
+            let checkpoint = Checkpoint::sign(&RING, last.seq, &last.hash, last.event.ts_ms);
             runtime
-                .block_on(store.append_audit(std::sync::Arc::new(rows)))
+                .block_on(store.append_audit(std::sync::Arc::new(rows), checkpoint))
                 .unwrap()
         });
 }

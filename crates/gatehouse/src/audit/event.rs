@@ -32,8 +32,54 @@ impl Decision {
     }
 }
 
-/// The recorded fields. Field order is part of the hash chain's canonical form: append new
-/// fields at the end (with `#[serde(default)]`) and never reorder.
+/// How a forwarded request's exchange ended. Absent for requests refused or failed before
+/// anything was relayed to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The whole response reached the client.
+    Complete,
+    /// The client closed its connection before the response ended.
+    ClientGone,
+    /// Gatehouse shut down (grace period over) before the response ended.
+    Shutdown,
+    /// The upstream's response broke off: a cut SSE stream, a broken chunked body, a body
+    /// shorter than its `Content-Length`.
+    UpstreamTruncated,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Complete => "complete",
+            Outcome::ClientGone => "client_gone",
+            Outcome::Shutdown => "shutdown",
+            Outcome::UpstreamTruncated => "upstream_truncated",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "complete" => Some(Outcome::Complete),
+            "client_gone" => Some(Outcome::ClientGone),
+            "shutdown" => Some(Outcome::Shutdown),
+            "upstream_truncated" => Some(Outcome::UpstreamTruncated),
+            _ => None,
+        }
+    }
+}
+
+/// One message of a JSON-RPC batch: every message is recorded, not only the first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchEntry {
+    pub method: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+}
+
+/// The recorded fields. The hash chain does not hash this struct's serde form: it hashes a
+/// versioned canonical form (`chain.rs`), so fields can be added here (optional, appended to
+/// the current version's form) without changing the hash of any stored row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEvent {
     pub ts_ms: i64,
@@ -54,16 +100,33 @@ pub struct AuditEvent {
     pub status: u16,
     pub upstream_status: Option<u16>,
     pub latency_us: i64,
+    /// How the exchange ended, for requests that were forwarded upstream.
+    #[serde(default)]
+    pub outcome: Option<Outcome>,
+    /// Response body bytes relayed to the client, for requests that were forwarded.
+    #[serde(default)]
+    pub response_bytes: Option<u64>,
+    /// Every message of a JSON-RPC batch (empty for a single message).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batch: Vec<BatchEntry>,
 }
 
 /// An event as stored: its place in the chain and the chain hashes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditRow {
     pub seq: i64,
+    /// The canonical form the row's hash was computed over (`chain::HASH_VERSION` for rows
+    /// written now; 1 for rows written before versioning).
+    #[serde(default = "legacy_hash_version")]
+    pub hash_version: u8,
     #[serde(flatten)]
     pub event: AuditEvent,
     pub prev_hash: String,
     pub hash: String,
+}
+
+fn legacy_hash_version() -> u8 {
+    1
 }
 
 #[derive(Debug, Clone, Default)]

@@ -2,8 +2,10 @@
 //! writer, chained with a keyed hash so edits and deletions are detectable.
 
 pub mod chain;
+pub mod checkpoint;
 pub mod event;
 pub mod writer;
 
-pub use event::{AuditEvent, AuditFilter, AuditRow, Decision};
+pub use checkpoint::Checkpoint;
+pub use event::{AuditEvent, AuditFilter, AuditRow, BatchEntry, Decision, Outcome};
 pub use writer::{AuditSink, AuditWriter};

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     audit::{
         chain::{self, GENESIS},
+        checkpoint::Checkpoint,
         event::{AuditEvent, AuditRow},
     },
     secrets::Keyring,
@@ -166,6 +167,7 @@ impl AuditWriter {
                 committed.extend(pending.committed);
                 AuditRow {
                     seq: 0,
+                    hash_version: chain::HASH_VERSION,
                     event: pending.event,
                     prev_hash: String::new(),
                     hash: String::new(),
@@ -193,11 +195,7 @@ impl AuditWriter {
     async fn try_write(&mut self, rows: &mut Vec<AuditRow>) -> crate::store::StoreResult<()> {
         let head = match self.head.take() {
             Some(head) => head,
-            None => self
-                .store
-                .audit_head()
-                .await?
-                .unwrap_or((0, GENESIS.to_owned())),
+            None => self.stored_head().await?,
         };
         let (mut seq, mut prev_hash) = head;
         for row in rows.iter_mut() {
@@ -215,12 +213,31 @@ impl AuditWriter {
         }
         // Shared with the store for the append, then taken back (the store holds no copy
         // once it has answered), so a retry relinks the same rows.
+        let checkpoint = Checkpoint::sign(&self.keyring, seq, &prev_hash, crate::now_ms());
         let shared = Arc::new(std::mem::take(rows));
-        let appended = self.store.append_audit(shared.clone()).await;
+        let appended = self.store.append_audit(shared.clone(), checkpoint).await;
         *rows = Arc::try_unwrap(shared).unwrap_or_else(|still_shared| (*still_shared).clone());
         appended?;
         self.head = Some((seq, prev_hash));
         Ok(())
+    }
+
+    /// Where the chain continues: the checkpoint when it is ahead of the last row, so rows
+    /// deleted from the end leave a gap in the numbering instead of being written over.
+    async fn stored_head(&self) -> crate::store::StoreResult<(i64, String)> {
+        let last_row = self.store.audit_head().await?;
+        let checkpoint = self
+            .store
+            .audit_checkpoint()
+            .await?
+            .filter(|c| c.is_authentic(&self.keyring))
+            .map(|c| (c.seq, c.hash));
+        Ok(match (last_row, checkpoint) {
+            (Some(row), Some(checkpoint)) if checkpoint.0 > row.0 => checkpoint,
+            (Some(row), _) => row,
+            (None, Some(checkpoint)) => checkpoint,
+            (None, None) => (0, GENESIS.to_owned()),
+        })
     }
 }
 
@@ -250,6 +267,9 @@ mod tests {
             status: 200,
             upstream_status: Some(200),
             latency_us: 1,
+            outcome: None,
+            response_bytes: None,
+            batch: Vec::new(),
         }
     }
 

@@ -78,6 +78,9 @@ impl Record {
             status: 200,
             upstream_status: self.upstream_status,
             latency_us: 0,
+            outcome: None,
+            response_bytes: None,
+            batch: Vec::new(),
         }
     }
 }
@@ -191,6 +194,9 @@ pub async fn handle(
         status: response.status().as_u16(),
         upstream_status: record.upstream_status,
         latency_us: i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX),
+        outcome: None,
+        response_bytes: None,
+        batch: Vec::new(),
     };
     state.audit.record(event).await;
     response

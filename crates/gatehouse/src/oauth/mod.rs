@@ -159,6 +159,9 @@ impl OAuthAudit {
             status: status.as_u16(),
             upstream_status: None,
             latency_us: i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX),
+            outcome: None,
+            response_bytes: None,
+            batch: Vec::new(),
         };
         state.audit.record(event).await;
     }

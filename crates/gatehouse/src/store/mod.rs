@@ -241,9 +241,16 @@ pub trait Store: OAuthStore + UserStore {
 
     /// The last chained row's `(seq, hash)`, where the writer continues.
     async fn audit_head(&self) -> StoreResult<Option<(i64, String)>>;
-    /// Appends chained rows in one transaction. Shared, so a backend may hand them to a
-    /// blocking thread without copying them; the caller keeps them for a retry.
-    async fn append_audit(&self, rows: Arc<Vec<AuditRow>>) -> StoreResult<()>;
+    /// Appends chained rows and moves the chain-head checkpoint to the last of them, in one
+    /// transaction. Shared, so a backend may hand them to a blocking thread without copying
+    /// them; the caller keeps them for a retry.
+    async fn append_audit(
+        &self,
+        rows: Arc<Vec<AuditRow>>,
+        checkpoint: crate::audit::Checkpoint,
+    ) -> StoreResult<()>;
+    /// The checkpoint of the last append (none before the first append that wrote one).
+    async fn audit_checkpoint(&self) -> StoreResult<Option<crate::audit::Checkpoint>>;
     async fn query_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRow>>;
     /// Rows in chain order after `after_seq`, for verification.
     async fn audit_page(&self, after_seq: i64, limit: i64) -> StoreResult<Vec<AuditRow>>;

@@ -708,8 +708,27 @@ impl Store for SqliteStore {
             .transpose()
     }
 
-    async fn append_audit(&self, rows: Arc<Vec<AuditRow>>) -> StoreResult<()> {
-        self.audit_log.append(rows).await
+    async fn append_audit(
+        &self,
+        rows: Arc<Vec<AuditRow>>,
+        checkpoint: crate::audit::Checkpoint,
+    ) -> StoreResult<()> {
+        self.audit_log.append(rows, checkpoint).await
+    }
+
+    async fn audit_checkpoint(&self) -> StoreResult<Option<crate::audit::Checkpoint>> {
+        let row = sqlx::query("SELECT seq, hash, ts_ms, mac FROM audit_checkpoint WHERE id = 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(crate::audit::Checkpoint {
+                seq: r.try_get("seq")?,
+                hash: r.try_get("hash")?,
+                ts_ms: r.try_get("ts_ms")?,
+                mac: r.try_get("mac")?,
+            })
+        })
+        .transpose()
     }
 
     async fn query_audit(&self, f: &AuditFilter) -> StoreResult<Vec<AuditRow>> {

@@ -126,3 +126,128 @@ async fn edited_and_deleted_rows_are_detected() {
 fn sqlx_path(app: &TestApp) -> String {
     format!("sqlite://{}/gatehouse.db", app.dir.path().display())
 }
+
+#[tokio::test]
+async fn deleting_the_newest_rows_is_detected_and_their_numbers_are_not_reused() {
+    let upstream = Upstream::start().await;
+    let app = TestApp::start().await;
+    app.add_server("demo", &upstream.url()).await;
+    let key = app.client_with_key("agent", "demo", "echo").await;
+    for _ in 0..5 {
+        app.post("demo", Some(&key), &call("echo"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let exported = app.store.audit_checkpoint().await.unwrap().unwrap();
+    assert_eq!(exported.seq, 5);
+
+    let pool = sqlx::SqlitePool::connect(&sqlx_path(&app)).await.unwrap();
+    sqlx::query("DELETE FROM audit_events WHERE seq > 3")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let report = chain::verify(&*app.store, &app.keyring).await.unwrap();
+    assert_eq!(
+        report.problems,
+        vec![ChainProblem::Truncated {
+            last_seq: 3,
+            checkpoint_seq: 5
+        }]
+    );
+
+    // After a restart the writer continues after the checkpoint: the gap stays visible.
+    let app = app.restart().await;
+    app.post("demo", Some(&key), &call("echo"))
+        .send()
+        .await
+        .unwrap();
+    let rows = app.audit().await;
+    assert_eq!(rows.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3, 6]);
+    let report = chain::verify(&*app.store, &app.keyring).await.unwrap();
+    assert!(
+        report.problems.contains(&ChainProblem::Missing {
+            after_seq: 3,
+            next_seq: 6
+        }),
+        "{:?}",
+        report.problems
+    );
+
+    // Deleting the stored checkpoint too is found, and an exported one still tells.
+    sqlx::query("DELETE FROM audit_events WHERE seq > 3")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM audit_checkpoint")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let report = chain::verify_with(&*app.store, &app.keyring, Some(&exported))
+        .await
+        .unwrap();
+    assert_eq!(
+        report.problems,
+        vec![
+            ChainProblem::Truncated {
+                last_seq: 3,
+                checkpoint_seq: 5
+            },
+            ChainProblem::CheckpointMissing
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_checkpoint_put_back_or_edited_is_detected() {
+    let upstream = Upstream::start().await;
+    let app = TestApp::start().await;
+    app.add_server("demo", &upstream.url()).await;
+    let key = app.client_with_key("agent", "demo", "echo").await;
+    app.post("demo", Some(&key), &call("echo"))
+        .send()
+        .await
+        .unwrap();
+    let older = app.store.audit_checkpoint().await.unwrap().unwrap();
+    app.post("demo", Some(&key), &call("echo"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        chain::verify(&*app.store, &app.keyring)
+            .await
+            .unwrap()
+            .is_intact()
+    );
+
+    let pool = sqlx::SqlitePool::connect(&sqlx_path(&app)).await.unwrap();
+    sqlx::query("UPDATE audit_checkpoint SET seq = ?, hash = ?, ts_ms = ?, mac = ?")
+        .bind(older.seq)
+        .bind(&older.hash)
+        .bind(older.ts_ms)
+        .bind(&older.mac)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let report = chain::verify(&*app.store, &app.keyring).await.unwrap();
+    assert_eq!(
+        report.problems,
+        vec![ChainProblem::CheckpointBehind {
+            checkpoint_seq: 1,
+            last_seq: 2
+        }]
+    );
+
+    sqlx::query("UPDATE audit_checkpoint SET seq = 7")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let report = chain::verify(&*app.store, &app.keyring).await.unwrap();
+    assert!(
+        report
+            .problems
+            .contains(&ChainProblem::CheckpointForged { seq: 7 }),
+        "{:?}",
+        report.problems
+    );
+}

@@ -11,14 +11,19 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
 use std::{path::Path, sync::Arc, time::Duration};
 
 use crate::{
-    audit::event::AuditRow,
+    audit::{Checkpoint, event::AuditRow},
     store::{StoreError, StoreResult},
 };
 
 const INSERT: &str = "INSERT INTO audit_events (seq, ts_ms, request_id, client, credential_id, \
     user_id, ip, country, server, http_method, rpc_method, tool, decision, reason, status, \
-    upstream_status, latency_us, prev_hash, hash) \
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)";
+    upstream_status, latency_us, prev_hash, hash, hash_version, outcome, response_bytes, batch) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, \
+    ?20, ?21, ?22, ?23)";
+
+const CHECKPOINT: &str = "INSERT INTO audit_checkpoint (id, seq, hash, ts_ms, mac) \
+    VALUES (1, ?1, ?2, ?3, ?4) \
+    ON CONFLICT (id) DO UPDATE SET seq = ?1, hash = ?2, ts_ms = ?3, mac = ?4";
 
 /// Rows written between two yields of the core (~80 µs of work).
 const YIELD_EVERY: usize = 32;
@@ -45,16 +50,20 @@ impl AuditLog {
         })
     }
 
-    /// Appends the rows in one transaction: all or none.
-    pub(super) async fn append(&self, rows: Arc<Vec<AuditRow>>) -> StoreResult<()> {
+    /// Appends the rows and moves the checkpoint in one transaction: all or none.
+    pub(super) async fn append(
+        &self,
+        rows: Arc<Vec<AuditRow>>,
+        checkpoint: Checkpoint,
+    ) -> StoreResult<()> {
         let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || insert(&mut conn.lock(), &rows))
+        tokio::task::spawn_blocking(move || insert(&mut conn.lock(), &rows, &checkpoint))
             .await
             .map_err(|err| StoreError::Audit(format!("audit append task failed: {err}")))?
     }
 }
 
-fn insert(conn: &mut Connection, rows: &[AuditRow]) -> StoreResult<()> {
+fn insert(conn: &mut Connection, rows: &[AuditRow], checkpoint: &Checkpoint) -> StoreResult<()> {
     // IMMEDIATE takes the write lock up front (waiting up to the busy timeout for another
     // writer) instead of failing at the first INSERT.
     let tx = conn
@@ -90,11 +99,34 @@ fn insert(conn: &mut Connection, rows: &[AuditRow]) -> StoreResult<()> {
                     e.latency_us,
                     row.prev_hash,
                     row.hash,
+                    row.hash_version,
+                    e.outcome.map(|o| o.as_str()),
+                    e.response_bytes.and_then(|n| i64::try_from(n).ok()),
+                    batch_json(&e.batch)?,
                 ])
                 .map_err(backend)?;
         }
     }
+    tx.execute(
+        CHECKPOINT,
+        params![
+            checkpoint.seq,
+            checkpoint.hash,
+            checkpoint.ts_ms,
+            checkpoint.mac
+        ],
+    )
+    .map_err(backend)?;
     tx.commit().map_err(backend)
+}
+
+fn batch_json(batch: &[crate::audit::BatchEntry]) -> StoreResult<Option<String>> {
+    if batch.is_empty() {
+        return Ok(None);
+    }
+    serde_json::to_string(batch)
+        .map(Some)
+        .map_err(|err| StoreError::Audit(err.to_string()))
 }
 
 fn backend(err: rusqlite::Error) -> StoreError {
@@ -105,9 +137,11 @@ fn backend(err: rusqlite::Error) -> StoreError {
 mod tests {
     use crate::{
         audit::{
+            Checkpoint,
             chain::GENESIS,
             event::{AuditEvent, AuditRow, Decision},
         },
+        secrets::Keyring,
         store::{SqliteStore, Store, StoreError},
     };
     use std::sync::Arc;
@@ -132,10 +166,23 @@ mod tests {
                 status: 200,
                 upstream_status: Some(200),
                 latency_us: 10,
+                outcome: None,
+                response_bytes: None,
+                batch: Vec::new(),
             },
+            hash_version: 2,
             prev_hash: GENESIS.into(),
             hash: format!("{seq:064}"),
         }
+    }
+
+    fn checkpoint(seq: i64) -> Checkpoint {
+        Checkpoint::sign(
+            &Keyring::from_master(&[7; 32]),
+            seq,
+            &format!("{seq:064}"),
+            1,
+        )
     }
 
     async fn store() -> (tempfile::TempDir, SqliteStore) {
@@ -149,12 +196,12 @@ mod tests {
     async fn a_failing_batch_writes_nothing() {
         let (_dir, store) = store().await;
         store
-            .append_audit(Arc::new(vec![row(1), row(2)]))
+            .append_audit(Arc::new(vec![row(1), row(2)]), checkpoint(2))
             .await
             .unwrap();
         // Row 2 again, after two new rows: the whole batch is refused and rolled back.
         let err = store
-            .append_audit(Arc::new(vec![row(3), row(4), row(2)]))
+            .append_audit(Arc::new(vec![row(3), row(4), row(2)]), checkpoint(2))
             .await
             .unwrap_err();
         assert!(matches!(err, StoreError::Audit(_)), "{err:?}");

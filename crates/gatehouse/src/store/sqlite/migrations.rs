@@ -41,5 +41,10 @@ pub(super) fn migrator() -> Migrator {
             "users",
             include_str!("../../../../../migrations/sqlite/0005_users.sql"),
         ),
+        migration(
+            6,
+            "audit_evidence",
+            include_str!("../../../../../migrations/sqlite/0006_audit_evidence.sql"),
+        ),
     ])
 }

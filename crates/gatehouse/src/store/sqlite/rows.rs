@@ -3,7 +3,7 @@
 use sqlx::{Row, sqlite::SqliteRow};
 
 use super::super::*;
-use crate::audit::event::{AuditEvent, Decision};
+use crate::audit::event::{AuditEvent, Decision, Outcome};
 
 pub(super) fn json_list(text: Option<String>) -> StoreResult<Option<Vec<String>>> {
     text.map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(e.to_string())))
@@ -84,7 +84,24 @@ pub(super) fn audit_from(row: &SqliteRow) -> StoreResult<AuditRow> {
             status: to_u16(status)?,
             upstream_status: upstream_status.map(to_u16).transpose()?,
             latency_us: row.try_get("latency_us")?,
+            outcome: match row.try_get::<Option<String>, _>("outcome")? {
+                Some(text) => Some(
+                    Outcome::parse(&text)
+                        .ok_or_else(|| StoreError::Corrupt(format!("outcome {text:?}")))?,
+                ),
+                None => None,
+            },
+            response_bytes: row
+                .try_get::<Option<i64>, _>("response_bytes")?
+                .and_then(|n| u64::try_from(n).ok()),
+            batch: match row.try_get::<Option<String>, _>("batch")? {
+                Some(text) => serde_json::from_str(&text)
+                    .map_err(|e| StoreError::Corrupt(format!("batch: {e}")))?,
+                None => Vec::new(),
+            },
         },
+        // A version no build wrote is reported by verification as a modified row.
+        hash_version: u8::try_from(row.try_get::<i64, _>("hash_version")?).unwrap_or(0),
         prev_hash: row.try_get("prev_hash")?,
         hash: row.try_get("hash")?,
     })
