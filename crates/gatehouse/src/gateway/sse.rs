@@ -153,6 +153,8 @@ where
         buf: BytesMut,
         /// Still before the first byte: a leading BOM is dropped, as clients drop it.
         at_start: bool,
+        /// The one leading BOM a client drops has been dropped here too.
+        bom_dropped: bool,
         transform: Transform,
         max_event: usize,
         finished: bool,
@@ -161,6 +163,7 @@ where
         body,
         buf: BytesMut::new(),
         at_start: true,
+        bom_dropped: false,
         transform,
         max_event,
         finished: false,
@@ -169,15 +172,20 @@ where
         const BOM: &[u8] = b"\xEF\xBB\xBF";
         loop {
             if st.at_start {
-                // A client drops one BOM at the start of what it receives. Whatever is left at
-                // the start of the output after dropping one would be dropped by the client
-                // too, so drop every leading BOM: the output never starts with one.
-                while st.buf.starts_with(BOM) {
+                // A client drops exactly one BOM at the start of what it receives; a second
+                // one stays, and makes the first line one it ignores (`\u{feff}data: …`).
+                if !st.bom_dropped && st.buf.starts_with(BOM) {
                     let _ = st.buf.split_to(BOM.len());
+                    st.bom_dropped = true;
                 }
                 let undecided = st.buf.is_empty() || BOM.starts_with(&st.buf);
                 if st.finished || !undecided {
                     st.at_start = false;
+                    if st.bom_dropped && st.buf.starts_with(BOM) {
+                        // The client would drop this one as the leading BOM of the output and
+                        // then read the line as the rewriter did not; give it one to drop.
+                        return Some((Ok(Bytes::from_static(BOM)), st));
+                    }
                 }
             }
             if !st.at_start
@@ -330,6 +338,24 @@ mod tests {
         );
         let later = run(vec![b"\n", b"\xEF\xBB\xBFdata: x\n\n"]).await;
         assert!(later.ends_with(b"\xEF\xBB\xBFdata: x\n\n"), "{later:?}");
+    }
+
+    #[tokio::test]
+    async fn a_second_leading_bom_still_hides_the_first_line_from_clients() {
+        // A client drops the first BOM and ignores the line `\u{feff}data: x`; the output must
+        // keep a BOM for it to drop, or that line becomes an event.
+        let out = run(vec![b"\xEF\xBB\xBF\xEF\xBB\xBFdata: x\n\n"]).await;
+        assert_eq!(out, b"\xEF\xBB\xBF\xEF\xBB\xBFdata: x\n\n");
+        let split = run(vec![
+            b"\xEF\xBB\xBF\xEF",
+            b"\xBB",
+            b"\xBFdata: x\n\ndata: y\n\n",
+        ])
+        .await;
+        assert_eq!(split, b"\xEF\xBB\xBF\xEF\xBB\xBFdata: x\n\ndata: y\n\n");
+        // Only the first line is hidden: data after it in the same event is still judged.
+        let out = run(vec![b"\xEF\xBB\xBF\xEF\xBB\xBFdata: a\ndata: x\n\n"]).await;
+        assert_eq!(out, b"\xEF\xBB\xBFdata: X\n\n");
     }
 
     #[tokio::test]
