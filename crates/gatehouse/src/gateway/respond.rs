@@ -81,11 +81,24 @@ impl ResponseRules {
         let mut changed = normalised;
         match &mut value {
             Value::Array(items) => {
-                for item in items {
-                    changed |= self.rewrite_message(item);
+                let before = items.len();
+                items.retain_mut(|item| match self.rewrite_message(item) {
+                    Some(rewritten) => {
+                        changed |= rewritten;
+                        true
+                    }
+                    None => false,
+                });
+                if items.is_empty() && before > 0 {
+                    return Some(Vec::new());
                 }
+                changed |= items.len() != before;
             }
-            item => changed |= self.rewrite_message(item),
+            item => match self.rewrite_message(item) {
+                Some(rewritten) => changed |= rewritten,
+                // Withheld: an SSE event without data, which clients do not dispatch.
+                None => return Some(Vec::new()),
+            },
         }
         if changed {
             serde_json::to_vec(&value).ok()
@@ -94,7 +107,9 @@ impl ResponseRules {
         }
     }
 
-    fn rewrite_message(&self, message: &mut Value) -> bool {
+    /// Whether the message changed; `None` when it is withheld (a server-to-client request or
+    /// notification a guardrail blocked: there is no request of the client's to answer).
+    fn rewrite_message(&self, message: &mut Value) -> Option<bool> {
         let mut changed = false;
         if let Some((server, watch)) = &self.pins
             && let Some(tools) = message
@@ -123,21 +138,31 @@ impl ResponseRules {
             });
         }
         if self.guardrails.is_empty() {
-            return changed;
+            return Some(changed);
         }
         let id = message.get("id").cloned();
+        let is_response = message.get("method").is_none();
         let tool = id
             .as_ref()
+            .filter(|_| is_response)
             .and_then(|id| self.tools_by_id.get(&id.to_string()))
             .map(String::as_str);
-        let Some(result) = message.get_mut("result") else {
-            return changed;
+        // Results, errors, and the server's own requests and notifications (sampling prompts,
+        // elicitations, log messages) alike.
+        let key = ["result", "error", "params"]
+            .into_iter()
+            .find(|key| message.get(key).is_some());
+        let Some(target) = key.and_then(|key| message.get_mut(key)) else {
+            return Some(changed);
         };
-        let outcome = guardrails::apply(&self.guardrails, Direction::Response, tool, result);
+        let outcome = guardrails::apply(&self.guardrails, Direction::Response, tool, target);
         let mut notes = self.notes.lock();
         if let Some(finding) = outcome.blocked {
             self.record_late(&finding.note(), Decision::Deny);
             notes.push(finding.note());
+            if !is_response {
+                return None;
+            }
             *message = json!({
                 "jsonrpc": "2.0",
                 "id": id.unwrap_or(Value::Null),
@@ -150,13 +175,13 @@ impl ResponseRules {
                     },
                 },
             });
-            return true;
+            return Some(true);
         }
         for finding in &outcome.findings {
             self.record_late(&finding.note(), Decision::Allow);
             notes.push(finding.note());
         }
-        changed | outcome.changed
+        Some(changed | outcome.changed)
     }
 
     fn record_late(&self, note: &str, decision: Decision) {
