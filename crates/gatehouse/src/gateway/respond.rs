@@ -27,8 +27,8 @@ pub type ToolFilter = (Arc<Grant>, Option<Arc<[ToolPattern]>>);
 pub struct ResponseRules {
     /// Filter `tools/list` results to what this grant (and key narrowing) allows.
     pub filter: Option<ToolFilter>,
-    /// Response guardrails that may apply.
-    pub guardrails: Vec<Arc<Guardrail>>,
+    /// The grant's guardrails when some apply to responses (each is checked per message).
+    pub guardrails: Arc<[Arc<Guardrail>]>,
     /// The tool each request id called, so tool-scoped guardrails know their responses.
     pub tools_by_id: HashMap<String, String>,
     /// Findings, in audit form, for the caller to record.
@@ -244,14 +244,17 @@ where
     Ok(out)
 }
 
-/// Response guardrails of a grant (request-only ones never see responses).
-pub fn response_guardrails(grant: &Grant) -> Vec<Arc<Guardrail>> {
-    grant
+/// The grant's guardrails, shared rather than copied, when at least one reads responses.
+pub fn response_guardrails(grant: &Grant) -> Arc<[Arc<Guardrail>]> {
+    if grant
         .guardrails
         .iter()
-        .filter(|g| g.direction.covers(Direction::Response))
-        .cloned()
-        .collect()
+        .any(|g| g.direction.covers(Direction::Response))
+    {
+        grant.guardrails.clone()
+    } else {
+        Arc::default()
+    }
 }
 
 #[cfg(test)]
@@ -266,7 +269,7 @@ mod tests {
         };
         ResponseRules {
             filter: Some((Arc::new(grant), None)),
-            guardrails: Vec::new(),
+            guardrails: Arc::default(),
             tools_by_id: HashMap::new(),
             notes: Arc::default(),
             late: None,
