@@ -11,6 +11,15 @@
 #   conformance-identical  per-scenario, per-check results of the two runs are identical
 #   audit-trail            the audit trail holds the expected allow/deny events, no secret
 #   audit-verify           `gatehouse audit verify` finds the hash chain intact
+# Guardrail groups, through servers `guarded` and `conf-guarded` (the example server again) used
+# by client `guarded-agent`, which carries the README's guardrail set on both directions
+# (mask-pii: redact email, phone, credit_card; no-secrets: block the default set; sql-words):
+#   guardrails-ts          TypeScript SDK client: gateway.test.mjs and guardrails.test.mjs
+#   guardrails-python      Python SDK client: test_gateway.py and guardrails_checks.py
+#   conformance-guardrails the conformance suite through `conf-guarded`, a connection that does
+#                          not see every tool (test_* and json_schema_* only; the suite sends no
+#                          credential, so e2e/guardrails/credential_proxy.py adds the key)
+#   conformance-guardrails-identical  per-scenario, per-check results equal conformance-direct's
 # OAuth groups, each against a Gatehouse of its own (fresh data dir, free loopback port,
 # dynamic registration open, a user and OAuth clients provisioned through the CLI; stopped
 # after the group):
@@ -38,6 +47,7 @@ target=${CARGO_TARGET_DIR:-target}
 [[ $target = /* ]] || target="$root/$target"
 suite=${E2E_CONFORMANCE_SUITE:-all}
 all_groups=(ts python conformance-direct conformance-gateway conformance-identical audit-trail audit-verify
+    guardrails-ts guardrails-python conformance-guardrails conformance-guardrails-identical
     oauth-py-client-credentials oauth-py-auth-code oauth-ts-auth-code oauth-mcp-remote oauth-conformance
     oauth-upstream-oidc)
 if (($# > 0)); then selected=("$@"); else selected=("${all_groups[@]}"); fi
@@ -225,6 +235,27 @@ api_key=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["toke
 [[ $api_key == gth_* ]] || fatal "unexpected key format"
 export E2E_API_KEY=$api_key
 
+guarded_key=
+if want guardrails-ts || want guardrails-python || want conformance-guardrails; then
+    {
+        gh servers add guarded --url "$example_url" &&
+            gh servers add conf-guarded --url "$example_url" &&
+            gh clients create guarded-agent &&
+            gh connections grant --client guarded-agent --server guarded --tools 'echo,add' &&
+            gh connections grant --client guarded-agent --server conf-guarded \
+                --tools 'test_*,json_schema_*' --resources --prompts &&
+            gh policy add mask-pii --kind guardrail --client guarded-agent \
+                --spec '{"direction": "both", "action": "redact", "detectors": ["email", "phone", "credit_card"]}' &&
+            gh policy add no-secrets --kind guardrail --client guarded-agent \
+                --spec '{"direction": "both", "action": "block", "detectors": ["default"]}' &&
+            gh policy add sql-words --kind guardrail --client guarded-agent --tools 'sql_*' \
+                --spec '{"direction": "request", "action": "block", "words": ["drop table", "truncate"], "paths": ["$.query"]}' &&
+            gh --output json keys create --client guarded-agent >"$work/guarded-key.json"
+    } || fatal "provisioning the guardrail groups failed"
+    guarded_key=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["token"])' "$work/guarded-key.json") ||
+        fatal "keys create printed no token"
+fi
+
 say "start gatehouse"
 port=$(free_port)
 gateway="http://127.0.0.1:$port"
@@ -239,6 +270,15 @@ if ! wait_for 30 gatehouse_healthy; then
 fi
 echo "gatehouse: $gateway (pid $gatehouse_pid)"
 export E2E_MCP_URL="$gateway/demo/mcp"
+
+if want conformance-guardrails; then
+    E2E_PROXY_KEY=$guarded_key python3 "$here/guardrails/credential_proxy.py" "$gateway" \
+        >"$work/credential-proxy.out" 2>"$work/credential-proxy.err" &
+    pids+=($!)
+    proxy_listening() { grep -q '^listening on ' "$work/credential-proxy.out"; }
+    wait_for 30 proxy_listening || { cat "$work/credential-proxy.err" >&2; fatal "the credential proxy did not start"; }
+    credential_proxy=$(sed -n 's/^listening on //p' "$work/credential-proxy.out")
+fi
 
 # ---------------------------------------------------------------------------------------------
 group_ts() {
@@ -263,6 +303,27 @@ group_conformance_identical() {
     python3 "$here/conformance/compare.py" "$work/conformance-direct/results" \
         "$work/conformance-gateway/results" --labels direct,gateway \
         --markdown "$work/conformance-comparison.md"
+}
+
+group_guardrails_ts() {
+    (cd "$here/ts" && E2E_MCP_URL="$gateway/guarded/mcp" E2E_API_KEY=$guarded_key E2E_DIRECT_URL=$example_url \
+        "$ts_node" --test --test-reporter=spec gateway.test.mjs guardrails.test.mjs)
+}
+
+group_guardrails_python() {
+    E2E_MCP_URL="$gateway/guarded/mcp" E2E_API_KEY=$guarded_key E2E_DIRECT_URL=$example_url \
+        "$venv/bin/python" -m pytest -c "$here/python/pytest.ini" --rootdir "$here/python" \
+        -p no:cacheprovider "$here/python/test_gateway.py" "$here/python/guardrails_checks.py"
+}
+
+group_conformance_guardrails_identical() {
+    [[ -d $work/conformance-direct/results && -d $work/conformance-guardrails/results ]] || {
+        echo "conformance-direct and conformance-guardrails are needed for the comparison"
+        return 1
+    }
+    python3 "$here/conformance/compare.py" "$work/conformance-direct/results" \
+        "$work/conformance-guardrails/results" --labels direct,guardrails \
+        --markdown "$work/conformance-guardrails-comparison.md"
 }
 
 group_audit_trail() {
@@ -397,6 +458,12 @@ want python && run_group python group_python
 want conformance-direct && run_group conformance-direct conformance direct "$example_url"
 want conformance-gateway && run_group conformance-gateway conformance gateway "$gateway/conf/mcp"
 want conformance-identical && run_group conformance-identical group_conformance_identical
+want guardrails-ts && run_group guardrails-ts group_guardrails_ts
+want guardrails-python && run_group guardrails-python group_guardrails_python
+want conformance-guardrails &&
+    run_group conformance-guardrails conformance guardrails "$credential_proxy/conf-guarded/mcp"
+want conformance-guardrails-identical &&
+    run_group conformance-guardrails-identical group_conformance_guardrails_identical
 want audit-trail && run_group audit-trail group_audit_trail
 want audit-verify && run_group audit-verify group_audit_verify
 want oauth-py-client-credentials &&

@@ -95,6 +95,9 @@ pub enum GatewayError {
     ToolPendingApproval { tool: String },
     #[error("request blocked by guardrail {rule:?} (detector {detector})")]
     GuardrailBlocked { rule: String, detector: String },
+    /// A guardrail refused a body of notifications or answers only (no request to answer).
+    #[error("message blocked by guardrail {rule:?} (detector {detector})")]
+    GuardrailBlockedAnswer { rule: String, detector: String },
     #[error("upstream unavailable")]
     UpstreamUnavailable,
     #[error("upstream timed out")]
@@ -150,7 +153,8 @@ impl GatewayError {
     pub fn audit_reason(&self) -> String {
         match self {
             GatewayError::PolicyDenied(d) => format!("{}:{}", d.kind.as_str(), d.rule),
-            GatewayError::GuardrailBlocked { rule, detector } => {
+            GatewayError::GuardrailBlocked { rule, detector }
+            | GatewayError::GuardrailBlockedAnswer { rule, detector } => {
                 format!("guardrail:{rule}:{detector}:block")
             }
             other => other.reason().to_owned(),
@@ -163,6 +167,7 @@ impl GatewayError {
             GatewayError::PolicyDenied(d) if d.kind.is_throttle() => "rate_limited",
             GatewayError::PolicyDenied(_) => "policy_denied",
             GatewayError::GuardrailBlocked { .. } => "guardrail_blocked",
+            GatewayError::GuardrailBlockedAnswer { .. } => "guardrail_blocked",
             GatewayError::ToolPendingApproval { .. } => "tool_pending_approval",
             GatewayError::UnknownServer => "unknown_server",
             GatewayError::HostNotAllowed => "host_not_allowed",
@@ -310,6 +315,12 @@ impl GatewayError {
                     json!({ "rule": rule, "detector": detector, "direction": "request" });
                 // A content refusal is an answer to the JSON-RPC request, not an HTTP failure.
                 (StatusCode::OK, codes::FORBIDDEN)
+            }
+            E::GuardrailBlockedAnswer { rule, detector } => {
+                data["guardrail"] =
+                    json!({ "rule": rule, "detector": detector, "direction": "request" });
+                // Notifications and answers get no JSON-RPC response: the status refuses them.
+                (StatusCode::FORBIDDEN, codes::FORBIDDEN)
             }
             E::UpstreamUnavailable | E::UpstreamResponseTooLarge => {
                 (StatusCode::BAD_GATEWAY, codes::UPSTREAM_UNAVAILABLE)

@@ -1,13 +1,16 @@
-//! Request guardrails: tool arguments, prompt arguments and resource URIs are scanned before
-//! anything is forwarded. A block refuses the request; a redaction rewrites the body that goes
-//! upstream (re-serialised once, from the same parse that was authorised).
+//! Request guardrails: every message the client sends is scanned before anything is forwarded
+//! — requests and notifications (their `params`) and the client's answers to the server's
+//! requests (elicitation, sampling, roots: their `result` or `error`). A block refuses the body;
+//! a redaction rewrites the body that goes upstream, serialised once from the parse that was
+//! authorised.
 
 use bytes::Bytes;
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::{
     error::GatewayError,
-    gateway::jsonrpc::{Envelope, Kind},
+    gateway::jsonrpc::{Envelope, Kind, Message},
     grants::Grant,
     guardrails::{self, Direction},
 };
@@ -19,11 +22,7 @@ pub struct Inspected {
     pub rewritten: Option<Bytes>,
 }
 
-pub fn inspect_request(
-    grant: &Grant,
-    envelope: &Envelope,
-    raw: &[u8],
-) -> Result<Inspected, GatewayError> {
+pub fn inspect_request(grant: &Grant, envelope: &mut Envelope) -> Result<Inspected, GatewayError> {
     let mut inspected = Inspected {
         notes: Vec::new(),
         rewritten: None,
@@ -35,27 +34,33 @@ pub fn inspect_request(
     {
         return Ok(inspected);
     }
-    let mut params: Vec<Option<Value>> =
-        envelope.messages.iter().map(|m| m.params.clone()).collect();
+    let answers_only = envelope.only_notifications_or_responses();
     let mut changed = false;
-    for (message, params) in envelope.messages.iter().zip(params.iter_mut()) {
-        if message.kind != Kind::Request {
-            continue;
-        }
+    for message in &mut envelope.messages {
         let tool = (message.method() == "tools/call")
-            .then(|| message.param_str("name"))
+            .then(|| message.param_str("name").map(str::to_owned))
             .flatten();
-        let target = match (message.method(), params.as_mut()) {
-            ("tools/call" | "prompts/get", Some(p)) => p.get_mut("arguments"),
-            ("resources/read" | "resources/subscribe", Some(p)) => p.get_mut("uri"),
-            _ => None,
+        // Guardrail paths name members of the arguments, as in the tool's input schema.
+        let path_root =
+            matches!(message.method(), "tools/call" | "prompts/get").then_some("arguments");
+        let target = match message.kind {
+            Kind::Response => message.outcome.as_mut().map(|(_, value)| value),
+            Kind::Request | Kind::Notification => message.params.as_mut(),
         };
         let Some(target) = target else { continue };
-        let outcome = guardrails::apply(&grant.guardrails, Direction::Request, tool, target);
+        let outcome = guardrails::apply_at(
+            &grant.guardrails,
+            Direction::Request,
+            tool.as_deref(),
+            target,
+            path_root,
+        );
         if let Some(finding) = outcome.blocked {
-            return Err(GatewayError::GuardrailBlocked {
-                rule: finding.rule.to_string(),
-                detector: finding.detector.to_string(),
+            let (rule, detector) = (finding.rule.to_string(), finding.detector.to_string());
+            return Err(if answers_only {
+                GatewayError::GuardrailBlockedAnswer { rule, detector }
+            } else {
+                GatewayError::GuardrailBlocked { rule, detector }
             });
         }
         inspected
@@ -64,26 +69,55 @@ pub fn inspect_request(
         changed |= outcome.changed;
     }
     if changed {
-        let mut body: Value =
-            serde_json::from_slice(raw).map_err(|e| GatewayError::ParseError(e.to_string()))?;
-        match &mut body {
-            Value::Array(items) => {
-                for (item, params) in items.iter_mut().zip(params) {
-                    if let (Some(obj), Some(params)) = (item.as_object_mut(), params) {
-                        obj.insert("params".into(), params);
-                    }
-                }
-            }
-            Value::Object(obj) => {
-                if let Some(Some(params)) = params.into_iter().next() {
-                    obj.insert("params".into(), params);
-                }
-            }
-            _ => {}
+        let bytes = if envelope.batch {
+            serde_json::to_vec(
+                &envelope
+                    .messages
+                    .iter()
+                    .map(Outgoing::of)
+                    .collect::<Vec<_>>(),
+            )
+        } else {
+            serde_json::to_vec(&envelope.messages.first().map(Outgoing::of))
         }
-        let bytes =
-            serde_json::to_vec(&body).map_err(|e| GatewayError::ParseError(e.to_string()))?;
+        .map_err(|e| GatewayError::ParseError(e.to_string()))?;
         inspected.rewritten = Some(Bytes::from(bytes));
     }
     Ok(inspected)
+}
+
+/// A message as it goes upstream, borrowed from the parse.
+#[derive(Serialize)]
+struct Outgoing<'m> {
+    jsonrpc: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'m Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    method: Option<&'m str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    params: Option<&'m Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<&'m Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'m Value>,
+}
+
+impl<'m> Outgoing<'m> {
+    fn of(message: &'m Message) -> Self {
+        let outcome = |key: &str| {
+            message
+                .outcome
+                .as_ref()
+                .filter(|(k, _)| *k == key)
+                .map(|(_, value)| value)
+        };
+        Outgoing {
+            jsonrpc: "2.0",
+            id: message.id.as_ref(),
+            method: message.method.as_deref(),
+            params: message.params.as_ref(),
+            result: outcome("result"),
+            error: outcome("error"),
+        }
+    }
 }

@@ -85,6 +85,8 @@ pub struct Message {
     pub id: Option<Value>,
     pub method: Option<String>,
     pub params: Option<Value>,
+    /// A response's `result` or `error` (guardrails read the client's answers too).
+    pub outcome: Option<(&'static str, Value)>,
 }
 
 impl Message {
@@ -200,6 +202,7 @@ fn message(value: Value) -> Result<Message, GatewayError> {
             id,
             method: Some(method),
             params,
+            outcome: None,
         }),
         Some(_) => Err(GatewayError::InvalidRequest(
             "\"method\" must be a string".into(),
@@ -213,11 +216,16 @@ fn message(value: Value) -> Result<Message, GatewayError> {
                         .into(),
                 ));
             }
+            let outcome = match object.remove("result") {
+                Some(result) => ("result", result),
+                None => ("error", object.remove("error").unwrap_or(Value::Null)),
+            };
             Ok(Message {
                 kind: Kind::Response,
                 id,
                 method: None,
                 params: None,
+                outcome: Some(outcome),
             })
         }
     }

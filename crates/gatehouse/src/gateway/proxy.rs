@@ -335,7 +335,7 @@ impl Call<'_> {
             self.state.config.gateway.max_body_bytes,
         )
         .await?;
-        let envelope = jsonrpc::parse(&bytes)?;
+        let mut envelope = jsonrpc::parse(&bytes)?;
         if let Some(first) = envelope.first() {
             if !envelope.batch && first.kind == Kind::Request {
                 record.rpc_id = first.id.clone();
@@ -404,7 +404,7 @@ impl Call<'_> {
                 tools_by_id.insert(id.to_string(), name.to_owned());
             }
         }
-        let inspected = inspect::inspect_request(&self.grant, &envelope, &bytes)?;
+        let inspected = inspect::inspect_request(&self.grant, &mut envelope)?;
         record.notes.extend(inspected.notes);
         let bytes = inspected.rewritten.unwrap_or(bytes);
         let mut parts = parts;

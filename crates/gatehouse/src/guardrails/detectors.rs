@@ -86,9 +86,14 @@ impl Builtin {
     pub fn pattern(self) -> &'static str {
         match self {
             Builtin::Email => r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b",
-            Builtin::Phone => {
-                r"(?:\+\d{1,3}[ .\-]?)?\(?\b\d{2,4}\)?[ .\-]\d{2,4}[ .\-]\d{2,4}(?:[ .\-]\d{2,4})?\b"
-            }
+            // International (`+` and 1–3 digits, then groups), North American (3-3-4) or
+            // national with a trunk `0` and separated groups; `confirms_in` then drops dates,
+            // versions and fragments of longer numbers.
+            Builtin::Phone => concat!(
+                r"\+\d{1,3}(?:[ .\-]?\(?\d{1,4}\)?){2,5}",
+                r"|\(?\b\d{3}\)?[ .\-]?\d{3}[ .\-]\d{4}\b",
+                r"|\b0\d{1,4}(?:[ .\-]\d{2,8}){1,4}\b",
+            ),
             Builtin::CreditCard => r"\b(?:\d[ \-]?){12,18}\d\b",
             Builtin::Iban => r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b",
             Builtin::UsSsn => {
@@ -120,16 +125,66 @@ impl Builtin {
         }
     }
 
+    /// Whether the candidate at `text[start..end]` really is one: its own checks, and for
+    /// phone numbers, that it is not a piece of something longer (a UUID, a version, an
+    /// address, a card number).
+    pub fn confirms_in(self, text: &str, start: usize, end: usize) -> bool {
+        let candidate = &text[start..end];
+        match self {
+            Builtin::Phone => {
+                !continues(text[..start].chars().rev())
+                    && !continues(text[end..].chars())
+                    && phone_shaped(candidate)
+            }
+            _ => self.confirms(candidate),
+        }
+    }
+
     /// Whether a candidate really is one (checksums and structure).
     pub fn confirms(self, candidate: &str) -> bool {
         match self {
-            Builtin::CreditCard => luhn(candidate),
+            Builtin::CreditCard => card_network(candidate) && luhn(candidate),
+            Builtin::Phone => phone_shaped(candidate),
             Builtin::Iban => iban_valid(candidate),
             Builtin::Jwt => jwt_shaped(candidate),
             Builtin::GatehouseKey => crate::identity::api_keys::is_gatehouse_key(candidate),
             _ => true,
         }
     }
+}
+
+/// Whether the first digit is one of the major card networks' (2–6: Mastercard, Amex,
+/// Diners, JCB, Visa, Discover), which keeps millisecond timestamps and other long counters
+/// from passing the Luhn check by chance.
+fn card_network(text: &str) -> bool {
+    text.chars()
+        .find(char::is_ascii_digit)
+        .is_some_and(|first| ('2'..='6').contains(&first))
+}
+
+/// Whether the characters next to a match (read away from it) continue a longer token: a
+/// letter or digit, or a separator followed by a digit.
+fn continues(mut next: impl Iterator<Item = char>) -> bool {
+    match next.next() {
+        Some(c) if c.is_alphanumeric() || c == '_' => true,
+        Some(' ' | '.' | '-' | '/' | ':') => next.next().is_some_and(|c| c.is_ascii_digit()),
+        _ => false,
+    }
+}
+
+/// 7 to 15 digits (E.164) and not a date (`2025-06-18`, `18.06.2025`).
+fn phone_shaped(candidate: &str) -> bool {
+    let digits = candidate.chars().filter(char::is_ascii_digit).count();
+    if !(7..=15).contains(&digits) {
+        return false;
+    }
+    let groups: Vec<usize> = candidate
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|g| !g.is_empty())
+        .map(str::len)
+        .collect();
+    let date = matches!(groups.as_slice(), [4, 1..=2, 1..=2] | [1..=2, 1..=2, 4]);
+    !date || candidate.starts_with('+')
 }
 
 /// The Luhn check over the digits (13–19 of them), ignoring spaces and dashes.
@@ -198,6 +253,66 @@ mod tests {
         assert!(!luhn("4111 1111 1111 1112"));
         assert!(!luhn("1234567890123"));
         assert!(!luhn("12345"));
+    }
+
+    fn phones(text: &str) -> Vec<&str> {
+        let regex = regex::Regex::new(Builtin::Phone.pattern()).unwrap();
+        regex
+            .find_iter(text)
+            .filter(|m| Builtin::Phone.confirms_in(text, m.start(), m.end()))
+            .map(|m| m.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn phone_numbers_are_found_whole() {
+        for number in [
+            "+44 20 7946 0958",
+            "+1 (415) 555-0132",
+            "+33 1 23 45 67 89",
+            "+491701234567",
+            "(415) 555-0132",
+            "415-555-0132",
+            "415.555.0132",
+            "020 7946 0958",
+            "01 23 45 67 89",
+            "030 1234567",
+        ] {
+            assert_eq!(
+                phones(&format!("call {number} today")),
+                [number],
+                "{number}"
+            );
+        }
+    }
+
+    #[test]
+    fn dates_times_versions_ids_and_cards_are_not_phone_numbers() {
+        for text in [
+            r#""protocolVersion":"2025-06-18""#,
+            "2025-06-18T10:30:45Z",
+            "on 18.06.2025 at 10:30:45",
+            "01.02.2024",
+            "version 1.2.3, build 2025.06.18",
+            "10.0.0.1 and 192.168.100.200",
+            "550e8400-e29b-41d4-a716-446655440000",
+            "12345678-1234-5678-1234-567812345678",
+            "4111 1111 1111 1111",
+            "5500 0000 0000 0004",
+            "order 1733350000000",
+            "ACC-000123",
+            "call 555-0132",
+        ] {
+            assert!(phones(text).is_empty(), "{text}: {:?}", phones(text));
+        }
+    }
+
+    #[test]
+    fn cards_need_a_major_network_prefix() {
+        assert!(Builtin::CreditCard.confirms("4111111111111111"));
+        // Passes the Luhn check, but a millisecond timestamp is not a card.
+        assert!(luhn("1733350000001"));
+        assert!(!Builtin::CreditCard.confirms("1733350000001"));
     }
 
     #[test]

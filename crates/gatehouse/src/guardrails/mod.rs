@@ -11,7 +11,7 @@
 pub mod detectors;
 mod scan;
 
-pub use scan::{Finding, Outcome, apply};
+pub use scan::{Finding, Outcome, apply, apply_at};
 
 use regex::{Regex, RegexSet};
 use serde::{Deserialize, Serialize};
@@ -126,7 +126,13 @@ pub struct Guardrail {
     pub(crate) set: RegexSet,
     pub(crate) detectors: Vec<Detector>,
     pub(crate) allow: HashSet<String>,
-    pub(crate) paths: Vec<String>,
+    pub(crate) paths: Vec<CompiledPath>,
+}
+
+/// A `paths` entry, parsed once when the guardrail is compiled.
+#[derive(Debug)]
+pub(crate) struct CompiledPath {
+    pub steps: Vec<crate::policy::arguments::Step>,
 }
 
 impl Guardrail {
@@ -182,9 +188,13 @@ impl Guardrail {
         if detectors.is_empty() {
             return Err("a guardrail needs detectors, patterns or words".into());
         }
-        for path in &spec.paths {
-            crate::policy::arguments::parse_path(path)?;
-        }
+        let paths = spec
+            .paths
+            .iter()
+            .map(|path| {
+                crate::policy::arguments::parse_path(path).map(|steps| CompiledPath { steps })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let set =
             RegexSet::new(detectors.iter().map(|d| d.regex.as_str())).map_err(|e| e.to_string())?;
         Ok(Self {
@@ -197,7 +207,7 @@ impl Guardrail {
             set,
             detectors,
             allow: spec.allow.iter().cloned().collect(),
-            paths: spec.paths.clone(),
+            paths,
         })
     }
 

@@ -4,7 +4,7 @@ use serde_json::Value;
 use std::sync::Arc;
 
 use super::{Action, Direction, Guardrail};
-use crate::policy::arguments::{lookup_mut, parse_path};
+use crate::policy::arguments::{Step, lookup_mut};
 
 /// One detector firing under one guardrail. Never carries the matched text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,13 +36,26 @@ pub struct Outcome {
     pub changed: bool,
 }
 
-/// Runs every guardrail that applies to `direction` and `tool` over the strings of `value`.
-/// Blocking rules run first, so a redaction cannot hide what a block should catch.
+/// Runs every guardrail that applies to `direction` and `tool` over `value`, a message's
+/// `params`, `result` or `error`; guardrail paths are relative to `value`.
 pub fn apply(
     guardrails: &[Arc<Guardrail>],
     direction: Direction,
     tool: Option<&str>,
     value: &mut Value,
+) -> Outcome {
+    apply_at(guardrails, direction, tool, value, None)
+}
+
+/// As [`apply`], with guardrail paths relative to `value[path_root]` (a request's
+/// `arguments`). Blocking rules run first, so a redaction cannot hide what a block should
+/// catch.
+pub fn apply_at(
+    guardrails: &[Arc<Guardrail>],
+    direction: Direction,
+    tool: Option<&str>,
+    value: &mut Value,
+    path_root: Option<&str>,
 ) -> Outcome {
     let mut applicable: Vec<&Arc<Guardrail>> = guardrails
         .iter()
@@ -51,48 +64,173 @@ pub fn apply(
     applicable.sort_by_key(|g| g.action);
     let mut outcome = Outcome::default();
     for guardrail in applicable {
-        let mut hits: Vec<Finding> = Vec::new();
-        let mut changed = false;
-        let mut visit = |text: &mut String| {
-            let spans = find(guardrail, text);
-            if spans.is_empty() {
-                return;
-            }
-            for (_, _, detector) in &spans {
-                let finding = Finding {
-                    rule: guardrail.id.clone(),
-                    detector: guardrail.detectors[*detector].name.clone(),
-                    action: guardrail.action,
-                };
-                if !hits.contains(&finding) {
-                    hits.push(finding);
-                }
-            }
-            if guardrail.action == Action::Redact {
-                *text = redact(text, &spans, guardrail);
-                changed = true;
-            }
+        let mut walk = Walk {
+            guardrail,
+            hits: Vec::new(),
+            changed: false,
+            unredactable: None,
         };
         if guardrail.paths.is_empty() {
-            for_each_string(value, &mut visit);
+            walk.value(value, Zone::Structure);
         } else {
-            for path in &guardrail.paths {
-                let Ok(steps) = parse_path(path) else {
-                    continue;
-                };
-                if let Some(target) = lookup_mut(value, &steps) {
-                    for_each_string(target, &mut visit);
+            let (base, zone) = match path_root {
+                Some(key) => (value.get_mut(key), Zone::Structure.enter(key)),
+                None => (Some(&mut *value), Zone::Structure),
+            };
+            if let Some(base) = base {
+                for path in &guardrail.paths {
+                    let zone = path.steps.iter().fold(zone, |zone, step| match step {
+                        Step::Key(key) => zone.enter(key),
+                        Step::Index(_) => zone,
+                    });
+                    if let Some(target) = lookup_mut(base, &path.steps) {
+                        walk.value(target, zone);
+                    }
                 }
             }
         }
-        if guardrail.action == Action::Block && !hits.is_empty() {
-            outcome.blocked = hits.into_iter().next();
+        if let Some(finding) = walk.unredactable {
+            outcome.blocked = Some(finding);
             return outcome;
         }
-        outcome.changed |= changed;
-        outcome.findings.extend(hits);
+        if guardrail.action == Action::Block && !walk.hits.is_empty() {
+            outcome.blocked = walk.hits.into_iter().next();
+            return outcome;
+        }
+        outcome.changed |= walk.changed;
+        outcome.findings.extend(walk.hits);
     }
     outcome
+}
+
+/// What part of a message a walk is in. Protocol fields are identifiers a client or server
+/// reads, matches or echoes (a version, a capability, a cursor, a URI, a tool's name): they
+/// are scanned, but rewriting one would break the protocol, so they are never redacted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Zone {
+    /// The message's own structure: known keys lead to protocol fields or to data.
+    Structure,
+    /// Caller data (tool and prompt arguments, structured results, elicitation answers):
+    /// every value is content.
+    Data,
+    /// Inside a protocol field.
+    Protocol,
+}
+
+/// Members whose values are identifiers, wherever they appear in a message's structure.
+const PROTOCOL_FIELDS: &[&str] = &[
+    "jsonrpc",
+    "id",
+    "method",
+    "code",
+    "protocolVersion",
+    "capabilities",
+    "_meta",
+    "cursor",
+    "nextCursor",
+    "uri",
+    "uriTemplate",
+    "name",
+    "version",
+    "type",
+    "mimeType",
+    "progressToken",
+    "requestId",
+    "taskId",
+    "required",
+    "$schema",
+    "$ref",
+    "blob",
+];
+
+/// Members whose values are caller data, keys included.
+const DATA_FIELDS: &[&str] = &["arguments", "structuredContent"];
+
+impl Zone {
+    fn enter(self, key: &str) -> Zone {
+        match self {
+            Zone::Structure if PROTOCOL_FIELDS.contains(&key) => Zone::Protocol,
+            Zone::Structure if DATA_FIELDS.contains(&key) => Zone::Data,
+            other => other,
+        }
+    }
+}
+
+/// One guardrail's pass over a value.
+struct Walk<'g> {
+    guardrail: &'g Guardrail,
+    hits: Vec<Finding>,
+    changed: bool,
+    /// A redaction that would have rewritten a protocol field: the message is refused instead.
+    unredactable: Option<Finding>,
+}
+
+impl Walk<'_> {
+    fn value(&mut self, value: &mut Value, zone: Zone) {
+        let protocol = zone == Zone::Protocol;
+        match value {
+            Value::String(text) => {
+                if let Some(redacted) = self.text(text, protocol) {
+                    *text = redacted;
+                }
+            }
+            // A card number sent as a number is still a card number; a redacted one becomes
+            // the redaction marker, a string.
+            Value::Number(number) => {
+                if let Some(redacted) = self.text(&number.to_string(), protocol) {
+                    *value = Value::String(redacted);
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| self.value(v, zone)),
+            Value::Object(map) => {
+                for (key, member) in map.iter_mut() {
+                    // Keys are structure: scanned, never rewritten.
+                    self.text(key, true);
+                    // `content` is a list of blocks in results and the answer itself in an
+                    // elicitation result.
+                    let inner = if zone == Zone::Structure && key == "content" && member.is_object()
+                    {
+                        Zone::Data
+                    } else {
+                        zone.enter(key)
+                    };
+                    self.value(member, inner);
+                }
+            }
+            Value::Bool(_) | Value::Null => {}
+        }
+    }
+
+    /// Scans one string; the redacted text when it must change.
+    fn text(&mut self, text: &str, protocol: bool) -> Option<String> {
+        if self.unredactable.is_some() {
+            return None;
+        }
+        let guardrail = self.guardrail;
+        let spans = find(guardrail, text);
+        if spans.is_empty() {
+            return None;
+        }
+        for (_, _, detector) in &spans {
+            let finding = Finding {
+                rule: guardrail.id.clone(),
+                detector: guardrail.detectors[*detector].name.clone(),
+                action: guardrail.action,
+            };
+            if !self.hits.contains(&finding) {
+                self.hits.push(finding);
+            }
+        }
+        if guardrail.action != Action::Redact {
+            return None;
+        }
+        if protocol {
+            self.unredactable = self.hits.last().cloned();
+            return None;
+        }
+        self.changed = true;
+        Some(redact(text, &spans, guardrail))
+    }
 }
 
 /// Confirmed, non-allow-listed matches as `(start, end, detector index)`, sorted.
@@ -106,7 +244,9 @@ fn find(guardrail: &Guardrail, text: &str) -> Vec<(usize, usize, usize)> {
         let detector = &guardrail.detectors[index];
         for m in detector.regex.find_iter(text) {
             let candidate = m.as_str();
-            let confirmed = detector.builtin.is_none_or(|b| b.confirms(candidate));
+            let confirmed = detector
+                .builtin
+                .is_none_or(|b| b.confirms_in(text, m.start(), m.end()));
             if confirmed && !guardrail.allow.contains(candidate) {
                 spans.push((m.start(), m.end(), index));
             }
@@ -133,15 +273,6 @@ fn redact(text: &str, spans: &[(usize, usize, usize)], guardrail: &Guardrail) ->
     }
     out.push_str(&text[cursor.min(text.len())..]);
     out
-}
-
-fn for_each_string(value: &mut Value, visit: &mut impl FnMut(&mut String)) {
-    match value {
-        Value::String(s) => visit(s),
-        Value::Array(items) => items.iter_mut().for_each(|v| for_each_string(v, visit)),
-        Value::Object(map) => map.values_mut().for_each(|v| for_each_string(v, visit)),
-        _ => {}
-    }
 }
 
 #[cfg(test)]
@@ -340,6 +471,101 @@ mod tests {
                 .blocked
                 .is_none()
         );
+    }
+
+    #[test]
+    fn numbers_and_keys_are_scanned() {
+        let block = guardrail(
+            "cards",
+            json!({ "action": "block", "detectors": ["credit_card"] }),
+        );
+        let mut number = json!({ "amount": 10, "card": 4111111111111111u64 });
+        let blocked = apply(
+            std::slice::from_ref(&block),
+            Direction::Request,
+            None,
+            &mut number,
+        )
+        .blocked;
+        assert_eq!(blocked.map(|f| f.detector), Some("credit_card".into()));
+        let mut key = json!({ "cards": { "4111 1111 1111 1111": "visa" } });
+        assert!(
+            apply(&[block], Direction::Request, None, &mut key)
+                .blocked
+                .is_some(),
+            "a key is scanned too"
+        );
+        let mask = guardrail(
+            "mask",
+            json!({ "action": "redact", "detectors": ["credit_card"] }),
+        );
+        let mut value = json!({ "card": 4111111111111111u64, "n": 3 });
+        let outcome = apply(&[mask], Direction::Response, None, &mut value);
+        assert!(outcome.changed && outcome.blocked.is_none());
+        assert_eq!(value, json!({ "card": "[REDACTED:credit_card]", "n": 3 }));
+    }
+
+    #[test]
+    fn protocol_fields_are_never_rewritten() {
+        let mask = guardrail(
+            "pii",
+            json!({ "action": "redact", "detectors": ["email", "phone", "credit_card"] }),
+        );
+        let mut initialize = json!({
+            "protocolVersion": "2025-06-18",
+            "capabilities": { "tools": { "listChanged": true } },
+            "serverInfo": { "name": "demo", "version": "2025.06.18" },
+            "instructions": "mail ops@example.com",
+            "_meta": { "progressToken": "2025-06-18" },
+        });
+        let before = initialize.clone();
+        let outcome = apply(
+            std::slice::from_ref(&mask),
+            Direction::Response,
+            None,
+            &mut initialize,
+        );
+        assert!(outcome.blocked.is_none(), "{outcome:?}");
+        assert_eq!(initialize["instructions"], "mail [REDACTED:email]");
+        initialize["instructions"] = before["instructions"].clone();
+        assert_eq!(initialize, before, "only the instructions changed");
+
+        // A redaction that would rewrite an identifier refuses the message instead.
+        let mut listed =
+            json!({ "resources": [{ "uri": "mailto:bob@example.com", "name": "bob" }] });
+        let before = listed.clone();
+        let outcome = apply(
+            std::slice::from_ref(&mask),
+            Direction::Response,
+            None,
+            &mut listed,
+        );
+        assert_eq!(outcome.blocked.map(|f| f.detector), Some("email".into()));
+        assert_eq!(listed, before);
+        let mut keyed = json!({ "structuredContent": { "bob@example.com": 1 } });
+        assert!(
+            apply(
+                std::slice::from_ref(&mask),
+                Direction::Response,
+                None,
+                &mut keyed
+            )
+            .blocked
+            .is_some()
+        );
+
+        // Caller data is content, whatever its members are called.
+        let mut arguments =
+            json!({ "name": "tools/call", "arguments": { "name": "bob@example.com", "uri": "x" } });
+        let outcome = apply_at(
+            &[mask],
+            Direction::Request,
+            None,
+            &mut arguments,
+            Some("arguments"),
+        );
+        assert!(outcome.blocked.is_none());
+        assert_eq!(arguments["arguments"]["name"], "[REDACTED:email]");
     }
 
     mod properties {
