@@ -27,7 +27,7 @@ use crate::{
         jsonrpc::{self, Kind},
         respond::{self, ResponseRules},
         session::SessionCheck,
-        sse,
+        sse, tasks,
         upstream_http::{forward_request_headers, forward_response_headers},
     },
     grants::Grant,
@@ -362,6 +362,12 @@ impl Call<'_> {
             self.server.allow_unknown_methods,
             stateless,
         )?;
+        tasks::check_requests(
+            &*self.state.tasks,
+            &self.server.name,
+            self.principal.owner(),
+            &envelope,
+        )?;
         let tool_calls: Vec<&jsonrpc::Message> = envelope
             .messages
             .iter()
@@ -429,7 +435,13 @@ impl Call<'_> {
         {
             self.state.sessions.remove(&self.server.name, id);
         }
-        let rules = self.response_rules(verdict.lists_tools, tools_by_id);
+        let mut rules = self.response_rules(verdict.lists_tools, tools_by_id);
+        rules.tasks = tasks::rules_for(
+            &self.state.tasks,
+            &self.server.name,
+            self.principal.owner(),
+            &envelope,
+        );
         self.relay(response, rules, record).await
     }
 
@@ -554,6 +566,7 @@ impl Call<'_> {
             tools_by_id,
             notes: Arc::default(),
             late: None,
+            tasks: None,
             pins: (lists_tools && self.server.pin_action != PinAction::Off)
                 .then(|| (self.server.clone(), self.state.pins.clone())),
         }
