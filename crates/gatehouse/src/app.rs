@@ -46,6 +46,8 @@ pub struct App {
     pub snapshot: Arc<SnapshotHandle>,
     /// Legacy MCP sessions and who owns them.
     pub sessions: Sessions,
+    /// Who created each MCP task (tasks belong to their creator, in both wire eras).
+    pub tasks: Arc<dyn gateway::tasks::TaskOwners>,
     /// Pooled client for upstream MCP servers.
     pub upstream: UpstreamClient,
     /// Where audit events go (a bounded channel to the writer task).
@@ -134,6 +136,11 @@ async fn metrics(
             "gatehouse_sessions",
             "Legacy MCP sessions bound to their owner.",
             state.sessions.len() as f64,
+        ),
+        (
+            "gatehouse_task_owners",
+            "MCP tasks whose creator Gatehouse remembers.",
+            state.tasks.len() as f64,
         ),
     ]);
     (
@@ -257,6 +264,7 @@ pub async fn start_with(
         pins: crate::pinning::PinWatch::start(store.clone()).map_err(StartError::Pins)?,
         upstream,
         sessions: Sessions::new(config.gateway.max_sessions_per_owner),
+        tasks: Arc::new(gateway::tasks::InMemoryTaskOwners::default()),
         config,
         store,
         keyring,
@@ -348,6 +356,10 @@ async fn sweep_sessions(state: AppState, stop: CancellationToken) {
         let removed = state.sessions.sweep(crate::now_ms().saturating_sub(idle));
         if removed > 0 {
             tracing::debug!(removed, "idle sessions forgotten");
+        }
+        let expired = state.tasks.sweep(crate::now_ms());
+        if expired > 0 {
+            tracing::debug!(expired, "expired task owners forgotten");
         }
     }
 }

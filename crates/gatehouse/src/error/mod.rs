@@ -21,6 +21,7 @@ pub mod codes {
     pub const PARSE_ERROR: i64 = -32700;
     pub const INVALID_REQUEST: i64 = -32600;
     pub const METHOD_NOT_FOUND: i64 = -32601;
+    pub const INVALID_PARAMS: i64 = -32602;
     pub const HEADER_MISMATCH: i64 = -32020;
     pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
     pub const UNAUTHENTICATED: i64 = -32011;
@@ -83,6 +84,10 @@ pub enum GatewayError {
     SessionRequired,
     #[error("session not found")]
     SessionNotFound,
+    /// A task of another principal, or one Gatehouse never saw created (one answer, so ids
+    /// cannot be probed).
+    #[error("task not found")]
+    TaskNotFound,
     #[error("request body larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("Content-Type must be application/json")]
@@ -187,6 +192,7 @@ impl GatewayError {
             GatewayError::UnsupportedProtocolVersion { .. } => "unsupported_protocol_version",
             GatewayError::SessionRequired => "session_required",
             GatewayError::SessionNotFound => "session_not_found",
+            GatewayError::TaskNotFound => "task_not_found",
             GatewayError::PayloadTooLarge { .. } => "payload_too_large",
             GatewayError::UnsupportedMediaType => "unsupported_media_type",
             GatewayError::MethodNotAllowed { .. } => "http_method_not_allowed",
@@ -283,6 +289,9 @@ impl GatewayError {
                 (StatusCode::BAD_REQUEST, codes::UNSUPPORTED_PROTOCOL_VERSION)
             }
             E::SessionNotFound => (StatusCode::NOT_FOUND, codes::NOT_FOUND),
+            // What the tasks specification answers for an unknown task id: an answer to the
+            // JSON-RPC request (HTTP 404 would read as "session expired" to a legacy client).
+            E::TaskNotFound => (StatusCode::OK, codes::INVALID_PARAMS),
             E::PayloadTooLarge { limit } => {
                 data["limit_bytes"] = json!(limit);
                 (StatusCode::PAYLOAD_TOO_LARGE, codes::PAYLOAD_TOO_LARGE)

@@ -9,6 +9,7 @@ mod proxy;
 mod respond;
 pub mod session;
 pub mod sse;
+pub mod tasks;
 pub mod upstream_http;
 
 pub use proxy::handle;

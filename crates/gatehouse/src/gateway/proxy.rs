@@ -27,7 +27,7 @@ use crate::{
         jsonrpc::{self, Kind},
         respond::{self, ResponseRules},
         session::SessionCheck,
-        sse,
+        sse, tasks,
         upstream_http::{ask_for_identity, forward_request_headers, forward_response_headers},
     },
     grants::Grant,
@@ -368,6 +368,12 @@ impl Call<'_> {
             self.server.allow_unknown_methods,
             stateless,
         )?;
+        tasks::check_requests(
+            &*self.state.tasks,
+            &self.server.name,
+            self.principal.owner(),
+            &envelope,
+        )?;
         let tool_calls: Vec<&jsonrpc::Message> = envelope
             .messages
             .iter()
@@ -412,7 +418,13 @@ impl Call<'_> {
         let initializes =
             !envelope.batch && envelope.first().is_some_and(|m| m.method() == "initialize");
 
-        let rules = self.response_rules(verdict.lists_tools, tools_by_id);
+        let mut rules = self.response_rules(verdict.lists_tools, tools_by_id);
+        rules.tasks = tasks::rules_for(
+            &self.state.tasks,
+            &self.server.name,
+            self.principal.owner(),
+            &envelope,
+        );
         let response = self
             .send(
                 Method::POST,
@@ -576,6 +588,7 @@ impl Call<'_> {
             tools_by_id,
             notes: Arc::default(),
             late: None,
+            tasks: None,
             pins: (lists_tools && self.server.pin_action != PinAction::Off)
                 .then(|| (self.server.clone(), self.state.pins.clone())),
         }

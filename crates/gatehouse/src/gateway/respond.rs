@@ -38,11 +38,16 @@ pub struct ResponseRules {
     /// For streams, whose findings come after the request's audit event was written: each
     /// finding becomes its own event, copied from this one.
     pub late: Option<(AuditSink, AuditEvent)>,
+    /// Tasks the request creates (their owner recorded) or lists (filtered to the caller's).
+    pub tasks: Option<crate::gateway::tasks::TaskRules>,
 }
 
 impl ResponseRules {
     pub fn needed(&self) -> bool {
-        self.filter.is_some() || !self.guardrails.is_empty() || self.pins.is_some()
+        self.filter.is_some()
+            || !self.guardrails.is_empty()
+            || self.pins.is_some()
+            || self.tasks.is_some()
     }
 
     /// Rewrites one JSON-RPC message or batch; `None` when nothing changed (bytes pass as-is).
@@ -110,7 +115,10 @@ impl ResponseRules {
     /// Whether the message changed; `None` when it is withheld (a server-to-client request or
     /// notification a guardrail blocked: there is no request of the client's to answer).
     fn rewrite_message(&self, message: &mut Value) -> Option<bool> {
-        let mut changed = false;
+        let mut changed = self
+            .tasks
+            .as_ref()
+            .is_some_and(|tasks| tasks.observe(message));
         if let Some((server, watch)) = &self.pins
             && let Some(tools) = message
                 .get_mut("result")
@@ -274,6 +282,7 @@ mod tests {
             notes: Arc::default(),
             late: None,
             pins: None,
+            tasks: None,
         }
     }
 

@@ -55,7 +55,14 @@ pub struct OwnerId {
 
 impl OwnerId {
     pub fn is(&self, owner: Owner<'_>) -> bool {
-        self.client.as_deref() == owner.client && self.subject.as_deref() == owner.subject
+        self.as_owner() == owner
+    }
+
+    pub fn as_owner(&self) -> Owner<'_> {
+        Owner {
+            client: self.client.as_deref(),
+            subject: self.subject.as_deref(),
+        }
     }
 }
 

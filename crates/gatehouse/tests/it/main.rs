@@ -29,5 +29,6 @@ mod pinning;
 mod policies;
 mod proxying;
 mod sessions;
+mod tasks;
 mod tls;
 mod versions;

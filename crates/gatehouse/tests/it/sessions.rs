@@ -367,3 +367,85 @@ async fn an_owner_over_the_session_cap_loses_its_least_recently_used_session() {
     );
     cancel.cancel();
 }
+
+#[tokio::test]
+async fn people_behind_one_external_app_cannot_use_each_others_sessions() {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
+    use gatehouse::oauth::{jwt::Algorithm, keys::SigningKey};
+    let key = std::sync::Arc::new(SigningKey::generate(Algorithm::ES256).unwrap());
+    let jwks = json!({ "keys": [key.public_jwk()] });
+    let keys = axum::Router::new().route(
+        "/jwks",
+        axum::routing::get(move || {
+            let jwks = jwks.clone();
+            async move { axum::Json(jwks) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let jwks_uri = format!("http://{}/jwks", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, keys).await.unwrap() });
+
+    const ISSUER: &str = "https://idp.example.com";
+    let upstream = Upstream::start().await;
+    let app = TestApp::start_with(|c| {
+        c.oauth.trusted_issuers = vec![
+            serde_json::from_value(json!({
+                "name": "corp", "issuer": ISSUER, "jwks_uri": jwks_uri, "servers": ["demo"],
+            }))
+            .unwrap(),
+        ];
+    })
+    .await;
+    app.add_server("demo", &upstream.url()).await;
+    gatehouse::admin::create_client(&*app.store, "corp-app", "")
+        .await
+        .unwrap();
+    app.grant("corp-app", "demo", "echo").await;
+    // Two people's tokens for one application, without groups: both map onto `corp-app`.
+    let token_for = |sub: &str| {
+        let now = gatehouse::now_ms() / 1000;
+        let header = json!({ "alg": "ES256", "kid": key.kid(), "typ": "JWT" });
+        let claims = json!({
+            "iss": ISSUER, "sub": sub, "aud": app.mcp("demo"), "client_id": "corp-app",
+            "scope": "mcp:demo", "iat": now, "exp": now + 600, "jti": format!("jti-{sub}"),
+        });
+        let input = format!(
+            "{}.{}",
+            B64.encode(header.to_string()),
+            B64.encode(claims.to_string())
+        );
+        let signature = key.sign(input.as_bytes()).unwrap();
+        format!("{input}.{}", B64.encode(signature))
+    };
+    let alice = token_for("alice@corp");
+    let bob = token_for("bob@corp");
+
+    let response = app
+        .post("demo", Some(&alice), &initialize())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let session = response.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let own = app
+        .post("demo", Some(&alice), &call("echo"))
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), 200);
+    let stolen = app
+        .post("demo", Some(&bob), &call("echo"))
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        stolen.status(),
+        404,
+        "same application, another person: not their session"
+    );
+}
