@@ -683,6 +683,30 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn report_reload(&self, report: &crate::records::ReloadReport) -> StoreResult<()> {
+        let json = serde_json::to_string(report).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO reload_report (id, report) VALUES (1, $1) \
+             ON CONFLICT (id) DO UPDATE SET report = excluded.report",
+        )
+        .bind(json)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn reload_report(&self) -> StoreResult<Option<crate::records::ReloadReport>> {
+        let json: Option<String> =
+            sqlx::query_scalar("SELECT report FROM reload_report WHERE id = 1")
+                .fetch_optional(&self.pool)
+                .await?;
+        json.map(|json| {
+            serde_json::from_str(&json)
+                .map_err(|e| StoreError::Corrupt(format!("reload report: {e}")))
+        })
+        .transpose()
+    }
+
     async fn heartbeat(&self) -> StoreResult<ServerHeartbeat> {
         let rows = sqlx::query("SELECT key, value FROM meta")
             .fetch_all(&self.pool)

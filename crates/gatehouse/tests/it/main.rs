@@ -26,5 +26,6 @@ mod oauth_registration;
 mod pinning;
 mod policies;
 mod proxying;
+mod records;
 mod sessions;
 mod tls;

@@ -41,5 +41,10 @@ pub(super) fn migrator() -> Migrator {
             "users",
             include_str!("../../../../../migrations/sqlite/0005_users.sql"),
         ),
+        migration(
+            6,
+            "reload_report",
+            include_str!("../../../../../migrations/sqlite/0006_reload_report.sql"),
+        ),
     ])
 }
