@@ -64,6 +64,8 @@ enum Command {
     /// Access-token signing keys of the OAuth authorization server.
     #[command(subcommand)]
     SigningKeys(commands::oauth::SigningKeysCommand),
+    /// What the store holds and what the running server applied (generation, reload errors).
+    Status,
 }
 
 fn main() -> ExitCode {
@@ -105,5 +107,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Users(cmd) => cmd.run(&commands::Ctx::open(config, format).await?).await,
         Command::Groups(cmd) => cmd.run(&commands::Ctx::open(config, format).await?).await,
         Command::SigningKeys(cmd) => cmd.run(&commands::Ctx::open(config, format).await?).await,
+        Command::Status => commands::status::run(&commands::Ctx::open(config, format).await?).await,
     }
 }

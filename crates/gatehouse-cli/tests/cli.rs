@@ -292,3 +292,97 @@ fn the_demo_shows_allowed_denied_and_unauthenticated_calls_and_their_audit() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("row 3 was modified"));
 }
+
+impl Cli {
+    /// The store in this data directory, as a running server sees it.
+    fn store(&self) -> (tokio::runtime::Runtime, gatehouse::store::DynStore) {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let url = format!(
+            "sqlite://{}",
+            self.dir.path().join("gatehouse.db").display()
+        );
+        let store = runtime.block_on(gatehouse::store::open(&url)).unwrap();
+        (runtime, store)
+    }
+}
+
+#[test]
+fn a_country_policy_is_refused_where_no_geoip_database_is_configured() {
+    let cli = Cli::new();
+    let add = [
+        "policy",
+        "add",
+        "europe",
+        "--kind",
+        "country",
+        "--spec",
+        r#"{"allow": ["FR"]}"#,
+    ];
+    cli.fails(&add, "policy.geoip_database");
+    let file = cli.dir.path().join("policies.json");
+    std::fs::write(
+        &file,
+        r#"[{"id": "europe", "kind": "country", "spec": {"allow": ["FR"]}}]"#,
+    )
+    .unwrap();
+    cli.fails(
+        &["policy", "import", file.to_str().unwrap()],
+        "policy.geoip_database",
+    );
+    assert_eq!(cli.json(&["policy", "list"]).as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn a_change_the_running_server_has_not_applied_is_an_error() {
+    let cli = Cli::new();
+    cli.ok(&["clients", "create", "agent"]);
+    let key = cli.json(&["keys", "create", "--client", "agent"]);
+    let key_id = key["id"].as_str().unwrap().to_owned();
+    // A server that is alive (fresh heartbeat) but stuck at generation 1.
+    let (runtime, store) = cli.store();
+    runtime
+        .block_on(store.report_heartbeat(gatehouse::store::ServerHeartbeat {
+            applied_generation: 1,
+            heartbeat_ms: gatehouse::now_ms() + 60_000,
+        }))
+        .unwrap();
+    let out = cli.run(&["keys", "revoke", &key_id]);
+    assert_eq!(out.status.code(), Some(1), "not applied must not succeed");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("has not applied it"), "{stderr}");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("revoked"),
+        "nothing claims the key is revoked"
+    );
+}
+
+#[test]
+fn status_shows_the_applied_generation_counts_and_reload_issues() {
+    let cli = Cli::new();
+    cli.ok(&["servers", "add", "demo", "--url", "http://127.0.0.1:9/mcp"]);
+    cli.ok(&["clients", "create", "agent"]);
+    let (runtime, store) = cli.store();
+    runtime
+        .block_on(store.report_reload(&gatehouse::records::ReloadReport {
+            generation: 3,
+            issues: vec![gatehouse::records::RecordIssue::new(
+                "policy",
+                "europe",
+                "country policies need policy.geoip_database",
+                "deny-all",
+            )],
+            error: None,
+        }))
+        .unwrap();
+    let status = cli.json(&["status"]);
+    assert_eq!(status["counts"]["servers"], 1);
+    assert_eq!(status["counts"]["clients"], 1);
+    assert_eq!(status["server"]["running"], false);
+    assert_eq!(status["reload"]["issues"][0]["id"], "europe");
+    let text = cli.ok(&["status"]);
+    assert!(
+        text.contains("policy \"europe\": country policies need"),
+        "{text}"
+    );
+    assert!(text.contains("1 servers, 1 clients"), "{text}");
+}

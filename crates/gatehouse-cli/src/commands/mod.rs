@@ -9,6 +9,7 @@ pub mod oauth;
 pub mod policy;
 pub mod serve;
 pub mod servers;
+pub mod status;
 pub mod users;
 
 use gatehouse::{
@@ -19,6 +20,11 @@ use gatehouse::{
 use std::time::{Duration, Instant};
 
 use crate::output::Format;
+
+/// How long a change may take to reach a running server (it polls every 250 ms by default).
+const APPLY_WAIT: Duration = Duration::from_secs(5);
+/// A server writes its heartbeat every second; older than this, none is running.
+pub const HEARTBEAT_FRESH_MS: i64 = 3_000;
 
 pub struct Ctx {
     pub config: Config,
@@ -42,21 +48,45 @@ impl Ctx {
     }
 
     /// If a server is running on this store (recent heartbeat), wait until it has applied
-    /// `generation`, so "revoked" means revoked by the time the command returns.
+    /// `generation`, so "revoked" means revoked by the time the command returns. A change not
+    /// applied within the wait is an error: the command must not report what is not true.
     pub async fn applied(&self, generation: Generation) -> anyhow::Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + APPLY_WAIT;
         loop {
             let beat = self.store.heartbeat().await?;
-            let alive = gatehouse::now_ms() - beat.heartbeat_ms < 3_000;
-            if !alive || beat.applied_generation >= generation {
+            let alive = gatehouse::now_ms() - beat.heartbeat_ms < HEARTBEAT_FRESH_MS;
+            if !alive {
+                return Ok(());
+            }
+            if beat.applied_generation >= generation {
+                self.warn_about_unloadable_records(generation).await;
                 return Ok(());
             }
             if Instant::now() > deadline {
-                eprintln!("warning: the running server has not applied this change yet");
-                return Ok(());
+                anyhow::bail!(
+                    "the change is stored (generation {generation}) but the running server has \
+                     not applied it within {}s: it still runs generation {}; see `gatehouse status`",
+                    APPLY_WAIT.as_secs(),
+                    beat.applied_generation
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Records the server could not compile deny their scope: say so after every change.
+    async fn warn_about_unloadable_records(&self, generation: Generation) {
+        let Ok(Some(report)) = self.store.reload_report().await else {
+            return;
+        };
+        if report.generation < generation || report.issues.is_empty() {
+            return;
+        }
+        eprintln!(
+            "warning: the running server could not compile {} stored record(s); each denies \
+             its scope until fixed (`gatehouse status`)",
+            report.issues.len()
+        );
     }
 }
 

@@ -82,7 +82,7 @@ impl PolicyCommand {
                     tools,
                     spec,
                 };
-                let generation = admin::add_policy(&*ctx.store, new).await?;
+                let generation = admin::add_policy_for(&*ctx.store, new, &ctx.config).await?;
                 ctx.applied(generation).await?;
                 let added: Vec<_> = ctx
                     .store
@@ -104,7 +104,8 @@ impl PolicyCommand {
             PolicyCommand::Import { file } => {
                 let text = std::fs::read_to_string(&file)
                     .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-                let generation = admin::import_policies(&*ctx.store, &text).await?;
+                let generation =
+                    admin::import_policies_for(&*ctx.store, &text, &ctx.config).await?;
                 ctx.applied(generation).await?;
                 let all = ctx.store.list_policies().await?;
                 if ctx.format == Format::Json {

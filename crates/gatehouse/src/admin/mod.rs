@@ -283,6 +283,47 @@ pub async fn add_policy(store: &dyn Store, new: NewPolicy) -> AdminResult<Genera
     Ok(store.insert_policy(&record).await?)
 }
 
+/// [`add_policy`], also refusing what a server with `config` could not run (a `country`
+/// policy without `policy.geoip_database`): stored, it would deny its whole scope.
+pub async fn add_policy_for(
+    store: &dyn Store,
+    new: NewPolicy,
+    config: &crate::Config,
+) -> AdminResult<Generation> {
+    let record = policy_record(new)?;
+    runs_under(&record, config)?;
+    Ok(store.insert_policy(&record).await?)
+}
+
+/// [`import_policies`] under [`add_policy_for`]'s check, for every entry before any is stored.
+pub async fn import_policies_for(
+    store: &dyn Store,
+    text: &str,
+    config: &crate::Config,
+) -> AdminResult<Generation> {
+    let entries: Vec<PolicyEntry> =
+        serde_json::from_str(text).map_err(|e| AdminError::Invalid(format!("policy file: {e}")))?;
+    for entry in entries {
+        let record = crate::store::PolicyRecord {
+            id: entry.id,
+            kind: entry.kind.replace('-', "_"),
+            client: entry.client,
+            server: entry.server,
+            tools: entry.tools,
+            spec: entry.spec,
+            created_at: 0,
+        };
+        runs_under(&record, config)
+            .map_err(|e| AdminError::Invalid(format!("policy {:?}: {e}", record.id)))?;
+    }
+    import_policies(store, text).await
+}
+
+fn runs_under(record: &crate::store::PolicyRecord, config: &crate::Config) -> AdminResult<()> {
+    crate::policy::check_runs_under(record, config.policy.geoip_database.is_some())
+        .map_err(AdminError::Invalid)
+}
+
 /// One entry of a policy file (`gatehouse policy import`).
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]

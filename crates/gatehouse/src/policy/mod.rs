@@ -19,7 +19,7 @@ pub mod schedule;
 mod spec;
 
 pub use runtime::PolicyRuntime;
-pub use spec::{compile, validate};
+pub use spec::{check_runs_under, compile, validate};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
