@@ -60,10 +60,34 @@ impl Table {
     }
 }
 
-#[allow(clippy::print_stdout)]
 pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    let mut text = serde_json::to_string_pretty(value)?;
+    text.push('\n');
+    write_stdout(&text);
     Ok(())
+}
+
+/// Writes to stdout. A reader that went away (`gatehouse … | head`) ends the command quietly,
+/// as other Unix tools do, instead of a panic with a backtrace.
+pub fn write_stdout(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(err) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        if err.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        let _ = writeln!(std::io::stderr(), "error: writing the output: {err}");
+        std::process::exit(1);
+    }
+}
+
+/// How an error reaches the operator: one line, or one JSON object under `--output json`
+/// (on stderr, so stdout holds only results).
+pub fn error_text(format: Format, err: &anyhow::Error) -> String {
+    match format {
+        Format::Table => format!("error: {err:#}"),
+        Format::Json => serde_json::json!({ "error": format!("{err:#}") }).to_string(),
+    }
 }
 
 /// `2026-11-25 14:03:07Z`-style UTC time, or `-`.

@@ -386,3 +386,87 @@ fn status_shows_the_applied_generation_counts_and_reload_issues() {
     );
     assert!(text.contains("1 servers, 1 clients"), "{text}");
 }
+
+#[test]
+fn operator_details_expiry_regrant_errors_and_closed_pipes() {
+    let cli = Cli::new();
+    cli.ok(&["servers", "add", "demo", "--url", "http://127.0.0.1:9/mcp"]);
+    cli.ok(&["clients", "create", "agent"]);
+    cli.fails(
+        &["keys", "create", "--client", "agent", "--expires-in", "0d"],
+        "longer than zero",
+    );
+    // Granting again without --tools (to add resources) keeps the tools.
+    cli.ok(&[
+        "connections",
+        "grant",
+        "--client",
+        "agent",
+        "--server",
+        "demo",
+        "--tools",
+        "echo,add",
+    ]);
+    let regrant = cli.json(&[
+        "connections",
+        "grant",
+        "--client",
+        "agent",
+        "--server",
+        "demo",
+        "--resources",
+    ]);
+    assert_eq!(regrant["tools"], serde_json::json!(["echo", "add"]));
+    assert_eq!(regrant["resources"], true);
+
+    // Errors under --output json are one JSON object.
+    let out = cli.run(&["--output", "json", "keys", "revoke", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let error: Value = serde_json::from_str(&stderr).unwrap();
+    assert!(
+        error["error"].as_str().unwrap().contains("not found"),
+        "{error}"
+    );
+
+    // A reader that stops early (`| head`) is not a crash.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .arg("--data-dir")
+        .arg(cli.dir.path())
+        .args(["--output", "json", "connections", "list"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.status.success(), "{stderr}");
+}
+
+#[test]
+fn a_new_data_directory_is_named_where_it_is_created() {
+    let cli = Cli::new();
+    let fresh = cli.dir.path().join("fresh");
+    let list = || {
+        Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+            .arg("--data-dir")
+            .arg(&fresh)
+            .args(["clients", "list"])
+            .output()
+            .unwrap()
+    };
+    let out = list();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("created the data directory {}", fresh.display())),
+        "{stderr}"
+    );
+    // Said once, when it is created.
+    let again = list();
+    assert!(again.status.success());
+    assert!(!String::from_utf8_lossy(&again.stderr).contains("created"));
+}

@@ -35,8 +35,7 @@ pub struct Ctx {
 
 impl Ctx {
     pub async fn open(config: Config, format: Format) -> anyhow::Result<Self> {
-        gatehouse::secrets::create_private_dir(&config.data_dir)
-            .map_err(|e| anyhow::anyhow!("data directory {}: {e}", config.data_dir.display()))?;
+        create_data_dir(&config)?;
         let keyring = Keyring::load_or_create(&config.data_dir)?;
         let store = store::open(&config.database_url()).await?;
         Ok(Self {
@@ -90,15 +89,30 @@ impl Ctx {
     }
 }
 
+/// Creates the data directory if needed and, when it does, names it: the default is relative
+/// to the current directory, so a command run elsewhere would silently start a fresh store.
+pub fn create_data_dir(config: &Config) -> anyhow::Result<()> {
+    let dir = &config.data_dir;
+    let existed = dir.exists();
+    gatehouse::secrets::create_private_dir(dir)
+        .map_err(|e| anyhow::anyhow!("data directory {}: {e}", dir.display()))?;
+    if !existed {
+        let shown = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+        eprintln!(
+            "note: created the data directory {} (choose another with --data-dir or data_dir)",
+            shown.display()
+        );
+    }
+    Ok(())
+}
+
 /// Prints a line for people (suppressed in JSON mode, where stdout must stay parseable).
-#[allow(clippy::print_stdout)]
 pub fn say(format: Format, text: &str) {
     if format == Format::Table {
-        println!("{text}");
+        crate::output::write_stdout(&format!("{text}\n"));
     }
 }
 
-#[allow(clippy::print_stdout)]
 pub fn print(text: &str) {
-    print!("{text}");
+    crate::output::write_stdout(text);
 }

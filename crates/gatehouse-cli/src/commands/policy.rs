@@ -36,13 +36,11 @@ pub enum PolicyCommand {
     },
     /// Add every policy of a JSON file (an array of {id, kind, client, server, tools, spec});
     /// nothing is added unless all of them are valid.
-    Import {
-        file: std::path::PathBuf,
-    },
+    Import { file: std::path::PathBuf },
+    /// Every policy and guardrail with its scope and spec.
     List,
-    Remove {
-        id: String,
-    },
+    /// Delete a policy (and its quota counters) or a guardrail.
+    Remove { id: String },
     /// The decision a request would get and the rule that makes it; calls nothing.
     Explain {
         #[arg(long)]

@@ -27,23 +27,19 @@ pub enum ServersCommand {
         pin_action: String,
     },
     /// The server's pinned tool definitions and any changes waiting for approval.
-    Tools {
-        name: String,
-    },
+    Tools { name: String },
     /// Approve changed or held tool definitions (all pending ones, or those named).
     ApproveTools {
         name: String,
         #[arg(long = "tool")]
         tools: Vec<String>,
     },
+    /// Every upstream server with its settings (never the credential).
     List,
-    Show {
-        name: String,
-    },
+    /// One server's settings.
+    Show { name: String },
     /// Remove a server and its connections.
-    Remove {
-        name: String,
-    },
+    Remove { name: String },
 }
 
 impl ServersCommand {

@@ -201,6 +201,11 @@ pub async fn create_key(
     keyring: &Keyring,
     new: NewKey,
 ) -> AdminResult<CreatedKey> {
+    if new.expires_in == Some(Duration::ZERO) {
+        return Err(AdminError::Invalid(
+            "--expires-in must be longer than zero (the key would be expired when created)".into(),
+        ));
+    }
     let (record, token) = new_key_record(keyring, &new, None)?;
     let generation = store.insert_api_key(&record).await?;
     Ok(CreatedKey {
