@@ -470,3 +470,59 @@ fn a_new_data_directory_is_named_where_it_is_created() {
     assert!(again.status.success());
     assert!(!String::from_utf8_lossy(&again.stderr).contains("created"));
 }
+
+#[test]
+fn servers_update_changes_the_url_and_the_credential() {
+    let cli = Cli::new();
+    cli.ok(&["servers", "add", "demo", "--url", "http://127.0.0.1:9/mcp"]);
+    cli.ok(&["clients", "create", "agent"]);
+    cli.ok(&[
+        "connections",
+        "grant",
+        "--client",
+        "agent",
+        "--server",
+        "demo",
+        "--tools",
+        "echo",
+    ]);
+    let updated = cli.json(&[
+        "servers",
+        "update",
+        "demo",
+        "--url",
+        "http://127.0.0.1:10/mcp",
+        "--credential",
+        "X-Api-Key: upstream-s3cret",
+    ]);
+    let server = if updated.is_array() {
+        &updated[0]
+    } else {
+        &updated
+    };
+    assert_eq!(server["url"], "http://127.0.0.1:10/mcp");
+    assert_eq!(server["credential_header"], "x-api-key");
+    assert!(!updated.to_string().contains("upstream-s3cret"));
+    let cleared = cli.json(&["servers", "update", "demo", "--no-credential"]);
+    let server = if cleared.is_array() {
+        &cleared[0]
+    } else {
+        &cleared
+    };
+    assert_eq!(server["credential_header"], Value::Null);
+    assert_eq!(server["url"], "http://127.0.0.1:10/mcp", "the URL stays");
+    assert_eq!(
+        cli.json(&["connections", "list"]).as_array().unwrap().len(),
+        1,
+        "connections stay"
+    );
+    cli.fails(
+        &["servers", "update", "demo", "--url", "ftp://x"],
+        "http://",
+    );
+    cli.fails(
+        &["servers", "update", "ghost", "--url", "http://h/mcp"],
+        "not found",
+    );
+    cli.fails(&["servers", "update", "demo"], "nothing to change");
+}

@@ -188,6 +188,8 @@ pub trait Store: OAuthStore + UserStore {
     async fn insert_server(&self, server: &ServerRecord) -> StoreResult<Generation>;
     async fn list_servers(&self) -> StoreResult<Vec<ServerRecord>>;
     async fn get_server(&self, name: &str) -> StoreResult<ServerRecord>;
+    /// Replaces the server's settings (URL, credential, flags); its connections stay.
+    async fn update_server(&self, server: &ServerRecord) -> StoreResult<Generation>;
     /// Removes the server and its connections.
     async fn delete_server(&self, name: &str) -> StoreResult<Generation>;
 
