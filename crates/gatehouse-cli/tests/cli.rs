@@ -526,3 +526,66 @@ fn servers_update_changes_the_url_and_the_credential() {
     );
     cli.fails(&["servers", "update", "demo"], "nothing to change");
 }
+
+#[test]
+fn policy_explain_covers_guardrails_and_keys() {
+    let cli = Cli::new();
+    cli.ok(&["servers", "add", "demo", "--url", "http://127.0.0.1:9/mcp"]);
+    cli.ok(&["clients", "create", "agent"]);
+    cli.ok(&[
+        "connections",
+        "grant",
+        "--client",
+        "agent",
+        "--server",
+        "demo",
+        "--tools",
+        "*",
+    ]);
+    cli.ok(&[
+        "policy",
+        "add",
+        "no-words",
+        "--kind",
+        "guardrail",
+        "--spec",
+        r#"{"action": "block", "words": ["forbidden"]}"#,
+    ]);
+    let explain = |extra: &[&str]| {
+        let mut args = vec!["-o", "json", "policy", "explain", "--server", "demo"];
+        args.extend_from_slice(extra);
+        let out = cli.run(&args);
+        let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+        (out.status.code(), json)
+    };
+    let (code, answer) = explain(&[
+        "--client",
+        "agent",
+        "--tool",
+        "echo",
+        "--args",
+        r#"{"text": "a forbidden word"}"#,
+    ]);
+    assert_eq!(code, Some(3), "{answer}");
+    assert_eq!(answer["decided_by"], "guardrail:no-words");
+    let (code, _) = explain(&[
+        "--client",
+        "agent",
+        "--tool",
+        "echo",
+        "--args",
+        r#"{"text": "fine"}"#,
+    ]);
+    assert_eq!(code, Some(0));
+
+    let key = cli.json(&["keys", "create", "--client", "agent", "--tools", "echo"]);
+    let key_id = key["id"].as_str().unwrap();
+    let (code, answer) = explain(&["--key", key_id, "--tool", "add"]);
+    assert_eq!(code, Some(3), "the key's narrowing applies: {answer}");
+    assert!(
+        answer["steps"].to_string().contains("connection ∩ key"),
+        "{answer}"
+    );
+    let (code, _) = explain(&["--key", key_id, "--tool", "echo"]);
+    assert_eq!(code, Some(0));
+}
