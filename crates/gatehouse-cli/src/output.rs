@@ -84,9 +84,58 @@ pub fn write_stdout(text: &str) {
 /// How an error reaches the operator: one line, or one JSON object under `--output json`
 /// (on stderr, so stdout holds only results).
 pub fn error_text(format: Format, err: &anyhow::Error) -> String {
+    let message = error_chain(err);
     match format {
-        Format::Table => format!("error: {err:#}"),
-        Format::Json => serde_json::json!({ "error": format!("{err:#}") }).to_string(),
+        Format::Table => format!("error: {message}"),
+        Format::Json => serde_json::json!({ "error": message }).to_string(),
+    }
+}
+
+/// The error and its causes, `: `-separated, leaving out a cause the text already contains
+/// (many errors repeat their source in their own message).
+fn error_chain(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let cause = cause.to_string();
+        if text.contains(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_repeating_its_source_is_printed_once() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "configuration: {}", self.0)
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let err = anyhow::Error::new(Outer(std::io::Error::other("unknown field `x`")));
+        assert_eq!(
+            error_text(Format::Table, &err),
+            "error: configuration: unknown field `x`"
+        );
+        let err = anyhow::Error::new(std::io::Error::other("inner")).context("outer");
+        assert_eq!(
+            error_text(Format::Json, &err),
+            r#"{"error":"outer: inner"}"#
+        );
     }
 }
 
