@@ -108,6 +108,14 @@ fn error_chain(err: &anyhow::Error) -> String {
     text
 }
 
+/// `2026-11-25 14:03:07Z`-style UTC time, or `-`.
+pub fn time(ms: Option<i64>) -> String {
+    match ms.and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok()) {
+        Some(ts) => ts.strftime("%Y-%m-%d %H:%M:%SZ").to_string(),
+        None => "-".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,13 +144,5 @@ mod tests {
             error_text(Format::Json, &err),
             r#"{"error":"outer: inner"}"#
         );
-    }
-}
-
-/// `2026-11-25 14:03:07Z`-style UTC time, or `-`.
-pub fn time(ms: Option<i64>) -> String {
-    match ms.and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok()) {
-        Some(ts) => ts.strftime("%Y-%m-%d %H:%M:%SZ").to_string(),
-        None => "-".into(),
     }
 }

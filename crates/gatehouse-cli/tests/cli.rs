@@ -589,3 +589,14 @@ fn policy_explain_covers_guardrails_and_keys() {
     let (code, _) = explain(&["--key", key_id, "--tool", "echo"]);
     assert_eq!(code, Some(0));
 }
+
+#[test]
+fn a_configuration_error_is_printed_once() {
+    let cli = Cli::new();
+    let file = cli.dir.path().join("gatehouse.toml");
+    std::fs::write(&file, "listen_adress = \"127.0.0.1:1\"\n").unwrap();
+    let out = cli.run(&["--config", file.to_str().unwrap(), "status"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("listen_adress").count(), 1, "{stderr}");
+}
