@@ -598,5 +598,5 @@ fn a_configuration_error_is_printed_once() {
     let out = cli.run(&["--config", file.to_str().unwrap(), "status"]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(stderr.matches("listen_adress").count(), 1, "{stderr}");
+    assert_eq!(stderr.matches("unknown field").count(), 1, "{stderr}");
 }
