@@ -229,3 +229,49 @@ async fn the_reload_report_reaches_the_store_for_the_cli() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn rows_whose_json_is_unreadable_deny_their_scope_and_the_rest_loads() {
+    let upstream = Upstream::start().await;
+    let app = TestApp::start().await;
+    app.add_server("demo", &upstream.url()).await;
+    let agent = app.client_with_key("agent", "demo", "*").await;
+    let other = app.client_with_key("other", "demo", "*").await;
+    app.policy(
+        "slow",
+        "rate_limit",
+        json!({ "requests": 100, "period": "1s" }),
+        (Some("agent"), None, None),
+    )
+    .await;
+    // Damage the stored JSON the way a bad manual edit or a broken disk would.
+    let pool = sqlx::SqlitePool::connect(&app.config.database_url())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE policies SET spec = '{not json' WHERE id = 'slow'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    app.reload().await;
+    let (status, _, body) = rpc_message(
+        app.post("demo", Some(&agent), &call("echo"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["data"]["rule"], "slow");
+    let response = app
+        .post("demo", Some(&other), &call("echo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let report = app.server.state.snapshot.report();
+    assert!(report.issues[0].reason.contains("not JSON"), "{report:?}");
+}
