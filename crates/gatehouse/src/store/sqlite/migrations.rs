@@ -42,9 +42,9 @@ pub(super) fn migrator() -> Migrator {
             include_str!("../../../../../migrations/sqlite/0005_users.sql"),
         ),
         migration(
-            6,
+            7,
             "reload_report",
-            include_str!("../../../../../migrations/sqlite/0006_reload_report.sql"),
+            include_str!("../../../../../migrations/sqlite/0007_reload_report.sql"),
         ),
     ])
 }
