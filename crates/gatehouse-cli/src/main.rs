@@ -34,7 +34,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway.
-    Serve,
+    Serve(commands::serve::ServeArgs),
     /// Start a throw-away Gatehouse with an example MCP server, a client and a key.
     Demo(demo::DemoArgs),
     /// Upstream MCP servers.
@@ -64,6 +64,8 @@ enum Command {
     /// Access-token signing keys of the OAuth authorization server.
     #[command(subcommand)]
     SigningKeys(commands::oauth::SigningKeysCommand),
+    /// What the store holds and what the running server applied (generation, reload errors).
+    Status,
 }
 
 fn main() -> ExitCode {
@@ -78,10 +80,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let format = cli.output;
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("{}", output::error_text(format, &err));
             ExitCode::FAILURE
         }
     }
@@ -94,7 +97,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let format = cli.output;
     match cli.command {
-        Command::Serve => commands::serve::run(config).await,
+        Command::Serve(args) => commands::serve::run(config, args).await,
         Command::Demo(args) => demo::run(config, args, format).await,
         Command::Servers(cmd) => cmd.run(&commands::Ctx::open(config, format).await?).await,
         Command::Clients(cmd) => cmd.run(&commands::Ctx::open(config, format).await?).await,
@@ -105,5 +108,28 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Users(cmd) => cmd.run(&commands::Ctx::open(config, format).await?).await,
         Command::Groups(cmd) => cmd.run(&commands::Ctx::open(config, format).await?).await,
         Command::SigningKeys(cmd) => cmd.run(&commands::Ctx::open(config, format).await?).await,
+        Command::Status => commands::status::run(&commands::Ctx::open(config, format).await?).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    fn undocumented(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        for sub in command.get_subcommands() {
+            let path = format!("{path} {}", sub.get_name());
+            if sub.get_about().is_none() {
+                missing.push(path.clone());
+            }
+            undocumented(sub, &path, missing);
+        }
+    }
+
+    #[test]
+    fn every_subcommand_has_help_text() {
+        let mut missing = Vec::new();
+        undocumented(&super::Cli::command(), "gatehouse", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:?}");
     }
 }

@@ -60,10 +60,52 @@ impl Table {
     }
 }
 
-#[allow(clippy::print_stdout)]
 pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    let mut text = serde_json::to_string_pretty(value)?;
+    text.push('\n');
+    write_stdout(&text);
     Ok(())
+}
+
+/// Writes to stdout. A reader that went away (`gatehouse … | head`) ends the command quietly,
+/// as other Unix tools do, instead of a panic with a backtrace.
+pub fn write_stdout(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(err) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        if err.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        let _ = writeln!(std::io::stderr(), "error: writing the output: {err}");
+        std::process::exit(1);
+    }
+}
+
+/// How an error reaches the operator: one line, or one JSON object under `--output json`
+/// (on stderr, so stdout holds only results).
+pub fn error_text(format: Format, err: &anyhow::Error) -> String {
+    let message = error_chain(err);
+    match format {
+        Format::Table => format!("error: {message}"),
+        Format::Json => serde_json::json!({ "error": message }).to_string(),
+    }
+}
+
+/// The error and its causes, `: `-separated, leaving out a cause the text already contains
+/// (many errors repeat their source in their own message).
+fn error_chain(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let cause = cause.to_string();
+        if text.contains(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
 }
 
 /// `2026-11-25 14:03:07Z`-style UTC time, or `-`.
@@ -71,5 +113,36 @@ pub fn time(ms: Option<i64>) -> String {
     match ms.and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok()) {
         Some(ts) => ts.strftime("%Y-%m-%d %H:%M:%SZ").to_string(),
         None => "-".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_repeating_its_source_is_printed_once() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "configuration: {}", self.0)
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let err = anyhow::Error::new(Outer(std::io::Error::other("unknown field `x`")));
+        assert_eq!(
+            error_text(Format::Table, &err),
+            "error: configuration: unknown field `x`"
+        );
+        let err = anyhow::Error::new(std::io::Error::other("inner")).context("outer");
+        assert_eq!(
+            error_text(Format::Json, &err),
+            r#"{"error":"outer: inner"}"#
+        );
     }
 }

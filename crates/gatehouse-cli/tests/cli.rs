@@ -292,3 +292,311 @@ fn the_demo_shows_allowed_denied_and_unauthenticated_calls_and_their_audit() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("row 3 was modified"));
 }
+
+impl Cli {
+    /// The store in this data directory, as a running server sees it.
+    fn store(&self) -> (tokio::runtime::Runtime, gatehouse::store::DynStore) {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let url = format!(
+            "sqlite://{}",
+            self.dir.path().join("gatehouse.db").display()
+        );
+        let store = runtime.block_on(gatehouse::store::open(&url)).unwrap();
+        (runtime, store)
+    }
+}
+
+#[test]
+fn a_country_policy_is_refused_where_no_geoip_database_is_configured() {
+    let cli = Cli::new();
+    let add = [
+        "policy",
+        "add",
+        "europe",
+        "--kind",
+        "country",
+        "--spec",
+        r#"{"allow": ["FR"]}"#,
+    ];
+    cli.fails(&add, "policy.geoip_database");
+    let file = cli.dir.path().join("policies.json");
+    std::fs::write(
+        &file,
+        r#"[{"id": "europe", "kind": "country", "spec": {"allow": ["FR"]}}]"#,
+    )
+    .unwrap();
+    cli.fails(
+        &["policy", "import", file.to_str().unwrap()],
+        "policy.geoip_database",
+    );
+    assert_eq!(cli.json(&["policy", "list"]).as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn a_change_the_running_server_has_not_applied_is_an_error() {
+    let cli = Cli::new();
+    cli.ok(&["clients", "create", "agent"]);
+    let key = cli.json(&["keys", "create", "--client", "agent"]);
+    let key_id = key["id"].as_str().unwrap().to_owned();
+    // A server that is alive (fresh heartbeat) but stuck at generation 1.
+    let (runtime, store) = cli.store();
+    runtime
+        .block_on(store.report_heartbeat(gatehouse::store::ServerHeartbeat {
+            applied_generation: 1,
+            heartbeat_ms: gatehouse::now_ms() + 60_000,
+        }))
+        .unwrap();
+    let out = cli.run(&["keys", "revoke", &key_id]);
+    assert_eq!(out.status.code(), Some(1), "not applied must not succeed");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("has not applied it"), "{stderr}");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("revoked"),
+        "nothing claims the key is revoked"
+    );
+}
+
+#[test]
+fn status_shows_the_applied_generation_counts_and_reload_issues() {
+    let cli = Cli::new();
+    cli.ok(&["servers", "add", "demo", "--url", "http://127.0.0.1:9/mcp"]);
+    cli.ok(&["clients", "create", "agent"]);
+    let (runtime, store) = cli.store();
+    runtime
+        .block_on(store.report_reload(&gatehouse::records::ReloadReport {
+            generation: 3,
+            issues: vec![gatehouse::records::RecordIssue::new(
+                "policy",
+                "europe",
+                "country policies need policy.geoip_database",
+                "deny-all",
+            )],
+            error: None,
+        }))
+        .unwrap();
+    let status = cli.json(&["status"]);
+    assert_eq!(status["counts"]["servers"], 1);
+    assert_eq!(status["counts"]["clients"], 1);
+    assert_eq!(status["server"]["running"], false);
+    assert_eq!(status["reload"]["issues"][0]["id"], "europe");
+    let text = cli.ok(&["status"]);
+    assert!(
+        text.contains("policy \"europe\": country policies need"),
+        "{text}"
+    );
+    assert!(text.contains("1 servers, 1 clients"), "{text}");
+}
+
+#[test]
+fn operator_details_expiry_regrant_errors_and_closed_pipes() {
+    let cli = Cli::new();
+    cli.ok(&["servers", "add", "demo", "--url", "http://127.0.0.1:9/mcp"]);
+    cli.ok(&["clients", "create", "agent"]);
+    cli.fails(
+        &["keys", "create", "--client", "agent", "--expires-in", "0d"],
+        "longer than zero",
+    );
+    // Granting again without --tools (to add resources) keeps the tools.
+    cli.ok(&[
+        "connections",
+        "grant",
+        "--client",
+        "agent",
+        "--server",
+        "demo",
+        "--tools",
+        "echo,add",
+    ]);
+    let regrant = cli.json(&[
+        "connections",
+        "grant",
+        "--client",
+        "agent",
+        "--server",
+        "demo",
+        "--resources",
+    ]);
+    assert_eq!(regrant["tools"], serde_json::json!(["echo", "add"]));
+    assert_eq!(regrant["resources"], true);
+
+    // Errors under --output json are one JSON object.
+    let out = cli.run(&["--output", "json", "keys", "revoke", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let error: Value = serde_json::from_str(&stderr).unwrap();
+    assert!(
+        error["error"].as_str().unwrap().contains("not found"),
+        "{error}"
+    );
+
+    // A reader that stops early (`| head`) is not a crash.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .arg("--data-dir")
+        .arg(cli.dir.path())
+        .args(["--output", "json", "connections", "list"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.status.success(), "{stderr}");
+}
+
+#[test]
+fn a_new_data_directory_is_named_where_it_is_created() {
+    let cli = Cli::new();
+    let fresh = cli.dir.path().join("fresh");
+    let list = || {
+        Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+            .arg("--data-dir")
+            .arg(&fresh)
+            .args(["clients", "list"])
+            .output()
+            .unwrap()
+    };
+    let out = list();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("created the data directory {}", fresh.display())),
+        "{stderr}"
+    );
+    // Said once, when it is created.
+    let again = list();
+    assert!(again.status.success());
+    assert!(!String::from_utf8_lossy(&again.stderr).contains("created"));
+}
+
+#[test]
+fn servers_update_changes_the_url_and_the_credential() {
+    let cli = Cli::new();
+    cli.ok(&["servers", "add", "demo", "--url", "http://127.0.0.1:9/mcp"]);
+    cli.ok(&["clients", "create", "agent"]);
+    cli.ok(&[
+        "connections",
+        "grant",
+        "--client",
+        "agent",
+        "--server",
+        "demo",
+        "--tools",
+        "echo",
+    ]);
+    let updated = cli.json(&[
+        "servers",
+        "update",
+        "demo",
+        "--url",
+        "http://127.0.0.1:10/mcp",
+        "--credential",
+        "X-Api-Key: upstream-s3cret",
+    ]);
+    let server = if updated.is_array() {
+        &updated[0]
+    } else {
+        &updated
+    };
+    assert_eq!(server["url"], "http://127.0.0.1:10/mcp");
+    assert_eq!(server["credential_header"], "x-api-key");
+    assert!(!updated.to_string().contains("upstream-s3cret"));
+    let cleared = cli.json(&["servers", "update", "demo", "--no-credential"]);
+    let server = if cleared.is_array() {
+        &cleared[0]
+    } else {
+        &cleared
+    };
+    assert_eq!(server["credential_header"], Value::Null);
+    assert_eq!(server["url"], "http://127.0.0.1:10/mcp", "the URL stays");
+    assert_eq!(
+        cli.json(&["connections", "list"]).as_array().unwrap().len(),
+        1,
+        "connections stay"
+    );
+    cli.fails(
+        &["servers", "update", "demo", "--url", "ftp://x"],
+        "http://",
+    );
+    cli.fails(
+        &["servers", "update", "ghost", "--url", "http://h/mcp"],
+        "not found",
+    );
+    cli.fails(&["servers", "update", "demo"], "nothing to change");
+}
+
+#[test]
+fn policy_explain_covers_guardrails_and_keys() {
+    let cli = Cli::new();
+    cli.ok(&["servers", "add", "demo", "--url", "http://127.0.0.1:9/mcp"]);
+    cli.ok(&["clients", "create", "agent"]);
+    cli.ok(&[
+        "connections",
+        "grant",
+        "--client",
+        "agent",
+        "--server",
+        "demo",
+        "--tools",
+        "*",
+    ]);
+    cli.ok(&[
+        "policy",
+        "add",
+        "no-words",
+        "--kind",
+        "guardrail",
+        "--spec",
+        r#"{"action": "block", "words": ["forbidden"]}"#,
+    ]);
+    let explain = |extra: &[&str]| {
+        let mut args = vec!["-o", "json", "policy", "explain", "--server", "demo"];
+        args.extend_from_slice(extra);
+        let out = cli.run(&args);
+        let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+        (out.status.code(), json)
+    };
+    let (code, answer) = explain(&[
+        "--client",
+        "agent",
+        "--tool",
+        "echo",
+        "--args",
+        r#"{"text": "a forbidden word"}"#,
+    ]);
+    assert_eq!(code, Some(3), "{answer}");
+    assert_eq!(answer["decided_by"], "guardrail:no-words");
+    let (code, _) = explain(&[
+        "--client",
+        "agent",
+        "--tool",
+        "echo",
+        "--args",
+        r#"{"text": "fine"}"#,
+    ]);
+    assert_eq!(code, Some(0));
+
+    let key = cli.json(&["keys", "create", "--client", "agent", "--tools", "echo"]);
+    let key_id = key["id"].as_str().unwrap();
+    let (code, answer) = explain(&["--key", key_id, "--tool", "add"]);
+    assert_eq!(code, Some(3), "the key's narrowing applies: {answer}");
+    assert!(
+        answer["steps"].to_string().contains("connection ∩ key"),
+        "{answer}"
+    );
+    let (code, _) = explain(&["--key", key_id, "--tool", "echo"]);
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn a_configuration_error_is_printed_once() {
+    let cli = Cli::new();
+    let file = cli.dir.path().join("gatehouse.toml");
+    std::fs::write(&file, "listen_adress = \"127.0.0.1:1\"\n").unwrap();
+    let out = cli.run(&["--config", file.to_str().unwrap(), "status"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("unknown field").count(), 1, "{stderr}");
+}

@@ -142,6 +142,16 @@ async fn metrics(
             "MCP tasks whose creator Gatehouse remembers.",
             state.tasks.len() as f64,
         ),
+        (
+            "gatehouse_config_record_errors",
+            "Stored records the running configuration could not compile (each denies its scope).",
+            snapshot.issues.len() as f64,
+        ),
+        (
+            "gatehouse_config_reload_failed",
+            "1 while the last configuration reload failed and the previous one is still running.",
+            f64::from(u8::from(state.snapshot.report().error.is_some())),
+        ),
     ]);
     (
         [(
@@ -153,11 +163,39 @@ async fn metrics(
         .into_response()
 }
 
+/// Ready while the store answers. Records that did not compile are listed but do not make the
+/// server unready: they deny only their own scope, and the rest keeps being served.
 async fn ready(State(state): State<AppState>) -> Response {
     match state.store.generation().await {
-        Ok(_) => (StatusCode::OK, "ready\n").into_response(),
+        Ok(_) => (StatusCode::OK, readiness_text(&state.snapshot.report())).into_response(),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response(),
     }
+}
+
+fn readiness_text(report: &crate::records::ReloadReport) -> String {
+    let mut text = String::from("ready\n");
+    if report.error.is_some() {
+        text.push_str(&format!(
+            "last reload failed, still running generation {}\n",
+            report.generation
+        ));
+    }
+    if !report.issues.is_empty() {
+        text.push_str(&format!(
+            "generation {}: {} stored record(s) could not be compiled:\n",
+            report.generation,
+            report.issues.len()
+        ));
+        // Kind and name only: this endpoint is public, and the reasons (in the log and
+        // `gatehouse status`) may describe configuration.
+        for issue in &report.issues {
+            text.push_str(&format!(
+                "  {} {:?}: {}\n",
+                issue.record, issue.id, issue.effect
+            ));
+        }
+    }
+    text
 }
 
 #[derive(Debug, thiserror::Error)]

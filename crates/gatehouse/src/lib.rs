@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod pinning;
 pub mod policy;
+pub mod records;
 pub mod secrets;
 pub mod snapshot;
 pub mod store;

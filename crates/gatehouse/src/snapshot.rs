@@ -24,6 +24,7 @@ use crate::{
     identity::api_keys::{KeyEntry, KeyTable},
     oauth::{clients::ClientDirectory, signing::SigningKeys},
     policy::{self, CompiledPolicy, PolicyRuntime, geo::GeoDb},
+    records::{self, RecordIssue, ReloadReport},
     secrets::Keyring,
     store::{DynStore, Generation, ServerHeartbeat, StoreContents, StoreError},
 };
@@ -73,6 +74,10 @@ pub struct Snapshot {
     pub groups: GroupGrants,
     /// Policies and guardrails that name a client, for the agents users delegate to.
     pub client_rules: ClientRules,
+    /// Servers whose row could not be compiled: they answer `server_unavailable`.
+    pub unavailable_servers: HashMap<String, Arc<str>>,
+    /// Stored records that could not be compiled, each replaced by a deny-all for its scope.
+    pub issues: Vec<RecordIssue>,
 }
 
 /// The rules attached to particular clients, kept so a user-delegated token carried by one of
@@ -139,15 +144,13 @@ pub struct OAuthView {
 pub enum SnapshotError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("server {server:?}: {reason}")]
-    Server { server: String, reason: String },
-    #[error("policy {policy:?}: {reason}")]
-    Policy { policy: String, reason: String },
     #[error(transparent)]
     Signing(#[from] crate::oauth::signing::SigningError),
 }
 
 impl Snapshot {
+    /// Compiles every record on its own: one that fails becomes a deny-all for its scope and
+    /// is listed in [`Snapshot::issues`] (see `crate::records`), so it never blocks the rest.
     pub fn build(
         contents: StoreContents,
         keyring: &Keyring,
@@ -155,24 +158,29 @@ impl Snapshot {
         usage: &UsageTracker,
         runtime: &PolicyRuntime,
     ) -> Result<Self, SnapshotError> {
+        let mut issues = Vec::new();
         let mut policies: Vec<Arc<CompiledPolicy>> = Vec::new();
         let mut guardrails: Vec<Arc<Guardrail>> = Vec::new();
         for record in &contents.policies {
-            if record.kind == GUARDRAIL_KIND {
-                let compiled =
-                    guardrails::compile_record(record).map_err(|reason| SnapshotError::Policy {
-                        policy: record.id.clone(),
-                        reason,
-                    })?;
-                guardrails.push(Arc::new(compiled));
-                continue;
-            }
-            let compiled =
-                policy::compile(record, runtime).map_err(|reason| SnapshotError::Policy {
-                    policy: record.id.clone(),
+            let compiled = if record.kind == GUARDRAIL_KIND {
+                guardrails::compile_record(record).map(|g| guardrails.push(Arc::new(g)))
+            } else {
+                policy::compile(record, runtime).map(|p| policies.push(Arc::new(p)))
+            };
+            if let Err(reason) = compiled {
+                let kind = if record.kind == GUARDRAIL_KIND {
+                    "guardrail"
+                } else {
+                    "policy"
+                };
+                issues.push(RecordIssue::new(
+                    kind,
+                    record.id.clone(),
                     reason,
-                })?;
-            policies.push(Arc::new(compiled));
+                    "deny-all: every call in its scope is refused",
+                ));
+                policies.push(Arc::new(records::unloadable_rule(record)));
+            }
         }
         policies.sort_by(|a, b| (a.kind, &a.id).cmp(&(b.kind, &b.id)));
         let attached = |client: Option<&str>, server: &str| -> Arc<[Arc<CompiledPolicy>]> {
@@ -194,24 +202,20 @@ impl Snapshot {
             ..Snapshot::default()
         };
         for server in contents.servers {
-            let bad = |reason: String| SnapshotError::Server {
-                server: server.name.clone(),
-                reason,
-            };
-            let upstream: Uri = server.url.parse().map_err(|e| bad(format!("url: {e}")))?;
-            let credential = match (&server.credential_header, &server.credential_sealed) {
-                (Some(name), Some(sealed)) => {
-                    let value = keyring
-                        .decrypt(sealed, &credential_context(&server.name))
-                        .map_err(|e| bad(e.to_string()))?;
-                    let name =
-                        HeaderName::try_from(name.as_str()).map_err(|e| bad(e.to_string()))?;
-                    let mut value =
-                        HeaderValue::from_bytes(&value).map_err(|e| bad(e.to_string()))?;
-                    value.set_sensitive(true);
-                    Some((name, value))
+            let (upstream, credential) = match records::compile_server(&server, keyring) {
+                Ok(compiled) => compiled,
+                Err(reason) => {
+                    issues.push(RecordIssue::new(
+                        "server",
+                        server.name.clone(),
+                        reason.clone(),
+                        "unavailable: its calls are answered 503",
+                    ));
+                    snapshot
+                        .unavailable_servers
+                        .insert(server.name, Arc::from(reason));
+                    continue;
                 }
-                _ => None,
             };
             let entry = ServerEntry {
                 name: Arc::from(server.name.as_str()),
@@ -257,7 +261,7 @@ impl Snapshot {
                     .filter_map(|c| Some((c.name.as_str(), c.oauth.as_ref()?))),
                 &contents.client_secrets,
             ),
-            signing: SigningKeys::build(&contents.signing_keys, keyring)?,
+            signing: records::compile_signing_keys(&contents.signing_keys, keyring, &mut issues)?,
             revoked: contents
                 .revoked_tokens
                 .iter()
@@ -278,20 +282,29 @@ impl Snapshot {
             &contents.group_connections,
             &attached,
             &content_rules,
-        )?;
+            &mut issues,
+        );
         for connection in contents.connections {
             let Some(client) = snapshot.clients.get_mut(&connection.client) else {
                 continue;
             };
-            let tools = connection
+            let tools = match connection
                 .tools
                 .iter()
                 .map(|t| ToolPattern::parse(t))
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| SnapshotError::Server {
-                    server: connection.server.clone(),
-                    reason: format!("connection from {}: {e}", connection.client),
-                })?;
+            {
+                Ok(tools) => tools,
+                Err(err) => {
+                    issues.push(RecordIssue::new(
+                        "connection",
+                        format!("{} → {}", connection.client, connection.server),
+                        err.to_string(),
+                        "left out: the client has no connection to the server",
+                    ));
+                    continue;
+                }
+            };
             let grant = Grant {
                 tools,
                 resources: connection.resources,
@@ -312,16 +325,22 @@ impl Snapshot {
                 continue;
             };
             let narrowing = match key.tools {
-                Some(patterns) => Some(
-                    patterns
-                        .iter()
-                        .map(|t| ToolPattern::parse(t))
-                        .collect::<Result<Arc<[_]>, _>>()
-                        .map_err(|e| SnapshotError::Server {
-                            server: String::new(),
-                            reason: format!("key {}: {e}", key.id),
-                        })?,
-                ),
+                Some(patterns) => match patterns
+                    .iter()
+                    .map(|t| ToolPattern::parse(t))
+                    .collect::<Result<Arc<[_]>, _>>()
+                {
+                    Ok(narrowing) => Some(narrowing),
+                    Err(err) => {
+                        issues.push(RecordIssue::new(
+                            "api_key",
+                            key.id.clone(),
+                            err.to_string(),
+                            "left out: the key is refused",
+                        ));
+                        continue;
+                    }
+                },
                 None => None,
             };
             let client: Arc<str> = Arc::from(key.client.as_str());
@@ -347,6 +366,10 @@ impl Snapshot {
             guardrails,
             built: RwLock::default(),
         };
+        for issue in &issues {
+            tracing::error!(%issue, "stored record could not be compiled");
+        }
+        snapshot.issues = issues;
         Ok(snapshot)
     }
 
@@ -393,21 +416,33 @@ fn user_grants(
     group_connections: &[crate::store::GroupConnectionRecord],
     attached: Attached<'_, CompiledPolicy>,
     content_rules: Attached<'_, Guardrail>,
-) -> Result<(HashMap<String, UserEntry>, GroupGrants), SnapshotError> {
+    issues: &mut Vec<RecordIssue>,
+) -> (HashMap<String, UserEntry>, GroupGrants) {
     let mut groups: HashMap<String, HashMap<String, Grant>> = HashMap::new();
     for connection in group_connections {
+        let tools = match connection
+            .tools
+            .iter()
+            .map(|t| ToolPattern::parse(t))
+            .collect::<Result<Vec<_>, _>>()
+        {
+            Ok(tools) => tools,
+            Err(err) => {
+                issues.push(RecordIssue::new(
+                    "group_connection",
+                    format!("{} → {}", connection.group, connection.server),
+                    err.to_string(),
+                    "left out: the group's members get nothing from it",
+                ));
+                continue;
+            }
+        };
         let grant = groups
             .entry(connection.group.clone())
             .or_default()
             .entry(connection.server.clone())
             .or_default();
-        for tool in &connection.tools {
-            let pattern = ToolPattern::parse(tool).map_err(|e| SnapshotError::Server {
-                server: connection.server.clone(),
-                reason: format!("connection of group {}: {e}", connection.group),
-            })?;
-            grant.tools.push(pattern);
-        }
+        grant.tools.extend(tools);
         grant.resources = connection.resources;
         grant.prompts = connection.prompts;
     }
@@ -449,7 +484,7 @@ fn user_grants(
             },
         );
     }
-    Ok((users, groups))
+    (users, groups)
 }
 
 /// Group → server → what the group's connection grants.
@@ -525,6 +560,8 @@ pub struct SnapshotHandle {
     public_base: String,
     pub usage: UsageTracker,
     pub policies: PolicyRuntime,
+    /// Why the last reload failed as a whole (the store could not be read), until one works.
+    reload_error: Mutex<Option<String>>,
 }
 
 impl SnapshotHandle {
@@ -555,7 +592,18 @@ impl SnapshotHandle {
             public_base,
             usage,
             policies,
+            reload_error: Mutex::new(None),
         })
+    }
+
+    /// What `/readyz`, `/metrics` and (through the store) `gatehouse status` show.
+    pub fn report(&self) -> ReloadReport {
+        let current = self.current();
+        ReloadReport {
+            generation: current.generation,
+            issues: current.issues.clone(),
+            error: self.reload_error.lock().clone(),
+        }
     }
 
     pub fn current(&self) -> Arc<Snapshot> {
@@ -594,6 +642,7 @@ impl SnapshotHandle {
         let mut last_heartbeat = 0i64;
         let mut last_flush = crate::now_ms();
         let mut reported = 0;
+        let mut reported_report: Option<ReloadReport> = None;
         loop {
             tokio::select! {
                 _ = ticker.tick() => {}
@@ -602,13 +651,24 @@ impl SnapshotHandle {
             let applied = self.current().generation;
             match self.store.generation().await {
                 Ok(generation) if generation != applied => match self.reload().await {
-                    Ok(generation) => tracing::info!(generation, "configuration reloaded"),
+                    Ok(generation) => {
+                        *self.reload_error.lock() = None;
+                        tracing::info!(generation, "configuration reloaded");
+                    }
                     Err(err) => {
+                        *self.reload_error.lock() = Some(err.to_string());
                         tracing::error!(error = %err, "reload failed; keeping the previous configuration")
                     }
                 },
                 Ok(_) => {}
                 Err(err) => tracing::warn!(error = %err, "could not read the store generation"),
+            }
+            let report = self.report();
+            if reported_report.as_ref() != Some(&report) {
+                match self.store.report_reload(&report).await {
+                    Ok(()) => reported_report = Some(report),
+                    Err(err) => tracing::warn!(error = %err, "could not record the reload report"),
+                }
             }
             let now = crate::now_ms();
             let applied = self.current().generation;

@@ -13,18 +13,14 @@ pub enum ClientsCommand {
         #[arg(long, default_value = "")]
         description: String,
     },
+    /// Every client and whether it is enabled.
     List,
-    Show {
-        name: String,
-    },
+    /// One client: description, status and OAuth registration.
+    Show { name: String },
     /// Disable a client: all its keys stop working at once.
-    Disable {
-        name: String,
-    },
+    Disable { name: String },
     /// Enable a disabled client again.
-    Enable {
-        name: String,
-    },
+    Enable { name: String },
     /// Let the client use the OAuth authorization server (prints its first secret once).
     Oauth(super::oauth::RegisterArgs),
     /// Issue a new client secret; the previous ones keep working for `--overlap`.
@@ -34,13 +30,9 @@ pub enum ClientsCommand {
         overlap: std::time::Duration,
     },
     /// The client's secrets (ids and validity, never the secrets).
-    Secrets {
-        name: String,
-    },
+    Secrets { name: String },
     /// Revoke one client secret by id, effective on the next request.
-    RevokeSecret {
-        id: String,
-    },
+    RevokeSecret { id: String },
 }
 
 impl ClientsCommand {

@@ -13,9 +13,10 @@ pub enum ConnectionsCommand {
         client: String,
         #[arg(long)]
         server: String,
-        /// Tool patterns, comma-separated: `*` any run of characters, `?` one. Empty: no tools.
-        #[arg(long, default_value = "")]
-        tools: String,
+        /// Tool patterns, comma-separated: `*` any run of characters, `?` one; '' for no
+        /// tools. Omitted: an existing grant keeps its tools (a new one gets none).
+        #[arg(long)]
+        tools: Option<String>,
         /// Also grant resources/* methods.
         #[arg(long)]
         resources: bool,
@@ -23,7 +24,9 @@ pub enum ConnectionsCommand {
         #[arg(long)]
         prompts: bool,
     },
+    /// Every connection with its tools and method families.
     List,
+    /// Take a client's access to a server away.
     Revoke {
         #[arg(long)]
         client: String,
@@ -42,6 +45,23 @@ impl ConnectionsCommand {
                 resources,
                 prompts,
             } => {
+                let existing = ctx
+                    .store
+                    .list_connections()
+                    .await?
+                    .into_iter()
+                    .find(|c| c.client == client && c.server == server);
+                let tools = match (tools, existing) {
+                    (Some(tools), _) => tools,
+                    (None, Some(existing)) => existing.tools.join(","),
+                    (None, None) => String::new(),
+                };
+                if tools.is_empty() {
+                    say(
+                        ctx.format,
+                        "note: no tools granted (pass --tools to grant some)",
+                    );
+                }
                 let new = admin::NewConnection {
                     client: client.clone(),
                     server: server.clone(),

@@ -21,7 +21,9 @@ pub enum KeysCommand {
         #[arg(long)]
         tools: Option<String>,
     },
+    /// API keys (never their secrets), with status and last use.
     List {
+        /// Only this client's keys.
         #[arg(long)]
         client: Option<String>,
     },

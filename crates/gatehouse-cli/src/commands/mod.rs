@@ -9,6 +9,7 @@ pub mod oauth;
 pub mod policy;
 pub mod serve;
 pub mod servers;
+pub mod status;
 pub mod users;
 
 use gatehouse::{
@@ -20,6 +21,11 @@ use std::time::{Duration, Instant};
 
 use crate::output::Format;
 
+/// How long a change may take to reach a running server (it polls every 250 ms by default).
+const APPLY_WAIT: Duration = Duration::from_secs(5);
+/// A server writes its heartbeat every second; older than this, none is running.
+pub const HEARTBEAT_FRESH_MS: i64 = 3_000;
+
 pub struct Ctx {
     pub config: Config,
     pub store: DynStore,
@@ -29,8 +35,7 @@ pub struct Ctx {
 
 impl Ctx {
     pub async fn open(config: Config, format: Format) -> anyhow::Result<Self> {
-        gatehouse::secrets::create_private_dir(&config.data_dir)
-            .map_err(|e| anyhow::anyhow!("data directory {}: {e}", config.data_dir.display()))?;
+        create_data_dir(&config)?;
         let keyring = Keyring::load_or_create(&config.data_dir)?;
         let store = store::open(&config.database_url()).await?;
         Ok(Self {
@@ -42,33 +47,72 @@ impl Ctx {
     }
 
     /// If a server is running on this store (recent heartbeat), wait until it has applied
-    /// `generation`, so "revoked" means revoked by the time the command returns.
+    /// `generation`, so "revoked" means revoked by the time the command returns. A change not
+    /// applied within the wait is an error: the command must not report what is not true.
     pub async fn applied(&self, generation: Generation) -> anyhow::Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + APPLY_WAIT;
         loop {
             let beat = self.store.heartbeat().await?;
-            let alive = gatehouse::now_ms() - beat.heartbeat_ms < 3_000;
-            if !alive || beat.applied_generation >= generation {
+            let alive = gatehouse::now_ms() - beat.heartbeat_ms < HEARTBEAT_FRESH_MS;
+            if !alive {
+                return Ok(());
+            }
+            if beat.applied_generation >= generation {
+                self.warn_about_unloadable_records(generation).await;
                 return Ok(());
             }
             if Instant::now() > deadline {
-                eprintln!("warning: the running server has not applied this change yet");
-                return Ok(());
+                anyhow::bail!(
+                    "the change is stored (generation {generation}) but the running server has \
+                     not applied it within {}s: it still runs generation {}; see `gatehouse status`",
+                    APPLY_WAIT.as_secs(),
+                    beat.applied_generation
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-}
 
-/// Prints a line for people (suppressed in JSON mode, where stdout must stay parseable).
-#[allow(clippy::print_stdout)]
-pub fn say(format: Format, text: &str) {
-    if format == Format::Table {
-        println!("{text}");
+    /// Records the server could not compile deny their scope: say so after every change.
+    async fn warn_about_unloadable_records(&self, generation: Generation) {
+        let Ok(Some(report)) = self.store.reload_report().await else {
+            return;
+        };
+        if report.generation < generation || report.issues.is_empty() {
+            return;
+        }
+        eprintln!(
+            "warning: the running server could not compile {} stored record(s); each denies \
+             its scope until fixed (`gatehouse status`)",
+            report.issues.len()
+        );
     }
 }
 
-#[allow(clippy::print_stdout)]
+/// Creates the data directory if needed and, when it does, names it: the default is relative
+/// to the current directory, so a command run elsewhere would silently start a fresh store.
+pub fn create_data_dir(config: &Config) -> anyhow::Result<()> {
+    let dir = &config.data_dir;
+    let existed = dir.exists();
+    gatehouse::secrets::create_private_dir(dir)
+        .map_err(|e| anyhow::anyhow!("data directory {}: {e}", dir.display()))?;
+    if !existed {
+        let shown = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+        eprintln!(
+            "note: created the data directory {} (choose another with --data-dir or data_dir)",
+            shown.display()
+        );
+    }
+    Ok(())
+}
+
+/// Prints a line for people (suppressed in JSON mode, where stdout must stay parseable).
+pub fn say(format: Format, text: &str) {
+    if format == Format::Table {
+        crate::output::write_stdout(&format!("{text}\n"));
+    }
+}
+
 pub fn print(text: &str) {
-    print!("{text}");
+    crate::output::write_stdout(text);
 }

@@ -1,8 +1,9 @@
 use clap::Subcommand;
 use gatehouse::{
     admin,
+    grants::ToolPattern,
     policy::{
-        explain::{Question, explain},
+        explain::{AsKey, Question, explain_as},
         geo::GeoDb,
     },
     snapshot::SnapshotHandle,
@@ -36,17 +37,20 @@ pub enum PolicyCommand {
     },
     /// Add every policy of a JSON file (an array of {id, kind, client, server, tools, spec});
     /// nothing is added unless all of them are valid.
-    Import {
-        file: std::path::PathBuf,
-    },
+    Import { file: std::path::PathBuf },
+    /// Every policy and guardrail with its scope and spec.
     List,
-    Remove {
-        id: String,
-    },
-    /// The decision a request would get and the rule that makes it; calls nothing.
+    /// Delete a policy (and its quota counters) or a guardrail.
+    Remove { id: String },
+    /// The decision a request would get and the rule that makes it (policies, then request
+    /// guardrails over --args); calls nothing.
     Explain {
+        /// The calling client (or give --key).
+        #[arg(long, required_unless_present = "key")]
+        client: Option<String>,
+        /// An API key id: its client, its tool narrowing and per-key counters apply.
         #[arg(long)]
-        client: String,
+        key: Option<String>,
         #[arg(long)]
         server: String,
         #[arg(long)]
@@ -82,7 +86,7 @@ impl PolicyCommand {
                     tools,
                     spec,
                 };
-                let generation = admin::add_policy(&*ctx.store, new).await?;
+                let generation = admin::add_policy_for(&*ctx.store, new, &ctx.config).await?;
                 ctx.applied(generation).await?;
                 let added: Vec<_> = ctx
                     .store
@@ -104,7 +108,8 @@ impl PolicyCommand {
             PolicyCommand::Import { file } => {
                 let text = std::fs::read_to_string(&file)
                     .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-                let generation = admin::import_policies(&*ctx.store, &text).await?;
+                let generation =
+                    admin::import_policies_for(&*ctx.store, &text, &ctx.config).await?;
                 ctx.applied(generation).await?;
                 let all = ctx.store.list_policies().await?;
                 if ctx.format == Format::Json {
@@ -139,6 +144,7 @@ impl PolicyCommand {
             }
             PolicyCommand::Explain {
                 client,
+                key,
                 server,
                 tool,
                 ip,
@@ -164,6 +170,32 @@ impl PolicyCommand {
                 )
                 .await?;
                 let snapshot = handle.current();
+                let key = match &key {
+                    Some(id) => Some(ctx.store.get_api_key(id).await?),
+                    None => None,
+                };
+                if let Some(record) = &key {
+                    if record.revoked_at.is_some() {
+                        anyhow::bail!("key {} is revoked", record.id);
+                    }
+                    if client.as_ref().is_some_and(|c| *c != record.client) {
+                        anyhow::bail!("key {} belongs to client {}", record.id, record.client);
+                    }
+                }
+                let client = match (&key, client) {
+                    (Some(record), _) => record.client.clone(),
+                    (None, Some(client)) => client,
+                    (None, None) => anyhow::bail!("give --client or --key"),
+                };
+                let narrowing = match key.as_ref().and_then(|k| k.tools.as_ref()) {
+                    Some(tools) => Some(
+                        tools
+                            .iter()
+                            .map(|t| ToolPattern::parse(t))
+                            .collect::<Result<Vec<_>, _>>()?,
+                    ),
+                    None => None,
+                };
                 let question = Question {
                     client: &client,
                     server: &server,
@@ -172,7 +204,11 @@ impl PolicyCommand {
                     at: at.unwrap_or_else(jiff::Timestamp::now),
                     arguments: arguments.as_ref(),
                 };
-                let answer = explain(&snapshot, &question);
+                let as_key = key.as_ref().map(|k| AsKey {
+                    id: &k.id,
+                    narrowing: narrowing.as_deref(),
+                });
+                let answer = explain_as(&snapshot, &question, as_key);
                 if ctx.format == Format::Json {
                     print_json(&answer)?;
                 } else {

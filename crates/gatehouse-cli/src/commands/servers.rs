@@ -26,24 +26,33 @@ pub enum ServersCommand {
         #[arg(long, default_value = "block")]
         pin_action: String,
     },
-    /// The server's pinned tool definitions and any changes waiting for approval.
-    Tools {
+    /// Change a server's upstream URL or injected credential (connections stay).
+    Update {
         name: String,
+        /// The new upstream MCP endpoint.
+        #[arg(long)]
+        url: Option<String>,
+        /// The new credential injected upstream, as 'Header-Name: value'.
+        #[arg(long, conflicts_with = "no_credential")]
+        credential: Option<String>,
+        /// Stop injecting a credential.
+        #[arg(long)]
+        no_credential: bool,
     },
+    /// The server's pinned tool definitions and any changes waiting for approval.
+    Tools { name: String },
     /// Approve changed or held tool definitions (all pending ones, or those named).
     ApproveTools {
         name: String,
         #[arg(long = "tool")]
         tools: Vec<String>,
     },
+    /// Every upstream server with its settings (never the credential).
     List,
-    Show {
-        name: String,
-    },
+    /// One server's settings.
+    Show { name: String },
     /// Remove a server and its connections.
-    Remove {
-        name: String,
-    },
+    Remove { name: String },
 }
 
 impl ServersCommand {
@@ -69,6 +78,29 @@ impl ServersCommand {
                 ctx.applied(generation).await?;
                 let server = ctx.store.get_server(&name).await?;
                 show(ctx.format, &[server], "added", true)
+            }
+            ServersCommand::Update {
+                name,
+                url,
+                credential,
+                no_credential,
+            } => {
+                if url.is_none() && credential.is_none() && !no_credential {
+                    anyhow::bail!("nothing to change: pass --url, --credential or --no-credential");
+                }
+                let update = admin::ServerUpdate {
+                    url,
+                    credential: if no_credential {
+                        Some(None)
+                    } else {
+                        credential.map(Some)
+                    },
+                };
+                let generation =
+                    admin::update_server(&*ctx.store, &ctx.keyring, &name, update).await?;
+                ctx.applied(generation).await?;
+                let server = ctx.store.get_server(&name).await?;
+                show(ctx.format, &[server], "updated", true)
             }
             ServersCommand::List => show(ctx.format, &ctx.store.list_servers().await?, "", false),
             ServersCommand::Show { name } => {

@@ -38,6 +38,7 @@ pub enum UsersCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Every user with their groups and status.
     List,
     /// Replace a user's groups.
     SetGroups {
@@ -46,16 +47,11 @@ pub enum UsersCommand {
         groups: String,
     },
     /// Set a local user's password (first line of standard input).
-    SetPassword {
-        username: String,
-    },
+    SetPassword { username: String },
     /// Disable a user: their tokens stop working on the next request.
-    Disable {
-        username: String,
-    },
-    Enable {
-        username: String,
-    },
+    Disable { username: String },
+    /// Enable a disabled user again.
+    Enable { username: String },
 }
 
 impl UsersCommand {
@@ -161,7 +157,9 @@ pub enum GroupsCommand {
         #[arg(long)]
         prompts: bool,
     },
+    /// What every group may reach.
     List,
+    /// Take a group's access to a server away.
     Revoke {
         group: String,
         #[arg(long)]

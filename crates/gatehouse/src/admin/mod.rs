@@ -68,40 +68,9 @@ pub async fn add_server(
     new: NewServer,
 ) -> AdminResult<Generation> {
     validate_name("server", &new.name)?;
-    let uri: http::Uri = new
-        .url
-        .parse()
-        .map_err(|e| AdminError::Invalid(format!("invalid url {:?}: {e}", new.url)))?;
-    if !matches!(uri.scheme_str(), Some("http" | "https")) {
-        return Err(AdminError::Invalid(format!(
-            "url {:?} must start with http:// or https://",
-            new.url
-        )));
-    }
-    if uri.host().is_none() {
-        return Err(AdminError::Invalid(format!(
-            "url {:?} has no host",
-            new.url
-        )));
-    }
+    check_upstream_url(&new.url)?;
     let (credential_header, credential_sealed) = match &new.credential {
-        Some(text) => {
-            let (name, value) = text.split_once(':').ok_or_else(|| {
-                AdminError::Invalid("credential must look like 'Header-Name: value'".into())
-            })?;
-            let name = name.trim().to_ascii_lowercase();
-            let value = value.trim();
-            http::HeaderName::try_from(name.as_str()).map_err(|_| {
-                AdminError::Invalid(format!("invalid credential header name {name:?}"))
-            })?;
-            if value.is_empty() || http::HeaderValue::try_from(value).is_err() {
-                return Err(AdminError::Invalid(
-                    "invalid credential header value".into(),
-                ));
-            }
-            let sealed = keyring.encrypt(value.as_bytes(), &credential_context(&new.name))?;
-            (Some(name), Some(sealed))
-        }
+        Some(text) => seal_credential(keyring, &new.name, text)?,
         None => (None, None),
     };
     let pin_action = new.pin_action.unwrap_or_else(|| "block".into());
@@ -121,6 +90,74 @@ pub async fn add_server(
         created_at: crate::now_ms(),
     };
     Ok(store.insert_server(&record).await?)
+}
+
+fn check_upstream_url(url: &str) -> AdminResult<()> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| AdminError::Invalid(format!("invalid url {url:?}: {e}")))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err(AdminError::Invalid(format!(
+            "url {url:?} must start with http:// or https://"
+        )));
+    }
+    if uri.host().is_none() {
+        return Err(AdminError::Invalid(format!("url {url:?} has no host")));
+    }
+    Ok(())
+}
+
+/// `Header-Name: value` → the lower-cased header name and the value sealed for `server`.
+fn seal_credential(
+    keyring: &Keyring,
+    server: &str,
+    text: &str,
+) -> AdminResult<(Option<String>, Option<Vec<u8>>)> {
+    let (name, value) = text.split_once(':').ok_or_else(|| {
+        AdminError::Invalid("credential must look like 'Header-Name: value'".into())
+    })?;
+    let name = name.trim().to_ascii_lowercase();
+    let value = value.trim();
+    http::HeaderName::try_from(name.as_str())
+        .map_err(|_| AdminError::Invalid(format!("invalid credential header name {name:?}")))?;
+    if value.is_empty() || http::HeaderValue::try_from(value).is_err() {
+        return Err(AdminError::Invalid(
+            "invalid credential header value".into(),
+        ));
+    }
+    let sealed = keyring.encrypt(value.as_bytes(), &credential_context(server))?;
+    Ok((Some(name), Some(sealed)))
+}
+
+/// What `gatehouse servers update` changes; `None` keeps the stored value.
+#[derive(Debug, Clone, Default)]
+pub struct ServerUpdate {
+    pub url: Option<String>,
+    /// `Some(None)` removes the injected credential.
+    pub credential: Option<Option<String>>,
+}
+
+/// Changes a server's upstream URL or injected credential, validated as `add_server` does.
+pub async fn update_server(
+    store: &dyn Store,
+    keyring: &Keyring,
+    name: &str,
+    update: ServerUpdate,
+) -> AdminResult<Generation> {
+    let mut record = store.get_server(name).await?;
+    if let Some(url) = update.url {
+        check_upstream_url(&url)?;
+        record.url = url;
+    }
+    match update.credential {
+        Some(Some(text)) => {
+            (record.credential_header, record.credential_sealed) =
+                seal_credential(keyring, name, &text)?;
+        }
+        Some(None) => (record.credential_header, record.credential_sealed) = (None, None),
+        None => {}
+    }
+    Ok(store.update_server(&record).await?)
 }
 
 pub async fn create_client(
@@ -201,6 +238,11 @@ pub async fn create_key(
     keyring: &Keyring,
     new: NewKey,
 ) -> AdminResult<CreatedKey> {
+    if new.expires_in == Some(Duration::ZERO) {
+        return Err(AdminError::Invalid(
+            "--expires-in must be longer than zero (the key would be expired when created)".into(),
+        ));
+    }
     let (record, token) = new_key_record(keyring, &new, None)?;
     let generation = store.insert_api_key(&record).await?;
     Ok(CreatedKey {
@@ -281,6 +323,47 @@ pub struct NewPolicy {
 pub async fn add_policy(store: &dyn Store, new: NewPolicy) -> AdminResult<Generation> {
     let record = policy_record(new)?;
     Ok(store.insert_policy(&record).await?)
+}
+
+/// [`add_policy`], also refusing what a server with `config` could not run (a `country`
+/// policy without `policy.geoip_database`): stored, it would deny its whole scope.
+pub async fn add_policy_for(
+    store: &dyn Store,
+    new: NewPolicy,
+    config: &crate::Config,
+) -> AdminResult<Generation> {
+    let record = policy_record(new)?;
+    runs_under(&record, config)?;
+    Ok(store.insert_policy(&record).await?)
+}
+
+/// [`import_policies`] under [`add_policy_for`]'s check, for every entry before any is stored.
+pub async fn import_policies_for(
+    store: &dyn Store,
+    text: &str,
+    config: &crate::Config,
+) -> AdminResult<Generation> {
+    let entries: Vec<PolicyEntry> =
+        serde_json::from_str(text).map_err(|e| AdminError::Invalid(format!("policy file: {e}")))?;
+    for entry in entries {
+        let record = crate::store::PolicyRecord {
+            id: entry.id,
+            kind: entry.kind.replace('-', "_"),
+            client: entry.client,
+            server: entry.server,
+            tools: entry.tools,
+            spec: entry.spec,
+            created_at: 0,
+        };
+        runs_under(&record, config)
+            .map_err(|e| AdminError::Invalid(format!("policy {:?}: {e}", record.id)))?;
+    }
+    import_policies(store, text).await
+}
+
+fn runs_under(record: &crate::store::PolicyRecord, config: &crate::Config) -> AdminResult<()> {
+    crate::policy::check_runs_under(record, config.policy.geoip_database.is_some())
+        .map_err(AdminError::Invalid)
 }
 
 /// One entry of a policy file (`gatehouse policy import`).

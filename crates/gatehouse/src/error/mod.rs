@@ -115,6 +115,24 @@ pub enum GatewayError {
     /// Response rules apply but the upstream compressed its answer anyway.
     #[error("the upstream answered with a content encoding Gatehouse cannot filter")]
     UpstreamEncodingUnfilterable,
+    /// The server's stored configuration could not be loaded (`crate::records`).
+    #[error("server unavailable: its configuration could not be loaded")]
+    ServerUnavailable,
+    /// A policy or guardrail in scope could not be loaded, so it refuses everything it covers.
+    #[error("rule {rule:?} could not be loaded; calls it covers are refused until it is fixed")]
+    RuleUnavailable { rule: String },
+}
+
+impl From<crate::policy::Denial> for GatewayError {
+    fn from(denial: crate::policy::Denial) -> Self {
+        if denial.unloadable {
+            GatewayError::RuleUnavailable {
+                rule: denial.rule.to_string(),
+            }
+        } else {
+            GatewayError::PolicyDenied(denial)
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,6 +180,7 @@ impl GatewayError {
             | GatewayError::GuardrailBlockedAnswer { rule, detector } => {
                 format!("guardrail:{rule}:{detector}:block")
             }
+            GatewayError::RuleUnavailable { rule } => format!("rule_unavailable:{rule}"),
             other => other.reason().to_owned(),
         }
     }
@@ -201,6 +220,8 @@ impl GatewayError {
             GatewayError::UpstreamResponseTooLarge => "upstream_response_too_large",
             GatewayError::UpstreamContentUnfilterable => "upstream_content_unfilterable",
             GatewayError::UpstreamEncodingUnfilterable => "upstream_encoding_unfilterable",
+            GatewayError::ServerUnavailable => "server_unavailable",
+            GatewayError::RuleUnavailable { .. } => "rule_unavailable",
         }
     }
 
@@ -338,6 +359,13 @@ impl GatewayError {
                 (StatusCode::BAD_GATEWAY, codes::UPSTREAM_UNAVAILABLE)
             }
             E::UpstreamTimeout => (StatusCode::GATEWAY_TIMEOUT, codes::UPSTREAM_TIMEOUT),
+            // Gatehouse's own configuration is at fault, not the caller: "try later", like an
+            // unreachable upstream, until an operator fixes the record.
+            E::ServerUnavailable => (StatusCode::SERVICE_UNAVAILABLE, codes::UPSTREAM_UNAVAILABLE),
+            E::RuleUnavailable { rule } => {
+                data["rule"] = json!(rule);
+                (StatusCode::SERVICE_UNAVAILABLE, codes::UPSTREAM_UNAVAILABLE)
+            }
         };
         let body = json!({
             "jsonrpc": "2.0",

@@ -210,10 +210,13 @@ async fn proxy(
     unread: &mut Option<Body>,
     record: &mut Record,
 ) -> Result<Response, GatewayError> {
-    let server = snapshot
-        .servers
-        .get(server_name)
-        .ok_or(GatewayError::UnknownServer)?;
+    let server = snapshot.servers.get(server_name).ok_or_else(|| {
+        if snapshot.unavailable_servers.contains_key(server_name) {
+            GatewayError::ServerUnavailable
+        } else {
+            GatewayError::UnknownServer
+        }
+    })?;
     state.access.check(&parts.headers)?;
     let principal = identify(state, snapshot, &parts, server, record).await?;
     let grant = match (principal.user.as_deref(), principal.client.as_deref()) {
@@ -514,7 +517,7 @@ impl Call<'_> {
             arguments,
             now: jiff::Timestamp::now(),
         };
-        policy::enforce(&self.grant.policies, &facts).map_err(GatewayError::PolicyDenied)
+        policy::enforce(&self.grant.policies, &facts).map_err(GatewayError::from)
     }
 
     /// The request's session id, if it has one, after checking that it belongs to the caller.

@@ -6,7 +6,11 @@ use serde_json::Value;
 use std::{net::IpAddr, sync::Arc};
 
 use super::{CompiledPolicy, Facts};
-use crate::snapshot::Snapshot;
+use crate::{
+    grants::ToolPattern,
+    guardrails::{self, Direction},
+    snapshot::Snapshot,
+};
 
 #[derive(Debug, Serialize)]
 pub struct Step {
@@ -34,7 +38,18 @@ pub struct Question<'a> {
     pub arguments: Option<&'a Value>,
 }
 
+/// The API key a question is asked for: its id and the tools it is narrowed to.
+pub struct AsKey<'a> {
+    pub id: &'a str,
+    pub narrowing: Option<&'a [ToolPattern]>,
+}
+
 pub fn explain(snapshot: &Snapshot, q: &Question<'_>) -> Explanation {
+    explain_as(snapshot, q, None)
+}
+
+/// [`explain`] for a request made with `key` (its narrowing and per-key counters apply).
+pub fn explain_as(snapshot: &Snapshot, q: &Question<'_>, key: Option<AsKey<'_>>) -> Explanation {
     let mut steps = Vec::new();
     let deny = |mut steps: Vec<Step>, stage: &str, rule: Option<String>, detail: String| {
         let decided_by = Some(
@@ -78,13 +93,17 @@ pub fn explain(snapshot: &Snapshot, q: &Question<'_>) -> Explanation {
             format!("{} has no connection to {}", q.client, q.server),
         );
     };
+    let narrowing = key.as_ref().and_then(|k| k.narrowing);
     if let Some(tool) = q.tool {
-        if !grant.allows_tool(tool, None) {
+        if !grant.allows_tool(tool, narrowing) {
             return deny(
                 steps,
                 "connection",
                 None,
-                format!("tool {tool:?} is not granted"),
+                match narrowing {
+                    Some(_) => format!("tool {tool:?} is not granted (connection ∩ key)"),
+                    None => format!("tool {tool:?} is not granted"),
+                },
             );
         }
         steps.push(pass("connection", None, format!("tool {tool} granted")));
@@ -93,7 +112,7 @@ pub fn explain(snapshot: &Snapshot, q: &Question<'_>) -> Explanation {
     }
     let facts = Facts {
         client: Some(q.client),
-        key_id: None,
+        key_id: key.as_ref().map(|k| k.id),
         user: None,
         ip: q.ip,
         server: q.server,
@@ -120,6 +139,47 @@ pub fn explain(snapshot: &Snapshot, q: &Question<'_>) -> Explanation {
             Ok(()) => steps.push(pass(compiled.kind.as_str(), rule, describe(compiled))),
             Err(refusal) => return deny(steps, compiled.kind.as_str(), rule, refusal.message),
         }
+    }
+    for guardrail in grant.guardrails.iter() {
+        let rule = Some(guardrail.id.to_string());
+        let action = guardrail.action.as_str();
+        if !guardrail.applies(Direction::Request, q.tool) {
+            let detail = if guardrail.direction.covers(Direction::Request) {
+                "does not apply to this tool"
+            } else {
+                "checks responses only (not explained)"
+            };
+            steps.push(Step {
+                stage: "guardrail".into(),
+                rule,
+                outcome: "skipped",
+                detail: detail.into(),
+            });
+            continue;
+        }
+        let Some(arguments) = q.arguments else {
+            let detail = format!("{action} guardrail on requests; pass --args to scan arguments");
+            steps.push(pass("guardrail", rule, detail));
+            continue;
+        };
+        let mut scanned = arguments.clone();
+        let outcome = guardrails::apply(
+            std::slice::from_ref(guardrail),
+            Direction::Request,
+            q.tool,
+            &mut scanned,
+        );
+        if let Some(block) = outcome.blocked {
+            let detail = format!("detector {} finds the arguments; blocked", block.detector);
+            return deny(steps, "guardrail", rule, detail);
+        }
+        let detail = if outcome.findings.is_empty() {
+            "no finding in the arguments".to_owned()
+        } else {
+            let detectors: Vec<&str> = outcome.findings.iter().map(|f| &*f.detector).collect();
+            format!("would {action}: {}", detectors.join(", "))
+        };
+        steps.push(pass("guardrail", rule, detail));
     }
     Explanation {
         decision: "allow",

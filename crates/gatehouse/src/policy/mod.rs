@@ -19,7 +19,7 @@ pub mod schedule;
 mod spec;
 
 pub use runtime::PolicyRuntime;
-pub use spec::{compile, validate};
+pub use spec::{check_runs_under, compile, validate};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -111,6 +111,10 @@ pub trait Policy: Send + Sync + std::fmt::Debug {
     fn refund(&self, _facts: &Facts<'_>) {}
     /// Decides without charging anything (for `policy explain`).
     fn peek(&self, facts: &Facts<'_>) -> Result<(), Refusal>;
+    /// True for the stand-in of a stored rule that could not be compiled (`crate::records`).
+    fn unloadable(&self) -> bool {
+        false
+    }
 }
 
 /// A policy with its id and scope, as the snapshot holds it.
@@ -147,6 +151,8 @@ pub struct Denial {
     pub rule: Arc<str>,
     pub message: String,
     pub retry_after: Option<Duration>,
+    /// The rule could not be loaded, so it refuses everything in its scope.
+    pub unloadable: bool,
 }
 
 /// Runs the policies attached to a connection, in order; refunds earlier charges when a later
@@ -165,6 +171,7 @@ pub fn enforce(policies: &[Arc<CompiledPolicy>], facts: &Facts<'_>) -> Result<()
                     rule: compiled.id.clone(),
                     message: refusal.message,
                     retry_after: refusal.retry_after,
+                    unloadable: compiled.policy.unloadable(),
                 });
             }
         }

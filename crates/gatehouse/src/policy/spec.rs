@@ -59,6 +59,18 @@ pub fn validate(record: &PolicyRecord) -> Result<(), String> {
     }
 }
 
+/// Refuses what a server with this configuration could not compile, although the spec is
+/// valid: a `country` policy needs `policy.geoip_database`.
+pub fn check_runs_under(record: &PolicyRecord, geoip_configured: bool) -> Result<(), String> {
+    if PolicyKind::parse(&record.kind) == Some(PolicyKind::Country) && !geoip_configured {
+        return Err(format!(
+            "{} (set it in the configuration the server and this command read)",
+            country::NEEDS_DATABASE
+        ));
+    }
+    Ok(())
+}
+
 pub fn compile(record: &PolicyRecord, runtime: &PolicyRuntime) -> Result<CompiledPolicy, String> {
     crate::admin::validate_name("policy", &record.id).map_err(|e| e.to_string())?;
     let kind = PolicyKind::parse(&record.kind).ok_or_else(|| {
@@ -180,6 +192,15 @@ mod tests {
         let mut bad_id = rec.clone();
         bad_id.id = "not a name".into();
         assert!(validate(&bad_id).is_err(), "other checks still apply");
+    }
+
+    #[test]
+    fn a_country_policy_is_refused_where_no_database_is_configured() {
+        let rec = record("country", json!({ "deny": ["RU"] }), None);
+        let err = check_runs_under(&rec, false).unwrap_err();
+        assert!(err.contains("policy.geoip_database"), "{err}");
+        check_runs_under(&rec, true).unwrap();
+        check_runs_under(&record("ip", json!({ "allow": [] }), None), false).unwrap();
     }
 
     #[test]

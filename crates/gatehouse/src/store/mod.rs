@@ -188,6 +188,8 @@ pub trait Store: OAuthStore + UserStore {
     async fn insert_server(&self, server: &ServerRecord) -> StoreResult<Generation>;
     async fn list_servers(&self) -> StoreResult<Vec<ServerRecord>>;
     async fn get_server(&self, name: &str) -> StoreResult<ServerRecord>;
+    /// Replaces the server's settings (URL, credential, flags); its connections stay.
+    async fn update_server(&self, server: &ServerRecord) -> StoreResult<Generation>;
     /// Removes the server and its connections.
     async fn delete_server(&self, name: &str) -> StoreResult<Generation>;
 
@@ -238,6 +240,10 @@ pub trait Store: OAuthStore + UserStore {
     async fn load_contents(&self) -> StoreResult<StoreContents>;
     async fn report_heartbeat(&self, heartbeat: ServerHeartbeat) -> StoreResult<()>;
     async fn heartbeat(&self) -> StoreResult<ServerHeartbeat>;
+    /// What the running server's last reload reported (records it could not compile), for
+    /// `gatehouse status`; written only when it changes.
+    async fn report_reload(&self, report: &crate::records::ReloadReport) -> StoreResult<()>;
+    async fn reload_report(&self) -> StoreResult<Option<crate::records::ReloadReport>>;
 
     /// The last chained row's `(seq, hash)`, where the writer continues.
     async fn audit_head(&self) -> StoreResult<Option<(i64, String)>>;

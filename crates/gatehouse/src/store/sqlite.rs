@@ -115,6 +115,27 @@ async fn insert_key(tx: &mut Transaction<'static, Sqlite>, key: &ApiKeyRecord) -
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn update_server(&self, server: &ServerRecord) -> StoreResult<Generation> {
+        let mut tx = self.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE servers SET url = $2, credential_header = $3, credential_sealed = $4, \
+             allow_anonymous = $5, allow_unknown_methods = $6, pin_action = $7 WHERE name = $1",
+        )
+        .bind(&server.name)
+        .bind(&server.url)
+        .bind(&server.credential_header)
+        .bind(&server.credential_sealed)
+        .bind(server.allow_anonymous)
+        .bind(server.allow_unknown_methods)
+        .bind(&server.pin_action)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::not_found("server", &server.name));
+        }
+        commit_bumped(tx).await
+    }
+
     async fn insert_server(&self, server: &ServerRecord) -> StoreResult<Generation> {
         let mut tx = self.begin().await?;
         if exists(
@@ -681,6 +702,30 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    async fn report_reload(&self, report: &crate::records::ReloadReport) -> StoreResult<()> {
+        let json = serde_json::to_string(report).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO reload_report (id, report) VALUES (1, $1) \
+             ON CONFLICT (id) DO UPDATE SET report = excluded.report",
+        )
+        .bind(json)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn reload_report(&self) -> StoreResult<Option<crate::records::ReloadReport>> {
+        let json: Option<String> =
+            sqlx::query_scalar("SELECT report FROM reload_report WHERE id = 1")
+                .fetch_optional(&self.pool)
+                .await?;
+        json.map(|json| {
+            serde_json::from_str(&json)
+                .map_err(|e| StoreError::Corrupt(format!("reload report: {e}")))
+        })
+        .transpose()
     }
 
     async fn heartbeat(&self) -> StoreResult<ServerHeartbeat> {

@@ -172,8 +172,14 @@ async fn country_policies_need_a_database() {
     )
     .await
     .unwrap();
-    let err = app.server.state.snapshot.reload().await.unwrap_err();
-    assert!(err.to_string().contains("policy.geoip_database"), "{err}");
+    // The rule is not dropped: it denies its scope (everything here) and is reported.
+    app.reload().await;
+    let report = app.server.state.snapshot.report();
+    assert_eq!(report.issues.len(), 1, "{report:?}");
+    assert!(
+        report.issues[0].reason.contains("policy.geoip_database"),
+        "{report:?}"
+    );
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ mod scripted_upstream;
 
 mod audit;
 mod country;
+mod docs;
 mod errors;
 mod example_finance;
 mod filtering;
@@ -28,6 +29,7 @@ mod oauth_registration;
 mod pinning;
 mod policies;
 mod proxying;
+mod records;
 mod sessions;
 mod tasks;
 mod tls;

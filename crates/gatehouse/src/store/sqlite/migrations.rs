@@ -46,5 +46,10 @@ pub(super) fn migrator() -> Migrator {
             "audit_evidence",
             include_str!("../../../../../migrations/sqlite/0006_audit_evidence.sql"),
         ),
+        migration(
+            7,
+            "reload_report",
+            include_str!("../../../../../migrations/sqlite/0007_reload_report.sql"),
+        ),
     ])
 }

@@ -10,6 +10,17 @@ pub(super) fn json_list(text: Option<String>) -> StoreResult<Option<Vec<String>>
         .transpose()
 }
 
+/// A stored tool list that is not JSON, kept as a pattern no name can match and no compile
+/// accepts (`(` is not a tool-name character): the row then fails on its own when the snapshot
+/// is built (the key or connection is left out, and reported) instead of failing the whole load.
+pub(super) fn tool_list_or_unreadable(text: Option<String>) -> Option<Vec<String>> {
+    let text = text?;
+    Some(
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| vec![format!("(stored tool list is not JSON: {e})")]),
+    )
+}
+
 pub(super) fn server_from(row: &SqliteRow) -> StoreResult<ServerRecord> {
     Ok(ServerRecord {
         name: row.try_get("name")?,
@@ -39,7 +50,7 @@ pub(super) fn key_from(row: &SqliteRow) -> StoreResult<ApiKeyRecord> {
         client: row.try_get("client")?,
         label: row.try_get("label")?,
         secret_hash: row.try_get("secret_hash")?,
-        tools: json_list(row.try_get("tools")?)?,
+        tools: tool_list_or_unreadable(row.try_get("tools")?),
         created_at: row.try_get("created_at")?,
         expires_at: row.try_get("expires_at")?,
         revoked_at: row.try_get("revoked_at")?,
@@ -52,7 +63,7 @@ pub(super) fn connection_from(row: &SqliteRow) -> StoreResult<ConnectionRecord> 
     Ok(ConnectionRecord {
         client: row.try_get("client")?,
         server: row.try_get("server")?,
-        tools: json_list(row.try_get("tools")?)?.unwrap_or_default(),
+        tools: tool_list_or_unreadable(row.try_get("tools")?).unwrap_or_default(),
         resources: row.try_get("resources")?,
         prompts: row.try_get("prompts")?,
         created_at: row.try_get("created_at")?,
@@ -109,13 +120,20 @@ pub(super) fn audit_from(row: &SqliteRow) -> StoreResult<AuditRow> {
 
 pub(super) fn policy_from(row: &SqliteRow) -> StoreResult<PolicyRecord> {
     let spec: String = row.try_get("spec")?;
+    let mut kind: String = row.try_get("kind")?;
+    // An unreadable spec must not fail the whole load: the record keeps its id and scope, and
+    // a kind no compile accepts, so it becomes a reported deny-all for that scope.
+    let spec = serde_json::from_str(&spec).unwrap_or_else(|e| {
+        kind = format!("{kind} (stored spec is not JSON: {e})");
+        serde_json::Value::Null
+    });
     Ok(PolicyRecord {
         id: row.try_get("id")?,
-        kind: row.try_get("kind")?,
+        kind,
         client: row.try_get("client")?,
         server: row.try_get("server")?,
         tools: row.try_get("tools")?,
-        spec: serde_json::from_str(&spec).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        spec,
         created_at: row.try_get("created_at")?,
     })
 }

@@ -3,7 +3,10 @@
 use async_trait::async_trait;
 use sqlx::{Row, sqlite::SqliteRow};
 
-use super::{SqliteStore, commit_bumped, exists, rows::json_list};
+use super::{
+    SqliteStore, commit_bumped, exists,
+    rows::{json_list, tool_list_or_unreadable},
+};
 use crate::store::{
     Generation, StoreError, StoreResult,
     users::{
@@ -34,7 +37,7 @@ pub(super) fn group_connection_from(row: &SqliteRow) -> StoreResult<GroupConnect
     Ok(GroupConnectionRecord {
         group: row.try_get("group_name")?,
         server: row.try_get("server")?,
-        tools: json_list(Some(row.try_get("tools")?))?.unwrap_or_default(),
+        tools: tool_list_or_unreadable(Some(row.try_get("tools")?)).unwrap_or_default(),
         resources: row.try_get("resources")?,
         prompts: row.try_get("prompts")?,
         created_at: row.try_get("created_at")?,
