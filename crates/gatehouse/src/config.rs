@@ -205,6 +205,9 @@ pub struct PolicyConfig {
     /// Proxies whose `Forwarded` / `X-Forwarded-For` headers are believed (CIDRs). Requests
     /// from anyone else are judged by their TCP peer address.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The one header the trusted proxies write (`x-forwarded-for` or `forwarded`); the other
+    /// is ignored, since a client can send it through a proxy that does not overwrite it.
+    pub forwarded_header: crate::policy::client_ip::ForwardedHeader,
     /// MaxMind-format database (GeoLite2/GeoIP2 Country or City, DB-IP lite) that `country`
     /// policies and the audit trail's `country` read. Loaded at start (an unreadable file stops
     /// the server) and reloaded when the file changes. Without it, `country` policies are refused.
@@ -225,6 +228,9 @@ pub struct GatewayConfig {
     pub upstream_timeout: Duration,
     /// Idle connections kept per upstream host.
     pub upstream_pool_max_idle: usize,
+    /// An upstream connection unused for this long is closed.
+    #[serde(with = "serde_human")]
+    pub upstream_pool_idle_timeout: Duration,
     /// PEM files of extra CAs trusted for `https://` upstreams, besides the system store.
     pub upstream_ca_files: Vec<PathBuf>,
     /// `Origin` values accepted besides the public URL's own origin and loopback origins.
@@ -296,6 +302,7 @@ impl Default for GatewayConfig {
             upstream_connect_timeout: Duration::from_secs(5),
             upstream_timeout: Duration::from_secs(60),
             upstream_pool_max_idle: 256,
+            upstream_pool_idle_timeout: Duration::from_secs(60),
             upstream_ca_files: Vec::new(),
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),

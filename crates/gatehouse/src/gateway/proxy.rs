@@ -91,11 +91,7 @@ pub async fn handle(
     let started = Instant::now();
     let snapshot = state.snapshot.current();
     let request_id = state.next_request_id();
-    let client_ip = client_ip::resolve(
-        peer.ip(),
-        request.headers(),
-        &state.config.policy.trusted_proxies,
-    );
+    let client_ip = client_ip::resolve(peer.ip(), request.headers(), &state.config.policy);
     let mut record = Record {
         request_id: request_id.clone(),
         client_ip,

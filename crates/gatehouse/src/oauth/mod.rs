@@ -89,7 +89,7 @@ impl OAuthAudit {
     ) -> Self {
         Self {
             request_id: state.next_request_id(),
-            ip: client_ip::resolve(peer.ip(), headers, &state.config.policy.trusted_proxies),
+            ip: client_ip::resolve(peer.ip(), headers, &state.config.policy),
             method,
             client: None,
             credential_id: None,

@@ -7,6 +7,7 @@ mod scripted_upstream;
 
 mod audit;
 mod country;
+mod edge;
 mod errors;
 mod example_finance;
 mod filtering;
