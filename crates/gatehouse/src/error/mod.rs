@@ -30,6 +30,7 @@ pub mod codes {
     pub const UPSTREAM_UNAVAILABLE: i64 = -32015;
     pub const UPSTREAM_TIMEOUT: i64 = -32016;
     pub const RATE_LIMITED: i64 = -32017;
+    pub const OVERLOADED: i64 = -32018;
 }
 
 /// Protocol versions Gatehouse understands (and can therefore govern).
@@ -98,6 +99,10 @@ pub enum GatewayError {
     UpstreamTimeout,
     #[error("upstream response too large")]
     UpstreamResponseTooLarge,
+    #[error("the request body did not arrive within the time allowed")]
+    RequestBodyTimeout,
+    #[error("Gatehouse is busy; try again")]
+    Overloaded,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,6 +183,8 @@ impl GatewayError {
             GatewayError::UpstreamUnavailable => "upstream_unavailable",
             GatewayError::UpstreamTimeout => "upstream_timeout",
             GatewayError::UpstreamResponseTooLarge => "upstream_response_too_large",
+            GatewayError::RequestBodyTimeout => "request_body_timeout",
+            GatewayError::Overloaded => "overloaded",
         }
     }
 
@@ -199,6 +206,7 @@ impl GatewayError {
         let mut www_authenticate = None;
         let mut allow = None;
         let mut retry_after = None;
+        let mut connection_close = false;
         let (status, code) = match &self {
             E::UnknownServer => (StatusCode::NOT_FOUND, codes::NOT_FOUND),
             E::HostNotAllowed | E::OriginNotAllowed => (StatusCode::FORBIDDEN, codes::FORBIDDEN),
@@ -299,6 +307,14 @@ impl GatewayError {
                 (StatusCode::BAD_GATEWAY, codes::UPSTREAM_UNAVAILABLE)
             }
             E::UpstreamTimeout => (StatusCode::GATEWAY_TIMEOUT, codes::UPSTREAM_TIMEOUT),
+            E::RequestBodyTimeout => {
+                connection_close = true;
+                (StatusCode::REQUEST_TIMEOUT, codes::INVALID_REQUEST)
+            }
+            E::Overloaded => {
+                retry_after = Some(1);
+                (StatusCode::SERVICE_UNAVAILABLE, codes::OVERLOADED)
+            }
         };
         let body = json!({
             "jsonrpc": "2.0",
@@ -320,6 +336,9 @@ impl GatewayError {
         }
         if let Some(methods) = allow {
             headers.insert(header::ALLOW, HeaderValue::from_static(methods));
+        }
+        if connection_close {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }

@@ -16,6 +16,7 @@ pub mod external;
 pub mod form;
 pub mod grants;
 pub mod login;
+pub mod login_guard;
 pub mod metadata;
 pub mod pages;
 pub mod registration;

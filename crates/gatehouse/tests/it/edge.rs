@@ -16,7 +16,7 @@ use tokio::{
 use serde_json::json;
 
 use crate::{
-    helpers::{TestApp, call},
+    helpers::{TestApp, call, rpc_message},
     scripted_upstream::Upstream,
 };
 
@@ -150,4 +150,209 @@ async fn a_forged_forwarded_header_does_not_choose_the_address() {
             "{name} was forwarded upstream"
         );
     }
+}
+
+/// Reads from `tcp` until the peer closes it (or 10 s pass); returns what arrived.
+async fn read_until_closed(tcp: &mut TcpStream) -> String {
+    let mut seen = Vec::new();
+    let read = async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match tcp.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.extend_from_slice(&chunk[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("the connection was still open after 10 s");
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
+#[tokio::test]
+async fn a_trickled_body_is_cut_off_with_408() {
+    let upstream = Upstream::start().await;
+    let app = TestApp::start_with(|c| c.http.body_read_timeout = Duration::from_millis(300)).await;
+    app.add_server("demo", &upstream.url()).await;
+    let key = app.client_with_key("agent", "demo", "*").await;
+    let mut tcp = TcpStream::connect(app.server.addr).await.unwrap();
+    let head = format!(
+        "POST /demo/mcp HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer {key}\r\n\
+         content-type: application/json\r\naccept: application/json, text/event-stream\r\n\
+         content-length: 1000\r\n\r\n{{\"jsonrpc\""
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    // One byte at a time keeps the body "arriving" forever; the deadline is on the whole body.
+    let trickle = async {
+        for _ in 0..500 {
+            if tcp.write_all(b" ").await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), trickle).await;
+    let answer = read_until_closed(&mut tcp).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_body_timeout"), "{answer}");
+    assert!(upstream.received().is_empty(), "nothing was forwarded");
+}
+
+#[tokio::test]
+async fn a_half_sent_head_is_closed_after_the_header_timeout() {
+    let app =
+        TestApp::start_with(|c| c.http.header_read_timeout = Duration::from_millis(300)).await;
+    let mut tcp = TcpStream::connect(app.server.addr).await.unwrap();
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n")
+        .await
+        .unwrap();
+    let answer = read_until_closed(&mut tcp).await;
+    assert!(!answer.contains("200 OK"), "{answer}");
+    // The server still answers others.
+    let health = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+}
+
+#[tokio::test]
+async fn requests_over_the_concurrency_cap_get_503_overloaded() {
+    let upstream = Upstream::start().await;
+    let app = TestApp::start_with(|c| c.http.max_concurrent_requests = 1).await;
+    app.add_server("demo", &upstream.url()).await;
+    let key = app.client_with_key("agent", "demo", "*").await;
+    let slow = app.post("demo", Some(&key), &call("slow")).send();
+    let slow = tokio::spawn(slow);
+    assert!(
+        eventually(Duration::from_secs(10), || !upstream.received().is_empty()).await,
+        "the slow call reached the upstream"
+    );
+    let (status, headers, body) = rpc_message(
+        app.post("demo", Some(&key), &call("echo"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 503);
+    assert_eq!(headers["retry-after"], "1");
+    insta::assert_json_snapshot!("overloaded", body);
+    assert_eq!(slow.await.unwrap().unwrap().status(), 200);
+    // The permit is back: the next call passes.
+    let response = app
+        .post("demo", Some(&key), &call("echo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn over_the_connection_cap_the_oldest_idle_connection_makes_room() {
+    let app = TestApp::start_with(|c| c.http.max_connections = 2).await;
+    let request = b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n";
+    let mut idle = Vec::new();
+    for _ in 0..2 {
+        let mut tcp = TcpStream::connect(app.server.addr).await.unwrap();
+        tcp.write_all(request).await.unwrap();
+        let mut buf = [0u8; 512];
+        let n = tcp.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        idle.push(tcp);
+        // Distinct idle times, so "oldest" is well defined.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let health = reqwest::Client::new()
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200, "a new client is served at the cap");
+    let oldest = read_until_closed(&mut idle[0]).await;
+    assert!(
+        oldest.is_empty(),
+        "the oldest idle connection was closed: {oldest}"
+    );
+}
+
+#[tokio::test]
+async fn over_the_connection_cap_with_nobody_idle_the_newcomer_gets_503() {
+    let upstream = Upstream::start().await;
+    let app = TestApp::start_with(|c| c.http.max_connections = 1).await;
+    app.add_server("demo", &upstream.url()).await;
+    let key = app.client_with_key("agent", "demo", "*").await;
+    let slow = tokio::spawn(app.post("demo", Some(&key), &call("slow")).send());
+    assert!(
+        eventually(Duration::from_secs(10), || !upstream.received().is_empty()).await,
+        "the slow call reached the upstream"
+    );
+    let mut tcp = TcpStream::connect(app.server.addr).await.unwrap();
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_until_closed(&mut tcp).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert_eq!(slow.await.unwrap().unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn a_large_token_request_gets_its_413_every_time() {
+    let app = TestApp::start().await;
+    let body = format!(
+        "grant_type=client_credentials&pad={}",
+        "x".repeat(1024 * 1024)
+    );
+    for attempt in 0..8 {
+        let tcp = TcpStream::connect(app.server.addr).await.unwrap();
+        let (mut read, mut write) = tcp.into_split();
+        let request = format!(
+            "POST /oauth/token HTTP/1.1\r\nhost: 127.0.0.1\r\n\
+             content-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        // The whole body goes out while the answer comes back, as a client's would.
+        let writer = tokio::spawn(async move {
+            let _ = write.write_all(request.as_bytes()).await;
+            write
+        });
+        let mut answer = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let read_answer = async {
+            loop {
+                match read.read(&mut chunk).await {
+                    Ok(0) => break Ok(()),
+                    Ok(n) => {
+                        answer.extend_from_slice(&chunk[..n]);
+                        if answer.windows(4).any(|w| w == b"\r\n\r\n") && answer.ends_with(b"}") {
+                            break Ok(());
+                        }
+                    }
+                    Err(err) => break Err(err),
+                }
+            }
+        };
+        let outcome = tokio::time::timeout(Duration::from_secs(10), read_answer)
+            .await
+            .expect("no answer within 10 s");
+        let text = String::from_utf8_lossy(&answer);
+        assert!(
+            outcome.is_ok() && text.starts_with("HTTP/1.1 413"),
+            "attempt {attempt}: {outcome:?} {text}"
+        );
+        drop(writer.await);
+    }
+}
+
+#[tokio::test]
+async fn a_json_token_request_is_invalid_request() {
+    let app = TestApp::start().await;
+    let response = app
+        .http
+        .post(app.url("/oauth/token"))
+        .json(&json!({ "grant_type": "client_credentials" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request");
 }
