@@ -16,7 +16,7 @@ mod oauth;
 pub use oauth::OAuthError;
 
 /// JSON-RPC error codes. The -32700…-32600 block is JSON-RPC's own; -32020/-32022 are the
-/// MCP 2026-07-28 transport's; -32011…-32016 are Gatehouse's (documented in docs/errors.md).
+/// MCP 2026-07-28 transport's; -32011…-32018 are Gatehouse's (documented in docs/errors.md).
 pub mod codes {
     pub const PARSE_ERROR: i64 = -32700;
     pub const INVALID_REQUEST: i64 = -32600;
