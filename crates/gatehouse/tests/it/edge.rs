@@ -356,3 +356,77 @@ async fn a_json_token_request_is_invalid_request() {
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"], "invalid_request");
 }
+
+#[tokio::test]
+async fn repeated_failed_sign_ins_are_throttled_with_429() {
+    use crate::oauth_browser::{Authorize, Browser, PASSWORD, flow_setup_with, pkce};
+    let flow = flow_setup_with(|c| c.http.login_max_failures = 2).await;
+    let app = &flow.app;
+    let mut browser = Browser::new(app);
+    let first = browser
+        .get(&Authorize::new(app, "spa", &pkce()).url(app))
+        .await;
+    let login_url = first.location();
+    for _ in 0..2 {
+        let wrong = sign_in(&mut browser, &login_url, "not-the-password").await;
+        assert_eq!(wrong.status, 401, "the form again, with an error");
+    }
+    let throttled = sign_in(&mut browser, &login_url, PASSWORD).await;
+    assert_eq!(throttled.status, 429, "{}", throttled.body);
+    let retry: u64 = throttled.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=300).contains(&retry), "{retry}");
+}
+
+async fn sign_in(
+    browser: &mut crate::oauth_browser::Browser,
+    login_url: &str,
+    password: &str,
+) -> crate::oauth_browser::Page {
+    let login = browser.get(login_url).await;
+    assert_eq!(login.status, 200, "{}", login.body);
+    browser
+        .post(
+            "/oauth/login",
+            &[
+                ("req", &login.hidden("req")),
+                ("csrf", &login.hidden("csrf")),
+                ("username", "alice"),
+                ("password", password),
+            ],
+        )
+        .await
+}
+
+#[tokio::test]
+async fn an_upstream_json_body_that_stalls_is_504_after_the_read_timeout() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        read_request(&mut tcp).await;
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n";
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        tcp.write_all(br#"{"jsonrpc":"2.0","id":3,"result":{"tools":["#)
+            .await
+            .unwrap();
+        // The rest never comes; the socket stays open.
+        let mut rest = [0u8; 64];
+        let _ = tcp.read(&mut rest).await;
+    });
+    let app = TestApp::start_with(|c| {
+        c.gateway.upstream_read_timeout = Duration::from_millis(300);
+    })
+    .await;
+    app.add_server("demo", &format!("http://{addr}/mcp")).await;
+    // Not every tool is granted, so the tools/list answer is read in full to be filtered.
+    let key = app.client_with_key("agent", "demo", "echo").await;
+    let response = app
+        .post("demo", Some(&key), &crate::helpers::list_tools())
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .expect("an answer within 10 s");
+    let (status, _, body) = rpc_message(response).await;
+    assert_eq!(status, 504);
+    assert_eq!(body["error"]["data"]["reason"], "upstream_timeout");
+}
