@@ -33,6 +33,10 @@ use crate::{
 
 /// How long the loop pauses after a failed accept (EMFILE and the like).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+/// How long a shed connection may take to close by itself. One that is idle between requests
+/// closes at once; one holding half a request head would wait for its head timeout, so it is
+/// dropped after this (no request of it is being answered: it is idle by our count).
+const SHED_GRACE: Duration = Duration::from_millis(100);
 
 /// What the connection handler needs from the configuration.
 #[derive(Debug, Clone)]
@@ -230,7 +234,7 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits, stop: Can
                 result = connection.as_mut() => result,
                 () = slot.close.cancelled() => {
                     connection.as_mut().graceful_shutdown();
-                    connection.await
+                    tokio::time::timeout(SHED_GRACE, connection).await.unwrap_or(Ok(()))
                 }
                 () = stop.cancelled() => {
                     connection.as_mut().graceful_shutdown();

@@ -373,7 +373,11 @@ async fn repeated_failed_sign_ins_are_throttled_with_429() {
     }
     let throttled = sign_in(&mut browser, &login_url, PASSWORD).await;
     assert_eq!(throttled.status, 429, "{}", throttled.body);
-    let retry: u64 = throttled.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = throttled.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=300).contains(&retry), "{retry}");
 }
 
@@ -404,7 +408,8 @@ async fn an_upstream_json_body_that_stalls_is_504_after_the_read_timeout() {
     tokio::spawn(async move {
         let (mut tcp, _) = listener.accept().await.unwrap();
         read_request(&mut tcp).await;
-        let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n";
+        let head =
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n";
         tcp.write_all(head.as_bytes()).await.unwrap();
         tcp.write_all(br#"{"jsonrpc":"2.0","id":3,"result":{"tools":["#)
             .await
