@@ -435,3 +435,59 @@ async fn an_upstream_json_body_that_stalls_is_504_after_the_read_timeout() {
     assert_eq!(status, 504);
     assert_eq!(body["error"]["data"]["reason"], "upstream_timeout");
 }
+
+#[tokio::test]
+async fn a_trusted_issuer_whose_key_set_stalls_is_refused_after_the_read_timeout() {
+    use base64::Engine;
+    let keys = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let keys_addr = keys.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut tcp, _) = keys.accept().await.unwrap();
+        read_request(&mut tcp).await;
+        let head =
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 500\r\n\r\n";
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        tcp.write_all(br#"{"keys":["#).await.unwrap();
+        let mut rest = [0u8; 64];
+        let _ = tcp.read(&mut rest).await;
+    });
+    let issuer = "https://issuer.example";
+    let app = TestApp::start_with(|c| {
+        c.gateway.upstream_read_timeout = Duration::from_millis(300);
+        c.oauth.trusted_issuers = vec![gatehouse::config::TrustedIssuerConfig {
+            name: "corp".into(),
+            issuer: issuer.into(),
+            jwks_uri: Some(format!("http://{keys_addr}/jwks")),
+            audience: None,
+            servers: vec!["demo".into()],
+            client_claims: vec!["client_id".into()],
+            client_map: Default::default(),
+            scope_claim: "scope".into(),
+            scope_map: Default::default(),
+            groups_claim: None,
+            group_map: Default::default(),
+        }];
+    })
+    .await;
+    let upstream = Upstream::start().await;
+    app.add_server("demo", &upstream.url()).await;
+    let b64 = |v: serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let token = format!(
+        "{}.{}.c2lnbmF0dXJl",
+        b64(json!({ "alg": "RS256", "typ": "JWT", "kid": "k1" })),
+        b64(json!({ "iss": issuer, "client_id": "agent", "exp": 4_102_444_800u64 }))
+    );
+    let response = app
+        .post("demo", Some(&token), &call("echo"))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .expect("an answer within 10 s");
+    // The issuer's keys could not be read: refused as the issuer being unavailable.
+    let (status, _, body) = rpc_message(response).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["error"]["data"]["reason"], "upstream_unavailable");
+    assert!(upstream.received().is_empty());
+}
