@@ -491,3 +491,18 @@ async fn a_trusted_issuer_whose_key_set_stalls_is_refused_after_the_read_timeout
     assert_eq!(body["error"]["data"]["reason"], "upstream_unavailable");
     assert!(upstream.received().is_empty());
 }
+
+#[tokio::test]
+async fn a_head_over_the_size_limit_gets_431() {
+    let app = TestApp::start_with(|c| c.http.max_header_bytes = 2048).await;
+    let mut tcp = TcpStream::connect(app.server.addr).await.unwrap();
+    let head = format!(
+        "GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nx-padding: {}\r\n\r\n",
+        "x".repeat(4096)
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let answer = read_until_closed(&mut tcp).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    let health = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200, "a head within the limit passes");
+}
