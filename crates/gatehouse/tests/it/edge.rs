@@ -209,6 +209,13 @@ async fn a_half_sent_head_is_closed_after_the_header_timeout() {
         .unwrap();
     let answer = read_until_closed(&mut tcp).await;
     assert!(!answer.contains("200 OK"), "{answer}");
+    // A kept-alive connection idle for as long is closed too, after its answer.
+    let mut tcp = TcpStream::connect(app.server.addr).await.unwrap();
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_until_closed(&mut tcp).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     // The server still answers others.
     let health = app.http.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
