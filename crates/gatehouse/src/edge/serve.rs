@@ -178,8 +178,7 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits, stop: Can
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
-        .max_header_size(limits.max_header_bytes)
-        .max_buf_size(limits.max_header_bytes.max(8192));
+        .max_header_size(limits.max_header_bytes);
     loop {
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
