@@ -1,6 +1,5 @@
 //! Application-wide state shared by every request, and starting/stopping a server.
 
-use axum::serve::ListenerExt;
 use axum::{
     Router,
     extract::ConnectInfo,
@@ -68,6 +67,10 @@ pub struct App {
     pub external_issuers: crate::oauth::external::ExternalIssuers,
     /// Discovery documents and keys of upstream OpenID Connect providers.
     pub identity_providers: crate::oauth::upstream::Providers,
+    /// Gateway requests in flight (`http.max_concurrent_requests`).
+    pub in_flight: crate::edge::limit::InFlight,
+    /// Password checks at once, and failed sign-ins by address and username.
+    pub logins: crate::oauth::login_guard::LoginGuard,
     request_ids: RequestIds,
 }
 
@@ -92,13 +95,24 @@ impl App {
 }
 
 pub fn router(state: AppState) -> Router {
+    let limited =
+        axum::middleware::from_fn_with_state(state.clone(), crate::edge::limit::gateway_requests);
     Router::new()
-        .route("/{server}/mcp", any(gateway::handle))
+        .route("/{server}/mcp", any(gateway::handle).layer(limited))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
-        .route("/metrics", get(metrics))
         .merge(crate::oauth::routes())
         .layer(axum::middleware::from_fn(gateway::access::one_authority))
+        .with_state(state)
+}
+
+/// The admin listener's routes: `/metrics` beside the health checks. Not on the public
+/// listener, where a reverse proxy on the same host would make every caller look local.
+pub fn admin_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
         .with_state(state)
 }
 
@@ -230,10 +244,12 @@ pub enum StartError {
 /// A started Gatehouse. Dropping it does not stop it; call [`RunningServer::shutdown`].
 pub struct RunningServer {
     pub addr: SocketAddr,
+    /// Where the admin listener (`/metrics`) is bound, when `admin_listen` is set.
+    pub admin_addr: Option<SocketAddr>,
     pub state: AppState,
     stop_http: CancellationToken,
     stop_background: CancellationToken,
-    http: JoinHandle<()>,
+    http: Vec<JoinHandle<()>>,
     background: Vec<JoinHandle<()>>,
 }
 
@@ -294,9 +310,29 @@ pub async fn start_with(
         addr: config.listen,
         source,
     })?;
+    let admin = match config.admin_listen {
+        Some(admin) => Some(
+            TcpListener::bind(admin)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: admin,
+                    source,
+                })?,
+        ),
+        None => None,
+    };
+    let admin_addr = match &admin {
+        Some(listener) => Some(listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.admin_listen.unwrap_or(addr),
+            source,
+        })?),
+        None => None,
+    };
     let prefix = secrets::random_id(8)?;
     let upstream = UpstreamClient::new(&config.gateway)?;
     let client_metadata = crate::oauth::cimd::MetadataDocuments::new(&config);
+    let in_flight = crate::edge::limit::InFlight::new(config.http.max_concurrent_requests);
+    let logins = crate::oauth::login_guard::LoginGuard::new(&config.http);
     let state = AppState(Arc::new(App {
         access: HostOriginPolicy::from_config(&config),
         pins: crate::pinning::PinWatch::start(store.clone()).map_err(StartError::Pins)?,
@@ -310,6 +346,8 @@ pub async fn start_with(
         audit,
         metrics: crate::metrics::Metrics::default(),
         identity_providers: crate::oauth::upstream::Providers::default(),
+        in_flight,
+        logins,
         external_issuers: crate::oauth::external::ExternalIssuers::default(),
         client_metadata,
         client_assertions: crate::oauth::assertion::AssertionReplay::default(),
@@ -354,26 +392,29 @@ pub async fn start_with(
         background.push(tokio::spawn(async move { watch_geoip(geo, stop).await }));
     }
 
-    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    // Without TCP_NODELAY a response written in two parts (head, then a streamed body) waits
-    // for the client's delayed ACK: tens of milliseconds on a request/response protocol.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %err, "could not set TCP_NODELAY");
-        }
-    });
-    let graceful = stop_http.clone();
-    let http = tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(graceful.cancelled_owned())
-            .await;
-        if let Err(err) = served {
-            tracing::error!(error = %err, "HTTP server stopped");
-        }
-    });
+    let limits =
+        crate::edge::serve::Limits::new(&state.config.http, state.config.gateway.max_body_bytes);
+    let mut http = vec![tokio::spawn(crate::edge::serve::serve(
+        listener,
+        router(state.clone()),
+        limits.clone(),
+        stop_http.clone(),
+    ))];
+    if let Some(admin) = admin {
+        http.push(tokio::spawn(crate::edge::serve::serve(
+            admin,
+            admin_router(state.clone()),
+            limits,
+            stop_http.clone(),
+        )));
+    }
     tracing::info!(%addr, "gatehouse listening");
+    if let Some(admin) = admin_addr {
+        tracing::info!(%admin, "metrics listening");
+    }
     Ok(RunningServer {
         addr,
+        admin_addr,
         state,
         stop_http,
         stop_background,
@@ -469,12 +510,11 @@ impl RunningServer {
     /// the audit trail and key usage.
     pub async fn shutdown(self) {
         self.stop_http.cancel();
-        let mut http = self.http;
-        if tokio::time::timeout(Duration::from_secs(5), &mut http)
-            .await
-            .is_err()
-        {
-            http.abort();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        for mut http in self.http {
+            if tokio::time::timeout_at(deadline, &mut http).await.is_err() {
+                http.abort();
+            }
         }
         self.stop_background.cancel();
         for task in self.background {

@@ -11,11 +11,17 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use crate::duration::serde_human;
 
+mod listener;
+pub use listener::HttpConfig;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Address the HTTP listener binds.
     pub listen: SocketAddr,
+    /// Address of the admin listener serving `/metrics` (and `/healthz`, `/readyz`); none: no
+    /// `/metrics` at all. Bind it where only operators reach.
+    pub admin_listen: Option<SocketAddr>,
     /// The URL clients use to reach this Gatehouse. Each server's MCP URL
     /// (`{public_url}/{server}/mcp`) is derived from it and becomes its OAuth resource id.
     pub public_url: String,
@@ -24,6 +30,7 @@ pub struct Config {
     /// Overrides the database location; default `sqlite://{data_dir}/gatehouse.db`.
     pub database_url: Option<String>,
     pub gateway: GatewayConfig,
+    pub http: HttpConfig,
     pub audit: AuditConfig,
     pub snapshot: SnapshotConfig,
     pub policy: PolicyConfig,
@@ -205,6 +212,9 @@ pub struct PolicyConfig {
     /// Proxies whose `Forwarded` / `X-Forwarded-For` headers are believed (CIDRs). Requests
     /// from anyone else are judged by their TCP peer address.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The one header the trusted proxies write (`x-forwarded-for` or `forwarded`); the other
+    /// is ignored, since a client can send it through a proxy that does not overwrite it.
+    pub forwarded_header: crate::policy::client_ip::ForwardedHeader,
     /// MaxMind-format database (GeoLite2/GeoIP2 Country or City, DB-IP lite) that `country`
     /// policies and the audit trail's `country` read. Loaded at start (an unreadable file stops
     /// the server) and reloaded when the file changes. Without it, `country` policies are refused.
@@ -223,8 +233,15 @@ pub struct GatewayConfig {
     /// Time allowed for the upstream to send response headers (streams may then run longer).
     #[serde(with = "serde_human")]
     pub upstream_timeout: Duration,
+    /// Time allowed for reading an upstream JSON body that Gatehouse buffers to filter, and
+    /// for other servers' documents (OpenID discovery, key sets, token responses).
+    #[serde(with = "serde_human")]
+    pub upstream_read_timeout: Duration,
     /// Idle connections kept per upstream host.
     pub upstream_pool_max_idle: usize,
+    /// An upstream connection unused for this long is closed.
+    #[serde(with = "serde_human")]
+    pub upstream_pool_idle_timeout: Duration,
     /// PEM files of extra CAs trusted for `https://` upstreams, besides the system store.
     pub upstream_ca_files: Vec<PathBuf>,
     /// `Origin` values accepted besides the public URL's own origin and loopback origins.
@@ -277,10 +294,12 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_listen: None,
             public_url: "http://127.0.0.1:8080".into(),
             data_dir: PathBuf::from("gatehouse-data"),
             database_url: None,
             gateway: GatewayConfig::default(),
+            http: HttpConfig::default(),
             audit: AuditConfig::default(),
             snapshot: SnapshotConfig::default(),
             policy: PolicyConfig::default(),
@@ -298,7 +317,9 @@ impl Default for GatewayConfig {
             max_response_bytes: 16 * 1024 * 1024,
             upstream_connect_timeout: Duration::from_secs(5),
             upstream_timeout: Duration::from_secs(60),
+            upstream_read_timeout: Duration::from_secs(60),
             upstream_pool_max_idle: 256,
+            upstream_pool_idle_timeout: Duration::from_secs(60),
             upstream_ca_files: Vec::new(),
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
@@ -339,10 +360,12 @@ impl Default for LogConfig {
 /// Top-level keys that `GATEHOUSE_<KEY>` variables may set.
 const ENV_KEYS: &[&str] = &[
     "listen",
+    "admin_listen",
     "public_url",
     "data_dir",
     "database_url",
     "gateway",
+    "http",
     "audit",
     "snapshot",
     "policy",
@@ -489,6 +512,7 @@ impl Config {
                 "oauth.clock_skew must be at most 60s".into(),
             ));
         }
+        self.http.validate()?;
         if self.gateway.max_body_bytes == 0 {
             return Err(ConfigError::Invalid(
                 "gateway.max_body_bytes must be positive".into(),

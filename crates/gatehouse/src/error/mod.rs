@@ -16,7 +16,7 @@ mod oauth;
 pub use oauth::OAuthError;
 
 /// JSON-RPC error codes. The -32700…-32600 block is JSON-RPC's own; -32020/-32022 are the
-/// MCP 2026-07-28 transport's; -32011…-32016 are Gatehouse's (documented in docs/errors.md).
+/// MCP 2026-07-28 transport's; -32011…-32018 are Gatehouse's (documented in docs/errors.md).
 pub mod codes {
     pub const PARSE_ERROR: i64 = -32700;
     pub const INVALID_REQUEST: i64 = -32600;
@@ -31,6 +31,7 @@ pub mod codes {
     pub const UPSTREAM_UNAVAILABLE: i64 = -32015;
     pub const UPSTREAM_TIMEOUT: i64 = -32016;
     pub const RATE_LIMITED: i64 = -32017;
+    pub const OVERLOADED: i64 = -32018;
 }
 
 /// Protocol versions Gatehouse understands (and can therefore govern).
@@ -121,6 +122,10 @@ pub enum GatewayError {
     /// A policy or guardrail in scope could not be loaded, so it refuses everything it covers.
     #[error("rule {rule:?} could not be loaded; calls it covers are refused until it is fixed")]
     RuleUnavailable { rule: String },
+    #[error("the request body did not arrive within the time allowed")]
+    RequestBodyTimeout,
+    #[error("Gatehouse is busy; try again")]
+    Overloaded,
 }
 
 impl From<crate::policy::Denial> for GatewayError {
@@ -222,6 +227,8 @@ impl GatewayError {
             GatewayError::UpstreamEncodingUnfilterable => "upstream_encoding_unfilterable",
             GatewayError::ServerUnavailable => "server_unavailable",
             GatewayError::RuleUnavailable { .. } => "rule_unavailable",
+            GatewayError::RequestBodyTimeout => "request_body_timeout",
+            GatewayError::Overloaded => "overloaded",
         }
     }
 
@@ -245,6 +252,7 @@ impl GatewayError {
         let mut www_authenticate = None;
         let mut allow = None;
         let mut retry_after = None;
+        let mut connection_close = false;
         let (status, code) = match &self {
             E::UnknownServer => (StatusCode::NOT_FOUND, codes::NOT_FOUND),
             E::HostNotAllowed | E::OriginNotAllowed => (StatusCode::FORBIDDEN, codes::FORBIDDEN),
@@ -366,6 +374,14 @@ impl GatewayError {
                 data["rule"] = json!(rule);
                 (StatusCode::SERVICE_UNAVAILABLE, codes::UPSTREAM_UNAVAILABLE)
             }
+            E::RequestBodyTimeout => {
+                connection_close = true;
+                (StatusCode::REQUEST_TIMEOUT, codes::INVALID_REQUEST)
+            }
+            E::Overloaded => {
+                retry_after = Some(1);
+                (StatusCode::SERVICE_UNAVAILABLE, codes::OVERLOADED)
+            }
         };
         let body = json!({
             "jsonrpc": "2.0",
@@ -387,6 +403,9 @@ impl GatewayError {
         }
         if let Some(methods) = allow {
             headers.insert(header::ALLOW, HeaderValue::from_static(methods));
+        }
+        if connection_close {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }

@@ -49,6 +49,8 @@ pub enum OAuthError {
     ServerError,
     #[error("the authorization server is busy; try again")]
     TemporarilyUnavailable,
+    #[error("the request body did not arrive within the time allowed")]
+    RequestTimeout,
 }
 
 impl OAuthError {
@@ -58,7 +60,8 @@ impl OAuthError {
             OAuthError::InvalidRequest(_)
             | OAuthError::PayloadTooLarge { .. }
             | OAuthError::UnsupportedMediaType
-            | OAuthError::MethodNotAllowed => "invalid_request",
+            | OAuthError::MethodNotAllowed
+            | OAuthError::RequestTimeout => "invalid_request",
             OAuthError::InvalidClient { .. } => "invalid_client",
             OAuthError::InvalidGrant(_) => "invalid_grant",
             OAuthError::UnauthorizedClient(_) => "unauthorized_client",
@@ -83,6 +86,7 @@ impl OAuthError {
             OAuthError::RegistrationForbidden(_) => StatusCode::FORBIDDEN,
             OAuthError::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
             OAuthError::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            OAuthError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             OAuthError::InvalidRequest(_)
             | OAuthError::InvalidGrant(_)
             | OAuthError::UnauthorizedClient(_)
@@ -120,6 +124,9 @@ impl OAuthError {
             }
             OAuthError::MethodNotAllowed => {
                 headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
+            }
+            OAuthError::RequestTimeout => {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             _ => {}
         }

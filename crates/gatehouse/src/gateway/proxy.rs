@@ -94,11 +94,7 @@ pub async fn handle(
     let started = Instant::now();
     let snapshot = state.snapshot.current();
     let request_id = state.next_request_id();
-    let client_ip = client_ip::resolve(
-        peer.ip(),
-        request.headers(),
-        &state.config.policy.trusted_proxies,
-    );
+    let client_ip = client_ip::resolve(peer.ip(), request.headers(), &state.config.policy);
     let mut record = Record {
         request_id: request_id.clone(),
         client_ip,
@@ -629,9 +625,10 @@ impl Call<'_> {
             let transform: sse::Transform = Box::new(move |data: &[u8]| rules.rewrite(data));
             Body::from_stream(sse::rewrite_stream(body, transform, max))
         } else if content_type.starts_with("application/json") {
-            let bytes = Limited::new(body, max)
-                .collect()
+            let read = Limited::new(body, max).collect();
+            let bytes = tokio::time::timeout(self.state.config.gateway.upstream_read_timeout, read)
                 .await
+                .map_err(|_| GatewayError::UpstreamTimeout)?
                 .map_err(|_| GatewayError::UpstreamResponseTooLarge)?
                 .to_bytes();
             let rewritten = rules.rewrite(&bytes).map_or(bytes, Bytes::from);
@@ -689,6 +686,7 @@ async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Bytes,
         Err(err) if err.is::<http_body_util::LengthLimitError>() => {
             Err(GatewayError::PayloadTooLarge { limit: max })
         }
+        Err(err) if crate::edge::body::is_timeout(&*err) => Err(GatewayError::RequestBodyTimeout),
         Err(_) => Err(GatewayError::InvalidRequest(
             "the request body could not be read".into(),
         )),

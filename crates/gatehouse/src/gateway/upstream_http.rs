@@ -7,7 +7,7 @@ use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
-    rt::TokioExecutor,
+    rt::{TokioExecutor, TokioTimer},
 };
 use rustls_pki_types::{CertificateDer, pem::PemObject};
 use std::{path::PathBuf, sync::Arc, time::Duration};
@@ -41,7 +41,9 @@ impl UpstreamClient {
             .wrap_connector(connector);
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(config.upstream_pool_max_idle)
-            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_idle_timeout(config.upstream_pool_idle_timeout)
+            // Without a timer the idle timeout is never checked and idle sockets stay open.
+            .pool_timer(TokioTimer::new())
             .build(https);
         Ok(Self {
             client,
@@ -136,12 +138,42 @@ pub fn is_hop_by_hop(name: &HeaderName) -> bool {
     )
 }
 
-/// Request headers to forward: everything but hop-by-hop headers, the client's credentials
-/// (never passed upstream) and what the proxy recomputes.
+/// Headers named in `Connection:` are hop-by-hop for this message too (RFC 9110 §7.6.1).
+fn connection_tokens(headers: &HeaderMap) -> Vec<HeaderName> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+        .collect()
+}
+
+/// What a client says about where the request came from. Gatehouse does not pass it on: the
+/// upstream would believe a forged address (Gatehouse resolves the caller itself, from the
+/// trusted proxies only).
+fn is_forwarding(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "forwarded"
+            | "x-forwarded-for"
+            | "x-forwarded-host"
+            | "x-forwarded-proto"
+            | "x-forwarded-port"
+            | "x-real-ip"
+    )
+}
+
+/// Request headers to forward: everything but hop-by-hop headers (fixed and those `Connection`
+/// names), forwarding headers, the client's credentials (never passed upstream) and what the
+/// proxy recomputes.
 pub fn forward_request_headers(incoming: &HeaderMap) -> HeaderMap {
+    let listed = connection_tokens(incoming);
     let mut out = HeaderMap::with_capacity(incoming.len());
     for (name, value) in incoming {
         let drop = is_hop_by_hop(name)
+            || listed.contains(name)
+            || is_forwarding(name)
             || name == header::HOST
             || name == header::AUTHORIZATION
             || name == header::COOKIE
@@ -164,12 +196,53 @@ pub fn ask_for_identity(headers: &mut HeaderMap) {
 }
 
 pub fn forward_response_headers(incoming: &HeaderMap, body_rewritten: bool) -> HeaderMap {
+    let listed = connection_tokens(incoming);
     let mut out = HeaderMap::with_capacity(incoming.len() + 1);
     for (name, value) in incoming {
-        if is_hop_by_hop(name) || (body_rewritten && name == header::CONTENT_LENGTH) {
+        if is_hop_by_hop(name)
+            || listed.contains(name)
+            || (body_rewritten && name == header::CONTENT_LENGTH)
+        {
             continue;
         }
         out.append(name.clone(), value.clone());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn headers_named_by_connection_are_not_forwarded() {
+        let mut incoming = HeaderMap::new();
+        incoming.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("close, X-Secret-Hop"),
+        );
+        incoming.insert("x-secret-hop", HeaderValue::from_static("1"));
+        incoming.insert("x-kept", HeaderValue::from_static("2"));
+        let out = forward_request_headers(&incoming);
+        assert!(out.get("x-secret-hop").is_none());
+        assert_eq!(out.get("x-kept").unwrap(), "2");
+        let out = forward_response_headers(&incoming, false);
+        assert!(out.get("x-secret-hop").is_none());
+        assert_eq!(out.get("x-kept").unwrap(), "2");
+    }
+
+    #[test]
+    fn client_forwarding_headers_are_not_forwarded() {
+        let mut incoming = HeaderMap::new();
+        for name in [
+            "forwarded",
+            "x-forwarded-for",
+            "x-real-ip",
+            "x-forwarded-host",
+        ] {
+            incoming.insert(name, HeaderValue::from_static("for=192.0.2.1"));
+        }
+        assert!(forward_request_headers(&incoming).is_empty());
+    }
 }

@@ -34,8 +34,11 @@ impl Form {
                 v.trim()
                     .eq_ignore_ascii_case("application/x-www-form-urlencoded")
             });
+        // RFC 6749 §5.2: a request in another format is an `invalid_request` (400).
         if !is_form {
-            return Err(OAuthError::UnsupportedMediaType);
+            return Err(OAuthError::InvalidRequest(
+                "the body must be application/x-www-form-urlencoded".into(),
+            ));
         }
         let declared = headers
             .get(header::CONTENT_LENGTH)
@@ -52,6 +55,9 @@ impl Form {
                 return Err(OAuthError::PayloadTooLarge {
                     limit: MAX_FORM_BYTES,
                 });
+            }
+            Err(err) if crate::edge::body::is_timeout(&*err) => {
+                return Err(OAuthError::RequestTimeout);
             }
             Err(_) => {
                 return Err(OAuthError::InvalidRequest(

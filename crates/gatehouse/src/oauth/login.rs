@@ -6,19 +6,21 @@
 //! field derived from it, which another site can neither read nor set.
 
 use axum::{
-    extract::{Request, State},
+    extract::{ConnectInfo, Request, State},
     response::Response,
 };
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use std::net::{IpAddr, SocketAddr};
 
 use crate::{
     AppState,
-    identity::passwords,
     oauth::{
         authorize::{self, AuthRequest, REQUEST_PURPOSE, SESSION_PURPOSE},
         form::Form,
+        login_guard::Refusal,
         pages, session,
     },
+    policy::client_ip,
     secrets,
 };
 
@@ -26,8 +28,13 @@ const NONCE_COOKIE: &str = "gatehouse_login";
 /// Sign-in sessions last a working day; consent is still asked for each authorization.
 const SESSION_TTL_SECS: u64 = 8 * 3600;
 
-pub async fn login(State(state): State<AppState>, request: Request) -> Response {
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
     let (parts, body) = request.into_parts();
+    let ip = client_ip::resolve(peer.ip(), &parts.headers, &state.config.policy);
     match parts.method {
         Method::GET => {
             let params =
@@ -35,7 +42,7 @@ pub async fn login(State(state): State<AppState>, request: Request) -> Response 
             form_page(&state, params.get("req").unwrap_or(""), None)
         }
         Method::POST => match Form::read(&parts.headers, body, &[]).await {
-            Ok(form) => submit(&state, &parts.headers, &form).await,
+            Ok(form) => submit(&state, &parts.headers, &form, ip).await,
             Err(err) => pages::error(err.status(), &err.to_string()),
         },
         _ => pages::error(StatusCode::METHOD_NOT_ALLOWED, "use GET or POST"),
@@ -93,7 +100,7 @@ fn form_page(state: &AppState, sealed: &str, error: Option<&str>) -> Response {
     response
 }
 
-async fn submit(state: &AppState, headers: &HeaderMap, form: &Form) -> Response {
+async fn submit(state: &AppState, headers: &HeaderMap, form: &Form, ip: IpAddr) -> Response {
     let sealed = form.get("req").unwrap_or("");
     let nonce = session::cookie(headers, NONCE_COOKIE).unwrap_or("");
     if nonce.is_empty()
@@ -112,6 +119,9 @@ async fn submit(state: &AppState, headers: &HeaderMap, form: &Form) -> Response 
     }
     let username = form.get("username").unwrap_or("").to_owned();
     let password = form.get("password").unwrap_or("").to_owned();
+    if let Err(refusal) = state.logins.admit(ip, &username) {
+        return refused(refusal);
+    }
     let user = match state.store.find_user_by_username(&username).await {
         Ok(user) => user.filter(|u| u.disabled_at.is_none()),
         Err(err) => {
@@ -120,17 +130,42 @@ async fn submit(state: &AppState, headers: &HeaderMap, form: &Form) -> Response 
         }
     };
     let phc = user.as_ref().and_then(|u| u.password_hash.clone());
-    // argon2 takes tens of milliseconds of CPU: off the async threads.
-    let ok = tokio::task::spawn_blocking(move || passwords::verify(phc.as_deref(), &password))
-        .await
-        .unwrap_or(false);
+    let ok = match state.logins.verify(phc, password).await {
+        Ok(ok) => ok,
+        Err(refusal) => return refused(refusal),
+    };
     let Some(user) = user.filter(|_| ok) else {
+        state.logins.failed(ip, &username);
         return form_page(state, sealed, Some("Unknown username or wrong password."));
     };
+    state.logins.succeeded(&username);
     if let Err(err) = state.store.record_login(&user.id, crate::now_ms()).await {
         tracing::warn!(error = %err, "recording the sign-in time failed");
     }
     signed_in(state, &user.id, sealed)
+}
+
+/// Too many failures (429) or no free password checker (503), with `Retry-After`.
+fn refused(refusal: Refusal) -> Response {
+    let (status, message, wait) = match refusal {
+        Refusal::Throttled(wait) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many failed sign-ins; wait before trying again",
+            wait,
+        ),
+        Refusal::Busy => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "sign-in is busy; try again in a moment",
+            std::time::Duration::from_secs(1),
+        ),
+    };
+    let mut response = pages::error(status, message);
+    // Whole seconds, rounded up: never invite a retry that would be refused.
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    response
 }
 
 /// Sets the session cookie and returns to the authorization request.

@@ -16,6 +16,7 @@ pub mod external;
 pub mod form;
 pub mod grants;
 pub mod login;
+pub mod login_guard;
 pub mod metadata;
 pub mod pages;
 pub mod registration;
@@ -89,7 +90,7 @@ impl OAuthAudit {
     ) -> Self {
         Self {
             request_id: state.next_request_id(),
-            ip: client_ip::resolve(peer.ip(), headers, &state.config.policy.trusted_proxies),
+            ip: client_ip::resolve(peer.ip(), headers, &state.config.policy),
             method,
             client: None,
             credential_id: None,

@@ -1,6 +1,6 @@
 //! JSON from other servers: identity providers and trusted issuers (discovery documents,
 //! key sets, token responses). Through the upstream client (its TLS roots and timeouts),
-//! bounded in size; errors are text for the log, never for the caller.
+//! bounded in size and time; errors are text for the log, never for the caller.
 
 use bytes::Bytes;
 use http::header;
@@ -39,9 +39,10 @@ pub async fn json(state: &AppState, request: http::Request<Full<Bytes>>) -> Resu
         .await
         .map_err(|e| format!("{uri}: {e}"))?;
     let status = response.status();
-    let body = Limited::new(response.into_body(), MAX_DOCUMENT)
-        .collect()
+    let read = Limited::new(response.into_body(), MAX_DOCUMENT).collect();
+    let body = tokio::time::timeout(state.config.gateway.upstream_read_timeout, read)
         .await
+        .map_err(|_| format!("{uri}: the body did not arrive in time"))?
         .map_err(|_| format!("{uri}: unreadable or too large"))?
         .to_bytes();
     if !status.is_success() {

@@ -1,18 +1,61 @@
 //! The caller's address: the TCP peer, unless the peer is a trusted proxy, in which case the
-//! first untrusted hop of `Forwarded` / `X-Forwarded-For`, read from the right. An untrusted
-//! peer's forwarding headers are ignored, so nobody can claim another address by sending them.
+//! first untrusted hop of the one forwarding header the trusted proxies write
+//! (`policy.forwarded_header`), read from the right. The other header is ignored: a proxy that
+//! appends to `X-Forwarded-For` passes a client's own `Forwarded` through untouched, so
+//! believing whichever is present would let the client choose its address. An untrusted
+//! peer's forwarding headers are ignored altogether.
 
 use http::HeaderMap;
 use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
-pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+use crate::config::PolicyConfig;
+
+/// The header the trusted proxies set (and append to) with the address they received from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For: client, proxy1` (nginx, AWS ALB, Envoy, HAProxy, Traefik).
+    #[default]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded: for=client, for=proxy1`.
+    Forwarded,
+}
+
+impl ForwardedHeader {
+    pub fn name(self) -> &'static str {
+        match self {
+            ForwardedHeader::XForwardedFor => "x-forwarded-for",
+            ForwardedHeader::Forwarded => "forwarded",
+        }
+    }
+}
+
+pub fn resolve(peer: IpAddr, headers: &HeaderMap, policy: &PolicyConfig) -> IpAddr {
+    resolve_with(
+        peer,
+        headers,
+        &policy.trusted_proxies,
+        policy.forwarded_header,
+    )
+}
+
+fn resolve_with(
+    peer: IpAddr,
+    headers: &HeaderMap,
+    trusted: &[IpNet],
+    header: ForwardedHeader,
+) -> IpAddr {
     let peer = peer.to_canonical();
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return peer;
     }
-    let hops = forwarded_for(headers);
+    let hops = match header {
+        ForwardedHeader::Forwarded => forwarded_for(headers),
+        ForwardedHeader::XForwardedFor => x_forwarded_for(headers),
+    };
     let mut client = peer;
     for hop in hops.iter().rev() {
         client = *hop;
@@ -23,30 +66,32 @@ pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
     client
 }
 
-/// Addresses named by `Forwarded: for=` (RFC 7239), else `X-Forwarded-For`, left to right.
-/// Unparseable entries (obfuscated identifiers, `unknown`) end the list: nothing left of them
-/// can be trusted.
+/// Addresses named by `Forwarded: for=` (RFC 7239), left to right. Unparseable entries
+/// (obfuscated identifiers, `unknown`) end the list: nothing left of them can be trusted.
 fn forwarded_for(headers: &HeaderMap) -> Vec<IpAddr> {
-    let forwarded: Vec<&str> = headers
+    let mut out = Vec::new();
+    for element in headers
         .get_all("forwarded")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .collect();
-    let mut out = Vec::new();
-    if !forwarded.is_empty() {
-        for element in forwarded.iter().flat_map(|v| v.split(',')) {
-            let value = element.split(';').find_map(|pair| {
-                let (name, value) = pair.trim().split_once('=')?;
-                name.eq_ignore_ascii_case("for")
-                    .then_some(value.trim().trim_matches('"'))
-            });
-            match value.and_then(parse_node) {
-                Some(ip) => out.push(ip),
-                None => out.clear(),
-            }
+        .flat_map(|v| v.split(','))
+    {
+        let value = element.split(';').find_map(|pair| {
+            let (name, value) = pair.trim().split_once('=')?;
+            name.eq_ignore_ascii_case("for")
+                .then_some(value.trim().trim_matches('"'))
+        });
+        match value.and_then(parse_node) {
+            Some(ip) => out.push(ip),
+            None => out.clear(),
         }
-        return out;
     }
+    out
+}
+
+/// Addresses named by `X-Forwarded-For`, left to right; unparseable entries end the list.
+fn x_forwarded_for(headers: &HeaderMap) -> Vec<IpAddr> {
+    let mut out = Vec::new();
     for value in headers
         .get_all("x-forwarded-for")
         .iter()
@@ -94,6 +139,51 @@ mod tests {
         text.parse().unwrap()
     }
 
+    fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+        resolve_with(peer, headers, trusted, ForwardedHeader::XForwardedFor)
+    }
+
+    #[test]
+    fn only_the_configured_header_is_believed() {
+        // Behind a proxy that appends to X-Forwarded-For, the client's own `Forwarded` arrives
+        // untouched: it must not choose the address.
+        let mut h = headers("x-forwarded-for", "198.51.100.7");
+        h.insert(
+            "forwarded",
+            HeaderValue::from_static("for=10.9.9.9, for=192.0.2.1"),
+        );
+        let peer = ip("10.0.0.2");
+        assert_eq!(
+            resolve_with(peer, &h, &trusted(), ForwardedHeader::XForwardedFor),
+            ip("198.51.100.7")
+        );
+        // And the other way round, behind a proxy that writes `Forwarded`.
+        let mut h = headers("forwarded", "for=198.51.100.7");
+        h.insert("x-forwarded-for", HeaderValue::from_static("192.0.2.1"));
+        assert_eq!(
+            resolve_with(peer, &h, &trusted(), ForwardedHeader::Forwarded),
+            ip("198.51.100.7")
+        );
+    }
+
+    #[test]
+    fn the_header_names_read_from_configuration() {
+        #[derive(serde::Deserialize)]
+        struct Wrap {
+            header: ForwardedHeader,
+        }
+        let parse = |text: &str| serde_json::from_str::<Wrap>(text).map(|w| w.header);
+        assert_eq!(
+            parse(r#"{"header":"x-forwarded-for"}"#).unwrap(),
+            ForwardedHeader::XForwardedFor
+        );
+        assert_eq!(
+            parse(r#"{"header":"forwarded"}"#).unwrap(),
+            ForwardedHeader::Forwarded
+        );
+        assert!(parse(r#"{"header":"x-real-ip"}"#).is_err());
+    }
+
     #[test]
     fn untrusted_peers_cannot_spoof() {
         let h = headers("x-forwarded-for", "203.0.113.9");
@@ -116,7 +206,10 @@ mod tests {
             "forwarded",
             "for=198.51.100.1;proto=https, for=\"[2001:db8::7]:4711\"",
         );
-        assert_eq!(resolve(ip("fd00::1"), &h, &trusted()), ip("2001:db8::7"));
+        assert_eq!(
+            resolve_with(ip("fd00::1"), &h, &trusted(), ForwardedHeader::Forwarded),
+            ip("2001:db8::7")
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod scripted_upstream;
 mod audit;
 mod country;
 mod docs;
+mod edge;
 mod errors;
 mod example_finance;
 mod filtering;

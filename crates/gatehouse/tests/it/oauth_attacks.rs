@@ -564,7 +564,8 @@ async fn malformed_token_requests_are_refused() {
         .unwrap(),
     )
     .await;
-    assert_eq!((status, &body["error"]), (415, &json!("invalid_request")));
+    // RFC 6749 §5.2: a body in another format is an invalid_request, 400.
+    assert_eq!((status, &body["error"]), (400, &json!("invalid_request")));
 
     let (status, _, body) = json_response(
         send(
