@@ -29,7 +29,7 @@ async fn store_country_policy(app: &TestApp, client: Option<&str>) {
 #[tokio::test]
 async fn a_policy_the_server_cannot_compile_denies_its_scope_and_blocks_nothing_else() {
     let upstream = Upstream::start().await;
-    let app = TestApp::start().await;
+    let app = TestApp::start_with(|c| c.admin_listen = Some("127.0.0.1:0".parse().unwrap())).await;
     app.add_server("demo", &upstream.url()).await;
     let agent = app.client_with_key("agent", "demo", "*").await;
     let other = app.client_with_key("other", "demo", "*").await;
@@ -76,7 +76,13 @@ async fn a_policy_the_server_cannot_compile_denies_its_scope_and_blocks_nothing_
         !text.contains("geoip"),
         "reasons stay out of the public page: {text}"
     );
-    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap();
+    let admin = app.server.admin_addr.unwrap();
+    let metrics = app
+        .http
+        .get(format!("http://{admin}/metrics"))
+        .send()
+        .await
+        .unwrap();
     let metrics = metrics.text().await.unwrap();
     assert!(
         metrics.contains("gatehouse_config_record_errors 1"),
