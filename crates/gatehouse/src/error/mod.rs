@@ -82,6 +82,11 @@ pub enum GatewayError {
     SessionNotFound,
     #[error("request body larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("batch of more than {limit} messages")]
+    BatchTooLarge { limit: usize },
+    /// The body is within its byte limit, but parsing it would take more memory than allowed.
+    #[error("request too complex: parsing it would take more than {limit} bytes")]
+    RequestTooComplex { limit: usize },
     #[error("Content-Type must be application/json")]
     UnsupportedMediaType,
     #[error("HTTP method not allowed")]
@@ -173,6 +178,8 @@ impl GatewayError {
             GatewayError::SessionRequired => "session_required",
             GatewayError::SessionNotFound => "session_not_found",
             GatewayError::PayloadTooLarge { .. } => "payload_too_large",
+            GatewayError::BatchTooLarge { .. } => "batch_too_large",
+            GatewayError::RequestTooComplex { .. } => "request_too_complex",
             GatewayError::UnsupportedMediaType => "unsupported_media_type",
             GatewayError::MethodNotAllowed { .. } => "http_method_not_allowed",
             GatewayError::UpstreamUnavailable => "upstream_unavailable",
@@ -263,6 +270,14 @@ impl GatewayError {
             }
             E::SessionNotFound => (StatusCode::NOT_FOUND, codes::NOT_FOUND),
             E::PayloadTooLarge { limit } => {
+                data["limit_bytes"] = json!(limit);
+                (StatusCode::PAYLOAD_TOO_LARGE, codes::PAYLOAD_TOO_LARGE)
+            }
+            E::BatchTooLarge { limit } => {
+                data["limit_messages"] = json!(limit);
+                (StatusCode::PAYLOAD_TOO_LARGE, codes::PAYLOAD_TOO_LARGE)
+            }
+            E::RequestTooComplex { limit } => {
                 data["limit_bytes"] = json!(limit);
                 (StatusCode::PAYLOAD_TOO_LARGE, codes::PAYLOAD_TOO_LARGE)
             }

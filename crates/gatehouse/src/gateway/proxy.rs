@@ -328,7 +328,7 @@ impl Call<'_> {
             self.state.config.gateway.max_body_bytes,
         )
         .await?;
-        let envelope = jsonrpc::parse(&bytes)?;
+        let envelope = jsonrpc::parse_with(&bytes, self.state.config.gateway.parse_limits())?;
         if let Some(first) = envelope.first() {
             if !envelope.batch && first.kind == Kind::Request {
                 record.rpc_id = first.id.clone();

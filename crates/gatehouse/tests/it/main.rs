@@ -12,6 +12,7 @@ mod example_finance;
 mod filtering;
 mod guardrails;
 mod keys;
+mod limits;
 mod metrics;
 mod oauth;
 mod oauth_assertion;
