@@ -11,6 +11,13 @@ use std::{path::PathBuf, process::ExitCode};
 
 use output::Format;
 
+// Every configuration change builds a whole new snapshot on whichever worker thread polls, and
+// glibc malloc kept the pages of each replaced one in that thread's arena: resident memory
+// rose change after change. jemalloc returns freed pages to the system after a decay period
+// (BENCHMARKS.md, "Memory across configuration changes").
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "gatehouse",
@@ -67,6 +74,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Background threads purge decayed pages on their own; without them jemalloc purges only
+    // while the process allocates, and an idle gateway would keep a replaced snapshot's pages.
+    // Failing to start them only delays the purge, so the error is not fatal.
+    let _ = tikv_jemalloc_ctl::background_thread::write(true);
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
