@@ -2,6 +2,8 @@
 //! connections and the audit trail. Thin over the `gatehouse` library.
 #![forbid(unsafe_code)]
 
+#[cfg(unix)]
+mod arenas;
 mod commands;
 mod demo;
 mod output;
@@ -10,13 +12,6 @@ use clap::{Parser, Subcommand};
 use std::{path::PathBuf, process::ExitCode};
 
 use output::Format;
-
-// Every configuration change builds a whole new snapshot on whichever worker thread polls, and
-// glibc malloc kept the pages of each replaced one in that thread's arena: resident memory
-// rose change after change. jemalloc returns freed pages to the system after a decay period
-// (BENCHMARKS.md, "Memory across configuration changes").
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[derive(Parser)]
 #[command(
@@ -74,11 +69,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    // Background threads purge decayed pages on their own; without them jemalloc purges only
-    // while the process allocates, and an idle gateway would keep a replaced snapshot's pages.
-    // Failing to start them only delays the purge, so the error is not fatal.
-    let _ = tikv_jemalloc_ctl::background_thread::write(true);
     let cli = Cli::parse();
+    #[cfg(unix)]
+    if matches!(cli.command, Command::Serve) {
+        arenas::bound();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
