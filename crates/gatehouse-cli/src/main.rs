@@ -2,6 +2,8 @@
 //! connections and the audit trail. Thin over the `gatehouse` library.
 #![forbid(unsafe_code)]
 
+#[cfg(unix)]
+mod arenas;
 mod commands;
 mod demo;
 mod output;
@@ -70,6 +72,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    #[cfg(unix)]
+    if matches!(cli.command, Command::Serve(_)) {
+        arenas::bound();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -147,6 +147,11 @@ async fn metrics(
             snapshot.keys.len() as f64,
         ),
         (
+            "gatehouse_tool_observations_dropped",
+            "Tool definitions not sent to the store because too many were waiting (still held).",
+            state.pins.dropped_observations() as f64,
+        ),
+        (
             "gatehouse_sessions",
             "Legacy MCP sessions bound to their owner.",
             state.sessions.len() as f64,

@@ -226,6 +226,11 @@ pub struct PolicyConfig {
 pub struct GatewayConfig {
     /// Largest accepted request body; larger requests get 413.
     pub max_body_bytes: usize,
+    /// Most messages in one JSON-RPC batch; longer batches get 413 before they are parsed whole.
+    pub max_batch_messages: usize,
+    /// Estimated memory one request's parsed JSON may take; more gets 413 (small objects cost
+    /// far more parsed than as text, so the body limit alone does not bound this).
+    pub max_parsed_bytes: usize,
     /// Largest upstream JSON body Gatehouse buffers to filter (`tools/list`); larger gives 502.
     pub max_response_bytes: usize,
     #[serde(with = "serde_human")]
@@ -310,10 +315,22 @@ impl Default for Config {
     }
 }
 
+impl GatewayConfig {
+    /// What one request's JSON parse may cost.
+    pub fn parse_limits(&self) -> crate::gateway::jsonrpc::Limits {
+        crate::gateway::jsonrpc::Limits {
+            max_batch_messages: self.max_batch_messages,
+            max_parsed_bytes: self.max_parsed_bytes,
+        }
+    }
+}
+
 impl Default for GatewayConfig {
     fn default() -> Self {
         Self {
             max_body_bytes: 4 * 1024 * 1024,
+            max_batch_messages: 100,
+            max_parsed_bytes: 32 * 1024 * 1024,
             max_response_bytes: 16 * 1024 * 1024,
             upstream_connect_timeout: Duration::from_secs(5),
             upstream_timeout: Duration::from_secs(60),
@@ -516,6 +533,11 @@ impl Config {
         if self.gateway.max_body_bytes == 0 {
             return Err(ConfigError::Invalid(
                 "gateway.max_body_bytes must be positive".into(),
+            ));
+        }
+        if self.gateway.max_batch_messages == 0 || self.gateway.max_parsed_bytes == 0 {
+            return Err(ConfigError::Invalid(
+                "gateway.max_batch_messages and gateway.max_parsed_bytes must be positive".into(),
             ));
         }
         Ok(())

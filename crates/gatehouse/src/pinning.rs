@@ -5,14 +5,17 @@
 //! as pending: with the `block` action the tool disappears from `tools/list` and its calls are
 //! refused until `gatehouse servers approve-tools`; with `warn` it passes and is recorded.
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::{
     collections::{HashMap, HashSet},
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
 };
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 use crate::{
     guardrails::{self, Direction, Guardrail, GuardrailSpec},
@@ -72,18 +75,31 @@ pub fn definition_hash(tool: &Value) -> (String, String) {
     (hex::encode(Sha256::digest(canonical.as_bytes())), canonical)
 }
 
+/// Observations waiting for the store at most; beyond it new ones are dropped (counted and
+/// logged). The tool stays held in memory, so dropping one never lets a changed tool through.
+pub const PENDING_OBSERVATIONS_MAX: usize = 1024;
+
+/// Observations on their way to the store, one per (server, tool): a tool seen again before
+/// the writer got to it replaces its earlier observation instead of queueing a second write.
+#[derive(Debug, Default)]
+struct Queue {
+    by_tool: Mutex<HashMap<(String, String), ToolObservation>>,
+    wake: Notify,
+    closed: std::sync::atomic::AtomicBool,
+}
+
 /// Shared between requests: observations on their way to the store, and tools known to have
 /// changed since the last snapshot (so a call right after the change is already refused).
 pub struct PinWatch {
-    tx: mpsc::UnboundedSender<ToolObservation>,
-    /// Definitions held back since the last snapshot: (server, tool) → the held hash.
-    held: RwLock<HashMap<(String, String), String>>,
+    queue: Arc<Queue>,
+    dropped: AtomicU64,
+    /// Definitions held back since the last snapshot: server → tool → the held hash.
+    held: RwLock<HashMap<String, HashMap<String, String>>>,
     injection: Arc<Guardrail>,
 }
 
 impl PinWatch {
     pub fn start(store: DynStore) -> Result<Arc<PinWatch>, String> {
-        let (tx, mut rx) = mpsc::unbounded_channel::<ToolObservation>();
         let spec = GuardrailSpec {
             direction: Direction::Response,
             action: guardrails::Action::Warn,
@@ -100,24 +116,89 @@ impl PinWatch {
             None,
             &spec,
         )?);
+        let watch = Self::unstarted(injection);
+        let writer = watch.queue.clone();
         tokio::spawn(async move {
-            while let Some(seen) = rx.recv().await {
-                if let Err(err) = store.observe_tool(&seen).await {
-                    tracing::error!(error = %err, server = %seen.server, tool = %seen.tool, "could not record a tool definition");
+            loop {
+                let batch = std::mem::take(&mut *writer.by_tool.lock());
+                if batch.is_empty() {
+                    if writer.closed.load(Ordering::Acquire) {
+                        return;
+                    }
+                    writer.wake.notified().await;
+                    continue;
+                }
+                for seen in batch.into_values() {
+                    if let Err(err) = store.observe_tool(&seen).await {
+                        tracing::error!(error = %err, server = %seen.server, tool = %seen.tool, "could not record a tool definition");
+                    }
                 }
             }
         });
-        Ok(Arc::new(PinWatch {
-            tx,
+        Ok(Arc::new(watch))
+    }
+
+    /// A watch whose queue nothing drains yet.
+    fn unstarted(injection: Arc<Guardrail>) -> PinWatch {
+        PinWatch {
+            queue: Arc::default(),
+            dropped: AtomicU64::new(0),
             held: RwLock::default(),
             injection,
-        }))
+        }
+    }
+
+    /// Queues an observation for the store without waiting: replaces a queued one of the same
+    /// tool, and is dropped when [`PENDING_OBSERVATIONS_MAX`] others are waiting.
+    fn observe(&self, seen: ToolObservation) {
+        let mut pending = self.queue.by_tool.lock();
+        let key = (seen.server.clone(), seen.tool.clone());
+        if !pending.contains_key(&key) && pending.len() >= PENDING_OBSERVATIONS_MAX {
+            drop(pending);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(server = %seen.server, tool = %seen.tool, "tool observation dropped: too many waiting for the store");
+            return;
+        }
+        pending.insert(key, seen);
+        drop(pending);
+        self.queue.wake.notify_one();
+    }
+
+    /// Observations dropped because too many were waiting for the store.
+    pub fn dropped_observations(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Observations waiting for the store.
+    pub fn pending_observations(&self) -> usize {
+        self.queue.by_tool.lock().len()
+    }
+
+    /// Drops the held definitions the snapshot now records (pending, or approved as held), so
+    /// the map holds only what the store has not caught up with.
+    fn forget_recorded(&self, server: &str, pins: &ServerPins) {
+        if !self.held.read().contains_key(server) {
+            return;
+        }
+        let mut held = self.held.write();
+        if let Some(tools) = held.get_mut(server) {
+            tools.retain(|tool, hash| {
+                !(pins.pending.contains(tool)
+                    || matches!(pins.approved.get(tool), Some(Some(approved)) if approved == hash))
+            });
+            if tools.is_empty() {
+                held.remove(server);
+            }
+        }
     }
 
     /// Held here and not (yet) approved in the snapshot.
     pub fn is_held(&self, server: &str, tool: &str, pins: &ServerPins) -> bool {
-        match self.held.read().get(&(server.to_owned(), tool.to_owned())) {
-            Some(hash) => pins.approved.get(tool) != Some(&Some(hash.clone())),
+        let held = self.held.read();
+        match held.get(server).and_then(|tools| tools.get(tool)) {
+            Some(hash) => {
+                !matches!(pins.approved.get(tool), Some(Some(approved)) if approved == hash)
+            }
             None => false,
         }
     }
@@ -150,6 +231,7 @@ impl PinWatch {
         if action == PinAction::Off {
             return (hidden, notes);
         }
+        self.forget_recorded(server, pins);
         for tool in tools {
             let Some(name) = tool.get("name").and_then(Value::as_str) else {
                 continue;
@@ -177,10 +259,12 @@ impl PinWatch {
             if !trusted && action == PinAction::Block {
                 self.held
                     .write()
-                    .insert((server.to_owned(), name.to_owned()), hash.clone());
+                    .entry(server.to_owned())
+                    .or_default()
+                    .insert(name.to_owned(), hash.clone());
             }
             if !settled {
-                let _ = self.tx.send(ToolObservation {
+                self.observe(ToolObservation {
                     server: server.to_owned(),
                     tool: name.to_owned(),
                     hash,
@@ -203,5 +287,74 @@ impl PinWatch {
             }
         }
         (hidden, notes)
+    }
+}
+
+impl Drop for PinWatch {
+    /// Lets the writer finish what is queued and stop.
+    fn drop(&mut self) {
+        self.queue.closed.store(true, Ordering::Release);
+        self.queue.wake.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn watch() -> PinWatch {
+        let spec = GuardrailSpec {
+            direction: Direction::Response,
+            action: guardrails::Action::Warn,
+            detectors: vec!["prompt_injection".into()],
+            patterns: Vec::new(),
+            words: Vec::new(),
+            allow: Vec::new(),
+            paths: Vec::new(),
+        };
+        PinWatch::unstarted(Arc::new(
+            Guardrail::compile("t", None, None, None, &spec).unwrap(),
+        ))
+    }
+
+    fn tool(name: &str, description: &str) -> Value {
+        json!({ "name": name, "description": description, "inputSchema": { "type": "object" } })
+    }
+
+    #[test]
+    fn observations_are_coalesced_and_bounded_and_changed_tools_stay_held() {
+        let watch = watch();
+        let mut pins = ServerPins::default();
+        pins.approved.insert("echo".into(), Some("old".into()));
+        // The same listing seen a hundred times is one write.
+        for _ in 0..100 {
+            watch.review("demo", &pins, PinAction::Block, &[tool("echo", "v2")]);
+        }
+        assert_eq!(watch.pending_observations(), 1);
+        // A flood of new tools fills the queue up to its bound; the rest are dropped, counted.
+        let flood: Vec<Value> = (0..3_000).map(|i| tool(&format!("t{i}"), "")).collect();
+        watch.review("demo", &pins, PinAction::Block, &flood);
+        assert_eq!(watch.pending_observations(), PENDING_OBSERVATIONS_MAX);
+        assert_eq!(
+            watch.dropped_observations(),
+            (3_000 + 1 - PENDING_OBSERVATIONS_MAX) as u64
+        );
+        // A changed definition whose observation was dropped is still refused.
+        watch.review("demo", &pins, PinAction::Block, &[tool("echo", "v3")]);
+        assert!(watch.blocks_call("demo", "echo", &pins, PinAction::Block));
+    }
+
+    #[test]
+    fn held_definitions_are_forgotten_once_the_snapshot_records_them() {
+        let watch = watch();
+        let mut pins = ServerPins::default();
+        pins.approved.insert("echo".into(), Some("old".into()));
+        watch.review("demo", &pins, PinAction::Block, &[tool("echo", "v2")]);
+        assert!(watch.is_held("demo", "echo", &pins));
+        // The store recorded the change as pending: the snapshot blocks it by itself now.
+        pins.pending.insert("echo".into());
+        watch.review("demo", &pins, PinAction::Block, &[]);
+        assert!(watch.held.read().is_empty());
+        assert!(watch.blocks_call("demo", "echo", &pins, PinAction::Block));
     }
 }

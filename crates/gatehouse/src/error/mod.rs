@@ -91,6 +91,11 @@ pub enum GatewayError {
     TaskNotFound,
     #[error("request body larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("batch of more than {limit} messages")]
+    BatchTooLarge { limit: usize },
+    /// The body is within its byte limit, but parsing it would take more memory than allowed.
+    #[error("request too complex: parsing it would take more than {limit} bytes")]
+    RequestTooComplex { limit: usize },
     #[error("Content-Type must be application/json")]
     UnsupportedMediaType,
     #[error("HTTP method not allowed")]
@@ -218,6 +223,8 @@ impl GatewayError {
             GatewayError::SessionNotFound => "session_not_found",
             GatewayError::TaskNotFound => "task_not_found",
             GatewayError::PayloadTooLarge { .. } => "payload_too_large",
+            GatewayError::BatchTooLarge { .. } => "batch_too_large",
+            GatewayError::RequestTooComplex { .. } => "request_too_complex",
             GatewayError::UnsupportedMediaType => "unsupported_media_type",
             GatewayError::MethodNotAllowed { .. } => "http_method_not_allowed",
             GatewayError::UpstreamUnavailable => "upstream_unavailable",
@@ -322,6 +329,14 @@ impl GatewayError {
             // JSON-RPC request (HTTP 404 would read as "session expired" to a legacy client).
             E::TaskNotFound => (StatusCode::OK, codes::INVALID_PARAMS),
             E::PayloadTooLarge { limit } => {
+                data["limit_bytes"] = json!(limit);
+                (StatusCode::PAYLOAD_TOO_LARGE, codes::PAYLOAD_TOO_LARGE)
+            }
+            E::BatchTooLarge { limit } => {
+                data["limit_messages"] = json!(limit);
+                (StatusCode::PAYLOAD_TOO_LARGE, codes::PAYLOAD_TOO_LARGE)
+            }
+            E::RequestTooComplex { limit } => {
                 data["limit_bytes"] = json!(limit);
                 (StatusCode::PAYLOAD_TOO_LARGE, codes::PAYLOAD_TOO_LARGE)
             }

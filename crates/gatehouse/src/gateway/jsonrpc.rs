@@ -5,69 +5,191 @@
 //! (no "first key wins here, last key wins there" smuggling). The original bytes are then
 //! forwarded untouched, which keeps numbers, key order and unknown fields faithful.
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::error::GatewayError;
 
-/// A `serde_json::Value` that refuses duplicate keys while deserialising.
-struct Strict(Value);
+use std::cell::Cell;
 
-impl<'de> Deserialize<'de> for Strict {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(StrictVisitor)
+/// What one request's parse may cost: messages per batch, and the estimated memory of the
+/// parsed tree. A JSON body can take tens of times its size once parsed (every `{"a":1}` is a
+/// map node of several hundred bytes), so the body limit alone does not bound the parse.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_batch_messages: usize,
+    pub max_parsed_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_batch_messages: 100,
+            max_parsed_bytes: 32 * 1024 * 1024,
+        }
     }
 }
 
-struct StrictVisitor;
+/// What the parse has spent; exceeding a limit stops it at once, before the rest is built.
+struct Budget {
+    remaining: Cell<usize>,
+    exceeded: Cell<bool>,
+}
 
-impl<'de> Visitor<'de> for StrictVisitor {
-    type Value = Strict;
+impl Budget {
+    fn new(bytes: usize) -> Self {
+        Self {
+            remaining: Cell::new(bytes),
+            exceeded: Cell::new(false),
+        }
+    }
+
+    fn charge<E: de::Error>(&self, bytes: usize) -> Result<(), E> {
+        match self.remaining.get().checked_sub(bytes) {
+            Some(left) => {
+                self.remaining.set(left);
+                Ok(())
+            }
+            None => {
+                self.exceeded.set(true);
+                Err(E::custom("parsed request exceeds its memory budget"))
+            }
+        }
+    }
+}
+
+/// Estimated heap bytes of parsed values: a `Value` slot in an array or map, and a B-tree node
+/// of a map, charged when a map starts and again every few entries (nodes split half full).
+const VALUE_SLOT: usize = std::mem::size_of::<Value>();
+const MAP_NODE: usize = 11 * (std::mem::size_of::<String>() + VALUE_SLOT) + 16;
+const ENTRIES_PER_NODE: usize = 6;
+
+/// Deserialises a `serde_json::Value`, refusing duplicate keys and charging what it builds to
+/// a budget.
+#[derive(Clone, Copy)]
+struct Strict<'b>(&'b Budget);
+
+impl<'de> de::DeserializeSeed<'de> for Strict<'_> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Strict<'_> {
+    type Value = Value;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a JSON value")
     }
-    fn visit_bool<E>(self, v: bool) -> Result<Strict, E> {
-        Ok(Strict(Value::Bool(v)))
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
     }
-    fn visit_i64<E>(self, v: i64) -> Result<Strict, E> {
-        Ok(Strict(Value::from(v)))
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
     }
-    fn visit_u64<E>(self, v: u64) -> Result<Strict, E> {
-        Ok(Strict(Value::from(v)))
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
     }
-    fn visit_f64<E>(self, v: f64) -> Result<Strict, E> {
-        Ok(Strict(Value::from(v)))
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
     }
-    fn visit_str<E>(self, v: &str) -> Result<Strict, E> {
-        Ok(Strict(Value::String(v.to_owned())))
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        self.0.charge(v.len())?;
+        Ok(Value::String(v.to_owned()))
     }
-    fn visit_string<E>(self, v: String) -> Result<Strict, E> {
-        Ok(Strict(Value::String(v)))
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+        self.0.charge(v.len())?;
+        Ok(Value::String(v))
     }
-    fn visit_unit<E>(self) -> Result<Strict, E> {
-        Ok(Strict(Value::Null))
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
     }
-    fn visit_none<E>(self) -> Result<Strict, E> {
-        Ok(Strict(Value::Null))
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Strict, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
-        while let Some(Strict(item)) = seq.next_element()? {
+        self.0.charge(items.capacity() * VALUE_SLOT)?;
+        while let Some(item) = seq.next_element_seed(self)? {
+            if items.len() == items.capacity() {
+                // The vector doubles: charge what the new allocation holds beyond the old.
+                self.0.charge(items.capacity().max(4) * VALUE_SLOT)?;
+            }
             items.push(item);
         }
-        Ok(Strict(Value::Array(items)))
+        Ok(Value::Array(items))
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Strict, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut object = Map::new();
         while let Some(key) = map.next_key::<String>()? {
+            if object.len().is_multiple_of(ENTRIES_PER_NODE) {
+                self.0.charge(MAP_NODE)?;
+            }
+            self.0.charge(key.len())?;
             if object.contains_key(&key) {
                 return Err(de::Error::custom(format_args!("duplicate key {key:?}")));
             }
-            let Strict(value) = map.next_value()?;
+            let value = map.next_value_seed(self)?;
             object.insert(key, value);
         }
-        Ok(Strict(Value::Object(object)))
+        Ok(Value::Object(object))
+    }
+}
+
+/// The top level of a request: one message, or a batch whose length is checked as it is read.
+struct TopLevel<'b> {
+    budget: &'b Budget,
+    max_batch: usize,
+    batch_too_large: &'b Cell<bool>,
+}
+
+impl<'de> de::DeserializeSeed<'de> for TopLevel<'_> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TopLevel<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON-RPC message or batch")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(Strict(self.budget))? {
+            if items.len() == self.max_batch {
+                self.batch_too_large.set(true);
+                return Err(de::Error::custom("batch too large"));
+            }
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Value, A::Error> {
+        Strict(self.budget).visit_map(map)
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        Strict(self.budget).visit_str(v)
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
     }
 }
 
@@ -136,12 +258,44 @@ impl Envelope {
 
 /// Any JSON value, refusing duplicate keys at every depth (parsers disagree on which one wins).
 pub fn strict_value(text: &str) -> Result<Value, serde_json::Error> {
-    serde_json::from_str::<Strict>(text).map(|Strict(value)| value)
+    let budget = Budget::new(usize::MAX);
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let value = de::DeserializeSeed::deserialize(Strict(&budget), &mut deserializer)?;
+    deserializer.end()?;
+    Ok(value)
 }
 
+/// [`parse_with`] under the default [`Limits`].
 pub fn parse(body: &[u8]) -> Result<Envelope, GatewayError> {
-    let Strict(value) =
-        serde_json::from_slice(body).map_err(|e| GatewayError::ParseError(parse_error_text(&e)))?;
+    parse_with(body, Limits::default())
+}
+
+/// Parses a request body strictly, within `limits`.
+pub fn parse_with(body: &[u8], limits: Limits) -> Result<Envelope, GatewayError> {
+    let budget = Budget::new(limits.max_parsed_bytes);
+    let batch_too_large = Cell::new(false);
+    let top = TopLevel {
+        budget: &budget,
+        max_batch: limits.max_batch_messages,
+        batch_too_large: &batch_too_large,
+    };
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let parsed = de::DeserializeSeed::deserialize(top, &mut deserializer)
+        .and_then(|value| deserializer.end().map(|()| value));
+    let value = match parsed {
+        Ok(value) => value,
+        Err(_) if batch_too_large.get() => {
+            return Err(GatewayError::BatchTooLarge {
+                limit: limits.max_batch_messages,
+            });
+        }
+        Err(_) if budget.exceeded.get() => {
+            return Err(GatewayError::RequestTooComplex {
+                limit: limits.max_parsed_bytes,
+            });
+        }
+        Err(e) => return Err(GatewayError::ParseError(parse_error_text(&e))),
+    };
     match value {
         Value::Array(items) => {
             if items.is_empty() {
@@ -318,6 +472,60 @@ mod tests {
         }
         assert!(matches!(
             parse(b"{not json"),
+            Err(GatewayError::ParseError(_))
+        ));
+    }
+
+    #[test]
+    fn a_long_batch_is_refused_without_reading_it_all() {
+        let message = r#"{"jsonrpc":"2.0","method":"notifications/progress"}"#;
+        let batch = |n: usize| format!("[{}]", vec![message; n].join(","));
+        let limits = Limits {
+            max_batch_messages: 3,
+            ..Limits::default()
+        };
+        assert_eq!(
+            parse_with(batch(3).as_bytes(), limits)
+                .unwrap()
+                .messages
+                .len(),
+            3
+        );
+        assert!(matches!(
+            parse_with(batch(4).as_bytes(), limits),
+            Err(GatewayError::BatchTooLarge { limit: 3 })
+        ));
+        // Refused at the fourth message: what follows is never read, not even its syntax.
+        let cut = format!(
+            "{},{message},{message},{{broken",
+            &batch(3)[..batch(3).len() - 1]
+        );
+        assert!(matches!(
+            parse_with(cut.as_bytes(), limits),
+            Err(GatewayError::BatchTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn the_parse_of_small_objects_is_bounded_by_its_budget() {
+        // 4 MiB of `{"a":1},` would be ~500 000 maps, hundreds of MB parsed.
+        let rows = vec![r#"{"a":1}"#; 500_000].join(",");
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"echo","arguments":{{"rows":[{rows}]}}}}}}"#
+        );
+        assert!(matches!(
+            parse(body.as_bytes()),
+            Err(GatewayError::RequestTooComplex { .. })
+        ));
+        // Strings cost their length: a body of the same size as one string passes.
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"echo","arguments":{{"text":"{}"}}}}}}"#,
+            "a".repeat(rows.len())
+        );
+        assert!(parse(body.as_bytes()).is_ok());
+        // Duplicate keys are still refused as parse errors, not budget refusals.
+        assert!(matches!(
+            parse(br#"{"jsonrpc":"2.0","id":1,"method":"a","method":"b"}"#),
             Err(GatewayError::ParseError(_))
         ));
     }

@@ -334,7 +334,7 @@ impl Call<'_> {
             self.state.config.gateway.max_body_bytes,
         )
         .await?;
-        let mut envelope = jsonrpc::parse(&bytes)?;
+        let mut envelope = jsonrpc::parse_with(&bytes, self.state.config.gateway.parse_limits())?;
         if let Some(first) = envelope.first() {
             if !envelope.batch && first.kind == Kind::Request {
                 record.rpc_id = first.id.clone();

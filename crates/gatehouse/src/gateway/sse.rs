@@ -16,28 +16,82 @@ pub type Transform = Box<dyn Fn(&[u8]) -> Option<Vec<u8>> + Send + Sync>;
 /// The index just past the first blank line (the end of an event), if the buffer holds one.
 /// Lines end in `\r\n`, `\n` or `\r`, as the SSE specification allows.
 pub fn event_end(buf: &[u8]) -> Option<usize> {
-    let mut at_line_start = true;
-    let mut i = 0;
-    while i < buf.len() {
-        let terminator = match buf[i] {
-            b'\r' if buf.get(i + 1) == Some(&b'\n') => 2,
-            // A lone `\r` at the very end may be the first half of `\r\n`: wait for more.
-            b'\r' if i + 1 == buf.len() => return None,
-            b'\r' | b'\n' => 1,
-            _ => 0,
-        };
-        if terminator == 0 {
-            at_line_start = false;
-            i += 1;
-            continue;
+    EventScanner::default().scan(buf)
+}
+
+/// Finds event ends in a buffer that grows at its end, remembering how far it has looked, so
+/// an event arriving in many small chunks is scanned once rather than once per chunk (an
+/// upstream dripping a large event would otherwise cost quadratic time).
+#[derive(Debug, Clone)]
+pub struct EventScanner {
+    /// Bytes of the buffer already examined without finding an event end.
+    scanned: usize,
+    at_line_start: bool,
+    /// Bytes examined over the scanner's life: what linear framing is measured by.
+    examined: u64,
+}
+
+impl Default for EventScanner {
+    fn default() -> Self {
+        Self {
+            scanned: 0,
+            at_line_start: true,
+            examined: 0,
         }
-        i += terminator;
-        if at_line_start {
-            return Some(i);
-        }
-        at_line_start = true;
     }
-    None
+}
+
+impl EventScanner {
+    /// The end of the first event in `buf`, which must be the buffer of the previous calls
+    /// with bytes appended. After an event is found its bytes are to be removed from the front
+    /// of the buffer; the scanner then starts over at the new front.
+    pub fn scan(&mut self, buf: &[u8]) -> Option<usize> {
+        let mut i = self.scanned;
+        let found = loop {
+            if i >= buf.len() {
+                break None;
+            }
+            let terminator = match buf[i] {
+                b'\r' if buf.get(i + 1) == Some(&b'\n') => 2,
+                // A lone `\r` at the very end may be the first half of `\r\n`: wait for more.
+                b'\r' if i + 1 == buf.len() => break None,
+                b'\r' | b'\n' => 1,
+                _ => 0,
+            };
+            if terminator == 0 {
+                self.at_line_start = false;
+                i += 1;
+                continue;
+            }
+            i += terminator;
+            if self.at_line_start {
+                break Some(i);
+            }
+            self.at_line_start = true;
+        };
+        self.examined += (i - self.scanned) as u64;
+        match found {
+            Some(end) => {
+                self.scanned = 0;
+                self.at_line_start = true;
+                Some(end)
+            }
+            None => {
+                self.scanned = i;
+                None
+            }
+        }
+    }
+
+    /// Forgets the position, for a buffer whose front changed in another way (BOM dropped).
+    pub fn restart(&mut self) {
+        self.scanned = 0;
+        self.at_line_start = true;
+    }
+
+    pub fn bytes_examined(&self) -> u64 {
+        self.examined
+    }
 }
 
 /// Lines as the SSE specification reads them: ended by CRLF, LF or a lone CR.
@@ -155,6 +209,7 @@ where
         at_start: bool,
         /// The one leading BOM a client drops has been dropped here too.
         bom_dropped: bool,
+        scanner: EventScanner,
         transform: Transform,
         max_event: usize,
         finished: bool,
@@ -162,6 +217,7 @@ where
     let state = State {
         body,
         buf: BytesMut::new(),
+        scanner: EventScanner::default(),
         at_start: true,
         bom_dropped: false,
         transform,
@@ -177,6 +233,7 @@ where
                 if !st.bom_dropped && st.buf.starts_with(BOM) {
                     let _ = st.buf.split_to(BOM.len());
                     st.bom_dropped = true;
+                    st.scanner.restart();
                 }
                 let undecided = st.buf.is_empty() || BOM.starts_with(&st.buf);
                 if st.finished || !undecided {
@@ -189,7 +246,7 @@ where
                 }
             }
             if !st.at_start
-                && let Some(end) = event_end(&st.buf)
+                && let Some(end) = st.scanner.scan(&st.buf)
             {
                 let event = st.buf.split_to(end).freeze();
                 let out = rewrite_event(&event, &st.transform).unwrap_or(event);
@@ -200,7 +257,7 @@ where
                     // At the end of the stream a final CR is a line end (it cannot be half of
                     // a CRLF any more): complete the event so it is judged like any other.
                     st.buf.extend_from_slice(b"\n");
-                    if event_end(&st.buf).is_some() {
+                    if st.scanner.clone().scan(&st.buf).is_some() {
                         continue;
                     }
                 }
@@ -264,6 +321,75 @@ mod tests {
         assert_eq!(event_end(b"data: a\n"), None);
         assert_eq!(event_end(b"data: a\r"), None);
         assert_eq!(event_end(b"\n"), Some(1));
+    }
+
+    /// Event ends found by scanning a buffer that grows chunk by chunk, cutting each event off
+    /// the front as the stream does.
+    fn incremental_ends(data: &[u8], chunk: usize) -> (Vec<usize>, u64) {
+        let mut scanner = EventScanner::default();
+        let mut buf = Vec::new();
+        let mut consumed = 0;
+        let mut ends = Vec::new();
+        for piece in data.chunks(chunk.max(1)) {
+            buf.extend_from_slice(piece);
+            while let Some(end) = scanner.scan(&buf) {
+                consumed += end;
+                ends.push(consumed);
+                buf.drain(..end);
+            }
+        }
+        (ends, scanner.bytes_examined())
+    }
+
+    /// The same, rescanning each time from the front with `event_end`.
+    fn whole_buffer_ends(data: &[u8], chunk: usize) -> Vec<usize> {
+        let mut buf = Vec::new();
+        let mut consumed = 0;
+        let mut ends = Vec::new();
+        for piece in data.chunks(chunk.max(1)) {
+            buf.extend_from_slice(piece);
+            while let Some(end) = event_end(&buf) {
+                consumed += end;
+                ends.push(consumed);
+                buf.drain(..end);
+            }
+        }
+        ends
+    }
+
+    #[test]
+    fn a_dripped_event_is_scanned_in_linear_time() {
+        // One 1 MiB event arriving 16 bytes at a time: 65 536 scans of a growing buffer.
+        let mut event = b"data: ".to_vec();
+        event.resize(1 << 20, b'a');
+        event.extend_from_slice(b"\n\n");
+        let (ends, examined) = incremental_ends(&event, 16);
+        assert_eq!(ends, vec![event.len()]);
+        assert!(
+            examined <= 2 * event.len() as u64,
+            "{examined} bytes examined to frame a {} byte event",
+            event.len()
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn incremental_framing_finds_the_same_events(
+            data in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Just(b'\r'),
+                    proptest::strategy::Just(b'\n'),
+                    proptest::strategy::Just(b'a'),
+                    proptest::strategy::Just(b':'),
+                ],
+                0..200,
+            ),
+            chunk in 1usize..17,
+        ) {
+            let (ends, examined) = incremental_ends(&data, chunk);
+            proptest::prop_assert_eq!(ends, whole_buffer_ends(&data, chunk));
+            proptest::prop_assert!(examined <= data.len() as u64);
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod rate;
 pub mod runtime;
 pub mod schedule;
 mod spec;
+mod subjects;
 
 pub use runtime::PolicyRuntime;
 pub use spec::{check_runs_under, compile, validate};

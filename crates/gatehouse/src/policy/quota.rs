@@ -5,11 +5,14 @@
 //! written back to the store and reloaded at start, so a restart does not reset a quota.
 
 use jiff::{Timestamp, ToSpan, ZonedDateTime, tz::TimeZone};
-use parking_lot::Mutex;
+use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
-use super::{Facts, Per, Policy, PolicyKind, Refusal};
+use super::{
+    Facts, Per, Policy, PolicyKind, Refusal,
+    subjects::{SubjectKey, SubjectMap},
+};
 use crate::store::QuotaUsage;
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -37,57 +40,68 @@ fn utc() -> String {
     "UTC".into()
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Count {
+    /// The subject's text, as stored (written only when the subject is first counted).
+    subject: String,
     window_start: i64,
     used: u64,
     dirty: bool,
 }
 
-/// Counts per subject for one quota policy.
+/// Counts per subject for one quota policy. A count of an earlier window that has been
+/// written back counts exactly like none, so such subjects are idle and swept.
 #[derive(Debug)]
 pub struct QuotaCounters {
     policy_id: String,
-    counts: Mutex<HashMap<String, Count>>,
+    counts: SubjectMap<Count>,
 }
 
 impl QuotaCounters {
     pub fn new(policy_id: &str) -> Self {
         Self {
             policy_id: policy_id.to_owned(),
-            counts: Mutex::default(),
+            counts: SubjectMap::default(),
         }
     }
 
     pub fn seed(&self, rows: Vec<QuotaUsage>) {
-        let mut counts = self.counts.lock();
         for row in rows {
-            counts.insert(
-                row.subject,
-                Count {
-                    window_start: row.window_start,
-                    used: u64::try_from(row.used).unwrap_or(0),
-                    dirty: false,
-                },
-            );
+            let key = SubjectKey::of_text(&row.subject);
+            let count = Count {
+                subject: row.subject,
+                window_start: row.window_start,
+                used: u64::try_from(row.used).unwrap_or(0),
+                dirty: false,
+            };
+            self.counts
+                .with(key, |_| false, |counts| counts.insert(key, count));
         }
     }
 
     pub fn take_changes(&self) -> Vec<QuotaUsage> {
-        let mut counts = self.counts.lock();
-        counts
-            .iter_mut()
-            .filter(|(_, c)| c.dirty)
-            .map(|(subject, c)| {
+        let mut changes = Vec::new();
+        self.counts.for_each_mut(|_, c| {
+            if c.dirty {
                 c.dirty = false;
-                QuotaUsage {
+                changes.push(QuotaUsage {
                     policy_id: self.policy_id.clone(),
-                    subject: subject.clone(),
+                    subject: c.subject.clone(),
                     window_start: c.window_start,
                     used: i64::try_from(c.used).unwrap_or(i64::MAX),
-                }
-            })
-            .collect()
+                });
+            }
+        });
+        changes
+    }
+
+    /// Subjects with a count.
+    pub fn len(&self) -> usize {
+        self.counts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.counts.is_empty()
     }
 }
 
@@ -98,6 +112,9 @@ pub struct Quota {
     zone: TimeZone,
     per: Per,
     counters: Arc<QuotaCounters>,
+    /// The window computed last, `[start, end)` in epoch milliseconds: nearly every call falls
+    /// in it, and civil-time arithmetic is the costly part of a check.
+    current: RwLock<(i64, i64)>,
 }
 
 impl Quota {
@@ -110,7 +127,20 @@ impl Quota {
             zone,
             per: spec.per,
             counters,
+            current: RwLock::new((0, 0)),
         })
+    }
+
+    /// [`Quota::window_bounds`], from the cached window when `now` falls in it.
+    fn window(&self, now: Timestamp) -> Result<(i64, i64), Refusal> {
+        let ms = now.as_millisecond();
+        let cached = *self.current.read();
+        if cached.0 <= ms && ms < cached.1 {
+            return Ok(cached);
+        }
+        let bounds = self.window_bounds(now)?;
+        *self.current.write() = bounds;
+        Ok(bounds)
     }
 
     /// `[start, end)` of the calendar window holding `now`, as epoch milliseconds.
@@ -146,21 +176,32 @@ impl Quota {
             // Quotas count tool calls; other requests pass.
             return Ok(());
         }
-        let (start, end) = self.window_bounds(facts.now)?;
-        let subject = self.per.subject(facts);
-        let mut counts = self.counters.counts.lock();
-        let count = counts.entry(subject).or_insert(Count {
-            window_start: start,
-            used: 0,
-            dirty: true,
-        });
-        if count.window_start != start {
-            *count = Count {
+        let (start, end) = self.window(facts.now)?;
+        let subject = SubjectKey::of(self.per, facts);
+        let idle = |c: &Count| !c.dirty && c.window_start != start;
+        self.counters.counts.with(subject, idle, |counts| {
+            let count = counts.entry(subject).or_insert_with(|| Count {
+                subject: self.per.subject(facts),
                 window_start: start,
                 used: 0,
                 dirty: true,
-            };
-        }
+            });
+            if count.window_start != start {
+                count.window_start = start;
+                count.used = 0;
+                count.dirty = true;
+            }
+            self.charge(count, charge, end, facts)
+        })
+    }
+
+    fn charge(
+        &self,
+        count: &mut Count,
+        charge: bool,
+        end: i64,
+        facts: &Facts<'_>,
+    ) -> Result<(), Refusal> {
         if count.used >= self.limit {
             let wait = u64::try_from(end - facts.now.as_millisecond()).unwrap_or(0);
             return Err(Refusal {
@@ -193,15 +234,17 @@ impl Policy for Quota {
         if facts.tool.is_none() {
             return;
         }
-        if let Some(count) = self
-            .counters
-            .counts
-            .lock()
-            .get_mut(&self.per.subject(facts))
-        {
-            count.used = count.used.saturating_sub(1);
-            count.dirty = true;
-        }
+        let subject = SubjectKey::of(self.per, facts);
+        self.counters.counts.with(
+            subject,
+            |_| false,
+            |counts| {
+                if let Some(count) = counts.get_mut(&subject) {
+                    count.used = count.used.saturating_sub(1);
+                    count.dirty = true;
+                }
+            },
+        );
     }
 
     fn peek(&self, facts: &Facts<'_>) -> Result<(), Refusal> {
@@ -288,6 +331,58 @@ mod tests {
         assert!(
             restarted.check(&facts_at(now)).is_err(),
             "3 of 3 used across the restart"
+        );
+    }
+
+    #[test]
+    fn subjects_of_past_windows_are_forgotten_once_written_back() {
+        let spec = QuotaSpec {
+            limit: 5,
+            window: Window::Day,
+            time_zone: "UTC".into(),
+            per: Per::Ip,
+        };
+        let q = Quota::new(&spec, Arc::new(QuotaCounters::new("q"))).unwrap();
+        let from = |ms: i64, ip: u32| {
+            let mut facts = facts_at(ms);
+            facts.ip = std::net::IpAddr::from(ip.to_be_bytes());
+            facts
+        };
+        let monday = at("2026-11-23T10:00:00Z");
+        for ip in 0..5_000u32 {
+            q.check(&from(monday, ip)).unwrap();
+        }
+        assert_eq!(q.counters.take_changes().len(), 5_000);
+        // The next day, those counts are spent windows already written back.
+        let tuesday = at("2026-11-24T10:00:00Z");
+        for ip in 0..5_000u32 {
+            q.check(&from(tuesday, u32::MAX - ip)).unwrap();
+        }
+        assert!(
+            q.counters.len() <= 5_500,
+            "{} subjects kept: 5 000 of yesterday and 5 000 of today",
+            q.counters.len()
+        );
+        // Today's counts are whole.
+        let today = from(tuesday, u32::MAX);
+        for _ in 0..4 {
+            q.check(&today).unwrap();
+        }
+        assert!(q.check(&today).is_err(), "5 of 5 used today");
+    }
+
+    #[test]
+    fn the_window_is_recomputed_when_time_leaves_it() {
+        let q = quota(1, Window::Day, "Europe/Paris");
+        assert!(q.check(&facts_at(at("2026-06-10T21:00:00Z"))).is_ok());
+        assert!(q.check(&facts_at(at("2026-06-10T21:59:59Z"))).is_err());
+        assert!(
+            q.check(&facts_at(at("2026-06-10T22:00:00Z"))).is_ok(),
+            "Paris midnight"
+        );
+        assert_eq!(
+            *q.current.read(),
+            (at("2026-06-10T22:00:00Z"), at("2026-06-11T22:00:00Z"))
         );
     }
 

@@ -4,11 +4,13 @@
 //! when it would not push the TAT more than `burst` emission intervals ahead of now; a refused
 //! request learns exactly when the next one would pass (`Retry-After`).
 
-use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
-use super::{Facts, Per, Policy, PolicyKind, Refusal};
+use super::{
+    Facts, Per, Policy, PolicyKind, Refusal,
+    subjects::{SubjectKey, SubjectMap},
+};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -28,10 +30,22 @@ fn one() -> u32 {
     1
 }
 
-/// TATs in nanoseconds since the Unix epoch, per subject.
+/// TATs in nanoseconds since the Unix epoch, per subject. A TAT in the past counts exactly
+/// like no entry (the check starts from `now`), so such subjects are idle and swept.
 #[derive(Debug, Default)]
 pub struct RateCells {
-    tat: Mutex<HashMap<String, i128>>,
+    tat: SubjectMap<i128>,
+}
+
+impl RateCells {
+    /// Subjects with state.
+    pub fn len(&self) -> usize {
+        self.tat.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tat.is_empty()
+    }
 }
 
 #[derive(Debug)]
@@ -64,22 +78,31 @@ impl RateLimit {
 
     fn decide(&self, facts: &Facts<'_>, charge: bool) -> Result<(), Refusal> {
         let now = facts.now.as_nanosecond();
-        let subject = self.per.subject(facts);
-        let mut cells = self.cells.tat.lock();
-        let tat = cells.get(&subject).copied().unwrap_or(now).max(now);
-        let next = tat + self.interval_ns;
-        if next - now > self.tolerance_ns {
-            let wait_ns = next - now - self.tolerance_ns;
-            let wait = Duration::from_nanos(u64::try_from(wait_ns).unwrap_or(u64::MAX));
-            return Err(Refusal {
+        let subject = SubjectKey::of(self.per, facts);
+        let wait_ns = self.cells.tat.with(
+            subject,
+            |&tat| tat <= now,
+            |cells| {
+                let tat = cells.get(&subject).copied().unwrap_or(now).max(now);
+                let next = tat + self.interval_ns;
+                if next - now > self.tolerance_ns {
+                    return Some(next - now - self.tolerance_ns);
+                }
+                if charge {
+                    cells.insert(subject, next);
+                }
+                None
+            },
+        );
+        match wait_ns {
+            None => Ok(()),
+            Some(wait_ns) => Err(Refusal {
                 message: format!("rate limit of {} exceeded", self.summary),
-                retry_after: Some(wait),
-            });
+                retry_after: Some(Duration::from_nanos(
+                    u64::try_from(wait_ns).unwrap_or(u64::MAX),
+                )),
+            }),
         }
-        if charge {
-            cells.insert(subject, next);
-        }
-        Ok(())
     }
 }
 
@@ -93,10 +116,16 @@ impl Policy for RateLimit {
     }
 
     fn refund(&self, facts: &Facts<'_>) {
-        let subject = self.per.subject(facts);
-        if let Some(tat) = self.cells.tat.lock().get_mut(&subject) {
-            *tat -= self.interval_ns;
-        }
+        let subject = SubjectKey::of(self.per, facts);
+        self.cells.tat.with(
+            subject,
+            |_| false,
+            |cells| {
+                if let Some(tat) = cells.get_mut(&subject) {
+                    *tat -= self.interval_ns;
+                }
+            },
+        );
     }
 
     fn peek(&self, facts: &Facts<'_>) -> Result<(), Refusal> {
@@ -160,6 +189,37 @@ mod tests {
         assert!(limit.peek(&facts_at(t0)).is_err());
         limit.refund(&facts_at(t0));
         assert!(limit.check(&facts_at(t0)).is_ok());
+    }
+
+    #[test]
+    fn idle_subjects_are_forgotten() {
+        let per_ip = RateLimit {
+            per: Per::Ip,
+            ..limit(1, "1s", 1)
+        };
+        let from = |ms: i64, ip: u32| {
+            let mut facts = facts_at(ms);
+            facts.ip = std::net::IpAddr::from(ip.to_be_bytes());
+            facts
+        };
+        let t0 = 9_000_000i64;
+        for ip in 0..10_000u32 {
+            assert!(per_ip.check(&from(t0, ip)).is_ok());
+        }
+        assert_eq!(per_ip.cells.len(), 10_000);
+        // A second later all of them are idle, and new subjects sweep them away.
+        let later = t0 + 1_000;
+        assert!(per_ip.check(&from(later, 0)).is_ok());
+        for ip in 1..10_000u32 {
+            assert!(per_ip.check(&from(later, u32::MAX - ip)).is_ok());
+        }
+        assert!(
+            per_ip.cells.len() <= 11_000,
+            "{} subjects kept: 10 000 idle ones and 10 000 new",
+            per_ip.cells.len()
+        );
+        // Subjects still within their interval are kept, and still limited.
+        assert!(per_ip.check(&from(later, 0)).is_err(), "still limited");
     }
 
     #[test]

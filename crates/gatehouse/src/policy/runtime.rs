@@ -58,9 +58,53 @@ impl PolicyRuntime {
         counters
     }
 
-    /// Quota counters changed since the last call, for writing back.
+    /// Quota counters changed since the last call, for writing back. Also forgets the state
+    /// of policies no snapshot holds any more (deleted, or edited into another spec): their
+    /// last changes are in this call's result, and nothing can reach them again.
     pub fn take_quota_changes(&self) -> Vec<QuotaUsage> {
-        let quotas: Vec<Arc<QuotaCounters>> = self.quotas.lock().values().cloned().collect();
-        quotas.iter().flat_map(|q| q.take_changes()).collect()
+        let mut quotas = self.quotas.lock();
+        let changes = quotas.values().flat_map(|q| q.take_changes()).collect();
+        // The runtime's own reference is the only one left once no compiled policy holds it;
+        // compiling takes this lock, so none can be handed out meanwhile.
+        quotas.retain(|_, q| Arc::strong_count(q) > 1);
+        drop(quotas);
+        self.rates.lock().retain(|_, r| Arc::strong_count(r) > 1);
+        changes
+    }
+
+    /// Policies with counter state (rate limits, quotas).
+    pub fn stateful_policies(&self) -> usize {
+        self.rates.lock().len() + self.quotas.lock().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{Policy, quota::Quota, tests_support::facts_at};
+
+    #[test]
+    fn state_of_policies_no_snapshot_holds_is_forgotten_after_its_last_write_back() {
+        let runtime = PolicyRuntime::default();
+        let spec = crate::policy::quota::QuotaSpec {
+            limit: 3,
+            window: crate::policy::quota::Window::Day,
+            time_zone: "UTC".into(),
+            per: crate::policy::Per::Client,
+        };
+        let kept = runtime.rate_cells("kept", "{}");
+        let quota = Quota::new(&spec, runtime.quota_counters("edited", "{v1}")).unwrap();
+        let _ = runtime.rate_cells("deleted", "{}");
+        quota.check(&facts_at(1_000_000)).unwrap();
+        drop(quota);
+        assert_eq!(runtime.stateful_policies(), 3);
+        let changes = runtime.take_quota_changes();
+        assert_eq!(
+            changes.len(),
+            1,
+            "the edited policy's last count is written back"
+        );
+        assert_eq!(runtime.stateful_policies(), 1);
+        assert!(Arc::ptr_eq(&kept, &runtime.rate_cells("kept", "{}")));
     }
 }

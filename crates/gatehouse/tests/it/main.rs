@@ -16,6 +16,7 @@ mod filtering;
 mod guardrails;
 mod host;
 mod keys;
+mod limits;
 mod metrics;
 mod oauth;
 mod oauth_assertion;
