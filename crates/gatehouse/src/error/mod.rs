@@ -98,6 +98,12 @@ pub enum GatewayError {
     UpstreamTimeout,
     #[error("upstream response too large")]
     UpstreamResponseTooLarge,
+    /// The upstream's body broke off or was malformed before Gatehouse could read it whole.
+    #[error("upstream response broken off")]
+    UpstreamResponseBroken,
+    /// Shutdown's grace period ended before the answer was ready.
+    #[error("gatehouse is shutting down")]
+    ShuttingDown,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,6 +184,8 @@ impl GatewayError {
             GatewayError::UpstreamUnavailable => "upstream_unavailable",
             GatewayError::UpstreamTimeout => "upstream_timeout",
             GatewayError::UpstreamResponseTooLarge => "upstream_response_too_large",
+            GatewayError::UpstreamResponseBroken => "upstream_response_broken",
+            GatewayError::ShuttingDown => "shutting_down",
         }
     }
 
@@ -188,6 +196,7 @@ impl GatewayError {
             GatewayError::UpstreamUnavailable
                 | GatewayError::UpstreamTimeout
                 | GatewayError::UpstreamResponseTooLarge
+                | GatewayError::UpstreamResponseBroken
         )
     }
 
@@ -299,6 +308,8 @@ impl GatewayError {
                 (StatusCode::BAD_GATEWAY, codes::UPSTREAM_UNAVAILABLE)
             }
             E::UpstreamTimeout => (StatusCode::GATEWAY_TIMEOUT, codes::UPSTREAM_TIMEOUT),
+            E::UpstreamResponseBroken => (StatusCode::BAD_GATEWAY, codes::UPSTREAM_UNAVAILABLE),
+            E::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, codes::UPSTREAM_UNAVAILABLE),
         };
         let body = json!({
             "jsonrpc": "2.0",

@@ -139,6 +139,7 @@ async fn deleting_the_newest_rows_is_detected_and_their_numbers_are_not_reused()
             .await
             .unwrap();
     }
+    assert_eq!(app.audit().await.len(), 5);
     let exported = app.store.audit_checkpoint().await.unwrap().unwrap();
     assert_eq!(exported.seq, 5);
 
@@ -208,6 +209,7 @@ async fn a_checkpoint_put_back_or_edited_is_detected() {
         .send()
         .await
         .unwrap();
+    assert_eq!(app.audit().await.len(), 1);
     let older = app.store.audit_checkpoint().await.unwrap().unwrap();
     app.post("demo", Some(&key), &call("echo"))
         .send()

@@ -6,6 +6,7 @@ mod helpers;
 mod scripted_upstream;
 
 mod audit;
+mod audit_outcomes;
 mod country;
 mod errors;
 mod example_finance;
