@@ -20,12 +20,12 @@ use std::{
 
 use crate::{
     app::AppState,
-    audit::Decision,
+    audit::{BatchEntry, Decision},
     error::{CredentialProblem, ErrorContext, GatewayError},
     gateway::{
         access, authorize, inspect,
         jsonrpc::{self, Kind},
-        recorded::{Ending, Record},
+        recorded::{self, Ending, Record},
         respond::{self, ResponseRules},
         session::SessionCheck,
         sse,
@@ -229,16 +229,19 @@ async fn identify(
         return Ok(principal);
     }
     let now = crate::now_ms();
-    let (key_id, entry) = snapshot
-        .keys
-        .check(&state.keyring, token, now)
-        .map_err(|rejection| {
-            GatewayError::InvalidCredential(match rejection {
+    let (key_id, entry) = match snapshot.keys.check(&state.keyring, token, now) {
+        Ok(found) => found,
+        Err(rejection) => {
+            if rejection != KeyRejection::Malformed {
+                recorded::identify_refused_key(state, token, record).await;
+            }
+            return Err(GatewayError::InvalidCredential(match rejection {
                 KeyRejection::Malformed => CredentialProblem::Malformed,
                 KeyRejection::NotRecognised => CredentialProblem::NotRecognised,
                 KeyRejection::Expired => CredentialProblem::Expired,
-            })
-        })?;
+            }));
+        }
+    };
     entry.last_used.fetch_max(now, Ordering::Relaxed);
     record.client = Some(entry.client.to_string());
     record.credential_id = Some(key_id.to_owned());
@@ -307,6 +310,9 @@ impl Call<'_> {
             .find(|m| m.method() == "tools/call")
             .and_then(|m| m.param_str("name"))
             .map(|name| clip(name).to_owned());
+        if envelope.batch {
+            record.batch = envelope.messages.iter().map(batch_entry).collect();
+        }
         let stateless = authorize::protocol_era(&parts.headers, Some(&envelope))?;
         authorize::check_routing_headers(&parts.headers, &envelope)?;
         let verdict = authorize::authorize(
@@ -565,6 +571,22 @@ fn passthrough(parts: http::response::Parts, body: Body) -> Response {
 async fn drain(body: Body, max: usize) {
     let read = Limited::new(body, max).collect();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(30), read).await;
+}
+
+/// What the audit trail keeps of one message of a batch.
+fn batch_entry(message: &jsonrpc::Message) -> BatchEntry {
+    let method = if message.kind == Kind::Response {
+        "response"
+    } else {
+        clip(message.method())
+    };
+    BatchEntry {
+        method: method.to_owned(),
+        tool: (message.method() == "tools/call")
+            .then(|| message.param_str("name"))
+            .flatten()
+            .map(|name| clip(name).to_owned()),
+    }
 }
 
 /// The first 128 characters: what the audit trail keeps of a caller-chosen name.

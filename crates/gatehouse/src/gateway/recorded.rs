@@ -23,6 +23,7 @@ use std::{
     task::{Context, Poll, ready},
     time::{Duration, Instant},
 };
+use subtle::ConstantTimeEq as _;
 
 use crate::{
     app::AppState,
@@ -395,5 +396,23 @@ impl Drop for AuditedBody {
             armed.count(self.record.metrics_server.as_ref(), &ending, Some(outcome));
             armed.write_detached(event);
         }
+    }
+}
+
+/// Names a refused key in the record (revoked, expired, or of a disabled client), so the trail
+/// shows whose key was used. Only a key whose secret matches is named: anyone can make up an
+/// id. Such keys are not in the snapshot, so the store is asked; its answer never changes the
+/// refusal.
+pub(super) async fn identify_refused_key(state: &AppState, token: &str, record: &mut Record) {
+    let Some((id, secret)) = crate::identity::api_keys::parse(token) else {
+        return;
+    };
+    let Ok(stored) = state.store.get_api_key(id).await else {
+        return;
+    };
+    let presented = crate::identity::api_keys::hash_secret(&state.keyring, id, secret);
+    if bool::from(presented.as_slice().ct_eq(stored.secret_hash.as_slice())) {
+        record.credential_id = Some(stored.id);
+        record.client = Some(stored.client);
     }
 }
