@@ -235,6 +235,7 @@ pub async fn start_with(
         config.audit.durable,
         config.audit.linger,
     );
+    let writer = writer.with_geo(geo.clone());
     let listener = match listener {
         Some(listener) => listener,
         None => TcpListener::bind(config.listen)

@@ -21,6 +21,7 @@ use crate::{
         checkpoint::Checkpoint,
         event::{AuditEvent, AuditRow},
     },
+    policy::geo::GeoDb,
     secrets::Keyring,
     store::DynStore,
 };
@@ -177,6 +178,8 @@ pub struct AuditWriter {
     head: Option<(i64, String)>,
     /// Reused for every row's chain hash input.
     scratch: Vec<u8>,
+    /// Fills in the events' `country` here, off the request path.
+    geo: Option<Arc<GeoDb>>,
 }
 
 impl AuditWriter {
@@ -204,8 +207,15 @@ impl AuditWriter {
                 linger: if durable { Duration::ZERO } else { linger },
                 head: None,
                 scratch: Vec::new(),
+                geo: None,
             },
         )
+    }
+
+    /// Looks up each event's country from its IP address (requests record only the address).
+    pub fn with_geo(mut self, geo: Option<Arc<GeoDb>>) -> Self {
+        self.geo = geo;
+        self
     }
 
     /// Runs until `shutdown`, then writes whatever is still queued and returns.
@@ -255,8 +265,14 @@ impl AuditWriter {
         let mut committed = Vec::new();
         let mut rows: Vec<AuditRow> = batch
             .drain(..)
-            .map(|pending| {
+            .map(|mut pending| {
                 committed.extend(pending.committed);
+                if let Some(geo) = &self.geo
+                    && pending.event.country.is_none()
+                    && let Some(ip) = pending.event.ip.as_deref().and_then(|ip| ip.parse().ok())
+                {
+                    pending.event.country = geo.country(ip);
+                }
                 AuditRow {
                     seq: 0,
                     hash_version: chain::HASH_VERSION,

@@ -172,12 +172,6 @@ impl Record {
         bytes: Option<u64>,
     ) -> Option<(AuditEvent, Armed)> {
         let armed = self.armed.take()?;
-        let country = armed
-            .state
-            .snapshot
-            .policies
-            .geo()
-            .and_then(|geo| geo.country(self.client_ip));
         let event = AuditEvent {
             ts_ms: crate::now_ms(),
             request_id: std::mem::take(&mut self.request_id),
@@ -185,7 +179,8 @@ impl Record {
             credential_id: self.credential_id.take(),
             user: self.user.take(),
             ip: Some(self.client_ip.to_string()),
-            country,
+            // Looked up by the audit writer, off the request path.
+            country: None,
             server: Some(std::mem::take(&mut self.server)),
             http_method: std::mem::take(&mut self.http_method),
             rpc_method: self.rpc_method.take(),

@@ -354,3 +354,8 @@ async fn every_message_of_a_batch_is_recorded() {
             .is_intact()
     );
 }
+
+#[test]
+fn the_trail_is_durable_unless_configured_otherwise() {
+    assert!(gatehouse::Config::default().audit.durable);
+}
