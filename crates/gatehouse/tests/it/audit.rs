@@ -72,8 +72,12 @@ async fn edited_and_deleted_rows_are_detected() {
     app.add_server("demo", &upstream.url()).await;
     let key = app.client_with_key("agent", "demo", "echo").await;
     for _ in 0..5 {
+        // Durable mode: once the whole answer is read, its event is committed.
         app.post("demo", Some(&key), &call("echo"))
             .send()
+            .await
+            .unwrap()
+            .bytes()
             .await
             .unwrap();
     }
