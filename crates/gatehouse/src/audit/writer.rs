@@ -82,6 +82,21 @@ impl AuditSink {
         wait
     }
 
+    /// Waits for room in the queue (back-pressure). The event is handed over only once there
+    /// is room, so a caller dropped while waiting still holds it and loses nothing.
+    pub async fn reserve(&self) -> Option<AuditPermit<'_>> {
+        match self.tx.reserve().await {
+            Ok(permit) => Some(AuditPermit {
+                permit,
+                durable: self.durable,
+            }),
+            Err(_) => {
+                tracing::error!("audit writer has stopped; event not recorded");
+                None
+            }
+        }
+    }
+
     fn enqueue(&self, pending: Pending) {
         match self.tx.try_send(pending) {
             Ok(()) => {}
@@ -163,6 +178,26 @@ impl AuditSink {
                 tracing::error!("audit writer has stopped; event not recorded");
             }
         }
+    }
+}
+
+/// Room for one event in the writer's queue.
+pub struct AuditPermit<'a> {
+    permit: mpsc::Permit<'a, Pending>,
+    durable: bool,
+}
+
+impl AuditPermit<'_> {
+    /// Queues the event; in durable mode, returns what resolves once it is committed.
+    pub fn send(self, event: AuditEvent) -> Option<oneshot::Receiver<()>> {
+        let (committed, wait) = if self.durable {
+            let (done, wait) = oneshot::channel();
+            (Some(done), Some(wait))
+        } else {
+            (None, None)
+        };
+        self.permit.send(Pending { event, committed });
+        wait
     }
 }
 

@@ -137,10 +137,20 @@ impl Record {
     }
 
     /// Writes the event now (in durable mode, once committed): for answers already complete.
+    /// Dropped while waiting for room in the queue, the record still writes its event.
     pub async fn finish(mut self, ending: Ending, outcome: Option<Outcome>) {
+        let Some(state) = self.armed.as_ref().map(|armed| armed.state.clone()) else {
+            return;
+        };
+        let Some(permit) = state.audit.reserve().await else {
+            return;
+        };
         if let Some((event, armed)) = self.take_event(&ending, outcome, None) {
             armed.count(self.metrics_server.as_ref(), &ending, outcome);
-            armed.state.audit.record(event).await;
+            if let Some(committed) = permit.send(event) {
+                // Dropped now, the event is queued all the same.
+                let _ = committed.await;
+            }
         }
     }
 
