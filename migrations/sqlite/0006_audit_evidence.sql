@@ -16,3 +16,10 @@ CREATE TABLE audit_checkpoint (
     ts_ms   INTEGER NOT NULL,
     mac     TEXT NOT NULL
 );
+
+-- Queries filter by client or server and order by seq. An index on the column alone is
+-- ordered by (column, seq): a query reads only the rows it returns, newest or oldest first.
+DROP INDEX audit_events_client;
+DROP INDEX audit_events_server;
+CREATE INDEX audit_events_client_seq ON audit_events (client);
+CREATE INDEX audit_events_server_seq ON audit_events (server);

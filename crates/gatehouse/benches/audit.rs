@@ -6,6 +6,8 @@
 //! - `append`: writing a batch of rows to SQLite in one transaction (WAL, synchronous=NORMAL),
 //!   for the batch sizes the writer produces under load; divide by the size for a row's cost.
 //!   The runtime is current-thread: the append runs on the blocking pool, as in the server.
+//! - `record_concurrently`: what recording costs the requests, durable against not, with 32
+//!   requests recording at once (durable requests share commits: group commit).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -90,4 +92,48 @@ fn append(bencher: Bencher<'_, '_>, size: usize) {
                 .block_on(store.append_audit(std::sync::Arc::new(rows), checkpoint))
                 .unwrap()
         });
+}
+
+/// 32 requests at once, each recording 16 events one after another (512 per iteration),
+/// through the real writer: `durable` waits for each event's commit, which the writer shares
+/// among the requests waiting together (group commit); otherwise the request only queues it.
+/// Divide by 512 for an event's cost.
+#[divan::bench(args = [false, true], sample_count = 10)]
+fn record_concurrently(bencher: Bencher<'_, '_>, durable: bool) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let store: gatehouse::store::DynStore =
+        std::sync::Arc::new(runtime.block_on(SqliteStore::open(&url)).unwrap());
+    let ring = std::sync::Arc::new(Keyring::from_master(&[0x42; 32]));
+    let (sink, writer) = gatehouse::audit::AuditWriter::new(
+        store,
+        ring,
+        16_384,
+        512,
+        durable,
+        std::time::Duration::from_millis(20),
+    );
+    let stop = tokio_util::sync::CancellationToken::new();
+    let running = runtime.spawn(writer.run(stop.clone()));
+    bencher.bench_local(|| {
+        runtime.block_on(async {
+            let mut requests = tokio::task::JoinSet::new();
+            for r in 0..32 {
+                let sink = sink.clone();
+                requests.spawn(async move {
+                    for n in 0..16 {
+                        sink.record(event(r * 16 + n)).await;
+                    }
+                });
+            }
+            while requests.join_next().await.is_some() {}
+        })
+    });
+    stop.cancel();
+    runtime.block_on(running).unwrap();
 }

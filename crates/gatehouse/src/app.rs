@@ -302,6 +302,7 @@ pub async fn start_with(
         config.audit.durable,
         config.audit.linger,
     );
+    let writer = writer.with_geo(geo.clone());
     let listener = match listener {
         Some(listener) => listener,
         None => TcpListener::bind(config.listen)
@@ -521,6 +522,9 @@ impl RunningServer {
                 http.abort();
             }
         }
+        // Requests still running (their connections outlive the accept loop) end now and
+        // record their events (outcome `shutdown`) before the audit writer's last flush.
+        self.state.audit.cut_in_flight(Duration::from_secs(2)).await;
         self.stop_background.cancel();
         for task in self.background {
             let _ = task.await;

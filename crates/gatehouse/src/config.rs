@@ -266,7 +266,8 @@ pub struct GatewayConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuditConfig {
-    /// Wait for the audit batch to commit before answering, so a crash loses nothing answered.
+    /// End each response only once its audit event is committed, so a crash loses nothing
+    /// answered. On by default: a trail that loses its last events in a crash is no evidence.
     pub durable: bool,
     /// Events written per transaction at most.
     pub batch_size: usize,
@@ -349,7 +350,7 @@ impl Default for GatewayConfig {
 impl Default for AuditConfig {
     fn default() -> Self {
         Self {
-            durable: false,
+            durable: true,
             batch_size: 512,
             linger: Duration::from_millis(20),
             channel_capacity: 16_384,

@@ -1,5 +1,5 @@
 use clap::Subcommand;
-use gatehouse::audit::{AuditFilter, AuditRow, Decision, chain};
+use gatehouse::audit::{AuditFilter, AuditRow, Checkpoint, Decision, chain};
 use std::{process::ExitCode, time::Duration};
 
 use super::{Ctx, print, say};
@@ -11,11 +11,12 @@ pub enum AuditCommand {
     Tail {
         #[arg(short = 'n', long, default_value_t = 20)]
         lines: i64,
-        /// Keep printing new events as they are written.
+        /// Keep printing new events as they are written (with `-o json`, one JSON object per
+        /// line).
         #[arg(long, short = 'f')]
         follow: bool,
     },
-    /// Events matching filters, oldest first.
+    /// The newest events matching filters, oldest first.
     Query {
         #[arg(long)]
         client: Option<String>,
@@ -27,12 +28,25 @@ pub enum AuditCommand {
         /// A duration back from now (`1h`, `7d`) or an RFC 3339 time.
         #[arg(long, value_parser = parse_since)]
         since: Option<i64>,
+        /// How many of the newest matching events; 0 for all (read and printed a page at a
+        /// time).
         #[arg(long, default_value_t = 1000)]
         limit: i64,
     },
-    /// Check the hash chain: reports edited and deleted rows; exit code 1 if any.
-    Verify,
+    /// Check the hash chain and its checkpoint: reports edited and deleted rows (the newest
+    /// included); exit code 1 if any.
+    Verify {
+        /// A checkpoint exported earlier with `audit checkpoint`: the chain must still hold
+        /// the row it names, unchanged.
+        #[arg(long)]
+        checkpoint: Option<std::path::PathBuf>,
+    },
+    /// Print the signed checkpoint of the chain head (JSON), to keep outside the database.
+    Checkpoint,
 }
+
+/// Rows read from the store at a time.
+const PAGE: i64 = 1_000;
 
 fn parse_decision(text: &str) -> Result<Decision, String> {
     Decision::parse(text).ok_or_else(|| format!("{text:?} is not one of allow, deny, error"))
@@ -58,24 +72,25 @@ impl AuditCommand {
                 };
                 let mut rows = ctx.store.query_audit(&filter).await?;
                 rows.reverse();
-                render(ctx.format, &rows, true)?;
-                if follow {
-                    let mut last = rows.last().map_or(0, |r| r.seq);
-                    loop {
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                        let filter = AuditFilter {
-                            after_seq: Some(last),
-                            limit: 1000,
-                            ..AuditFilter::default()
-                        };
-                        let rows = ctx.store.query_audit(&filter).await?;
-                        if let Some(row) = rows.last() {
-                            last = row.seq;
-                            render(ctx.format, &rows, false)?;
-                        }
+                let mut out = Output::new(ctx.format, follow);
+                out.rows(&rows)?;
+                if !follow {
+                    return out.finish().map(|()| ExitCode::SUCCESS);
+                }
+                let mut last = rows.last().map_or(0, |r| r.seq);
+                loop {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    let filter = AuditFilter {
+                        after_seq: Some(last),
+                        limit: PAGE,
+                        ..AuditFilter::default()
+                    };
+                    let rows = ctx.store.query_audit(&filter).await?;
+                    if let Some(row) = rows.last() {
+                        last = row.seq;
+                        out.rows(&rows)?;
                     }
                 }
-                Ok(ExitCode::SUCCESS)
             }
             AuditCommand::Query {
                 client,
@@ -84,20 +99,54 @@ impl AuditCommand {
                 since,
                 limit,
             } => {
-                let filter = AuditFilter {
+                let mut filter = AuditFilter {
                     client,
                     server,
                     decision,
                     since_ms: since,
-                    after_seq: None,
-                    limit: limit.max(1),
-                    newest_first: false,
+                    ..AuditFilter::default()
                 };
-                render(ctx.format, &ctx.store.query_audit(&filter).await?, true)?;
+                // The newest `limit` rows: start just before the oldest of them.
+                let mut remaining = if limit > 0 { limit } else { i64::MAX };
+                if limit > 0 {
+                    let oldest = ctx
+                        .store
+                        .query_audit(&AuditFilter {
+                            limit: 1,
+                            offset: limit - 1,
+                            newest_first: true,
+                            ..filter.clone()
+                        })
+                        .await?;
+                    filter.after_seq = oldest.first().map(|r| r.seq - 1);
+                }
+                let mut out = Output::new(ctx.format, false);
+                while remaining > 0 {
+                    filter.limit = remaining.min(PAGE);
+                    let rows = ctx.store.query_audit(&filter).await?;
+                    let Some(last) = rows.last() else {
+                        break;
+                    };
+                    filter.after_seq = Some(last.seq);
+                    remaining -= rows.len() as i64;
+                    out.rows(&rows)?;
+                }
+                out.finish()?;
                 Ok(ExitCode::SUCCESS)
             }
-            AuditCommand::Verify => {
-                let report = chain::verify(&*ctx.store, &ctx.keyring).await?;
+            AuditCommand::Verify { checkpoint } => {
+                let exported = match checkpoint {
+                    Some(path) => {
+                        let text = std::fs::read_to_string(&path)
+                            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                        Some(serde_json::from_str::<Checkpoint>(&text).map_err(|e| {
+                            anyhow::anyhow!("{}: not a checkpoint: {e}", path.display())
+                        })?)
+                    }
+                    None => None,
+                };
+                let report =
+                    chain::verify_with(&*ctx.store, &ctx.keyring, exported.as_ref()).await?;
                 if ctx.format == Format::Json {
                     print_json(&report)?;
                 } else if report.is_intact() {
@@ -123,47 +172,141 @@ impl AuditCommand {
                     ExitCode::FAILURE
                 })
             }
+            AuditCommand::Checkpoint => match ctx.store.audit_checkpoint().await? {
+                Some(checkpoint) => {
+                    print_json(&checkpoint)?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => anyhow::bail!("no checkpoint yet: the trail has had no event written"),
+            },
         }
     }
 }
 
-fn render(format: Format, rows: &[AuditRow], headers: bool) -> anyhow::Result<()> {
-    if format == Format::Json {
-        return print_json(&rows);
+/// Prints rows as they are read: a table (headers once), a JSON array written element by
+/// element, or JSON lines (`tail -f`), so memory holds one page whatever the total.
+struct Output {
+    format: Format,
+    lines: bool,
+    started: bool,
+}
+
+impl Output {
+    fn new(format: Format, follow: bool) -> Self {
+        Output {
+            format,
+            lines: follow,
+            started: false,
+        }
     }
+
+    fn rows(&mut self, rows: &[AuditRow]) -> anyhow::Result<()> {
+        let mut text = String::new();
+        match (self.format, self.lines) {
+            (Format::Json, true) => {
+                for row in rows {
+                    text.push_str(&serde_json::to_string(row)?);
+                    text.push('\n');
+                }
+            }
+            (Format::Json, false) => {
+                for row in rows {
+                    text.push_str(if self.started { ",\n" } else { "[\n" });
+                    text.push_str(&serde_json::to_string(row)?);
+                    self.started = true;
+                }
+            }
+            (Format::Table, _) => {
+                if rows.is_empty() && self.started {
+                    return Ok(());
+                }
+                text = table(rows, !self.started);
+                self.started = true;
+            }
+        }
+        print(&text);
+        Ok(())
+    }
+
+    fn finish(self) -> anyhow::Result<()> {
+        match (self.format, self.started) {
+            (Format::Json, true) if !self.lines => print("\n]\n"),
+            (Format::Json, false) if !self.lines => print("[]\n"),
+            (Format::Table, false) => print(&table(&[], true)),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+fn table(rows: &[AuditRow], headers: bool) -> String {
     let mut table = Table::new(&[
-        "SEQ", "TIME", "CLIENT", "KEY", "SERVER", "METHOD", "TOOL", "DECISION", "REASON", "STATUS",
-        "LATENCY",
+        "SEQ", "TIME", "CLIENT", "KEY", "SERVER", "METHOD", "TOOL", "DECISION", "REASON",
+        "OUTCOME", "STATUS", "LATENCY",
     ]);
+    let or_dash = |text: &Option<String>| text.as_deref().map_or("-".into(), printable);
     for r in rows {
         let e = &r.event;
         table.row(vec![
             r.seq.to_string(),
             time(Some(e.ts_ms)),
-            e.client.clone().unwrap_or_else(|| "-".into()),
-            e.credential_id.clone().unwrap_or_else(|| "-".into()),
-            e.server.clone().unwrap_or_else(|| "-".into()),
-            e.rpc_method
-                .clone()
-                .unwrap_or_else(|| e.http_method.clone()),
-            e.tool.clone().unwrap_or_else(|| "-".into()),
+            or_dash(&e.client),
+            or_dash(&e.credential_id),
+            or_dash(&e.server),
+            printable(e.rpc_method.as_deref().unwrap_or(&e.http_method)),
+            if e.batch.is_empty() {
+                or_dash(&e.tool)
+            } else {
+                let tools: Vec<&str> = e.batch.iter().filter_map(|m| m.tool.as_deref()).collect();
+                if tools.is_empty() {
+                    "-".into()
+                } else {
+                    printable(&tools.join(","))
+                }
+            },
             e.decision.as_str().into(),
-            e.reason.clone().unwrap_or_else(|| "-".into()),
+            or_dash(&e.reason),
+            e.outcome.map_or("-", |o| o.as_str()).into(),
             e.status.to_string(),
             format!("{:.1}ms", e.latency_us as f64 / 1000.0),
         ]);
     }
     let text = table.render();
     if headers {
-        print(&text);
+        text
     } else {
-        print(
-            &text
-                .lines()
-                .skip(1)
-                .map(|l| format!("{l}\n"))
-                .collect::<String>(),
-        );
+        text.lines().skip(1).map(|l| format!("{l}\n")).collect()
     }
-    Ok(())
+}
+
+/// Caller-chosen text (tool names, methods) as a terminal shows it safely: control
+/// characters (newlines, escape sequences) and invisible or reordering format characters
+/// are written as `\u{…}` escapes, so they can neither forge rows nor drive the terminal.
+fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let hidden = c.is_control()
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}' | '\u{feff}');
+        if hidden {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn caller_text_cannot_break_lines_or_reach_the_terminal() {
+        assert_eq!(printable("tools/call"), "tools/call");
+        assert_eq!(printable("é-名前"), "é-名前");
+        assert_eq!(printable("a\nb"), "a\\u{a}b");
+        assert_eq!(printable("\u{1b}[2J"), "\\u{1b}[2J");
+        assert_eq!(printable("x\u{202e}y\r"), "x\\u{202e}y\\u{d}");
+    }
 }

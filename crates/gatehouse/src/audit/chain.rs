@@ -284,84 +284,134 @@ pub async fn verify_with(
     keyring: &Keyring,
     exported: Option<&Checkpoint>,
 ) -> StoreResult<VerifyReport> {
-    let mut report = VerifyReport::default();
-    let stored = store.audit_checkpoint().await?;
-    let anchors: Vec<&Checkpoint> = stored.iter().chain(exported).collect();
-    for anchor in &anchors {
-        if !anchor.is_authentic(keyring) {
-            report
-                .problems
-                .push(ChainProblem::CheckpointForged { seq: anchor.seq });
-        }
+    let mut walk = Walk {
+        keyring,
+        exported,
+        report: VerifyReport::default(),
+        prev_hash: GENESIS.to_owned(),
+        prev_seq: 0,
+        scratch: Vec::new(),
+        checkpointed_rows: false,
+    };
+    if let Some(exported) = exported
+        && !exported.is_authentic(keyring)
+    {
+        walk.report
+            .problems
+            .push(ChainProblem::CheckpointForged { seq: exported.seq });
     }
-    let mut prev_hash = GENESIS.to_owned();
-    let mut prev_seq = 0i64;
-    let mut scratch = Vec::new();
-    let mut checkpointed_rows = false;
-    loop {
-        let page: Vec<AuditRow> = store.audit_page(prev_seq, 1_000).await?;
-        if page.is_empty() {
+    walk.rows(store).await?;
+    // Read after the walk: every row walked was committed with a checkpoint at or after it,
+    // so a checkpoint behind the last row was put back. One ahead may be rows appended
+    // during the walk: walk on before calling them deleted.
+    let mut stored = store.audit_checkpoint().await?;
+    while let Some(checkpoint) = &stored
+        && checkpoint.seq > walk.prev_seq
+    {
+        if !walk.rows(store).await? {
             break;
         }
-        for row in page {
-            if row.seq != prev_seq + 1 {
-                report.problems.push(ChainProblem::Missing {
-                    after_seq: prev_seq,
-                    next_seq: row.seq,
+        stored = store.audit_checkpoint().await?;
+    }
+    let mut report = walk.finish(stored.as_ref());
+    report.last_seq = (walk.prev_seq > 0).then_some(walk.prev_seq);
+    Ok(report)
+}
+
+struct Walk<'a> {
+    keyring: &'a Keyring,
+    exported: Option<&'a Checkpoint>,
+    report: VerifyReport,
+    prev_hash: String,
+    prev_seq: i64,
+    scratch: Vec<u8>,
+    /// Whether rows written with checkpoints (version 2 and later) were seen.
+    checkpointed_rows: bool,
+}
+
+impl Walk<'_> {
+    /// Checks the rows after the last one checked; whether there were any.
+    async fn rows(&mut self, store: &dyn Store) -> StoreResult<bool> {
+        let mut any = false;
+        loop {
+            let page: Vec<AuditRow> = store.audit_page(self.prev_seq, 1_000).await?;
+            if page.is_empty() {
+                return Ok(any);
+            }
+            any = true;
+            for row in page {
+                self.row(row);
+            }
+        }
+    }
+
+    fn row(&mut self, row: AuditRow) {
+        let problems = &mut self.report.problems;
+        if row.seq != self.prev_seq + 1 {
+            problems.push(ChainProblem::Missing {
+                after_seq: self.prev_seq,
+                next_seq: row.seq,
+            });
+        }
+        if row.prev_hash != self.prev_hash {
+            problems.push(ChainProblem::BrokenLink { seq: row.seq });
+        }
+        let computed = link_version(
+            self.keyring,
+            row.hash_version,
+            &row.prev_hash,
+            row.seq,
+            &row.event,
+            &mut self.scratch,
+        );
+        if computed.as_deref() != Some(row.hash.as_str()) {
+            problems.push(ChainProblem::Modified { seq: row.seq });
+        }
+        if let Some(exported) = self.exported
+            && exported.seq == row.seq
+            && exported.hash != row.hash
+        {
+            problems.push(ChainProblem::CheckpointMismatch { seq: row.seq });
+        }
+        self.checkpointed_rows |= row.hash_version >= 2;
+        self.report.rows_checked += 1;
+        self.prev_seq = row.seq;
+        self.prev_hash = row.hash;
+    }
+
+    fn finish(&mut self, stored: Option<&Checkpoint>) -> VerifyReport {
+        let last_seq = self.prev_seq;
+        let mut report = std::mem::take(&mut self.report);
+        let problems = &mut report.problems;
+        for anchor in stored.iter().copied().chain(self.exported) {
+            if anchor.seq > last_seq {
+                problems.push(ChainProblem::Truncated {
+                    last_seq,
+                    checkpoint_seq: anchor.seq,
                 });
             }
-            if row.prev_hash != prev_hash {
-                report
-                    .problems
-                    .push(ChainProblem::BrokenLink { seq: row.seq });
-            }
-            let computed = link_version(
-                keyring,
-                row.hash_version,
-                &row.prev_hash,
-                row.seq,
-                &row.event,
-                &mut scratch,
-            );
-            if computed.as_deref() != Some(row.hash.as_str()) {
-                report
-                    .problems
-                    .push(ChainProblem::Modified { seq: row.seq });
-            }
-            for anchor in anchors.iter().filter(|a| a.seq == row.seq) {
-                if anchor.hash != row.hash {
-                    report
-                        .problems
-                        .push(ChainProblem::CheckpointMismatch { seq: row.seq });
+        }
+        match stored {
+            None if self.checkpointed_rows => problems.push(ChainProblem::CheckpointMissing),
+            None => {}
+            Some(checkpoint) => {
+                if !checkpoint.is_authentic(self.keyring) {
+                    problems.push(ChainProblem::CheckpointForged {
+                        seq: checkpoint.seq,
+                    });
+                }
+                if checkpoint.seq < last_seq {
+                    problems.push(ChainProblem::CheckpointBehind {
+                        checkpoint_seq: checkpoint.seq,
+                        last_seq,
+                    });
+                } else if checkpoint.seq == last_seq && checkpoint.hash != self.prev_hash {
+                    problems.push(ChainProblem::CheckpointMismatch { seq: last_seq });
                 }
             }
-            // Rows of version 2 and later were all written with a checkpoint.
-            checkpointed_rows |= row.hash_version >= 2;
-            report.rows_checked += 1;
-            prev_seq = row.seq;
-            prev_hash = row.hash;
         }
+        report
     }
-    for anchor in &anchors {
-        if anchor.seq > prev_seq {
-            report.problems.push(ChainProblem::Truncated {
-                last_seq: prev_seq,
-                checkpoint_seq: anchor.seq,
-            });
-        }
-    }
-    match &stored {
-        None if checkpointed_rows => report.problems.push(ChainProblem::CheckpointMissing),
-        Some(checkpoint) if checkpoint.seq < prev_seq => {
-            report.problems.push(ChainProblem::CheckpointBehind {
-                checkpoint_seq: checkpoint.seq,
-                last_seq: prev_seq,
-            });
-        }
-        _ => {}
-    }
-    report.last_seq = (prev_seq > 0).then_some(prev_seq);
-    Ok(report)
 }
 
 #[cfg(test)]

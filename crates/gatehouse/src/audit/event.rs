@@ -138,6 +138,8 @@ pub struct AuditFilter {
     /// Only events after this sequence number (for `audit tail --follow`).
     pub after_seq: Option<i64>,
     pub limit: i64,
+    /// Matching rows skipped before the first returned (in the order asked for).
+    pub offset: i64,
     /// Newest first when true.
     pub newest_first: bool,
 }

@@ -5,8 +5,14 @@
 //! transaction. A full channel makes requests wait rather than drop events. In durable mode
 //! each request waits until its event is committed.
 
-use std::{sync::Arc, time::Duration};
-use tokio::sync::{mpsc, oneshot};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -15,6 +21,7 @@ use crate::{
         checkpoint::Checkpoint,
         event::{AuditEvent, AuditRow},
     },
+    policy::geo::GeoDb,
     secrets::Keyring,
     store::DynStore,
 };
@@ -29,21 +36,117 @@ struct Pending {
 pub struct AuditSink {
     tx: mpsc::Sender<Pending>,
     durable: bool,
+    /// Cancelled when shutdown's grace period is over: requests still running end now.
+    cut: CancellationToken,
+    in_flight: Arc<InFlightCount>,
+}
+
+#[derive(Default)]
+struct InFlightCount {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+/// Held by a request until its event has been handed to the writer.
+pub struct InFlight(Arc<InFlightCount>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
 }
 
 impl AuditSink {
-    /// Records without waiting, for code that cannot await (stream transforms). A full queue
-    /// hands the event to a task instead of dropping it.
+    /// Records without waiting, for code that cannot await (stream transforms, drops). A
+    /// full queue hands the event to a task instead of dropping it.
     pub fn record_detached(&self, event: AuditEvent) {
         let pending = Pending {
             event,
             committed: None,
         };
-        if let Err(mpsc::error::TrySendError::Full(pending)) = self.tx.try_send(pending) {
-            let tx = self.tx.clone();
-            tokio::spawn(async move {
-                let _ = tx.send(pending).await;
-            });
+        self.enqueue(pending);
+    }
+
+    /// Queues the event without waiting; in durable mode, returns what resolves once it is
+    /// committed. Dropping that loses nothing: the event is already queued.
+    pub fn submit(&self, event: AuditEvent) -> Option<oneshot::Receiver<()>> {
+        let (committed, wait) = if self.durable {
+            let (done, wait) = oneshot::channel();
+            (Some(done), Some(wait))
+        } else {
+            (None, None)
+        };
+        self.enqueue(Pending { event, committed });
+        wait
+    }
+
+    /// Waits for room in the queue (back-pressure). The event is handed over only once there
+    /// is room, so a caller dropped while waiting still holds it and loses nothing.
+    pub async fn reserve(&self) -> Option<AuditPermit<'_>> {
+        match self.tx.reserve().await {
+            Ok(permit) => Some(AuditPermit {
+                permit,
+                durable: self.durable,
+            }),
+            Err(_) => {
+                tracing::error!("audit writer has stopped; event not recorded");
+                None
+            }
+        }
+    }
+
+    fn enqueue(&self, pending: Pending) {
+        match self.tx.try_send(pending) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(pending)) => {
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    let _ = tx.send(pending).await;
+                });
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::error!("audit writer has stopped; event not recorded");
+            }
+        }
+    }
+
+    /// Counts a request in flight until the returned guard is dropped.
+    pub fn in_flight(&self) -> InFlight {
+        self.in_flight.count.fetch_add(1, Ordering::AcqRel);
+        InFlight(self.in_flight.clone())
+    }
+
+    /// Cancelled when shutdown cuts the requests still in flight.
+    pub fn cut_signal(&self) -> CancellationToken {
+        self.cut.clone()
+    }
+
+    /// Waits up to `wait` until no request is in flight: every request has handed its event
+    /// on (in durable mode, committed it). Whether that happened in time.
+    pub async fn settled(&self, wait: Duration) -> bool {
+        let idle = async {
+            loop {
+                let notified = self.in_flight.idle.notified();
+                if self.in_flight.count.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(wait, idle).await.is_ok()
+    }
+
+    /// Ends the requests still in flight (each records its event with outcome `shutdown`)
+    /// and waits up to `wait` for their events to be queued, before the writer's last flush.
+    pub async fn cut_in_flight(&self, wait: Duration) {
+        self.cut.cancel();
+        if !self.settled(wait).await {
+            tracing::warn!(
+                requests = self.in_flight.count.load(Ordering::Acquire),
+                "requests still running after shutdown cut them; their events may be lost"
+            );
         }
     }
 
@@ -78,6 +181,26 @@ impl AuditSink {
     }
 }
 
+/// Room for one event in the writer's queue.
+pub struct AuditPermit<'a> {
+    permit: mpsc::Permit<'a, Pending>,
+    durable: bool,
+}
+
+impl AuditPermit<'_> {
+    /// Queues the event; in durable mode, returns what resolves once it is committed.
+    pub fn send(self, event: AuditEvent) -> Option<oneshot::Receiver<()>> {
+        let (committed, wait) = if self.durable {
+            let (done, wait) = oneshot::channel();
+            (Some(done), Some(wait))
+        } else {
+            (None, None)
+        };
+        self.permit.send(Pending { event, committed });
+        wait
+    }
+}
+
 pub struct AuditWriter {
     rx: mpsc::Receiver<Pending>,
     store: DynStore,
@@ -90,6 +213,8 @@ pub struct AuditWriter {
     head: Option<(i64, String)>,
     /// Reused for every row's chain hash input.
     scratch: Vec<u8>,
+    /// Fills in the events' `country` here, off the request path.
+    geo: Option<Arc<GeoDb>>,
 }
 
 impl AuditWriter {
@@ -103,7 +228,12 @@ impl AuditWriter {
     ) -> (AuditSink, AuditWriter) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         (
-            AuditSink { tx, durable },
+            AuditSink {
+                tx,
+                durable,
+                cut: CancellationToken::new(),
+                in_flight: Arc::default(),
+            },
             AuditWriter {
                 rx,
                 store,
@@ -112,8 +242,15 @@ impl AuditWriter {
                 linger: if durable { Duration::ZERO } else { linger },
                 head: None,
                 scratch: Vec::new(),
+                geo: None,
             },
         )
+    }
+
+    /// Looks up each event's country from its IP address (requests record only the address).
+    pub fn with_geo(mut self, geo: Option<Arc<GeoDb>>) -> Self {
+        self.geo = geo;
+        self
     }
 
     /// Runs until `shutdown`, then writes whatever is still queued and returns.
@@ -163,8 +300,14 @@ impl AuditWriter {
         let mut committed = Vec::new();
         let mut rows: Vec<AuditRow> = batch
             .drain(..)
-            .map(|pending| {
+            .map(|mut pending| {
                 committed.extend(pending.committed);
+                if let Some(geo) = &self.geo
+                    && pending.event.country.is_none()
+                    && let Some(ip) = pending.event.ip.as_deref().and_then(|ip| ip.parse().ok())
+                {
+                    pending.event.country = geo.country(ip);
+                }
                 AuditRow {
                     seq: 0,
                     hash_version: chain::HASH_VERSION,

@@ -131,6 +131,12 @@ pub enum GatewayError {
     RequestBodyTimeout,
     #[error("Gatehouse is busy; try again")]
     Overloaded,
+    /// The upstream's body broke off or was malformed before Gatehouse could read it whole.
+    #[error("upstream response broken off")]
+    UpstreamResponseBroken,
+    /// Shutdown's grace period ended before the answer was ready.
+    #[error("gatehouse is shutting down")]
+    ShuttingDown,
 }
 
 impl From<crate::policy::Denial> for GatewayError {
@@ -236,6 +242,8 @@ impl GatewayError {
             GatewayError::RuleUnavailable { .. } => "rule_unavailable",
             GatewayError::RequestBodyTimeout => "request_body_timeout",
             GatewayError::Overloaded => "overloaded",
+            GatewayError::UpstreamResponseBroken => "upstream_response_broken",
+            GatewayError::ShuttingDown => "shutting_down",
         }
     }
 
@@ -248,6 +256,7 @@ impl GatewayError {
                 | GatewayError::UpstreamResponseTooLarge
                 | GatewayError::UpstreamContentUnfilterable
                 | GatewayError::UpstreamEncodingUnfilterable
+                | GatewayError::UpstreamResponseBroken
         )
     }
 
@@ -397,6 +406,8 @@ impl GatewayError {
                 retry_after = Some(1);
                 (StatusCode::SERVICE_UNAVAILABLE, codes::OVERLOADED)
             }
+            E::UpstreamResponseBroken => (StatusCode::BAD_GATEWAY, codes::UPSTREAM_UNAVAILABLE),
+            E::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, codes::UPSTREAM_UNAVAILABLE),
         };
         let body = json!({
             "jsonrpc": "2.0",

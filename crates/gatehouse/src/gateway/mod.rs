@@ -6,6 +6,7 @@ mod bearer;
 mod inspect;
 pub mod jsonrpc;
 mod proxy;
+mod recorded;
 mod respond;
 pub mod session;
 pub mod sse;

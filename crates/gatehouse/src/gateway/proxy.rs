@@ -20,11 +20,12 @@ use std::{
 
 use crate::{
     app::AppState,
-    audit::{AuditEvent, Decision},
+    audit::{BatchEntry, Decision},
     error::{CredentialProblem, ErrorContext, GatewayError},
     gateway::{
         access, authorize, inspect,
         jsonrpc::{self, Kind},
+        recorded::{self, Ending, Record},
         respond::{self, ResponseRules},
         session::SessionCheck,
         sse, tasks,
@@ -40,51 +41,6 @@ use crate::{
 
 const SESSION_HEADER: &str = "mcp-session-id";
 
-/// What the audit event will say, filled in as the request progresses.
-struct Record {
-    request_id: String,
-    client_ip: IpAddr,
-    ip: String,
-    server: String,
-    http_method: String,
-    client: Option<String>,
-    credential_id: Option<String>,
-    user: Option<String>,
-    rpc_id: Option<Value>,
-    rpc_method: Option<String>,
-    tool: Option<String>,
-    upstream_status: Option<u16>,
-    /// Guardrail findings that did not refuse the request (warn, redact).
-    notes: Vec<String>,
-}
-
-impl Record {
-    /// The base of follow-up events (stream findings recorded after this request's event).
-    fn template(&self, server: &ServerEntry) -> AuditEvent {
-        AuditEvent {
-            ts_ms: crate::now_ms(),
-            request_id: self.request_id.clone(),
-            client: self.client.clone(),
-            credential_id: self.credential_id.clone(),
-            user: self.user.clone(),
-            ip: Some(self.ip.clone()),
-            country: None,
-            server: Some(server.name.to_string()),
-            http_method: self.http_method.clone(),
-            rpc_method: None,
-            tool: self.tool.clone(),
-            decision: Decision::Allow,
-            reason: None,
-            status: 200,
-            upstream_status: self.upstream_status,
-            latency_us: 0,
-            outcome: None,
-            response_bytes: None,
-            batch: Vec::new(),
-        }
-    }
-}
-
 pub async fn handle(
     State(state): State<AppState>,
     Path(server): Path<String>,
@@ -95,30 +51,33 @@ pub async fn handle(
     let snapshot = state.snapshot.current();
     let request_id = state.next_request_id();
     let client_ip = client_ip::resolve(peer.ip(), request.headers(), &state.config.policy);
-    let mut record = Record {
-        request_id: request_id.clone(),
+    // Armed from here: whatever ends this request, its event is written (recorded.rs).
+    let mut record = Record::new(
+        &state,
+        started,
+        request_id.clone(),
         client_ip,
-        ip: client_ip.to_string(),
         // Unknown names are the caller's words: record them only when they could be a name.
-        server: if crate::admin::validate_name("server", &server).is_ok() {
+        if crate::admin::validate_name("server", &server).is_ok() {
             server.clone()
         } else {
             "(invalid)".to_owned()
         },
-        http_method: request.method().as_str().to_owned(),
-        client: None,
-        credential_id: None,
-        user: None,
-        rpc_id: None,
-        rpc_method: None,
-        tool: None,
-        upstream_status: None,
-        notes: Vec::new(),
-    };
+        request.method().as_str().to_owned(),
+    );
+    record.metrics_server = snapshot.servers.get(&server).map(|s| s.name.clone());
     let (parts, body) = request.into_parts();
     let declared = declared_length(&parts.headers);
     let mut unread = Some(body);
-    let outcome = proxy(&state, &snapshot, &server, parts, &mut unread, &mut record).await;
+    let cut = state.audit.cut_signal();
+    let outcome = tokio::select! {
+        outcome = proxy(&state, &snapshot, &server, parts, &mut unread, &mut record) => outcome,
+        // Shutdown's grace period is over: dropping the record writes the event.
+        () = cut.cancelled() => {
+            let rpc_id = record.rpc_id.take();
+            return shutting_down(record, rpc_id);
+        }
+    };
     let (mut response, decision, reason, code) = match outcome {
         Ok(response) => {
             let notes = std::mem::take(&mut record.notes);
@@ -146,12 +105,6 @@ pub async fn handle(
             (err.into_response(&ctx), decision, Some(reason), code)
         }
     };
-    state.metrics.record(
-        snapshot.servers.get(&server).map(|s| &s.name),
-        decision.as_str(),
-        code,
-        started.elapsed(),
-    );
     if let Some(body) = unread {
         // A refusal sent before the body was read leaves the body on the wire. Reading it
         // (after the answer has gone, bounded) keeps a kept-alive connection usable; clients
@@ -168,33 +121,33 @@ pub async fn handle(
     if let Ok(value) = HeaderValue::try_from(request_id) {
         response.headers_mut().insert("x-request-id", value);
     }
-    let country = state
-        .snapshot
-        .policies
-        .geo()
-        .and_then(|geo| geo.country(record.client_ip));
-    let event = AuditEvent {
-        ts_ms: crate::now_ms(),
-        request_id: record.request_id,
-        client: record.client,
-        credential_id: record.credential_id,
-        user: record.user,
-        ip: Some(record.ip),
-        country,
-        server: Some(record.server),
-        http_method: record.http_method,
-        rpc_method: record.rpc_method,
-        tool: record.tool,
+    let ending = Ending {
         decision,
         reason,
+        code,
         status: response.status().as_u16(),
-        upstream_status: record.upstream_status,
-        latency_us: i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX),
-        outcome: None,
-        response_bytes: None,
-        batch: Vec::new(),
+        head: started.elapsed(),
     };
-    state.audit.record(event).await;
+    if decision == Decision::Allow {
+        // The upstream's body is still to come: the event says how it ends.
+        return record.follow(response, ending);
+    }
+    record.finish(ending, None).await;
+    response
+}
+
+/// The answer to a request cut by shutdown before its response was ready; dropping the
+/// record writes its event (outcome `shutdown`).
+fn shutting_down(record: Record, rpc_id: Option<Value>) -> Response {
+    drop(record);
+    let ctx = ErrorContext {
+        rpc_id: rpc_id.as_ref(),
+        ..ErrorContext::default()
+    };
+    let mut response = GatewayError::ShuttingDown.into_response(&ctx);
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
 }
 
@@ -275,16 +228,19 @@ async fn identify(
         return Ok(principal);
     }
     let now = crate::now_ms();
-    let (key_id, entry) = snapshot
-        .keys
-        .check(&state.keyring, token, now)
-        .map_err(|rejection| {
-            GatewayError::InvalidCredential(match rejection {
+    let (key_id, entry) = match snapshot.keys.check(&state.keyring, token, now) {
+        Ok(found) => found,
+        Err(rejection) => {
+            if rejection != KeyRejection::Malformed {
+                recorded::identify_refused_key(state, token, record).await;
+            }
+            return Err(GatewayError::InvalidCredential(match rejection {
                 KeyRejection::Malformed => CredentialProblem::Malformed,
                 KeyRejection::NotRecognised => CredentialProblem::NotRecognised,
                 KeyRejection::Expired => CredentialProblem::Expired,
-            })
-        })?;
+            }));
+        }
+    };
     entry.last_used.fetch_max(now, Ordering::Relaxed);
     record.client = Some(entry.client.to_string());
     record.credential_id = Some(key_id.to_owned());
@@ -354,6 +310,9 @@ impl Call<'_> {
             .find(|m| m.method() == "tools/call")
             .and_then(|m| m.param_str("name"))
             .map(|name| clip(name).to_owned());
+        if envelope.batch {
+            record.batch = envelope.messages.iter().map(batch_entry).collect();
+        }
         let stateless = authorize::protocol_era(&parts.headers, Some(&envelope))?;
         authorize::check_routing_headers(&parts.headers, &envelope)?;
         let verdict = authorize::authorize(
@@ -569,6 +528,7 @@ impl Call<'_> {
         if let Some((name, value)) = &self.server.credential {
             request.headers_mut().insert(name.clone(), value.clone());
         }
+        record.forwarded = true;
         let response = self.state.upstream.send(request).await?;
         record.upstream_status = Some(response.status().as_u16());
         Ok(response)
@@ -619,18 +579,24 @@ impl Call<'_> {
         let body = if content_type.starts_with("text/event-stream") {
             let mut rules = rules;
             if !rules.guardrails.is_empty() {
-                rules.late = Some((self.state.audit.clone(), record.template(self.server)));
+                rules.late = Some((self.state.audit.clone(), record.template(&self.server.name)));
             }
             let rules = Arc::new(rules);
             let transform: sse::Transform = Box::new(move |data: &[u8]| rules.rewrite(data));
             Body::from_stream(sse::rewrite_stream(body, transform, max))
         } else if content_type.starts_with("application/json") {
             let read = Limited::new(body, max).collect();
-            let bytes = tokio::time::timeout(self.state.config.gateway.upstream_read_timeout, read)
-                .await
-                .map_err(|_| GatewayError::UpstreamTimeout)?
-                .map_err(|_| GatewayError::UpstreamResponseTooLarge)?
-                .to_bytes();
+            let bytes =
+                match tokio::time::timeout(self.state.config.gateway.upstream_read_timeout, read)
+                    .await
+                    .map_err(|_| GatewayError::UpstreamTimeout)?
+                {
+                    Ok(collected) => collected.to_bytes(),
+                    Err(err) if err.is::<http_body_util::LengthLimitError>() => {
+                        return Err(GatewayError::UpstreamResponseTooLarge);
+                    }
+                    Err(_) => return Err(GatewayError::UpstreamResponseBroken),
+                };
             let rewritten = rules.rewrite(&bytes).map_or(bytes, Bytes::from);
             record.notes.extend(rules.notes.lock().drain(..));
             Body::from(rewritten)
@@ -661,6 +627,22 @@ fn passthrough(parts: http::response::Parts, body: Body) -> Response {
 async fn drain(body: Body, max: usize) {
     let read = Limited::new(body, max).collect();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(30), read).await;
+}
+
+/// What the audit trail keeps of one message of a batch.
+fn batch_entry(message: &jsonrpc::Message) -> BatchEntry {
+    let method = if message.kind == Kind::Response {
+        "response"
+    } else {
+        clip(message.method())
+    };
+    BatchEntry {
+        method: method.to_owned(),
+        tool: (message.method() == "tools/call")
+            .then(|| message.param_str("name"))
+            .flatten()
+            .map(|name| clip(name).to_owned()),
+    }
 }
 
 /// The first 128 characters: what the audit trail keeps of a caller-chosen name.

@@ -10,11 +10,11 @@ use std::{str::FromStr, time::Duration};
 use super::*;
 
 mod audit_log;
+mod audit_read;
 mod migrations;
 mod oauth;
 mod rows;
 mod users;
-use crate::audit::event::Decision;
 use migrations::migrator;
 use rows::*;
 
@@ -48,6 +48,11 @@ impl SqliteStore {
         migrator().run(&pool).await?;
         let audit_log = audit_log::AuditLog::open(options.get_filename(), busy_timeout)?;
         Ok(Self { pool, audit_log })
+    }
+
+    #[cfg(test)]
+    fn pool(&self) -> &SqlitePool {
+        &self.pool
     }
 
     async fn begin(&self) -> StoreResult<Transaction<'static, Sqlite>> {
@@ -777,22 +782,7 @@ impl Store for SqliteStore {
     }
 
     async fn query_audit(&self, f: &AuditFilter) -> StoreResult<Vec<AuditRow>> {
-        let order = if f.newest_first { "DESC" } else { "ASC" };
-        let sql = format!(
-            "SELECT * FROM audit_events WHERE ($1 IS NULL OR client = $1) AND ($2 IS NULL OR server = $2) \
-             AND ($3 IS NULL OR decision = $3) AND ($4 IS NULL OR ts_ms >= $4) \
-             AND ($5 IS NULL OR seq > $5) ORDER BY seq {order} LIMIT $6"
-        );
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(&f.client)
-            .bind(&f.server)
-            .bind(f.decision.map(Decision::as_str))
-            .bind(f.since_ms)
-            .bind(f.after_seq)
-            .bind(f.limit)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(audit_from).collect()
+        audit_read::query(&self.pool, f).await
     }
 
     async fn audit_page(&self, after_seq: i64, limit: i64) -> StoreResult<Vec<AuditRow>> {

@@ -72,8 +72,12 @@ async fn edited_and_deleted_rows_are_detected() {
     app.add_server("demo", &upstream.url()).await;
     let key = app.client_with_key("agent", "demo", "echo").await;
     for _ in 0..5 {
+        // Durable mode: once the whole answer is read, its event is committed.
         app.post("demo", Some(&key), &call("echo"))
             .send()
+            .await
+            .unwrap()
+            .bytes()
             .await
             .unwrap();
     }
@@ -139,6 +143,7 @@ async fn deleting_the_newest_rows_is_detected_and_their_numbers_are_not_reused()
             .await
             .unwrap();
     }
+    assert_eq!(app.audit().await.len(), 5);
     let exported = app.store.audit_checkpoint().await.unwrap().unwrap();
     assert_eq!(exported.seq, 5);
 
@@ -208,6 +213,7 @@ async fn a_checkpoint_put_back_or_edited_is_detected() {
         .send()
         .await
         .unwrap();
+    assert_eq!(app.audit().await.len(), 1);
     let older = app.store.audit_checkpoint().await.unwrap().unwrap();
     app.post("demo", Some(&key), &call("echo"))
         .send()
@@ -250,4 +256,110 @@ async fn a_checkpoint_put_back_or_edited_is_detected() {
         "{:?}",
         report.problems
     );
+}
+
+#[tokio::test]
+async fn refused_keys_are_recorded_with_their_id_and_client() {
+    let upstream = Upstream::start().await;
+    let app = TestApp::start().await;
+    app.add_server("demo", &upstream.url()).await;
+    let revoked = app.client_with_key("agent", "demo", "echo").await;
+    let expired = app.key("agent", None).await;
+    gatehouse::admin::create_client(&*app.store, "other", "")
+        .await
+        .unwrap();
+    app.grant("other", "demo", "echo").await;
+    let disabled = app.key("other", None).await;
+    let id = |key: &str| key[4..16].to_owned();
+
+    app.store
+        .revoke_api_key(&id(&revoked), gatehouse::now_ms())
+        .await
+        .unwrap();
+    let pool = sqlx::SqlitePool::connect(&sqlx_path(&app)).await.unwrap();
+    sqlx::query("UPDATE api_keys SET expires_at = 1 WHERE id = ?")
+        .bind(id(&expired))
+        .execute(&pool)
+        .await
+        .unwrap();
+    app.store
+        .set_client_disabled("other", Some(gatehouse::now_ms()))
+        .await
+        .unwrap();
+    app.reload().await;
+    // A made-up secret for a real id names nobody.
+    let body = format!("gth_{}_{}", id(&revoked), "x".repeat(43));
+    let forged = format!("{body}{}", gatehouse::identity::api_keys::checksum(&body));
+
+    for key in [&revoked, &expired, &disabled, &forged] {
+        let response = app
+            .post("demo", Some(key), &call("echo"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401);
+    }
+    let recorded: Vec<(Option<String>, Option<String>, Option<String>)> = app
+        .audit()
+        .await
+        .into_iter()
+        .map(|r| (r.event.client, r.event.credential_id, r.event.reason))
+        .collect();
+    let named = |client: &str, key: &str, reason: &str| {
+        (
+            Some(client.to_owned()),
+            Some(id(key)),
+            Some(reason.to_owned()),
+        )
+    };
+    assert_eq!(
+        recorded,
+        [
+            named("agent", &revoked, "invalid_credential"),
+            named("agent", &expired, "expired_credential"),
+            named("other", &disabled, "invalid_credential"),
+            (None, None, Some("invalid_credential".to_owned())),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn every_message_of_a_batch_is_recorded() {
+    let upstream = Upstream::start().await;
+    let app = TestApp::start().await;
+    app.add_server("demo", &upstream.url()).await;
+    let key = app.client_with_key("agent", "demo", "*").await;
+    let batch = serde_json::json!([
+        { "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": { "name": "echo", "arguments": {} } },
+        { "jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": { "name": "delete_records", "arguments": {} } },
+        { "jsonrpc": "2.0", "method": "notifications/progress", "params": { "progressToken": 1, "progress": 1 } },
+    ]);
+    app.post("demo", Some(&key), &batch).send().await.unwrap();
+    let rows = app.audit().await;
+    let batch: Vec<(String, Option<String>)> = rows[0]
+        .event
+        .batch
+        .iter()
+        .map(|m| (m.method.clone(), m.tool.clone()))
+        .collect();
+    assert_eq!(
+        batch,
+        [
+            ("tools/call".to_owned(), Some("echo".to_owned())),
+            ("tools/call".to_owned(), Some("delete_records".to_owned())),
+            ("notifications/progress".to_owned(), None),
+        ]
+    );
+    assert_eq!(rows[0].event.rpc_method.as_deref(), Some("batch[3]"));
+    assert!(
+        chain::verify(&*app.store, &app.keyring)
+            .await
+            .unwrap()
+            .is_intact()
+    );
+}
+
+#[test]
+fn the_trail_is_durable_unless_configured_otherwise() {
+    assert!(gatehouse::Config::default().audit.durable);
 }

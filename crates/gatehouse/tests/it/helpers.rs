@@ -194,7 +194,14 @@ impl TestApp {
         request
     }
 
+    /// The trail, once the requests in flight have written their events (a response's event
+    /// is written when its body ends, which may be after the client saw the head).
     pub async fn audit(&self) -> Vec<AuditRow> {
+        self.server
+            .state
+            .audit
+            .settled(std::time::Duration::from_secs(5))
+            .await;
         self.store
             .query_audit(&AuditFilter {
                 limit: 1_000,

@@ -1,0 +1,191 @@
+//! `gatehouse audit …` as an operator reads the trail: the newest rows, safe terminal output,
+//! JSON lines when following, and a checkpoint kept outside the database.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use gatehouse::{
+    audit::{AuditEvent, AuditWriter, Decision},
+    secrets::Keyring,
+    store,
+};
+use serde_json::Value;
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Command, Output, Stdio},
+    sync::Arc,
+    time::Duration,
+};
+use tokio_util::sync::CancellationToken;
+
+/// The event of a call to `tool`; every third is refused.
+fn event(n: i64, tool: &str) -> AuditEvent {
+    AuditEvent {
+        ts_ms: 1_750_000_000_000 + n,
+        request_id: format!("req-{n}"),
+        client: Some(if n == 7 { "rare" } else { "agent" }.into()),
+        credential_id: None,
+        user: None,
+        ip: Some("127.0.0.1".into()),
+        country: None,
+        server: Some("demo".into()),
+        http_method: "POST".into(),
+        rpc_method: Some("tools/call".into()),
+        tool: Some(tool.into()),
+        decision: if n % 3 == 0 {
+            Decision::Deny
+        } else {
+            Decision::Allow
+        },
+        reason: None,
+        status: 200,
+        upstream_status: Some(200),
+        latency_us: 10,
+        outcome: None,
+        response_bytes: None,
+        batch: Vec::new(),
+    }
+}
+
+/// Writes events 1..=count through the real writer (chained, checkpointed).
+fn write_events(dir: &Path, count: i64, tool_of: impl Fn(i64) -> String) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let url = format!("sqlite://{}", dir.join("gatehouse.db").display());
+        let store = store::open(&url).await.unwrap();
+        let keyring = Arc::new(Keyring::load_or_create(dir).unwrap());
+        let (sink, writer) =
+            AuditWriter::new(store, keyring, 64, 64, true, Duration::from_millis(1));
+        let stop = CancellationToken::new();
+        let running = tokio::spawn(writer.run(stop.clone()));
+        for n in 1..=count {
+            sink.record(event(n, &tool_of(n))).await;
+        }
+        stop.cancel();
+        running.await.unwrap();
+    });
+}
+
+fn gatehouse(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .env_remove("GATEHOUSE_MASTER_KEY")
+        .output()
+        .unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn seqs(json: &Value) -> Vec<i64> {
+    json.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["seq"].as_i64().unwrap())
+        .collect()
+}
+
+#[test]
+fn query_limit_returns_the_newest_rows_and_filters_page_through_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    write_events(dir.path(), 2_500, |n| format!("t{n}"));
+    let json = |args: &[&str]| -> Value {
+        let mut all = vec!["--output", "json", "audit", "query"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&stdout(&gatehouse(dir.path(), &all))).unwrap()
+    };
+    assert_eq!(seqs(&json(&["--limit", "3"])), [2_498, 2_499, 2_500]);
+    // More than a page: every row, in order, once.
+    let all = seqs(&json(&["--limit", "0"]));
+    assert_eq!(all, (1..=2_500).collect::<Vec<_>>());
+    assert_eq!(seqs(&json(&["--client", "rare"])), [7]);
+    let denied = seqs(&json(&["--decision", "deny", "--limit", "2"]));
+    assert_eq!(denied, [2_496, 2_499]);
+    assert_eq!(seqs(&json(&["--client", "nobody"])), Vec::<i64>::new());
+}
+
+#[test]
+fn caller_chosen_names_cannot_forge_rows_or_reach_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let evil = "echo\n99   2026-01-01 00:00:00Z  admin  allow\u{1b}[2J\u{202e}";
+    write_events(dir.path(), 3, |n| {
+        if n == 2 {
+            evil.to_owned()
+        } else {
+            "echo".to_owned()
+        }
+    });
+    for args in [&["audit", "query"][..], &["audit", "tail"][..]] {
+        let text = stdout(&gatehouse(dir.path(), args));
+        assert_eq!(text.lines().count(), 4, "a header and three rows: {text}");
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{202e}'),
+            "{text}"
+        );
+        assert!(text.contains("echo\\u{a}99"), "{text}");
+    }
+    // JSON keeps the name exactly (escaped by JSON itself).
+    let out = stdout(&gatehouse(dir.path(), &["-o", "json", "audit", "query"]));
+    let rows: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(rows[1]["tool"], evil);
+}
+
+#[test]
+fn tail_follow_in_json_prints_one_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    write_events(dir.path(), 3, |_| "echo".to_owned());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["-o", "json", "audit", "tail", "-f", "-n", "2"])
+        .env_remove("GATEHOUSE_MASTER_KEY")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    let second: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        (first["seq"].as_i64(), second["seq"].as_i64()),
+        (Some(2), Some(3))
+    );
+}
+
+#[test]
+fn an_exported_checkpoint_shows_rows_deleted_from_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    write_events(dir.path(), 5, |_| "echo".to_owned());
+    let exported = stdout(&gatehouse(dir.path(), &["audit", "checkpoint"]));
+    let checkpoint: Value = serde_json::from_str(&exported).unwrap();
+    assert_eq!(checkpoint["seq"], 5);
+    let file = dir.path().join("checkpoint.json");
+    std::fs::write(&file, &exported).unwrap();
+    assert!(stdout(&gatehouse(dir.path(), &["audit", "verify"])).contains("intact: 5 events"));
+
+    // Delete the newest rows and the stored checkpoint, as with the sqlite3 shell.
+    let status = Command::new("sqlite3")
+        .arg(dir.path().join("gatehouse.db"))
+        .arg("DELETE FROM audit_events WHERE seq > 3; DELETE FROM audit_checkpoint;")
+        .status()
+        .expect("the sqlite3 shell (Debian package sqlite3; .ci/run installs it)");
+    assert!(status.success());
+    let out = gatehouse(dir.path(), &["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("checkpoint is missing"));
+    let out = gatehouse(
+        dir.path(),
+        &["audit", "verify", "--checkpoint", file.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("rows 4 to 5 are missing"), "{text}");
+}

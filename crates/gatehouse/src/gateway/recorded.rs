@@ -1,0 +1,423 @@
+//! The audit event of one request, written whatever ends the request.
+//!
+//! [`Record`] collects what the event will say as the request progresses. It is armed from
+//! the start: if the request's task is dropped before the event is handed on (the client
+//! closed its connection, or shutdown cut the request), dropping the record writes the event
+//! with that outcome, so a call that reached the upstream is never left unrecorded.
+//!
+//! A forwarded response's body carries the record on ([`AuditedBody`]): the event is written
+//! when the body ends and says how it ended (complete, cut off by the upstream, left by the
+//! client) and how many bytes were relayed. In durable mode the body's end waits for the
+//! commit: the client never sees a complete answer whose event is not committed.
+
+use axum::{body::Body, response::Response};
+use bytes::Bytes;
+use http::StatusCode;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use serde_json::Value;
+use std::{
+    future::Future,
+    net::IpAddr,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, ready},
+    time::{Duration, Instant},
+};
+use subtle::ConstantTimeEq as _;
+
+use crate::{
+    app::AppState,
+    audit::{AuditEvent, BatchEntry, Decision, Outcome, writer::InFlight},
+};
+
+/// HTTP status recorded for a request whose client left before any response was sent
+/// (the convention nginx uses for "client closed request").
+pub const CLIENT_GONE_STATUS: u16 = 499;
+
+/// What the audit event will say, filled in as the request progresses.
+pub(super) struct Record {
+    pub request_id: String,
+    pub client_ip: IpAddr,
+    pub server: String,
+    pub http_method: String,
+    pub client: Option<String>,
+    pub credential_id: Option<String>,
+    pub user: Option<String>,
+    pub rpc_id: Option<Value>,
+    pub rpc_method: Option<String>,
+    pub tool: Option<String>,
+    /// Every message of a batch.
+    pub batch: Vec<BatchEntry>,
+    pub upstream_status: Option<u16>,
+    /// Guardrail findings that did not refuse the request (warn, redact).
+    pub notes: Vec<String>,
+    /// Set when the request is handed to the upstream: from then on the call may run there.
+    pub forwarded: bool,
+    /// The server's name as metrics label it, once it is known to exist.
+    pub metrics_server: Option<Arc<str>>,
+    /// Present until the event has been handed on.
+    armed: Option<Armed>,
+}
+
+struct Armed {
+    state: AppState,
+    started: Instant,
+    /// Shutdown waits for in-flight requests to record their events.
+    _in_flight: InFlight,
+}
+
+/// How the request ended as far as the gateway decided it (the body may still end otherwise).
+#[derive(Clone)]
+pub(super) struct Ending {
+    pub decision: Decision,
+    pub reason: Option<String>,
+    /// The metrics reason label.
+    pub code: &'static str,
+    pub status: u16,
+    /// Time to the response head (the metrics histogram).
+    pub head: Duration,
+}
+
+impl Record {
+    pub fn new(
+        state: &AppState,
+        started: Instant,
+        request_id: String,
+        client_ip: IpAddr,
+        server: String,
+        http_method: String,
+    ) -> Record {
+        Record {
+            request_id,
+            client_ip,
+            server,
+            http_method,
+            client: None,
+            credential_id: None,
+            user: None,
+            rpc_id: None,
+            rpc_method: None,
+            tool: None,
+            batch: Vec::new(),
+            upstream_status: None,
+            notes: Vec::new(),
+            forwarded: false,
+            metrics_server: None,
+            armed: Some(Armed {
+                state: state.clone(),
+                started,
+                _in_flight: state.audit.in_flight(),
+            }),
+        }
+    }
+
+    /// The base of follow-up events (stream findings recorded after this request's event).
+    pub fn template(&self, server: &str) -> AuditEvent {
+        AuditEvent {
+            ts_ms: crate::now_ms(),
+            request_id: self.request_id.clone(),
+            client: self.client.clone(),
+            credential_id: self.credential_id.clone(),
+            user: self.user.clone(),
+            ip: Some(self.client_ip.to_string()),
+            country: None,
+            server: Some(server.to_owned()),
+            http_method: self.http_method.clone(),
+            rpc_method: None,
+            tool: self.tool.clone(),
+            decision: Decision::Allow,
+            reason: None,
+            status: 200,
+            upstream_status: self.upstream_status,
+            latency_us: 0,
+            outcome: None,
+            response_bytes: None,
+            batch: Vec::new(),
+        }
+    }
+
+    /// Writes the event now (in durable mode, once committed): for answers already complete.
+    /// Dropped while waiting for room in the queue, the record still writes its event.
+    pub async fn finish(mut self, ending: Ending, outcome: Option<Outcome>) {
+        let Some(state) = self.armed.as_ref().map(|armed| armed.state.clone()) else {
+            return;
+        };
+        let Some(permit) = state.audit.reserve().await else {
+            return;
+        };
+        if let Some((event, armed)) = self.take_event(&ending, outcome, None) {
+            armed.count(self.metrics_server.as_ref(), &ending, outcome);
+            if let Some(committed) = permit.send(event) {
+                // Dropped now, the event is queued all the same.
+                let _ = committed.await;
+            }
+        }
+    }
+
+    /// Hands the record to the response body: the event is written when the body ends.
+    pub fn follow(self, response: Response, ending: Ending) -> Response {
+        let (parts, body) = response.into_parts();
+        let cut = self
+            .armed
+            .as_ref()
+            .map(|armed| Box::pin(armed.state.audit.cut_signal().cancelled_owned()));
+        let body = AuditedBody {
+            inner: body,
+            record: self,
+            ending,
+            bytes: 0,
+            cut,
+            commit: None,
+            after_commit: None,
+            ended: false,
+        };
+        Response::from_parts(parts, Body::new(body))
+    }
+
+    /// The event and what writing it needs, once; later calls (and the drop) get nothing.
+    fn take_event(
+        &mut self,
+        ending: &Ending,
+        outcome: Option<Outcome>,
+        bytes: Option<u64>,
+    ) -> Option<(AuditEvent, Armed)> {
+        let armed = self.armed.take()?;
+        let event = AuditEvent {
+            ts_ms: crate::now_ms(),
+            request_id: std::mem::take(&mut self.request_id),
+            client: self.client.take(),
+            credential_id: self.credential_id.take(),
+            user: self.user.take(),
+            ip: Some(self.client_ip.to_string()),
+            // Looked up by the audit writer, off the request path.
+            country: None,
+            server: Some(std::mem::take(&mut self.server)),
+            http_method: std::mem::take(&mut self.http_method),
+            rpc_method: self.rpc_method.take(),
+            tool: self.tool.take(),
+            decision: ending.decision,
+            reason: ending.reason.clone(),
+            status: ending.status,
+            upstream_status: self.upstream_status,
+            latency_us: i64::try_from(armed.started.elapsed().as_micros()).unwrap_or(i64::MAX),
+            outcome,
+            response_bytes: bytes,
+            batch: std::mem::take(&mut self.batch),
+        };
+        Some((event, armed))
+    }
+
+    /// The outcome of a request ended by its task being dropped.
+    fn dropped_outcome(armed: &Armed) -> Outcome {
+        if armed.state.audit.cut_signal().is_cancelled() {
+            Outcome::Shutdown
+        } else {
+            Outcome::ClientGone
+        }
+    }
+}
+
+impl Armed {
+    /// Queues the event from a drop, where nothing can wait; in durable mode the request
+    /// stays counted in flight until the event is committed (shutdown waits for it).
+    fn write_detached(self, event: AuditEvent) {
+        let Some(committed) = self.state.audit.submit(event) else {
+            return;
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = committed.await;
+                drop(self);
+            });
+        }
+    }
+
+    fn count(&self, server: Option<&Arc<str>>, ending: &Ending, outcome: Option<Outcome>) {
+        let (decision, code) = match outcome {
+            Some(Outcome::Complete) | None => (ending.decision.as_str(), ending.code),
+            Some(other) if ending.decision == Decision::Allow => (
+                if other == Outcome::UpstreamTruncated {
+                    Decision::Error.as_str()
+                } else {
+                    Decision::Allow.as_str()
+                },
+                other.as_str(),
+            ),
+            Some(_) => (ending.decision.as_str(), ending.code),
+        };
+        self.state
+            .metrics
+            .record(server, decision, code, ending.head);
+    }
+}
+
+impl Drop for Record {
+    fn drop(&mut self) {
+        let Some(armed) = self.armed.as_ref() else {
+            return;
+        };
+        let outcome = Record::dropped_outcome(armed);
+        // Before forwarding, nothing ran upstream: the request failed rather than was allowed.
+        let ending = Ending {
+            decision: if self.forwarded {
+                Decision::Allow
+            } else {
+                Decision::Error
+            },
+            reason: None,
+            code: outcome.as_str(),
+            status: if outcome == Outcome::Shutdown {
+                StatusCode::SERVICE_UNAVAILABLE.as_u16()
+            } else {
+                CLIENT_GONE_STATUS
+            },
+            head: armed.started.elapsed(),
+        };
+        if let Some((event, armed)) = self.take_event(&ending, Some(outcome), None) {
+            armed.count(self.metrics_server.as_ref(), &ending, Some(outcome));
+            armed.write_detached(event);
+        }
+    }
+}
+
+type Commit = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A response body that records the request's event when it ends.
+struct AuditedBody {
+    inner: Body,
+    record: Record,
+    ending: Ending,
+    bytes: u64,
+    /// Resolves when shutdown cuts the requests still in flight.
+    cut: Option<Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>>,
+    /// The event being written; the body's end waits for it.
+    commit: Option<Commit>,
+    /// What to hand on once the event is written: the last frame, the error, or the end.
+    after_commit: Option<Result<Frame<Bytes>, axum::Error>>,
+    ended: bool,
+}
+
+impl AuditedBody {
+    fn end(&mut self, outcome: Outcome, then: Option<Result<Frame<Bytes>, axum::Error>>) {
+        self.ended = true;
+        self.after_commit = then;
+        let mut ending = self.ending.clone();
+        if outcome == Outcome::UpstreamTruncated && ending.decision == Decision::Allow {
+            ending.decision = Decision::Error;
+            ending.reason = Some(outcome.as_str().to_owned());
+        }
+        if let Some((event, armed)) =
+            self.record
+                .take_event(&ending, Some(outcome), Some(self.bytes))
+        {
+            armed.count(
+                self.record.metrics_server.as_ref(),
+                &self.ending,
+                Some(outcome),
+            );
+            // Queued at once: a client leaving while the commit is awaited loses nothing.
+            let committed = armed.state.audit.submit(event);
+            self.commit = Some(Box::pin(async move {
+                if let Some(committed) = committed {
+                    let _ = committed.await;
+                }
+                drop(armed);
+            }));
+        }
+    }
+}
+
+impl HttpBody for AuditedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        loop {
+            if let Some(commit) = this.commit.as_mut() {
+                ready!(commit.as_mut().poll(cx));
+                this.commit = None;
+            }
+            if this.ended {
+                return Poll::Ready(this.after_commit.take());
+            }
+            if let Some(cut) = this.cut.as_mut()
+                && cut.as_mut().poll(cx).is_ready()
+            {
+                this.cut = None;
+                let err = axum::Error::new("gatehouse is shutting down");
+                this.end(Outcome::Shutdown, Some(Err(err)));
+                continue;
+            }
+            match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+                Some(Ok(frame)) => {
+                    if let Some(data) = frame.data_ref() {
+                        this.bytes += data.len() as u64;
+                    }
+                    if !this.inner.is_end_stream() {
+                        return Poll::Ready(Some(Ok(frame)));
+                    }
+                    // The last frame waits for the event (Content-Length bodies end with it).
+                    this.end(Outcome::Complete, Some(Ok(frame)));
+                }
+                Some(Err(err)) => this.end(Outcome::UpstreamTruncated, Some(Err(err))),
+                None => this.end(Outcome::Complete, None),
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended && self.commit.is_none() && self.after_commit.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for AuditedBody {
+    fn drop(&mut self) {
+        if self.ended {
+            // The event is queued; the request stays in flight until it is committed.
+            if let (Some(commit), Ok(runtime)) =
+                (self.commit.take(), tokio::runtime::Handle::try_current())
+            {
+                runtime.spawn(commit);
+            }
+            return;
+        }
+        let Some(armed) = self.record.armed.as_ref() else {
+            return;
+        };
+        let outcome = Record::dropped_outcome(armed);
+        let ending = self.ending.clone();
+        if let Some((event, armed)) =
+            self.record
+                .take_event(&ending, Some(outcome), Some(self.bytes))
+        {
+            armed.count(self.record.metrics_server.as_ref(), &ending, Some(outcome));
+            armed.write_detached(event);
+        }
+    }
+}
+
+/// Names a refused key in the record (revoked, expired, or of a disabled client), so the trail
+/// shows whose key was used. Only a key whose secret matches is named: anyone can make up an
+/// id. Such keys are not in the snapshot, so the store is asked; its answer never changes the
+/// refusal.
+pub(super) async fn identify_refused_key(state: &AppState, token: &str, record: &mut Record) {
+    let Some((id, secret)) = crate::identity::api_keys::parse(token) else {
+        return;
+    };
+    let Ok(stored) = state.store.get_api_key(id).await else {
+        return;
+    };
+    let presented = crate::identity::api_keys::hash_secret(&state.keyring, id, secret);
+    if bool::from(presented.as_slice().ct_eq(stored.secret_hash.as_slice())) {
+        record.credential_id = Some(stored.id);
+        record.client = Some(stored.client);
+    }
+}
