@@ -12,3 +12,5 @@ pub mod sse;
 pub mod upstream_http;
 
 pub use proxy::handle;
+#[doc(hidden)]
+pub use respond::tools_list_rewrite;
