@@ -3,7 +3,8 @@
 //!
 //! Input layout: byte 0 = flags (bit 0: send `Mcp-Method`, bit 1: send `Mcp-Name`, bit 2: send
 //! `MCP-Protocol-Version`, bit 3: allow undefined methods, bit 4: narrow the grant to a key's
-//! patterns), then `method NUL name NUL version NUL body` (missing parts are empty).
+//! patterns, bit 5: an access token with a scope), then `method NUL name NUL version NUL body`,
+//! where with bit 5 the body is `scope NUL body` (missing parts are empty).
 //!
 //! Asserts, besides "never panics":
 //! * `check_routing_headers` accepts only headers that repeat the single message's method and
@@ -11,6 +12,11 @@
 //! * `authorize` lets through only what the grant covers: every granted `tools/call` names an
 //!   allowed tool, families follow the grant, undefined methods only when allowed; a refused
 //!   tool really is refused; `lists_tools` is set exactly when a request lists tools.
+//! * With a token's scope on the server (`fuzz`), nothing beyond the scope passes either: a tool
+//!   call needs the tool (or the whole server) in the scope, the resource and prompt families
+//!   and completion need `read`; `InsufficientScope` comes only when the grant would allow and
+//!   the scope falls short, and asks for a parseable scope that keeps what the token had and
+//!   adds what is missing.
 //! * `protocol_era` accepts any textual version (negotiation is the upstream's), refuses only a
 //!   header that is not text, and agrees with `_meta`.
 #![no_main]
@@ -23,6 +29,7 @@ use gatehouse::{
         jsonrpc::{self, Envelope, Kind},
     },
     grants::{ToolPattern, parse_pattern_list},
+    oauth::scope::{Scope, ServerScope},
 };
 use gatehouse_fuzz::grant;
 use http::{HeaderMap, HeaderValue};
@@ -41,7 +48,23 @@ fuzz_target!(|data: &[u8]| {
     let method_header = parts.next().unwrap_or_default();
     let name_header = parts.next().unwrap_or_default();
     let version_header = parts.next().unwrap_or_default();
-    let body = parts.next().unwrap_or_default();
+    let mut body = parts.next().unwrap_or_default();
+    let scope = if flags & 32 != 0 {
+        let (scope, rest) = body
+            .iter()
+            .position(|&b| b == 0)
+            .map_or((body, &[][..]), |at| (&body[..at], &body[at + 1..]));
+        body = rest;
+        let Some(scope) = std::str::from_utf8(scope)
+            .ok()
+            .and_then(|s| Scope::parse(s).ok())
+        else {
+            return;
+        };
+        Some(scope.for_server(SERVER))
+    } else {
+        None
+    };
 
     let mut headers = HeaderMap::new();
     for (bit, name, value) in [
@@ -64,8 +87,11 @@ fuzz_target!(|data: &[u8]| {
     };
     check_routing(&headers, &envelope);
     let era = check_era(&headers, &envelope);
-    check_authorize(&envelope, narrowing, allow_undefined, era);
+    check_authorize(&envelope, narrowing, scope.as_ref(), allow_undefined, era);
 });
+
+/// The server the access token's scope is read for.
+const SERVER: &str = "fuzz";
 
 fn check_routing(headers: &HeaderMap, envelope: &Envelope) {
     let result = authorize::check_routing_headers(headers, envelope);
@@ -135,18 +161,33 @@ fn check_era(headers: &HeaderMap, envelope: &Envelope) -> bool {
 fn check_authorize(
     envelope: &Envelope,
     narrowing: Option<&[ToolPattern]>,
+    scope: Option<&ServerScope>,
     allow_undefined: bool,
     era: bool,
 ) {
     let grant = grant();
     let allows = |name: &str| grant.allows_tool(name, narrowing);
-    let result = authorize::authorize(envelope, grant, narrowing, allow_undefined, era);
+    let result = authorize::authorize(
+        envelope,
+        grant,
+        narrowing,
+        scope.map(|s| (SERVER, s)),
+        allow_undefined,
+        era,
+    );
     let requests = envelope
         .messages
         .iter()
         .filter(|m| m.kind != Kind::Response);
     match result {
         Ok(verdict) => {
+            if let Some(scope) = scope {
+                assert!(
+                    scope.any,
+                    "a token without a scope on the server let through"
+                );
+            }
+            let scope_reads = scope.is_none_or(ServerScope::allows_read);
             let mut lists_tools = false;
             for message in requests {
                 let method = message.method();
@@ -158,10 +199,18 @@ fn check_authorize(
                             .param_str("name")
                             .expect("tools/call without a name");
                         assert!(allows(name), "tool {name:?} let through");
+                        assert!(
+                            scope.is_none_or(|s| s.allows_tool(name)),
+                            "tool {name:?} let through beyond the token's scope"
+                        );
                     }
-                    Need::Resources => assert!(grant.resources),
-                    Need::Prompts => assert!(grant.prompts, "{method} let through"),
+                    Need::Resources => assert!(grant.resources && scope_reads),
+                    Need::Prompts => {
+                        assert!(grant.prompts, "{method} let through");
+                        assert!(scope_reads, "{method} let through without read scope");
+                    }
                     Need::Completion => {
+                        assert!(scope_reads, "completion let through without read scope");
                         let kind = message
                             .params
                             .as_ref()
@@ -199,6 +248,52 @@ fn check_authorize(
             assert_eq!(stateless_era, era);
         }
         Err(GatewayError::InvalidRequest(_)) => {}
+        Err(GatewayError::InsufficientScope { scope: wanted }) => {
+            let token = scope.expect("InsufficientScope without a token scope");
+            check_step_up(envelope, grant, narrowing, token, &wanted);
+        }
         Err(other) => panic!("unexpected error from authorize: {other:?}"),
     }
+}
+
+/// An `insufficient_scope` refusal asks for a valid scope that keeps what the token had and adds
+/// what some message the grant allows really lacks.
+fn check_step_up(
+    envelope: &Envelope,
+    grant: &gatehouse::grants::Grant,
+    narrowing: Option<&[ToolPattern]>,
+    token: &ServerScope,
+    wanted: &str,
+) {
+    let wanted = Scope::parse(wanted)
+        .unwrap_or_else(|e| panic!("step-up scope {wanted:?} does not parse: {e}"))
+        .for_server(SERVER);
+    assert!(wanted.any, "step-up scope does not name the server");
+    if !token.any {
+        return;
+    }
+    assert!(
+        token.tools.iter().all(|t| wanted.allows_tool(t)) && (!token.read || wanted.allows_read()),
+        "the step-up scope drops what the token had"
+    );
+    let granted_family =
+        |message: &gatehouse::gateway::jsonrpc::Message| match authorize::need(message.method()) {
+            Need::Resources => grant.resources,
+            Need::Prompts => grant.prompts,
+            Need::Completion => true,
+            _ => false,
+        };
+    let short = envelope
+        .messages
+        .iter()
+        .filter(|m| m.kind != Kind::Response)
+        .any(|message| match authorize::need(message.method()) {
+            Need::Tool => message.param_str("name").is_some_and(|name| {
+                grant.allows_tool(name, narrowing)
+                    && !token.allows_tool(name)
+                    && wanted.allows_tool(name)
+            }),
+            _ => granted_family(message) && !token.allows_read() && wanted.allows_read(),
+        });
+    assert!(short, "insufficient_scope for a request the scope covers");
 }

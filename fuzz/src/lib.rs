@@ -3,12 +3,12 @@
 
 pub mod sse;
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use gatehouse::{
-    gateway::{jsonrpc, sse::Transform},
+    gateway::{self, sse::Transform},
     grants::{Grant, parse_pattern_list},
 };
 use serde_json::Value;
@@ -30,10 +30,12 @@ pub fn allowed(name: &str) -> bool {
     grant().allows_tool(name, None)
 }
 
-/// A `tools/list` filter for SSE events, as the gateway's response rules apply one (those
-/// live in the private `gateway::respond`; this uses the public `filter_tools_list`).
+/// The relay's response rewrite for a `tools/list` response under the fuzzing grant: the
+/// production `ResponseRules::rewrite`, for JSON bodies and SSE event data alike.
 pub fn tool_filter() -> Transform {
-    Box::new(|data: &[u8]| jsonrpc::filter_tools_list(data, &allowed))
+    static GRANT: OnceLock<Arc<Grant>> = OnceLock::new();
+    let grant = GRANT.get_or_init(|| Arc::new(grant().clone()));
+    gateway::tools_list_rewrite(grant.clone(), None)
 }
 
 /// The `result.tools` arrays of a response or of every member of a batch, as the tools-list

@@ -385,23 +385,6 @@ fn message(value: Value) -> Result<Message, GatewayError> {
     }
 }
 
-/// Keeps only the tools `allowed` admits in every `tools/list` result found in `json`
-/// (a single response or a batch). `None` when nothing needed changing.
-pub fn filter_tools_list(json: &[u8], allowed: &dyn Fn(&str) -> bool) -> Option<Vec<u8>> {
-    let mut value: Value = serde_json::from_slice(json).ok()?;
-    let changed = match &mut value {
-        Value::Array(items) => items
-            .iter_mut()
-            .fold(false, |changed, item| filter_one(item, allowed) | changed),
-        item => filter_one(item, allowed),
-    };
-    if changed {
-        serde_json::to_vec(&value).ok()
-    } else {
-        None
-    }
-}
-
 pub(crate) fn filter_one(message: &mut Value, allowed: &dyn Fn(&str) -> bool) -> bool {
     let Some(tools) = message
         .get_mut("result")
@@ -528,22 +511,5 @@ mod tests {
             parse(br#"{"jsonrpc":"2.0","id":1,"method":"a","method":"b"}"#),
             Err(GatewayError::ParseError(_))
         ));
-    }
-
-    #[test]
-    fn filters_tools_lists_only() {
-        let allowed = |name: &str| name == "echo";
-        let body = br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"echo"},{"name":"delete_records"}],"nextCursor":"c"}}"#;
-        let out: Value =
-            serde_json::from_slice(&filter_tools_list(body, &allowed).unwrap()).unwrap();
-        assert_eq!(out["result"]["tools"].as_array().unwrap().len(), 1);
-        assert_eq!(out["result"]["nextCursor"], "c");
-        assert!(
-            filter_tools_list(
-                br#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#,
-                &allowed
-            )
-            .is_none()
-        );
     }
 }

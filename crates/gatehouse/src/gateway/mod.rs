@@ -14,3 +14,5 @@ pub mod tasks;
 pub mod upstream_http;
 
 pub use proxy::handle;
+#[doc(hidden)]
+pub use respond::tools_list_rewrite;

@@ -265,6 +265,26 @@ pub fn response_guardrails(grant: &Grant) -> Arc<[Arc<Guardrail>]> {
     }
 }
 
+/// The relay's rewrite of one JSON body or SSE event data (`ResponseRules::rewrite`) for a
+/// `tools/list` response under `grant` (and a key's `narrowing`), with the grant's response
+/// guardrails. Exists so the fuzz targets exercise the production code, not a copy of it.
+#[doc(hidden)]
+pub fn tools_list_rewrite(
+    grant: Arc<Grant>,
+    narrowing: Option<Arc<[ToolPattern]>>,
+) -> crate::gateway::sse::Transform {
+    let rules = ResponseRules {
+        guardrails: response_guardrails(&grant),
+        filter: Some((grant, narrowing)),
+        tools_by_id: HashMap::new(),
+        notes: Arc::default(),
+        pins: None,
+        late: None,
+        tasks: None,
+    };
+    Box::new(move |data: &[u8]| rules.rewrite(data))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
