@@ -9,6 +9,7 @@ mod audit;
 mod country;
 mod errors;
 mod example_finance;
+mod external_issuer;
 mod filtering;
 mod guardrails;
 mod keys;
