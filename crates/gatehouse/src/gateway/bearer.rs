@@ -3,7 +3,8 @@
 //! The signature is checked once per token and process; the cached identity is then checked
 //! on every request against what can change while it lives: the audience (this server), the
 //! expiry, the revocation list, whether the signing key is still published, and whether the
-//! client still exists and is connected. All hash lookups.
+//! client still exists and is connected. All hash lookups. The token's `iss` (which keys
+//! verify it: Gatehouse's or a trusted issuer's) is read only for a token not yet cached.
 
 use std::sync::Arc;
 
