@@ -3,7 +3,8 @@
 //! The signature is checked once per token and process; the cached identity is then checked
 //! on every request against what can change while it lives: the audience (this server), the
 //! expiry, the revocation list, whether the signing key is still published, and whether the
-//! client still exists and is connected. All hash lookups.
+//! client still exists and is connected. All hash lookups. The token's `iss` (which keys
+//! verify it: Gatehouse's or a trusted issuer's) is read only for a token not yet cached.
 
 use std::sync::Arc;
 
@@ -11,7 +12,10 @@ use crate::{
     AppState,
     error::{CredentialProblem, GatewayError},
     identity::{Credential, Principal},
-    oauth::tokens::{self, TokenIdentity},
+    oauth::{
+        token_cache::TokenKey,
+        tokens::{self, TokenIdentity},
+    },
     snapshot::{ServerEntry, Snapshot},
 };
 
@@ -21,6 +25,22 @@ pub async fn identify(
     token: &str,
     server: &ServerEntry,
 ) -> Result<Principal, GatewayError> {
+    let now = crate::now_ms().div_euclid(1000);
+    let leeway = i64::try_from(state.config.oauth.clock_skew.as_secs()).unwrap_or(60);
+    // The caches come first: a token in either was verified for its issuer already, so only
+    // a token seen for the first time needs its `iss` read (a base64 decode and JSON parse)
+    // to choose the keys that verify it.
+    let key = TokenKey::of(token);
+    if let Some(key) = &key {
+        if let Some(cached) = state.token_cache.get_keyed_at(key, now) {
+            return admit(snapshot, &cached, server, now, leeway);
+        }
+        if let Some(external) =
+            crate::oauth::external::identify_cached(state, snapshot, key, server, now)
+        {
+            return external;
+        }
+    }
     if let Some(iss) = crate::oauth::external::unverified_issuer(token)
         && iss != state.config.public_base()
     {
@@ -33,24 +53,27 @@ pub async fn identify(
             )),
         };
     }
-    let now = crate::now_ms().div_euclid(1000);
-    let leeway = i64::try_from(state.config.oauth.clock_skew.as_secs()).unwrap_or(60);
-    let not_recognised = GatewayError::InvalidCredential(CredentialProblem::NotRecognised);
-    let identity: Arc<TokenIdentity> = match state.token_cache.get_at(token, now) {
-        Some(cached) => cached,
-        None => {
-            let identity = Arc::new(tokens::verify(
-                token,
-                &snapshot.oauth.signing,
-                state.config.public_base(),
-                &server.resource,
-                leeway,
-                now,
-            )?);
-            state.token_cache.insert(token, identity.clone(), now);
-            identity
-        }
-    };
+    let identity = Arc::new(tokens::verify(
+        token,
+        &snapshot.oauth.signing,
+        state.config.public_base(),
+        &server.resource,
+        leeway,
+        now,
+    )?);
+    state.token_cache.insert(token, identity.clone(), now);
+    admit(snapshot, &identity, server, now, leeway)
+}
+
+/// The checks a verified token passes on every request, cached or not: what can change
+/// while it lives.
+fn admit(
+    snapshot: &Snapshot,
+    identity: &TokenIdentity,
+    server: &ServerEntry,
+    now: i64,
+    leeway: i64,
+) -> Result<Principal, GatewayError> {
     if identity.exp.saturating_add(leeway) <= now {
         return Err(GatewayError::InvalidCredential(CredentialProblem::Expired));
     }
@@ -66,7 +89,9 @@ pub async fn identify(
             .user()
             .is_some_and(|user| !snapshot.users.contains_key(user))
     {
-        return Err(not_recognised);
+        return Err(GatewayError::InvalidCredential(
+            CredentialProblem::NotRecognised,
+        ));
     }
     Ok(Principal {
         client: Some(identity.client.clone()),
@@ -74,7 +99,7 @@ pub async fn identify(
             jti: identity.jti.clone(),
         },
         narrowing: None,
-        scope: Some(Arc::new(identity.scope.for_server(&server.name))),
+        scope: Some(identity.scope_for(&server.name)),
         user: identity.user().map(Arc::from),
         grant: None,
         subject: identity.user().map(Arc::from),

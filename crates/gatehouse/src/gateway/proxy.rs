@@ -276,11 +276,7 @@ impl Call<'_> {
             .headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                v.trim_start()
-                    .to_ascii_lowercase()
-                    .starts_with("application/json")
-            });
+            .is_some_and(|v| starts_with_ignore_case(v.trim_start(), "application/json"));
         if !is_json {
             return Err(GatewayError::UnsupportedMediaType);
         }
@@ -573,10 +569,9 @@ impl Call<'_> {
             .headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_ascii_lowercase();
+            .unwrap_or("");
         let max = self.state.config.gateway.max_response_bytes;
-        let body = if content_type.starts_with("text/event-stream") {
+        let body = if starts_with_ignore_case(content_type, "text/event-stream") {
             let mut rules = rules;
             if !rules.guardrails.is_empty() {
                 rules.late = Some((self.state.audit.clone(), record.template(&self.server.name)));
@@ -584,7 +579,7 @@ impl Call<'_> {
             let rules = Arc::new(rules);
             let transform: sse::Transform = Box::new(move |data: &[u8]| rules.rewrite(data));
             Body::from_stream(sse::rewrite_stream(body, transform, max))
-        } else if content_type.starts_with("application/json") {
+        } else if starts_with_ignore_case(content_type, "application/json") {
             let read = Limited::new(body, max).collect();
             let bytes =
                 match tokio::time::timeout(self.state.config.gateway.upstream_read_timeout, read)
@@ -613,6 +608,13 @@ impl Call<'_> {
     fn sees_every_tool(&self) -> bool {
         self.principal.narrowing.is_none() && self.grant.tools.iter().any(|p| p.as_str() == "*")
     }
+}
+
+/// A media-type check without lowercasing a copy of the header on every request.
+fn starts_with_ignore_case(text: &str, prefix: &str) -> bool {
+    text.as_bytes()
+        .get(..prefix.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
 }
 
 fn passthrough(parts: http::response::Parts, body: Body) -> Response {
@@ -687,5 +689,33 @@ mod tests {
         assert_eq!(clip(&long).len(), 256);
         let exact = "a".repeat(128);
         assert_eq!(clip(&exact), exact);
+    }
+}
+
+#[cfg(test)]
+mod media_type_tests {
+    use super::starts_with_ignore_case;
+
+    #[test]
+    fn media_types_match_in_any_case_and_only_as_a_prefix() {
+        assert!(starts_with_ignore_case(
+            "Application/JSON; charset=utf-8",
+            "application/json"
+        ));
+        assert!(starts_with_ignore_case(
+            "TEXT/EVENT-STREAM",
+            "text/event-stream"
+        ));
+        assert!(!starts_with_ignore_case(
+            "application/jso",
+            "application/json"
+        ));
+        assert!(!starts_with_ignore_case("text/plain", "application/json"));
+        // A multi-byte character across the prefix's end must not panic.
+        assert!(!starts_with_ignore_case(
+            "application/jsoé",
+            "application/json"
+        ));
+        assert!(!starts_with_ignore_case("", "text/event-stream"));
     }
 }

@@ -23,7 +23,7 @@ use crate::{
         keys::VerifierSet,
         remote,
         scope::{Scope, ScopeItem},
-        token_cache::{Expiring, TokenCache},
+        token_cache::{Expiring, TokenCache, TokenKey},
     },
     snapshot::{ServerEntry, Snapshot, merge_group_grants},
 };
@@ -177,10 +177,7 @@ pub async fn identify(
 ) -> Result<Principal, GatewayError> {
     let now = crate::now_ms().div_euclid(1000);
     let leeway = i64::try_from(state.config.oauth.clock_skew.as_secs()).unwrap_or(60);
-    let audience = trusted
-        .audience
-        .clone()
-        .unwrap_or_else(|| server.resource.clone());
+    let audience = trusted.audience.as_deref().unwrap_or(&server.resource);
     let not_recognised = || GatewayError::InvalidCredential(CredentialProblem::NotRecognised);
     let identity = match state.external_issuers.cache.get_at(token, now) {
         Some(identity) if identity.issuer == trusted.name => identity,
@@ -188,7 +185,7 @@ pub async fn identify(
         None => {
             let expect = Expectations {
                 issuer: trusted.issuer.clone(),
-                audience: audience.clone(),
+                audience: audience.to_owned(),
                 typ: None,
                 leeway_secs: leeway,
                 single_key_without_kid: false,
@@ -259,11 +256,54 @@ pub async fn identify(
             identity
         }
     };
+    admit(state, snapshot, &identity, server, trusted, now)
+}
+
+/// The principal for a token found in the cache by `key`, or `None` if it is not there.
+/// The trusted issuer it was verified for must still be the one `server` trusts for its
+/// `iss`, as on first sight; every other per-request check runs again in [`admit`].
+pub fn identify_cached(
+    state: &AppState,
+    snapshot: &Snapshot,
+    key: &TokenKey,
+    server: &ServerEntry,
+    now: i64,
+) -> Option<Result<Principal, GatewayError>> {
+    let identity = state.external_issuers.cache.get_keyed_at(key, now)?;
+    let trusted = state
+        .config
+        .oauth
+        .trusted_issuers
+        .iter()
+        .find(|t| t.name == identity.issuer)
+        .and_then(|t| trusted_for(state, &t.issuer, &server.name))
+        .filter(|t| t.name == identity.issuer);
+    Some(match trusted {
+        Some(trusted) => admit(state, snapshot, &identity, server, trusted, now),
+        None => Err(GatewayError::InvalidCredential(
+            CredentialProblem::NotRecognised,
+        )),
+    })
+}
+
+/// The checks a verified token passes on every request, and the principal it maps to.
+fn admit(
+    state: &AppState,
+    snapshot: &Snapshot,
+    identity: &ExternalIdentity,
+    server: &ServerEntry,
+    trusted: &TrustedIssuerConfig,
+    now: i64,
+) -> Result<Principal, GatewayError> {
+    let leeway = i64::try_from(state.config.oauth.clock_skew.as_secs()).unwrap_or(60);
+    let audience = trusted.audience.as_deref().unwrap_or(&server.resource);
     if identity.exp.saturating_add(leeway) <= now {
         return Err(GatewayError::InvalidCredential(CredentialProblem::Expired));
     }
-    if !identity.audiences.contains(&audience) {
-        return Err(not_recognised());
+    if !identity.audiences.iter().any(|a| a == audience) {
+        return Err(GatewayError::InvalidCredential(
+            CredentialProblem::NotRecognised,
+        ));
     }
     let grant: Arc<Grant> = match (&identity.user, &identity.client) {
         (Some(_), _) => merge_group_grants(&snapshot.groups, &identity.groups, &server.name)

@@ -74,6 +74,19 @@ fn hash(token: &str) -> TokenHash {
     Sha256::digest(token.as_bytes()).into()
 }
 
+/// A token's cache key, hashed once so one token can be looked up in several caches (the
+/// gateway's own tokens, then those of trusted issuers) for the price of one SHA-256.
+#[derive(Clone, Copy)]
+pub struct TokenKey(TokenHash);
+
+impl TokenKey {
+    /// `None` for a token over [`MAX_TOKEN_LEN`]: such a token is never cached, and
+    /// refusing it here keeps an oversized token from costing a hash.
+    pub fn of(token: &str) -> Option<Self> {
+        (token.len() <= MAX_TOKEN_LEN).then(|| Self(hash(token)))
+    }
+}
+
 impl<V: Expiring> TokenCache<V> {
     /// Entries stay returnable for [`DEFAULT_LEEWAY_SECS`] past their `exp`, as
     /// [`Expectations::access_token`] accepts them; see [`Self::with_leeway`].
@@ -102,11 +115,13 @@ impl<V: Expiring> TokenCache<V> {
 
     /// The value cached for `token`, if it has not expired.
     pub fn get_at(&self, token: &str, now: i64) -> Option<Arc<V>> {
-        if token.len() > MAX_TOKEN_LEN {
-            return None;
-        }
+        self.get_keyed_at(&TokenKey::of(token)?, now)
+    }
+
+    /// [`Self::get_at`] for a token already hashed.
+    pub fn get_keyed_at(&self, key: &TokenKey, now: i64) -> Option<Arc<V>> {
         let inner = self.inner.read();
-        let entry = inner.map.get(&hash(token))?;
+        let entry = inner.map.get(&key.0)?;
         self.is_live(&entry.value, now)
             .then(|| Arc::clone(&entry.value))
     }
@@ -237,6 +252,11 @@ mod tests {
         let t = token(&key, "a", NOW + 300);
         assert!(cache.get_at(&t, NOW).is_none());
         let first = cache.verify_at(&t, &set, &expect, NOW).unwrap();
+        let hashed = TokenKey::of(&t).unwrap();
+        assert!(Arc::ptr_eq(
+            &first,
+            &cache.get_keyed_at(&hashed, NOW).unwrap()
+        ));
         // An empty key set would refuse the token: only the cache can answer it now.
         let no_keys = VerifierSet::new();
         let hit = cache.verify_at(&t, &no_keys, &expect, NOW).unwrap();
@@ -275,6 +295,7 @@ mod tests {
         let oversized = "a".repeat(MAX_TOKEN_LEN + 1);
         let refused = cache.verify_at(&oversized, &set, &expect, NOW);
         assert_eq!(refused.unwrap_err(), JwtError::TooLarge);
+        assert!(TokenKey::of(&oversized).is_none());
     }
 
     #[test]

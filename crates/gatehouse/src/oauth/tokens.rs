@@ -6,13 +6,13 @@
 //! still exists; those are hash lookups.
 
 use serde::Serialize;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::{
     error::{CredentialProblem, GatewayError, OAuthError},
     oauth::{
         jwt::{self, Expectations, JwtError},
-        scope::Scope,
+        scope::{Scope, ServerScope},
         signing::SigningKeys,
     },
     secrets,
@@ -112,9 +112,25 @@ pub struct TokenIdentity {
     pub audiences: Vec<String>,
     /// Unix seconds.
     pub exp: i64,
+    /// `scope` for the first server the token was used on, derived once rather than per
+    /// request: a token names one resource (RFC 8707) in practice, so one slot is enough.
+    first_server_scope: OnceLock<(Box<str>, Arc<ServerScope>)>,
 }
 
 impl TokenIdentity {
+    /// What the token's scope allows on `server` (by name); the same `Arc` on every
+    /// request to the first server it is used on, computed afresh for any other.
+    pub fn scope_for(&self, server: &str) -> Arc<ServerScope> {
+        let (name, scope) = self
+            .first_server_scope
+            .get_or_init(|| (Box::from(server), Arc::new(self.scope.for_server(server))));
+        if **name == *server {
+            Arc::clone(scope)
+        } else {
+            Arc::new(self.scope.for_server(server))
+        }
+    }
+
     /// Whether the token was issued to act as a user rather than as the client itself.
     pub fn user(&self) -> Option<&str> {
         (*self.subject != *self.client).then_some(&*self.subject)
@@ -147,32 +163,40 @@ pub fn verify(
             _ => CredentialProblem::NotRecognised,
         })
     })?;
-    let malformed = || GatewayError::InvalidCredential(CredentialProblem::Malformed);
-    let client = claims.client_id().ok_or_else(malformed)?;
-    let subject = claims.sub().ok_or_else(malformed)?;
-    let jti = claims.jti().ok_or_else(malformed)?;
-    let scope = Scope::parse(claims.scope().unwrap_or("")).map_err(|_| malformed())?;
-    let audiences = match claims.get("aud") {
-        Some(serde_json::Value::String(one)) => vec![one.clone()],
-        Some(serde_json::Value::Array(many)) => many
-            .iter()
-            .filter_map(|a| a.as_str().map(str::to_owned))
-            .collect(),
-        _ => return Err(malformed()),
-    };
-    Ok(TokenIdentity {
-        client: Arc::from(client),
-        subject: Arc::from(subject),
-        jti: Arc::from(jti),
-        kid: claims.kid().to_owned(),
-        grant: claims
-            .get("gh_grant")
-            .and_then(|g| g.as_str())
-            .map(str::to_owned),
-        scope,
-        audiences,
-        exp: claims.exp(),
-    })
+    TokenIdentity::from_claims(&claims)
+}
+
+impl TokenIdentity {
+    /// The identity a verified token's claims name; `Malformed` if one is missing.
+    pub fn from_claims(claims: &jwt::VerifiedClaims) -> Result<Self, GatewayError> {
+        let malformed = || GatewayError::InvalidCredential(CredentialProblem::Malformed);
+        let client = claims.client_id().ok_or_else(malformed)?;
+        let subject = claims.sub().ok_or_else(malformed)?;
+        let jti = claims.jti().ok_or_else(malformed)?;
+        let scope = Scope::parse(claims.scope().unwrap_or("")).map_err(|_| malformed())?;
+        let audiences = match claims.get("aud") {
+            Some(serde_json::Value::String(one)) => vec![one.clone()],
+            Some(serde_json::Value::Array(many)) => many
+                .iter()
+                .filter_map(|a| a.as_str().map(str::to_owned))
+                .collect(),
+            _ => return Err(malformed()),
+        };
+        Ok(TokenIdentity {
+            client: Arc::from(client),
+            subject: Arc::from(subject),
+            jti: Arc::from(jti),
+            kid: claims.kid().to_owned(),
+            grant: claims
+                .get("gh_grant")
+                .and_then(|g| g.as_str())
+                .map(str::to_owned),
+            scope,
+            audiences,
+            exp: claims.exp(),
+            first_server_scope: OnceLock::new(),
+        })
+    }
 }
 
 /// Verifies a token Gatehouse issued, for whichever audience it names (revocation and
@@ -207,5 +231,42 @@ pub fn verify_any_audience(
 impl crate::oauth::token_cache::Expiring for TokenIdentity {
     fn exp(&self) -> i64 {
         self.exp
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn identity(scope: &str) -> TokenIdentity {
+        TokenIdentity {
+            client: Arc::from("app"),
+            subject: Arc::from("app"),
+            jti: Arc::from("at-1"),
+            kid: "k1".into(),
+            grant: None,
+            scope: Scope::parse(scope).unwrap(),
+            audiences: vec!["https://gw.example/github/mcp".into()],
+            exp: 0,
+            first_server_scope: OnceLock::new(),
+        }
+    }
+
+    #[test]
+    fn scope_for_is_derived_once_per_server_and_never_shared_between_servers() {
+        let identity = identity("mcp:github:read mcp:slack:tool:post");
+        let github = identity.scope_for("github");
+        assert!(github.read && !github.all && github.tools.is_empty());
+        assert!(Arc::ptr_eq(&github, &identity.scope_for("github")));
+        // Another server asked of the same token gets its own scope, not the remembered one.
+        let slack = identity.scope_for("slack");
+        assert_eq!(*slack, identity.scope.for_server("slack"));
+        assert!(slack.allows_tool("post") && !slack.read);
+        assert_eq!(
+            *identity.scope_for("github"),
+            identity.scope.for_server("github")
+        );
+        assert!(!identity.scope_for("other").any);
     }
 }

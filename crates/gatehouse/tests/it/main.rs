@@ -13,6 +13,7 @@ mod docs;
 mod edge;
 mod errors;
 mod example_finance;
+mod external_issuer;
 mod filtering;
 mod guardrails;
 mod host;
