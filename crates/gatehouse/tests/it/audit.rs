@@ -215,8 +215,12 @@ async fn a_checkpoint_put_back_or_edited_is_detected() {
         .unwrap();
     assert_eq!(app.audit().await.len(), 1);
     let older = app.store.audit_checkpoint().await.unwrap().unwrap();
+    // Read to the end: a response ends only once its event is committed.
     app.post("demo", Some(&key), &call("echo"))
         .send()
+        .await
+        .unwrap()
+        .text()
         .await
         .unwrap();
     assert!(

@@ -74,7 +74,7 @@ async fn serve(mut socket: TcpStream, received: mpsc::UnboundedSender<String>, a
 }
 
 async fn app_in_front_of(url: &str, tools: &str) -> (TestApp, String) {
-    let app = TestApp::start().await;
+    let app = TestApp::start_with(|c| c.admin_listen = Some("127.0.0.1:0".parse().unwrap())).await;
     app.add_server("demo", url).await;
     let key = app.client_with_key("agent", "demo", tools).await;
     (app, key)
@@ -117,9 +117,10 @@ async fn a_call_whose_client_left_is_recorded_as_forwarded() {
         (e.client.as_deref(), e.tool.as_deref()),
         (Some("agent"), Some("echo"))
     );
+    let admin = app.server.admin_addr.unwrap();
     let metrics = app
         .http
-        .get(app.url("/metrics"))
+        .get(format!("http://{admin}/metrics"))
         .send()
         .await
         .unwrap()
