@@ -7,6 +7,9 @@
 #   TARGETS="miniproxy token oidc" LOADS="2:32" bench/run.sh
 #       # token endpoint (client credentials) against the bare proxy and oidc-provider (npm)
 #   ALT_BIN=/path/to/other/gatehouse TARGETS="miniproxy gatehouse alt" bench/run.sh
+#       # ALT_DATA=copy: the alt server gets its own copy of the provisioned data (builds with
+#       # different database schemas: GATEHOUSE_BIN the older, ALT_BIN the newer);
+#       # ALT_ENV="GATEHOUSE_AUDIT__DURABLE=false": extra environment for the alt server only
 #       # A/B: a second Gatehouse build on the same data, measured side by side ("alt"). Both
 #       # append to one audit chain; the first batch after each switch finds the head moved,
 #       # logs "audit write failed; retrying" and relinks (one retry per switch, by design).
@@ -202,22 +205,36 @@ POLICIES
         } >>"$WORK/provision.log" 2>&1 || { cat "$WORK/provision.log" >&2; die "provisioning governed failed"; }
     fi
 
-    # start_gatehouse NAME BINARY PORT: one server on the provisioned data (sets STARTED_PID).
+    # The alt server on its own copy of the provisioned data (same keys, same master key), for
+    # builds whose database schemas differ: provision with the older build (GATEHOUSE_BIN) and
+    # let the newer one (ALT_BIN) migrate its copy.
+    ALT_DATA_DIR="$DATA"
+    if has_target alt && [[ "${ALT_DATA:-shared}" == copy ]]; then
+        ALT_DATA_DIR="$WORK/data-alt"
+        cp -a "$DATA" "$ALT_DATA_DIR"
+    fi
+
+    # start_gatehouse NAME BINARY PORT [DATA_DIR [VAR=VALUE...]]: one server on the provisioned
+    # data (sets STARTED_PID).
     start_gatehouse() {
-        env GATEHOUSE_LISTEN="$HOST:$3" \
+        local name=$1 bin=$2 port=$3 dir=${4:-$DATA}
+        shift 4 2>/dev/null || shift $#
+        env GATEHOUSE_LISTEN="$HOST:$port" \
             GATEHOUSE_POLICY__GEOIP_DATABASE="$ROOT/crates/gatehouse/tests/fixtures/geo/countries.mmdb" \
-            GATEHOUSE_PUBLIC_URL="http://$HOST:$3" \
+            GATEHOUSE_PUBLIC_URL="http://$HOST:$port" \
             GATEHOUSE_LOG__FILTER=warn \
-            "$2" --data-dir "$DATA" serve >"$WORK/$1.log" 2>&1 &
+            "$@" \
+            "$bin" --data-dir "$dir" serve >"$WORK/$name.log" 2>&1 &
         STARTED_PID=$!
         PIDS+=("$STARTED_PID")
-        wait_healthy "http://$HOST:$3/healthz" "$STARTED_PID" "$1"
+        wait_healthy "http://$HOST:$port/healthz" "$STARTED_PID" "$name"
     }
     start_gatehouse gatehouse "$GATEHOUSE_BIN" "$PORT_GATEHOUSE"
     PID_GATEHOUSE=$STARTED_PID
     if has_target alt; then
         [[ -x "${ALT_BIN:-}" ]] || die "the alt target needs ALT_BIN (another gatehouse binary)"
-        start_gatehouse alt "$ALT_BIN" "$PORT_ALT"
+        # shellcheck disable=SC2086 # ALT_ENV is a list of VAR=VALUE words
+        start_gatehouse alt "$ALT_BIN" "$PORT_ALT" "$ALT_DATA_DIR" ${ALT_ENV:-}
         PID_ALT=$STARTED_PID
     fi
     # "jwt": the "gatehouse" hop with an OAuth access token instead of the API key (valid
