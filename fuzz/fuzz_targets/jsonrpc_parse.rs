@@ -4,7 +4,8 @@
 //! Asserts, besides "never panics":
 //! * `parse` agrees with a reference JSON parser: it accepts only valid JSON, and a valid JSON
 //!   body is refused as a parse error only for a duplicate key; any other refusal is
-//!   `InvalidRequest`.
+//!   `InvalidRequest`; a batch of more than `max_batch_messages` (100) may instead be refused
+//!   as `BatchTooLarge` as soon as its 101st message is read.
 //! * An accepted envelope is internally consistent: messages, batch flag, kinds, ids, methods,
 //!   params and `routing_name()` say what the JSON says, and re-serialising the messages'
 //!   fields parses back to the same messages.
@@ -63,6 +64,19 @@ fn check_parse(data: &[u8], reference: Option<&Value>) {
                 "invalid JSON reported as an invalid request"
             );
         }
+        Err(GatewayError::BatchTooLarge { limit }) => {
+            // Refused at the first message past the limit, before the rest is read (so what
+            // follows may be anything); a valid body refused so is a batch over the limit.
+            assert_eq!(limit, jsonrpc::Limits::default().max_batch_messages);
+            if let Some(value) = reference {
+                let items = value
+                    .as_array()
+                    .expect("only a batch is refused as too large");
+                assert!(items.len() > limit, "a batch of {} refused", items.len());
+            }
+        }
+        // `RequestTooComplex` cannot happen within libFuzzer's input sizes: the default parse
+        // budget is 32 MiB, so it falls through to the panic below.
         Err(other) => panic!("unexpected error from parse: {other:?}"),
     }
 }
