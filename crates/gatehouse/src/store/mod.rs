@@ -6,6 +6,7 @@
 //! *generation*; a running server polls the generation and rebuilds when it moves.
 
 pub mod oauth;
+mod sql;
 mod sqlite;
 pub mod users;
 
