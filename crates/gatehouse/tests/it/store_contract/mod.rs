@@ -10,6 +10,7 @@ mod keys;
 mod meta;
 mod oauth;
 mod pins;
+mod races;
 mod refresh;
 mod users;
 

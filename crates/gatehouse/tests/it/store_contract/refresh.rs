@@ -155,3 +155,29 @@ async fn a_retry_within_the_grace_replaces_the_unused_successor() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_rotation_whose_successor_cannot_be_stored_consumes_nothing() {
+    each_backend(|store| async move {
+        with_family(&store).await;
+        store
+            .insert_refresh_token(&token("taken", "f1"))
+            .await
+            .unwrap();
+        assert_conflict(
+            store
+                .rotate_refresh_token(b"hash-t1", &token("taken", "f1"), 500, 1_000)
+                .await,
+            "refresh token",
+            "taken",
+        );
+        let t1 = find(&store, "t1").await;
+        assert_eq!((t1.consumed_at, t1.replaced_by), (None, None));
+        let outcome = store
+            .rotate_refresh_token(b"hash-t1", &token("t2", "f1"), 600, 1_000)
+            .await
+            .unwrap();
+        assert_eq!(outcome, RefreshOutcome::Rotated, "t1 is still usable");
+    })
+    .await;
+}
