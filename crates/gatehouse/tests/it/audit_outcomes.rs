@@ -286,7 +286,11 @@ const LISTED: &str =
 /// relayed as it is (`*`: a call passes untouched) and rewritten (`echo`: a `tools/list` is
 /// filtered event by event). Returns, per way, what the client read and the single event.
 async fn through_both_ways(body: &str) -> Vec<(String, AuditRow, String)> {
-    let (url, _received) = raw_upstream(Answer::Send(sse_ended_cleanly_after(body))).await;
+    through_both_ways_answered(sse_ended_cleanly_after(body)).await
+}
+
+async fn through_both_ways_answered(answer: &'static str) -> Vec<(String, AuditRow, String)> {
+    let (url, _received) = raw_upstream(Answer::Send(answer)).await;
     let mut seen = Vec::new();
     for (tools, message) in [("*", call("echo")), ("echo", list_tools())] {
         let (app, key) = app_in_front_of(&url, tools).await;
@@ -342,6 +346,26 @@ async fn an_sse_stream_ended_cleanly_inside_an_event_is_recorded_as_truncated() 
                 "gatehouse_requests_total{server=\"demo\",decision=\"error\",reason=\"upstream_truncated\"} 1"
             ),
             "case {n}: {metrics}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_sse_body_of_full_length_ending_inside_an_event_is_recorded_as_truncated() {
+    // All the bytes its Content-Length announced: the body ends with its last frame.
+    let body = format!("{LISTED}\n\ndata: {{\"jsonrpc\":\"2.0\",\"id\":3,\n");
+    let answer = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let seen = through_both_ways_answered(Box::leak(answer.into_boxed_str())).await;
+    assert_eq!(seen[0].0, body);
+    for (n, (_, row, _)) in seen.iter().enumerate() {
+        let e = &row.event;
+        assert_eq!(
+            (e.decision, e.outcome),
+            (Decision::Error, Some(Outcome::UpstreamTruncated)),
+            "case {n}"
         );
     }
 }
