@@ -237,6 +237,8 @@ pub enum StartError {
     GeoIp(String),
     #[error("loading configuration from the store: {0}")]
     Snapshot(#[from] SnapshotError),
+    #[error(transparent)]
+    Replica(#[from] crate::replicas::ReplicaError),
     #[error("OAuth signing keys: {0}")]
     Signing(#[from] crate::oauth::signing::SigningError),
     #[error("listening on {addr}: {source}")]
@@ -251,6 +253,8 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     /// Where the admin listener (`/metrics`) is bound, when `admin_listen` is set.
     pub admin_addr: Option<SocketAddr>,
+    /// The id of this process's heartbeat row (`replica_id`, or random).
+    pub replica_id: String,
     pub state: AppState,
     stop_http: CancellationToken,
     stop_background: CancellationToken,
@@ -285,6 +289,8 @@ pub async fn start_with(
     let alg = crate::oauth::jwt::Algorithm::parse(&config.oauth.signing_alg)
         .unwrap_or(crate::oauth::jwt::Algorithm::EdDSA);
     crate::oauth::signing::ensure_key(&store, &keyring, alg).await?;
+    let replica = crate::replicas::Replica::new(config.replica_id.as_deref(), config.listen)?;
+    replica.announce(&*store).await?;
     let snapshot = Arc::new(
         SnapshotHandle::load_with_geo(
             store.clone(),
@@ -334,6 +340,7 @@ pub async fn start_with(
         })?),
         None => None,
     };
+    let replica = replica.bound_to(addr);
     let prefix = secrets::random_id(8)?;
     let upstream = UpstreamClient::new(&config.gateway)?;
     let client_metadata = crate::oauth::cimd::MetadataDocuments::new(&config);
@@ -373,10 +380,14 @@ pub async fn start_with(
     {
         let snapshot = snapshot.clone();
         let stop = stop_background.clone();
-        let poll = state.config.snapshot.poll_interval;
+        let feed = crate::change_feed::PollingFeed::new(
+            state.store.clone(),
+            state.config.snapshot.poll_interval,
+        );
+        let replica = replica.clone();
         let flush = state.config.snapshot.usage_flush_interval;
         background.push(tokio::spawn(async move {
-            snapshot.run(poll, flush, stop).await
+            snapshot.run(&feed, &replica, flush, stop).await
         }));
     }
     {
@@ -414,13 +425,14 @@ pub async fn start_with(
             stop_http.clone(),
         )));
     }
-    tracing::info!(%addr, "gatehouse listening");
+    tracing::info!(%addr, replica = replica.id(), "gatehouse listening");
     if let Some(admin) = admin_addr {
         tracing::info!(%admin, "metrics listening");
     }
     Ok(RunningServer {
         addr,
         admin_addr,
+        replica_id: replica.id().to_owned(),
         state,
         stop_http,
         stop_background,

@@ -13,6 +13,7 @@ mod audit_log;
 mod audit_read;
 mod migrations;
 mod oauth;
+mod replicas;
 mod rows;
 mod users;
 use migrations::migrator;
@@ -697,18 +698,6 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn report_heartbeat(&self, heartbeat: ServerHeartbeat) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE meta SET value = CASE key WHEN 'applied_generation' THEN $1 ELSE $2 END \
-             WHERE key IN ('applied_generation', 'heartbeat_ms')",
-        )
-        .bind(heartbeat.applied_generation)
-        .bind(heartbeat.heartbeat_ms)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     async fn report_reload(&self, report: &crate::records::ReloadReport) -> StoreResult<()> {
         let json = serde_json::to_string(report).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         sqlx::query(
@@ -731,23 +720,6 @@ impl Store for SqliteStore {
                 .map_err(|e| StoreError::Corrupt(format!("reload report: {e}")))
         })
         .transpose()
-    }
-
-    async fn heartbeat(&self) -> StoreResult<ServerHeartbeat> {
-        let rows = sqlx::query("SELECT key, value FROM meta")
-            .fetch_all(&self.pool)
-            .await?;
-        let mut heartbeat = ServerHeartbeat::default();
-        for row in rows {
-            let key: String = row.try_get("key")?;
-            let value: i64 = row.try_get("value")?;
-            match key.as_str() {
-                "applied_generation" => heartbeat.applied_generation = value,
-                "heartbeat_ms" => heartbeat.heartbeat_ms = value,
-                _ => {}
-            }
-        }
-        Ok(heartbeat)
     }
 
     async fn audit_head(&self) -> StoreResult<Option<(i64, String)>> {
