@@ -65,3 +65,39 @@ impl ReplicaStore for SqliteStore {
         Ok(done.rows_affected())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn beat(id: &str, applied: i64, heartbeat_ms: i64) -> ReplicaHeartbeat {
+        ReplicaHeartbeat {
+            replica_id: id.into(),
+            applied_generation: applied,
+            heartbeat_ms,
+            started_ms: 1,
+            version: "v".into(),
+            listen: "127.0.0.1:1".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn one_row_per_replica_replaced_removed_and_forgotten_when_silent() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/r.db", dir.path().display());
+        let store = SqliteStore::open(&url).await.unwrap();
+        store.report_replica(&beat("b", 1, 100)).await.unwrap();
+        store.report_replica(&beat("a", 1, 100)).await.unwrap();
+        store.report_replica(&beat("a", 5, 900)).await.unwrap();
+        assert_eq!(
+            store.list_replicas().await.unwrap(),
+            [beat("a", 5, 900), beat("b", 1, 100)],
+            "a's second report replaced its first"
+        );
+
+        assert_eq!(store.forget_replicas_before(900).await.unwrap(), 1);
+        assert_eq!(store.list_replicas().await.unwrap(), [beat("a", 5, 900)]);
+        store.remove_replica("a").await.unwrap();
+        assert!(store.list_replicas().await.unwrap().is_empty());
+    }
+}
