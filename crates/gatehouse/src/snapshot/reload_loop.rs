@@ -38,6 +38,9 @@ impl SnapshotHandle {
         // The first tick is immediate: the replica announces itself as soon as it runs.
         let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // The configuration refuses zero; a library caller passing it must not stop the loop
+        // (a zero period panics).
+        let usage_flush = usage_flush.max(Duration::from_millis(1));
         let mut flush = tokio::time::interval_at(Instant::now() + usage_flush, usage_flush);
         flush.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut reported = Reported::default();
