@@ -282,6 +282,26 @@ pub async fn start_with(
     keyring: Arc<Keyring>,
     listener: Option<TcpListener>,
 ) -> Result<RunningServer, StartError> {
+    // Announced before the snapshot is loaded (see `Replica::announce`); a start that fails
+    // afterwards takes its row back, so nobody waits for or lists a server that never ran.
+    let replica = crate::replicas::Replica::new(config.replica_id.as_deref(), config.listen)?;
+    replica.announce(&*store).await?;
+    let started = start_announced(config, store.clone(), keyring, listener, replica.clone()).await;
+    if started.is_err()
+        && let Err(err) = store.remove_replica(replica.id()).await
+    {
+        tracing::warn!(error = %err, "could not remove the heartbeat row of a failed start");
+    }
+    started
+}
+
+async fn start_announced(
+    config: Config,
+    store: DynStore,
+    keyring: Arc<Keyring>,
+    listener: Option<TcpListener>,
+    replica: crate::replicas::Replica,
+) -> Result<RunningServer, StartError> {
     let geo = match &config.policy.geoip_database {
         Some(path) => Some(Arc::new(GeoDb::open(path).map_err(StartError::GeoIp)?)),
         None => None,
@@ -289,8 +309,6 @@ pub async fn start_with(
     let alg = crate::oauth::jwt::Algorithm::parse(&config.oauth.signing_alg)
         .unwrap_or(crate::oauth::jwt::Algorithm::EdDSA);
     crate::oauth::signing::ensure_key(&store, &keyring, alg).await?;
-    let replica = crate::replicas::Replica::new(config.replica_id.as_deref(), config.listen)?;
-    replica.announce(&*store).await?;
     let snapshot = Arc::new(
         SnapshotHandle::load_with_geo(
             store.clone(),

@@ -183,6 +183,26 @@ async fn a_replica_has_its_row_before_it_serves() {
 }
 
 #[tokio::test]
+async fn a_start_that_fails_takes_its_row_back() {
+    let a = TestApp::start().await;
+    // No listener handed over, so it binds `listen`: the address `a` holds.
+    let config = Config {
+        listen: a.server.addr,
+        ..a.config.clone()
+    };
+    let store = store::open(&config.database_url()).await.unwrap();
+    let keyring = Arc::new(Keyring::load_or_create(&config.data_dir).unwrap());
+    let failed = gatehouse::app::start_with(config, store, keyring, None).await;
+    assert!(
+        matches!(failed, Err(StartError::Bind { .. })),
+        "{:?}",
+        failed.as_ref().map(|s| &s.replica_id)
+    );
+    let rows = a.store.list_replicas().await.unwrap();
+    assert_eq!(ids(&rows), [a.server.replica_id.as_str()], "{rows:?}");
+}
+
+#[tokio::test]
 async fn two_live_replicas_cannot_share_a_configured_id() {
     let a = TestApp::start_with(|c| c.replica_id = Some("gw".into())).await;
     assert_eq!(a.server.replica_id, "gw");
