@@ -66,7 +66,8 @@ enum Command {
     /// Access-token signing keys of the OAuth authorization server.
     #[command(subcommand)]
     SigningKeys(commands::oauth::SigningKeysCommand),
-    /// What the store holds and what the running server applied (generation, reload errors).
+    /// What the store holds and what each running server (replica) applied (generation,
+    /// reload errors).
     Status,
 }
 

@@ -1,5 +1,5 @@
 //! Operator commands. Each opens the store in the data directory, changes or reads it, and
-//! (for changes) waits until a running server on the same store has applied the change.
+//! (for changes) waits until every server running on the same store has applied the change.
 
 pub mod audit;
 pub mod clients;
@@ -13,18 +13,16 @@ pub mod status;
 pub mod users;
 
 use gatehouse::{
-    Config,
+    Config, replicas,
     secrets::Keyring,
-    store::{self, DynStore, Generation},
+    store::{self, DynStore, Generation, ReplicaHeartbeat},
 };
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::output::Format;
 
 /// How long a change may take to reach a running server (it polls every 250 ms by default).
 const APPLY_WAIT: Duration = Duration::from_secs(5);
-/// A server writes its heartbeat every second; older than this, none is running.
-pub const HEARTBEAT_FRESH_MS: i64 = 3_000;
 
 pub struct Ctx {
     pub config: Config,
@@ -46,31 +44,41 @@ impl Ctx {
         })
     }
 
-    /// If a server is running on this store (recent heartbeat), wait until it has applied
-    /// `generation`, so "revoked" means revoked by the time the command returns. A change not
-    /// applied within the wait is an error: the command must not report what is not true.
+    /// Waits until every replica running on this store (recent heartbeat) has applied
+    /// `generation`, so "revoked" means revoked everywhere by the time the command returns.
+    /// A change some live replica has not applied within the wait is an error: the command
+    /// must not report what is not true. Replicas that stopped reporting are not waited for.
     pub async fn applied(&self, generation: Generation) -> anyhow::Result<()> {
-        let deadline = Instant::now() + APPLY_WAIT;
-        loop {
-            let beat = self.store.heartbeat().await?;
-            let alive = gatehouse::now_ms() - beat.heartbeat_ms < HEARTBEAT_FRESH_MS;
-            if !alive {
-                return Ok(());
-            }
-            if beat.applied_generation >= generation {
-                self.warn_about_unloadable_records(generation).await;
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                anyhow::bail!(
-                    "the change is stored (generation {generation}) but the running server has \
-                     not applied it within {}s: it still runs generation {}; see `gatehouse status`",
-                    APPLY_WAIT.as_secs(),
-                    beat.applied_generation
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let progress = replicas::wait_until_applied(&*self.store, generation, APPLY_WAIT).await?;
+        if !progress.stale.is_empty() {
+            eprintln!(
+                "note: not waiting for replica(s) without a heartbeat for over {} s: {}",
+                replicas::LIVE_WITHIN_MS / 1_000,
+                names(&progress.stale, |r| format!("{:?}", r.replica_id))
+            );
         }
+        if !progress.complete() {
+            let live = progress.applied.len() + progress.behind.len();
+            anyhow::bail!(
+                "the change is stored (generation {generation}) but {} of {live} running \
+                 replica(s) {} not applied it within {}s: {}; see `gatehouse status`",
+                progress.behind.len(),
+                if progress.behind.len() == 1 {
+                    "has"
+                } else {
+                    "have"
+                },
+                APPLY_WAIT.as_secs(),
+                names(&progress.behind, |r| format!(
+                    "{:?} runs generation {}",
+                    r.replica_id, r.applied_generation
+                ))
+            );
+        }
+        if !progress.applied.is_empty() {
+            self.warn_about_unloadable_records(generation).await;
+        }
+        Ok(())
     }
 
     /// Records the server could not compile deny their scope: say so after every change.
@@ -104,6 +112,10 @@ pub fn create_data_dir(config: &Config) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+fn names(rows: &[ReplicaHeartbeat], name: impl Fn(&ReplicaHeartbeat) -> String) -> String {
+    rows.iter().map(name).collect::<Vec<_>>().join(", ")
 }
 
 /// Prints a line for people (suppressed in JSON mode, where stdout must stay parseable).

@@ -34,6 +34,7 @@ mod pinning;
 mod policies;
 mod proxying;
 mod records;
+mod replicas;
 mod sessions;
 mod store_contract;
 mod tasks;
