@@ -133,6 +133,7 @@ impl Record {
             outcome: None,
             response_bytes: None,
             batch: Vec::new(),
+            operator: None,
         }
     }
 
@@ -203,6 +204,7 @@ impl Record {
             outcome,
             response_bytes: bytes,
             batch: std::mem::take(&mut self.batch),
+            operator: None,
         };
         Some((event, armed))
     }

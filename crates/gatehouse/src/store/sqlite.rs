@@ -9,6 +9,7 @@ use std::{str::FromStr, time::Duration};
 
 use super::*;
 
+mod audit_details;
 mod audit_log;
 mod audit_read;
 mod migrations;

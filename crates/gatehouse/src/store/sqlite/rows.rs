@@ -75,6 +75,7 @@ pub(super) fn audit_from(row: &SqliteRow) -> StoreResult<AuditRow> {
     let status: i64 = row.try_get("status")?;
     let upstream_status: Option<i64> = row.try_get("upstream_status")?;
     let to_u16 = |v: i64| u16::try_from(v).map_err(|_| StoreError::Corrupt(format!("status {v}")));
+    let (batch, operator) = super::audit_details::decode(row.try_get::<Option<&str>, _>("batch")?)?;
     Ok(AuditRow {
         seq: row.try_get("seq")?,
         event: AuditEvent {
@@ -105,11 +106,8 @@ pub(super) fn audit_from(row: &SqliteRow) -> StoreResult<AuditRow> {
             response_bytes: row
                 .try_get::<Option<i64>, _>("response_bytes")?
                 .and_then(|n| u64::try_from(n).ok()),
-            batch: match row.try_get::<Option<String>, _>("batch")? {
-                Some(text) => serde_json::from_str(&text)
-                    .map_err(|e| StoreError::Corrupt(format!("batch: {e}")))?,
-                None => Vec::new(),
-            },
+            batch,
+            operator,
         },
         // A version no build wrote is reported by verification as a modified row.
         hash_version: u8::try_from(row.try_get::<i64, _>("hash_version")?).unwrap_or(0),
