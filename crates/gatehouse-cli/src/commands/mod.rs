@@ -6,6 +6,7 @@ pub mod clients;
 pub mod connections;
 pub mod keys;
 pub mod oauth;
+mod operator_events;
 pub mod policy;
 pub mod serve;
 pub mod servers;
@@ -14,10 +15,14 @@ pub mod users;
 
 use gatehouse::{
     Config,
+    admin::{AdminService, Operator, OwnWriter},
     secrets::Keyring,
     store::{self, DynStore, Generation},
 };
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use crate::output::Format;
 
@@ -28,22 +33,48 @@ pub const HEARTBEAT_FRESH_MS: i64 = 3_000;
 
 pub struct Ctx {
     pub config: Config,
+    /// For reads; every change goes through `admin`, which records it in the audit trail.
     pub store: DynStore,
     pub keyring: Keyring,
     pub format: Format,
+    pub admin: AdminService,
+    writer: OwnWriter,
+    operator: Result<Operator, String>,
 }
 
 impl Ctx {
-    pub async fn open(config: Config, format: Format) -> anyhow::Result<Self> {
+    /// `actor` names who makes the changes (default: the account running the command).
+    pub async fn open(
+        config: Config,
+        format: Format,
+        actor: Option<String>,
+    ) -> anyhow::Result<Self> {
         create_data_dir(&config)?;
         let keyring = Keyring::load_or_create(&config.data_dir)?;
         let store = store::open(&config.database_url()).await?;
+        let (admin, writer) =
+            AdminService::with_own_writer(store.clone(), Arc::new(keyring.clone()));
         Ok(Self {
             config,
             store,
             keyring,
             format,
+            admin,
+            writer,
+            operator: operator(actor),
         })
+    }
+
+    /// Who makes this command's changes; an error only for a command that changes something.
+    pub fn by(&self) -> anyhow::Result<&Operator> {
+        self.operator
+            .as_ref()
+            .map_err(|why| anyhow::anyhow!("{why}"))
+    }
+
+    /// Lets the audit writer finish (each change already waited for its event's commit).
+    pub async fn close(self) {
+        self.writer.close().await;
     }
 
     /// If a server is running on this store (recent heartbeat), wait until it has applied
@@ -87,6 +118,18 @@ impl Ctx {
             report.issues.len()
         );
     }
+}
+
+/// The operator of this command: `--actor` (or `GATEHOUSE_ACTOR`), else the account running
+/// it, on this host.
+fn operator(actor: Option<String>) -> Result<Operator, String> {
+    let actor = match actor {
+        Some(actor) => actor,
+        None => whoami::username().map_err(|e| {
+            format!("cannot tell which account runs this command ({e}): pass --actor NAME")
+        })?,
+    };
+    Operator::cli(&actor, whoami::hostname().ok()).map_err(|e| format!("--actor: {e}"))
 }
 
 /// Creates the data directory if needed and, when it does, names it: the default is relative
