@@ -46,6 +46,17 @@ impl Operator {
         })
     }
 
+    /// An operator authenticated by an admin API, calling from `ip` (recorded as the event's
+    /// address).
+    pub fn api(actor: &str, ip: IpAddr) -> AdminResult<Self> {
+        Ok(Operator {
+            actor: checked_actor(actor)?,
+            origin: "api",
+            host: None,
+            ip: Some(ip),
+        })
+    }
+
     pub fn actor(&self) -> &str {
         &self.actor
     }

@@ -299,6 +299,23 @@ async fn a_change_the_trail_cannot_record_is_an_error() {
     assert!(f.store.get_client("ci").await.is_ok(), "the change stands");
 }
 
+/// An admin API's caller: the event carries its address where a request's would be.
+#[tokio::test]
+async fn an_api_operator_is_recorded_with_its_address() {
+    let f = fixture().await;
+    let by = Operator::api("carol", "10.0.0.7".parse().unwrap()).unwrap();
+    f.admin.create_client(&by, "ci", "").await.unwrap();
+    let events = f.events().await;
+    let event = &events[0].event;
+    assert_eq!(event.ip.as_deref(), Some("10.0.0.7"));
+    let op = event.operator.as_ref().unwrap();
+    assert_eq!(
+        (op.actor.as_str(), op.origin.as_str(), op.host.as_deref()),
+        ("carol", "api", None)
+    );
+    f.writer.close().await;
+}
+
 #[test]
 fn actors_are_printable_names() {
     assert_eq!(Operator::cli(" alice ", None).unwrap().actor(), "alice");
