@@ -120,16 +120,32 @@ impl Ctx {
     }
 }
 
-/// The operator of this command: `--actor` (or `GATEHOUSE_ACTOR`), else the account running
-/// it, on this host.
+/// The operator of this command, on this host.
 fn operator(actor: Option<String>) -> Result<Operator, String> {
-    let actor = match actor {
-        Some(actor) => actor,
-        None => whoami::username().map_err(|e| {
-            format!("cannot tell which account runs this command ({e}): pass --actor NAME")
-        })?,
-    };
+    let account = whoami::username().map_err(|e| e.to_string());
+    let actor = actor_name(actor, account, |name| std::env::var(name).ok())?;
     Operator::cli(&actor, whoami::hostname().ok()).map_err(|e| format!("--actor: {e}"))
+}
+
+/// `--actor` (or `GATEHOUSE_ACTOR`), else the account running the command, else (an account
+/// without a name, as in a container run under an arbitrary uid) the login the environment
+/// names.
+fn actor_name(
+    explicit: Option<String>,
+    account: Result<String, String>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<String, String> {
+    if let Some(actor) = explicit {
+        return Ok(actor);
+    }
+    account.or_else(|why| {
+        ["USER", "LOGNAME"]
+            .into_iter()
+            .find_map(|name| env(name).filter(|v| !v.is_empty()))
+            .ok_or_else(|| {
+                format!("cannot tell which account runs this command ({why}): pass --actor NAME")
+            })
+    })
 }
 
 /// Creates the data directory if needed and, when it does, names it: the default is relative
@@ -158,4 +174,24 @@ pub fn say(format: Format, text: &str) {
 
 pub fn print(text: &str) {
     crate::output::write_stdout(text);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::actor_name;
+
+    #[test]
+    fn the_actor_is_named_or_the_account_or_the_login() {
+        let no_env = |_: &str| None;
+        let named = actor_name(Some("alice".into()), Ok("root".into()), no_env);
+        assert_eq!(named.unwrap(), "alice");
+        assert_eq!(actor_name(None, Ok("root".into()), no_env).unwrap(), "root");
+        let login = |name: &str| (name == "LOGNAME").then(|| "deploy".to_owned());
+        assert_eq!(
+            actor_name(None, Err("no entry".into()), login).unwrap(),
+            "deploy"
+        );
+        let err = actor_name(None, Err("no entry".into()), no_env).unwrap_err();
+        assert!(err.contains("--actor"), "{err}");
+    }
 }
