@@ -6,6 +6,8 @@
 //! The event is written after the change commits, through the audit writer every other event
 //! goes through, and the method waits for it to be committed: a change whose event could not
 //! be recorded returns [`AdminError::Unrecorded`] (the change stands; the caller must say so).
+//! Change and event are two transactions (the store's methods own theirs), so a process killed
+//! between them leaves the change unrecorded.
 
 mod accounts;
 
@@ -132,6 +134,7 @@ impl AdminService {
         self
     }
 
+    /// For reads; a change made on the store directly is not recorded.
     pub fn store(&self) -> &DynStore {
         &self.store
     }
