@@ -6,6 +6,7 @@ pub mod clients;
 pub mod connections;
 pub mod keys;
 pub mod oauth;
+mod operator_events;
 pub mod policy;
 pub mod serve;
 pub mod servers;
@@ -13,11 +14,13 @@ pub mod status;
 pub mod users;
 
 use gatehouse::{
-    Config, replicas,
+    Config,
+    admin::{AdminService, Operator, OwnWriter},
+    replicas,
     secrets::Keyring,
     store::{self, DynStore, Generation, ReplicaHeartbeat},
 };
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use crate::output::Format;
 
@@ -26,22 +29,48 @@ const APPLY_WAIT: Duration = Duration::from_secs(5);
 
 pub struct Ctx {
     pub config: Config,
+    /// For reads; every change goes through `admin`, which records it in the audit trail.
     pub store: DynStore,
     pub keyring: Keyring,
     pub format: Format,
+    pub admin: AdminService,
+    writer: OwnWriter,
+    operator: Result<Operator, String>,
 }
 
 impl Ctx {
-    pub async fn open(config: Config, format: Format) -> anyhow::Result<Self> {
+    /// `actor` names who makes the changes (default: the account running the command).
+    pub async fn open(
+        config: Config,
+        format: Format,
+        actor: Option<String>,
+    ) -> anyhow::Result<Self> {
         create_data_dir(&config)?;
         let keyring = Keyring::load_or_create(&config.data_dir)?;
         let store = store::open(&config.database_url()).await?;
+        let (admin, writer) =
+            AdminService::with_own_writer(store.clone(), Arc::new(keyring.clone()));
         Ok(Self {
             config,
             store,
             keyring,
             format,
+            admin,
+            writer,
+            operator: operator(actor),
         })
+    }
+
+    /// Who makes this command's changes; an error only for a command that changes something.
+    pub fn by(&self) -> anyhow::Result<&Operator> {
+        self.operator
+            .as_ref()
+            .map_err(|why| anyhow::anyhow!("{why}"))
+    }
+
+    /// Lets the audit writer finish (each change already waited for its event's commit).
+    pub async fn close(self) {
+        self.writer.close().await;
     }
 
     /// Waits until every replica running on this store (recent heartbeat) has applied
@@ -97,6 +126,34 @@ impl Ctx {
     }
 }
 
+/// The operator of this command, on this host.
+fn operator(actor: Option<String>) -> Result<Operator, String> {
+    let account = whoami::username().map_err(|e| e.to_string());
+    let actor = actor_name(actor, account, |name| std::env::var(name).ok())?;
+    Operator::cli(&actor, whoami::hostname().ok()).map_err(|e| format!("--actor: {e}"))
+}
+
+/// `--actor` (or `GATEHOUSE_ACTOR`), else the account running the command, else (an account
+/// without a name, as in a container run under an arbitrary uid) the login the environment
+/// names.
+fn actor_name(
+    explicit: Option<String>,
+    account: Result<String, String>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<String, String> {
+    if let Some(actor) = explicit {
+        return Ok(actor);
+    }
+    account.or_else(|why| {
+        ["USER", "LOGNAME"]
+            .into_iter()
+            .find_map(|name| env(name).filter(|v| !v.is_empty()))
+            .ok_or_else(|| {
+                format!("cannot tell which account runs this command ({why}): pass --actor NAME")
+            })
+    })
+}
+
 /// Creates the data directory if needed and, when it does, names it: the default is relative
 /// to the current directory, so a command run elsewhere would silently start a fresh store.
 pub fn create_data_dir(config: &Config) -> anyhow::Result<()> {
@@ -127,4 +184,24 @@ pub fn say(format: Format, text: &str) {
 
 pub fn print(text: &str) {
     crate::output::write_stdout(text);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::actor_name;
+
+    #[test]
+    fn the_actor_is_named_or_the_account_or_the_login() {
+        let no_env = |_: &str| None;
+        let named = actor_name(Some("alice".into()), Ok("root".into()), no_env);
+        assert_eq!(named.unwrap(), "alice");
+        assert_eq!(actor_name(None, Ok("root".into()), no_env).unwrap(), "root");
+        let login = |name: &str| (name == "LOGNAME").then(|| "deploy".to_owned());
+        assert_eq!(
+            actor_name(None, Err("no entry".into()), login).unwrap(),
+            "deploy"
+        );
+        let err = actor_name(None, Err("no entry".into()), no_env).unwrap_err();
+        assert!(err.contains("--actor"), "{err}");
+    }
 }

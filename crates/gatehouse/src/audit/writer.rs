@@ -436,6 +436,7 @@ mod tests {
             outcome: None,
             response_bytes: None,
             batch: Vec::new(),
+            operator: None,
         }
     }
 

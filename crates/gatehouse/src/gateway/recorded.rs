@@ -142,6 +142,7 @@ impl Record {
             outcome: None,
             response_bytes: None,
             batch: Vec::new(),
+            operator: None,
         }
     }
 
@@ -212,6 +213,7 @@ impl Record {
             outcome,
             response_bytes: bytes,
             batch: std::mem::take(&mut self.batch),
+            operator: None,
         };
         Some((event, armed))
     }

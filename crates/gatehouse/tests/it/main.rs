@@ -30,6 +30,7 @@ mod oauth_code_attacks;
 mod oauth_lifecycle;
 mod oauth_refresh;
 mod oauth_registration;
+mod operator_audit;
 mod pinning;
 mod policies;
 mod proxying;

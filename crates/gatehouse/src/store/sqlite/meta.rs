@@ -1,7 +1,7 @@
 //! The generation, the consistent read the snapshot is built from, and what the running
 //! server reports back, on SQLite.
 
-use sqlx::{AssertSqlSafe, Row, SqlitePool};
+use sqlx::{AssertSqlSafe, SqlitePool};
 
 use super::{KEY_COLUMNS, oauth, pins};
 use crate::{
