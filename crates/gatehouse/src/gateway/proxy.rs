@@ -49,9 +49,8 @@ pub async fn handle(
     request: Request,
 ) -> Response {
     let started = Instant::now();
-    let _permit = match state.in_flight.admit(&state) {
-        Ok(permit) => permit,
-        Err(refusal) => return refusal,
+    let Some(_permit) = state.in_flight.admit() else {
+        return crate::edge::limit::overloaded(&state, started);
     };
     let snapshot = state.snapshot.current();
     let request_id = state.next_request_id();
