@@ -24,6 +24,7 @@ pub mod policy;
 pub mod records;
 pub mod secrets;
 pub mod snapshot;
+pub mod state;
 pub mod store;
 
 pub use app::{AppState, RunningServer};
