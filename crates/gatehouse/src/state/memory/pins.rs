@@ -49,3 +49,28 @@ impl PinHolds for MemoryPinHolds {
         self.held.read().values().map(HashMap::len).sum()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hold_lasts_until_the_snapshot_records_or_approves_the_definition() {
+        let holds = MemoryPinHolds::default();
+        let mut pins = ServerPins::default();
+        holds.hold("demo", "echo", "new");
+        holds.hold("demo", "sum", "new");
+        holds.hold("other", "echo", "new");
+        assert!(holds.is_held("demo", "echo", &pins));
+        assert!(!holds.is_held("demo", "time", &pins));
+        pins.approved.insert("echo".into(), Some("new".into()));
+        assert!(
+            !holds.is_held("demo", "echo", &pins),
+            "approved at the held hash"
+        );
+        pins.pending.insert("sum".into());
+        holds.forget_recorded("demo", &pins);
+        assert_eq!(holds.len(), 1, "only the other server's hold is left");
+        assert!(holds.is_held("other", "echo", &ServerPins::default()));
+    }
+}

@@ -62,3 +62,59 @@ impl ReplayCache for MemoryReplay {
         self.shards.iter().map(|s| s.lock().len()).sum()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_id_is_accepted_once_until_it_expires() {
+        let replay = MemoryReplay::default();
+        assert!(replay.first_use("c\0j1", 100, 0));
+        assert!(!replay.first_use("c\0j1", 100, 99));
+        assert!(replay.first_use("c\0j2", 100, 0));
+        assert!(replay.first_use("c\0j1", 300, 100), "expired at 100");
+        assert!(!replay.first_use("c\0j1", 300, 200));
+    }
+
+    #[test]
+    fn a_full_cache_drops_expired_ids_and_refuses_rather_than_forget_live_ones() {
+        let replay = MemoryReplay::new(SHARDS * 4);
+        let mut accepted = 0;
+        for n in 0..SHARDS * 64 {
+            accepted += usize::from(replay.first_use(&format!("live-{n}"), 1_000, 0));
+        }
+        assert_eq!(accepted, SHARDS * 4, "every shard filled to its bound");
+        assert_eq!(replay.len(), SHARDS * 4);
+        for n in 0..SHARDS * 64 {
+            assert!(
+                !replay.first_use(&format!("live-{n}"), 1_000, 10),
+                "live-{n}: remembered, or refused because the cache is full"
+            );
+        }
+        // Once they expire, new ids take their places.
+        for n in 0..SHARDS {
+            assert!(replay.first_use(&format!("later-{n}"), 2_000, 1_000));
+        }
+        assert!(replay.len() <= SHARDS * 4);
+    }
+
+    #[test]
+    fn concurrent_uses_of_one_id_are_accepted_exactly_once() {
+        let replay = MemoryReplay::default();
+        for round in 0..50 {
+            let id = format!("c\0jti-{round}");
+            let accepted = std::sync::atomic::AtomicUsize::new(0);
+            std::thread::scope(|threads| {
+                for _ in 0..8 {
+                    threads.spawn(|| {
+                        if replay.first_use(&id, 100, 0) {
+                            accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    });
+                }
+            });
+            assert_eq!(accepted.into_inner(), 1, "round {round}");
+        }
+    }
+}

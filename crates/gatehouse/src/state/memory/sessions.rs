@@ -273,4 +273,41 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn concurrent_binds_keep_every_owner_within_the_cap_and_to_their_own_sessions() {
+        let sessions = MemorySessions::new(8);
+        let server: Arc<str> = Arc::from("demo");
+        let owners: Vec<String> = (0..4).map(|i| format!("owner-{i}")).collect();
+        std::thread::scope(|threads| {
+            for (t, name) in owners.iter().enumerate() {
+                let (sessions, server) = (&sessions, &server);
+                threads.spawn(move || {
+                    for n in 0..200i64 {
+                        let id = format!("{t}-{n}");
+                        sessions.bind(server, &id, client(name), n);
+                        assert_eq!(
+                            sessions.check(server, &id, client(name), n),
+                            SessionCheck::Owned,
+                            "a session just bound is its owner's"
+                        );
+                        let other = format!("owner-{}", (t + 1) % 4);
+                        assert_eq!(
+                            sessions.check(server, &id, client(&other), n),
+                            SessionCheck::NotFound
+                        );
+                    }
+                });
+            }
+        });
+        assert_eq!(sessions.len(), 4 * 8, "each owner keeps its 8 newest");
+        for (t, name) in owners.iter().enumerate() {
+            for n in 192..200 {
+                assert_eq!(
+                    sessions.check(&server, &format!("{t}-{n}"), client(name), 300),
+                    SessionCheck::Owned
+                );
+            }
+        }
+    }
 }
