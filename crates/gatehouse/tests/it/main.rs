@@ -33,6 +33,7 @@ mod oauth_registration;
 mod pinning;
 mod policies;
 mod proxying;
+mod quota_deltas;
 mod records;
 mod sessions;
 mod tasks;
