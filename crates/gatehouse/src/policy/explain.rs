@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::Value;
 use std::{net::IpAddr, sync::Arc};
 
-use super::{CompiledPolicy, Facts, Rule};
+use super::{CompiledPolicy, Facts};
 use crate::{
     grants::ToolPattern,
     guardrails::{self, Direction},
@@ -135,22 +135,16 @@ pub fn explain_as(snapshot: &Snapshot, q: &Question<'_>, key: Option<AsKey<'_>>)
             });
             continue;
         }
-        let peeked = match &compiled.policy {
-            Rule::Stateless(policy) => policy.peek(&facts),
-            // A shared counter that cannot answer without a round trip is not consulted:
-            // explaining is offline, and says so.
-            Rule::Stateful(policy) => match policy.peek(&facts).now_or_never() {
-                Some(peeked) => peeked,
-                None => {
-                    steps.push(Step {
-                        stage: compiled.kind.as_str().to_owned(),
-                        rule,
-                        outcome: "skipped",
-                        detail: "its counter is kept elsewhere (not consulted)".into(),
-                    });
-                    continue;
-                }
-            },
+        // A counter kept in a backend that needs a round trip is not consulted: explaining
+        // works offline, and says so.
+        let Some(peeked) = compiled.policy.peek_now(&facts) else {
+            steps.push(Step {
+                stage: compiled.kind.as_str().to_owned(),
+                rule,
+                outcome: "skipped",
+                detail: "its counter is kept elsewhere (not consulted)".into(),
+            });
+            continue;
         };
         match peeked {
             Ok(()) => steps.push(pass(compiled.kind.as_str(), rule, describe(compiled))),

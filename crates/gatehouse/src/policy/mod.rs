@@ -155,6 +155,15 @@ impl Rule {
     pub fn unloadable(&self) -> bool {
         matches!(self, Rule::Stateless(policy) if policy.unloadable())
     }
+
+    /// Decides without charging, when that needs no round trip (`None`: the counter is kept
+    /// in a backend that cannot answer at once).
+    pub fn peek_now(&self, facts: &Facts<'_>) -> Option<Result<(), Refusal>> {
+        match self {
+            Rule::Stateless(policy) => Some(policy.peek(facts)),
+            Rule::Stateful(policy) => policy.peek(facts).now_or_never(),
+        }
+    }
 }
 
 /// A policy with its id and scope, as the snapshot holds it.
@@ -261,6 +270,9 @@ impl Per {
         }
     }
 }
+
+#[cfg(test)]
+mod seam_tests;
 
 #[cfg(test)]
 pub(crate) mod tests_support {
