@@ -7,7 +7,7 @@
 //! | [`CounterStore`] → [`RateCounter`], [`QuotaCounter`] | GCRA cells, quota counts | sharded by subject, self-sweeping |
 //! | [`ReplayCache`] | single-use ids (`jti`s of client assertions) | bounded, expiring |
 //! | [`PinHolds`] | tool definitions held since the last snapshot | per server and tool |
-//! | [`crate::gateway::tasks::TaskOwners`] | who created each MCP task | bounded, expiring |
+//! | [`TaskOwners`] | who created each MCP task | bounded, expiring |
 //!
 //! Sessions, task owners, replay ids and pins are consulted synchronously: each answer is a
 //! lookup a shared backend can serve from a local copy kept current by the change feed.
@@ -106,6 +106,19 @@ pub trait SessionStore: Send + Sync {
     fn remove(&self, server: &str, session_id: &str);
     /// Forgets sessions idle since before `cutoff_ms`; how many.
     fn sweep(&self, cutoff_ms: i64) -> usize;
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Who created which MCP task (`gateway/tasks.rs` for the rules).
+pub trait TaskOwners: Send + Sync {
+    fn record(&self, server: &str, task_id: &str, owner: Owner<'_>, expires_at_ms: i64);
+    /// Whether `owner` created `task_id` on `server` and the record has not expired.
+    fn owned_by(&self, server: &str, task_id: &str, owner: Owner<'_>, now_ms: i64) -> bool;
+    /// Forgets expired records; how many.
+    fn sweep(&self, now_ms: i64) -> usize;
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {
         self.len() == 0
@@ -263,7 +276,7 @@ pub trait CounterStore: Send + Sync {
 #[derive(Clone)]
 pub struct RuntimeState {
     pub sessions: Arc<dyn SessionStore>,
-    pub tasks: Arc<dyn crate::gateway::tasks::TaskOwners>,
+    pub tasks: Arc<dyn TaskOwners>,
     pub client_assertions: Arc<dyn ReplayCache>,
     pub pins: Arc<dyn PinHolds>,
     pub counters: Arc<dyn CounterStore>,
@@ -275,7 +288,7 @@ impl RuntimeState {
             sessions: Arc::new(memory::MemorySessions::new(
                 config.gateway.max_sessions_per_owner,
             )),
-            tasks: Arc::new(crate::gateway::tasks::InMemoryTaskOwners::default()),
+            tasks: Arc::new(memory::InMemoryTaskOwners::default()),
             client_assertions: Arc::new(memory::MemoryReplay::default()),
             pins: Arc::new(memory::MemoryPinHolds::default()),
             counters: Arc::new(memory::MemoryCounters::default()),

@@ -5,8 +5,10 @@ pub mod counters;
 pub mod pins;
 pub mod replay;
 pub mod sessions;
+pub mod tasks;
 
 pub use counters::{MemoryCounters, MemoryQuota, MemoryRate};
 pub use pins::MemoryPinHolds;
 pub use replay::MemoryReplay;
 pub use sessions::MemorySessions;
+pub use tasks::InMemoryTaskOwners;
