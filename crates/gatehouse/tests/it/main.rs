@@ -36,6 +36,7 @@ mod proxying;
 mod quota_deltas;
 mod records;
 mod sessions;
+mod store_contract;
 mod tasks;
 mod tls;
 mod versions;

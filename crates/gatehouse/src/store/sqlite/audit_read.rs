@@ -2,13 +2,56 @@
 //! index (`(? IS NULL OR client = ?)` cannot, and made a query for a rare client read the
 //! whole table), and pages small enough that a reader holds one page at a time.
 
-use sqlx::{AssertSqlSafe, SqlitePool};
+use sqlx::{AssertSqlSafe, Row, SqlitePool};
 
-use super::rows::audit_from;
 use crate::{
-    audit::event::{AuditFilter, AuditRow, Decision},
-    store::StoreResult,
+    audit::{
+        Checkpoint,
+        event::{AuditFilter, AuditRow, Decision},
+    },
+    store::{
+        StoreResult,
+        sql::{all, audit_from},
+    },
 };
+
+/// The last chained row's `(seq, hash)`.
+pub(super) async fn head(pool: &SqlitePool) -> StoreResult<Option<(i64, String)>> {
+    let row = sqlx::query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(pool)
+        .await?;
+    row.map(|r| Ok((r.try_get("seq")?, r.try_get("hash")?)))
+        .transpose()
+}
+
+pub(super) async fn checkpoint(pool: &SqlitePool) -> StoreResult<Option<Checkpoint>> {
+    let row = sqlx::query("SELECT seq, hash, ts_ms, mac FROM audit_checkpoint WHERE id = 1")
+        .fetch_optional(pool)
+        .await?;
+    row.map(|r| {
+        Ok(Checkpoint {
+            seq: r.try_get("seq")?,
+            hash: r.try_get("hash")?,
+            ts_ms: r.try_get("ts_ms")?,
+            mac: r.try_get("mac")?,
+        })
+    })
+    .transpose()
+}
+
+/// Rows in chain order after `after_seq`.
+pub(super) async fn page(
+    pool: &SqlitePool,
+    after_seq: i64,
+    limit: i64,
+) -> StoreResult<Vec<AuditRow>> {
+    let rows = sqlx::query("SELECT * FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2")
+        .bind(after_seq)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+    all(&rows, audit_from)
+}
 
 pub(super) fn sql(f: &AuditFilter) -> String {
     let mut conditions = Vec::new();
@@ -55,13 +98,12 @@ pub(super) async fn query(pool: &SqlitePool, f: &AuditFilter) -> StoreResult<Vec
         query = query.bind(after);
     }
     let rows = query.bind(f.limit).bind(f.offset).fetch_all(pool).await?;
-    rows.iter().map(audit_from).collect()
+    all(&rows, audit_from)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sqlx::Row;
 
     async fn plan(pool: &SqlitePool, f: &AuditFilter) -> String {
         let mut explain = sqlx::query(AssertSqlSafe(format!("EXPLAIN QUERY PLAN {}", sql(f))));
