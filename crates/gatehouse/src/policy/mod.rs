@@ -119,20 +119,14 @@ pub trait Policy: Send + Sync + std::fmt::Debug {
     }
 }
 
-/// What a [`StatefulPolicy`] charged, handed back to refund exactly that (a quota's window,
-/// so a refund after midnight does not give back a call of the new day).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Charge {
-    pub(crate) window_start: i64,
-}
-
 /// A policy that keeps counters: charging may need a round trip to a shared backend.
 pub trait StatefulPolicy: Send + Sync + std::fmt::Debug {
     fn kind(&self) -> PolicyKind;
     /// Decides, charging the counter on success.
-    fn charge<'a>(&'a self, facts: &'a Facts<'a>) -> StateFuture<'a, Result<Charge, Refusal>>;
-    /// Gives back what `charge` took, when a later policy refused the request.
-    fn refund<'a>(&'a self, facts: &'a Facts<'a>, charge: Charge) -> StateFuture<'a, ()>;
+    fn charge<'a>(&'a self, facts: &'a Facts<'a>) -> StateFuture<'a, Result<(), Refusal>>;
+    /// Gives back what `charge` took with the same facts, when a later policy refused the
+    /// request (a quota's into the window of `facts.now`, the one it was charged in).
+    fn refund<'a>(&'a self, facts: &'a Facts<'a>) -> StateFuture<'a, ()>;
     /// Decides without charging anything (for `policy explain`).
     fn peek<'a>(&'a self, facts: &'a Facts<'a>) -> StateFuture<'a, Result<(), Refusal>>;
 }
@@ -206,23 +200,22 @@ pub struct Denial {
 
 /// Runs the policies attached to a connection, in order; refunds earlier charges when a later
 /// policy refuses. Stateless policies are decided in place; only stateful ones go through
-/// their counters' futures, which the in-memory counters complete on the first poll.
+/// their counters' futures, which the in-memory counters complete on the first poll. Nothing
+/// is allocated: every policy before a refusal passed, so the refunds walk them again.
 pub async fn enforce(policies: &[Arc<CompiledPolicy>], facts: &Facts<'_>) -> Result<(), Denial> {
-    let mut charged: Vec<(&dyn StatefulPolicy, Charge)> = Vec::new();
-    for compiled in policies.iter().filter(|p| p.applies(facts)) {
+    for (at, compiled) in policies.iter().enumerate() {
+        if !compiled.applies(facts) {
+            continue;
+        }
         let decided = match &compiled.policy {
             Rule::Stateless(policy) => policy.check(facts),
-            Rule::Stateful(policy) => match policy.charge(facts).await {
-                Ok(charge) => {
-                    charged.push((&**policy, charge));
-                    Ok(())
-                }
-                Err(refusal) => Err(refusal),
-            },
+            Rule::Stateful(policy) => policy.charge(facts).await,
         };
         if let Err(refusal) = decided {
-            for (earlier, charge) in charged {
-                earlier.refund(facts, charge).await;
+            for earlier in policies[..at].iter().filter(|p| p.applies(facts)) {
+                if let Rule::Stateful(policy) = &earlier.policy {
+                    policy.refund(facts).await;
+                }
             }
             return Err(Denial {
                 kind: compiled.kind,
@@ -280,10 +273,10 @@ pub(crate) mod tests_support {
 
     /// Charges `policy` now (the in-memory counters answer without waiting).
     pub fn check(policy: &dyn StatefulPolicy, facts: &Facts<'_>) -> Result<(), Refusal> {
-        match policy.charge(facts).now_or_never() {
-            Some(decided) => decided.map(|_| ()),
-            None => Err(Refusal::new("counter not ready")),
-        }
+        policy
+            .charge(facts)
+            .now_or_never()
+            .unwrap_or_else(|| Err(Refusal::new("counter not ready")))
     }
 
     pub fn peek(policy: &dyn StatefulPolicy, facts: &Facts<'_>) -> Result<(), Refusal> {

@@ -10,7 +10,7 @@ use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use std::{sync::Arc, time::Duration};
 
-use super::{Charge, Facts, Per, PolicyKind, Refusal, StatefulPolicy};
+use super::{Facts, Per, PolicyKind, Refusal, StatefulPolicy};
 use crate::state::{QuotaCounter, StateFuture, Subject};
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -108,12 +108,10 @@ impl Quota {
         &'a self,
         facts: &'a Facts<'a>,
         charge: bool,
-    ) -> StateFuture<'a, Result<Charge, Refusal>> {
+    ) -> StateFuture<'a, Result<(), Refusal>> {
         if facts.tool.is_none() {
-            // Quotas count tool calls; other requests pass (and charge nothing).
-            return StateFuture::ready(Ok(Charge {
-                window_start: i64::MIN,
-            }));
+            // Quotas count tool calls; other requests pass.
+            return StateFuture::ready(Ok(()));
         }
         let (start, end) = match self.window(facts.now) {
             Ok(bounds) => bounds,
@@ -123,9 +121,7 @@ impl Quota {
             .charge(Subject::of(self.per, facts), start, self.limit, charge)
             .map(move |counted| {
                 if counted {
-                    return Ok(Charge {
-                        window_start: start,
-                    });
+                    return Ok(());
                 }
                 let wait = u64::try_from(end - facts.now.as_millisecond()).unwrap_or(0);
                 Err(Refusal {
@@ -145,20 +141,20 @@ impl StatefulPolicy for Quota {
         PolicyKind::Quota
     }
 
-    fn charge<'a>(&'a self, facts: &'a Facts<'a>) -> StateFuture<'a, Result<Charge, Refusal>> {
+    fn charge<'a>(&'a self, facts: &'a Facts<'a>) -> StateFuture<'a, Result<(), Refusal>> {
         self.decide(facts, true)
     }
 
-    fn refund<'a>(&'a self, facts: &'a Facts<'a>, charge: Charge) -> StateFuture<'a, ()> {
-        if facts.tool.is_none() {
-            return StateFuture::ready(());
+    fn refund<'a>(&'a self, facts: &'a Facts<'a>) -> StateFuture<'a, ()> {
+        // The window of `facts.now` is the one `charge` counted in, whatever the clock says now.
+        match (facts.tool, self.window(facts.now)) {
+            (Some(_), Ok((start, _))) => self.counters.refund(Subject::of(self.per, facts), start),
+            _ => StateFuture::ready(()),
         }
-        self.counters
-            .refund(Subject::of(self.per, facts), charge.window_start)
     }
 
     fn peek<'a>(&'a self, facts: &'a Facts<'a>) -> StateFuture<'a, Result<(), Refusal>> {
-        self.decide(facts, false).map(|decided| decided.map(|_| ()))
+        self.decide(facts, false)
     }
 }
 

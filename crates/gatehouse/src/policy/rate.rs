@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use std::{sync::Arc, time::Duration};
 
-use super::{Charge, Facts, Per, PolicyKind, Refusal, StatefulPolicy};
+use super::{Facts, Per, PolicyKind, Refusal, StatefulPolicy};
 use crate::state::{Gcra, RateCounter, StateFuture, Subject};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -80,12 +80,11 @@ impl StatefulPolicy for RateLimit {
         PolicyKind::RateLimit
     }
 
-    fn charge<'a>(&'a self, facts: &'a Facts<'a>) -> StateFuture<'a, Result<Charge, Refusal>> {
+    fn charge<'a>(&'a self, facts: &'a Facts<'a>) -> StateFuture<'a, Result<(), Refusal>> {
         self.decide(facts, true)
-            .map(|decided| decided.map(|()| Charge { window_start: 0 }))
     }
 
-    fn refund<'a>(&'a self, facts: &'a Facts<'a>, _charge: Charge) -> StateFuture<'a, ()> {
+    fn refund<'a>(&'a self, facts: &'a Facts<'a>) -> StateFuture<'a, ()> {
         self.cells
             .give_back(Subject::of(self.per, facts), self.gcra)
     }
@@ -153,9 +152,7 @@ mod tests {
         assert!(check(&limit, &facts_at(t0)).is_ok());
         assert!(peek(&limit, &facts_at(t0)).is_err());
         let facts = facts_at(t0);
-        let _ = limit
-            .refund(&facts, Charge { window_start: 0 })
-            .now_or_never();
+        let _ = limit.refund(&facts).now_or_never();
         assert!(check(&limit, &facts_at(t0)).is_ok());
     }
 
