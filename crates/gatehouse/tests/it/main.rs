@@ -35,6 +35,7 @@ mod policies;
 mod proxying;
 mod quota_deltas;
 mod records;
+mod runtime_state;
 mod sessions;
 mod store_contract;
 mod tasks;

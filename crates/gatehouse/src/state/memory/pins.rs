@@ -73,4 +73,30 @@ mod tests {
         assert_eq!(holds.len(), 1, "only the other server's hold is left");
         assert!(holds.is_held("other", "echo", &ServerPins::default()));
     }
+
+    #[test]
+    fn concurrent_holds_and_forgets_keep_every_unrecorded_hold() {
+        let holds = MemoryPinHolds::default();
+        let mut recorded = ServerPins::default();
+        for n in 0..100 {
+            recorded.pending.insert(format!("even-{n}"));
+        }
+        std::thread::scope(|threads| {
+            for t in 0..4 {
+                let (holds, recorded) = (&holds, &recorded);
+                threads.spawn(move || {
+                    for n in 0..100 {
+                        holds.hold("demo", &format!("even-{n}"), "h");
+                        holds.hold("demo", &format!("odd-{t}-{n}"), "h");
+                        holds.forget_recorded("demo", recorded);
+                    }
+                });
+            }
+        });
+        holds.forget_recorded("demo", &recorded);
+        let none = ServerPins::default();
+        assert_eq!(holds.len(), 400, "the odd holds, none recorded, all kept");
+        assert!(holds.is_held("demo", "odd-3-99", &none));
+        assert!(!holds.is_held("demo", "even-0", &none));
+    }
 }
