@@ -27,7 +27,7 @@ const MAX_LIFETIME: i64 = 300;
 
 /// Client authentication for the token, revocation and introspection endpoints: an assertion
 /// when the request carries one, else secrets or a public `client_id`.
-pub fn authenticate(
+pub async fn authenticate(
     state: &AppState,
     snapshot: &Snapshot,
     headers: &HeaderMap,
@@ -100,6 +100,7 @@ pub fn authenticate(
     if !state
         .client_assertions
         .first_use(&format!("{claimed}\u{0}{jti}"), exp + leeway, now)
+        .await
     {
         return Err(fail);
     }
@@ -110,13 +111,13 @@ pub fn authenticate(
 mod tests {
     use crate::state::{ReplayCache, memory::MemoryReplay};
 
-    #[test]
-    fn an_assertion_is_used_once() {
+    #[tokio::test]
+    async fn an_assertion_is_used_once() {
         let replay = MemoryReplay::default();
-        assert!(replay.first_use("c\0j1", 100, 0));
-        assert!(!replay.first_use("c\0j1", 100, 50));
-        assert!(replay.first_use("c\0j2", 100, 50));
+        assert!(replay.first_use("c\0j1", 100, 0).await);
+        assert!(!replay.first_use("c\0j1", 100, 50).await);
+        assert!(replay.first_use("c\0j2", 100, 50).await);
         // Once expired, a jti could be reused, but the assertion's own exp refuses it anyway.
-        assert!(replay.first_use("c\0j1", 300, 200));
+        assert!(replay.first_use("c\0j1", 300, 200).await);
     }
 }

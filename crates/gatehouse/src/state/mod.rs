@@ -9,13 +9,13 @@
 //! | [`PinHolds`] | tool definitions held since the last snapshot | per server and tool |
 //! | [`TaskOwners`] | who created each MCP task | bounded, expiring |
 //!
-//! Sessions, task owners, replay ids and pins are consulted synchronously: each answer is a
-//! lookup a shared backend can serve from a local copy kept current by the change feed.
-//! Counters are different: a shared counter is only correct if the take itself happens in the
-//! backend (one round trip), so their methods return a [`StateFuture`]. The in-memory
-//! implementation answers with [`StateFuture::Ready`], which is not boxed and completes on the
-//! first poll, so the seam costs the request path nothing; a remote one returns
-//! [`StateFuture::Pending`].
+//! Sessions, task owners and pins are consulted synchronously: each answer is a lookup a
+//! shared backend can serve from a local copy kept current by the change feed. Counters and
+//! replay ids are different: a shared counter is only exact, and an id used only once, if the
+//! take or insert itself happens in the backend (one round trip), so their methods return a
+//! [`StateFuture`]. The in-memory implementations answer with [`StateFuture::Ready`], which is
+//! not boxed and completes on the first poll, so the seam costs the request path nothing; a
+//! remote one returns [`StateFuture::Pending`].
 //!
 //! A backend plugs in by implementing the traits and being handed to
 //! [`crate::app::start_with_state`] (counters through [`crate::policy::PolicyRuntime`]).
@@ -126,11 +126,12 @@ pub trait TaskOwners: Send + Sync {
 }
 
 /// Single-use ids (the `jti` of a `private_key_jwt` client assertion), remembered until they
-/// expire.
+/// expire. Asynchronous: across servers an id is used once only if the insert happens in the
+/// shared backend.
 pub trait ReplayCache: Send + Sync {
     /// Records `id` until `expires_at` (seconds); false when it is already recorded and not
     /// expired, or when the cache is full of live ids (fail closed).
-    fn first_use(&self, id: &str, expires_at: i64, now: i64) -> bool;
+    fn first_use(&self, id: &str, expires_at: i64, now: i64) -> StateFuture<'_, bool>;
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {
         self.len() == 0
@@ -142,7 +143,7 @@ pub trait ReplayCache: Send + Sync {
 pub trait PinHolds: Send + Sync {
     /// Holds `tool` of `server` at definition `hash`.
     fn hold(&self, server: &str, tool: &str, hash: &str);
-    /// The held hash, unless the snapshot's pins approve it.
+    /// Whether the tool is held at a hash the snapshot's pins do not approve.
     fn is_held(&self, server: &str, tool: &str, pins: &ServerPins) -> bool;
     /// Drops the holds the snapshot now records (pending, or approved at the held hash).
     fn forget_recorded(&self, server: &str, pins: &ServerPins);

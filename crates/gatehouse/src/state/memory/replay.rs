@@ -8,7 +8,7 @@ use std::{
     hash::{BuildHasher, RandomState},
 };
 
-use crate::state::ReplayCache;
+use crate::state::{ReplayCache, StateFuture};
 
 /// Ids remembered at most when the configuration does not say.
 pub const DEFAULT_CAPACITY: usize = 100_000;
@@ -38,7 +38,17 @@ impl MemoryReplay {
 }
 
 impl ReplayCache for MemoryReplay {
-    fn first_use(&self, id: &str, expires_at: i64, now: i64) -> bool {
+    fn first_use(&self, id: &str, expires_at: i64, now: i64) -> StateFuture<'_, bool> {
+        StateFuture::ready(self.first_use_now(id, expires_at, now))
+    }
+
+    fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().len()).sum()
+    }
+}
+
+impl MemoryReplay {
+    fn first_use_now(&self, id: &str, expires_at: i64, now: i64) -> bool {
         let shard = &self.shards[(self.hasher.hash_one(id) as usize) % SHARDS];
         let mut seen = shard.lock();
         if let Some(until) = seen.get_mut(id) {
@@ -57,10 +67,6 @@ impl ReplayCache for MemoryReplay {
         seen.insert(id.to_owned(), expires_at);
         true
     }
-
-    fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().len()).sum()
-    }
 }
 
 #[cfg(test)]
@@ -70,11 +76,11 @@ mod tests {
     #[test]
     fn an_id_is_accepted_once_until_it_expires() {
         let replay = MemoryReplay::default();
-        assert!(replay.first_use("c\0j1", 100, 0));
-        assert!(!replay.first_use("c\0j1", 100, 99));
-        assert!(replay.first_use("c\0j2", 100, 0));
-        assert!(replay.first_use("c\0j1", 300, 100), "expired at 100");
-        assert!(!replay.first_use("c\0j1", 300, 200));
+        assert!(replay.first_use_now("c\0j1", 100, 0));
+        assert!(!replay.first_use_now("c\0j1", 100, 99));
+        assert!(replay.first_use_now("c\0j2", 100, 0));
+        assert!(replay.first_use_now("c\0j1", 300, 100), "expired at 100");
+        assert!(!replay.first_use_now("c\0j1", 300, 200));
     }
 
     #[test]
@@ -82,19 +88,19 @@ mod tests {
         let replay = MemoryReplay::new(SHARDS * 4);
         let mut accepted = 0;
         for n in 0..SHARDS * 64 {
-            accepted += usize::from(replay.first_use(&format!("live-{n}"), 1_000, 0));
+            accepted += usize::from(replay.first_use_now(&format!("live-{n}"), 1_000, 0));
         }
         assert_eq!(accepted, SHARDS * 4, "every shard filled to its bound");
         assert_eq!(replay.len(), SHARDS * 4);
         for n in 0..SHARDS * 64 {
             assert!(
-                !replay.first_use(&format!("live-{n}"), 1_000, 10),
+                !replay.first_use_now(&format!("live-{n}"), 1_000, 10),
                 "live-{n}: remembered, or refused because the cache is full"
             );
         }
         // Once they expire, new ids take their places.
         for n in 0..SHARDS {
-            assert!(replay.first_use(&format!("later-{n}"), 2_000, 1_000));
+            assert!(replay.first_use_now(&format!("later-{n}"), 2_000, 1_000));
         }
         assert!(replay.len() <= SHARDS * 4);
     }
@@ -108,7 +114,7 @@ mod tests {
             std::thread::scope(|threads| {
                 for _ in 0..8 {
                     threads.spawn(|| {
-                        if replay.first_use(&id, 100, 0) {
+                        if replay.first_use_now(&id, 100, 0) {
                             accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         }
                     });
