@@ -345,7 +345,7 @@ impl Call<'_> {
             .filter(|m| m.kind == Kind::Request && m.method() == "tools/call")
             .collect();
         if tool_calls.is_empty() {
-            self.enforce(None, None)?;
+            self.enforce(None, None).await?;
         }
         let mut tools_by_id = HashMap::new();
         let has_response_guardrails = self
@@ -355,7 +355,7 @@ impl Call<'_> {
             .any(|g| g.direction.covers(Direction::Response));
         for call in tool_calls {
             let arguments = call.params.as_ref().and_then(|p| p.get("arguments"));
-            self.enforce(call.param_str("name"), arguments)?;
+            self.enforce(call.param_str("name"), arguments).await?;
             if let Some(name) = call.param_str("name")
                 && self.state.pins.blocks_call(
                     &self.server.name,
@@ -427,7 +427,7 @@ impl Call<'_> {
             return Err(GatewayError::MethodNotAllowed { allow: "POST" });
         }
         self.bound_session(&mut parts.headers, false)?;
-        self.enforce(None, None)?;
+        self.enforce(None, None).await?;
         // A resumed stream may replay a `tools/list` result: filter the stream by shape.
         let rules = self.response_rules(true, HashMap::new());
         let response = self
@@ -447,7 +447,7 @@ impl Call<'_> {
         let session = self
             .bound_session(&mut parts.headers, false)?
             .ok_or(GatewayError::SessionRequired)?;
-        self.enforce(None, None)?;
+        self.enforce(None, None).await?;
         let rules = self.response_rules(false, HashMap::new());
         let response = self
             .send(
@@ -465,7 +465,11 @@ impl Call<'_> {
     }
 
     /// The connection's policies, in order (docs/policies.md).
-    fn enforce(&self, tool: Option<&str>, arguments: Option<&Value>) -> Result<(), GatewayError> {
+    async fn enforce(
+        &self,
+        tool: Option<&str>,
+        arguments: Option<&Value>,
+    ) -> Result<(), GatewayError> {
         if self.grant.policies.is_empty() {
             return Ok(());
         }
@@ -479,7 +483,9 @@ impl Call<'_> {
             arguments,
             now: jiff::Timestamp::now(),
         };
-        policy::enforce(&self.grant.policies, &facts).map_err(GatewayError::from)
+        policy::enforce(&self.grant.policies, &facts)
+            .await
+            .map_err(GatewayError::from)
     }
 
     /// The request's session id, if it has one, after checking that it belongs to the caller.
