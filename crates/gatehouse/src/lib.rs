@@ -25,6 +25,7 @@ pub mod records;
 pub mod secrets;
 pub mod snapshot;
 pub mod store;
+pub mod upstream;
 
 pub use app::{AppState, RunningServer};
 pub use config::Config;
