@@ -29,8 +29,20 @@ pub struct HttpUpstream<'a> {
 
 impl Upstream for HttpUpstream<'_> {
     async fn send(&self, exchange: Exchange<'_>) -> Result<Reply, GatewayError> {
-        let (method, body) = match &exchange.action {
-            Action::Send { bytes, .. } => (Method::POST, Full::new(bytes.clone())),
+        let Exchange {
+            action,
+            session,
+            headers: incoming,
+            readable,
+        } = exchange;
+        let asked = Asked {
+            session: session.is_some(),
+            initializes: action.initializes(),
+            ends: matches!(action, Action::End),
+        };
+        // The bytes move into the request: the authorised body is never copied.
+        let (method, body) = match action {
+            Action::Send { bytes, .. } => (Method::POST, Full::new(bytes)),
             Action::Listen => (Method::GET, Full::default()),
             Action::End => (Method::DELETE, Full::default()),
         };
@@ -38,13 +50,13 @@ impl Upstream for HttpUpstream<'_> {
         *request.method_mut() = method;
         *request.uri_mut() = self.uri.clone();
         let headers = request.headers_mut();
-        *headers = forward_request_headers(exchange.headers);
+        *headers = forward_request_headers(incoming);
         // The session travels as data: only the one the request path checked goes out.
         headers.remove(SESSION_HEADER);
-        if let Some(session) = exchange.session {
+        if let Some(session) = session {
             headers.insert(SESSION_HEADER, session.header_value().clone());
         }
-        if exchange.readable {
+        if readable {
             ask_for_identity(headers);
         }
         if let Some((name, value)) = self.credential {
@@ -54,7 +66,7 @@ impl Upstream for HttpUpstream<'_> {
         let (parts, body) = response.into_parts();
         Ok(Reply {
             kind: kind_of(parts.status, &parts.headers),
-            session: session_change(&exchange, parts.status, &parts.headers),
+            session: session_change(&asked, parts.status, &parts.headers),
             encoded: !is_identity_encoded(&parts.headers),
             head: ReplyHead {
                 status: parts.status,
@@ -63,6 +75,13 @@ impl Upstream for HttpUpstream<'_> {
             body: ReplyBody::Http(body),
         })
     }
+}
+
+/// What the exchange asked that decides what the reply means for its session.
+struct Asked {
+    session: bool,
+    initializes: bool,
+    ends: bool,
 }
 
 /// The body's kind, by its media type first: a JSON-RPC error answered with a 4xx status is
@@ -88,19 +107,12 @@ fn kind_of(status: StatusCode, headers: &HeaderMap) -> ReplyKind {
 /// A session is issued by the `Mcp-Session-Id` of a successful `initialize`; it is over when
 /// a DELETE succeeds, or when the upstream answers 404 to a request that named it (MCP:
 /// "the server MUST respond to requests containing that session ID with HTTP 404").
-fn session_change(
-    exchange: &Exchange<'_>,
-    status: StatusCode,
-    headers: &HeaderMap,
-) -> SessionChange {
-    if exchange.session.is_some()
-        && (status == StatusCode::NOT_FOUND
-            || (status.is_success() && matches!(exchange.action, Action::End)))
-    {
+fn session_change(asked: &Asked, status: StatusCode, headers: &HeaderMap) -> SessionChange {
+    if asked.session && (status == StatusCode::NOT_FOUND || (status.is_success() && asked.ends)) {
         return SessionChange::Ended;
     }
     if status.is_success()
-        && exchange.action.initializes()
+        && asked.initializes
         && let Some(id) = headers.get(SESSION_HEADER).and_then(SessionId::from_client)
     {
         return SessionChange::Issued(id);
