@@ -201,3 +201,41 @@ impl HttpBody for ReplyBody {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gateway::jsonrpc;
+
+    fn send(body: &'static str, run: impl FnOnce(&Action<'_>)) {
+        let bytes = Bytes::from_static(body.as_bytes());
+        let envelope = jsonrpc::parse(&bytes).unwrap();
+        run(&Action::Send {
+            bytes: bytes.clone(),
+            envelope: &envelope,
+        });
+    }
+
+    #[test]
+    fn only_a_single_initialize_opens_a_session() {
+        send(r#"{"jsonrpc":"2.0","id":1,"method":"initialize"}"#, |a| {
+            assert!(a.initializes())
+        });
+        send(r#"[{"jsonrpc":"2.0","id":1,"method":"initialize"}]"#, |a| {
+            assert!(!a.initializes(), "a batch cannot initialize")
+        });
+        send(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#, |a| {
+            assert!(!a.initializes())
+        });
+        assert!(!Action::Listen.initializes());
+        assert!(!Action::End.initializes());
+    }
+
+    #[test]
+    fn a_session_id_is_visible_ascii_or_nothing() {
+        let id = SessionId::from_client(&HeaderValue::from_static("a1-B2_c3")).unwrap();
+        assert_eq!(id.as_str(), "a1-B2_c3");
+        let opaque = HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap();
+        assert!(SessionId::from_client(&opaque).is_none());
+    }
+}
