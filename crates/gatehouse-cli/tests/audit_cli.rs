@@ -43,6 +43,7 @@ fn event(n: i64, tool: &str) -> AuditEvent {
         outcome: None,
         response_bytes: None,
         batch: Vec::new(),
+        operator: None,
     }
 }
 

@@ -18,6 +18,7 @@ use crate::{
     audit::{
         checkpoint::Checkpoint,
         event::{AuditEvent, AuditRow, BatchEntry, Decision, Outcome},
+        operator::OperatorAction,
     },
     secrets::Keyring,
     store::{Store, StoreResult},
@@ -161,6 +162,8 @@ struct V2<'a> {
     response_bytes: Option<u64>,
     #[serde(skip_serializing_if = "<[BatchEntry]>::is_empty")]
     batch: &'a [BatchEntry],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    operator: Option<&'a OperatorAction>,
 }
 
 impl<'a> From<&'a AuditEvent> for V2<'a> {
@@ -185,6 +188,7 @@ impl<'a> From<&'a AuditEvent> for V2<'a> {
             outcome: e.outcome.map(Outcome::as_str),
             response_bytes: e.response_bytes,
             batch: &e.batch,
+            operator: e.operator.as_ref(),
         }
     }
 }
@@ -445,6 +449,7 @@ mod tests {
             outcome: None,
             response_bytes: None,
             batch: Vec::new(),
+            operator: None,
         }
     }
 

@@ -567,14 +567,23 @@ impl Call<'_> {
         rules: ResponseRules,
         record: &mut Record,
     ) -> Result<Response, GatewayError> {
+        let watchable = reply.kind == ReplyKind::Events && !reply.encoded;
+        let Reply {
+            kind,
+            head,
+            encoded,
+            body,
+            ..
+        } = reply;
+        let body = super::sse_watch::watch(body, watchable, &mut record.ended_mid_event);
         if !rules.needed() {
-            return Ok(answer(reply.head, Body::new(reply.body)));
+            return Ok(answer(head, Body::new(body)));
         }
-        if reply.encoded {
+        if encoded {
             return Err(GatewayError::UpstreamEncodingUnfilterable);
         }
         let max = self.state.config.gateway.max_response_bytes;
-        let (mut head, body) = match reply.kind {
+        let (mut head, body) = match kind {
             ReplyKind::Events => {
                 let mut rules = rules;
                 if !rules.guardrails.is_empty() {
@@ -583,19 +592,18 @@ impl Call<'_> {
                 }
                 let rules = Arc::new(rules);
                 let transform: sse::Transform = Box::new(move |data: &[u8]| rules.rewrite(data));
-                let events = sse::rewrite_stream(reply.body, transform, max);
-                (reply.head, Body::from_stream(events))
+                let events = sse::rewrite_stream(body, transform, max);
+                (head, Body::from_stream(events))
             }
             ReplyKind::Json => {
                 let timeout = self.state.config.gateway.upstream_read_timeout;
-                let (head, bytes) = reply.into_bytes(max, timeout).await?;
+                let bytes = upstream::read_whole(body, max, timeout).await?;
                 let rewritten = rules.rewrite(&bytes).map_or(bytes, Bytes::from);
                 record.notes.extend(rules.notes.lock().drain(..));
                 (head, Body::from(rewritten))
             }
             ReplyKind::Accepted | ReplyKind::Failed | ReplyKind::Unknown => {
-                let head = reply.head;
-                return respond::unfilterable(head.status, &head.headers, reply.body, max).await;
+                return respond::unfilterable(head.status, &head.headers, body, max).await;
             }
         };
         head.headers.remove(header::CONTENT_LENGTH);

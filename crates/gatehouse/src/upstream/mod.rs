@@ -149,25 +149,23 @@ pub struct Reply {
     pub body: ReplyBody,
 }
 
-impl Reply {
-    /// The whole body, for rules that rewrite a JSON reply: at most `max` bytes, within
-    /// `timeout`.
-    pub async fn into_bytes(
-        self,
-        max: usize,
-        timeout: Duration,
-    ) -> Result<(ReplyHead, Bytes), GatewayError> {
-        let read = Limited::new(self.body, max).collect();
-        match tokio::time::timeout(timeout, read)
-            .await
-            .map_err(|_| GatewayError::UpstreamTimeout)?
-        {
-            Ok(collected) => Ok((self.head, collected.to_bytes())),
-            Err(err) if err.is::<http_body_util::LengthLimitError>() => {
-                Err(GatewayError::UpstreamResponseTooLarge)
-            }
-            Err(_) => Err(GatewayError::UpstreamResponseBroken),
+/// The whole of a reply's body, for rules that rewrite a JSON reply: at most `max` bytes,
+/// within `timeout`.
+pub async fn read_whole<B>(body: B, max: usize, timeout: Duration) -> Result<Bytes, GatewayError>
+where
+    B: HttpBody<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    let read = Limited::new(body, max).collect();
+    match tokio::time::timeout(timeout, read)
+        .await
+        .map_err(|_| GatewayError::UpstreamTimeout)?
+    {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => {
+            Err(GatewayError::UpstreamResponseTooLarge)
         }
+        Err(_) => Err(GatewayError::UpstreamResponseBroken),
     }
 }
 
