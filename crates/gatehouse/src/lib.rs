@@ -28,6 +28,7 @@ pub mod secrets;
 pub mod snapshot;
 pub mod state;
 pub mod store;
+pub mod upstream;
 
 pub use app::{AppState, RunningServer};
 pub use config::Config;

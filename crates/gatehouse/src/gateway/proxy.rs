@@ -7,9 +7,8 @@ use axum::{
     response::Response,
 };
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use http::{HeaderMap, HeaderValue, Method, header, request::Parts};
+use http_body_util::{BodyExt, Limited};
 use serde_json::Value;
 use std::{
     collections::HashMap,
@@ -30,7 +29,6 @@ use crate::{
         respond::{self, ResponseRules},
         session::SessionCheck,
         sse, tasks,
-        upstream_http::{ask_for_identity, forward_request_headers, forward_response_headers},
     },
     grants::Grant,
     guardrails::Direction,
@@ -38,6 +36,10 @@ use crate::{
     pinning::PinAction,
     policy::{self, Facts, client_ip},
     snapshot::{ServerEntry, Snapshot},
+    upstream::{
+        self, Action, Exchange, Reply, ReplyHead, ReplyKind, Route, SessionChange, SessionId,
+        Upstream,
+    },
 };
 
 const SESSION_HEADER: &str = "mcp-session-id";
@@ -378,10 +380,16 @@ impl Call<'_> {
         let inspected = inspect::inspect_request(&self.grant, &mut envelope)?;
         record.notes.extend(inspected.notes);
         let bytes = inspected.rewritten.unwrap_or(bytes);
-        let mut parts = parts;
-        let session = self.bound_session(&mut parts.headers, stateless)?;
-        let initializes =
-            !envelope.batch && envelope.first().is_some_and(|m| m.method() == "initialize");
+        let session = self.bound_session(&parts.headers, stateless)?;
+        let route = upstream::route(
+            self.server,
+            &self.state.upstream,
+            envelope
+                .messages
+                .iter()
+                .find(|m| m.method() == "tools/call")
+                .and_then(|m| m.param_str("name")),
+        );
 
         let mut rules = self.response_rules(verdict.lists_tools, tools_by_id);
         rules.tasks = tasks::rules_for(
@@ -390,78 +398,80 @@ impl Call<'_> {
             self.principal.owner(),
             &envelope,
         );
-        let response = self
-            .send(
-                Method::POST,
-                &parts,
-                Full::new(bytes),
-                rules.needed(),
-                record,
-            )
-            .await?;
-        let status = response.status();
-        if initializes
-            && status.is_success()
-            && let Some(id) = response
-                .headers()
-                .get(SESSION_HEADER)
-                .and_then(|v| v.to_str().ok())
-        {
-            self.state.sessions.bind(
-                &self.server.name,
-                id,
-                self.principal.owner(),
-                crate::now_ms(),
-            );
-        }
-        if status == StatusCode::NOT_FOUND
-            && let Some(id) = &session
-        {
-            self.state.sessions.remove(&self.server.name, id);
-        }
-        self.relay(response, rules, record).await
+        let exchange = Exchange {
+            action: Action::Send {
+                bytes,
+                envelope: &envelope,
+            },
+            session: session.as_ref(),
+            headers: &parts.headers,
+            readable: rules.needed(),
+        };
+        let reply = self.send(&route, exchange, record).await?;
+        self.follow_session(session.as_ref(), &reply.session);
+        self.relay(reply, rules, record).await
     }
 
-    async fn get(&self, mut parts: Parts, record: &mut Record) -> Result<Response, GatewayError> {
+    async fn get(&self, parts: Parts, record: &mut Record) -> Result<Response, GatewayError> {
         if authorize::protocol_era(&parts.headers, None)? {
             return Err(GatewayError::MethodNotAllowed { allow: "POST" });
         }
-        self.bound_session(&mut parts.headers, false)?;
+        let session = self.bound_session(&parts.headers, false)?;
         self.enforce(None, None).await?;
         // A resumed stream may replay a `tools/list` result: filter the stream by shape.
         let rules = self.response_rules(true, HashMap::new());
-        let response = self
-            .send(Method::GET, &parts, Full::default(), rules.needed(), record)
-            .await?;
-        self.relay(response, rules, record).await
+        let route = upstream::route(self.server, &self.state.upstream, None);
+        let exchange = Exchange {
+            action: Action::Listen,
+            session: session.as_ref(),
+            headers: &parts.headers,
+            readable: rules.needed(),
+        };
+        let reply = self.send(&route, exchange, record).await?;
+        self.follow_session(session.as_ref(), &reply.session);
+        self.relay(reply, rules, record).await
     }
 
-    async fn delete(
-        &self,
-        mut parts: Parts,
-        record: &mut Record,
-    ) -> Result<Response, GatewayError> {
+    async fn delete(&self, parts: Parts, record: &mut Record) -> Result<Response, GatewayError> {
         if authorize::protocol_era(&parts.headers, None)? {
             return Err(GatewayError::MethodNotAllowed { allow: "POST" });
         }
         let session = self
-            .bound_session(&mut parts.headers, false)?
+            .bound_session(&parts.headers, false)?
             .ok_or(GatewayError::SessionRequired)?;
         self.enforce(None, None).await?;
         let rules = self.response_rules(false, HashMap::new());
-        let response = self
-            .send(
-                Method::DELETE,
-                &parts,
-                Full::default(),
-                rules.needed(),
-                record,
-            )
-            .await?;
-        if response.status().is_success() || response.status() == StatusCode::NOT_FOUND {
-            self.state.sessions.remove(&self.server.name, &session);
+        let route = upstream::route(self.server, &self.state.upstream, None);
+        let exchange = Exchange {
+            action: Action::End,
+            session: Some(&session),
+            headers: &parts.headers,
+            readable: rules.needed(),
+        };
+        let reply = self.send(&route, exchange, record).await?;
+        self.follow_session(Some(&session), &reply.session);
+        self.relay(reply, rules, record).await
+    }
+
+    /// Keeps the session map in step with what the upstream did: a session it issued belongs
+    /// to the caller; one it ended is forgotten.
+    fn follow_session(&self, sent: Option<&SessionId>, change: &SessionChange) {
+        match change {
+            SessionChange::Issued(id) => {
+                self.state.sessions.bind(
+                    &self.server.name,
+                    id.as_str(),
+                    self.principal.owner(),
+                    crate::now_ms(),
+                );
+            }
+            SessionChange::Ended => {
+                if let Some(id) = sent {
+                    self.state.sessions.remove(&self.server.name, id.as_str());
+                }
+            }
+            SessionChange::None => {}
         }
-        self.relay(response, rules, record).await
     }
 
     /// The connection's policies, in order (docs/policies.md).
@@ -489,15 +499,15 @@ impl Call<'_> {
     }
 
     /// The request's session id, if it has one, after checking that it belongs to the caller.
-    /// Stateless-era requests carry no sessions: a stray header is dropped, never forwarded
-    /// unchecked (a dual-era upstream would run the request in that session).
+    /// Stateless-era requests carry no sessions: a stray header is ignored, never forwarded
+    /// unchecked (a dual-era upstream would run the request in that session); only the
+    /// session returned here reaches the upstream (`Exchange::session`).
     fn bound_session(
         &self,
-        headers: &mut HeaderMap,
+        headers: &HeaderMap,
         stateless: bool,
-    ) -> Result<Option<String>, GatewayError> {
+    ) -> Result<Option<SessionId>, GatewayError> {
         if stateless {
-            headers.remove(SESSION_HEADER);
             return Ok(None);
         }
         let mut values = headers.get_all(SESSION_HEADER).iter();
@@ -511,40 +521,28 @@ impl Call<'_> {
                 Ok(None)
             };
         };
-        let id = value.to_str().map_err(|_| GatewayError::SessionNotFound)?;
+        let id = SessionId::from_client(value).ok_or(GatewayError::SessionNotFound)?;
         match self.state.sessions.check(
             &self.server.name,
-            id,
+            id.as_str(),
             self.principal.owner(),
             crate::now_ms(),
         ) {
-            SessionCheck::Owned => Ok(Some(id.to_owned())),
+            SessionCheck::Owned => Ok(Some(id)),
             SessionCheck::NotFound => Err(GatewayError::SessionNotFound),
         }
     }
 
     async fn send(
         &self,
-        method: Method,
-        parts: &Parts,
-        body: Full<Bytes>,
-        filtered: bool,
+        route: &Route<'_>,
+        exchange: Exchange<'_>,
         record: &mut Record,
-    ) -> Result<http::Response<Incoming>, GatewayError> {
-        let mut request = http::Request::new(body);
-        *request.method_mut() = method;
-        *request.uri_mut() = self.server.upstream.clone();
-        *request.headers_mut() = forward_request_headers(&parts.headers);
-        if filtered {
-            ask_for_identity(request.headers_mut());
-        }
-        if let Some((name, value)) = &self.server.credential {
-            request.headers_mut().insert(name.clone(), value.clone());
-        }
+    ) -> Result<Reply, GatewayError> {
         record.forwarded = true;
-        let response = self.state.upstream.send(request).await?;
-        record.upstream_status = Some(response.status().as_u16());
-        Ok(response)
+        let reply = route.upstream.send(exchange).await?;
+        record.upstream_status = Some(reply.head.status.as_u16());
+        Ok(reply)
     }
 
     fn response_rules(
@@ -566,61 +564,55 @@ impl Call<'_> {
         }
     }
 
-    /// Streams the upstream response back, rewriting it only when the rules need to:
+    /// Streams the upstream's reply back, rewriting it only when the rules need to:
     /// `tools/list` filtering and response guardrails, event by event for SSE.
     async fn relay(
         &self,
-        response: http::Response<Incoming>,
+        reply: Reply,
         rules: ResponseRules,
         record: &mut Record,
     ) -> Result<Response, GatewayError> {
-        let (parts, body) = response.into_parts();
-        let body = super::sse_watch::watch(body, &parts.headers, &mut record.ended_mid_event);
+        let watchable = reply.kind == ReplyKind::Events && !reply.encoded;
+        let Reply {
+            kind,
+            head,
+            encoded,
+            body,
+            ..
+        } = reply;
+        let body = super::sse_watch::watch(body, watchable, &mut record.ended_mid_event);
         if !rules.needed() {
-            return Ok(passthrough(parts, Body::new(body)));
+            return Ok(answer(head, Body::new(body)));
         }
-        // A compressed body cannot be read, and relabelling it would corrupt it.
-        if !respond::is_identity_encoded(&parts.headers) {
+        if encoded {
             return Err(GatewayError::UpstreamEncodingUnfilterable);
         }
-        let content_type = parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
         let max = self.state.config.gateway.max_response_bytes;
-        let body = if starts_with_ignore_case(content_type, "text/event-stream") {
-            let mut rules = rules;
-            if !rules.guardrails.is_empty() {
-                rules.late = Some((self.state.audit.clone(), record.template(&self.server.name)));
+        let (mut head, body) = match kind {
+            ReplyKind::Events => {
+                let mut rules = rules;
+                if !rules.guardrails.is_empty() {
+                    rules.late =
+                        Some((self.state.audit.clone(), record.template(&self.server.name)));
+                }
+                let rules = Arc::new(rules);
+                let transform: sse::Transform = Box::new(move |data: &[u8]| rules.rewrite(data));
+                let events = sse::rewrite_stream(body, transform, max);
+                (head, Body::from_stream(events))
             }
-            let rules = Arc::new(rules);
-            let transform: sse::Transform = Box::new(move |data: &[u8]| rules.rewrite(data));
-            Body::from_stream(sse::rewrite_stream(body, transform, max))
-        } else if starts_with_ignore_case(content_type, "application/json") {
-            let read = Limited::new(body, max).collect();
-            let bytes =
-                match tokio::time::timeout(self.state.config.gateway.upstream_read_timeout, read)
-                    .await
-                    .map_err(|_| GatewayError::UpstreamTimeout)?
-                {
-                    Ok(collected) => collected.to_bytes(),
-                    Err(err) if err.is::<http_body_util::LengthLimitError>() => {
-                        return Err(GatewayError::UpstreamResponseTooLarge);
-                    }
-                    Err(_) => return Err(GatewayError::UpstreamResponseBroken),
-                };
-            let rewritten = rules.rewrite(&bytes).map_or(bytes, Bytes::from);
-            record.notes.extend(rules.notes.lock().drain(..));
-            Body::from(rewritten)
-        } else {
-            let (status, headers) = (parts.status, parts.headers);
-            return respond::unfilterable(status, &headers, body, max).await;
+            ReplyKind::Json => {
+                let timeout = self.state.config.gateway.upstream_read_timeout;
+                let bytes = upstream::read_whole(body, max, timeout).await?;
+                let rewritten = rules.rewrite(&bytes).map_or(bytes, Bytes::from);
+                record.notes.extend(rules.notes.lock().drain(..));
+                (head, Body::from(rewritten))
+            }
+            ReplyKind::Accepted | ReplyKind::Failed | ReplyKind::Unknown => {
+                return respond::unfilterable(head.status, &head.headers, body, max).await;
+            }
         };
-        let mut out = Response::new(body);
-        *out.status_mut() = parts.status;
-        *out.headers_mut() = forward_response_headers(&parts.headers, true);
-        Ok(out)
+        head.headers.remove(header::CONTENT_LENGTH);
+        Ok(answer(head, body))
     }
 
     fn sees_every_tool(&self) -> bool {
@@ -635,10 +627,10 @@ fn starts_with_ignore_case(text: &str, prefix: &str) -> bool {
         .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
 }
 
-fn passthrough(parts: http::response::Parts, body: Body) -> Response {
+fn answer(head: ReplyHead, body: Body) -> Response {
     let mut out = Response::new(body);
-    *out.status_mut() = parts.status;
-    *out.headers_mut() = forward_response_headers(&parts.headers, false);
+    *out.status_mut() = head.status;
+    *out.headers_mut() = head.headers;
     out
 }
 

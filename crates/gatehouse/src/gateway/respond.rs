@@ -204,21 +204,6 @@ impl ResponseRules {
     }
 }
 
-/// Whether the upstream sent its body as is: no `Content-Encoding`, or only `identity`.
-pub fn is_identity_encoded(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::CONTENT_ENCODING)
-        .iter()
-        .all(|value| {
-            value.to_str().is_ok_and(|codings| {
-                codings.split(',').all(|coding| {
-                    let coding = coding.trim();
-                    coding.is_empty() || coding.eq_ignore_ascii_case("identity")
-                })
-            })
-        })
-}
-
 /// An upstream answer that response rules apply to, in a type they cannot read (neither JSON
 /// nor SSE). Nothing unread reaches the client: an empty body passes; an error status keeps
 /// its status (clients act on a 404 or 405) without its body; anything else is refused.

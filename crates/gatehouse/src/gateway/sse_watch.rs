@@ -8,7 +8,6 @@
 //! `upstream_truncated` rather than `complete`. The bytes themselves pass untouched.
 
 use bytes::Bytes;
-use http::HeaderMap;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use std::{
     pin::Pin,
@@ -115,19 +114,6 @@ impl EventBoundaries {
 /// body ends (`AuditedBody`), to record the outcome as it was.
 pub type EndedMidEvent = Arc<AtomicBool>;
 
-/// Whether a response body is an SSE stream whose bytes can be followed (not compressed).
-pub fn is_watchable(headers: &HeaderMap) -> bool {
-    headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.as_bytes()
-                .get(..17)
-                .is_some_and(|head| head.eq_ignore_ascii_case(b"text/event-stream"))
-        })
-        && super::respond::is_identity_encoded(headers)
-}
-
 /// A body passed on as it is, whose event boundaries are followed when it is an SSE stream.
 pub struct SseWatch<B> {
     inner: B,
@@ -144,10 +130,10 @@ impl<B> SseWatch<B> {
     }
 }
 
-/// Wraps an upstream response body, watching it when its headers say it is a readable SSE
-/// stream; `ended` receives the flag the watch sets.
-pub fn watch<B>(inner: B, headers: &HeaderMap, ended: &mut Option<EndedMidEvent>) -> SseWatch<B> {
-    *ended = is_watchable(headers).then(EndedMidEvent::default);
+/// Wraps an upstream reply's body, watching it when it is an SSE stream whose bytes can be
+/// followed (`ReplyKind::Events`, not compressed); `ended` receives the flag the watch sets.
+pub fn watch<B>(inner: B, watchable: bool, ended: &mut Option<EndedMidEvent>) -> SseWatch<B> {
+    *ended = watchable.then(EndedMidEvent::default);
     SseWatch::new(inner, ended.clone())
 }
 

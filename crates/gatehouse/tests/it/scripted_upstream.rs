@@ -84,6 +84,12 @@ async fn handle(
     if method == Method::DELETE {
         return Response::new(Body::empty());
     }
+    if method == Method::GET && headers.contains_key("x-test-session-gone") {
+        return Response::builder()
+            .status(StatusCode::NOT_FOUND)
+            .body(Body::empty())
+            .unwrap();
+    }
     if method == Method::GET {
         // A resumed stream replaying a tools/list result, split awkwardly across chunks.
         let event = format!(

@@ -449,3 +449,52 @@ async fn people_behind_one_external_app_cannot_use_each_others_sessions() {
         "same application, another person: not their session"
     );
 }
+
+#[tokio::test]
+async fn a_session_the_upstream_no_longer_knows_on_a_stream_is_forgotten() {
+    let upstream = Upstream::start().await;
+    let app = TestApp::start().await;
+    app.add_server("demo", &upstream.url()).await;
+    let alice = app.client_with_key("alice", "demo", "*").await;
+    let response = app
+        .post("demo", Some(&alice), &initialize())
+        .send()
+        .await
+        .unwrap();
+    let session = response.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+
+    let stream = app
+        .http
+        .get(app.mcp("demo"))
+        .bearer_auth(&alice)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("x-test-session-gone", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        stream.status(),
+        404,
+        "the upstream's answer reaches the client"
+    );
+
+    let reached = upstream.received().len();
+    let after = app
+        .post("demo", Some(&alice), &call("echo"))
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 404, "an ended session is gone");
+    let body: serde_json::Value = after.json().await.unwrap();
+    assert_eq!(body["error"]["data"]["reason"], "session_not_found");
+    assert_eq!(
+        upstream.received().len(),
+        reached,
+        "a call in the ended session never reaches the upstream"
+    );
+}
