@@ -1,7 +1,7 @@
 //! Heap bytes a snapshot holds per client (with its connection and key), and what a rebuild
 //! after one small change allocates while the previous snapshot is still live.
 //!
-//! A binary of its own because it installs a counting global allocator (dhat's), which would count
+//! A binary of its own because it installs a counting global allocator (stats_alloc's), which would count
 //! every concurrent test in `it`. `cargo test -p gatehouse --test snapshot_heap -- --nocapture`
 //! prints the figures (BENCHMARKS.md, "Memory across configuration changes"); the sizes do not
 //! depend on the build profile.
@@ -13,12 +13,17 @@ use gatehouse::{
     snapshot::{Snapshot, UsageTracker},
     store::{ApiKeyRecord, ClientRecord, ConnectionRecord, ServerRecord, StoreContents},
 };
+use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
+use std::alloc::System;
+
 #[global_allocator]
-static ALLOCATOR: dhat::Alloc = dhat::Alloc;
+static ALLOCATOR: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
 /// Bytes live on the heap now (requested sizes, not the allocator's rounding).
 fn live() -> isize {
-    dhat::HeapStats::get().curr_bytes as isize
+    let stats = ALLOCATOR.stats();
+    // A reallocation's growth or shrinkage is already in these two.
+    stats.bytes_allocated as isize - stats.bytes_deallocated as isize
 }
 
 const NOW: i64 = 1_700_000_000_000;
@@ -107,7 +112,6 @@ impl Builder {
 #[test]
 fn a_rebuild_after_one_change_allocates_a_fraction_of_the_snapshot() {
     const CLIENTS: usize = 10_000;
-    let _profiler = dhat::Profiler::builder().testing().build();
     let builder = Builder::new();
     let base = live();
     let first = builder.build(contents(CLIENTS, 1));
