@@ -12,6 +12,7 @@ pub mod audit;
 pub mod config;
 pub mod duration;
 pub mod edge;
+pub mod entries;
 pub mod error;
 pub mod gateway;
 pub mod grants;
