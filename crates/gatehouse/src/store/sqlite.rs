@@ -655,17 +655,17 @@ impl Store for SqliteStore {
         let servers = sqlx::query("SELECT * FROM servers")
             .fetch_all(&mut *tx)
             .await?;
-        let clients = sqlx::query("SELECT * FROM clients")
-            .fetch_all(&mut *tx)
-            .await?;
-        let keys = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {KEY_COLUMNS} FROM api_keys WHERE revoked_at IS NULL"
-        )))
-        .fetch_all(&mut *tx)
+        let clients = read_records(&mut tx, "SELECT * FROM clients", client_from).await?;
+        let api_keys = read_records(
+            &mut tx,
+            AssertSqlSafe(format!(
+                "SELECT {KEY_COLUMNS} FROM api_keys WHERE revoked_at IS NULL"
+            )),
+            key_from,
+        )
         .await?;
-        let connections = sqlx::query("SELECT * FROM connections")
-            .fetch_all(&mut *tx)
-            .await?;
+        let connections =
+            read_records(&mut tx, "SELECT * FROM connections", connection_from).await?;
         let policies = sqlx::query("SELECT * FROM policies ORDER BY id")
             .fetch_all(&mut *tx)
             .await?;
@@ -679,15 +679,9 @@ impl Store for SqliteStore {
                 .iter()
                 .map(server_from)
                 .collect::<StoreResult<_>>()?,
-            clients: clients
-                .iter()
-                .map(client_from)
-                .collect::<StoreResult<_>>()?,
-            api_keys: keys.iter().map(key_from).collect::<StoreResult<_>>()?,
-            connections: connections
-                .iter()
-                .map(connection_from)
-                .collect::<StoreResult<_>>()?,
+            clients,
+            api_keys,
+            connections,
             policies: policies
                 .iter()
                 .map(policy_from)

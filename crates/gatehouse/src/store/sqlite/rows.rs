@@ -5,6 +5,23 @@ use sqlx::{Row, sqlite::SqliteRow};
 use super::super::*;
 use crate::audit::event::{AuditEvent, Decision, Outcome};
 
+/// Reads a query's rows into records one at a time. Holding every row of a large table at
+/// once (`fetch_all`) took several times the memory of the records built from them, on every
+/// snapshot rebuild.
+pub(super) async fn read_records<T>(
+    conn: &mut sqlx::SqliteConnection,
+    sql: impl sqlx::SqlSafeStr,
+    from: fn(&SqliteRow) -> StoreResult<T>,
+) -> StoreResult<Vec<T>> {
+    use futures_util::TryStreamExt;
+    let mut rows = sqlx::query(sql).fetch(conn);
+    let mut records = Vec::new();
+    while let Some(row) = rows.try_next().await? {
+        records.push(from(&row)?);
+    }
+    Ok(records)
+}
+
 pub(super) fn json_list(text: Option<String>) -> StoreResult<Option<Vec<String>>> {
     text.map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(e.to_string())))
         .transpose()
