@@ -566,6 +566,24 @@ mod tests {
     }
 
     #[test]
+    fn a_record_that_does_not_compile_is_reported_again_by_every_rebuild() {
+        let builder = Builder::new();
+        let mut contents = contents();
+        contents.connections[1].tools = vec!["[bad]".into()];
+        contents.api_keys[2].tools = Some(vec!["no spaces".into()]);
+        let first = builder.build(None, &contents);
+        contents.generation = 2;
+        let second = builder.build(Some(&first), &contents);
+        for snapshot in [&first, &second] {
+            let reported: Vec<&str> = snapshot.issues.iter().map(|i| i.record.as_str()).collect();
+            assert_eq!(reported, ["connection", "api_key"]);
+            assert!(snapshot.grant("b", "demo").is_none());
+            assert!(snapshot.keys.entry("key-c").is_none());
+        }
+        assert!(same_client(&first, &second, "a"));
+    }
+
+    #[test]
     fn identical_grants_are_built_once_per_generation() {
         let snapshot = Builder::new().build(None, &contents());
         let a = snapshot.grant("a", "demo").unwrap();
