@@ -655,17 +655,7 @@ impl Store for SqliteStore {
         let servers = sqlx::query("SELECT * FROM servers")
             .fetch_all(&mut *tx)
             .await?;
-        let clients = read_records(&mut tx, "SELECT * FROM clients", client_from).await?;
-        let api_keys = read_records(
-            &mut tx,
-            AssertSqlSafe(format!(
-                "SELECT {KEY_COLUMNS} FROM api_keys WHERE revoked_at IS NULL"
-            )),
-            key_from,
-        )
-        .await?;
-        let connections =
-            read_records(&mut tx, "SELECT * FROM connections", connection_from).await?;
+        let (clients, api_keys, connections) = read_clients_keys_connections(&mut tx).await?;
         let policies = sqlx::query("SELECT * FROM policies ORDER BY id")
             .fetch_all(&mut *tx)
             .await?;

@@ -7,19 +7,54 @@ use crate::audit::event::{AuditEvent, Decision, Outcome};
 
 /// Reads a query's rows into records one at a time. Holding every row of a large table at
 /// once (`fetch_all`) took several times the memory of the records built from them, on every
-/// snapshot rebuild.
+/// snapshot rebuild. `count` (the same rows, counted, in the same transaction) sizes the
+/// records once rather than by doubling.
 pub(super) async fn read_records<T>(
     conn: &mut sqlx::SqliteConnection,
+    count: &'static str,
     sql: impl sqlx::SqlSafeStr,
     from: fn(&SqliteRow) -> StoreResult<T>,
 ) -> StoreResult<Vec<T>> {
     use futures_util::TryStreamExt;
+    let expected: i64 = sqlx::query_scalar(count).fetch_one(&mut *conn).await?;
+    let mut records = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
     let mut rows = sqlx::query(sql).fetch(conn);
-    let mut records = Vec::new();
     while let Some(row) = rows.try_next().await? {
         records.push(from(&row)?);
     }
     Ok(records)
+}
+
+/// Every client, unrevoked key and connection: the tables that grow with the number of
+/// clients, read with [`read_records`].
+pub(super) async fn read_clients_keys_connections(
+    conn: &mut sqlx::SqliteConnection,
+) -> StoreResult<(Vec<ClientRecord>, Vec<ApiKeyRecord>, Vec<ConnectionRecord>)> {
+    let clients = read_records(
+        conn,
+        "SELECT COUNT(*) FROM clients",
+        "SELECT * FROM clients",
+        client_from,
+    )
+    .await?;
+    let api_keys = read_records(
+        conn,
+        "SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL",
+        sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM api_keys WHERE revoked_at IS NULL",
+            super::KEY_COLUMNS
+        )),
+        key_from,
+    )
+    .await?;
+    let connections = read_records(
+        conn,
+        "SELECT COUNT(*) FROM connections",
+        "SELECT * FROM connections",
+        connection_from,
+    )
+    .await?;
+    Ok((clients, api_keys, connections))
 }
 
 pub(super) fn json_list(text: Option<String>) -> StoreResult<Option<Vec<String>>> {
