@@ -1,6 +1,7 @@
 //! glibc malloc's arenas and configuration reloads.
 //!
-//! Every configuration change builds a whole new snapshot on whichever thread polls, and glibc
+//! Every configuration change reads every record and builds a new snapshot (sharing the
+//! unchanged entries of the last one) on whichever thread polls, and glibc
 //! malloc gives threads their own arenas (up to eight per core) and keeps the freed pages of
 //! each: resident memory rose change after change (BENCHMARKS.md, "Memory across configuration
 //! changes"). With two arenas it levels off near two snapshots' worth. The limit can only be set before the first allocation,

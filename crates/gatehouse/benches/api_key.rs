@@ -55,14 +55,14 @@ fn fixture(size: usize) -> &'static Fixture {
     f
 }
 
-fn entry(client: &Arc<str>, secret_hash: [u8; 32]) -> KeyEntry {
-    KeyEntry {
+fn entry(client: &Arc<str>, secret_hash: [u8; 32]) -> Arc<KeyEntry> {
+    Arc::new(KeyEntry {
         client: Arc::clone(client),
         secret_hash,
         expires_at: Some(NOW_MS + 86_400_000),
         narrowing: None,
         last_used: Arc::new(AtomicI64::new(0)),
-    }
+    })
 }
 
 /// A distinct, well-formed 12-character base32 id for filler entry `i` (60 bits). Minted
@@ -88,7 +88,7 @@ fn build(size: usize) -> Fixture {
     for i in 0..size - minted_n {
         let mut hash = [0u8; 32];
         hash[..8].copy_from_slice(&(i as u64).to_le_bytes());
-        table.insert(filler_id(i), entry(&client, hash));
+        table.insert(Arc::from(filler_id(i)), entry(&client, hash));
     }
     let mut valid = Vec::with_capacity(minted_n);
     for _ in 0..minted_n {
@@ -97,7 +97,7 @@ fn build(size: usize) -> Fixture {
             token,
             secret_hash,
         } = api_keys::mint(ring).unwrap();
-        table.insert(id, entry(&client, secret_hash));
+        table.insert(Arc::from(id), entry(&client, secret_hash));
         valid.push(token);
     }
     assert_eq!(table.len(), size, "id collision while building the table");

@@ -13,6 +13,7 @@ pub mod change_feed;
 pub mod config;
 pub mod duration;
 pub mod edge;
+pub mod entries;
 pub mod error;
 pub mod gateway;
 pub mod grants;

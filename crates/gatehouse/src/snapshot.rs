@@ -19,10 +19,12 @@ use std::{
     },
 };
 
+pub use crate::entries::ClientEntry;
 use crate::{
+    entries::{ClientBuilder, ClientMap, CompiledRule, CompiledRules},
     grants::{Grant, ToolPattern},
     guardrails::{self, GUARDRAIL_KIND, Guardrail},
-    identity::api_keys::{KeyEntry, KeyTable},
+    identity::api_keys::KeyTable,
     oauth::{clients::ClientDirectory, signing::SigningKeys},
     policy::{self, CompiledPolicy, PolicyRuntime, geo::GeoDb},
     records::{self, RecordIssue, ReloadReport},
@@ -49,11 +51,6 @@ pub struct ServerEntry {
     pub resource: String,
 }
 
-#[derive(Debug, Default)]
-pub struct ClientEntry {
-    pub connections: HashMap<String, Arc<Grant>>,
-}
-
 /// An enabled user: what their groups' connections grant, per server (merged).
 #[derive(Debug, Default)]
 pub struct UserEntry {
@@ -66,7 +63,7 @@ pub struct Snapshot {
     pub generation: Generation,
     pub servers: HashMap<String, Arc<ServerEntry>>,
     /// Enabled clients only: a disabled client's keys and connections are simply absent.
-    pub clients: HashMap<String, ClientEntry>,
+    pub clients: ClientMap,
     pub keys: KeyTable,
     pub oauth: OAuthView,
     /// Enabled users by id.
@@ -79,6 +76,8 @@ pub struct Snapshot {
     pub unavailable_servers: HashMap<String, Arc<str>>,
     /// Stored records that could not be compiled, each replaced by a deny-all for its scope.
     pub issues: Vec<RecordIssue>,
+    /// The policy and guardrail records behind the compiled rules, for the next generation.
+    pub compiled_rules: CompiledRules,
 }
 
 /// The rules attached to particular clients, kept so a user-delegated token carried by one of
@@ -159,15 +158,39 @@ impl Snapshot {
         usage: &UsageTracker,
         runtime: &PolicyRuntime,
     ) -> Result<Self, SnapshotError> {
+        Self::build_on(None, contents, keyring, public_base, usage, runtime)
+    }
+
+    /// [`Snapshot::build`] sharing with `previous` every client, connection, key and rule
+    /// whose inputs are unchanged (`crate::entries`), so a rebuild allocates what changed.
+    pub fn build_on(
+        previous: Option<&Snapshot>,
+        contents: StoreContents,
+        keyring: &Keyring,
+        public_base: &str,
+        usage: &UsageTracker,
+        runtime: &PolicyRuntime,
+    ) -> Result<Self, SnapshotError> {
         let mut issues = Vec::new();
         let mut policies: Vec<Arc<CompiledPolicy>> = Vec::new();
         let mut guardrails: Vec<Arc<Guardrail>> = Vec::new();
+        let mut compiled_rules = CompiledRules::default();
         for record in &contents.policies {
-            let compiled = if record.kind == GUARDRAIL_KIND {
-                guardrails::compile_record(record).map(|g| guardrails.push(Arc::new(g)))
-            } else {
-                policy::compile(record, runtime).map(|p| policies.push(Arc::new(p)))
+            let reused = previous.and_then(|p| p.compiled_rules.reuse(record));
+            let compiled = match reused {
+                Some(rule) => Ok(rule),
+                None if record.kind == GUARDRAIL_KIND => {
+                    guardrails::compile_record(record).map(|g| CompiledRule::Guardrail(Arc::new(g)))
+                }
+                None => policy::compile(record, runtime).map(|p| CompiledRule::Policy(Arc::new(p))),
             };
+            let compiled = compiled.map(|rule| {
+                match &rule {
+                    CompiledRule::Policy(p) => policies.push(p.clone()),
+                    CompiledRule::Guardrail(g) => guardrails.push(g.clone()),
+                }
+                compiled_rules.keep(record, rule);
+            });
             if let Err(reason) = compiled {
                 let kind = if record.kind == GUARDRAIL_KIND {
                     "guardrail"
@@ -200,6 +223,7 @@ impl Snapshot {
         };
         let mut snapshot = Snapshot {
             generation: contents.generation,
+            compiled_rules,
             ..Snapshot::default()
         };
         for server in contents.servers {
@@ -248,11 +272,8 @@ impl Snapshot {
             };
             snapshot.servers.insert(server.name, Arc::new(entry));
         }
-        for client in contents.clients.iter().filter(|c| c.disabled_at.is_none()) {
-            snapshot
-                .clients
-                .insert(client.name.clone(), ClientEntry::default());
-        }
+        snapshot.clients = ClientBuilder::new(previous.map(|p| &p.clients), &policies, &guardrails)
+            .build(&contents.clients, &contents.connections, &mut issues);
         snapshot.oauth = OAuthView {
             clients: ClientDirectory::build(
                 contents
@@ -285,78 +306,13 @@ impl Snapshot {
             &content_rules,
             &mut issues,
         );
-        for connection in contents.connections {
-            let Some(client) = snapshot.clients.get_mut(&connection.client) else {
-                continue;
-            };
-            let tools = match connection
-                .tools
-                .iter()
-                .map(|t| ToolPattern::parse(t))
-                .collect::<Result<Vec<_>, _>>()
-            {
-                Ok(tools) => tools,
-                Err(err) => {
-                    issues.push(RecordIssue::new(
-                        "connection",
-                        format!("{} → {}", connection.client, connection.server),
-                        err.to_string(),
-                        "left out: the client has no connection to the server",
-                    ));
-                    continue;
-                }
-            };
-            let grant = Grant {
-                tools,
-                resources: connection.resources,
-                prompts: connection.prompts,
-                policies: attached(Some(&connection.client), &connection.server),
-                guardrails: content_rules(Some(&connection.client), &connection.server),
-            };
-            client
-                .connections
-                .insert(connection.server, Arc::new(grant));
-        }
-        for key in contents.api_keys {
-            if !snapshot.clients.contains_key(&key.client) {
-                continue;
-            }
-            let Ok(secret_hash) = <[u8; 32]>::try_from(key.secret_hash.as_slice()) else {
-                tracing::error!(key_id = %key.id, "stored key hash has the wrong length; key ignored");
-                continue;
-            };
-            let narrowing = match key.tools {
-                Some(patterns) => match patterns
-                    .iter()
-                    .map(|t| ToolPattern::parse(t))
-                    .collect::<Result<Arc<[_]>, _>>()
-                {
-                    Ok(narrowing) => Some(narrowing),
-                    Err(err) => {
-                        issues.push(RecordIssue::new(
-                            "api_key",
-                            key.id.clone(),
-                            err.to_string(),
-                            "left out: the key is refused",
-                        ));
-                        continue;
-                    }
-                },
-                None => None,
-            };
-            let client: Arc<str> = Arc::from(key.client.as_str());
-            let last_used = usage.counter(&key.id, key.last_used_at.unwrap_or(0));
-            snapshot.keys.insert(
-                key.id,
-                KeyEntry {
-                    client,
-                    secret_hash,
-                    expires_at: key.expires_at,
-                    narrowing,
-                    last_used,
-                },
-            );
-        }
+        snapshot.keys = crate::entries::key_table(
+            previous.map(|p| &p.keys),
+            contents.api_keys,
+            &snapshot.clients,
+            |id, stored| usage.counter(id, stored),
+            &mut issues,
+        );
         snapshot.client_rules = ClientRules {
             named: policies
                 .iter()
@@ -375,7 +331,7 @@ impl Snapshot {
     }
 
     pub fn grant(&self, client: &str, server: &str) -> Option<&Arc<Grant>> {
-        self.clients.get(client)?.connections.get(server)
+        self.clients.get(client)?.connection(server)
     }
 
     /// What a user-delegated token may reach on `server`: the user's groups' grants.
@@ -530,8 +486,12 @@ pub struct UsageTracker {
 
 impl UsageTracker {
     /// The counter for a key; the same `Arc` across snapshot rebuilds.
-    fn counter(&self, key_id: &str, stored: i64) -> Arc<AtomicI64> {
+    pub(crate) fn counter(&self, key_id: &str, stored: i64) -> Arc<AtomicI64> {
         let mut counters = self.counters.lock();
+        // Looked up first: a rebuild asks for every key, and most are known.
+        if let Some((counter, _)) = counters.get(key_id) {
+            return counter.clone();
+        }
         let (counter, _) = counters
             .entry(key_id.to_owned())
             .or_insert_with(|| (Arc::new(AtomicI64::new(stored)), stored));
@@ -624,7 +584,9 @@ impl SnapshotHandle {
     /// Rebuilds now from the store (what the poller does when the generation moves).
     pub async fn reload(&self) -> Result<Generation, SnapshotError> {
         let contents = self.store.load_contents().await?;
-        let snapshot = Snapshot::build(
+        let previous = self.current();
+        let snapshot = Snapshot::build_on(
+            Some(&previous),
             contents,
             &self.keyring,
             &self.public_base,

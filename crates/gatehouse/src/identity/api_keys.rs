@@ -115,18 +115,30 @@ pub enum KeyRejection {
     Expired,
 }
 
-/// All usable keys by id.
+/// All usable keys by id. Entries are shared with the previous snapshot when unchanged
+/// (`crate::entries`), so a lookup costs one `Arc` dereference more than a plain map.
 #[derive(Debug, Default)]
 pub struct KeyTable {
-    keys: HashMap<String, KeyEntry>,
+    keys: HashMap<Arc<str>, Arc<KeyEntry>>,
 }
 
 /// Compared against when the id is unknown, so unknown and known ids cost the same.
 const DECOY_HASH: [u8; 32] = [0x5a; 32];
 
 impl KeyTable {
-    pub fn insert(&mut self, id: String, entry: KeyEntry) {
+    pub fn with_capacity(keys: usize) -> Self {
+        Self {
+            keys: HashMap::with_capacity(keys),
+        }
+    }
+
+    pub fn insert(&mut self, id: Arc<str>, entry: Arc<KeyEntry>) {
         self.keys.insert(id, entry);
+    }
+
+    /// The key and entry as this table holds them (shared, for the next snapshot).
+    pub fn entry(&self, id: &str) -> Option<(&Arc<str>, &Arc<KeyEntry>)> {
+        self.keys.get_key_value(id)
     }
 
     pub fn len(&self) -> usize {
@@ -144,7 +156,7 @@ impl KeyTable {
         now_ms: i64,
     ) -> Result<(&'a str, &'a KeyEntry), KeyRejection> {
         let (id, secret) = parse(token).ok_or(KeyRejection::Malformed)?;
-        let entry = self.keys.get(id);
+        let entry = self.keys.get(id).map(|entry| &**entry);
         let presented = hash_secret(keyring, id, secret);
         let expected = entry.map_or(&DECOY_HASH, |e| &e.secret_hash);
         let matches: bool = presented.ct_eq(expected).into();
@@ -169,14 +181,14 @@ mod tests {
         let key = mint(keyring).unwrap();
         let mut table = KeyTable::default();
         table.insert(
-            key.id.clone(),
-            KeyEntry {
+            Arc::from(key.id.as_str()),
+            Arc::new(KeyEntry {
                 client: Arc::from("c"),
                 secret_hash: key.secret_hash,
                 expires_at,
                 narrowing: None,
                 last_used: Arc::default(),
-            },
+            }),
         );
         (table, key)
     }

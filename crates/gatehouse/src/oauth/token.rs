@@ -181,7 +181,7 @@ pub fn audience_and_scope(
                 servers = snapshot
                     .clients
                     .get(client)
-                    .map(|c| c.connections.keys().cloned().collect())
+                    .map(|c| c.servers().map(str::to_owned).collect())
                     .unwrap_or_default();
             }
             Scope::from_items(servers.iter().cloned().map(ScopeItem::Server))

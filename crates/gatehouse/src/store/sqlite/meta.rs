@@ -1,7 +1,7 @@
 //! The generation, the consistent read the snapshot is built from, and what the running
 //! server reports back, on SQLite.
 
-use sqlx::{AssertSqlSafe, SqlitePool};
+use sqlx::{AssertSqlSafe, SqlitePool, sqlite::SqliteRow};
 
 use super::{KEY_COLUMNS, oauth, pins};
 use crate::{
@@ -20,6 +20,26 @@ pub(super) async fn generation(pool: &SqlitePool) -> StoreResult<Generation> {
     )
 }
 
+/// Reads a query's rows into records one at a time. Holding every row of a large table at
+/// once (`fetch_all`) took several times the memory of the records built from them, on every
+/// snapshot rebuild. `count` (the same rows, counted, in the same transaction) sizes the
+/// records once rather than by doubling.
+async fn read_records<T>(
+    conn: &mut sqlx::SqliteConnection,
+    count: &'static str,
+    sql: impl sqlx::SqlSafeStr,
+    from: fn(&SqliteRow) -> StoreResult<T>,
+) -> StoreResult<Vec<T>> {
+    use futures_util::TryStreamExt;
+    let expected: i64 = sqlx::query_scalar(count).fetch_one(&mut *conn).await?;
+    let mut records = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
+    let mut rows = sqlx::query(sql).fetch(conn);
+    while let Some(row) = rows.try_next().await? {
+        records.push(from(&row)?);
+    }
+    Ok(records)
+}
+
 pub(super) async fn load_contents(pool: &SqlitePool) -> StoreResult<StoreContents> {
     // A read transaction gives one consistent view across the queries (WAL snapshot).
     let mut tx = pool.begin().await?;
@@ -29,17 +49,29 @@ pub(super) async fn load_contents(pool: &SqlitePool) -> StoreResult<StoreContent
     let servers = sqlx::query("SELECT * FROM servers")
         .fetch_all(&mut *tx)
         .await?;
-    let clients = sqlx::query("SELECT * FROM clients")
-        .fetch_all(&mut *tx)
-        .await?;
-    let keys = sqlx::query(AssertSqlSafe(format!(
-        "SELECT {KEY_COLUMNS} FROM api_keys WHERE revoked_at IS NULL"
-    )))
-    .fetch_all(&mut *tx)
+    let clients = read_records(
+        &mut tx,
+        "SELECT COUNT(*) FROM clients",
+        "SELECT * FROM clients",
+        |row| client_from(row),
+    )
     .await?;
-    let connections = sqlx::query("SELECT * FROM connections")
-        .fetch_all(&mut *tx)
-        .await?;
+    let api_keys = read_records(
+        &mut tx,
+        "SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL",
+        AssertSqlSafe(format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE revoked_at IS NULL"
+        )),
+        |row| key_from(row),
+    )
+    .await?;
+    let connections = read_records(
+        &mut tx,
+        "SELECT COUNT(*) FROM connections",
+        "SELECT * FROM connections",
+        |row| connection_from(row),
+    )
+    .await?;
     let policies = sqlx::query("SELECT * FROM policies ORDER BY id")
         .fetch_all(&mut *tx)
         .await?;
@@ -50,9 +82,9 @@ pub(super) async fn load_contents(pool: &SqlitePool) -> StoreResult<StoreContent
     Ok(StoreContents {
         generation,
         servers: all(&servers, server_from)?,
-        clients: all(&clients, client_from)?,
-        api_keys: all(&keys, key_from)?,
-        connections: all(&connections, connection_from)?,
+        clients,
+        api_keys,
+        connections,
         policies: all(&policies, policy_from)?,
         tool_pins,
         ..contents
