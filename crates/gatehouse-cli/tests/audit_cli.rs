@@ -165,8 +165,11 @@ fn an_exported_checkpoint_shows_rows_deleted_from_the_end() {
     let dir = tempfile::tempdir().unwrap();
     write_events(dir.path(), 5, |_| "echo".to_owned());
     let exported = stdout(&gatehouse(dir.path(), &["audit", "checkpoint"]));
-    let checkpoint: Value = serde_json::from_str(&exported).unwrap();
-    assert_eq!(checkpoint["seq"], 5);
+    let checkpoints: Value = serde_json::from_str(&exported).unwrap();
+    assert_eq!(
+        (&checkpoints[0]["chain_id"], &checkpoints[0]["seq"]),
+        (&Value::from(1), &Value::from(5))
+    );
     let file = dir.path().join("checkpoint.json");
     std::fs::write(&file, &exported).unwrap();
     assert!(stdout(&gatehouse(dir.path(), &["audit", "verify"])).contains("intact: 5 events"));
@@ -174,7 +177,7 @@ fn an_exported_checkpoint_shows_rows_deleted_from_the_end() {
     // Delete the newest rows and the stored checkpoint, as with the sqlite3 shell.
     let status = Command::new("sqlite3")
         .arg(dir.path().join("gatehouse.db"))
-        .arg("DELETE FROM audit_events WHERE seq > 3; DELETE FROM audit_checkpoint;")
+        .arg("DELETE FROM audit_events WHERE seq > 3; DELETE FROM audit_chain_checkpoints;")
         .status()
         .expect("the sqlite3 shell (Debian package sqlite3; .ci/run installs it)");
     assert!(status.success());
@@ -187,5 +190,52 @@ fn an_exported_checkpoint_shows_rows_deleted_from_the_end() {
     );
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("rows 4 to 5 are missing"), "{text}");
+    assert!(text.contains("chain 1: rows 4 to 5 are missing"), "{text}");
+}
+
+#[test]
+fn verify_checks_every_writers_chain_and_names_the_one_tampered_with() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two processes one after another: two chains.
+    write_events(dir.path(), 4, |_| "echo".to_owned());
+    write_events(dir.path(), 3, |_| "echo".to_owned());
+    let text = stdout(&gatehouse(dir.path(), &["audit", "verify"]));
+    assert!(
+        text.contains("intact: 7 events verified in 2 chains"),
+        "{text}"
+    );
+    let exported = stdout(&gatehouse(dir.path(), &["audit", "checkpoint"]));
+    let checkpoints: Value = serde_json::from_str(&exported).unwrap();
+    assert_eq!(checkpoints.as_array().unwrap().len(), 2);
+
+    let status = Command::new("sqlite3")
+        .arg(dir.path().join("gatehouse.db"))
+        .arg("UPDATE audit_events SET tool = 'other' WHERE chain_id = 2 AND chain_seq = 2;")
+        .status()
+        .expect("the sqlite3 shell (Debian package sqlite3; .ci/run installs it)");
+    assert!(status.success());
+    let out = gatehouse(dir.path(), &["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("BROKEN (7 events read in 2 chains)"),
+        "{text}"
+    );
+    assert!(text.contains("  - chain 2: row 2 was modified"), "{text}");
+    assert!(!text.contains("chain 1"), "{text}");
+
+    // A checkpoint exported before chains (one object, no chain id) is still read, as
+    // chain 0's: this database has none, so it reports chain 0's rows deleted.
+    let file = dir.path().join("old.json");
+    let old = serde_json::json!({ "seq": 2, "hash": "ab", "ts_ms": 1, "mac": "00" });
+    std::fs::write(&file, old.to_string()).unwrap();
+    let out = gatehouse(
+        dir.path(),
+        &["audit", "verify", "--checkpoint", file.to_str().unwrap()],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("chain 0 (rows written before chains): rows 1 to 2 are missing"),
+        "{text}"
+    );
 }

@@ -1,11 +1,15 @@
 //! The audit trail: one event per request, written off the request path by a batching
-//! writer, chained with a keyed hash so edits and deletions are detectable.
+//! writer, chained with a keyed hash so edits and deletions are detectable; one chain per
+//! writer, listed in a chained registry.
 
 pub mod chain;
 pub mod checkpoint;
 pub mod event;
+pub mod registry;
+pub mod verify;
 pub mod writer;
 
 pub use checkpoint::Checkpoint;
 pub use event::{AuditEvent, AuditFilter, AuditRow, BatchEntry, Decision, Outcome};
+pub use registry::ChainStart;
 pub use writer::{AuditSink, AuditWriter};

@@ -750,35 +750,36 @@ impl Store for SqliteStore {
         Ok(heartbeat)
     }
 
-    async fn audit_head(&self) -> StoreResult<Option<(i64, String)>> {
-        let row = sqlx::query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| Ok((r.try_get("seq")?, r.try_get("hash")?)))
-            .transpose()
+    async fn audit_chain_head(&self, chain_id: i64) -> StoreResult<Option<(i64, String)>> {
+        audit_log::chain_head(&self.pool, chain_id).await
     }
 
     async fn append_audit(
         &self,
         rows: Arc<Vec<AuditRow>>,
         checkpoint: crate::audit::Checkpoint,
+        opens: Option<crate::audit::ChainStart>,
     ) -> StoreResult<()> {
-        self.audit_log.append(rows, checkpoint).await
+        self.audit_log.append(rows, checkpoint, opens).await
     }
 
-    async fn audit_checkpoint(&self) -> StoreResult<Option<crate::audit::Checkpoint>> {
-        let row = sqlx::query("SELECT seq, hash, ts_ms, mac FROM audit_checkpoint WHERE id = 1")
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| {
-            Ok(crate::audit::Checkpoint {
-                seq: r.try_get("seq")?,
-                hash: r.try_get("hash")?,
-                ts_ms: r.try_get("ts_ms")?,
-                mac: r.try_get("mac")?,
-            })
-        })
-        .transpose()
+    async fn audit_checkpoint(
+        &self,
+        chain_id: i64,
+    ) -> StoreResult<Option<crate::audit::Checkpoint>> {
+        audit_log::checkpoint(&self.pool, chain_id).await
+    }
+
+    async fn audit_checkpoints(&self) -> StoreResult<Vec<crate::audit::Checkpoint>> {
+        audit_log::checkpoints(&self.pool).await
+    }
+
+    async fn audit_chains(&self) -> StoreResult<Vec<crate::audit::ChainStart>> {
+        audit_log::chains(&self.pool).await
+    }
+
+    async fn audit_chain_ids(&self) -> StoreResult<Vec<i64>> {
+        audit_log::chain_ids(&self.pool).await
     }
 
     async fn query_audit(&self, f: &AuditFilter) -> StoreResult<Vec<AuditRow>> {
@@ -792,5 +793,14 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(audit_from).collect()
+    }
+
+    async fn audit_chain_page(
+        &self,
+        chain_id: i64,
+        after_chain_seq: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<AuditRow>> {
+        audit_log::chain_page(&self.pool, chain_id, after_chain_seq, limit).await
     }
 }

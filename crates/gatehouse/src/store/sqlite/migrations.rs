@@ -51,5 +51,10 @@ pub(super) fn migrator() -> Migrator {
             "reload_report",
             include_str!("../../../../../migrations/sqlite/0007_reload_report.sql"),
         ),
+        migration(
+            9,
+            "audit_chains",
+            include_str!("../../../../../migrations/sqlite/0009_audit_chains.sql"),
+        ),
     ])
 }

@@ -77,6 +77,8 @@ pub(super) fn audit_from(row: &SqliteRow) -> StoreResult<AuditRow> {
     let to_u16 = |v: i64| u16::try_from(v).map_err(|_| StoreError::Corrupt(format!("status {v}")));
     Ok(AuditRow {
         seq: row.try_get("seq")?,
+        chain_id: row.try_get("chain_id")?,
+        chain_seq: row.try_get("chain_seq")?,
         event: AuditEvent {
             ts_ms: row.try_get("ts_ms")?,
             request_id: row.try_get("request_id")?,
