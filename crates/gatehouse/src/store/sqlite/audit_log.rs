@@ -30,6 +30,13 @@ const CHECKPOINT: &str = "INSERT INTO audit_chain_checkpoints (chain_id, seq, ha
     VALUES (?1, ?2, ?3, ?4, ?5) \
     ON CONFLICT (chain_id) DO UPDATE SET seq = ?2, hash = ?3, ts_ms = ?4, mac = ?5";
 
+// Chain reads go through the unique (chain_id, chain_seq) index (a test checks the plans).
+const CHAIN_HEAD: &str =
+    "SELECT chain_seq, hash FROM audit_events WHERE chain_id = $1 ORDER BY chain_seq DESC LIMIT 1";
+const CHAIN_PAGE: &str = "SELECT * FROM audit_events WHERE chain_id = $1 AND chain_seq > $2 \
+    ORDER BY chain_seq LIMIT $3";
+const CHAIN_IDS: &str = "SELECT DISTINCT chain_id FROM audit_events ORDER BY chain_id";
+
 // No upsert: a chain id or registry position another writer took refuses the whole append.
 const REGISTER: &str = "INSERT INTO audit_chains (chain_id, prev, started_ms, writer, hash) \
     VALUES (?1, ?2, ?3, ?4, ?5)";
@@ -170,13 +177,10 @@ pub(super) async fn chain_head(
     pool: &SqlitePool,
     chain_id: i64,
 ) -> StoreResult<Option<(i64, String)>> {
-    let row = sqlx::query(
-        "SELECT chain_seq, hash FROM audit_events WHERE chain_id = $1 \
-         ORDER BY chain_seq DESC LIMIT 1",
-    )
-    .bind(chain_id)
-    .fetch_optional(pool)
-    .await?;
+    let row = sqlx::query(CHAIN_HEAD)
+        .bind(chain_id)
+        .fetch_optional(pool)
+        .await?;
     row.map(|r| Ok((r.try_get("chain_seq")?, r.try_get("hash")?)))
         .transpose()
 }
@@ -187,23 +191,17 @@ pub(super) async fn chain_page(
     after_chain_seq: i64,
     limit: i64,
 ) -> StoreResult<Vec<AuditRow>> {
-    let rows = sqlx::query(
-        "SELECT * FROM audit_events WHERE chain_id = $1 AND chain_seq > $2 \
-         ORDER BY chain_seq LIMIT $3",
-    )
-    .bind(chain_id)
-    .bind(after_chain_seq)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
+    let rows = sqlx::query(CHAIN_PAGE)
+        .bind(chain_id)
+        .bind(after_chain_seq)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
     rows.iter().map(audit_from).collect()
 }
 
 pub(super) async fn chain_ids(pool: &SqlitePool) -> StoreResult<Vec<i64>> {
-    // Read off the (chain_id, chain_seq) index.
-    let rows = sqlx::query("SELECT DISTINCT chain_id FROM audit_events ORDER BY chain_id")
-        .fetch_all(pool)
-        .await?;
+    let rows = sqlx::query(CHAIN_IDS).fetch_all(pool).await?;
     rows.iter().map(|r| Ok(r.try_get("chain_id")?)).collect()
 }
 
@@ -485,5 +483,27 @@ mod tests {
         let report = chain::verify(&*store, &ring).await.unwrap();
         assert!(report.is_intact(), "{:?}", report.problems);
         assert_eq!((report.rows_checked, report.chains.len()), (4, 2));
+    }
+
+    #[tokio::test]
+    async fn chain_reads_use_the_chain_index() {
+        use sqlx::Row as _;
+        let (_dir, store) = store().await;
+        for sql in [super::CHAIN_HEAD, super::CHAIN_PAGE, super::CHAIN_IDS] {
+            let explain = format!("EXPLAIN QUERY PLAN {sql}");
+            let rows = sqlx::query(sqlx::AssertSqlSafe(explain))
+                .bind(1)
+                .bind(0)
+                .bind(10)
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+            let plan: Vec<String> = rows.iter().map(|r| r.get("detail")).collect();
+            let plan = plan.join("; ");
+            assert!(
+                plan.contains("INDEX audit_events_chain_seq") && !plan.contains("TEMP B-TREE"),
+                "{sql}: {plan}"
+            );
+        }
     }
 }
