@@ -334,6 +334,9 @@ impl AuditWriter {
         loop {
             match self.try_write(&mut rows).await {
                 Ok(()) => break,
+                Err(crate::store::StoreError::Conflict { name, .. }) if self.chain.is_none() => {
+                    tracing::debug!(chain = %name, "another writer opened that chain first");
+                }
                 Err(err) => {
                     tracing::error!(error = %err, events = rows.len(), "audit write failed; retrying");
                     tokio::time::sleep(backoff).await;

@@ -105,7 +105,14 @@ fn insert(
                 start.hash
             ],
         )
-        .map_err(backend)?;
+        .map_err(|err| match err.sqlite_error_code() {
+            // Another writer opened a chain first: expected, and answered by a retry.
+            Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::Conflict {
+                kind: "audit chain",
+                name: start.chain_id.to_string(),
+            },
+            _ => backend(err),
+        })?;
     }
     {
         let mut statement = tx.prepare(INSERT).map_err(backend)?;
@@ -340,7 +347,8 @@ mod tests {
     }
 
     /// Two writers opening a chain at once both pick the next id after the newest entry: the
-    /// second append is refused whole (its rows too), so it re-reads the registry and retries.
+    /// second append is refused whole (its rows too), as a conflict, so it re-reads the
+    /// registry and retries at once.
     #[tokio::test]
     async fn a_chain_id_or_registry_position_taken_refuses_the_append() {
         let (_dir, store) = store().await;
@@ -359,7 +367,7 @@ mod tests {
                 .append_audit(Arc::new(vec![other]), checkpoint(1), Some(opens))
                 .await
                 .unwrap_err();
-            assert!(matches!(err, StoreError::Audit(_)), "{err:?}");
+            assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
         }
         assert_eq!(store.audit_chains().await.unwrap(), [first]);
         assert_eq!(store.audit_chain_ids().await.unwrap(), [1]);
