@@ -9,9 +9,10 @@ use gatehouse::{
 };
 use serde_json::Value;
 use std::{
-    io::{BufRead, BufReader},
+    io::{BufRead, BufReader, Read, Write},
+    net::TcpStream,
     path::Path,
-    process::{Command, Output, Stdio},
+    process::{Child, Command, Output, Stdio},
     sync::Arc,
     time::Duration,
 };
@@ -238,4 +239,103 @@ fn verify_checks_every_writers_chain_and_names_the_one_tampered_with() {
         text.contains("chain 0 (rows written before chains): rows 1 to 2 are missing"),
         "{text}"
     );
+}
+
+/// A `gatehouse serve` on a free loopback port; killed when dropped.
+struct Serve {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(dir: &Path) -> Serve {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .arg("--data-dir")
+        .arg(dir)
+        .arg("serve")
+        .env_remove("GATEHOUSE_MASTER_KEY")
+        .env("GATEHOUSE_LISTEN", "127.0.0.1:0")
+        .env("GATEHOUSE_LOG__FILTER", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("gatehouse serve ended before it listened")
+            .unwrap();
+        if let Some(addr) = line.strip_prefix("gatehouse listening on http://") {
+            break addr.to_owned();
+        }
+    };
+    // Drained, so the server never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    Serve { child, addr }
+}
+
+/// A call without a credential: refused and, the trail being durable, committed before the
+/// answer. The answer's status.
+fn refused_call(addr: &str) -> u16 {
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#;
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "POST /demo/mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn two_servers_on_one_database_each_write_a_chain_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    stdout(&gatehouse(
+        dir.path(),
+        &["servers", "add", "demo", "--url", "http://127.0.0.1:9/mcp"],
+    ));
+    let servers = [serve(dir.path()), serve(dir.path())];
+    std::thread::scope(|scope| {
+        for server in &servers {
+            scope.spawn(|| {
+                for _ in 0..40 {
+                    assert_eq!(refused_call(&server.addr), 401);
+                }
+            });
+        }
+    });
+    drop(servers);
+
+    let text = stdout(&gatehouse(dir.path(), &["audit", "verify"]));
+    assert!(
+        text.contains("intact: 80 events verified in 2 chains"),
+        "{text}"
+    );
+    let out = stdout(&gatehouse(
+        dir.path(),
+        &["-o", "json", "audit", "query", "--limit", "0"],
+    ));
+    let rows: Value = serde_json::from_str(&out).unwrap();
+    for chain in [1, 2] {
+        let numbers: Vec<i64> = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|row| row["chain_id"] == chain)
+            .map(|row| row["chain_seq"].as_i64().unwrap())
+            .collect();
+        assert_eq!(numbers, (1..=40).collect::<Vec<_>>(), "chain {chain}");
+    }
 }
