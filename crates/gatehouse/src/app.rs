@@ -95,14 +95,12 @@ impl App {
 }
 
 pub fn router(state: AppState) -> Router {
-    let limited =
-        axum::middleware::from_fn_with_state(state.clone(), crate::edge::limit::gateway_requests);
     Router::new()
-        .route("/{server}/mcp", any(gateway::handle).layer(limited))
+        .route("/{server}/mcp", any(gateway::handle))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .merge(crate::oauth::routes())
-        .layer(axum::middleware::from_fn(gateway::access::one_authority))
+        .layer(gateway::access::OneAuthorityLayer)
         .with_state(state)
 }
 
@@ -239,6 +237,8 @@ pub enum StartError {
     Snapshot(#[from] SnapshotError),
     #[error("OAuth signing keys: {0}")]
     Signing(#[from] crate::oauth::signing::SigningError),
+    #[error("starting the audit writer's thread: {0}")]
+    AuditWriter(std::io::Error),
     #[error("listening on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -369,7 +369,10 @@ pub async fn start_with(
     let stop_http = CancellationToken::new();
     let stop_background = CancellationToken::new();
     let mut background = Vec::new();
-    background.push(tokio::spawn(writer.run(stop_background.clone())));
+    let writer = writer
+        .start(stop_background.clone())
+        .map_err(StartError::AuditWriter)?;
+    background.push(tokio::spawn(writer));
     {
         let snapshot = snapshot.clone();
         let stop = stop_background.clone();
@@ -405,6 +408,7 @@ pub async fn start_with(
         router(state.clone()),
         limits.clone(),
         stop_http.clone(),
+        state.audit.cut_signal(),
     ))];
     if let Some(admin) = admin {
         http.push(tokio::spawn(crate::edge::serve::serve(
@@ -412,6 +416,7 @@ pub async fn start_with(
             admin_router(state.clone()),
             limits,
             stop_http.clone(),
+            state.audit.cut_signal(),
         )));
     }
     tracing::info!(%addr, "gatehouse listening");

@@ -264,6 +264,29 @@ impl AuditWriter {
         self
     }
 
+    /// Starts the writer on a thread of its own (a single-threaded runtime), so that a request
+    /// waiting for its commit is one thread hand-off away from the append instead of three
+    /// (the writer task, the blocking pool, and back). The returned future ends when the
+    /// writer has written what was queued at `shutdown`.
+    pub fn start(
+        self,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()?;
+        let (done, finished) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("gatehouse-audit".into())
+            .spawn(move || {
+                runtime.block_on(self.run(shutdown));
+                let _ = done.send(());
+            })?;
+        Ok(async move {
+            let _ = finished.await;
+        })
+    }
+
     /// Runs until `shutdown`, then writes whatever is still queued and returns.
     pub async fn run(mut self, shutdown: CancellationToken) {
         let mut batch = Vec::with_capacity(self.batch_size);

@@ -8,7 +8,7 @@ use std::{
     future::Future,
     pin::Pin,
     task::{Context, Poll},
-    time::Duration,
+    time::{Duration, Instant},
 };
 use tokio::time::Sleep;
 
@@ -42,27 +42,42 @@ pub struct Drain {
 /// client has not read yet.
 pub struct RequestBody {
     inner: Option<Incoming>,
-    deadline: Option<Pin<Box<Sleep>>>,
+    /// When the whole body must have arrived; `None` once it has (or for an empty body).
+    deadline: Option<Instant>,
+    /// The timer, armed only when the body has to be waited for: most bodies arrive with
+    /// their head and never need one.
+    timer: Option<Pin<Box<Sleep>>>,
     drain: Drain,
     timed_out: bool,
 }
 
 impl RequestBody {
     pub fn new(inner: Incoming, timeout: Duration, drain: Drain) -> Self {
-        // An empty body (GET, DELETE) needs no timer.
-        let deadline = (!inner.is_end_stream()).then(|| Box::pin(tokio::time::sleep(timeout)));
+        // An empty body (GET, DELETE) needs no deadline.
+        let deadline = (!inner.is_end_stream()).then(|| Instant::now() + timeout);
         Self {
             inner: Some(inner),
             deadline,
+            timer: None,
             drain,
             timed_out: false,
         }
     }
+
+    fn time_out(&mut self) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.timed_out = true;
+        self.deadline = None;
+        self.timer = None;
+        self.inner = None;
+        Poll::Ready(Some(Err(Box::new(BodyTimeout))))
+    }
 }
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl Body for RequestBody {
     type Data = Bytes;
-    type Error = Box<dyn std::error::Error + Send + Sync>;
+    type Error = BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
@@ -70,22 +85,34 @@ impl Body for RequestBody {
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
         // Checked before the data: a client trickling a byte at a time always has data ready.
-        if let Some(deadline) = &mut this.deadline
-            && deadline.as_mut().poll(cx).is_ready()
+        if let Some(deadline) = this.deadline
+            && Instant::now() >= deadline
         {
-            this.timed_out = true;
-            this.deadline = None;
-            this.inner = None;
-            return Poll::Ready(Some(Err(Box::new(BodyTimeout))));
+            return this.time_out();
         }
         let Some(inner) = &mut this.inner else {
             return Poll::Ready(None);
         };
-        let polled = Pin::new(&mut *inner).poll_frame(cx);
-        if let Poll::Ready(None) = polled {
-            this.deadline = None;
+        match Pin::new(&mut *inner).poll_frame(cx) {
+            Poll::Pending => {
+                let Some(deadline) = this.deadline else {
+                    return Poll::Pending;
+                };
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline.into())));
+                if timer.as_mut().poll(cx).is_ready() {
+                    return this.time_out();
+                }
+                Poll::Pending
+            }
+            Poll::Ready(None) => {
+                this.deadline = None;
+                this.timer = None;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(frame)) => Poll::Ready(Some(frame.map_err(Into::into))),
         }
-        polled.map_err(Into::into)
     }
 
     fn is_end_stream(&self) -> bool {

@@ -2,13 +2,9 @@
 //! refused at once with 503 (`overloaded`) instead of queueing without bound. A request counts
 //! until its response head is ready: long streams are bounded by the connection cap instead.
 
-use axum::{
-    extract::{Request, State},
-    middleware::Next,
-    response::Response,
-};
+use axum::response::Response;
 use std::{sync::Arc, time::Instant};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::{
     AppState,
@@ -24,20 +20,19 @@ impl InFlight {
     }
 }
 
-pub async fn gateway_requests(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let started = Instant::now();
-    let Ok(_permit) = state.in_flight.0.clone().try_acquire_owned() else {
-        state.metrics.record(
-            None,
-            "deny",
-            GatewayError::Overloaded.reason(),
-            started.elapsed(),
-        );
-        return GatewayError::Overloaded.into_response(&ErrorContext::default());
-    };
-    next.run(request).await
+impl InFlight {
+    /// A permit for one gateway request, held until its response head is ready; the refusal
+    /// when every permit is taken.
+    pub fn admit(&self, state: &AppState) -> Result<OwnedSemaphorePermit, Response> {
+        let started = Instant::now();
+        self.0.clone().try_acquire_owned().map_err(|_| {
+            state.metrics.record(
+                None,
+                "deny",
+                GatewayError::Overloaded.reason(),
+                started.elapsed(),
+            );
+            GatewayError::Overloaded.into_response(&ErrorContext::default())
+        })
+    }
 }

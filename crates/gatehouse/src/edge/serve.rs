@@ -67,8 +67,17 @@ impl Limits {
 struct Slot {
     busy: AtomicUsize,
     idle_since: AtomicU64,
+    /// A child of the server's stop token, cancelled alone to shed this connection. Each
+    /// connection waits on its own token: a token shared by every connection is one lock taken
+    /// by every poll of every connection, contended across worker threads.
     close: CancellationToken,
 }
+
+/// The shutdown cut (requests still running when the grace period ends are ended and
+/// recorded as `shutdown`), as one connection sees it: a child of the server-wide cut, so its
+/// requests wait on a token no other connection touches. In the request's extensions.
+#[derive(Clone)]
+pub struct ConnectionCut(pub CancellationToken);
 
 /// The open connections, so the oldest idle one can be asked to make room.
 #[derive(Default)]
@@ -88,12 +97,12 @@ impl Connections {
         self.open.lock().len()
     }
 
-    fn add(&self) -> (u64, Arc<Slot>) {
+    fn add(&self, stop: &CancellationToken) -> (u64, Arc<Slot>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let slot = Arc::new(Slot {
             busy: AtomicUsize::new(0),
             idle_since: AtomicU64::new(self.now()),
-            close: CancellationToken::new(),
+            close: stop.child_token(),
         });
         self.open.lock().insert(id, slot.clone());
         (id, slot)
@@ -171,7 +180,14 @@ impl http_body::Body for TrackedBody {
 }
 
 /// Serves `app` on `listener` until `stop` is cancelled, then waits for open requests.
-pub async fn serve(listener: TcpListener, app: Router, limits: Limits, stop: CancellationToken) {
+/// Cancelling `cut` ends the requests still running (each sees it as [`ConnectionCut`]).
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    stop: CancellationToken,
+    cut: CancellationToken,
+) {
     let connections = Arc::new(Connections::default());
     let tasks = TaskTracker::new();
     let mut builder = http1::Builder::new();
@@ -203,16 +219,18 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits, stop: Can
             tasks.spawn(refuse(builder.clone(), tcp));
             continue;
         }
-        let (id, slot) = connections.add();
+        let (id, slot) = connections.add(&stop);
         let service = {
             let connections = connections.clone();
             let slot = slot.clone();
             let app = app.clone();
             let limits = limits.clone();
+            let cut = ConnectionCut(cut.child_token());
             hyper::service::service_fn(move |request: http::Request<Incoming>| {
                 let busy = Busy::new(slot.clone(), connections.clone());
                 let (mut parts, body) = request.into_parts();
                 parts.extensions.insert(ConnectInfo(peer));
+                parts.extensions.insert(cut.clone());
                 let body = RequestBody::new(body, limits.body_read_timeout, limits.drain);
                 let request = http::Request::from_parts(parts, body);
                 let mut app = app.clone();
@@ -231,13 +249,14 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits, stop: Can
             let mut connection = std::pin::pin!(connection);
             let result = tokio::select! {
                 result = connection.as_mut() => result,
+                // Cancelled with the stop token (every connection) or alone (shed).
                 () = slot.close.cancelled() => {
                     connection.as_mut().graceful_shutdown();
-                    tokio::time::timeout(SHED_GRACE, connection).await.unwrap_or(Ok(()))
-                }
-                () = stop.cancelled() => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
+                    if stop.is_cancelled() {
+                        connection.await
+                    } else {
+                        tokio::time::timeout(SHED_GRACE, connection).await.unwrap_or(Ok(()))
+                    }
                 }
             };
             connections.remove(id);

@@ -1,7 +1,7 @@
 //! The checks before any credential is looked at: `Host` and `Origin` (DNS rebinding, as the
 //! MCP transport requires), and reading the credential from the request.
 
-use axum::{extract::Request, middleware::Next, response::Response};
+use axum::{extract::Request, response::Response};
 use http::{HeaderMap, HeaderValue, Uri, Version, header};
 
 use crate::{
@@ -103,7 +103,7 @@ impl HostOriginPolicy {
 /// targets the authority in its URI, whatever its `Host` says (§3.2.2), so that authority
 /// replaces `Host`: the DNS-rebinding check and everything after it then judge the host the
 /// request actually targets. HTTP/2 carries the authority in the URI too.
-pub async fn one_authority(mut request: Request, next: Next) -> Response {
+pub fn one_authority(request: &mut Request) -> Result<(), Response> {
     let hosts = request.headers().get_all(header::HOST).iter().count();
     let target = request
         .uri()
@@ -120,14 +120,59 @@ pub async fn one_authority(mut request: Request, next: Next) -> Response {
         _ => None,
     };
     let Some(problem) = refused else {
-        return next.run(request).await;
+        return Ok(());
     };
     let path = request.uri().path();
     // Each face answers in its own protocol.
-    if path.starts_with("/oauth/") || path.starts_with("/.well-known/") {
-        crate::error::OAuthError::InvalidRequest(problem.into()).into_response()
-    } else {
-        GatewayError::InvalidHostHeader(problem).into_response(&Default::default())
+    Err(
+        if path.starts_with("/oauth/") || path.starts_with("/.well-known/") {
+            crate::error::OAuthError::InvalidRequest(problem.into()).into_response()
+        } else {
+            GatewayError::InvalidHostHeader(problem).into_response(&Default::default())
+        },
+    )
+}
+
+/// [`one_authority`] in front of every route, as a layer. Written out rather than with
+/// `axum::middleware::from_fn`, which boxes the inner service and its future on every request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OneAuthorityLayer;
+
+impl<S> tower_layer::Layer<S> for OneAuthorityLayer {
+    type Service = OneAuthority<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        OneAuthority(inner)
+    }
+}
+
+/// The service [`OneAuthorityLayer`] wraps around the router.
+#[derive(Debug, Clone)]
+pub struct OneAuthority<S>(S);
+
+impl<S> tower_service::Service<Request> for OneAuthority<S>
+where
+    S: tower_service::Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = futures_util::future::Either<
+        std::future::Ready<Result<Response, S::Error>>,
+        S::Future,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        match one_authority(&mut request) {
+            Ok(()) => futures_util::future::Either::Right(self.0.call(request)),
+            Err(refusal) => futures_util::future::Either::Left(std::future::ready(Ok(refusal))),
+        }
     }
 }
 

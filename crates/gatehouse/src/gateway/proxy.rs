@@ -21,6 +21,7 @@ use std::{
 use crate::{
     app::AppState,
     audit::{BatchEntry, Decision},
+    edge::serve::ConnectionCut,
     error::{CredentialProblem, ErrorContext, GatewayError},
     gateway::{
         access, authorize, inspect,
@@ -48,28 +49,39 @@ pub async fn handle(
     request: Request,
 ) -> Response {
     let started = Instant::now();
+    let _permit = match state.in_flight.admit(&state) {
+        Ok(permit) => permit,
+        Err(refusal) => return refusal,
+    };
     let snapshot = state.snapshot.current();
     let request_id = state.next_request_id();
     let client_ip = client_ip::resolve(peer.ip(), request.headers(), &state.config.policy);
     // Armed from here: whatever ends this request, its event is written (recorded.rs).
+    // This connection's view of the shutdown cut (edge/serve.rs); the server-wide token only
+    // for a request that did not come through the accept loop.
+    let cut = request
+        .extensions()
+        .get::<ConnectionCut>()
+        .map_or_else(|| state.audit.cut_signal(), |cut| cut.0.clone());
+    let entry = snapshot.servers.get(&server);
     let mut record = Record::new(
         &state,
         started,
         request_id.clone(),
         client_ip,
         // Unknown names are the caller's words: record them only when they could be a name.
-        if crate::admin::validate_name("server", &server).is_ok() {
+        if entry.is_some() || crate::admin::validate_name("server", &server).is_ok() {
             server.clone()
         } else {
             "(invalid)".to_owned()
         },
         request.method().as_str().to_owned(),
+        cut.clone(),
     );
-    record.metrics_server = snapshot.servers.get(&server).map(|s| s.name.clone());
+    record.metrics_server = entry.map(|s| s.name.clone());
     let (parts, body) = request.into_parts();
     let declared = declared_length(&parts.headers);
     let mut unread = Some(body);
-    let cut = state.audit.cut_signal();
     let outcome = tokio::select! {
         outcome = proxy(&state, &snapshot, &server, parts, &mut unread, &mut record) => outcome,
         // Shutdown's grace period is over: dropping the record writes the event.

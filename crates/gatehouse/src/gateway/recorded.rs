@@ -24,6 +24,7 @@ use std::{
     time::{Duration, Instant},
 };
 use subtle::ConstantTimeEq as _;
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     app::AppState,
@@ -57,6 +58,8 @@ pub(super) struct Record {
     pub metrics_server: Option<Arc<str>>,
     /// Present until the event has been handed on.
     armed: Option<Armed>,
+    /// Cancelled when shutdown cuts the requests still running (this connection's token).
+    cut: CancellationToken,
 }
 
 struct Armed {
@@ -86,6 +89,7 @@ impl Record {
         client_ip: IpAddr,
         server: String,
         http_method: String,
+        cut: CancellationToken,
     ) -> Record {
         Record {
             request_id,
@@ -108,6 +112,7 @@ impl Record {
                 started,
                 _in_flight: state.audit.in_flight(),
             }),
+            cut,
         }
     }
 
@@ -159,8 +164,8 @@ impl Record {
         let (parts, body) = response.into_parts();
         let cut = self
             .armed
-            .as_ref()
-            .map(|armed| Box::pin(armed.state.audit.cut_signal().cancelled_owned()));
+            .is_some()
+            .then(|| Box::pin(self.cut.clone().cancelled_owned()));
         let body = AuditedBody {
             inner: body,
             record: self,
@@ -208,8 +213,8 @@ impl Record {
     }
 
     /// The outcome of a request ended by its task being dropped.
-    fn dropped_outcome(armed: &Armed) -> Outcome {
-        if armed.state.audit.cut_signal().is_cancelled() {
+    fn dropped_outcome(&self) -> Outcome {
+        if self.cut.is_cancelled() {
             Outcome::Shutdown
         } else {
             Outcome::ClientGone
@@ -256,7 +261,7 @@ impl Drop for Record {
         let Some(armed) = self.armed.as_ref() else {
             return;
         };
-        let outcome = Record::dropped_outcome(armed);
+        let outcome = self.dropped_outcome();
         // Before forwarding, nothing ran upstream: the request failed rather than was allowed.
         let ending = Ending {
             decision: if self.forwarded {
@@ -389,10 +394,10 @@ impl Drop for AuditedBody {
             }
             return;
         }
-        let Some(armed) = self.record.armed.as_ref() else {
+        if self.record.armed.is_none() {
             return;
-        };
-        let outcome = Record::dropped_outcome(armed);
+        }
+        let outcome = self.record.dropped_outcome();
         let ending = self.ending.clone();
         if let Some((event, armed)) =
             self.record

@@ -4,8 +4,12 @@
 //!
 //! Every method that changes what the gateway's snapshot is built from returns the store's new
 //! *generation*; a running server polls the generation and rebuilds when it moves.
+//!
+//! What every backend must do is written down as tests: the store contract suite
+//! (`tests/it/store_contract/`) runs unchanged against each backend it lists.
 
 pub mod oauth;
+mod sql;
 mod sqlite;
 pub mod users;
 

@@ -1,22 +1,29 @@
 //! The embedded default: one SQLite file in WAL mode.
+//!
+//! Only SQL lives here: reading rows into records, JSON columns and error mapping are shared
+//! with every SQL backend (`store/sql`).
 
 use async_trait::async_trait;
 use sqlx::{
-    AssertSqlSafe, Row, Sqlite, SqlitePool, Transaction,
+    AssertSqlSafe, Sqlite, SqlitePool, Transaction,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 use std::{str::FromStr, time::Duration};
 
+use super::sql::{
+    OrConflict, all, client_from, connection_from, found, key_from, policy_from, quota_from,
+    server_from, to_json, touched,
+};
 use super::*;
 
 mod audit_log;
 mod audit_read;
+mod meta;
 mod migrations;
 mod oauth;
-mod rows;
+mod pins;
 mod users;
 use migrations::migrator;
-use rows::*;
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -79,28 +86,31 @@ async fn bump(tx: &mut Transaction<'static, Sqlite>) -> StoreResult<Generation> 
     Ok(generation)
 }
 
-async fn exists(
+/// The row a record refers to exists (checked first, so the error names what is missing).
+async fn require(
     tx: &mut Transaction<'static, Sqlite>,
+    kind: &'static str,
     sql: &'static str,
     key: &str,
-) -> StoreResult<bool> {
+) -> StoreResult<()> {
     let found: Option<i64> = sqlx::query_scalar(sql)
         .bind(key)
         .fetch_optional(&mut **tx)
         .await?;
-    Ok(found.is_some())
+    match found {
+        Some(_) => Ok(()),
+        None => Err(StoreError::not_found(kind, key)),
+    }
 }
+
+const CLIENT_EXISTS: &str = "SELECT 1 FROM clients WHERE name = $1";
+const SERVER_EXISTS: &str = "SELECT 1 FROM servers WHERE name = $1";
 
 const KEY_COLUMNS: &str = "id, client, label, secret_hash, tools, created_at, expires_at, \
                            revoked_at, rotated_from, last_used_at";
 
 async fn insert_key(tx: &mut Transaction<'static, Sqlite>, key: &ApiKeyRecord) -> StoreResult<()> {
-    let tools = key
-        .tools
-        .as_ref()
-        .map(serde_json::to_string)
-        .transpose()
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let tools = key.tools.as_deref().map(to_json).transpose()?;
     sqlx::query(
         "INSERT INTO api_keys (id, client, label, secret_hash, tools, created_at, expires_at, \
          revoked_at, rotated_from, last_used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, NULL)",
@@ -114,7 +124,8 @@ async fn insert_key(tx: &mut Transaction<'static, Sqlite>, key: &ApiKeyRecord) -
     .bind(key.expires_at)
     .bind(&key.rotated_from)
     .execute(&mut **tx)
-    .await?;
+    .await
+    .or_conflict("API key", &key.id)?;
     Ok(())
 }
 
@@ -122,7 +133,7 @@ async fn insert_key(tx: &mut Transaction<'static, Sqlite>, key: &ApiKeyRecord) -
 impl Store for SqliteStore {
     async fn update_server(&self, server: &ServerRecord) -> StoreResult<Generation> {
         let mut tx = self.begin().await?;
-        let updated = sqlx::query(
+        let done = sqlx::query(
             "UPDATE servers SET url = $2, credential_header = $3, credential_sealed = $4, \
              allow_anonymous = $5, allow_unknown_methods = $6, pin_action = $7 WHERE name = $1",
         )
@@ -135,26 +146,12 @@ impl Store for SqliteStore {
         .bind(&server.pin_action)
         .execute(&mut *tx)
         .await?;
-        if updated.rows_affected() == 0 {
-            return Err(StoreError::not_found("server", &server.name));
-        }
+        touched(done, "server", &server.name)?;
         commit_bumped(tx).await
     }
 
     async fn insert_server(&self, server: &ServerRecord) -> StoreResult<Generation> {
         let mut tx = self.begin().await?;
-        if exists(
-            &mut tx,
-            "SELECT 1 FROM servers WHERE name = $1",
-            &server.name,
-        )
-        .await?
-        {
-            return Err(StoreError::Conflict {
-                kind: "server",
-                name: server.name.clone(),
-            });
-        }
         sqlx::query(
             "INSERT INTO servers (name, url, credential_header, credential_sealed, allow_anonymous, \
              allow_unknown_methods, created_at, pin_action) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -168,7 +165,8 @@ impl Store for SqliteStore {
         .bind(server.created_at)
         .bind(&server.pin_action)
         .execute(&mut *tx)
-        .await?;
+        .await
+        .or_conflict("server", &server.name)?;
         commit_bumped(tx).await
     }
 
@@ -176,16 +174,15 @@ impl Store for SqliteStore {
         let rows = sqlx::query("SELECT * FROM servers ORDER BY name")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(server_from).collect()
+        all(&rows, server_from)
     }
 
     async fn get_server(&self, name: &str) -> StoreResult<ServerRecord> {
         let row = sqlx::query("SELECT * FROM servers WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| StoreError::not_found("server", name))?;
-        server_from(&row)
+            .await?;
+        found(row, "server", name, server_from)
     }
 
     async fn delete_server(&self, name: &str) -> StoreResult<Generation> {
@@ -194,26 +191,13 @@ impl Store for SqliteStore {
             .bind(name)
             .execute(&mut *tx)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::not_found("server", name));
-        }
+        touched(done, "server", name)?;
         commit_bumped(tx).await
     }
 
     async fn insert_client(&self, client: &ClientRecord) -> StoreResult<Generation> {
+        let oauth = client.oauth.as_ref().map(to_json).transpose()?;
         let mut tx = self.begin().await?;
-        if exists(
-            &mut tx,
-            "SELECT 1 FROM clients WHERE name = $1",
-            &client.name,
-        )
-        .await?
-        {
-            return Err(StoreError::Conflict {
-                kind: "client",
-                name: client.name.clone(),
-            });
-        }
         sqlx::query(
             "INSERT INTO clients (name, description, disabled_at, created_at, oauth) \
              VALUES ($1, $2, $3, $4, $5)",
@@ -222,16 +206,10 @@ impl Store for SqliteStore {
         .bind(&client.description)
         .bind(client.disabled_at)
         .bind(client.created_at)
-        .bind(
-            client
-                .oauth
-                .as_ref()
-                .map(serde_json::to_string)
-                .transpose()
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        )
+        .bind(oauth)
         .execute(&mut *tx)
-        .await?;
+        .await
+        .or_conflict("client", &client.name)?;
         commit_bumped(tx).await
     }
 
@@ -239,16 +217,15 @@ impl Store for SqliteStore {
         let rows = sqlx::query("SELECT * FROM clients ORDER BY name")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(client_from).collect()
+        all(&rows, client_from)
     }
 
     async fn get_client(&self, name: &str) -> StoreResult<ClientRecord> {
         let row = sqlx::query("SELECT * FROM clients WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| StoreError::not_found("client", name))?;
-        client_from(&row)
+            .await?;
+        found(row, "client", name, client_from)
     }
 
     async fn set_client_disabled(&self, name: &str, at: Option<i64>) -> StoreResult<Generation> {
@@ -258,23 +235,13 @@ impl Store for SqliteStore {
             .bind(at)
             .execute(&mut *tx)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::not_found("client", name));
-        }
+        touched(done, "client", name)?;
         commit_bumped(tx).await
     }
 
     async fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<Generation> {
         let mut tx = self.begin().await?;
-        if !exists(
-            &mut tx,
-            "SELECT 1 FROM clients WHERE name = $1",
-            &key.client,
-        )
-        .await?
-        {
-            return Err(StoreError::not_found("client", &key.client));
-        }
+        require(&mut tx, "client", CLIENT_EXISTS, &key.client).await?;
         insert_key(&mut tx, key).await?;
         commit_bumped(tx).await
     }
@@ -287,7 +254,7 @@ impl Store for SqliteStore {
             .bind(client)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(key_from).collect()
+        all(&rows, key_from)
     }
 
     async fn get_api_key(&self, id: &str) -> StoreResult<ApiKeyRecord> {
@@ -295,9 +262,8 @@ impl Store for SqliteStore {
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(id)
             .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| StoreError::not_found("API key", id))?;
-        key_from(&row)
+            .await?;
+        found(row, "API key", id, key_from)
     }
 
     async fn rotate_api_key(
@@ -315,9 +281,7 @@ impl Store for SqliteStore {
         .bind(old_expires_at)
         .execute(&mut *tx)
         .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::not_found("active API key", old_id));
-        }
+        touched(done, "active API key", old_id)?;
         insert_key(&mut tx, new).await?;
         commit_bumped(tx).await
     }
@@ -330,9 +294,7 @@ impl Store for SqliteStore {
                 .bind(at)
                 .execute(&mut *tx)
                 .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::not_found("API key", id));
-        }
+        touched(done, "API key", id)?;
         commit_bumped(tx).await
     }
 
@@ -356,14 +318,8 @@ impl Store for SqliteStore {
 
     async fn upsert_connection(&self, c: &ConnectionRecord) -> StoreResult<Generation> {
         let mut tx = self.begin().await?;
-        if !exists(&mut tx, "SELECT 1 FROM clients WHERE name = $1", &c.client).await? {
-            return Err(StoreError::not_found("client", &c.client));
-        }
-        if !exists(&mut tx, "SELECT 1 FROM servers WHERE name = $1", &c.server).await? {
-            return Err(StoreError::not_found("server", &c.server));
-        }
-        let tools =
-            serde_json::to_string(&c.tools).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        require(&mut tx, "client", CLIENT_EXISTS, &c.client).await?;
+        require(&mut tx, "server", SERVER_EXISTS, &c.server).await?;
         sqlx::query(
             "INSERT INTO connections (client, server, tools, resources, prompts, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (client, server) DO UPDATE SET \
@@ -371,7 +327,7 @@ impl Store for SqliteStore {
         )
         .bind(&c.client)
         .bind(&c.server)
-        .bind(tools)
+        .bind(to_json(&c.tools)?)
         .bind(c.resources)
         .bind(c.prompts)
         .bind(c.created_at)
@@ -384,7 +340,7 @@ impl Store for SqliteStore {
         let rows = sqlx::query("SELECT * FROM connections ORDER BY client, server")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(connection_from).collect()
+        all(&rows, connection_from)
     }
 
     async fn delete_connection(&self, client: &str, server: &str) -> StoreResult<Generation> {
@@ -394,33 +350,14 @@ impl Store for SqliteStore {
             .bind(server)
             .execute(&mut *tx)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::not_found(
-                "connection",
-                format!("{client} → {server}"),
-            ));
-        }
+        touched(done, "connection", format!("{client} → {server}"))?;
         commit_bumped(tx).await
     }
 
     async fn insert_policy(&self, policy: &PolicyRecord) -> StoreResult<Generation> {
         let mut tx = self.begin().await?;
-        if exists(&mut tx, "SELECT 1 FROM policies WHERE id = $1", &policy.id).await? {
-            return Err(StoreError::Conflict {
-                kind: "policy",
-                name: policy.id.clone(),
-            });
-        }
-        if let Some(client) = &policy.client
-            && !exists(&mut tx, "SELECT 1 FROM clients WHERE name = $1", client).await?
-        {
-            return Err(StoreError::not_found("client", client));
-        }
-        if let Some(server) = &policy.server
-            && !exists(&mut tx, "SELECT 1 FROM servers WHERE name = $1", server).await?
-        {
-            return Err(StoreError::not_found("server", server));
-        }
+        // Inserted before its scope is checked, so a taken id is reported first; a missing
+        // scope rolls the insert back.
         sqlx::query(
             "INSERT INTO policies (id, kind, client, server, tools, spec, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -433,7 +370,14 @@ impl Store for SqliteStore {
         .bind(policy.spec.to_string())
         .bind(policy.created_at)
         .execute(&mut *tx)
-        .await?;
+        .await
+        .or_conflict("policy", &policy.id)?;
+        if let Some(client) = &policy.client {
+            require(&mut tx, "client", CLIENT_EXISTS, client).await?;
+        }
+        if let Some(server) = &policy.server {
+            require(&mut tx, "server", SERVER_EXISTS, server).await?;
+        }
         commit_bumped(tx).await
     }
 
@@ -441,7 +385,7 @@ impl Store for SqliteStore {
         let rows = sqlx::query("SELECT * FROM policies ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(policy_from).collect()
+        all(&rows, policy_from)
     }
 
     async fn delete_policy(&self, id: &str) -> StoreResult<Generation> {
@@ -450,9 +394,7 @@ impl Store for SqliteStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::not_found("policy", id));
-        }
+        touched(done, "policy", id)?;
         sqlx::query("DELETE FROM quota_usage WHERE policy_id = $1")
             .bind(id)
             .execute(&mut *tx)
@@ -464,16 +406,7 @@ impl Store for SqliteStore {
         let rows = sqlx::query("SELECT * FROM quota_usage")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(QuotaUsage {
-                    policy_id: row.try_get("policy_id")?,
-                    subject: row.try_get("subject")?,
-                    window_start: row.try_get("window_start")?,
-                    used: row.try_get("used")?,
-                })
-            })
-            .collect()
+        all(&rows, quota_from)
     }
 
     async fn save_quota_usage(&self, usage: &[QuotaUsage]) -> StoreResult<()> {
@@ -499,98 +432,11 @@ impl Store for SqliteStore {
     }
 
     async fn list_tool_pins(&self) -> StoreResult<Vec<ToolPin>> {
-        let rows = sqlx::query("SELECT * FROM tool_pins ORDER BY server, tool")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(ToolPin {
-                    server: row.try_get("server")?,
-                    tool: row.try_get("tool")?,
-                    approved_hash: row.try_get("approved_hash")?,
-                    pending_hash: row.try_get("pending_hash")?,
-                    pending_definition: row.try_get("pending_definition")?,
-                    pending_reason: row.try_get("pending_reason")?,
-                    first_seen: row.try_get("first_seen")?,
-                    updated_at: row.try_get("updated_at")?,
-                })
-            })
-            .collect()
+        pins::list(&self.pool).await
     }
 
     async fn observe_tool(&self, seen: &ToolObservation) -> StoreResult<Option<Generation>> {
-        let mut tx = self.begin().await?;
-        let current: Option<(Option<String>, Option<String>)> = sqlx::query_as(
-            "SELECT approved_hash, pending_hash FROM tool_pins WHERE server = $1 AND tool = $2",
-        )
-        .bind(&seen.server)
-        .bind(&seen.tool)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let changed = match current {
-            None => {
-                let (approved, pending) = if seen.suspicious.is_some() {
-                    (None, Some(&seen.hash))
-                } else {
-                    (Some(&seen.hash), None)
-                };
-                sqlx::query(
-                    "INSERT INTO tool_pins (server, tool, approved_hash, pending_hash, pending_definition, \
-                     pending_reason, first_seen, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
-                )
-                .bind(&seen.server)
-                .bind(&seen.tool)
-                .bind(approved)
-                .bind(pending)
-                .bind(pending.map(|_| &seen.definition))
-                .bind(pending.and(seen.suspicious.as_ref()))
-                .bind(seen.at)
-                .execute(&mut *tx)
-                .await?;
-                true
-            }
-            Some((approved, _)) if approved.as_deref() == Some(seen.hash.as_str()) => {
-                // Back to the approved definition: nothing is pending any more.
-                sqlx::query(
-                    "UPDATE tool_pins SET pending_hash = NULL, pending_definition = NULL, pending_reason = NULL, \
-                     updated_at = $3 WHERE server = $1 AND tool = $2 AND pending_hash IS NOT NULL",
-                )
-                .bind(&seen.server)
-                .bind(&seen.tool)
-                .bind(seen.at)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                    > 0
-            }
-            Some((_, pending)) if pending.as_deref() == Some(seen.hash.as_str()) => false,
-            Some(_) => {
-                let reason = seen
-                    .suspicious
-                    .clone()
-                    .unwrap_or_else(|| "definition changed".into());
-                sqlx::query(
-                    "UPDATE tool_pins SET pending_hash = $3, pending_definition = $4, pending_reason = $5, \
-                     updated_at = $6 WHERE server = $1 AND tool = $2",
-                )
-                .bind(&seen.server)
-                .bind(&seen.tool)
-                .bind(&seen.hash)
-                .bind(&seen.definition)
-                .bind(reason)
-                .bind(seen.at)
-                .execute(&mut *tx)
-                .await?;
-                true
-            }
-        };
-        let generation = if changed {
-            Some(bump(&mut tx).await?)
-        } else {
-            None
-        };
-        tx.commit().await?;
-        Ok(generation)
+        pins::observe(self.begin().await?, seen).await
     }
 
     async fn approve_tools(
@@ -599,155 +445,31 @@ impl Store for SqliteStore {
         tools: &[String],
         at: i64,
     ) -> StoreResult<(Generation, u64)> {
-        let mut tx = self.begin().await?;
-        if !exists(&mut tx, "SELECT 1 FROM servers WHERE name = $1", server).await? {
-            return Err(StoreError::not_found("server", server));
-        }
-        let mut approved = 0;
-        let pending: Vec<String> = sqlx::query_scalar(
-            "SELECT tool FROM tool_pins WHERE server = $1 AND pending_hash IS NOT NULL",
-        )
-        .bind(server)
-        .fetch_all(&mut *tx)
-        .await?;
-        for tool in &pending {
-            if !tools.is_empty() && !tools.contains(tool) {
-                continue;
-            }
-            approved += sqlx::query(
-                "UPDATE tool_pins SET approved_hash = pending_hash, pending_hash = NULL, pending_definition = NULL, \
-                 pending_reason = NULL, updated_at = $3 WHERE server = $1 AND tool = $2",
-            )
-            .bind(server)
-            .bind(tool)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        }
-        for tool in tools {
-            if !pending.contains(tool) {
-                return Err(StoreError::not_found(
-                    "pending tool change",
-                    format!("{server}/{tool}"),
-                ));
-            }
-        }
-        let generation = bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok((generation, approved))
+        pins::approve(self.begin().await?, server, tools, at).await
     }
 
     async fn generation(&self) -> StoreResult<Generation> {
-        Ok(
-            sqlx::query_scalar("SELECT value FROM meta WHERE key = 'generation'")
-                .fetch_one(&self.pool)
-                .await?,
-        )
+        meta::generation(&self.pool).await
     }
 
     async fn load_contents(&self) -> StoreResult<StoreContents> {
-        // A read transaction gives one consistent view across the queries (WAL snapshot).
-        let mut tx = self.pool.begin().await?;
-        let generation: i64 = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'generation'")
-            .fetch_one(&mut *tx)
-            .await?;
-        let servers = sqlx::query("SELECT * FROM servers")
-            .fetch_all(&mut *tx)
-            .await?;
-        let clients = sqlx::query("SELECT * FROM clients")
-            .fetch_all(&mut *tx)
-            .await?;
-        let keys = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {KEY_COLUMNS} FROM api_keys WHERE revoked_at IS NULL"
-        )))
-        .fetch_all(&mut *tx)
-        .await?;
-        let connections = sqlx::query("SELECT * FROM connections")
-            .fetch_all(&mut *tx)
-            .await?;
-        let policies = sqlx::query("SELECT * FROM policies ORDER BY id")
-            .fetch_all(&mut *tx)
-            .await?;
-        let mut contents = StoreContents::default();
-        oauth::load_into(&mut tx, &mut contents).await?;
-        tx.commit().await?;
-        let tool_pins = self.list_tool_pins().await?;
-        Ok(StoreContents {
-            generation,
-            servers: servers
-                .iter()
-                .map(server_from)
-                .collect::<StoreResult<_>>()?,
-            clients: clients
-                .iter()
-                .map(client_from)
-                .collect::<StoreResult<_>>()?,
-            api_keys: keys.iter().map(key_from).collect::<StoreResult<_>>()?,
-            connections: connections
-                .iter()
-                .map(connection_from)
-                .collect::<StoreResult<_>>()?,
-            policies: policies
-                .iter()
-                .map(policy_from)
-                .collect::<StoreResult<_>>()?,
-            tool_pins,
-            ..contents
-        })
+        meta::load_contents(&self.pool).await
     }
 
     async fn report_heartbeat(&self, heartbeat: ServerHeartbeat) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE meta SET value = CASE key WHEN 'applied_generation' THEN $1 ELSE $2 END \
-             WHERE key IN ('applied_generation', 'heartbeat_ms')",
-        )
-        .bind(heartbeat.applied_generation)
-        .bind(heartbeat.heartbeat_ms)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        meta::report_heartbeat(&self.pool, heartbeat).await
     }
 
     async fn report_reload(&self, report: &crate::records::ReloadReport) -> StoreResult<()> {
-        let json = serde_json::to_string(report).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        sqlx::query(
-            "INSERT INTO reload_report (id, report) VALUES (1, $1) \
-             ON CONFLICT (id) DO UPDATE SET report = excluded.report",
-        )
-        .bind(json)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        meta::report_reload(&self.pool, report).await
     }
 
     async fn reload_report(&self) -> StoreResult<Option<crate::records::ReloadReport>> {
-        let json: Option<String> =
-            sqlx::query_scalar("SELECT report FROM reload_report WHERE id = 1")
-                .fetch_optional(&self.pool)
-                .await?;
-        json.map(|json| {
-            serde_json::from_str(&json)
-                .map_err(|e| StoreError::Corrupt(format!("reload report: {e}")))
-        })
-        .transpose()
+        meta::reload_report(&self.pool).await
     }
 
     async fn heartbeat(&self) -> StoreResult<ServerHeartbeat> {
-        let rows = sqlx::query("SELECT key, value FROM meta")
-            .fetch_all(&self.pool)
-            .await?;
-        let mut heartbeat = ServerHeartbeat::default();
-        for row in rows {
-            let key: String = row.try_get("key")?;
-            let value: i64 = row.try_get("value")?;
-            match key.as_str() {
-                "applied_generation" => heartbeat.applied_generation = value,
-                "heartbeat_ms" => heartbeat.heartbeat_ms = value,
-                _ => {}
-            }
-        }
-        Ok(heartbeat)
+        meta::heartbeat(&self.pool).await
     }
 
     async fn audit_chain_head(&self, chain_id: i64) -> StoreResult<Option<(i64, String)>> {
@@ -787,12 +509,7 @@ impl Store for SqliteStore {
     }
 
     async fn audit_page(&self, after_seq: i64, limit: i64) -> StoreResult<Vec<AuditRow>> {
-        let rows = sqlx::query("SELECT * FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2")
-            .bind(after_seq)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(audit_from).collect()
+        audit_read::page(&self.pool, after_seq, limit).await
     }
 
     async fn audit_chain_page(

@@ -36,6 +36,7 @@ mod policies;
 mod proxying;
 mod records;
 mod sessions;
+mod store_contract;
 mod tasks;
 mod tls;
 mod versions;

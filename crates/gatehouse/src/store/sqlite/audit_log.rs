@@ -12,7 +12,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
 use sqlx::{Row as _, SqlitePool, sqlite::SqliteRow};
 use std::{path::Path, sync::Arc, time::Duration};
 
-use super::rows::audit_from;
+use crate::store::sql::{all, audit_from};
 use crate::{
     audit::{ChainStart, Checkpoint, event::AuditRow},
     store::{StoreError, StoreResult},
@@ -74,6 +74,16 @@ impl AuditLog {
         checkpoint: Checkpoint,
         opens: Option<ChainStart>,
     ) -> StoreResult<()> {
+        // The audit writer runs on a thread of its own with a single-threaded runtime
+        // (audit/writer.rs): nothing else waits on that thread, so the append runs right
+        // there, without handing it to the blocking pool and back (two thread wake-ups, most
+        // of a durable request's wait for its commit).
+        let own_thread = tokio::runtime::Handle::try_current().is_ok_and(|handle| {
+            handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread
+        });
+        if own_thread {
+            return insert(&mut self.conn.lock(), &rows, &checkpoint, opens.as_ref());
+        }
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || {
             insert(&mut conn.lock(), &rows, &checkpoint, opens.as_ref())
@@ -115,7 +125,8 @@ fn insert(
         })?;
     }
     {
-        let mut statement = tx.prepare(INSERT).map_err(backend)?;
+        // Cached: parsing the statement cost more than inserting a row.
+        let mut statement = tx.prepare_cached(INSERT).map_err(backend)?;
         for (i, row) in rows.iter().enumerate() {
             if i > 0 && i % YIELD_EVERY == 0 {
                 // Lets a request thread waiting for this core run first: a batch is a few
@@ -153,17 +164,17 @@ fn insert(
                 .map_err(backend)?;
         }
     }
-    tx.execute(
-        CHECKPOINT,
-        params![
-            checkpoint.chain_id,
-            checkpoint.seq,
-            checkpoint.hash,
-            checkpoint.ts_ms,
-            checkpoint.mac
-        ],
-    )
-    .map_err(backend)?;
+    tx.prepare_cached(CHECKPOINT)
+        .and_then(|mut statement| {
+            statement.execute(params![
+                checkpoint.chain_id,
+                checkpoint.seq,
+                checkpoint.hash,
+                checkpoint.ts_ms,
+                checkpoint.mac
+            ])
+        })
+        .map_err(backend)?;
     tx.commit().map_err(backend)
 }
 
@@ -204,7 +215,7 @@ pub(super) async fn chain_page(
         .bind(limit)
         .fetch_all(pool)
         .await?;
-    rows.iter().map(audit_from).collect()
+    all(&rows, audit_from)
 }
 
 pub(super) async fn chain_ids(pool: &SqlitePool) -> StoreResult<Vec<i64>> {

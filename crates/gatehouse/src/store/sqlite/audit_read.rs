@@ -4,11 +4,27 @@
 
 use sqlx::{AssertSqlSafe, SqlitePool};
 
-use super::rows::audit_from;
 use crate::{
     audit::event::{AuditFilter, AuditRow, Decision},
-    store::StoreResult,
+    store::{
+        StoreResult,
+        sql::{all, audit_from},
+    },
 };
+
+/// Rows in table order (`seq`) after `after_seq`.
+pub(super) async fn page(
+    pool: &SqlitePool,
+    after_seq: i64,
+    limit: i64,
+) -> StoreResult<Vec<AuditRow>> {
+    let rows = sqlx::query("SELECT * FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2")
+        .bind(after_seq)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+    all(&rows, audit_from)
+}
 
 pub(super) fn sql(f: &AuditFilter) -> String {
     let mut conditions = Vec::new();
@@ -55,7 +71,7 @@ pub(super) async fn query(pool: &SqlitePool, f: &AuditFilter) -> StoreResult<Vec
         query = query.bind(after);
     }
     let rows = query.bind(f.limit).bind(f.offset).fetch_all(pool).await?;
-    rows.iter().map(audit_from).collect()
+    all(&rows, audit_from)
 }
 
 #[cfg(test)]

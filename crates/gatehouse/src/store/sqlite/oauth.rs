@@ -1,109 +1,50 @@
 //! [`OAuthStore`] on SQLite.
 
 use async_trait::async_trait;
-use sqlx::{Row, sqlite::SqliteRow};
+use sqlx::{Sqlite, Transaction};
 
-use super::{SqliteStore, bump, commit_bumped, exists};
+use super::{CLIENT_EXISTS, SqliteStore, bump, commit_bumped, require};
 use crate::store::{
-    Generation, StoreError, StoreResult,
+    Generation, StoreContents, StoreResult,
     oauth::{
         ClientSecretRecord, OAuthClientMetadata, OAuthStore, RefreshOutcome, RefreshTokenRecord,
         RevokedToken, SigningKeyRecord,
+    },
+    sql::{
+        OrConflict, all, group_connection_from, refresh_from, revoked_from, secret_from,
+        signing_key_from, to_json, touched, user_from,
     },
 };
 
 /// The authorization server's and users' part of [`crate::store::StoreContents`], read in the
 /// caller's transaction.
 pub(super) async fn load_into(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-    contents: &mut crate::store::StoreContents,
+    tx: &mut Transaction<'static, Sqlite>,
+    contents: &mut StoreContents,
 ) -> StoreResult<()> {
     let rows = |sql: &'static str| sqlx::query(sql);
-    contents.client_secrets = rows("SELECT * FROM client_secrets WHERE revoked_at IS NULL")
+    let secrets = rows("SELECT * FROM client_secrets WHERE revoked_at IS NULL")
         .fetch_all(&mut **tx)
-        .await?
-        .iter()
-        .map(secret_from)
-        .collect::<StoreResult<_>>()?;
-    contents.signing_keys = rows("SELECT * FROM signing_keys ORDER BY active_at, kid")
+        .await?;
+    contents.client_secrets = all(&secrets, secret_from)?;
+    let keys = rows("SELECT * FROM signing_keys ORDER BY active_at, kid")
         .fetch_all(&mut **tx)
-        .await?
-        .iter()
-        .map(signing_key_from)
-        .collect::<StoreResult<_>>()?;
-    contents.revoked_tokens =
-        rows("SELECT jti, expires_at FROM revoked_tokens WHERE expires_at > $1")
-            .bind(crate::now_ms())
-            .fetch_all(&mut **tx)
-            .await?
-            .iter()
-            .map(revoked_from)
-            .collect::<StoreResult<_>>()?;
-    contents.users = rows("SELECT * FROM users WHERE disabled_at IS NULL")
+        .await?;
+    contents.signing_keys = all(&keys, signing_key_from)?;
+    let revoked = rows("SELECT jti, expires_at FROM revoked_tokens WHERE expires_at > $1")
+        .bind(crate::now_ms())
         .fetch_all(&mut **tx)
-        .await?
-        .iter()
-        .map(super::users::user_from)
-        .collect::<StoreResult<_>>()?;
-    contents.group_connections = rows("SELECT * FROM group_connections")
+        .await?;
+    contents.revoked_tokens = all(&revoked, revoked_from)?;
+    let users = rows("SELECT * FROM users WHERE disabled_at IS NULL")
         .fetch_all(&mut **tx)
-        .await?
-        .iter()
-        .map(super::users::group_connection_from)
-        .collect::<StoreResult<_>>()?;
+        .await?;
+    contents.users = all(&users, user_from)?;
+    let groups = rows("SELECT * FROM group_connections")
+        .fetch_all(&mut **tx)
+        .await?;
+    contents.group_connections = all(&groups, group_connection_from)?;
     Ok(())
-}
-
-fn secret_from(row: &SqliteRow) -> StoreResult<ClientSecretRecord> {
-    Ok(ClientSecretRecord {
-        id: row.try_get("id")?,
-        client: row.try_get("client")?,
-        secret_hash: row.try_get("secret_hash")?,
-        created_at: row.try_get("created_at")?,
-        expires_at: row.try_get("expires_at")?,
-        revoked_at: row.try_get("revoked_at")?,
-    })
-}
-
-fn signing_key_from(row: &SqliteRow) -> StoreResult<SigningKeyRecord> {
-    Ok(SigningKeyRecord {
-        kid: row.try_get("kid")?,
-        alg: row.try_get("alg")?,
-        private_sealed: row.try_get("private_sealed")?,
-        public_jwk: row.try_get("public_jwk")?,
-        created_at: row.try_get("created_at")?,
-        active_at: row.try_get("active_at")?,
-        retired_at: row.try_get("retired_at")?,
-    })
-}
-
-fn revoked_from(row: &SqliteRow) -> StoreResult<RevokedToken> {
-    Ok(RevokedToken {
-        jti: row.try_get("jti")?,
-        expires_at: row.try_get("expires_at")?,
-    })
-}
-
-pub(super) fn client_oauth(text: Option<String>) -> StoreResult<Option<OAuthClientMetadata>> {
-    text.map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(e.to_string())))
-        .transpose()
-}
-
-fn refresh_from(row: &SqliteRow) -> StoreResult<RefreshTokenRecord> {
-    Ok(RefreshTokenRecord {
-        id: row.try_get("id")?,
-        family: row.try_get("family")?,
-        token_hash: row.try_get("token_hash")?,
-        client: row.try_get("client")?,
-        subject: row.try_get("subject")?,
-        scope: row.try_get("scope")?,
-        resource: row.try_get("resource")?,
-        created_at: row.try_get("created_at")?,
-        expires_at: row.try_get("expires_at")?,
-        consumed_at: row.try_get("consumed_at")?,
-        replaced_by: row.try_get("replaced_by")?,
-        revoked_at: row.try_get("revoked_at")?,
-    })
 }
 
 async fn insert_refresh(
@@ -125,7 +66,8 @@ async fn insert_refresh(
     .bind(t.created_at)
     .bind(t.expires_at)
     .execute(conn)
-    .await?;
+    .await
+    .or_conflict("refresh token", &t.id)?;
     Ok(())
 }
 
@@ -136,27 +78,20 @@ impl OAuthStore for SqliteStore {
         client: &str,
         metadata: Option<&OAuthClientMetadata>,
     ) -> StoreResult<Generation> {
-        let json = metadata
-            .map(serde_json::to_string)
-            .transpose()
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let json = metadata.map(to_json).transpose()?;
         let mut tx = self.begin().await?;
         let done = sqlx::query("UPDATE clients SET oauth = $2 WHERE name = $1")
             .bind(client)
             .bind(json)
             .execute(&mut *tx)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::not_found("client", client));
-        }
+        touched(done, "client", client)?;
         commit_bumped(tx).await
     }
 
     async fn insert_client_secret(&self, s: &ClientSecretRecord) -> StoreResult<Generation> {
         let mut tx = self.begin().await?;
-        if !exists(&mut tx, "SELECT 1 FROM clients WHERE name = $1", &s.client).await? {
-            return Err(StoreError::not_found("client", &s.client));
-        }
+        require(&mut tx, "client", CLIENT_EXISTS, &s.client).await?;
         insert_secret(&mut tx, s).await?;
         commit_bumped(tx).await
     }
@@ -167,15 +102,7 @@ impl OAuthStore for SqliteStore {
         others_expire_at: i64,
     ) -> StoreResult<Generation> {
         let mut tx = self.begin().await?;
-        if !exists(
-            &mut tx,
-            "SELECT 1 FROM clients WHERE name = $1",
-            &new.client,
-        )
-        .await?
-        {
-            return Err(StoreError::not_found("client", &new.client));
-        }
+        require(&mut tx, "client", CLIENT_EXISTS, &new.client).await?;
         // Never lengthens a secret that already expires sooner.
         sqlx::query(
             "UPDATE client_secrets SET expires_at = MIN(COALESCE(expires_at, $2), $2) \
@@ -195,7 +122,7 @@ impl OAuthStore for SqliteStore {
                 .bind(client)
                 .fetch_all(&self.pool)
                 .await?;
-        rows.iter().map(secret_from).collect()
+        all(&rows, secret_from)
     }
 
     async fn revoke_client_secret(&self, id: &str, at: i64) -> StoreResult<Generation> {
@@ -207,9 +134,7 @@ impl OAuthStore for SqliteStore {
         .bind(at)
         .execute(&mut *tx)
         .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::not_found("client secret", id));
-        }
+        touched(done, "client secret", id)?;
         commit_bumped(tx).await
     }
 
@@ -227,7 +152,8 @@ impl OAuthStore for SqliteStore {
         .bind(k.active_at)
         .bind(k.retired_at)
         .execute(&mut *tx)
-        .await?;
+        .await
+        .or_conflict("signing key", &k.kid)?;
         commit_bumped(tx).await
     }
 
@@ -235,7 +161,7 @@ impl OAuthStore for SqliteStore {
         let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY active_at, kid")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(signing_key_from).collect()
+        all(&rows, signing_key_from)
     }
 
     async fn retire_signing_keys(&self, keep: &str, at: i64) -> StoreResult<Generation> {
@@ -378,7 +304,7 @@ impl OAuthStore for SqliteStore {
 }
 
 async fn insert_secret(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    tx: &mut Transaction<'static, Sqlite>,
     s: &ClientSecretRecord,
 ) -> StoreResult<()> {
     sqlx::query(
@@ -391,6 +317,7 @@ async fn insert_secret(
     .bind(s.created_at)
     .bind(s.expires_at)
     .execute(&mut **tx)
-    .await?;
+    .await
+    .or_conflict("client secret", &s.id)?;
     Ok(())
 }

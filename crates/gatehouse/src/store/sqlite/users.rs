@@ -1,83 +1,22 @@
 //! [`UserStore`] on SQLite.
 
 use async_trait::async_trait;
-use sqlx::{Row, sqlite::SqliteRow};
 
-use super::{
-    SqliteStore, commit_bumped, exists,
-    rows::{json_list, tool_list_or_unreadable},
-};
+use super::{SERVER_EXISTS, SqliteStore, commit_bumped, require};
 use crate::store::{
-    Generation, StoreError, StoreResult,
+    Generation, StoreResult,
+    sql::{OrConflict, all, code_from, found, group_connection_from, to_json, touched, user_from},
     users::{
         AuthorizationCodeRecord, CodeRedemption, GroupConnectionRecord, UserRecord, UserStore,
     },
 };
 
-fn to_json(list: &[String]) -> StoreResult<String> {
-    serde_json::to_string(list).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-pub(super) fn user_from(row: &SqliteRow) -> StoreResult<UserRecord> {
-    Ok(UserRecord {
-        id: row.try_get("id")?,
-        username: row.try_get("username")?,
-        display_name: row.try_get("display_name")?,
-        password_hash: row.try_get("password_hash")?,
-        idp: row.try_get("idp")?,
-        idp_subject: row.try_get("idp_subject")?,
-        groups: json_list(Some(row.try_get("groups")?))?.unwrap_or_default(),
-        created_at: row.try_get("created_at")?,
-        disabled_at: row.try_get("disabled_at")?,
-        last_login_at: row.try_get("last_login_at")?,
-    })
-}
-
-pub(super) fn group_connection_from(row: &SqliteRow) -> StoreResult<GroupConnectionRecord> {
-    Ok(GroupConnectionRecord {
-        group: row.try_get("group_name")?,
-        server: row.try_get("server")?,
-        tools: tool_list_or_unreadable(Some(row.try_get("tools")?)).unwrap_or_default(),
-        resources: row.try_get("resources")?,
-        prompts: row.try_get("prompts")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-fn code_from(row: &SqliteRow) -> StoreResult<AuthorizationCodeRecord> {
-    Ok(AuthorizationCodeRecord {
-        code_hash: row.try_get("code_hash")?,
-        client: row.try_get("client")?,
-        subject: row.try_get("subject")?,
-        redirect_uri: row.try_get("redirect_uri")?,
-        code_challenge: row.try_get("code_challenge")?,
-        scope: row.try_get("scope")?,
-        resource: row.try_get("resource")?,
-        created_at: row.try_get("created_at")?,
-        expires_at: row.try_get("expires_at")?,
-        consumed_at: row.try_get("consumed_at")?,
-        family: row.try_get("family")?,
-        access_jti: row.try_get("access_jti")?,
-        access_expires_at: row.try_get("access_expires_at")?,
-    })
-}
-
 #[async_trait]
 impl UserStore for SqliteStore {
     async fn insert_user(&self, u: &UserRecord) -> StoreResult<Generation> {
         let mut tx = self.begin().await?;
-        if exists(
-            &mut tx,
-            "SELECT 1 FROM users WHERE username = $1",
-            &u.username,
-        )
-        .await?
-        {
-            return Err(StoreError::Conflict {
-                kind: "user",
-                name: u.username.clone(),
-            });
-        }
+        // The username, the id and the provider identity are each unique; any of them taken
+        // is reported under the username, the name an operator gave.
         sqlx::query(
             "INSERT INTO users (id, username, display_name, password_hash, idp, idp_subject, \
              groups, created_at, disabled_at, last_login_at) \
@@ -94,7 +33,8 @@ impl UserStore for SqliteStore {
         .bind(u.disabled_at)
         .bind(u.last_login_at)
         .execute(&mut *tx)
-        .await?;
+        .await
+        .or_conflict("user", &u.username)?;
         commit_bumped(tx).await
     }
 
@@ -102,16 +42,15 @@ impl UserStore for SqliteStore {
         let rows = sqlx::query("SELECT * FROM users ORDER BY username")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(user_from).collect()
+        all(&rows, user_from)
     }
 
     async fn get_user(&self, id: &str) -> StoreResult<UserRecord> {
         let row = sqlx::query("SELECT * FROM users WHERE id = $1 OR username = $1")
             .bind(id)
             .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| StoreError::not_found("user", id))?;
-        user_from(&row)
+            .await?;
+        found(row, "user", id, user_from)
     }
 
     async fn find_user_by_username(&self, username: &str) -> StoreResult<Option<UserRecord>> {
@@ -144,9 +83,7 @@ impl UserStore for SqliteStore {
             .bind(to_json(groups)?)
             .execute(&mut *tx)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::not_found("user", id));
-        }
+        touched(done, "user", id)?;
         commit_bumped(tx).await
     }
 
@@ -156,9 +93,7 @@ impl UserStore for SqliteStore {
             .bind(password_hash)
             .execute(&self.pool)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::not_found("user", id));
-        }
+        touched(done, "user", id)?;
         Ok(())
     }
 
@@ -169,9 +104,7 @@ impl UserStore for SqliteStore {
             .bind(at)
             .execute(&mut *tx)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::not_found("user", id));
-        }
+        touched(done, "user", id)?;
         commit_bumped(tx).await
     }
 
@@ -186,9 +119,7 @@ impl UserStore for SqliteStore {
 
     async fn upsert_group_connection(&self, c: &GroupConnectionRecord) -> StoreResult<Generation> {
         let mut tx = self.begin().await?;
-        if !exists(&mut tx, "SELECT 1 FROM servers WHERE name = $1", &c.server).await? {
-            return Err(StoreError::not_found("server", &c.server));
-        }
+        require(&mut tx, "server", SERVER_EXISTS, &c.server).await?;
         sqlx::query(
             "INSERT INTO group_connections (group_name, server, tools, resources, prompts, \
              created_at) VALUES ($1, $2, $3, $4, $5, $6) \
@@ -210,7 +141,7 @@ impl UserStore for SqliteStore {
         let rows = sqlx::query("SELECT * FROM group_connections ORDER BY group_name, server")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(group_connection_from).collect()
+        all(&rows, group_connection_from)
     }
 
     async fn delete_group_connection(&self, group: &str, server: &str) -> StoreResult<Generation> {
@@ -221,12 +152,7 @@ impl UserStore for SqliteStore {
                 .bind(server)
                 .execute(&mut *tx)
                 .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::not_found(
-                "group connection",
-                format!("{group} -> {server}"),
-            ));
-        }
+        touched(done, "group connection", format!("{group} -> {server}"))?;
         commit_bumped(tx).await
     }
 
