@@ -224,6 +224,17 @@ fn verify_checks_every_writers_chain_and_names_the_one_tampered_with() {
     );
     assert!(text.contains("  - chain 2: row 2 was modified"), "{text}");
     assert!(!text.contains("chain 1"), "{text}");
+    // The table places each row the same way: chain 2's row 2 is the sixth row written.
+    let table = stdout(&gatehouse(dir.path(), &["audit", "query"]));
+    let places: Vec<(&str, &str)> = table
+        .lines()
+        .map(|line| {
+            let mut columns = line.split_whitespace();
+            (columns.next().unwrap(), columns.next().unwrap())
+        })
+        .collect();
+    assert_eq!(places[0], ("SEQ", "CHAIN"));
+    assert_eq!(places[6], ("6", "2:2"));
 
     // A checkpoint exported before chains (one object, no chain id) is still read, as
     // chain 0's: this database has none, so it reports chain 0's rows deleted.

@@ -259,7 +259,7 @@ impl Output {
 
 fn table(rows: &[AuditRow], headers: bool) -> String {
     let mut table = Table::new(&[
-        "SEQ", "TIME", "CLIENT", "KEY", "SERVER", "METHOD", "TOOL", "DECISION", "REASON",
+        "SEQ", "CHAIN", "TIME", "CLIENT", "KEY", "SERVER", "METHOD", "TOOL", "DECISION", "REASON",
         "OUTCOME", "STATUS", "LATENCY",
     ]);
     let or_dash = |text: &Option<String>| text.as_deref().map_or("-".into(), printable);
@@ -267,6 +267,8 @@ fn table(rows: &[AuditRow], headers: bool) -> String {
         let e = &r.event;
         table.row(vec![
             r.seq.to_string(),
+            // Where `audit verify` places the row: chain and row in the chain.
+            format!("{}:{}", r.chain_id, r.chain_seq),
             time(Some(e.ts_ms)),
             or_dash(&e.client),
             or_dash(&e.credential_id),
