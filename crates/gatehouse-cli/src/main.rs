@@ -29,6 +29,10 @@ struct Cli {
     /// Output format.
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = Format::Table)]
     output: Format,
+    /// Who makes the changes, as the audit trail records it (default: the account running
+    /// the command).
+    #[arg(long, global = true, env = "GATEHOUSE_ACTOR")]
+    actor: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -66,7 +70,8 @@ enum Command {
     /// Access-token signing keys of the OAuth authorization server.
     #[command(subcommand)]
     SigningKeys(commands::oauth::SigningKeysCommand),
-    /// What the store holds and what the running server applied (generation, reload errors).
+    /// What the store holds and what each running server (replica) applied (generation,
+    /// reload errors).
     Status,
 }
 
@@ -102,20 +107,28 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         config.data_dir = dir;
     }
     let format = cli.output;
-    match cli.command {
-        Command::Serve(args) => commands::serve::run(config, args).await,
-        Command::Demo(args) => demo::run(config, args, format).await,
-        Command::Servers(cmd) => cmd.run(&commands::Ctx::open(config, format).await?).await,
-        Command::Clients(cmd) => cmd.run(&commands::Ctx::open(config, format).await?).await,
-        Command::Keys(cmd) => cmd.run(&commands::Ctx::open(config, format).await?).await,
-        Command::Connections(cmd) => cmd.run(&commands::Ctx::open(config, format).await?).await,
-        Command::Policy(cmd) => cmd.run(&commands::Ctx::open(config, format).await?).await,
-        Command::Audit(cmd) => cmd.run(&commands::Ctx::open(config, format).await?).await,
-        Command::Users(cmd) => cmd.run(&commands::Ctx::open(config, format).await?).await,
-        Command::Groups(cmd) => cmd.run(&commands::Ctx::open(config, format).await?).await,
-        Command::SigningKeys(cmd) => cmd.run(&commands::Ctx::open(config, format).await?).await,
-        Command::Status => commands::status::run(&commands::Ctx::open(config, format).await?).await,
-    }
+    let command = match cli.command {
+        Command::Serve(args) => return commands::serve::run(config, args).await,
+        Command::Demo(args) => return demo::run(config, args, format).await,
+        command => command,
+    };
+    let ctx = commands::Ctx::open(config, format, cli.actor).await?;
+    let done = match command {
+        // Run above, without an operator context.
+        Command::Serve(_) | Command::Demo(_) => Ok(ExitCode::SUCCESS),
+        Command::Servers(cmd) => cmd.run(&ctx).await,
+        Command::Clients(cmd) => cmd.run(&ctx).await,
+        Command::Keys(cmd) => cmd.run(&ctx).await,
+        Command::Connections(cmd) => cmd.run(&ctx).await,
+        Command::Policy(cmd) => cmd.run(&ctx).await,
+        Command::Audit(cmd) => cmd.run(&ctx).await,
+        Command::Users(cmd) => cmd.run(&ctx).await,
+        Command::Groups(cmd) => cmd.run(&ctx).await,
+        Command::SigningKeys(cmd) => cmd.run(&ctx).await,
+        Command::Status => commands::status::run(&ctx).await,
+    };
+    ctx.close().await;
+    done
 }
 
 #[cfg(test)]

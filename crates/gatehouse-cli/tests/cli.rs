@@ -306,6 +306,18 @@ impl Cli {
     }
 }
 
+/// A heartbeat row as a running replica would write it.
+fn replica(id: &str, applied: i64, heartbeat_ms: i64) -> gatehouse::store::ReplicaHeartbeat {
+    gatehouse::store::ReplicaHeartbeat {
+        replica_id: id.into(),
+        applied_generation: applied,
+        heartbeat_ms,
+        started_ms: heartbeat_ms - 1_000,
+        version: "0.0.0".into(),
+        listen: "127.0.0.1:8080".into(),
+    }
+}
+
 #[test]
 fn a_country_policy_is_refused_where_no_geoip_database_is_configured() {
     let cli = Cli::new();
@@ -341,10 +353,7 @@ fn a_change_the_running_server_has_not_applied_is_an_error() {
     // A server that is alive (fresh heartbeat) but stuck at generation 1.
     let (runtime, store) = cli.store();
     runtime
-        .block_on(store.report_heartbeat(gatehouse::store::ServerHeartbeat {
-            applied_generation: 1,
-            heartbeat_ms: gatehouse::now_ms() + 60_000,
-        }))
+        .block_on(store.report_replica(&replica("stuck", 1, gatehouse::now_ms() + 60_000)))
         .unwrap();
     let out = cli.run(&["keys", "revoke", &key_id]);
     assert_eq!(out.status.code(), Some(1), "not applied must not succeed");
@@ -353,6 +362,97 @@ fn a_change_the_running_server_has_not_applied_is_an_error() {
     assert!(
         !String::from_utf8_lossy(&out.stdout).contains("revoked"),
         "nothing claims the key is revoked"
+    );
+}
+
+#[test]
+fn one_replica_up_to_date_is_not_enough_while_another_is_behind() {
+    let cli = Cli::new();
+    cli.ok(&["clients", "create", "agent"]);
+    let key = cli.json(&["keys", "create", "--client", "agent"]);
+    let key_id = key["id"].as_str().unwrap().to_owned();
+    let (runtime, store) = cli.store();
+    let fresh = gatehouse::now_ms() + 60_000;
+    for row in [replica("ahead", 1_000, fresh), replica("stuck", 1, fresh)] {
+        runtime.block_on(store.report_replica(&row)).unwrap();
+    }
+    let out = cli.run(&["keys", "revoke", &key_id]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "one replica behind must fail it"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("1 of 2 running replica(s) has not applied it"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("\"stuck\" runs generation 1"), "{stderr}");
+    assert!(!stderr.contains("ahead"), "{stderr}");
+}
+
+#[test]
+fn a_replica_without_a_recent_heartbeat_is_not_waited_for_and_named() {
+    let cli = Cli::new();
+    cli.ok(&["clients", "create", "agent"]);
+    let key = cli.json(&["keys", "create", "--client", "agent"]);
+    let key_id = key["id"].as_str().unwrap().to_owned();
+    let (runtime, store) = cli.store();
+    let silent = gatehouse::now_ms() - 60_000;
+    runtime
+        .block_on(store.report_replica(&replica("crashed", 1, silent)))
+        .unwrap();
+    let out = cli.run(&["keys", "revoke", &key_id]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("not waiting for replica(s) without a heartbeat")
+            && stderr.contains("\"crashed\""),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn status_lists_each_replica_and_whether_it_is_live() {
+    let cli = Cli::new();
+    cli.ok(&["clients", "create", "agent"]);
+    let (runtime, store) = cli.store();
+    let generation = runtime.block_on(store.generation()).unwrap();
+    let now = gatehouse::now_ms();
+    for row in [
+        replica("gw-1", generation, now + 60_000),
+        replica("gw-2", generation - 1, now + 60_000),
+        replica("gw-old", 1, now - 60_000),
+    ] {
+        runtime.block_on(store.report_replica(&row)).unwrap();
+    }
+    let status = cli.json(&["status"]);
+    assert_eq!(status["server"]["running"], true);
+    assert_eq!(status["server"]["applied_generation"], generation - 1);
+    let replicas = status["replicas"].as_array().unwrap();
+    let live: Vec<_> = replicas
+        .iter()
+        .map(|r| {
+            (
+                r["replica_id"].as_str().unwrap(),
+                r["live"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(live, [("gw-1", true), ("gw-2", true), ("gw-old", false)]);
+    assert_eq!(replicas[0]["listen"], "127.0.0.1:8080");
+    let text = cli.ok(&["status"]);
+    assert!(text.contains("running (2 replica(s))"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "replica \"gw-2\": running, applied generation {} (behind)",
+            generation - 1
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("replica \"gw-old\": no heartbeat since"),
+        "{text}"
     );
 }
 

@@ -235,6 +235,8 @@ pub enum StartError {
     GeoIp(String),
     #[error("loading configuration from the store: {0}")]
     Snapshot(#[from] SnapshotError),
+    #[error(transparent)]
+    Replica(#[from] crate::replicas::ReplicaError),
     #[error("OAuth signing keys: {0}")]
     Signing(#[from] crate::oauth::signing::SigningError),
     #[error("starting the audit writer's thread: {0}")]
@@ -251,6 +253,8 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     /// Where the admin listener (`/metrics`) is bound, when `admin_listen` is set.
     pub admin_addr: Option<SocketAddr>,
+    /// The id of this process's heartbeat row (`replica_id`, or random).
+    pub replica_id: String,
     pub state: AppState,
     stop_http: CancellationToken,
     stop_background: CancellationToken,
@@ -277,6 +281,26 @@ pub async fn start_with(
     store: DynStore,
     keyring: Arc<Keyring>,
     listener: Option<TcpListener>,
+) -> Result<RunningServer, StartError> {
+    // Announced before the snapshot is loaded (see `Replica::announce`); a start that fails
+    // afterwards takes its row back, so nobody waits for or lists a server that never ran.
+    let replica = crate::replicas::Replica::new(config.replica_id.as_deref(), config.listen)?;
+    replica.announce(&*store).await?;
+    let started = start_announced(config, store.clone(), keyring, listener, replica.clone()).await;
+    if started.is_err()
+        && let Err(err) = store.remove_replica(replica.id()).await
+    {
+        tracing::warn!(error = %err, "could not remove the heartbeat row of a failed start");
+    }
+    started
+}
+
+async fn start_announced(
+    config: Config,
+    store: DynStore,
+    keyring: Arc<Keyring>,
+    listener: Option<TcpListener>,
+    replica: crate::replicas::Replica,
 ) -> Result<RunningServer, StartError> {
     let geo = match &config.policy.geoip_database {
         Some(path) => Some(Arc::new(GeoDb::open(path).map_err(StartError::GeoIp)?)),
@@ -334,6 +358,7 @@ pub async fn start_with(
         })?),
         None => None,
     };
+    let replica = replica.bound_to(addr);
     let prefix = secrets::random_id(8)?;
     let upstream = UpstreamClient::new(&config.gateway)?;
     let client_metadata = crate::oauth::cimd::MetadataDocuments::new(&config);
@@ -376,10 +401,14 @@ pub async fn start_with(
     {
         let snapshot = snapshot.clone();
         let stop = stop_background.clone();
-        let poll = state.config.snapshot.poll_interval;
+        let feed = crate::change_feed::PollingFeed::new(
+            state.store.clone(),
+            state.config.snapshot.poll_interval,
+        );
+        let replica = replica.clone();
         let flush = state.config.snapshot.usage_flush_interval;
         background.push(tokio::spawn(async move {
-            snapshot.run(poll, flush, stop).await
+            snapshot.run(&feed, &replica, flush, stop).await
         }));
     }
     {
@@ -419,13 +448,14 @@ pub async fn start_with(
             state.audit.cut_signal(),
         )));
     }
-    tracing::info!(%addr, "gatehouse listening");
+    tracing::info!(%addr, replica = replica.id(), "gatehouse listening");
     if let Some(admin) = admin_addr {
         tracing::info!(%admin, "metrics listening");
     }
     Ok(RunningServer {
         addr,
         admin_addr,
+        replica_id: replica.id().to_owned(),
         state,
         stop_http,
         stop_background,

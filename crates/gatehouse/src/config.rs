@@ -29,6 +29,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Overrides the database location; default `sqlite://{data_dir}/gatehouse.db`.
     pub database_url: Option<String>,
+    /// Names this process's heartbeat row (`gatehouse status`); default: random at start.
+    pub replica_id: Option<String>,
     pub gateway: GatewayConfig,
     pub http: HttpConfig,
     pub audit: AuditConfig,
@@ -304,6 +306,7 @@ impl Default for Config {
             public_url: "http://127.0.0.1:8080".into(),
             data_dir: PathBuf::from("gatehouse-data"),
             database_url: None,
+            replica_id: None,
             gateway: GatewayConfig::default(),
             http: HttpConfig::default(),
             audit: AuditConfig::default(),
@@ -382,6 +385,7 @@ const ENV_KEYS: &[&str] = &[
     "public_url",
     "data_dir",
     "database_url",
+    "replica_id",
     "gateway",
     "http",
     "audit",
@@ -452,6 +456,15 @@ impl Config {
         if self.gateway.max_sessions_per_owner == 0 {
             return Err(ConfigError::Invalid(
                 "gateway.max_sessions_per_owner must be at least 1".into(),
+            ));
+        }
+        if let Some(id) = &self.replica_id {
+            crate::replicas::validate_replica_id(id)
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        }
+        if self.snapshot.poll_interval.is_zero() || self.snapshot.usage_flush_interval.is_zero() {
+            return Err(ConfigError::Invalid(
+                "snapshot.poll_interval and snapshot.usage_flush_interval must be positive".into(),
             ));
         }
         let oauth = &self.oauth;
@@ -598,6 +611,36 @@ mod tests {
             assert_eq!(config.gateway.max_body_bytes, 1024);
             Ok(())
         });
+    }
+
+    #[test]
+    fn replica_id_comes_from_the_environment_and_is_checked() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("GATEHOUSE_REPLICA_ID", "gw-2");
+            let config = Config::load(None).unwrap();
+            assert_eq!(config.replica_id.as_deref(), Some("gw-2"));
+            jail.set_env("GATEHOUSE_REPLICA_ID", "gw 2");
+            let err = Config::load(None).unwrap_err();
+            assert!(err.to_string().contains("replica_id"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_zero_poll_or_flush_interval_is_refused() {
+        // A zero period would stop the reload loop at start: changes never applied, and no
+        // heartbeat for the CLI to wait on.
+        for zero in ["poll_interval", "usage_flush_interval"] {
+            figment::Jail::expect_with(|jail| {
+                jail.create_file("g.toml", &format!("[snapshot]\n{zero} = \"0s\"\n"))?;
+                let err = Config::load(Some(std::path::Path::new("g.toml"))).unwrap_err();
+                assert!(
+                    err.to_string().contains("must be positive"),
+                    "{zero}: {err}"
+                );
+                Ok(())
+            });
+        }
     }
 
     #[test]

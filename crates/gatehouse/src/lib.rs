@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod app;
 pub mod audit;
+pub mod change_feed;
 pub mod config;
 pub mod duration;
 pub mod edge;
@@ -22,6 +23,7 @@ pub mod oauth;
 pub mod pinning;
 pub mod policy;
 pub mod records;
+pub mod replicas;
 pub mod secrets;
 pub mod snapshot;
 pub mod store;

@@ -2,8 +2,11 @@
 //!
 //! A [`Snapshot`] is immutable; [`SnapshotHandle`] swaps in a new one atomically (arc-swap),
 //! so a request sees one consistent configuration from start to end without locks. A
-//! background task polls the store's generation counter and rebuilds when it moves, which is
-//! how changes made by the CLI (another process) reach a running server.
+//! background task (`reload_loop`) rebuilds when the change feed reports that the store's
+//! generation moved, which is how changes made by the CLI (another process) reach a running
+//! server.
+
+mod reload_loop;
 
 use arc_swap::ArcSwap;
 use http::{HeaderName, HeaderValue, Uri};
@@ -14,9 +17,7 @@ use std::{
         Arc,
         atomic::{AtomicI64, Ordering},
     },
-    time::Duration,
 };
-use tokio_util::sync::CancellationToken;
 
 use crate::{
     grants::{Grant, ToolPattern},
@@ -26,7 +27,7 @@ use crate::{
     policy::{self, CompiledPolicy, PolicyRuntime, geo::GeoDb},
     records::{self, RecordIssue, ReloadReport},
     secrets::Keyring,
-    store::{DynStore, Generation, ServerHeartbeat, StoreContents, StoreError},
+    store::{DynStore, Generation, StoreContents, StoreError},
 };
 
 #[derive(Debug)]
@@ -632,62 +633,6 @@ impl SnapshotHandle {
             }
         });
         Ok(self.current().generation.max(generation))
-    }
-
-    /// Polls the generation, rebuilds on change, reports a heartbeat (so the CLI can wait for
-    /// its change to be applied) and writes key usage back, until `shutdown`.
-    pub async fn run(&self, poll: Duration, usage_flush: Duration, shutdown: CancellationToken) {
-        let mut ticker = tokio::time::interval(poll);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_heartbeat = 0i64;
-        let mut last_flush = crate::now_ms();
-        let mut reported = 0;
-        let mut reported_report: Option<ReloadReport> = None;
-        loop {
-            tokio::select! {
-                _ = ticker.tick() => {}
-                () = shutdown.cancelled() => break,
-            }
-            let applied = self.current().generation;
-            match self.store.generation().await {
-                Ok(generation) if generation != applied => match self.reload().await {
-                    Ok(generation) => {
-                        *self.reload_error.lock() = None;
-                        tracing::info!(generation, "configuration reloaded");
-                    }
-                    Err(err) => {
-                        *self.reload_error.lock() = Some(err.to_string());
-                        tracing::error!(error = %err, "reload failed; keeping the previous configuration")
-                    }
-                },
-                Ok(_) => {}
-                Err(err) => tracing::warn!(error = %err, "could not read the store generation"),
-            }
-            let report = self.report();
-            if reported_report.as_ref() != Some(&report) {
-                match self.store.report_reload(&report).await {
-                    Ok(()) => reported_report = Some(report),
-                    Err(err) => tracing::warn!(error = %err, "could not record the reload report"),
-                }
-            }
-            let now = crate::now_ms();
-            let applied = self.current().generation;
-            if applied != reported || now - last_heartbeat >= 1_000 {
-                let beat = ServerHeartbeat {
-                    applied_generation: applied,
-                    heartbeat_ms: now,
-                };
-                if self.store.report_heartbeat(beat).await.is_ok() {
-                    reported = applied;
-                    last_heartbeat = now;
-                }
-            }
-            if now - last_flush >= usage_flush.as_millis() as i64 {
-                self.flush_usage().await;
-                last_flush = now;
-            }
-        }
-        self.flush_usage().await;
     }
 
     /// Writes key `last_used_at` values and quota counters back to the store.

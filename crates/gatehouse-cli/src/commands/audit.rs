@@ -1,5 +1,5 @@
 use clap::Subcommand;
-use gatehouse::audit::{AuditFilter, AuditRow, Checkpoint, Decision, chain};
+use gatehouse::audit::{AuditFilter, AuditRow, Checkpoint, Decision, EventKind, chain};
 use std::{process::ExitCode, time::Duration};
 
 use super::{Ctx, print, say};
@@ -15,6 +15,9 @@ pub enum AuditCommand {
         /// line).
         #[arg(long, short = 'f')]
         follow: bool,
+        /// Only `request` events or only `operator` events (changes made by operators).
+        #[arg(long, value_parser = parse_kind)]
+        kind: Option<EventKind>,
     },
     /// The newest events matching filters, oldest first.
     Query {
@@ -28,6 +31,9 @@ pub enum AuditCommand {
         /// A duration back from now (`1h`, `7d`) or an RFC 3339 time.
         #[arg(long, value_parser = parse_since)]
         since: Option<i64>,
+        /// Only `request` events or only `operator` events (changes made by operators).
+        #[arg(long, value_parser = parse_kind)]
+        kind: Option<EventKind>,
         /// How many of the newest matching events; 0 for all (read and printed a page at a
         /// time).
         #[arg(long, default_value_t = 1000)]
@@ -54,6 +60,10 @@ fn parse_decision(text: &str) -> Result<Decision, String> {
     Decision::parse(text).ok_or_else(|| format!("{text:?} is not one of allow, deny, error"))
 }
 
+fn parse_kind(text: &str) -> Result<EventKind, String> {
+    EventKind::parse(text).ok_or_else(|| format!("{text:?} is not one of request, operator"))
+}
+
 fn parse_since(text: &str) -> Result<i64, String> {
     if let Ok(ts) = text.parse::<jiff::Timestamp>() {
         return Ok(ts.as_millisecond());
@@ -66,15 +76,20 @@ fn parse_since(text: &str) -> Result<i64, String> {
 impl AuditCommand {
     pub async fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         match self {
-            AuditCommand::Tail { lines, follow } => {
+            AuditCommand::Tail {
+                lines,
+                follow,
+                kind,
+            } => {
                 let filter = AuditFilter {
                     limit: lines.max(1),
                     newest_first: true,
+                    kind,
                     ..AuditFilter::default()
                 };
                 let mut rows = ctx.store.query_audit(&filter).await?;
                 rows.reverse();
-                let mut out = Output::new(ctx.format, follow);
+                let mut out = Output::new(ctx.format, follow, kind);
                 out.rows(&rows)?;
                 if !follow {
                     return out.finish().map(|()| ExitCode::SUCCESS);
@@ -85,6 +100,7 @@ impl AuditCommand {
                     let filter = AuditFilter {
                         after_seq: Some(last),
                         limit: PAGE,
+                        kind,
                         ..AuditFilter::default()
                     };
                     let rows = ctx.store.query_audit(&filter).await?;
@@ -99,6 +115,7 @@ impl AuditCommand {
                 server,
                 decision,
                 since,
+                kind,
                 limit,
             } => {
                 let mut filter = AuditFilter {
@@ -106,6 +123,7 @@ impl AuditCommand {
                     server,
                     decision,
                     since_ms: since,
+                    kind,
                     ..AuditFilter::default()
                 };
                 // The newest `limit` rows: start just before the oldest of them.
@@ -122,7 +140,7 @@ impl AuditCommand {
                         .await?;
                     filter.after_seq = oldest.first().map(|r| r.seq - 1);
                 }
-                let mut out = Output::new(ctx.format, false);
+                let mut out = Output::new(ctx.format, false, kind);
                 while remaining > 0 {
                     filter.limit = remaining.min(PAGE);
                     let rows = ctx.store.query_audit(&filter).await?;
@@ -207,14 +225,25 @@ struct Output {
     format: Format,
     lines: bool,
     started: bool,
+    /// Operator events only: their own table (actor, action, target, what changed).
+    operators: bool,
 }
 
 impl Output {
-    fn new(format: Format, follow: bool) -> Self {
+    fn new(format: Format, follow: bool, kind: Option<EventKind>) -> Self {
         Output {
             format,
             lines: follow,
             started: false,
+            operators: kind == Some(EventKind::Operator),
+        }
+    }
+
+    fn table(&self, rows: &[AuditRow], headers: bool) -> String {
+        if self.operators {
+            super::operator_events::table(rows, headers)
+        } else {
+            table(rows, headers)
         }
     }
 
@@ -238,7 +267,7 @@ impl Output {
                 if rows.is_empty() && self.started {
                     return Ok(());
                 }
-                text = table(rows, !self.started);
+                text = self.table(rows, !self.started);
                 self.started = true;
             }
         }
@@ -250,7 +279,7 @@ impl Output {
         match (self.format, self.started) {
             (Format::Json, true) if !self.lines => print("\n]\n"),
             (Format::Json, false) if !self.lines => print("[]\n"),
-            (Format::Table, false) => print(&table(&[], true)),
+            (Format::Table, false) => print(&self.table(&[], true)),
             _ => {}
         }
         Ok(())
@@ -265,6 +294,10 @@ fn table(rows: &[AuditRow], headers: bool) -> String {
     let or_dash = |text: &Option<String>| text.as_deref().map_or("-".into(), printable);
     for r in rows {
         let e = &r.event;
+        if let Some(op) = &e.operator {
+            table.row(super::operator_events::request_table_row(r, op));
+            continue;
+        }
         table.row(vec![
             r.seq.to_string(),
             // Where `audit verify` places the row: chain and row in the chain.
@@ -302,7 +335,7 @@ fn table(rows: &[AuditRow], headers: bool) -> String {
 /// Caller-chosen text (tool names, methods) as a terminal shows it safely: control
 /// characters (newlines, escape sequences) and invisible or reordering format characters
 /// are written as `\u{…}` escapes, so they can neither forge rows nor drive the terminal.
-fn printable(text: &str) -> String {
+pub fn printable(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         let hidden = c.is_control()

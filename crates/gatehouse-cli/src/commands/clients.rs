@@ -1,5 +1,5 @@
 use clap::Subcommand;
-use gatehouse::{admin, store::ClientRecord};
+use gatehouse::store::ClientRecord;
 use std::process::ExitCode;
 
 use super::{Ctx, print, say};
@@ -50,7 +50,10 @@ impl ClientsCommand {
                 return super::oauth::revoke_secret(ctx, &id).await;
             }
             ClientsCommand::Create { name, description } => {
-                let generation = admin::create_client(&*ctx.store, &name, &description).await?;
+                let generation = ctx
+                    .admin
+                    .create_client(ctx.by()?, &name, &description)
+                    .await?;
                 ctx.applied(generation).await?;
                 (vec![ctx.store.get_client(&name).await?], "created")
             }
@@ -58,14 +61,14 @@ impl ClientsCommand {
             ClientsCommand::Show { name } => (vec![ctx.store.get_client(&name).await?], ""),
             ClientsCommand::Disable { name } => {
                 let generation = ctx
-                    .store
-                    .set_client_disabled(&name, Some(gatehouse::now_ms()))
+                    .admin
+                    .set_client_enabled(ctx.by()?, &name, false)
                     .await?;
                 ctx.applied(generation).await?;
                 (vec![ctx.store.get_client(&name).await?], "disabled")
             }
             ClientsCommand::Enable { name } => {
-                let generation = ctx.store.set_client_disabled(&name, None).await?;
+                let generation = ctx.admin.set_client_enabled(ctx.by()?, &name, true).await?;
                 ctx.applied(generation).await?;
                 (vec![ctx.store.get_client(&name).await?], "enabled")
             }

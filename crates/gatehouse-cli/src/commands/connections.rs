@@ -69,7 +69,7 @@ impl ConnectionsCommand {
                     resources,
                     prompts,
                 };
-                let generation = admin::grant_connection(&*ctx.store, new).await?;
+                let generation = ctx.admin.grant_connection(ctx.by()?, new).await?;
                 ctx.applied(generation).await?;
                 let all = ctx.store.list_connections().await?;
                 let granted: Vec<_> = all
@@ -80,7 +80,10 @@ impl ConnectionsCommand {
             }
             ConnectionsCommand::List => show(ctx, &ctx.store.list_connections().await?, ""),
             ConnectionsCommand::Revoke { client, server } => {
-                let generation = ctx.store.delete_connection(&client, &server).await?;
+                let generation = ctx
+                    .admin
+                    .revoke_connection(ctx.by()?, &client, &server)
+                    .await?;
                 ctx.applied(generation).await?;
                 if ctx.format == Format::Json {
                     print_json(

@@ -52,7 +52,7 @@ impl KeysCommand {
                     expires_in,
                     tools,
                 };
-                let created = admin::create_key(&*ctx.store, &ctx.keyring, new).await?;
+                let created = ctx.admin.create_key(ctx.by()?, new).await?;
                 ctx.applied(created.generation).await?;
                 show_created(ctx.format, &created, "created")
             }
@@ -69,8 +69,7 @@ impl KeysCommand {
                 Ok(ExitCode::SUCCESS)
             }
             KeysCommand::Rotate { key_id, overlap } => {
-                let created =
-                    admin::rotate_key(&*ctx.store, &ctx.keyring, &key_id, overlap).await?;
+                let created = ctx.admin.rotate_key(ctx.by()?, &key_id, overlap).await?;
                 ctx.applied(created.generation).await?;
                 say(
                     ctx.format,
@@ -79,10 +78,7 @@ impl KeysCommand {
                 show_created(ctx.format, &created, "rotated")
             }
             KeysCommand::Revoke { key_id } => {
-                let generation = ctx
-                    .store
-                    .revoke_api_key(&key_id, gatehouse::now_ms())
-                    .await?;
+                let generation = ctx.admin.revoke_key(ctx.by()?, &key_id).await?;
                 ctx.applied(generation).await?;
                 if ctx.format == Format::Json {
                     print_json(&ctx.store.get_api_key(&key_id).await?)?;

@@ -39,19 +39,20 @@ pub async fn register(ctx: &Ctx, args: RegisterArgs) -> anyhow::Result<ExitCode>
         )?),
         None => None,
     };
-    let registered = admin::register_client(
-        &ctx.store,
-        &ctx.keyring,
-        &args.name,
-        admin::OAuthRegistration {
-            grant_types: args.grants,
-            auth_method: args.auth_method,
-            redirect_uris: args.redirect_uris,
-            native: args.native,
-            jwks,
-        },
-    )
-    .await?;
+    let registered = ctx
+        .admin
+        .register_oauth_client(
+            ctx.by()?,
+            &args.name,
+            admin::OAuthRegistration {
+                grant_types: args.grants,
+                auth_method: args.auth_method,
+                redirect_uris: args.redirect_uris,
+                native: args.native,
+                jwks,
+            },
+        )
+        .await?;
     ctx.applied(registered.generation).await?;
     if ctx.format == Format::Json {
         print_json(&registered)?;
@@ -76,8 +77,10 @@ pub async fn register(ctx: &Ctx, args: RegisterArgs) -> anyhow::Result<ExitCode>
 }
 
 pub async fn rotate_secret(ctx: &Ctx, name: &str, overlap: Duration) -> anyhow::Result<ExitCode> {
-    let (secret, record, generation) =
-        admin::rotate_client_secret(&ctx.store, &ctx.keyring, name, overlap).await?;
+    let (secret, record, generation) = ctx
+        .admin
+        .rotate_client_secret(ctx.by()?, name, overlap)
+        .await?;
     ctx.applied(generation).await?;
     if ctx.format == Format::Json {
         print_json(&serde_json::json!({
@@ -123,10 +126,7 @@ pub async fn list_secrets(ctx: &Ctx, name: &str) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn revoke_secret(ctx: &Ctx, id: &str) -> anyhow::Result<ExitCode> {
-    let generation = ctx
-        .store
-        .revoke_client_secret(id, gatehouse::now_ms())
-        .await?;
+    let generation = ctx.admin.revoke_client_secret(ctx.by()?, id).await?;
     ctx.applied(generation).await?;
     say(ctx.format, &format!("client secret {id} revoked"));
     Ok(ExitCode::SUCCESS)
@@ -188,7 +188,7 @@ impl SigningKeysCommand {
                     Some(lead.unwrap_or(ctx.config.oauth.key_publish_lead))
                 };
                 let (record, generation) =
-                    admin::rotate_signing_key(&ctx.store, &ctx.keyring, &alg, lead).await?;
+                    ctx.admin.rotate_signing_key(ctx.by()?, &alg, lead).await?;
                 ctx.applied(generation).await?;
                 if ctx.format == Format::Json {
                     print_json(&record)?;

@@ -86,7 +86,7 @@ impl PolicyCommand {
                     tools,
                     spec,
                 };
-                let generation = admin::add_policy_for(&*ctx.store, new, &ctx.config).await?;
+                let generation = ctx.admin.add_policy(ctx.by()?, new, &ctx.config).await?;
                 ctx.applied(generation).await?;
                 let added: Vec<_> = ctx
                     .store
@@ -108,8 +108,10 @@ impl PolicyCommand {
             PolicyCommand::Import { file } => {
                 let text = std::fs::read_to_string(&file)
                     .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-                let generation =
-                    admin::import_policies_for(&*ctx.store, &text, &ctx.config).await?;
+                let generation = ctx
+                    .admin
+                    .import_policies(ctx.by()?, &text, &ctx.config)
+                    .await?;
                 ctx.applied(generation).await?;
                 let all = ctx.store.list_policies().await?;
                 if ctx.format == Format::Json {
@@ -133,7 +135,7 @@ impl PolicyCommand {
                 Ok(ExitCode::SUCCESS)
             }
             PolicyCommand::Remove { id } => {
-                let generation = ctx.store.delete_policy(&id).await?;
+                let generation = ctx.admin.remove_policy(ctx.by()?, &id).await?;
                 ctx.applied(generation).await?;
                 if ctx.format == Format::Json {
                     print_json(&serde_json::json!({ "removed": id }))?;

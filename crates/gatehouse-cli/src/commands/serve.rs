@@ -75,7 +75,11 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<ExitCode
     }
     super::create_data_dir(&config)?;
     let server = gatehouse::app::start(config, None).await?;
-    eprintln!("gatehouse listening on {}", server.local_url());
+    eprintln!(
+        "gatehouse listening on {} (replica {})",
+        server.local_url(),
+        server.replica_id
+    );
     shutdown_signal().await;
     eprintln!("shutting down");
     server.shutdown().await;

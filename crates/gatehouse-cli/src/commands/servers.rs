@@ -74,7 +74,7 @@ impl ServersCommand {
                     allow_unknown_methods,
                     pin_action: Some(pin_action),
                 };
-                let generation = admin::add_server(&*ctx.store, &ctx.keyring, new).await?;
+                let generation = ctx.admin.add_server(ctx.by()?, new).await?;
                 ctx.applied(generation).await?;
                 let server = ctx.store.get_server(&name).await?;
                 show(ctx.format, &[server], "added", true)
@@ -96,8 +96,7 @@ impl ServersCommand {
                         credential.map(Some)
                     },
                 };
-                let generation =
-                    admin::update_server(&*ctx.store, &ctx.keyring, &name, update).await?;
+                let generation = ctx.admin.update_server(ctx.by()?, &name, update).await?;
                 ctx.applied(generation).await?;
                 let server = ctx.store.get_server(&name).await?;
                 show(ctx.format, &[server], "updated", true)
@@ -148,10 +147,8 @@ impl ServersCommand {
                 Ok(ExitCode::SUCCESS)
             }
             ServersCommand::ApproveTools { name, tools } => {
-                let (generation, approved) = ctx
-                    .store
-                    .approve_tools(&name, &tools, gatehouse::now_ms())
-                    .await?;
+                let (generation, approved) =
+                    ctx.admin.approve_tools(ctx.by()?, &name, &tools).await?;
                 ctx.applied(generation).await?;
                 if ctx.format == Format::Json {
                     print_json(&serde_json::json!({ "server": name, "approved": approved }))?;
@@ -164,7 +161,7 @@ impl ServersCommand {
                 Ok(ExitCode::SUCCESS)
             }
             ServersCommand::Remove { name } => {
-                let generation = ctx.store.delete_server(&name).await?;
+                let generation = ctx.admin.remove_server(ctx.by()?, &name).await?;
                 ctx.applied(generation).await?;
                 say(
                     ctx.format,

@@ -1,11 +1,15 @@
-//! `gatehouse status`: what the store holds, and what the server running on it has applied
-//! (its generation, records it could not compile, a failed reload).
+//! `gatehouse status`: what the store holds, and what the servers (replicas) running on it
+//! have applied (their generations, records they could not compile, a failed reload).
 
-use gatehouse::{records::ReloadReport, store::Generation};
+use gatehouse::{
+    records::ReloadReport,
+    replicas::is_live,
+    store::{Generation, ReplicaHeartbeat},
+};
 use serde::Serialize;
 use std::process::ExitCode;
 
-use super::{Ctx, HEARTBEAT_FRESH_MS, print};
+use super::{Ctx, print};
 use crate::output::{Format, print_json, time};
 
 #[derive(Serialize)]
@@ -14,17 +18,48 @@ struct Status {
     /// The store's generation: bumped by every change.
     generation: Generation,
     server: RunningServer,
+    /// Every heartbeat row: the running replicas and those that stopped reporting.
+    replicas: Vec<Replica>,
     /// What the server's last reload reported (kept after it stops).
     reload: Option<ReloadReport>,
     counts: Counts,
 }
 
+/// The replicas taken together.
 #[derive(Serialize)]
 struct RunningServer {
-    /// A heartbeat newer than three seconds.
+    /// Some replica has a heartbeat newer than three seconds.
     running: bool,
-    applied_generation: Generation,
+    /// The lowest generation the running replicas have applied (none when none runs).
+    applied_generation: Option<Generation>,
+    /// The most recent heartbeat of any replica.
     last_heartbeat_ms: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct Replica {
+    replica_id: String,
+    /// A heartbeat newer than three seconds; the CLI waits only for these.
+    live: bool,
+    applied_generation: Generation,
+    last_heartbeat_ms: i64,
+    started_ms: i64,
+    version: String,
+    listen: String,
+}
+
+impl Replica {
+    fn from(row: ReplicaHeartbeat, now: i64) -> Self {
+        Self {
+            live: is_live(&row, now),
+            replica_id: row.replica_id,
+            applied_generation: row.applied_generation,
+            last_heartbeat_ms: row.heartbeat_ms,
+            started_ms: row.started_ms,
+            version: row.version,
+            listen: row.listen,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -40,8 +75,14 @@ struct Counts {
 
 pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let store = &ctx.store;
-    let beat = store.heartbeat().await?;
     let now = gatehouse::now_ms();
+    let replicas: Vec<Replica> = store
+        .list_replicas()
+        .await?
+        .into_iter()
+        .map(|row| Replica::from(row, now))
+        .collect();
+    let live = || replicas.iter().filter(|r| r.live);
     let policies = store.list_policies().await?;
     let guardrails = policies
         .iter()
@@ -51,9 +92,9 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         data_dir: ctx.config.data_dir.display().to_string(),
         generation: store.generation().await?,
         server: RunningServer {
-            running: beat.heartbeat_ms > 0 && now - beat.heartbeat_ms < HEARTBEAT_FRESH_MS,
-            applied_generation: beat.applied_generation,
-            last_heartbeat_ms: (beat.heartbeat_ms > 0).then_some(beat.heartbeat_ms),
+            running: live().next().is_some(),
+            applied_generation: live().map(|r| r.applied_generation).min(),
+            last_heartbeat_ms: replicas.iter().map(|r| r.last_heartbeat_ms).max(),
         },
         reload: store.reload_report().await?,
         counts: Counts {
@@ -70,6 +111,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             guardrails,
             users: store.list_users().await?.len(),
         },
+        replicas,
     };
     if ctx.format == Format::Json {
         print_json(&status)?;
@@ -85,21 +127,47 @@ fn render(status: &Status) -> String {
         status.data_dir, status.generation
     );
     let server = &status.server;
-    if server.running {
-        let state = if server.applied_generation >= status.generation {
+    let state = |applied: Generation| {
+        if applied >= status.generation {
             "up to date"
         } else {
             "behind"
-        };
-        out.push_str(&format!(
-            "server:          running, applied generation {} ({state})\n",
-            server.applied_generation
-        ));
-    } else {
-        out.push_str(&format!(
+        }
+    };
+    match server.applied_generation {
+        Some(lowest) => {
+            let running = status.replicas.iter().filter(|r| r.live).count();
+            out.push_str(&format!(
+                "server:          running ({running} replica(s)), applied generation {lowest} \
+                 ({})\n",
+                state(lowest)
+            ));
+        }
+        None => out.push_str(&format!(
             "server:          not running (last heartbeat {})\n",
             time(server.last_heartbeat_ms)
-        ));
+        )),
+    }
+    for replica in &status.replicas {
+        // Debug quoting: a row written into the database by hand cannot smuggle in control
+        // characters.
+        let id = format!("{:?}", replica.replica_id);
+        if replica.live {
+            out.push_str(&format!(
+                "  replica {id}: running, applied generation {} ({}), listening on {:?}, \
+                 version {:?}, up since {}\n",
+                replica.applied_generation,
+                state(replica.applied_generation),
+                replica.listen,
+                replica.version,
+                time(Some(replica.started_ms))
+            ));
+        } else {
+            out.push_str(&format!(
+                "  replica {id}: no heartbeat since {} (not waited for)\n",
+                time(Some(replica.last_heartbeat_ms))
+            ));
+        }
     }
     match &status.reload {
         Some(report) if !report.is_clean() => {

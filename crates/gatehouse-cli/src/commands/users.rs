@@ -2,7 +2,6 @@
 //! server, and what their groups may reach.
 
 use clap::Subcommand;
-use gatehouse::admin::users as admin;
 use std::{io::BufRead, process::ExitCode};
 
 use super::{Ctx, print, say, servers::yes_no};
@@ -68,27 +67,34 @@ impl UsersCommand {
                 } else {
                     None
                 };
-                let (user, generation) = admin::create_user(
-                    &ctx.store,
-                    &username,
-                    &display_name,
-                    password.as_deref(),
-                    split_groups(&groups),
-                )
-                .await?;
+                let (user, generation) = ctx
+                    .admin
+                    .create_user(
+                        ctx.by()?,
+                        &username,
+                        &display_name,
+                        password.as_deref(),
+                        split_groups(&groups),
+                    )
+                    .await?;
                 ctx.applied(generation).await?;
                 say(ctx.format, "user created:");
                 show(ctx, &[user])
             }
             UsersCommand::List => show(ctx, &ctx.store.list_users().await?),
             UsersCommand::SetGroups { username, groups } => {
-                let generation =
-                    admin::set_groups(&ctx.store, &username, split_groups(&groups)).await?;
+                let generation = ctx
+                    .admin
+                    .set_user_groups(ctx.by()?, &username, split_groups(&groups))
+                    .await?;
                 ctx.applied(generation).await?;
                 show(ctx, &[ctx.store.get_user(&username).await?])
             }
             UsersCommand::SetPassword { username } => {
-                admin::set_password(&ctx.store, &username, &read_password()?).await?;
+                let password = read_password()?;
+                ctx.admin
+                    .set_user_password(ctx.by()?, &username, &password)
+                    .await?;
                 say(ctx.format, &format!("password of {username} changed"));
                 Ok(ExitCode::SUCCESS)
             }
@@ -99,9 +105,10 @@ impl UsersCommand {
 }
 
 async fn enable(ctx: &Ctx, username: &str, enabled: bool) -> anyhow::Result<ExitCode> {
-    let user = ctx.store.get_user(username).await?;
-    let at = (!enabled).then(gatehouse::now_ms);
-    let generation = ctx.store.set_user_disabled(&user.id, at).await?;
+    let generation = ctx
+        .admin
+        .set_user_enabled(ctx.by()?, username, enabled)
+        .await?;
     ctx.applied(generation).await?;
     show(ctx, &[ctx.store.get_user(username).await?])
 }
@@ -177,14 +184,15 @@ impl GroupsCommand {
                 resources,
                 prompts,
             } => {
-                let generation =
-                    admin::grant_group(&ctx.store, &group, &server, &tools, resources, prompts)
-                        .await?;
+                let generation = ctx
+                    .admin
+                    .grant_group(ctx.by()?, &group, &server, &tools, resources, prompts)
+                    .await?;
                 ctx.applied(generation).await?;
                 say(ctx.format, &format!("group {group} may use {server}"));
             }
             GroupsCommand::Revoke { group, server } => {
-                let generation = ctx.store.delete_group_connection(&group, &server).await?;
+                let generation = ctx.admin.revoke_group(ctx.by()?, &group, &server).await?;
                 ctx.applied(generation).await?;
                 say(
                     ctx.format,

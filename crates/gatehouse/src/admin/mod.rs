@@ -1,10 +1,18 @@
 //! Operator actions, shared by the CLI, the tests and (later) the admin API: validation lives
 //! here, once, so every front end refuses the same bad input with the same message.
+//!
+//! Front ends change things through [`AdminService`] (`service.rs`), which runs these steps
+//! and records each change as an operator event in the audit trail; the free functions below
+//! apply a change without recording it (tests, setup).
 
 use std::time::Duration;
 
 pub mod oauth;
+mod service;
+pub mod summary;
 pub mod users;
+
+pub use service::{AdminService, Operator, OwnWriter};
 
 use crate::{
     grants::{PatternError, parse_pattern_list},
@@ -26,6 +34,13 @@ pub enum AdminError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Secret(#[from] SecretError),
+    /// The change was applied, but its operator event could not be recorded.
+    #[error("{action} of {target:?} was applied, but its audit event was not recorded: {why}")]
+    Unrecorded {
+        action: &'static str,
+        target: String,
+        why: String,
+    },
 }
 
 pub type AdminResult<T> = Result<T, AdminError>;

@@ -18,7 +18,10 @@
 use serde::Serialize;
 
 use crate::{
-    audit::event::{AuditEvent, BatchEntry, Decision, Outcome},
+    audit::{
+        event::{AuditEvent, BatchEntry, Decision, Outcome},
+        operator::OperatorAction,
+    },
     secrets::Keyring,
 };
 
@@ -182,6 +185,8 @@ struct V2<'a> {
     response_bytes: Option<u64>,
     #[serde(skip_serializing_if = "<[BatchEntry]>::is_empty")]
     batch: &'a [BatchEntry],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    operator: Option<&'a OperatorAction>,
 }
 
 impl<'a> From<&'a AuditEvent> for V2<'a> {
@@ -206,6 +211,7 @@ impl<'a> From<&'a AuditEvent> for V2<'a> {
             outcome: e.outcome.map(Outcome::as_str),
             response_bytes: e.response_bytes,
             batch: &e.batch,
+            operator: e.operator.as_ref(),
         }
     }
 }
@@ -241,6 +247,7 @@ mod tests {
             outcome: None,
             response_bytes: None,
             batch: Vec::new(),
+            operator: None,
         }
     }
 

@@ -109,6 +109,10 @@ pub struct AuditEvent {
     /// Every message of a JSON-RPC batch (empty for a single message).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub batch: Vec<BatchEntry>,
+    /// Set on an operator event (a change made through the admin service): then there is no
+    /// HTTP request (`http_method` is empty, `status` 0) and `decision` is `allow`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<crate::audit::OperatorAction>,
 }
 
 /// An event as stored: its place in the chain and the chain hashes.
@@ -149,4 +153,6 @@ pub struct AuditFilter {
     pub offset: i64,
     /// Newest first when true.
     pub newest_first: bool,
+    /// Only request events or only operator events.
+    pub kind: Option<crate::audit::EventKind>,
 }

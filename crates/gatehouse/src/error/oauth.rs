@@ -28,8 +28,6 @@ pub enum OAuthError {
     /// RFC 8707: the `resource` is not one this server protects or the client may reach.
     #[error("{0}")]
     InvalidTarget(String),
-    #[error("token type hint {0:?} is not supported")]
-    UnsupportedTokenType(String),
     #[error("{0}")]
     InvalidClientMetadata(String),
     #[error("{0}")]
@@ -38,8 +36,6 @@ pub enum OAuthError {
     AccessDenied(String),
     #[error("request body larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
-    #[error("Content-Type must be application/x-www-form-urlencoded")]
-    UnsupportedMediaType,
     #[error("method not allowed")]
     MethodNotAllowed,
     /// Registration is off or needs an initial access token.
@@ -59,7 +55,6 @@ impl OAuthError {
         match self {
             OAuthError::InvalidRequest(_)
             | OAuthError::PayloadTooLarge { .. }
-            | OAuthError::UnsupportedMediaType
             | OAuthError::MethodNotAllowed
             | OAuthError::RequestTimeout => "invalid_request",
             OAuthError::InvalidClient { .. } => "invalid_client",
@@ -68,7 +63,6 @@ impl OAuthError {
             OAuthError::UnsupportedGrantType(_) => "unsupported_grant_type",
             OAuthError::InvalidScope(_) => "invalid_scope",
             OAuthError::InvalidTarget(_) => "invalid_target",
-            OAuthError::UnsupportedTokenType(_) => "unsupported_token_type",
             OAuthError::InvalidClientMetadata(_) => "invalid_client_metadata",
             OAuthError::InvalidRedirectUri(_) => "invalid_redirect_uri",
             OAuthError::AccessDenied(_) | OAuthError::RegistrationForbidden(_) => "access_denied",
@@ -81,7 +75,6 @@ impl OAuthError {
         match self {
             OAuthError::InvalidClient { .. } => StatusCode::UNAUTHORIZED,
             OAuthError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            OAuthError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             OAuthError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             OAuthError::RegistrationForbidden(_) => StatusCode::FORBIDDEN,
             OAuthError::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
@@ -93,7 +86,6 @@ impl OAuthError {
             | OAuthError::UnsupportedGrantType(_)
             | OAuthError::InvalidScope(_)
             | OAuthError::InvalidTarget(_)
-            | OAuthError::UnsupportedTokenType(_)
             | OAuthError::InvalidClientMetadata(_)
             | OAuthError::InvalidRedirectUri(_)
             | OAuthError::AccessDenied(_) => StatusCode::BAD_REQUEST,

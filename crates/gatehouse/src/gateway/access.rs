@@ -156,10 +156,8 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = futures_util::future::Either<
-        std::future::Ready<Result<Response, S::Error>>,
-        S::Future,
-    >;
+    type Future =
+        futures_util::future::Either<std::future::Ready<Result<Response, S::Error>>, S::Future>;
 
     fn poll_ready(
         &mut self,

@@ -10,6 +10,7 @@ mod recorded;
 mod respond;
 pub mod session;
 pub mod sse;
+mod sse_watch;
 pub mod tasks;
 pub mod upstream_http;
 

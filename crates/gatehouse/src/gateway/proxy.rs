@@ -570,6 +570,7 @@ impl Call<'_> {
         record: &mut Record,
     ) -> Result<Response, GatewayError> {
         let (parts, body) = response.into_parts();
+        let body = super::sse_watch::watch(body, &parts.headers, &mut record.ended_mid_event);
         if !rules.needed() {
             return Ok(passthrough(parts, Body::new(body)));
         }

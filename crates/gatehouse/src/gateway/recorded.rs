@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     app::AppState,
     audit::{AuditEvent, BatchEntry, Decision, Outcome, writer::InFlight},
+    gateway::sse_watch::EndedMidEvent,
 };
 
 /// HTTP status recorded for a request whose client left before any response was sent
@@ -56,6 +57,8 @@ pub(super) struct Record {
     pub forwarded: bool,
     /// The server's name as metrics label it, once it is known to exist.
     pub metrics_server: Option<Arc<str>>,
+    /// Set when the upstream's SSE body ended cleanly but inside an event (`SseWatch`).
+    pub ended_mid_event: Option<EndedMidEvent>,
     /// Present until the event has been handed on.
     armed: Option<Armed>,
     /// Cancelled when shutdown cuts the requests still running (this connection's token).
@@ -107,6 +110,7 @@ impl Record {
             notes: Vec::new(),
             forwarded: false,
             metrics_server: None,
+            ended_mid_event: None,
             armed: Some(Armed {
                 state: state.clone(),
                 started,
@@ -138,6 +142,7 @@ impl Record {
             outcome: None,
             response_bytes: None,
             batch: Vec::new(),
+            operator: None,
         }
     }
 
@@ -208,6 +213,7 @@ impl Record {
             outcome,
             response_bytes: bytes,
             batch: std::mem::take(&mut self.batch),
+            operator: None,
         };
         Some((event, armed))
     }
@@ -303,6 +309,21 @@ struct AuditedBody {
 }
 
 impl AuditedBody {
+    /// The outcome of a body whose HTTP framing ended cleanly: an SSE stream that stopped
+    /// inside an event lost that event all the same.
+    fn clean_end(&self) -> Outcome {
+        let mid_event = self
+            .record
+            .ended_mid_event
+            .as_ref()
+            .is_some_and(|ended| ended.load(std::sync::atomic::Ordering::Relaxed));
+        if mid_event {
+            Outcome::UpstreamTruncated
+        } else {
+            Outcome::Complete
+        }
+    }
+
     fn end(&mut self, outcome: Outcome, then: Option<Result<Frame<Bytes>, axum::Error>>) {
         self.ended = true;
         self.after_commit = then;
@@ -366,10 +387,10 @@ impl HttpBody for AuditedBody {
                         return Poll::Ready(Some(Ok(frame)));
                     }
                     // The last frame waits for the event (Content-Length bodies end with it).
-                    this.end(Outcome::Complete, Some(Ok(frame)));
+                    this.end(this.clean_end(), Some(Ok(frame)));
                 }
                 Some(Err(err)) => this.end(Outcome::UpstreamTruncated, Some(Err(err))),
-                None => this.end(Outcome::Complete, None),
+                None => this.end(this.clean_end(), None),
             }
         }
     }

@@ -192,6 +192,22 @@ fn normalise(lines: &[&str]) -> String {
     out
 }
 
+/// The complete `retry:` lines of an unfinished event (its last line, unended, is not one).
+fn retry_lines(unfinished: &[u8]) -> Vec<u8> {
+    let complete = unfinished
+        .iter()
+        .rposition(|&b| b == b'\n' || b == b'\r')
+        .map_or(0, |i| i + 1);
+    let mut out = Vec::new();
+    for line in unfinished[..complete].split(|&b| b == b'\n' || b == b'\r') {
+        if line.starts_with(b"retry:") {
+            out.extend_from_slice(line);
+            out.push(b'\n');
+        }
+    }
+    out
+}
+
 /// Wraps an upstream SSE body; `max_event` bounds how much one event may buffer.
 pub fn rewrite_stream<B>(
     body: B,
@@ -261,20 +277,15 @@ where
                         continue;
                     }
                 }
-                // An event without its closing blank line is never dispatched by a client, but
-                // its complete lines still count (`retry:`, `id:`): pass those on as they are,
-                // drop the unfinished last line, which clients drop too.
-                let complete = st
-                    .buf
-                    .iter()
-                    .rposition(|&b| b == b'\n' || b == b'\r')
-                    .map_or(0, |i| i + 1);
-                let lines = st.buf.split_to(complete).freeze();
+                // An event without its closing blank line is never dispatched by a client, and
+                // nothing in it was checked: only its complete `retry:` lines, which a client
+                // applies as it reads them, are passed on (the request is recorded as cut off).
+                let retries = retry_lines(&st.buf);
                 st.buf.clear();
-                if lines.is_empty() {
+                if retries.is_empty() {
                     return None;
                 }
-                return Some((Ok(lines), st));
+                return Some((Ok(Bytes::from(retries)), st));
             }
             if st.buf.len() > st.max_event {
                 st.finished = true;
@@ -448,12 +459,21 @@ mod tests {
     async fn a_final_cr_ends_the_last_event_and_it_is_judged() {
         assert_eq!(run(vec![b"data: x\r\r"]).await, b"data: X\n\n");
         assert_eq!(run(vec![b"data: x\n\r"]).await, b"data: X\n\n");
-        // An event the stream never finished is not dispatched by clients: its complete lines
-        // pass (a `retry:` still counts), its unfinished last line is dropped.
+        // An event the stream never finished is not dispatched by clients: of its lines only
+        // the complete `retry:` ones pass (a client applies them as it reads them); unchecked
+        // data never does, even undispatched.
         assert_eq!(
             run(vec![b"data: ok\n\nretry: 5\ndata: x"]).await,
             b"data: ok\n\nretry: 5\n"
         );
+        assert_eq!(
+            run(vec![
+                b"data: ok\n\nid: 3\r\nretry: 5\rdata: x\n: c\nretry: 6"
+            ])
+            .await,
+            b"data: ok\n\nretry: 5\n"
+        );
+        assert_eq!(run(vec![b"data: ok\n\ndata: x\n"]).await, b"data: ok\n\n");
     }
 
     #[tokio::test]

@@ -163,6 +163,7 @@ impl OAuthAudit {
             outcome: None,
             response_bytes: None,
             batch: Vec::new(),
+            operator: None,
         };
         state.audit.record(event).await;
     }

@@ -9,6 +9,7 @@
 //! (`tests/it/store_contract/`) runs unchanged against each backend it lists.
 
 pub mod oauth;
+pub mod replicas;
 mod sql;
 mod sqlite;
 pub mod users;
@@ -24,6 +25,7 @@ pub use oauth::{
     ClientSecretRecord, OAuthClientMetadata, OAuthStore, RefreshOutcome, RefreshTokenRecord,
     RevokedToken, SigningKeyRecord,
 };
+pub use replicas::{ReplicaHeartbeat, ReplicaStore};
 pub use users::{
     AuthorizationCodeRecord, CodeRedemption, GroupConnectionRecord, UserRecord, UserStore,
 };
@@ -180,15 +182,8 @@ pub struct StoreContents {
     pub group_connections: Vec<GroupConnectionRecord>,
 }
 
-/// What a running server last reported.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ServerHeartbeat {
-    pub applied_generation: Generation,
-    pub heartbeat_ms: i64,
-}
-
 #[async_trait]
-pub trait Store: OAuthStore + UserStore {
+pub trait Store: OAuthStore + UserStore + ReplicaStore {
     async fn insert_server(&self, server: &ServerRecord) -> StoreResult<Generation>;
     async fn list_servers(&self) -> StoreResult<Vec<ServerRecord>>;
     async fn get_server(&self, name: &str) -> StoreResult<ServerRecord>;
@@ -242,8 +237,6 @@ pub trait Store: OAuthStore + UserStore {
 
     async fn generation(&self) -> StoreResult<Generation>;
     async fn load_contents(&self) -> StoreResult<StoreContents>;
-    async fn report_heartbeat(&self, heartbeat: ServerHeartbeat) -> StoreResult<()>;
-    async fn heartbeat(&self) -> StoreResult<ServerHeartbeat>;
     /// What the running server's last reload reported (records it could not compile), for
     /// `gatehouse status`; written only when it changes.
     async fn report_reload(&self, report: &crate::records::ReloadReport) -> StoreResult<()>;

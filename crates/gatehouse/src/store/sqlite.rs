@@ -22,6 +22,7 @@ mod meta;
 mod migrations;
 mod oauth;
 mod pins;
+mod replicas;
 mod users;
 use migrations::migrator;
 
@@ -456,20 +457,12 @@ impl Store for SqliteStore {
         meta::load_contents(&self.pool).await
     }
 
-    async fn report_heartbeat(&self, heartbeat: ServerHeartbeat) -> StoreResult<()> {
-        meta::report_heartbeat(&self.pool, heartbeat).await
-    }
-
     async fn report_reload(&self, report: &crate::records::ReloadReport) -> StoreResult<()> {
         meta::report_reload(&self.pool, report).await
     }
 
     async fn reload_report(&self) -> StoreResult<Option<crate::records::ReloadReport>> {
         meta::reload_report(&self.pool).await
-    }
-
-    async fn heartbeat(&self) -> StoreResult<ServerHeartbeat> {
-        meta::heartbeat(&self.pool).await
     }
 
     async fn audit_chain_head(&self, chain_id: i64) -> StoreResult<Option<(i64, String)>> {

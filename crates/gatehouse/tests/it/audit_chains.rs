@@ -34,6 +34,7 @@ fn event(writer: &str, n: usize) -> AuditEvent {
         outcome: None,
         response_bytes: None,
         batch: Vec::new(),
+        operator: None,
     }
 }
 

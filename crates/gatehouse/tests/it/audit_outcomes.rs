@@ -267,3 +267,140 @@ async fn a_complete_answer_records_its_outcome_and_size() {
         (Decision::Allow, Some(Outcome::Complete), Some(36), 200)
     );
 }
+
+/// An SSE answer whose chunked body ends properly (the last chunk sent) after `body`.
+fn sse_ended_cleanly_after(body: &str) -> &'static str {
+    let answer = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\
+         transfer-encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+        body.len()
+    );
+    // Each test's upstream answers with it for as long as the test runs.
+    Box::leak(answer.into_boxed_str())
+}
+
+const LISTED: &str =
+    r#"data: {"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"echo"},{"name":"rm"}]}}"#;
+
+/// One request through a gateway in front of an upstream answering `body` as an SSE stream,
+/// relayed as it is (`*`: a call passes untouched) and rewritten (`echo`: a `tools/list` is
+/// filtered event by event). Returns, per way, what the client read and the single event.
+async fn through_both_ways(body: &str) -> Vec<(String, AuditRow, String)> {
+    through_both_ways_answered(sse_ended_cleanly_after(body)).await
+}
+
+async fn through_both_ways_answered(answer: &'static str) -> Vec<(String, AuditRow, String)> {
+    let (url, _received) = raw_upstream(Answer::Send(answer)).await;
+    let mut seen = Vec::new();
+    for (tools, message) in [("*", call("echo")), ("echo", list_tools())] {
+        let (app, key) = app_in_front_of(&url, tools).await;
+        let response = app.post("demo", Some(&key), &message).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let text = response
+            .text()
+            .await
+            .expect("the stream ends as the upstream ended it, cleanly");
+        let rows = events(&app, 1).await;
+        assert_eq!(rows.len(), 1, "one event per request: {rows:?}");
+        let admin = app.server.admin_addr.unwrap();
+        let metrics = app
+            .http
+            .get(format!("http://{admin}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        seen.push((text, rows[0].clone(), metrics));
+    }
+    seen
+}
+
+#[tokio::test]
+async fn an_sse_stream_ended_cleanly_inside_an_event_is_recorded_as_truncated() {
+    let body = format!(": primed\n\n{LISTED}\n\nid: 2\ndata: {{\"jsonrpc\":\"2.0\",\"id\":3,\"res");
+    let seen = through_both_ways(&body).await;
+    let (relayed, _, _) = &seen[0];
+    assert_eq!(relayed, &body, "relayed as it is, byte for byte");
+    let (rewritten, _, _) = &seen[1];
+    assert!(
+        rewritten.ends_with("}]}}\n\n") && !rewritten.contains("\"rm\""),
+        "the unfinished event is not passed on, the complete ones are filtered: {rewritten:?}"
+    );
+    for (n, (text, row, metrics)) in seen.iter().enumerate() {
+        let e = &row.event;
+        assert_eq!(
+            (e.decision, e.outcome, e.reason.as_deref(), e.status),
+            (
+                Decision::Error,
+                Some(Outcome::UpstreamTruncated),
+                Some("upstream_truncated"),
+                200
+            ),
+            "case {n}"
+        );
+        assert_eq!(e.response_bytes, Some(text.len() as u64), "case {n}");
+        assert!(
+            metrics.contains(
+                "gatehouse_requests_total{server=\"demo\",decision=\"error\",reason=\"upstream_truncated\"} 1"
+            ),
+            "case {n}: {metrics}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_sse_body_of_full_length_ending_inside_an_event_is_recorded_as_truncated() {
+    // All the bytes its Content-Length announced: the body ends with its last frame.
+    let body = format!("{LISTED}\n\ndata: {{\"jsonrpc\":\"2.0\",\"id\":3,\n");
+    let answer = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let seen = through_both_ways_answered(Box::leak(answer.into_boxed_str())).await;
+    assert_eq!(seen[0].0, body);
+    for (n, (_, row, _)) in seen.iter().enumerate() {
+        let e = &row.event;
+        assert_eq!(
+            (e.decision, e.outcome),
+            (Decision::Error, Some(Outcome::UpstreamTruncated)),
+            "case {n}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_sse_stream_ended_on_an_event_boundary_is_complete() {
+    let body = format!(": primed\r\n\r\n{LISTED}\r\n\r\n");
+    let seen = through_both_ways(&body).await;
+    assert_eq!(seen[0].0, body);
+    for (n, (_, row, metrics)) in seen.iter().enumerate() {
+        let e = &row.event;
+        assert_eq!(
+            (e.decision, e.outcome, e.reason.as_deref()),
+            (Decision::Allow, Some(Outcome::Complete), None),
+            "case {n}"
+        );
+        assert!(
+            !metrics.contains("upstream_truncated"),
+            "case {n}: {metrics}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_sse_stream_ended_by_a_comment_is_complete() {
+    // A comment after the last event carries nothing a client would dispatch, finished or not.
+    let body = format!("{LISTED}\n\n: keep-alive\n: keep-al");
+    let seen = through_both_ways(&body).await;
+    assert_eq!(seen[0].0, body);
+    for (n, (_, row, _)) in seen.iter().enumerate() {
+        let e = &row.event;
+        assert_eq!(
+            (e.decision, e.outcome),
+            (Decision::Allow, Some(Outcome::Complete)),
+            "case {n}"
+        );
+    }
+}

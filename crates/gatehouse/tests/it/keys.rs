@@ -147,7 +147,14 @@ async fn changes_made_elsewhere_are_picked_up_without_restart() {
         .unwrap();
     // The running server polls and reports the generation it applied: wait for that fact.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while other.heartbeat().await.unwrap().applied_generation < generation {
+    let replica = &app.server.replica_id;
+    while !other
+        .list_replicas()
+        .await
+        .unwrap()
+        .iter()
+        .any(|r| &r.replica_id == replica && r.applied_generation >= generation)
+    {
         assert!(
             std::time::Instant::now() < deadline,
             "change not applied within 10 s"

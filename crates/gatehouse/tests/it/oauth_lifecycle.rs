@@ -50,6 +50,34 @@ async fn a_revoked_access_token_is_refused_on_the_next_request() {
 }
 
 #[tokio::test]
+async fn revoking_a_token_gatehouse_did_not_issue_is_answered_like_an_invalid_one() {
+    // RFC 7009 §2.2: no `unsupported_token_type`, no other error, whatever the token and hint.
+    let Setup { app, secret, .. } = setup().await;
+    let foreign_jwt =
+        "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4IiwiaXNzIjoiaHR0cHM6Ly9lbHNld2hlcmUifQ.c2ln";
+    for (token, hint) in [
+        (foreign_jwt, "access_token"),
+        ("ghr_unknown", "refresh_token"),
+        ("gth_nosuchid_secret", "api_key"),
+        ("opaque-token", "bogus"),
+        ("opaque-token", "refresh_token"),
+    ] {
+        let (status, _, body) = post_form(
+            &app,
+            "/oauth/revoke",
+            Some(("svc", &secret)),
+            &[("token", token), ("token_type_hint", hint)],
+        )
+        .await;
+        assert_eq!(
+            (status, body.get("error")),
+            (200, None),
+            "{token} as {hint}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn an_api_key_can_be_revoked_through_the_revocation_endpoint() {
     let Setup { app, secret, .. } = setup().await;
     let key = app.key("svc", None).await;

@@ -2,6 +2,7 @@
 //! statement's result into the backend-neutral [`StoreError`]s. A backend keeps only its SQL
 //! statements and transactions (dialects differ there); the rest is written once here.
 
+pub(crate) mod audit_details;
 mod rows;
 
 pub(crate) use rows::*;

@@ -216,6 +216,7 @@ pub(crate) fn code_from(row: &impl Columns) -> StoreResult<AuthorizationCodeReco
 pub(crate) fn audit_from(row: &impl Columns) -> StoreResult<AuditRow> {
     let decision = row.text("decision")?;
     let to_u16 = |v: i64| u16::try_from(v).map_err(|_| StoreError::Corrupt(format!("status {v}")));
+    let (batch, operator) = super::audit_details::decode(row.opt_text("batch")?.as_deref())?;
     Ok(AuditRow {
         seq: row.int("seq")?,
         chain_id: row.int("chain_id")?,
@@ -248,11 +249,8 @@ pub(crate) fn audit_from(row: &impl Columns) -> StoreResult<AuditRow> {
             response_bytes: row
                 .opt_int("response_bytes")?
                 .and_then(|n| u64::try_from(n).ok()),
-            batch: match row.opt_text("batch")? {
-                Some(text) => serde_json::from_str(&text)
-                    .map_err(|e| StoreError::Corrupt(format!("batch: {e}")))?,
-                None => Vec::new(),
-            },
+            batch,
+            operator,
         },
         // A version no build wrote is reported by verification as a modified row.
         hash_version: u8::try_from(row.int("hash_version")?).unwrap_or(0),

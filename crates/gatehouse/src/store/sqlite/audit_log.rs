@@ -159,7 +159,7 @@ fn insert(
                     row.hash_version,
                     e.outcome.map(|o| o.as_str()),
                     e.response_bytes.and_then(|n| i64::try_from(n).ok()),
-                    batch_json(&e.batch)?,
+                    crate::store::sql::audit_details::encode(e)?,
                 ])
                 .map_err(backend)?;
         }
@@ -176,15 +176,6 @@ fn insert(
         })
         .map_err(backend)?;
     tx.commit().map_err(backend)
-}
-
-fn batch_json(batch: &[crate::audit::BatchEntry]) -> StoreResult<Option<String>> {
-    if batch.is_empty() {
-        return Ok(None);
-    }
-    serde_json::to_string(batch)
-        .map(Some)
-        .map_err(|err| StoreError::Audit(err.to_string()))
 }
 
 fn backend(err: rusqlite::Error) -> StoreError {
@@ -307,6 +298,7 @@ mod tests {
                 outcome: None,
                 response_bytes: None,
                 batch: Vec::new(),
+                operator: None,
             },
             hash_version: 2,
             prev_hash: GENESIS.into(),

@@ -43,6 +43,9 @@ pub(super) fn sql(f: &AuditFilter) -> String {
     if f.after_seq.is_some() {
         conditions.push("seq > ?");
     }
+    if let Some(kind) = f.kind {
+        conditions.push(crate::store::sql::audit_details::kind_condition(kind));
+    }
     let filter = if conditions.is_empty() {
         String::new()
     } else {

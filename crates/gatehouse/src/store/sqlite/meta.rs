@@ -1,13 +1,13 @@
 //! The generation, the consistent read the snapshot is built from, and what the running
 //! server reports back, on SQLite.
 
-use sqlx::{AssertSqlSafe, Row, SqlitePool};
+use sqlx::{AssertSqlSafe, SqlitePool};
 
 use super::{KEY_COLUMNS, oauth, pins};
 use crate::{
     records::ReloadReport,
     store::{
-        Generation, ServerHeartbeat, StoreContents, StoreError, StoreResult,
+        Generation, StoreContents, StoreError, StoreResult,
         sql::{all, client_from, connection_from, key_from, policy_from, server_from, to_json},
     },
 };
@@ -57,38 +57,6 @@ pub(super) async fn load_contents(pool: &SqlitePool) -> StoreResult<StoreContent
         tool_pins,
         ..contents
     })
-}
-
-pub(super) async fn report_heartbeat(
-    pool: &SqlitePool,
-    heartbeat: ServerHeartbeat,
-) -> StoreResult<()> {
-    sqlx::query(
-        "UPDATE meta SET value = CASE key WHEN 'applied_generation' THEN $1 ELSE $2 END \
-         WHERE key IN ('applied_generation', 'heartbeat_ms')",
-    )
-    .bind(heartbeat.applied_generation)
-    .bind(heartbeat.heartbeat_ms)
-    .execute(pool)
-    .await?;
-    Ok(())
-}
-
-pub(super) async fn heartbeat(pool: &SqlitePool) -> StoreResult<ServerHeartbeat> {
-    let rows = sqlx::query("SELECT key, value FROM meta")
-        .fetch_all(pool)
-        .await?;
-    let mut heartbeat = ServerHeartbeat::default();
-    for row in rows {
-        let key: String = row.try_get("key")?;
-        let value: i64 = row.try_get("value")?;
-        match key.as_str() {
-            "applied_generation" => heartbeat.applied_generation = value,
-            "heartbeat_ms" => heartbeat.heartbeat_ms = value,
-            _ => {}
-        }
-    }
-    Ok(heartbeat)
 }
 
 pub(super) async fn report_reload(pool: &SqlitePool, report: &ReloadReport) -> StoreResult<()> {

@@ -52,6 +52,11 @@ pub(super) fn migrator() -> Migrator {
             include_str!("../../../../../migrations/sqlite/0007_reload_report.sql"),
         ),
         migration(
+            8,
+            "replicas",
+            include_str!("../../../../../migrations/sqlite/0008_replicas.sql"),
+        ),
+        migration(
             9,
             "audit_chains",
             include_str!("../../../../../migrations/sqlite/0009_audit_chains.sql"),

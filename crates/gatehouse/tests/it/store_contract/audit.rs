@@ -34,6 +34,7 @@ fn row(seq: i64, client: &str, server: &str, decision: Decision) -> AuditRow {
             outcome: None,
             response_bytes: Some(42),
             batch: Vec::new(),
+            operator: None,
         },
         hash_version: 3,
         prev_hash: if seq == 1 {

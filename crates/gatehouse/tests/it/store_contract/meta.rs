@@ -4,7 +4,7 @@
 use super::*;
 use gatehouse::{
     records::{RecordIssue, ReloadReport},
-    store::{RevokedToken, ServerHeartbeat},
+    store::{RevokedToken, replicas::ReplicaHeartbeat},
 };
 
 #[tokio::test]
@@ -225,21 +225,40 @@ async fn every_configuration_change_moves_the_generation_by_exactly_one() {
 }
 
 #[tokio::test]
-async fn the_heartbeat_reads_back_what_was_reported() {
+async fn replica_heartbeats_are_one_row_each_replaced_removed_and_pruned() {
     each_backend(|store| async move {
-        let initial = store.heartbeat().await.unwrap();
-        assert_eq!((initial.applied_generation, initial.heartbeat_ms), (0, 0));
+        assert!(store.list_replicas().await.unwrap().is_empty());
         let generation = store.generation().await.unwrap();
-        store
-            .report_heartbeat(ServerHeartbeat {
-                applied_generation: 7,
-                heartbeat_ms: 123_456,
-            })
-            .await
-            .unwrap();
-        let read = store.heartbeat().await.unwrap();
-        assert_eq!((read.applied_generation, read.heartbeat_ms), (7, 123_456));
-        assert_eq!(store.generation().await.unwrap(), generation);
+        let beat = |id: &str, applied: i64, at: i64| ReplicaHeartbeat {
+            replica_id: id.into(),
+            applied_generation: applied,
+            heartbeat_ms: at,
+            started_ms: 1_000,
+            version: "test".into(),
+            listen: "127.0.0.1:0".into(),
+        };
+        store.report_replica(&beat("a", 7, 123_456)).await.unwrap();
+        store.report_replica(&beat("b", 6, 2_000)).await.unwrap();
+        store.report_replica(&beat("a", 8, 123_999)).await.unwrap();
+        let mut rows = store.list_replicas().await.unwrap();
+        rows.sort_by(|x, y| x.replica_id.cmp(&y.replica_id));
+        let seen: Vec<(String, i64, i64)> = rows
+            .iter()
+            .map(|r| (r.replica_id.clone(), r.applied_generation, r.heartbeat_ms))
+            .collect();
+        assert_eq!(
+            seen,
+            vec![("a".into(), 8, 123_999), ("b".into(), 6, 2_000)],
+            "one row per replica, the latest report wins"
+        );
+        assert_eq!(store.forget_replicas_before(10_000).await.unwrap(), 1);
+        store.remove_replica("a").await.unwrap();
+        assert!(store.list_replicas().await.unwrap().is_empty());
+        assert_eq!(
+            store.generation().await.unwrap(),
+            generation,
+            "heartbeats are not configuration"
+        );
     })
     .await;
 }
