@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     audit::{AuditSink, AuditWriter},
     config::Config,
-    gateway::{self, access::HostOriginPolicy, session::Sessions, upstream_http::UpstreamClient},
+    gateway::{self, access::HostOriginPolicy, upstream_http::UpstreamClient},
     policy::geo::GeoDb,
     secrets::{self, Keyring},
     snapshot::{SnapshotError, SnapshotHandle},
@@ -44,7 +44,7 @@ pub struct App {
     /// The in-memory configuration the request path reads.
     pub snapshot: Arc<SnapshotHandle>,
     /// Legacy MCP sessions and who owns them.
-    pub sessions: Sessions,
+    pub sessions: Arc<dyn crate::state::SessionStore>,
     /// Who created each MCP task (tasks belong to their creator, in both wire eras).
     pub tasks: Arc<dyn gateway::tasks::TaskOwners>,
     /// Pooled client for upstream MCP servers.
@@ -60,7 +60,7 @@ pub struct App {
     /// Access tokens whose signature has been verified, so each costs one asymmetric check.
     pub token_cache: crate::oauth::token_cache::TokenCache<crate::oauth::tokens::TokenIdentity>,
     /// `jti`s of `private_key_jwt` assertions already used.
-    pub client_assertions: crate::oauth::assertion::AssertionReplay,
+    pub client_assertions: Arc<dyn crate::state::ReplayCache>,
     /// Fetcher and freshness of Client ID Metadata Documents.
     pub client_metadata: crate::oauth::cimd::MetadataDocuments,
     /// Keys of trusted external authorization servers and their verified tokens.
@@ -282,11 +282,31 @@ pub async fn start_with(
     keyring: Arc<Keyring>,
     listener: Option<TcpListener>,
 ) -> Result<RunningServer, StartError> {
+    let runtime = crate::state::RuntimeState::in_memory(&config);
+    start_with_state(config, store, keyring, listener, runtime).await
+}
+
+/// [`start_with`], keeping runtime state (sessions, counters, …) in `runtime`'s backends.
+pub async fn start_with_state(
+    config: Config,
+    store: DynStore,
+    keyring: Arc<Keyring>,
+    listener: Option<TcpListener>,
+    runtime: crate::state::RuntimeState,
+) -> Result<RunningServer, StartError> {
     // Announced before the snapshot is loaded (see `Replica::announce`); a start that fails
     // afterwards takes its row back, so nobody waits for or lists a server that never ran.
     let replica = crate::replicas::Replica::new(config.replica_id.as_deref(), config.listen)?;
     replica.announce(&*store).await?;
-    let started = start_announced(config, store.clone(), keyring, listener, replica.clone()).await;
+    let started = start_announced(
+        config,
+        store.clone(),
+        keyring,
+        listener,
+        replica.clone(),
+        runtime,
+    )
+    .await;
     if started.is_err()
         && let Err(err) = store.remove_replica(replica.id()).await
     {
@@ -301,6 +321,7 @@ async fn start_announced(
     keyring: Arc<Keyring>,
     listener: Option<TcpListener>,
     replica: crate::replicas::Replica,
+    runtime: crate::state::RuntimeState,
 ) -> Result<RunningServer, StartError> {
     let geo = match &config.policy.geoip_database {
         Some(path) => Some(Arc::new(GeoDb::open(path).map_err(StartError::GeoIp)?)),
@@ -310,11 +331,11 @@ async fn start_announced(
         .unwrap_or(crate::oauth::jwt::Algorithm::EdDSA);
     crate::oauth::signing::ensure_key(&store, &keyring, alg).await?;
     let snapshot = Arc::new(
-        SnapshotHandle::load_with_geo(
+        SnapshotHandle::load_with_runtime(
             store.clone(),
             keyring.clone(),
             config.public_base().to_owned(),
-            geo.clone(),
+            crate::policy::PolicyRuntime::with_counters(runtime.counters).with_geo(geo.clone()),
         )
         .await?,
     );
@@ -366,10 +387,11 @@ async fn start_announced(
     let logins = crate::oauth::login_guard::LoginGuard::new(&config.http);
     let state = AppState(Arc::new(App {
         access: HostOriginPolicy::from_config(&config),
-        pins: crate::pinning::PinWatch::start(store.clone()).map_err(StartError::Pins)?,
+        pins: crate::pinning::PinWatch::start_with(store.clone(), runtime.pins)
+            .map_err(StartError::Pins)?,
         upstream,
-        sessions: Sessions::new(config.gateway.max_sessions_per_owner),
-        tasks: Arc::new(gateway::tasks::InMemoryTaskOwners::default()),
+        sessions: runtime.sessions,
+        tasks: runtime.tasks,
         config,
         store,
         keyring,
@@ -381,7 +403,7 @@ async fn start_announced(
         logins,
         external_issuers: crate::oauth::external::ExternalIssuers::default(),
         client_metadata,
-        client_assertions: crate::oauth::assertion::AssertionReplay::default(),
+        client_assertions: runtime.client_assertions,
         token_cache: crate::oauth::token_cache::TokenCache::new(
             crate::oauth::token_cache::DEFAULT_CAPACITY,
         ),

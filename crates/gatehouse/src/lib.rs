@@ -26,6 +26,7 @@ pub mod records;
 pub mod replicas;
 pub mod secrets;
 pub mod snapshot;
+pub mod state;
 pub mod store;
 
 pub use app::{AppState, RunningServer};

@@ -5,7 +5,7 @@
 //! as pending: with the `block` action the tool disappears from `tools/list` and its calls are
 //! refused until `gatehouse servers approve-tools`; with `warn` it passes and is recorded.
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::{
@@ -19,6 +19,7 @@ use tokio::sync::Notify;
 
 use crate::{
     guardrails::{self, Direction, Guardrail, GuardrailSpec},
+    state::{PinHolds, memory::MemoryPinHolds},
     store::{DynStore, ToolObservation, ToolPin},
 };
 
@@ -93,13 +94,18 @@ struct Queue {
 pub struct PinWatch {
     queue: Arc<Queue>,
     dropped: AtomicU64,
-    /// Definitions held back since the last snapshot: server → tool → the held hash.
-    held: RwLock<HashMap<String, HashMap<String, String>>>,
+    /// Definitions held back since the last snapshot.
+    held: Arc<dyn PinHolds>,
     injection: Arc<Guardrail>,
 }
 
 impl PinWatch {
     pub fn start(store: DynStore) -> Result<Arc<PinWatch>, String> {
+        Self::start_with(store, Arc::new(MemoryPinHolds::default()))
+    }
+
+    /// [`PinWatch::start`], holding definitions in `held` (a shared backend in a cluster).
+    pub fn start_with(store: DynStore, held: Arc<dyn PinHolds>) -> Result<Arc<PinWatch>, String> {
         let spec = GuardrailSpec {
             direction: Direction::Response,
             action: guardrails::Action::Warn,
@@ -116,7 +122,7 @@ impl PinWatch {
             None,
             &spec,
         )?);
-        let watch = Self::unstarted(injection);
+        let watch = Self::unstarted(injection, held);
         let writer = watch.queue.clone();
         tokio::spawn(async move {
             loop {
@@ -139,11 +145,11 @@ impl PinWatch {
     }
 
     /// A watch whose queue nothing drains yet.
-    fn unstarted(injection: Arc<Guardrail>) -> PinWatch {
+    fn unstarted(injection: Arc<Guardrail>, held: Arc<dyn PinHolds>) -> PinWatch {
         PinWatch {
             queue: Arc::default(),
             dropped: AtomicU64::new(0),
-            held: RwLock::default(),
+            held,
             injection,
         }
     }
@@ -174,33 +180,9 @@ impl PinWatch {
         self.queue.by_tool.lock().len()
     }
 
-    /// Drops the held definitions the snapshot now records (pending, or approved as held), so
-    /// the map holds only what the store has not caught up with.
-    fn forget_recorded(&self, server: &str, pins: &ServerPins) {
-        if !self.held.read().contains_key(server) {
-            return;
-        }
-        let mut held = self.held.write();
-        if let Some(tools) = held.get_mut(server) {
-            tools.retain(|tool, hash| {
-                !(pins.pending.contains(tool)
-                    || matches!(pins.approved.get(tool), Some(Some(approved)) if approved == hash))
-            });
-            if tools.is_empty() {
-                held.remove(server);
-            }
-        }
-    }
-
     /// Held here and not (yet) approved in the snapshot.
     pub fn is_held(&self, server: &str, tool: &str, pins: &ServerPins) -> bool {
-        let held = self.held.read();
-        match held.get(server).and_then(|tools| tools.get(tool)) {
-            Some(hash) => {
-                !matches!(pins.approved.get(tool), Some(Some(approved)) if approved == hash)
-            }
-            None => false,
-        }
+        self.held.is_held(server, tool, pins)
     }
 
     /// Whether a call to `tool` must wait for an operator.
@@ -231,7 +213,8 @@ impl PinWatch {
         if action == PinAction::Off {
             return (hidden, notes);
         }
-        self.forget_recorded(server, pins);
+        // Only what the store has not caught up with stays held.
+        self.held.forget_recorded(server, pins);
         for tool in tools {
             let Some(name) = tool.get("name").and_then(Value::as_str) else {
                 continue;
@@ -257,11 +240,7 @@ impl PinWatch {
                 && !pins.pending.contains(name)
                 && !self.is_held(server, name, pins);
             if !trusted && action == PinAction::Block {
-                self.held
-                    .write()
-                    .entry(server.to_owned())
-                    .or_default()
-                    .insert(name.to_owned(), hash.clone());
+                self.held.hold(server, name, &hash);
             }
             if !settled {
                 self.observe(ToolObservation {
@@ -312,9 +291,10 @@ mod tests {
             allow: Vec::new(),
             paths: Vec::new(),
         };
-        PinWatch::unstarted(Arc::new(
-            Guardrail::compile("t", None, None, None, &spec).unwrap(),
-        ))
+        PinWatch::unstarted(
+            Arc::new(Guardrail::compile("t", None, None, None, &spec).unwrap()),
+            Arc::new(MemoryPinHolds::default()),
+        )
     }
 
     fn tool(name: &str, description: &str) -> Value {
@@ -354,7 +334,7 @@ mod tests {
         // The store recorded the change as pending: the snapshot blocks it by itself now.
         pins.pending.insert("echo".into());
         watch.review("demo", &pins, PinAction::Block, &[]);
-        assert!(watch.held.read().is_empty());
+        assert!(watch.held.is_empty());
         assert!(watch.blocks_call("demo", "echo", &pins, PinAction::Block));
     }
 }

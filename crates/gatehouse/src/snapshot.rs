@@ -581,8 +581,18 @@ impl SnapshotHandle {
         public_base: String,
         geo: Option<Arc<GeoDb>>,
     ) -> Result<Self, SnapshotError> {
-        let usage = UsageTracker::default();
         let policies = PolicyRuntime::default().with_geo(geo);
+        Self::load_with_runtime(store, keyring, public_base, policies).await
+    }
+
+    /// [`SnapshotHandle::load`] with the policies' counters and GeoIP database in `policies`.
+    pub async fn load_with_runtime(
+        store: DynStore,
+        keyring: Arc<Keyring>,
+        public_base: String,
+        policies: PolicyRuntime,
+    ) -> Result<Self, SnapshotError> {
+        let usage = UsageTracker::default();
         policies.preload(store.load_quota_usage().await?);
         let contents = store.load_contents().await?;
         let snapshot = Snapshot::build(contents, &keyring, &public_base, &usage, &policies)?;
@@ -642,7 +652,7 @@ impl SnapshotHandle {
             tracing::warn!(error = %err, "could not write key usage");
         }
         let quotas = self.policies.take_quota_changes();
-        if let Err(err) = self.store.save_quota_usage(&quotas).await {
+        if let Err(err) = self.store.add_quota_usage(&quotas).await {
             tracing::error!(error = %err, "could not write quota counters");
         }
     }

@@ -569,4 +569,34 @@ mod tests {
         ids.dedup();
         assert_eq!(ids.len(), 200);
     }
+
+    fn pending(n: u32) -> Pending {
+        Pending {
+            event: event(n),
+            committed: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn durable_commits_a_lone_request_alone_and_groups_concurrent_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("g.db").display());
+        let store: DynStore = Arc::new(SqliteStore::open(&url).await.unwrap());
+        let keyring = Arc::new(Keyring::from_master(&[7; 32]));
+        let (sink, mut writer) =
+            AuditWriter::new(store, keyring, 64, 512, true, Duration::from_millis(5));
+        // Two more events are already queued behind the first.
+        sink.record_detached(event(2));
+        sink.record_detached(event(3));
+        // The last commit carried one event: no concurrency seen, the first goes alone.
+        let mut batch = vec![pending(1)];
+        writer.gather(&mut batch).await;
+        assert_eq!(batch.len(), 1, "a lone request must not wait for company");
+        // The last commit carried three: this one takes the others that are there.
+        writer.last_batch = 3;
+        let mut batch = vec![pending(1)];
+        writer.gather(&mut batch).await;
+        assert_eq!(batch.len(), 3, "concurrent requests share one commit");
+        assert_eq!(writer.last_batch, 3);
+    }
 }

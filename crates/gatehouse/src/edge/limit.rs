@@ -21,18 +21,20 @@ impl InFlight {
 }
 
 impl InFlight {
-    /// A permit for one gateway request, held until its response head is ready; the refusal
-    /// when every permit is taken.
-    pub fn admit(&self, state: &AppState) -> Result<OwnedSemaphorePermit, Response> {
-        let started = Instant::now();
-        self.0.clone().try_acquire_owned().map_err(|_| {
-            state.metrics.record(
-                None,
-                "deny",
-                GatewayError::Overloaded.reason(),
-                started.elapsed(),
-            );
-            GatewayError::Overloaded.into_response(&ErrorContext::default())
-        })
+    /// A permit for one gateway request, held until its response head is ready; `None` when
+    /// every permit is taken (answer with [`overloaded`]).
+    pub fn admit(&self) -> Option<OwnedSemaphorePermit> {
+        self.0.clone().try_acquire_owned().ok()
     }
+}
+
+/// The refusal of a request over the cap, counted in the metrics.
+pub fn overloaded(state: &AppState, started: Instant) -> Response {
+    state.metrics.record(
+        None,
+        "deny",
+        GatewayError::Overloaded.reason(),
+        started.elapsed(),
+    );
+    GatewayError::Overloaded.into_response(&ErrorContext::default())
 }

@@ -103,7 +103,8 @@ impl HostOriginPolicy {
 /// targets the authority in its URI, whatever its `Host` says (§3.2.2), so that authority
 /// replaces `Host`: the DNS-rebinding check and everything after it then judge the host the
 /// request actually targets. HTTP/2 carries the authority in the URI too.
-pub fn one_authority(request: &mut Request) -> Result<(), Response> {
+/// The refusal, if the request is refused.
+pub fn one_authority(request: &mut Request) -> Option<Response> {
     let hosts = request.headers().get_all(header::HOST).iter().count();
     let target = request
         .uri()
@@ -119,12 +120,10 @@ pub fn one_authority(request: &mut Request) -> Result<(), Response> {
         (0, None) if request.version() == Version::HTTP_11 => Some("no Host header"),
         _ => None,
     };
-    let Some(problem) = refused else {
-        return Ok(());
-    };
+    let problem = refused?;
     let path = request.uri().path();
     // Each face answers in its own protocol.
-    Err(
+    Some(
         if path.starts_with("/oauth/") || path.starts_with("/.well-known/") {
             crate::error::OAuthError::InvalidRequest(problem.into()).into_response()
         } else {
@@ -168,8 +167,8 @@ where
 
     fn call(&mut self, mut request: Request) -> Self::Future {
         match one_authority(&mut request) {
-            Ok(()) => futures_util::future::Either::Right(self.0.call(request)),
-            Err(refusal) => futures_util::future::Either::Left(std::future::ready(Ok(refusal))),
+            None => futures_util::future::Either::Right(self.0.call(request)),
+            Some(refusal) => futures_util::future::Either::Left(std::future::ready(Ok(refusal))),
         }
     }
 }

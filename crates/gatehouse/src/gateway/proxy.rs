@@ -49,9 +49,8 @@ pub async fn handle(
     request: Request,
 ) -> Response {
     let started = Instant::now();
-    let _permit = match state.in_flight.admit(&state) {
-        Ok(permit) => permit,
-        Err(refusal) => return refusal,
+    let Some(_permit) = state.in_flight.admit() else {
+        return crate::edge::limit::overloaded(&state, started);
     };
     let snapshot = state.snapshot.current();
     let request_id = state.next_request_id();
@@ -346,7 +345,7 @@ impl Call<'_> {
             .filter(|m| m.kind == Kind::Request && m.method() == "tools/call")
             .collect();
         if tool_calls.is_empty() {
-            self.enforce(None, None)?;
+            self.enforce(None, None).await?;
         }
         let mut tools_by_id = HashMap::new();
         let has_response_guardrails = self
@@ -356,7 +355,7 @@ impl Call<'_> {
             .any(|g| g.direction.covers(Direction::Response));
         for call in tool_calls {
             let arguments = call.params.as_ref().and_then(|p| p.get("arguments"));
-            self.enforce(call.param_str("name"), arguments)?;
+            self.enforce(call.param_str("name"), arguments).await?;
             if let Some(name) = call.param_str("name")
                 && self.state.pins.blocks_call(
                     &self.server.name,
@@ -428,7 +427,7 @@ impl Call<'_> {
             return Err(GatewayError::MethodNotAllowed { allow: "POST" });
         }
         self.bound_session(&mut parts.headers, false)?;
-        self.enforce(None, None)?;
+        self.enforce(None, None).await?;
         // A resumed stream may replay a `tools/list` result: filter the stream by shape.
         let rules = self.response_rules(true, HashMap::new());
         let response = self
@@ -448,7 +447,7 @@ impl Call<'_> {
         let session = self
             .bound_session(&mut parts.headers, false)?
             .ok_or(GatewayError::SessionRequired)?;
-        self.enforce(None, None)?;
+        self.enforce(None, None).await?;
         let rules = self.response_rules(false, HashMap::new());
         let response = self
             .send(
@@ -466,7 +465,11 @@ impl Call<'_> {
     }
 
     /// The connection's policies, in order (docs/policies.md).
-    fn enforce(&self, tool: Option<&str>, arguments: Option<&Value>) -> Result<(), GatewayError> {
+    async fn enforce(
+        &self,
+        tool: Option<&str>,
+        arguments: Option<&Value>,
+    ) -> Result<(), GatewayError> {
         if self.grant.policies.is_empty() {
             return Ok(());
         }
@@ -480,7 +483,9 @@ impl Call<'_> {
             arguments,
             now: jiff::Timestamp::now(),
         };
-        policy::enforce(&self.grant.policies, &facts).map_err(GatewayError::from)
+        policy::enforce(&self.grant.policies, &facts)
+            .await
+            .map_err(GatewayError::from)
     }
 
     /// The request's session id, if it has one, after checking that it belongs to the caller.

@@ -7,9 +7,8 @@
 //! replayed.
 
 use http::HeaderMap;
-use parking_lot::Mutex;
 use serde_json::Value;
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
 
 use crate::{
     AppState,
@@ -25,38 +24,10 @@ use crate::{
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// Longest accepted assertion lifetime, in seconds.
 const MAX_LIFETIME: i64 = 300;
-const MAX_REMEMBERED: usize = 100_000;
-
-/// `jti`s of assertions already used, until they expire.
-#[derive(Default)]
-pub struct AssertionReplay {
-    seen: Mutex<HashMap<String, i64>>,
-}
-
-impl AssertionReplay {
-    /// Records the assertion; false if it was seen before (or the table is full of live ones).
-    fn first_use(&self, key: String, exp: i64, now: i64) -> bool {
-        let mut seen = self.seen.lock();
-        if seen.len() >= MAX_REMEMBERED {
-            seen.retain(|_, until| *until > now);
-            if seen.len() >= MAX_REMEMBERED {
-                // Fail closed rather than forget live assertions.
-                return false;
-            }
-        }
-        match seen.get(&key) {
-            Some(until) if *until > now => false,
-            _ => {
-                seen.insert(key, exp);
-                true
-            }
-        }
-    }
-}
 
 /// Client authentication for the token, revocation and introspection endpoints: an assertion
 /// when the request carries one, else secrets or a public `client_id`.
-pub fn authenticate(
+pub async fn authenticate(
     state: &AppState,
     snapshot: &Snapshot,
     headers: &HeaderMap,
@@ -128,7 +99,8 @@ pub fn authenticate(
     }
     if !state
         .client_assertions
-        .first_use(format!("{claimed}\u{0}{jti}"), exp + leeway, now)
+        .first_use(&format!("{claimed}\u{0}{jti}"), exp + leeway, now)
+        .await
     {
         return Err(fail);
     }
@@ -137,15 +109,15 @@ pub fn authenticate(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::state::{ReplayCache, memory::MemoryReplay};
 
-    #[test]
-    fn an_assertion_is_used_once() {
-        let replay = AssertionReplay::default();
-        assert!(replay.first_use("c\0j1".into(), 100, 0));
-        assert!(!replay.first_use("c\0j1".into(), 100, 50));
-        assert!(replay.first_use("c\0j2".into(), 100, 50));
+    #[tokio::test]
+    async fn an_assertion_is_used_once() {
+        let replay = MemoryReplay::default();
+        assert!(replay.first_use("c\0j1", 100, 0).await);
+        assert!(!replay.first_use("c\0j1", 100, 50).await);
+        assert!(replay.first_use("c\0j2", 100, 50).await);
         // Once expired, a jti could be reused, but the assertion's own exp refuses it anyway.
-        assert!(replay.first_use("c\0j1".into(), 300, 200));
+        assert!(replay.first_use("c\0j1", 300, 200).await);
     }
 }

@@ -37,7 +37,8 @@ async fn authenticated(
     let form = Form::read(&parts.headers, body, &[]).await?;
     let snapshot = state.snapshot.current();
     let client =
-        super::assertion::authenticate(state, &snapshot, &parts.headers, &form, crate::now_ms())?;
+        super::assertion::authenticate(state, &snapshot, &parts.headers, &form, crate::now_ms())
+            .await?;
     audit.client = Some(client.name.to_string());
     Ok((form, client))
 }

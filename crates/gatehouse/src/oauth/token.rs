@@ -39,7 +39,8 @@ pub async fn token(
         let form = Form::read(&parts.headers, body, &["resource"]).await?;
         let snapshot = state.snapshot.current();
         let now = crate::now_ms();
-        let client = super::assertion::authenticate(&state, &snapshot, &parts.headers, &form, now)?;
+        let client =
+            super::assertion::authenticate(&state, &snapshot, &parts.headers, &form, now).await?;
         audit.client = Some(client.name.to_string());
         let grant_type = form.require("grant_type")?;
         match grant_type {

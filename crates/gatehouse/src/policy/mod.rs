@@ -2,9 +2,12 @@
 //! order — arguments → IP → country → schedule → quota → rate limit — so the cheapest,
 //! stateless refusals come first and counters are charged only for requests that would pass.
 //!
-//! Each kind is one file implementing [`Policy`]. Specs are JSON (stored as given), validated
-//! and compiled once into the snapshot; counters live in [`PolicyRuntime`] so they survive
-//! snapshot rebuilds.
+//! Each kind is one file. Stateless kinds (arguments, IP, country, schedule) implement
+//! [`Policy`] and decide synchronously; stateful ones (quota, rate limit) implement
+//! [`StatefulPolicy`] and charge their counters through the [`crate::state::CounterStore`]
+//! seam, which a shared backend answers after a round trip. Specs are JSON (stored as given),
+//! validated and compiled once into the snapshot; counters live in [`PolicyRuntime`] so they
+//! survive snapshot rebuilds.
 
 pub mod arguments;
 pub mod client_ip;
@@ -17,7 +20,7 @@ pub mod rate;
 pub mod runtime;
 pub mod schedule;
 mod spec;
-mod subjects;
+pub(crate) mod subjects;
 
 pub use runtime::PolicyRuntime;
 pub use spec::{check_runs_under, compile, validate};
@@ -26,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::{net::IpAddr, sync::Arc, time::Duration};
 
-use crate::grants::ToolPattern;
+use crate::{grants::ToolPattern, state::StateFuture};
 
 /// Policy kinds, declared in evaluation order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -104,17 +107,56 @@ impl Refusal {
     }
 }
 
+/// A policy that decides from the request's facts alone.
 pub trait Policy: Send + Sync + std::fmt::Debug {
     fn kind(&self) -> PolicyKind;
-    /// Decides, charging any counter on success.
     fn check(&self, facts: &Facts<'_>) -> Result<(), Refusal>;
-    /// Gives back what `check` charged, when a later policy refused the request.
-    fn refund(&self, _facts: &Facts<'_>) {}
-    /// Decides without charging anything (for `policy explain`).
+    /// Decides as `check` would, for `policy explain`.
     fn peek(&self, facts: &Facts<'_>) -> Result<(), Refusal>;
     /// True for the stand-in of a stored rule that could not be compiled (`crate::records`).
     fn unloadable(&self) -> bool {
         false
+    }
+}
+
+/// A policy that keeps counters: charging may need a round trip to a shared backend.
+pub trait StatefulPolicy: Send + Sync + std::fmt::Debug {
+    fn kind(&self) -> PolicyKind;
+    /// Decides, charging the counter on success.
+    fn charge<'a>(&'a self, facts: &'a Facts<'a>) -> StateFuture<'a, Result<(), Refusal>>;
+    /// Gives back what `charge` took with the same facts, when a later policy refused the
+    /// request (a quota's into the window of `facts.now`, the one it was charged in).
+    fn refund<'a>(&'a self, facts: &'a Facts<'a>) -> StateFuture<'a, ()>;
+    /// Decides without charging anything (for `policy explain`).
+    fn peek<'a>(&'a self, facts: &'a Facts<'a>) -> StateFuture<'a, Result<(), Refusal>>;
+}
+
+/// A compiled policy of either sort.
+#[derive(Debug, Clone)]
+pub enum Rule {
+    Stateless(Arc<dyn Policy>),
+    Stateful(Arc<dyn StatefulPolicy>),
+}
+
+impl Rule {
+    pub fn kind(&self) -> PolicyKind {
+        match self {
+            Rule::Stateless(policy) => policy.kind(),
+            Rule::Stateful(policy) => policy.kind(),
+        }
+    }
+
+    pub fn unloadable(&self) -> bool {
+        matches!(self, Rule::Stateless(policy) if policy.unloadable())
+    }
+
+    /// Decides without charging, when that needs no round trip (`None`: the counter is kept
+    /// in a backend that cannot answer at once).
+    pub fn peek_now(&self, facts: &Facts<'_>) -> Option<Result<(), Refusal>> {
+        match self {
+            Rule::Stateless(policy) => Some(policy.peek(facts)),
+            Rule::Stateful(policy) => policy.peek(facts).now_or_never(),
+        }
     }
 }
 
@@ -126,7 +168,7 @@ pub struct CompiledPolicy {
     pub client: Option<String>,
     pub server: Option<String>,
     pub tools: Option<ToolPattern>,
-    pub policy: Arc<dyn Policy>,
+    pub policy: Rule,
 }
 
 impl CompiledPolicy {
@@ -157,24 +199,31 @@ pub struct Denial {
 }
 
 /// Runs the policies attached to a connection, in order; refunds earlier charges when a later
-/// policy refuses.
-pub fn enforce(policies: &[Arc<CompiledPolicy>], facts: &Facts<'_>) -> Result<(), Denial> {
-    let mut charged: Vec<&CompiledPolicy> = Vec::new();
-    for compiled in policies.iter().filter(|p| p.applies(facts)) {
-        match compiled.policy.check(facts) {
-            Ok(()) => charged.push(compiled),
-            Err(refusal) => {
-                for earlier in charged {
-                    earlier.policy.refund(facts);
+/// policy refuses. Stateless policies are decided in place; only stateful ones go through
+/// their counters' futures, which the in-memory counters complete on the first poll. Nothing
+/// is allocated: every policy before a refusal passed, so the refunds walk them again.
+pub async fn enforce(policies: &[Arc<CompiledPolicy>], facts: &Facts<'_>) -> Result<(), Denial> {
+    for (at, compiled) in policies.iter().enumerate() {
+        if !compiled.applies(facts) {
+            continue;
+        }
+        let decided = match &compiled.policy {
+            Rule::Stateless(policy) => policy.check(facts),
+            Rule::Stateful(policy) => policy.charge(facts).await,
+        };
+        if let Err(refusal) = decided {
+            for earlier in policies[..at].iter().filter(|p| p.applies(facts)) {
+                if let Rule::Stateful(policy) = &earlier.policy {
+                    policy.refund(facts).await;
                 }
-                return Err(Denial {
-                    kind: compiled.kind,
-                    rule: compiled.id.clone(),
-                    message: refusal.message,
-                    retry_after: refusal.retry_after,
-                    unloadable: compiled.policy.unloadable(),
-                });
             }
+            return Err(Denial {
+                kind: compiled.kind,
+                rule: compiled.id.clone(),
+                message: refusal.message,
+                retry_after: refusal.retry_after,
+                unloadable: compiled.policy.unloadable(),
+            });
         }
     }
     Ok(())
@@ -216,8 +265,26 @@ impl Per {
 }
 
 #[cfg(test)]
+mod seam_tests;
+
+#[cfg(test)]
 pub(crate) mod tests_support {
-    use super::Facts;
+    use super::{Facts, Refusal, StatefulPolicy};
+
+    /// Charges `policy` now (the in-memory counters answer without waiting).
+    pub fn check(policy: &dyn StatefulPolicy, facts: &Facts<'_>) -> Result<(), Refusal> {
+        policy
+            .charge(facts)
+            .now_or_never()
+            .unwrap_or_else(|| Err(Refusal::new("counter not ready")))
+    }
+
+    pub fn peek(policy: &dyn StatefulPolicy, facts: &Facts<'_>) -> Result<(), Refusal> {
+        policy
+            .peek(facts)
+            .now_or_never()
+            .unwrap_or_else(|| Err(Refusal::new("counter not ready")))
+    }
 
     /// Facts for client `agent` calling tool `echo` at `ms` after the epoch.
     pub fn facts_at(ms: i64) -> Facts<'static> {

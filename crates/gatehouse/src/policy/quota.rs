@@ -2,18 +2,16 @@
 //!
 //! Windows are computed in civil time of the configured zone, so "per day in Europe/Paris"
 //! resets at Paris midnight, including on the 23- and 25-hour days of DST changes. Counts are
-//! written back to the store and reloaded at start, so a restart does not reset a quota.
+//! a [`QuotaCounter`] keyed by subject and window start; what changed is added to the store
+//! as deltas and the stored usage is reloaded at start, so a restart does not reset a quota.
 
 use jiff::{Timestamp, ToSpan, ZonedDateTime, tz::TimeZone};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use std::{sync::Arc, time::Duration};
 
-use super::{
-    Facts, Per, Policy, PolicyKind, Refusal,
-    subjects::{SubjectKey, SubjectMap},
-};
-use crate::store::QuotaUsage;
+use super::{Facts, Per, PolicyKind, Refusal, StatefulPolicy};
+use crate::state::{QuotaCounter, StateFuture, Subject};
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -40,85 +38,20 @@ fn utc() -> String {
     "UTC".into()
 }
 
-#[derive(Debug, Clone)]
-struct Count {
-    /// The subject's text, as stored (written only when the subject is first counted).
-    subject: String,
-    window_start: i64,
-    used: u64,
-    dirty: bool,
-}
-
-/// Counts per subject for one quota policy. A count of an earlier window that has been
-/// written back counts exactly like none, so such subjects are idle and swept.
-#[derive(Debug)]
-pub struct QuotaCounters {
-    policy_id: String,
-    counts: SubjectMap<Count>,
-}
-
-impl QuotaCounters {
-    pub fn new(policy_id: &str) -> Self {
-        Self {
-            policy_id: policy_id.to_owned(),
-            counts: SubjectMap::default(),
-        }
-    }
-
-    pub fn seed(&self, rows: Vec<QuotaUsage>) {
-        for row in rows {
-            let key = SubjectKey::of_text(&row.subject);
-            let count = Count {
-                subject: row.subject,
-                window_start: row.window_start,
-                used: u64::try_from(row.used).unwrap_or(0),
-                dirty: false,
-            };
-            self.counts
-                .with(key, |_| false, |counts| counts.insert(key, count));
-        }
-    }
-
-    pub fn take_changes(&self) -> Vec<QuotaUsage> {
-        let mut changes = Vec::new();
-        self.counts.for_each_mut(|_, c| {
-            if c.dirty {
-                c.dirty = false;
-                changes.push(QuotaUsage {
-                    policy_id: self.policy_id.clone(),
-                    subject: c.subject.clone(),
-                    window_start: c.window_start,
-                    used: i64::try_from(c.used).unwrap_or(i64::MAX),
-                });
-            }
-        });
-        changes
-    }
-
-    /// Subjects with a count.
-    pub fn len(&self) -> usize {
-        self.counts.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.counts.is_empty()
-    }
-}
-
 #[derive(Debug)]
 pub struct Quota {
     limit: u64,
     window: Window,
     zone: TimeZone,
     per: Per,
-    counters: Arc<QuotaCounters>,
+    counters: Arc<dyn QuotaCounter>,
     /// The window computed last, `[start, end)` in epoch milliseconds: nearly every call falls
     /// in it, and civil-time arithmetic is the costly part of a check.
     current: RwLock<(i64, i64)>,
 }
 
 impl Quota {
-    pub fn new(spec: &QuotaSpec, counters: Arc<QuotaCounters>) -> Result<Self, String> {
+    pub fn new(spec: &QuotaSpec, counters: Arc<dyn QuotaCounter>) -> Result<Self, String> {
         let zone = TimeZone::get(&spec.time_zone)
             .map_err(|_| format!("unknown time zone {:?}", spec.time_zone))?;
         Ok(Self {
@@ -171,83 +104,56 @@ impl Quota {
         ))
     }
 
-    fn decide(&self, facts: &Facts<'_>, charge: bool) -> Result<(), Refusal> {
+    fn decide<'a>(
+        &'a self,
+        facts: &'a Facts<'a>,
+        charge: bool,
+    ) -> StateFuture<'a, Result<(), Refusal>> {
         if facts.tool.is_none() {
             // Quotas count tool calls; other requests pass.
-            return Ok(());
+            return StateFuture::ready(Ok(()));
         }
-        let (start, end) = self.window(facts.now)?;
-        let subject = SubjectKey::of(self.per, facts);
-        let idle = |c: &Count| !c.dirty && c.window_start != start;
-        self.counters.counts.with(subject, idle, |counts| {
-            let count = counts.entry(subject).or_insert_with(|| Count {
-                subject: self.per.subject(facts),
-                window_start: start,
-                used: 0,
-                dirty: true,
-            });
-            if count.window_start != start {
-                count.window_start = start;
-                count.used = 0;
-                count.dirty = true;
-            }
-            self.charge(count, charge, end, facts)
-        })
-    }
-
-    fn charge(
-        &self,
-        count: &mut Count,
-        charge: bool,
-        end: i64,
-        facts: &Facts<'_>,
-    ) -> Result<(), Refusal> {
-        if count.used >= self.limit {
-            let wait = u64::try_from(end - facts.now.as_millisecond()).unwrap_or(0);
-            return Err(Refusal {
-                message: format!(
-                    "quota of {} calls per {:?} used up",
-                    self.limit, self.window
-                )
-                .to_lowercase(),
-                retry_after: Some(Duration::from_millis(wait)),
-            });
-        }
-        if charge {
-            count.used += 1;
-            count.dirty = true;
-        }
-        Ok(())
+        let (start, end) = match self.window(facts.now) {
+            Ok(bounds) => bounds,
+            Err(refusal) => return StateFuture::ready(Err(refusal)),
+        };
+        self.counters
+            .charge(Subject::of(self.per, facts), start, self.limit, charge)
+            .map(move |counted| {
+                if counted {
+                    return Ok(());
+                }
+                let wait = u64::try_from(end - facts.now.as_millisecond()).unwrap_or(0);
+                Err(Refusal {
+                    message: format!(
+                        "quota of {} calls per {:?} used up",
+                        self.limit, self.window
+                    )
+                    .to_lowercase(),
+                    retry_after: Some(Duration::from_millis(wait)),
+                })
+            })
     }
 }
 
-impl Policy for Quota {
+impl StatefulPolicy for Quota {
     fn kind(&self) -> PolicyKind {
         PolicyKind::Quota
     }
 
-    fn check(&self, facts: &Facts<'_>) -> Result<(), Refusal> {
+    fn charge<'a>(&'a self, facts: &'a Facts<'a>) -> StateFuture<'a, Result<(), Refusal>> {
         self.decide(facts, true)
     }
 
-    fn refund(&self, facts: &Facts<'_>) {
-        if facts.tool.is_none() {
-            return;
+    fn refund<'a>(&'a self, facts: &'a Facts<'a>) -> StateFuture<'a, ()> {
+        // The window of `facts.now` is the one `charge` counted in, whatever the clock says now.
+        match (facts.tool, self.window(facts.now)) {
+            (Some(_), Ok((start, _))) => self.counters.refund(Subject::of(self.per, facts), start),
+            _ => StateFuture::ready(()),
         }
-        let subject = SubjectKey::of(self.per, facts);
-        self.counters.counts.with(
-            subject,
-            |_| false,
-            |counts| {
-                if let Some(count) = counts.get_mut(&subject) {
-                    count.used = count.used.saturating_sub(1);
-                    count.dirty = true;
-                }
-            },
-        );
     }
 
-    fn peek(&self, facts: &Facts<'_>) -> Result<(), Refusal> {
+    fn peek<'a>(&'a self, facts: &'a Facts<'a>) -> StateFuture<'a, Result<(), Refusal>> {
         self.decide(facts, false)
     }
 }
@@ -255,7 +161,11 @@ impl Policy for Quota {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::tests_support::facts_at;
+    use crate::{
+        policy::tests_support::{check, facts_at},
+        state::memory::MemoryQuota,
+        store::QuotaUsage,
+    };
 
     fn quota(limit: u64, window: Window, zone: &str) -> Quota {
         let spec = QuotaSpec {
@@ -264,7 +174,7 @@ mod tests {
             time_zone: zone.into(),
             per: Per::Client,
         };
-        Quota::new(&spec, Arc::new(QuotaCounters::new("q"))).unwrap()
+        Quota::new(&spec, Arc::new(MemoryQuota::new("q"))).unwrap()
     }
 
     fn at(text: &str) -> i64 {
@@ -275,12 +185,12 @@ mod tests {
     fn daily_quota_resets_at_local_midnight() {
         let q = quota(2, Window::Day, "Europe/Paris");
         // 22:30 UTC on 2026-06-10 is 00:30 on the 11th in Paris (UTC+2).
-        assert!(q.check(&facts_at(at("2026-06-10T21:00:00Z"))).is_ok());
-        assert!(q.check(&facts_at(at("2026-06-10T21:30:00Z"))).is_ok());
-        let refused = q.check(&facts_at(at("2026-06-10T21:45:00Z"))).unwrap_err();
+        assert!(check(&q, &facts_at(at("2026-06-10T21:00:00Z"))).is_ok());
+        assert!(check(&q, &facts_at(at("2026-06-10T21:30:00Z"))).is_ok());
+        let refused = check(&q, &facts_at(at("2026-06-10T21:45:00Z"))).unwrap_err();
         assert_eq!(refused.retry_after, Some(Duration::from_secs(15 * 60)));
         assert!(
-            q.check(&facts_at(at("2026-06-10T22:30:00Z"))).is_ok(),
+            check(&q, &facts_at(at("2026-06-10T22:30:00Z"))).is_ok(),
             "new Paris day"
         );
     }
@@ -320,16 +230,26 @@ mod tests {
     fn counts_survive_through_the_store_rows() {
         let first = quota(3, Window::Day, "UTC");
         let now = at("2026-11-25T10:00:00Z");
-        first.check(&facts_at(now)).unwrap();
-        first.check(&facts_at(now)).unwrap();
-        let rows = first.counters.take_changes();
-        assert_eq!(rows.len(), 1);
-        assert_eq!(rows[0].used, 2);
+        check(&first, &facts_at(now)).unwrap();
+        check(&first, &facts_at(now)).unwrap();
+        let deltas = first.counters.drain_deltas();
+        assert_eq!(deltas.len(), 1);
+        assert_eq!(deltas[0].delta, 2);
+        // Added to an empty store, the deltas are the stored usage.
+        let rows = deltas
+            .into_iter()
+            .map(|d| QuotaUsage {
+                policy_id: d.policy_id,
+                subject: d.subject,
+                window_start: d.window_start,
+                used: d.delta,
+            })
+            .collect();
         let restarted = quota(3, Window::Day, "UTC");
         restarted.counters.seed(rows);
-        assert!(restarted.check(&facts_at(now)).is_ok());
+        assert!(check(&restarted, &facts_at(now)).is_ok());
         assert!(
-            restarted.check(&facts_at(now)).is_err(),
+            check(&restarted, &facts_at(now)).is_err(),
             "3 of 3 used across the restart"
         );
     }
@@ -342,7 +262,7 @@ mod tests {
             time_zone: "UTC".into(),
             per: Per::Ip,
         };
-        let q = Quota::new(&spec, Arc::new(QuotaCounters::new("q"))).unwrap();
+        let q = Quota::new(&spec, Arc::new(MemoryQuota::new("q"))).unwrap();
         let from = |ms: i64, ip: u32| {
             let mut facts = facts_at(ms);
             facts.ip = std::net::IpAddr::from(ip.to_be_bytes());
@@ -350,13 +270,13 @@ mod tests {
         };
         let monday = at("2026-11-23T10:00:00Z");
         for ip in 0..5_000u32 {
-            q.check(&from(monday, ip)).unwrap();
+            check(&q, &from(monday, ip)).unwrap();
         }
-        assert_eq!(q.counters.take_changes().len(), 5_000);
+        assert_eq!(q.counters.drain_deltas().len(), 5_000);
         // The next day, those counts are spent windows already written back.
         let tuesday = at("2026-11-24T10:00:00Z");
         for ip in 0..5_000u32 {
-            q.check(&from(tuesday, u32::MAX - ip)).unwrap();
+            check(&q, &from(tuesday, u32::MAX - ip)).unwrap();
         }
         assert!(
             q.counters.len() <= 5_500,
@@ -366,18 +286,18 @@ mod tests {
         // Today's counts are whole.
         let today = from(tuesday, u32::MAX);
         for _ in 0..4 {
-            q.check(&today).unwrap();
+            check(&q, &today).unwrap();
         }
-        assert!(q.check(&today).is_err(), "5 of 5 used today");
+        assert!(check(&q, &today).is_err(), "5 of 5 used today");
     }
 
     #[test]
     fn the_window_is_recomputed_when_time_leaves_it() {
         let q = quota(1, Window::Day, "Europe/Paris");
-        assert!(q.check(&facts_at(at("2026-06-10T21:00:00Z"))).is_ok());
-        assert!(q.check(&facts_at(at("2026-06-10T21:59:59Z"))).is_err());
+        assert!(check(&q, &facts_at(at("2026-06-10T21:00:00Z"))).is_ok());
+        assert!(check(&q, &facts_at(at("2026-06-10T21:59:59Z"))).is_err());
         assert!(
-            q.check(&facts_at(at("2026-06-10T22:00:00Z"))).is_ok(),
+            check(&q, &facts_at(at("2026-06-10T22:00:00Z"))).is_ok(),
             "Paris midnight"
         );
         assert_eq!(
@@ -394,7 +314,7 @@ mod tests {
             time_zone: "Mars/Olympus".into(),
             per: Per::Client,
         };
-        assert!(Quota::new(&spec, Arc::new(QuotaCounters::new("q"))).is_err());
+        assert!(Quota::new(&spec, Arc::new(MemoryQuota::new("q"))).is_err());
     }
 
     trait ParseTs {

@@ -2,15 +2,14 @@
 //!
 //! Each subject keeps one number, its theoretical arrival time (TAT). A request is allowed
 //! when it would not push the TAT more than `burst` emission intervals ahead of now; a refused
-//! request learns exactly when the next one would pass (`Retry-After`).
+//! request learns exactly when the next one would pass (`Retry-After`). The arithmetic is
+//! [`Gcra::step`]; the cells are a [`RateCounter`] (in memory, or a shared backend).
 
 use serde::{Deserialize, Serialize};
 use std::{sync::Arc, time::Duration};
 
-use super::{
-    Facts, Per, Policy, PolicyKind, Refusal,
-    subjects::{SubjectKey, SubjectMap},
-};
+use super::{Facts, Per, PolicyKind, Refusal, StatefulPolicy};
+use crate::state::{Gcra, RateCounter, StateFuture, Subject};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -30,35 +29,16 @@ fn one() -> u32 {
     1
 }
 
-/// TATs in nanoseconds since the Unix epoch, per subject. A TAT in the past counts exactly
-/// like no entry (the check starts from `now`), so such subjects are idle and swept.
-#[derive(Debug, Default)]
-pub struct RateCells {
-    tat: SubjectMap<i128>,
-}
-
-impl RateCells {
-    /// Subjects with state.
-    pub fn len(&self) -> usize {
-        self.tat.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.tat.is_empty()
-    }
-}
-
 #[derive(Debug)]
 pub struct RateLimit {
-    interval_ns: i128,
-    tolerance_ns: i128,
+    gcra: Gcra,
     per: Per,
-    cells: Arc<RateCells>,
+    cells: Arc<dyn RateCounter>,
     summary: String,
 }
 
 impl RateLimit {
-    pub fn new(spec: &RateLimitSpec, cells: Arc<RateCells>) -> Result<Self, String> {
+    pub fn new(spec: &RateLimitSpec, cells: Arc<dyn RateCounter>) -> Result<Self, String> {
         let period = crate::duration::parse(&spec.period)?;
         if spec.requests == 0 || period.is_zero() {
             return Err("requests and period must be positive".into());
@@ -66,69 +46,50 @@ impl RateLimit {
         if spec.burst == 0 {
             return Err("burst must be at least 1".into());
         }
-        let interval_ns = period.as_nanos() as i128 / i128::from(spec.requests);
+        let interval_ns = (period.as_nanos() as i128 / i128::from(spec.requests)).max(1);
         Ok(Self {
-            interval_ns: interval_ns.max(1),
-            tolerance_ns: interval_ns.max(1) * i128::from(spec.burst),
+            gcra: Gcra {
+                interval_ns,
+                tolerance_ns: interval_ns * i128::from(spec.burst),
+            },
             per: spec.per,
             cells,
             summary: format!("{} per {}", spec.requests, spec.period),
         })
     }
 
-    fn decide(&self, facts: &Facts<'_>, charge: bool) -> Result<(), Refusal> {
+    fn decide<'a>(
+        &'a self,
+        facts: &'a Facts<'a>,
+        charge: bool,
+    ) -> StateFuture<'a, Result<(), Refusal>> {
         let now = facts.now.as_nanosecond();
-        let subject = SubjectKey::of(self.per, facts);
-        let wait_ns = self.cells.tat.with(
-            subject,
-            |&tat| tat <= now,
-            |cells| {
-                let tat = cells.get(&subject).copied().unwrap_or(now).max(now);
-                let next = tat + self.interval_ns;
-                if next - now > self.tolerance_ns {
-                    return Some(next - now - self.tolerance_ns);
-                }
-                if charge {
-                    cells.insert(subject, next);
-                }
-                None
-            },
-        );
-        match wait_ns {
-            None => Ok(()),
-            Some(wait_ns) => Err(Refusal {
-                message: format!("rate limit of {} exceeded", self.summary),
-                retry_after: Some(Duration::from_nanos(
-                    u64::try_from(wait_ns).unwrap_or(u64::MAX),
-                )),
-            }),
-        }
+        self.cells
+            .take(Subject::of(self.per, facts), self.gcra, now, charge)
+            .map(move |taken| {
+                taken.map_err(|wait: Duration| Refusal {
+                    message: format!("rate limit of {} exceeded", self.summary),
+                    retry_after: Some(wait),
+                })
+            })
     }
 }
 
-impl Policy for RateLimit {
+impl StatefulPolicy for RateLimit {
     fn kind(&self) -> PolicyKind {
         PolicyKind::RateLimit
     }
 
-    fn check(&self, facts: &Facts<'_>) -> Result<(), Refusal> {
+    fn charge<'a>(&'a self, facts: &'a Facts<'a>) -> StateFuture<'a, Result<(), Refusal>> {
         self.decide(facts, true)
     }
 
-    fn refund(&self, facts: &Facts<'_>) {
-        let subject = SubjectKey::of(self.per, facts);
-        self.cells.tat.with(
-            subject,
-            |_| false,
-            |cells| {
-                if let Some(tat) = cells.get_mut(&subject) {
-                    *tat -= self.interval_ns;
-                }
-            },
-        );
+    fn refund<'a>(&'a self, facts: &'a Facts<'a>) -> StateFuture<'a, ()> {
+        self.cells
+            .give_back(Subject::of(self.per, facts), self.gcra)
     }
 
-    fn peek(&self, facts: &Facts<'_>) -> Result<(), Refusal> {
+    fn peek<'a>(&'a self, facts: &'a Facts<'a>) -> StateFuture<'a, Result<(), Refusal>> {
         self.decide(facts, false)
     }
 }
@@ -136,7 +97,10 @@ impl Policy for RateLimit {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::tests_support::facts_at;
+    use crate::{
+        policy::tests_support::{check, facts_at, peek},
+        state::memory::MemoryRate,
+    };
 
     fn limit(requests: u32, period: &str, burst: u32) -> RateLimit {
         let spec = RateLimitSpec {
@@ -145,7 +109,7 @@ mod tests {
             burst,
             per: Per::Client,
         };
-        RateLimit::new(&spec, Arc::default()).unwrap()
+        RateLimit::new(&spec, Arc::new(MemoryRate::default())).unwrap()
     }
 
     #[test]
@@ -153,17 +117,17 @@ mod tests {
         let limit = limit(10, "1s", 3);
         let t0 = 1_000_000_000_000i64;
         for i in 0..3 {
-            assert!(limit.check(&facts_at(t0)).is_ok(), "burst request {i}");
+            assert!(check(&limit, &facts_at(t0)).is_ok(), "burst request {i}");
         }
-        let refused = limit.check(&facts_at(t0)).unwrap_err();
+        let refused = check(&limit, &facts_at(t0)).unwrap_err();
         assert_eq!(refused.retry_after, Some(Duration::from_millis(100)));
         // One emission interval later exactly one more passes.
-        assert!(limit.check(&facts_at(t0 + 100)).is_ok());
-        assert!(limit.check(&facts_at(t0 + 100)).is_err());
+        assert!(check(&limit, &facts_at(t0 + 100)).is_ok());
+        assert!(check(&limit, &facts_at(t0 + 100)).is_err());
         // Steady: one every 100 ms passes indefinitely.
         for step in 2..50 {
             assert!(
-                limit.check(&facts_at(t0 + 100 * step)).is_ok(),
+                check(&limit, &facts_at(t0 + 100 * step)).is_ok(),
                 "step {step}"
             );
         }
@@ -173,22 +137,23 @@ mod tests {
     fn idle_time_refills_only_up_to_the_burst() {
         let limit = limit(1, "1s", 2);
         let t0 = 5_000_000i64;
-        assert!(limit.check(&facts_at(t0)).is_ok());
+        assert!(check(&limit, &facts_at(t0)).is_ok());
         let later = t0 + 3_600_000;
-        assert!(limit.check(&facts_at(later)).is_ok());
-        assert!(limit.check(&facts_at(later)).is_ok());
-        assert!(limit.check(&facts_at(later)).is_err());
+        assert!(check(&limit, &facts_at(later)).is_ok());
+        assert!(check(&limit, &facts_at(later)).is_ok());
+        assert!(check(&limit, &facts_at(later)).is_err());
     }
 
     #[test]
     fn peek_and_refund_do_not_charge() {
         let limit = limit(1, "1m", 1);
         let t0 = 7_000_000i64;
-        assert!(limit.peek(&facts_at(t0)).is_ok());
-        assert!(limit.check(&facts_at(t0)).is_ok());
-        assert!(limit.peek(&facts_at(t0)).is_err());
-        limit.refund(&facts_at(t0));
-        assert!(limit.check(&facts_at(t0)).is_ok());
+        assert!(peek(&limit, &facts_at(t0)).is_ok());
+        assert!(check(&limit, &facts_at(t0)).is_ok());
+        assert!(peek(&limit, &facts_at(t0)).is_err());
+        let facts = facts_at(t0);
+        let _ = limit.refund(&facts).now_or_never();
+        assert!(check(&limit, &facts_at(t0)).is_ok());
     }
 
     #[test]
@@ -204,14 +169,14 @@ mod tests {
         };
         let t0 = 9_000_000i64;
         for ip in 0..10_000u32 {
-            assert!(per_ip.check(&from(t0, ip)).is_ok());
+            assert!(check(&per_ip, &from(t0, ip)).is_ok());
         }
         assert_eq!(per_ip.cells.len(), 10_000);
         // A second later all of them are idle, and new subjects sweep them away.
         let later = t0 + 1_000;
-        assert!(per_ip.check(&from(later, 0)).is_ok());
+        assert!(check(&per_ip, &from(later, 0)).is_ok());
         for ip in 1..10_000u32 {
-            assert!(per_ip.check(&from(later, u32::MAX - ip)).is_ok());
+            assert!(check(&per_ip, &from(later, u32::MAX - ip)).is_ok());
         }
         assert!(
             per_ip.cells.len() <= 11_000,
@@ -219,7 +184,7 @@ mod tests {
             per_ip.cells.len()
         );
         // Subjects still within their interval are kept, and still limited.
-        assert!(per_ip.check(&from(later, 0)).is_err(), "still limited");
+        assert!(check(&per_ip, &from(later, 0)).is_err(), "still limited");
     }
 
     #[test]
@@ -230,13 +195,13 @@ mod tests {
             burst: 1,
             per: Per::Client,
         };
-        assert!(RateLimit::new(&spec, Arc::default()).is_err());
+        assert!(RateLimit::new(&spec, Arc::new(MemoryRate::default())).is_err());
         let spec = RateLimitSpec {
             requests: 1,
             period: "soon".into(),
             burst: 1,
             per: Per::Client,
         };
-        assert!(RateLimit::new(&spec, Arc::default()).is_err());
+        assert!(RateLimit::new(&spec, Arc::new(MemoryRate::default())).is_err());
     }
 }

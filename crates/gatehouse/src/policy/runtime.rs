@@ -1,24 +1,47 @@
-//! Counter state that must outlive a snapshot: rate-limit cells and quota counters, keyed by
-//! policy id and spec, so editing an unrelated policy does not reset anyone's limits. Also the
-//! GeoIP database `country` policies are compiled against, when the server has one.
+//! Counter state that must outlive a snapshot: a [`CounterStore`] (rate-limit cells and quota
+//! counts, keyed by policy id and spec, so editing an unrelated policy does not reset anyone's
+//! limits). Also the GeoIP database `country` policies are compiled against, when the server
+//! has one.
 
-use parking_lot::Mutex;
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
 
-use super::{geo::GeoDb, quota::QuotaCounters, rate::RateCells};
-use crate::store::QuotaUsage;
+use super::geo::GeoDb;
+use crate::{
+    state::{CounterScope, CounterStore, QuotaCounter, RateCounter, memory::MemoryCounters},
+    store::{QuotaDelta, QuotaUsage},
+};
 
-#[derive(Debug, Default)]
 pub struct PolicyRuntime {
-    rates: Mutex<HashMap<String, Arc<RateCells>>>,
-    quotas: Mutex<HashMap<String, Arc<QuotaCounters>>>,
-    /// Persisted quota usage not yet claimed by a compiled policy, by policy id.
-    stored: Mutex<HashMap<String, Vec<QuotaUsage>>>,
+    counters: Arc<dyn CounterStore>,
     /// `policy.geoip_database`, opened; without it `country` policies do not compile.
     geo: Option<Arc<GeoDb>>,
 }
 
+impl Default for PolicyRuntime {
+    /// Counters in process memory.
+    fn default() -> Self {
+        Self::with_counters(Arc::new(MemoryCounters::default()))
+    }
+}
+
+impl std::fmt::Debug for PolicyRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyRuntime")
+            .field("stateful_policies", &self.counters.len())
+            .field("geo", &self.geo.is_some())
+            .finish()
+    }
+}
+
 impl PolicyRuntime {
+    /// Counters kept by `counters` (a shared backend in a cluster).
+    pub fn with_counters(counters: Arc<dyn CounterStore>) -> Self {
+        Self {
+            counters,
+            geo: None,
+        }
+    }
+
     /// Gives `country` policies their database.
     pub fn with_geo(mut self, geo: Option<Arc<GeoDb>>) -> Self {
         self.geo = geo;
@@ -30,58 +53,39 @@ impl PolicyRuntime {
     }
 
     pub fn preload(&self, usage: Vec<QuotaUsage>) {
-        let mut stored = self.stored.lock();
-        for row in usage {
-            stored.entry(row.policy_id.clone()).or_default().push(row);
-        }
+        self.counters.preload(usage);
     }
 
-    pub(super) fn rate_cells(&self, id: &str, spec: &str) -> Arc<RateCells> {
-        self.rates
-            .lock()
-            .entry(format!("{id}\n{spec}"))
-            .or_default()
-            .clone()
+    pub(super) fn rate_cells(&self, id: &str, spec: &str) -> Arc<dyn RateCounter> {
+        self.counters.rate(CounterScope {
+            policy_id: id,
+            spec,
+        })
     }
 
-    pub(super) fn quota_counters(&self, id: &str, spec: &str) -> Arc<QuotaCounters> {
-        let key = format!("{id}\n{spec}");
-        let mut quotas = self.quotas.lock();
-        if let Some(existing) = quotas.get(&key) {
-            return existing.clone();
-        }
-        let counters = Arc::new(QuotaCounters::new(id));
-        if let Some(rows) = self.stored.lock().remove(id) {
-            counters.seed(rows);
-        }
-        quotas.insert(key, counters.clone());
-        counters
+    pub(super) fn quota_counters(&self, id: &str, spec: &str) -> Arc<dyn QuotaCounter> {
+        self.counters.quota(CounterScope {
+            policy_id: id,
+            spec,
+        })
     }
 
-    /// Quota counters changed since the last call, for writing back. Also forgets the state
-    /// of policies no snapshot holds any more (deleted, or edited into another spec): their
-    /// last changes are in this call's result, and nothing can reach them again.
-    pub fn take_quota_changes(&self) -> Vec<QuotaUsage> {
-        let mut quotas = self.quotas.lock();
-        let changes = quotas.values().flat_map(|q| q.take_changes()).collect();
-        // The runtime's own reference is the only one left once no compiled policy holds it;
-        // compiling takes this lock, so none can be handed out meanwhile.
-        quotas.retain(|_, q| Arc::strong_count(q) > 1);
-        drop(quotas);
-        self.rates.lock().retain(|_, r| Arc::strong_count(r) > 1);
-        changes
+    /// Quota deltas since the last call, for adding to the store; forgets the counters of
+    /// policies no snapshot holds any more (their last deltas are in the result).
+    pub fn take_quota_changes(&self) -> Vec<QuotaDelta> {
+        self.counters.drain_quota_deltas()
     }
 
     /// Policies with counter state (rate limits, quotas).
     pub fn stateful_policies(&self) -> usize {
-        self.rates.lock().len() + self.quotas.lock().len()
+        self.counters.len()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{Policy, quota::Quota, tests_support::facts_at};
+    use crate::policy::{quota::Quota, tests_support::check, tests_support::facts_at};
 
     #[test]
     fn state_of_policies_no_snapshot_holds_is_forgotten_after_its_last_write_back() {
@@ -95,7 +99,7 @@ mod tests {
         let kept = runtime.rate_cells("kept", "{}");
         let quota = Quota::new(&spec, runtime.quota_counters("edited", "{v1}")).unwrap();
         let _ = runtime.rate_cells("deleted", "{}");
-        quota.check(&facts_at(1_000_000)).unwrap();
+        check(&quota, &facts_at(1_000_000)).unwrap();
         drop(quota);
         assert_eq!(runtime.stateful_policies(), 3);
         let changes = runtime.take_quota_changes();

@@ -6,7 +6,7 @@ use serde_json::Value;
 use std::sync::Arc;
 
 use super::{
-    CompiledPolicy, Policy, PolicyKind, PolicyRuntime,
+    CompiledPolicy, PolicyKind, PolicyRuntime, Rule,
     arguments::{Arguments, ArgumentsSpec},
     country::{self, CountryRule, CountrySpec},
     ip::{IpRule, IpSpec},
@@ -25,24 +25,28 @@ fn build(
     id: &str,
     spec: &Value,
     runtime: &PolicyRuntime,
-) -> Result<Arc<dyn Policy>, String> {
+) -> Result<Rule, String> {
     let key = spec.to_string();
     Ok(match kind {
-        PolicyKind::Arguments => Arc::new(Arguments::new(&parse::<ArgumentsSpec>(kind, spec)?)?),
-        PolicyKind::Ip => Arc::new(IpRule::new(&parse::<IpSpec>(kind, spec)?)?),
-        PolicyKind::Country => Arc::new(CountryRule::new(
+        PolicyKind::Arguments => Rule::Stateless(Arc::new(Arguments::new(
+            &parse::<ArgumentsSpec>(kind, spec)?,
+        )?)),
+        PolicyKind::Ip => Rule::Stateless(Arc::new(IpRule::new(&parse::<IpSpec>(kind, spec)?)?)),
+        PolicyKind::Country => Rule::Stateless(Arc::new(CountryRule::new(
             &parse::<CountrySpec>(kind, spec)?,
             runtime.geo(),
-        )?),
-        PolicyKind::Schedule => Arc::new(Schedule::new(&parse::<ScheduleSpec>(kind, spec)?)?),
-        PolicyKind::Quota => Arc::new(Quota::new(
+        )?)),
+        PolicyKind::Schedule => Rule::Stateless(Arc::new(Schedule::new(&parse::<ScheduleSpec>(
+            kind, spec,
+        )?)?)),
+        PolicyKind::Quota => Rule::Stateful(Arc::new(Quota::new(
             &parse::<QuotaSpec>(kind, spec)?,
             runtime.quota_counters(id, &key),
-        )?),
-        PolicyKind::RateLimit => Arc::new(RateLimit::new(
+        )?)),
+        PolicyKind::RateLimit => Rule::Stateful(Arc::new(RateLimit::new(
             &parse::<RateLimitSpec>(kind, spec)?,
             runtime.rate_cells(id, &key),
-        )?),
+        )?)),
     })
 }
 
@@ -208,12 +212,13 @@ mod tests {
         let runtime = PolicyRuntime::default();
         let rec = record("rate_limit", json!({ "requests": 1, "period": "1h" }), None);
         let facts = crate::policy::tests_support::facts_at(1_000_000);
-        compile(&rec, &runtime)
-            .unwrap()
-            .policy
-            .check(&facts)
-            .unwrap();
-        let again = compile(&rec, &runtime).unwrap();
-        assert!(again.policy.check(&facts).is_err());
+        let stateful = |compiled: CompiledPolicy| match compiled.policy {
+            Rule::Stateful(policy) => policy,
+            Rule::Stateless(_) => panic!("a rate limit keeps counters"),
+        };
+        let first = stateful(compile(&rec, &runtime).unwrap());
+        crate::policy::tests_support::check(&*first, &facts).unwrap();
+        let again = stateful(compile(&rec, &runtime).unwrap());
+        assert!(crate::policy::tests_support::check(&*again, &facts).is_err());
     }
 }

@@ -136,6 +136,19 @@ pub struct QuotaUsage {
     pub used: i64,
 }
 
+/// Quota consumption counted since the last write-back, added to the stored usage (so
+/// replicas sharing a store add up instead of overwriting each other).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaDelta {
+    pub policy_id: String,
+    pub subject: String,
+    /// The window the calls were counted in: a delta for a later window than the stored one
+    /// starts that window afresh; one for an earlier window is dropped.
+    pub window_start: i64,
+    /// Calls counted less calls refunded (negative when more were refunded).
+    pub delta: i64,
+}
+
 /// The pinned definition of one tool of one server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ToolPin {
@@ -221,7 +234,9 @@ pub trait Store: OAuthStore + UserStore + ReplicaStore {
     /// Removes the policy and its quota counters.
     async fn delete_policy(&self, id: &str) -> StoreResult<Generation>;
     async fn load_quota_usage(&self) -> StoreResult<Vec<QuotaUsage>>;
-    async fn save_quota_usage(&self, usage: &[QuotaUsage]) -> StoreResult<()>;
+    /// Adds each delta to the stored usage of its window (`used = used + delta`, never below
+    /// zero), atomically per row.
+    async fn add_quota_usage(&self, deltas: &[QuotaDelta]) -> StoreResult<()>;
 
     async fn list_tool_pins(&self) -> StoreResult<Vec<ToolPin>>;
     /// Records a definition; returns the new generation when the pin state changed.

@@ -410,21 +410,29 @@ impl Store for SqliteStore {
         all(&rows, quota_from)
     }
 
-    async fn save_quota_usage(&self, usage: &[QuotaUsage]) -> StoreResult<()> {
-        if usage.is_empty() {
+    async fn add_quota_usage(&self, deltas: &[QuotaDelta]) -> StoreResult<()> {
+        if deltas.is_empty() {
             return Ok(());
         }
         let mut tx = self.begin().await?;
-        for u in usage {
+        for d in deltas {
+            // The SET expressions read the row as it was, so `window_start` is compared before
+            // it moves. A delta of an earlier window than the stored one is stale: dropped.
             sqlx::query(
-                "INSERT INTO quota_usage (policy_id, subject, window_start, used) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (policy_id, subject) DO UPDATE SET window_start = excluded.window_start, \
-                 used = excluded.used",
+                "INSERT INTO quota_usage (policy_id, subject, window_start, used) \
+                 VALUES ($1, $2, $3, MAX($4, 0)) \
+                 ON CONFLICT (policy_id, subject) DO UPDATE SET \
+                 used = CASE \
+                   WHEN excluded.window_start = quota_usage.window_start \
+                     THEN MAX(quota_usage.used + $4, 0) \
+                   WHEN excluded.window_start > quota_usage.window_start THEN excluded.used \
+                   ELSE quota_usage.used END, \
+                 window_start = MAX(quota_usage.window_start, excluded.window_start)",
             )
-            .bind(&u.policy_id)
-            .bind(&u.subject)
-            .bind(u.window_start)
-            .bind(u.used)
+            .bind(&d.policy_id)
+            .bind(&d.subject)
+            .bind(d.window_start)
+            .bind(d.delta)
             .execute(&mut *tx)
             .await?;
         }

@@ -39,21 +39,42 @@ impl TestApp {
         // Responses return only once their audit event is committed: tests read it at once.
         config.audit.durable = true;
         adjust(&mut config);
-        Self::start_in(dir, config, listener).await
+        Self::start_in(dir, config, listener, None).await
+    }
+
+    /// A server keeping its runtime state in the backends `runtime` builds.
+    pub async fn start_with_runtime(
+        runtime: impl FnOnce(&Config) -> gatehouse::state::RuntimeState,
+    ) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut config = Config {
+            listen: addr,
+            public_url: format!("http://{addr}"),
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        config.audit.durable = true;
+        let runtime = runtime(&config);
+        Self::start_in(dir, config, listener, Some(runtime)).await
     }
 
     async fn start_in(
         dir: tempfile::TempDir,
         config: Config,
         listener: tokio::net::TcpListener,
+        runtime: Option<gatehouse::state::RuntimeState>,
     ) -> TestApp {
         let keyring = Arc::new(Keyring::load_or_create(dir.path()).unwrap());
         let store = store::open(&config.database_url()).await.unwrap();
-        let server = gatehouse::app::start_with(
+        let runtime = runtime.unwrap_or_else(|| gatehouse::state::RuntimeState::in_memory(&config));
+        let server = gatehouse::app::start_with_state(
             config.clone(),
             store.clone(),
             keyring.clone(),
             Some(listener),
+            runtime,
         )
         .await
         .unwrap();
@@ -84,7 +105,7 @@ impl TestApp {
             public_url: format!("http://{addr}"),
             ..config
         };
-        Self::start_in(dir, config, listener).await
+        Self::start_in(dir, config, listener, None).await
     }
 
     pub async fn policy(

@@ -21,8 +21,15 @@ async fn a_change_from_another_process_joins_the_running_servers_chain() {
     let app = TestApp::start().await;
     app.add_server("demo", &upstream.url()).await;
     let key = app.client_with_key("agent", "demo", "echo").await;
-    let answer = app.post("demo", Some(&key), &call("echo")).send().await;
-    assert_eq!(answer.unwrap().status(), 200);
+    let answer = app
+        .post("demo", Some(&key), &call("echo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    // The body ends once the request's event is committed (durable mode): read to the end,
+    // so the server's row is in before the change is made.
+    answer.text().await.unwrap();
 
     // As the CLI does: a writer of its own on the same store, appending after the server's
     // last row while the server's writer still holds that row as its head.

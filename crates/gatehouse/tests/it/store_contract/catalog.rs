@@ -1,7 +1,7 @@
 //! Servers, clients, connections, policies and quota counters.
 
 use super::*;
-use gatehouse::store::QuotaUsage;
+use gatehouse::store::{QuotaDelta, QuotaUsage};
 
 #[tokio::test]
 async fn servers_are_listed_by_name_and_read_back_whole() {
@@ -296,13 +296,22 @@ fn usage(policy_id: &str, subject: &str, used: i64) -> QuotaUsage {
     }
 }
 
+fn delta(policy_id: &str, subject: &str, window_start: i64, delta: i64) -> QuotaDelta {
+    QuotaDelta {
+        policy_id: policy_id.into(),
+        subject: subject.into(),
+        window_start,
+        delta,
+    }
+}
+
 fn sorted(mut usage: Vec<QuotaUsage>) -> Vec<QuotaUsage> {
     usage.sort_by(|a, b| (&a.policy_id, &a.subject).cmp(&(&b.policy_id, &b.subject)));
     usage
 }
 
 #[tokio::test]
-async fn quota_usage_is_upserted_without_a_reload_and_dropped_with_its_policy() {
+async fn quota_usage_is_added_without_a_reload_and_dropped_with_its_policy() {
     each_backend(|store| async move {
         for id in ["p1", "p2"] {
             store.insert_policy(&policy(id, None, None)).await.unwrap();
@@ -310,17 +319,20 @@ async fn quota_usage_is_upserted_without_a_reload_and_dropped_with_its_policy() 
         assert!(store.load_quota_usage().await.unwrap().is_empty());
         let generation = store.generation().await.unwrap();
         store
-            .save_quota_usage(&[usage("p1", "agent", 3), usage("p2", "agent", 5)])
+            .add_quota_usage(&[
+                delta("p1", "agent", 10_000, 3),
+                delta("p2", "agent", 10_000, 2),
+            ])
             .await
             .unwrap();
         store
-            .save_quota_usage(&[QuotaUsage {
-                window_start: 20_000,
-                ..usage("p1", "agent", 1)
-            }])
+            .add_quota_usage(&[
+                delta("p1", "agent", 20_000, 1),
+                delta("p2", "agent", 10_000, 3),
+            ])
             .await
             .unwrap();
-        store.save_quota_usage(&[]).await.unwrap();
+        store.add_quota_usage(&[]).await.unwrap();
         assert_eq!(
             sorted(store.load_quota_usage().await.unwrap()),
             vec![
@@ -348,6 +360,48 @@ async fn quota_usage_is_upserted_without_a_reload_and_dropped_with_its_policy() 
             vec![policy("p2", None, None)]
         );
         assert_not_found(store.delete_policy("p1").await, "policy", "p1");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn quota_deltas_add_up_in_their_window_only_and_never_below_zero() {
+    each_backend(|store| async move {
+        let used = || async {
+            let rows = store.load_quota_usage().await.unwrap();
+            rows.into_iter()
+                .map(|r| (r.window_start, r.used))
+                .collect::<Vec<_>>()
+        };
+        // Two servers sharing the store, each adding what it counted.
+        store
+            .add_quota_usage(&[delta("p", "agent", 100, 3)])
+            .await
+            .unwrap();
+        store
+            .add_quota_usage(&[delta("p", "agent", 100, 2)])
+            .await
+            .unwrap();
+        assert_eq!(used().await, vec![(100, 5)]);
+        store
+            .add_quota_usage(&[delta("p", "agent", 200, 1)])
+            .await
+            .unwrap();
+        assert_eq!(used().await, vec![(200, 1)], "a new window starts afresh");
+        store
+            .add_quota_usage(&[delta("p", "agent", 100, 7)])
+            .await
+            .unwrap();
+        assert_eq!(
+            used().await,
+            vec![(200, 1)],
+            "a late delta of a spent window"
+        );
+        store
+            .add_quota_usage(&[delta("p", "agent", 200, -3)])
+            .await
+            .unwrap();
+        assert_eq!(used().await, vec![(200, 0)], "refunds never go below zero");
     })
     .await;
 }

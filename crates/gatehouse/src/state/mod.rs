@@ -1,0 +1,298 @@
+//! Runtime state behind small traits: what one Gatehouse process keeps in memory today and a
+//! cluster will keep in a shared backend (Redis, Postgres) later.
+//!
+//! | Trait | What it holds | In memory ([`memory`]) |
+//! |---|---|---|
+//! | [`SessionStore`] | legacy MCP sessions and their owners | per server, capped per owner |
+//! | [`CounterStore`] → [`RateCounter`], [`QuotaCounter`] | GCRA cells, quota counts | sharded by subject, self-sweeping |
+//! | [`ReplayCache`] | single-use ids (`jti`s of client assertions) | bounded, expiring |
+//! | [`PinHolds`] | tool definitions held since the last snapshot | per server and tool |
+//! | [`TaskOwners`] | who created each MCP task | bounded, expiring |
+//!
+//! Sessions, task owners and pins are consulted synchronously: each answer is a lookup a
+//! shared backend can serve from a local copy kept current by the change feed. Counters and
+//! replay ids are different: a shared counter is only exact, and an id used only once, if the
+//! take or insert itself happens in the backend (one round trip), so their methods return a
+//! [`StateFuture`]. The in-memory implementations answer with [`StateFuture::Ready`], which is
+//! not boxed and completes on the first poll, so the seam costs the request path nothing; a
+//! remote one returns [`StateFuture::Pending`].
+//!
+//! A backend plugs in by implementing the traits and being handed to
+//! [`crate::app::start_with_state`] (counters through [`crate::policy::PolicyRuntime`]).
+
+pub mod memory;
+
+use std::{
+    fmt::Debug,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use crate::{
+    identity::principal::Owner,
+    pinning::ServerPins,
+    policy::{Facts, Per, subjects::SubjectKey},
+    store::{QuotaDelta, QuotaUsage},
+};
+
+/// The answer of a state backend: ready now (in memory, no allocation) or after I/O.
+pub enum StateFuture<'a, T> {
+    /// Taken by the first poll.
+    Ready(Option<T>),
+    Pending(Pin<Box<dyn Future<Output = T> + Send + 'a>>),
+}
+
+impl<'a, T: Send + 'a> StateFuture<'a, T> {
+    pub fn ready(value: T) -> Self {
+        StateFuture::Ready(Some(value))
+    }
+
+    pub fn pending(future: impl Future<Output = T> + Send + 'a) -> Self {
+        StateFuture::Pending(Box::pin(future))
+    }
+
+    /// The value when it is already there (what `policy explain` can show without waiting).
+    pub fn now_or_never(self) -> Option<T> {
+        match self {
+            StateFuture::Ready(value) => value,
+            StateFuture::Pending(_) => None,
+        }
+    }
+
+    /// Maps the answer; allocates only when it is not ready yet.
+    pub fn map<U: Send + 'a>(self, f: impl FnOnce(T) -> U + Send + 'a) -> StateFuture<'a, U> {
+        match self {
+            StateFuture::Ready(value) => StateFuture::Ready(value.map(f)),
+            StateFuture::Pending(future) => StateFuture::pending(async move { f(future.await) }),
+        }
+    }
+}
+
+impl<T: Unpin> Future for StateFuture<'_, T> {
+    type Output = T;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        match self.get_mut() {
+            StateFuture::Ready(value) => match value.take() {
+                Some(value) => Poll::Ready(value),
+                // Polling a completed future is a caller bug; never waking is the documented
+                // behaviour of a future polled after completion, and it cannot panic.
+                None => Poll::Pending,
+            },
+            StateFuture::Pending(future) => future.as_mut().poll(cx),
+        }
+    }
+}
+
+/// Whether a session id presented by a caller is theirs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionCheck {
+    Owned,
+    /// Unknown, or bound to someone else: one answer, so ids cannot be probed.
+    NotFound,
+}
+
+/// Legacy MCP sessions, bound to the owner that opened them (`gateway/session.rs` for the
+/// rules).
+pub trait SessionStore: Send + Sync {
+    /// Records `owner` as the holder of a session the upstream just issued. Returns how many
+    /// of the owner's older sessions were forgotten to stay within the per-owner cap.
+    fn bind(&self, server: &Arc<str>, session_id: &str, owner: Owner<'_>, now_ms: i64) -> usize;
+    /// Whether `owner` holds the session; marks it used at `now_ms` when so.
+    fn check(&self, server: &str, session_id: &str, owner: Owner<'_>, now_ms: i64) -> SessionCheck;
+    fn remove(&self, server: &str, session_id: &str);
+    /// Forgets sessions idle since before `cutoff_ms`; how many.
+    fn sweep(&self, cutoff_ms: i64) -> usize;
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Who created which MCP task (`gateway/tasks.rs` for the rules).
+pub trait TaskOwners: Send + Sync {
+    fn record(&self, server: &str, task_id: &str, owner: Owner<'_>, expires_at_ms: i64);
+    /// Whether `owner` created `task_id` on `server` and the record has not expired.
+    fn owned_by(&self, server: &str, task_id: &str, owner: Owner<'_>, now_ms: i64) -> bool;
+    /// Forgets expired records; how many.
+    fn sweep(&self, now_ms: i64) -> usize;
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Single-use ids (the `jti` of a `private_key_jwt` client assertion), remembered until they
+/// expire. Asynchronous: across servers an id is used once only if the insert happens in the
+/// shared backend.
+pub trait ReplayCache: Send + Sync {
+    /// Records `id` until `expires_at` (seconds); false when it is already recorded and not
+    /// expired, or when the cache is full of live ids (fail closed).
+    fn first_use(&self, id: &str, expires_at: i64, now: i64) -> StateFuture<'_, bool>;
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Tool definitions held back because they changed (or never passed review), between the
+/// moment a `tools/list` result shows them and the snapshot that records them.
+pub trait PinHolds: Send + Sync {
+    /// Holds `tool` of `server` at definition `hash`.
+    fn hold(&self, server: &str, tool: &str, hash: &str);
+    /// Whether the tool is held at a hash the snapshot's pins do not approve.
+    fn is_held(&self, server: &str, tool: &str, pins: &ServerPins) -> bool;
+    /// Drops the holds the snapshot now records (pending, or approved at the held hash).
+    fn forget_recorded(&self, server: &str, pins: &ServerPins);
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Whom a counter counts: a hashed key for in-memory maps, and on demand the text (what
+/// stored rows and remote keys use). Building it allocates nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    per: Per,
+    facts: &'a Facts<'a>,
+}
+
+impl<'a> Subject<'a> {
+    pub fn of(per: Per, facts: &'a Facts<'a>) -> Self {
+        Self { per, facts }
+    }
+
+    pub fn key(&self) -> SubjectKey {
+        SubjectKey::of(self.per, self.facts)
+    }
+
+    pub fn text(&self) -> String {
+        self.per.subject(self.facts)
+    }
+}
+
+/// A rate limit's GCRA parameters, in nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gcra {
+    /// Time between requests in the long run.
+    pub interval_ns: i128,
+    /// How far the theoretical arrival time may run ahead of now (`burst` intervals).
+    pub tolerance_ns: i128,
+}
+
+impl Gcra {
+    /// One GCRA step from a subject's theoretical arrival time (`None`: never seen, or idle):
+    /// the new TAT when a request at `now_ns` passes, else how long until one would. Every
+    /// backend runs this same arithmetic (a remote one inside its atomic operation).
+    pub fn step(self, tat: Option<i128>, now_ns: i128) -> Result<i128, Duration> {
+        let tat = tat.unwrap_or(now_ns).max(now_ns);
+        let next = tat + self.interval_ns;
+        if next - now_ns > self.tolerance_ns {
+            let wait = next - now_ns - self.tolerance_ns;
+            return Err(Duration::from_nanos(
+                u64::try_from(wait).unwrap_or(u64::MAX),
+            ));
+        }
+        Ok(next)
+    }
+}
+
+/// One rate-limit policy's cells.
+pub trait RateCounter: Send + Sync + Debug {
+    /// Takes a cell for a request at `now_ns` (only looks when `charge` is false): `Ok`, or how
+    /// long until one would pass.
+    fn take(
+        &self,
+        subject: Subject<'_>,
+        gcra: Gcra,
+        now_ns: i128,
+        charge: bool,
+    ) -> StateFuture<'_, Result<(), Duration>>;
+    /// Gives back a cell `take` charged, when a later policy refused the request.
+    fn give_back(&self, subject: Subject<'_>, gcra: Gcra) -> StateFuture<'_, ()>;
+    /// Subjects with state.
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// One quota policy's counts, keyed by subject and window start.
+pub trait QuotaCounter: Send + Sync + Debug {
+    /// Counts one call in the window starting at `window_start` if fewer than `limit` are
+    /// counted there (only looks when `charge` is false); false when the quota is used up.
+    fn charge(
+        &self,
+        subject: Subject<'_>,
+        window_start: i64,
+        limit: u64,
+        charge: bool,
+    ) -> StateFuture<'_, bool>;
+    /// Gives back a call `charge` counted in `window_start`; nothing once that window is over.
+    fn refund(&self, subject: Subject<'_>, window_start: i64) -> StateFuture<'_, ()>;
+    /// Starts from persisted usage (at start, before any charge).
+    fn seed(&self, rows: Vec<QuotaUsage>);
+    /// What changed since the last call, as deltas to add to the stored usage.
+    fn drain_deltas(&self) -> Vec<QuotaDelta>;
+    /// Subjects with a count.
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Identifies one compiled stateful policy: its id and spec, so editing an unrelated policy
+/// keeps everyone's counts, and editing this one starts afresh.
+#[derive(Debug, Clone, Copy)]
+pub struct CounterScope<'a> {
+    pub policy_id: &'a str,
+    /// The spec, as stored (canonical JSON text).
+    pub spec: &'a str,
+}
+
+/// Counters of every stateful policy. Compiling a policy asks for its counter once; requests
+/// then talk to that counter directly, so no request hashes a policy id.
+pub trait CounterStore: Send + Sync {
+    fn rate(&self, scope: CounterScope<'_>) -> Arc<dyn RateCounter>;
+    /// The quota's counter, seeded with its preloaded usage when it is first asked for.
+    fn quota(&self, scope: CounterScope<'_>) -> Arc<dyn QuotaCounter>;
+    /// Persisted usage, handed to each quota as it is compiled.
+    fn preload(&self, usage: Vec<QuotaUsage>);
+    /// Quota deltas since the last call, for adding to the store. Also forgets the counters of
+    /// policies no snapshot holds any more: their last deltas are in this call's result.
+    fn drain_quota_deltas(&self) -> Vec<QuotaDelta>;
+    /// Policies with counter state.
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Every runtime-state backend a server runs with. [`RuntimeState::in_memory`] is what a
+/// single process uses; a cluster build hands shared ones to [`crate::app::start_with_state`].
+#[derive(Clone)]
+pub struct RuntimeState {
+    pub sessions: Arc<dyn SessionStore>,
+    pub tasks: Arc<dyn TaskOwners>,
+    pub client_assertions: Arc<dyn ReplayCache>,
+    pub pins: Arc<dyn PinHolds>,
+    pub counters: Arc<dyn CounterStore>,
+}
+
+impl RuntimeState {
+    pub fn in_memory(config: &crate::config::Config) -> Self {
+        Self {
+            sessions: Arc::new(memory::MemorySessions::new(
+                config.gateway.max_sessions_per_owner,
+            )),
+            tasks: Arc::new(memory::InMemoryTaskOwners::default()),
+            client_assertions: Arc::new(memory::MemoryReplay::default()),
+            pins: Arc::new(memory::MemoryPinHolds::default()),
+            counters: Arc::new(memory::MemoryCounters::default()),
+        }
+    }
+}
