@@ -9,9 +9,10 @@ use gatehouse::{
 };
 use serde_json::Value;
 use std::{
-    io::{BufRead, BufReader},
+    io::{BufRead, BufReader, Read, Write},
+    net::TcpStream,
     path::Path,
-    process::{Command, Output, Stdio},
+    process::{Child, Command, Output, Stdio},
     sync::Arc,
     time::Duration,
 };
@@ -166,8 +167,11 @@ fn an_exported_checkpoint_shows_rows_deleted_from_the_end() {
     let dir = tempfile::tempdir().unwrap();
     write_events(dir.path(), 5, |_| "echo".to_owned());
     let exported = stdout(&gatehouse(dir.path(), &["audit", "checkpoint"]));
-    let checkpoint: Value = serde_json::from_str(&exported).unwrap();
-    assert_eq!(checkpoint["seq"], 5);
+    let checkpoints: Value = serde_json::from_str(&exported).unwrap();
+    assert_eq!(
+        (&checkpoints[0]["chain_id"], &checkpoints[0]["seq"]),
+        (&Value::from(1), &Value::from(5))
+    );
     let file = dir.path().join("checkpoint.json");
     std::fs::write(&file, &exported).unwrap();
     assert!(stdout(&gatehouse(dir.path(), &["audit", "verify"])).contains("intact: 5 events"));
@@ -175,7 +179,7 @@ fn an_exported_checkpoint_shows_rows_deleted_from_the_end() {
     // Delete the newest rows and the stored checkpoint, as with the sqlite3 shell.
     let status = Command::new("sqlite3")
         .arg(dir.path().join("gatehouse.db"))
-        .arg("DELETE FROM audit_events WHERE seq > 3; DELETE FROM audit_checkpoint;")
+        .arg("DELETE FROM audit_events WHERE seq > 3; DELETE FROM audit_chain_checkpoints;")
         .status()
         .expect("the sqlite3 shell (Debian package sqlite3; .ci/run installs it)");
     assert!(status.success());
@@ -188,5 +192,169 @@ fn an_exported_checkpoint_shows_rows_deleted_from_the_end() {
     );
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("rows 4 to 5 are missing"), "{text}");
+    assert!(text.contains("chain 1: rows 4 to 5 are missing"), "{text}");
+}
+
+#[test]
+fn verify_checks_every_writers_chain_and_names_the_one_tampered_with() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two processes one after another: two chains.
+    write_events(dir.path(), 4, |_| "echo".to_owned());
+    write_events(dir.path(), 3, |_| "echo".to_owned());
+    let text = stdout(&gatehouse(dir.path(), &["audit", "verify"]));
+    assert!(
+        text.contains("intact: 7 events verified in 2 chains"),
+        "{text}"
+    );
+    let exported = stdout(&gatehouse(dir.path(), &["audit", "checkpoint"]));
+    let checkpoints: Value = serde_json::from_str(&exported).unwrap();
+    assert_eq!(checkpoints.as_array().unwrap().len(), 2);
+
+    let status = Command::new("sqlite3")
+        .arg(dir.path().join("gatehouse.db"))
+        .arg("UPDATE audit_events SET tool = 'other' WHERE chain_id = 2 AND chain_seq = 2;")
+        .status()
+        .expect("the sqlite3 shell (Debian package sqlite3; .ci/run installs it)");
+    assert!(status.success());
+    let out = gatehouse(dir.path(), &["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("BROKEN (7 events read in 2 chains)"),
+        "{text}"
+    );
+    assert!(text.contains("  - chain 2: row 2 was modified"), "{text}");
+    assert!(!text.contains("chain 1"), "{text}");
+    // The table places each row the same way: chain 2's row 2 is the sixth row written.
+    let table = stdout(&gatehouse(dir.path(), &["audit", "query"]));
+    let places: Vec<(&str, &str)> = table
+        .lines()
+        .map(|line| {
+            let mut columns = line.split_whitespace();
+            (columns.next().unwrap(), columns.next().unwrap())
+        })
+        .collect();
+    assert_eq!(places[0], ("SEQ", "CHAIN"));
+    assert_eq!(places[6], ("6", "2:2"));
+
+    // A checkpoint exported before chains (one object, no chain id) is still read, as
+    // chain 0's: this database has none, so it reports chain 0's rows deleted.
+    let file = dir.path().join("old.json");
+    let old = serde_json::json!({ "seq": 2, "hash": "ab", "ts_ms": 1, "mac": "00" });
+    std::fs::write(&file, old.to_string()).unwrap();
+    let out = gatehouse(
+        dir.path(),
+        &["audit", "verify", "--checkpoint", file.to_str().unwrap()],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("chain 0 (rows written before chains): rows 1 to 2 are missing"),
+        "{text}"
+    );
+}
+
+/// A `gatehouse serve` on a free loopback port; killed when dropped.
+struct Serve {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(dir: &Path) -> Serve {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .arg("--data-dir")
+        .arg(dir)
+        .arg("serve")
+        .env_remove("GATEHOUSE_MASTER_KEY")
+        .env("GATEHOUSE_LISTEN", "127.0.0.1:0")
+        .env("GATEHOUSE_LOG__FILTER", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("gatehouse serve ended before it listened")
+            .unwrap();
+        if let Some(rest) = line.strip_prefix("gatehouse listening on http://") {
+            break rest
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+        }
+    };
+    // Drained, so the server never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    Serve { child, addr }
+}
+
+/// A call without a credential: refused and, the trail being durable, committed before the
+/// answer. The answer's status.
+fn refused_call(addr: &str) -> u16 {
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#;
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "POST /demo/mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn two_servers_on_one_database_each_write_a_chain_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    stdout(&gatehouse(
+        dir.path(),
+        &["servers", "add", "demo", "--url", "http://127.0.0.1:9/mcp"],
+    ));
+    let servers = [serve(dir.path()), serve(dir.path())];
+    std::thread::scope(|scope| {
+        for server in &servers {
+            scope.spawn(|| {
+                for _ in 0..40 {
+                    assert_eq!(refused_call(&server.addr), 401);
+                }
+            });
+        }
+    });
+    drop(servers);
+
+    // Chain 1 is the `servers add` command's: its operator event.
+    let text = stdout(&gatehouse(dir.path(), &["audit", "verify"]));
+    assert!(
+        text.contains("intact: 81 events verified in 3 chains"),
+        "{text}"
+    );
+    let out = stdout(&gatehouse(
+        dir.path(),
+        &[
+            "-o", "json", "audit", "query", "--kind", "request", "--limit", "0",
+        ],
+    ));
+    let rows: Value = serde_json::from_str(&out).unwrap();
+    for chain in [2, 3] {
+        let numbers: Vec<i64> = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|row| row["chain_id"] == chain)
+            .map(|row| row["chain_seq"].as_i64().unwrap())
+            .collect();
+        assert_eq!(numbers, (1..=40).collect::<Vec<_>>(), "chain {chain}");
+    }
 }

@@ -55,7 +55,7 @@ fn event(n: i64) -> AuditEvent {
 fn link(bencher: Bencher<'_, '_>) {
     let event = event(1);
     let prev = chain::GENESIS.to_owned();
-    bencher.bench(|| chain::link(&RING, black_box(&prev), black_box(41), black_box(&event)));
+    bencher.bench(|| chain::link(&RING, 1, black_box(&prev), black_box(41), black_box(&event)));
 }
 
 #[divan::bench(args = [1, 64, 512], sample_count = 30)]
@@ -75,9 +75,11 @@ fn append(bencher: Bencher<'_, '_>, size: usize) {
                 .map(|_| {
                     seq += 1;
                     let event = event(seq);
-                    let hash = chain::link(&RING, &prev, seq, &event);
+                    let hash = chain::link(&RING, 1, &prev, seq, &event);
                     AuditRow {
                         seq,
+                        chain_id: 1,
+                        chain_seq: seq,
                         hash_version: chain::HASH_VERSION,
                         event,
                         prev_hash: std::mem::replace(&mut prev, hash.clone()),
@@ -88,9 +90,9 @@ fn append(bencher: Bencher<'_, '_>, size: usize) {
         })
         .bench_local_values(|rows: Vec<AuditRow>| {
             let last = rows.last().unwrap();
-            let checkpoint = Checkpoint::sign(&RING, last.seq, &last.hash, last.event.ts_ms);
+            let checkpoint = Checkpoint::sign(&RING, 1, last.seq, &last.hash, last.event.ts_ms);
             runtime
-                .block_on(store.append_audit(std::sync::Arc::new(rows), checkpoint))
+                .block_on(store.append_audit(std::sync::Arc::new(rows), checkpoint, None))
                 .unwrap()
         });
 }

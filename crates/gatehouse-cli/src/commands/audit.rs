@@ -39,15 +39,17 @@ pub enum AuditCommand {
         #[arg(long, default_value_t = 1000)]
         limit: i64,
     },
-    /// Check the hash chain and its checkpoint: reports edited and deleted rows (the newest
-    /// included); exit code 1 if any.
+    /// Check every writer's hash chain, its checkpoint and the chain registry: reports
+    /// edited and deleted rows (the newest included) and deleted chains, naming the chain;
+    /// exit code 1 if any.
     Verify {
-        /// A checkpoint exported earlier with `audit checkpoint`: the chain must still hold
-        /// the row it names, unchanged.
+        /// Checkpoints exported earlier with `audit checkpoint`: each chain must still hold
+        /// the row its checkpoint names, unchanged.
         #[arg(long)]
         checkpoint: Option<std::path::PathBuf>,
     },
-    /// Print the signed checkpoint of the chain head (JSON), to keep outside the database.
+    /// Print the signed checkpoint of every chain's head (a JSON array), to keep outside the
+    /// database.
     Checkpoint,
 }
 
@@ -154,34 +156,34 @@ impl AuditCommand {
             }
             AuditCommand::Verify { checkpoint } => {
                 let exported = match checkpoint {
-                    Some(path) => {
-                        let text = std::fs::read_to_string(&path)
-                            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-                        Some(serde_json::from_str::<Checkpoint>(&text).map_err(|e| {
-                            anyhow::anyhow!("{}: not a checkpoint: {e}", path.display())
-                        })?)
-                    }
-                    None => None,
+                    Some(path) => read_checkpoints(&path)?,
+                    None => Vec::new(),
                 };
-                let report =
-                    chain::verify_with(&*ctx.store, &ctx.keyring, exported.as_ref()).await?;
+                let report = chain::verify_with(&*ctx.store, &ctx.keyring, &exported).await?;
+                let chains = match report.chains.len() {
+                    1 => "1 chain".to_owned(),
+                    n => format!("{n} chains"),
+                };
                 if ctx.format == Format::Json {
                     print_json(&report)?;
                 } else if report.is_intact() {
                     say(
                         ctx.format,
                         &format!(
-                            "audit chain intact: {} events verified",
+                            "audit trail intact: {} events verified in {chains}",
                             report.rows_checked
                         ),
                     );
                 } else {
                     say(
                         ctx.format,
-                        &format!("audit chain BROKEN ({} events read):", report.rows_checked),
+                        &format!(
+                            "audit trail BROKEN ({} events read in {chains}):",
+                            report.rows_checked
+                        ),
                     );
-                    for problem in &report.problems {
-                        say(ctx.format, &format!("  - {problem}"));
+                    for found in &report.problems {
+                        say(ctx.format, &format!("  - {found}"));
                     }
                 }
                 Ok(if report.is_intact() {
@@ -190,14 +192,30 @@ impl AuditCommand {
                     ExitCode::FAILURE
                 })
             }
-            AuditCommand::Checkpoint => match ctx.store.audit_checkpoint().await? {
-                Some(checkpoint) => {
-                    print_json(&checkpoint)?;
-                    Ok(ExitCode::SUCCESS)
+            AuditCommand::Checkpoint => {
+                let checkpoints = ctx.store.audit_checkpoints().await?;
+                if checkpoints.is_empty() {
+                    anyhow::bail!("no checkpoint yet: the trail has had no event written");
                 }
-                None => anyhow::bail!("no checkpoint yet: the trail has had no event written"),
-            },
+                print_json(&checkpoints)?;
+                Ok(ExitCode::SUCCESS)
+            }
         }
+    }
+}
+
+/// Exported checkpoints: an array (one per chain), or the single object exported before
+/// chains (chain 0's).
+fn read_checkpoints(path: &std::path::Path) -> anyhow::Result<Vec<Checkpoint>> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let not_one = |e| anyhow::anyhow!("{}: not a checkpoint: {e}", path.display());
+    if text.trim_start().starts_with('[') {
+        serde_json::from_str(&text).map_err(not_one)
+    } else {
+        serde_json::from_str(&text)
+            .map(|one| vec![one])
+            .map_err(not_one)
     }
 }
 
@@ -270,7 +288,7 @@ impl Output {
 
 fn table(rows: &[AuditRow], headers: bool) -> String {
     let mut table = Table::new(&[
-        "SEQ", "TIME", "CLIENT", "KEY", "SERVER", "METHOD", "TOOL", "DECISION", "REASON",
+        "SEQ", "CHAIN", "TIME", "CLIENT", "KEY", "SERVER", "METHOD", "TOOL", "DECISION", "REASON",
         "OUTCOME", "STATUS", "LATENCY",
     ]);
     let or_dash = |text: &Option<String>| text.as_deref().map_or("-".into(), printable);
@@ -282,6 +300,8 @@ fn table(rows: &[AuditRow], headers: bool) -> String {
         }
         table.row(vec![
             r.seq.to_string(),
+            // Where `audit verify` places the row: chain and row in the chain.
+            format!("{}:{}", r.chain_id, r.chain_seq),
             time(Some(e.ts_ms)),
             or_dash(&e.client),
             or_dash(&e.credential_id),

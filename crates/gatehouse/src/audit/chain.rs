@@ -1,5 +1,5 @@
-//! The hash chain: `hash(n) = HMAC(audit key, prev_hash ‖ version ‖ seq ‖ canonical form of
-//! event n)`.
+//! The hash chains: `hash(n) = HMAC(audit key, prev_hash ‖ version ‖ chain ‖ seq ‖ canonical
+//! form of event n)`, one chain per writer (`registry.rs`), `seq` counting from 1 in each.
 //!
 //! Keyed with a key derived from the master key, so someone who can edit the database but
 //! does not hold the master key cannot recompute a consistent chain after an edit.
@@ -11,55 +11,70 @@
 //! - version 2: the fields in declaration order with absent values (`None`, empty lists)
 //!   left out, and `v2` in the input. A field added later is appended to this form and left
 //!   out when absent, so every row written before it keeps its hash.
+//! - version 3 (rows written since chains): version 2's form, with `v3` and the chain id in
+//!   the input, so a row cannot be moved to another chain. Versions 1 and 2 exist only in
+//!   chain 0, the rows written before chains.
 
 use serde::Serialize;
 
 use crate::{
     audit::{
-        checkpoint::Checkpoint,
-        event::{AuditEvent, AuditRow, BatchEntry, Decision, Outcome},
+        event::{AuditEvent, BatchEntry, Decision, Outcome},
         operator::OperatorAction,
     },
     secrets::Keyring,
-    store::{Store, StoreResult},
+};
+
+pub use crate::audit::verify::{
+    ChainProblem, ChainSummary, Found, VerifyReport, verify, verify_with,
 };
 
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// The canonical form new rows are written in.
-pub const HASH_VERSION: u8 = 2;
+pub const HASH_VERSION: u8 = 3;
 
 /// The hash of a new row (current version).
-pub fn link(keyring: &Keyring, prev_hash: &str, seq: i64, event: &AuditEvent) -> String {
-    link_with(keyring, prev_hash, seq, event, &mut Vec::new())
+pub fn link(
+    keyring: &Keyring,
+    chain_id: i64,
+    prev_hash: &str,
+    seq: i64,
+    event: &AuditEvent,
+) -> String {
+    link_with(keyring, chain_id, prev_hash, seq, event, &mut Vec::new())
 }
 
 /// [`link`], building the hashed bytes in `scratch`: the writer reuses one buffer for every
 /// row instead of allocating per row.
 pub fn link_with(
     keyring: &Keyring,
+    chain_id: i64,
     prev_hash: &str,
     seq: i64,
     event: &AuditEvent,
     scratch: &mut Vec<u8>,
 ) -> String {
-    write_v2(prev_hash, seq, event, scratch);
+    write_v3(chain_id, prev_hash, seq, event, scratch);
     hex::encode(keyring.audit_mac(&[scratch]))
 }
 
 /// The hash of a row written in canonical form `version`; `None` for a version this build
-/// does not know (a row from a newer Gatehouse, or an edited version column).
+/// does not know (a row from a newer Gatehouse, or an edited version column), or one that
+/// cannot occur in the row's chain.
 pub fn link_version(
     keyring: &Keyring,
     version: u8,
+    chain_id: i64,
     prev_hash: &str,
     seq: i64,
     event: &AuditEvent,
     scratch: &mut Vec<u8>,
 ) -> Option<String> {
     match version {
-        1 => write_v1(prev_hash, seq, event, scratch),
-        2 => write_v2(prev_hash, seq, event, scratch),
+        1 if chain_id == 0 => write_v1(prev_hash, seq, event, scratch),
+        2 if chain_id == 0 => write_v2(prev_hash, seq, event, scratch),
+        3 => write_v3(chain_id, prev_hash, seq, event, scratch),
         _ => return None,
     }
     Some(hex::encode(keyring.audit_mac(&[scratch])))
@@ -79,6 +94,14 @@ fn write_v2(prev_hash: &str, seq: i64, event: &AuditEvent, scratch: &mut Vec<u8>
     scratch.clear();
     scratch.extend_from_slice(prev_hash.as_bytes());
     let _ = write!(scratch, "\nv2\n{seq}\n");
+    let _ = serde_json::to_writer(&mut *scratch, &V2::from(event));
+}
+
+fn write_v3(chain_id: i64, prev_hash: &str, seq: i64, event: &AuditEvent, scratch: &mut Vec<u8>) {
+    use std::io::Write as _;
+    scratch.clear();
+    scratch.extend_from_slice(prev_hash.as_bytes());
+    let _ = write!(scratch, "\nv3\nchain {chain_id}\n{seq}\n");
     let _ = serde_json::to_writer(&mut *scratch, &V2::from(event));
 }
 
@@ -193,231 +216,6 @@ impl<'a> From<&'a AuditEvent> for V2<'a> {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "problem", rename_all = "snake_case")]
-pub enum ChainProblem {
-    /// Rows between these sequence numbers are missing (deleted).
-    Missing { after_seq: i64, next_seq: i64 },
-    /// The row's content no longer matches its hash (edited).
-    Modified { seq: i64 },
-    /// The row does not link to the row before it (rows removed or re-ordered before it).
-    BrokenLink { seq: i64 },
-    /// The chain ends before a checkpoint: its newest rows were deleted.
-    Truncated { last_seq: i64, checkpoint_seq: i64 },
-    /// The row a checkpoint names has another hash (rows replaced).
-    CheckpointMismatch { seq: i64 },
-    /// The checkpoint's MAC does not match (edited, or not made with this master key).
-    CheckpointForged { seq: i64 },
-    /// Rows written with checkpoints exist, but the stored checkpoint is gone.
-    CheckpointMissing,
-    /// Rows follow the stored checkpoint: an older checkpoint was put back.
-    CheckpointBehind { checkpoint_seq: i64, last_seq: i64 },
-}
-
-impl std::fmt::Display for ChainProblem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ChainProblem::Missing {
-                after_seq,
-                next_seq,
-            } => write!(
-                f,
-                "rows {} to {} are missing (deleted)",
-                after_seq + 1,
-                next_seq - 1
-            ),
-            ChainProblem::Modified { seq } => write!(f, "row {seq} was modified"),
-            ChainProblem::BrokenLink { seq } => {
-                write!(f, "row {seq} does not link to the row before it")
-            }
-            ChainProblem::Truncated {
-                last_seq,
-                checkpoint_seq,
-            } => write!(
-                f,
-                "rows {} to {checkpoint_seq} are missing (deleted from the end; a checkpoint \
-                 names row {checkpoint_seq})",
-                last_seq + 1
-            ),
-            ChainProblem::CheckpointMismatch { seq } => {
-                write!(f, "row {seq} does not match the checkpoint that names it")
-            }
-            ChainProblem::CheckpointForged { seq } => write!(
-                f,
-                "the checkpoint at row {seq} is not signed with this master key (edited?)"
-            ),
-            ChainProblem::CheckpointMissing => write!(
-                f,
-                "the stored checkpoint is missing (deleted with the newest rows?)"
-            ),
-            ChainProblem::CheckpointBehind {
-                checkpoint_seq,
-                last_seq,
-            } => write!(
-                f,
-                "the stored checkpoint names row {checkpoint_seq} but rows go on to \
-                 {last_seq} (an older checkpoint was put back?)"
-            ),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct VerifyReport {
-    pub rows_checked: u64,
-    pub last_seq: Option<i64>,
-    pub problems: Vec<ChainProblem>,
-}
-
-impl VerifyReport {
-    pub fn is_intact(&self) -> bool {
-        self.problems.is_empty()
-    }
-}
-
-/// Walks the whole chain in pages and checks it against the stored checkpoint; reports every
-/// problem found, not just the first.
-pub async fn verify(store: &dyn Store, keyring: &Keyring) -> StoreResult<VerifyReport> {
-    verify_with(store, keyring, None).await
-}
-
-/// [`verify`], also checking a checkpoint exported earlier and kept elsewhere: the chain must
-/// still hold the row it names, unchanged.
-pub async fn verify_with(
-    store: &dyn Store,
-    keyring: &Keyring,
-    exported: Option<&Checkpoint>,
-) -> StoreResult<VerifyReport> {
-    let mut walk = Walk {
-        keyring,
-        exported,
-        report: VerifyReport::default(),
-        prev_hash: GENESIS.to_owned(),
-        prev_seq: 0,
-        scratch: Vec::new(),
-        checkpointed_rows: false,
-    };
-    if let Some(exported) = exported
-        && !exported.is_authentic(keyring)
-    {
-        walk.report
-            .problems
-            .push(ChainProblem::CheckpointForged { seq: exported.seq });
-    }
-    walk.rows(store).await?;
-    // Read after the walk: every row walked was committed with a checkpoint at or after it,
-    // so a checkpoint behind the last row was put back. One ahead may be rows appended
-    // during the walk: walk on before calling them deleted.
-    let mut stored = store.audit_checkpoint().await?;
-    while let Some(checkpoint) = &stored
-        && checkpoint.seq > walk.prev_seq
-    {
-        if !walk.rows(store).await? {
-            break;
-        }
-        stored = store.audit_checkpoint().await?;
-    }
-    let mut report = walk.finish(stored.as_ref());
-    report.last_seq = (walk.prev_seq > 0).then_some(walk.prev_seq);
-    Ok(report)
-}
-
-struct Walk<'a> {
-    keyring: &'a Keyring,
-    exported: Option<&'a Checkpoint>,
-    report: VerifyReport,
-    prev_hash: String,
-    prev_seq: i64,
-    scratch: Vec<u8>,
-    /// Whether rows written with checkpoints (version 2 and later) were seen.
-    checkpointed_rows: bool,
-}
-
-impl Walk<'_> {
-    /// Checks the rows after the last one checked; whether there were any.
-    async fn rows(&mut self, store: &dyn Store) -> StoreResult<bool> {
-        let mut any = false;
-        loop {
-            let page: Vec<AuditRow> = store.audit_page(self.prev_seq, 1_000).await?;
-            if page.is_empty() {
-                return Ok(any);
-            }
-            any = true;
-            for row in page {
-                self.row(row);
-            }
-        }
-    }
-
-    fn row(&mut self, row: AuditRow) {
-        let problems = &mut self.report.problems;
-        if row.seq != self.prev_seq + 1 {
-            problems.push(ChainProblem::Missing {
-                after_seq: self.prev_seq,
-                next_seq: row.seq,
-            });
-        }
-        if row.prev_hash != self.prev_hash {
-            problems.push(ChainProblem::BrokenLink { seq: row.seq });
-        }
-        let computed = link_version(
-            self.keyring,
-            row.hash_version,
-            &row.prev_hash,
-            row.seq,
-            &row.event,
-            &mut self.scratch,
-        );
-        if computed.as_deref() != Some(row.hash.as_str()) {
-            problems.push(ChainProblem::Modified { seq: row.seq });
-        }
-        if let Some(exported) = self.exported
-            && exported.seq == row.seq
-            && exported.hash != row.hash
-        {
-            problems.push(ChainProblem::CheckpointMismatch { seq: row.seq });
-        }
-        self.checkpointed_rows |= row.hash_version >= 2;
-        self.report.rows_checked += 1;
-        self.prev_seq = row.seq;
-        self.prev_hash = row.hash;
-    }
-
-    fn finish(&mut self, stored: Option<&Checkpoint>) -> VerifyReport {
-        let last_seq = self.prev_seq;
-        let mut report = std::mem::take(&mut self.report);
-        let problems = &mut report.problems;
-        for anchor in stored.iter().copied().chain(self.exported) {
-            if anchor.seq > last_seq {
-                problems.push(ChainProblem::Truncated {
-                    last_seq,
-                    checkpoint_seq: anchor.seq,
-                });
-            }
-        }
-        match stored {
-            None if self.checkpointed_rows => problems.push(ChainProblem::CheckpointMissing),
-            None => {}
-            Some(checkpoint) => {
-                if !checkpoint.is_authentic(self.keyring) {
-                    problems.push(ChainProblem::CheckpointForged {
-                        seq: checkpoint.seq,
-                    });
-                }
-                if checkpoint.seq < last_seq {
-                    problems.push(ChainProblem::CheckpointBehind {
-                        checkpoint_seq: checkpoint.seq,
-                        last_seq,
-                    });
-                } else if checkpoint.seq == last_seq && checkpoint.hash != self.prev_hash {
-                    problems.push(ChainProblem::CheckpointMismatch { seq: last_seq });
-                }
-            }
-        }
-        report
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -460,12 +258,12 @@ mod tests {
         let ring = ring();
         let event = legacy_event();
         let mut scratch = Vec::new();
-        let first = link_version(&ring, 1, GENESIS, 1, &event, &mut scratch).unwrap();
+        let first = link_version(&ring, 1, 0, GENESIS, 1, &event, &mut scratch).unwrap();
         assert_eq!(
             first,
             "34d3c467eb7764545c1de21b7d18d119f9aaf9d2b2218ef34c10a5ea607b7e8c"
         );
-        let second = link_version(&ring, 1, &first, 2, &event, &mut scratch).unwrap();
+        let second = link_version(&ring, 1, 0, &first, 2, &event, &mut scratch).unwrap();
         assert_eq!(
             second,
             "c3053b423ad7490a162d124fbde46ce8afa9a958f46dad43204be3b013493c6b"
@@ -476,7 +274,7 @@ mod tests {
     fn version_2_golden_vectors() {
         let ring = ring();
         let mut scratch = Vec::new();
-        let plain = link_version(&ring, 2, GENESIS, 1, &legacy_event(), &mut scratch).unwrap();
+        let plain = link_version(&ring, 2, 0, GENESIS, 1, &legacy_event(), &mut scratch).unwrap();
         assert_eq!(plain, V2_PLAIN);
         let ended = AuditEvent {
             decision: Decision::Error,
@@ -497,13 +295,50 @@ mod tests {
             ],
             ..legacy_event()
         };
-        let full = link_version(&ring, 2, &plain, 2, &ended, &mut scratch).unwrap();
+        let full = link_version(&ring, 2, 0, &plain, 2, &ended, &mut scratch).unwrap();
         assert_eq!(full, V2_FULL);
+    }
+
+    #[test]
+    fn version_3_golden_vectors() {
+        let ring = ring();
+        let mut scratch = Vec::new();
+        let first = link_version(&ring, 3, 7, GENESIS, 1, &legacy_event(), &mut scratch).unwrap();
+        assert_eq!(first, V3_CHAIN_7);
         assert_eq!(
-            link(&ring, &plain, 2, &ended),
-            V2_FULL,
-            "new rows use version 2"
+            link(&ring, 7, GENESIS, 1, &legacy_event()),
+            V3_CHAIN_7,
+            "new rows use version 3"
         );
+        write_v3(7, GENESIS, 1, &legacy_event(), &mut scratch);
+        let mut v2_form = Vec::new();
+        write_v2(GENESIS, 1, &legacy_event(), &mut v2_form);
+        assert_eq!(
+            String::from_utf8(scratch).unwrap(),
+            String::from_utf8(v2_form)
+                .unwrap()
+                .replacen("\nv2\n", "\nv3\nchain 7\n", 1),
+            "version 3 is version 2's form with the chain in the input"
+        );
+    }
+
+    const V3_CHAIN_7: &str = "b659f049a056d3d05d8c9cfe7bd0d6c44acd1337ad1e7dbc253319b5d3734309";
+
+    /// Versions 1 and 2 belong to chain 0; a row of another chain claiming one was edited.
+    #[test]
+    fn the_chain_is_part_of_the_hash() {
+        let ring = ring();
+        let mut scratch = Vec::new();
+        let event = legacy_event();
+        let in_7 = link_version(&ring, 3, 7, GENESIS, 1, &event, &mut scratch);
+        let in_8 = link_version(&ring, 3, 8, GENESIS, 1, &event, &mut scratch);
+        assert_ne!(in_7, in_8);
+        for version in [1, 2] {
+            assert_eq!(
+                link_version(&ring, version, 7, GENESIS, 1, &event, &mut scratch),
+                None
+            );
+        }
     }
 
     /// The hashed bytes themselves, so a change to the form shows as text, not only as a hash.
@@ -533,11 +368,11 @@ mod tests {
         let ring = ring();
         let mut scratch = Vec::new();
         let event = legacy_event();
-        let v1 = link_version(&ring, 1, GENESIS, 1, &event, &mut scratch);
-        let v2 = link_version(&ring, 2, GENESIS, 1, &event, &mut scratch);
+        let v1 = link_version(&ring, 1, 0, GENESIS, 1, &event, &mut scratch);
+        let v2 = link_version(&ring, 2, 0, GENESIS, 1, &event, &mut scratch);
         assert_ne!(v1, v2);
         assert_eq!(
-            link_version(&ring, 3, GENESIS, 1, &event, &mut scratch),
+            link_version(&ring, 4, 0, GENESIS, 1, &event, &mut scratch),
             None
         );
     }

@@ -118,7 +118,14 @@ pub struct AuditEvent {
 /// An event as stored: its place in the chain and the chain hashes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditRow {
+    /// The row's place in the table: commit order across every chain, assigned by the store.
     pub seq: i64,
+    /// The writer's chain the row belongs to; 0 for rows written before chains.
+    #[serde(default)]
+    pub chain_id: i64,
+    /// The row's place in its chain, from 1: what the chain hash covers.
+    #[serde(default)]
+    pub chain_seq: i64,
     /// The canonical form the row's hash was computed over (`chain::HASH_VERSION` for rows
     /// written now; 1 for rows written before versioning).
     #[serde(default = "legacy_hash_version")]

@@ -1,13 +1,17 @@
 //! The audit trail: one event per request (and per operator change), written off the request
-//! path by a batching writer, chained with a keyed hash so edits and deletions are detectable.
+//! path by a batching writer, chained with a keyed hash so edits and deletions are detectable;
+//! one chain per writer, listed in a chained registry.
 
 pub mod chain;
 pub mod checkpoint;
 pub mod event;
 pub mod operator;
+pub mod registry;
+pub mod verify;
 pub mod writer;
 
 pub use checkpoint::Checkpoint;
 pub use event::{AuditEvent, AuditFilter, AuditRow, BatchEntry, Decision, Outcome};
 pub use operator::{EventKind, OperatorAction};
+pub use registry::ChainStart;
 pub use writer::{AuditSink, AuditWriter};

@@ -104,7 +104,8 @@ mod tests {
     fn operator_events_are_hashed_in_canonical_form_2() {
         let ring = Keyring::from_master(&[7; 32]);
         let mut scratch = Vec::new();
-        let hash = chain::link_version(&ring, 2, GENESIS, 1, &revoked_key(), &mut scratch).unwrap();
+        let hash =
+            chain::link_version(&ring, 2, 0, GENESIS, 1, &revoked_key(), &mut scratch).unwrap();
         let hashed = String::from_utf8(scratch).unwrap();
         assert!(
             hashed.ends_with(
@@ -121,7 +122,9 @@ mod tests {
         if let Some(op) = edited.operator.as_mut() {
             op.actor = "mallory".into();
         }
-        assert_ne!(chain::link(&ring, GENESIS, 1, &edited), OPERATOR_VECTOR);
+        let edited_hash =
+            chain::link_version(&ring, 2, 0, GENESIS, 1, &edited, &mut Vec::new()).unwrap();
+        assert_ne!(edited_hash, OPERATOR_VECTOR);
     }
 
     const OPERATOR_VECTOR: &str =

@@ -4,6 +4,10 @@
 //! accumulated while the previous batch was being written) and appends them, chained, in one
 //! transaction. A full channel makes requests wait rather than drop events. In durable mode
 //! each request waits until its event is committed.
+//!
+//! Each writer appends to a chain of its own, opened by its first append (`registry.rs`):
+//! writers sharing a database (processes, replicas) never contend for one chain head. A
+//! writer does not continue a chain after a restart; the next process opens the next chain.
 
 use std::{
     sync::{
@@ -20,6 +24,7 @@ use crate::{
         chain::{self, GENESIS},
         checkpoint::Checkpoint,
         event::{AuditEvent, AuditRow},
+        registry::{self, ChainStart},
     },
     policy::geo::GeoDb,
     secrets::Keyring,
@@ -209,8 +214,12 @@ pub struct AuditWriter {
     /// How long a batch may wait for company before it is written (zero in durable mode,
     /// where the request is waiting for the commit).
     linger: Duration,
-    /// `(seq, hash)` of the last row written; read from the store at start and after errors.
+    /// This writer's chain, once its first append has registered it.
+    chain: Option<ChainStart>,
+    /// `(chain_seq, hash)` of the chain's last row written; read again after errors.
     head: Option<(i64, String)>,
+    /// Names this process in the chain's registry entry.
+    writer: String,
     /// Reused for every row's chain hash input.
     scratch: Vec<u8>,
     /// Fills in the events' `country` here, off the request path.
@@ -247,7 +256,9 @@ impl AuditWriter {
                 keyring,
                 batch_size: batch_size.max(1),
                 linger: if durable { Duration::ZERO } else { linger },
+                chain: None,
                 head: None,
+                writer: registry::this_writer(),
                 scratch: Vec::new(),
                 geo: None,
                 last_batch: 0,
@@ -352,8 +363,8 @@ impl AuditWriter {
         self.last_batch = batch.len();
     }
 
-    /// Appends the batch; on failure re-reads the chain head and retries, so nothing queued
-    /// is lost and a second writer on the same database cannot fork the chain silently.
+    /// Appends the batch; on failure re-reads the chain head (or, before the chain is
+    /// registered, the registry) and retries, so nothing queued is lost.
     async fn write(&mut self, batch: &mut Vec<Pending>) {
         // The events move into the rows (no copy); only the commit notifications stay behind.
         let mut committed = Vec::new();
@@ -369,6 +380,8 @@ impl AuditWriter {
                 }
                 AuditRow {
                     seq: 0,
+                    chain_id: 0,
+                    chain_seq: 0,
                     hash_version: chain::HASH_VERSION,
                     event: pending.event,
                     prev_hash: String::new(),
@@ -380,6 +393,9 @@ impl AuditWriter {
         loop {
             match self.try_write(&mut rows).await {
                 Ok(()) => break,
+                Err(crate::store::StoreError::Conflict { name, .. }) if self.chain.is_none() => {
+                    tracing::debug!(chain = %name, "another writer opened that chain first");
+                }
                 Err(err) => {
                     tracing::error!(error = %err, events = rows.len(), "audit write failed; retrying");
                     tokio::time::sleep(backoff).await;
@@ -392,45 +408,85 @@ impl AuditWriter {
         }
     }
 
-    /// Links the rows onto the current head (again, after a failure: the head may have moved)
-    /// and appends them in one transaction.
+    /// Links the rows onto the chain's head (again, after a failure: the head may have moved,
+    /// or another writer may have taken the chain id) and appends them in one transaction.
     async fn try_write(&mut self, rows: &mut Vec<AuditRow>) -> crate::store::StoreResult<()> {
-        let head = match self.head.take() {
-            Some(head) => head,
-            None => self.stored_head().await?,
+        let (chain_id, head, opens) = match &self.chain {
+            Some(chain) => {
+                let head = match self.head.take() {
+                    Some(head) => head,
+                    None => self.stored_head(chain).await?,
+                };
+                (chain.chain_id, head, None)
+            }
+            None => {
+                let start = self.next_chain().await?;
+                (start.chain_id, (0, start.hash.clone()), Some(start))
+            }
         };
         let (mut seq, mut prev_hash) = head;
         for row in rows.iter_mut() {
             seq += 1;
             let hash = chain::link_with(
                 &self.keyring,
+                chain_id,
                 &prev_hash,
                 seq,
                 &row.event,
                 &mut self.scratch,
             );
-            row.seq = seq;
+            row.chain_id = chain_id;
+            row.chain_seq = seq;
             row.prev_hash = std::mem::replace(&mut prev_hash, hash.clone());
             row.hash = hash;
         }
         // Shared with the store for the append, then taken back (the store holds no copy
         // once it has answered), so a retry relinks the same rows.
-        let checkpoint = Checkpoint::sign(&self.keyring, seq, &prev_hash, crate::now_ms());
+        let checkpoint =
+            Checkpoint::sign(&self.keyring, chain_id, seq, &prev_hash, crate::now_ms());
         let shared = Arc::new(std::mem::take(rows));
-        let appended = self.store.append_audit(shared.clone(), checkpoint).await;
+        let appended = self
+            .store
+            .append_audit(shared.clone(), checkpoint, opens.clone())
+            .await;
         *rows = Arc::try_unwrap(shared).unwrap_or_else(|still_shared| (*still_shared).clone());
         appended?;
+        if let Some(start) = opens {
+            self.chain = Some(start);
+        }
         self.head = Some((seq, prev_hash));
         Ok(())
     }
 
+    /// The registry entry for a new chain: the id after the newest entry's, linking to it (the
+    /// first entry links to the last row written before chains).
+    async fn next_chain(&self) -> crate::store::StoreResult<ChainStart> {
+        let (chain_id, prev) = match self.store.audit_chains().await?.pop() {
+            Some(newest) => (newest.chain_id + 1, newest.hash),
+            None => (
+                1,
+                self.store
+                    .audit_chain_head(0)
+                    .await?
+                    .map_or_else(|| GENESIS.to_owned(), |(_, hash)| hash),
+            ),
+        };
+        Ok(ChainStart::new(
+            &self.keyring,
+            chain_id,
+            &prev,
+            crate::now_ms(),
+            &self.writer,
+        ))
+    }
+
     /// Where the chain continues: the checkpoint when it is ahead of the last row, so rows
     /// deleted from the end leave a gap in the numbering instead of being written over.
-    async fn stored_head(&self) -> crate::store::StoreResult<(i64, String)> {
-        let last_row = self.store.audit_head().await?;
+    async fn stored_head(&self, chain: &ChainStart) -> crate::store::StoreResult<(i64, String)> {
+        let last_row = self.store.audit_chain_head(chain.chain_id).await?;
         let checkpoint = self
             .store
-            .audit_checkpoint()
+            .audit_checkpoint(chain.chain_id)
             .await?
             .filter(|c| c.is_authentic(&self.keyring))
             .map(|c| (c.seq, c.hash));
@@ -438,7 +494,7 @@ impl AuditWriter {
             (Some(row), Some(checkpoint)) if checkpoint.0 > row.0 => checkpoint,
             (Some(row), _) => row,
             (None, Some(checkpoint)) => checkpoint,
-            (None, None) => (0, GENESIS.to_owned()),
+            (None, None) => (0, chain.hash.clone()),
         })
     }
 }

@@ -257,21 +257,40 @@ pub trait Store: OAuthStore + UserStore + ReplicaStore {
     async fn report_reload(&self, report: &crate::records::ReloadReport) -> StoreResult<()>;
     async fn reload_report(&self) -> StoreResult<Option<crate::records::ReloadReport>>;
 
-    /// The last chained row's `(seq, hash)`, where the writer continues.
-    async fn audit_head(&self) -> StoreResult<Option<(i64, String)>>;
-    /// Appends chained rows and moves the chain-head checkpoint to the last of them, in one
-    /// transaction. Shared, so a backend may hand them to a blocking thread without copying
-    /// them; the caller keeps them for a retry.
+    /// The last row of a chain: its `(chain_seq, hash)`, where the chain's writer continues.
+    async fn audit_chain_head(&self, chain_id: i64) -> StoreResult<Option<(i64, String)>>;
+    /// Appends one chain's rows and moves its checkpoint to the last of them, in one
+    /// transaction; with `opens`, adds the chain's registry entry in it too (refused, like the
+    /// rows, if another writer took that chain id or registry position first). The store
+    /// numbers the rows' `seq` in commit order. Shared, so a backend may hand them to a
+    /// blocking thread without copying them; the caller keeps them for a retry.
     async fn append_audit(
         &self,
         rows: Arc<Vec<AuditRow>>,
         checkpoint: crate::audit::Checkpoint,
+        opens: Option<crate::audit::ChainStart>,
     ) -> StoreResult<()>;
-    /// The checkpoint of the last append (none before the first append that wrote one).
-    async fn audit_checkpoint(&self) -> StoreResult<Option<crate::audit::Checkpoint>>;
+    /// A chain's checkpoint (none before its first append that wrote one).
+    async fn audit_checkpoint(
+        &self,
+        chain_id: i64,
+    ) -> StoreResult<Option<crate::audit::Checkpoint>>;
+    /// Every chain's checkpoint, by chain id.
+    async fn audit_checkpoints(&self) -> StoreResult<Vec<crate::audit::Checkpoint>>;
+    /// The chain registry, by chain id.
+    async fn audit_chains(&self) -> StoreResult<Vec<crate::audit::ChainStart>>;
+    /// The ids of the chains that have rows, in order.
+    async fn audit_chain_ids(&self) -> StoreResult<Vec<i64>>;
     async fn query_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRow>>;
-    /// Rows in chain order after `after_seq`, for verification.
+    /// Rows in table order (`seq`) after `after_seq`.
     async fn audit_page(&self, after_seq: i64, limit: i64) -> StoreResult<Vec<AuditRow>>;
+    /// One chain's rows in chain order after `after_chain_seq`, for verification.
+    async fn audit_chain_page(
+        &self,
+        chain_id: i64,
+        after_chain_seq: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<AuditRow>>;
 }
 
 pub type DynStore = Arc<dyn Store>;

@@ -473,20 +473,36 @@ impl Store for SqliteStore {
         meta::reload_report(&self.pool).await
     }
 
-    async fn audit_head(&self) -> StoreResult<Option<(i64, String)>> {
-        audit_read::head(&self.pool).await
+    async fn audit_chain_head(&self, chain_id: i64) -> StoreResult<Option<(i64, String)>> {
+        audit_log::chain_head(&self.pool, chain_id).await
     }
 
     async fn append_audit(
         &self,
         rows: Arc<Vec<AuditRow>>,
         checkpoint: crate::audit::Checkpoint,
+        opens: Option<crate::audit::ChainStart>,
     ) -> StoreResult<()> {
-        self.audit_log.append(rows, checkpoint).await
+        self.audit_log.append(rows, checkpoint, opens).await
     }
 
-    async fn audit_checkpoint(&self) -> StoreResult<Option<crate::audit::Checkpoint>> {
-        audit_read::checkpoint(&self.pool).await
+    async fn audit_checkpoint(
+        &self,
+        chain_id: i64,
+    ) -> StoreResult<Option<crate::audit::Checkpoint>> {
+        audit_log::checkpoint(&self.pool, chain_id).await
+    }
+
+    async fn audit_checkpoints(&self) -> StoreResult<Vec<crate::audit::Checkpoint>> {
+        audit_log::checkpoints(&self.pool).await
+    }
+
+    async fn audit_chains(&self) -> StoreResult<Vec<crate::audit::ChainStart>> {
+        audit_log::chains(&self.pool).await
+    }
+
+    async fn audit_chain_ids(&self) -> StoreResult<Vec<i64>> {
+        audit_log::chain_ids(&self.pool).await
     }
 
     async fn query_audit(&self, f: &AuditFilter) -> StoreResult<Vec<AuditRow>> {
@@ -495,5 +511,14 @@ impl Store for SqliteStore {
 
     async fn audit_page(&self, after_seq: i64, limit: i64) -> StoreResult<Vec<AuditRow>> {
         audit_read::page(&self.pool, after_seq, limit).await
+    }
+
+    async fn audit_chain_page(
+        &self,
+        chain_id: i64,
+        after_chain_seq: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<AuditRow>> {
+        audit_log::chain_page(&self.pool, chain_id, after_chain_seq, limit).await
     }
 }

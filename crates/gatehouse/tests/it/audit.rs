@@ -4,7 +4,17 @@ use crate::{
     helpers::{TestApp, call},
     scripted_upstream::Upstream,
 };
-use gatehouse::audit::chain::{self, ChainProblem};
+use gatehouse::audit::chain::{self, ChainProblem, VerifyReport};
+
+/// The problems found, all of them in chain 1 (the first writer's, in a new database).
+fn in_chain_1(report: &VerifyReport) -> Vec<ChainProblem> {
+    assert!(
+        report.problems.iter().all(|found| found.chain_id == 1),
+        "{:?}",
+        report.problems
+    );
+    report.problems_in(1)
+}
 
 #[tokio::test]
 async fn every_request_is_audited_with_who_what_and_why() {
@@ -96,26 +106,22 @@ async fn edited_and_deleted_rows_are_detected() {
         .await
         .unwrap();
     let report = chain::verify(&*app.store, &app.keyring).await.unwrap();
-    assert_eq!(report.problems, vec![ChainProblem::Modified { seq: 2 }]);
+    assert_eq!(in_chain_1(&report), vec![ChainProblem::Modified { seq: 2 }]);
 
     sqlx::query("DELETE FROM audit_events WHERE seq = 4")
         .execute(&pool)
         .await
         .unwrap();
     let report = chain::verify(&*app.store, &app.keyring).await.unwrap();
+    let problems = in_chain_1(&report);
     assert!(
-        report.problems.contains(&ChainProblem::Missing {
+        problems.contains(&ChainProblem::Missing {
             after_seq: 3,
             next_seq: 5
         }),
-        "{:?}",
-        report.problems
+        "{problems:?}"
     );
-    assert!(
-        report
-            .problems
-            .contains(&ChainProblem::BrokenLink { seq: 5 })
-    );
+    assert!(problems.contains(&ChainProblem::BrokenLink { seq: 5 }));
 
     // Recomputing plain hashes does not help without the master key.
     let other_keyring = gatehouse::secrets::Keyring::from_master(&[9; 32]);
@@ -132,7 +138,7 @@ fn sqlx_path(app: &TestApp) -> String {
 }
 
 #[tokio::test]
-async fn deleting_the_newest_rows_is_detected_and_their_numbers_are_not_reused() {
+async fn deleting_the_newest_rows_is_detected_and_a_restart_does_not_write_over_them() {
     let upstream = Upstream::start().await;
     let app = TestApp::start().await;
     app.add_server("demo", &upstream.url()).await;
@@ -144,55 +150,55 @@ async fn deleting_the_newest_rows_is_detected_and_their_numbers_are_not_reused()
             .unwrap();
     }
     assert_eq!(app.audit().await.len(), 5);
-    let exported = app.store.audit_checkpoint().await.unwrap().unwrap();
-    assert_eq!(exported.seq, 5);
+    let exported = app.store.audit_checkpoint(1).await.unwrap().unwrap();
+    assert_eq!((exported.chain_id, exported.seq), (1, 5));
 
     let pool = sqlx::SqlitePool::connect(&sqlx_path(&app)).await.unwrap();
-    sqlx::query("DELETE FROM audit_events WHERE seq > 3")
+    sqlx::query("DELETE FROM audit_events WHERE chain_seq > 3")
         .execute(&pool)
         .await
         .unwrap();
     let report = chain::verify(&*app.store, &app.keyring).await.unwrap();
     assert_eq!(
-        report.problems,
+        in_chain_1(&report),
         vec![ChainProblem::Truncated {
             last_seq: 3,
             checkpoint_seq: 5
         }]
     );
 
-    // After a restart the writer continues after the checkpoint: the gap stays visible.
+    // After a restart the process writes a chain of its own: the first one keeps its gap.
     let app = app.restart().await;
     app.post("demo", Some(&key), &call("echo"))
         .send()
         .await
         .unwrap();
     let rows = app.audit().await;
-    assert_eq!(rows.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3, 6]);
+    let places: Vec<(i64, i64)> = rows.iter().map(|r| (r.chain_id, r.chain_seq)).collect();
+    assert_eq!(places, [(1, 1), (1, 2), (1, 3), (2, 1)]);
     let report = chain::verify(&*app.store, &app.keyring).await.unwrap();
-    assert!(
-        report.problems.contains(&ChainProblem::Missing {
-            after_seq: 3,
-            next_seq: 6
-        }),
-        "{:?}",
-        report.problems
+    assert_eq!(
+        in_chain_1(&report),
+        vec![ChainProblem::Truncated {
+            last_seq: 3,
+            checkpoint_seq: 5
+        }]
     );
 
-    // Deleting the stored checkpoint too is found, and an exported one still tells.
-    sqlx::query("DELETE FROM audit_events WHERE seq > 3")
+    // Deleting the stored checkpoints too is found, and an exported one still tells.
+    sqlx::query("DELETE FROM audit_events WHERE chain_seq > 3 OR chain_id = 2")
         .execute(&pool)
         .await
         .unwrap();
-    sqlx::query("DELETE FROM audit_checkpoint")
+    sqlx::query("DELETE FROM audit_chain_checkpoints")
         .execute(&pool)
         .await
         .unwrap();
-    let report = chain::verify_with(&*app.store, &app.keyring, Some(&exported))
+    let report = chain::verify_with(&*app.store, &app.keyring, &[exported])
         .await
         .unwrap();
     assert_eq!(
-        report.problems,
+        report.problems_in(1),
         vec![
             ChainProblem::Truncated {
                 last_seq: 3,
@@ -201,6 +207,8 @@ async fn deleting_the_newest_rows_is_detected_and_their_numbers_are_not_reused()
             ChainProblem::CheckpointMissing
         ]
     );
+    // Chain 2 is registered: it was opened with rows, so an empty one was emptied.
+    assert_eq!(report.problems_in(2), vec![ChainProblem::CheckpointMissing]);
 }
 
 #[tokio::test]
@@ -214,7 +222,7 @@ async fn a_checkpoint_put_back_or_edited_is_detected() {
         .await
         .unwrap();
     assert_eq!(app.audit().await.len(), 1);
-    let older = app.store.audit_checkpoint().await.unwrap().unwrap();
+    let older = app.store.audit_checkpoint(1).await.unwrap().unwrap();
     // Read to the end: a response ends only once its event is committed.
     app.post("demo", Some(&key), &call("echo"))
         .send()
@@ -231,7 +239,7 @@ async fn a_checkpoint_put_back_or_edited_is_detected() {
     );
 
     let pool = sqlx::SqlitePool::connect(&sqlx_path(&app)).await.unwrap();
-    sqlx::query("UPDATE audit_checkpoint SET seq = ?, hash = ?, ts_ms = ?, mac = ?")
+    sqlx::query("UPDATE audit_chain_checkpoints SET seq = ?, hash = ?, ts_ms = ?, mac = ?")
         .bind(older.seq)
         .bind(&older.hash)
         .bind(older.ts_ms)
@@ -241,24 +249,22 @@ async fn a_checkpoint_put_back_or_edited_is_detected() {
         .unwrap();
     let report = chain::verify(&*app.store, &app.keyring).await.unwrap();
     assert_eq!(
-        report.problems,
+        in_chain_1(&report),
         vec![ChainProblem::CheckpointBehind {
             checkpoint_seq: 1,
             last_seq: 2
         }]
     );
 
-    sqlx::query("UPDATE audit_checkpoint SET seq = 7")
+    sqlx::query("UPDATE audit_chain_checkpoints SET seq = 7")
         .execute(&pool)
         .await
         .unwrap();
     let report = chain::verify(&*app.store, &app.keyring).await.unwrap();
+    let problems = in_chain_1(&report);
     assert!(
-        report
-            .problems
-            .contains(&ChainProblem::CheckpointForged { seq: 7 }),
-        "{:?}",
-        report.problems
+        problems.contains(&ChainProblem::CheckpointForged { seq: 7 }),
+        "{problems:?}"
     );
 }
 

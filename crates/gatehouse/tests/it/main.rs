@@ -7,6 +7,7 @@ mod helpers;
 mod scripted_upstream;
 
 mod audit;
+mod audit_chains;
 mod audit_outcomes;
 mod country;
 mod docs;

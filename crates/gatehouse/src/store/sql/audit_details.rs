@@ -112,20 +112,23 @@ mod tests {
             ..event(3)
         };
         let mut rows = Vec::new();
-        let mut prev = GENESIS.to_owned();
+        let start = crate::audit::ChainStart::new(&ring, 1, GENESIS, 1, "test pid 1");
+        let mut prev = start.hash.clone();
         for (seq, event) in (1..).zip([event(1), batch, operator]) {
-            let hash = chain::link(&ring, &prev, seq, &event);
+            let hash = chain::link(&ring, 1, &prev, seq, &event);
             rows.push(AuditRow {
                 seq,
+                chain_id: 1,
+                chain_seq: seq,
                 hash_version: chain::HASH_VERSION,
                 event,
                 prev_hash: std::mem::replace(&mut prev, hash.clone()),
                 hash,
             });
         }
-        let checkpoint = Checkpoint::sign(&ring, 3, &prev, 1);
+        let checkpoint = Checkpoint::sign(&ring, 1, 3, &prev, 1);
         store
-            .append_audit(Arc::new(rows.clone()), checkpoint)
+            .append_audit(Arc::new(rows.clone()), checkpoint, Some(start))
             .await
             .unwrap();
         assert_eq!(store.audit_page(0, 10).await.unwrap(), rows);

@@ -219,6 +219,8 @@ pub(crate) fn audit_from(row: &impl Columns) -> StoreResult<AuditRow> {
     let (batch, operator) = super::audit_details::decode(row.opt_text("batch")?.as_deref())?;
     Ok(AuditRow {
         seq: row.int("seq")?,
+        chain_id: row.int("chain_id")?,
+        chain_seq: row.int("chain_seq")?,
         event: AuditEvent {
             ts_ms: row.int("ts_ms")?,
             request_id: row.text("request_id")?,

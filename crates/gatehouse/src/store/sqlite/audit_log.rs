@@ -1,4 +1,5 @@
-//! Appending audit rows: one per request, so the write path is as short as SQLite allows.
+//! Appending audit rows: one per request, so the write path is as short as SQLite allows;
+//! and the chain-level reads (heads, checkpoints, the chain registry) verification needs.
 //!
 //! Appends go through a connection of their own, driven directly (rusqlite, on the blocking
 //! pool) rather than through sqlx: sqlx copies every bound value and hands each statement to
@@ -8,22 +9,37 @@
 
 use parking_lot::Mutex;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
+use sqlx::{Row as _, SqlitePool, sqlite::SqliteRow};
 use std::{path::Path, sync::Arc, time::Duration};
 
+use crate::store::sql::{all, audit_from};
 use crate::{
-    audit::{Checkpoint, event::AuditRow},
+    audit::{ChainStart, Checkpoint, event::AuditRow},
     store::{StoreError, StoreResult},
 };
 
-const INSERT: &str = "INSERT INTO audit_events (seq, ts_ms, request_id, client, credential_id, \
-    user_id, ip, country, server, http_method, rpc_method, tool, decision, reason, status, \
-    upstream_status, latency_us, prev_hash, hash, hash_version, outcome, response_bytes, batch) \
+// `seq` is left to SQLite (the next rowid): commit order across every writer's chain.
+const INSERT: &str = "INSERT INTO audit_events (chain_id, chain_seq, ts_ms, request_id, client, \
+    credential_id, user_id, ip, country, server, http_method, rpc_method, tool, decision, reason, \
+    status, upstream_status, latency_us, prev_hash, hash, hash_version, outcome, response_bytes, \
+    batch) \
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, \
-    ?20, ?21, ?22, ?23)";
+    ?20, ?21, ?22, ?23, ?24)";
 
-const CHECKPOINT: &str = "INSERT INTO audit_checkpoint (id, seq, hash, ts_ms, mac) \
-    VALUES (1, ?1, ?2, ?3, ?4) \
-    ON CONFLICT (id) DO UPDATE SET seq = ?1, hash = ?2, ts_ms = ?3, mac = ?4";
+const CHECKPOINT: &str = "INSERT INTO audit_chain_checkpoints (chain_id, seq, hash, ts_ms, mac) \
+    VALUES (?1, ?2, ?3, ?4, ?5) \
+    ON CONFLICT (chain_id) DO UPDATE SET seq = ?2, hash = ?3, ts_ms = ?4, mac = ?5";
+
+// Chain reads go through the unique (chain_id, chain_seq) index (a test checks the plans).
+const CHAIN_HEAD: &str =
+    "SELECT chain_seq, hash FROM audit_events WHERE chain_id = $1 ORDER BY chain_seq DESC LIMIT 1";
+const CHAIN_PAGE: &str = "SELECT * FROM audit_events WHERE chain_id = $1 AND chain_seq > $2 \
+    ORDER BY chain_seq LIMIT $3";
+const CHAIN_IDS: &str = "SELECT DISTINCT chain_id FROM audit_events ORDER BY chain_id";
+
+// No upsert: a chain id or registry position another writer took refuses the whole append.
+const REGISTER: &str = "INSERT INTO audit_chains (chain_id, prev, started_ms, writer, hash) \
+    VALUES (?1, ?2, ?3, ?4, ?5)";
 
 /// Rows written between two yields of the core (~80 µs of work).
 const YIELD_EVERY: usize = 32;
@@ -50,11 +66,13 @@ impl AuditLog {
         })
     }
 
-    /// Appends the rows and moves the checkpoint in one transaction: all or none.
+    /// Registers the chain (when opening it), appends the rows and moves the checkpoint in
+    /// one transaction: all or none.
     pub(super) async fn append(
         &self,
         rows: Arc<Vec<AuditRow>>,
         checkpoint: Checkpoint,
+        opens: Option<ChainStart>,
     ) -> StoreResult<()> {
         // The audit writer runs on a thread of its own with a single-threaded runtime
         // (audit/writer.rs): nothing else waits on that thread, so the append runs right
@@ -64,21 +82,48 @@ impl AuditLog {
             handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread
         });
         if own_thread {
-            return insert(&mut self.conn.lock(), &rows, &checkpoint);
+            return insert(&mut self.conn.lock(), &rows, &checkpoint, opens.as_ref());
         }
         let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || insert(&mut conn.lock(), &rows, &checkpoint))
-            .await
-            .map_err(|err| StoreError::Audit(format!("audit append task failed: {err}")))?
+        tokio::task::spawn_blocking(move || {
+            insert(&mut conn.lock(), &rows, &checkpoint, opens.as_ref())
+        })
+        .await
+        .map_err(|err| StoreError::Audit(format!("audit append task failed: {err}")))?
     }
 }
 
-fn insert(conn: &mut Connection, rows: &[AuditRow], checkpoint: &Checkpoint) -> StoreResult<()> {
+fn insert(
+    conn: &mut Connection,
+    rows: &[AuditRow],
+    checkpoint: &Checkpoint,
+    opens: Option<&ChainStart>,
+) -> StoreResult<()> {
     // IMMEDIATE takes the write lock up front (waiting up to the busy timeout for another
     // writer) instead of failing at the first INSERT.
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(backend)?;
+    if let Some(start) = opens {
+        tx.execute(
+            REGISTER,
+            params![
+                start.chain_id,
+                start.prev,
+                start.started_ms,
+                start.writer,
+                start.hash
+            ],
+        )
+        .map_err(|err| match err.sqlite_error_code() {
+            // Another writer opened a chain first: expected, and answered by a retry.
+            Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::Conflict {
+                kind: "audit chain",
+                name: start.chain_id.to_string(),
+            },
+            _ => backend(err),
+        })?;
+    }
     {
         // Cached: parsing the statement cost more than inserting a row.
         let mut statement = tx.prepare_cached(INSERT).map_err(backend)?;
@@ -91,7 +136,8 @@ fn insert(conn: &mut Connection, rows: &[AuditRow], checkpoint: &Checkpoint) -> 
             let e = &row.event;
             statement
                 .execute(params![
-                    row.seq,
+                    row.chain_id,
+                    row.chain_seq,
                     e.ts_ms,
                     e.request_id,
                     e.client,
@@ -121,6 +167,7 @@ fn insert(conn: &mut Connection, rows: &[AuditRow], checkpoint: &Checkpoint) -> 
     tx.prepare_cached(CHECKPOINT)
         .and_then(|mut statement| {
             statement.execute(params![
+                checkpoint.chain_id,
                 checkpoint.seq,
                 checkpoint.hash,
                 checkpoint.ts_ms,
@@ -135,11 +182,88 @@ fn backend(err: rusqlite::Error) -> StoreError {
     StoreError::Audit(err.to_string())
 }
 
+pub(super) async fn chain_head(
+    pool: &SqlitePool,
+    chain_id: i64,
+) -> StoreResult<Option<(i64, String)>> {
+    let row = sqlx::query(CHAIN_HEAD)
+        .bind(chain_id)
+        .fetch_optional(pool)
+        .await?;
+    row.map(|r| Ok((r.try_get("chain_seq")?, r.try_get("hash")?)))
+        .transpose()
+}
+
+pub(super) async fn chain_page(
+    pool: &SqlitePool,
+    chain_id: i64,
+    after_chain_seq: i64,
+    limit: i64,
+) -> StoreResult<Vec<AuditRow>> {
+    let rows = sqlx::query(CHAIN_PAGE)
+        .bind(chain_id)
+        .bind(after_chain_seq)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+    all(&rows, audit_from)
+}
+
+pub(super) async fn chain_ids(pool: &SqlitePool) -> StoreResult<Vec<i64>> {
+    let rows = sqlx::query(CHAIN_IDS).fetch_all(pool).await?;
+    rows.iter().map(|r| Ok(r.try_get("chain_id")?)).collect()
+}
+
+pub(super) async fn checkpoint(
+    pool: &SqlitePool,
+    chain_id: i64,
+) -> StoreResult<Option<Checkpoint>> {
+    let row = sqlx::query("SELECT * FROM audit_chain_checkpoints WHERE chain_id = $1")
+        .bind(chain_id)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(checkpoint_from).transpose()
+}
+
+pub(super) async fn checkpoints(pool: &SqlitePool) -> StoreResult<Vec<Checkpoint>> {
+    let rows = sqlx::query("SELECT * FROM audit_chain_checkpoints ORDER BY chain_id")
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(checkpoint_from).collect()
+}
+
+pub(super) async fn chains(pool: &SqlitePool) -> StoreResult<Vec<ChainStart>> {
+    let rows = sqlx::query("SELECT * FROM audit_chains ORDER BY chain_id")
+        .fetch_all(pool)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ChainStart {
+                chain_id: r.try_get("chain_id")?,
+                prev: r.try_get("prev")?,
+                started_ms: r.try_get("started_ms")?,
+                writer: r.try_get("writer")?,
+                hash: r.try_get("hash")?,
+            })
+        })
+        .collect()
+}
+
+fn checkpoint_from(r: &SqliteRow) -> StoreResult<Checkpoint> {
+    Ok(Checkpoint {
+        chain_id: r.try_get("chain_id")?,
+        seq: r.try_get("seq")?,
+        hash: r.try_get("hash")?,
+        ts_ms: r.try_get("ts_ms")?,
+        mac: r.try_get("mac")?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use crate::{
         audit::{
-            Checkpoint,
+            ChainStart, Checkpoint,
             chain::GENESIS,
             event::{AuditEvent, AuditRow, Decision},
         },
@@ -148,9 +272,12 @@ mod tests {
     };
     use std::sync::Arc;
 
+    /// Row `seq` of chain 1 (the store numbers the table order the same in a fresh database).
     fn row(seq: i64) -> AuditRow {
         AuditRow {
             seq,
+            chain_id: 1,
+            chain_seq: seq,
             event: AuditEvent {
                 ts_ms: 1_750_000_000_000 + seq,
                 request_id: format!("r{seq}"),
@@ -182,6 +309,7 @@ mod tests {
     fn checkpoint(seq: i64) -> Checkpoint {
         Checkpoint::sign(
             &Keyring::from_master(&[7; 32]),
+            1,
             seq,
             &format!("{seq:064}"),
             1,
@@ -199,12 +327,12 @@ mod tests {
     async fn a_failing_batch_writes_nothing() {
         let (_dir, store) = store().await;
         store
-            .append_audit(Arc::new(vec![row(1), row(2)]), checkpoint(2))
+            .append_audit(Arc::new(vec![row(1), row(2)]), checkpoint(2), None)
             .await
             .unwrap();
         // Row 2 again, after two new rows: the whole batch is refused and rolled back.
         let err = store
-            .append_audit(Arc::new(vec![row(3), row(4), row(2)]), checkpoint(2))
+            .append_audit(Arc::new(vec![row(3), row(4), row(2)]), checkpoint(4), None)
             .await
             .unwrap_err();
         assert!(matches!(err, StoreError::Audit(_)), "{err:?}");
@@ -212,9 +340,41 @@ mod tests {
         assert_eq!(rows.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2]);
         assert_eq!(rows[1], row(2));
         assert_eq!(
-            store.audit_head().await.unwrap(),
+            store.audit_chain_head(1).await.unwrap(),
             Some((2, format!("{:064}", 2)))
         );
+        assert_eq!(
+            store.audit_checkpoint(1).await.unwrap(),
+            Some(checkpoint(2))
+        );
+    }
+
+    /// Two writers opening a chain at once both pick the next id after the newest entry: the
+    /// second append is refused whole (its rows too), as a conflict, so it re-reads the
+    /// registry and retries at once.
+    #[tokio::test]
+    async fn a_chain_id_or_registry_position_taken_refuses_the_append() {
+        let (_dir, store) = store().await;
+        let ring = Keyring::from_master(&[7; 32]);
+        let first = ChainStart::new(&ring, 1, GENESIS, 1, "a pid 1");
+        store
+            .append_audit(Arc::new(vec![row(1)]), checkpoint(1), Some(first.clone()))
+            .await
+            .unwrap();
+        let same_id = ChainStart::new(&ring, 1, &first.hash, 2, "b pid 2");
+        let same_prev = ChainStart::new(&ring, 2, GENESIS, 2, "b pid 2");
+        for opens in [same_id, same_prev] {
+            let mut other = row(1);
+            other.chain_id = opens.chain_id;
+            let err = store
+                .append_audit(Arc::new(vec![other]), checkpoint(1), Some(opens))
+                .await
+                .unwrap_err();
+            assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+        }
+        assert_eq!(store.audit_chains().await.unwrap(), [first]);
+        assert_eq!(store.audit_chain_ids().await.unwrap(), [1]);
+        assert_eq!(store.audit_page(0, 10).await.unwrap().len(), 1);
     }
 
     #[tokio::test]
@@ -225,6 +385,136 @@ mod tests {
             };
             assert!(matches!(err, StoreError::Unsupported(_)), "{err:?}");
             assert!(err.to_string().contains("in-memory"), "{err}");
+        }
+    }
+
+    /// A database as the build before chains left it (migrations up to 7, rows hashed in
+    /// forms 1 and 2, the single checkpoint): after the upgrade its rows are chain 0 and
+    /// verify byte for byte, and the first chain opened links to them.
+    #[tokio::test]
+    async fn rows_written_before_chains_keep_verifying_as_chain_0() {
+        use crate::audit::{AuditWriter, chain};
+        use sqlx::{SqlitePool, sqlite::SqliteConnectOptions};
+        use std::str::FromStr as _;
+
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("g.db").display());
+        let options = SqliteConnectOptions::from_str(&url)
+            .unwrap()
+            .create_if_missing(true);
+        let pool = SqlitePool::connect_with(options).await.unwrap();
+        let before = sqlx::migrate::Migrator::with_migrations(
+            super::super::migrations::migrator()
+                .iter()
+                .filter(|m| m.version < 9)
+                .cloned()
+                .collect(),
+        );
+        before.run(&pool).await.unwrap();
+        let ring = Keyring::from_master(&[7; 32]);
+        let mut scratch = Vec::new();
+        let mut prev = GENESIS.to_owned();
+        for (seq, version) in [(1, 1), (2, 2), (3, 2)] {
+            let e = row(seq).event;
+            let hash =
+                chain::link_version(&ring, version, 0, &prev, seq, &e, &mut scratch).unwrap();
+            sqlx::query(
+                "INSERT INTO audit_events (seq, ts_ms, request_id, client, ip, server, \
+                 http_method, rpc_method, tool, decision, status, upstream_status, latency_us, \
+                 prev_hash, hash, hash_version) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'allow', 200, 200, 10, ?, ?, ?)",
+            )
+            .bind(seq)
+            .bind(e.ts_ms)
+            .bind(&e.request_id)
+            .bind(&e.client)
+            .bind(&e.ip)
+            .bind(&e.server)
+            .bind(&e.http_method)
+            .bind(&e.rpc_method)
+            .bind(&e.tool)
+            .bind(&prev)
+            .bind(&hash)
+            .bind(i64::from(version))
+            .execute(&pool)
+            .await
+            .unwrap();
+            prev = hash;
+        }
+        // Signed as the build before chains signed it.
+        let text = format!("gatehouse audit checkpoint\n3\n{prev}\n5");
+        let mac = hex::encode(ring.audit_mac(&[text.as_bytes()]));
+        sqlx::query(
+            "INSERT INTO audit_checkpoint (id, seq, hash, ts_ms, mac) VALUES (1, 3, ?, 5, ?)",
+        )
+        .bind(&prev)
+        .bind(&mac)
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+
+        let store: crate::store::DynStore = Arc::new(SqliteStore::open(&url).await.unwrap());
+        let rows = store.audit_page(0, 10).await.unwrap();
+        let places: Vec<(i64, i64, i64)> = rows
+            .iter()
+            .map(|r| (r.seq, r.chain_id, r.chain_seq))
+            .collect();
+        assert_eq!(places, [(1, 0, 1), (2, 0, 2), (3, 0, 3)]);
+        assert_eq!(
+            store.audit_checkpoints().await.unwrap(),
+            [Checkpoint {
+                chain_id: 0,
+                seq: 3,
+                hash: prev.clone(),
+                ts_ms: 5,
+                mac
+            }]
+        );
+        let report = chain::verify(&*store, &ring).await.unwrap();
+        assert!(report.is_intact(), "{:?}", report.problems);
+        assert_eq!(report.rows_checked, 3);
+
+        let (sink, writer) = AuditWriter::new(
+            store.clone(),
+            Arc::new(ring.clone()),
+            8,
+            8,
+            true,
+            std::time::Duration::ZERO,
+        );
+        let stop = tokio_util::sync::CancellationToken::new();
+        let running = tokio::spawn(writer.run(stop.clone()));
+        sink.record(row(4).event).await;
+        stop.cancel();
+        running.await.unwrap();
+        let chains = store.audit_chains().await.unwrap();
+        assert_eq!(chains.len(), 1);
+        assert_eq!((chains[0].chain_id, &chains[0].prev), (1, &prev));
+        let report = chain::verify(&*store, &ring).await.unwrap();
+        assert!(report.is_intact(), "{:?}", report.problems);
+        assert_eq!((report.rows_checked, report.chains.len()), (4, 2));
+    }
+
+    #[tokio::test]
+    async fn chain_reads_use_the_chain_index() {
+        use sqlx::Row as _;
+        let (_dir, store) = store().await;
+        for sql in [super::CHAIN_HEAD, super::CHAIN_PAGE, super::CHAIN_IDS] {
+            let explain = format!("EXPLAIN QUERY PLAN {sql}");
+            let rows = sqlx::query(sqlx::AssertSqlSafe(explain))
+                .bind(1)
+                .bind(0)
+                .bind(10)
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+            let plan: Vec<String> = rows.iter().map(|r| r.get("detail")).collect();
+            let plan = plan.join("; ");
+            assert!(
+                plan.contains("INDEX audit_events_chain_seq") && !plan.contains("TEMP B-TREE"),
+                "{sql}: {plan}"
+            );
         }
     }
 }

@@ -2,44 +2,17 @@
 //! index (`(? IS NULL OR client = ?)` cannot, and made a query for a rare client read the
 //! whole table), and pages small enough that a reader holds one page at a time.
 
-use sqlx::{AssertSqlSafe, Row, SqlitePool};
+use sqlx::{AssertSqlSafe, SqlitePool};
 
 use crate::{
-    audit::{
-        Checkpoint,
-        event::{AuditFilter, AuditRow, Decision},
-    },
+    audit::event::{AuditFilter, AuditRow, Decision},
     store::{
         StoreResult,
         sql::{all, audit_from},
     },
 };
 
-/// The last chained row's `(seq, hash)`.
-pub(super) async fn head(pool: &SqlitePool) -> StoreResult<Option<(i64, String)>> {
-    let row = sqlx::query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
-        .fetch_optional(pool)
-        .await?;
-    row.map(|r| Ok((r.try_get("seq")?, r.try_get("hash")?)))
-        .transpose()
-}
-
-pub(super) async fn checkpoint(pool: &SqlitePool) -> StoreResult<Option<Checkpoint>> {
-    let row = sqlx::query("SELECT seq, hash, ts_ms, mac FROM audit_checkpoint WHERE id = 1")
-        .fetch_optional(pool)
-        .await?;
-    row.map(|r| {
-        Ok(Checkpoint {
-            seq: r.try_get("seq")?,
-            hash: r.try_get("hash")?,
-            ts_ms: r.try_get("ts_ms")?,
-            mac: r.try_get("mac")?,
-        })
-    })
-    .transpose()
-}
-
-/// Rows in chain order after `after_seq`.
+/// Rows in table order (`seq`) after `after_seq`.
 pub(super) async fn page(
     pool: &SqlitePool,
     after_seq: i64,
@@ -107,6 +80,7 @@ pub(super) async fn query(pool: &SqlitePool, f: &AuditFilter) -> StoreResult<Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sqlx::Row;
 
     async fn plan(pool: &SqlitePool, f: &AuditFilter) -> String {
         let mut explain = sqlx::query(AssertSqlSafe(format!("EXPLAIN QUERY PLAN {}", sql(f))));

@@ -56,5 +56,10 @@ pub(super) fn migrator() -> Migrator {
             "replicas",
             include_str!("../../../../../migrations/sqlite/0008_replicas.sql"),
         ),
+        migration(
+            9,
+            "audit_chains",
+            include_str!("../../../../../migrations/sqlite/0009_audit_chains.sql"),
+        ),
     ])
 }

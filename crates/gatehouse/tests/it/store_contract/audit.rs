@@ -1,9 +1,10 @@
-//! The audit trail: appending chained rows with their checkpoint, reading them back in chain
-//! order, and the filters `audit query` uses.
+//! The audit trail: appending a writer's chained rows with their checkpoint (the first append
+//! registering the chain), reading them back in table and chain order, and the filters
+//! `audit query` uses.
 
 use super::*;
 use gatehouse::{
-    audit::{AuditEvent, AuditFilter, AuditRow, Checkpoint, Decision, chain::GENESIS},
+    audit::{AuditEvent, AuditFilter, AuditRow, ChainStart, Checkpoint, Decision, chain::GENESIS},
     secrets::Keyring,
 };
 use std::sync::Arc;
@@ -11,6 +12,8 @@ use std::sync::Arc;
 fn row(seq: i64, client: &str, server: &str, decision: Decision) -> AuditRow {
     AuditRow {
         seq,
+        chain_id: 1,
+        chain_seq: seq,
         event: AuditEvent {
             ts_ms: 1_000 * seq,
             request_id: format!("r{seq}"),
@@ -33,9 +36,9 @@ fn row(seq: i64, client: &str, server: &str, decision: Decision) -> AuditRow {
             batch: Vec::new(),
             operator: None,
         },
-        hash_version: 2,
+        hash_version: 3,
         prev_hash: if seq == 1 {
-            GENESIS.into()
+            opening().hash
         } else {
             format!("{:064}", seq - 1)
         },
@@ -46,6 +49,7 @@ fn row(seq: i64, client: &str, server: &str, decision: Decision) -> AuditRow {
 fn checkpoint(seq: i64) -> Checkpoint {
     Checkpoint::sign(
         &Keyring::from_master(&[7; 32]),
+        1,
         seq,
         &format!("{seq:064}"),
         seq,
@@ -64,14 +68,19 @@ fn trail() -> Vec<AuditRow> {
     ]
 }
 
+/// Chain 1's registry entry, written with its first rows.
+fn opening() -> ChainStart {
+    ChainStart::new(&Keyring::from_master(&[7; 32]), 1, GENESIS, 1, "host pid 1")
+}
+
 async fn appended(store: &DynStore) {
     let rows = trail();
     store
-        .append_audit(Arc::new(rows[..2].to_vec()), checkpoint(2))
+        .append_audit(Arc::new(rows[..2].to_vec()), checkpoint(2), Some(opening()))
         .await
         .unwrap();
     store
-        .append_audit(Arc::new(rows[2..].to_vec()), checkpoint(6))
+        .append_audit(Arc::new(rows[2..].to_vec()), checkpoint(6), None)
         .await
         .unwrap();
 }
@@ -83,18 +92,32 @@ fn seqs(rows: Vec<AuditRow>) -> Vec<i64> {
 #[tokio::test]
 async fn appended_rows_read_back_in_chain_order_with_the_head_and_checkpoint() {
     each_backend(|store| async move {
-        assert_eq!(store.audit_head().await.unwrap(), None);
-        assert_eq!(store.audit_checkpoint().await.unwrap(), None);
+        assert_eq!(store.audit_chain_head(1).await.unwrap(), None);
+        assert_eq!(store.audit_checkpoint(1).await.unwrap(), None);
         assert!(store.audit_page(0, 10).await.unwrap().is_empty());
+        assert!(store.audit_chains().await.unwrap().is_empty());
         let generation = store.generation().await.unwrap();
 
         appended(&store).await;
         assert_eq!(
-            store.audit_head().await.unwrap(),
+            store.audit_chain_head(1).await.unwrap(),
             Some((6, format!("{:064}", 6)))
         );
-        assert_eq!(store.audit_checkpoint().await.unwrap(), Some(checkpoint(6)));
+        assert_eq!(store.audit_chain_head(2).await.unwrap(), None);
+        assert_eq!(
+            store.audit_checkpoint(1).await.unwrap(),
+            Some(checkpoint(6))
+        );
+        assert_eq!(store.audit_checkpoints().await.unwrap(), [checkpoint(6)]);
+        assert_eq!(store.audit_chains().await.unwrap(), [opening()]);
+        assert_eq!(store.audit_chain_ids().await.unwrap(), [1]);
         assert_eq!(store.audit_page(0, 100).await.unwrap(), trail());
+        assert_eq!(store.audit_chain_page(1, 0, 100).await.unwrap(), trail());
+        assert_eq!(
+            seqs(store.audit_chain_page(1, 2, 3).await.unwrap()),
+            [3, 4, 5]
+        );
+        assert!(store.audit_chain_page(2, 0, 10).await.unwrap().is_empty());
         assert_eq!(seqs(store.audit_page(2, 3).await.unwrap()), [3, 4, 5]);
         assert!(store.audit_page(6, 10).await.unwrap().is_empty());
         assert_eq!(
@@ -118,6 +141,7 @@ async fn a_failing_append_writes_no_row_and_keeps_the_checkpoint() {
                     trail()[2].clone(),
                 ]),
                 checkpoint(7),
+                None,
             )
             .await;
         assert!(matches!(result, Err(StoreError::Audit(_))), "{result:?}");
@@ -125,7 +149,39 @@ async fn a_failing_append_writes_no_row_and_keeps_the_checkpoint() {
             seqs(store.audit_page(0, 100).await.unwrap()),
             [1, 2, 3, 4, 5, 6]
         );
-        assert_eq!(store.audit_checkpoint().await.unwrap(), Some(checkpoint(6)));
+        assert_eq!(
+            store.audit_checkpoint(1).await.unwrap(),
+            Some(checkpoint(6))
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn opening_a_chain_another_writer_opened_first_is_a_conflict_and_writes_nothing() {
+    each_backend(|store| async move {
+        appended(&store).await;
+        let ring = Keyring::from_master(&[7; 32]);
+        // The same id, or the same place after the newest entry: both lost the race.
+        for opens in [
+            ChainStart::new(&ring, 1, &opening().hash, 2, "other pid 2"),
+            ChainStart::new(&ring, 2, GENESIS, 2, "other pid 2"),
+        ] {
+            let mut first = row(1, "amy", "demo", Decision::Allow);
+            first.chain_id = opens.chain_id;
+            let sign = Checkpoint::sign(&ring, opens.chain_id, 1, &first.hash, 1);
+            let result = store
+                .append_audit(Arc::new(vec![first]), sign, Some(opens))
+                .await;
+            assert!(
+                matches!(result, Err(StoreError::Conflict { .. })),
+                "{result:?}"
+            );
+        }
+        assert_eq!(store.audit_chains().await.unwrap(), [opening()]);
+        assert_eq!(store.audit_chain_ids().await.unwrap(), [1]);
+        assert_eq!(store.audit_checkpoints().await.unwrap(), [checkpoint(6)]);
+        assert_eq!(store.audit_page(0, 100).await.unwrap().len(), 6);
     })
     .await;
 }

@@ -1,0 +1,340 @@
+//! One audit chain per writer: writers sharing a database append side by side, each chain
+//! verifies on its own, and a chain edited, emptied or deleted whole is found and named.
+
+use gatehouse::{
+    audit::{
+        AuditEvent, AuditRow, AuditWriter, Checkpoint, Decision,
+        chain::{self, ChainProblem},
+    },
+    secrets::Keyring,
+    store::{self, DynStore},
+};
+use sqlx::SqlitePool;
+use std::{path::Path, sync::Arc, time::Duration};
+use tokio_util::sync::CancellationToken;
+
+fn event(writer: &str, n: usize) -> AuditEvent {
+    AuditEvent {
+        ts_ms: 1_750_000_000_000,
+        request_id: format!("{writer}-{n}"),
+        client: Some(writer.into()),
+        credential_id: None,
+        user: None,
+        ip: Some("127.0.0.1".into()),
+        country: None,
+        server: Some("demo".into()),
+        http_method: "POST".into(),
+        rpc_method: Some("tools/call".into()),
+        tool: Some("echo".into()),
+        decision: Decision::Allow,
+        reason: None,
+        status: 200,
+        upstream_status: Some(200),
+        latency_us: 10,
+        outcome: None,
+        response_bytes: None,
+        batch: Vec::new(),
+        operator: None,
+    }
+}
+
+fn keyring() -> Arc<Keyring> {
+    Arc::new(Keyring::from_master(&[7; 32]))
+}
+
+/// A store of its own on the database file: its own connections, as another process has.
+async fn open(dir: &Path) -> DynStore {
+    store::open(&format!("sqlite://{}", dir.join("g.db").display()))
+        .await
+        .unwrap()
+}
+
+/// Records `count` events through a writer of its own (one chain), durably, in batches as
+/// they come, and stops it.
+async fn write(store: DynStore, writer: &'static str, count: usize) {
+    let (sink, audit) = AuditWriter::new(store, keyring(), 64, 16, true, Duration::from_millis(1));
+    let stop = CancellationToken::new();
+    let running = tokio::spawn(audit.run(stop.clone()));
+    let mut senders = tokio::task::JoinSet::new();
+    for n in 0..count {
+        let sink = sink.clone();
+        senders.spawn(async move { sink.record(event(writer, n)).await });
+    }
+    while let Some(sent) = senders.join_next().await {
+        sent.unwrap();
+    }
+    stop.cancel();
+    running.await.unwrap();
+}
+
+async fn rows(store: &DynStore) -> Vec<AuditRow> {
+    store.audit_page(0, 10_000).await.unwrap()
+}
+
+async fn sql(dir: &Path, statement: &str) {
+    let pool = SqlitePool::connect(&format!("sqlite://{}", dir.join("g.db").display()))
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+}
+
+/// Three writers, one after another: chains 1, 2 and 3 with `rows` rows each.
+async fn three_chains(dir: &Path, rows: usize) -> DynStore {
+    let store = open(dir).await;
+    for writer in ["a", "b", "c"] {
+        write(open(dir).await, writer, rows).await;
+    }
+    store
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_writers_on_one_database_append_side_by_side_and_both_chains_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second) = (open(dir.path()).await, open(dir.path()).await);
+    tokio::join!(write(first, "a", 300), write(second, "b", 300));
+
+    let store = open(dir.path()).await;
+    let rows = rows(&store).await;
+    assert_eq!(rows.len(), 600);
+    let registry = store.audit_chains().await.unwrap();
+    assert_eq!(
+        registry.iter().map(|c| c.chain_id).collect::<Vec<_>>(),
+        [1, 2]
+    );
+    assert_eq!(
+        registry[1].prev, registry[0].hash,
+        "the registry is chained"
+    );
+    for chain in &registry {
+        let of_chain: Vec<&AuditRow> = rows
+            .iter()
+            .filter(|r| r.chain_id == chain.chain_id)
+            .collect();
+        // Each chain holds one writer's events, numbered 1..=300 in table order: no writer
+        // ever appended to the other's chain or skipped a number.
+        let writer = of_chain[0].event.client.clone();
+        assert!(of_chain.iter().all(|r| r.event.client == writer));
+        assert_eq!(
+            of_chain.iter().map(|r| r.chain_seq).collect::<Vec<_>>(),
+            (1..=300).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            of_chain[0].prev_hash, chain.hash,
+            "a chain starts at its entry"
+        );
+    }
+    let report = chain::verify(&*store, &keyring()).await.unwrap();
+    assert!(report.is_intact(), "{:?}", report.problems);
+    assert_eq!(report.rows_checked, 600);
+    assert_eq!(report.chains.len(), 2);
+}
+
+#[tokio::test]
+async fn a_row_edited_in_one_chain_is_reported_in_that_chain_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = three_chains(dir.path(), 4).await;
+    sql(
+        dir.path(),
+        "UPDATE audit_events SET decision = 'deny' WHERE chain_id = 2 AND chain_seq = 3",
+    )
+    .await;
+    let report = chain::verify(&*store, &keyring()).await.unwrap();
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert_eq!(report.problems_in(2), [ChainProblem::Modified { seq: 3 }]);
+    assert_eq!(
+        report.problems[0].to_string(),
+        "chain 2: row 3 was modified"
+    );
+
+    // Moving a row to another chain is an edit too: the chain is part of its hash.
+    sql(
+        dir.path(),
+        "UPDATE audit_events SET decision = 'allow' WHERE chain_id = 2 AND chain_seq = 3",
+    )
+    .await;
+    assert!(
+        chain::verify(&*store, &keyring())
+            .await
+            .unwrap()
+            .is_intact()
+    );
+    sql(
+        dir.path(),
+        "UPDATE audit_events SET chain_id = 3, chain_seq = 5 WHERE chain_id = 1 AND chain_seq = 4",
+    )
+    .await;
+    let report = chain::verify(&*store, &keyring()).await.unwrap();
+    assert_eq!(
+        report.problems_in(1),
+        [ChainProblem::Truncated {
+            last_seq: 3,
+            checkpoint_seq: 4
+        }]
+    );
+    assert_eq!(
+        report.problems_in(3),
+        [
+            ChainProblem::BrokenLink { seq: 5 },
+            ChainProblem::Modified { seq: 5 },
+            ChainProblem::CheckpointBehind {
+                checkpoint_seq: 4,
+                last_seq: 5
+            }
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_chain_deleted_whole_is_found_by_the_registry_or_an_exported_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = three_chains(dir.path(), 3).await;
+    let exported: Vec<Checkpoint> = store.audit_checkpoints().await.unwrap();
+    assert_eq!(exported.len(), 3);
+
+    // Rows only: the registry and the checkpoint still name the chain.
+    sql(dir.path(), "DELETE FROM audit_events WHERE chain_id = 2").await;
+    let report = chain::verify(&*store, &keyring()).await.unwrap();
+    assert_eq!(
+        report.problems_in(2),
+        [ChainProblem::Truncated {
+            last_seq: 0,
+            checkpoint_seq: 3
+        }]
+    );
+    // And its checkpoint: a registered chain always has one.
+    sql(
+        dir.path(),
+        "DELETE FROM audit_chain_checkpoints WHERE chain_id = 2",
+    )
+    .await;
+    let report = chain::verify(&*store, &keyring()).await.unwrap();
+    assert_eq!(report.problems_in(2), [ChainProblem::CheckpointMissing]);
+    // And its registry entry: the next entry no longer links, and the ids have a gap.
+    sql(dir.path(), "DELETE FROM audit_chains WHERE chain_id = 2").await;
+    let report = chain::verify(&*store, &keyring()).await.unwrap();
+    assert_eq!(
+        report
+            .problems
+            .iter()
+            .map(|f| f.chain_id)
+            .collect::<Vec<_>>(),
+        [3, 3],
+        "{:?}",
+        report.problems
+    );
+    assert_eq!(
+        report.problems_in(3),
+        [
+            ChainProblem::ChainsMissing {
+                after_chain: 1,
+                next_chain: 3
+            },
+            ChainProblem::EntryBrokenLink
+        ]
+    );
+
+    // The newest chain deleted whole leaves a consistent registry behind: only checkpoints
+    // exported since show it.
+    let dir = tempfile::tempdir().unwrap();
+    let store = three_chains(dir.path(), 3).await;
+    let exported: Vec<Checkpoint> = store.audit_checkpoints().await.unwrap();
+    sql(
+        dir.path(),
+        "DELETE FROM audit_events WHERE chain_id = 3; \
+         DELETE FROM audit_chain_checkpoints WHERE chain_id = 3; \
+         DELETE FROM audit_chains WHERE chain_id = 3",
+    )
+    .await;
+    assert!(
+        chain::verify(&*store, &keyring())
+            .await
+            .unwrap()
+            .is_intact()
+    );
+    let report = chain::verify_with(&*store, &keyring(), &exported)
+        .await
+        .unwrap();
+    assert_eq!(
+        report
+            .problems
+            .iter()
+            .map(|f| f.chain_id)
+            .collect::<Vec<_>>(),
+        [3]
+    );
+    assert_eq!(
+        report.problems_in(3),
+        [ChainProblem::Truncated {
+            last_seq: 0,
+            checkpoint_seq: 3
+        }]
+    );
+}
+
+#[tokio::test]
+async fn a_registry_entry_deleted_or_edited_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = three_chains(dir.path(), 2).await;
+    sql(
+        dir.path(),
+        "UPDATE audit_chains SET writer = 'someone else' WHERE chain_id = 1",
+    )
+    .await;
+    let report = chain::verify(&*store, &keyring()).await.unwrap();
+    assert_eq!(report.problems_in(1), [ChainProblem::EntryForged]);
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+
+    sql(dir.path(), "DELETE FROM audit_chains WHERE chain_id = 3").await;
+    let report = chain::verify(&*store, &keyring()).await.unwrap();
+    assert_eq!(
+        report.problems_in(3),
+        [
+            ChainProblem::Unregistered,
+            ChainProblem::BrokenLink { seq: 1 }
+        ]
+    );
+}
+
+/// Chains opened later link to the rows written before chains (chain 0), so deleting those
+/// wholesale is found too.
+#[tokio::test]
+async fn the_first_chain_links_to_the_rows_written_before_chains() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = three_chains(dir.path(), 2).await;
+    let first = &store.audit_chains().await.unwrap()[0];
+    assert_eq!(
+        first.prev,
+        chain::GENESIS,
+        "nothing was written before chains"
+    );
+    // Chain 1 relabelled as chain 0 (its rows verify only where they were written).
+    sql(
+        dir.path(),
+        "DELETE FROM audit_chains WHERE chain_id = 1; \
+         UPDATE audit_events SET chain_id = 0 WHERE chain_id = 1; \
+         UPDATE audit_chain_checkpoints SET chain_id = 0 WHERE chain_id = 1",
+    )
+    .await;
+    let report = chain::verify(&*store, &keyring()).await.unwrap();
+    assert!(
+        report
+            .problems_in(0)
+            .contains(&ChainProblem::Modified { seq: 1 }),
+        "{:?}",
+        report.problems
+    );
+    assert_eq!(
+        report.problems_in(2),
+        [
+            ChainProblem::ChainsMissing {
+                after_chain: 0,
+                next_chain: 2
+            },
+            ChainProblem::EntryBrokenLink
+        ]
+    );
+}
