@@ -53,7 +53,7 @@ pub(super) async fn load_contents(pool: &SqlitePool) -> StoreResult<StoreContent
         &mut tx,
         "SELECT COUNT(*) FROM clients",
         "SELECT * FROM clients",
-        |row| client_from(row),
+        client_from,
     )
     .await?;
     let api_keys = read_records(
@@ -62,14 +62,14 @@ pub(super) async fn load_contents(pool: &SqlitePool) -> StoreResult<StoreContent
         AssertSqlSafe(format!(
             "SELECT {KEY_COLUMNS} FROM api_keys WHERE revoked_at IS NULL"
         )),
-        |row| key_from(row),
+        key_from,
     )
     .await?;
     let connections = read_records(
         &mut tx,
         "SELECT COUNT(*) FROM connections",
         "SELECT * FROM connections",
-        |row| connection_from(row),
+        connection_from,
     )
     .await?;
     let policies = sqlx::query("SELECT * FROM policies ORDER BY id")
