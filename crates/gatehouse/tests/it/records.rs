@@ -36,21 +36,11 @@ async fn a_policy_the_server_cannot_compile_denies_its_scope_and_blocks_nothing_
 
     store_country_policy(&app, Some("agent")).await;
     app.reload().await;
-    let (status, _, body) = rpc_message(
-        app.post("demo", Some(&agent), &call("echo"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = echo(&app, "demo", &agent).await;
     assert_eq!(status, 503, "{body}");
     insta::assert_json_snapshot!("rule_unavailable", body);
-    let response = app
-        .post("demo", Some(&other), &call("echo"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "another client is not affected");
+    let status = echo_status(&app, "demo", &other).await;
+    assert_eq!(status, 200, "another client is not affected");
 
     // Later changes still apply: a revocation takes effect.
     let key_id = app.store.list_api_keys(Some("other")).await.unwrap()[0]
@@ -61,12 +51,8 @@ async fn a_policy_the_server_cannot_compile_denies_its_scope_and_blocks_nothing_
         .await
         .unwrap();
     app.reload().await;
-    let response = app
-        .post("demo", Some(&other), &call("echo"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 401, "the revocation was applied");
+    let status = echo_status(&app, "demo", &other).await;
+    assert_eq!(status, 401, "the revocation was applied");
 
     let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
@@ -94,12 +80,8 @@ async fn a_policy_the_server_cannot_compile_denies_its_scope_and_blocks_nothing_
     let report = app.server.state.snapshot.report();
     assert_eq!(report.issues.len(), 1, "{report:?}");
     assert!(report.issues[0].reason.contains("policy.geoip_database"));
-    let response = app
-        .post("demo", Some(&agent), &call("echo"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 503);
+    let status = echo_status(&app, "demo", &agent).await;
+    assert_eq!(status, 503);
 }
 
 #[tokio::test]
@@ -110,13 +92,7 @@ async fn a_global_rule_that_cannot_compile_denies_everything() {
     let key = app.client_with_key("agent", "demo", "*").await;
     store_country_policy(&app, None).await;
     app.reload().await;
-    let (status, _, body) = rpc_message(
-        app.post("demo", Some(&key), &call("echo"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = echo(&app, "demo", &key).await;
     assert_eq!(status, 503);
     assert_eq!(body["error"]["data"]["reason"], "rule_unavailable");
     let audit = app.audit().await;
@@ -147,28 +123,12 @@ async fn a_server_row_that_cannot_compile_answers_503_not_404() {
         .await
         .unwrap();
     app.reload().await;
-    let (status, _, body) = rpc_message(
-        app.post("broken", Some(&key), &call("echo"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = echo(&app, "broken", &key).await;
     assert_eq!(status, 503, "{body}");
     insta::assert_json_snapshot!("server_unavailable", body);
-    let response = app
-        .post("demo", Some(&key), &call("echo"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let (status, _, _) = rpc_message(
-        app.post("nowhere", Some(&key), &call("echo"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let status = echo_status(&app, "demo", &key).await;
+    assert_eq!(status, 200);
+    let (status, _) = echo(&app, "nowhere", &key).await;
     assert_eq!(status, 404, "an unknown server is still unknown");
 }
 
@@ -192,21 +152,11 @@ async fn a_connection_with_a_bad_pattern_is_left_out_and_the_rest_applies() {
         .await
         .unwrap();
     app.reload().await;
-    let (status, _, body) = rpc_message(
-        app.post("demo", Some(&key), &call("echo"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = echo(&app, "demo", &key).await;
     assert_eq!(status, 403);
     assert_eq!(body["error"]["data"]["reason"], "no_connection");
-    let response = app
-        .post("other", Some(&key), &call("echo"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    let status = echo_status(&app, "other", &key).await;
+    assert_eq!(status, 200);
     let report = app.server.state.snapshot.report();
     assert_eq!(report.issues[0].record, "connection");
 }
@@ -263,21 +213,33 @@ async fn rows_whose_json_is_unreadable_deny_their_scope_and_the_rest_loads() {
         .await
         .unwrap();
     app.reload().await;
+    let (status, body) = echo(&app, "demo", &agent).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["data"]["rule"], "slow");
+    let status = echo_status(&app, "demo", &other).await;
+    assert_eq!(status, 200);
+    let report = app.server.state.snapshot.report();
+    assert!(report.issues[0].reason.contains("not JSON"), "{report:?}");
+}
+
+/// Calls the `echo` tool on `server` with `key`: the status and the JSON-RPC message.
+async fn echo(app: &TestApp, server: &str, key: &str) -> (u16, serde_json::Value) {
     let (status, _, body) = rpc_message(
-        app.post("demo", Some(&agent), &call("echo"))
+        app.post(server, Some(key), &call("echo"))
             .send()
             .await
             .unwrap(),
     )
     .await;
-    assert_eq!(status, 503, "{body}");
-    assert_eq!(body["error"]["data"]["rule"], "slow");
-    let response = app
-        .post("demo", Some(&other), &call("echo"))
+    (status, body)
+}
+
+/// Calls the `echo` tool on `server` with `key`: the status only (the body is not read).
+async fn echo_status(app: &TestApp, server: &str, key: &str) -> u16 {
+    app.post(server, Some(key), &call("echo"))
         .send()
         .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let report = app.server.state.snapshot.report();
-    assert!(report.issues[0].reason.contains("not JSON"), "{report:?}");
+        .unwrap()
+        .status()
+        .as_u16()
 }
