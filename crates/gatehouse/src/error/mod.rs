@@ -118,8 +118,8 @@ pub enum GatewayError {
     /// Response rules apply but the upstream answered in a type they cannot read.
     #[error("the upstream answered in a content type Gatehouse cannot filter")]
     UpstreamContentUnfilterable,
-    /// Response rules apply but the upstream compressed its answer anyway.
-    #[error("the upstream answered with a content encoding Gatehouse cannot filter")]
+    /// The upstream compressed its answer although Gatehouse asked for `identity`.
+    #[error("the upstream answered with a content encoding Gatehouse cannot read")]
     UpstreamEncodingUnfilterable,
     /// The server's stored configuration could not be loaded (`crate::records`).
     #[error("server unavailable: its configuration could not be loaded")]

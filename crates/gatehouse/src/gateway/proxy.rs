@@ -405,7 +405,6 @@ impl Call<'_> {
             },
             session: session.as_ref(),
             headers: &parts.headers,
-            readable: rules.needed(),
         };
         let reply = self.send(&route, exchange, record).await?;
         self.follow_session(session.as_ref(), &reply.session);
@@ -425,7 +424,6 @@ impl Call<'_> {
             action: Action::Listen,
             session: session.as_ref(),
             headers: &parts.headers,
-            readable: rules.needed(),
         };
         let reply = self.send(&route, exchange, record).await?;
         self.follow_session(session.as_ref(), &reply.session);
@@ -446,7 +444,6 @@ impl Call<'_> {
             action: Action::End,
             session: Some(&session),
             headers: &parts.headers,
-            readable: rules.needed(),
         };
         let reply = self.send(&route, exchange, record).await?;
         self.follow_session(Some(&session), &reply.session);
@@ -572,7 +569,6 @@ impl Call<'_> {
         rules: ResponseRules,
         record: &mut Record,
     ) -> Result<Response, GatewayError> {
-        let watchable = reply.kind == ReplyKind::Events && !reply.encoded;
         let Reply {
             kind,
             head,
@@ -580,12 +576,16 @@ impl Call<'_> {
             body,
             ..
         } = reply;
+        // Every request asks for `identity`; an upstream that compresses anyway sends bytes
+        // that neither rules nor the watch on an SSE stream's end could read, so a call the
+        // trail could only guess the outcome of is refused, rules or not.
+        if encoded {
+            return Err(GatewayError::UpstreamEncodingUnfilterable);
+        }
+        let watchable = kind == ReplyKind::Events;
         let body = super::sse_watch::watch(body, watchable, &mut record.ended_mid_event);
         if !rules.needed() {
             return Ok(answer(head, Body::new(body)));
-        }
-        if encoded {
-            return Err(GatewayError::UpstreamEncodingUnfilterable);
         }
         let max = self.state.config.gateway.max_response_bytes;
         let (mut head, body) = match kind {

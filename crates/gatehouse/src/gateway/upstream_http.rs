@@ -186,8 +186,9 @@ pub fn forward_request_headers(incoming: &HeaderMap) -> HeaderMap {
     out
 }
 
-/// Asks the upstream for an uncompressed body: response rules must read what they rewrite,
-/// whatever encodings the client accepts (RFC 9110 §12.5.3).
+/// Asks the upstream for an uncompressed body, whatever encodings the client accepts (RFC 9110
+/// §12.5.3): response rules read what they rewrite, and the audit trail reads how an SSE
+/// stream ended, so Gatehouse relays only bodies it can read.
 pub fn ask_for_identity(headers: &mut HeaderMap) {
     headers.insert(
         header::ACCEPT_ENCODING,

@@ -33,7 +33,6 @@ impl Upstream for HttpUpstream<'_> {
             action,
             session,
             headers: incoming,
-            readable,
         } = exchange;
         let asked = Asked {
             session: session.is_some(),
@@ -56,9 +55,7 @@ impl Upstream for HttpUpstream<'_> {
         if let Some(session) = session {
             headers.insert(SESSION_HEADER, session.header_value().clone());
         }
-        if readable {
-            ask_for_identity(headers);
-        }
+        ask_for_identity(headers);
         if let Some((name, value)) = self.credential {
             headers.insert(name.clone(), value.clone());
         }

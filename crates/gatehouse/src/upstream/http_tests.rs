@@ -118,7 +118,8 @@ async fn a_json_reply_keeps_its_bytes_and_the_request_goes_as_authorised() {
         br#"{"jsonrpc":"2.0", "id":1,"method":"tools/list","params":{"x":1.0}}"#,
     );
     let envelope = jsonrpc::parse(&sent).unwrap();
-    let headers = client_headers("json");
+    let mut headers = client_headers("json");
+    headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
     let exchange = Exchange {
         action: Action::Send {
             bytes: sent.clone(),
@@ -126,7 +127,6 @@ async fn a_json_reply_keeps_its_bytes_and_the_request_goes_as_authorised() {
         },
         session: None,
         headers: &headers,
-        readable: false,
     };
     let reply = up.upstream().send(exchange).await.unwrap();
     assert_eq!(reply.kind, ReplyKind::Json);
@@ -151,6 +151,10 @@ async fn a_json_reply_keeps_its_bytes_and_the_request_goes_as_authorised() {
         "the client's credential stays here"
     );
     assert_eq!(received["mcp-protocol-version"], "2025-06-18");
+    assert_eq!(
+        received["accept-encoding"], "identity",
+        "asked uncompressed whatever the client accepts"
+    );
 }
 
 #[tokio::test]
@@ -161,7 +165,6 @@ async fn an_event_stream_keeps_ids_retry_and_priming_events_byte_for_byte() {
         action: Action::Listen,
         session: None,
         headers: &headers,
-        readable: true,
     };
     let reply = up.upstream().send(exchange).await.unwrap();
     assert_eq!(reply.kind, ReplyKind::Events);
@@ -170,7 +173,7 @@ async fn an_event_stream_keeps_ids_retry_and_priming_events_byte_for_byte() {
     assert_eq!(method, Method::GET);
     assert_eq!(
         received["accept-encoding"], "identity",
-        "rules need a readable body"
+        "Gatehouse reads what it relays"
     );
 }
 
@@ -187,7 +190,6 @@ async fn an_accepted_notification_has_no_body_and_no_session_change() {
         },
         session: None,
         headers: &headers,
-        readable: false,
     };
     let reply = up.upstream().send(exchange).await.unwrap();
     assert_eq!(reply.kind, ReplyKind::Accepted);
@@ -210,7 +212,6 @@ async fn initialize_issues_a_session_and_only_initialize_does() {
             },
             session: None,
             headers: &headers,
-            readable: false,
         };
         let reply = up.upstream().send(exchange).await.unwrap();
         let expected = if issued {
@@ -238,7 +239,6 @@ async fn the_checked_session_goes_upstream_and_the_clients_own_header_never_does
         },
         session: None,
         headers: &headers,
-        readable: false,
     };
     up.upstream().send(exchange).await.unwrap();
     assert!(
@@ -253,7 +253,6 @@ async fn the_checked_session_goes_upstream_and_the_clients_own_header_never_does
         },
         session: Some(&mine),
         headers: &headers,
-        readable: false,
     };
     up.upstream().send(exchange).await.unwrap();
     let received = up.last().1;
@@ -270,7 +269,6 @@ async fn a_session_ends_on_delete_or_when_the_upstream_no_longer_knows_it() {
         action: Action::End,
         session: Some(&id),
         headers: &deleted,
-        readable: false,
     };
     let reply = up.upstream().send(exchange).await.unwrap();
     assert_eq!(reply.session, SessionChange::Ended);
@@ -281,7 +279,6 @@ async fn a_session_ends_on_delete_or_when_the_upstream_no_longer_knows_it() {
         action: Action::Listen,
         session: Some(&id),
         headers: &gone,
-        readable: false,
     };
     let reply = up.upstream().send(exchange).await.unwrap();
     assert_eq!(reply.session, SessionChange::Ended);
@@ -292,7 +289,6 @@ async fn a_session_ends_on_delete_or_when_the_upstream_no_longer_knows_it() {
         action: Action::Listen,
         session: None,
         headers: &gone,
-        readable: false,
     };
     let reply = up.upstream().send(exchange).await.unwrap();
     assert_eq!(reply.session, SessionChange::None);
@@ -306,7 +302,6 @@ async fn an_upstream_error_status_passes_with_its_headers_and_body() {
         action: Action::Listen,
         session: None,
         headers: &headers,
-        readable: false,
     };
     let reply = up.upstream().send(exchange).await.unwrap();
     assert_eq!(reply.kind, ReplyKind::Failed);

@@ -61,8 +61,6 @@ pub struct Exchange<'a> {
     /// may act on (protocol version, `Accept`, `Last-Event-ID`, …) and never the client's
     /// credentials; one that has none ignores them.
     pub headers: &'a HeaderMap,
-    /// Response rules will read the reply: ask for a body they can read (uncompressed).
-    pub readable: bool,
 }
 
 /// What the exchange asks of the upstream.
@@ -144,7 +142,8 @@ pub struct Reply {
     pub kind: ReplyKind,
     pub session: SessionChange,
     pub head: ReplyHead,
-    /// The body is compressed: rules cannot read it, and relabelling it would corrupt it.
+    /// The body is compressed although Gatehouse asked for it uncompressed: neither rules nor
+    /// the audit trail can read it, and relabelling it would corrupt it.
     pub encoded: bool,
     pub body: ReplyBody,
 }

@@ -43,4 +43,5 @@ mod sessions;
 mod store_contract;
 mod tasks;
 mod tls;
+mod upstream_encoding;
 mod versions;
