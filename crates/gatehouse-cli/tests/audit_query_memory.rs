@@ -1,6 +1,7 @@
-//! `gatehouse audit query --limit 0` exports the whole trail in bounded memory: rows are read
-//! and printed a page at a time, so a trail far larger than memory (1.35M rows once took
-//! 5.5 GB resident when buffered) is exported with about the memory of a single row.
+//! `gatehouse audit query --limit 0` and `audit tail -n <every row>` export the whole trail in
+//! bounded memory: rows are read and printed a page at a time, so a trail far larger than
+//! memory (1.35M rows once took 5.5 GB resident when buffered) is exported with about the
+//! memory of one page.
 //!
 //! The export's stdout is a pipe this test drains chunk by chunk, sampling the command's
 //! resident peak (`VmHWM`) after each chunk: the command cannot have exited then (the rest of
@@ -80,11 +81,12 @@ fn provision(dir: &Path, rows: u64) {
     assert_eq!(copies as u64, rows - 1);
 }
 
-/// Runs a JSON `audit query`, draining its stdout a chunk at a time and sampling its
+/// Runs a JSON `audit` command, draining its stdout a chunk at a time and sampling its
 /// resident peak while it waits for each chunk to be read. The output and the highest peak.
-fn query(dir: &Path, limit: &str) -> (Vec<u8>, u64) {
+fn export(dir: &Path, args: &[&str]) -> (Vec<u8>, u64) {
     let mut child = gatehouse(dir)
-        .args(["-o", "json", "audit", "query", "--limit", limit])
+        .args(["-o", "json", "audit"])
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -108,15 +110,24 @@ fn query(dir: &Path, limit: &str) -> (Vec<u8>, u64) {
             samples += 1;
         }
     }
-    assert!(
-        child.wait().unwrap().success(),
-        "audit query --limit {limit}"
-    );
+    assert!(child.wait().unwrap().success(), "audit {args:?}");
     assert!(
         samples > 0,
         "the command exited before any sample was taken"
     );
     (output, peak)
+}
+
+/// The export holds rows `first..=last` of the trail, each once, in order.
+fn assert_rows(output: &[u8], first: u64, last: u64) {
+    let all: Vec<serde_json::Value> = serde_json::from_slice(output).unwrap();
+    assert_eq!(all.len() as u64, last - first + 1);
+    assert!(
+        all.iter()
+            .zip(first..)
+            .all(|(row, seq)| row["seq"].as_u64() == Some(seq)),
+        "rows out of order or missing"
+    );
 }
 
 #[test]
@@ -128,24 +139,17 @@ fn exporting_the_whole_trail_holds_one_page_not_every_row() {
     let dir = tempfile::tempdir().unwrap();
     provision(dir.path(), rows);
 
-    let (one, baseline) = query(dir.path(), "1");
-    let one: serde_json::Value = serde_json::from_slice(&one).unwrap();
-    assert_eq!(one.as_array().unwrap().len(), 1);
-
-    let (all, peak) = query(dir.path(), "0");
-    // Complete: every row once, in order, whatever was sampled.
-    let all: Vec<serde_json::Value> = serde_json::from_slice(&all).unwrap();
-    assert_eq!(all.len() as u64, rows);
-    assert!(
-        all.iter()
-            .zip(1..)
-            .all(|(row, seq)| row["seq"].as_u64() == Some(seq)),
-        "rows out of order or missing"
-    );
-    eprintln!("{rows} rows: resident peak {peak} KiB, one row {baseline} KiB");
-    assert!(
-        peak <= baseline + HEADROOM_KIB,
-        "exporting {rows} rows peaked at {peak} KiB resident, one row at {baseline} KiB: \
-         the export holds rows beyond a page"
-    );
+    let (one, baseline) = export(dir.path(), &["query", "--limit", "1"]);
+    assert_rows(&one, rows, rows);
+    let every = rows.to_string();
+    for args in [&["query", "--limit", "0"][..], &["tail", "-n", &every]] {
+        let (output, peak) = export(dir.path(), args);
+        assert_rows(&output, 1, rows);
+        eprintln!("audit {args:?}: resident peak {peak} KiB, one row {baseline} KiB");
+        assert!(
+            peak <= baseline + HEADROOM_KIB,
+            "audit {args:?} peaked at {peak} KiB resident, one row at {baseline} KiB: \
+             the export holds rows beyond a page"
+        );
+    }
 }

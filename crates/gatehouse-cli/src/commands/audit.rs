@@ -82,19 +82,17 @@ impl AuditCommand {
                 kind,
             } => {
                 let filter = AuditFilter {
-                    limit: lines.max(1),
-                    newest_first: true,
                     kind,
                     ..AuditFilter::default()
                 };
-                let mut rows = ctx.store.query_audit(&filter).await?;
-                rows.reverse();
                 let mut out = Output::new(ctx.format, follow, kind);
-                out.rows(&rows)?;
+                let printed = print_newest(ctx, filter, lines.max(1), &mut out).await?;
                 if !follow {
                     return out.finish().map(|()| ExitCode::SUCCESS);
                 }
-                let mut last = rows.last().map_or(0, |r| r.seq);
+                // Headers before the first event, even when there is none yet.
+                out.rows(&[])?;
+                let mut last = printed.unwrap_or(0);
                 loop {
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     let filter = AuditFilter {
@@ -118,7 +116,7 @@ impl AuditCommand {
                 kind,
                 limit,
             } => {
-                let mut filter = AuditFilter {
+                let filter = AuditFilter {
                     client,
                     server,
                     decision,
@@ -126,31 +124,8 @@ impl AuditCommand {
                     kind,
                     ..AuditFilter::default()
                 };
-                // The newest `limit` rows: start just before the oldest of them.
-                let mut remaining = if limit > 0 { limit } else { i64::MAX };
-                if limit > 0 {
-                    let oldest = ctx
-                        .store
-                        .query_audit(&AuditFilter {
-                            limit: 1,
-                            offset: limit - 1,
-                            newest_first: true,
-                            ..filter.clone()
-                        })
-                        .await?;
-                    filter.after_seq = oldest.first().map(|r| r.seq - 1);
-                }
                 let mut out = Output::new(ctx.format, false, kind);
-                while remaining > 0 {
-                    filter.limit = remaining.min(PAGE);
-                    let rows = ctx.store.query_audit(&filter).await?;
-                    let Some(last) = rows.last() else {
-                        break;
-                    };
-                    filter.after_seq = Some(last.seq);
-                    remaining -= rows.len() as i64;
-                    out.rows(&rows)?;
-                }
+                print_newest(ctx, filter, limit, &mut out).await?;
                 out.finish()?;
                 Ok(ExitCode::SUCCESS)
             }
@@ -202,6 +177,44 @@ impl AuditCommand {
             }
         }
     }
+}
+
+/// Prints the newest `limit` rows matching `filter` (every row for 0), oldest first, a page
+/// at a time so that memory holds one page however many rows are asked for. The `seq` of the
+/// last row printed.
+async fn print_newest(
+    ctx: &Ctx,
+    mut filter: AuditFilter,
+    limit: i64,
+    out: &mut Output,
+) -> anyhow::Result<Option<i64>> {
+    // The newest `limit` rows: start just before the oldest of them.
+    let mut remaining = if limit > 0 { limit } else { i64::MAX };
+    if limit > 0 {
+        let oldest = ctx
+            .store
+            .query_audit(&AuditFilter {
+                limit: 1,
+                offset: limit - 1,
+                newest_first: true,
+                ..filter.clone()
+            })
+            .await?;
+        filter.after_seq = oldest.first().map(|r| r.seq - 1);
+    }
+    let mut printed = None;
+    while remaining > 0 {
+        filter.limit = remaining.min(PAGE);
+        let rows = ctx.store.query_audit(&filter).await?;
+        let Some(last) = rows.last() else {
+            break;
+        };
+        filter.after_seq = Some(last.seq);
+        printed = Some(last.seq);
+        remaining -= rows.len() as i64;
+        out.rows(&rows)?;
+    }
+    Ok(printed)
 }
 
 /// Exported checkpoints: an array (one per chain), or the single object exported before
