@@ -111,6 +111,44 @@ fn query_limit_returns_the_newest_rows_and_filters_page_through_everything() {
     let denied = seqs(&json(&["--decision", "deny", "--limit", "2"]));
     assert_eq!(denied, [2_496, 2_499]);
     assert_eq!(seqs(&json(&["--client", "nobody"])), Vec::<i64>::new());
+    // tail -n past a page: the newest rows, oldest first, each once.
+    let tail: Value = serde_json::from_str(&stdout(&gatehouse(
+        dir.path(),
+        &["-o", "json", "audit", "tail", "-n", "1500"],
+    )))
+    .unwrap();
+    assert_eq!(seqs(&tail), (1_001..=2_500).collect::<Vec<_>>());
+}
+
+#[test]
+fn operator_rows_line_up_with_the_request_tables_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    write_events(dir.path(), 1, |_| "echo".to_owned());
+    stdout(&gatehouse(dir.path(), &["clients", "create", "agent"]));
+    let json: Value = serde_json::from_str(&stdout(&gatehouse(
+        dir.path(),
+        &["-o", "json", "audit", "query"],
+    )))
+    .unwrap();
+    let operator = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["operator"].is_object())
+        .expect("the operator event");
+    let chain = format!("{}:{}", operator["chain_id"], operator["chain_seq"]);
+    for args in [&["audit", "query"][..], &["audit", "tail"][..]] {
+        let text = stdout(&gatehouse(dir.path(), args));
+        let header = text.lines().next().unwrap();
+        let row = text
+            .lines()
+            .find(|line| line.contains("client.create"))
+            .expect("the operator row");
+        let under = |column: &str| &row[header.find(column).unwrap()..];
+        assert!(under("CHAIN").starts_with(&chain), "{text}");
+        assert!(under("DECISION").starts_with("allow"), "{text}");
+        assert!(under("LATENCY").ends_with("ms"), "{text}");
+    }
 }
 
 #[test]

@@ -8,11 +8,12 @@ use serde_json::Value;
 use super::audit::printable;
 use crate::output::{Table, time};
 
-/// The event as a row of the request table (`SEQ TIME CLIENT KEY SERVER METHOD TOOL DECISION
-/// REASON OUTCOME STATUS LATENCY`).
+/// The event as a row of the request table (`SEQ CHAIN TIME CLIENT KEY SERVER METHOD TOOL
+/// DECISION REASON OUTCOME STATUS LATENCY`).
 pub fn request_table_row(row: &AuditRow, op: &OperatorAction) -> Vec<String> {
     vec![
         row.seq.to_string(),
+        format!("{}:{}", row.chain_id, row.chain_seq),
         time(Some(row.event.ts_ms)),
         format!("operator {}", printable(&op.actor)),
         "-".into(),
