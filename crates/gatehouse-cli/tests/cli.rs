@@ -307,8 +307,12 @@ impl Cli {
 }
 
 /// A heartbeat row as a running replica would write it.
-fn replica(id: &str, applied: i64, heartbeat_ms: i64) -> gatehouse::store::ReplicaHeartbeat {
-    gatehouse::store::ReplicaHeartbeat {
+fn replica(
+    id: &str,
+    applied: i64,
+    heartbeat_ms: i64,
+) -> gatehouse_model::records::ReplicaHeartbeat {
+    gatehouse_model::records::ReplicaHeartbeat {
         replica_id: id.into(),
         applied_generation: applied,
         heartbeat_ms,

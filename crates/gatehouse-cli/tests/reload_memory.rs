@@ -11,8 +11,9 @@
 use gatehouse::{
     admin,
     secrets::Keyring,
-    store::{self, ClientRecord, ConnectionRecord, DynStore, ServerRecord},
+    store::{self, DynStore},
 };
+use gatehouse_model::records::{ClientRecord, ConnectionRecord, ServerRecord};
 use std::{
     process::{Child, Command, Stdio},
     time::{Duration, Instant},

@@ -13,10 +13,11 @@
 
 use divan::{Bencher, black_box};
 use gatehouse::{
-    audit::{AuditEvent, AuditRow, Checkpoint, Decision, chain},
+    audit::{Checkpoint, chain},
     secrets::Keyring,
     store::{SqliteStore, Store},
 };
+use gatehouse_model::audit::{AuditEvent, AuditRow, Decision};
 use std::sync::LazyLock;
 
 fn main() {

@@ -9,7 +9,7 @@ use figment::{
 use serde::{Deserialize, Serialize};
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use crate::duration::serde_human;
+use gatehouse_model::duration::serde_human;
 
 mod listener;
 pub use listener::HttpConfig;
@@ -321,8 +321,8 @@ impl Default for Config {
 
 impl GatewayConfig {
     /// What one request's JSON parse may cost.
-    pub fn parse_limits(&self) -> crate::gateway::jsonrpc::Limits {
-        crate::gateway::jsonrpc::Limits {
+    pub fn parse_limits(&self) -> gatehouse_model::jsonrpc::Limits {
+        gatehouse_model::jsonrpc::Limits {
             max_batch_messages: self.max_batch_messages,
             max_parsed_bytes: self.max_parsed_bytes,
         }
@@ -459,7 +459,7 @@ impl Config {
             ));
         }
         if let Some(id) = &self.replica_id {
-            crate::replicas::validate_replica_id(id)
+            gatehouse_model::names::ReplicaId::parse(id)
                 .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         }
         if self.snapshot.poll_interval.is_zero() || self.snapshot.usage_flush_interval.is_zero() {

@@ -21,9 +21,12 @@ use std::sync::Arc;
 
 use crate::{
     oauth::signing::{SigningError, SigningKeys},
-    policy::{CompiledPolicy, Facts, Policy, PolicyKind, Refusal},
+    policy::{CompiledPolicy, Facts, Policy, Refusal},
     secrets::Keyring,
-    store::{Generation, PolicyRecord, ServerRecord, SigningKeyRecord},
+};
+use gatehouse_model::{
+    policy_kind::PolicyKind,
+    records::{Generation, PolicyRecord, ServerRecord, SigningKeyRecord},
 };
 
 /// A stored record the running server could not compile, and what it does instead.

@@ -12,7 +12,9 @@ use gatehouse::{
     policy::PolicyRuntime,
     secrets::Keyring,
     snapshot::{Snapshot, UsageTracker},
-    store::{ApiKeyRecord, ClientRecord, ConnectionRecord, ServerRecord, StoreContents},
+};
+use gatehouse_model::records::{
+    ApiKeyRecord, ClientRecord, ConnectionRecord, ServerRecord, StoreContents,
 };
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 use std::alloc::System;

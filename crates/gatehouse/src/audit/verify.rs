@@ -8,12 +8,12 @@ use crate::{
     audit::{
         chain::{GENESIS, link_version},
         checkpoint::Checkpoint,
-        event::AuditRow,
         registry::ChainStart,
     },
     secrets::Keyring,
     store::{Store, StoreResult},
 };
+use gatehouse_model::audit::AuditRow;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "problem", rename_all = "snake_case")]

@@ -1,7 +1,7 @@
 //! A stored record the server cannot compile denies its own scope, is reported, and blocks
 //! nothing else: not other clients, not revocations, not the next start.
 
-use gatehouse::store::{ConnectionRecord, PolicyRecord, ServerRecord};
+use gatehouse_model::records::{ConnectionRecord, PolicyRecord, ServerRecord};
 use serde_json::json;
 
 use crate::{

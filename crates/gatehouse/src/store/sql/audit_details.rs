@@ -3,10 +3,8 @@
 //! meet in one event, and the first character tells them apart, so operator events needed no
 //! schema change; a column of their own can come with a later migration.
 
-use crate::{
-    audit::{BatchEntry, EventKind, OperatorAction, event::AuditEvent},
-    store::{StoreError, StoreResult},
-};
+use crate::store::{StoreError, StoreResult};
+use gatehouse_model::audit::{AuditEvent, BatchEntry, EventKind, OperatorAction};
 
 /// SQL conditions on the column selecting one kind of event. Only Gatehouse writes the
 /// column, so a request event cannot pass for an operator event.
@@ -50,12 +48,14 @@ mod tests {
 
     use crate::{
         audit::{
-            AuditFilter, BatchEntry, Checkpoint, EventKind, OperatorAction,
+            Checkpoint,
             chain::{self, GENESIS},
-            event::{AuditEvent, AuditRow, Decision},
         },
         secrets::Keyring,
         store::{SqliteStore, Store},
+    };
+    use gatehouse_model::audit::{
+        AuditEvent, AuditFilter, AuditRow, BatchEntry, Decision, EventKind, OperatorAction,
     };
 
     fn event(n: i64) -> AuditEvent {

@@ -1,12 +1,13 @@
 //! Row → record conversions, for any backend whose rows give the [`Columns`] types.
 
 use super::Columns;
-use crate::{
-    audit::event::{AuditEvent, AuditRow, Decision, Outcome},
-    store::{
+use crate::store::{StoreError, StoreResult};
+use gatehouse_model::{
+    audit::{AuditEvent, AuditRow, Decision, Outcome},
+    records::{
         ApiKeyRecord, AuthorizationCodeRecord, ClientRecord, ClientSecretRecord, ConnectionRecord,
         GroupConnectionRecord, OAuthClientMetadata, PolicyRecord, QuotaUsage, RefreshTokenRecord,
-        RevokedToken, ServerRecord, SigningKeyRecord, StoreError, StoreResult, ToolPin, UserRecord,
+        RevokedToken, ServerRecord, SigningKeyRecord, ToolPin, UserRecord,
     },
 };
 

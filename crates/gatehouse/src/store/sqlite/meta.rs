@@ -7,10 +7,11 @@ use super::{KEY_COLUMNS, oauth, pins};
 use crate::{
     records::ReloadReport,
     store::{
-        Generation, StoreContents, StoreError, StoreResult,
+        StoreError, StoreResult,
         sql::{all, client_from, connection_from, key_from, policy_from, server_from, to_json},
     },
 };
+use gatehouse_model::records::{Generation, StoreContents};
 
 pub(super) async fn generation(pool: &SqlitePool) -> StoreResult<Generation> {
     Ok(

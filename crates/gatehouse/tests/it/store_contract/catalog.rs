@@ -1,7 +1,7 @@
 //! Servers, clients, connections, policies and quota counters.
 
 use super::*;
-use gatehouse::store::{QuotaDelta, QuotaUsage};
+use gatehouse_model::records::{QuotaDelta, QuotaUsage};
 
 #[tokio::test]
 async fn servers_are_listed_by_name_and_read_back_whole() {

@@ -14,10 +14,10 @@ mod races;
 mod refresh;
 mod users;
 
-use gatehouse::store::{
-    ApiKeyRecord, ClientRecord, ClientSecretRecord, ConnectionRecord, DynStore,
-    GroupConnectionRecord, OAuthClientMetadata, PolicyRecord, ServerRecord, SigningKeyRecord,
-    StoreError, UserRecord,
+use gatehouse::store::{DynStore, StoreError};
+use gatehouse_model::records::{
+    ApiKeyRecord, ClientRecord, ClientSecretRecord, ConnectionRecord, GroupConnectionRecord,
+    OAuthClientMetadata, PolicyRecord, ServerRecord, SigningKeyRecord, UserRecord,
 };
 use std::future::Future;
 
