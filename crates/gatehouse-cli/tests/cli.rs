@@ -467,16 +467,18 @@ fn status_shows_the_applied_generation_counts_and_reload_issues() {
     cli.ok(&["clients", "create", "agent"]);
     let (runtime, store) = cli.store();
     runtime
-        .block_on(store.report_reload(&gatehouse::records::ReloadReport {
-            generation: 3,
-            issues: vec![gatehouse::records::RecordIssue::new(
-                "policy",
-                "europe",
-                "country policies need policy.geoip_database",
-                "deny-all",
-            )],
-            error: None,
-        }))
+        .block_on(
+            store.report_reload(&gatehouse_model::records::ReloadReport {
+                generation: 3,
+                issues: vec![gatehouse_model::records::RecordIssue::new(
+                    "policy",
+                    "europe",
+                    "country policies need policy.geoip_database",
+                    "deny-all",
+                )],
+                error: None,
+            }),
+        )
         .unwrap();
     let status = cli.json(&["status"]);
     assert_eq!(status["counts"]["servers"], 1);

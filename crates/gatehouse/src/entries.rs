@@ -25,10 +25,9 @@ use crate::{
     guardrails::Guardrail,
     identity::api_keys::{KeyEntry, KeyTable},
     policy::CompiledPolicy,
-    records::RecordIssue,
 };
 use gatehouse_model::{
-    records::{ApiKeyRecord, ClientRecord, ConnectionRecord, PolicyRecord},
+    records::{ApiKeyRecord, ClientRecord, ConnectionRecord, PolicyRecord, RecordIssue},
     tool_pattern::ToolPattern,
 };
 

@@ -6,8 +6,10 @@ use serde::Serialize;
 use std::{net::SocketAddr, time::Duration};
 
 use crate::store::{ReplicaStore, StoreResult};
-use gatehouse_model::names::{InvalidValue, ReplicaId};
-use gatehouse_model::records::{Generation, ReplicaHeartbeat};
+use gatehouse_model::{
+    names::{InvalidValue, ReplicaId},
+    records::{Generation, ReplicaHeartbeat},
+};
 
 /// How often a replica reports, whether or not anything changed.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);

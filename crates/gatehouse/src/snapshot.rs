@@ -27,12 +27,12 @@ use crate::{
     identity::api_keys::KeyTable,
     oauth::{clients::ClientDirectory, signing::SigningKeys},
     policy::{self, CompiledPolicy, PolicyRuntime, geo::GeoDb},
-    records::{self, RecordIssue, ReloadReport},
+    records,
     secrets::Keyring,
     store::{DynStore, StoreError},
 };
 use gatehouse_model::{
-    records::{Generation, StoreContents},
+    records::{Generation, RecordIssue, ReloadReport, StoreContents},
     tool_pattern::ToolPattern,
 };
 

@@ -1,6 +1,6 @@
 use clap::Subcommand;
-use gatehouse::audit::{Checkpoint, chain};
-use gatehouse_model::audit::{AuditFilter, AuditRow, Decision, EventKind};
+use gatehouse::audit::chain;
+use gatehouse_model::audit::{AuditFilter, AuditRow, Checkpoint, Decision, EventKind};
 use std::{process::ExitCode, time::Duration};
 
 use super::{Ctx, print, say};

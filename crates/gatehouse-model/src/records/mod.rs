@@ -3,6 +3,7 @@
 //! ([`crate::names`], [`crate::tool_pattern`]); compiling them is the library's job.
 
 mod oauth;
+mod reload;
 mod replicas;
 mod users;
 
@@ -12,6 +13,7 @@ pub use oauth::{
     ClientSecretRecord, OAuthClientMetadata, RefreshOutcome, RefreshTokenRecord, RevokedToken,
     SigningKeyRecord,
 };
+pub use reload::{RecordIssue, ReloadReport};
 pub use replicas::ReplicaHeartbeat;
 pub use users::{AuthorizationCodeRecord, CodeRedemption, GroupConnectionRecord, UserRecord};
 

@@ -9,9 +9,9 @@ use crate::{
     secrets::Keyring,
     store::DynStore,
 };
-use gatehouse_model::names::{ApplicationType, RedirectUri};
 use gatehouse_model::{
     algorithm::Algorithm,
+    names::{ApplicationType, RedirectUri},
     records::{ClientSecretRecord, Generation, OAuthClientMetadata},
 };
 

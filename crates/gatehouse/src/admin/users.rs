@@ -2,8 +2,8 @@
 
 use super::{AdminError, AdminResult};
 use crate::{identity::passwords, secrets, store::DynStore};
-use gatehouse_model::names::{GroupName, Username};
 use gatehouse_model::{
+    names::{GroupName, Username},
     records::{Generation, GroupConnectionRecord, UserRecord},
     tool_pattern::parse_pattern_list,
 };

@@ -9,6 +9,4 @@ pub mod registry;
 pub mod verify;
 pub mod writer;
 
-pub use checkpoint::Checkpoint;
-pub use registry::ChainStart;
 pub use writer::{AuditSink, AuditWriter};

@@ -19,17 +19,17 @@ use std::{
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::audit::{checkpoint::KeyedCheckpoint, registry::KeyedChainStart};
 use crate::{
     audit::{
         chain::{self, GENESIS},
-        checkpoint::Checkpoint,
-        registry::{self, ChainStart},
+        registry,
     },
     policy::geo::GeoDb,
     secrets::Keyring,
     store::DynStore,
 };
-use gatehouse_model::audit::{AuditEvent, AuditRow};
+use gatehouse_model::audit::{AuditEvent, AuditRow, ChainStart, Checkpoint};
 
 struct Pending {
     event: AuditEvent,

@@ -32,8 +32,10 @@ use std::{
 };
 
 use crate::AppState;
-use gatehouse_model::names::{ApplicationType, RedirectUri};
-use gatehouse_model::records::{ClientRecord, OAuthClientMetadata};
+use gatehouse_model::{
+    names::{ApplicationType, RedirectUri},
+    records::{ClientRecord, OAuthClientMetadata},
+};
 
 const MAX_DOCUMENT: usize = 5 * 1024;
 const TIMEOUT: Duration = Duration::from_secs(5);

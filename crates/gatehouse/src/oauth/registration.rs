@@ -18,8 +18,10 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::{AppState, error::OAuthError, oauth::clients, secrets};
-use gatehouse_model::names::{ApplicationType, RedirectUri};
-use gatehouse_model::records::{ClientRecord, OAuthClientMetadata};
+use gatehouse_model::{
+    names::{ApplicationType, RedirectUri},
+    records::{ClientRecord, OAuthClientMetadata},
+};
 
 const MAX_BODY: usize = 16 * 1024;
 const MAX_REDIRECT_URIS: usize = 10;

@@ -14,8 +14,10 @@ use crate::state::{
     CounterScope, CounterStore, Gcra, QuotaCounter, RateCounter, StateFuture, Subject,
     memory::MemoryCounters,
 };
-use gatehouse_model::policy_kind::PolicyKind;
-use gatehouse_model::records::{PolicyRecord, QuotaDelta, QuotaUsage};
+use gatehouse_model::{
+    policy_kind::PolicyKind,
+    records::{PolicyRecord, QuotaDelta, QuotaUsage},
+};
 
 /// Memory counters whose every answer arrives after a yield to the scheduler, as a remote
 /// backend's would; counts the round trips.

@@ -10,11 +10,10 @@ use tokio_util::sync::CancellationToken;
 use super::SnapshotHandle;
 use crate::{
     change_feed::ChangeFeed,
-    records::ReloadReport,
     replicas::{FORGET_AFTER_MS, HEARTBEAT_INTERVAL, Replica},
     store::StoreResult,
 };
-use gatehouse_model::records::Generation;
+use gatehouse_model::records::{Generation, ReloadReport};
 
 /// What this replica last wrote to the store, so unchanged facts are not written again.
 #[derive(Default)]

@@ -119,8 +119,11 @@ pub trait Store: OAuthStore + UserStore + ReplicaStore {
     async fn load_contents(&self) -> StoreResult<StoreContents>;
     /// What the running server's last reload reported (records it could not compile), for
     /// `gatehouse status`; written only when it changes.
-    async fn report_reload(&self, report: &crate::records::ReloadReport) -> StoreResult<()>;
-    async fn reload_report(&self) -> StoreResult<Option<crate::records::ReloadReport>>;
+    async fn report_reload(
+        &self,
+        report: &gatehouse_model::records::ReloadReport,
+    ) -> StoreResult<()>;
+    async fn reload_report(&self) -> StoreResult<Option<gatehouse_model::records::ReloadReport>>;
 
     /// The last row of a chain: its `(chain_seq, hash)`, where the chain's writer continues.
     async fn audit_chain_head(&self, chain_id: i64) -> StoreResult<Option<(i64, String)>>;
@@ -132,18 +135,18 @@ pub trait Store: OAuthStore + UserStore + ReplicaStore {
     async fn append_audit(
         &self,
         rows: Arc<Vec<AuditRow>>,
-        checkpoint: crate::audit::Checkpoint,
-        opens: Option<crate::audit::ChainStart>,
+        checkpoint: gatehouse_model::audit::Checkpoint,
+        opens: Option<gatehouse_model::audit::ChainStart>,
     ) -> StoreResult<()>;
     /// A chain's checkpoint (none before its first append that wrote one).
     async fn audit_checkpoint(
         &self,
         chain_id: i64,
-    ) -> StoreResult<Option<crate::audit::Checkpoint>>;
+    ) -> StoreResult<Option<gatehouse_model::audit::Checkpoint>>;
     /// Every chain's checkpoint, by chain id.
-    async fn audit_checkpoints(&self) -> StoreResult<Vec<crate::audit::Checkpoint>>;
+    async fn audit_checkpoints(&self) -> StoreResult<Vec<gatehouse_model::audit::Checkpoint>>;
     /// The chain registry, by chain id.
-    async fn audit_chains(&self) -> StoreResult<Vec<crate::audit::ChainStart>>;
+    async fn audit_chains(&self) -> StoreResult<Vec<gatehouse_model::audit::ChainStart>>;
     /// The ids of the chains that have rows, in order.
     async fn audit_chain_ids(&self) -> StoreResult<Vec<i64>>;
     async fn query_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRow>>;

@@ -3,13 +3,13 @@
 
 use gatehouse::{
     audit::{
-        AuditWriter, Checkpoint,
+        AuditWriter,
         chain::{self, ChainProblem},
     },
     secrets::Keyring,
     store::{self, DynStore},
 };
-use gatehouse_model::audit::{AuditEvent, AuditRow, Decision};
+use gatehouse_model::audit::{AuditEvent, AuditRow, Checkpoint, Decision};
 use sqlx::SqlitePool;
 use std::{path::Path, sync::Arc, time::Duration};
 use tokio_util::sync::CancellationToken;

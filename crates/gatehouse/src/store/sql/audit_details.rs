@@ -46,16 +46,15 @@ pub(crate) fn decode(text: Option<&str>) -> StoreResult<(Vec<BatchEntry>, Option
 mod tests {
     use std::sync::Arc;
 
+    use crate::audit::{checkpoint::KeyedCheckpoint, registry::KeyedChainStart};
     use crate::{
-        audit::{
-            Checkpoint,
-            chain::{self, GENESIS},
-        },
+        audit::chain::{self, GENESIS},
         secrets::Keyring,
         store::{SqliteStore, Store},
     };
     use gatehouse_model::audit::{
-        AuditEvent, AuditFilter, AuditRow, BatchEntry, Decision, EventKind, OperatorAction,
+        AuditEvent, AuditFilter, AuditRow, BatchEntry, ChainStart, Checkpoint, Decision, EventKind,
+        OperatorAction,
     };
 
     fn event(n: i64) -> AuditEvent {
@@ -112,7 +111,7 @@ mod tests {
             ..event(3)
         };
         let mut rows = Vec::new();
-        let start = crate::audit::ChainStart::new(&ring, 1, GENESIS, 1, "test pid 1");
+        let start = ChainStart::new(&ring, 1, GENESIS, 1, "test pid 1");
         let mut prev = start.hash.clone();
         for (seq, event) in (1..).zip([event(1), batch, operator]) {
             let hash = chain::link(&ring, 1, &prev, seq, &event);

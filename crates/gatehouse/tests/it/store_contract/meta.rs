@@ -2,8 +2,7 @@
 //! reports back (heartbeat, reload report).
 
 use super::*;
-use gatehouse::records::{RecordIssue, ReloadReport};
-use gatehouse_model::records::{ReplicaHeartbeat, RevokedToken};
+use gatehouse_model::records::{RecordIssue, ReloadReport, ReplicaHeartbeat, RevokedToken};
 
 #[tokio::test]
 async fn contents_hold_what_the_snapshot_is_built_from_and_nothing_retired() {
