@@ -46,7 +46,7 @@ async fn populate(store: &DynStore, keyring: &Keyring, clients: usize) {
             credential_sealed: None,
             allow_anonymous: false,
             allow_unknown_methods: false,
-            pin_action: "block".into(),
+            pin_action: gatehouse_model::pin_action::PinAction::Block,
             created_at: now,
         })
         .await

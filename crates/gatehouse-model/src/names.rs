@@ -10,6 +10,13 @@ use std::fmt;
 #[error("{0}")]
 pub struct InvalidValue(String);
 
+impl InvalidValue {
+    /// For the value types of this crate: the message, written for whoever typed the value.
+    pub(crate) fn new(message: String) -> Self {
+        Self(message)
+    }
+}
+
 /// What a [`Name`] names: it only changes the error message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum NameKind {

@@ -436,7 +436,7 @@ mod tests {
             credential_sealed: None,
             allow_anonymous: false,
             allow_unknown_methods: false,
-            pin_action: "block".into(),
+            pin_action: gatehouse_model::pin_action::PinAction::Block,
             created_at: 0,
         }
     }

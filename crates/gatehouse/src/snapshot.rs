@@ -256,8 +256,7 @@ impl Snapshot {
                         .iter()
                         .filter(|p| p.server == server.name),
                 ),
-                pin_action: gatehouse_model::pin_action::PinAction::parse(&server.pin_action)
-                    .unwrap_or(gatehouse_model::pin_action::PinAction::Block),
+                pin_action: server.pin_action,
                 anonymous_grant: server.allow_anonymous.then(|| {
                     Arc::new(Grant {
                         tools: ToolPattern::parse("*").into_iter().collect(),

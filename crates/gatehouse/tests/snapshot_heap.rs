@@ -43,7 +43,7 @@ fn contents(clients: usize, generation: i64) -> StoreContents {
             credential_sealed: None,
             allow_anonymous: false,
             allow_unknown_methods: false,
-            pin_action: "block".into(),
+            pin_action: gatehouse_model::pin_action::PinAction::Block,
             created_at: NOW,
         }],
         ..StoreContents::default()

@@ -9,6 +9,8 @@ mod users;
 
 use serde::{Deserialize, Serialize};
 
+use crate::pin_action::PinAction;
+
 pub use oauth::{
     ClientSecretRecord, OAuthClientMetadata, RefreshOutcome, RefreshTokenRecord, RevokedToken,
     SigningKeyRecord,
@@ -30,8 +32,8 @@ pub struct ServerRecord {
     pub credential_sealed: Option<Vec<u8>>,
     pub allow_anonymous: bool,
     pub allow_unknown_methods: bool,
-    /// What happens when a tool definition changes: `block`, `warn` or `off`.
-    pub pin_action: String,
+    /// What happens when a tool definition changes (stored as `block`, `warn` or `off`).
+    pub pin_action: PinAction,
     pub created_at: i64,
 }
 

@@ -22,6 +22,7 @@ use crate::{
 };
 use gatehouse_model::{
     names::{InvalidValue, Name, NameKind},
+    pin_action::PinAction,
     records::{ApiKeyRecord, ClientRecord, ConnectionRecord, Generation, ServerRecord},
     tool_pattern::{PatternError, parse_pattern_list},
 };
@@ -76,12 +77,10 @@ pub async fn add_server(
         Some(text) => seal_credential(keyring, &new.name, text)?,
         None => (None, None),
     };
-    let pin_action = new.pin_action.unwrap_or_else(|| "block".into());
-    if gatehouse_model::pin_action::PinAction::parse(&pin_action).is_none() {
-        return Err(AdminError::Invalid(format!(
-            "pin action {pin_action:?} must be block, warn or off"
-        )));
-    }
+    let pin_action = match new.pin_action {
+        Some(text) => text.parse::<PinAction>()?,
+        None => PinAction::Block,
+    };
     let record = ServerRecord {
         pin_action,
         name: new.name,

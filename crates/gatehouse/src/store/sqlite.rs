@@ -144,7 +144,7 @@ impl Store for SqliteStore {
         .bind(&server.credential_sealed)
         .bind(server.allow_anonymous)
         .bind(server.allow_unknown_methods)
-        .bind(&server.pin_action)
+        .bind(server.pin_action.as_str())
         .execute(&mut *tx)
         .await?;
         touched(done, "server", &server.name)?;
@@ -164,7 +164,7 @@ impl Store for SqliteStore {
         .bind(server.allow_anonymous)
         .bind(server.allow_unknown_methods)
         .bind(server.created_at)
-        .bind(&server.pin_action)
+        .bind(server.pin_action.as_str())
         .execute(&mut *tx)
         .await
         .or_conflict("server", &server.name)?;

@@ -84,7 +84,7 @@ fn server(name: &str) -> ServerRecord {
         credential_sealed: Some(vec![1, 2, 3, 0, 255]),
         allow_anonymous: false,
         allow_unknown_methods: true,
-        pin_action: "warn".into(),
+        pin_action: gatehouse_model::pin_action::PinAction::Warn,
         created_at: 1_000,
     }
 }
