@@ -18,5 +18,6 @@ pub mod names;
 pub mod pin_action;
 pub mod policy_kind;
 pub mod records;
+pub mod registration_mode;
 pub mod scope;
 pub mod tool_pattern;

@@ -21,6 +21,7 @@ use crate::{AppState, error::OAuthError, oauth::clients, secrets};
 use gatehouse_model::{
     names::{ApplicationType, RedirectUri},
     records::{ClientRecord, OAuthClientMetadata},
+    registration_mode::RegistrationMode,
 };
 
 const MAX_BODY: usize = 16 * 1024;
@@ -53,9 +54,9 @@ pub async fn register(State(state): State<AppState>, request: Request) -> Respon
 }
 
 fn authorized(state: &AppState, headers: &HeaderMap) -> Result<(), OAuthError> {
-    match state.config.oauth.registration.as_str() {
-        "open" => Ok(()),
-        "token" => {
+    match state.config.oauth.registration {
+        RegistrationMode::Open => Ok(()),
+        RegistrationMode::Token => {
             let presented = headers
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
