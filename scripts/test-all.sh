@@ -21,6 +21,7 @@ deny_checks=(bans licenses sources)
 [ "${DENY_ADVISORIES:-0}" = 1 ] && deny_checks+=(advisories)
 cargo deny --locked check "${deny_checks[@]}"
 bash scripts/check-rust-version.sh
+bash scripts/check-model-deps.sh
 
 echo "== fuzz targets (build, regression inputs, ${FUZZ_SECONDS:-60}s each) =="
 bash scripts/fuzz.sh

@@ -24,14 +24,14 @@
 use base64::Engine;
 use gatehouse::{
     error::GatewayError,
-    gateway::{
-        authorize::{self, Need, STATELESS_ERA},
-        jsonrpc::{self, Envelope, Kind},
-    },
-    grants::{ToolPattern, parse_pattern_list},
-    oauth::scope::{Scope, ServerScope},
+    gateway::authorize::{self, Need, STATELESS_ERA},
 };
 use gatehouse_fuzz::grant;
+use gatehouse_model::{
+    jsonrpc::{self, Envelope, Kind},
+    scope::{Scope, ServerScope},
+    tool_pattern::{ToolPattern, parse_pattern_list},
+};
 use http::{HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 
@@ -277,7 +277,7 @@ fn check_step_up(
         "the step-up scope drops what the token had"
     );
     let granted_family =
-        |message: &gatehouse::gateway::jsonrpc::Message| match authorize::need(message.method()) {
+        |message: &gatehouse_model::jsonrpc::Message| match authorize::need(message.method()) {
             Need::Resources => grant.resources,
             Need::Prompts => grant.prompts,
             Need::Completion => true,

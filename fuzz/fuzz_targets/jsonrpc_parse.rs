@@ -11,11 +11,8 @@
 //!   fields parses back to the same messages.
 #![no_main]
 
-use gatehouse::{
-    error::GatewayError,
-    gateway::jsonrpc::{self, Kind, Message},
-};
 use gatehouse_fuzz::{json_same, reference_json};
+use gatehouse_model::jsonrpc::{self, EnvelopeError, Kind, Message};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};
 
@@ -50,7 +47,7 @@ fn check_parse(data: &[u8], reference: Option<&Value>) {
                 Some(envelope.messages[0].method.clone())
             );
         }
-        Err(GatewayError::ParseError(message)) => {
+        Err(EnvelopeError::ParseError(message)) => {
             if reference.is_some() {
                 assert!(
                     message.contains("duplicate key"),
@@ -58,13 +55,13 @@ fn check_parse(data: &[u8], reference: Option<&Value>) {
                 );
             }
         }
-        Err(GatewayError::InvalidRequest(_)) => {
+        Err(EnvelopeError::InvalidRequest(_)) => {
             assert!(
                 reference.is_some(),
                 "invalid JSON reported as an invalid request"
             );
         }
-        Err(GatewayError::BatchTooLarge { limit }) => {
+        Err(EnvelopeError::BatchTooLarge { limit }) => {
             // Refused at the first message past the limit, before the rest is read (so what
             // follows may be anything); a valid body refused so is a batch over the limit.
             assert_eq!(limit, jsonrpc::Limits::default().max_batch_messages);

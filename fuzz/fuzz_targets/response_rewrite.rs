@@ -20,10 +20,11 @@
 use std::sync::{Arc, OnceLock};
 
 use gatehouse::{
-    gateway::{self, jsonrpc, sse::Transform},
+    gateway::{self, sse::Transform},
     guardrails::{Action, Direction, Guardrail, GuardrailSpec, NamedPattern},
 };
 use gatehouse_fuzz::{allowed, disallowed_tools, grant, json_same, reference_json, tools_arrays};
+use gatehouse_model::jsonrpc;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 

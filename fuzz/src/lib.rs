@@ -9,8 +9,9 @@ use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use gatehouse::{
     gateway::{self, sse::Transform},
-    grants::{Grant, parse_pattern_list},
+    grants::Grant,
 };
+use gatehouse_model::tool_pattern::parse_pattern_list;
 use serde_json::Value;
 
 /// The grant every target filters with: a few exact names and a glob, like a typical

@@ -6,8 +6,9 @@
 //! trail, and prints the same calls as `curl` commands to try by hand.
 
 use bytes::Bytes;
-use gatehouse::{Config, admin, audit::AuditFilter};
+use gatehouse::{Config, admin};
 use gatehouse_example_server::{DEMO_TOOLS, ExampleServer, UNGRANTED_DEMO_TOOL};
+use gatehouse_model::audit::AuditFilter;
 use http_body_util::{BodyExt, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use std::{net::SocketAddr, path::Path, process::ExitCode};

@@ -2,11 +2,8 @@
 //! JSON lines when following, and a checkpoint kept outside the database.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use gatehouse::{
-    audit::{AuditEvent, AuditWriter, Decision},
-    secrets::Keyring,
-    store,
-};
+use gatehouse::{audit::AuditWriter, secrets::Keyring, store};
+use gatehouse_model::audit::{AuditEvent, Decision};
 use serde_json::Value;
 use std::{
     io::{BufRead, BufReader, Read, Write},

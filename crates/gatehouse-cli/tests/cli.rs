@@ -307,8 +307,12 @@ impl Cli {
 }
 
 /// A heartbeat row as a running replica would write it.
-fn replica(id: &str, applied: i64, heartbeat_ms: i64) -> gatehouse::store::ReplicaHeartbeat {
-    gatehouse::store::ReplicaHeartbeat {
+fn replica(
+    id: &str,
+    applied: i64,
+    heartbeat_ms: i64,
+) -> gatehouse_model::records::ReplicaHeartbeat {
+    gatehouse_model::records::ReplicaHeartbeat {
         replica_id: id.into(),
         applied_generation: applied,
         heartbeat_ms,
@@ -463,16 +467,18 @@ fn status_shows_the_applied_generation_counts_and_reload_issues() {
     cli.ok(&["clients", "create", "agent"]);
     let (runtime, store) = cli.store();
     runtime
-        .block_on(store.report_reload(&gatehouse::records::ReloadReport {
-            generation: 3,
-            issues: vec![gatehouse::records::RecordIssue::new(
-                "policy",
-                "europe",
-                "country policies need policy.geoip_database",
-                "deny-all",
-            )],
-            error: None,
-        }))
+        .block_on(
+            store.report_reload(&gatehouse_model::records::ReloadReport {
+                generation: 3,
+                issues: vec![gatehouse_model::records::RecordIssue::new(
+                    "policy",
+                    "europe",
+                    "country policies need policy.geoip_database",
+                    "deny-all",
+                )],
+                error: None,
+            }),
+        )
         .unwrap();
     let status = cli.json(&["status"]);
     assert_eq!(status["counts"]["servers"], 1);

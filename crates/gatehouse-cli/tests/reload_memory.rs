@@ -11,8 +11,9 @@
 use gatehouse::{
     admin,
     secrets::Keyring,
-    store::{self, ClientRecord, ConnectionRecord, DynStore, ServerRecord},
+    store::{self, DynStore},
 };
+use gatehouse_model::records::{ClientRecord, ConnectionRecord, ServerRecord};
 use std::{
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -45,7 +46,7 @@ async fn populate(store: &DynStore, keyring: &Keyring, clients: usize) {
             credential_sealed: None,
             allow_anonymous: false,
             allow_unknown_methods: false,
-            pin_action: "block".into(),
+            pin_action: gatehouse_model::pin_action::PinAction::Block,
             created_at: now,
         })
         .await

@@ -12,11 +12,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use divan::{Bencher, black_box};
+use gatehouse::audit::checkpoint::KeyedCheckpoint;
 use gatehouse::{
-    audit::{AuditEvent, AuditRow, Checkpoint, Decision, chain},
+    audit::chain,
     secrets::Keyring,
     store::{SqliteStore, Store},
 };
+use gatehouse_model::audit::{AuditEvent, AuditRow, Checkpoint, Decision};
 use std::sync::LazyLock;
 
 fn main() {

@@ -23,11 +23,12 @@
 use divan::{Bencher, black_box};
 use gatehouse::oauth::{
     external,
-    jwt::{self, ACCESS_TOKEN_TYP, Algorithm, Expectations},
+    jwt::{self, ACCESS_TOKEN_TYP, Expectations},
     keys::{SigningKey, VerificationKey, VerifierSet},
     token_cache::{TokenCache, TokenKey},
     tokens::TokenIdentity,
 };
+use gatehouse_model::algorithm::Algorithm;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::sync::LazyLock;

@@ -189,7 +189,7 @@ async fn ready(State(state): State<AppState>) -> Response {
     }
 }
 
-fn readiness_text(report: &crate::records::ReloadReport) -> String {
+fn readiness_text(report: &gatehouse_model::records::ReloadReport) -> String {
     let mut text = String::from("ready\n");
     if report.error.is_some() {
         text.push_str(&format!(
@@ -327,8 +327,8 @@ async fn start_announced(
         Some(path) => Some(Arc::new(GeoDb::open(path).map_err(StartError::GeoIp)?)),
         None => None,
     };
-    let alg = crate::oauth::jwt::Algorithm::parse(&config.oauth.signing_alg)
-        .unwrap_or(crate::oauth::jwt::Algorithm::EdDSA);
+    let alg = gatehouse_model::algorithm::Algorithm::parse(&config.oauth.signing_alg)
+        .unwrap_or(gatehouse_model::algorithm::Algorithm::EdDSA);
     crate::oauth::signing::ensure_key(&store, &keyring, alg).await?;
     let snapshot = Arc::new(
         SnapshotHandle::load_with_runtime(
@@ -510,7 +510,7 @@ async fn sweep_sessions(state: AppState, stop: CancellationToken) {
 /// token ids). Hourly: rotation intervals are days, and the publish lead is an hour or more.
 async fn rotate_signing_keys(
     state: AppState,
-    alg: crate::oauth::jwt::Algorithm,
+    alg: gatehouse_model::algorithm::Algorithm,
     stop: CancellationToken,
 ) {
     let mut ticker = tokio::time::interval(Duration::from_secs(3_600));

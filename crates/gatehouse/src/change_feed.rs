@@ -5,7 +5,8 @@
 use async_trait::async_trait;
 use std::time::Duration;
 
-use crate::store::{DynStore, Generation, StoreResult};
+use crate::store::{DynStore, StoreResult};
+use gatehouse_model::records::Generation;
 
 #[async_trait]
 pub trait ChangeFeed: Send + Sync {
@@ -42,7 +43,8 @@ impl ChangeFeed for PollingFeed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{ClientRecord, SqliteStore};
+    use crate::store::SqliteStore;
+    use gatehouse_model::records::ClientRecord;
     use std::sync::Arc;
 
     #[tokio::test]

@@ -9,7 +9,7 @@ use figment::{
 use serde::{Deserialize, Serialize};
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use crate::duration::serde_human;
+use gatehouse_model::duration::serde_human;
 
 mod listener;
 pub use listener::HttpConfig;
@@ -74,7 +74,7 @@ pub struct OAuthConfig {
     /// RFC 7591 dynamic client registration: `off`, `open` (anyone may register a client
     /// that then needs a user's consent for everything), or `token` (an initial access token
     /// whose SHA-256 is `registration_token_sha256`).
-    pub registration: String,
+    pub registration: gatehouse_model::registration_mode::RegistrationMode,
     /// Hex SHA-256 of the initial access token, for `registration = "token"` (the token
     /// itself is never stored).
     pub registration_token_sha256: Option<String>,
@@ -180,7 +180,7 @@ impl Default for OAuthConfig {
             key_rotation_interval: Duration::from_secs(30 * 86_400),
             key_publish_lead: Duration::from_secs(3_600),
             clock_skew: Duration::from_secs(60),
-            registration: "off".into(),
+            registration: gatehouse_model::registration_mode::RegistrationMode::Off,
             registration_token_sha256: None,
             client_metadata_documents: true,
             client_metadata_allow_private: false,
@@ -321,8 +321,8 @@ impl Default for Config {
 
 impl GatewayConfig {
     /// What one request's JSON parse may cost.
-    pub fn parse_limits(&self) -> crate::gateway::jsonrpc::Limits {
-        crate::gateway::jsonrpc::Limits {
+    pub fn parse_limits(&self) -> gatehouse_model::jsonrpc::Limits {
+        gatehouse_model::jsonrpc::Limits {
             max_batch_messages: self.max_batch_messages,
             max_parsed_bytes: self.max_parsed_bytes,
         }
@@ -459,7 +459,7 @@ impl Config {
             ));
         }
         if let Some(id) = &self.replica_id {
-            crate::replicas::validate_replica_id(id)
+            gatehouse_model::names::ReplicaId::parse(id)
                 .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         }
         if self.snapshot.poll_interval.is_zero() || self.snapshot.usage_flush_interval.is_zero() {
@@ -486,21 +486,16 @@ impl Config {
                 "oauth.authorization_code_ttl must be between 1s and 60s".into(),
             ));
         }
-        match (
-            oauth.registration.as_str(),
-            &oauth.registration_token_sha256,
-        ) {
-            ("off" | "open", _) => {}
-            ("token", Some(hash)) if hash.len() == 64 && hex::decode(hash).is_ok() => {}
-            ("token", _) => {
+        // Any other text is refused as the configuration is read (RegistrationMode's parse).
+        use gatehouse_model::registration_mode::RegistrationMode;
+        match (oauth.registration, &oauth.registration_token_sha256) {
+            (RegistrationMode::Off | RegistrationMode::Open, _) => {}
+            (RegistrationMode::Token, Some(hash))
+                if hash.len() == 64 && hex::decode(hash).is_ok() => {}
+            (RegistrationMode::Token, _) => {
                 return Err(ConfigError::Invalid(
                     "oauth.registration = \"token\" needs oauth.registration_token_sha256 (64 hex digits)".into(),
                 ));
-            }
-            (other, _) => {
-                return Err(ConfigError::Invalid(format!(
-                    "oauth.registration {other:?} must be off, open or token"
-                )));
             }
         }
         for provider in &oauth.providers {
@@ -641,6 +636,26 @@ mod tests {
                 Ok(())
             });
         }
+    }
+
+    #[test]
+    fn a_registration_mode_is_off_open_or_token() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("g.toml", "[oauth]\nregistration = \"open\"\n")?;
+            let config = Config::load(Some(std::path::Path::new("g.toml"))).unwrap();
+            assert_eq!(
+                config.oauth.registration,
+                gatehouse_model::registration_mode::RegistrationMode::Open
+            );
+            jail.create_file("g.toml", "[oauth]\nregistration = \"public\"\n")?;
+            let err = Config::load(Some(std::path::Path::new("g.toml"))).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains("oauth.registration \"public\" must be off, open or token"),
+                "{err}"
+            );
+            Ok(())
+        });
     }
 
     #[test]

@@ -21,12 +21,14 @@ use std::{
 };
 
 use crate::{
-    grants::{Grant, ToolPattern},
+    grants::Grant,
     guardrails::Guardrail,
     identity::api_keys::{KeyEntry, KeyTable},
     policy::CompiledPolicy,
-    records::RecordIssue,
-    store::{ApiKeyRecord, ClientRecord, ConnectionRecord, PolicyRecord},
+};
+use gatehouse_model::{
+    records::{ApiKeyRecord, ClientRecord, ConnectionRecord, PolicyRecord, RecordIssue},
+    tool_pattern::ToolPattern,
 };
 
 /// One enabled client's connections, sorted by server name. Most clients have one or a few,
@@ -393,8 +395,8 @@ mod tests {
         policy::PolicyRuntime,
         secrets::Keyring,
         snapshot::{Snapshot, UsageTracker},
-        store::{ServerRecord, StoreContents},
     };
+    use gatehouse_model::records::{ServerRecord, StoreContents};
     use serde_json::json;
 
     struct Builder {
@@ -434,7 +436,7 @@ mod tests {
             credential_sealed: None,
             allow_anonymous: false,
             allow_unknown_methods: false,
-            pin_action: "block".into(),
+            pin_action: gatehouse_model::pin_action::PinAction::Block,
             created_at: 0,
         }
     }

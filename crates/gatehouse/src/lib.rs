@@ -11,7 +11,6 @@ pub mod app;
 pub mod audit;
 pub mod change_feed;
 pub mod config;
-pub mod duration;
 pub mod edge;
 pub mod entries;
 pub mod error;

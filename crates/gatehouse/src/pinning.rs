@@ -20,26 +20,12 @@ use tokio::sync::Notify;
 use crate::{
     guardrails::{self, Direction, Guardrail, GuardrailSpec},
     state::{PinHolds, memory::MemoryPinHolds},
-    store::{DynStore, ToolObservation, ToolPin},
+    store::DynStore,
 };
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PinAction {
-    Block,
-    Warn,
-    Off,
-}
-
-impl PinAction {
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "block" => Some(PinAction::Block),
-            "warn" => Some(PinAction::Warn),
-            "off" => Some(PinAction::Off),
-            _ => None,
-        }
-    }
-}
+use gatehouse_model::{
+    pin_action::PinAction,
+    records::{ToolObservation, ToolPin},
+};
 
 /// The pins of one server, as the snapshot holds them.
 #[derive(Debug, Default)]

@@ -5,7 +5,11 @@
 use serde::Serialize;
 use std::{net::SocketAddr, time::Duration};
 
-use crate::store::{Generation, ReplicaHeartbeat, ReplicaStore, StoreResult};
+use crate::store::{ReplicaStore, StoreResult};
+use gatehouse_model::{
+    names::{InvalidValue, ReplicaId},
+    records::{Generation, ReplicaHeartbeat},
+};
 
 /// How often a replica reports, whether or not anything changed.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
@@ -20,8 +24,8 @@ const WAIT_STEP: Duration = Duration::from_millis(50);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplicaError {
-    #[error("replica_id {0:?}: use 1-64 letters, digits, '.', '_' or '-'")]
-    InvalidId(String),
+    #[error("{0}")]
+    InvalidId(#[from] InvalidValue),
     #[error(
         "replica_id {0:?} is in use by another running Gatehouse (its heartbeat is fresh); \
          give each replica its own replica_id, or none for a random one"
@@ -31,18 +35,6 @@ pub enum ReplicaError {
     Random(#[from] crate::secrets::SecretError),
     #[error("replica heartbeats: {0}")]
     Store(#[from] crate::store::StoreError),
-}
-
-pub fn validate_replica_id(id: &str) -> Result<(), ReplicaError> {
-    let valid = (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if valid {
-        Ok(())
-    } else {
-        Err(ReplicaError::InvalidId(id.to_owned()))
-    }
 }
 
 /// This process, as its heartbeat row describes it.
@@ -58,10 +50,7 @@ impl Replica {
     /// two processes never share a row by accident.
     pub fn new(configured: Option<&str>, listen: SocketAddr) -> Result<Self, ReplicaError> {
         let id = match configured {
-            Some(id) => {
-                validate_replica_id(id)?;
-                id.to_owned()
-            }
+            Some(id) => ReplicaId::parse(id)?.into_string(),
             None => crate::secrets::random_id(12)?,
         };
         Ok(Self {
@@ -250,7 +239,7 @@ mod tests {
         let one = Replica::new(None, addr).unwrap();
         let two = Replica::new(None, addr).unwrap();
         assert_ne!(one.id(), two.id());
-        validate_replica_id(one.id()).unwrap();
+        ReplicaId::parse(one.id()).unwrap();
     }
 
     #[test]

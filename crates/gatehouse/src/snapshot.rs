@@ -22,14 +22,18 @@ use std::{
 pub use crate::entries::ClientEntry;
 use crate::{
     entries::{ClientBuilder, ClientMap, CompiledRule, CompiledRules},
-    grants::{Grant, ToolPattern},
+    grants::Grant,
     guardrails::{self, GUARDRAIL_KIND, Guardrail},
     identity::api_keys::KeyTable,
     oauth::{clients::ClientDirectory, signing::SigningKeys},
     policy::{self, CompiledPolicy, PolicyRuntime, geo::GeoDb},
-    records::{self, RecordIssue, ReloadReport},
+    records,
     secrets::Keyring,
-    store::{DynStore, Generation, StoreContents, StoreError},
+    store::{DynStore, StoreError},
+};
+use gatehouse_model::{
+    records::{Generation, RecordIssue, ReloadReport, StoreContents},
+    tool_pattern::ToolPattern,
 };
 
 #[derive(Debug)]
@@ -40,7 +44,7 @@ pub struct ServerEntry {
     pub credential: Option<(HeaderName, HeaderValue)>,
     /// Tool definitions pinned for this server, and what a changed one does.
     pub pins: crate::pinning::ServerPins,
-    pub pin_action: crate::pinning::PinAction,
+    pub pin_action: gatehouse_model::pin_action::PinAction,
     /// What anonymous callers may use, when the server allows them.
     pub anonymous_grant: Option<Arc<Grant>>,
     pub allow_unknown_methods: bool,
@@ -252,8 +256,7 @@ impl Snapshot {
                         .iter()
                         .filter(|p| p.server == server.name),
                 ),
-                pin_action: crate::pinning::PinAction::parse(&server.pin_action)
-                    .unwrap_or(crate::pinning::PinAction::Block),
+                pin_action: server.pin_action,
                 anonymous_grant: server.allow_anonymous.then(|| {
                     Arc::new(Grant {
                         tools: ToolPattern::parse("*").into_iter().collect(),
@@ -369,8 +372,8 @@ type Attached<'a, T> = &'a dyn Fn(Option<&str>, &str) -> Arc<[Arc<T>]>;
 /// attached to the server and globally; client-specific ones apply to the agent's own
 /// credentials.
 fn user_grants(
-    users_rows: &[crate::store::UserRecord],
-    group_connections: &[crate::store::GroupConnectionRecord],
+    users_rows: &[gatehouse_model::records::UserRecord],
+    group_connections: &[gatehouse_model::records::GroupConnectionRecord],
     attached: Attached<'_, CompiledPolicy>,
     content_rules: Attached<'_, Guardrail>,
     issues: &mut Vec<RecordIssue>,

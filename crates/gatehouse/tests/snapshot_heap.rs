@@ -12,7 +12,9 @@ use gatehouse::{
     policy::PolicyRuntime,
     secrets::Keyring,
     snapshot::{Snapshot, UsageTracker},
-    store::{ApiKeyRecord, ClientRecord, ConnectionRecord, ServerRecord, StoreContents},
+};
+use gatehouse_model::records::{
+    ApiKeyRecord, ClientRecord, ConnectionRecord, ServerRecord, StoreContents,
 };
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 use std::alloc::System;
@@ -41,7 +43,7 @@ fn contents(clients: usize, generation: i64) -> StoreContents {
             credential_sealed: None,
             allow_anonymous: false,
             allow_unknown_methods: false,
-            pin_action: "block".into(),
+            pin_action: gatehouse_model::pin_action::PinAction::Block,
             created_at: NOW,
         }],
         ..StoreContents::default()

@@ -1,5 +1,6 @@
 use clap::Subcommand;
-use gatehouse::audit::{AuditFilter, AuditRow, Checkpoint, Decision, EventKind, chain};
+use gatehouse::audit::chain;
+use gatehouse_model::audit::{AuditFilter, AuditRow, Checkpoint, Decision, EventKind};
 use std::{process::ExitCode, time::Duration};
 
 use super::{Ctx, print, say};
@@ -68,7 +69,7 @@ fn parse_since(text: &str) -> Result<i64, String> {
     if let Ok(ts) = text.parse::<jiff::Timestamp>() {
         return Ok(ts.as_millisecond());
     }
-    let back = gatehouse::duration::parse(text)
+    let back = gatehouse_model::duration::parse(text)
         .map_err(|e| format!("{e}; or give an RFC 3339 time such as 2026-11-25T09:00:00Z"))?;
     Ok(gatehouse::now_ms() - i64::try_from(back.as_millis()).unwrap_or(i64::MAX))
 }

@@ -1,5 +1,5 @@
 use clap::Subcommand;
-use gatehouse::store::ClientRecord;
+use gatehouse_model::records::ClientRecord;
 use std::process::ExitCode;
 
 use super::{Ctx, print, say};
@@ -26,7 +26,7 @@ pub enum ClientsCommand {
     /// Issue a new client secret; the previous ones keep working for `--overlap`.
     RotateSecret {
         name: String,
-        #[arg(long, value_parser = gatehouse::duration::parse, default_value = "1h")]
+        #[arg(long, value_parser = gatehouse_model::duration::parse, default_value = "1h")]
         overlap: std::time::Duration,
     },
     /// The client's secrets (ids and validity, never the secrets).

@@ -103,7 +103,7 @@ impl ConnectionsCommand {
 
 fn show(
     ctx: &Ctx,
-    connections: &[gatehouse::store::ConnectionRecord],
+    connections: &[gatehouse_model::records::ConnectionRecord],
     verb: &str,
 ) -> anyhow::Result<ExitCode> {
     if ctx.format == Format::Json {

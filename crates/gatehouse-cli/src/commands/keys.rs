@@ -1,5 +1,6 @@
 use clap::Subcommand;
-use gatehouse::{admin, duration, store::ApiKeyRecord};
+use gatehouse::admin;
+use gatehouse_model::{duration, records::ApiKeyRecord};
 use std::{process::ExitCode, time::Duration};
 
 use super::{Ctx, print, say};

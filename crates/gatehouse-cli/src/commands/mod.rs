@@ -18,8 +18,9 @@ use gatehouse::{
     admin::{AdminService, Operator, OwnWriter},
     replicas,
     secrets::Keyring,
-    store::{self, DynStore, Generation, ReplicaHeartbeat},
+    store::{self, DynStore},
 };
+use gatehouse_model::records::{Generation, ReplicaHeartbeat};
 use std::{sync::Arc, time::Duration};
 
 use crate::output::Format;

@@ -2,7 +2,8 @@
 //! access-token signing keys.
 
 use clap::Subcommand;
-use gatehouse::{admin::oauth as admin, duration};
+use gatehouse::admin::oauth as admin;
+use gatehouse_model::duration;
 use std::{process::ExitCode, time::Duration};
 
 use super::{Ctx, print, say};

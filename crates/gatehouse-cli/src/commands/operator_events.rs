@@ -2,7 +2,7 @@
 //! client goes, the action where the method goes), or with `--kind operator` in a table of
 //! their own that says what changed.
 
-use gatehouse::audit::{AuditRow, OperatorAction};
+use gatehouse_model::audit::{AuditRow, OperatorAction};
 use serde_json::Value;
 
 use super::audit::printable;

@@ -1,13 +1,13 @@
 use clap::Subcommand;
 use gatehouse::{
     admin,
-    grants::ToolPattern,
     policy::{
         explain::{AsKey, Question, explain_as},
         geo::GeoDb,
     },
     snapshot::SnapshotHandle,
 };
+use gatehouse_model::tool_pattern::ToolPattern;
 use std::{net::IpAddr, process::ExitCode, sync::Arc};
 
 use super::{Ctx, print, say};
@@ -244,7 +244,7 @@ impl PolicyCommand {
     }
 }
 
-fn table(policies: &[gatehouse::store::PolicyRecord]) -> Table {
+fn table(policies: &[gatehouse_model::records::PolicyRecord]) -> Table {
     let mut t = Table::new(&["ID", "KIND", "CLIENT", "SERVER", "TOOLS", "SPEC", "CREATED"]);
     for p in policies {
         t.row(vec![

@@ -1,5 +1,6 @@
 use clap::Subcommand;
-use gatehouse::{admin, store::ServerRecord};
+use gatehouse::admin;
+use gatehouse_model::records::ServerRecord;
 use std::process::ExitCode;
 
 use super::{Ctx, print, say};

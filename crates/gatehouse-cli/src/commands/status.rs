@@ -1,11 +1,8 @@
 //! `gatehouse status`: what the store holds, and what the servers (replicas) running on it
 //! have applied (their generations, records they could not compile, a failed reload).
 
-use gatehouse::{
-    records::ReloadReport,
-    replicas::is_live,
-    store::{Generation, ReplicaHeartbeat},
-};
+use gatehouse::replicas::is_live;
+use gatehouse_model::records::{Generation, ReloadReport, ReplicaHeartbeat};
 use serde::Serialize;
 use std::process::ExitCode;
 

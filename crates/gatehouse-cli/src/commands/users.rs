@@ -113,7 +113,7 @@ async fn enable(ctx: &Ctx, username: &str, enabled: bool) -> anyhow::Result<Exit
     show(ctx, &[ctx.store.get_user(username).await?])
 }
 
-fn show(ctx: &Ctx, users: &[gatehouse::store::UserRecord]) -> anyhow::Result<ExitCode> {
+fn show(ctx: &Ctx, users: &[gatehouse_model::records::UserRecord]) -> anyhow::Result<ExitCode> {
     if ctx.format == Format::Json {
         print_json(&users)?;
         return Ok(ExitCode::SUCCESS);

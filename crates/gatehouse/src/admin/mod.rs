@@ -15,13 +15,16 @@ pub mod users;
 pub use service::{AdminService, Operator, OwnWriter};
 
 use crate::{
-    grants::{PatternError, parse_pattern_list},
     identity::api_keys,
     secrets::{Keyring, SecretError},
     snapshot::credential_context,
-    store::{
-        ApiKeyRecord, ClientRecord, ConnectionRecord, Generation, ServerRecord, Store, StoreError,
-    },
+    store::{Store, StoreError},
+};
+use gatehouse_model::{
+    names::{InvalidValue, Name, NameKind},
+    pin_action::PinAction,
+    records::{ApiKeyRecord, ClientRecord, ConnectionRecord, Generation, ServerRecord},
+    tool_pattern::{PatternError, parse_pattern_list},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -45,23 +48,9 @@ pub enum AdminError {
 
 pub type AdminResult<T> = Result<T, AdminError>;
 
-/// Server and client names appear in URLs (`/{server}/mcp`) and scopes (`mcp:{server}`).
-pub fn validate_name(kind: &str, name: &str) -> AdminResult<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-        && name
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_alphanumeric());
-    if ok {
-        Ok(())
-    } else {
-        Err(AdminError::Invalid(format!(
-            "invalid {kind} name {name:?}: use 1-64 lower-case letters, digits, '-' or '_', starting with a letter or digit"
-        )))
+impl From<InvalidValue> for AdminError {
+    fn from(invalid: InvalidValue) -> Self {
+        AdminError::Invalid(invalid.to_string())
     }
 }
 
@@ -82,18 +71,16 @@ pub async fn add_server(
     keyring: &Keyring,
     new: NewServer,
 ) -> AdminResult<Generation> {
-    validate_name("server", &new.name)?;
+    Name::parse(NameKind::Server, &new.name)?;
     check_upstream_url(&new.url)?;
     let (credential_header, credential_sealed) = match &new.credential {
         Some(text) => seal_credential(keyring, &new.name, text)?,
         None => (None, None),
     };
-    let pin_action = new.pin_action.unwrap_or_else(|| "block".into());
-    if crate::pinning::PinAction::parse(&pin_action).is_none() {
-        return Err(AdminError::Invalid(format!(
-            "pin action {pin_action:?} must be block, warn or off"
-        )));
-    }
+    let pin_action = match new.pin_action {
+        Some(text) => text.parse::<PinAction>()?,
+        None => PinAction::Block,
+    };
     let record = ServerRecord {
         pin_action,
         name: new.name,
@@ -180,7 +167,7 @@ pub async fn create_client(
     name: &str,
     description: &str,
 ) -> AdminResult<Generation> {
-    validate_name("client", name)?;
+    Name::parse(NameKind::Client, name)?;
     let record = ClientRecord {
         name: name.to_owned(),
         description: description.to_owned(),
@@ -361,7 +348,7 @@ pub async fn import_policies_for(
     let entries: Vec<PolicyEntry> =
         serde_json::from_str(text).map_err(|e| AdminError::Invalid(format!("policy file: {e}")))?;
     for entry in entries {
-        let record = crate::store::PolicyRecord {
+        let record = gatehouse_model::records::PolicyRecord {
             id: entry.id,
             kind: entry.kind.replace('-', "_"),
             client: entry.client,
@@ -376,7 +363,10 @@ pub async fn import_policies_for(
     import_policies(store, text).await
 }
 
-fn runs_under(record: &crate::store::PolicyRecord, config: &crate::Config) -> AdminResult<()> {
+fn runs_under(
+    record: &gatehouse_model::records::PolicyRecord,
+    config: &crate::Config,
+) -> AdminResult<()> {
     crate::policy::check_runs_under(record, config.policy.geoip_database.is_some())
         .map_err(AdminError::Invalid)
 }
@@ -422,7 +412,7 @@ pub async fn import_policies(store: &dyn Store, text: &str) -> AdminResult<Gener
         if existing.contains(&record.id)
             || records
                 .iter()
-                .any(|r: &crate::store::PolicyRecord| r.id == record.id)
+                .any(|r: &gatehouse_model::records::PolicyRecord| r.id == record.id)
         {
             return Err(AdminError::Invalid(format!("policy {id:?} already exists")));
         }
@@ -441,10 +431,10 @@ pub async fn import_policies(store: &dyn Store, text: &str) -> AdminResult<Gener
     Ok(generation)
 }
 
-fn policy_record(new: NewPolicy) -> AdminResult<crate::store::PolicyRecord> {
+fn policy_record(new: NewPolicy) -> AdminResult<gatehouse_model::records::PolicyRecord> {
     let spec: serde_json::Value = serde_json::from_str(&new.spec)
         .map_err(|e| AdminError::Invalid(format!("--spec is not valid JSON: {e}")))?;
-    let record = crate::store::PolicyRecord {
+    let record = gatehouse_model::records::PolicyRecord {
         id: new.id,
         kind: new.kind.replace('-', "_"),
         client: new.client,
@@ -459,17 +449,4 @@ fn policy_record(new: NewPolicy) -> AdminResult<crate::store::PolicyRecord> {
         crate::policy::validate(&record).map_err(AdminError::Invalid)?;
     }
     Ok(record)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_are_url_safe() {
-        assert!(validate_name("server", "demo-1_a").is_ok());
-        for bad in ["", "Demo", "a b", "-x", "a/b", &"x".repeat(65)] {
-            assert!(validate_name("server", bad).is_err(), "{bad:?}");
-        }
-    }
 }

@@ -5,9 +5,14 @@ use std::time::Duration;
 
 use super::{AdminError, AdminResult, expiry};
 use crate::{
-    oauth::{clients, jwt::Algorithm, signing},
+    oauth::{clients, signing},
     secrets::Keyring,
-    store::{ClientSecretRecord, DynStore, Generation, OAuthClientMetadata},
+    store::DynStore,
+};
+use gatehouse_model::{
+    algorithm::Algorithm,
+    names::{ApplicationType, RedirectUri},
+    records::{ClientSecretRecord, Generation, OAuthClientMetadata},
 };
 
 pub const GRANT_TYPES: [&str; 3] = ["client_credentials", "authorization_code", "refresh_token"];
@@ -41,41 +46,6 @@ pub struct Registered {
     pub secret_id: Option<String>,
     #[serde(skip)]
     pub generation: Generation,
-}
-
-/// Checks a redirect URI as registration must (OAuth 2.1 §2.3.1, RFC 8252 §7): absolute,
-/// no fragment, https — or http only on a loopback host, for native apps; or a private-use
-/// scheme (`com.example.app:/cb`) for native apps.
-pub fn validate_redirect_uri(uri: &str, native: bool) -> AdminResult<()> {
-    let bad = |why: &str| AdminError::Invalid(format!("redirect URI {uri:?}: {why}"));
-    if uri.contains('#') {
-        return Err(bad("must not have a fragment"));
-    }
-    if let Some((scheme, rest)) = uri.split_once(':')
-        && native
-        && scheme.contains('.')
-        && scheme
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
-        && !rest.is_empty()
-    {
-        return Ok(());
-    }
-    let parsed: http::Uri = uri.parse().map_err(|_| bad("not a URI"))?;
-    match parsed.scheme_str() {
-        Some("https") if parsed.host().is_some() => Ok(()),
-        Some("http") => {
-            let host = parsed.host().unwrap_or("");
-            if matches!(host, "127.0.0.1" | "[::1]" | "localhost") {
-                Ok(())
-            } else {
-                Err(bad("http is only allowed on a loopback host"))
-            }
-        }
-        _ => Err(bad(
-            "use https, http on a loopback host, or (native apps) a reverse-domain scheme",
-        )),
-    }
 }
 
 pub async fn register_client(
@@ -141,7 +111,12 @@ pub async fn register_client(
         ));
     }
     for uri in &registration.redirect_uris {
-        validate_redirect_uri(uri, registration.native)?;
+        let application = if registration.native {
+            ApplicationType::Native
+        } else {
+            ApplicationType::Web
+        };
+        RedirectUri::parse(uri, application)?;
     }
     let metadata = OAuthClientMetadata {
         token_endpoint_auth_method: auth_method.clone(),
@@ -206,7 +181,7 @@ pub async fn rotate_signing_key(
     keyring: &Keyring,
     alg: &str,
     lead: Option<Duration>,
-) -> AdminResult<(crate::store::SigningKeyRecord, Generation)> {
+) -> AdminResult<(gatehouse_model::records::SigningKeyRecord, Generation)> {
     let alg = Algorithm::parse(alg)
         .filter(|a| matches!(a, Algorithm::EdDSA | Algorithm::ES256 | Algorithm::RS256))
         .ok_or_else(|| {

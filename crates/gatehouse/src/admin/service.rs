@@ -21,9 +21,13 @@ use super::{
 };
 use crate::{
     Config,
-    audit::{AuditEvent, AuditSink, AuditWriter, Decision, OperatorAction},
+    audit::{AuditSink, AuditWriter},
     secrets::Keyring,
-    store::{DynStore, Generation},
+    store::DynStore,
+};
+use gatehouse_model::{
+    audit::{AuditEvent, Decision, OperatorAction},
+    records::Generation,
 };
 
 /// Who makes a change and from where.
@@ -437,7 +441,7 @@ impl AdminService {
         &self,
         client: &str,
         server: &str,
-    ) -> AdminResult<Option<crate::store::ConnectionRecord>> {
+    ) -> AdminResult<Option<gatehouse_model::records::ConnectionRecord>> {
         Ok(self
             .store
             .list_connections()
@@ -511,7 +515,10 @@ impl AdminService {
         Ok(generation)
     }
 
-    async fn policy(&self, id: &str) -> AdminResult<Option<crate::store::PolicyRecord>> {
+    async fn policy(
+        &self,
+        id: &str,
+    ) -> AdminResult<Option<gatehouse_model::records::PolicyRecord>> {
         Ok(self
             .store
             .list_policies()

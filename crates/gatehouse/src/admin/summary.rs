@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use crate::store::{
+use gatehouse_model::records::{
     ApiKeyRecord, ClientRecord, ClientSecretRecord, ConnectionRecord, GroupConnectionRecord,
     PolicyRecord, ServerRecord, SigningKeyRecord, UserRecord,
 };

@@ -1,32 +1,12 @@
 //! Operator actions for users (who sign in so agents act for them) and group connections.
 
-use super::{AdminError, AdminResult, validate_name};
-use crate::{
-    grants::parse_pattern_list,
-    identity::passwords,
-    secrets,
-    store::{DynStore, Generation, GroupConnectionRecord, UserRecord},
+use super::{AdminError, AdminResult};
+use crate::{identity::passwords, secrets, store::DynStore};
+use gatehouse_model::{
+    names::{GroupName, Username},
+    records::{Generation, GroupConnectionRecord, UserRecord},
+    tool_pattern::parse_pattern_list,
 };
-
-/// Usernames: what people type, so a little wider than resource names (e-mail addresses).
-pub fn validate_username(name: &str) -> AdminResult<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 128
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._@+-".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(AdminError::Invalid(format!(
-            "invalid username {name:?}: use 1-128 lower-case letters, digits or . _ @ + -"
-        )))
-    }
-}
-
-pub fn validate_groups(groups: &[String]) -> AdminResult<()> {
-    groups.iter().try_for_each(|g| validate_name("group", g))
-}
 
 fn password_hash(password: &str) -> AdminResult<String> {
     if password.chars().count() < passwords::MIN_LEN {
@@ -46,8 +26,8 @@ pub async fn create_user(
     password: Option<&str>,
     groups: Vec<String>,
 ) -> AdminResult<(UserRecord, Generation)> {
-    validate_username(username)?;
-    validate_groups(&groups)?;
+    Username::parse(username)?;
+    GroupName::parse_all(&groups)?;
     let password_hash = password.map(password_hash).transpose()?;
     let record = UserRecord {
         id: format!("usr_{}", secrets::random_id(16)?),
@@ -76,7 +56,7 @@ pub async fn set_groups(
     username: &str,
     groups: Vec<String>,
 ) -> AdminResult<Generation> {
-    validate_groups(&groups)?;
+    GroupName::parse_all(&groups)?;
     let user = store.get_user(username).await?;
     Ok(store
         .update_user_profile(&user.id, &user.display_name, &groups)
@@ -91,7 +71,7 @@ pub async fn grant_group(
     resources: bool,
     prompts: bool,
 ) -> AdminResult<Generation> {
-    validate_name("group", group)?;
+    GroupName::parse(group)?;
     let tools = parse_pattern_list(tools)?;
     let record = GroupConnectionRecord {
         group: group.to_owned(),

@@ -17,13 +17,8 @@
 
 use serde::Serialize;
 
-use crate::{
-    audit::{
-        event::{AuditEvent, BatchEntry, Decision, Outcome},
-        operator::OperatorAction,
-    },
-    secrets::Keyring,
-};
+use crate::secrets::Keyring;
+use gatehouse_model::audit::{AuditEvent, BatchEntry, Decision, OperatorAction, Outcome};
 
 pub use crate::audit::verify::{
     ChainProblem, ChainSummary, Found, VerifyReport, verify, verify_with,
@@ -219,7 +214,7 @@ impl<'a> From<&'a AuditEvent> for V2<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::event::{BatchEntry, Decision, Outcome};
+    use gatehouse_model::audit::{BatchEntry, Decision, Outcome};
 
     fn ring() -> Keyring {
         Keyring::from_master(&[7; 32])

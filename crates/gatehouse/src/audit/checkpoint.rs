@@ -8,28 +8,21 @@
 //! exported (`gatehouse audit checkpoint`, every chain's) to be kept elsewhere and checked
 //! with `gatehouse audit verify --checkpoint`.
 
-use serde::{Deserialize, Serialize};
+use gatehouse_model::audit::Checkpoint;
 use subtle::ConstantTimeEq as _;
 
 use crate::secrets::Keyring;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Checkpoint {
-    /// The chain; 0 (also when absent, in checkpoints exported before chains) for the rows
-    /// written before chains.
-    #[serde(default)]
-    pub chain_id: i64,
-    /// The chain head: the last row's sequence number in the chain and its hash.
-    pub seq: i64,
-    pub hash: String,
-    /// When the checkpoint was signed.
-    pub ts_ms: i64,
-    /// HMAC with the audit key over the fields above, hex.
-    pub mac: String,
+/// The keyed half of a [`Checkpoint`] (the value itself is the model's): signing and checking
+/// its MAC with the audit key.
+pub trait KeyedCheckpoint {
+    fn sign(keyring: &Keyring, chain_id: i64, seq: i64, hash: &str, ts_ms: i64) -> Self;
+    /// Whether the MAC matches: made with this master key and not edited since.
+    fn is_authentic(&self, keyring: &Keyring) -> bool;
 }
 
-impl Checkpoint {
-    pub fn sign(keyring: &Keyring, chain_id: i64, seq: i64, hash: &str, ts_ms: i64) -> Self {
+impl KeyedCheckpoint for Checkpoint {
+    fn sign(keyring: &Keyring, chain_id: i64, seq: i64, hash: &str, ts_ms: i64) -> Self {
         Checkpoint {
             chain_id,
             seq,
@@ -39,8 +32,7 @@ impl Checkpoint {
         }
     }
 
-    /// Whether the MAC matches: made with this master key and not edited since.
-    pub fn is_authentic(&self, keyring: &Keyring) -> bool {
+    fn is_authentic(&self, keyring: &Keyring) -> bool {
         let expected = mac(keyring, self.chain_id, self.seq, &self.hash, self.ts_ms);
         let Ok(presented) = hex::decode(&self.mac) else {
             return false;

@@ -4,14 +4,9 @@
 
 pub mod chain;
 pub mod checkpoint;
-pub mod event;
-pub mod operator;
+mod operator;
 pub mod registry;
 pub mod verify;
 pub mod writer;
 
-pub use checkpoint::Checkpoint;
-pub use event::{AuditEvent, AuditFilter, AuditRow, BatchEntry, Decision, Outcome};
-pub use operator::{EventKind, OperatorAction};
-pub use registry::ChainStart;
 pub use writer::{AuditSink, AuditWriter};

@@ -1,66 +1,14 @@
 //! Operator events: what an operator changed (through `admin::AdminService`), recorded in the
-//! same chained trail as requests.
-//!
-//! The fields are hashed in this order (`chain.rs`, canonical form 2): never reorder or rename
-//! them, and add new ones at the end, optional and skipped when absent.
-
-use serde::{Deserialize, Serialize};
-
-/// One mutation: who made it, from where, what it did to which record, and the record's
-/// summary before and after. Summaries hold ids, names and settings, never secrets (no key
-/// material, client secrets, passwords or injected credentials, nor their hashes).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OperatorAction {
-    /// Who: the account running the CLI, or the name it was given (`--actor`).
-    pub actor: String,
-    /// Through what: `cli` (later `api`).
-    pub origin: String,
-    /// The machine the CLI ran on.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub host: Option<String>,
-    /// `<target kind>.<verb>`, e.g. `key.revoke`, `policy.import`.
-    pub action: String,
-    /// `server`, `client`, `api_key`, `connection`, `policy`, `user`, …
-    pub target_kind: String,
-    /// The record's id or name (`client/server` for a connection).
-    pub target: String,
-    /// The record before the change; absent for a create.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub before: Option<serde_json::Value>,
-    /// The record after the change; absent for a delete.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub after: Option<serde_json::Value>,
-}
-
-/// Which events `audit query` returns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventKind {
-    /// Calls through the gateway and the authorization server.
-    Request,
-    /// Changes made by operators.
-    Operator,
-}
-
-impl EventKind {
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "request" => Some(EventKind::Request),
-            "operator" => Some(EventKind::Operator),
-            _ => None,
-        }
-    }
-}
+//! same chained trail as requests. Their types are plain values
+//! ([`gatehouse_model::audit::OperatorAction`]); this pins how the chain hashes them.
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::{
-        audit::{
-            chain::{self, GENESIS},
-            event::{AuditEvent, Decision},
-        },
+        audit::chain::{self, GENESIS},
         secrets::Keyring,
     };
+    use gatehouse_model::audit::{AuditEvent, Decision, OperatorAction};
 
     fn revoked_key() -> AuditEvent {
         AuditEvent {

@@ -14,32 +14,21 @@
 //! The first entry links to the last row of chain 0 (rows written before chains), so
 //! deleting those rows wholesale breaks it too.
 
-use serde::{Deserialize, Serialize};
+use gatehouse_model::audit::ChainStart;
 use subtle::ConstantTimeEq as _;
 
 use crate::secrets::Keyring;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChainStart {
-    pub chain_id: i64,
-    /// The hash of the entry before this one (for the first entry, chain 0's last row's, or
-    /// zeros).
-    pub prev: String,
-    pub started_ms: i64,
-    /// Which process wrote the chain (host and process id), for the operator.
-    pub writer: String,
-    /// HMAC with the audit key over the fields above, hex; the chain's first row links to it.
-    pub hash: String,
+/// The keyed half of a [`ChainStart`] (the value itself is the model's): making and checking
+/// its hash with the audit key.
+pub trait KeyedChainStart {
+    fn new(keyring: &Keyring, chain_id: i64, prev: &str, started_ms: i64, writer: &str) -> Self;
+    /// Whether the hash matches the fields: made with this master key and not edited since.
+    fn is_authentic(&self, keyring: &Keyring) -> bool;
 }
 
-impl ChainStart {
-    pub fn new(
-        keyring: &Keyring,
-        chain_id: i64,
-        prev: &str,
-        started_ms: i64,
-        writer: &str,
-    ) -> Self {
+impl KeyedChainStart for ChainStart {
+    fn new(keyring: &Keyring, chain_id: i64, prev: &str, started_ms: i64, writer: &str) -> Self {
         ChainStart {
             chain_id,
             prev: prev.to_owned(),
@@ -49,8 +38,7 @@ impl ChainStart {
         }
     }
 
-    /// Whether the hash matches the fields: made with this master key and not edited since.
-    pub fn is_authentic(&self, keyring: &Keyring) -> bool {
+    fn is_authentic(&self, keyring: &Keyring) -> bool {
         let expected = mac(
             keyring,
             self.chain_id,

@@ -7,13 +7,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::{
     audit::{
         chain::{GENESIS, link_version},
-        checkpoint::Checkpoint,
-        event::AuditRow,
-        registry::ChainStart,
+        checkpoint::KeyedCheckpoint,
+        registry::KeyedChainStart,
     },
     secrets::Keyring,
     store::{Store, StoreResult},
 };
+use gatehouse_model::audit::{AuditRow, ChainStart, Checkpoint};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "problem", rename_all = "snake_case")]

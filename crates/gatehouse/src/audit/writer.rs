@@ -19,17 +19,17 @@ use std::{
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::audit::{checkpoint::KeyedCheckpoint, registry::KeyedChainStart};
 use crate::{
     audit::{
         chain::{self, GENESIS},
-        checkpoint::Checkpoint,
-        event::{AuditEvent, AuditRow},
-        registry::{self, ChainStart},
+        registry,
     },
     policy::geo::GeoDb,
     secrets::Keyring,
     store::DynStore,
 };
+use gatehouse_model::audit::{AuditEvent, AuditRow, ChainStart, Checkpoint};
 
 struct Pending {
     event: AuditEvent,
@@ -502,10 +502,8 @@ impl AuditWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        audit::{Decision, chain},
-        store::SqliteStore,
-    };
+    use crate::{audit::chain, store::SqliteStore};
+    use gatehouse_model::audit::Decision;
 
     fn event(n: u32) -> AuditEvent {
         AuditEvent {

@@ -151,6 +151,18 @@ impl From<crate::policy::Denial> for GatewayError {
     }
 }
 
+impl From<gatehouse_model::jsonrpc::EnvelopeError> for GatewayError {
+    fn from(refused: gatehouse_model::jsonrpc::EnvelopeError) -> Self {
+        use gatehouse_model::jsonrpc::EnvelopeError as E;
+        match refused {
+            E::ParseError(text) => GatewayError::ParseError(text),
+            E::InvalidRequest(text) => GatewayError::InvalidRequest(text),
+            E::BatchTooLarge { limit } => GatewayError::BatchTooLarge { limit },
+            E::RequestTooComplex { limit } => GatewayError::RequestTooComplex { limit },
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CredentialProblem {
     /// Not a credential Gatehouse issues, or damaged (checksum).

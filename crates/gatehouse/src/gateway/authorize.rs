@@ -7,11 +7,11 @@
 
 use http::HeaderMap;
 
-use crate::{
-    error::GatewayError,
-    gateway::jsonrpc::{Envelope, Kind, Message},
-    grants::{Grant, ToolPattern},
-    oauth::scope::{ScopeItem, ServerScope},
+use crate::{error::GatewayError, grants::Grant};
+use gatehouse_model::{
+    jsonrpc::{Envelope, Kind, Message},
+    scope::{ScopeItem, ServerScope},
+    tool_pattern::ToolPattern,
 };
 
 pub const STATELESS_ERA: &str = "2026-07-28";
@@ -249,7 +249,7 @@ fn header_value_matches(value: &[u8], expected: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{gateway::jsonrpc::parse, grants::parse_pattern_list};
+    use gatehouse_model::{jsonrpc::parse, tool_pattern::parse_pattern_list};
     use http::HeaderValue;
 
     fn grant() -> Grant {
@@ -273,7 +273,7 @@ mod tests {
     }
 
     fn check_scoped(body: &str, scope: &str) -> Result<Verdict, GatewayError> {
-        let scope = crate::oauth::scope::Scope::parse(scope)
+        let scope = gatehouse_model::scope::Scope::parse(scope)
             .unwrap()
             .for_server("s");
         authorize(

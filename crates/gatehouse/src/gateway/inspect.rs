@@ -10,10 +10,10 @@ use serde_json::Value;
 
 use crate::{
     error::GatewayError,
-    gateway::jsonrpc::{Envelope, Kind, Message},
     grants::Grant,
     guardrails::{self, Direction},
 };
+use gatehouse_model::jsonrpc::{Envelope, Kind, Message};
 
 pub struct Inspected {
     /// Findings in audit form (`guardrail:<rule>:<detector>:<action>`).

@@ -4,7 +4,6 @@ pub mod access;
 pub mod authorize;
 mod bearer;
 mod inspect;
-pub mod jsonrpc;
 mod proxy;
 mod recorded;
 mod respond;

@@ -19,12 +19,10 @@ use std::{
 
 use crate::{
     app::AppState,
-    audit::{BatchEntry, Decision},
     edge::serve::ConnectionCut,
     error::{CredentialProblem, ErrorContext, GatewayError},
     gateway::{
         access, authorize, inspect,
-        jsonrpc::{self, Kind},
         recorded::{self, Ending, Record},
         respond::{self, ResponseRules},
         session::SessionCheck,
@@ -33,13 +31,18 @@ use crate::{
     grants::Grant,
     guardrails::Direction,
     identity::{Credential, Principal, api_keys::KeyRejection},
-    pinning::PinAction,
     policy::{self, Facts, client_ip},
     snapshot::{ServerEntry, Snapshot},
     upstream::{
         self, Action, Exchange, Reply, ReplyHead, ReplyKind, Route, SessionChange, SessionId,
         Upstream,
     },
+};
+use gatehouse_model::{
+    audit::{BatchEntry, Decision},
+    jsonrpc::{self, Kind},
+    names::{Name, NameKind},
+    pin_action::PinAction,
 };
 
 const SESSION_HEADER: &str = "mcp-session-id";
@@ -71,7 +74,7 @@ pub async fn handle(
         request_id.clone(),
         client_ip,
         // Unknown names are the caller's words: record them only when they could be a name.
-        if entry.is_some() || crate::admin::validate_name("server", &server).is_ok() {
+        if entry.is_some() || Name::parse(NameKind::Server, &server).is_ok() {
             server.clone()
         } else {
             "(invalid)".to_owned()

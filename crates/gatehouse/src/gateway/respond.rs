@@ -11,13 +11,18 @@ use serde_json::{Value, json};
 use std::{collections::HashMap, sync::Arc};
 
 use crate::{
-    audit::{AuditEvent, AuditSink, Decision},
+    audit::AuditSink,
     error::{GatewayError, codes},
-    gateway::{jsonrpc, upstream_http::forward_response_headers},
-    grants::{Grant, ToolPattern},
+    gateway::upstream_http::forward_response_headers,
+    grants::Grant,
     guardrails::{self, Direction, Guardrail},
     pinning::PinWatch,
     snapshot::ServerEntry,
+};
+use gatehouse_model::{
+    audit::{AuditEvent, Decision},
+    jsonrpc,
+    tool_pattern::ToolPattern,
 };
 
 /// A grant and the key's narrowing within it: what `tools/list` may show.
@@ -273,7 +278,7 @@ pub fn tools_list_rewrite(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::grants::parse_pattern_list;
+    use gatehouse_model::tool_pattern::parse_pattern_list;
 
     fn rules() -> ResponseRules {
         let grant = Grant {

@@ -16,9 +16,9 @@ use std::{collections::HashSet, sync::Arc};
 
 use crate::{
     error::GatewayError,
-    gateway::jsonrpc::{Envelope, Kind},
     identity::principal::{Owner, OwnerId},
 };
+use gatehouse_model::jsonrpc::{Envelope, Kind};
 
 pub use crate::state::{
     TaskOwners,
@@ -163,7 +163,7 @@ mod tests {
         owners.record("demo", "mine", client("a"), far);
         owners.record("demo", "theirs", client("b"), far);
         let envelope =
-            crate::gateway::jsonrpc::parse(br#"{"jsonrpc":"2.0","id":4,"method":"tasks/list"}"#)
+            gatehouse_model::jsonrpc::parse(br#"{"jsonrpc":"2.0","id":4,"method":"tasks/list"}"#)
                 .unwrap();
         let rules = rules_for(&owners, &Arc::from("demo"), client("a"), &envelope).unwrap();
         let mut result = serde_json::json!({"jsonrpc":"2.0","id":4,"result":{"tasks":[

@@ -17,15 +17,20 @@ use regex::{Regex, RegexSet};
 use serde::{Deserialize, Serialize};
 use std::{collections::HashSet, sync::Arc};
 
-use crate::grants::ToolPattern;
 use detectors::Builtin;
+use gatehouse_model::{
+    names::{Name, NameKind},
+    tool_pattern::ToolPattern,
+};
 
 /// Guardrails are stored beside policies (same scopes, same CLI) under this kind.
 pub const GUARDRAIL_KIND: &str = "guardrail";
 
 /// Compiles a stored guardrail; the error names the offending field.
-pub fn compile_record(record: &crate::store::PolicyRecord) -> Result<Guardrail, String> {
-    crate::admin::validate_name("guardrail", &record.id).map_err(|e| e.to_string())?;
+pub fn compile_record(
+    record: &gatehouse_model::records::PolicyRecord,
+) -> Result<Guardrail, String> {
+    Name::parse(NameKind::Guardrail, &record.id).map_err(|e| e.to_string())?;
     let spec: GuardrailSpec =
         serde_json::from_value(record.spec.clone()).map_err(|e| format!("guardrail spec: {e}"))?;
     let tools = record

@@ -429,7 +429,7 @@ mod tests {
                 "q",
                 None,
                 None,
-                Some(crate::grants::ToolPattern::parse("sql_*").unwrap()),
+                Some(gatehouse_model::tool_pattern::ToolPattern::parse("sql_*").unwrap()),
                 &serde_json::from_value(json!({ "action": "block", "words": ["drop table"], "direction": "request", "paths": ["$.query"] })).unwrap(),
             )
             .unwrap(),

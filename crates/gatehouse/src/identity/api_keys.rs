@@ -14,10 +14,8 @@ use std::{
 };
 use subtle::ConstantTimeEq;
 
-use crate::{
-    grants::ToolPattern,
-    secrets::{self, Keyring, SecretError},
-};
+use crate::secrets::{self, Keyring, SecretError};
+use gatehouse_model::tool_pattern::ToolPattern;
 
 pub const PREFIX: &str = "gth_";
 pub const ID_LEN: usize = 12;

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::{grants::ToolPattern, oauth::scope::ServerScope};
+use gatehouse_model::{scope::ServerScope, tool_pattern::ToolPattern};
 
 #[derive(Debug, Clone)]
 pub enum Credential {

@@ -17,16 +17,13 @@ use serde_json::json;
 
 use crate::{
     AppState,
-    oauth::{
-        clients::OAuthClient,
-        form::Form,
-        pages,
-        scope::{Scope, ScopeItem},
-        session,
-    },
+    oauth::{clients::OAuthClient, form::Form, pages, session},
     secrets,
     snapshot::Snapshot,
-    store::AuthorizationCodeRecord,
+};
+use gatehouse_model::{
+    records::AuthorizationCodeRecord,
+    scope::{Scope, ScopeItem},
 };
 
 pub const REQUEST_PURPOSE: &str = "authorization-request";

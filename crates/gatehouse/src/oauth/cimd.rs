@@ -31,10 +31,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{
-    AppState,
-    admin::oauth::validate_redirect_uri,
-    store::{ClientRecord, OAuthClientMetadata},
+use crate::AppState;
+use gatehouse_model::{
+    names::{ApplicationType, RedirectUri},
+    records::{ClientRecord, OAuthClientMetadata},
 };
 
 const MAX_DOCUMENT: usize = 5 * 1024;
@@ -171,7 +171,7 @@ fn check_url(url: &str, allow_private: bool) -> Result<Uri, String> {
 /// The metadata in a document, checked against the URL it came from.
 pub fn parse_document(url: &str, body: &[u8]) -> Result<OAuthClientMetadata, String> {
     let text = std::str::from_utf8(body).map_err(|_| "the document is not UTF-8".to_owned())?;
-    let doc = crate::gateway::jsonrpc::strict_value(text)
+    let doc = gatehouse_model::jsonrpc::strict_value(text)
         .map_err(|_| "the document is not a JSON object without duplicate keys".to_owned())?;
     if doc.get("client_id").and_then(Value::as_str) != Some(url) {
         return Err("the document's client_id is not its own URL".into());
@@ -200,7 +200,7 @@ pub fn parse_document(url: &str, body: &[u8]) -> Result<OAuthClientMetadata, Str
         return Err("the document needs 1 to 10 redirect_uris".into());
     }
     for uri in &redirect_uris {
-        validate_redirect_uri(uri, true).map_err(|e| e.to_string())?;
+        RedirectUri::parse(uri, ApplicationType::Native).map_err(|e| e.to_string())?;
     }
     let mut grant_types = list("grant_types");
     if grant_types.is_empty() {

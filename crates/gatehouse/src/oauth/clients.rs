@@ -14,8 +14,8 @@ use crate::{
     error::OAuthError,
     oauth::form::Form,
     secrets::{self, Keyring, SecretError},
-    store::{ClientSecretRecord, OAuthClientMetadata},
 };
+use gatehouse_model::records::{ClientSecretRecord, OAuthClientMetadata};
 
 pub const SECRET_PREFIX: &str = "gcs_";
 const SECRET_LEN: usize = 43;

@@ -22,11 +22,11 @@ use crate::{
         jwt::{self, Expectations, JwtError},
         keys::VerifierSet,
         remote,
-        scope::{Scope, ScopeItem},
         token_cache::{Expiring, TokenCache, TokenKey},
     },
     snapshot::{ServerEntry, Snapshot, merge_group_grants},
 };
+use gatehouse_model::scope::{Scope, ScopeItem};
 
 /// A verified external token, mapped.
 #[derive(Debug)]
@@ -212,7 +212,7 @@ pub async fn identify(
             let groups = match &trusted.groups_claim {
                 Some(claim) => {
                     let mut groups = map_values(strings(claims.get(claim)), &trusted.group_map);
-                    groups.retain(|g| crate::admin::validate_name("group", g).is_ok());
+                    groups.retain(|g| gatehouse_model::names::GroupName::parse(g).is_ok());
                     groups
                 }
                 None => Vec::new(),

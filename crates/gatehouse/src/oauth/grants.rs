@@ -14,12 +14,14 @@ use crate::{
         authorize::code_hash,
         clients::OAuthClient,
         form::Form,
-        scope::Scope,
         tokens::{self, MintRequest},
     },
     secrets,
     snapshot::Snapshot,
-    store::{CodeRedemption, RefreshOutcome, RefreshTokenRecord, RevokedToken},
+};
+use gatehouse_model::{
+    records::{CodeRedemption, RefreshOutcome, RefreshTokenRecord, RevokedToken},
+    scope::Scope,
 };
 
 pub const REFRESH_PREFIX: &str = "ghr_";

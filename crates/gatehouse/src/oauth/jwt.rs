@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::keys::{SigningKey, VerifierSet};
-use crate::gateway::jsonrpc::strict_value;
+use gatehouse_model::{algorithm::Algorithm, jsonrpc::strict_value};
 
 /// Tokens ride in an `Authorization` header; anything larger is not one of ours and is
 /// refused before any decoding work.
@@ -21,40 +21,6 @@ pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 
 /// Headers naming or embedding a key: honouring any lets the token pick its own verifier.
 const KEY_HEADERS: [&str; 4] = ["jku", "x5u", "jwk", "x5c"];
-
-/// Declares [`Algorithm`] from JWA names (RFC 7518, RFC 8037): each variant is spelled
-/// exactly as its registered, case-sensitive name, so the name is the variant.
-macro_rules! algorithms {
-    ($($name:ident),+ $(,)?) => {
-        #[allow(clippy::upper_case_acronyms)]
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum Algorithm {
-            $($name),+
-        }
-
-        impl Algorithm {
-            pub const ALL: &[Algorithm] = &[$(Self::$name),+];
-
-            pub const fn as_str(self) -> &'static str {
-                match self {
-                    $(Self::$name => stringify!($name)),+
-                }
-            }
-
-            /// Exact match only; `none` and the HMAC algorithms are deliberately absent.
-            pub fn parse(name: &str) -> Option<Self> {
-                match name {
-                    $(stringify!($name) => Some(Self::$name),)+
-                    _ => None,
-                }
-            }
-        }
-    };
-}
-
-algorithms!(
-    EdDSA, ES256, ES384, RS256, RS384, RS512, PS256, PS384, PS512
-);
 
 /// Why a token was refused. Messages name the failed check only: never token contents,
 /// claim values or key material, so they are safe to log and to return to a client.

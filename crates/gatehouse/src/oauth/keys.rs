@@ -17,7 +17,7 @@ use ring::{
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use super::jwt::Algorithm;
+use gatehouse_model::algorithm::Algorithm;
 
 /// Size of generated RSA keys: the common floor for RS256, and ring signs up to 4096.
 pub const RSA_GENERATED_BITS: usize = 2048;

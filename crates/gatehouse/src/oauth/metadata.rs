@@ -70,7 +70,8 @@ pub async fn authorization_server_metadata(State(state): State<AppState>) -> Res
         Json(authorization_server(
             state.config.public_base(),
             &servers,
-            state.config.oauth.registration != "off",
+            state.config.oauth.registration
+                != gatehouse_model::registration_mode::RegistrationMode::Off,
             state.config.oauth.client_metadata_documents,
         ))
         .into_response(),

@@ -22,7 +22,6 @@ pub mod pages;
 pub mod registration;
 pub mod remote;
 pub mod revocation;
-pub mod scope;
 pub mod session;
 pub mod signing;
 pub mod token;
@@ -36,11 +35,8 @@ use axum::{
 use http::{HeaderMap, StatusCode};
 use std::{net::SocketAddr, time::Instant};
 
-use crate::{
-    AppState,
-    audit::event::{AuditEvent, Decision},
-    policy::client_ip,
-};
+use crate::{AppState, policy::client_ip};
+use gatehouse_model::audit::{AuditEvent, Decision};
 
 /// The authorization server's routes (merged into the gateway's router).
 pub fn routes() -> Router<AppState> {

@@ -17,13 +17,11 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::{
-    AppState,
-    admin::oauth::validate_redirect_uri,
-    error::OAuthError,
-    oauth::clients,
-    secrets,
-    store::{ClientRecord, OAuthClientMetadata},
+use crate::{AppState, error::OAuthError, oauth::clients, secrets};
+use gatehouse_model::{
+    names::{ApplicationType, RedirectUri},
+    records::{ClientRecord, OAuthClientMetadata},
+    registration_mode::RegistrationMode,
 };
 
 const MAX_BODY: usize = 16 * 1024;
@@ -56,9 +54,9 @@ pub async fn register(State(state): State<AppState>, request: Request) -> Respon
 }
 
 fn authorized(state: &AppState, headers: &HeaderMap) -> Result<(), OAuthError> {
-    match state.config.oauth.registration.as_str() {
-        "open" => Ok(()),
-        "token" => {
+    match state.config.oauth.registration {
+        RegistrationMode::Open => Ok(()),
+        RegistrationMode::Token => {
             let presented = headers
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
@@ -118,7 +116,7 @@ async fn handle(
     };
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| OAuthError::InvalidClientMetadata("the body is not UTF-8".into()))?;
-    let value = crate::gateway::jsonrpc::strict_value(text).map_err(|_| {
+    let value = gatehouse_model::jsonrpc::strict_value(text).map_err(|_| {
         OAuthError::InvalidClientMetadata(
             "the body is not a JSON object without duplicate keys".into(),
         )
@@ -226,7 +224,12 @@ fn validate(request: RegistrationRequest) -> Result<OAuthClientMetadata, OAuthEr
         )));
     }
     for uri in &request.redirect_uris {
-        validate_redirect_uri(uri, application_type == "native")
+        let application = if application_type == "native" {
+            ApplicationType::Native
+        } else {
+            ApplicationType::Web
+        };
+        RedirectUri::parse(uri, application)
             .map_err(|e| OAuthError::InvalidRedirectUri(e.to_string()))?;
     }
     let client_name = request

@@ -20,8 +20,8 @@ use crate::{
     identity::api_keys,
     oauth::{OAuthAudit, clients::OAuthClient, form::Form, tokens},
     snapshot::Snapshot,
-    store::RevokedToken,
 };
+use gatehouse_model::records::RevokedToken;
 
 const HINTS: [&str; 3] = ["access_token", "refresh_token", "api_key"];
 

@@ -11,13 +11,11 @@ use serde_json::Value;
 use std::{sync::Arc, time::Duration};
 
 use crate::{
-    oauth::{
-        jwt::Algorithm,
-        keys::{SigningKey, VerificationKey, VerifierSet},
-    },
+    oauth::keys::{SigningKey, VerificationKey, VerifierSet},
     secrets::Keyring,
-    store::{DynStore, SigningKeyRecord, StoreError},
+    store::{DynStore, StoreError},
 };
+use gatehouse_model::{algorithm::Algorithm, records::SigningKeyRecord};
 
 fn seal_context(kid: &str) -> String {
     format!("signing-key:{kid}")

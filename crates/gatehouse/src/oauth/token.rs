@@ -18,11 +18,11 @@ use crate::{
         OAuthAudit,
         clients::OAuthClient,
         form::Form,
-        scope::{Scope, ScopeItem},
         tokens::{self, MintRequest},
     },
     snapshot::Snapshot,
 };
+use gatehouse_model::scope::{Scope, ScopeItem};
 
 pub async fn token(
     State(state): State<AppState>,

@@ -224,9 +224,10 @@ impl TokenCache<VerifiedClaims> {
 mod tests {
     use super::*;
     use crate::oauth::{
-        jwt::{ACCESS_TOKEN_TYP, Algorithm, encode},
+        jwt::{ACCESS_TOKEN_TYP, encode},
         keys::{SigningKey, tests::key},
     };
+    use gatehouse_model::algorithm::Algorithm;
     use serde_json::json;
 
     const NOW: i64 = 1_750_000_000;

@@ -12,11 +12,11 @@ use crate::{
     error::{CredentialProblem, GatewayError, OAuthError},
     oauth::{
         jwt::{self, Expectations, JwtError},
-        scope::{Scope, ServerScope},
         signing::SigningKeys,
     },
     secrets,
 };
+use gatehouse_model::scope::{Scope, ServerScope};
 
 /// The claims Gatehouse signs (RFC 9068 §2.2).
 #[derive(Debug, Serialize)]

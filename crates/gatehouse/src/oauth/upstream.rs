@@ -29,8 +29,8 @@ use crate::{
         login, pages, remote, session,
     },
     secrets,
-    store::UserRecord,
 };
+use gatehouse_model::records::UserRecord;
 
 const STATE_PURPOSE: &str = "upstream-state";
 const BINDING_COOKIE: &str = "gatehouse_upstream";
@@ -317,7 +317,7 @@ fn claim_groups(
     let mut groups: Vec<String> = if provider.group_map.is_empty() {
         values
             .into_iter()
-            .filter(|g| crate::admin::validate_name("group", g).is_ok())
+            .filter(|g| gatehouse_model::names::GroupName::parse(g).is_ok())
             .collect()
     } else {
         values
@@ -360,7 +360,7 @@ async fn link_user(
         .get(&provider.username_claim)
         .and_then(Value::as_str)
         .map(str::to_ascii_lowercase)
-        .filter(|u| crate::admin::users::validate_username(u).is_ok());
+        .filter(|u| gatehouse_model::names::Username::parse(u).is_ok());
     let username = match preferred {
         Some(name) if state.store.find_user_by_username(&name).await?.is_none() => name,
         _ => format!("{}/{sub}", provider.name),

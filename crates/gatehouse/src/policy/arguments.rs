@@ -7,7 +7,8 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Facts, Policy, PolicyKind, Refusal};
+use super::{Facts, Policy, Refusal};
+use gatehouse_model::policy_kind::PolicyKind;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]

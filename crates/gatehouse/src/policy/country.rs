@@ -6,7 +6,8 @@
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-use super::{Facts, Policy, PolicyKind, Refusal, geo::GeoDb};
+use super::{Facts, Policy, Refusal, geo::GeoDb};
+use gatehouse_model::policy_kind::PolicyKind;
 
 /// The compile error when the server has no database; `validate` accepts a spec that fails
 /// only for this reason (the database is the server's concern, not the spec's).

@@ -7,10 +7,10 @@ use std::{net::IpAddr, sync::Arc};
 
 use super::{CompiledPolicy, Facts};
 use crate::{
-    grants::ToolPattern,
     guardrails::{self, Direction},
     snapshot::Snapshot,
 };
+use gatehouse_model::tool_pattern::ToolPattern;
 
 #[derive(Debug, Serialize)]
 pub struct Step {

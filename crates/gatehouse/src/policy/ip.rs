@@ -5,7 +5,8 @@
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use super::{Facts, Policy, PolicyKind, Refusal};
+use super::{Facts, Policy, Refusal};
+use gatehouse_model::policy_kind::PolicyKind;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]

@@ -29,51 +29,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::{net::IpAddr, sync::Arc, time::Duration};
 
-use crate::{grants::ToolPattern, state::StateFuture};
-
-/// Policy kinds, declared in evaluation order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PolicyKind {
-    Arguments,
-    Ip,
-    Country,
-    Schedule,
-    Quota,
-    RateLimit,
-}
-
-impl PolicyKind {
-    pub const ALL: [PolicyKind; 6] = [
-        PolicyKind::Arguments,
-        PolicyKind::Ip,
-        PolicyKind::Country,
-        PolicyKind::Schedule,
-        PolicyKind::Quota,
-        PolicyKind::RateLimit,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PolicyKind::Arguments => "arguments",
-            PolicyKind::Ip => "ip",
-            PolicyKind::Country => "country",
-            PolicyKind::Schedule => "schedule",
-            PolicyKind::Quota => "quota",
-            PolicyKind::RateLimit => "rate_limit",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        let normalized = text.replace('-', "_");
-        Self::ALL.into_iter().find(|k| k.as_str() == normalized)
-    }
-
-    /// Rate and quota refusals are "slow down" (429); the others are "not allowed" (403).
-    pub fn is_throttle(self) -> bool {
-        matches!(self, PolicyKind::Quota | PolicyKind::RateLimit)
-    }
-}
+use crate::state::StateFuture;
+use gatehouse_model::{policy_kind::PolicyKind, tool_pattern::ToolPattern};
 
 /// What a policy may look at. Built once per request.
 #[derive(Debug, Clone)]

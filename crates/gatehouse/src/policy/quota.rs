@@ -10,8 +10,9 @@ use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use std::{sync::Arc, time::Duration};
 
-use super::{Facts, Per, PolicyKind, Refusal, StatefulPolicy};
+use super::{Facts, Per, Refusal, StatefulPolicy};
 use crate::state::{QuotaCounter, StateFuture, Subject};
+use gatehouse_model::policy_kind::PolicyKind;
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -164,8 +165,8 @@ mod tests {
     use crate::{
         policy::tests_support::{check, facts_at},
         state::memory::MemoryQuota,
-        store::QuotaUsage,
     };
+    use gatehouse_model::records::QuotaUsage;
 
     fn quota(limit: u64, window: Window, zone: &str) -> Quota {
         let spec = QuotaSpec {

@@ -8,8 +8,9 @@
 use serde::{Deserialize, Serialize};
 use std::{sync::Arc, time::Duration};
 
-use super::{Facts, Per, PolicyKind, Refusal, StatefulPolicy};
+use super::{Facts, Per, Refusal, StatefulPolicy};
 use crate::state::{Gcra, RateCounter, StateFuture, Subject};
+use gatehouse_model::policy_kind::PolicyKind;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -39,7 +40,7 @@ pub struct RateLimit {
 
 impl RateLimit {
     pub fn new(spec: &RateLimitSpec, cells: Arc<dyn RateCounter>) -> Result<Self, String> {
-        let period = crate::duration::parse(&spec.period)?;
+        let period = gatehouse_model::duration::parse(&spec.period)?;
         if spec.requests == 0 || period.is_zero() {
             return Err("requests and period must be positive".into());
         }

@@ -6,10 +6,8 @@
 use std::sync::Arc;
 
 use super::geo::GeoDb;
-use crate::{
-    state::{CounterScope, CounterStore, QuotaCounter, RateCounter, memory::MemoryCounters},
-    store::{QuotaDelta, QuotaUsage},
-};
+use crate::state::{CounterScope, CounterStore, QuotaCounter, RateCounter, memory::MemoryCounters};
+use gatehouse_model::records::{QuotaDelta, QuotaUsage};
 
 pub struct PolicyRuntime {
     counters: Arc<dyn CounterStore>,

@@ -9,7 +9,8 @@ use jiff::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{Facts, Policy, PolicyKind, Refusal};
+use super::{Facts, Policy, Refusal};
+use gatehouse_model::policy_kind::PolicyKind;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]

@@ -9,15 +9,14 @@ use std::{
     time::Duration,
 };
 
-use super::{
-    CompiledPolicy, PolicyKind, PolicyRuntime, Refusal, compile, enforce, tests_support::facts_at,
+use super::{CompiledPolicy, PolicyRuntime, Refusal, compile, enforce, tests_support::facts_at};
+use crate::state::{
+    CounterScope, CounterStore, Gcra, QuotaCounter, RateCounter, StateFuture, Subject,
+    memory::MemoryCounters,
 };
-use crate::{
-    state::{
-        CounterScope, CounterStore, Gcra, QuotaCounter, RateCounter, StateFuture, Subject,
-        memory::MemoryCounters,
-    },
-    store::{PolicyRecord, QuotaDelta, QuotaUsage},
+use gatehouse_model::{
+    policy_kind::PolicyKind,
+    records::{PolicyRecord, QuotaDelta, QuotaUsage},
 };
 
 /// Memory counters whose every answer arrives after a yield to the scheduler, as a remote

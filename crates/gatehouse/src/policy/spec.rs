@@ -6,7 +6,7 @@ use serde_json::Value;
 use std::sync::Arc;
 
 use super::{
-    CompiledPolicy, PolicyKind, PolicyRuntime, Rule,
+    CompiledPolicy, PolicyRuntime, Rule,
     arguments::{Arguments, ArgumentsSpec},
     country::{self, CountryRule, CountrySpec},
     ip::{IpRule, IpSpec},
@@ -14,7 +14,12 @@ use super::{
     rate::{RateLimit, RateLimitSpec},
     schedule::{Schedule, ScheduleSpec},
 };
-use crate::{grants::ToolPattern, store::PolicyRecord};
+use gatehouse_model::{
+    names::{Name, NameKind},
+    policy_kind::PolicyKind,
+    records::PolicyRecord,
+    tool_pattern::ToolPattern,
+};
 
 fn parse<T: DeserializeOwned>(kind: PolicyKind, spec: &Value) -> Result<T, String> {
     serde_json::from_value(spec.clone()).map_err(|e| format!("{} spec: {e}", kind.as_str()))
@@ -76,7 +81,7 @@ pub fn check_runs_under(record: &PolicyRecord, geoip_configured: bool) -> Result
 }
 
 pub fn compile(record: &PolicyRecord, runtime: &PolicyRuntime) -> Result<CompiledPolicy, String> {
-    crate::admin::validate_name("policy", &record.id).map_err(|e| e.to_string())?;
+    Name::parse(NameKind::Policy, &record.id).map_err(|e| e.to_string())?;
     let kind = PolicyKind::parse(&record.kind).ok_or_else(|| {
         let known: Vec<&str> = PolicyKind::ALL.iter().map(|k| k.as_str()).collect();
         format!(

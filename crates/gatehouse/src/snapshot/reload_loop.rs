@@ -10,10 +10,10 @@ use tokio_util::sync::CancellationToken;
 use super::SnapshotHandle;
 use crate::{
     change_feed::ChangeFeed,
-    records::ReloadReport,
     replicas::{FORGET_AFTER_MS, HEARTBEAT_INTERVAL, Replica},
-    store::{Generation, StoreResult},
+    store::StoreResult,
 };
+use gatehouse_model::records::{Generation, ReloadReport};
 
 /// What this replica last wrote to the store, so unchanged facts are not written again.
 #[derive(Default)]
@@ -110,9 +110,10 @@ mod tests {
     use super::*;
     use crate::{
         secrets::Keyring,
-        store::{ClientRecord, DynStore, SqliteStore},
+        store::{DynStore, SqliteStore},
     };
     use async_trait::async_trait;
+    use gatehouse_model::records::ClientRecord;
     use std::sync::Arc;
     use tokio::sync::{Mutex, mpsc};
 

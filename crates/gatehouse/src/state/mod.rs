@@ -35,8 +35,8 @@ use crate::{
     identity::principal::Owner,
     pinning::ServerPins,
     policy::{Facts, Per, subjects::SubjectKey},
-    store::{QuotaDelta, QuotaUsage},
 };
+use gatehouse_model::records::{QuotaDelta, QuotaUsage};
 
 /// The answer of a state backend: ready now (in memory, no allocation) or after I/O.
 pub enum StateFuture<'a, T> {

@@ -17,18 +17,18 @@ pub mod users;
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-use crate::audit::event::{AuditFilter, AuditRow};
-pub use oauth::{
-    ClientSecretRecord, OAuthClientMetadata, OAuthStore, RefreshOutcome, RefreshTokenRecord,
-    RevokedToken, SigningKeyRecord,
+use gatehouse_model::{
+    audit::{AuditFilter, AuditRow},
+    records::{
+        ApiKeyRecord, ClientRecord, ConnectionRecord, Generation, PolicyRecord, QuotaDelta,
+        QuotaUsage, ServerRecord, StoreContents, ToolObservation, ToolPin,
+    },
 };
-pub use replicas::{ReplicaHeartbeat, ReplicaStore};
-pub use users::{
-    AuthorizationCodeRecord, CodeRedemption, GroupConnectionRecord, UserRecord, UserStore,
-};
+pub use oauth::OAuthStore;
+pub use replicas::ReplicaStore;
+pub use users::UserStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -59,141 +59,6 @@ impl StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
-
-/// Generation counter value after a change.
-pub type Generation = i64;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServerRecord {
-    pub name: String,
-    pub url: String,
-    /// Header name of the injected upstream credential; its value is sealed below.
-    pub credential_header: Option<String>,
-    #[serde(skip)]
-    pub credential_sealed: Option<Vec<u8>>,
-    pub allow_anonymous: bool,
-    pub allow_unknown_methods: bool,
-    /// What happens when a tool definition changes: `block`, `warn` or `off`.
-    pub pin_action: String,
-    pub created_at: i64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClientRecord {
-    pub name: String,
-    pub description: String,
-    pub disabled_at: Option<i64>,
-    pub created_at: i64,
-    /// Set when the client may use the OAuth authorization server.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub oauth: Option<OAuthClientMetadata>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApiKeyRecord {
-    pub id: String,
-    pub client: String,
-    pub label: String,
-    #[serde(skip)]
-    pub secret_hash: Vec<u8>,
-    pub tools: Option<Vec<String>>,
-    pub created_at: i64,
-    pub expires_at: Option<i64>,
-    pub revoked_at: Option<i64>,
-    pub rotated_from: Option<String>,
-    pub last_used_at: Option<i64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConnectionRecord {
-    pub client: String,
-    pub server: String,
-    pub tools: Vec<String>,
-    pub resources: bool,
-    pub prompts: bool,
-    pub created_at: i64,
-}
-
-/// A policy as stored: a scope, a kind and its JSON spec (validated by `crate::policy`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PolicyRecord {
-    pub id: String,
-    pub kind: String,
-    pub client: Option<String>,
-    pub server: Option<String>,
-    /// Tool pattern the policy is limited to.
-    pub tools: Option<String>,
-    pub spec: serde_json::Value,
-    pub created_at: i64,
-}
-
-/// Persisted quota consumption.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QuotaUsage {
-    pub policy_id: String,
-    pub subject: String,
-    pub window_start: i64,
-    pub used: i64,
-}
-
-/// Quota consumption counted since the last write-back, added to the stored usage (so
-/// replicas sharing a store add up instead of overwriting each other).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QuotaDelta {
-    pub policy_id: String,
-    pub subject: String,
-    /// The window the calls were counted in: a delta for a later window than the stored one
-    /// starts that window afresh; one for an earlier window is dropped.
-    pub window_start: i64,
-    /// Calls counted less calls refunded (negative when more were refunded).
-    pub delta: i64,
-}
-
-/// The pinned definition of one tool of one server.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ToolPin {
-    pub server: String,
-    pub tool: String,
-    pub approved_hash: Option<String>,
-    pub pending_hash: Option<String>,
-    pub pending_definition: Option<String>,
-    pub pending_reason: Option<String>,
-    pub first_seen: i64,
-    pub updated_at: i64,
-}
-
-/// A tool definition seen in a `tools/list` result.
-#[derive(Debug, Clone)]
-pub struct ToolObservation {
-    pub server: String,
-    pub tool: String,
-    pub hash: String,
-    pub definition: String,
-    /// Set when the description carries prompt-injection markers (not trusted on first sight).
-    pub suspicious: Option<String>,
-    pub at: i64,
-}
-
-/// Everything the snapshot is built from, read in one consistent transaction.
-#[derive(Debug, Clone, Default)]
-pub struct StoreContents {
-    pub generation: Generation,
-    pub servers: Vec<ServerRecord>,
-    pub clients: Vec<ClientRecord>,
-    /// Not revoked (expired ones included: they may still be inside a rotation overlap check).
-    pub api_keys: Vec<ApiKeyRecord>,
-    pub connections: Vec<ConnectionRecord>,
-    pub policies: Vec<PolicyRecord>,
-    pub tool_pins: Vec<ToolPin>,
-    /// Live (not revoked) client secrets; expired ones are filtered by the snapshot.
-    pub client_secrets: Vec<ClientSecretRecord>,
-    pub signing_keys: Vec<SigningKeyRecord>,
-    /// Revoked access tokens not yet expired.
-    pub revoked_tokens: Vec<RevokedToken>,
-    /// Enabled users.
-    pub users: Vec<UserRecord>,
-    pub group_connections: Vec<GroupConnectionRecord>,
-}
 
 #[async_trait]
 pub trait Store: OAuthStore + UserStore + ReplicaStore {
@@ -254,8 +119,11 @@ pub trait Store: OAuthStore + UserStore + ReplicaStore {
     async fn load_contents(&self) -> StoreResult<StoreContents>;
     /// What the running server's last reload reported (records it could not compile), for
     /// `gatehouse status`; written only when it changes.
-    async fn report_reload(&self, report: &crate::records::ReloadReport) -> StoreResult<()>;
-    async fn reload_report(&self) -> StoreResult<Option<crate::records::ReloadReport>>;
+    async fn report_reload(
+        &self,
+        report: &gatehouse_model::records::ReloadReport,
+    ) -> StoreResult<()>;
+    async fn reload_report(&self) -> StoreResult<Option<gatehouse_model::records::ReloadReport>>;
 
     /// The last row of a chain: its `(chain_seq, hash)`, where the chain's writer continues.
     async fn audit_chain_head(&self, chain_id: i64) -> StoreResult<Option<(i64, String)>>;
@@ -267,18 +135,18 @@ pub trait Store: OAuthStore + UserStore + ReplicaStore {
     async fn append_audit(
         &self,
         rows: Arc<Vec<AuditRow>>,
-        checkpoint: crate::audit::Checkpoint,
-        opens: Option<crate::audit::ChainStart>,
+        checkpoint: gatehouse_model::audit::Checkpoint,
+        opens: Option<gatehouse_model::audit::ChainStart>,
     ) -> StoreResult<()>;
     /// A chain's checkpoint (none before its first append that wrote one).
     async fn audit_checkpoint(
         &self,
         chain_id: i64,
-    ) -> StoreResult<Option<crate::audit::Checkpoint>>;
+    ) -> StoreResult<Option<gatehouse_model::audit::Checkpoint>>;
     /// Every chain's checkpoint, by chain id.
-    async fn audit_checkpoints(&self) -> StoreResult<Vec<crate::audit::Checkpoint>>;
+    async fn audit_checkpoints(&self) -> StoreResult<Vec<gatehouse_model::audit::Checkpoint>>;
     /// The chain registry, by chain id.
-    async fn audit_chains(&self) -> StoreResult<Vec<crate::audit::ChainStart>>;
+    async fn audit_chains(&self) -> StoreResult<Vec<gatehouse_model::audit::ChainStart>>;
     /// The ids of the chains that have rows, in order.
     async fn audit_chain_ids(&self) -> StoreResult<Vec<i64>>;
     async fn query_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRow>>;

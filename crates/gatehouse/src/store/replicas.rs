@@ -2,24 +2,9 @@
 //! live replica has applied it, not just the one that reported last.
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 
-use super::{Generation, StoreResult};
-
-/// What one replica last reported about itself.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReplicaHeartbeat {
-    pub replica_id: String,
-    /// The generation of the snapshot it serves.
-    pub applied_generation: Generation,
-    /// When it last reported, by its own clock.
-    pub heartbeat_ms: i64,
-    pub started_ms: i64,
-    /// The Gatehouse version it runs.
-    pub version: String,
-    /// The address its HTTP listener is bound to.
-    pub listen: String,
-}
+use super::StoreResult;
+use gatehouse_model::records::ReplicaHeartbeat;
 
 #[async_trait]
 pub trait ReplicaStore: Send + Sync + 'static {

@@ -144,7 +144,7 @@ impl Store for SqliteStore {
         .bind(&server.credential_sealed)
         .bind(server.allow_anonymous)
         .bind(server.allow_unknown_methods)
-        .bind(&server.pin_action)
+        .bind(server.pin_action.as_str())
         .execute(&mut *tx)
         .await?;
         touched(done, "server", &server.name)?;
@@ -164,7 +164,7 @@ impl Store for SqliteStore {
         .bind(server.allow_anonymous)
         .bind(server.allow_unknown_methods)
         .bind(server.created_at)
-        .bind(&server.pin_action)
+        .bind(server.pin_action.as_str())
         .execute(&mut *tx)
         .await
         .or_conflict("server", &server.name)?;
@@ -465,11 +465,14 @@ impl Store for SqliteStore {
         meta::load_contents(&self.pool).await
     }
 
-    async fn report_reload(&self, report: &crate::records::ReloadReport) -> StoreResult<()> {
+    async fn report_reload(
+        &self,
+        report: &gatehouse_model::records::ReloadReport,
+    ) -> StoreResult<()> {
         meta::report_reload(&self.pool, report).await
     }
 
-    async fn reload_report(&self) -> StoreResult<Option<crate::records::ReloadReport>> {
+    async fn reload_report(&self) -> StoreResult<Option<gatehouse_model::records::ReloadReport>> {
         meta::reload_report(&self.pool).await
     }
 
@@ -480,8 +483,8 @@ impl Store for SqliteStore {
     async fn append_audit(
         &self,
         rows: Arc<Vec<AuditRow>>,
-        checkpoint: crate::audit::Checkpoint,
-        opens: Option<crate::audit::ChainStart>,
+        checkpoint: gatehouse_model::audit::Checkpoint,
+        opens: Option<gatehouse_model::audit::ChainStart>,
     ) -> StoreResult<()> {
         self.audit_log.append(rows, checkpoint, opens).await
     }
@@ -489,15 +492,15 @@ impl Store for SqliteStore {
     async fn audit_checkpoint(
         &self,
         chain_id: i64,
-    ) -> StoreResult<Option<crate::audit::Checkpoint>> {
+    ) -> StoreResult<Option<gatehouse_model::audit::Checkpoint>> {
         audit_log::checkpoint(&self.pool, chain_id).await
     }
 
-    async fn audit_checkpoints(&self) -> StoreResult<Vec<crate::audit::Checkpoint>> {
+    async fn audit_checkpoints(&self) -> StoreResult<Vec<gatehouse_model::audit::Checkpoint>> {
         audit_log::checkpoints(&self.pool).await
     }
 
-    async fn audit_chains(&self) -> StoreResult<Vec<crate::audit::ChainStart>> {
+    async fn audit_chains(&self) -> StoreResult<Vec<gatehouse_model::audit::ChainStart>> {
         audit_log::chains(&self.pool).await
     }
 

@@ -2,9 +2,10 @@
 //! `x-reply` header the exchange passes on) and records what reached it.
 
 use super::*;
-use crate::{config::GatewayConfig, gateway::jsonrpc};
+use crate::config::GatewayConfig;
 use axum::{body::Body, extract::State, response::Response, routing::any};
 use bytes::Bytes;
+use gatehouse_model::jsonrpc;
 use http_body_util::BodyExt;
 use std::sync::{Arc, Mutex};
 

@@ -25,7 +25,8 @@ use std::{
     time::Duration,
 };
 
-use crate::{error::GatewayError, gateway::jsonrpc::Envelope, gateway::sse::BoxError};
+use crate::{error::GatewayError, gateway::sse::BoxError};
+use gatehouse_model::jsonrpc::Envelope;
 
 /// One MCP server as the request path sees it.
 pub trait Upstream {
@@ -202,7 +203,7 @@ impl HttpBody for ReplyBody {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gateway::jsonrpc;
+    use gatehouse_model::jsonrpc;
 
     fn send(body: &'static str, run: impl FnOnce(&Action<'_>)) {
         let bytes = Bytes::from_static(body.as_bytes());

@@ -33,7 +33,8 @@ pub fn route<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{config::GatewayConfig, pinning::PinAction};
+    use crate::config::GatewayConfig;
+    use gatehouse_model::pin_action::PinAction;
     use http::{HeaderName, HeaderValue};
 
     fn server(upstream: &str, credential: Option<(HeaderName, HeaderValue)>) -> ServerEntry {

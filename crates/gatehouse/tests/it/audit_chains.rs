@@ -3,12 +3,13 @@
 
 use gatehouse::{
     audit::{
-        AuditEvent, AuditRow, AuditWriter, Checkpoint, Decision,
+        AuditWriter,
         chain::{self, ChainProblem},
     },
     secrets::Keyring,
     store::{self, DynStore},
 };
+use gatehouse_model::audit::{AuditEvent, AuditRow, Checkpoint, Decision};
 use sqlx::SqlitePool;
 use std::{path::Path, sync::Arc, time::Duration};
 use tokio_util::sync::CancellationToken;

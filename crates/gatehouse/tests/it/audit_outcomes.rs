@@ -3,7 +3,7 @@
 //! the tests can send exactly the broken bytes they need.
 
 use crate::helpers::{TestApp, call, list_tools, rpc_message};
-use gatehouse::audit::{AuditRow, Decision, Outcome};
+use gatehouse_model::audit::{AuditRow, Decision, Outcome};
 use std::time::Duration;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -145,7 +145,7 @@ async fn a_call_cut_by_shutdown_is_recorded() {
     server.shutdown().await;
 
     let rows = store
-        .query_audit(&gatehouse::audit::AuditFilter {
+        .query_audit(&gatehouse_model::audit::AuditFilter {
             limit: 10,
             ..Default::default()
         })

@@ -5,11 +5,9 @@ use axum::{Json, Router, routing::get};
 use gatehouse::{
     admin,
     config::TrustedIssuerConfig,
-    oauth::{
-        jwt::{self, Algorithm},
-        keys::SigningKey,
-    },
+    oauth::{jwt, keys::SigningKey},
 };
+use gatehouse_model::algorithm::Algorithm;
 use serde_json::{Value, json};
 use std::sync::{
     Arc,

@@ -2,10 +2,10 @@
 
 use gatehouse::{
     Config, RunningServer, admin,
-    audit::{AuditFilter, AuditRow},
     secrets::Keyring,
     store::{self, DynStore},
 };
+use gatehouse_model::audit::{AuditFilter, AuditRow};
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 use std::sync::Arc;

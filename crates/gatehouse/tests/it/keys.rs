@@ -47,7 +47,7 @@ async fn expired_keys_are_refused() {
     let (app, _, _) = setup().await;
     let minted = gatehouse::identity::api_keys::mint(&app.keyring).unwrap();
     let now = gatehouse::now_ms();
-    let record = gatehouse::store::ApiKeyRecord {
+    let record = gatehouse_model::records::ApiKeyRecord {
         id: minted.id.clone(),
         client: "agent".into(),
         label: String::new(),

@@ -3,11 +3,9 @@
 
 use gatehouse::{
     admin::{self, oauth::OAuthRegistration},
-    oauth::{
-        jwt::{self, Algorithm},
-        keys::SigningKey,
-    },
+    oauth::{jwt, keys::SigningKey},
 };
+use gatehouse_model::algorithm::Algorithm;
 use serde_json::json;
 
 use crate::{

@@ -9,8 +9,8 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 use gatehouse::{
     Config,
     admin::{self, oauth::OAuthRegistration},
-    audit::AuditRow,
 };
+use gatehouse_model::audit::AuditRow;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 use sha2::{Digest, Sha256};

@@ -1,6 +1,7 @@
 //! RFC 7591 dynamic client registration: off by default, open, or gated by an initial access
 //! token; what a registered client may ask for; the flow with a registered client.
 
+use gatehouse_model::registration_mode::RegistrationMode;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -76,7 +77,7 @@ async fn registration_is_off_by_default() {
 
 #[tokio::test]
 async fn an_openly_registered_public_client_completes_the_flow() {
-    let Flow { app, .. } = flow_setup_with(|c| c.oauth.registration = "open".into()).await;
+    let Flow { app, .. } = flow_setup_with(|c| c.oauth.registration = RegistrationMode::Open).await;
     let metadata = metadata(&app).await;
     assert_eq!(
         metadata["registration_endpoint"],
@@ -163,7 +164,7 @@ async fn an_openly_registered_public_client_completes_the_flow() {
 
 #[tokio::test]
 async fn registration_refuses_bad_metadata() {
-    let Flow { app, .. } = flow_setup_with(|c| c.oauth.registration = "open".into()).await;
+    let Flow { app, .. } = flow_setup_with(|c| c.oauth.registration = RegistrationMode::Open).await;
     let cases = [
         (
             "http on a non-loopback host",
@@ -228,7 +229,7 @@ async fn token_registration_needs_the_initial_access_token() {
     let secret = "initial-access-token-for-tests";
     let digest = hex::encode(Sha256::digest(secret.as_bytes()));
     let Flow { app, .. } = flow_setup_with(|c| {
-        c.oauth.registration = "token".into();
+        c.oauth.registration = RegistrationMode::Token;
         c.oauth.registration_token_sha256 = Some(digest);
     })
     .await;

@@ -7,7 +7,7 @@ use crate::{
 };
 
 /// Waits (bounded) until the pin writer has stored what `done` looks for, then applies it.
-async fn wait_for_pins(app: &TestApp, done: impl Fn(&[gatehouse::store::ToolPin]) -> bool) {
+async fn wait_for_pins(app: &TestApp, done: impl Fn(&[gatehouse_model::records::ToolPin]) -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let pins = app.store.list_tool_pins().await.unwrap();

@@ -4,8 +4,9 @@
 
 use gatehouse::{
     policy::{self, Facts, PolicyRuntime},
-    store::{DynStore, PolicyRecord},
+    store::DynStore,
 };
+use gatehouse_model::records::PolicyRecord;
 use serde_json::json;
 use std::sync::Arc;
 
@@ -77,5 +78,9 @@ async fn replicas_sharing_a_store_add_up_and_a_restart_starts_from_the_sum() {
     let (_restarted, rules) = replica(&store, 5).await;
     policy::enforce(&rules, &call_at(now)).await.unwrap();
     let refused = policy::enforce(&rules, &call_at(now)).await.unwrap_err();
-    assert_eq!(refused.kind, policy::PolicyKind::Quota, "5 of 5 used");
+    assert_eq!(
+        refused.kind,
+        gatehouse_model::policy_kind::PolicyKind::Quota,
+        "5 of 5 used"
+    );
 }

@@ -1,7 +1,10 @@
 //! A stored record the server cannot compile denies its own scope, is reported, and blocks
 //! nothing else: not other clients, not revocations, not the next start.
 
-use gatehouse::store::{ConnectionRecord, PolicyRecord, ServerRecord};
+use gatehouse_model::{
+    pin_action::PinAction,
+    records::{ConnectionRecord, PolicyRecord, ServerRecord},
+};
 use serde_json::json;
 
 use crate::{
@@ -117,7 +120,7 @@ async fn a_server_row_that_cannot_compile_answers_503_not_404() {
             credential_sealed: None,
             allow_anonymous: false,
             allow_unknown_methods: false,
-            pin_action: "block".into(),
+            pin_action: PinAction::Block,
             created_at: 0,
         })
         .await
@@ -130,6 +133,29 @@ async fn a_server_row_that_cannot_compile_answers_503_not_404() {
     assert_eq!(status, 200);
     let (status, _) = echo(&app, "nowhere", &key).await;
     assert_eq!(status, 404, "an unknown server is still unknown");
+}
+
+/// A pin action this version does not know (written by a newer one, or by hand) reads as
+/// `block`, the strictest, instead of failing the whole load.
+#[tokio::test]
+async fn an_unknown_stored_pin_action_reads_as_block() {
+    let upstream = Upstream::start().await;
+    let app = TestApp::start().await;
+    app.add_server("demo", &upstream.url()).await;
+    let pool = sqlx::SqlitePool::connect(&app.config.database_url())
+        .await
+        .unwrap();
+    for (stored, read) in [("off", PinAction::Off), ("quarantine", PinAction::Block)] {
+        sqlx::query("UPDATE servers SET pin_action = $1 WHERE name = 'demo'")
+            .bind(stored)
+            .execute(&pool)
+            .await
+            .unwrap();
+        let server = app.store.get_server("demo").await.unwrap();
+        assert_eq!(server.pin_action, read, "stored {stored:?}");
+        let contents = app.store.load_contents().await.unwrap();
+        assert_eq!(contents.servers[0].pin_action, read, "stored {stored:?}");
+    }
 }
 
 #[tokio::test]

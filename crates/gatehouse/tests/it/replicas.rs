@@ -6,8 +6,9 @@ use gatehouse::{
     app::StartError,
     replicas::{ReplicaError, wait_until_applied},
     secrets::Keyring,
-    store::{self, ClientRecord, DynStore, Generation, ReplicaHeartbeat},
+    store::{self, DynStore},
 };
+use gatehouse_model::records::{ClientRecord, Generation, ReplicaHeartbeat};
 use std::{sync::Arc, time::Duration};
 
 use crate::helpers::TestApp;

@@ -5,14 +5,12 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 
 use super::{AdminService, Change, Operator};
-use crate::{
-    admin::{
-        AdminResult,
-        oauth::{self, OAuthRegistration, Registered},
-        summary, users,
-    },
-    store::{ClientSecretRecord, Generation, SigningKeyRecord, UserRecord},
+use crate::admin::{
+    AdminResult,
+    oauth::{self, OAuthRegistration, Registered},
+    summary, users,
 };
+use gatehouse_model::records::{ClientSecretRecord, Generation, SigningKeyRecord, UserRecord};
 
 impl AdminService {
     /// Creates a local user (with a password) or one to be linked at first federated sign-in.
@@ -155,7 +153,7 @@ impl AdminService {
         &self,
         group: &str,
         server: &str,
-    ) -> AdminResult<Option<crate::store::GroupConnectionRecord>> {
+    ) -> AdminResult<Option<gatehouse_model::records::GroupConnectionRecord>> {
         Ok(self
             .store
             .list_group_connections()

@@ -1,11 +1,8 @@
 use std::{sync::Arc, time::Duration};
 
 use super::*;
-use crate::{
-    admin::oauth::OAuthRegistration,
-    audit::{AuditFilter, AuditRow, EventKind, chain},
-    store,
-};
+use crate::{admin::oauth::OAuthRegistration, audit::chain, store};
+use gatehouse_model::audit::{AuditFilter, AuditRow, EventKind};
 
 const NOW: i64 = 1_750_000_000_000;
 
@@ -45,7 +42,7 @@ impl Fixture {
     }
 
     /// The one event recorded since `seen` events: its action and target.
-    async fn one_more(&self, seen: &mut usize) -> crate::audit::OperatorAction {
+    async fn one_more(&self, seen: &mut usize) -> gatehouse_model::audit::OperatorAction {
         let events = self.events().await;
         assert_eq!(events.len(), *seen + 1, "exactly one event per change");
         *seen += 1;

@@ -8,8 +8,8 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use crate::{
     policy::subjects::{SubjectKey, SubjectMap},
     state::{CounterScope, CounterStore, Gcra, QuotaCounter, RateCounter, StateFuture, Subject},
-    store::{QuotaDelta, QuotaUsage},
 };
+use gatehouse_model::records::{QuotaDelta, QuotaUsage};
 
 /// TATs in nanoseconds since the Unix epoch, per subject. A TAT in the past counts exactly
 /// like no entry (a step starts from `now`), so such subjects are idle and swept.

@@ -3,10 +3,8 @@
 //! meet in one event, and the first character tells them apart, so operator events needed no
 //! schema change; a column of their own can come with a later migration.
 
-use crate::{
-    audit::{BatchEntry, EventKind, OperatorAction, event::AuditEvent},
-    store::{StoreError, StoreResult},
-};
+use crate::store::{StoreError, StoreResult};
+use gatehouse_model::audit::{AuditEvent, BatchEntry, EventKind, OperatorAction};
 
 /// SQL conditions on the column selecting one kind of event. Only Gatehouse writes the
 /// column, so a request event cannot pass for an operator event.
@@ -48,14 +46,15 @@ pub(crate) fn decode(text: Option<&str>) -> StoreResult<(Vec<BatchEntry>, Option
 mod tests {
     use std::sync::Arc;
 
+    use crate::audit::{checkpoint::KeyedCheckpoint, registry::KeyedChainStart};
     use crate::{
-        audit::{
-            AuditFilter, BatchEntry, Checkpoint, EventKind, OperatorAction,
-            chain::{self, GENESIS},
-            event::{AuditEvent, AuditRow, Decision},
-        },
+        audit::chain::{self, GENESIS},
         secrets::Keyring,
         store::{SqliteStore, Store},
+    };
+    use gatehouse_model::audit::{
+        AuditEvent, AuditFilter, AuditRow, BatchEntry, ChainStart, Checkpoint, Decision, EventKind,
+        OperatorAction,
     };
 
     fn event(n: i64) -> AuditEvent {
@@ -112,7 +111,7 @@ mod tests {
             ..event(3)
         };
         let mut rows = Vec::new();
-        let start = crate::audit::ChainStart::new(&ring, 1, GENESIS, 1, "test pid 1");
+        let start = ChainStart::new(&ring, 1, GENESIS, 1, "test pid 1");
         let mut prev = start.hash.clone();
         for (seq, event) in (1..).zip([event(1), batch, operator]) {
             let hash = chain::link(&ring, 1, &prev, seq, &event);

@@ -1,12 +1,14 @@
 //! Row → record conversions, for any backend whose rows give the [`Columns`] types.
 
 use super::Columns;
-use crate::{
-    audit::event::{AuditEvent, AuditRow, Decision, Outcome},
-    store::{
+use crate::store::{StoreError, StoreResult};
+use gatehouse_model::{
+    audit::{AuditEvent, AuditRow, Decision, Outcome},
+    pin_action::PinAction,
+    records::{
         ApiKeyRecord, AuthorizationCodeRecord, ClientRecord, ClientSecretRecord, ConnectionRecord,
         GroupConnectionRecord, OAuthClientMetadata, PolicyRecord, QuotaUsage, RefreshTokenRecord,
-        RevokedToken, ServerRecord, SigningKeyRecord, StoreError, StoreResult, ToolPin, UserRecord,
+        RevokedToken, ServerRecord, SigningKeyRecord, ToolPin, UserRecord,
     },
 };
 
@@ -39,7 +41,8 @@ pub(crate) fn server_from(row: &impl Columns) -> StoreResult<ServerRecord> {
         credential_sealed: row.opt_bytes("credential_sealed")?,
         allow_anonymous: row.flag("allow_anonymous")?,
         allow_unknown_methods: row.flag("allow_unknown_methods")?,
-        pin_action: row.text("pin_action")?,
+        // A value this version does not know reads as the strictest, so the server still loads.
+        pin_action: PinAction::parse(&row.text("pin_action")?).unwrap_or(PinAction::Block),
         created_at: row.int("created_at")?,
     })
 }

@@ -13,10 +13,8 @@ use sqlx::{Row as _, SqlitePool, sqlite::SqliteRow};
 use std::{path::Path, sync::Arc, time::Duration};
 
 use crate::store::sql::{all, audit_from};
-use crate::{
-    audit::{ChainStart, Checkpoint, event::AuditRow},
-    store::{StoreError, StoreResult},
-};
+use crate::store::{StoreError, StoreResult};
+use gatehouse_model::audit::{AuditRow, ChainStart, Checkpoint};
 
 // `seq` is left to SQLite (the next rowid): commit order across every writer's chain.
 const INSERT: &str = "INSERT INTO audit_events (chain_id, chain_seq, ts_ms, request_id, client, \
@@ -261,15 +259,13 @@ fn checkpoint_from(r: &SqliteRow) -> StoreResult<Checkpoint> {
 
 #[cfg(test)]
 mod tests {
+    use crate::audit::{checkpoint::KeyedCheckpoint, registry::KeyedChainStart};
     use crate::{
-        audit::{
-            ChainStart, Checkpoint,
-            chain::GENESIS,
-            event::{AuditEvent, AuditRow, Decision},
-        },
+        audit::chain::GENESIS,
         secrets::Keyring,
         store::{SqliteStore, Store, StoreError},
     };
+    use gatehouse_model::audit::{AuditEvent, AuditRow, ChainStart, Checkpoint, Decision};
     use std::sync::Arc;
 
     /// Row `seq` of chain 1 (the store numbers the table order the same in a fresh database).

@@ -4,13 +4,11 @@
 
 use sqlx::{AssertSqlSafe, SqlitePool};
 
-use crate::{
-    audit::event::{AuditFilter, AuditRow, Decision},
-    store::{
-        StoreResult,
-        sql::{all, audit_from},
-    },
+use crate::store::{
+    StoreResult,
+    sql::{all, audit_from},
 };
+use gatehouse_model::audit::{AuditFilter, AuditRow, Decision};
 
 /// Rows in table order (`seq`) after `after_seq`.
 pub(super) async fn page(

@@ -4,13 +4,11 @@
 use sqlx::{AssertSqlSafe, SqlitePool, sqlite::SqliteRow};
 
 use super::{KEY_COLUMNS, oauth, pins};
-use crate::{
-    records::ReloadReport,
-    store::{
-        Generation, StoreContents, StoreError, StoreResult,
-        sql::{all, client_from, connection_from, key_from, policy_from, server_from, to_json},
-    },
+use crate::store::{
+    StoreError, StoreResult,
+    sql::{all, client_from, connection_from, key_from, policy_from, server_from, to_json},
 };
+use gatehouse_model::records::{Generation, ReloadReport, StoreContents};
 
 pub(super) async fn generation(pool: &SqlitePool) -> StoreResult<Generation> {
     Ok(

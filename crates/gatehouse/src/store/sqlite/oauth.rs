@@ -5,18 +5,19 @@ use sqlx::{Sqlite, Transaction};
 
 use super::{CLIENT_EXISTS, SqliteStore, bump, commit_bumped, require};
 use crate::store::{
-    Generation, StoreContents, StoreResult,
-    oauth::{
-        ClientSecretRecord, OAuthClientMetadata, OAuthStore, RefreshOutcome, RefreshTokenRecord,
-        RevokedToken, SigningKeyRecord,
-    },
+    StoreResult,
+    oauth::OAuthStore,
     sql::{
         OrConflict, all, group_connection_from, refresh_from, revoked_from, secret_from,
         signing_key_from, to_json, touched, user_from,
     },
 };
+use gatehouse_model::records::{
+    ClientSecretRecord, Generation, OAuthClientMetadata, RefreshOutcome, RefreshTokenRecord,
+    RevokedToken, SigningKeyRecord, StoreContents,
+};
 
-/// The authorization server's and users' part of [`crate::store::StoreContents`], read in the
+/// The authorization server's and users' part of [`gatehouse_model::records::StoreContents`], read in the
 /// caller's transaction.
 pub(super) async fn load_into(
     tx: &mut Transaction<'static, Sqlite>,

@@ -4,9 +4,10 @@ use sqlx::{Sqlite, SqlitePool, Transaction};
 
 use super::{SERVER_EXISTS, bump, require};
 use crate::store::{
-    Generation, StoreError, StoreResult, ToolObservation, ToolPin,
+    StoreError, StoreResult,
     sql::{all, pin_from},
 };
+use gatehouse_model::records::{Generation, ToolObservation, ToolPin};
 
 pub(super) async fn list(pool: &SqlitePool) -> StoreResult<Vec<ToolPin>> {
     let rows = sqlx::query("SELECT * FROM tool_pins ORDER BY server, tool")

@@ -4,10 +4,8 @@ use async_trait::async_trait;
 use sqlx::{Row, sqlite::SqliteRow};
 
 use super::SqliteStore;
-use crate::store::{
-    StoreResult,
-    replicas::{ReplicaHeartbeat, ReplicaStore},
-};
+use crate::store::{StoreResult, replicas::ReplicaStore};
+use gatehouse_model::records::ReplicaHeartbeat;
 
 fn replica_from(row: &SqliteRow) -> StoreResult<ReplicaHeartbeat> {
     Ok(ReplicaHeartbeat {

@@ -4,11 +4,12 @@ use async_trait::async_trait;
 
 use super::{SERVER_EXISTS, SqliteStore, commit_bumped, require};
 use crate::store::{
-    Generation, StoreResult,
+    StoreResult,
     sql::{OrConflict, all, code_from, found, group_connection_from, to_json, touched, user_from},
-    users::{
-        AuthorizationCodeRecord, CodeRedemption, GroupConnectionRecord, UserRecord, UserStore,
-    },
+    users::UserStore,
+};
+use gatehouse_model::records::{
+    AuthorizationCodeRecord, CodeRedemption, Generation, GroupConnectionRecord, UserRecord,
 };
 
 #[async_trait]

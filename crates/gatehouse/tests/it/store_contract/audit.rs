@@ -4,9 +4,10 @@
 
 use super::*;
 use gatehouse::{
-    audit::{AuditEvent, AuditFilter, AuditRow, ChainStart, Checkpoint, Decision, chain::GENESIS},
+    audit::{chain::GENESIS, checkpoint::KeyedCheckpoint, registry::KeyedChainStart},
     secrets::Keyring,
 };
+use gatehouse_model::audit::{AuditEvent, AuditFilter, AuditRow, ChainStart, Checkpoint, Decision};
 use std::sync::Arc;
 
 fn row(seq: i64, client: &str, server: &str, decision: Decision) -> AuditRow {

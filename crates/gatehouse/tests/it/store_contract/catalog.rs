@@ -1,7 +1,7 @@
 //! Servers, clients, connections, policies and quota counters.
 
 use super::*;
-use gatehouse::store::{QuotaDelta, QuotaUsage};
+use gatehouse_model::records::{QuotaDelta, QuotaUsage};
 
 #[tokio::test]
 async fn servers_are_listed_by_name_and_read_back_whole() {
@@ -53,7 +53,7 @@ async fn updating_a_server_replaces_its_settings_and_keeps_its_connections() {
             credential_sealed: None,
             allow_anonymous: true,
             allow_unknown_methods: false,
-            pin_action: "off".into(),
+            pin_action: gatehouse_model::pin_action::PinAction::Off,
             // Not a setting: the stored creation time stays.
             created_at: 99,
             ..server("demo")

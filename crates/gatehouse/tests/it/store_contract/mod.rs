@@ -14,10 +14,10 @@ mod races;
 mod refresh;
 mod users;
 
-use gatehouse::store::{
-    ApiKeyRecord, ClientRecord, ClientSecretRecord, ConnectionRecord, DynStore,
-    GroupConnectionRecord, OAuthClientMetadata, PolicyRecord, ServerRecord, SigningKeyRecord,
-    StoreError, UserRecord,
+use gatehouse::store::{DynStore, StoreError};
+use gatehouse_model::records::{
+    ApiKeyRecord, ClientRecord, ClientSecretRecord, ConnectionRecord, GroupConnectionRecord,
+    OAuthClientMetadata, PolicyRecord, ServerRecord, SigningKeyRecord, UserRecord,
 };
 use std::future::Future;
 
@@ -84,7 +84,7 @@ fn server(name: &str) -> ServerRecord {
         credential_sealed: Some(vec![1, 2, 3, 0, 255]),
         allow_anonymous: false,
         allow_unknown_methods: true,
-        pin_action: "warn".into(),
+        pin_action: gatehouse_model::pin_action::PinAction::Warn,
         created_at: 1_000,
     }
 }

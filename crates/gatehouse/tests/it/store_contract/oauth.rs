@@ -2,7 +2,7 @@
 //! and revoked access tokens.
 
 use super::*;
-use gatehouse::store::RevokedToken;
+use gatehouse_model::records::RevokedToken;
 
 #[tokio::test]
 async fn client_oauth_metadata_is_set_and_cleared() {

@@ -1,7 +1,7 @@
 //! Tool pins: what observing a definition does, and approving pending changes.
 
 use super::*;
-use gatehouse::store::{ToolObservation, ToolPin};
+use gatehouse_model::records::{ToolObservation, ToolPin};
 
 pub(super) fn seen(
     server: &str,

@@ -3,7 +3,7 @@
 //! holding the row (or a lock) fails these.
 
 use super::*;
-use gatehouse::store::{
+use gatehouse_model::records::{
     AuthorizationCodeRecord, CodeRedemption, RefreshOutcome, RefreshTokenRecord,
 };
 use tokio::task::JoinSet;

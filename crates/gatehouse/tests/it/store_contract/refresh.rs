@@ -1,7 +1,7 @@
 //! Refresh-token families: rotation, reuse detection and the retry grace.
 
 use super::*;
-use gatehouse::store::{RefreshOutcome, RefreshTokenRecord};
+use gatehouse_model::records::{RefreshOutcome, RefreshTokenRecord};
 
 fn token(id: &str, family: &str) -> RefreshTokenRecord {
     RefreshTokenRecord {

@@ -1,7 +1,7 @@
 //! Users, group connections and authorization codes.
 
 use super::*;
-use gatehouse::store::{AuthorizationCodeRecord, CodeRedemption};
+use gatehouse_model::records::{AuthorizationCodeRecord, CodeRedemption};
 
 fn federated(id: &str, username: &str, subject: &str) -> UserRecord {
     UserRecord {

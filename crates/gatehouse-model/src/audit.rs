@@ -1,4 +1,9 @@
-//! One audit event per request: who, what, the decision and why.
+//! What the audit trail records: one event per request (who, what, the decision and why) and
+//! per operator change, and the rows as stored.
+//!
+//! [`OperatorAction`]'s fields are hashed in this order (the library's `audit/chain.rs`,
+//! canonical form 2): never reorder or rename them, and add new ones at the end, optional and
+//! skipped when absent.
 
 use serde::{Deserialize, Serialize};
 
@@ -112,7 +117,7 @@ pub struct AuditEvent {
     /// Set on an operator event (a change made through the admin service): then there is no
     /// HTTP request (`http_method` is empty, `status` 0) and `decision` is `allow`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub operator: Option<crate::audit::OperatorAction>,
+    pub operator: Option<OperatorAction>,
 }
 
 /// An event as stored: its place in the chain and the chain hashes.
@@ -154,5 +159,82 @@ pub struct AuditFilter {
     /// Newest first when true.
     pub newest_first: bool,
     /// Only request events or only operator events.
-    pub kind: Option<crate::audit::EventKind>,
+    pub kind: Option<EventKind>,
+}
+
+/// One mutation: who made it, from where, what it did to which record, and the record's
+/// summary before and after. Summaries hold ids, names and settings, never secrets (no key
+/// material, client secrets, passwords or injected credentials, nor their hashes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorAction {
+    /// Who: the account running the CLI, or the name it was given (`--actor`).
+    pub actor: String,
+    /// Through what: `cli` (later `api`).
+    pub origin: String,
+    /// The machine the CLI ran on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// `<target kind>.<verb>`, e.g. `key.revoke`, `policy.import`.
+    pub action: String,
+    /// `server`, `client`, `api_key`, `connection`, `policy`, `user`, …
+    pub target_kind: String,
+    /// The record's id or name (`client/server` for a connection).
+    pub target: String,
+    /// The record before the change; absent for a create.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<serde_json::Value>,
+    /// The record after the change; absent for a delete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<serde_json::Value>,
+}
+
+/// Which events `audit query` returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// Calls through the gateway and the authorization server.
+    Request,
+    /// Changes made by operators.
+    Operator,
+}
+
+impl EventKind {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "request" => Some(EventKind::Request),
+            "operator" => Some(EventKind::Operator),
+            _ => None,
+        }
+    }
+}
+
+/// A signed checkpoint of one chain's head: where its rows must reach. The library signs and
+/// checks it with the audit key (`audit/checkpoint.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The chain; 0 (also when absent, in checkpoints exported before chains) for the rows
+    /// written before chains.
+    #[serde(default)]
+    pub chain_id: i64,
+    /// The chain head: the last row's sequence number in the chain and its hash.
+    pub seq: i64,
+    pub hash: String,
+    /// When the checkpoint was signed.
+    pub ts_ms: i64,
+    /// HMAC with the audit key over the fields above, hex.
+    pub mac: String,
+}
+
+/// A chain's entry in the chain registry. The library makes and checks its hash with the audit
+/// key (`audit/registry.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainStart {
+    pub chain_id: i64,
+    /// The hash of the entry before this one (for the first entry, chain 0's last row's, or
+    /// zeros).
+    pub prev: String,
+    pub started_ms: i64,
+    /// Which process wrote the chain (host and process id), for the operator.
+    pub writer: String,
+    /// HMAC with the audit key over the fields above, hex; the chain's first row links to it.
+    pub hash: String,
 }

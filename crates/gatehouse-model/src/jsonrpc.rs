@@ -8,9 +8,22 @@
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-use crate::error::GatewayError;
-
 use std::cell::Cell;
+
+/// Why a body is not a JSON-RPC envelope the gateway accepts; the library maps each variant
+/// to its gateway error (and so to its HTTP status and JSON-RPC code) once.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvelopeError {
+    #[error("parse error: {0}")]
+    ParseError(String),
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error("batch of more than {limit} messages")]
+    BatchTooLarge { limit: usize },
+    /// The body is within its byte limit, but parsing it would take more memory than allowed.
+    #[error("request too complex: parsing it would take more than {limit} bytes")]
+    RequestTooComplex { limit: usize },
+}
 
 /// What one request's parse may cost: messages per batch, and the estimated memory of the
 /// parsed tree. A JSON body can take tens of times its size once parsed (every `{"a":1}` is a
@@ -266,12 +279,12 @@ pub fn strict_value(text: &str) -> Result<Value, serde_json::Error> {
 }
 
 /// [`parse_with`] under the default [`Limits`].
-pub fn parse(body: &[u8]) -> Result<Envelope, GatewayError> {
+pub fn parse(body: &[u8]) -> Result<Envelope, EnvelopeError> {
     parse_with(body, Limits::default())
 }
 
 /// Parses a request body strictly, within `limits`.
-pub fn parse_with(body: &[u8], limits: Limits) -> Result<Envelope, GatewayError> {
+pub fn parse_with(body: &[u8], limits: Limits) -> Result<Envelope, EnvelopeError> {
     let budget = Budget::new(limits.max_parsed_bytes);
     let batch_too_large = Cell::new(false);
     let top = TopLevel {
@@ -285,21 +298,21 @@ pub fn parse_with(body: &[u8], limits: Limits) -> Result<Envelope, GatewayError>
     let value = match parsed {
         Ok(value) => value,
         Err(_) if batch_too_large.get() => {
-            return Err(GatewayError::BatchTooLarge {
+            return Err(EnvelopeError::BatchTooLarge {
                 limit: limits.max_batch_messages,
             });
         }
         Err(_) if budget.exceeded.get() => {
-            return Err(GatewayError::RequestTooComplex {
+            return Err(EnvelopeError::RequestTooComplex {
                 limit: limits.max_parsed_bytes,
             });
         }
-        Err(e) => return Err(GatewayError::ParseError(parse_error_text(&e))),
+        Err(e) => return Err(EnvelopeError::ParseError(parse_error_text(&e))),
     };
     match value {
         Value::Array(items) => {
             if items.is_empty() {
-                return Err(GatewayError::InvalidRequest("empty batch".into()));
+                return Err(EnvelopeError::InvalidRequest("empty batch".into()));
             }
             let messages = items.into_iter().map(message).collect::<Result<_, _>>()?;
             Ok(Envelope {
@@ -319,14 +332,14 @@ fn parse_error_text(err: &serde_json::Error) -> String {
     err.to_string()
 }
 
-fn message(value: Value) -> Result<Message, GatewayError> {
+fn message(value: Value) -> Result<Message, EnvelopeError> {
     let Value::Object(mut object) = value else {
-        return Err(GatewayError::InvalidRequest(
+        return Err(EnvelopeError::InvalidRequest(
             "a JSON-RPC message must be an object".into(),
         ));
     };
     if object.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
-        return Err(GatewayError::InvalidRequest(
+        return Err(EnvelopeError::InvalidRequest(
             "\"jsonrpc\" must be \"2.0\"".into(),
         ));
     }
@@ -334,7 +347,7 @@ fn message(value: Value) -> Result<Message, GatewayError> {
     if let Some(id) = &id
         && !(id.is_string() || id.is_i64() || id.is_u64())
     {
-        return Err(GatewayError::InvalidRequest(
+        return Err(EnvelopeError::InvalidRequest(
             "\"id\" must be a string or an integer".into(),
         ));
     }
@@ -342,7 +355,7 @@ fn message(value: Value) -> Result<Message, GatewayError> {
     if let Some(p) = &params
         && !(p.is_object() || p.is_array())
     {
-        return Err(GatewayError::InvalidRequest(
+        return Err(EnvelopeError::InvalidRequest(
             "\"params\" must be an object".into(),
         ));
     }
@@ -358,14 +371,14 @@ fn message(value: Value) -> Result<Message, GatewayError> {
             params,
             outcome: None,
         }),
-        Some(_) => Err(GatewayError::InvalidRequest(
+        Some(_) => Err(EnvelopeError::InvalidRequest(
             "\"method\" must be a string".into(),
         )),
         None => {
             let has_result = object.contains_key("result");
             let has_error = object.contains_key("error");
             if id.is_none() || has_result == has_error {
-                return Err(GatewayError::InvalidRequest(
+                return Err(EnvelopeError::InvalidRequest(
                     "a message needs a method, or an id with exactly one of result and error"
                         .into(),
                 ));
@@ -385,7 +398,7 @@ fn message(value: Value) -> Result<Message, GatewayError> {
     }
 }
 
-pub(crate) fn filter_one(message: &mut Value, allowed: &dyn Fn(&str) -> bool) -> bool {
+pub fn filter_one(message: &mut Value, allowed: &dyn Fn(&str) -> bool) -> bool {
     let Some(tools) = message
         .get_mut("result")
         .and_then(|r| r.get_mut("tools"))
@@ -424,7 +437,7 @@ mod tests {
     fn duplicate_keys_are_refused_at_any_depth() {
         let err = parse(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","name":"delete_records"}}"#)
             .unwrap_err();
-        assert!(matches!(err, GatewayError::ParseError(m) if m.contains("duplicate key")));
+        assert!(matches!(err, EnvelopeError::ParseError(m) if m.contains("duplicate key")));
         assert!(parse(br#"{"jsonrpc":"2.0","id":1,"method":"a","method":"b"}"#).is_err());
     }
 
@@ -448,14 +461,14 @@ mod tests {
             br#"42"#,
         ] {
             assert!(
-                matches!(parse(body), Err(GatewayError::InvalidRequest(_))),
+                matches!(parse(body), Err(EnvelopeError::InvalidRequest(_))),
                 "{:?}",
                 std::str::from_utf8(body)
             );
         }
         assert!(matches!(
             parse(b"{not json"),
-            Err(GatewayError::ParseError(_))
+            Err(EnvelopeError::ParseError(_))
         ));
     }
 
@@ -476,7 +489,7 @@ mod tests {
         );
         assert!(matches!(
             parse_with(batch(4).as_bytes(), limits),
-            Err(GatewayError::BatchTooLarge { limit: 3 })
+            Err(EnvelopeError::BatchTooLarge { limit: 3 })
         ));
         // Refused at the fourth message: what follows is never read, not even its syntax.
         let cut = format!(
@@ -485,7 +498,7 @@ mod tests {
         );
         assert!(matches!(
             parse_with(cut.as_bytes(), limits),
-            Err(GatewayError::BatchTooLarge { .. })
+            Err(EnvelopeError::BatchTooLarge { .. })
         ));
     }
 
@@ -498,7 +511,7 @@ mod tests {
         );
         assert!(matches!(
             parse(body.as_bytes()),
-            Err(GatewayError::RequestTooComplex { .. })
+            Err(EnvelopeError::RequestTooComplex { .. })
         ));
         // Strings cost their length: a body of the same size as one string passes.
         let body = format!(
@@ -509,7 +522,7 @@ mod tests {
         // Duplicate keys are still refused as parse errors, not budget refusals.
         assert!(matches!(
             parse(br#"{"jsonrpc":"2.0","id":1,"method":"a","method":"b"}"#),
-            Err(GatewayError::ParseError(_))
+            Err(EnvelopeError::ParseError(_))
         ));
     }
 }
