@@ -11,6 +11,7 @@ pub mod app;
 pub mod audit;
 pub mod change_feed;
 pub mod config;
+pub mod context;
 pub mod duration;
 pub mod edge;
 pub mod entries;
@@ -31,8 +32,9 @@ pub mod state;
 pub mod store;
 pub mod upstream;
 
-pub use app::{AppState, RunningServer};
+pub use app::RunningServer;
 pub use config::Config;
+pub use context::AppState;
 
 /// Milliseconds since the Unix epoch, the one time unit stored and compared everywhere.
 pub fn now_ms() -> i64 {

@@ -27,8 +27,8 @@ use subtle::ConstantTimeEq as _;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    app::AppState,
     audit::{AuditEvent, BatchEntry, Decision, Outcome, writer::InFlight},
+    context::AppState,
     gateway::sse_watch::EndedMidEvent,
 };
 

@@ -13,11 +13,12 @@ use std::{collections::HashMap, sync::Arc};
 use crate::{
     audit::{AuditEvent, AuditSink, Decision},
     error::{GatewayError, codes},
-    gateway::{jsonrpc, upstream_http::forward_response_headers},
+    gateway::jsonrpc,
     grants::{Grant, ToolPattern},
     guardrails::{self, Direction, Guardrail},
     pinning::PinWatch,
     snapshot::ServerEntry,
+    upstream::client::forward_response_headers,
 };
 
 /// A grant and the key's narrowing within it: what `tools/list` may show.

@@ -1,6 +1,7 @@
 //! Who is calling: credentials are read from the request and checked against the snapshot.
 
 pub mod api_keys;
+pub mod login_guard;
 pub mod passwords;
 pub mod principal;
 

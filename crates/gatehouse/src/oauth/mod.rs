@@ -16,7 +16,6 @@ pub mod external;
 pub mod form;
 pub mod grants;
 pub mod login;
-pub mod login_guard;
 pub mod metadata;
 pub mod pages;
 pub mod registration;

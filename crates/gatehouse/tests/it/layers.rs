@@ -25,6 +25,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("services", &["audit", "admin"]),
     ("transport", &["upstream"]),
     ("edge", &["edge"]),
+    ("request context", &["context"]),
     ("endpoints", &["oauth", "gateway"]),
     ("composition root", &["app"]),
 ];
@@ -63,8 +64,6 @@ const KNOWN_UPWARD: &[(&str, &str, &str)] = &[
     ("admin/oauth.rs", "oauth", "moving"),
     ("config.rs", "policy", "moving"),
     ("config.rs", "replicas", "moving"),
-    ("gateway/proxy.rs", "app", "moving"),
-    ("gateway/recorded.rs", "app", "moving"),
     ("guardrails/detectors.rs", "identity", "moving"),
     ("policy/explain.rs", "grants", "moving"),
     ("policy/explain.rs", "snapshot", "moving"),
@@ -81,9 +80,8 @@ const KNOWN_UPWARD: &[(&str, &str, &str)] = &[
     ("store/sqlite.rs", "records", "moving"),
     ("store/sqlite/meta.rs", "records", "moving"),
     ("store/sqlite.rs", "audit", "moving"),
-    ("upstream/http.rs", "gateway", "moving"),
-    ("upstream/route.rs", "gateway", "moving"),
     ("entries.rs", "records", "moving"),
+    ("context.rs", "oauth", "moving"),
     ("gateway/authorize.rs", "oauth", "moving"),
     ("policy/explain.rs", "guardrails", "moving"),
     ("records.rs", "snapshot", "moving"),
@@ -236,9 +234,10 @@ fn cycles<'a>(edges: &BTreeMap<(&'a str, &'a str), &'a Reference>) -> Vec<Vec<&'
 }
 
 fn read_crate(src: &Path) -> CrateGraph {
-    let root = std::fs::read_to_string(src.join("lib.rs")).expect("read lib.rs");
-    let root = parse_file(&root);
+    let root_text = std::fs::read_to_string(src.join("lib.rs")).expect("read lib.rs");
+    let root = parse_file(&root_text);
     let modules: BTreeSet<String> = root.children.iter().map(|c| c.name.clone()).collect();
+    let reexports = root_reexports(&blank_comments_and_literals(root_text.as_bytes()));
     let mut references = Vec::new();
     let mut pending: Vec<(PathBuf, Vec<String>)> = root
         .children
@@ -254,7 +253,11 @@ fn read_crate(src: &Path) -> CrateGraph {
             .expect("under src")
             .to_string_lossy()
             .replace('\\', "/");
-        for found in parsed.references_from(&module_path) {
+        for mut found in parsed.references_from(&module_path) {
+            // `crate::AppState` is a reference to the module lib.rs re-exports it from.
+            if let Some(module) = reexports.get(&found.target) {
+                found.target = module.clone();
+            }
             if found.target != module_path[0] && modules.contains(&found.target) {
                 references.push(Reference {
                     file: relative.clone(),
@@ -277,6 +280,35 @@ fn read_crate(src: &Path) -> CrateGraph {
         modules,
         references,
     }
+}
+
+/// Names lib.rs re-exports (`pub use module::{A, b::C};`), mapped to their module.
+fn root_reexports(code: &[u8]) -> BTreeMap<String, String> {
+    let mut names = BTreeMap::new();
+    for at in 0..code.len() {
+        if !word_at(code, at, b"use") {
+            continue;
+        }
+        let Some((module, end)) = ident_at(code, skip_space(code, at + 3)) else {
+            continue;
+        };
+        let statement_end = code[end..]
+            .iter()
+            .position(|&b| b == b';')
+            .map_or(code.len(), |p| end + p);
+        // The last name of each path in the statement (after `as`, the alias) is what the
+        // crate root now answers to.
+        let statement = String::from_utf8_lossy(&code[end..statement_end]).into_owned();
+        for path in statement.split([',', '{', '}']) {
+            if let Some(name) = path
+                .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .rfind(|w| !w.is_empty() && *w != "self")
+            {
+                names.insert(name.to_string(), module.clone());
+            }
+        }
+    }
+    names
 }
 
 /// The folder a module's `mod child;` declarations are resolved against.
@@ -724,6 +756,16 @@ mod parser {
             parse_file(text).children.is_empty(),
             "a test-only file is never read"
         );
+    }
+
+    #[test]
+    fn layers_parser_maps_root_reexports_to_their_module() {
+        let code = blank_comments_and_literals(b"pub mod ctx;\npub use ctx::{AppState, inner::Other as Alias};\npub use cfg::Config;\n");
+        let names = root_reexports(&code);
+        assert_eq!(names.get("AppState").map(String::as_str), Some("ctx"));
+        assert_eq!(names.get("Alias").map(String::as_str), Some("ctx"));
+        assert_eq!(names.get("Config").map(String::as_str), Some("cfg"));
+        assert_eq!(names.get("Other"), None);
     }
 
     #[test]
