@@ -463,9 +463,9 @@ fn status_shows_the_applied_generation_counts_and_reload_issues() {
     cli.ok(&["clients", "create", "agent"]);
     let (runtime, store) = cli.store();
     runtime
-        .block_on(store.report_reload(&gatehouse::records::ReloadReport {
+        .block_on(store.report_reload(&gatehouse::store::ReloadReport {
             generation: 3,
-            issues: vec![gatehouse::records::RecordIssue::new(
+            issues: vec![gatehouse::store::RecordIssue::new(
                 "policy",
                 "europe",
                 "country policies need policy.geoip_database",

@@ -120,7 +120,7 @@ async fn ready(State(state): State<AppState>) -> Response {
     }
 }
 
-fn readiness_text(report: &crate::records::ReloadReport) -> String {
+fn readiness_text(report: &crate::store::ReloadReport) -> String {
     let mut text = String::from("ready\n");
     if report.error.is_some() {
         text.push_str(&format!(

@@ -25,8 +25,7 @@ use crate::{
     guardrails::Guardrail,
     identity::api_keys::{KeyEntry, KeyTable},
     policy::CompiledPolicy,
-    records::RecordIssue,
-    store::{ApiKeyRecord, ClientRecord, ConnectionRecord, PolicyRecord},
+    store::{ApiKeyRecord, ClientRecord, ConnectionRecord, PolicyRecord, RecordIssue},
 };
 
 /// One enabled client's connections, sorted by server name. Most clients have one or a few,

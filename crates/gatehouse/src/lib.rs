@@ -24,7 +24,6 @@ pub mod metrics;
 pub mod oauth;
 pub mod pinning;
 pub mod policy;
-pub mod records;
 pub mod replicas;
 pub mod secrets;
 pub mod snapshot;

@@ -6,6 +6,7 @@
 //! generation moved, which is how changes made by the CLI (another process) reach a running
 //! server.
 
+pub mod records;
 mod reload_loop;
 
 use arc_swap::ArcSwap;
@@ -27,10 +28,10 @@ use crate::{
     identity::api_keys::KeyTable,
     oauth::{clients::ClientDirectory, signing::SigningKeys},
     policy::{self, CompiledPolicy, PolicyRuntime, geo::GeoDb},
-    records::{self, RecordIssue, ReloadReport},
     secrets::Keyring,
-    store::{DynStore, Generation, StoreContents, StoreError},
+    store::{DynStore, Generation, RecordIssue, ReloadReport, StoreContents, StoreError},
 };
+use records::{compile_server, compile_signing_keys, unloadable_rule};
 
 #[derive(Debug)]
 pub struct ServerEntry {
@@ -150,7 +151,7 @@ pub enum SnapshotError {
 
 impl Snapshot {
     /// Compiles every record on its own: one that fails becomes a deny-all for its scope and
-    /// is listed in [`Snapshot::issues`] (see `crate::records`), so it never blocks the rest.
+    /// is listed in [`Snapshot::issues`] (see `crate::snapshot::records`), so it never blocks the rest.
     pub fn build(
         contents: StoreContents,
         keyring: &Keyring,
@@ -203,7 +204,7 @@ impl Snapshot {
                     reason,
                     "deny-all: every call in its scope is refused",
                 ));
-                policies.push(Arc::new(records::unloadable_rule(record)));
+                policies.push(Arc::new(unloadable_rule(record)));
             }
         }
         policies.sort_by(|a, b| (a.kind, &a.id).cmp(&(b.kind, &b.id)));
@@ -227,7 +228,7 @@ impl Snapshot {
             ..Snapshot::default()
         };
         for server in contents.servers {
-            let (upstream, credential) = match records::compile_server(&server, keyring) {
+            let (upstream, credential) = match compile_server(&server, keyring) {
                 Ok(compiled) => compiled,
                 Err(reason) => {
                     issues.push(RecordIssue::new(
@@ -283,7 +284,7 @@ impl Snapshot {
                     .filter_map(|c| Some((c.name.as_str(), c.oauth.as_ref()?))),
                 &contents.client_secrets,
             ),
-            signing: records::compile_signing_keys(&contents.signing_keys, keyring, &mut issues)?,
+            signing: compile_signing_keys(&contents.signing_keys, keyring, &mut issues)?,
             revoked: contents
                 .revoked_tokens
                 .iter()

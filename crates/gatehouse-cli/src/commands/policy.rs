@@ -1,11 +1,11 @@
 use clap::Subcommand;
 use gatehouse::{
-    admin,
-    grants::ToolPattern,
-    policy::{
+    admin::{
+        self,
         explain::{AsKey, Question, explain_as},
-        geo::GeoDb,
     },
+    grants::ToolPattern,
+    policy::geo::GeoDb,
     snapshot::SnapshotHandle,
 };
 use std::{net::IpAddr, process::ExitCode, sync::Arc};

@@ -2,9 +2,8 @@
 //! have applied (their generations, records they could not compile, a failed reload).
 
 use gatehouse::{
-    records::ReloadReport,
     replicas::is_live,
-    store::{Generation, ReplicaHeartbeat},
+    store::{Generation, ReloadReport, ReplicaHeartbeat},
 };
 use serde::Serialize;
 use std::process::ExitCode;

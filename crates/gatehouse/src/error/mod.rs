@@ -121,7 +121,7 @@ pub enum GatewayError {
     /// Response rules apply but the upstream compressed its answer anyway.
     #[error("the upstream answered with a content encoding Gatehouse cannot filter")]
     UpstreamEncodingUnfilterable,
-    /// The server's stored configuration could not be loaded (`crate::records`).
+    /// The server's stored configuration could not be loaded (`crate::snapshot::records`).
     #[error("server unavailable: its configuration could not be loaded")]
     ServerUnavailable,
     /// A policy or guardrail in scope could not be loaded, so it refuses everything it covers.

@@ -10,9 +10,8 @@ use tokio_util::sync::CancellationToken;
 use super::SnapshotHandle;
 use crate::{
     change_feed::ChangeFeed,
-    records::ReloadReport,
     replicas::{FORGET_AFTER_MS, HEARTBEAT_INTERVAL, Replica},
-    store::{Generation, StoreResult},
+    store::{Generation, ReloadReport, StoreResult},
 };
 
 /// What this replica last wrote to the store, so unchanged facts are not written again.

@@ -9,6 +9,7 @@
 //! (`tests/it/store_contract/`) runs unchanged against each backend it lists.
 
 pub mod oauth;
+mod reload_report;
 pub mod replicas;
 mod sql;
 mod sqlite;
@@ -25,6 +26,7 @@ pub use oauth::{
     ClientSecretRecord, OAuthClientMetadata, OAuthStore, RefreshOutcome, RefreshTokenRecord,
     RevokedToken, SigningKeyRecord,
 };
+pub use reload_report::{RecordIssue, ReloadReport};
 pub use replicas::{ReplicaHeartbeat, ReplicaStore};
 pub use users::{
     AuthorizationCodeRecord, CodeRedemption, GroupConnectionRecord, UserRecord, UserStore,
@@ -254,8 +256,8 @@ pub trait Store: OAuthStore + UserStore + ReplicaStore {
     async fn load_contents(&self) -> StoreResult<StoreContents>;
     /// What the running server's last reload reported (records it could not compile), for
     /// `gatehouse status`; written only when it changes.
-    async fn report_reload(&self, report: &crate::records::ReloadReport) -> StoreResult<()>;
-    async fn reload_report(&self) -> StoreResult<Option<crate::records::ReloadReport>>;
+    async fn report_reload(&self, report: &crate::store::ReloadReport) -> StoreResult<()>;
+    async fn reload_report(&self) -> StoreResult<Option<crate::store::ReloadReport>>;
 
     /// The last row of a chain: its `(chain_seq, hash)`, where the chain's writer continues.
     async fn audit_chain_head(&self, chain_id: i64) -> StoreResult<Option<(i64, String)>>;

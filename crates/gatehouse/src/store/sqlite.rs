@@ -465,11 +465,11 @@ impl Store for SqliteStore {
         meta::load_contents(&self.pool).await
     }
 
-    async fn report_reload(&self, report: &crate::records::ReloadReport) -> StoreResult<()> {
+    async fn report_reload(&self, report: &crate::store::ReloadReport) -> StoreResult<()> {
         meta::report_reload(&self.pool, report).await
     }
 
-    async fn reload_report(&self) -> StoreResult<Option<crate::records::ReloadReport>> {
+    async fn reload_report(&self) -> StoreResult<Option<crate::store::ReloadReport>> {
         meta::reload_report(&self.pool).await
     }
 

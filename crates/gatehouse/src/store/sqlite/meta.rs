@@ -4,12 +4,9 @@
 use sqlx::{AssertSqlSafe, SqlitePool, sqlite::SqliteRow};
 
 use super::{KEY_COLUMNS, oauth, pins};
-use crate::{
-    records::ReloadReport,
-    store::{
-        Generation, StoreContents, StoreError, StoreResult,
-        sql::{all, client_from, connection_from, key_from, policy_from, server_from, to_json},
-    },
+use crate::store::{
+    Generation, ReloadReport, StoreContents, StoreError, StoreResult,
+    sql::{all, client_from, connection_from, key_from, policy_from, server_from, to_json},
 };
 
 pub(super) async fn generation(pool: &SqlitePool) -> StoreResult<Generation> {

@@ -2,10 +2,7 @@
 //! reports back (heartbeat, reload report).
 
 use super::*;
-use gatehouse::{
-    records::{RecordIssue, ReloadReport},
-    store::{RevokedToken, replicas::ReplicaHeartbeat},
-};
+use gatehouse::store::{RecordIssue, ReloadReport, RevokedToken, replicas::ReplicaHeartbeat};
 
 #[tokio::test]
 async fn contents_hold_what_the_snapshot_is_built_from_and_nothing_retired() {

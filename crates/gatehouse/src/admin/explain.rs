@@ -5,10 +5,10 @@ use serde::Serialize;
 use serde_json::Value;
 use std::{net::IpAddr, sync::Arc};
 
-use super::{CompiledPolicy, Facts};
 use crate::{
     grants::ToolPattern,
     guardrails::{self, Direction},
+    policy::{CompiledPolicy, Facts},
     snapshot::Snapshot,
 };
 

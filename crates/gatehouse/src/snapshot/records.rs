@@ -16,72 +16,14 @@
 //!   granted is not granted (no connection, an unknown key, tokens it signed refused).
 
 use http::{HeaderName, HeaderValue, Uri};
-use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 use crate::{
     oauth::signing::{SigningError, SigningKeys},
     policy::{CompiledPolicy, Facts, Policy, PolicyKind, Refusal},
     secrets::Keyring,
-    store::{Generation, PolicyRecord, ServerRecord, SigningKeyRecord},
+    store::{PolicyRecord, RecordIssue, ServerRecord, SigningKeyRecord},
 };
-
-/// A stored record the running server could not compile, and what it does instead.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RecordIssue {
-    /// `server`, `policy`, `guardrail`, `connection`, `group_connection`, `api_key` or
-    /// `signing_key`.
-    pub record: String,
-    /// The record's name or id (`client → server` for a connection).
-    pub id: String,
-    /// Why it did not compile.
-    pub reason: String,
-    /// What is refused because of it.
-    pub effect: String,
-}
-
-impl RecordIssue {
-    pub fn new(
-        record: &str,
-        id: impl Into<String>,
-        reason: impl Into<String>,
-        effect: &str,
-    ) -> Self {
-        Self {
-            record: record.to_owned(),
-            id: id.into(),
-            reason: reason.into(),
-            effect: effect.to_owned(),
-        }
-    }
-}
-
-impl std::fmt::Display for RecordIssue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} {:?}: {} ({})",
-            self.record, self.id, self.reason, self.effect
-        )
-    }
-}
-
-/// What the running server's configuration is: the generation it applied, the records it
-/// could not compile there, and whether its last attempt to reload failed as a whole.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReloadReport {
-    pub generation: Generation,
-    pub issues: Vec<RecordIssue>,
-    /// Set when the store could not be read for a newer generation: the server keeps running
-    /// `generation` and retries on its next poll.
-    pub error: Option<String>,
-}
-
-impl ReloadReport {
-    pub fn is_clean(&self) -> bool {
-        self.issues.is_empty() && self.error.is_none()
-    }
-}
 
 /// Stands in for a policy or guardrail that could not be compiled: refuses every call in the
 /// record's scope, since running without the rule could allow what it was written to stop.
