@@ -169,7 +169,7 @@ pub enum StartError {
     #[error(transparent)]
     Replica(#[from] crate::replicas::ReplicaError),
     #[error("OAuth signing keys: {0}")]
-    Signing(#[from] crate::oauth::signing::SigningError),
+    Signing(#[from] crate::tokens::signing::SigningError),
     #[error("starting the audit writer's thread: {0}")]
     AuditWriter(std::io::Error),
     #[error("listening on {addr}: {source}")]
@@ -258,9 +258,9 @@ async fn start_announced(
         Some(path) => Some(Arc::new(GeoDb::open(path).map_err(StartError::GeoIp)?)),
         None => None,
     };
-    let alg = crate::oauth::jwt::Algorithm::parse(&config.oauth.signing_alg)
-        .unwrap_or(crate::oauth::jwt::Algorithm::EdDSA);
-    crate::oauth::signing::ensure_key(&store, &keyring, alg).await?;
+    let alg = crate::tokens::jwt::Algorithm::parse(&config.oauth.signing_alg)
+        .unwrap_or(crate::tokens::jwt::Algorithm::EdDSA);
+    crate::tokens::signing::ensure_key(&store, &keyring, alg).await?;
     let snapshot = Arc::new(
         SnapshotHandle::load_with_runtime(
             store.clone(),
@@ -335,8 +335,8 @@ async fn start_announced(
         external_issuers: crate::oauth::external::ExternalIssuers::default(),
         client_metadata,
         client_assertions: runtime.client_assertions,
-        token_cache: crate::oauth::token_cache::TokenCache::new(
-            crate::oauth::token_cache::DEFAULT_CAPACITY,
+        token_cache: crate::tokens::token_cache::TokenCache::new(
+            crate::tokens::token_cache::DEFAULT_CAPACITY,
         ),
         request_ids: RequestIds::new(prefix),
     });
@@ -438,7 +438,7 @@ async fn sweep_sessions(state: AppState, stop: CancellationToken) {
 /// token ids). Hourly: rotation intervals are days, and the publish lead is an hour or more.
 async fn rotate_signing_keys(
     state: AppState,
-    alg: crate::oauth::jwt::Algorithm,
+    alg: crate::tokens::jwt::Algorithm,
     stop: CancellationToken,
 ) {
     let mut ticker = tokio::time::interval(Duration::from_secs(3_600));
@@ -450,7 +450,7 @@ async fn rotate_signing_keys(
         }
         let oauth = &state.config.oauth;
         let keep = oauth.access_token_ttl + oauth.clock_skew;
-        match crate::oauth::signing::rotate_if_due(
+        match crate::tokens::signing::rotate_if_due(
             &state.store,
             &state.keyring,
             alg,

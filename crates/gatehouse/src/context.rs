@@ -48,7 +48,7 @@ pub struct App {
     /// Request counters and latency histograms for `/metrics`.
     pub metrics: crate::metrics::Metrics,
     /// Access tokens whose signature has been verified, so each costs one asymmetric check.
-    pub token_cache: crate::oauth::token_cache::TokenCache<crate::oauth::tokens::TokenIdentity>,
+    pub token_cache: crate::tokens::token_cache::TokenCache<crate::tokens::access::TokenIdentity>,
     /// `jti`s of `private_key_jwt` assertions already used.
     pub client_assertions: Arc<dyn crate::state::ReplayCache>,
     /// Fetcher and freshness of Client ID Metadata Documents.

@@ -29,6 +29,7 @@ pub mod secrets;
 pub mod snapshot;
 pub mod state;
 pub mod store;
+pub mod tokens;
 pub mod upstream;
 
 pub use app::RunningServer;

@@ -26,10 +26,11 @@ use crate::{
     grants::{Grant, ToolPattern},
     guardrails::{self, GUARDRAIL_KIND, Guardrail},
     identity::api_keys::KeyTable,
-    oauth::{clients::ClientDirectory, signing::SigningKeys},
+    identity::oauth_clients::ClientDirectory,
     policy::{self, CompiledPolicy, PolicyRuntime, geo::GeoDb},
     secrets::Keyring,
     store::{DynStore, Generation, RecordIssue, ReloadReport, StoreContents, StoreError},
+    tokens::signing::SigningKeys,
 };
 use records::{compile_server, compile_signing_keys, unloadable_rule};
 
@@ -146,7 +147,7 @@ pub enum SnapshotError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Signing(#[from] crate::oauth::signing::SigningError),
+    Signing(#[from] crate::tokens::signing::SigningError),
 }
 
 impl Snapshot {
@@ -295,7 +296,7 @@ impl Snapshot {
                 .iter()
                 .filter_map(|t| {
                     t.jti
-                        .strip_prefix(crate::oauth::grants::GRANT_REVOCATION_PREFIX)
+                        .strip_prefix(crate::tokens::GRANT_REVOCATION_PREFIX)
                         .map(str::to_owned)
                 })
                 .collect(),

@@ -8,25 +8,11 @@
 //! exported (`gatehouse audit checkpoint`, every chain's) to be kept elsewhere and checked
 //! with `gatehouse audit verify --checkpoint`.
 
-use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq as _;
 
 use crate::secrets::Keyring;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Checkpoint {
-    /// The chain; 0 (also when absent, in checkpoints exported before chains) for the rows
-    /// written before chains.
-    #[serde(default)]
-    pub chain_id: i64,
-    /// The chain head: the last row's sequence number in the chain and its hash.
-    pub seq: i64,
-    pub hash: String,
-    /// When the checkpoint was signed.
-    pub ts_ms: i64,
-    /// HMAC with the audit key over the fields above, hex.
-    pub mac: String,
-}
+pub use crate::store::Checkpoint;
 
 impl Checkpoint {
     pub fn sign(keyring: &Keyring, chain_id: i64, seq: i64, hash: &str, ts_ms: i64) -> Self {

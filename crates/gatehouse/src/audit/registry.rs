@@ -14,23 +14,11 @@
 //! The first entry links to the last row of chain 0 (rows written before chains), so
 //! deleting those rows wholesale breaks it too.
 
-use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq as _;
 
 use crate::secrets::Keyring;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChainStart {
-    pub chain_id: i64,
-    /// The hash of the entry before this one (for the first entry, chain 0's last row's, or
-    /// zeros).
-    pub prev: String,
-    pub started_ms: i64,
-    /// Which process wrote the chain (host and process id), for the operator.
-    pub writer: String,
-    /// HMAC with the audit key over the fields above, hex; the chain's first row links to it.
-    pub hash: String,
-}
+pub use crate::store::ChainStart;
 
 impl ChainStart {
     pub fn new(

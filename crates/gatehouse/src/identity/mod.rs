@@ -2,6 +2,7 @@
 
 pub mod api_keys;
 pub mod login_guard;
+pub mod oauth_clients;
 pub mod passwords;
 pub mod principal;
 

@@ -19,13 +19,15 @@ use crate::{
     grants::Grant,
     identity::{Credential, Principal},
     oauth::{
-        jwt::{self, Expectations, JwtError},
-        keys::VerifierSet,
         remote,
         scope::{Scope, ScopeItem},
-        token_cache::{Expiring, TokenCache, TokenKey},
     },
     snapshot::{ServerEntry, Snapshot, merge_group_grants},
+    tokens::{
+        jwt::{self, Expectations, JwtError},
+        keys::VerifierSet,
+        token_cache::{Expiring, TokenCache, TokenKey},
+    },
 };
 
 /// A verified external token, mapped.

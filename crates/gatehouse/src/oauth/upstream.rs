@@ -22,14 +22,13 @@ use std::{collections::HashMap, time::Instant};
 use crate::{
     AppState,
     config::IdentityProviderConfig,
-    oauth::{
-        form::Form,
-        jwt::{self, Expectations},
-        keys::VerifierSet,
-        login, pages, remote, session,
-    },
+    oauth::{form::Form, login, pages, remote, session},
     secrets,
     store::UserRecord,
+    tokens::{
+        jwt::{self, Expectations},
+        keys::VerifierSet,
+    },
 };
 
 const STATE_PURPOSE: &str = "upstream-state";

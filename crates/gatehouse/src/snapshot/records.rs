@@ -19,10 +19,10 @@ use http::{HeaderName, HeaderValue, Uri};
 use std::sync::Arc;
 
 use crate::{
-    oauth::signing::{SigningError, SigningKeys},
     policy::{CompiledPolicy, Facts, Policy, PolicyKind, Refusal},
     secrets::Keyring,
     store::{PolicyRecord, RecordIssue, ServerRecord, SigningKeyRecord},
+    tokens::signing::{SigningError, SigningKeys},
 };
 
 /// Stands in for a policy or guardrail that could not be compiled: refuses every call in the

@@ -8,6 +8,7 @@
 //! What every backend must do is written down as tests: the store contract suite
 //! (`tests/it/store_contract/`) runs unchanged against each backend it lists.
 
+mod audit_chain;
 pub mod oauth;
 mod reload_report;
 pub mod replicas;
@@ -22,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 use crate::audit::event::{AuditFilter, AuditRow};
+pub use audit_chain::{ChainStart, Checkpoint};
 pub use oauth::{
     ClientSecretRecord, OAuthClientMetadata, OAuthStore, RefreshOutcome, RefreshTokenRecord,
     RevokedToken, SigningKeyRecord,
@@ -269,18 +271,18 @@ pub trait Store: OAuthStore + UserStore + ReplicaStore {
     async fn append_audit(
         &self,
         rows: Arc<Vec<AuditRow>>,
-        checkpoint: crate::audit::Checkpoint,
-        opens: Option<crate::audit::ChainStart>,
+        checkpoint: crate::store::Checkpoint,
+        opens: Option<crate::store::ChainStart>,
     ) -> StoreResult<()>;
     /// A chain's checkpoint (none before its first append that wrote one).
     async fn audit_checkpoint(
         &self,
         chain_id: i64,
-    ) -> StoreResult<Option<crate::audit::Checkpoint>>;
+    ) -> StoreResult<Option<crate::store::Checkpoint>>;
     /// Every chain's checkpoint, by chain id.
-    async fn audit_checkpoints(&self) -> StoreResult<Vec<crate::audit::Checkpoint>>;
+    async fn audit_checkpoints(&self) -> StoreResult<Vec<crate::store::Checkpoint>>;
     /// The chain registry, by chain id.
-    async fn audit_chains(&self) -> StoreResult<Vec<crate::audit::ChainStart>>;
+    async fn audit_chains(&self) -> StoreResult<Vec<crate::store::ChainStart>>;
     /// The ids of the chains that have rows, in order.
     async fn audit_chain_ids(&self) -> StoreResult<Vec<i64>>;
     async fn query_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRow>>;

@@ -480,8 +480,8 @@ impl Store for SqliteStore {
     async fn append_audit(
         &self,
         rows: Arc<Vec<AuditRow>>,
-        checkpoint: crate::audit::Checkpoint,
-        opens: Option<crate::audit::ChainStart>,
+        checkpoint: crate::store::Checkpoint,
+        opens: Option<crate::store::ChainStart>,
     ) -> StoreResult<()> {
         self.audit_log.append(rows, checkpoint, opens).await
     }
@@ -489,15 +489,15 @@ impl Store for SqliteStore {
     async fn audit_checkpoint(
         &self,
         chain_id: i64,
-    ) -> StoreResult<Option<crate::audit::Checkpoint>> {
+    ) -> StoreResult<Option<crate::store::Checkpoint>> {
         audit_log::checkpoint(&self.pool, chain_id).await
     }
 
-    async fn audit_checkpoints(&self) -> StoreResult<Vec<crate::audit::Checkpoint>> {
+    async fn audit_checkpoints(&self) -> StoreResult<Vec<crate::store::Checkpoint>> {
         audit_log::checkpoints(&self.pool).await
     }
 
-    async fn audit_chains(&self) -> StoreResult<Vec<crate::audit::ChainStart>> {
+    async fn audit_chains(&self) -> StoreResult<Vec<crate::store::ChainStart>> {
         audit_log::chains(&self.pool).await
     }
 

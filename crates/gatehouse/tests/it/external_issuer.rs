@@ -5,7 +5,7 @@ use axum::{Json, Router, routing::get};
 use gatehouse::{
     admin,
     config::TrustedIssuerConfig,
-    oauth::{
+    tokens::{
         jwt::{self, Algorithm},
         keys::SigningKey,
     },

@@ -3,7 +3,7 @@
 
 use gatehouse::{
     admin::{self, oauth::OAuthRegistration},
-    oauth::{
+    tokens::{
         jwt::{self, Algorithm},
         keys::SigningKey,
     },

@@ -8,7 +8,7 @@
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 use gatehouse::{
     admin,
-    oauth::{jwt::Algorithm, keys::SigningKey},
+    tokens::{jwt::Algorithm, keys::SigningKey},
 };
 use serde_json::{Value, json};
 use std::sync::Arc;

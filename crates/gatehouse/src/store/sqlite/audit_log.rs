@@ -14,8 +14,8 @@ use std::{path::Path, sync::Arc, time::Duration};
 
 use crate::store::sql::{all, audit_from};
 use crate::{
-    audit::{ChainStart, Checkpoint, event::AuditRow},
-    store::{StoreError, StoreResult},
+    audit::event::AuditRow,
+    store::{ChainStart, Checkpoint, StoreError, StoreResult},
 };
 
 // `seq` is left to SQLite (the next rowid): commit order across every writer's chain.

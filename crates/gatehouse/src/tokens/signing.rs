@@ -11,12 +11,12 @@ use serde_json::Value;
 use std::{sync::Arc, time::Duration};
 
 use crate::{
-    oauth::{
+    secrets::Keyring,
+    store::{DynStore, SigningKeyRecord, StoreError},
+    tokens::{
         jwt::Algorithm,
         keys::{SigningKey, VerificationKey, VerifierSet},
     },
-    secrets::Keyring,
-    store::{DynStore, SigningKeyRecord, StoreError},
 };
 
 fn seal_context(kid: &str) -> String {
