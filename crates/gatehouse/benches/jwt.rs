@@ -21,12 +21,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use divan::{Bencher, black_box};
-use gatehouse::oauth::{
-    external,
+use gatehouse::oauth::{external, tokens::TokenIdentity};
+use gatehouse::tokens::{
     jwt::{self, ACCESS_TOKEN_TYP, Expectations},
     keys::{SigningKey, VerificationKey, VerifierSet},
     token_cache::{TokenCache, TokenKey},
-    tokens::TokenIdentity,
 };
 use gatehouse_model::algorithm::Algorithm;
 use serde_json::json;

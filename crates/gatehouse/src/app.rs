@@ -8,91 +8,22 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{any, get},
 };
-use std::{
-    net::SocketAddr,
-    ops::Deref,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::Duration,
-};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    audit::{AuditSink, AuditWriter},
+    audit::AuditWriter,
     config::Config,
-    gateway::{self, access::HostOriginPolicy, upstream_http::UpstreamClient},
+    context::{App, AppState, RequestIds},
+    edge::access::HostOriginPolicy,
+    gateway,
     policy::geo::GeoDb,
     secrets::{self, Keyring},
     snapshot::{SnapshotError, SnapshotHandle},
     store::{self, DynStore, StoreError},
+    upstream::client::UpstreamClient,
 };
-
-/// Everything a request handler may use. Cloning is one `Arc` increment.
-#[derive(Clone)]
-pub struct AppState(Arc<App>);
-
-pub struct App {
-    /// Validated configuration, fixed for the life of the process.
-    pub config: Config,
-    /// Persistent storage. Never awaited on the request path, only by background tasks.
-    pub store: DynStore,
-    /// Keys derived from the master key (API-key pepper, encryption, audit chain).
-    pub keyring: Arc<Keyring>,
-    /// The in-memory configuration the request path reads.
-    pub snapshot: Arc<SnapshotHandle>,
-    /// Legacy MCP sessions and who owns them.
-    pub sessions: Arc<dyn crate::state::SessionStore>,
-    /// Who created each MCP task (tasks belong to their creator, in both wire eras).
-    pub tasks: Arc<dyn gateway::tasks::TaskOwners>,
-    /// Pooled client for upstream MCP servers.
-    pub upstream: UpstreamClient,
-    /// Where audit events go (a bounded channel to the writer task).
-    pub audit: AuditSink,
-    /// `Host` / `Origin` allow-lists.
-    pub access: HostOriginPolicy,
-    /// Tool-definition pinning: observations on their way to the store, held tools.
-    pub pins: Arc<crate::pinning::PinWatch>,
-    /// Request counters and latency histograms for `/metrics`.
-    pub metrics: crate::metrics::Metrics,
-    /// Access tokens whose signature has been verified, so each costs one asymmetric check.
-    pub token_cache: crate::oauth::token_cache::TokenCache<crate::oauth::tokens::TokenIdentity>,
-    /// `jti`s of `private_key_jwt` assertions already used.
-    pub client_assertions: Arc<dyn crate::state::ReplayCache>,
-    /// Fetcher and freshness of Client ID Metadata Documents.
-    pub client_metadata: crate::oauth::cimd::MetadataDocuments,
-    /// Keys of trusted external authorization servers and their verified tokens.
-    pub external_issuers: crate::oauth::external::ExternalIssuers,
-    /// Discovery documents and keys of upstream OpenID Connect providers.
-    pub identity_providers: crate::oauth::upstream::Providers,
-    /// Gateway requests in flight (`http.max_concurrent_requests`).
-    pub in_flight: crate::edge::limit::InFlight,
-    /// Password checks at once, and failed sign-ins by address and username.
-    pub logins: crate::oauth::login_guard::LoginGuard,
-    request_ids: RequestIds,
-}
-
-impl Deref for AppState {
-    type Target = App;
-    fn deref(&self) -> &App {
-        &self.0
-    }
-}
-
-/// Request ids: a random per-process prefix and a counter (no syscall per request).
-struct RequestIds {
-    prefix: String,
-    next: AtomicU64,
-}
-
-impl App {
-    pub fn next_request_id(&self) -> String {
-        let n = self.request_ids.next.fetch_add(1, Ordering::Relaxed);
-        format!("{}{n:08x}", self.request_ids.prefix)
-    }
-}
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -100,7 +31,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .merge(crate::oauth::routes())
-        .layer(gateway::access::OneAuthorityLayer)
+        .layer(crate::edge::access::OneAuthorityLayer)
         .with_state(state)
 }
 
@@ -225,7 +156,7 @@ pub enum StartError {
     #[error(transparent)]
     Secret(#[from] secrets::SecretError),
     #[error(transparent)]
-    Tls(#[from] gateway::upstream_http::TlsSetupError),
+    Tls(#[from] crate::upstream::client::TlsSetupError),
     #[error("tool pinning: {0}")]
     Pins(String),
     #[error(transparent)]
@@ -238,7 +169,7 @@ pub enum StartError {
     #[error(transparent)]
     Replica(#[from] crate::replicas::ReplicaError),
     #[error("OAuth signing keys: {0}")]
-    Signing(#[from] crate::oauth::signing::SigningError),
+    Signing(#[from] crate::tokens::signing::SigningError),
     #[error("starting the audit writer's thread: {0}")]
     AuditWriter(std::io::Error),
     #[error("listening on {addr}: {source}")]
@@ -329,7 +260,7 @@ async fn start_announced(
     };
     let alg = gatehouse_model::algorithm::Algorithm::parse(&config.oauth.signing_alg)
         .unwrap_or(gatehouse_model::algorithm::Algorithm::EdDSA);
-    crate::oauth::signing::ensure_key(&store, &keyring, alg).await?;
+    crate::tokens::signing::ensure_key(&store, &keyring, alg).await?;
     let snapshot = Arc::new(
         SnapshotHandle::load_with_runtime(
             store.clone(),
@@ -384,8 +315,8 @@ async fn start_announced(
     let upstream = UpstreamClient::new(&config.gateway)?;
     let client_metadata = crate::oauth::cimd::MetadataDocuments::new(&config);
     let in_flight = crate::edge::limit::InFlight::new(config.http.max_concurrent_requests);
-    let logins = crate::oauth::login_guard::LoginGuard::new(&config.http);
-    let state = AppState(Arc::new(App {
+    let logins = crate::identity::login_guard::LoginGuard::new(&config.http);
+    let state = AppState::new(App {
         access: HostOriginPolicy::from_config(&config),
         pins: crate::pinning::PinWatch::start_with(store.clone(), runtime.pins)
             .map_err(StartError::Pins)?,
@@ -404,14 +335,11 @@ async fn start_announced(
         external_issuers: crate::oauth::external::ExternalIssuers::default(),
         client_metadata,
         client_assertions: runtime.client_assertions,
-        token_cache: crate::oauth::token_cache::TokenCache::new(
-            crate::oauth::token_cache::DEFAULT_CAPACITY,
+        token_cache: crate::tokens::token_cache::TokenCache::new(
+            crate::tokens::token_cache::DEFAULT_CAPACITY,
         ),
-        request_ids: RequestIds {
-            prefix,
-            next: AtomicU64::new(0),
-        },
-    }));
+        request_ids: RequestIds::new(prefix),
+    });
 
     let stop_http = CancellationToken::new();
     let stop_background = CancellationToken::new();
@@ -522,7 +450,7 @@ async fn rotate_signing_keys(
         }
         let oauth = &state.config.oauth;
         let keep = oauth.access_token_ttl + oauth.clock_skew;
-        match crate::oauth::signing::rotate_if_due(
+        match crate::tokens::signing::rotate_if_due(
             &state.store,
             &state.keyring,
             alg,

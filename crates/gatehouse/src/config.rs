@@ -11,7 +11,12 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use gatehouse_model::duration::serde_human;
 
+/// Sessions one owner may hold on one server when `gateway.max_sessions_per_owner` is not set.
+pub const DEFAULT_MAX_SESSIONS_PER_OWNER: usize = 64;
+
+mod forwarded_header;
 mod listener;
+pub use forwarded_header::ForwardedHeader;
 pub use listener::HttpConfig;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -216,7 +221,7 @@ pub struct PolicyConfig {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The one header the trusted proxies write (`x-forwarded-for` or `forwarded`); the other
     /// is ignored, since a client can send it through a proxy that does not overwrite it.
-    pub forwarded_header: crate::policy::client_ip::ForwardedHeader,
+    pub forwarded_header: ForwardedHeader,
     /// MaxMind-format database (GeoLite2/GeoIP2 Country or City, DB-IP lite) that `country`
     /// policies and the audit trail's `country` read. Loaded at start (an unreadable file stops
     /// the server) and reloaded when the file changes. Without it, `country` policies are refused.
@@ -345,7 +350,7 @@ impl Default for GatewayConfig {
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
             session_idle_timeout: Duration::from_secs(24 * 3600),
-            max_sessions_per_owner: crate::gateway::session::DEFAULT_MAX_PER_OWNER,
+            max_sessions_per_owner: DEFAULT_MAX_SESSIONS_PER_OWNER,
         }
     }
 }

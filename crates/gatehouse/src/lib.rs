@@ -11,6 +11,7 @@ pub mod app;
 pub mod audit;
 pub mod change_feed;
 pub mod config;
+pub mod context;
 pub mod edge;
 pub mod entries;
 pub mod error;
@@ -22,16 +23,17 @@ pub mod metrics;
 pub mod oauth;
 pub mod pinning;
 pub mod policy;
-pub mod records;
 pub mod replicas;
 pub mod secrets;
 pub mod snapshot;
 pub mod state;
 pub mod store;
+pub mod tokens;
 pub mod upstream;
 
-pub use app::{AppState, RunningServer};
+pub use app::RunningServer;
 pub use config::Config;
+pub use context::AppState;
 
 /// Milliseconds since the Unix epoch, the one time unit stored and compared everywhere.
 pub fn now_ms() -> i64 {

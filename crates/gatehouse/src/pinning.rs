@@ -17,6 +17,7 @@ use std::{
 };
 use tokio::sync::Notify;
 
+pub use crate::state::ServerPins;
 use crate::{
     guardrails::{self, Direction, Guardrail, GuardrailSpec},
     state::{PinHolds, memory::MemoryPinHolds},
@@ -26,29 +27,6 @@ use gatehouse_model::{
     pin_action::PinAction,
     records::{ToolObservation, ToolPin},
 };
-
-/// The pins of one server, as the snapshot holds them.
-#[derive(Debug, Default)]
-pub struct ServerPins {
-    /// Tool name → approved definition hash (`None`: never approved).
-    pub approved: HashMap<String, Option<String>>,
-    /// Tools with a definition waiting for approval.
-    pub pending: HashSet<String>,
-}
-
-impl ServerPins {
-    pub fn from_rows<'a>(rows: impl Iterator<Item = &'a ToolPin>) -> Self {
-        let mut pins = ServerPins::default();
-        for row in rows {
-            pins.approved
-                .insert(row.tool.clone(), row.approved_hash.clone());
-            if row.pending_hash.is_some() {
-                pins.pending.insert(row.tool.clone());
-            }
-        }
-        pins
-    }
-}
 
 /// Hex SHA-256 of the canonical JSON (sorted keys) of what a tool is: its name, description
 /// and input schema. Titles and annotations may change without a new approval.

@@ -6,6 +6,7 @@
 //! generation moved, which is how changes made by the CLI (another process) reach a running
 //! server.
 
+pub mod records;
 mod reload_loop;
 
 use arc_swap::ArcSwap;
@@ -25,16 +26,17 @@ use crate::{
     grants::Grant,
     guardrails::{self, GUARDRAIL_KIND, Guardrail},
     identity::api_keys::KeyTable,
-    oauth::{clients::ClientDirectory, signing::SigningKeys},
+    identity::oauth_clients::ClientDirectory,
     policy::{self, CompiledPolicy, PolicyRuntime, geo::GeoDb},
-    records,
     secrets::Keyring,
     store::{DynStore, StoreError},
+    tokens::signing::SigningKeys,
 };
 use gatehouse_model::{
     records::{Generation, RecordIssue, ReloadReport, StoreContents},
     tool_pattern::ToolPattern,
 };
+use records::{compile_server, compile_signing_keys, unloadable_rule};
 
 #[derive(Debug)]
 pub struct ServerEntry {
@@ -149,12 +151,12 @@ pub enum SnapshotError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Signing(#[from] crate::oauth::signing::SigningError),
+    Signing(#[from] crate::tokens::signing::SigningError),
 }
 
 impl Snapshot {
     /// Compiles every record on its own: one that fails becomes a deny-all for its scope and
-    /// is listed in [`Snapshot::issues`] (see `crate::records`), so it never blocks the rest.
+    /// is listed in [`Snapshot::issues`] (see `crate::snapshot::records`), so it never blocks the rest.
     pub fn build(
         contents: StoreContents,
         keyring: &Keyring,
@@ -207,7 +209,7 @@ impl Snapshot {
                     reason,
                     "deny-all: every call in its scope is refused",
                 ));
-                policies.push(Arc::new(records::unloadable_rule(record)));
+                policies.push(Arc::new(unloadable_rule(record)));
             }
         }
         policies.sort_by(|a, b| (a.kind, &a.id).cmp(&(b.kind, &b.id)));
@@ -231,7 +233,7 @@ impl Snapshot {
             ..Snapshot::default()
         };
         for server in contents.servers {
-            let (upstream, credential) = match records::compile_server(&server, keyring) {
+            let (upstream, credential) = match compile_server(&server, keyring) {
                 Ok(compiled) => compiled,
                 Err(reason) => {
                     issues.push(RecordIssue::new(
@@ -286,7 +288,7 @@ impl Snapshot {
                     .filter_map(|c| Some((c.name.as_str(), c.oauth.as_ref()?))),
                 &contents.client_secrets,
             ),
-            signing: records::compile_signing_keys(&contents.signing_keys, keyring, &mut issues)?,
+            signing: compile_signing_keys(&contents.signing_keys, keyring, &mut issues)?,
             revoked: contents
                 .revoked_tokens
                 .iter()
@@ -297,7 +299,7 @@ impl Snapshot {
                 .iter()
                 .filter_map(|t| {
                     t.jti
-                        .strip_prefix(crate::oauth::grants::GRANT_REVOCATION_PREFIX)
+                        .strip_prefix(crate::tokens::GRANT_REVOCATION_PREFIX)
                         .map(str::to_owned)
                 })
                 .collect(),

@@ -1,10 +1,10 @@
 use clap::Subcommand;
 use gatehouse::{
-    admin,
-    policy::{
+    admin::{
+        self,
         explain::{AsKey, Question, explain_as},
-        geo::GeoDb,
     },
+    policy::geo::GeoDb,
     snapshot::SnapshotHandle,
 };
 use gatehouse_model::tool_pattern::ToolPattern;

@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+pub mod explain;
 pub mod oauth;
 mod service;
 pub mod summary;

@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use super::{AdminError, AdminResult, expiry};
 use crate::{
-    oauth::{clients, signing},
+    identity::oauth_clients as clients,
     secrets::Keyring,
     store::DynStore,
+    tokens::signing,
 };
 use gatehouse_model::{
     algorithm::Algorithm,
@@ -83,7 +84,7 @@ pub async fn register_client(
     }
     let jwks = match (auth_method.as_str(), registration.jwks) {
         ("private_key_jwt", Some(jwks)) => {
-            let keys = crate::oauth::keys::VerifierSet::from_jwks(&jwks)
+            let keys = crate::tokens::keys::VerifierSet::from_jwks(&jwks)
                 .map_err(|e| AdminError::Invalid(format!("JWKS: {e}")))?;
             if keys.is_empty() {
                 return Err(AdminError::Invalid(

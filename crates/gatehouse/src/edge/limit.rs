@@ -7,8 +7,8 @@ use std::{sync::Arc, time::Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::{
-    AppState,
     error::{ErrorContext, GatewayError},
+    metrics::Metrics,
 };
 
 /// Permits for requests in flight on `/{server}/mcp`.
@@ -29,8 +29,8 @@ impl InFlight {
 }
 
 /// The refusal of a request over the cap, counted in the metrics.
-pub fn overloaded(state: &AppState, started: Instant) -> Response {
-    state.metrics.record(
+pub fn overloaded(metrics: &Metrics, started: Instant) -> Response {
+    metrics.record(
         None,
         "deny",
         GatewayError::Overloaded.reason(),

@@ -7,7 +7,10 @@
 //! - `body.rs`: every request body has a deadline, and a body a handler did not read is
 //!   drained (bounded) after the answer, so the client reads its refusal instead of a reset.
 //! - `limit.rs`: the cap on gateway requests in flight.
+//! - `access.rs`: which `Host` and `Origin` reach the server, one authority per request, and
+//!   where a request's credential is read from.
 
+pub mod access;
 pub mod body;
 pub mod limit;
 pub mod serve;

@@ -121,7 +121,7 @@ pub enum GatewayError {
     /// The upstream compressed its answer although Gatehouse asked for `identity`.
     #[error("the upstream answered with a content encoding Gatehouse cannot read")]
     UpstreamEncodingUnfilterable,
-    /// The server's stored configuration could not be loaded (`crate::records`).
+    /// The server's stored configuration could not be loaded (`crate::snapshot::records`).
     #[error("server unavailable: its configuration could not be loaded")]
     ServerUnavailable,
     /// A policy or guardrail in scope could not be loaded, so it refuses everything it covers.

@@ -12,11 +12,9 @@ use crate::{
     AppState,
     error::{CredentialProblem, GatewayError},
     identity::{Credential, Principal},
-    oauth::{
-        token_cache::TokenKey,
-        tokens::{self, TokenIdentity},
-    },
+    oauth::tokens::{self, TokenIdentity},
     snapshot::{ServerEntry, Snapshot},
+    tokens::token_cache::TokenKey,
 };
 
 pub async fn identify(

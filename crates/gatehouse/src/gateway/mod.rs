@@ -1,6 +1,5 @@
 //! The gateway face: `/{server}/mcp`, the MCP Streamable HTTP transport, governed.
 
-pub mod access;
 pub mod authorize;
 mod bearer;
 mod inspect;
@@ -11,7 +10,6 @@ pub mod session;
 pub mod sse;
 mod sse_watch;
 pub mod tasks;
-pub mod upstream_http;
 
 pub use proxy::handle;
 #[doc(hidden)]

@@ -18,11 +18,11 @@ use std::{
 };
 
 use crate::{
-    app::AppState,
+    context::AppState,
     edge::serve::ConnectionCut,
     error::{CredentialProblem, ErrorContext, GatewayError},
     gateway::{
-        access, authorize, inspect,
+        authorize, inspect,
         recorded::{self, Ending, Record},
         respond::{self, ResponseRules},
         session::SessionCheck,
@@ -55,7 +55,7 @@ pub async fn handle(
 ) -> Response {
     let started = Instant::now();
     let Some(_permit) = state.in_flight.admit() else {
-        return crate::edge::limit::overloaded(&state, started);
+        return crate::edge::limit::overloaded(&state.metrics, started);
     };
     let snapshot = state.snapshot.current();
     let request_id = state.next_request_id();
@@ -227,7 +227,7 @@ async fn identify(
     server: &ServerEntry,
     record: &mut Record,
 ) -> Result<Principal, GatewayError> {
-    let Some(token) = access::credential(&parts.headers, &parts.uri)? else {
+    let Some(token) = crate::edge::access::credential(&parts.headers, &parts.uri)? else {
         return if server.anonymous_grant.is_some() {
             Ok(Principal::anonymous())
         } else {

@@ -26,7 +26,7 @@ use std::{
 use subtle::ConstantTimeEq as _;
 use tokio_util::sync::CancellationToken;
 
-use crate::{app::AppState, audit::writer::InFlight, gateway::sse_watch::EndedMidEvent};
+use crate::{audit::writer::InFlight, context::AppState, gateway::sse_watch::EndedMidEvent};
 use gatehouse_model::audit::{AuditEvent, BatchEntry, Decision, Outcome};
 
 /// HTTP status recorded for a request whose client left before any response was sent

@@ -13,11 +13,11 @@ use std::{collections::HashMap, sync::Arc};
 use crate::{
     audit::AuditSink,
     error::{GatewayError, codes},
-    gateway::upstream_http::forward_response_headers,
     grants::Grant,
     guardrails::{self, Direction, Guardrail},
     pinning::PinWatch,
     snapshot::ServerEntry,
+    upstream::client::forward_response_headers,
 };
 use gatehouse_model::{
     audit::{AuditEvent, Decision},

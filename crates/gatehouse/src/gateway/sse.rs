@@ -8,7 +8,7 @@ use futures_util::Stream;
 use http_body::Body as HttpBody;
 use http_body_util::BodyExt;
 
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub use crate::upstream::BoxError;
 
 /// Rewrites an event's joined `data` payload; `None` keeps the event unchanged.
 pub type Transform = Box<dyn Fn(&[u8]) -> Option<Vec<u8>> + Send + Sync>;

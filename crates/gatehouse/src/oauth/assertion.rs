@@ -13,12 +13,9 @@ use std::sync::Arc;
 use crate::{
     AppState,
     error::OAuthError,
-    oauth::{
-        clients::OAuthClient,
-        form::Form,
-        jwt::{self, Expectations, JwtError},
-    },
+    oauth::{clients::OAuthClient, form::Form},
     snapshot::Snapshot,
+    tokens::jwt::{self, Expectations, JwtError},
 };
 
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";

@@ -114,7 +114,7 @@ pub struct MetadataDocuments {
 impl MetadataDocuments {
     pub fn new(config: &crate::config::Config) -> Self {
         let allow_private = config.oauth.client_metadata_allow_private;
-        let client = crate::gateway::upstream_http::tls_config(&config.gateway.upstream_ca_files)
+        let client = crate::upstream::client::tls_config(&config.gateway.upstream_ca_files)
             .ok()
             .map(|tls| {
                 let mut http = HttpConnector::new_with_resolver(PublicResolver { allow_private });

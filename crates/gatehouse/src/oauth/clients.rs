@@ -7,40 +7,17 @@
 
 use base64::Engine;
 use http::{HeaderMap, header};
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
-use crate::{
-    error::OAuthError,
-    oauth::form::Form,
-    secrets::{self, Keyring, SecretError},
+use crate::{error::OAuthError, oauth::form::Form, secrets::Keyring};
+
+pub use crate::identity::oauth_clients::{
+    ClientDirectory, OAuthClient, SECRET_PREFIX, SecretEntry, hash_client_secret, mint_secret,
 };
 use gatehouse_model::records::{ClientSecretRecord, OAuthClientMetadata};
 
-pub const SECRET_PREFIX: &str = "gcs_";
-const SECRET_LEN: usize = 43;
-
-/// A client that may use the authorization server.
-#[derive(Debug)]
-pub struct OAuthClient {
-    pub name: Arc<str>,
-    pub metadata: OAuthClientMetadata,
-    pub secrets: Vec<SecretEntry>,
-    /// Public keys for `private_key_jwt`, from the registered JWKS.
-    pub keys: Option<crate::oauth::keys::VerifierSet>,
-}
-
-#[derive(Debug, Clone)]
-pub struct SecretEntry {
-    pub hash: [u8; 32],
-    pub expires_at: Option<i64>,
-}
-
 impl OAuthClient {
-    pub fn allows_grant(&self, grant_type: &str) -> bool {
-        self.metadata.grant_types.iter().any(|g| g == grant_type)
-    }
-
     /// `unauthorized_client` unless the client is registered for `grant_type`.
     pub fn require_grant(&self, grant_type: &str) -> Result<(), OAuthError> {
         if self.allows_grant(grant_type) {
@@ -51,66 +28,9 @@ impl OAuthClient {
             )))
         }
     }
-
-    pub fn is_public(&self) -> bool {
-        self.metadata.token_endpoint_auth_method == "none"
-    }
-}
-
-/// Every OAuth client of the snapshot, by `client_id`.
-#[derive(Debug, Default)]
-pub struct ClientDirectory {
-    clients: HashMap<String, Arc<OAuthClient>>,
 }
 
 impl ClientDirectory {
-    /// `secrets` are the live rows of the store; those of clients not listed are dropped.
-    pub fn build<'a>(
-        clients: impl IntoIterator<Item = (&'a str, &'a OAuthClientMetadata)>,
-        secrets: &[ClientSecretRecord],
-    ) -> Self {
-        let mut by_client: HashMap<&str, Vec<SecretEntry>> = HashMap::new();
-        for s in secrets {
-            let Ok(hash) = <[u8; 32]>::try_from(s.secret_hash.as_slice()) else {
-                continue;
-            };
-            by_client.entry(&s.client).or_default().push(SecretEntry {
-                hash,
-                expires_at: s.expires_at,
-            });
-        }
-        let clients = clients
-            .into_iter()
-            .map(|(name, metadata)| {
-                let keys = metadata
-                    .jwks
-                    .as_ref()
-                    .and_then(|jwks| crate::oauth::keys::VerifierSet::from_jwks(jwks).ok())
-                    .filter(|keys| !keys.is_empty());
-                let client = OAuthClient {
-                    name: Arc::from(name),
-                    metadata: metadata.clone(),
-                    secrets: by_client.remove(name).unwrap_or_default(),
-                    keys,
-                };
-                (name.to_owned(), Arc::new(client))
-            })
-            .collect();
-        Self { clients }
-    }
-
-    pub fn get(&self, client_id: &str) -> Option<&Arc<OAuthClient>> {
-        self.clients.get(client_id)
-    }
-
-    pub fn len(&self) -> usize {
-        self.clients.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.clients.is_empty()
-    }
-
     /// Authenticates the client of a token-endpoint style request: HTTP Basic, or
     /// `client_id` + `client_secret` in the body, or `client_id` alone for public clients.
     /// Exactly one method; every failure is the same `invalid_client`.
@@ -220,34 +140,11 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
     Ok(Some((id, secret)))
 }
 
-/// What the store keeps of a client secret.
-pub fn hash_client_secret(keyring: &Keyring, client: &str, secret: &str) -> [u8; 32] {
-    let material = format!("client-secret:{client}:{secret}");
-    keyring.hash_secret(material.as_bytes())
-}
-
-/// A new secret and the row to store for it.
-pub fn mint_secret(
-    keyring: &Keyring,
-    client: &str,
-    expires_at: Option<i64>,
-) -> Result<(String, ClientSecretRecord), SecretError> {
-    let secret = format!("{SECRET_PREFIX}{}", secrets::random_base62(SECRET_LEN)?);
-    let record = ClientSecretRecord {
-        id: format!("cs_{}", secrets::random_id(12)?),
-        client: client.to_owned(),
-        secret_hash: hash_client_secret(keyring, client, &secret).to_vec(),
-        created_at: crate::now_ms(),
-        expires_at,
-        revoked_at: None,
-    };
-    Ok((secret, record))
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::store::OAuthClientMetadata;
     use http::HeaderValue;
 
     fn metadata(method: &str) -> OAuthClientMetadata {

@@ -19,12 +19,14 @@ use crate::{
     grants::Grant,
     identity::{Credential, Principal},
     oauth::{
-        jwt::{self, Expectations, JwtError},
-        keys::VerifierSet,
         remote,
-        token_cache::{Expiring, TokenCache, TokenKey},
     },
     snapshot::{ServerEntry, Snapshot, merge_group_grants},
+    tokens::{
+        jwt::{self, Expectations, JwtError},
+        keys::VerifierSet,
+        token_cache::{Expiring, TokenCache, TokenKey},
+    },
 };
 use gatehouse_model::scope::{Scope, ScopeItem};
 

@@ -67,8 +67,7 @@ pub async fn revoke_grant(state: &AppState, family: &str, now: i64) -> Result<()
     Ok(())
 }
 
-/// How a revoked grant is listed among revoked token ids.
-pub const GRANT_REVOCATION_PREFIX: &str = "grant:";
+pub use crate::tokens::GRANT_REVOCATION_PREFIX;
 
 /// RFC 7636 §4.6: `BASE64URL(SHA256(verifier)) == challenge`, the verifier being 43–128
 /// unreserved characters.

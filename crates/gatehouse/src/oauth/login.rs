@@ -14,10 +14,10 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::{
     AppState,
+    identity::login_guard::Refusal,
     oauth::{
         authorize::{self, AuthRequest, REQUEST_PURPOSE, SESSION_PURPOSE},
         form::Form,
-        login_guard::Refusal,
         pages, session,
     },
     policy::client_ip,

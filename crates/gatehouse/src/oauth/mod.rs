@@ -1,12 +1,5 @@
-//! OAuth 2.1 authorization server: token formats, key material and their verification.
-//!
-//! Access tokens are JWTs (RFC 9068) signed with keys Gatehouse holds itself; tokens from
-//! external issuers are verified against the keys they publish (JWKS). Cryptography is
-//! `ring` throughout; the `rsa` crate is used only to generate RSA keys, which ring cannot.
-
-pub mod jwt;
-pub mod keys;
-pub mod token_cache;
+//! OAuth 2.1 authorization server: its endpoints, and the access tokens it issues (RFC 9068).
+//! Token formats, key material and their verification are `crate::tokens`.
 
 pub mod assertion;
 pub mod authorize;
@@ -16,14 +9,12 @@ pub mod external;
 pub mod form;
 pub mod grants;
 pub mod login;
-pub mod login_guard;
 pub mod metadata;
 pub mod pages;
 pub mod registration;
 pub mod remote;
 pub mod revocation;
 pub mod session;
-pub mod signing;
 pub mod token;
 pub mod tokens;
 pub mod upstream;

@@ -10,11 +10,12 @@ use std::sync::{Arc, OnceLock};
 
 use crate::{
     error::{CredentialProblem, GatewayError, OAuthError},
-    oauth::{
+    oauth::scope::Scope,
+    secrets,
+    tokens::{
         jwt::{self, Expectations, JwtError},
         signing::SigningKeys,
     },
-    secrets,
 };
 use gatehouse_model::scope::{Scope, ServerScope};
 
@@ -97,45 +98,7 @@ pub fn mint(keys: &SigningKeys, req: &MintRequest<'_>) -> Result<MintedToken, OA
     })
 }
 
-/// A verified access token, as the gateway caches it.
-#[derive(Debug)]
-pub struct TokenIdentity {
-    pub client: Arc<str>,
-    /// The signed-in user, for tokens issued on a user's behalf.
-    pub subject: Arc<str>,
-    pub jti: Arc<str>,
-    /// The signing key: a token stops working when its key is withdrawn.
-    pub kid: String,
-    /// The grant (refresh-token family) it comes from, if any.
-    pub grant: Option<String>,
-    pub scope: Scope,
-    pub audiences: Vec<String>,
-    /// Unix seconds.
-    pub exp: i64,
-    /// `scope` for the first server the token was used on, derived once rather than per
-    /// request: a token names one resource (RFC 8707) in practice, so one slot is enough.
-    first_server_scope: OnceLock<(Box<str>, Arc<ServerScope>)>,
-}
-
-impl TokenIdentity {
-    /// What the token's scope allows on `server` (by name); the same `Arc` on every
-    /// request to the first server it is used on, computed afresh for any other.
-    pub fn scope_for(&self, server: &str) -> Arc<ServerScope> {
-        let (name, scope) = self
-            .first_server_scope
-            .get_or_init(|| (Box::from(server), Arc::new(self.scope.for_server(server))));
-        if **name == *server {
-            Arc::clone(scope)
-        } else {
-            Arc::new(self.scope.for_server(server))
-        }
-    }
-
-    /// Whether the token was issued to act as a user rather than as the client itself.
-    pub fn user(&self) -> Option<&str> {
-        (*self.subject != *self.client).then_some(&*self.subject)
-    }
-}
+pub use crate::tokens::access::TokenIdentity;
 
 /// Whether a bearer credential is shaped like a JWT (and should take this path).
 pub fn looks_like_jwt(token: &str) -> bool {
@@ -226,12 +189,6 @@ pub fn verify_any_audience(
         _ => return Err(malformed()),
     };
     verify(token, keys, issuer, &audience, leeway_secs, now_secs)
-}
-
-impl crate::oauth::token_cache::Expiring for TokenIdentity {
-    fn exp(&self) -> i64 {
-        self.exp
-    }
 }
 
 #[cfg(test)]

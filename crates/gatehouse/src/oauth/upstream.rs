@@ -22,13 +22,12 @@ use std::{collections::HashMap, time::Instant};
 use crate::{
     AppState,
     config::IdentityProviderConfig,
-    oauth::{
-        form::Form,
+    oauth::{form::Form, login, pages, remote, session},
+    secrets,
+    tokens::{
         jwt::{self, Expectations},
         keys::VerifierSet,
-        login, pages, remote, session,
     },
-    secrets,
 };
 use gatehouse_model::records::UserRecord;
 

@@ -7,30 +7,10 @@
 
 use http::HeaderMap;
 use ipnet::IpNet;
-use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
+pub use crate::config::ForwardedHeader;
 use crate::config::PolicyConfig;
-
-/// The header the trusted proxies set (and append to) with the address they received from.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ForwardedHeader {
-    /// `X-Forwarded-For: client, proxy1` (nginx, AWS ALB, Envoy, HAProxy, Traefik).
-    #[default]
-    XForwardedFor,
-    /// RFC 7239 `Forwarded: for=client, for=proxy1`.
-    Forwarded,
-}
-
-impl ForwardedHeader {
-    pub fn name(self) -> &'static str {
-        match self {
-            ForwardedHeader::XForwardedFor => "x-forwarded-for",
-            ForwardedHeader::Forwarded => "forwarded",
-        }
-    }
-}
 
 pub fn resolve(peer: IpAddr, headers: &HeaderMap, policy: &PolicyConfig) -> IpAddr {
     resolve_with(

@@ -12,15 +12,15 @@
 pub mod arguments;
 pub mod client_ip;
 pub mod country;
-pub mod explain;
 pub mod geo;
 pub mod ip;
 pub mod quota;
 pub mod rate;
 pub mod runtime;
 pub mod schedule;
+pub use subject::PerSubject;
 mod spec;
-pub(crate) mod subjects;
+mod subject;
 
 pub use runtime::PolicyRuntime;
 pub use spec::{check_runs_under, compile, validate};
@@ -70,7 +70,7 @@ pub trait Policy: Send + Sync + std::fmt::Debug {
     fn check(&self, facts: &Facts<'_>) -> Result<(), Refusal>;
     /// Decides as `check` would, for `policy explain`.
     fn peek(&self, facts: &Facts<'_>) -> Result<(), Refusal>;
-    /// True for the stand-in of a stored rule that could not be compiled (`crate::records`).
+    /// True for the stand-in of a stored rule that could not be compiled (`crate::snapshot::records`).
     fn unloadable(&self) -> bool {
         false
     }

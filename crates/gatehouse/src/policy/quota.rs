@@ -10,6 +10,7 @@ use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use std::{sync::Arc, time::Duration};
 
+use super::PerSubject;
 use super::{Facts, Per, Refusal, StatefulPolicy};
 use crate::state::{QuotaCounter, StateFuture, Subject};
 use gatehouse_model::policy_kind::PolicyKind;
@@ -119,7 +120,12 @@ impl Quota {
             Err(refusal) => return StateFuture::ready(Err(refusal)),
         };
         self.counters
-            .charge(Subject::of(self.per, facts), start, self.limit, charge)
+            .charge(
+                Subject::new(&PerSubject::of(self.per, facts)),
+                start,
+                self.limit,
+                charge,
+            )
             .map(move |counted| {
                 if counted {
                     return Ok(());
@@ -149,7 +155,9 @@ impl StatefulPolicy for Quota {
     fn refund<'a>(&'a self, facts: &'a Facts<'a>) -> StateFuture<'a, ()> {
         // The window of `facts.now` is the one `charge` counted in, whatever the clock says now.
         match (facts.tool, self.window(facts.now)) {
-            (Some(_), Ok((start, _))) => self.counters.refund(Subject::of(self.per, facts), start),
+            (Some(_), Ok((start, _))) => self
+                .counters
+                .refund(Subject::new(&PerSubject::of(self.per, facts)), start),
             _ => StateFuture::ready(()),
         }
     }

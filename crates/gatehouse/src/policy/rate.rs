@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 use std::{sync::Arc, time::Duration};
 
+use super::PerSubject;
 use super::{Facts, Per, Refusal, StatefulPolicy};
 use crate::state::{Gcra, RateCounter, StateFuture, Subject};
 use gatehouse_model::policy_kind::PolicyKind;
@@ -66,7 +67,12 @@ impl RateLimit {
     ) -> StateFuture<'a, Result<(), Refusal>> {
         let now = facts.now.as_nanosecond();
         self.cells
-            .take(Subject::of(self.per, facts), self.gcra, now, charge)
+            .take(
+                Subject::new(&PerSubject::of(self.per, facts)),
+                self.gcra,
+                now,
+                charge,
+            )
             .map(move |taken| {
                 taken.map_err(|wait: Duration| Refusal {
                     message: format!("rate limit of {} exceeded", self.summary),
@@ -87,7 +93,7 @@ impl StatefulPolicy for RateLimit {
 
     fn refund<'a>(&'a self, facts: &'a Facts<'a>) -> StateFuture<'a, ()> {
         self.cells
-            .give_back(Subject::of(self.per, facts), self.gcra)
+            .give_back(Subject::new(&PerSubject::of(self.per, facts)), self.gcra)
     }
 
     fn peek<'a>(&'a self, facts: &'a Facts<'a>) -> StateFuture<'a, Result<(), Refusal>> {

@@ -31,12 +31,16 @@ use std::{
     time::Duration,
 };
 
-use crate::{
-    identity::principal::Owner,
-    pinning::ServerPins,
-    policy::{Facts, Per, subjects::SubjectKey},
-};
 use gatehouse_model::records::{QuotaDelta, QuotaUsage};
+
+mod owner;
+mod server_pins;
+mod subjects;
+pub use owner::{Owner, OwnerId};
+pub use server_pins::ServerPins;
+pub(crate) use subjects::KeyHasher;
+pub use subjects::SubjectKey;
+pub(crate) use subjects::SubjectMap;
 
 /// The answer of a state backend: ready now (in memory, no allocation) or after I/O.
 pub enum StateFuture<'a, T> {
@@ -153,25 +157,29 @@ pub trait PinHolds: Send + Sync {
     }
 }
 
-/// Whom a counter counts: a hashed key for in-memory maps, and on demand the text (what
-/// stored rows and remote keys use). Building it allocates nothing.
-#[derive(Debug, Clone, Copy)]
-pub struct Subject<'a> {
-    per: Per,
-    facts: &'a Facts<'a>,
+/// Whom a counter counts, as the policy that keeps the counter names it (`policy::PerSubject`):
+/// a hashed key for in-memory maps, and on demand the text (what stored rows and remote keys
+/// use).
+pub trait CounterSubject: std::fmt::Debug + Sync {
+    fn key(&self) -> SubjectKey;
+    fn text(&self) -> String;
 }
 
+/// A [`CounterSubject`] handed to a counter backend. Building it allocates nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a>(&'a dyn CounterSubject);
+
 impl<'a> Subject<'a> {
-    pub fn of(per: Per, facts: &'a Facts<'a>) -> Self {
-        Self { per, facts }
+    pub fn new(subject: &'a dyn CounterSubject) -> Self {
+        Self(subject)
     }
 
     pub fn key(&self) -> SubjectKey {
-        SubjectKey::of(self.per, self.facts)
+        self.0.key()
     }
 
     pub fn text(&self) -> String {
-        self.per.subject(self.facts)
+        self.0.text()
     }
 }
 

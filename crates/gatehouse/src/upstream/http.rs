@@ -10,7 +10,7 @@ use super::{
 };
 use crate::{
     error::GatewayError,
-    gateway::upstream_http::{
+    upstream::client::{
         UpstreamClient, ask_for_identity, forward_request_headers, forward_response_headers,
     },
 };

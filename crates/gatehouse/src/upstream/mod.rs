@@ -3,11 +3,14 @@
 //! transport carried them; session semantics are data here (`Exchange::session`,
 //! `Reply::session`), not header names. Streamable HTTP (`http.rs`) is the one transport
 //! today; `Transport` dispatches without boxing, so a stdio transport is one more variant.
+//! `client.rs` is the pooled HTTP client and its TLS setup, shared with the authorization
+//! server's outbound fetches.
 //!
 //! Faithfulness is part of the contract: the bytes sent are the bytes authorised
 //! (`Action::Send`), a reply's body is relayed as the upstream wrote it (JSON stays JSON, SSE
 //! events keep their bytes), and the head a client must see passes (`Reply::head`).
 
+pub mod client;
 mod http;
 mod route;
 
@@ -25,8 +28,11 @@ use std::{
     time::Duration,
 };
 
-use crate::{error::GatewayError, gateway::sse::BoxError};
+use crate::{error::GatewayError};
 use gatehouse_model::jsonrpc::Envelope;
+
+/// The error a relayed body may end with.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// One MCP server as the request path sees it.
 pub trait Upstream {

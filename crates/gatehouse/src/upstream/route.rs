@@ -4,7 +4,7 @@
 //! here with the member that owns the tool and the tool's name there.
 
 use super::{HttpUpstream, Transport};
-use crate::{gateway::upstream_http::UpstreamClient, snapshot::ServerEntry};
+use crate::{snapshot::ServerEntry, upstream::client::UpstreamClient};
 
 /// Where one call goes.
 pub struct Route<'a> {

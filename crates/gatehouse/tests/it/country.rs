@@ -3,7 +3,7 @@
 //! 2001:db8:1::/48 FR; 10.0.0.0/8 absent). The caller's address is chosen with
 //! `X-Forwarded-For`, believed from 127.0.0.0/8.
 
-use gatehouse::policy::explain::{Question, explain};
+use gatehouse::admin::explain::{Question, explain};
 use serde_json::json;
 use std::{
     path::{Path, PathBuf},

@@ -1,7 +1,7 @@
 //! Drives `examples/finance/policies.json` through a real Gatehouse: it allows, denies,
 //! rate-limits, redacts and blocks as `examples/finance/README.md` documents.
 
-use gatehouse::policy::explain::{Question, explain};
+use gatehouse::admin::explain::{Question, explain};
 use serde_json::json;
 
 use crate::{

@@ -5,7 +5,7 @@ use axum::{Json, Router, routing::get};
 use gatehouse::{
     admin,
     config::TrustedIssuerConfig,
-    oauth::{jwt, keys::SigningKey},
+    tokens::{jwt, keys::SigningKey},
 };
 use gatehouse_model::algorithm::Algorithm;
 use serde_json::{Value, json};

@@ -19,6 +19,7 @@ mod filtering;
 mod guardrails;
 mod host;
 mod keys;
+mod layers;
 mod limits;
 mod metrics;
 mod oauth;

@@ -3,7 +3,7 @@
 
 use gatehouse::{
     admin::{self, oauth::OAuthRegistration},
-    oauth::{jwt, keys::SigningKey},
+    tokens::{jwt, keys::SigningKey},
 };
 use gatehouse_model::algorithm::Algorithm;
 use serde_json::json;

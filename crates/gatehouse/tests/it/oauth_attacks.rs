@@ -6,7 +6,7 @@
 //! with them; a control token built the same way is accepted.
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
-use gatehouse::{admin, oauth::keys::SigningKey};
+use gatehouse::{admin, tokens::keys::SigningKey};
 use gatehouse_model::algorithm::Algorithm;
 use serde_json::{Value, json};
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! Policies through the gateway: each kind allows and refuses as documented, with the rule
 //! named in the error body and the audit trail.
 
-use gatehouse::policy::explain::{Question, explain};
+use gatehouse::admin::explain::{Question, explain};
 use serde_json::json;
 
 use crate::{

@@ -371,7 +371,7 @@ async fn an_owner_over_the_session_cap_loses_its_least_recently_used_session() {
 #[tokio::test]
 async fn people_behind_one_external_app_cannot_use_each_others_sessions() {
     use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
-    use gatehouse::oauth::keys::SigningKey;
+    use gatehouse::tokens::keys::SigningKey;
     use gatehouse_model::algorithm::Algorithm;
     let key = std::sync::Arc::new(SigningKey::generate(Algorithm::ES256).unwrap());
     let jwks = json!({ "keys": [key.public_jwk()] });

@@ -6,8 +6,10 @@ use parking_lot::Mutex;
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use crate::{
-    policy::subjects::{SubjectKey, SubjectMap},
-    state::{CounterScope, CounterStore, Gcra, QuotaCounter, RateCounter, StateFuture, Subject},
+    state::{
+        CounterScope, CounterStore, Gcra, QuotaCounter, RateCounter, StateFuture, Subject,
+        SubjectKey, SubjectMap,
+    },
 };
 use gatehouse_model::records::{QuotaDelta, QuotaUsage};
 
@@ -236,7 +238,7 @@ impl CounterStore for MemoryCounters {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{Facts, Per, tests_support::facts_at};
+    use crate::policy::{Facts, Per, PerSubject, tests_support::facts_at};
 
     const SECOND: i128 = 1_000_000_000;
 
@@ -249,14 +251,24 @@ mod tests {
     }
 
     fn take(rate: &MemoryRate, facts: &Facts<'_>, now_ns: i128) -> Result<(), Duration> {
-        rate.take(Subject::of(Per::Client, facts), gcra(), now_ns, true)
-            .now_or_never()
-            .expect("memory counters answer at once")
+        rate.take(
+            Subject::new(&PerSubject::of(Per::Client, facts)),
+            gcra(),
+            now_ns,
+            true,
+        )
+        .now_or_never()
+        .expect("memory counters answer at once")
     }
 
     fn count(quota: &MemoryQuota, facts: &Facts<'_>, window: i64, limit: u64) -> bool {
         quota
-            .charge(Subject::of(Per::Client, facts), window, limit, true)
+            .charge(
+                Subject::new(&PerSubject::of(Per::Client, facts)),
+                window,
+                limit,
+                true,
+            )
             .now_or_never()
             .expect("memory counters answer at once")
     }
@@ -282,11 +294,16 @@ mod tests {
             "the fourth waits one interval"
         );
         let peeked = rate
-            .take(Subject::of(Per::Client, &facts), gcra(), t0, false)
+            .take(
+                Subject::new(&PerSubject::of(Per::Client, &facts)),
+                gcra(),
+                t0,
+                false,
+            )
             .now_or_never();
         assert_eq!(peeked, Some(Err(Duration::from_millis(100))));
         let _ = rate
-            .give_back(Subject::of(Per::Client, &facts), gcra())
+            .give_back(Subject::new(&PerSubject::of(Per::Client, &facts)), gcra())
             .now_or_never();
         assert_eq!(take(&rate, &facts, t0), Ok(()), "the given-back cell");
         assert!(take(&rate, &facts, t0).is_err());
@@ -319,7 +336,8 @@ mod tests {
         assert!(count(&quota, &facts, 100, 2));
         assert!(count(&quota, &facts, 100, 2));
         assert!(!count(&quota, &facts, 100, 2), "2 of 2 used");
-        let subject = Subject::of(Per::Client, &facts);
+        let per_client = PerSubject::of(Per::Client, &facts);
+        let subject = Subject::new(&per_client);
         let _ = quota.refund(subject, 100).now_or_never();
         assert!(count(&quota, &facts, 100, 2), "the refunded call");
         // The next window starts afresh; a refund of a call charged in the old window (a
@@ -376,7 +394,7 @@ mod tests {
         assert!(!count(&quota, &facts, 100, 7), "5 stored + 2 counted");
         assert_eq!(quota.drain_deltas()[0].delta, 2);
         let _ = quota
-            .refund(Subject::of(Per::Client, &facts), 100)
+            .refund(Subject::new(&PerSubject::of(Per::Client, &facts)), 100)
             .now_or_never();
         assert_eq!(quota.drain_deltas()[0].delta, -1, "a refund after a drain");
     }
@@ -391,7 +409,12 @@ mod tests {
         };
         let per_ip = |facts: &Facts<'_>, window| {
             quota
-                .charge(Subject::of(Per::Ip, facts), window, 5, true)
+                .charge(
+                    Subject::new(&PerSubject::of(Per::Ip, facts)),
+                    window,
+                    5,
+                    true,
+                )
                 .now_or_never()
                 .expect("ready")
         };
@@ -428,7 +451,12 @@ mod tests {
         let facts = facts_at(0);
         assert!(
             !quota
-                .charge(Subject::of(Per::Client, &facts), 100, 1, true)
+                .charge(
+                    Subject::new(&PerSubject::of(Per::Client, &facts)),
+                    100,
+                    1,
+                    true
+                )
                 .now_or_never()
                 .expect("ready"),
             "the preloaded call counts"

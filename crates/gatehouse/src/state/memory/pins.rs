@@ -3,7 +3,7 @@
 use parking_lot::RwLock;
 use std::collections::HashMap;
 
-use crate::{pinning::ServerPins, state::PinHolds};
+use crate::state::{PinHolds, ServerPins};
 
 #[derive(Debug, Default)]
 pub struct MemoryPinHolds {

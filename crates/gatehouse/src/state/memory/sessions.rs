@@ -20,13 +20,10 @@ use std::{
     },
 };
 
-use crate::{
-    identity::principal::{Owner, OwnerId},
-    state::{SessionCheck, SessionStore},
-};
+use crate::state::{Owner, OwnerId, SessionCheck, SessionStore};
 
 /// Sessions one owner may hold on one server when the configuration does not say.
-pub const DEFAULT_MAX_PER_OWNER: usize = 64;
+pub const DEFAULT_MAX_PER_OWNER: usize = crate::config::DEFAULT_MAX_SESSIONS_PER_OWNER;
 
 #[derive(Debug)]
 struct Binding {

@@ -9,10 +9,7 @@ use std::{
     sync::Arc,
 };
 
-use crate::{
-    identity::principal::{Owner, OwnerId},
-    state::TaskOwners,
-};
+use crate::state::{Owner, OwnerId, TaskOwners};
 
 /// Task records kept at most, across servers and owners.
 pub const DEFAULT_CAPACITY: usize = 100_000;

@@ -418,7 +418,7 @@ fn numeric_date(claims: &Map<String, Value>, name: &'static str) -> Result<Optio
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::oauth::keys::tests::key;
+    use crate::tokens::keys::tests::key;
     use serde_json::json;
 
     const NOW: i64 = 1_750_000_000;

@@ -223,7 +223,7 @@ impl TokenCache<VerifiedClaims> {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::oauth::{
+    use crate::tokens::{
         jwt::{ACCESS_TOKEN_TYP, encode},
         keys::{SigningKey, tests::key},
     };

@@ -19,9 +19,9 @@ use http::{HeaderName, HeaderValue, Uri};
 use std::sync::Arc;
 
 use crate::{
-    oauth::signing::{SigningError, SigningKeys},
     policy::{CompiledPolicy, Facts, Policy, Refusal},
     secrets::Keyring,
+    tokens::signing::{SigningError, SigningKeys},
 };
 use gatehouse_model::{
     policy_kind::PolicyKind,

@@ -11,9 +11,9 @@ use serde_json::Value;
 use std::{sync::Arc, time::Duration};
 
 use crate::{
-    oauth::keys::{SigningKey, VerificationKey, VerifierSet},
     secrets::Keyring,
     store::{DynStore, StoreError},
+    tokens::keys::{SigningKey, VerificationKey, VerifierSet},
 };
 use gatehouse_model::{algorithm::Algorithm, records::SigningKeyRecord};
 

@@ -5,9 +5,9 @@ use serde::Serialize;
 use serde_json::Value;
 use std::{net::IpAddr, sync::Arc};
 
-use super::{CompiledPolicy, Facts};
 use crate::{
     guardrails::{self, Direction},
+    policy::{CompiledPolicy, Facts},
     snapshot::Snapshot,
 };
 use gatehouse_model::tool_pattern::ToolPattern;

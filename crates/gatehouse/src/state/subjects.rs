@@ -10,8 +10,6 @@ use std::{
     sync::LazyLock,
 };
 
-use super::{Facts, Per};
-
 /// A subject, hashed with two independent process-random keys (collisions are not a
 /// practical concern at 128 bits, and the keys are unknown to callers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -20,21 +18,21 @@ pub struct SubjectKey(u64, u64);
 static KEYS: LazyLock<(RandomState, RandomState)> =
     LazyLock::new(|| (RandomState::new(), RandomState::new()));
 
-struct KeyHasher(
+pub(crate) struct KeyHasher(
     std::collections::hash_map::DefaultHasher,
     std::collections::hash_map::DefaultHasher,
 );
 
 impl KeyHasher {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self(KEYS.0.build_hasher(), KEYS.1.build_hasher())
     }
-    fn bytes(&mut self, bytes: &[u8]) -> &mut Self {
+    pub(crate) fn bytes(&mut self, bytes: &[u8]) -> &mut Self {
         self.0.write(bytes);
         self.1.write(bytes);
         self
     }
-    fn finish(&self) -> SubjectKey {
+    pub(crate) fn finish(&self) -> SubjectKey {
         SubjectKey(self.0.finish(), self.1.finish())
     }
 }
@@ -47,41 +45,9 @@ impl std::fmt::Write for KeyHasher {
 }
 
 impl SubjectKey {
-    /// The key of a subject's text, as [`Per::subject`] writes it (stored quota rows).
+    /// The key of a subject's text, as the policy that counts it writes it (stored quota rows).
     pub fn of_text(subject: &str) -> Self {
         KeyHasher::new().bytes(subject.as_bytes()).finish()
-    }
-
-    /// The key of `per`'s subject in `facts`: the same as [`SubjectKey::of_text`] of
-    /// [`Per::subject`], without building the text.
-    pub fn of(per: Per, facts: &Facts<'_>) -> Self {
-        let mut h = KeyHasher::new();
-        let anonymous = || facts.client.unwrap_or("anonymous");
-        match per {
-            Per::Client => h.bytes(b"client:").bytes(anonymous().as_bytes()),
-            Per::Key => match facts.key_id {
-                Some(key) => h.bytes(b"key:").bytes(key.as_bytes()),
-                None => h.bytes(b"client:").bytes(anonymous().as_bytes()),
-            },
-            Per::User => h.bytes(b"user:").bytes(
-                facts
-                    .user
-                    .or(facts.client)
-                    .unwrap_or("anonymous")
-                    .as_bytes(),
-            ),
-            Per::Ip => {
-                h.bytes(b"ip:");
-                // Writing to a hasher cannot fail.
-                let _ = std::fmt::Write::write_fmt(&mut h, format_args!("{}", facts.ip));
-                &mut h
-            }
-            Per::Tool => h
-                .bytes(b"tool:")
-                .bytes(facts.tool.unwrap_or("-").as_bytes()),
-            Per::Global => h.bytes(b"global"),
-        };
-        h.finish()
     }
 }
 
@@ -152,42 +118,5 @@ impl<V> SubjectMap<V> {
 
     pub fn len(&self) -> usize {
         self.shards.iter().map(|s| s.lock().entries.len()).sum()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::policy::tests_support::facts_at;
-
-    #[test]
-    fn keys_match_the_subject_text_for_every_kind() {
-        let mut facts = facts_at(0);
-        for per in [
-            Per::Client,
-            Per::Key,
-            Per::User,
-            Per::Ip,
-            Per::Tool,
-            Per::Global,
-        ] {
-            assert_eq!(
-                SubjectKey::of(per, &facts),
-                SubjectKey::of_text(&per.subject(&facts)),
-                "{per:?}"
-            );
-        }
-        facts.key_id = None;
-        facts.ip = "2001:db8::1".parse().unwrap();
-        for per in [Per::Key, Per::Ip] {
-            assert_eq!(
-                SubjectKey::of(per, &facts),
-                SubjectKey::of_text(&per.subject(&facts))
-            );
-        }
-        assert_ne!(
-            SubjectKey::of(Per::Client, &facts),
-            SubjectKey::of(Per::Tool, &facts)
-        );
     }
 }
