@@ -25,7 +25,7 @@ use crate::{
 };
 use gatehouse_model::{
     pin_action::PinAction,
-    records::{ToolObservation, ToolPin},
+    records::ToolObservation,
 };
 
 /// Hex SHA-256 of the canonical JSON (sorted keys) of what a tool is: its name, description

@@ -4,10 +4,8 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use crate::{
-    secrets::{self, Keyring, SecretError},
-    store::{ClientSecretRecord, OAuthClientMetadata},
-};
+use crate::secrets::{self, Keyring, SecretError};
+use gatehouse_model::records::{ClientSecretRecord, OAuthClientMetadata};
 
 pub const SECRET_PREFIX: &str = "gcs_";
 const SECRET_LEN: usize = 43;

@@ -15,7 +15,6 @@ use crate::{error::OAuthError, oauth::form::Form, secrets::Keyring};
 pub use crate::identity::oauth_clients::{
     ClientDirectory, OAuthClient, SECRET_PREFIX, SecretEntry, hash_client_secret, mint_secret,
 };
-use gatehouse_model::records::{ClientSecretRecord, OAuthClientMetadata};
 
 impl OAuthClient {
     /// `unauthorized_client` unless the client is registered for `grant_type`.
@@ -144,7 +143,7 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::store::OAuthClientMetadata;
+    use gatehouse_model::records::OAuthClientMetadata;
     use http::HeaderValue;
 
     fn metadata(method: &str) -> OAuthClientMetadata {

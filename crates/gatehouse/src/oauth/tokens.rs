@@ -10,14 +10,13 @@ use std::sync::{Arc, OnceLock};
 
 use crate::{
     error::{CredentialProblem, GatewayError, OAuthError},
-    oauth::scope::Scope,
     secrets,
     tokens::{
         jwt::{self, Expectations, JwtError},
         signing::SigningKeys,
     },
 };
-use gatehouse_model::scope::{Scope, ServerScope};
+use gatehouse_model::scope::Scope;
 
 /// The claims Gatehouse signs (RFC 9068 §2.2).
 #[derive(Debug, Serialize)]

@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::store::ToolPin;
+use gatehouse_model::records::ToolPin;
 
 /// The pins of one server, as the snapshot holds them.
 #[derive(Debug, Default)]

@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use crate::oauth::scope::{Scope, ServerScope};
+use gatehouse_model::scope::{Scope, ServerScope};
 
 /// A verified access token, as the gateway caches it.
 #[derive(Debug)]

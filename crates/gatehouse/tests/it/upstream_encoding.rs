@@ -7,7 +7,7 @@ use crate::{
     helpers::{ACCEPT, TestApp, call, rpc_message},
     scripted_upstream::Upstream,
 };
-use gatehouse::audit::{AuditRow, Decision, Outcome};
+use gatehouse_model::audit::{AuditRow, Decision, Outcome};
 use serde_json::json;
 use std::time::Duration;
 
