@@ -141,11 +141,16 @@ impl<'de> Visitor<'de> for Strict<'_> {
                 self.0.charge(MAP_NODE)?;
             }
             self.0.charge(key.len())?;
-            if object.contains_key(&key) {
-                return Err(de::Error::custom(format_args!("duplicate key {key:?}")));
+            // One search of the map per key, not one to refuse a duplicate and one to insert.
+            match object.entry(key) {
+                serde_json::map::Entry::Occupied(taken) => {
+                    let key = taken.key();
+                    return Err(de::Error::custom(format_args!("duplicate key {key:?}")));
+                }
+                serde_json::map::Entry::Vacant(slot) => {
+                    slot.insert(map.next_value_seed(self)?);
+                }
             }
-            let value = map.next_value_seed(self)?;
-            object.insert(key, value);
         }
         Ok(Value::Object(object))
     }

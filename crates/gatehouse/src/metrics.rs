@@ -13,6 +13,11 @@ use std::{
     time::Duration,
 };
 
+/// Both maps are looked up twice per request with keys the configuration fixes (server names
+/// and static labels), so they hash with foldhash rather than SipHash (~350 instructions a
+/// request less); no client chooses a key.
+type Labels<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Upper bounds of the latency histogram, in seconds.
 const BUCKETS: [f64; 12] = [
     0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
@@ -23,7 +28,7 @@ const BUCKETS: [f64; 12] = [
 #[derive(Default)]
 struct ServerMetrics {
     /// (decision, reason) → count; written under the map's write lock only for a new pair.
-    outcomes: RwLock<HashMap<(&'static str, &'static str), AtomicU64>>,
+    outcomes: RwLock<Labels<(&'static str, &'static str), AtomicU64>>,
     /// Per-bucket (not cumulative) counts; the last slot is above the largest bound.
     buckets: [AtomicU64; BUCKETS.len() + 1],
     sum_ns: AtomicU64,
@@ -32,7 +37,7 @@ struct ServerMetrics {
 /// Unknown servers are counted under "-", so callers cannot grow the label set.
 #[derive(Default)]
 pub struct Metrics {
-    servers: RwLock<HashMap<Arc<str>, Arc<ServerMetrics>>>,
+    servers: RwLock<Labels<Arc<str>, Arc<ServerMetrics>>>,
 }
 
 impl Metrics {

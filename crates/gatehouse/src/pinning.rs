@@ -23,10 +23,7 @@ use crate::{
     state::{PinHolds, memory::MemoryPinHolds},
     store::DynStore,
 };
-use gatehouse_model::{
-    pin_action::PinAction,
-    records::ToolObservation,
-};
+use gatehouse_model::{pin_action::PinAction, records::ToolObservation};
 
 /// Hex SHA-256 of the canonical JSON (sorted keys) of what a tool is: its name, description
 /// and input schema. Titles and annotations may change without a new approval.

@@ -217,13 +217,18 @@ pub fn random_id(len: usize) -> Result<String, SecretError> {
 }
 
 /// Fixed-width base62 rendering of a 32-bit value (6 characters), used for key checksums.
-pub fn base62_u32(mut value: u32) -> String {
+pub fn base62_u32(value: u32) -> String {
+    base62_u32_bytes(value).iter().map(|&b| b as char).collect()
+}
+
+/// [`base62_u32`] as ASCII bytes.
+pub fn base62_u32_bytes(mut value: u32) -> [u8; 6] {
     let mut out = [b'0'; 6];
     for slot in out.iter_mut().rev() {
         *slot = BASE62[(value % 62) as usize];
         value /= 62;
     }
-    out.iter().map(|&b| b as char).collect()
+    out
 }
 
 #[cfg(test)]

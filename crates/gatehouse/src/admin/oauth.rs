@@ -5,10 +5,7 @@ use std::time::Duration;
 
 use super::{AdminError, AdminResult, expiry};
 use crate::{
-    identity::oauth_clients as clients,
-    secrets::Keyring,
-    store::DynStore,
-    tokens::signing,
+    identity::oauth_clients as clients, secrets::Keyring, store::DynStore, tokens::signing,
 };
 use gatehouse_model::{
     algorithm::Algorithm,

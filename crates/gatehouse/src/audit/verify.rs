@@ -22,6 +22,8 @@ pub enum ChainProblem {
     Missing { after_seq: i64, next_seq: i64 },
     /// The row's content no longer matches its hash (edited).
     Modified { seq: i64 },
+    /// A second row with the same sequence number (a row copied in).
+    Duplicated { seq: i64 },
     /// The row does not link to the row before it (rows removed or re-ordered before it).
     BrokenLink { seq: i64 },
     /// The chain ends before a checkpoint: its newest rows were deleted.
@@ -59,6 +61,7 @@ impl std::fmt::Display for ChainProblem {
                 next_seq - 1
             ),
             ChainProblem::Modified { seq } => write!(f, "row {seq} was modified"),
+            ChainProblem::Duplicated { seq } => write!(f, "row {seq} appears more than once"),
             ChainProblem::BrokenLink { seq } => {
                 write!(f, "row {seq} does not link to the row before it")
             }
@@ -193,37 +196,59 @@ pub async fn verify_with(
             });
         }
     }
-    // The chains with rows or a checkpoint are listed before the registry is read: a chain
-    // opened in between is then in the registry too (its entry and first rows commit together).
-    let mut ids: BTreeSet<i64> = store.audit_chain_ids().await?.into_iter().collect();
-    ids.extend(store.audit_checkpoints().await?.iter().map(|c| c.chain_id));
-    let registry: BTreeMap<i64, ChainStart> = store
-        .audit_chains()
+    // Checkpoints are listed before the registry is read, and a chain first met in the rows
+    // sends the walk back to the registry: a chain opened meanwhile is then in it too (its
+    // entry and first rows commit together).
+    let checkpointed: BTreeSet<i64> = store
+        .audit_checkpoints()
         .await?
-        .into_iter()
-        .map(|start| (start.chain_id, start))
-        .collect();
-    ids.extend(registry.keys());
-    let only_exported: BTreeSet<i64> = exported
         .iter()
         .map(|c| c.chain_id)
-        .filter(|id| !ids.contains(id))
         .collect();
-    ids.extend(&only_exported);
+    let mut registry = read_registry(store).await?;
+    let mut walks: BTreeMap<i64, Walk<'_>> = BTreeMap::new();
+    let known = checkpointed
+        .iter()
+        .chain(registry.keys())
+        .chain(exported.iter().map(|c| &c.chain_id));
+    for &chain_id in known {
+        walks
+            .entry(chain_id)
+            .or_insert_with(|| Walk::new(keyring, chain_id, registry.get(&chain_id), exported));
+    }
+
+    // One pass over the table in `seq` order feeds every chain. A chain's rows lie in that
+    // order, numbered 1, 2, 3…; a chain whose rows do not is walked again on its own, in
+    // `chain_seq` order, so what is reported does not depend on where tampered rows sit.
+    let mut after_seq = 0;
+    let mut stored = table_pass(
+        store,
+        keyring,
+        exported,
+        &mut after_seq,
+        &mut walks,
+        &mut registry,
+    )
+    .await?;
+    for (&chain_id, walk) in &mut walks {
+        if walk.out_of_order {
+            *walk = Walk::new(keyring, chain_id, registry.get(&chain_id), exported);
+            walk.run(store).await?;
+        } else {
+            walk.finish(stored.remove(&chain_id).as_ref());
+        }
+    }
 
     let mut before_chains = GENESIS.to_owned();
-    for chain_id in ids {
+    for (chain_id, walk) in walks {
         let start = registry.get(&chain_id);
-        if chain_id != 0 && start.is_none() && !only_exported.contains(&chain_id) {
+        let found_in_store = walk.rows_checked > 0 || checkpointed.contains(&chain_id);
+        if chain_id != 0 && start.is_none() && found_in_store {
             report.problems.push(Found {
                 chain_id,
                 problem: ChainProblem::Unregistered,
             });
         }
-        let anchors: Vec<&Checkpoint> =
-            exported.iter().filter(|c| c.chain_id == chain_id).collect();
-        let mut walk = Walk::new(keyring, chain_id, start, anchors);
-        walk.run(store).await?;
         if chain_id == 0 {
             before_chains = walk.prev_hash.clone();
         }
@@ -249,6 +274,64 @@ pub async fn verify_with(
     );
     report.problems.sort_by_key(|found| found.chain_id);
     Ok(report)
+}
+
+async fn read_registry(store: &dyn Store) -> StoreResult<BTreeMap<i64, ChainStart>> {
+    Ok(store
+        .audit_chains()
+        .await?
+        .into_iter()
+        .map(|start| (start.chain_id, start))
+        .collect())
+}
+
+/// Walks the rows after `after_seq` in table order, each into its chain's walk, until the
+/// stored checkpoints are all reached (one ahead may be rows appended during the walk);
+/// returns those checkpoints by chain.
+async fn table_pass<'a>(
+    store: &dyn Store,
+    keyring: &'a Keyring,
+    exported: &'a [Checkpoint],
+    after_seq: &mut i64,
+    walks: &mut BTreeMap<i64, Walk<'a>>,
+    registry: &mut BTreeMap<i64, ChainStart>,
+) -> StoreResult<BTreeMap<i64, Checkpoint>> {
+    loop {
+        let mut any = false;
+        loop {
+            let page = store.audit_page(*after_seq, 1_000).await?;
+            let Some(last) = page.last() else { break };
+            *after_seq = last.seq;
+            any = true;
+            for row in page {
+                if !walks.contains_key(&row.chain_id) {
+                    *registry = read_registry(store).await?;
+                }
+                walks
+                    .entry(row.chain_id)
+                    .or_insert_with(|| {
+                        Walk::new(keyring, row.chain_id, registry.get(&row.chain_id), exported)
+                    })
+                    .in_table_order(row);
+            }
+        }
+        // Read after the rows: every row walked was committed with a checkpoint at or after
+        // it, so a checkpoint behind the last row was put back.
+        let stored: BTreeMap<i64, Checkpoint> = store
+            .audit_checkpoints()
+            .await?
+            .into_iter()
+            .map(|c| (c.chain_id, c))
+            .collect();
+        let behind = stored.iter().any(|(chain_id, checkpoint)| {
+            walks
+                .get(chain_id)
+                .is_some_and(|walk| !walk.out_of_order && checkpoint.seq > walk.prev_seq)
+        });
+        if !(behind && any) {
+            return Ok(stored);
+        }
+    }
 }
 
 /// Each entry signed, linking to the one before it, the ids without gaps.
@@ -293,6 +376,8 @@ struct Walk<'a> {
     /// Whether the chain must have a stored checkpoint: a registered chain always has one
     /// (written with its first rows), chain 0 once rows of version 2 or later were written.
     checkpointed: bool,
+    /// Met a row out of its place in table order: the chain is walked again in chain order.
+    out_of_order: bool,
 }
 
 impl<'a> Walk<'a> {
@@ -300,19 +385,32 @@ impl<'a> Walk<'a> {
         keyring: &'a Keyring,
         chain_id: i64,
         start: Option<&ChainStart>,
-        anchors: Vec<&'a Checkpoint>,
+        exported: &'a [Checkpoint],
     ) -> Self {
         Walk {
             keyring,
             chain_id,
-            anchors,
+            anchors: exported.iter().filter(|c| c.chain_id == chain_id).collect(),
             problems: Vec::new(),
             rows_checked: 0,
             prev_hash: start.map_or_else(|| GENESIS.to_owned(), |s| s.hash.clone()),
             prev_seq: 0,
             scratch: Vec::new(),
             checkpointed: start.is_some(),
+            out_of_order: false,
         }
+    }
+
+    /// A row met walking the whole table; the walk stops at the first one out of place.
+    fn in_table_order(&mut self, row: AuditRow) {
+        if self.out_of_order {
+            return;
+        }
+        if row.chain_seq != self.prev_seq + 1 {
+            self.out_of_order = true;
+            return;
+        }
+        self.row(row);
     }
 
     async fn run(&mut self, store: &dyn Store) -> StoreResult<()> {
@@ -353,6 +451,25 @@ impl<'a> Walk<'a> {
     fn row(&mut self, row: AuditRow) {
         let seq = row.chain_seq;
         let problems = &mut self.problems;
+        if seq == self.prev_seq && seq > 0 {
+            // The walk goes on from the first of the two: the chain is the same either way
+            // when the copy is exact, and an edited copy is reported as modified too.
+            problems.push(ChainProblem::Duplicated { seq });
+            let computed = link_version(
+                self.keyring,
+                row.hash_version,
+                row.chain_id,
+                &row.prev_hash,
+                seq,
+                &row.event,
+                &mut self.scratch,
+            );
+            if computed.as_deref() != Some(row.hash.as_str()) {
+                problems.push(ChainProblem::Modified { seq });
+            }
+            self.rows_checked += 1;
+            return;
+        }
         if seq != self.prev_seq + 1 {
             problems.push(ChainProblem::Missing {
                 after_seq: self.prev_seq,

@@ -214,7 +214,9 @@ pub fn credential<'a>(headers: &'a HeaderMap, uri: &Uri) -> Result<Option<&'a st
         }
         None => None,
     };
-    let api_key = match headers.get("x-api-key") {
+    // A `HeaderName`: a lookup by `&str` parses and lower-cases the name each time.
+    const API_KEY: http::HeaderName = http::HeaderName::from_static("x-api-key");
+    let api_key = match headers.get(API_KEY) {
         Some(value) => Some(value.to_str().map_err(invalid)?.trim()),
         None => None,
     };

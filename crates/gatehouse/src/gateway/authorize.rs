@@ -5,7 +5,7 @@
 //! any connection; `tools/call` needs the tool; `resources/*` and `prompts/*` need their
 //! family; anything the specification does not define is refused unless the server allows it.
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 
 use crate::{error::GatewayError, grants::Grant};
 use gatehouse_model::{
@@ -15,6 +15,11 @@ use gatehouse_model::{
 };
 
 pub const STATELESS_ERA: &str = "2026-07-28";
+
+// A `HeaderName`, not a `&str`: a lookup by `&str` parses and lower-cases the name each time.
+const PROTOCOL_VERSION_HEADER: HeaderName = HeaderName::from_static("mcp-protocol-version");
+const METHOD_HEADER: HeaderName = HeaderName::from_static("mcp-method");
+const NAME_HEADER: HeaderName = HeaderName::from_static("mcp-name");
 
 /// What a method needs from the grant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,7 +177,7 @@ pub fn protocol_era(
     headers: &HeaderMap,
     envelope: Option<&Envelope>,
 ) -> Result<bool, GatewayError> {
-    let header = match headers.get("mcp-protocol-version") {
+    let header = match headers.get(PROTOCOL_VERSION_HEADER) {
         Some(value) => {
             Some(
                 value
@@ -198,8 +203,8 @@ pub fn protocol_era(
 /// `Mcp-Method` and `Mcp-Name`, when sent, must say what the body says: upstreams may route on
 /// the headers, and what is authorised must be what is executed.
 pub fn check_routing_headers(headers: &HeaderMap, envelope: &Envelope) -> Result<(), GatewayError> {
-    let method_header = headers.get("mcp-method");
-    let name_header = headers.get("mcp-name");
+    let method_header = headers.get(METHOD_HEADER);
+    let name_header = headers.get(NAME_HEADER);
     if method_header.is_none() && name_header.is_none() {
         return Ok(());
     }

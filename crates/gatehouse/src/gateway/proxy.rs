@@ -45,7 +45,8 @@ use gatehouse_model::{
     pin_action::PinAction,
 };
 
-const SESSION_HEADER: &str = "mcp-session-id";
+// A `HeaderName`, not a `&str`: a lookup by `&str` parses and lower-cases the name each time.
+const SESSION_HEADER: http::HeaderName = http::HeaderName::from_static("mcp-session-id");
 
 pub async fn handle(
     State(state): State<AppState>,

@@ -164,10 +164,10 @@ impl Record {
     /// Hands the record to the response body: the event is written when the body ends.
     pub fn follow(self, response: Response, ending: Ending) -> Response {
         let (parts, body) = response.into_parts();
-        let cut = self
-            .armed
-            .is_some()
-            .then(|| Box::pin(self.cut.clone().cancelled_owned()));
+        let cut = match self.armed {
+            Some(_) => Cut::Watching(self.cut.clone()),
+            None => Cut::Off,
+        };
         let body = AuditedBody {
             inner: body,
             record: self,
@@ -291,13 +291,44 @@ impl Drop for Record {
 type Commit = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// A response body that records the request's event when it ends.
+/// How a body watches for shutdown: by looking at the token while its frames come ready, and
+/// through a future (boxed: it is not `Unpin`) only once it waits for the upstream. Most
+/// bodies are ready at their first poll and never pay for the future.
+enum Cut {
+    Off,
+    Watching(tokio_util::sync::CancellationToken),
+    Waiting(Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>),
+}
+
+impl Cut {
+    /// Whether shutdown has cut the request (registering to be woken when waiting).
+    fn fired(&mut self, cx: &mut Context<'_>) -> bool {
+        match self {
+            Cut::Off => false,
+            Cut::Watching(token) => token.is_cancelled(),
+            Cut::Waiting(cut) => cut.as_mut().poll(cx).is_ready(),
+        }
+    }
+
+    /// The body is about to wait: from now on shutdown must wake it.
+    fn wait(&mut self, cx: &mut Context<'_>) -> bool {
+        if let Cut::Watching(token) = self {
+            let mut cut = Box::pin(token.clone().cancelled_owned());
+            let fired = cut.as_mut().poll(cx).is_ready();
+            *self = Cut::Waiting(cut);
+            return fired;
+        }
+        false
+    }
+}
+
 struct AuditedBody {
     inner: Body,
     record: Record,
     ending: Ending,
     bytes: u64,
-    /// Resolves when shutdown cuts the requests still in flight.
-    cut: Option<Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>>,
+    /// Shutdown cutting the requests still in flight.
+    cut: Cut,
     /// The event being written; the body's end waits for it.
     commit: Option<Commit>,
     /// What to hand on once the event is written: the last frame, the error, or the end.
@@ -367,15 +398,21 @@ impl HttpBody for AuditedBody {
             if this.ended {
                 return Poll::Ready(this.after_commit.take());
             }
-            if let Some(cut) = this.cut.as_mut()
-                && cut.as_mut().poll(cx).is_ready()
-            {
-                this.cut = None;
-                let err = axum::Error::new("gatehouse is shutting down");
-                this.end(Outcome::Shutdown, Some(Err(err)));
-                continue;
-            }
-            match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+            let cut = this.cut.fired(cx);
+            let polled = match cut {
+                false => Pin::new(&mut this.inner).poll_frame(cx),
+                true => Poll::Pending,
+            };
+            let Poll::Ready(frame) = polled else {
+                if cut || this.cut.wait(cx) {
+                    this.cut = Cut::Off;
+                    let err = axum::Error::new("gatehouse is shutting down");
+                    this.end(Outcome::Shutdown, Some(Err(err)));
+                    continue;
+                }
+                return Poll::Pending;
+            };
+            match frame {
                 Some(Ok(frame)) => {
                     if let Some(data) = frame.data_ref() {
                         this.bytes += data.len() as u64;

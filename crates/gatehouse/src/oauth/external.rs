@@ -18,9 +18,7 @@ use crate::{
     error::{CredentialProblem, GatewayError},
     grants::Grant,
     identity::{Credential, Principal},
-    oauth::{
-        remote,
-    },
+    oauth::remote,
     snapshot::{ServerEntry, Snapshot, merge_group_grants},
     tokens::{
         jwt::{self, Expectations, JwtError},

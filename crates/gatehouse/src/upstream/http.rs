@@ -16,7 +16,7 @@ use crate::{
 };
 
 /// The Streamable HTTP session header (MCP 2025-03-26 and later, until the stateless era).
-const SESSION_HEADER: &str = "mcp-session-id";
+const SESSION_HEADER: HeaderName = HeaderName::from_static("mcp-session-id");
 
 /// One server's HTTP endpoint, borrowed for one call: the snapshot's URL and credential, the
 /// process's connection pool.

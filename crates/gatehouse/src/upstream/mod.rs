@@ -28,7 +28,7 @@ use std::{
     time::Duration,
 };
 
-use crate::{error::GatewayError};
+use crate::error::GatewayError;
 use gatehouse_model::jsonrpc::Envelope;
 
 /// The error a relayed body may end with.

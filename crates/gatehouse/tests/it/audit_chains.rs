@@ -339,3 +339,81 @@ async fn the_first_chain_links_to_the_rows_written_before_chains() {
         ]
     );
 }
+
+/// Verification reads the table once in `seq` order; a chain whose rows are not in that order
+/// is walked again in its own order, so where a row sits in the table changes nothing.
+#[tokio::test]
+async fn rows_out_of_table_order_verify_in_chain_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = three_chains(dir.path(), 4).await;
+    // Chain 2's rows 2 and 3 trade places in the table (not in the chain).
+    let places: Vec<i64> = rows(&store)
+        .await
+        .iter()
+        .filter(|r| r.chain_id == 2 && (r.chain_seq == 2 || r.chain_seq == 3))
+        .map(|r| r.seq)
+        .collect();
+    let [second, third] = places[..] else {
+        panic!("{places:?}")
+    };
+    sql(
+        dir.path(),
+        &format!(
+            "UPDATE audit_events SET seq = -1 WHERE seq = {second}; \
+             UPDATE audit_events SET seq = {second} WHERE seq = {third}; \
+             UPDATE audit_events SET seq = {third} WHERE seq = -1"
+        ),
+    )
+    .await;
+    let report = chain::verify(&*store, &keyring()).await.unwrap();
+    assert!(report.is_intact(), "{:?}", report.problems);
+    assert_eq!(report.rows_checked, 12);
+    assert_eq!(
+        report
+            .chains
+            .iter()
+            .map(|c| (c.chain_id, c.rows_checked, c.last_seq))
+            .collect::<Vec<_>>(),
+        [(1, 4, Some(4)), (2, 4, Some(4)), (3, 4, Some(4))]
+    );
+}
+
+/// No index makes `(chain, chain_seq)` unique: a row copied into its chain is found.
+#[tokio::test]
+async fn a_row_copied_into_its_chain_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = three_chains(dir.path(), 4).await;
+    let columns = "chain_id, chain_seq, ts_ms, request_id, client, credential_id, user_id, ip, \
+        country, server, http_method, rpc_method, tool, decision, reason, status, \
+        upstream_status, latency_us, prev_hash, hash, hash_version, outcome, response_bytes, batch";
+    sql(
+        dir.path(),
+        &format!(
+            "INSERT INTO audit_events ({columns}) SELECT {columns} FROM audit_events \
+             WHERE chain_id = 2 AND chain_seq = 2"
+        ),
+    )
+    .await;
+    let report = chain::verify(&*store, &keyring()).await.unwrap();
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert_eq!(report.problems_in(2), [ChainProblem::Duplicated { seq: 2 }]);
+    assert_eq!(
+        report.problems[0].to_string(),
+        "chain 2: row 2 appears more than once"
+    );
+
+    // An edited copy is a modified row as well.
+    sql(
+        dir.path(),
+        "UPDATE audit_events SET decision = 'deny' WHERE seq = (SELECT MAX(seq) FROM audit_events)",
+    )
+    .await;
+    let report = chain::verify(&*store, &keyring()).await.unwrap();
+    assert_eq!(
+        report.problems_in(2),
+        [
+            ChainProblem::Duplicated { seq: 2 },
+            ChainProblem::Modified { seq: 2 }
+        ]
+    );
+}

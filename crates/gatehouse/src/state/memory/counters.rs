@@ -5,11 +5,9 @@
 use parking_lot::Mutex;
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use crate::{
-    state::{
-        CounterScope, CounterStore, Gcra, QuotaCounter, RateCounter, StateFuture, Subject,
-        SubjectKey, SubjectMap,
-    },
+use crate::state::{
+    CounterScope, CounterStore, Gcra, QuotaCounter, RateCounter, StateFuture, Subject, SubjectKey,
+    SubjectMap,
 };
 use gatehouse_model::records::{QuotaDelta, QuotaUsage};
 

@@ -61,5 +61,10 @@ pub(super) fn migrator() -> Migrator {
             "audit_chains",
             include_str!("../../../../../migrations/sqlite/0009_audit_chains.sql"),
         ),
+        migration(
+            10,
+            "audit_chain_index",
+            include_str!("../../../../../migrations/sqlite/0010_audit_chain_index.sql"),
+        ),
     ])
 }

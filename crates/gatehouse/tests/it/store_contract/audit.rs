@@ -7,7 +7,9 @@ use gatehouse::{
     audit::{chain::GENESIS, checkpoint::KeyedCheckpoint, registry::KeyedChainStart},
     secrets::Keyring,
 };
-use gatehouse_model::audit::{AuditEvent, AuditFilter, AuditRow, ChainStart, Checkpoint, Decision};
+use gatehouse_model::audit::{
+    AuditEvent, AuditFilter, AuditRow, BatchEntry, ChainStart, Checkpoint, Decision, OperatorAction,
+};
 use std::sync::Arc;
 
 fn row(seq: i64, client: &str, server: &str, decision: Decision) -> AuditRow {
@@ -134,14 +136,27 @@ async fn appended_rows_read_back_in_chain_order_with_the_head_and_checkpoint() {
 async fn a_failing_append_writes_no_row_and_keeps_the_checkpoint() {
     each_backend(|store| async move {
         appended(&store).await;
-        // Row 7 is new, row 3 is already there: the whole batch is refused.
+        // Row 7 is storable, row 8 is not (an operator event cannot carry batch messages):
+        // the whole batch is refused.
+        let mut unstorable = row(8, "amy", "demo", Decision::Allow);
+        unstorable.event.batch = vec![BatchEntry {
+            method: "ping".into(),
+            tool: None,
+        }];
+        unstorable.event.operator = Some(OperatorAction {
+            actor: "a".into(),
+            origin: "cli".into(),
+            host: None,
+            action: "x.y".into(),
+            target_kind: "x".into(),
+            target: "y".into(),
+            before: None,
+            after: None,
+        });
         let result = store
             .append_audit(
-                Arc::new(vec![
-                    row(7, "amy", "demo", Decision::Allow),
-                    trail()[2].clone(),
-                ]),
-                checkpoint(7),
+                Arc::new(vec![row(7, "amy", "demo", Decision::Allow), unstorable]),
+                checkpoint(8),
                 None,
             )
             .await;
