@@ -21,6 +21,7 @@ use divan::{Bencher, black_box};
 use gatehouse::{
     identity::api_keys::{self, KeyEntry, KeyTable, MintedKey},
     secrets::Keyring,
+    tokens::api_key,
 };
 use std::sync::{Arc, LazyLock, Mutex, atomic::AtomicI64};
 
@@ -71,7 +72,7 @@ fn entry(client: &Arc<str>, secret_hash: [u8; 32]) -> Arc<KeyEntry> {
 fn filler_id(i: usize) -> String {
     const BASE32_LOWER: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
     let mut v = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 4;
-    (0..api_keys::ID_LEN)
+    (0..api_key::ID_LEN)
         .map(|_| {
             let c = BASE32_LOWER[(v & 31) as usize] as char;
             v >>= 5;
@@ -111,8 +112,8 @@ fn build(size: usize) -> Fixture {
 static UNKNOWN: LazyLock<String> = LazyLock::new(|| api_keys::mint(&RING).unwrap().token);
 
 fn with_valid_checksum(id: &str, secret: &str) -> String {
-    let body = format!("{}{id}_{secret}", api_keys::PREFIX);
-    let sum = api_keys::checksum(&body);
+    let body = format!("{}{id}_{secret}", api_key::PREFIX);
+    let sum = api_key::checksum(&body);
     format!("{body}{sum}")
 }
 
@@ -157,8 +158,8 @@ fn check_unknown_id(bencher: Bencher<'_, '_>, size: usize) {
 #[divan::bench]
 fn check_wrong_secret(bencher: Bencher<'_, '_>) {
     let f = fixture(10_000);
-    let (id, _) = api_keys::parse(&f.valid[0]).unwrap();
-    let token = with_valid_checksum(id, &"A".repeat(api_keys::SECRET_LEN));
+    let (id, _) = api_key::parse(&f.valid[0]).unwrap();
+    let token = with_valid_checksum(id, &"A".repeat(api_key::SECRET_LEN));
     assert_eq!(
         f.table.check(&RING, &token, NOW_MS).unwrap_err(),
         api_keys::KeyRejection::NotRecognised
@@ -208,7 +209,7 @@ fn check_malformed_garbage(bencher: Bencher<'_, '_>) {
 #[divan::bench]
 fn floor_hmac(bencher: Bencher<'_, '_>) {
     let token = UNKNOWN.as_str();
-    let (id, secret) = api_keys::parse(token).unwrap();
+    let (id, secret) = api_key::parse(token).unwrap();
     let material = format!("{id}:{secret}");
     bencher.bench(|| black_box(&*RING).hash_secret(black_box(material.as_bytes())));
 }
@@ -217,5 +218,5 @@ fn floor_hmac(bencher: Bencher<'_, '_>) {
 #[divan::bench]
 fn floor_parse(bencher: Bencher<'_, '_>) {
     let token = UNKNOWN.as_str();
-    bencher.bench(|| api_keys::parse(black_box(token)).is_some());
+    bencher.bench(|| api_key::parse(black_box(token)).is_some());
 }

@@ -469,7 +469,7 @@ impl Drop for AuditedBody {
 /// id. Such keys are not in the snapshot, so the store is asked; its answer never changes the
 /// refusal.
 pub(super) async fn identify_refused_key(state: &AppState, token: &str, record: &mut Record) {
-    let Some((id, secret)) = crate::identity::api_keys::parse(token) else {
+    let Some((id, secret)) = crate::tokens::api_key::parse(token) else {
         return;
     };
     let Ok(stored) = state.store.get_api_key(id).await else {

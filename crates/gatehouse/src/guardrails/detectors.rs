@@ -147,7 +147,7 @@ impl Builtin {
             Builtin::Phone => phone_shaped(candidate),
             Builtin::Iban => iban_valid(candidate),
             Builtin::Jwt => jwt_shaped(candidate),
-            Builtin::GatehouseKey => crate::identity::api_keys::is_gatehouse_key(candidate),
+            Builtin::GatehouseKey => crate::tokens::api_key::is_gatehouse_key(candidate),
             _ => true,
         }
     }

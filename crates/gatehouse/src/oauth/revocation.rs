@@ -17,9 +17,9 @@ use std::{net::SocketAddr, time::Instant};
 use crate::{
     AppState,
     error::OAuthError,
-    identity::api_keys,
     oauth::{OAuthAudit, clients::OAuthClient, form::Form, tokens},
     snapshot::Snapshot,
+    tokens::api_key,
 };
 use gatehouse_model::records::RevokedToken;
 
@@ -70,7 +70,7 @@ async fn revoke_token(
 ) -> Result<(), OAuthError> {
     let snapshot = state.snapshot.current();
     let now = crate::now_ms();
-    let revoked = if api_keys::is_gatehouse_key(token) {
+    let revoked = if api_key::is_gatehouse_key(token) {
         match snapshot.keys.check(&state.keyring, token, now) {
             Ok((key_id, entry)) if *entry.client == *client.name => {
                 audit.credential_id = Some(key_id.to_owned());
@@ -162,7 +162,7 @@ pub async fn introspect(
 fn describe(state: &AppState, token: &str) -> Value {
     let snapshot = state.snapshot.current();
     let inactive = json!({ "active": false });
-    if api_keys::is_gatehouse_key(token) {
+    if api_key::is_gatehouse_key(token) {
         return match snapshot.keys.check(&state.keyring, token, crate::now_ms()) {
             Ok((_, entry)) => {
                 let mut body = json!({

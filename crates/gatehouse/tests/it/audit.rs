@@ -299,7 +299,7 @@ async fn refused_keys_are_recorded_with_their_id_and_client() {
     app.reload().await;
     // A made-up secret for a real id names nobody.
     let body = format!("gth_{}_{}", id(&revoked), "x".repeat(43));
-    let forged = format!("{body}{}", gatehouse::identity::api_keys::checksum(&body));
+    let forged = format!("{body}{}", gatehouse::tokens::api_key::checksum(&body));
 
     for key in [&revoked, &expired, &disabled, &forged] {
         let response = app

@@ -17,9 +17,9 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("configuration", &["config"]),
     ("store", &["store", "change_feed", "replicas"]),
     ("runtime state", &["state"]),
+    ("tokens", &["tokens"]),
     ("rules", &["pinning", "policy", "guardrails"]),
     ("grants", &["grants"]),
-    ("tokens", &["tokens"]),
     ("identity", &["identity"]),
     ("snapshot", &["entries", "snapshot"]),
     ("edge errors", &["error"]),
@@ -35,7 +35,6 @@ const LAYERS: &[(&str, &[&str])] = &[
 #[rustfmt::skip]
 const KNOWN_UPWARD: &[(&str, &str, &str)] = &[
     ("context.rs", "oauth", "the federation caches (cimd, external issuers, upstream providers) are defined beside the code that fills them through AppState"),
-    ("guardrails/detectors.rs", "identity", "the gatehouse_key detector calls the API-key format check, which lives with minting"),
 ];
 
 #[test]
