@@ -313,7 +313,7 @@ async fn start_announced(
     let replica = replica.bound_to(addr);
     let prefix = secrets::random_id(8)?;
     let upstream = UpstreamClient::new(&config.gateway)?;
-    let client_metadata = crate::oauth::cimd::MetadataDocuments::new(&config);
+    let client_metadata = crate::federation::client_metadata::MetadataDocuments::new(&config);
     let in_flight = crate::edge::limit::InFlight::new(config.http.max_concurrent_requests);
     let logins = crate::identity::login_guard::LoginGuard::new(&config.http);
     let state = AppState::new(App {
@@ -329,10 +329,10 @@ async fn start_announced(
         snapshot: snapshot.clone(),
         audit,
         metrics: crate::metrics::Metrics::default(),
-        identity_providers: crate::oauth::upstream::Providers::default(),
+        identity_providers: crate::federation::identity_providers::Providers::default(),
         in_flight,
         logins,
-        external_issuers: crate::oauth::external::ExternalIssuers::default(),
+        external_issuers: crate::federation::external_issuers::ExternalIssuers::default(),
         client_metadata,
         client_assertions: runtime.client_assertions,
         token_cache: crate::tokens::token_cache::TokenCache::new(

@@ -52,11 +52,11 @@ pub struct App {
     /// `jti`s of `private_key_jwt` assertions already used.
     pub client_assertions: Arc<dyn crate::state::ReplayCache>,
     /// Fetcher and freshness of Client ID Metadata Documents.
-    pub client_metadata: crate::oauth::cimd::MetadataDocuments,
+    pub client_metadata: crate::federation::client_metadata::MetadataDocuments,
     /// Keys of trusted external authorization servers and their verified tokens.
-    pub external_issuers: crate::oauth::external::ExternalIssuers,
+    pub external_issuers: crate::federation::external_issuers::ExternalIssuers,
     /// Discovery documents and keys of upstream OpenID Connect providers.
-    pub identity_providers: crate::oauth::upstream::Providers,
+    pub identity_providers: crate::federation::identity_providers::Providers,
     /// Gateway requests in flight (`http.max_concurrent_requests`).
     pub in_flight: crate::edge::limit::InFlight,
     /// Password checks at once, and failed sign-ins by address and username.

@@ -15,6 +15,7 @@ pub mod context;
 pub mod edge;
 pub mod entries;
 pub mod error;
+pub mod federation;
 pub mod gateway;
 pub mod grants;
 pub mod guardrails;

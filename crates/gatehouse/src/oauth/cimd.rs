@@ -10,130 +10,25 @@
 //! recorded like a dynamically registered one (public, authorization code only), named by its
 //! URL, so codes and refresh tokens bind to it as to any client.
 
-use bytes::Bytes;
 use http::{Uri, header};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::{
-    client::legacy::{
-        Client,
-        connect::{HttpConnector, dns::Name},
-    },
-    rt::TokioExecutor,
-};
-use parking_lot::Mutex;
 use serde_json::Value;
 use std::{
-    collections::HashMap,
-    future::Future,
-    net::{IpAddr, SocketAddr},
-    pin::Pin,
-    task::{Context, Poll},
+    net::IpAddr,
     time::{Duration, Instant},
 };
 
-use crate::AppState;
+use crate::{
+    AppState,
+    federation::client_metadata::{TIMEOUT, is_public},
+};
 use gatehouse_model::{
     names::{ApplicationType, RedirectUri},
     records::{ClientRecord, OAuthClientMetadata},
 };
 
 const MAX_DOCUMENT: usize = 5 * 1024;
-const TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_TTL: u64 = 600;
-
-/// Whether an address is on the public internet (not this host or a private network).
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip.to_canonical() {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            !(v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_documentation()
-                || v4.is_multicast()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b))
-                || (a == 192 && b == 0)
-                || a >= 240)
-        }
-        IpAddr::V6(v6) => {
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || first == 0x2001 && v6.segments()[1] == 0x0db8)
-        }
-    }
-}
-
-/// DNS for the metadata fetch: only public addresses (unless configured otherwise).
-#[derive(Clone)]
-pub struct PublicResolver {
-    allow_private: bool,
-}
-
-impl tower_service::Service<Name> for PublicResolver {
-    type Response = std::vec::IntoIter<SocketAddr>;
-    type Error = std::io::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, name: Name) -> Self::Future {
-        let allow_private = self.allow_private;
-        Box::pin(async move {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0))
-                .await?
-                .filter(|a| allow_private || is_public(a.ip()))
-                .collect();
-            if addrs.is_empty() {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::PermissionDenied,
-                    "the host has no public address",
-                ));
-            }
-            Ok(addrs.into_iter())
-        })
-    }
-}
-
-type FetchClient = Client<hyper_rustls::HttpsConnector<HttpConnector<PublicResolver>>, Full<Bytes>>;
-
-pub struct MetadataDocuments {
-    client: Option<FetchClient>,
-    allow_private: bool,
-    fresh_until: Mutex<HashMap<String, Instant>>,
-}
-
-impl MetadataDocuments {
-    pub fn new(config: &crate::config::Config) -> Self {
-        let allow_private = config.oauth.client_metadata_allow_private;
-        let client = crate::upstream::client::tls_config(&config.gateway.upstream_ca_files)
-            .ok()
-            .map(|tls| {
-                let mut http = HttpConnector::new_with_resolver(PublicResolver { allow_private });
-                http.set_connect_timeout(Some(TIMEOUT));
-                http.enforce_http(false);
-                let https = hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_tls_config(tls)
-                    .https_only()
-                    .enable_http1()
-                    .wrap_connector(http);
-                Client::builder(TokioExecutor::new()).build(https)
-            });
-        Self {
-            client,
-            allow_private,
-            fresh_until: Mutex::new(HashMap::new()),
-        }
-    }
-}
 
 /// Whether `client_id` is shaped like a metadata-document URL.
 pub fn is_document_url(client_id: &str) -> bool {
@@ -343,29 +238,6 @@ pub async fn ensure(state: &AppState, url: &str) -> Result<(), String> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_public_addresses() {
-        for private in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "0.0.0.0",
-            "100.64.0.1",
-            "::1",
-            "fc00::1",
-            "fe80::1",
-            "::ffff:127.0.0.1",
-            "224.0.0.1",
-        ] {
-            assert!(!is_public(private.parse().unwrap()), "{private}");
-        }
-        for public in ["93.184.216.34", "2606:2800:220:1::1", "::ffff:8.8.8.8"] {
-            assert!(is_public(public.parse().unwrap()), "{public}");
-        }
-    }
 
     #[test]
     fn urls_are_fenced() {

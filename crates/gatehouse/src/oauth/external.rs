@@ -8,14 +8,14 @@
 //! acting for itself) pick the connection, its scopes become Gatehouse scopes. Nothing
 //! unmapped grants anything.
 
-use parking_lot::Mutex;
 use serde_json::Value;
-use std::{collections::HashMap, sync::Arc, time::Instant};
+use std::{sync::Arc, time::Instant};
 
 use crate::{
     AppState,
     config::TrustedIssuerConfig,
     error::{CredentialProblem, GatewayError},
+    federation::external_issuers::{ExternalIdentity, IssuerKeys},
     grants::Grant,
     identity::{Credential, Principal},
     oauth::remote,
@@ -23,44 +23,10 @@ use crate::{
     tokens::{
         jwt::{self, Expectations, JwtError},
         keys::VerifierSet,
-        token_cache::{Expiring, TokenCache, TokenKey},
+        token_cache::TokenKey,
     },
 };
 use gatehouse_model::scope::{Scope, ScopeItem};
-
-/// A verified external token, mapped.
-#[derive(Debug)]
-pub struct ExternalIdentity {
-    issuer: String,
-    audiences: Vec<String>,
-    exp: i64,
-    /// The calling application, as a Gatehouse client name when mapped.
-    client: Option<String>,
-    /// `{issuer name}:{sub}` when the token names groups.
-    user: Option<String>,
-    /// `{issuer name}:{sub}`: the person sessions and tasks are bound to.
-    subject: Option<String>,
-    groups: Vec<String>,
-    jti: String,
-    scope: Scope,
-}
-
-impl Expiring for ExternalIdentity {
-    fn exp(&self) -> i64 {
-        self.exp
-    }
-}
-
-struct IssuerKeys {
-    keys: VerifierSet,
-    fetched: Instant,
-}
-
-#[derive(Default)]
-pub struct ExternalIssuers {
-    keys: Mutex<HashMap<String, Arc<IssuerKeys>>>,
-    cache: TokenCache<ExternalIdentity>,
-}
 
 /// The trusted issuer whose `iss` this is, if `server` accepts its tokens.
 pub fn trusted_for<'a>(

@@ -13,15 +13,15 @@ use axum::{
 use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode, header};
 use http_body_util::Full;
-use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::{collections::HashMap, time::Instant};
+use std::time::Instant;
 
 use crate::{
     AppState,
     config::IdentityProviderConfig,
+    federation::identity_providers::{Cached, Discovery},
     oauth::{form::Form, login, pages, remote, session},
     secrets,
     tokens::{
@@ -33,26 +33,6 @@ use gatehouse_model::records::UserRecord;
 
 const STATE_PURPOSE: &str = "upstream-state";
 const BINDING_COOKIE: &str = "gatehouse_upstream";
-
-#[derive(Debug, Clone, Deserialize)]
-struct Discovery {
-    issuer: String,
-    authorization_endpoint: String,
-    token_endpoint: String,
-    jwks_uri: String,
-}
-
-struct Cached {
-    discovery: Discovery,
-    keys: VerifierSet,
-    fetched: Instant,
-}
-
-/// Per-provider discovery and keys, shared by all requests.
-#[derive(Default)]
-pub struct Providers {
-    cache: Mutex<HashMap<String, std::sync::Arc<Cached>>>,
-}
 
 #[derive(Serialize, Deserialize)]
 struct UpstreamState {

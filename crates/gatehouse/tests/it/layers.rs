@@ -25,17 +25,19 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("edge errors", &["error"]),
     ("services", &["audit", "admin"]),
     ("transport", &["upstream"]),
+    ("federation", &["federation"]),
     ("edge", &["edge"]),
     ("request context", &["context"]),
     ("endpoints", &["oauth", "gateway"]),
     ("composition root", &["app"]),
 ];
 
-/// Upward references that could not be removed yet: (file, referenced module, why).
+/// Upward references allowed for now: (file, referenced module, why). Empty: every top-level
+/// module refers only to its own layer and those below. An entry belongs here only while a
+/// move that removes it is under way, with the reason it could not be done at once; the
+/// second test fails once the reference is gone, so the list cannot go stale.
 #[rustfmt::skip]
-const KNOWN_UPWARD: &[(&str, &str, &str)] = &[
-    ("context.rs", "oauth", "the federation caches (cimd, external issuers, upstream providers) are defined beside the code that fills them through AppState"),
-];
+const KNOWN_UPWARD: &[(&str, &str, &str)] = &[];
 
 #[test]
 fn layers_no_module_refers_upward_or_in_a_cycle() {
