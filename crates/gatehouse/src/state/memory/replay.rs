@@ -98,8 +98,9 @@ mod tests {
                 "live-{n}: remembered, or refused because the cache is full"
             );
         }
-        // Once they expire, new ids take their places.
-        for n in 0..SHARDS {
+        // Once they expire, new ids take their places. Four at most: as many as one shard
+        // holds, wherever the hasher puts them (sixteen could land five in one shard).
+        for n in 0..4 {
             assert!(replay.first_use_now(&format!("later-{n}"), 2_000, 1_000));
         }
         assert!(replay.len() <= SHARDS * 4);
