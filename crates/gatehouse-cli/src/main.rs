@@ -13,6 +13,11 @@ use std::{path::PathBuf, process::ExitCode};
 
 use output::Format;
 
+/// mimalloc rather than glibc malloc: per-thread heaps without arena locks or
+/// `malloc_consolidate` (BENCHMARKS.md, "allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "gatehouse",
