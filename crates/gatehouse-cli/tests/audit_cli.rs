@@ -2,6 +2,8 @@
 //! JSON lines when following, and a checkpoint kept outside the database.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use gatehouse::{audit::AuditWriter, secrets::Keyring, store};
 use gatehouse_model::audit::{AuditEvent, Decision};
 use serde_json::Value;
@@ -302,33 +304,7 @@ impl Drop for Serve {
 }
 
 fn serve(dir: &Path) -> Serve {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-        .arg("--data-dir")
-        .arg(dir)
-        .arg("serve")
-        .env_remove("GATEHOUSE_MASTER_KEY")
-        .env("GATEHOUSE_LISTEN", "127.0.0.1:0")
-        .env("GATEHOUSE_LOG__FILTER", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("gatehouse serve ended before it listened")
-            .unwrap();
-        if let Some(rest) = line.strip_prefix("gatehouse listening on http://") {
-            break rest
-                .split_whitespace()
-                .next()
-                .unwrap_or_default()
-                .to_owned();
-        }
-    };
-    // Drained, so the server never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
+    let (child, addr) = common::serve(dir);
     Serve { child, addr }
 }
 

@@ -3,11 +3,14 @@
 //! a refusal is sent, and a relayed answer ends, only once its event is committed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::serve;
 use std::{
     io::{BufRead, BufReader, Read, Write},
     net::{TcpListener, TcpStream},
     path::Path,
-    process::{Child, Command, Output, Stdio},
+    process::{Command, Output},
     sync::atomic::{AtomicBool, AtomicUsize, Ordering},
     time::{Duration, Instant},
 };
@@ -29,38 +32,6 @@ fn stdout(out: &Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout.clone()).unwrap()
-}
-
-/// `gatehouse serve` on a free loopback port, and the address it listens on.
-fn serve(dir: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-        .arg("--data-dir")
-        .arg(dir)
-        .arg("serve")
-        .env_remove("GATEHOUSE_MASTER_KEY")
-        .env("GATEHOUSE_LISTEN", "127.0.0.1:0")
-        .env("GATEHOUSE_LOG__FILTER", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("gatehouse serve ended before it listened")
-            .unwrap();
-        if let Some(rest) = line.strip_prefix("gatehouse listening on http://") {
-            break rest
-                .split_whitespace()
-                .next()
-                .unwrap_or_default()
-                .to_owned();
-        }
-    };
-    // Drained, so the server never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, addr)
 }
 
 /// An upstream answering every call at once with one JSON-RPC result.
