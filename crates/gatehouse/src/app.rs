@@ -91,6 +91,11 @@ async fn metrics(
             state.tasks.len() as f64,
         ),
         (
+            "gatehouse_upstream_circuits_open",
+            "Upstreams whose circuit breaker is open or probing on this replica.",
+            state.breakers.open_count() as f64,
+        ),
+        (
             "gatehouse_config_record_errors",
             "Stored records the running configuration could not compile (each denies its scope).",
             snapshot.issues.len() as f64,
@@ -321,6 +326,7 @@ async fn start_announced(
         pins: crate::pinning::PinWatch::start_with(store.clone(), runtime.pins)
             .map_err(StartError::Pins)?,
         upstream,
+        breakers: crate::upstream::breaker::Breakers::new(&config.gateway),
         sessions: runtime.sessions,
         tasks: runtime.tasks,
         config,
@@ -431,6 +437,10 @@ async fn sweep_sessions(state: AppState, stop: CancellationToken) {
         if expired > 0 {
             tracing::debug!(expired, "expired task owners forgotten");
         }
+        let snapshot = state.snapshot.current();
+        state
+            .breakers
+            .retain(|server| snapshot.servers.contains_key(server));
     }
 }
 

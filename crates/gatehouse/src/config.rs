@@ -16,8 +16,10 @@ pub const DEFAULT_MAX_SESSIONS_PER_OWNER: usize = 64;
 
 mod forwarded_header;
 mod listener;
+mod shutdown;
 pub use forwarded_header::ForwardedHeader;
 pub use listener::HttpConfig;
+pub use shutdown::ShutdownConfig;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -44,6 +46,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub oauth: OAuthConfig,
     pub log: LogConfig,
+    pub shutdown: ShutdownConfig,
 }
 
 /// The built-in OAuth 2.1 authorization server (docs/oauth.md).
@@ -268,6 +271,13 @@ pub struct GatewayConfig {
     /// Legacy MCP sessions one owner (client, and the user its token acts for) may hold per
     /// server; opening one more forgets the owner's least recently used session.
     pub max_sessions_per_owner: usize,
+    /// Consecutive failures of one upstream (unreachable, timed out, 502/503/504, a body that
+    /// broke off) that open its circuit breaker; 0 turns the breaker off.
+    pub breaker_failures: u32,
+    /// How long an open breaker answers `upstream_circuit_open` without connecting before
+    /// one probe request is let through.
+    #[serde(with = "serde_human")]
+    pub breaker_open_for: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -320,6 +330,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             oauth: OAuthConfig::default(),
             log: LogConfig::default(),
+            shutdown: ShutdownConfig::default(),
         }
     }
 }
@@ -351,6 +362,8 @@ impl Default for GatewayConfig {
             allowed_hosts: Vec::new(),
             session_idle_timeout: Duration::from_secs(24 * 3600),
             max_sessions_per_owner: DEFAULT_MAX_SESSIONS_PER_OWNER,
+            breaker_failures: 5,
+            breaker_open_for: Duration::from_secs(10),
         }
     }
 }
@@ -399,6 +412,7 @@ const ENV_KEYS: &[&str] = &[
     "metrics",
     "oauth",
     "log",
+    "shutdown",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -544,6 +558,12 @@ impl Config {
             ));
         }
         self.http.validate()?;
+        self.shutdown.validate()?;
+        if self.gateway.breaker_failures > 0 && self.gateway.breaker_open_for.is_zero() {
+            return Err(ConfigError::Invalid(
+                "gateway.breaker_open_for must be positive while the breaker is on".into(),
+            ));
+        }
         if self.gateway.max_body_bytes == 0 {
             return Err(ConfigError::Invalid(
                 "gateway.max_body_bytes must be positive".into(),

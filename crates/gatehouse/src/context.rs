@@ -39,6 +39,8 @@ pub struct App {
     pub tasks: Arc<dyn crate::state::TaskOwners>,
     /// Pooled client for upstream MCP servers.
     pub upstream: UpstreamClient,
+    /// A circuit breaker per upstream, kept across snapshots.
+    pub breakers: crate::upstream::breaker::Breakers,
     /// Where audit events go (a bounded channel to the writer task).
     pub audit: AuditSink,
     /// `Host` / `Origin` allow-lists.

@@ -137,6 +137,10 @@ pub enum GatewayError {
     /// Shutdown's grace period ended before the answer was ready.
     #[error("gatehouse is shutting down")]
     ShuttingDown,
+    /// The upstream failed repeatedly: its circuit breaker answers for it until `retry_after`
+    /// (`upstream/breaker.rs`).
+    #[error("upstream unavailable: it failed repeatedly and is not called for now")]
+    UpstreamCircuitOpen { retry_after: std::time::Duration },
 }
 
 impl From<crate::policy::Denial> for GatewayError {
@@ -256,6 +260,7 @@ impl GatewayError {
             GatewayError::Overloaded => "overloaded",
             GatewayError::UpstreamResponseBroken => "upstream_response_broken",
             GatewayError::ShuttingDown => "shutting_down",
+            GatewayError::UpstreamCircuitOpen { .. } => "upstream_circuit_open",
         }
     }
 
@@ -269,6 +274,7 @@ impl GatewayError {
                 | GatewayError::UpstreamContentUnfilterable
                 | GatewayError::UpstreamEncodingUnfilterable
                 | GatewayError::UpstreamResponseBroken
+                | GatewayError::UpstreamCircuitOpen { .. }
         )
     }
 
@@ -420,6 +426,13 @@ impl GatewayError {
             }
             E::UpstreamResponseBroken => (StatusCode::BAD_GATEWAY, codes::UPSTREAM_UNAVAILABLE),
             E::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, codes::UPSTREAM_UNAVAILABLE),
+            E::UpstreamCircuitOpen { retry_after: wait } => {
+                // Whole seconds, rounded up, at least 1: a retry sooner would be refused too.
+                let secs = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+                data["retry_after"] = json!(secs);
+                retry_after = Some(secs);
+                (StatusCode::SERVICE_UNAVAILABLE, codes::UPSTREAM_UNAVAILABLE)
+            }
         };
         let body = json!({
             "jsonrpc": "2.0",

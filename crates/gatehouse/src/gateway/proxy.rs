@@ -36,6 +36,7 @@ use crate::{
     upstream::{
         self, Action, Exchange, Reply, ReplyHead, ReplyKind, Route, SessionChange, SessionId,
         Upstream,
+        breaker::{self, Attempt},
     },
 };
 use gatehouse_model::{
@@ -410,9 +411,9 @@ impl Call<'_> {
             session: session.as_ref(),
             headers: &parts.headers,
         };
-        let reply = self.send(&route, exchange, record).await?;
+        let (reply, attempt) = self.send(&route, exchange, record).await?;
         self.follow_session(session.as_ref(), &reply.session);
-        self.relay(reply, rules, record).await
+        self.relay(reply, attempt, rules, record).await
     }
 
     async fn get(&self, parts: Parts, record: &mut Record) -> Result<Response, GatewayError> {
@@ -429,9 +430,9 @@ impl Call<'_> {
             session: session.as_ref(),
             headers: &parts.headers,
         };
-        let reply = self.send(&route, exchange, record).await?;
+        let (reply, attempt) = self.send(&route, exchange, record).await?;
         self.follow_session(session.as_ref(), &reply.session);
-        self.relay(reply, rules, record).await
+        self.relay(reply, attempt, rules, record).await
     }
 
     async fn delete(&self, parts: Parts, record: &mut Record) -> Result<Response, GatewayError> {
@@ -449,9 +450,9 @@ impl Call<'_> {
             session: Some(&session),
             headers: &parts.headers,
         };
-        let reply = self.send(&route, exchange, record).await?;
+        let (reply, attempt) = self.send(&route, exchange, record).await?;
         self.follow_session(Some(&session), &reply.session);
-        self.relay(reply, rules, record).await
+        self.relay(reply, attempt, rules, record).await
     }
 
     /// Keeps the session map in step with what the upstream did: a session it issued belongs
@@ -539,11 +540,21 @@ impl Call<'_> {
         route: &Route<'_>,
         exchange: Exchange<'_>,
         record: &mut Record,
-    ) -> Result<Reply, GatewayError> {
+    ) -> Result<(Reply, Attempt), GatewayError> {
+        let mut attempt = self
+            .state
+            .breakers
+            .admit(&self.server.name, &self.server.upstream)?;
         record.forwarded = true;
-        let reply = route.upstream.send(exchange).await?;
+        let reply = match route.upstream.send(exchange).await {
+            Ok(reply) => reply,
+            Err(err) => {
+                attempt.settle(breaker::counts_against(&err));
+                return Err(err);
+            }
+        };
         record.upstream_status = Some(reply.head.status.as_u16());
-        Ok(reply)
+        Ok((reply, attempt))
     }
 
     fn response_rules(
@@ -565,9 +576,32 @@ impl Call<'_> {
         }
     }
 
+    /// [`Self::relay_body`], telling the upstream's breaker how the call went: by the status,
+    /// and for a body Gatehouse reads whole, by whether it could be read.
+    async fn relay(
+        &self,
+        reply: Reply,
+        mut attempt: Attempt,
+        rules: ResponseRules,
+        record: &mut Record,
+    ) -> Result<Response, GatewayError> {
+        let failed_head = breaker::status_counts_against(reply.head.status);
+        let relayed = self.relay_body(reply, rules, record).await;
+        // A JSON answer that does not parse is replaced by an error for the client (respond.rs)
+        // and is the upstream's fault: a healthy server does not send it.
+        let unreadable = record
+            .notes
+            .iter()
+            .any(|note| note == "upstream_message_unreadable");
+        attempt.settle(
+            failed_head || unreadable || relayed.as_ref().is_err_and(breaker::counts_against),
+        );
+        relayed
+    }
+
     /// Streams the upstream's reply back, rewriting it only when the rules need to:
     /// `tools/list` filtering and response guardrails, event by event for SSE.
-    async fn relay(
+    async fn relay_body(
         &self,
         reply: Reply,
         rules: ResponseRules,

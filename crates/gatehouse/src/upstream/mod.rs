@@ -10,6 +10,7 @@
 //! (`Action::Send`), a reply's body is relayed as the upstream wrote it (JSON stays JSON, SSE
 //! events keep their bytes), and the head a client must see passes (`Reply::head`).
 
+pub mod breaker;
 pub mod client;
 mod http;
 mod route;

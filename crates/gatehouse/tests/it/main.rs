@@ -45,4 +45,5 @@ mod store_contract;
 mod tasks;
 mod tls;
 mod upstream_encoding;
+mod upstream_faults;
 mod versions;

@@ -29,6 +29,25 @@ pub struct Upstream {
     /// The description `tools/list` gives `echo`; tests change it to simulate a rug pull.
     pub echo_description: Arc<Mutex<String>>,
     pub addr: Option<SocketAddr>,
+    /// How the next requests fail, if they do (after being recorded).
+    pub fault: Arc<Mutex<Fault>>,
+    /// Released by the test: a `tools/call` of `held` answers once `notify_one` is called.
+    pub release: Arc<tokio::sync::Notify>,
+}
+
+/// A failure the upstream plays, chosen by the test.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Fault {
+    #[default]
+    None,
+    /// Answers after this long (past Gatehouse's `upstream_timeout`).
+    Slow(Duration),
+    /// `200 application/json` whose body is not JSON.
+    NotJson,
+    /// `200 application/json` whose body breaks off: the connection ends mid-body.
+    CutBody,
+    /// This status with an HTML body, as a proxy or an overloaded server answers.
+    Status(u16),
 }
 
 impl Upstream {
@@ -49,6 +68,15 @@ impl Upstream {
 
     pub fn received(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
+    }
+
+    /// Requests that reached the upstream so far.
+    pub fn hits(&self) -> usize {
+        self.received.lock().unwrap().len()
+    }
+
+    pub fn set_fault(&self, fault: Fault) {
+        *self.fault.lock().unwrap() = fault;
     }
 }
 
@@ -81,6 +109,40 @@ async fn handle(
         headers: headers.clone(),
         body: parsed.clone(),
     });
+    let fault = *upstream.fault.lock().unwrap();
+    match fault {
+        Fault::None => {}
+        Fault::Slow(wait) => tokio::time::sleep(wait).await,
+        Fault::NotJson => {
+            return Response::builder()
+                .header("content-type", "application/json")
+                .body(Body::from("<html><body>502 Bad Gateway</body></html>"))
+                .unwrap();
+        }
+        Fault::CutBody => {
+            let start = futures_util::stream::once(async {
+                Ok::<_, std::io::Error>(Bytes::from(r#"{"jsonrpc":"2.0","id":3,"res"#))
+            });
+            // Pending once first, so the head and the start leave before the connection breaks.
+            let cut = futures_util::stream::once(async {
+                tokio::task::yield_now().await;
+                Err(std::io::Error::other("connection lost"))
+            });
+            return Response::builder()
+                .header("content-type", "application/json")
+                .body(Body::from_stream(futures_util::StreamExt::chain(
+                    start, cut,
+                )))
+                .unwrap();
+        }
+        Fault::Status(status) => {
+            return Response::builder()
+                .status(status)
+                .header("content-type", "text/html")
+                .body(Body::from("<html><body>unavailable</body></html>"))
+                .unwrap();
+        }
+    }
     if method == Method::DELETE {
         return Response::new(Body::empty());
     }
@@ -88,6 +150,19 @@ async fn handle(
         return Response::builder()
             .status(StatusCode::NOT_FOUND)
             .body(Body::empty())
+            .unwrap();
+    }
+    if method == Method::GET && headers.contains_key("x-test-hold-open") {
+        // A stream that stays open until the connection goes: a priming event, then nothing.
+        let primed = futures_util::stream::once(async {
+            Ok::<_, std::io::Error>(Bytes::from("id: 1\ndata: \n\n"))
+        });
+        let held = futures_util::stream::pending();
+        return Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(Body::from_stream(futures_util::StreamExt::chain(
+                primed, held,
+            )))
             .unwrap();
     }
     if method == Method::GET {
@@ -124,6 +199,9 @@ async fn handle(
             let name = parsed["params"]["name"].as_str().unwrap_or("");
             if name == "slow" {
                 tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+            if name == "held" {
+                upstream.release.notified().await;
             }
             let text = match parsed["params"]["arguments"]["text"].as_str() {
                 Some(said) => format!("called {name}: {said}"),
