@@ -12,6 +12,8 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
+mod readiness;
+
 use crate::{
     audit::AuditWriter,
     config::Config,
@@ -116,39 +118,16 @@ async fn metrics(
         .into_response()
 }
 
-/// Ready while the store answers. Records that did not compile are listed but do not make the
-/// server unready: they deny only their own scope, and the rest keeps being served.
+/// 503 only when this replica cannot serve correctly, or is draining (`health.rs`); every
+/// component is listed either way.
 async fn ready(State(state): State<AppState>) -> Response {
-    match state.store.generation().await {
-        Ok(_) => (StatusCode::OK, readiness_text(&state.snapshot.report())).into_response(),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response(),
-    }
-}
-
-fn readiness_text(report: &gatehouse_model::records::ReloadReport) -> String {
-    let mut text = String::from("ready\n");
-    if report.error.is_some() {
-        text.push_str(&format!(
-            "last reload failed, still running generation {}\n",
-            report.generation
-        ));
-    }
-    if !report.issues.is_empty() {
-        text.push_str(&format!(
-            "generation {}: {} stored record(s) could not be compiled:\n",
-            report.generation,
-            report.issues.len()
-        ));
-        // Kind and name only: this endpoint is public, and the reasons (in the log and
-        // `gatehouse status`) may describe configuration.
-        for issue in &report.issues {
-            text.push_str(&format!(
-                "  {} {:?}: {}\n",
-                issue.record, issue.id, issue.effect
-            ));
-        }
-    }
-    text
+    let report = state.readiness.report().await;
+    let status = if report.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, report.text).into_response()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -327,6 +306,11 @@ async fn start_announced(
             .map_err(StartError::Pins)?,
         upstream,
         breakers: crate::upstream::breaker::Breakers::new(&config.gateway),
+        readiness: crate::health::Readiness::new(readiness::readiness_checks(
+            store.clone(),
+            snapshot.clone(),
+            config.audit.durable,
+        )),
         sessions: runtime.sessions,
         tasks: runtime.tasks,
         config,
@@ -507,11 +491,23 @@ async fn watch_geoip(geo: Arc<GeoDb>, stop: CancellationToken) {
 }
 
 impl RunningServer {
-    /// Stops accepting, lets in-flight requests finish (long streams get 5 s), then flushes
-    /// the audit trail and key usage.
+    /// Leaves the load balancer, then stops: `/readyz` answers 503 `draining` while requests
+    /// are still served for `shutdown.ready_delay`; then accepting stops and requests and
+    /// streams in flight get `shutdown.drain_timeout` to finish before the rest are cut; then
+    /// the audit trail and key usage are flushed and the heartbeat row removed.
     pub async fn shutdown(self) {
+        let settings = self.state.config.shutdown.clone();
+        self.state.readiness.start_draining();
+        tracing::info!(
+            ready_delay = ?settings.ready_delay,
+            drain_timeout = ?settings.drain_timeout,
+            "draining: /readyz answers 503"
+        );
+        if !settings.ready_delay.is_zero() {
+            tokio::time::sleep(settings.ready_delay).await;
+        }
         self.stop_http.cancel();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let deadline = tokio::time::Instant::now() + settings.drain_timeout;
         for mut http in self.http {
             if tokio::time::timeout_at(deadline, &mut http).await.is_err() {
                 http.abort();

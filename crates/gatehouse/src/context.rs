@@ -41,6 +41,8 @@ pub struct App {
     pub upstream: UpstreamClient,
     /// A circuit breaker per upstream, kept across snapshots.
     pub breakers: crate::upstream::breaker::Breakers,
+    /// What `/readyz` consults, and whether shutdown has begun draining.
+    pub readiness: crate::health::Readiness,
     /// Where audit events go (a bounded channel to the writer task).
     pub audit: AuditSink,
     /// `Host` / `Origin` allow-lists.

@@ -19,6 +19,7 @@ pub mod federation;
 pub mod gateway;
 pub mod grants;
 pub mod guardrails;
+pub mod health;
 pub mod identity;
 pub mod metrics;
 pub mod oauth;

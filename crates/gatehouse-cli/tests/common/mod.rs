@@ -8,10 +8,16 @@ use std::{
 
 /// `gatehouse serve` on a free loopback port, and the address it listens on.
 pub fn serve(dir: &Path) -> (Child, String) {
+    serve_with(dir, &[])
+}
+
+/// [`serve`] with these environment variables set too.
+pub fn serve_with(dir: &Path, env: &[(&str, &str)]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
         .arg("--data-dir")
         .arg(dir)
         .arg("serve")
+        .envs(env.iter().copied())
         .env_remove("GATEHOUSE_MASTER_KEY")
         .env("GATEHOUSE_LISTEN", "127.0.0.1:0")
         .env("GATEHOUSE_LOG__FILTER", "warn")

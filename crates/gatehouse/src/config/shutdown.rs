@@ -33,7 +33,7 @@ impl Default for ShutdownConfig {
 impl ShutdownConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         // An hour is far beyond any orchestrator's grace period: a larger value is a typo
-        // (`30m` for `30s`) that would keep a stopping replica around for good.
+        // (`30h` for `30s`) that would keep a stopping replica around for good.
         let hour = Duration::from_secs(3_600);
         if self.ready_delay > hour || self.drain_timeout > hour {
             return Err(ConfigError::Invalid(
@@ -41,5 +41,28 @@ impl ShutdownConfig {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+// figment::Jail fixes the closure's error type; its size is not ours to choose.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::super::Config;
+    use std::time::Duration;
+
+    #[test]
+    fn shutdown_settings_come_from_the_file_and_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("g.toml", "[shutdown]\ndrain_timeout = \"45s\"\n")?;
+            jail.set_env("GATEHOUSE_SHUTDOWN__READY_DELAY", "5s");
+            let config = Config::load(Some(std::path::Path::new("g.toml"))).unwrap();
+            assert_eq!(config.shutdown.ready_delay, Duration::from_secs(5));
+            assert_eq!(config.shutdown.drain_timeout, Duration::from_secs(45));
+            jail.set_env("GATEHOUSE_SHUTDOWN__READY_DELAY", "2h");
+            let err = Config::load(Some(std::path::Path::new("g.toml"))).unwrap_err();
+            assert!(err.to_string().contains("at most 1h"), "{err}");
+            Ok(())
+        });
     }
 }

@@ -38,6 +38,8 @@ impl TestApp {
         };
         // Responses return only once their audit event is committed: tests read it at once.
         config.audit.durable = true;
+        // A test that leaves a stream open should not wait the default 30 s to stop.
+        config.shutdown.drain_timeout = std::time::Duration::from_secs(5);
         adjust(&mut config);
         Self::start_in(dir, config, listener, None).await
     }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 /// Bottom → top. A module may refer to modules in its own layer (without a cycle) and below.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("foundation", &["secrets", "metrics"]),
+    ("foundation", &["secrets", "metrics", "health"]),
     ("configuration", &["config"]),
     ("store", &["store", "change_feed", "replicas"]),
     ("runtime state", &["state"]),
