@@ -3,8 +3,6 @@
 //! its heartbeat row.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-// `common::serve` is for the binaries that need no settings of their own.
-#[allow(dead_code)]
 mod common;
 
 use std::{

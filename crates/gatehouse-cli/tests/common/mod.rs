@@ -7,6 +7,8 @@ use std::{
 };
 
 /// `gatehouse serve` on a free loopback port, and the address it listens on.
+// Every test binary compiles this module; some use only `serve_with`.
+#[allow(dead_code)]
 pub fn serve(dir: &Path) -> (Child, String) {
     serve_with(dir, &[])
 }
