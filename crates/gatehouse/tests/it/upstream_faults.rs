@@ -17,6 +17,7 @@ fn breaker(open_for: Duration) -> impl FnOnce(&mut gatehouse::Config) {
         config.gateway.breaker_open_for = open_for;
         config.gateway.upstream_timeout = Duration::from_millis(300);
         config.gateway.upstream_read_timeout = Duration::from_millis(300);
+        config.admin_listen = Some("127.0.0.1:0".parse().unwrap());
     }
 }
 
@@ -112,6 +113,13 @@ async fn a_closed_port_gets_json_rpc_errors_then_the_breaker_answers() {
     let last = audit.last().unwrap();
     assert_eq!(last.event.reason.as_deref(), Some("upstream_circuit_open"));
     assert_eq!(last.event.decision.as_str(), "error");
+    let metrics = format!("http://{}/metrics", app.server.admin_addr.unwrap());
+    let metrics = app.http.get(metrics).send().await.unwrap().text().await;
+    let metrics = metrics.unwrap();
+    assert!(
+        metrics.contains("gatehouse_upstream_circuits_open 1"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
