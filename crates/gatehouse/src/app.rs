@@ -378,6 +378,7 @@ async fn start_announced(
         limits.clone(),
         stop_http.clone(),
         state.audit.cut_signal(),
+        state.readiness.draining(),
     ))];
     if let Some(admin) = admin {
         http.push(tokio::spawn(crate::edge::serve::serve(
@@ -386,6 +387,7 @@ async fn start_announced(
             limits,
             stop_http.clone(),
             state.audit.cut_signal(),
+            state.readiness.draining(),
         )));
     }
     tracing::info!(%addr, replica = replica.id(), "gatehouse listening");

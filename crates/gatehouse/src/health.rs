@@ -57,7 +57,18 @@ pub trait Check: Send + Sync {
 /// What `/readyz` consults.
 pub struct Readiness {
     checks: Vec<Arc<dyn Check>>,
-    draining: AtomicBool,
+    draining: Draining,
+}
+
+/// Whether shutdown has begun, for those who act on it besides `/readyz` (the accept loop
+/// asks clients to close their connections). Cloning shares the flag.
+#[derive(Clone, Default)]
+pub struct Draining(Arc<AtomicBool>);
+
+impl Draining {
+    pub fn is_draining(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
 }
 
 /// `/readyz`'s answer: 503 when `ready` is false.
@@ -70,18 +81,22 @@ impl Readiness {
     pub fn new(checks: Vec<Arc<dyn Check>>) -> Self {
         Self {
             checks,
-            draining: AtomicBool::new(false),
+            draining: Draining::default(),
         }
     }
 
     /// From now on `/readyz` answers 503 `draining`: the load balancer stops sending new
     /// requests while those already sent are still served.
     pub fn start_draining(&self) {
-        self.draining.store(true, Ordering::Release);
+        self.draining.0.store(true, Ordering::Release);
     }
 
     pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::Acquire)
+        self.draining.is_draining()
+    }
+
+    pub fn draining(&self) -> Draining {
+        self.draining.clone()
     }
 
     pub async fn report(&self) -> Report {

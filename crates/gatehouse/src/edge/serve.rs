@@ -29,6 +29,7 @@ use super::body::{Drain, RequestBody};
 use crate::{
     config::HttpConfig,
     error::{ErrorContext, GatewayError},
+    health::Draining,
 };
 
 /// How long the loop pauses after a failed accept (EMFILE and the like).
@@ -181,12 +182,15 @@ impl http_body::Body for TrackedBody {
 
 /// Serves `app` on `listener` until `stop` is cancelled, then waits for open requests.
 /// Cancelling `cut` ends the requests still running (each sees it as [`ConnectionCut`]).
+/// Once `draining`, every response asks its client to close the connection, so clients and
+/// balancers open their next one elsewhere before this listener stops accepting.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: Limits,
     stop: CancellationToken,
     cut: CancellationToken,
+    draining: Draining,
 ) {
     let connections = Arc::new(Connections::default());
     let tasks = TaskTracker::new();
@@ -226,6 +230,7 @@ pub async fn serve(
             let app = app.clone();
             let limits = limits.clone();
             let cut = ConnectionCut(cut.child_token());
+            let draining = draining.clone();
             hyper::service::service_fn(move |request: http::Request<Incoming>| {
                 let busy = Busy::new(slot.clone(), connections.clone());
                 let (mut parts, body) = request.into_parts();
@@ -234,10 +239,17 @@ pub async fn serve(
                 let body = RequestBody::new(body, limits.body_read_timeout, limits.drain);
                 let request = http::Request::from_parts(parts, body);
                 let mut app = app.clone();
+                let draining = draining.clone();
                 async move {
                     // The router is always ready (axum documents it), so `call` needs no
                     // `poll_ready`.
-                    let response = tower_service::Service::call(&mut app, request).await?;
+                    let mut response = tower_service::Service::call(&mut app, request).await?;
+                    if draining.is_draining() {
+                        response.headers_mut().insert(
+                            http::header::CONNECTION,
+                            http::HeaderValue::from_static("close"),
+                        );
+                    }
                     Ok::<_, Infallible>(response.map(|inner| TrackedBody { inner, _busy: busy }))
                 }
             })

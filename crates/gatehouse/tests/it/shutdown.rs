@@ -97,6 +97,11 @@ async fn shutdown_drains_a_call_in_flight_and_cuts_a_stream_at_the_deadline() {
         .await
         .unwrap();
     assert_eq!(fresh.status(), 200, "served during shutdown.ready_delay");
+    assert_eq!(
+        fresh.headers()["connection"],
+        "close",
+        "the client is asked to take its next request elsewhere"
+    );
 
     // Once new connections are refused, the held call is let go: it still completes.
     let deadline = Instant::now() + Duration::from_secs(10);
