@@ -15,11 +15,13 @@
 //! server (4xx, 500 from a tool, an answer too large or unreadable for the rules) does not:
 //! otherwise one client could switch a server off for everybody.
 //!
-//! The closed path costs two atomic loads per request and a read lock on the map; nothing is
-//! written while requests succeed.
+//! The closed path reads the map without a lock (it changes only when a server is first
+//! called or deleted) and costs two atomic loads and the breaker's reference count per request;
+//! no state is written while requests succeed.
 
+use arc_swap::ArcSwap;
 use http::{StatusCode, Uri};
-use parking_lot::RwLock;
+use parking_lot::Mutex;
 use std::{
     collections::HashMap,
     sync::{
@@ -36,7 +38,9 @@ const PROBE_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// Every upstream's breaker in this process.
 pub struct Breakers {
-    by_server: RwLock<HashMap<Box<str>, Arc<Breaker>>>,
+    by_server: ArcSwap<HashMap<Box<str>, Arc<Breaker>>>,
+    /// Taken by the rare writers, so two of them do not lose each other's entry.
+    writing: Mutex<()>,
     threshold: u32,
     open_for: Duration,
     epoch: Instant,
@@ -65,7 +69,8 @@ pub struct Attempt {
 impl Breakers {
     pub fn new(config: &GatewayConfig) -> Self {
         Self {
-            by_server: RwLock::default(),
+            by_server: ArcSwap::default(),
+            writing: Mutex::new(()),
             threshold: config.breaker_failures,
             open_for: config.breaker_open_for,
             epoch: Instant::now(),
@@ -84,13 +89,14 @@ impl Breakers {
     }
 
     fn breaker(&self, server: &str, url: &Uri) -> Arc<Breaker> {
-        if let Some(breaker) = self.by_server.read().get(server)
+        if let Some(breaker) = self.by_server.load().get(server)
             && breaker.url == *url
         {
             return breaker.clone();
         }
-        let mut by_server = self.by_server.write();
-        match by_server.get(server) {
+        let _writing = self.writing.lock();
+        let mut by_server = HashMap::clone(&self.by_server.load());
+        let breaker = match by_server.get(server) {
             Some(breaker) if breaker.url == *url => breaker.clone(),
             // New, or the server now points elsewhere: the old address's record says nothing
             // about the new one.
@@ -108,19 +114,28 @@ impl Breakers {
                 by_server.insert(server.into(), breaker.clone());
                 breaker
             }
-        }
+        };
+        self.by_server.store(Arc::new(by_server));
+        breaker
     }
 
     /// Forgets the breakers of servers `keep` does not name (deleted servers), so the map
     /// holds no more entries than the configuration has servers.
     pub fn retain(&self, keep: impl Fn(&str) -> bool) {
-        self.by_server.write().retain(|server, _| keep(server));
+        let _writing = self.writing.lock();
+        let current = self.by_server.load();
+        if current.keys().all(|server| keep(server)) {
+            return;
+        }
+        let mut by_server = HashMap::clone(&current);
+        by_server.retain(|server, _| keep(server));
+        self.by_server.store(Arc::new(by_server));
     }
 
     /// Breakers currently open, for `/metrics`.
     pub fn open_count(&self) -> usize {
         self.by_server
-            .read()
+            .load()
             .values()
             .filter(|b| b.open_until.load(Ordering::Acquire) != 0)
             .count()
