@@ -39,6 +39,7 @@ mod proxying;
 mod quota_deltas;
 mod records;
 mod replicas;
+mod restart_under_load;
 mod runtime_state;
 mod sessions;
 mod shutdown;
