@@ -14,6 +14,7 @@ mod sql;
 mod sqlite;
 pub mod users;
 
+pub use sql::SqlStore;
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;

@@ -2,47 +2,50 @@
 //! index (`(? IS NULL OR client = ?)` cannot, and made a query for a rare client read the
 //! whole table), and pages small enough that a reader holds one page at a time.
 
-use sqlx::{AssertSqlSafe, SqlitePool};
-
-use crate::store::{
-    StoreResult,
-    sql::{all, audit_from},
-};
+use super::backend::{self, SqlConn, query_built};
+use super::{all, audit_from};
+use crate::store::StoreResult;
 use gatehouse_model::audit::{AuditFilter, AuditRow, Decision};
 
 /// Rows in table order (`seq`) after `after_seq`.
-pub(super) async fn page(
-    pool: &SqlitePool,
+pub(super) async fn page<C: SqlConn + ?Sized>(
+    conn: &mut C,
     after_seq: i64,
     limit: i64,
 ) -> StoreResult<Vec<AuditRow>> {
-    let rows = sqlx::query("SELECT * FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2")
+    let rows = backend::query("SELECT * FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2")
         .bind(after_seq)
         .bind(limit)
-        .fetch_all(pool)
+        .fetch_all(conn)
         .await?;
     all(&rows, audit_from)
 }
 
+/// The statement for `f`, its placeholders numbered in the order [`query`] binds them.
 pub(super) fn sql(f: &AuditFilter) -> String {
-    let mut conditions = Vec::new();
+    let mut conditions: Vec<String> = Vec::new();
+    let mut placeholder = |condition: &str| {
+        let n = conditions.len() + 1;
+        conditions.push(format!("{condition} ${n}"));
+    };
     if f.client.is_some() {
-        conditions.push("client = ?");
+        placeholder("client =");
     }
     if f.server.is_some() {
-        conditions.push("server = ?");
+        placeholder("server =");
     }
     if f.decision.is_some() {
-        conditions.push("decision = ?");
+        placeholder("decision =");
     }
     if f.since_ms.is_some() {
-        conditions.push("ts_ms >= ?");
+        placeholder("ts_ms >=");
     }
     if f.after_seq.is_some() {
-        conditions.push("seq > ?");
+        placeholder("seq >");
     }
+    let bound = conditions.len();
     if let Some(kind) = f.kind {
-        conditions.push(crate::store::sql::audit_details::kind_condition(kind));
+        conditions.push(super::audit_details::kind_condition(kind).to_owned());
     }
     let filter = if conditions.is_empty() {
         String::new()
@@ -50,12 +53,18 @@ pub(super) fn sql(f: &AuditFilter) -> String {
         format!(" WHERE {}", conditions.join(" AND "))
     };
     let order = if f.newest_first { "DESC" } else { "ASC" };
-    format!("SELECT * FROM audit_events{filter} ORDER BY seq {order} LIMIT ? OFFSET ?")
+    format!(
+        "SELECT * FROM audit_events{filter} ORDER BY seq {order} LIMIT ${} OFFSET ${}",
+        bound + 1,
+        bound + 2
+    )
 }
 
-pub(super) async fn query(pool: &SqlitePool, f: &AuditFilter) -> StoreResult<Vec<AuditRow>> {
-    let sql = sql(f);
-    let mut query = sqlx::query(AssertSqlSafe(sql));
+pub(super) async fn query<C: SqlConn + ?Sized>(
+    conn: &mut C,
+    f: &AuditFilter,
+) -> StoreResult<Vec<AuditRow>> {
+    let mut query = query_built(sql(f));
     if let Some(client) = &f.client {
         query = query.bind(client);
     }
@@ -71,7 +80,7 @@ pub(super) async fn query(pool: &SqlitePool, f: &AuditFilter) -> StoreResult<Vec
     if let Some(after) = f.after_seq {
         query = query.bind(after);
     }
-    let rows = query.bind(f.limit).bind(f.offset).fetch_all(pool).await?;
+    let rows = query.bind(f.limit).bind(f.offset).fetch_all(conn).await?;
     all(&rows, audit_from)
 }
 
@@ -80,8 +89,9 @@ mod tests {
     use super::*;
     use sqlx::Row;
 
-    async fn plan(pool: &SqlitePool, f: &AuditFilter) -> String {
-        let mut explain = sqlx::query(AssertSqlSafe(format!("EXPLAIN QUERY PLAN {}", sql(f))));
+    async fn plan(pool: &sqlx::SqlitePool, f: &AuditFilter) -> String {
+        let explain = format!("EXPLAIN QUERY PLAN {}", sql(f));
+        let mut explain = sqlx::query(sqlx::AssertSqlSafe(explain));
         for value in [&f.client, &f.server].into_iter().flatten() {
             explain = explain.bind(value);
         }
