@@ -5,6 +5,7 @@ pub mod audit;
 pub mod clients;
 pub mod connections;
 pub mod keys;
+pub mod migrate;
 pub mod oauth;
 mod operator_events;
 pub mod policy;

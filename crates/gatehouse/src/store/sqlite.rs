@@ -18,8 +18,6 @@ use super::{StoreError, StoreResult};
 use gatehouse_model::audit::{AuditRow, ChainStart, Checkpoint};
 
 mod audit_log;
-pub(crate) mod migrations;
-use migrations::migrator;
 
 /// The store on one SQLite file.
 pub type SqliteStore = SqlStore<SqliteBackend>;
@@ -53,7 +51,7 @@ impl SqlStore<SqliteBackend> {
             .max_connections(4)
             .connect_with(options.clone())
             .await?;
-        migrator().run(&pool).await?;
+        super::sql::migrations::sqlite().run(&pool).await?;
         let audit_log = audit_log::AuditLog::open(options.get_filename(), busy_timeout)?;
         Ok(SqlStore::new(SqliteBackend { pool, audit_log }))
     }
@@ -65,6 +63,11 @@ impl SqlStore<SqliteBackend> {
 }
 
 const SQLITE: Dialect = dialect!("MIN", "MAX");
+
+#[cfg(test)]
+pub(crate) fn dialect_for_tests() -> &'static Dialect {
+    &SQLITE
+}
 
 impl SqlBackend for SqliteBackend {
     type Connection = SqliteConnection;

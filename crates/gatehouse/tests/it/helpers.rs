@@ -274,3 +274,22 @@ pub fn tool_names(message: &Value) -> Vec<String> {
         .map(|t| t["name"].as_str().unwrap().to_owned())
         .collect()
 }
+
+/// A fresh database on the test binary's PostgreSQL server, migrated (copied from a template
+/// migrated once); its URL.
+pub fn postgres_database() -> String {
+    gatehouse_testkit::postgres::Postgres::shared().database("gatehouse_template", |url| {
+        let url = url.to_owned();
+        // Its own runtime on its own thread: the caller may be inside a test's runtime.
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(gatehouse::store::migrate(&url, false))
+                .unwrap();
+        })
+        .join()
+        .unwrap();
+    })
+}

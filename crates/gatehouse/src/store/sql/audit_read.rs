@@ -138,4 +138,41 @@ mod tests {
             );
         }
     }
+
+    /// PostgreSQL: with sequential scans ruled out, a client or server filter reads its
+    /// `(column, seq)` index in order, newest or oldest first, and sorts nothing.
+    #[tokio::test]
+    async fn postgres_filters_read_their_index_without_a_sort() {
+        let url = gatehouse_testkit::postgres::Postgres::shared().empty_database();
+        let store = crate::store::PostgresStore::open(&url, 2).await.unwrap();
+        let mut conn = store.pool().acquire().await.unwrap();
+        sqlx::query("SET enable_seqscan = off")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        for newest_first in [true, false] {
+            for (client, server, index) in [
+                (Some("rare"), None, "audit_events_client_seq"),
+                (None, Some("demo"), "audit_events_server_seq"),
+            ] {
+                let f = AuditFilter {
+                    client: client.map(Into::into),
+                    server: server.map(Into::into),
+                    limit: 10,
+                    newest_first,
+                    ..AuditFilter::default()
+                };
+                let explain = format!("EXPLAIN {}", sql(&f));
+                let lines: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(explain))
+                    .bind(client.or(server))
+                    .bind(f.limit)
+                    .bind(f.offset)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .unwrap();
+                let plan = lines.join("\n");
+                assert!(plan.contains(index) && !plan.contains("Sort"), "{plan}");
+            }
+        }
+    }
 }

@@ -9,6 +9,7 @@ pub(crate) mod audit_details;
 mod audit_read;
 mod backend;
 mod meta;
+pub(crate) mod migrations;
 mod oauth;
 mod pins;
 mod records;

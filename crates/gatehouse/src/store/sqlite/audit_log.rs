@@ -320,7 +320,7 @@ mod tests {
             .create_if_missing(true);
         let pool = SqlitePool::connect_with(options).await.unwrap();
         let before = sqlx::migrate::Migrator::with_migrations(
-            super::super::migrations::migrator()
+            crate::store::sql::migrations::sqlite()
                 .iter()
                 .filter(|m| m.version < 9)
                 .cloned()
