@@ -11,12 +11,14 @@
 pub mod oauth;
 mod postgres;
 pub mod replicas;
-mod sql;
+pub(crate) mod sql;
 mod sqlite;
 pub mod users;
 
 pub use postgres::{DEFAULT_MAX_CONNECTIONS, PostgresStore, redacted};
 pub use sql::{SqlStore, migrations::MigrationStatus};
+#[cfg(test)]
+pub(crate) use sqlite::SqliteBackend;
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
