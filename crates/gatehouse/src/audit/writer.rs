@@ -291,8 +291,10 @@ impl AuditWriter {
         self,
         shutdown: CancellationToken,
     ) -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
+        // IO too: a network database's appender connects from this runtime.
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
+            .enable_io()
             .build()?;
         let (done, finished) = oneshot::channel();
         std::thread::Builder::new()
