@@ -80,6 +80,11 @@ enum Command {
     Status,
     /// Apply pending schema migrations (SQLite or PostgreSQL), or with --check only list them.
     Migrate(commands::migrate::MigrateArgs),
+    /// Write every record and the whole audit trail to standard output as JSON lines (to move
+    /// a deployment to another store with `import`).
+    Export,
+    /// Read what `export` wrote into this (new, empty) store, then verify the audit trail.
+    Import(commands::transfer::ImportArgs),
 }
 
 fn main() -> ExitCode {
@@ -118,12 +123,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => return commands::serve::run(config, args).await,
         Command::Demo(args) => return demo::run(config, args, format).await,
         Command::Migrate(args) => return commands::migrate::run(config, args, format).await,
+        Command::Export => return commands::transfer::export(config).await,
+        Command::Import(args) => return commands::transfer::import(config, args).await,
         command => command,
     };
     let ctx = commands::Ctx::open(config, format, cli.actor).await?;
     let done = match command {
         // Run above, without an operator context.
-        Command::Serve(_) | Command::Demo(_) | Command::Migrate(_) => Ok(ExitCode::SUCCESS),
+        Command::Serve(_)
+        | Command::Demo(_)
+        | Command::Migrate(_)
+        | Command::Export
+        | Command::Import(_) => Ok(ExitCode::SUCCESS),
         Command::Servers(cmd) => cmd.run(&ctx).await,
         Command::Clients(cmd) => cmd.run(&ctx).await,
         Command::Keys(cmd) => cmd.run(&ctx).await,

@@ -12,6 +12,7 @@ pub mod policy;
 pub mod serve;
 pub mod servers;
 pub mod status;
+pub mod transfer;
 pub mod users;
 
 use gatehouse::{

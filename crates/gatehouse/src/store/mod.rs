@@ -13,6 +13,7 @@ mod postgres;
 pub mod replicas;
 pub(crate) mod sql;
 mod sqlite;
+pub mod transfer;
 pub mod users;
 
 pub use postgres::{DEFAULT_MAX_CONNECTIONS, PostgresStore, redacted};
@@ -33,6 +34,7 @@ use gatehouse_model::{
 };
 pub use oauth::OAuthStore;
 pub use replicas::ReplicaStore;
+pub use transfer::TransferStore;
 pub use users::UserStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -66,7 +68,7 @@ impl StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait]
-pub trait Store: OAuthStore + UserStore + ReplicaStore {
+pub trait Store: OAuthStore + UserStore + ReplicaStore + TransferStore {
     async fn insert_server(&self, server: &ServerRecord) -> StoreResult<Generation>;
     async fn list_servers(&self) -> StoreResult<Vec<ServerRecord>>;
     async fn get_server(&self, name: &str) -> StoreResult<ServerRecord>;

@@ -90,7 +90,12 @@ fn unreachable_database(url: &str, err: sqlx::Error) -> StoreError {
     StoreError::Unsupported(format!("database unreachable ({}): {err}", redacted(url)))
 }
 
-const POSTGRES: Dialect = dialect!("LEAST", "GREATEST");
+const POSTGRES: Dialect = dialect!(
+    "LEAST",
+    "GREATEST",
+    "SELECT setval(pg_get_serial_sequence('audit_events', 'seq'), \
+     COALESCE((SELECT MAX(seq) FROM audit_events), 0) + 1, false)"
+);
 
 impl SqlBackend for PostgresBackend {
     type Connection = PgConnection;

@@ -62,7 +62,8 @@ impl SqlStore<SqliteBackend> {
     }
 }
 
-const SQLITE: Dialect = dialect!("MIN", "MAX");
+// A rowid is always numbered after the highest one: nothing to move after an import.
+const SQLITE: Dialect = dialect!("MIN", "MAX", "SELECT 1");
 
 #[cfg(test)]
 pub(crate) fn dialect_for_tests() -> &'static Dialect {

@@ -27,7 +27,11 @@ impl TestApp {
     }
 
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_on(tempfile::tempdir().unwrap(), adjust).await
+    }
+
+    /// [`TestApp::start_with`] on a data directory that already exists (its master key).
+    pub async fn start_on(dir: tempfile::TempDir, adjust: impl FnOnce(&mut Config)) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mut config = Config {

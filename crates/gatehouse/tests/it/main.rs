@@ -44,5 +44,6 @@ mod sessions;
 mod store_contract;
 mod tasks;
 mod tls;
+mod transfer;
 mod upstream_encoding;
 mod versions;

@@ -174,12 +174,15 @@ pub struct Dialect {
     pub record_key_usage: &'static str,
     /// Adds a delta to a quota window, never below zero; a stale window's delta is dropped.
     pub add_quota_usage: &'static str,
+    /// After an import wrote explicit `seq`s: new rows are numbered after the highest.
+    pub audit_seq_after_import: &'static str,
 }
 
 /// A [`Dialect`] from the names of the two-argument `MIN` and `MAX` (`LEAST`/`GREATEST` on
-/// PostgreSQL, whose `MIN`/`MAX` are aggregates only).
+/// PostgreSQL, whose `MIN`/`MAX` are aggregates only) and how the audit numbering moves past
+/// imported rows.
 macro_rules! dialect {
-    ($least:literal, $greatest:literal) => {
+    ($least:literal, $greatest:literal, $audit_seq_after_import:literal) => {
         $crate::store::sql::Dialect {
             shorten_key_expiry: concat!(
                 "UPDATE api_keys SET expires_at = ",
@@ -211,6 +214,7 @@ macro_rules! dialect {
                 $greatest,
                 "(quota_usage.window_start, excluded.window_start)"
             ),
+            audit_seq_after_import: $audit_seq_after_import,
         }
     };
 }

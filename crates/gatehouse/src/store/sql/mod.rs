@@ -15,6 +15,7 @@ mod pins;
 mod records;
 mod replicas;
 mod rows;
+pub(crate) mod transfer;
 mod users;
 
 pub(crate) use backend::{Dialect, SqlBackend, SqlConn, Stmt, Value, dialect, sql_conn};

@@ -1,4 +1,5 @@
-//! `gatehouse migrate [--check]` on both backends.
+//! The database commands: `gatehouse migrate [--check]` on both backends, and `gatehouse
+//! export | gatehouse import` moving a deployment from SQLite to PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use gatehouse_testkit::postgres::Postgres;
@@ -80,4 +81,54 @@ fn migrate_checks_and_applies_on_sqlite() {
 fn migrate_checks_and_applies_on_postgres() {
     let url = Postgres::shared().empty_database();
     check_then_migrate(&url, "postgres");
+}
+
+/// Records made with the CLI on SQLite (their operator events in the audit trail) move to
+/// PostgreSQL; the import verifies the trail, and the moved store lists the same records.
+#[test]
+fn export_then_import_moves_a_deployment_to_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = format!("sqlite://{}", dir.path().join("gatehouse.db").display());
+    for args in [
+        &["servers", "add", "demo", "--url", "http://127.0.0.1:9/mcp"][..],
+        &["clients", "create", "agent"],
+        &["keys", "create", "--client", "agent"],
+    ] {
+        let out = gatehouse(dir.path(), &sqlite, args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let exported = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("export")
+        .env("GATEHOUSE_DATABASE_URL", &sqlite)
+        .env_remove("GATEHOUSE_MASTER_KEY")
+        .output()
+        .unwrap();
+    assert!(
+        exported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
+    let file = dir.path().join("export.jsonl");
+    std::fs::write(&file, &exported.stdout).unwrap();
+
+    let postgres = Postgres::shared().empty_database();
+    let imported = gatehouse(dir.path(), &postgres, &["import", file.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&imported.stderr);
+    assert!(imported.status.success(), "{stderr}");
+    assert!(stderr.contains("audit verify: 3 chain(s)"), "{stderr}");
+
+    let listed = |url: &str| report(&gatehouse(dir.path(), url, &["keys", "list"]));
+    assert_eq!(listed(&postgres), listed(&sqlite));
+    let again = gatehouse(dir.path(), &postgres, &["import", file.to_str().unwrap()]);
+    assert_eq!(
+        again.status.code(),
+        Some(1),
+        "a second import into a used store is refused"
+    );
 }
