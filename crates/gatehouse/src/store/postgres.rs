@@ -22,7 +22,7 @@ mod audit_log;
 pub type PostgresStore = SqlStore<PostgresBackend>;
 
 /// Connections per process unless the configuration says otherwise.
-pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
+pub const DEFAULT_MAX_CONNECTIONS: u32 = crate::config::DEFAULT_DATABASE_MAX_CONNECTIONS;
 
 /// The advisory lock every write transaction takes (an arbitrary key of Gatehouse's own).
 const WRITE_LOCK: i64 = 0x6761_7465_0001;
