@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: Rust unit and integration tests, dependency checks (cargo-deny), every
+# The whole test suite: Rust unit and integration tests (the `it` suite twice: SQLite, then
+# PostgreSQL), dependency checks (cargo-deny), every
 # fuzz target built and run for a bounded time, then the end-to-end tests with real MCP clients
 # (TypeScript SDK, Python SDK) and the MCP conformance suite.
 # Usage: bash scripts/test-all.sh    (needs cargo-fuzz and cargo-deny; .ci/run installs them)
@@ -14,6 +15,11 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== cargo test (unit + integration) =="
 cargo test --workspace --locked
+
+echo "== integration suite on PostgreSQL (a server the tests start) =="
+# The store contract suite runs on both backends above; this runs every TestApp test again
+# with its records and audit trail in PostgreSQL.
+GATEHOUSE_TEST_STORE=postgres cargo test -p gatehouse --test it --locked
 
 echo "== dependencies (cargo deny) =="
 # Advisories need the RustSec database from GitHub, which CI machines cannot reach.

@@ -78,6 +78,13 @@ enum Command {
     /// What the store holds and what each running server (replica) applied (generation,
     /// reload errors).
     Status,
+    /// Apply pending schema migrations (SQLite or PostgreSQL), or with --check only list them.
+    Migrate(commands::migrate::MigrateArgs),
+    /// Write every record and the whole audit trail to standard output as JSON lines (to move
+    /// a deployment to another store with `import`).
+    Export,
+    /// Read what `export` wrote into this (new, empty) store, then verify the audit trail.
+    Import(commands::transfer::ImportArgs),
 }
 
 fn main() -> ExitCode {
@@ -115,12 +122,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let command = match cli.command {
         Command::Serve(args) => return commands::serve::run(config, args).await,
         Command::Demo(args) => return demo::run(config, args, format).await,
+        Command::Migrate(args) => return commands::migrate::run(config, args, format).await,
+        Command::Export => return commands::transfer::export(config).await,
+        Command::Import(args) => return commands::transfer::import(config, args).await,
         command => command,
     };
     let ctx = commands::Ctx::open(config, format, cli.actor).await?;
     let done = match command {
         // Run above, without an operator context.
-        Command::Serve(_) | Command::Demo(_) => Ok(ExitCode::SUCCESS),
+        Command::Serve(_)
+        | Command::Demo(_)
+        | Command::Migrate(_)
+        | Command::Export
+        | Command::Import(_) => Ok(ExitCode::SUCCESS),
         Command::Servers(cmd) => cmd.run(&ctx).await,
         Command::Clients(cmd) => cmd.run(&ctx).await,
         Command::Keys(cmd) => cmd.run(&ctx).await,

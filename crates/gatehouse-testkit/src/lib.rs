@@ -6,4 +6,5 @@
 //! project never skips a test because a dependency is missing.
 #![forbid(unsafe_code)]
 
+pub mod postgres;
 pub mod process;

@@ -111,6 +111,34 @@ pub fn stop_when_test_exits(server: &Child, signal: &str) -> io::Result<()> {
         .map(drop)
 }
 
+/// [`stop_when_test_exits`], then, once the server has exited, removes `dir` (the server's
+/// temporary directory, which a static never drops).
+pub fn stop_when_test_exits_then_remove(
+    server: &Child,
+    signal: &str,
+    dir: Option<&Path>,
+) -> io::Result<()> {
+    let Some(dir) = dir else {
+        return stop_when_test_exits(server, signal);
+    };
+    let dir = dir
+        .to_str()
+        .ok_or_else(|| io::Error::other("a directory named in UTF-8"))?;
+    let script = format!(
+        "while kill -0 {test} 2>/dev/null; do sleep 1; done; kill -{signal} {server} 2>/dev/null; \
+         while kill -0 {server} 2>/dev/null; do sleep 1; done; rm -rf '{dir}'",
+        test = std::process::id(),
+        server = server.id(),
+    );
+    Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(drop)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -187,7 +187,7 @@ pub async fn start(
         source,
     })?;
     let keyring = Keyring::load_or_create(&config.data_dir)?;
-    let store = store::open(&config.database_url()).await?;
+    let store = store::open_sized(&config.database_url(), config.database_max_connections).await?;
     start_with(config, store, Arc::new(keyring), listener).await
 }
 

@@ -36,6 +36,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Overrides the database location; default `sqlite://{data_dir}/gatehouse.db`.
     pub database_url: Option<String>,
+    /// Most connections this process opens to a PostgreSQL store (SQLite keeps its own).
+    pub database_max_connections: u32,
     /// Names this process's heartbeat row (`gatehouse status`); default: random at start.
     pub replica_id: Option<String>,
     pub gateway: GatewayConfig,
@@ -321,6 +323,7 @@ impl Default for Config {
             public_url: "http://127.0.0.1:8080".into(),
             data_dir: PathBuf::from("gatehouse-data"),
             database_url: None,
+            database_max_connections: DEFAULT_DATABASE_MAX_CONNECTIONS,
             replica_id: None,
             gateway: GatewayConfig::default(),
             http: HttpConfig::default(),
@@ -396,6 +399,9 @@ impl Default for LogConfig {
     }
 }
 
+/// `database_max_connections` unless configured.
+pub const DEFAULT_DATABASE_MAX_CONNECTIONS: u32 = 10;
+
 /// Top-level keys that `GATEHOUSE_<KEY>` variables may set.
 const ENV_KEYS: &[&str] = &[
     "listen",
@@ -403,6 +409,7 @@ const ENV_KEYS: &[&str] = &[
     "public_url",
     "data_dir",
     "database_url",
+    "database_max_connections",
     "replica_id",
     "gateway",
     "http",
@@ -475,6 +482,11 @@ impl Config {
         if self.gateway.max_sessions_per_owner == 0 {
             return Err(ConfigError::Invalid(
                 "gateway.max_sessions_per_owner must be at least 1".into(),
+            ));
+        }
+        if self.database_max_connections == 0 {
+            return Err(ConfigError::Invalid(
+                "database_max_connections must be at least 1".into(),
             ));
         }
         if let Some(id) = &self.replica_id {
@@ -629,6 +641,22 @@ mod tests {
             assert_eq!(config.public_base(), "https://mcp.example.com");
             assert_eq!(config.gateway.upstream_timeout, Duration::from_secs(5));
             assert_eq!(config.gateway.max_body_bytes, 1024);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_pool_size_comes_from_the_environment_and_is_checked() {
+        figment::Jail::expect_with(|jail| {
+            assert_eq!(Config::load(None).unwrap().database_max_connections, 10);
+            jail.set_env("GATEHOUSE_DATABASE_MAX_CONNECTIONS", "32");
+            assert_eq!(Config::load(None).unwrap().database_max_connections, 32);
+            jail.set_env("GATEHOUSE_DATABASE_MAX_CONNECTIONS", "0");
+            let err = Config::load(None).unwrap_err();
+            assert!(
+                err.to_string().contains("database_max_connections"),
+                "{err}"
+            );
             Ok(())
         });
     }

@@ -5,12 +5,14 @@ pub mod audit;
 pub mod clients;
 pub mod connections;
 pub mod keys;
+pub mod migrate;
 pub mod oauth;
 mod operator_events;
 pub mod policy;
 pub mod serve;
 pub mod servers;
 pub mod status;
+pub mod transfer;
 pub mod users;
 
 use gatehouse::{
@@ -48,7 +50,8 @@ impl Ctx {
     ) -> anyhow::Result<Self> {
         create_data_dir(&config)?;
         let keyring = Keyring::load_or_create(&config.data_dir)?;
-        let store = store::open(&config.database_url()).await?;
+        let store =
+            store::open_sized(&config.database_url(), config.database_max_connections).await?;
         let (admin, writer) =
             AdminService::with_own_writer(store.clone(), Arc::new(keyring.clone()));
         Ok(Self {

@@ -226,6 +226,16 @@ pub struct AuditWriter {
     geo: Option<Arc<GeoDb>>,
     /// Durable mode: how many events the last commit carried (see `gather`).
     last_batch: usize,
+    /// The append in progress: where it would leave the chain, kept while its outcome is
+    /// unknown (a failure reported after the commit).
+    attempt: Option<Attempt>,
+}
+
+/// Where an append leaves the chain when it commits.
+struct Attempt {
+    chain_id: i64,
+    head: (i64, String),
+    opens: Option<ChainStart>,
 }
 
 /// Durable mode: the longest a commit waits for the events of concurrent requests.
@@ -258,6 +268,7 @@ impl AuditWriter {
                 linger: if durable { Duration::ZERO } else { linger },
                 chain: None,
                 head: None,
+                attempt: None,
                 writer: registry::this_writer(),
                 scratch: Vec::new(),
                 geo: None,
@@ -280,8 +291,10 @@ impl AuditWriter {
         self,
         shutdown: CancellationToken,
     ) -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
+        // IO too: a network database's appender connects from this runtime.
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
+            .enable_io()
             .build()?;
         let (done, finished) = oneshot::channel();
         std::thread::Builder::new()
@@ -390,13 +403,35 @@ impl AuditWriter {
             })
             .collect();
         let mut backoff = Duration::from_millis(50);
+        let mut in_doubt: Option<Attempt> = None;
         loop {
+            // A failed append may have committed all the same (its answer lost with the
+            // connection): relinking its events would write them twice. The chain's
+            // checkpoint, moved in the same transaction, tells which it was.
+            if let Some(attempt) = in_doubt.take() {
+                match self.landed(&attempt).await {
+                    Ok(true) => {
+                        self.adopt(attempt);
+                        break;
+                    }
+                    Ok(false) => {}
+                    Err(err) => {
+                        tracing::error!(error = %err, events = rows.len(), "audit write failed; retrying");
+                        in_doubt = Some(attempt);
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        continue;
+                    }
+                }
+            }
             match self.try_write(&mut rows).await {
                 Ok(()) => break,
                 Err(crate::store::StoreError::Conflict { name, .. }) if self.chain.is_none() => {
+                    self.attempt = None;
                     tracing::debug!(chain = %name, "another writer opened that chain first");
                 }
                 Err(err) => {
+                    in_doubt = self.attempt.take();
                     tracing::error!(error = %err, events = rows.len(), "audit write failed; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -444,6 +479,11 @@ impl AuditWriter {
         // once it has answered), so a retry relinks the same rows.
         let checkpoint =
             Checkpoint::sign(&self.keyring, chain_id, seq, &prev_hash, crate::now_ms());
+        self.attempt = Some(Attempt {
+            chain_id,
+            head: (seq, prev_hash.clone()),
+            opens: opens.clone(),
+        });
         let shared = Arc::new(std::mem::take(rows));
         let appended = self
             .store
@@ -451,11 +491,33 @@ impl AuditWriter {
             .await;
         *rows = Arc::try_unwrap(shared).unwrap_or_else(|still_shared| (*still_shared).clone());
         appended?;
+        self.attempt = None;
         if let Some(start) = opens {
             self.chain = Some(start);
         }
         self.head = Some((seq, prev_hash));
         Ok(())
+    }
+
+    /// Whether the append of `attempt` committed: its chain's checkpoint (authentic) is the
+    /// head it would have left. One writer appends to a chain, so nothing else moves it there.
+    async fn landed(&self, attempt: &Attempt) -> crate::store::StoreResult<bool> {
+        let checkpoint = self.store.audit_checkpoint(attempt.chain_id).await?;
+        Ok(checkpoint.is_some_and(|c| {
+            c.is_authentic(&self.keyring) && (c.seq, &c.hash) == (attempt.head.0, &attempt.head.1)
+        }))
+    }
+
+    /// Continues after an append that committed though it reported a failure.
+    fn adopt(&mut self, attempt: Attempt) {
+        tracing::warn!(
+            chain = attempt.chain_id,
+            "an audit append reported a failure after committing; its events are kept once"
+        );
+        if let Some(start) = attempt.opens {
+            self.chain = Some(start);
+        }
+        self.head = Some(attempt.head);
     }
 
     /// The registry entry for a new chain: the id after the newest entry's, linking to it (the
@@ -596,5 +658,85 @@ mod tests {
         writer.gather(&mut batch).await;
         assert_eq!(batch.len(), 3, "concurrent requests share one commit");
         assert_eq!(writer.last_batch, 3);
+    }
+
+    /// A SQLite backend whose first audit append commits and then reports a failure, as
+    /// when a commit's answer is lost with the connection.
+    struct CommitsThenFails {
+        inner: crate::store::SqliteBackend,
+        failed: std::sync::atomic::AtomicBool,
+    }
+
+    impl crate::store::sql::SqlBackend for CommitsThenFails {
+        type Connection =
+            <crate::store::SqliteBackend as crate::store::sql::SqlBackend>::Connection;
+        type Pooled = <crate::store::SqliteBackend as crate::store::sql::SqlBackend>::Pooled;
+        type Tx = <crate::store::SqliteBackend as crate::store::sql::SqlBackend>::Tx;
+        const DIALECT: &'static crate::store::sql::Dialect =
+            <crate::store::SqliteBackend as crate::store::sql::SqlBackend>::DIALECT;
+
+        async fn acquire(&self) -> crate::store::StoreResult<Self::Pooled> {
+            self.inner.acquire().await
+        }
+        async fn begin_write(&self) -> crate::store::StoreResult<Self::Tx> {
+            self.inner.begin_write().await
+        }
+        async fn begin_snapshot(&self) -> crate::store::StoreResult<Self::Tx> {
+            self.inner.begin_snapshot().await
+        }
+        async fn commit(tx: Self::Tx) -> crate::store::StoreResult<()> {
+            <crate::store::SqliteBackend as crate::store::sql::SqlBackend>::commit(tx).await
+        }
+        async fn append_audit(
+            &self,
+            rows: Arc<Vec<AuditRow>>,
+            checkpoint: gatehouse_model::audit::Checkpoint,
+            opens: Option<ChainStart>,
+        ) -> crate::store::StoreResult<()> {
+            self.inner.append_audit(rows, checkpoint, opens).await?;
+            if self.failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                Ok(())
+            } else {
+                Err(crate::store::StoreError::Audit(
+                    "connection lost after the commit".into(),
+                ))
+            }
+        }
+    }
+
+    /// The first append (which also opens the chain) commits but reports a failure: its
+    /// events are kept once, not relinked and written again, and the chain goes on from it.
+    #[tokio::test]
+    async fn an_append_that_failed_after_committing_is_not_written_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("g.db").display());
+        let inner = SqliteStore::open(&url).await.unwrap().b;
+        let store: DynStore = Arc::new(crate::store::SqlStore::new(CommitsThenFails {
+            inner,
+            failed: std::sync::atomic::AtomicBool::new(false),
+        }));
+        let keyring = Arc::new(Keyring::from_master(&[7; 32]));
+        let (sink, writer) = AuditWriter::new(
+            store.clone(),
+            keyring.clone(),
+            64,
+            512,
+            true,
+            Duration::ZERO,
+        );
+        let stop = CancellationToken::new();
+        let running = tokio::spawn(writer.run(stop.clone()));
+        for n in 0..5 {
+            sink.record(event(n)).await;
+        }
+        stop.cancel();
+        running.await.unwrap();
+
+        let rows = store.audit_page(0, 100).await.unwrap();
+        let ids: Vec<&str> = rows.iter().map(|r| r.event.request_id.as_str()).collect();
+        assert_eq!(ids, ["req-0", "req-1", "req-2", "req-3", "req-4"]);
+        assert_eq!(store.audit_chains().await.unwrap().len(), 1);
+        let report = chain::verify(&*store, &keyring).await.unwrap();
+        assert!(report.is_intact(), "{:?}", report.problems);
     }
 }

@@ -99,19 +99,17 @@ async fn edited_and_deleted_rows_are_detected() {
         5
     );
 
-    let db = sqlx_path(&app);
-    let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
-    sqlx::query("UPDATE audit_events SET decision = 'deny' WHERE seq = 2")
-        .execute(&pool)
-        .await
-        .unwrap();
+    let db = app.db();
+    db.execute(
+        "UPDATE audit_events SET decision = 'deny' WHERE seq = 2",
+        &[],
+    )
+    .await;
     let report = chain::verify(&*app.store, &app.keyring).await.unwrap();
     assert_eq!(in_chain_1(&report), vec![ChainProblem::Modified { seq: 2 }]);
 
-    sqlx::query("DELETE FROM audit_events WHERE seq = 4")
-        .execute(&pool)
-        .await
-        .unwrap();
+    db.execute("DELETE FROM audit_events WHERE seq = 4", &[])
+        .await;
     let report = chain::verify(&*app.store, &app.keyring).await.unwrap();
     let problems = in_chain_1(&report);
     assert!(
@@ -133,10 +131,6 @@ async fn edited_and_deleted_rows_are_detected() {
     );
 }
 
-fn sqlx_path(app: &TestApp) -> String {
-    format!("sqlite://{}/gatehouse.db", app.dir.path().display())
-}
-
 #[tokio::test]
 async fn deleting_the_newest_rows_is_detected_and_a_restart_does_not_write_over_them() {
     let upstream = Upstream::start().await;
@@ -153,11 +147,9 @@ async fn deleting_the_newest_rows_is_detected_and_a_restart_does_not_write_over_
     let exported = app.store.audit_checkpoint(1).await.unwrap().unwrap();
     assert_eq!((exported.chain_id, exported.seq), (1, 5));
 
-    let pool = sqlx::SqlitePool::connect(&sqlx_path(&app)).await.unwrap();
-    sqlx::query("DELETE FROM audit_events WHERE chain_seq > 3")
-        .execute(&pool)
-        .await
-        .unwrap();
+    app.db()
+        .execute("DELETE FROM audit_events WHERE chain_seq > 3", &[])
+        .await;
     let report = chain::verify(&*app.store, &app.keyring).await.unwrap();
     assert_eq!(
         in_chain_1(&report),
@@ -186,14 +178,13 @@ async fn deleting_the_newest_rows_is_detected_and_a_restart_does_not_write_over_
     );
 
     // Deleting the stored checkpoints too is found, and an exported one still tells.
-    sqlx::query("DELETE FROM audit_events WHERE chain_seq > 3 OR chain_id = 2")
-        .execute(&pool)
-        .await
-        .unwrap();
-    sqlx::query("DELETE FROM audit_chain_checkpoints")
-        .execute(&pool)
-        .await
-        .unwrap();
+    let db = app.db();
+    db.execute(
+        "DELETE FROM audit_events WHERE chain_seq > 3 OR chain_id = 2",
+        &[],
+    )
+    .await;
+    db.execute("DELETE FROM audit_chain_checkpoints", &[]).await;
     let report = chain::verify_with(&*app.store, &app.keyring, &[exported])
         .await
         .unwrap();
@@ -238,15 +229,17 @@ async fn a_checkpoint_put_back_or_edited_is_detected() {
             .is_intact()
     );
 
-    let pool = sqlx::SqlitePool::connect(&sqlx_path(&app)).await.unwrap();
-    sqlx::query("UPDATE audit_chain_checkpoints SET seq = ?, hash = ?, ts_ms = ?, mac = ?")
-        .bind(older.seq)
-        .bind(&older.hash)
-        .bind(older.ts_ms)
-        .bind(&older.mac)
-        .execute(&pool)
-        .await
-        .unwrap();
+    let db = app.db();
+    db.execute(
+        "UPDATE audit_chain_checkpoints SET seq = $1, hash = $2, ts_ms = $3, mac = $4",
+        &[
+            older.seq.into(),
+            older.hash.clone().into(),
+            older.ts_ms.into(),
+            older.mac.clone().into(),
+        ],
+    )
+    .await;
     let report = chain::verify(&*app.store, &app.keyring).await.unwrap();
     assert_eq!(
         in_chain_1(&report),
@@ -256,10 +249,8 @@ async fn a_checkpoint_put_back_or_edited_is_detected() {
         }]
     );
 
-    sqlx::query("UPDATE audit_chain_checkpoints SET seq = 7")
-        .execute(&pool)
-        .await
-        .unwrap();
+    db.execute("UPDATE audit_chain_checkpoints SET seq = 7", &[])
+        .await;
     let report = chain::verify(&*app.store, &app.keyring).await.unwrap();
     let problems = in_chain_1(&report);
     assert!(
@@ -286,12 +277,12 @@ async fn refused_keys_are_recorded_with_their_id_and_client() {
         .revoke_api_key(&id(&revoked), gatehouse::now_ms())
         .await
         .unwrap();
-    let pool = sqlx::SqlitePool::connect(&sqlx_path(&app)).await.unwrap();
-    sqlx::query("UPDATE api_keys SET expires_at = 1 WHERE id = ?")
-        .bind(id(&expired))
-        .execute(&pool)
-        .await
-        .unwrap();
+    app.db()
+        .execute(
+            "UPDATE api_keys SET expires_at = 1 WHERE id = $1",
+            &[id(&expired).into()],
+        )
+        .await;
     app.store
         .set_client_disabled("other", Some(gatehouse::now_ms()))
         .await

@@ -7,11 +7,12 @@ use gatehouse::{
         chain::{self, ChainProblem},
     },
     secrets::Keyring,
-    store::{self, DynStore},
+    store::DynStore,
 };
 use gatehouse_model::audit::{AuditEvent, AuditRow, Checkpoint, Decision};
-use sqlx::SqlitePool;
-use std::{path::Path, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
+
+use crate::helpers::TestDb;
 use tokio_util::sync::CancellationToken;
 
 fn event(writer: &str, n: usize) -> AuditEvent {
@@ -43,11 +44,9 @@ fn keyring() -> Arc<Keyring> {
     Arc::new(Keyring::from_master(&[7; 32]))
 }
 
-/// A store of its own on the database file: its own connections, as another process has.
-async fn open(dir: &Path) -> DynStore {
-    store::open(&format!("sqlite://{}", dir.join("g.db").display()))
-        .await
-        .unwrap()
+/// A store of its own on the database: its own connections, as another process has.
+async fn open(dir: &TestDb) -> DynStore {
+    dir.open().await
 }
 
 /// Records `count` events through a writer of its own (one chain), durably, in batches as
@@ -72,19 +71,12 @@ async fn rows(store: &DynStore) -> Vec<AuditRow> {
     store.audit_page(0, 10_000).await.unwrap()
 }
 
-async fn sql(dir: &Path, statement: &str) {
-    let pool = SqlitePool::connect(&format!("sqlite://{}", dir.join("g.db").display()))
-        .await
-        .unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
+async fn sql(dir: &TestDb, statement: &str) {
+    dir.execute(statement, &[]).await;
 }
 
 /// Three writers, one after another: chains 1, 2 and 3 with `rows` rows each.
-async fn three_chains(dir: &Path, rows: usize) -> DynStore {
+async fn three_chains(dir: &TestDb, rows: usize) -> DynStore {
     let store = open(dir).await;
     for writer in ["a", "b", "c"] {
         write(open(dir).await, writer, rows).await;
@@ -94,11 +86,11 @@ async fn three_chains(dir: &Path, rows: usize) -> DynStore {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_writers_on_one_database_append_side_by_side_and_both_chains_verify() {
-    let dir = tempfile::tempdir().unwrap();
-    let (first, second) = (open(dir.path()).await, open(dir.path()).await);
+    let dir = TestDb::new();
+    let (first, second) = (open(&dir).await, open(&dir).await);
     tokio::join!(write(first, "a", 300), write(second, "b", 300));
 
-    let store = open(dir.path()).await;
+    let store = open(&dir).await;
     let rows = rows(&store).await;
     assert_eq!(rows.len(), 600);
     let registry = store.audit_chains().await.unwrap();
@@ -136,10 +128,10 @@ async fn two_writers_on_one_database_append_side_by_side_and_both_chains_verify(
 
 #[tokio::test]
 async fn a_row_edited_in_one_chain_is_reported_in_that_chain_only() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = three_chains(dir.path(), 4).await;
+    let dir = TestDb::new();
+    let store = three_chains(&dir, 4).await;
     sql(
-        dir.path(),
+        &dir,
         "UPDATE audit_events SET decision = 'deny' WHERE chain_id = 2 AND chain_seq = 3",
     )
     .await;
@@ -153,7 +145,7 @@ async fn a_row_edited_in_one_chain_is_reported_in_that_chain_only() {
 
     // Moving a row to another chain is an edit too: the chain is part of its hash.
     sql(
-        dir.path(),
+        &dir,
         "UPDATE audit_events SET decision = 'allow' WHERE chain_id = 2 AND chain_seq = 3",
     )
     .await;
@@ -164,7 +156,7 @@ async fn a_row_edited_in_one_chain_is_reported_in_that_chain_only() {
             .is_intact()
     );
     sql(
-        dir.path(),
+        &dir,
         "UPDATE audit_events SET chain_id = 3, chain_seq = 5 WHERE chain_id = 1 AND chain_seq = 4",
     )
     .await;
@@ -191,13 +183,13 @@ async fn a_row_edited_in_one_chain_is_reported_in_that_chain_only() {
 
 #[tokio::test]
 async fn a_chain_deleted_whole_is_found_by_the_registry_or_an_exported_checkpoint() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = three_chains(dir.path(), 3).await;
+    let dir = TestDb::new();
+    let store = three_chains(&dir, 3).await;
     let exported: Vec<Checkpoint> = store.audit_checkpoints().await.unwrap();
     assert_eq!(exported.len(), 3);
 
     // Rows only: the registry and the checkpoint still name the chain.
-    sql(dir.path(), "DELETE FROM audit_events WHERE chain_id = 2").await;
+    sql(&dir, "DELETE FROM audit_events WHERE chain_id = 2").await;
     let report = chain::verify(&*store, &keyring()).await.unwrap();
     assert_eq!(
         report.problems_in(2),
@@ -208,14 +200,14 @@ async fn a_chain_deleted_whole_is_found_by_the_registry_or_an_exported_checkpoin
     );
     // And its checkpoint: a registered chain always has one.
     sql(
-        dir.path(),
+        &dir,
         "DELETE FROM audit_chain_checkpoints WHERE chain_id = 2",
     )
     .await;
     let report = chain::verify(&*store, &keyring()).await.unwrap();
     assert_eq!(report.problems_in(2), [ChainProblem::CheckpointMissing]);
     // And its registry entry: the next entry no longer links, and the ids have a gap.
-    sql(dir.path(), "DELETE FROM audit_chains WHERE chain_id = 2").await;
+    sql(&dir, "DELETE FROM audit_chains WHERE chain_id = 2").await;
     let report = chain::verify(&*store, &keyring()).await.unwrap();
     assert_eq!(
         report
@@ -240,11 +232,11 @@ async fn a_chain_deleted_whole_is_found_by_the_registry_or_an_exported_checkpoin
 
     // The newest chain deleted whole leaves a consistent registry behind: only checkpoints
     // exported since show it.
-    let dir = tempfile::tempdir().unwrap();
-    let store = three_chains(dir.path(), 3).await;
+    let dir = TestDb::new();
+    let store = three_chains(&dir, 3).await;
     let exported: Vec<Checkpoint> = store.audit_checkpoints().await.unwrap();
     sql(
-        dir.path(),
+        &dir,
         "DELETE FROM audit_events WHERE chain_id = 3; \
          DELETE FROM audit_chain_checkpoints WHERE chain_id = 3; \
          DELETE FROM audit_chains WHERE chain_id = 3",
@@ -278,10 +270,10 @@ async fn a_chain_deleted_whole_is_found_by_the_registry_or_an_exported_checkpoin
 
 #[tokio::test]
 async fn a_registry_entry_deleted_or_edited_is_found() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = three_chains(dir.path(), 2).await;
+    let dir = TestDb::new();
+    let store = three_chains(&dir, 2).await;
     sql(
-        dir.path(),
+        &dir,
         "UPDATE audit_chains SET writer = 'someone else' WHERE chain_id = 1",
     )
     .await;
@@ -289,7 +281,7 @@ async fn a_registry_entry_deleted_or_edited_is_found() {
     assert_eq!(report.problems_in(1), [ChainProblem::EntryForged]);
     assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
 
-    sql(dir.path(), "DELETE FROM audit_chains WHERE chain_id = 3").await;
+    sql(&dir, "DELETE FROM audit_chains WHERE chain_id = 3").await;
     let report = chain::verify(&*store, &keyring()).await.unwrap();
     assert_eq!(
         report.problems_in(3),
@@ -304,8 +296,8 @@ async fn a_registry_entry_deleted_or_edited_is_found() {
 /// wholesale is found too.
 #[tokio::test]
 async fn the_first_chain_links_to_the_rows_written_before_chains() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = three_chains(dir.path(), 2).await;
+    let dir = TestDb::new();
+    let store = three_chains(&dir, 2).await;
     let first = &store.audit_chains().await.unwrap()[0];
     assert_eq!(
         first.prev,
@@ -314,7 +306,7 @@ async fn the_first_chain_links_to_the_rows_written_before_chains() {
     );
     // Chain 1 relabelled as chain 0 (its rows verify only where they were written).
     sql(
-        dir.path(),
+        &dir,
         "DELETE FROM audit_chains WHERE chain_id = 1; \
          UPDATE audit_events SET chain_id = 0 WHERE chain_id = 1; \
          UPDATE audit_chain_checkpoints SET chain_id = 0 WHERE chain_id = 1",
@@ -344,8 +336,8 @@ async fn the_first_chain_links_to_the_rows_written_before_chains() {
 /// is walked again in its own order, so where a row sits in the table changes nothing.
 #[tokio::test]
 async fn rows_out_of_table_order_verify_in_chain_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = three_chains(dir.path(), 4).await;
+    let dir = TestDb::new();
+    let store = three_chains(&dir, 4).await;
     // Chain 2's rows 2 and 3 trade places in the table (not in the chain).
     let places: Vec<i64> = rows(&store)
         .await
@@ -357,7 +349,7 @@ async fn rows_out_of_table_order_verify_in_chain_order() {
         panic!("{places:?}")
     };
     sql(
-        dir.path(),
+        &dir,
         &format!(
             "UPDATE audit_events SET seq = -1 WHERE seq = {second}; \
              UPDATE audit_events SET seq = {second} WHERE seq = {third}; \
@@ -381,13 +373,13 @@ async fn rows_out_of_table_order_verify_in_chain_order() {
 /// No index makes `(chain, chain_seq)` unique: a row copied into its chain is found.
 #[tokio::test]
 async fn a_row_copied_into_its_chain_is_found() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = three_chains(dir.path(), 4).await;
+    let dir = TestDb::new();
+    let store = three_chains(&dir, 4).await;
     let columns = "chain_id, chain_seq, ts_ms, request_id, client, credential_id, user_id, ip, \
         country, server, http_method, rpc_method, tool, decision, reason, status, \
         upstream_status, latency_us, prev_hash, hash, hash_version, outcome, response_bytes, batch";
     sql(
-        dir.path(),
+        &dir,
         &format!(
             "INSERT INTO audit_events ({columns}) SELECT {columns} FROM audit_events \
              WHERE chain_id = 2 AND chain_seq = 2"
@@ -404,7 +396,7 @@ async fn a_row_copied_into_its_chain_is_found() {
 
     // An edited copy is a modified row as well.
     sql(
-        dir.path(),
+        &dir,
         "UPDATE audit_events SET decision = 'deny' WHERE seq = (SELECT MAX(seq) FROM audit_events)",
     )
     .await;

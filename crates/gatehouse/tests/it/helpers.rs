@@ -27,7 +27,11 @@ impl TestApp {
     }
 
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_on(tempfile::tempdir().unwrap(), adjust).await
+    }
+
+    /// [`TestApp::start_with`] on a data directory that already exists (its master key).
+    pub async fn start_on(dir: tempfile::TempDir, adjust: impl FnOnce(&mut Config)) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mut config = Config {
@@ -36,6 +40,7 @@ impl TestApp {
             data_dir: dir.path().to_path_buf(),
             ..Config::default()
         };
+        config.database_url = test_database_url();
         // Responses return only once their audit event is committed: tests read it at once.
         config.audit.durable = true;
         // A test that leaves a stream open should not wait the default 30 s to stop.
@@ -57,6 +62,7 @@ impl TestApp {
             data_dir: dir.path().to_path_buf(),
             ..Config::default()
         };
+        config.database_url = test_database_url();
         config.audit.durable = true;
         let runtime = runtime(&config);
         Self::start_in(dir, config, listener, Some(runtime)).await
@@ -87,6 +93,14 @@ impl TestApp {
             keyring,
             http: reqwest::Client::new(),
             dir,
+        }
+    }
+
+    /// The server's database, for tests that change rows behind the store's back.
+    pub fn db(&self) -> TestDb {
+        TestDb {
+            url: self.config.database_url(),
+            _dir: None,
         }
     }
 
@@ -275,4 +289,139 @@ pub fn tool_names(message: &Value) -> Vec<String> {
         .iter()
         .map(|t| t["name"].as_str().unwrap().to_owned())
         .collect()
+}
+
+/// A fresh database on the test binary's PostgreSQL server, migrated (copied from a template
+/// migrated once); its URL.
+pub fn postgres_database() -> String {
+    gatehouse_testkit::postgres::Postgres::shared().database("gatehouse_template", |url| {
+        let url = url.to_owned();
+        // Its own runtime on its own thread: the caller may be inside a test's runtime.
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(gatehouse::store::migrate(&url, false))
+                .unwrap();
+        })
+        .join()
+        .unwrap();
+    })
+}
+
+/// The backend the `it` suite runs on: `GATEHOUSE_TEST_STORE=sqlite` (the default) or
+/// `postgres` (`scripts/test-all.sh` runs the suite once with each).
+pub fn test_store() -> gatehouse::store::Backend {
+    match std::env::var("GATEHOUSE_TEST_STORE").as_deref() {
+        Err(_) | Ok("" | "sqlite") => gatehouse::store::Backend::Sqlite,
+        Ok("postgres") => gatehouse::store::Backend::Postgres,
+        Ok(other) => panic!("GATEHOUSE_TEST_STORE={other:?}: use sqlite or postgres"),
+    }
+}
+
+/// `database_url` for a test server: none (the data directory's SQLite file) or a fresh
+/// PostgreSQL database.
+pub fn test_database_url() -> Option<String> {
+    match test_store() {
+        gatehouse::store::Backend::Sqlite => None,
+        gatehouse::store::Backend::Postgres => Some(postgres_database()),
+    }
+}
+
+/// A value bound to a `$N` placeholder by [`TestDb::execute`].
+pub enum Bind {
+    Int(i64),
+    Text(String),
+}
+
+impl From<i64> for Bind {
+    fn from(v: i64) -> Self {
+        Bind::Int(v)
+    }
+}
+
+impl From<&str> for Bind {
+    fn from(v: &str) -> Self {
+        Bind::Text(v.to_owned())
+    }
+}
+
+impl From<String> for Bind {
+    fn from(v: String) -> Self {
+        Bind::Text(v)
+    }
+}
+
+/// A database of the suite's backend, for tests that use stores of their own or change rows
+/// behind the store's back (tampering, corrupt records).
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    /// A new empty database (a file in a temporary directory, or a PostgreSQL database).
+    pub fn new() -> TestDb {
+        match test_store() {
+            gatehouse::store::Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                TestDb {
+                    url: format!("sqlite://{}", dir.path().join("g.db").display()),
+                    _dir: Some(dir),
+                }
+            }
+            gatehouse::store::Backend::Postgres => TestDb {
+                url: postgres_database(),
+                _dir: None,
+            },
+        }
+    }
+
+    /// A store of its own on the database: its own connections, as another process has.
+    pub async fn open(&self) -> DynStore {
+        store::open(&self.url).await.unwrap()
+    }
+
+    /// Runs one statement (`$N` placeholders) on a connection of its own, or without binds
+    /// several separated by `;`; rows touched.
+    pub async fn execute(&self, sql: &str, binds: &[Bind]) -> u64 {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        if self.url.starts_with("sqlite:") {
+            let pool = sqlx::SqlitePool::connect(&self.url).await.unwrap();
+            if binds.is_empty() {
+                let done = sqlx::raw_sql(sql).execute(&pool).await.unwrap();
+                pool.close().await;
+                return done.rows_affected();
+            }
+            let mut query = sqlx::query(sql);
+            for bind in binds {
+                query = match bind {
+                    Bind::Int(v) => query.bind(*v),
+                    Bind::Text(v) => query.bind(v.clone()),
+                };
+            }
+            let done = query.execute(&pool).await.unwrap().rows_affected();
+            pool.close().await;
+            done
+        } else {
+            let pool = sqlx::PgPool::connect(&self.url).await.unwrap();
+            if binds.is_empty() {
+                // The simple protocol, which takes several statements at once.
+                let done = sqlx::raw_sql(sql).execute(&pool).await.unwrap();
+                pool.close().await;
+                return done.rows_affected();
+            }
+            let mut query = sqlx::query(sql);
+            for bind in binds {
+                query = match bind {
+                    Bind::Int(v) => query.bind(*v),
+                    Bind::Text(v) => query.bind(v.clone()),
+                };
+            }
+            let done = query.execute(&pool).await.unwrap().rows_affected();
+            pool.close().await;
+            done
+        }
+    }
 }

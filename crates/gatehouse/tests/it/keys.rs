@@ -135,12 +135,7 @@ async fn revocation_takes_effect_on_the_next_request() {
 async fn changes_made_elsewhere_are_picked_up_without_restart() {
     let (app, _, key) = setup().await;
     // Another process (the CLI) revokes through its own connection to the same database.
-    let other = gatehouse::store::open(&format!(
-        "sqlite://{}/gatehouse.db",
-        app.dir.path().display()
-    ))
-    .await
-    .unwrap();
+    let other = app.db().open().await;
     let generation = other
         .revoke_api_key(&key[4..16], gatehouse::now_ms())
         .await

@@ -46,6 +46,7 @@ mod shutdown;
 mod store_contract;
 mod tasks;
 mod tls;
+mod transfer;
 mod upstream_encoding;
 mod upstream_faults;
 mod versions;

@@ -10,11 +10,10 @@ use gatehouse_model::records::PolicyRecord;
 use serde_json::json;
 use std::sync::Arc;
 
-async fn store() -> (tempfile::TempDir, DynStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/gatehouse.db", dir.path().display());
-    let store = gatehouse::store::open(&url).await.unwrap();
-    (dir, store)
+async fn store() -> (crate::helpers::TestDb, DynStore) {
+    let db = crate::helpers::TestDb::new();
+    let store = db.open().await;
+    (db, store)
 }
 
 fn daily(limit: u64) -> PolicyRecord {

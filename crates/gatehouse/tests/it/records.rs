@@ -142,15 +142,13 @@ async fn an_unknown_stored_pin_action_reads_as_block() {
     let upstream = Upstream::start().await;
     let app = TestApp::start().await;
     app.add_server("demo", &upstream.url()).await;
-    let pool = sqlx::SqlitePool::connect(&app.config.database_url())
-        .await
-        .unwrap();
+    let db = app.db();
     for (stored, read) in [("off", PinAction::Off), ("quarantine", PinAction::Block)] {
-        sqlx::query("UPDATE servers SET pin_action = $1 WHERE name = 'demo'")
-            .bind(stored)
-            .execute(&pool)
-            .await
-            .unwrap();
+        db.execute(
+            "UPDATE servers SET pin_action = $1 WHERE name = 'demo'",
+            &[stored.into()],
+        )
+        .await;
         let server = app.store.get_server("demo").await.unwrap();
         assert_eq!(server.pin_action, read, "stored {stored:?}");
         let contents = app.store.load_contents().await.unwrap();
@@ -227,17 +225,17 @@ async fn rows_whose_json_is_unreadable_deny_their_scope_and_the_rest_loads() {
     )
     .await;
     // Damage the stored JSON the way a bad manual edit or a broken disk would.
-    let pool = sqlx::SqlitePool::connect(&app.config.database_url())
-        .await
-        .unwrap();
-    sqlx::query("UPDATE policies SET spec = '{not json' WHERE id = 'slow'")
-        .execute(&pool)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
-        .execute(&pool)
-        .await
-        .unwrap();
+    let db = app.db();
+    db.execute(
+        "UPDATE policies SET spec = '{not json' WHERE id = 'slow'",
+        &[],
+    )
+    .await;
+    db.execute(
+        "UPDATE meta SET value = value + 1 WHERE key = 'generation'",
+        &[],
+    )
+    .await;
     app.reload().await;
     let (status, body) = echo(&app, "demo", &agent).await;
     assert_eq!(status, 503, "{body}");

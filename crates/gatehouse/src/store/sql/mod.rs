@@ -1,10 +1,25 @@
-//! What every SQL backend shares: reading records out of rows, JSON columns, and turning a
-//! statement's result into the backend-neutral [`StoreError`]s. A backend keeps only its SQL
-//! statements and transactions (dialects differ there); the rest is written once here.
+//! What every SQL backend shares: the [`Store`](crate::store::Store) itself
+//! ([`SqlStore`]), reading records out of rows, JSON columns, and turning a statement's
+//! result into the backend-neutral [`StoreError`]s. A backend keeps only its connections,
+//! transactions, the few statements whose text differs and its audit appender
+//! ([`SqlBackend`]).
 
+pub(crate) mod audit_chains;
 pub(crate) mod audit_details;
+mod audit_read;
+mod backend;
+mod meta;
+pub(crate) mod migrations;
+mod oauth;
+mod pins;
+mod records;
+mod replicas;
 mod rows;
+pub(crate) mod transfer;
+mod users;
 
+pub(crate) use backend::{Dialect, SqlBackend, SqlConn, Stmt, Value, dialect, sql_conn};
+pub use records::SqlStore;
 pub(crate) use rows::*;
 
 use serde::Serialize;
@@ -13,7 +28,7 @@ use sqlx::{ColumnIndex, Decode, Row, Type, error::ErrorKind};
 use super::{StoreError, StoreResult};
 
 /// The column types the records use, read by name from any backend's row.
-pub(crate) trait Columns {
+pub trait Columns {
     fn text(&self, column: &str) -> sqlx::Result<String>;
     fn opt_text(&self, column: &str) -> sqlx::Result<Option<String>>;
     fn int(&self, column: &str) -> sqlx::Result<i64>;
@@ -55,17 +70,6 @@ where
     }
 }
 
-/// How many rows a write statement touched, whichever backend ran it.
-pub(crate) trait RowsAffected {
-    fn rows_affected(&self) -> u64;
-}
-
-impl RowsAffected for sqlx::sqlite::SqliteQueryResult {
-    fn rows_affected(&self) -> u64 {
-        sqlx::sqlite::SqliteQueryResult::rows_affected(self)
-    }
-}
-
 /// The one place a failed write becomes a store error. A unique-key violation (a primary key,
 /// a unique column or index) means the record exists: `Conflict`, the same for every backend,
 /// since sqlx classifies each backend's codes into one [`ErrorKind`]. Anything else stays a
@@ -93,11 +97,11 @@ impl<T> OrConflict<T> for sqlx::Result<T> {
 
 /// A statement that must have touched a row: none means the record does not exist.
 pub(crate) fn touched(
-    done: impl RowsAffected,
+    rows_affected: u64,
     kind: &'static str,
     name: impl Into<String>,
 ) -> StoreResult<()> {
-    if done.rows_affected() == 0 {
+    if rows_affected == 0 {
         Err(StoreError::not_found(kind, name))
     } else {
         Ok(())

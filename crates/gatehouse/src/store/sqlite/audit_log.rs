@@ -1,5 +1,4 @@
-//! Appending audit rows: one per request, so the write path is as short as SQLite allows;
-//! and the chain-level reads (heads, checkpoints, the chain registry) verification needs.
+//! Appending audit rows: one per request, so the write path is as short as SQLite allows.
 //!
 //! Appends go through a connection of their own, driven directly (rusqlite, on the blocking
 //! pool) rather than through sqlx: sqlx copies every bound value and hands each statement to
@@ -9,10 +8,8 @@
 
 use parking_lot::Mutex;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
-use sqlx::{Row as _, SqlitePool, sqlite::SqliteRow};
 use std::{path::Path, sync::Arc, time::Duration};
 
-use crate::store::sql::{all, audit_from};
 use crate::store::{StoreError, StoreResult};
 use gatehouse_model::audit::{AuditRow, ChainStart, Checkpoint};
 
@@ -27,16 +24,6 @@ const INSERT: &str = "INSERT INTO audit_events (chain_id, chain_seq, ts_ms, requ
 const CHECKPOINT: &str = "INSERT INTO audit_chain_checkpoints (chain_id, seq, hash, ts_ms, mac) \
     VALUES (?1, ?2, ?3, ?4, ?5) \
     ON CONFLICT (chain_id) DO UPDATE SET seq = ?2, hash = ?3, ts_ms = ?4, mac = ?5";
-
-// No index on the chain (migration 0010): a chain's rows lie in table order, so its head is
-// found reading back from the newest row (a writer asks only after a failed append, when its
-// rows are among the newest). A page in chain order scans the table; verification asks for
-// one only for a chain whose rows are out of table order (tampered).
-const CHAIN_HEAD: &str =
-    "SELECT chain_seq, hash FROM audit_events WHERE chain_id = $1 ORDER BY seq DESC LIMIT 1";
-const CHAIN_PAGE: &str = "SELECT * FROM audit_events WHERE chain_id = $1 AND chain_seq > $2 \
-    ORDER BY chain_seq LIMIT $3";
-const CHAIN_IDS: &str = "SELECT DISTINCT chain_id FROM audit_events ORDER BY chain_id";
 
 // No upsert: a chain id or registry position another writer took refuses the whole append.
 const REGISTER: &str = "INSERT INTO audit_chains (chain_id, prev, started_ms, writer, hash) \
@@ -181,83 +168,6 @@ fn insert(
 
 fn backend(err: rusqlite::Error) -> StoreError {
     StoreError::Audit(err.to_string())
-}
-
-pub(super) async fn chain_head(
-    pool: &SqlitePool,
-    chain_id: i64,
-) -> StoreResult<Option<(i64, String)>> {
-    let row = sqlx::query(CHAIN_HEAD)
-        .bind(chain_id)
-        .fetch_optional(pool)
-        .await?;
-    row.map(|r| Ok((r.try_get("chain_seq")?, r.try_get("hash")?)))
-        .transpose()
-}
-
-pub(super) async fn chain_page(
-    pool: &SqlitePool,
-    chain_id: i64,
-    after_chain_seq: i64,
-    limit: i64,
-) -> StoreResult<Vec<AuditRow>> {
-    let rows = sqlx::query(CHAIN_PAGE)
-        .bind(chain_id)
-        .bind(after_chain_seq)
-        .bind(limit)
-        .fetch_all(pool)
-        .await?;
-    all(&rows, audit_from)
-}
-
-pub(super) async fn chain_ids(pool: &SqlitePool) -> StoreResult<Vec<i64>> {
-    let rows = sqlx::query(CHAIN_IDS).fetch_all(pool).await?;
-    rows.iter().map(|r| Ok(r.try_get("chain_id")?)).collect()
-}
-
-pub(super) async fn checkpoint(
-    pool: &SqlitePool,
-    chain_id: i64,
-) -> StoreResult<Option<Checkpoint>> {
-    let row = sqlx::query("SELECT * FROM audit_chain_checkpoints WHERE chain_id = $1")
-        .bind(chain_id)
-        .fetch_optional(pool)
-        .await?;
-    row.as_ref().map(checkpoint_from).transpose()
-}
-
-pub(super) async fn checkpoints(pool: &SqlitePool) -> StoreResult<Vec<Checkpoint>> {
-    let rows = sqlx::query("SELECT * FROM audit_chain_checkpoints ORDER BY chain_id")
-        .fetch_all(pool)
-        .await?;
-    rows.iter().map(checkpoint_from).collect()
-}
-
-pub(super) async fn chains(pool: &SqlitePool) -> StoreResult<Vec<ChainStart>> {
-    let rows = sqlx::query("SELECT * FROM audit_chains ORDER BY chain_id")
-        .fetch_all(pool)
-        .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(ChainStart {
-                chain_id: r.try_get("chain_id")?,
-                prev: r.try_get("prev")?,
-                started_ms: r.try_get("started_ms")?,
-                writer: r.try_get("writer")?,
-                hash: r.try_get("hash")?,
-            })
-        })
-        .collect()
-}
-
-fn checkpoint_from(r: &SqliteRow) -> StoreResult<Checkpoint> {
-    Ok(Checkpoint {
-        chain_id: r.try_get("chain_id")?,
-        seq: r.try_get("seq")?,
-        hash: r.try_get("hash")?,
-        ts_ms: r.try_get("ts_ms")?,
-        mac: r.try_get("mac")?,
-    })
 }
 
 #[cfg(test)]
@@ -410,7 +320,7 @@ mod tests {
             .create_if_missing(true);
         let pool = SqlitePool::connect_with(options).await.unwrap();
         let before = sqlx::migrate::Migrator::with_migrations(
-            super::super::migrations::migrator()
+            crate::store::sql::migrations::sqlite()
                 .iter()
                 .filter(|m| m.version < 9)
                 .cloned()
@@ -521,7 +431,10 @@ mod tests {
             !indexes.iter().any(|name| name.contains("chain")),
             "{indexes:?}"
         );
-        let explain = format!("EXPLAIN QUERY PLAN {}", super::CHAIN_HEAD);
+        let explain = format!(
+            "EXPLAIN QUERY PLAN {}",
+            crate::store::sql::audit_chains::CHAIN_HEAD
+        );
         let rows = sqlx::query(sqlx::AssertSqlSafe(explain))
             .bind(1)
             .fetch_all(store.pool())

@@ -12,6 +12,7 @@ mod oauth;
 mod pins;
 mod races;
 mod refresh;
+mod schema;
 mod users;
 
 use gatehouse::store::{DynStore, StoreError};
@@ -26,20 +27,31 @@ pub struct Backend {
     pub name: &'static str,
     pub store: DynStore,
     /// Keeps the backend's files alive for the test.
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 /// Every backend this build can open. SQLite runs on a file: the store refuses in-memory
-/// databases (they would lose the audit trail at exit).
+/// databases (they would lose the audit trail at exit). PostgreSQL gives each test a fresh
+/// database on the test binary's server.
 async fn backends() -> Vec<Backend> {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("contract.db").display());
-    let store = gatehouse::store::open(&url).await.unwrap();
-    vec![Backend {
-        name: "sqlite (file)",
-        store,
-        _dir: dir,
-    }]
+    let sqlite = gatehouse::store::open(&url).await.unwrap();
+    let postgres = gatehouse::store::open(&crate::helpers::postgres_database())
+        .await
+        .unwrap();
+    vec![
+        Backend {
+            name: "sqlite (file)",
+            store: sqlite,
+            _dir: Some(dir),
+        },
+        Backend {
+            name: "postgres",
+            store: postgres,
+            _dir: None,
+        },
+    ]
 }
 
 /// Runs `test` once per backend, each on a fresh store.

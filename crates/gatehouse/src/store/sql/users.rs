@@ -1,24 +1,24 @@
-//! [`UserStore`] on SQLite.
+//! [`UserStore`] on every SQL backend.
 
 use async_trait::async_trait;
 
-use super::{SERVER_EXISTS, SqliteStore, commit_bumped, require};
-use crate::store::{
-    StoreResult,
-    sql::{OrConflict, all, code_from, found, group_connection_from, to_json, touched, user_from},
-    users::UserStore,
+use super::backend::{SqlBackend, query};
+use super::records::{SERVER_EXISTS, SqlStore, commit_bumped, require};
+use super::{
+    OrConflict, all, code_from, found, group_connection_from, to_json, touched, user_from,
 };
+use crate::store::{StoreResult, users::UserStore};
 use gatehouse_model::records::{
     AuthorizationCodeRecord, CodeRedemption, Generation, GroupConnectionRecord, UserRecord,
 };
 
 #[async_trait]
-impl UserStore for SqliteStore {
+impl<B: SqlBackend> UserStore for SqlStore<B> {
     async fn insert_user(&self, u: &UserRecord) -> StoreResult<Generation> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.b.begin_write().await?;
         // The username, the id and the provider identity are each unique; any of them taken
         // is reported under the username, the name an operator gave.
-        sqlx::query(
+        query(
             "INSERT INTO users (id, username, display_name, password_hash, idp, idp_subject, \
              groups, created_at, disabled_at, last_login_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -36,37 +36,37 @@ impl UserStore for SqliteStore {
         .execute(&mut *tx)
         .await
         .or_conflict("user", &u.username)?;
-        commit_bumped(tx).await
+        commit_bumped::<B>(tx).await
     }
 
     async fn list_users(&self) -> StoreResult<Vec<UserRecord>> {
-        let rows = sqlx::query("SELECT * FROM users ORDER BY username")
-            .fetch_all(&self.pool)
+        let rows = query("SELECT * FROM users ORDER BY username")
+            .fetch_all(&mut *self.b.acquire().await?)
             .await?;
         all(&rows, user_from)
     }
 
     async fn get_user(&self, id: &str) -> StoreResult<UserRecord> {
-        let row = sqlx::query("SELECT * FROM users WHERE id = $1 OR username = $1")
+        let row = query("SELECT * FROM users WHERE id = $1 OR username = $1")
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.b.acquire().await?)
             .await?;
         found(row, "user", id, user_from)
     }
 
     async fn find_user_by_username(&self, username: &str) -> StoreResult<Option<UserRecord>> {
-        let row = sqlx::query("SELECT * FROM users WHERE username = $1")
+        let row = query("SELECT * FROM users WHERE username = $1")
             .bind(username)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.b.acquire().await?)
             .await?;
         row.as_ref().map(user_from).transpose()
     }
 
     async fn find_user_by_idp(&self, idp: &str, subject: &str) -> StoreResult<Option<UserRecord>> {
-        let row = sqlx::query("SELECT * FROM users WHERE idp = $1 AND idp_subject = $2")
+        let row = query("SELECT * FROM users WHERE idp = $1 AND idp_subject = $2")
             .bind(idp)
             .bind(subject)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.b.acquire().await?)
             .await?;
         row.as_ref().map(user_from).transpose()
     }
@@ -77,51 +77,51 @@ impl UserStore for SqliteStore {
         display_name: &str,
         groups: &[String],
     ) -> StoreResult<Generation> {
-        let mut tx = self.begin().await?;
-        let done = sqlx::query("UPDATE users SET display_name = $2, groups = $3 WHERE id = $1")
+        let mut tx = self.b.begin_write().await?;
+        let done = query("UPDATE users SET display_name = $2, groups = $3 WHERE id = $1")
             .bind(id)
             .bind(display_name)
             .bind(to_json(groups)?)
             .execute(&mut *tx)
             .await?;
         touched(done, "user", id)?;
-        commit_bumped(tx).await
+        commit_bumped::<B>(tx).await
     }
 
     async fn set_user_password(&self, id: &str, password_hash: &str) -> StoreResult<()> {
-        let done = sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+        let done = query("UPDATE users SET password_hash = $2 WHERE id = $1")
             .bind(id)
             .bind(password_hash)
-            .execute(&self.pool)
+            .execute(&mut *self.b.acquire().await?)
             .await?;
         touched(done, "user", id)?;
         Ok(())
     }
 
     async fn set_user_disabled(&self, id: &str, at: Option<i64>) -> StoreResult<Generation> {
-        let mut tx = self.begin().await?;
-        let done = sqlx::query("UPDATE users SET disabled_at = $2 WHERE id = $1")
+        let mut tx = self.b.begin_write().await?;
+        let done = query("UPDATE users SET disabled_at = $2 WHERE id = $1")
             .bind(id)
             .bind(at)
             .execute(&mut *tx)
             .await?;
         touched(done, "user", id)?;
-        commit_bumped(tx).await
+        commit_bumped::<B>(tx).await
     }
 
     async fn record_login(&self, id: &str, at: i64) -> StoreResult<()> {
-        sqlx::query("UPDATE users SET last_login_at = $2 WHERE id = $1")
+        query("UPDATE users SET last_login_at = $2 WHERE id = $1")
             .bind(id)
             .bind(at)
-            .execute(&self.pool)
+            .execute(&mut *self.b.acquire().await?)
             .await?;
         Ok(())
     }
 
     async fn upsert_group_connection(&self, c: &GroupConnectionRecord) -> StoreResult<Generation> {
-        let mut tx = self.begin().await?;
-        require(&mut tx, "server", SERVER_EXISTS, &c.server).await?;
-        sqlx::query(
+        let mut tx = self.b.begin_write().await?;
+        require(&mut *tx, "server", SERVER_EXISTS, &c.server).await?;
+        query(
             "INSERT INTO group_connections (group_name, server, tools, resources, prompts, \
              created_at) VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (group_name, server) DO UPDATE SET tools = excluded.tools, \
@@ -135,30 +135,29 @@ impl UserStore for SqliteStore {
         .bind(c.created_at)
         .execute(&mut *tx)
         .await?;
-        commit_bumped(tx).await
+        commit_bumped::<B>(tx).await
     }
 
     async fn list_group_connections(&self) -> StoreResult<Vec<GroupConnectionRecord>> {
-        let rows = sqlx::query("SELECT * FROM group_connections ORDER BY group_name, server")
-            .fetch_all(&self.pool)
+        let rows = query("SELECT * FROM group_connections ORDER BY group_name, server")
+            .fetch_all(&mut *self.b.acquire().await?)
             .await?;
         all(&rows, group_connection_from)
     }
 
     async fn delete_group_connection(&self, group: &str, server: &str) -> StoreResult<Generation> {
-        let mut tx = self.begin().await?;
-        let done =
-            sqlx::query("DELETE FROM group_connections WHERE group_name = $1 AND server = $2")
-                .bind(group)
-                .bind(server)
-                .execute(&mut *tx)
-                .await?;
+        let mut tx = self.b.begin_write().await?;
+        let done = query("DELETE FROM group_connections WHERE group_name = $1 AND server = $2")
+            .bind(group)
+            .bind(server)
+            .execute(&mut *tx)
+            .await?;
         touched(done, "group connection", format!("{group} -> {server}"))?;
-        commit_bumped(tx).await
+        commit_bumped::<B>(tx).await
     }
 
     async fn insert_authorization_code(&self, c: &AuthorizationCodeRecord) -> StoreResult<()> {
-        sqlx::query(
+        query(
             "INSERT INTO authorization_codes (code_hash, client, subject, redirect_uri, \
              code_challenge, scope, resource, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -172,12 +171,12 @@ impl UserStore for SqliteStore {
         .bind(&c.resource)
         .bind(c.created_at)
         .bind(c.expires_at)
-        .execute(&self.pool)
+        .execute(&mut *self.b.acquire().await?)
         .await?;
         // Expired codes are useless; dropping them here keeps the table small without a task.
-        sqlx::query("DELETE FROM authorization_codes WHERE expires_at < $1")
+        query("DELETE FROM authorization_codes WHERE expires_at < $1")
             .bind(c.created_at - 3_600_000)
-            .execute(&self.pool)
+            .execute(&mut *self.b.acquire().await?)
             .await?;
         Ok(())
     }
@@ -187,8 +186,8 @@ impl UserStore for SqliteStore {
         code_hash: &[u8],
         now: i64,
     ) -> StoreResult<CodeRedemption> {
-        let mut tx = self.begin().await?;
-        let Some(row) = sqlx::query("SELECT * FROM authorization_codes WHERE code_hash = $1")
+        let mut tx = self.b.begin_write().await?;
+        let Some(row) = query("SELECT * FROM authorization_codes WHERE code_hash = $1")
             .bind(code_hash)
             .fetch_optional(&mut *tx)
             .await?
@@ -202,12 +201,12 @@ impl UserStore for SqliteStore {
         if code.expires_at <= now {
             return Ok(CodeRedemption::Invalid);
         }
-        sqlx::query("UPDATE authorization_codes SET consumed_at = $2 WHERE code_hash = $1")
+        query("UPDATE authorization_codes SET consumed_at = $2 WHERE code_hash = $1")
             .bind(code_hash)
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
+        B::commit(tx).await?;
         Ok(CodeRedemption::Fresh(code))
     }
 
@@ -218,7 +217,7 @@ impl UserStore for SqliteStore {
         access_jti: &str,
         access_expires_at: i64,
     ) -> StoreResult<()> {
-        sqlx::query(
+        query(
             "UPDATE authorization_codes SET family = $2, access_jti = $3, access_expires_at = $4 \
              WHERE code_hash = $1",
         )
@@ -226,7 +225,7 @@ impl UserStore for SqliteStore {
         .bind(family)
         .bind(access_jti)
         .bind(access_expires_at)
-        .execute(&self.pool)
+        .execute(&mut *self.b.acquire().await?)
         .await?;
         Ok(())
     }

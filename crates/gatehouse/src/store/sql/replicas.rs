@@ -1,27 +1,28 @@
-//! [`ReplicaStore`] on SQLite.
+//! [`ReplicaStore`] on every SQL backend.
 
 use async_trait::async_trait;
-use sqlx::{Row, sqlite::SqliteRow};
 
-use super::SqliteStore;
+use super::Columns;
+use super::backend::{SqlBackend, query};
+use super::records::SqlStore;
 use crate::store::{StoreResult, replicas::ReplicaStore};
 use gatehouse_model::records::ReplicaHeartbeat;
 
-fn replica_from(row: &SqliteRow) -> StoreResult<ReplicaHeartbeat> {
+fn replica_from(row: &impl Columns) -> StoreResult<ReplicaHeartbeat> {
     Ok(ReplicaHeartbeat {
-        replica_id: row.try_get("replica_id")?,
-        applied_generation: row.try_get("applied_generation")?,
-        heartbeat_ms: row.try_get("heartbeat_ms")?,
-        started_ms: row.try_get("started_ms")?,
-        version: row.try_get("version")?,
-        listen: row.try_get("listen")?,
+        replica_id: row.text("replica_id")?,
+        applied_generation: row.int("applied_generation")?,
+        heartbeat_ms: row.int("heartbeat_ms")?,
+        started_ms: row.int("started_ms")?,
+        version: row.text("version")?,
+        listen: row.text("listen")?,
     })
 }
 
 #[async_trait]
-impl ReplicaStore for SqliteStore {
+impl<B: SqlBackend> ReplicaStore for SqlStore<B> {
     async fn report_replica(&self, beat: &ReplicaHeartbeat) -> StoreResult<()> {
-        sqlx::query(
+        query(
             "INSERT INTO replicas (replica_id, applied_generation, heartbeat_ms, started_ms, \
              version, listen) VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (replica_id) DO UPDATE SET \
@@ -35,32 +36,32 @@ impl ReplicaStore for SqliteStore {
         .bind(beat.started_ms)
         .bind(&beat.version)
         .bind(&beat.listen)
-        .execute(&self.pool)
+        .execute(&mut *self.b.acquire().await?)
         .await?;
         Ok(())
     }
 
     async fn remove_replica(&self, replica_id: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM replicas WHERE replica_id = $1")
+        query("DELETE FROM replicas WHERE replica_id = $1")
             .bind(replica_id)
-            .execute(&self.pool)
+            .execute(&mut *self.b.acquire().await?)
             .await?;
         Ok(())
     }
 
     async fn list_replicas(&self) -> StoreResult<Vec<ReplicaHeartbeat>> {
-        let rows = sqlx::query("SELECT * FROM replicas ORDER BY replica_id")
-            .fetch_all(&self.pool)
+        let rows = query("SELECT * FROM replicas ORDER BY replica_id")
+            .fetch_all(&mut *self.b.acquire().await?)
             .await?;
         rows.iter().map(replica_from).collect()
     }
 
     async fn forget_replicas_before(&self, before_ms: i64) -> StoreResult<u64> {
-        let done = sqlx::query("DELETE FROM replicas WHERE heartbeat_ms < $1")
+        let done = query("DELETE FROM replicas WHERE heartbeat_ms < $1")
             .bind(before_ms)
-            .execute(&self.pool)
+            .execute(&mut *self.b.acquire().await?)
             .await?;
-        Ok(done.rows_affected())
+        Ok(done)
     }
 }
 
@@ -83,7 +84,7 @@ mod tests {
     async fn one_row_per_replica_replaced_removed_and_forgotten_when_silent() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/r.db", dir.path().display());
-        let store = SqliteStore::open(&url).await.unwrap();
+        let store = crate::store::SqliteStore::open(&url).await.unwrap();
         store.report_replica(&beat("b", 1, 100)).await.unwrap();
         store.report_replica(&beat("a", 1, 100)).await.unwrap();
         store.report_replica(&beat("a", 5, 900)).await.unwrap();

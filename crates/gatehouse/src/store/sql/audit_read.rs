@@ -2,47 +2,50 @@
 //! index (`(? IS NULL OR client = ?)` cannot, and made a query for a rare client read the
 //! whole table), and pages small enough that a reader holds one page at a time.
 
-use sqlx::{AssertSqlSafe, SqlitePool};
-
-use crate::store::{
-    StoreResult,
-    sql::{all, audit_from},
-};
+use super::backend::{self, SqlConn, query_built};
+use super::{all, audit_from};
+use crate::store::StoreResult;
 use gatehouse_model::audit::{AuditFilter, AuditRow, Decision};
 
 /// Rows in table order (`seq`) after `after_seq`.
-pub(super) async fn page(
-    pool: &SqlitePool,
+pub(super) async fn page<C: SqlConn + ?Sized>(
+    conn: &mut C,
     after_seq: i64,
     limit: i64,
 ) -> StoreResult<Vec<AuditRow>> {
-    let rows = sqlx::query("SELECT * FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2")
+    let rows = backend::query("SELECT * FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2")
         .bind(after_seq)
         .bind(limit)
-        .fetch_all(pool)
+        .fetch_all(conn)
         .await?;
     all(&rows, audit_from)
 }
 
+/// The statement for `f`, its placeholders numbered in the order [`query`] binds them.
 pub(super) fn sql(f: &AuditFilter) -> String {
-    let mut conditions = Vec::new();
+    let mut conditions: Vec<String> = Vec::new();
+    let mut placeholder = |condition: &str| {
+        let n = conditions.len() + 1;
+        conditions.push(format!("{condition} ${n}"));
+    };
     if f.client.is_some() {
-        conditions.push("client = ?");
+        placeholder("client =");
     }
     if f.server.is_some() {
-        conditions.push("server = ?");
+        placeholder("server =");
     }
     if f.decision.is_some() {
-        conditions.push("decision = ?");
+        placeholder("decision =");
     }
     if f.since_ms.is_some() {
-        conditions.push("ts_ms >= ?");
+        placeholder("ts_ms >=");
     }
     if f.after_seq.is_some() {
-        conditions.push("seq > ?");
+        placeholder("seq >");
     }
+    let bound = conditions.len();
     if let Some(kind) = f.kind {
-        conditions.push(crate::store::sql::audit_details::kind_condition(kind));
+        conditions.push(super::audit_details::kind_condition(kind).to_owned());
     }
     let filter = if conditions.is_empty() {
         String::new()
@@ -50,12 +53,18 @@ pub(super) fn sql(f: &AuditFilter) -> String {
         format!(" WHERE {}", conditions.join(" AND "))
     };
     let order = if f.newest_first { "DESC" } else { "ASC" };
-    format!("SELECT * FROM audit_events{filter} ORDER BY seq {order} LIMIT ? OFFSET ?")
+    format!(
+        "SELECT * FROM audit_events{filter} ORDER BY seq {order} LIMIT ${} OFFSET ${}",
+        bound + 1,
+        bound + 2
+    )
 }
 
-pub(super) async fn query(pool: &SqlitePool, f: &AuditFilter) -> StoreResult<Vec<AuditRow>> {
-    let sql = sql(f);
-    let mut query = sqlx::query(AssertSqlSafe(sql));
+pub(super) async fn query<C: SqlConn + ?Sized>(
+    conn: &mut C,
+    f: &AuditFilter,
+) -> StoreResult<Vec<AuditRow>> {
+    let mut query = query_built(sql(f));
     if let Some(client) = &f.client {
         query = query.bind(client);
     }
@@ -71,7 +80,7 @@ pub(super) async fn query(pool: &SqlitePool, f: &AuditFilter) -> StoreResult<Vec
     if let Some(after) = f.after_seq {
         query = query.bind(after);
     }
-    let rows = query.bind(f.limit).bind(f.offset).fetch_all(pool).await?;
+    let rows = query.bind(f.limit).bind(f.offset).fetch_all(conn).await?;
     all(&rows, audit_from)
 }
 
@@ -80,8 +89,9 @@ mod tests {
     use super::*;
     use sqlx::Row;
 
-    async fn plan(pool: &SqlitePool, f: &AuditFilter) -> String {
-        let mut explain = sqlx::query(AssertSqlSafe(format!("EXPLAIN QUERY PLAN {}", sql(f))));
+    async fn plan(pool: &sqlx::SqlitePool, f: &AuditFilter) -> String {
+        let explain = format!("EXPLAIN QUERY PLAN {}", sql(f));
+        let mut explain = sqlx::query(sqlx::AssertSqlSafe(explain));
         for value in [&f.client, &f.server].into_iter().flatten() {
             explain = explain.bind(value);
         }
@@ -126,6 +136,43 @@ mod tests {
                     && !plan_text.contains("TEMP B-TREE"),
                 "{plan_text}"
             );
+        }
+    }
+
+    /// PostgreSQL: with sequential scans ruled out, a client or server filter reads its
+    /// `(column, seq)` index in order, newest or oldest first, and sorts nothing.
+    #[tokio::test]
+    async fn postgres_filters_read_their_index_without_a_sort() {
+        let url = gatehouse_testkit::postgres::Postgres::shared().empty_database();
+        let store = crate::store::PostgresStore::open(&url, 2).await.unwrap();
+        let mut conn = store.pool().acquire().await.unwrap();
+        sqlx::query("SET enable_seqscan = off")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        for newest_first in [true, false] {
+            for (client, server, index) in [
+                (Some("rare"), None, "audit_events_client_seq"),
+                (None, Some("demo"), "audit_events_server_seq"),
+            ] {
+                let f = AuditFilter {
+                    client: client.map(Into::into),
+                    server: server.map(Into::into),
+                    limit: 10,
+                    newest_first,
+                    ..AuditFilter::default()
+                };
+                let explain = format!("EXPLAIN {}", sql(&f));
+                let lines: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(explain))
+                    .bind(client.or(server))
+                    .bind(f.limit)
+                    .bind(f.offset)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .unwrap();
+                let plan = lines.join("\n");
+                assert!(plan.contains(index) && !plan.contains("Sort"), "{plan}");
+            }
         }
     }
 }

@@ -1,32 +1,35 @@
-//! Tool pins on SQLite: what observing a definition changes, and approving pending ones.
+//! Tool pins: what observing a definition changes, and approving pending ones.
 
-use sqlx::{Sqlite, SqlitePool, Transaction};
-
-use super::{SERVER_EXISTS, bump, require};
-use crate::store::{
-    StoreError, StoreResult,
-    sql::{all, pin_from},
-};
+use super::backend::{SqlBackend, SqlConn, query};
+use super::records::{SERVER_EXISTS, bump, require};
+use super::{Columns, all, pin_from};
+use crate::store::{StoreError, StoreResult};
 use gatehouse_model::records::{Generation, ToolObservation, ToolPin};
 
-pub(super) async fn list(pool: &SqlitePool) -> StoreResult<Vec<ToolPin>> {
-    let rows = sqlx::query("SELECT * FROM tool_pins ORDER BY server, tool")
-        .fetch_all(pool)
+pub(super) async fn list<C: SqlConn + ?Sized>(conn: &mut C) -> StoreResult<Vec<ToolPin>> {
+    let rows = query("SELECT * FROM tool_pins ORDER BY server, tool")
+        .fetch_all(conn)
         .await?;
     all(&rows, pin_from)
 }
 
-pub(super) async fn observe(
-    mut tx: Transaction<'static, Sqlite>,
+pub(super) async fn observe<B: SqlBackend>(
+    mut tx: B::Tx,
     seen: &ToolObservation,
 ) -> StoreResult<Option<Generation>> {
-    let current: Option<(Option<String>, Option<String>)> = sqlx::query_as(
-        "SELECT approved_hash, pending_hash FROM tool_pins WHERE server = $1 AND tool = $2",
-    )
-    .bind(&seen.server)
-    .bind(&seen.tool)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let current =
+        query("SELECT approved_hash, pending_hash FROM tool_pins WHERE server = $1 AND tool = $2")
+            .bind(&seen.server)
+            .bind(&seen.tool)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|row| {
+                Ok::<_, sqlx::Error>((
+                    row.opt_text("approved_hash")?,
+                    row.opt_text("pending_hash")?,
+                ))
+            })
+            .transpose()?;
     let changed = match current {
         None => {
             let (approved, pending) = if seen.suspicious.is_some() {
@@ -34,7 +37,7 @@ pub(super) async fn observe(
             } else {
                 (Some(&seen.hash), None)
             };
-            sqlx::query(
+            query(
                 "INSERT INTO tool_pins (server, tool, approved_hash, pending_hash, pending_definition, \
                  pending_reason, first_seen, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
             )
@@ -51,7 +54,7 @@ pub(super) async fn observe(
         }
         Some((approved, _)) if approved.as_deref() == Some(seen.hash.as_str()) => {
             // Back to the approved definition: nothing is pending any more.
-            sqlx::query(
+            query(
                 "UPDATE tool_pins SET pending_hash = NULL, pending_definition = NULL, pending_reason = NULL, \
                  updated_at = $3 WHERE server = $1 AND tool = $2 AND pending_hash IS NOT NULL",
             )
@@ -60,7 +63,6 @@ pub(super) async fn observe(
             .bind(seen.at)
             .execute(&mut *tx)
             .await?
-            .rows_affected()
                 > 0
         }
         Some((_, pending)) if pending.as_deref() == Some(seen.hash.as_str()) => false,
@@ -69,7 +71,7 @@ pub(super) async fn observe(
                 .suspicious
                 .clone()
                 .unwrap_or_else(|| "definition changed".into());
-            sqlx::query(
+            query(
                 "UPDATE tool_pins SET pending_hash = $3, pending_definition = $4, pending_reason = $5, \
                  updated_at = $6 WHERE server = $1 AND tool = $2",
             )
@@ -85,33 +87,35 @@ pub(super) async fn observe(
         }
     };
     let generation = if changed {
-        Some(bump(&mut tx).await?)
+        Some(bump::<B>(&mut tx).await?)
     } else {
         None
     };
-    tx.commit().await?;
+    B::commit(tx).await?;
     Ok(generation)
 }
 
-pub(super) async fn approve(
-    mut tx: Transaction<'static, Sqlite>,
+pub(super) async fn approve<B: SqlBackend>(
+    mut tx: B::Tx,
     server: &str,
     tools: &[String],
     at: i64,
 ) -> StoreResult<(Generation, u64)> {
-    require(&mut tx, "server", SERVER_EXISTS, server).await?;
+    require(&mut *tx, "server", SERVER_EXISTS, server).await?;
     let mut approved = 0;
-    let pending: Vec<String> = sqlx::query_scalar(
-        "SELECT tool FROM tool_pins WHERE server = $1 AND pending_hash IS NOT NULL",
-    )
-    .bind(server)
-    .fetch_all(&mut *tx)
-    .await?;
+    let pending =
+        query("SELECT tool FROM tool_pins WHERE server = $1 AND pending_hash IS NOT NULL")
+            .bind(server)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|row| row.text("tool"))
+            .collect::<sqlx::Result<Vec<String>>>()?;
     for tool in &pending {
         if !tools.is_empty() && !tools.contains(tool) {
             continue;
         }
-        approved += sqlx::query(
+        approved += query(
             "UPDATE tool_pins SET approved_hash = pending_hash, pending_hash = NULL, pending_definition = NULL, \
              pending_reason = NULL, updated_at = $3 WHERE server = $1 AND tool = $2",
         )
@@ -119,8 +123,7 @@ pub(super) async fn approve(
         .bind(tool)
         .bind(at)
         .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        .await?;
     }
     for tool in tools {
         if !pending.contains(tool) {
@@ -130,7 +133,7 @@ pub(super) async fn approve(
             ));
         }
     }
-    let generation = bump(&mut tx).await?;
-    tx.commit().await?;
+    let generation = bump::<B>(&mut tx).await?;
+    B::commit(tx).await?;
     Ok((generation, approved))
 }

@@ -1,0 +1,134 @@
+//! The database commands: `gatehouse migrate [--check]` on both backends, and `gatehouse
+//! export | gatehouse import` moving a deployment from SQLite to PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use gatehouse_testkit::postgres::Postgres;
+use serde_json::Value;
+use std::process::{Command, Output};
+
+fn gatehouse(dir: &std::path::Path, database_url: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["--output", "json"])
+        .args(args)
+        .env("GATEHOUSE_DATABASE_URL", database_url)
+        .env_remove("GATEHOUSE_MASTER_KEY")
+        .output()
+        .unwrap()
+}
+
+fn report(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|err| {
+        panic!(
+            "{err}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn versions(report: &Value, field: &str) -> usize {
+    report[field].as_array().unwrap().len()
+}
+
+/// A new database: `--check` lists every migration as pending, fails, and creates nothing;
+/// `migrate` applies them; then `--check` passes.
+fn check_then_migrate(database_url: &str, backend: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let checked = gatehouse(dir.path(), database_url, &["migrate", "--check"]);
+    assert_eq!(
+        checked.status.code(),
+        Some(1),
+        "pending migrations fail the check"
+    );
+    let checked = report(&checked);
+    assert_eq!(checked["backend"], backend);
+    assert_eq!(versions(&checked, "pending"), 10, "{checked}");
+    assert_eq!(versions(&checked, "applied"), 0);
+
+    let again = report(&gatehouse(
+        dir.path(),
+        database_url,
+        &["migrate", "--check"],
+    ));
+    assert_eq!(versions(&again, "pending"), 10, "the check changed nothing");
+
+    let migrated = gatehouse(dir.path(), database_url, &["migrate"]);
+    assert!(
+        migrated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+    assert_eq!(versions(&report(&migrated), "pending"), 10);
+
+    let done = gatehouse(dir.path(), database_url, &["migrate", "--check"]);
+    assert!(done.status.success());
+    let done = report(&done);
+    assert_eq!(versions(&done, "pending"), 0, "{done}");
+    assert_eq!(versions(&done, "applied"), 10);
+    assert_eq!(done["schema"], 10);
+}
+
+#[test]
+fn migrate_checks_and_applies_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("g.db").display());
+    check_then_migrate(&url, "sqlite");
+}
+
+#[test]
+fn migrate_checks_and_applies_on_postgres() {
+    let url = Postgres::shared().empty_database();
+    check_then_migrate(&url, "postgres");
+}
+
+/// Records made with the CLI on SQLite (their operator events in the audit trail) move to
+/// PostgreSQL; the import verifies the trail, and the moved store lists the same records.
+#[test]
+fn export_then_import_moves_a_deployment_to_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = format!("sqlite://{}", dir.path().join("gatehouse.db").display());
+    for args in [
+        &["servers", "add", "demo", "--url", "http://127.0.0.1:9/mcp"][..],
+        &["clients", "create", "agent"],
+        &["keys", "create", "--client", "agent"],
+    ] {
+        let out = gatehouse(dir.path(), &sqlite, args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let exported = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("export")
+        .env("GATEHOUSE_DATABASE_URL", &sqlite)
+        .env_remove("GATEHOUSE_MASTER_KEY")
+        .output()
+        .unwrap();
+    assert!(
+        exported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
+    let file = dir.path().join("export.jsonl");
+    std::fs::write(&file, &exported.stdout).unwrap();
+
+    let postgres = Postgres::shared().empty_database();
+    let imported = gatehouse(dir.path(), &postgres, &["import", file.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&imported.stderr);
+    assert!(imported.status.success(), "{stderr}");
+    assert!(stderr.contains("audit verify: 3 chain(s)"), "{stderr}");
+
+    let listed = |url: &str| report(&gatehouse(dir.path(), url, &["keys", "list"]));
+    assert_eq!(listed(&postgres), listed(&sqlite));
+    let again = gatehouse(dir.path(), &postgres, &["import", file.to_str().unwrap()]);
+    assert_eq!(
+        again.status.code(),
+        Some(1),
+        "a second import into a used store is refused"
+    );
+}
