@@ -16,8 +16,10 @@ pub const DEFAULT_MAX_SESSIONS_PER_OWNER: usize = 64;
 
 mod forwarded_header;
 mod listener;
+mod redis;
 pub use forwarded_header::ForwardedHeader;
 pub use listener::HttpConfig;
+pub use redis::{OnOutage, RedisConfig};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -44,6 +46,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub oauth: OAuthConfig,
     pub log: LogConfig,
+    /// Shared runtime state for a cluster; absent: in this process's memory.
+    pub redis: Option<RedisConfig>,
 }
 
 /// The built-in OAuth 2.1 authorization server (docs/oauth.md).
@@ -320,6 +324,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             oauth: OAuthConfig::default(),
             log: LogConfig::default(),
+            redis: None,
         }
     }
 }
@@ -544,6 +549,9 @@ impl Config {
             ));
         }
         self.http.validate()?;
+        if let Some(redis) = &self.redis {
+            redis.validate()?;
+        }
         if self.gateway.max_body_bytes == 0 {
             return Err(ConfigError::Invalid(
                 "gateway.max_body_bytes must be positive".into(),

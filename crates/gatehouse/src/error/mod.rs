@@ -137,6 +137,10 @@ pub enum GatewayError {
     /// Shutdown's grace period ended before the answer was ready.
     #[error("gatehouse is shutting down")]
     ShuttingDown,
+    /// Shared runtime state (a policy's counter, a session) could not be reached; refused
+    /// rather than decided without it.
+    #[error("shared state unavailable; try again")]
+    StateUnavailable,
 }
 
 impl From<crate::policy::Denial> for GatewayError {
@@ -145,6 +149,8 @@ impl From<crate::policy::Denial> for GatewayError {
             GatewayError::RuleUnavailable {
                 rule: denial.rule.to_string(),
             }
+        } else if denial.unavailable {
+            GatewayError::StateUnavailable
         } else {
             GatewayError::PolicyDenied(denial)
         }
@@ -256,6 +262,7 @@ impl GatewayError {
             GatewayError::Overloaded => "overloaded",
             GatewayError::UpstreamResponseBroken => "upstream_response_broken",
             GatewayError::ShuttingDown => "shutting_down",
+            GatewayError::StateUnavailable => "state_unavailable",
         }
     }
 
@@ -420,6 +427,10 @@ impl GatewayError {
             }
             E::UpstreamResponseBroken => (StatusCode::BAD_GATEWAY, codes::UPSTREAM_UNAVAILABLE),
             E::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, codes::UPSTREAM_UNAVAILABLE),
+            E::StateUnavailable => {
+                retry_after = Some(1);
+                (StatusCode::SERVICE_UNAVAILABLE, codes::UPSTREAM_UNAVAILABLE)
+            }
         };
         let body = json!({
             "jsonrpc": "2.0",

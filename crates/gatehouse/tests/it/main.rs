@@ -41,6 +41,7 @@ mod records;
 mod replicas;
 mod runtime_state;
 mod sessions;
+mod state_unavailable;
 mod store_contract;
 mod tasks;
 mod tls;

@@ -3,11 +3,11 @@
 //! and requests for different subjects do not queue on one lock.
 
 use parking_lot::Mutex;
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc};
 
 use crate::state::{
-    CounterScope, CounterStore, Gcra, QuotaCounter, RateCounter, StateFuture, Subject, SubjectKey,
-    SubjectMap,
+    Charge, CounterScope, CounterStore, Denied, Gcra, QuotaCounter, RateCounter, StateFuture,
+    Subject, SubjectKey, SubjectMap,
 };
 use gatehouse_model::records::{QuotaDelta, QuotaUsage};
 
@@ -25,13 +25,15 @@ impl RateCounter for MemoryRate {
         gcra: Gcra,
         now_ns: i128,
         charge: bool,
-    ) -> StateFuture<'_, Result<(), Duration>> {
+    ) -> StateFuture<'_, Result<(), Denied>> {
         let key = subject.key();
         let taken = self.tat.with(
             key,
             |&tat| tat <= now_ns,
             |cells| {
-                let next = gcra.step(cells.get(&key).copied(), now_ns)?;
+                let next = gcra
+                    .step(cells.get(&key).copied(), now_ns)
+                    .map_err(Denied::Wait)?;
                 if charge {
                     cells.insert(key, next);
                 }
@@ -91,10 +93,10 @@ impl QuotaCounter for MemoryQuota {
     fn charge(
         &self,
         subject: Subject<'_>,
-        window_start: i64,
+        (window_start, _): (i64, i64),
         limit: u64,
         charge: bool,
-    ) -> StateFuture<'_, bool> {
+    ) -> StateFuture<'_, Charge> {
         let key = subject.key();
         let idle = |c: &Count| c.delta == 0 && c.window_start != window_start;
         let counted = self.counts.with(key, idle, |counts| {
@@ -111,13 +113,13 @@ impl QuotaCounter for MemoryQuota {
                 count.delta = 0;
             }
             if count.used >= limit {
-                return false;
+                return Charge::Exhausted;
             }
             if charge {
                 count.used += 1;
                 count.delta += 1;
             }
-            true
+            Charge::Counted
         });
         StateFuture::ready(counted)
     }
@@ -237,6 +239,7 @@ impl CounterStore for MemoryCounters {
 mod tests {
     use super::*;
     use crate::policy::{Facts, Per, PerSubject, tests_support::facts_at};
+    use std::time::Duration;
 
     const SECOND: i128 = 1_000_000_000;
 
@@ -248,7 +251,7 @@ mod tests {
         }
     }
 
-    fn take(rate: &MemoryRate, facts: &Facts<'_>, now_ns: i128) -> Result<(), Duration> {
+    fn take(rate: &MemoryRate, facts: &Facts<'_>, now_ns: i128) -> Result<(), Denied> {
         rate.take(
             Subject::new(&PerSubject::of(Per::Client, facts)),
             gcra(),
@@ -263,12 +266,13 @@ mod tests {
         quota
             .charge(
                 Subject::new(&PerSubject::of(Per::Client, facts)),
-                window,
+                (window, window + 1),
                 limit,
                 true,
             )
             .now_or_never()
             .expect("memory counters answer at once")
+            == Charge::Counted
     }
 
     fn scope(policy_id: &str) -> CounterScope<'_> {
@@ -288,7 +292,7 @@ mod tests {
         }
         assert_eq!(
             take(&rate, &facts, t0),
-            Err(Duration::from_millis(100)),
+            Err(Denied::Wait(Duration::from_millis(100))),
             "the fourth waits one interval"
         );
         let peeked = rate
@@ -299,7 +303,7 @@ mod tests {
                 false,
             )
             .now_or_never();
-        assert_eq!(peeked, Some(Err(Duration::from_millis(100))));
+        assert_eq!(peeked, Some(Err(Denied::Wait(Duration::from_millis(100)))));
         let _ = rate
             .give_back(Subject::new(&PerSubject::of(Per::Client, &facts)), gcra())
             .now_or_never();
@@ -409,12 +413,13 @@ mod tests {
             quota
                 .charge(
                     Subject::new(&PerSubject::of(Per::Ip, facts)),
-                    window,
+                    (window, window + 100),
                     5,
                     true,
                 )
                 .now_or_never()
                 .expect("ready")
+                == Charge::Counted
         };
         for ip in 0..5_000u32 {
             assert!(per_ip(&from(ip), 100));
@@ -448,15 +453,16 @@ mod tests {
         assert!(Arc::ptr_eq(&quota, &store.quota(scope("q"))));
         let facts = facts_at(0);
         assert!(
-            !quota
+            quota
                 .charge(
                     Subject::new(&PerSubject::of(Per::Client, &facts)),
-                    100,
+                    (100, 200),
                     1,
                     true
                 )
                 .now_or_never()
-                .expect("ready"),
+                .expect("ready")
+                == Charge::Exhausted,
             "the preloaded call counts"
         );
         let edited = store.quota(CounterScope {
