@@ -21,6 +21,7 @@
 //! [`crate::app::start_with_state`] (counters through [`crate::policy::PolicyRuntime`]).
 
 pub mod memory;
+pub mod redis;
 
 use std::{
     fmt::Debug,
@@ -341,7 +342,13 @@ pub async fn open(
 ) -> Result<RuntimeState, StateError> {
     match &config.redis {
         None => Ok(RuntimeState::in_memory(config, store)),
-        Some(_) => Err(StateError::Redis("not available in this build".into())),
+        Some(redis) => {
+            let link = Arc::new(self::redis::RedisLink::open(redis)?);
+            Ok(RuntimeState {
+                counters: Arc::new(self::redis::RedisCounters::new(link)),
+                ..RuntimeState::in_memory(config, store)
+            })
+        }
     }
 }
 

@@ -45,6 +45,13 @@ impl TestApp {
         Self::start_in(dir, config, listener, None).await
     }
 
+    /// A server on `listener` with `config` as given (data directory, store, `[redis]`): one
+    /// replica of a [`crate::cluster::TestCluster`].
+    pub async fn start_replica(config: Config, listener: tokio::net::TcpListener) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir, config, listener, None).await
+    }
+
     /// A server keeping its runtime state in the backends `runtime` builds.
     pub async fn start_with_runtime(
         runtime: impl FnOnce(&Config, &DynStore) -> gatehouse::state::RuntimeState + 'static,
@@ -68,7 +75,7 @@ impl TestApp {
         listener: tokio::net::TcpListener,
         runtime: Option<Box<RuntimeFor>>,
     ) -> TestApp {
-        let keyring = Arc::new(Keyring::load_or_create(dir.path()).unwrap());
+        let keyring = Arc::new(Keyring::load_or_create(&config.data_dir).unwrap());
         let store = store::open(&config.database_url()).await.unwrap();
         let runtime = match runtime {
             Some(build) => build(&config, &store),

@@ -3,12 +3,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod canned_upstream;
+mod cluster;
 mod helpers;
 mod scripted_upstream;
 
 mod audit;
 mod audit_chains;
 mod audit_outcomes;
+mod cluster_counters;
 mod country;
 mod docs;
 mod edge;
