@@ -474,7 +474,10 @@ impl Call<'_> {
             }
             SessionChange::Ended => {
                 if let Some(id) = sent {
-                    self.state.sessions.remove(&self.server.name, id.as_str());
+                    self.state
+                        .sessions
+                        .remove(&self.server.name, id.as_str())
+                        .await;
                 }
             }
             SessionChange::None => {}

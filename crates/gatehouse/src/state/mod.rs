@@ -146,7 +146,7 @@ pub trait SessionStore: Send + Sync {
         owner: Owner<'a>,
         now_ms: i64,
     ) -> StateFuture<'a, SessionCheck>;
-    fn remove(&self, server: &str, session_id: &str);
+    fn remove<'a>(&'a self, server: &'a str, session_id: &'a str) -> StateFuture<'a, ()>;
     /// Forgets sessions idle since before `cutoff_ms`; how many.
     fn sweep(&self, cutoff_ms: i64) -> usize;
     fn len(&self) -> usize;
@@ -345,7 +345,14 @@ pub async fn open(
         Some(redis) => {
             let link = Arc::new(self::redis::RedisLink::open(redis)?);
             Ok(RuntimeState {
-                counters: Arc::new(self::redis::RedisCounters::new(link)),
+                counters: Arc::new(self::redis::RedisCounters::new(link.clone())),
+                sessions: Arc::new(self::redis::RedisSessions::new(
+                    link.clone(),
+                    config.gateway.max_sessions_per_owner,
+                    i64::try_from(config.gateway.session_idle_timeout.as_millis())
+                        .unwrap_or(i64::MAX),
+                )),
+                client_assertions: Arc::new(self::redis::RedisReplay::new(link)),
                 ..RuntimeState::in_memory(config, store)
             })
         }

@@ -17,10 +17,14 @@ impl TestCluster {
     /// Three replicas on `store_url` (`None`: a SQLite file) and the test binary's Redis,
     /// under a key prefix of their own.
     pub async fn start(store_url: Option<String>) -> TestCluster {
-        Self::start_on(store_url, Redis::shared().url()).await
+        Self::start_on(store_url, Redis::shared().url(), |_| {}).await
     }
 
-    pub async fn start_on(store_url: Option<String>, redis_url: String) -> TestCluster {
+    pub async fn start_on(
+        store_url: Option<String>,
+        redis_url: String,
+        adjust: impl Fn(&mut Config),
+    ) -> TestCluster {
         let dir = tempfile::tempdir().unwrap();
         let store_url =
             store_url.unwrap_or_else(|| format!("sqlite://{}/gatehouse.db", dir.path().display()));
@@ -43,6 +47,7 @@ impl TestCluster {
                 ..Config::default()
             };
             config.audit.durable = true;
+            adjust(&mut config);
             replicas.push(TestApp::start_replica(config, listener).await);
         }
         TestCluster {

@@ -11,6 +11,7 @@ mod audit;
 mod audit_chains;
 mod audit_outcomes;
 mod cluster_counters;
+mod cluster_sessions;
 mod country;
 mod docs;
 mod edge;

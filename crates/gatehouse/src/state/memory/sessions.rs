@@ -129,6 +129,17 @@ impl MemorySessions {
         evicted
     }
 
+    /// [`SessionStore::remove`], done at once.
+    pub fn remove_now(&self, server: &str, session_id: &str) {
+        let mut servers = self.servers.write();
+        if let Some(sessions) = servers.get_mut(server) {
+            sessions.forget(session_id);
+            if sessions.by_id.is_empty() {
+                servers.remove(server);
+            }
+        }
+    }
+
     /// [`SessionStore::check`], answered at once.
     pub fn check_now(
         &self,
@@ -169,14 +180,9 @@ impl SessionStore for MemorySessions {
         StateFuture::ready(self.check_now(server, session_id, owner, now_ms))
     }
 
-    fn remove(&self, server: &str, session_id: &str) {
-        let mut servers = self.servers.write();
-        if let Some(sessions) = servers.get_mut(server) {
-            sessions.forget(session_id);
-            if sessions.by_id.is_empty() {
-                servers.remove(server);
-            }
-        }
+    fn remove<'a>(&'a self, server: &'a str, session_id: &'a str) -> StateFuture<'a, ()> {
+        self.remove_now(server, session_id);
+        StateFuture::ready(())
     }
 
     fn sweep(&self, cutoff_ms: i64) -> usize {

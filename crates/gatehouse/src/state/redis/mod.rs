@@ -3,6 +3,10 @@
 
 pub mod counters;
 pub mod link;
+pub mod replay;
+pub mod sessions;
 
 pub use counters::RedisCounters;
 pub use link::RedisLink;
+pub use replay::RedisReplay;
+pub use sessions::RedisSessions;
