@@ -49,8 +49,12 @@ impl Ctx {
         create_data_dir(&config)?;
         let keyring = Keyring::load_or_create(&config.data_dir)?;
         let store = store::open(&config.database_url()).await?;
-        let (admin, writer) =
+        let (mut admin, writer) =
             AdminService::with_own_writer(store.clone(), Arc::new(keyring.clone()));
+        // With `[redis]`, each change reaches the replicas at once, not at their next poll.
+        if let Some(announce) = gatehouse::state::announcer(&config)? {
+            admin = admin.with_announcer(announce);
+        }
         Ok(Self {
             config,
             store,

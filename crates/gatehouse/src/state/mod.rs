@@ -353,10 +353,29 @@ pub async fn open(
                         .unwrap_or(i64::MAX),
                 )),
                 client_assertions: Arc::new(self::redis::RedisReplay::new(link)),
+                changes: Arc::new(self::redis::RedisFeed::start(
+                    redis,
+                    store.clone(),
+                    config.snapshot.poll_interval,
+                )?),
                 ..RuntimeState::in_memory(config, store)
             })
         }
     }
+}
+
+/// What announces a change to the running replicas, when `[redis]` is set (the CLI's
+/// `AdminService` uses it).
+pub fn announcer(
+    config: &crate::config::Config,
+) -> Result<Option<Arc<dyn crate::change_feed::Announce>>, StateError> {
+    let Some(redis) = &config.redis else {
+        return Ok(None);
+    };
+    let link = Arc::new(self::redis::RedisLink::open(redis)?);
+    Ok(Some(Arc::new(self::redis::RedisAnnouncer::new(
+        link, redis,
+    ))))
 }
 
 /// Every runtime-state backend a server runs with. [`RuntimeState::in_memory`] is what a

@@ -10,6 +10,7 @@ mod scripted_upstream;
 mod audit;
 mod audit_chains;
 mod audit_outcomes;
+mod cluster_changes;
 mod cluster_counters;
 mod cluster_sessions;
 mod country;

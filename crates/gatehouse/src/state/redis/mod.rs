@@ -2,11 +2,13 @@
 //! One file per trait; atomic operations are Lua scripts (`scripts/`), run where the data is.
 
 pub mod counters;
+pub mod feed;
 pub mod link;
 pub mod replay;
 pub mod sessions;
 
 pub use counters::RedisCounters;
+pub use feed::{RedisAnnouncer, RedisFeed};
 pub use link::RedisLink;
 pub use replay::RedisReplay;
 pub use sessions::RedisSessions;
