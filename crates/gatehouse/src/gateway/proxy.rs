@@ -344,7 +344,8 @@ impl Call<'_> {
             &self.server.name,
             self.principal.owner(),
             &envelope,
-        )?;
+        )
+        .await?;
         let tool_calls: Vec<&jsonrpc::Message> = envelope
             .messages
             .iter()

@@ -157,9 +157,25 @@ pub trait SessionStore: Send + Sync {
 
 /// Who created which MCP task (`gateway/tasks.rs` for the rules).
 pub trait TaskOwners: Send + Sync {
-    fn record(&self, server: &str, task_id: &str, owner: Owner<'_>, expires_at_ms: i64);
+    fn record<'a>(
+        &'a self,
+        server: &'a str,
+        task_id: &'a str,
+        owner: Owner<'a>,
+        expires_at_ms: i64,
+    ) -> StateFuture<'a, ()>;
     /// Whether `owner` created `task_id` on `server` and the record has not expired.
-    fn owned_by(&self, server: &str, task_id: &str, owner: Owner<'_>, now_ms: i64) -> bool;
+    fn owned_by<'a>(
+        &'a self,
+        server: &'a str,
+        task_id: &'a str,
+        owner: Owner<'a>,
+        now_ms: i64,
+    ) -> StateFuture<'a, bool>;
+    /// [`TaskOwners::owned_by`] from what this process knows without asking anyone: for the
+    /// filter of a `tasks/list` result, which runs inside the relay and cannot wait. A shared
+    /// backend answers for the tasks created through this replica (fail closed: others hide).
+    fn owned_here(&self, server: &str, task_id: &str, owner: Owner<'_>, now_ms: i64) -> bool;
     /// Forgets expired records; how many.
     fn sweep(&self, now_ms: i64) -> usize;
     fn len(&self) -> usize;
@@ -352,6 +368,7 @@ pub async fn open(
                     i64::try_from(config.gateway.session_idle_timeout.as_millis())
                         .unwrap_or(i64::MAX),
                 )),
+                tasks: Arc::new(self::redis::RedisTaskOwners::new(link.clone())),
                 client_assertions: Arc::new(self::redis::RedisReplay::new(link)),
                 changes: Arc::new(self::redis::RedisFeed::start(
                     redis,

@@ -198,3 +198,47 @@ async fn a_client_assertion_used_on_one_replica_is_refused_by_another() {
         "replayed on another replica"
     );
 }
+
+#[tokio::test]
+async fn a_task_created_through_one_replica_belongs_to_its_creator_on_the_others() {
+    use crate::tasks::{TaskUpstream, about, create_task};
+    let (_upstream, url) = TaskUpstream::start().await;
+    let cluster = TestCluster::start(None).await;
+    let [a, b] = [&cluster.replicas[0], &cluster.replicas[1]];
+    a.add_server("demo", &url).await;
+    let alice = a.client_with_key("alice", "demo", "echo").await;
+    let mallory = a.client_with_key("mallory", "demo", "echo").await;
+    cluster.reload().await;
+    let answer = |replica: &crate::helpers::TestApp, key: &str, body: serde_json::Value| {
+        let request = replica.post("demo", Some(key), &body);
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let created = answer(a, &alice, create_task()).await;
+    let task = created["result"]["task"]["taskId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The owner is written to Redis beside the answer: B knows it moments later.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let got = answer(b, &alice, about("tasks/get", &task)).await;
+        if got["result"]["status"] == "completed" {
+            break;
+        }
+        assert_eq!(got["error"]["data"]["reason"], "task_not_found", "{got}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "B never learnt the task's owner"
+        );
+        tokio::task::yield_now().await;
+    }
+    let stolen = answer(b, &mallory, about("tasks/get", &task)).await;
+    assert_eq!(
+        stolen["error"]["data"]["reason"], "task_not_found",
+        "{stolen}"
+    );
+}

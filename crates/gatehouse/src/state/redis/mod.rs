@@ -6,9 +6,11 @@ pub mod feed;
 pub mod link;
 pub mod replay;
 pub mod sessions;
+pub mod tasks;
 
 pub use counters::RedisCounters;
 pub use feed::{RedisAnnouncer, RedisFeed};
 pub use link::RedisLink;
 pub use replay::RedisReplay;
 pub use sessions::RedisSessions;
+pub use tasks::RedisTaskOwners;
