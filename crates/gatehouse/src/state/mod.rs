@@ -358,26 +358,7 @@ pub async fn open(
 ) -> Result<RuntimeState, StateError> {
     match &config.redis {
         None => Ok(RuntimeState::in_memory(config, store)),
-        Some(redis) => {
-            let link = Arc::new(self::redis::RedisLink::open(redis)?);
-            Ok(RuntimeState {
-                counters: Arc::new(self::redis::RedisCounters::new(link.clone())),
-                sessions: Arc::new(self::redis::RedisSessions::new(
-                    link.clone(),
-                    config.gateway.max_sessions_per_owner,
-                    i64::try_from(config.gateway.session_idle_timeout.as_millis())
-                        .unwrap_or(i64::MAX),
-                )),
-                tasks: Arc::new(self::redis::RedisTaskOwners::new(link.clone())),
-                client_assertions: Arc::new(self::redis::RedisReplay::new(link)),
-                changes: Arc::new(self::redis::RedisFeed::start(
-                    redis,
-                    store.clone(),
-                    config.snapshot.poll_interval,
-                )?),
-                ..RuntimeState::in_memory(config, store)
-            })
-        }
+        Some(redis) => self::redis::runtime(config, redis, store),
     }
 }
 

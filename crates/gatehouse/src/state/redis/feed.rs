@@ -8,7 +8,10 @@ use futures_util::StreamExt;
 use std::{sync::Arc, time::Duration};
 use tokio::sync::watch;
 
-use super::link::RedisLink;
+use super::{
+    link::RedisLink,
+    pins::{PINS_MESSAGE, RedisPinHolds},
+};
 use crate::{
     change_feed::{Announce, ChangeFeed},
     config::RedisConfig,
@@ -29,10 +32,12 @@ pub struct RedisFeed {
 
 impl RedisFeed {
     /// Starts the subscriber task (it ends with the runtime).
+    /// `pins` copies the shared pin holds on each `pins` announcement.
     pub fn start(
         config: &RedisConfig,
         store: DynStore,
         interval: Duration,
+        pins: Option<Arc<RedisPinHolds>>,
     ) -> Result<Self, StateError> {
         let url = config
             .url
@@ -50,9 +55,17 @@ impl RedisFeed {
                             tracing::debug!("subscribed to change announcements");
                             // Whatever was announced while not subscribed: look once.
                             tell.send_modify(|n| *n += 1);
+                            if let Some(pins) = &pins {
+                                pins.refresh().await;
+                            }
                             let mut messages = pubsub.on_message();
-                            while messages.next().await.is_some() {
-                                tell.send_modify(|n| *n += 1);
+                            while let Some(message) = messages.next().await {
+                                let pins_changed =
+                                    message.get_payload_bytes() == PINS_MESSAGE.as_bytes();
+                                match &pins {
+                                    Some(pins) if pins_changed => pins.refresh().await,
+                                    _ => tell.send_modify(|n| *n += 1),
+                                }
                             }
                         }
                         Err(err) => tracing::debug!(kind = ?err.kind(), "subscribing failed"),
@@ -73,7 +86,7 @@ impl RedisFeed {
     }
 }
 
-fn events_channel(prefix: &str) -> String {
+pub fn events_channel(prefix: &str) -> String {
     format!("{prefix}events")
 }
 
