@@ -130,7 +130,13 @@ static COUNTERS: LazyLock<redis::RedisCounters> = LazyLock::new(|| {
         ..RedisConfig::default()
     };
     let _guard = RUNTIME.enter();
-    redis::RedisCounters::new(Arc::new(redis::RedisLink::open(&config).unwrap()))
+    redis::RedisCounters::new(
+        Arc::new(redis::RedisLink::open(&config).unwrap()),
+        redis::counters::Outage {
+            on_outage: gatehouse::config::OnOutage::Closed,
+            live_replicas: Arc::default(),
+        },
+    )
 });
 
 #[derive(Debug)]

@@ -12,6 +12,7 @@ mod audit_chains;
 mod audit_outcomes;
 mod cluster_changes;
 mod cluster_counters;
+mod cluster_outage;
 mod cluster_sessions;
 mod country;
 mod docs;

@@ -18,16 +18,16 @@ pub struct MemoryRate {
     tat: SubjectMap<i128>,
 }
 
-impl RateCounter for MemoryRate {
-    fn take(
+impl MemoryRate {
+    /// [`RateCounter::take`] for a subject's key, answered at once.
+    pub fn take_now(
         &self,
-        subject: Subject<'_>,
+        key: SubjectKey,
         gcra: Gcra,
         now_ns: i128,
         charge: bool,
-    ) -> StateFuture<'_, Result<(), Denied>> {
-        let key = subject.key();
-        let taken = self.tat.with(
+    ) -> Result<(), Denied> {
+        self.tat.with(
             key,
             |&tat| tat <= now_ns,
             |cells| {
@@ -39,8 +39,19 @@ impl RateCounter for MemoryRate {
                 }
                 Ok(())
             },
-        );
-        StateFuture::ready(taken)
+        )
+    }
+}
+
+impl RateCounter for MemoryRate {
+    fn take(
+        &self,
+        subject: Subject<'_>,
+        gcra: Gcra,
+        now_ns: i128,
+        charge: bool,
+    ) -> StateFuture<'_, Result<(), Denied>> {
+        StateFuture::ready(self.take_now(subject.key(), gcra, now_ns, charge))
     }
 
     fn give_back(&self, subject: Subject<'_>, gcra: Gcra) -> StateFuture<'_, ()> {
@@ -89,19 +100,21 @@ impl MemoryQuota {
     }
 }
 
-impl QuotaCounter for MemoryQuota {
-    fn charge(
+impl MemoryQuota {
+    /// [`QuotaCounter::charge`] for a subject's key (`text` builds its stored form when it is
+    /// first counted), answered at once.
+    pub fn charge_now(
         &self,
-        subject: Subject<'_>,
-        (window_start, _): (i64, i64),
+        key: SubjectKey,
+        text: &dyn Fn() -> String,
+        window_start: i64,
         limit: u64,
         charge: bool,
-    ) -> StateFuture<'_, Charge> {
-        let key = subject.key();
+    ) -> Charge {
         let idle = |c: &Count| c.delta == 0 && c.window_start != window_start;
-        let counted = self.counts.with(key, idle, |counts| {
+        self.counts.with(key, idle, |counts| {
             let count = counts.entry(key).or_insert_with(|| Count {
-                subject: subject.text(),
+                subject: text(),
                 window_start,
                 used: 0,
                 delta: 0,
@@ -120,8 +133,25 @@ impl QuotaCounter for MemoryQuota {
                 count.delta += 1;
             }
             Charge::Counted
-        });
-        StateFuture::ready(counted)
+        })
+    }
+}
+
+impl QuotaCounter for MemoryQuota {
+    fn charge(
+        &self,
+        subject: Subject<'_>,
+        (window_start, _): (i64, i64),
+        limit: u64,
+        charge: bool,
+    ) -> StateFuture<'_, Charge> {
+        StateFuture::ready(self.charge_now(
+            subject.key(),
+            &|| subject.text(),
+            window_start,
+            limit,
+            charge,
+        ))
     }
 
     fn refund(&self, subject: Subject<'_>, window_start: i64) -> StateFuture<'_, ()> {

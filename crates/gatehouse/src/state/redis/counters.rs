@@ -12,10 +12,45 @@ use std::{
 };
 
 use super::link::{RedisLink, script};
-use crate::state::{
-    Charge, CounterScope, CounterStore, Denied, Gcra, QuotaCounter, RateCounter, StateFuture,
-    Subject,
+use crate::{
+    config::OnOutage,
+    state::{
+        Charge, CounterScope, CounterStore, Denied, Gcra, QuotaCounter, RateCounter, StateFuture,
+        Subject,
+        memory::{MemoryQuota, MemoryRate},
+    },
 };
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// What counters do while Redis does not answer (`redis.on_outage`).
+#[derive(Debug)]
+pub struct Outage {
+    pub on_outage: OnOutage,
+    /// Replicas with a fresh heartbeat, as last read from the store (at least 1): in `local`
+    /// mode each counts at this share of the limit, so together they stay near it.
+    pub live_replicas: Arc<AtomicUsize>,
+}
+
+impl Outage {
+    fn share(&self) -> u64 {
+        self.live_replicas.load(Ordering::Relaxed).max(1) as u64
+    }
+
+    /// This replica's share of a rate limit: `interval × live replicas`, the tolerance kept
+    /// (so the burst is shared too) but never below one interval.
+    fn rate(&self, gcra: Gcra) -> Gcra {
+        let interval_ns = gcra.interval_ns * i128::from(self.share());
+        Gcra {
+            interval_ns,
+            tolerance_ns: gcra.tolerance_ns.max(interval_ns),
+        }
+    }
+
+    /// This replica's share of a quota, rounded up.
+    fn quota(&self, limit: u64) -> u64 {
+        limit.div_ceil(self.share())
+    }
+}
 use gatehouse_model::records::{QuotaDelta, QuotaUsage};
 
 static GCRA: LazyLock<redis::Script> = LazyLock::new(|| script(include_str!("scripts/gcra.lua")));
@@ -45,6 +80,9 @@ fn micros(ns: i128) -> i64 {
 pub struct RedisRate {
     link: Arc<RedisLink>,
     scope: String,
+    outage: Arc<Outage>,
+    /// Cells counted here while Redis is down, in `local` mode.
+    local: MemoryRate,
 }
 
 impl std::fmt::Debug for RedisLink {
@@ -96,22 +134,30 @@ impl RateCounter for RedisRate {
         &self,
         subject: Subject<'_>,
         gcra: Gcra,
-        _now_ns: i128,
+        now_ns: i128,
         charge: bool,
     ) -> StateFuture<'_, Result<(), Denied>> {
         // Redis's clock, not this replica's: skew between replicas cannot loosen a limit.
         let cell = self.cell(subject);
+        let key = subject.key();
+        let fallback = move |this: &Self| match this.outage.on_outage {
+            OnOutage::Closed => Err(Denied::Unavailable),
+            OnOutage::Local => this
+                .local
+                .take_now(key, this.outage.rate(gcra), now_ns, charge),
+        };
+        if self.link.is_down() {
+            return StateFuture::ready(fallback(self));
+        }
         StateFuture::pending(async move {
             let mut invocation = GCRA.key(cell);
             invocation
                 .arg(micros(gcra.interval_ns))
                 .arg(micros(gcra.tolerance_ns))
                 .arg(if charge { "1" } else { "0" });
-            let (passed, wait_us): (i64, i64) = self
-                .link
-                .invoke(invocation)
-                .await
-                .map_err(|_| Denied::Unavailable)?;
+            let Ok((passed, wait_us)) = self.link.invoke::<(i64, i64)>(invocation).await else {
+                return fallback(self);
+            };
             if passed == 1 {
                 Ok(())
             } else {
@@ -146,6 +192,9 @@ pub struct RedisQuota {
     policy_id: String,
     deltas: Mutex<HashMap<(String, i64), i64>>,
     stored: Mutex<HashMap<(String, i64), u64>>,
+    outage: Arc<Outage>,
+    /// Calls counted here while Redis is down, in `local` mode (their deltas drain too).
+    local: MemoryQuota,
 }
 
 impl RedisQuota {
@@ -171,7 +220,21 @@ impl QuotaCounter for RedisQuota {
         limit: u64,
         charge: bool,
     ) -> StateFuture<'_, Charge> {
+        let key = subject.key();
         let subject = subject.text();
+        let fallback = move |this: &Self, subject: &str| match this.outage.on_outage {
+            OnOutage::Closed => Charge::Unavailable,
+            OnOutage::Local => this.local.charge_now(
+                key,
+                &|| subject.to_owned(),
+                window_start,
+                this.outage.quota(limit),
+                charge,
+            ),
+        };
+        if self.link.is_down() {
+            return StateFuture::ready(fallback(self, &subject));
+        }
         StateFuture::pending(async move {
             let seed = self
                 .stored
@@ -193,7 +256,7 @@ impl QuotaCounter for RedisQuota {
                     Charge::Counted
                 }
                 Ok(_) => Charge::Exhausted,
-                Err(_) => Charge::Unavailable,
+                Err(_) => fallback(self, &subject),
             }
         })
     }
@@ -219,7 +282,8 @@ impl QuotaCounter for RedisQuota {
     }
 
     fn drain_deltas(&self) -> Vec<QuotaDelta> {
-        self.deltas
+        let mut deltas: Vec<QuotaDelta> = self
+            .deltas
             .lock()
             .drain()
             .filter(|(_, delta)| *delta != 0)
@@ -229,7 +293,9 @@ impl QuotaCounter for RedisQuota {
                 window_start,
                 delta,
             })
-            .collect()
+            .collect();
+        deltas.extend(self.local.drain_deltas());
+        deltas
     }
 
     fn len(&self) -> usize {
@@ -241,6 +307,7 @@ impl QuotaCounter for RedisQuota {
 #[derive(Debug)]
 pub struct RedisCounters {
     link: Arc<RedisLink>,
+    outage: Arc<Outage>,
     quotas: Mutex<HashMap<String, Arc<RedisQuota>>>,
     rates: Mutex<HashMap<String, Arc<RedisRate>>>,
     /// Persisted usage not yet claimed by a compiled quota, by policy id.
@@ -248,9 +315,10 @@ pub struct RedisCounters {
 }
 
 impl RedisCounters {
-    pub fn new(link: Arc<RedisLink>) -> Self {
+    pub fn new(link: Arc<RedisLink>, outage: Outage) -> Self {
         Self {
             link,
+            outage: Arc::new(outage),
             quotas: Mutex::default(),
             rates: Mutex::default(),
             stored: Mutex::default(),
@@ -266,6 +334,8 @@ impl RedisCounters {
                 Arc::new(RedisRate {
                     link: self.link.clone(),
                     scope: scope_hash(scope),
+                    outage: self.outage.clone(),
+                    local: MemoryRate::default(),
                 })
             })
             .clone()
@@ -289,6 +359,8 @@ impl CounterStore for RedisCounters {
             policy_id: scope.policy_id.to_owned(),
             deltas: Mutex::default(),
             stored: Mutex::default(),
+            outage: self.outage.clone(),
+            local: MemoryQuota::new(scope.policy_id),
         });
         if let Some(rows) = self.stored.lock().remove(scope.policy_id) {
             quota.seed(rows);
@@ -315,5 +387,32 @@ impl CounterStore for RedisCounters {
 
     fn len(&self) -> usize {
         self.rates.lock().len() + self.quotas.lock().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn while_redis_is_down_each_replica_counts_its_share() {
+        let outage = Outage {
+            on_outage: OnOutage::Local,
+            live_replicas: Arc::new(AtomicUsize::new(3)),
+        };
+        // 6 per hour in bursts of 6: each of three replicas gets a burst of 2, one per 30 min.
+        let gcra = Gcra {
+            interval_ns: 600_000_000_000,
+            tolerance_ns: 3_600_000_000_000,
+        };
+        let local = MemoryRate::default();
+        let key = crate::state::SubjectKey::of_text("client:alice");
+        let admitted = (0..10)
+            .filter(|_| local.take_now(key, outage.rate(gcra), 0, true).is_ok())
+            .count();
+        assert_eq!(admitted, 2);
+        assert_eq!(outage.quota(10), 4, "10 calls shared by 3, rounded up");
+        outage.live_replicas.store(0, Ordering::Relaxed);
+        assert_eq!(outage.quota(10), 10, "at least this replica is live");
     }
 }

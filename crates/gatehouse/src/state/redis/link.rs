@@ -3,17 +3,38 @@
 //! `redis.command_timeout`, every key under `redis.key_prefix`.
 
 use redis::{FromRedisValue, Script, ScriptInvocation, aio::ConnectionManager};
-use std::{future::Future, time::Duration};
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU32, Ordering},
+    },
+    time::Duration,
+};
 
 use crate::{
     config::RedisConfig,
     state::{StateError, Unavailable},
 };
 
+/// Consecutive failed commands that mark Redis down.
+const DOWN_AFTER: u32 = 3;
+/// How often a down Redis is asked whether it is back.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+
 pub struct RedisLink {
     manager: ConnectionManager,
     prefix: String,
     timeout: Duration,
+    health: Arc<Health>,
+}
+
+/// Whether Redis answers. While it is down, commands fail at once (each caller takes its
+/// fallback without waiting out a timeout) and one probe a second looks for its return.
+#[derive(Default)]
+struct Health {
+    failures: AtomicU32,
+    down: AtomicBool,
 }
 
 impl RedisLink {
@@ -38,7 +59,46 @@ impl RedisLink {
             manager,
             prefix: config.key_prefix.clone(),
             timeout: config.command_timeout,
+            health: Arc::default(),
         })
+    }
+
+    /// Marked down after [`DOWN_AFTER`] consecutive failures, until a probe succeeds.
+    pub fn is_down(&self) -> bool {
+        self.health.down.load(Ordering::Relaxed)
+    }
+
+    fn failed(&self) {
+        let failures = self.health.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if failures < DOWN_AFTER || self.health.down.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        tracing::warn!(
+            failures,
+            "redis unreachable; shared state falls back (docs/cluster.md) until it answers"
+        );
+        let (health, mut manager, timeout) =
+            (self.health.clone(), self.manager.clone(), self.timeout);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        drop(runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(PROBE_EVERY).await;
+                let ping = redis::cmd("PING");
+                let answer = tokio::time::timeout(
+                    timeout.max(Duration::from_millis(500)),
+                    ping.query_async::<String>(&mut manager),
+                )
+                .await;
+                if let Ok(Ok(_)) = answer {
+                    health.failures.store(0, Ordering::Relaxed);
+                    health.down.store(false, Ordering::Relaxed);
+                    tracing::info!("redis reachable again; shared state resumes");
+                    return;
+                }
+            }
+        }));
     }
 
     /// `prefix` + `rest`.
@@ -67,14 +127,22 @@ impl RedisLink {
         &self,
         command: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, Unavailable> {
+        if self.is_down() {
+            return Err(Unavailable);
+        }
         match tokio::time::timeout(self.timeout, command).await {
-            Ok(Ok(answer)) => Ok(answer),
+            Ok(Ok(answer)) => {
+                self.health.failures.store(0, Ordering::Relaxed);
+                Ok(answer)
+            }
             Ok(Err(err)) => {
                 tracing::debug!(kind = ?err.kind(), "redis command failed");
+                self.failed();
                 Err(Unavailable)
             }
             Err(_) => {
                 tracing::debug!(timeout = ?self.timeout, "redis command timed out");
+                self.failed();
                 Err(Unavailable)
             }
         }

@@ -32,11 +32,19 @@ pub fn runtime(
     store: &DynStore,
 ) -> Result<RuntimeState, StateError> {
     let link = Arc::new(RedisLink::open(redis)?);
+    let live_replicas = Arc::new(std::sync::atomic::AtomicUsize::new(1));
+    count_live_replicas(store.clone(), Arc::downgrade(&live_replicas));
     let pins = RedisPinHolds::new(link.clone(), feed::events_channel(&redis.key_prefix));
     let idle_ms =
         i64::try_from(config.gateway.session_idle_timeout.as_millis()).unwrap_or(i64::MAX);
     Ok(RuntimeState {
-        counters: Arc::new(RedisCounters::new(link.clone())),
+        counters: Arc::new(RedisCounters::new(
+            link.clone(),
+            counters::Outage {
+                on_outage: redis.on_outage,
+                live_replicas,
+            },
+        )),
         sessions: Arc::new(RedisSessions::new(
             link.clone(),
             config.gateway.max_sessions_per_owner,
@@ -52,4 +60,26 @@ pub fn runtime(
         )?),
         pins,
     })
+}
+
+/// Keeps `live` at the number of replicas with a fresh heartbeat (the last known while the
+/// store does not answer), for the share each counts at while Redis is down.
+fn count_live_replicas(store: DynStore, live: std::sync::Weak<std::sync::atomic::AtomicUsize>) {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            ticker.tick().await;
+            let Some(live) = live.upgrade() else {
+                return;
+            };
+            if let Ok(beats) = store.list_replicas().await {
+                let now = crate::now_ms();
+                let count = beats
+                    .iter()
+                    .filter(|beat| crate::replicas::is_live(beat, now))
+                    .count();
+                live.store(count.max(1), std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    });
 }
