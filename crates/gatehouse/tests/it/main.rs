@@ -46,6 +46,7 @@ mod records;
 mod replicas;
 mod runtime_state;
 mod sessions;
+mod state_contract;
 mod state_unavailable;
 mod store_contract;
 mod tasks;
