@@ -156,6 +156,8 @@ pub enum StartError {
     Signing(#[from] crate::tokens::signing::SigningError),
     #[error("starting the audit writer's thread: {0}")]
     AuditWriter(std::io::Error),
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
     #[error("listening on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -188,7 +190,8 @@ pub async fn start(
     })?;
     let keyring = Keyring::load_or_create(&config.data_dir)?;
     let store = store::open_sized(&config.database_url(), config.database_max_connections).await?;
-    start_with(config, store, Arc::new(keyring), listener).await
+    let runtime = crate::state::open(&config, &store).await?;
+    start_with_state(config, store, Arc::new(keyring), listener, runtime).await
 }
 
 pub async fn start_with(
@@ -197,7 +200,7 @@ pub async fn start_with(
     keyring: Arc<Keyring>,
     listener: Option<TcpListener>,
 ) -> Result<RunningServer, StartError> {
-    let runtime = crate::state::RuntimeState::in_memory(&config);
+    let runtime = crate::state::RuntimeState::in_memory(&config, &store);
     start_with_state(config, store, keyring, listener, runtime).await
 }
 
@@ -238,6 +241,7 @@ async fn start_announced(
     replica: crate::replicas::Replica,
     runtime: crate::state::RuntimeState,
 ) -> Result<RunningServer, StartError> {
+    let changes = runtime.changes.clone();
     let geo = match &config.policy.geoip_database {
         Some(path) => Some(Arc::new(GeoDb::open(path).map_err(StartError::GeoIp)?)),
         None => None,
@@ -341,14 +345,11 @@ async fn start_announced(
     {
         let snapshot = snapshot.clone();
         let stop = stop_background.clone();
-        let feed = crate::change_feed::PollingFeed::new(
-            state.store.clone(),
-            state.config.snapshot.poll_interval,
-        );
+        let feed = changes;
         let replica = replica.clone();
         let flush = state.config.snapshot.usage_flush_interval;
         background.push(tokio::spawn(async move {
-            snapshot.run(&feed, &replica, flush, stop).await
+            snapshot.run(&*feed, &replica, flush, stop).await
         }));
     }
     {

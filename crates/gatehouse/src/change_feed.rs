@@ -15,6 +15,14 @@ pub trait ChangeFeed: Send + Sync {
     async fn next_change(&self, seen: Generation) -> StoreResult<Generation>;
 }
 
+/// Tells every replica that the store changed, after the change is committed, so they reload
+/// at once rather than at their next poll (`[redis]`: a message on `P events`). Best effort:
+/// polling underneath still carries a change whose announcement is lost.
+#[async_trait]
+pub trait Announce: Send + Sync {
+    async fn changed(&self);
+}
+
 /// Reads the generation counter every `interval` (`snapshot.poll_interval`).
 pub struct PollingFeed {
     store: DynStore,

@@ -16,9 +16,11 @@ pub const DEFAULT_MAX_SESSIONS_PER_OWNER: usize = 64;
 
 mod forwarded_header;
 mod listener;
+mod redis;
 mod shutdown;
 pub use forwarded_header::ForwardedHeader;
 pub use listener::HttpConfig;
+pub use redis::{OnOutage, RedisConfig};
 pub use shutdown::ShutdownConfig;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -49,6 +51,8 @@ pub struct Config {
     pub oauth: OAuthConfig,
     pub log: LogConfig,
     pub shutdown: ShutdownConfig,
+    /// Shared runtime state for a cluster; absent: in this process's memory.
+    pub redis: Option<RedisConfig>,
 }
 
 /// The built-in OAuth 2.1 authorization server (docs/oauth.md).
@@ -334,6 +338,7 @@ impl Default for Config {
             oauth: OAuthConfig::default(),
             log: LogConfig::default(),
             shutdown: ShutdownConfig::default(),
+            redis: None,
         }
     }
 }
@@ -571,6 +576,9 @@ impl Config {
         }
         self.http.validate()?;
         self.shutdown.validate()?;
+        if let Some(redis) = &self.redis {
+            redis.validate()?;
+        }
         if self.gateway.breaker_failures > 0 && self.gateway.breaker_open_for.is_zero() {
             return Err(ConfigError::Invalid(
                 "gateway.breaker_open_for must be positive while the breaker is on".into(),

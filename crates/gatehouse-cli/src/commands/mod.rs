@@ -52,8 +52,12 @@ impl Ctx {
         let keyring = Keyring::load_or_create(&config.data_dir)?;
         let store =
             store::open_sized(&config.database_url(), config.database_max_connections).await?;
-        let (admin, writer) =
+        let (mut admin, writer) =
             AdminService::with_own_writer(store.clone(), Arc::new(keyring.clone()));
+        // With `[redis]`, each change reaches the replicas at once, not at their next poll.
+        if let Some(announce) = gatehouse::state::announcer(&config)? {
+            admin = admin.with_announcer(announce);
+        }
         Ok(Self {
             config,
             store,

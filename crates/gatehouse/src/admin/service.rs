@@ -92,6 +92,7 @@ pub struct AdminService {
     keyring: Arc<Keyring>,
     audit: AuditSink,
     clock: fn() -> i64,
+    announce: Option<Arc<dyn crate::change_feed::Announce>>,
 }
 
 /// The audit writer of a service that runs apart from a server (the CLI): stop it once the
@@ -119,7 +120,14 @@ impl AdminService {
             keyring,
             audit,
             clock: crate::now_ms,
+            announce: None,
         }
+    }
+
+    /// Announces each change to the running replicas through `announce` once it is recorded.
+    pub fn with_announcer(mut self, announce: Arc<dyn crate::change_feed::Announce>) -> Self {
+        self.announce = Some(announce);
+        self
     }
 
     /// A service with an audit writer of its own, appending to the store's trail; durable, so
@@ -181,13 +189,18 @@ impl AdminService {
                 after: change.after.clone(),
             }),
         };
-        match self.audit.submit(event) {
+        let recorded = match self.audit.submit(event) {
             Some(committed) => committed
                 .await
                 .map_err(|_| unrecorded("the audit writer has stopped".into())),
             // A server's writer in non-durable mode: queued, written with the next batch.
             None => Ok(()),
+        };
+        // Every change is committed before it is recorded.
+        if let Some(announce) = &self.announce {
+            announce.changed().await;
         }
+        recorded
     }
 
     pub async fn add_server(&self, by: &Operator, new: NewServer) -> AdminResult<Generation> {

@@ -141,6 +141,10 @@ pub enum GatewayError {
     /// (`upstream/breaker.rs`).
     #[error("upstream unavailable: it failed repeatedly and is not called for now")]
     UpstreamCircuitOpen { retry_after: std::time::Duration },
+    /// Shared runtime state (a policy's counter, a session) could not be reached; refused
+    /// rather than decided without it.
+    #[error("shared state unavailable; try again")]
+    StateUnavailable,
 }
 
 impl From<crate::policy::Denial> for GatewayError {
@@ -149,6 +153,8 @@ impl From<crate::policy::Denial> for GatewayError {
             GatewayError::RuleUnavailable {
                 rule: denial.rule.to_string(),
             }
+        } else if denial.unavailable {
+            GatewayError::StateUnavailable
         } else {
             GatewayError::PolicyDenied(denial)
         }
@@ -261,6 +267,7 @@ impl GatewayError {
             GatewayError::UpstreamResponseBroken => "upstream_response_broken",
             GatewayError::ShuttingDown => "shutting_down",
             GatewayError::UpstreamCircuitOpen { .. } => "upstream_circuit_open",
+            GatewayError::StateUnavailable => "state_unavailable",
         }
     }
 
@@ -431,6 +438,10 @@ impl GatewayError {
                 let secs = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
                 data["retry_after"] = json!(secs);
                 retry_after = Some(secs);
+                (StatusCode::SERVICE_UNAVAILABLE, codes::UPSTREAM_UNAVAILABLE)
+            }
+            E::StateUnavailable => {
+                retry_after = Some(1);
                 (StatusCode::SERVICE_UNAVAILABLE, codes::UPSTREAM_UNAVAILABLE)
             }
         };

@@ -345,7 +345,8 @@ impl Call<'_> {
             &self.server.name,
             self.principal.owner(),
             &envelope,
-        )?;
+        )
+        .await?;
         let tool_calls: Vec<&jsonrpc::Message> = envelope
             .messages
             .iter()
@@ -385,7 +386,7 @@ impl Call<'_> {
         let inspected = inspect::inspect_request(&self.grant, &mut envelope)?;
         record.notes.extend(inspected.notes);
         let bytes = inspected.rewritten.unwrap_or(bytes);
-        let session = self.bound_session(&parts.headers, stateless)?;
+        let session = self.bound_session(&parts.headers, stateless).await?;
         let route = upstream::route(
             self.server,
             &self.state.upstream,
@@ -412,7 +413,7 @@ impl Call<'_> {
             headers: &parts.headers,
         };
         let (reply, attempt) = self.send(&route, exchange, record).await?;
-        self.follow_session(session.as_ref(), &reply.session);
+        self.follow_session(session.as_ref(), &reply.session).await;
         self.relay(reply, attempt, rules, record).await
     }
 
@@ -420,7 +421,7 @@ impl Call<'_> {
         if authorize::protocol_era(&parts.headers, None)? {
             return Err(GatewayError::MethodNotAllowed { allow: "POST" });
         }
-        let session = self.bound_session(&parts.headers, false)?;
+        let session = self.bound_session(&parts.headers, false).await?;
         self.enforce(None, None).await?;
         // A resumed stream may replay a `tools/list` result: filter the stream by shape.
         let rules = self.response_rules(true, HashMap::new());
@@ -431,7 +432,7 @@ impl Call<'_> {
             headers: &parts.headers,
         };
         let (reply, attempt) = self.send(&route, exchange, record).await?;
-        self.follow_session(session.as_ref(), &reply.session);
+        self.follow_session(session.as_ref(), &reply.session).await;
         self.relay(reply, attempt, rules, record).await
     }
 
@@ -440,7 +441,8 @@ impl Call<'_> {
             return Err(GatewayError::MethodNotAllowed { allow: "POST" });
         }
         let session = self
-            .bound_session(&parts.headers, false)?
+            .bound_session(&parts.headers, false)
+            .await?
             .ok_or(GatewayError::SessionRequired)?;
         self.enforce(None, None).await?;
         let rules = self.response_rules(false, HashMap::new());
@@ -451,25 +453,33 @@ impl Call<'_> {
             headers: &parts.headers,
         };
         let (reply, attempt) = self.send(&route, exchange, record).await?;
-        self.follow_session(Some(&session), &reply.session);
+        self.follow_session(Some(&session), &reply.session).await;
         self.relay(reply, attempt, rules, record).await
     }
 
     /// Keeps the session map in step with what the upstream did: a session it issued belongs
     /// to the caller; one it ended is forgotten.
-    fn follow_session(&self, sent: Option<&SessionId>, change: &SessionChange) {
+    async fn follow_session(&self, sent: Option<&SessionId>, change: &SessionChange) {
         match change {
             SessionChange::Issued(id) => {
-                self.state.sessions.bind(
-                    &self.server.name,
-                    id.as_str(),
-                    self.principal.owner(),
-                    crate::now_ms(),
-                );
+                // Bound before the answer is released: the client may send its next request
+                // through another replica.
+                self.state
+                    .sessions
+                    .bind(
+                        &self.server.name,
+                        id.as_str(),
+                        self.principal.owner(),
+                        crate::now_ms(),
+                    )
+                    .await;
             }
             SessionChange::Ended => {
                 if let Some(id) = sent {
-                    self.state.sessions.remove(&self.server.name, id.as_str());
+                    self.state
+                        .sessions
+                        .remove(&self.server.name, id.as_str())
+                        .await;
                 }
             }
             SessionChange::None => {}
@@ -504,7 +514,7 @@ impl Call<'_> {
     /// Stateless-era requests carry no sessions: a stray header is ignored, never forwarded
     /// unchecked (a dual-era upstream would run the request in that session); only the
     /// session returned here reaches the upstream (`Exchange::session`).
-    fn bound_session(
+    async fn bound_session(
         &self,
         headers: &HeaderMap,
         stateless: bool,
@@ -524,12 +534,17 @@ impl Call<'_> {
             };
         };
         let id = SessionId::from_client(value).ok_or(GatewayError::SessionNotFound)?;
-        match self.state.sessions.check(
-            &self.server.name,
-            id.as_str(),
-            self.principal.owner(),
-            crate::now_ms(),
-        ) {
+        let checked = self
+            .state
+            .sessions
+            .check(
+                &self.server.name,
+                id.as_str(),
+                self.principal.owner(),
+                crate::now_ms(),
+            )
+            .await;
+        match checked {
             SessionCheck::Owned => Ok(Some(id)),
             SessionCheck::NotFound => Err(GatewayError::SessionNotFound),
         }

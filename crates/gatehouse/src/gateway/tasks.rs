@@ -12,7 +12,7 @@
 //! The records are a [`TaskOwners`] (`state/memory/tasks.rs` in one process).
 
 use serde_json::Value;
-use std::{collections::HashSet, sync::Arc};
+use std::{collections::HashSet, future::Future, sync::Arc};
 
 use crate::{
     error::GatewayError,
@@ -32,7 +32,7 @@ pub const MAX_TTL_MS: i64 = 24 * 3_600 * 1_000;
 const ADDRESSING: &[&str] = &["tasks/get", "tasks/result", "tasks/cancel", "tasks/update"];
 
 /// Refuses a request that names a task the caller did not create through Gatehouse.
-pub fn check_requests(
+pub async fn check_requests(
     owners: &dyn TaskOwners,
     server: &str,
     owner: Owner<'_>,
@@ -46,7 +46,7 @@ pub fn check_requests(
         let task_id = message
             .param_str("taskId")
             .ok_or_else(|| GatewayError::InvalidRequest("tasks/* needs params.taskId".into()))?;
-        if !owners.owned_by(server, task_id, owner, now) {
+        if !owners.owned_by(server, task_id, owner, now).await {
             return Err(GatewayError::TaskNotFound);
         }
     }
@@ -101,6 +101,26 @@ pub fn rules_for(
 }
 
 impl TaskRules {
+    /// Records a task's owner. The relay cannot wait, so a backend that answers later (a
+    /// shared one) finishes on its own task; the in-memory one is done before this returns.
+    fn record(&self, task_id: &str, expires_at_ms: i64) {
+        let (owners, server, owner) =
+            (self.owners.clone(), self.server.clone(), self.owner.clone());
+        let task_id = task_id.to_owned();
+        let mut recording = Box::pin(async move {
+            owners
+                .record(&server, &task_id, owner.as_owner(), expires_at_ms)
+                .await;
+        });
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        if recording.as_mut().poll(&mut cx).is_pending() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn(recording)),
+                Err(_) => tracing::warn!("a task's owner could not be recorded: no runtime"),
+            }
+        }
+    }
+
     /// Records the tasks a response creates; filters a `tasks/list` result. Whether the
     /// message changed.
     pub fn observe(&self, message: &mut Value) -> bool {
@@ -115,12 +135,7 @@ impl TaskRules {
                     .and_then(|t| t.get("ttl"))
                     .and_then(Value::as_i64)
                     .map_or(MAX_TTL_MS, |ttl| ttl.clamp(0, MAX_TTL_MS));
-                self.owners.record(
-                    &self.server,
-                    task_id,
-                    self.owner.as_owner(),
-                    now.saturating_add(ttl),
-                );
+                self.record(task_id, now.saturating_add(ttl));
             }
             return false;
         }
@@ -139,7 +154,7 @@ impl TaskRules {
         tasks.retain(|task| {
             task.get("taskId")
                 .and_then(Value::as_str)
-                .is_some_and(|id| self.owners.owned_by(&self.server, id, owner, now))
+                .is_some_and(|id| self.owners.owned_here(&self.server, id, owner, now))
         });
         tasks.len() != before
     }
@@ -158,10 +173,11 @@ mod tests {
 
     #[test]
     fn list_results_keep_only_the_callers_tasks() {
-        let owners: Arc<dyn TaskOwners> = Arc::new(InMemoryTaskOwners::default());
         let far = crate::now_ms() + 60_000;
-        owners.record("demo", "mine", client("a"), far);
-        owners.record("demo", "theirs", client("b"), far);
+        let memory = InMemoryTaskOwners::default();
+        memory.record_now("demo", "mine", client("a"), far);
+        memory.record_now("demo", "theirs", client("b"), far);
+        let owners: Arc<dyn TaskOwners> = Arc::new(memory);
         let envelope =
             gatehouse_model::jsonrpc::parse(br#"{"jsonrpc":"2.0","id":4,"method":"tasks/list"}"#)
                 .unwrap();

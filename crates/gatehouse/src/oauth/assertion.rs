@@ -94,12 +94,16 @@ pub async fn authenticate(
     if exp - now > MAX_LIFETIME + leeway {
         return Err(fail);
     }
-    if !state
+    match state
         .client_assertions
         .first_use(&format!("{claimed}\u{0}{jti}"), exp + leeway, now)
         .await
     {
-        return Err(fail);
+        Ok(true) => {}
+        Ok(false) => return Err(fail),
+        // The credential is fine, but whether it was used before is unknown: a replay must
+        // not pass, and the client should retry rather than think its key is wrong.
+        Err(crate::state::Unavailable) => return Err(OAuthError::TemporarilyUnavailable),
     }
     Ok(client.clone())
 }
@@ -111,10 +115,10 @@ mod tests {
     #[tokio::test]
     async fn an_assertion_is_used_once() {
         let replay = MemoryReplay::default();
-        assert!(replay.first_use("c\0j1", 100, 0).await);
-        assert!(!replay.first_use("c\0j1", 100, 50).await);
-        assert!(replay.first_use("c\0j2", 100, 50).await);
+        assert_eq!(replay.first_use("c\0j1", 100, 0).await, Ok(true));
+        assert_eq!(replay.first_use("c\0j1", 100, 50).await, Ok(false));
+        assert_eq!(replay.first_use("c\0j2", 100, 50).await, Ok(true));
         // Once expired, a jti could be reused, but the assertion's own exp refuses it anyway.
-        assert!(replay.first_use("c\0j1", 300, 200).await);
+        assert_eq!(replay.first_use("c\0j1", 300, 200).await, Ok(true));
     }
 }

@@ -53,6 +53,8 @@ pub struct Refusal {
     /// Why, for the caller and the audit trail. Never secret material.
     pub message: String,
     pub retry_after: Option<Duration>,
+    /// The policy's counter could not be reached: refused without deciding (fail closed).
+    pub unavailable: bool,
 }
 
 impl Refusal {
@@ -60,6 +62,15 @@ impl Refusal {
         Self {
             message: message.into(),
             retry_after: None,
+            unavailable: false,
+        }
+    }
+
+    /// The counter's backend did not answer, so the policy cannot decide.
+    pub fn unavailable() -> Self {
+        Self {
+            unavailable: true,
+            ..Self::new("the policy's shared counter could not be reached")
         }
     }
 }
@@ -153,6 +164,8 @@ pub struct Denial {
     pub retry_after: Option<Duration>,
     /// The rule could not be loaded, so it refuses everything in its scope.
     pub unloadable: bool,
+    /// The rule's counter could not be reached (`GatewayError::StateUnavailable`).
+    pub unavailable: bool,
 }
 
 /// Runs the policies attached to a connection, in order; refunds earlier charges when a later
@@ -180,6 +193,7 @@ pub async fn enforce(policies: &[Arc<CompiledPolicy>], facts: &Facts<'_>) -> Res
                 message: refusal.message,
                 retry_after: refusal.retry_after,
                 unloadable: compiled.policy.unloadable(),
+                unavailable: refusal.unavailable,
             });
         }
     }

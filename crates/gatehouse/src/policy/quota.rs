@@ -12,7 +12,7 @@ use std::{sync::Arc, time::Duration};
 
 use super::PerSubject;
 use super::{Facts, Per, Refusal, StatefulPolicy};
-use crate::state::{QuotaCounter, StateFuture, Subject};
+use crate::state::{Charge, QuotaCounter, StateFuture, Subject};
 use gatehouse_model::policy_kind::PolicyKind;
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -122,23 +122,26 @@ impl Quota {
         self.counters
             .charge(
                 Subject::new(&PerSubject::of(self.per, facts)),
-                start,
+                (start, end),
                 self.limit,
                 charge,
             )
-            .map(move |counted| {
-                if counted {
-                    return Ok(());
+            .map(move |charged| match charged {
+                Charge::Counted => Ok(()),
+                Charge::Unavailable => Err(Refusal::unavailable()),
+                Charge::Exhausted => {
+                    let wait = u64::try_from(end - facts.now.as_millisecond()).unwrap_or(0);
+                    Err(Refusal {
+                        retry_after: Some(Duration::from_millis(wait)),
+                        ..Refusal::new(
+                            format!(
+                                "quota of {} calls per {:?} used up",
+                                self.limit, self.window
+                            )
+                            .to_lowercase(),
+                        )
+                    })
                 }
-                let wait = u64::try_from(end - facts.now.as_millisecond()).unwrap_or(0);
-                Err(Refusal {
-                    message: format!(
-                        "quota of {} calls per {:?} used up",
-                        self.limit, self.window
-                    )
-                    .to_lowercase(),
-                    retry_after: Some(Duration::from_millis(wait)),
-                })
             })
     }
 }

@@ -6,11 +6,11 @@
 //! [`Gcra::step`]; the cells are a [`RateCounter`] (in memory, or a shared backend).
 
 use serde::{Deserialize, Serialize};
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use super::PerSubject;
 use super::{Facts, Per, Refusal, StatefulPolicy};
-use crate::state::{Gcra, RateCounter, StateFuture, Subject};
+use crate::state::{Denied, Gcra, RateCounter, StateFuture, Subject};
 use gatehouse_model::policy_kind::PolicyKind;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -74,9 +74,12 @@ impl RateLimit {
                 charge,
             )
             .map(move |taken| {
-                taken.map_err(|wait: Duration| Refusal {
-                    message: format!("rate limit of {} exceeded", self.summary),
-                    retry_after: Some(wait),
+                taken.map_err(|denied| match denied {
+                    Denied::Wait(wait) => Refusal {
+                        retry_after: Some(wait),
+                        ..Refusal::new(format!("rate limit of {} exceeded", self.summary))
+                    },
+                    Denied::Unavailable => Refusal::unavailable(),
                 })
             })
     }
@@ -108,6 +111,7 @@ mod tests {
         policy::tests_support::{check, facts_at, peek},
         state::memory::MemoryRate,
     };
+    use std::time::Duration;
 
     fn limit(requests: u32, period: &str, burst: u32) -> RateLimit {
         let spec = RateLimitSpec {

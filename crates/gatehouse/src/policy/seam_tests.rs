@@ -1,18 +1,15 @@
 //! The stateful seam with a backend that answers after a round trip: `enforce` waits for it,
 //! refunds through it, and `policy explain` does not wait for it.
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Duration,
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
 };
 
 use super::{CompiledPolicy, PolicyRuntime, Refusal, compile, enforce, tests_support::facts_at};
 use crate::state::{
-    CounterScope, CounterStore, Gcra, QuotaCounter, RateCounter, StateFuture, Subject,
-    memory::MemoryCounters,
+    Charge, CounterScope, CounterStore, Denied, Gcra, QuotaCounter, RateCounter, StateFuture,
+    Subject, memory::MemoryCounters,
 };
 use gatehouse_model::{
     policy_kind::PolicyKind,
@@ -50,7 +47,7 @@ impl RateCounter for Remote<dyn RateCounter> {
         gcra: Gcra,
         now_ns: i128,
         charge: bool,
-    ) -> StateFuture<'_, Result<(), Duration>> {
+    ) -> StateFuture<'_, Result<(), Denied>> {
         self.later(
             self.inner
                 .take(subject, gcra, now_ns, charge)
@@ -71,13 +68,13 @@ impl QuotaCounter for Remote<dyn QuotaCounter> {
     fn charge(
         &self,
         subject: Subject<'_>,
-        window_start: i64,
+        window: (i64, i64),
         limit: u64,
         charge: bool,
-    ) -> StateFuture<'_, bool> {
+    ) -> StateFuture<'_, Charge> {
         self.later(
             self.inner
-                .charge(subject, window_start, limit, charge)
+                .charge(subject, window, limit, charge)
                 .now_or_never(),
         )
     }
@@ -178,4 +175,122 @@ fn explain_peeks_memory_counters_and_does_not_wait_for_remote_ones() {
     let remote = PolicyRuntime::with_counters(Arc::new(RoundTrips::default()));
     let rate = &quota_then_rate(&remote)[1].policy;
     assert_eq!(rate.peek_now(&facts), None::<Result<(), Refusal>>);
+}
+
+/// A backend that cannot be reached, for the counters of one kind: the other kind is kept in
+/// memory, so a refusal's refunds can be watched.
+#[derive(Debug)]
+struct Unreachable {
+    inner: MemoryCounters,
+    rates_down: bool,
+}
+
+#[derive(Debug)]
+struct Down;
+
+impl RateCounter for Down {
+    fn take(
+        &self,
+        _: Subject<'_>,
+        _: Gcra,
+        _: i128,
+        _: bool,
+    ) -> StateFuture<'_, Result<(), Denied>> {
+        StateFuture::pending(async { Err(Denied::Unavailable) })
+    }
+
+    fn give_back(&self, _: Subject<'_>, _: Gcra) -> StateFuture<'_, ()> {
+        StateFuture::ready(())
+    }
+
+    fn len(&self) -> usize {
+        0
+    }
+}
+
+impl QuotaCounter for Down {
+    fn charge(&self, _: Subject<'_>, _: (i64, i64), _: u64, _: bool) -> StateFuture<'_, Charge> {
+        StateFuture::pending(async { Charge::Unavailable })
+    }
+
+    fn refund(&self, _: Subject<'_>, _: i64) -> StateFuture<'_, ()> {
+        StateFuture::ready(())
+    }
+
+    fn seed(&self, _: Vec<QuotaUsage>) {}
+
+    fn drain_deltas(&self) -> Vec<QuotaDelta> {
+        Vec::new()
+    }
+
+    fn len(&self) -> usize {
+        0
+    }
+}
+
+impl CounterStore for Unreachable {
+    fn rate(&self, scope: CounterScope<'_>) -> Arc<dyn RateCounter> {
+        if self.rates_down {
+            Arc::new(Down)
+        } else {
+            self.inner.rate(scope)
+        }
+    }
+
+    fn quota(&self, scope: CounterScope<'_>) -> Arc<dyn QuotaCounter> {
+        if self.rates_down {
+            self.inner.quota(scope)
+        } else {
+            Arc::new(Down)
+        }
+    }
+
+    fn preload(&self, usage: Vec<QuotaUsage>) {
+        self.inner.preload(usage);
+    }
+
+    fn drain_quota_deltas(&self) -> Vec<QuotaDelta> {
+        self.inner.drain_quota_deltas()
+    }
+
+    fn len(&self) -> usize {
+        self.inner.len()
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_rate_counter_refuses_as_state_unavailable_and_refunds_the_quota() {
+    let runtime = PolicyRuntime::with_counters(Arc::new(Unreachable {
+        inner: MemoryCounters::default(),
+        rates_down: true,
+    }));
+    let policies = quota_then_rate(&runtime);
+    let facts = facts_at(1_000_000);
+    let denial = enforce(&policies, &facts).await.unwrap_err();
+    assert!(denial.unavailable, "{denial:?}");
+    assert_eq!(denial.retry_after, None, "no wait is known");
+    assert_eq!(
+        crate::error::GatewayError::from(denial),
+        crate::error::GatewayError::StateUnavailable
+    );
+    let deltas = runtime.take_quota_changes();
+    assert!(
+        deltas.iter().all(|d| d.delta == 0),
+        "the quota charged before the refusal is given back: {deltas:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_quota_counter_refuses_as_state_unavailable() {
+    let runtime = PolicyRuntime::with_counters(Arc::new(Unreachable {
+        inner: MemoryCounters::default(),
+        rates_down: false,
+    }));
+    let policies = quota_then_rate(&runtime);
+    let denial = enforce(&policies, &facts_at(1_000_000)).await.unwrap_err();
+    assert_eq!(denial.kind, PolicyKind::Quota);
+    assert_eq!(
+        crate::error::GatewayError::from(denial),
+        crate::error::GatewayError::StateUnavailable
+    );
 }

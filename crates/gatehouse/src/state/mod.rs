@@ -21,6 +21,7 @@
 //! [`crate::app::start_with_state`] (counters through [`crate::policy::PolicyRuntime`]).
 
 pub mod memory;
+pub mod redis;
 
 use std::{
     fmt::Debug,
@@ -99,15 +100,53 @@ pub enum SessionCheck {
     NotFound,
 }
 
+/// A shared backend could not answer (unreachable, timed out): the caller fails closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unavailable;
+
+/// Why [`RateCounter::take`] did not take a cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// The limit is reached; one would pass after this long.
+    Wait(Duration),
+    /// The counter's backend could not answer.
+    Unavailable,
+}
+
+/// What [`QuotaCounter::charge`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Charge {
+    /// Within the quota (counted when charging).
+    Counted,
+    /// The window's quota is used up.
+    Exhausted,
+    /// The counter's backend could not answer.
+    Unavailable,
+}
+
 /// Legacy MCP sessions, bound to the owner that opened them (`gateway/session.rs` for the
-/// rules).
+/// rules). Both answers may need a round trip: a session bound through one replica can be
+/// presented to another a millisecond later, before any announcement reaches it.
 pub trait SessionStore: Send + Sync {
     /// Records `owner` as the holder of a session the upstream just issued. Returns how many
-    /// of the owner's older sessions were forgotten to stay within the per-owner cap.
-    fn bind(&self, server: &Arc<str>, session_id: &str, owner: Owner<'_>, now_ms: i64) -> usize;
+    /// of the owner's older sessions were forgotten to stay within the per-owner cap. The
+    /// binding is in place when the future completes.
+    fn bind<'a>(
+        &'a self,
+        server: &'a Arc<str>,
+        session_id: &'a str,
+        owner: Owner<'a>,
+        now_ms: i64,
+    ) -> StateFuture<'a, usize>;
     /// Whether `owner` holds the session; marks it used at `now_ms` when so.
-    fn check(&self, server: &str, session_id: &str, owner: Owner<'_>, now_ms: i64) -> SessionCheck;
-    fn remove(&self, server: &str, session_id: &str);
+    fn check<'a>(
+        &'a self,
+        server: &'a str,
+        session_id: &'a str,
+        owner: Owner<'a>,
+        now_ms: i64,
+    ) -> StateFuture<'a, SessionCheck>;
+    fn remove<'a>(&'a self, server: &'a str, session_id: &'a str) -> StateFuture<'a, ()>;
     /// Forgets sessions idle since before `cutoff_ms`; how many.
     fn sweep(&self, cutoff_ms: i64) -> usize;
     fn len(&self) -> usize;
@@ -118,9 +157,25 @@ pub trait SessionStore: Send + Sync {
 
 /// Who created which MCP task (`gateway/tasks.rs` for the rules).
 pub trait TaskOwners: Send + Sync {
-    fn record(&self, server: &str, task_id: &str, owner: Owner<'_>, expires_at_ms: i64);
+    fn record<'a>(
+        &'a self,
+        server: &'a str,
+        task_id: &'a str,
+        owner: Owner<'a>,
+        expires_at_ms: i64,
+    ) -> StateFuture<'a, ()>;
     /// Whether `owner` created `task_id` on `server` and the record has not expired.
-    fn owned_by(&self, server: &str, task_id: &str, owner: Owner<'_>, now_ms: i64) -> bool;
+    fn owned_by<'a>(
+        &'a self,
+        server: &'a str,
+        task_id: &'a str,
+        owner: Owner<'a>,
+        now_ms: i64,
+    ) -> StateFuture<'a, bool>;
+    /// [`TaskOwners::owned_by`] from what this process knows without asking anyone: for the
+    /// filter of a `tasks/list` result, which runs inside the relay and cannot wait. A shared
+    /// backend answers for the tasks created through this replica (fail closed: others hide).
+    fn owned_here(&self, server: &str, task_id: &str, owner: Owner<'_>, now_ms: i64) -> bool;
     /// Forgets expired records; how many.
     fn sweep(&self, now_ms: i64) -> usize;
     fn len(&self) -> usize;
@@ -134,8 +189,14 @@ pub trait TaskOwners: Send + Sync {
 /// shared backend.
 pub trait ReplayCache: Send + Sync {
     /// Records `id` until `expires_at` (seconds); false when it is already recorded and not
-    /// expired, or when the cache is full of live ids (fail closed).
-    fn first_use(&self, id: &str, expires_at: i64, now: i64) -> StateFuture<'_, bool>;
+    /// expired, or when the cache is full of live ids (fail closed); `Unavailable` when the
+    /// backend could not answer (a replay must not pass, so the caller refuses).
+    fn first_use(
+        &self,
+        id: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> StateFuture<'_, Result<bool, Unavailable>>;
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {
         self.len() == 0
@@ -219,7 +280,7 @@ pub trait RateCounter: Send + Sync + Debug {
         gcra: Gcra,
         now_ns: i128,
         charge: bool,
-    ) -> StateFuture<'_, Result<(), Duration>>;
+    ) -> StateFuture<'_, Result<(), Denied>>;
     /// Gives back a cell `take` charged, when a later policy refused the request.
     fn give_back(&self, subject: Subject<'_>, gcra: Gcra) -> StateFuture<'_, ()>;
     /// Subjects with state.
@@ -231,15 +292,16 @@ pub trait RateCounter: Send + Sync + Debug {
 
 /// One quota policy's counts, keyed by subject and window start.
 pub trait QuotaCounter: Send + Sync + Debug {
-    /// Counts one call in the window starting at `window_start` if fewer than `limit` are
-    /// counted there (only looks when `charge` is false); false when the quota is used up.
+    /// Counts one call in the window `window_start..window_end` (epoch ms) if fewer than
+    /// `limit` are counted there (only looks when `charge` is false). A shared backend keeps
+    /// the count until a while after `window_end`.
     fn charge(
         &self,
         subject: Subject<'_>,
-        window_start: i64,
+        window: (i64, i64),
         limit: u64,
         charge: bool,
-    ) -> StateFuture<'_, bool>;
+    ) -> StateFuture<'_, Charge>;
     /// Gives back a call `charge` counted in `window_start`; nothing once that window is over.
     fn refund(&self, subject: Subject<'_>, window_start: i64) -> StateFuture<'_, ()>;
     /// Starts from persisted usage (at start, before any charge).
@@ -280,6 +342,40 @@ pub trait CounterStore: Send + Sync {
     }
 }
 
+/// Why the configured state backend could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// Never carries the URL: it may hold a password.
+    #[error("redis: {0}")]
+    Redis(String),
+}
+
+/// The runtime state `config` names: Redis when `[redis]` is set, else this process's memory.
+/// The one place that picks a backend.
+pub async fn open(
+    config: &crate::config::Config,
+    store: &crate::store::DynStore,
+) -> Result<RuntimeState, StateError> {
+    match &config.redis {
+        None => Ok(RuntimeState::in_memory(config, store)),
+        Some(redis) => self::redis::runtime(config, redis, store),
+    }
+}
+
+/// What announces a change to the running replicas, when `[redis]` is set (the CLI's
+/// `AdminService` uses it).
+pub fn announcer(
+    config: &crate::config::Config,
+) -> Result<Option<Arc<dyn crate::change_feed::Announce>>, StateError> {
+    let Some(redis) = &config.redis else {
+        return Ok(None);
+    };
+    let link = Arc::new(self::redis::RedisLink::open(redis)?);
+    Ok(Some(Arc::new(self::redis::RedisAnnouncer::new(
+        link, redis,
+    ))))
+}
+
 /// Every runtime-state backend a server runs with. [`RuntimeState::in_memory`] is what a
 /// single process uses; a cluster build hands shared ones to [`crate::app::start_with_state`].
 #[derive(Clone)]
@@ -289,10 +385,12 @@ pub struct RuntimeState {
     pub client_assertions: Arc<dyn ReplayCache>,
     pub pins: Arc<dyn PinHolds>,
     pub counters: Arc<dyn CounterStore>,
+    /// How this replica learns that the store changed.
+    pub changes: Arc<dyn crate::change_feed::ChangeFeed>,
 }
 
 impl RuntimeState {
-    pub fn in_memory(config: &crate::config::Config) -> Self {
+    pub fn in_memory(config: &crate::config::Config, store: &crate::store::DynStore) -> Self {
         Self {
             sessions: Arc::new(memory::MemorySessions::new(
                 config.gateway.max_sessions_per_owner,
@@ -301,6 +399,10 @@ impl RuntimeState {
             client_assertions: Arc::new(memory::MemoryReplay::default()),
             pins: Arc::new(memory::MemoryPinHolds::default()),
             counters: Arc::new(memory::MemoryCounters::default()),
+            changes: Arc::new(crate::change_feed::PollingFeed::new(
+                store.clone(),
+                config.snapshot.poll_interval,
+            )),
         }
     }
 }

@@ -19,6 +19,9 @@ pub struct TestApp {
     pub dir: tempfile::TempDir,
 }
 
+/// Builds a server's runtime state from its configuration and store.
+type RuntimeFor = dyn FnOnce(&Config, &DynStore) -> gatehouse::state::RuntimeState;
+
 pub const ACCEPT: &str = "application/json, text/event-stream";
 
 impl TestApp {
@@ -49,9 +52,16 @@ impl TestApp {
         Self::start_in(dir, config, listener, None).await
     }
 
+    /// A server on `listener` with `config` as given (data directory, store, `[redis]`): one
+    /// replica of a [`crate::cluster::TestCluster`].
+    pub async fn start_replica(config: Config, listener: tokio::net::TcpListener) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir, config, listener, None).await
+    }
+
     /// A server keeping its runtime state in the backends `runtime` builds.
     pub async fn start_with_runtime(
-        runtime: impl FnOnce(&Config) -> gatehouse::state::RuntimeState,
+        runtime: impl FnOnce(&Config, &DynStore) -> gatehouse::state::RuntimeState + 'static,
     ) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -64,19 +74,22 @@ impl TestApp {
         };
         config.database_url = test_database_url();
         config.audit.durable = true;
-        let runtime = runtime(&config);
-        Self::start_in(dir, config, listener, Some(runtime)).await
+        Self::start_in(dir, config, listener, Some(Box::new(runtime))).await
     }
 
     async fn start_in(
         dir: tempfile::TempDir,
         config: Config,
         listener: tokio::net::TcpListener,
-        runtime: Option<gatehouse::state::RuntimeState>,
+        runtime: Option<Box<RuntimeFor>>,
     ) -> TestApp {
-        let keyring = Arc::new(Keyring::load_or_create(dir.path()).unwrap());
+        let keyring = Arc::new(Keyring::load_or_create(&config.data_dir).unwrap());
         let store = store::open(&config.database_url()).await.unwrap();
-        let runtime = runtime.unwrap_or_else(|| gatehouse::state::RuntimeState::in_memory(&config));
+        let runtime = match runtime {
+            Some(build) => build(&config, &store),
+            // What `[redis]` names, as `gatehouse serve` would open it.
+            None => gatehouse::state::open(&config, &store).await.unwrap(),
+        };
         let server = gatehouse::app::start_with_state(
             config.clone(),
             store.clone(),

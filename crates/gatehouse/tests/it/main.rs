@@ -3,12 +3,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod canned_upstream;
+mod cluster;
 mod helpers;
 mod scripted_upstream;
 
 mod audit;
 mod audit_chains;
 mod audit_outcomes;
+mod cluster_changes;
+mod cluster_counters;
+mod cluster_outage;
+mod cluster_sessions;
 mod country;
 mod docs;
 mod edge;
@@ -43,6 +48,8 @@ mod restart_under_load;
 mod runtime_state;
 mod sessions;
 mod shutdown;
+mod state_contract;
+mod state_unavailable;
 mod store_contract;
 mod tasks;
 mod tls;

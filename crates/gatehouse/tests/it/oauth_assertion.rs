@@ -16,7 +16,10 @@ use crate::{
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 async fn setup() -> (TestApp, SigningKey) {
-    let app = TestApp::start().await;
+    setup_on(TestApp::start().await).await
+}
+
+pub(crate) async fn setup_on(app: TestApp) -> (TestApp, SigningKey) {
     app.add_server("demo", "http://127.0.0.1:9/mcp").await;
     admin::create_client(&*app.store, "signer", "")
         .await
@@ -40,7 +43,7 @@ async fn setup() -> (TestApp, SigningKey) {
     (app, key)
 }
 
-fn assertion(app: &TestApp, key: &SigningKey, claims: serde_json::Value) -> String {
+pub(crate) fn assertion(app: &TestApp, key: &SigningKey, claims: serde_json::Value) -> String {
     let now = jiff::Timestamp::now().as_second();
     let mut body = json!({
         "iss": "signer", "sub": "signer", "aud": app.url(""),
@@ -56,7 +59,7 @@ fn rand_suffix() -> String {
     gatehouse::secrets::random_id(10).unwrap()
 }
 
-async fn token_with(app: &TestApp, assertion: &str) -> (u16, serde_json::Value) {
+pub(crate) async fn token_with(app: &TestApp, assertion: &str) -> (u16, serde_json::Value) {
     let resource = app.url("/demo/mcp");
     let (status, _, body) = post_form(
         app,

@@ -18,10 +18,13 @@ async fn sessions_and_counters_live_in_the_backends_the_server_was_given() {
     let sessions = Arc::new(MemorySessions::default());
     let counters = Arc::new(MemoryCounters::default());
     let upstream = Upstream::start().await;
-    let app = TestApp::start_with_runtime(|config| RuntimeState {
-        sessions: sessions.clone(),
-        counters: counters.clone(),
-        ..RuntimeState::in_memory(config)
+    let app = TestApp::start_with_runtime({
+        let (sessions, counters) = (sessions.clone(), counters.clone());
+        move |config, store| RuntimeState {
+            sessions,
+            counters,
+            ..RuntimeState::in_memory(config, store)
+        }
     })
     .await;
     app.add_server("demo", &upstream.url()).await;

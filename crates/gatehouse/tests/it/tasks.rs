@@ -18,13 +18,13 @@ use crate::helpers::{TestApp, rpc_message};
 /// An upstream that runs every task-augmented `tools/call` as a task and keeps them all in one
 /// list, whoever asked: it cannot tell callers apart behind Gatehouse's server credential.
 #[derive(Clone, Default)]
-struct TaskUpstream {
+pub(crate) struct TaskUpstream {
     created: Arc<AtomicUsize>,
     methods: Arc<Mutex<Vec<String>>>,
 }
 
 impl TaskUpstream {
-    async fn start() -> (TaskUpstream, String) {
+    pub(crate) async fn start() -> (TaskUpstream, String) {
         let upstream = TaskUpstream::default();
         let state = upstream.clone();
         let app = Router::new().route(
@@ -82,11 +82,11 @@ impl TaskUpstream {
     }
 }
 
-fn create_task() -> Value {
+pub(crate) fn create_task() -> Value {
     json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": { "name": "echo", "arguments": {}, "task": { "ttl": 60000 } } })
 }
 
-fn about(method: &str, task_id: &str) -> Value {
+pub(crate) fn about(method: &str, task_id: &str) -> Value {
     json!({ "jsonrpc": "2.0", "id": 2, "method": method, "params": { "taskId": task_id } })
 }
 

@@ -3,11 +3,11 @@
 //! and requests for different subjects do not queue on one lock.
 
 use parking_lot::Mutex;
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc};
 
 use crate::state::{
-    CounterScope, CounterStore, Gcra, QuotaCounter, RateCounter, StateFuture, Subject, SubjectKey,
-    SubjectMap,
+    Charge, CounterScope, CounterStore, Denied, Gcra, QuotaCounter, RateCounter, StateFuture,
+    Subject, SubjectKey, SubjectMap,
 };
 use gatehouse_model::records::{QuotaDelta, QuotaUsage};
 
@@ -18,6 +18,31 @@ pub struct MemoryRate {
     tat: SubjectMap<i128>,
 }
 
+impl MemoryRate {
+    /// [`RateCounter::take`] for a subject's key, answered at once.
+    pub fn take_now(
+        &self,
+        key: SubjectKey,
+        gcra: Gcra,
+        now_ns: i128,
+        charge: bool,
+    ) -> Result<(), Denied> {
+        self.tat.with(
+            key,
+            |&tat| tat <= now_ns,
+            |cells| {
+                let next = gcra
+                    .step(cells.get(&key).copied(), now_ns)
+                    .map_err(Denied::Wait)?;
+                if charge {
+                    cells.insert(key, next);
+                }
+                Ok(())
+            },
+        )
+    }
+}
+
 impl RateCounter for MemoryRate {
     fn take(
         &self,
@@ -25,20 +50,8 @@ impl RateCounter for MemoryRate {
         gcra: Gcra,
         now_ns: i128,
         charge: bool,
-    ) -> StateFuture<'_, Result<(), Duration>> {
-        let key = subject.key();
-        let taken = self.tat.with(
-            key,
-            |&tat| tat <= now_ns,
-            |cells| {
-                let next = gcra.step(cells.get(&key).copied(), now_ns)?;
-                if charge {
-                    cells.insert(key, next);
-                }
-                Ok(())
-            },
-        );
-        StateFuture::ready(taken)
+    ) -> StateFuture<'_, Result<(), Denied>> {
+        StateFuture::ready(self.take_now(subject.key(), gcra, now_ns, charge))
     }
 
     fn give_back(&self, subject: Subject<'_>, gcra: Gcra) -> StateFuture<'_, ()> {
@@ -87,19 +100,21 @@ impl MemoryQuota {
     }
 }
 
-impl QuotaCounter for MemoryQuota {
-    fn charge(
+impl MemoryQuota {
+    /// [`QuotaCounter::charge`] for a subject's key (`text` builds its stored form when it is
+    /// first counted), answered at once.
+    pub fn charge_now(
         &self,
-        subject: Subject<'_>,
+        key: SubjectKey,
+        text: &dyn Fn() -> String,
         window_start: i64,
         limit: u64,
         charge: bool,
-    ) -> StateFuture<'_, bool> {
-        let key = subject.key();
+    ) -> Charge {
         let idle = |c: &Count| c.delta == 0 && c.window_start != window_start;
-        let counted = self.counts.with(key, idle, |counts| {
+        self.counts.with(key, idle, |counts| {
             let count = counts.entry(key).or_insert_with(|| Count {
-                subject: subject.text(),
+                subject: text(),
                 window_start,
                 used: 0,
                 delta: 0,
@@ -111,15 +126,32 @@ impl QuotaCounter for MemoryQuota {
                 count.delta = 0;
             }
             if count.used >= limit {
-                return false;
+                return Charge::Exhausted;
             }
             if charge {
                 count.used += 1;
                 count.delta += 1;
             }
-            true
-        });
-        StateFuture::ready(counted)
+            Charge::Counted
+        })
+    }
+}
+
+impl QuotaCounter for MemoryQuota {
+    fn charge(
+        &self,
+        subject: Subject<'_>,
+        (window_start, _): (i64, i64),
+        limit: u64,
+        charge: bool,
+    ) -> StateFuture<'_, Charge> {
+        StateFuture::ready(self.charge_now(
+            subject.key(),
+            &|| subject.text(),
+            window_start,
+            limit,
+            charge,
+        ))
     }
 
     fn refund(&self, subject: Subject<'_>, window_start: i64) -> StateFuture<'_, ()> {
@@ -237,6 +269,7 @@ impl CounterStore for MemoryCounters {
 mod tests {
     use super::*;
     use crate::policy::{Facts, Per, PerSubject, tests_support::facts_at};
+    use std::time::Duration;
 
     const SECOND: i128 = 1_000_000_000;
 
@@ -248,7 +281,7 @@ mod tests {
         }
     }
 
-    fn take(rate: &MemoryRate, facts: &Facts<'_>, now_ns: i128) -> Result<(), Duration> {
+    fn take(rate: &MemoryRate, facts: &Facts<'_>, now_ns: i128) -> Result<(), Denied> {
         rate.take(
             Subject::new(&PerSubject::of(Per::Client, facts)),
             gcra(),
@@ -263,12 +296,13 @@ mod tests {
         quota
             .charge(
                 Subject::new(&PerSubject::of(Per::Client, facts)),
-                window,
+                (window, window + 1),
                 limit,
                 true,
             )
             .now_or_never()
             .expect("memory counters answer at once")
+            == Charge::Counted
     }
 
     fn scope(policy_id: &str) -> CounterScope<'_> {
@@ -288,7 +322,7 @@ mod tests {
         }
         assert_eq!(
             take(&rate, &facts, t0),
-            Err(Duration::from_millis(100)),
+            Err(Denied::Wait(Duration::from_millis(100))),
             "the fourth waits one interval"
         );
         let peeked = rate
@@ -299,7 +333,7 @@ mod tests {
                 false,
             )
             .now_or_never();
-        assert_eq!(peeked, Some(Err(Duration::from_millis(100))));
+        assert_eq!(peeked, Some(Err(Denied::Wait(Duration::from_millis(100)))));
         let _ = rate
             .give_back(Subject::new(&PerSubject::of(Per::Client, &facts)), gcra())
             .now_or_never();
@@ -409,12 +443,13 @@ mod tests {
             quota
                 .charge(
                     Subject::new(&PerSubject::of(Per::Ip, facts)),
-                    window,
+                    (window, window + 100),
                     5,
                     true,
                 )
                 .now_or_never()
                 .expect("ready")
+                == Charge::Counted
         };
         for ip in 0..5_000u32 {
             assert!(per_ip(&from(ip), 100));
@@ -448,15 +483,16 @@ mod tests {
         assert!(Arc::ptr_eq(&quota, &store.quota(scope("q"))));
         let facts = facts_at(0);
         assert!(
-            !quota
+            quota
                 .charge(
                     Subject::new(&PerSubject::of(Per::Client, &facts)),
-                    100,
+                    (100, 200),
                     1,
                     true
                 )
                 .now_or_never()
-                .expect("ready"),
+                .expect("ready")
+                == Charge::Exhausted,
             "the preloaded call counts"
         );
         let edited = store.quota(CounterScope {

@@ -8,7 +8,7 @@ use std::{
     hash::{BuildHasher, RandomState},
 };
 
-use crate::state::{ReplayCache, StateFuture};
+use crate::state::{ReplayCache, StateFuture, Unavailable};
 
 /// Ids remembered at most when the configuration does not say.
 pub const DEFAULT_CAPACITY: usize = 100_000;
@@ -38,8 +38,13 @@ impl MemoryReplay {
 }
 
 impl ReplayCache for MemoryReplay {
-    fn first_use(&self, id: &str, expires_at: i64, now: i64) -> StateFuture<'_, bool> {
-        StateFuture::ready(self.first_use_now(id, expires_at, now))
+    fn first_use(
+        &self,
+        id: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> StateFuture<'_, Result<bool, Unavailable>> {
+        StateFuture::ready(Ok(self.first_use_now(id, expires_at, now)))
     }
 
     fn len(&self) -> usize {

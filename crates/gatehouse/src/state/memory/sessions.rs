@@ -20,7 +20,7 @@ use std::{
     },
 };
 
-use crate::state::{Owner, OwnerId, SessionCheck, SessionStore};
+use crate::state::{Owner, OwnerId, SessionCheck, SessionStore, StateFuture};
 
 /// Sessions one owner may hold on one server when the configuration does not say.
 pub const DEFAULT_MAX_PER_OWNER: usize = crate::config::DEFAULT_MAX_SESSIONS_PER_OWNER;
@@ -88,8 +88,15 @@ impl MemorySessions {
     }
 }
 
-impl SessionStore for MemorySessions {
-    fn bind(&self, server: &Arc<str>, session_id: &str, owner: Owner<'_>, now_ms: i64) -> usize {
+impl MemorySessions {
+    /// [`SessionStore::bind`], answered at once.
+    pub fn bind_now(
+        &self,
+        server: &Arc<str>,
+        session_id: &str,
+        owner: Owner<'_>,
+        now_ms: i64,
+    ) -> usize {
         let owner = OwnerId::from(owner);
         let mut servers = self.servers.write();
         let sessions = servers.entry(server.clone()).or_default();
@@ -122,7 +129,25 @@ impl SessionStore for MemorySessions {
         evicted
     }
 
-    fn check(&self, server: &str, session_id: &str, owner: Owner<'_>, now_ms: i64) -> SessionCheck {
+    /// [`SessionStore::remove`], done at once.
+    pub fn remove_now(&self, server: &str, session_id: &str) {
+        let mut servers = self.servers.write();
+        if let Some(sessions) = servers.get_mut(server) {
+            sessions.forget(session_id);
+            if sessions.by_id.is_empty() {
+                servers.remove(server);
+            }
+        }
+    }
+
+    /// [`SessionStore::check`], answered at once.
+    pub fn check_now(
+        &self,
+        server: &str,
+        session_id: &str,
+        owner: Owner<'_>,
+        now_ms: i64,
+    ) -> SessionCheck {
         let servers = self.servers.read();
         match servers.get(server).and_then(|s| s.by_id.get(session_id)) {
             Some(binding) if binding.owner.is(owner) => {
@@ -132,15 +157,32 @@ impl SessionStore for MemorySessions {
             _ => SessionCheck::NotFound,
         }
     }
+}
 
-    fn remove(&self, server: &str, session_id: &str) {
-        let mut servers = self.servers.write();
-        if let Some(sessions) = servers.get_mut(server) {
-            sessions.forget(session_id);
-            if sessions.by_id.is_empty() {
-                servers.remove(server);
-            }
-        }
+impl SessionStore for MemorySessions {
+    fn bind<'a>(
+        &'a self,
+        server: &'a Arc<str>,
+        session_id: &'a str,
+        owner: Owner<'a>,
+        now_ms: i64,
+    ) -> StateFuture<'a, usize> {
+        StateFuture::ready(self.bind_now(server, session_id, owner, now_ms))
+    }
+
+    fn check<'a>(
+        &'a self,
+        server: &'a str,
+        session_id: &'a str,
+        owner: Owner<'a>,
+        now_ms: i64,
+    ) -> StateFuture<'a, SessionCheck> {
+        StateFuture::ready(self.check_now(server, session_id, owner, now_ms))
+    }
+
+    fn remove<'a>(&'a self, server: &'a str, session_id: &'a str) -> StateFuture<'a, ()> {
+        self.remove_now(server, session_id);
+        StateFuture::ready(())
     }
 
     fn sweep(&self, cutoff_ms: i64) -> usize {
@@ -188,21 +230,21 @@ mod tests {
     fn sessions_belong_to_their_owner() {
         let sessions = MemorySessions::default();
         let server: Arc<str> = Arc::from("demo");
-        sessions.bind(&server, "s1", client("alice"), 0);
+        sessions.bind_now(&server, "s1", client("alice"), 0);
         assert_eq!(
-            sessions.check(&server, "s1", client("alice"), 1),
+            sessions.check_now(&server, "s1", client("alice"), 1),
             SessionCheck::Owned
         );
         assert_eq!(
-            sessions.check(&server, "s1", client("mallory"), 1),
+            sessions.check_now(&server, "s1", client("mallory"), 1),
             SessionCheck::NotFound
         );
         assert_eq!(
-            sessions.check("other", "s1", client("alice"), 1),
+            sessions.check_now("other", "s1", client("alice"), 1),
             SessionCheck::NotFound
         );
         assert_eq!(
-            sessions.check(&server, "s2", client("alice"), 1),
+            sessions.check_now(&server, "s2", client("alice"), 1),
             SessionCheck::NotFound
         );
     }
@@ -211,17 +253,17 @@ mod tests {
     fn users_of_one_client_do_not_share_sessions() {
         let sessions = MemorySessions::default();
         let server: Arc<str> = Arc::from("demo");
-        sessions.bind(&server, "s1", user("app", "usr_a"), 0);
+        sessions.bind_now(&server, "s1", user("app", "usr_a"), 0);
         assert_eq!(
-            sessions.check(&server, "s1", user("app", "usr_a"), 1),
+            sessions.check_now(&server, "s1", user("app", "usr_a"), 1),
             SessionCheck::Owned
         );
         assert_eq!(
-            sessions.check(&server, "s1", user("app", "usr_b"), 1),
+            sessions.check_now(&server, "s1", user("app", "usr_b"), 1),
             SessionCheck::NotFound
         );
         assert_eq!(
-            sessions.check(&server, "s1", client("app"), 1),
+            sessions.check_now(&server, "s1", client("app"), 1),
             SessionCheck::NotFound,
             "the client's own credentials do not reach a user's session"
         );
@@ -231,15 +273,15 @@ mod tests {
     fn idle_sessions_are_swept() {
         let sessions = MemorySessions::default();
         let server: Arc<str> = Arc::from("demo");
-        sessions.bind(&server, "old", client("a"), 10);
-        sessions.bind(&server, "new", client("a"), 100);
+        sessions.bind_now(&server, "old", client("a"), 10);
+        sessions.bind_now(&server, "new", client("a"), 100);
         assert_eq!(sessions.sweep(50), 1);
         assert_eq!(
-            sessions.check(&server, "new", client("a"), 101),
+            sessions.check_now(&server, "new", client("a"), 101),
             SessionCheck::Owned
         );
         assert_eq!(
-            sessions.check(&server, "old", client("a"), 101),
+            sessions.check_now(&server, "old", client("a"), 101),
             SessionCheck::NotFound
         );
         assert_eq!(sessions.sweep(1_000), 1);
@@ -250,12 +292,12 @@ mod tests {
     fn the_cap_forgets_the_owners_least_recently_used_session_only() {
         let sessions = MemorySessions::new(2);
         let server: Arc<str> = Arc::from("demo");
-        sessions.bind(&server, "bob-1", client("bob"), 0);
-        sessions.bind(&server, "a-1", client("alice"), 1);
-        sessions.bind(&server, "a-2", client("alice"), 2);
+        sessions.bind_now(&server, "bob-1", client("bob"), 0);
+        sessions.bind_now(&server, "a-1", client("alice"), 1);
+        sessions.bind_now(&server, "a-2", client("alice"), 2);
         // a-1 is used again, so a-2 is now the least recently used.
-        sessions.check(&server, "a-1", client("alice"), 3);
-        assert_eq!(sessions.bind(&server, "a-3", client("alice"), 4), 1);
+        sessions.check_now(&server, "a-1", client("alice"), 3);
+        assert_eq!(sessions.bind_now(&server, "a-3", client("alice"), 4), 1);
         assert_eq!(sessions.len(), 3);
         for (id, owner, expected) in [
             ("a-1", "alice", SessionCheck::Owned),
@@ -264,7 +306,7 @@ mod tests {
             ("bob-1", "bob", SessionCheck::Owned),
         ] {
             assert_eq!(
-                sessions.check(&server, id, client(owner), 5),
+                sessions.check_now(&server, id, client(owner), 5),
                 expected,
                 "{id}"
             );
@@ -282,15 +324,15 @@ mod tests {
                 threads.spawn(move || {
                     for n in 0..200i64 {
                         let id = format!("{t}-{n}");
-                        sessions.bind(server, &id, client(name), n);
+                        sessions.bind_now(server, &id, client(name), n);
                         assert_eq!(
-                            sessions.check(server, &id, client(name), n),
+                            sessions.check_now(server, &id, client(name), n),
                             SessionCheck::Owned,
                             "a session just bound is its owner's"
                         );
                         let other = format!("owner-{}", (t + 1) % 4);
                         assert_eq!(
-                            sessions.check(server, &id, client(&other), n),
+                            sessions.check_now(server, &id, client(&other), n),
                             SessionCheck::NotFound
                         );
                     }
@@ -301,7 +343,7 @@ mod tests {
         for (t, name) in owners.iter().enumerate() {
             for n in 192..200 {
                 assert_eq!(
-                    sessions.check(&server, &format!("{t}-{n}"), client(name), 300),
+                    sessions.check_now(&server, &format!("{t}-{n}"), client(name), 300),
                     SessionCheck::Owned
                 );
             }

@@ -9,7 +9,7 @@ use std::{
     sync::Arc,
 };
 
-use crate::state::{Owner, OwnerId, TaskOwners};
+use crate::state::{Owner, OwnerId, StateFuture, TaskOwners};
 
 /// Task records kept at most, across servers and owners.
 pub const DEFAULT_CAPACITY: usize = 100_000;
@@ -100,7 +100,58 @@ impl InMemoryTaskOwners {
 }
 
 impl TaskOwners for InMemoryTaskOwners {
-    fn record(&self, server: &str, task_id: &str, owner: Owner<'_>, expires_at_ms: i64) {
+    fn record<'a>(
+        &'a self,
+        server: &'a str,
+        task_id: &'a str,
+        owner: Owner<'a>,
+        expires_at_ms: i64,
+    ) -> StateFuture<'a, ()> {
+        self.record_now(server, task_id, owner, expires_at_ms);
+        StateFuture::ready(())
+    }
+
+    fn owned_by<'a>(
+        &'a self,
+        server: &'a str,
+        task_id: &'a str,
+        owner: Owner<'a>,
+        now_ms: i64,
+    ) -> StateFuture<'a, bool> {
+        StateFuture::ready(self.owned_here(server, task_id, owner, now_ms))
+    }
+
+    fn owned_here(&self, server: &str, task_id: &str, owner: Owner<'_>, now_ms: i64) -> bool {
+        let records = self.records.lock();
+        records
+            .by_server
+            .get(server)
+            .and_then(|tasks| tasks.get(task_id))
+            .is_some_and(|r| r.owner.is(owner) && r.expiry.0 > now_ms)
+    }
+
+    fn sweep(&self, now_ms: i64) -> usize {
+        let mut records = self.records.lock();
+        let mut removed = 0;
+        while records
+            .by_expiry
+            .first_key_value()
+            .is_some_and(|((expires, _), _)| *expires <= now_ms)
+            && records.forget_first()
+        {
+            removed += 1;
+        }
+        removed
+    }
+
+    fn len(&self) -> usize {
+        self.records.lock().by_expiry.len()
+    }
+}
+
+impl InMemoryTaskOwners {
+    /// [`TaskOwners::record`], done at once.
+    pub fn record_now(&self, server: &str, task_id: &str, owner: Owner<'_>, expires_at_ms: i64) {
         let mut records = self.records.lock();
         // An upstream reusing an id hands the task to its new creator only.
         records.forget(server, task_id);
@@ -133,33 +184,6 @@ impl TaskOwners for InMemoryTaskOwners {
             .or_default()
             .insert(task_id.to_owned(), Record { owner, expiry });
     }
-
-    fn owned_by(&self, server: &str, task_id: &str, owner: Owner<'_>, now_ms: i64) -> bool {
-        let records = self.records.lock();
-        records
-            .by_server
-            .get(server)
-            .and_then(|tasks| tasks.get(task_id))
-            .is_some_and(|r| r.owner.is(owner) && r.expiry.0 > now_ms)
-    }
-
-    fn sweep(&self, now_ms: i64) -> usize {
-        let mut records = self.records.lock();
-        let mut removed = 0;
-        while records
-            .by_expiry
-            .first_key_value()
-            .is_some_and(|((expires, _), _)| *expires <= now_ms)
-            && records.forget_first()
-        {
-            removed += 1;
-        }
-        removed
-    }
-
-    fn len(&self) -> usize {
-        self.records.lock().by_expiry.len()
-    }
 }
 
 #[cfg(test)]
@@ -176,13 +200,13 @@ mod tests {
     #[test]
     fn a_task_belongs_to_its_creator_until_it_expires() {
         let owners = InMemoryTaskOwners::default();
-        owners.record("demo", "t1", client("alice"), 100);
-        assert!(owners.owned_by("demo", "t1", client("alice"), 99));
-        assert!(!owners.owned_by("demo", "t1", client("mallory"), 99));
-        assert!(!owners.owned_by("other", "t1", client("alice"), 99));
-        assert!(!owners.owned_by("demo", "t2", client("alice"), 99));
+        owners.record_now("demo", "t1", client("alice"), 100);
+        assert!(owners.owned_here("demo", "t1", client("alice"), 99));
+        assert!(!owners.owned_here("demo", "t1", client("mallory"), 99));
+        assert!(!owners.owned_here("other", "t1", client("alice"), 99));
+        assert!(!owners.owned_here("demo", "t2", client("alice"), 99));
         assert!(
-            !owners.owned_by("demo", "t1", client("alice"), 100),
+            !owners.owned_here("demo", "t1", client("alice"), 100),
             "expired"
         );
         assert_eq!(owners.sweep(100), 1);
@@ -192,27 +216,27 @@ mod tests {
     #[test]
     fn the_cap_forgets_the_soonest_to_expire() {
         let owners = InMemoryTaskOwners::new(2, 10);
-        owners.record("demo", "late", client("a"), 300);
-        owners.record("demo", "soon", client("a"), 100);
-        owners.record("demo", "new", client("b"), 200);
+        owners.record_now("demo", "late", client("a"), 300);
+        owners.record_now("demo", "soon", client("a"), 100);
+        owners.record_now("demo", "new", client("b"), 200);
         assert_eq!(owners.len(), 2);
-        assert!(!owners.owned_by("demo", "soon", client("a"), 0));
-        assert!(owners.owned_by("demo", "late", client("a"), 0));
-        assert!(owners.owned_by("demo", "new", client("b"), 0));
+        assert!(!owners.owned_here("demo", "soon", client("a"), 0));
+        assert!(owners.owned_here("demo", "late", client("a"), 0));
+        assert!(owners.owned_here("demo", "new", client("b"), 0));
     }
 
     #[test]
     fn one_owner_over_its_cap_forgets_its_own_records_only() {
         let owners = InMemoryTaskOwners::new(10, 2);
-        owners.record("demo", "other", client("b"), 50);
-        owners.record("demo", "a-late", client("a"), 300);
-        owners.record("other", "a-soon", client("a"), 100);
-        owners.record("demo", "a-new", client("a"), 200);
+        owners.record_now("demo", "other", client("b"), 50);
+        owners.record_now("demo", "a-late", client("a"), 300);
+        owners.record_now("other", "a-soon", client("a"), 100);
+        owners.record_now("demo", "a-new", client("a"), 200);
         assert_eq!(owners.len(), 3);
-        assert!(!owners.owned_by("other", "a-soon", client("a"), 0));
-        assert!(owners.owned_by("demo", "a-late", client("a"), 0));
-        assert!(owners.owned_by("demo", "a-new", client("a"), 0));
-        assert!(owners.owned_by("demo", "other", client("b"), 0));
+        assert!(!owners.owned_here("other", "a-soon", client("a"), 0));
+        assert!(owners.owned_here("demo", "a-late", client("a"), 0));
+        assert!(owners.owned_here("demo", "a-new", client("a"), 0));
+        assert!(owners.owned_here("demo", "other", client("b"), 0));
         assert_eq!(owners.sweep(1_000), 3);
         assert_eq!(owners.len(), 0);
     }
@@ -227,8 +251,8 @@ mod tests {
                 threads.spawn(move || {
                     for n in 0..500i64 {
                         let task = format!("{name}-{n}");
-                        owners.record("demo", &task, client(name), 1_000 + n);
-                        assert!(!owners.owned_by("demo", &task, client("mallory"), 0));
+                        owners.record_now("demo", &task, client(name), 1_000 + n);
+                        assert!(!owners.owned_here("demo", &task, client("mallory"), 0));
                     }
                 });
             }
@@ -236,11 +260,11 @@ mod tests {
         assert!(owners.len() <= 100, "{} records kept", owners.len());
         for name in &names {
             let kept = (0..500)
-                .filter(|n| owners.owned_by("demo", &format!("{name}-{n}"), client(name), 0))
+                .filter(|n| owners.owned_here("demo", &format!("{name}-{n}"), client(name), 0))
                 .count();
             assert!(kept <= 20, "{name} keeps {kept}");
             assert!(
-                owners.owned_by("demo", &format!("{name}-499"), client(name), 0),
+                owners.owned_here("demo", &format!("{name}-499"), client(name), 0),
                 "{name}'s latest task, the last to expire, is kept"
             );
         }

@@ -1,0 +1,159 @@
+//! Redis for tests: Debian's `redis-server` on a free loopback port, from a temporary
+//! directory, persisting nothing (`--save "" --appendonly no`).
+//!
+//! [`Redis::shared`] is one server per test binary (tests keep apart by key prefix);
+//! [`Redis::private`] is a test's own, which it may stop and start again on the same port.
+
+use std::{
+    io,
+    process::{Child, Command, Stdio},
+    sync::{Mutex, OnceLock},
+    time::{Duration, Instant},
+};
+
+use crate::process::{free_loopback_port, stop_when_test_exits};
+
+/// How long a server may take to answer `PING` after it is started.
+const READY_WITHIN: Duration = Duration::from_secs(20);
+
+pub struct Redis {
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Mutex<Option<Child>>,
+}
+
+impl Redis {
+    /// The test binary's server, started on first use. Panics (failing the test, never
+    /// skipping it) when it cannot be started.
+    pub fn shared() -> &'static Redis {
+        static SHARED: OnceLock<Redis> = OnceLock::new();
+        SHARED.get_or_init(|| {
+            Redis::start().unwrap_or_else(|err| panic!("starting redis-server: {err}"))
+        })
+    }
+
+    /// A server of the caller's own, stopped when dropped.
+    pub fn private() -> io::Result<Redis> {
+        Redis::start()
+    }
+
+    fn start() -> io::Result<Redis> {
+        let mut last = None;
+        // A port found free can be taken before the server binds it: retry with another.
+        for _ in 0..3 {
+            let redis = Redis {
+                port: free_loopback_port()?,
+                dir: tempfile::tempdir()?,
+                child: Mutex::new(None),
+            };
+            match redis.start_again() {
+                Ok(()) => return Ok(redis),
+                Err(err) => last = Some(err),
+            }
+        }
+        Err(last.unwrap_or_else(|| io::Error::other("redis-server did not start")))
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server (again) on its port, waiting until it answers.
+    pub fn start_again(&self) -> io::Result<()> {
+        let mut child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--daemonize", "no", "--protected-mode", "yes"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|err| io::Error::other(format!("running redis-server: {err}")))?;
+        stop_when_test_exits(&child, "TERM")?;
+        let deadline = Instant::now() + READY_WITHIN;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                let output = child.wait_with_output()?;
+                return Err(io::Error::other(format!(
+                    "redis-server on port {} exited with {status}:\n{}{}",
+                    self.port,
+                    String::from_utf8_lossy(&output.stdout),
+                    String::from_utf8_lossy(&output.stderr)
+                )));
+            }
+            if self.cli(&["PING"]).is_ok_and(|answer| answer == "PONG") {
+                break;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return Err(io::Error::other(format!(
+                    "redis-server on port {} did not answer PING within {READY_WITHIN:?}",
+                    self.port
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        *self.child.lock().unwrap_or_else(|e| e.into_inner()) = Some(child);
+        Ok(())
+    }
+
+    /// Stops the server at once, keeping nothing (`SHUTDOWN NOSAVE`).
+    pub fn stop(&self) -> io::Result<()> {
+        let child = self.child.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(mut child) = child {
+            let _ = self.cli(&["SHUTDOWN", "NOSAVE"]);
+            if child.try_wait()?.is_none() {
+                child.kill()?;
+            }
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Runs one command through `redis-cli`; its answer, trimmed.
+    pub fn cli(&self, args: &[&str]) -> io::Result<String> {
+        let output = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()?;
+        if !output.status.success() {
+            return Err(io::Error::other(
+                String::from_utf8_lossy(&output.stderr).into_owned(),
+            ));
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_private_server_answers_stops_and_starts_again_on_its_port() {
+        let redis = Redis::private().unwrap();
+        assert_eq!(redis.cli(&["SET", "k", "v"]).unwrap(), "OK");
+        assert_eq!(redis.cli(&["GET", "k"]).unwrap(), "v");
+        redis.stop().unwrap();
+        assert!(redis.cli(&["PING"]).is_err(), "stopped");
+        redis.start_again().unwrap();
+        assert_eq!(
+            redis.cli(&["GET", "k"]).unwrap(),
+            "",
+            "nothing was persisted"
+        );
+    }
+}

@@ -1,0 +1,130 @@
+//! Legacy sessions in Redis, so a session opened through one replica continues through any:
+//! `P s:{server}:{id}` holds the owner's hash (expiring after the idle timeout) and
+//! `P so:{server}:{owner hash}` the owner's sessions by last use, for the per-owner cap.
+//!
+//! Every binding is also kept in this replica's memory: while Redis does not answer, the
+//! sessions opened here keep working here (another replica answers 404 and the client
+//! re-initialises, the specification's answer to a lost session).
+
+use sha2::{Digest, Sha256};
+use std::sync::{Arc, LazyLock};
+
+use super::link::{RedisLink, script};
+use crate::state::{Owner, SessionCheck, SessionStore, StateFuture, memory::MemorySessions};
+
+static BIND: LazyLock<redis::Script> =
+    LazyLock::new(|| script(include_str!("scripts/session_bind.lua")));
+static CHECK: LazyLock<redis::Script> =
+    LazyLock::new(|| script(include_str!("scripts/session_check.lua")));
+static REMOVE: LazyLock<redis::Script> =
+    LazyLock::new(|| script(include_str!("scripts/session_remove.lua")));
+
+/// An owner as key material: each part with its length, so no two owners encode alike.
+pub fn owner_hash(owner: Owner<'_>) -> String {
+    let part = |text: Option<&str>| match text {
+        Some(text) => format!("{}:{text}", text.len()),
+        None => "-".to_owned(),
+    };
+    let encoded = format!("{}|{}", part(owner.client), part(owner.subject));
+    hex::encode(&Sha256::digest(encoded.as_bytes())[..16])
+}
+
+pub struct RedisSessions {
+    link: Arc<RedisLink>,
+    local: MemorySessions,
+    idle_ms: i64,
+    max_per_owner: usize,
+}
+
+impl RedisSessions {
+    pub fn new(link: Arc<RedisLink>, max_per_owner: usize, idle_ms: i64) -> Self {
+        Self {
+            link,
+            local: MemorySessions::new(max_per_owner),
+            idle_ms: idle_ms.max(1),
+            max_per_owner: max_per_owner.max(1),
+        }
+    }
+
+    fn session_key(&self, server: &str, id: &str) -> String {
+        self.link.key(format_args!("s:{server}:{id}"))
+    }
+
+    fn owners_prefix(&self, server: &str) -> String {
+        self.link.key(format_args!("so:{server}:"))
+    }
+}
+
+impl SessionStore for RedisSessions {
+    fn bind<'a>(
+        &'a self,
+        server: &'a Arc<str>,
+        session_id: &'a str,
+        owner: Owner<'a>,
+        now_ms: i64,
+    ) -> StateFuture<'a, usize> {
+        let evicted_here = self.local.bind_now(server, session_id, owner, now_ms);
+        StateFuture::pending(async move {
+            let hash = owner_hash(owner);
+            let mut invocation = BIND.key(self.session_key(server, session_id));
+            invocation
+                .key(format!("{}{hash}", self.owners_prefix(server)))
+                .arg(session_id)
+                .arg(&hash)
+                .arg(now_ms)
+                .arg(self.idle_ms)
+                .arg(self.max_per_owner)
+                .arg(self.link.key(format_args!("s:{server}:")));
+            self.link
+                .invoke::<usize>(invocation)
+                .await
+                .unwrap_or(evicted_here)
+        })
+    }
+
+    fn check<'a>(
+        &'a self,
+        server: &'a str,
+        session_id: &'a str,
+        owner: Owner<'a>,
+        now_ms: i64,
+    ) -> StateFuture<'a, SessionCheck> {
+        StateFuture::pending(async move {
+            let hash = owner_hash(owner);
+            let mut invocation = CHECK.key(self.session_key(server, session_id));
+            invocation
+                .key(format!("{}{hash}", self.owners_prefix(server)))
+                .arg(&hash)
+                .arg(session_id)
+                .arg(now_ms)
+                .arg(self.idle_ms);
+            match self.link.invoke::<i64>(invocation).await {
+                Ok(1) => {
+                    // Kept fresh here too, for a later outage.
+                    let _ = self.local.check_now(server, session_id, owner, now_ms);
+                    SessionCheck::Owned
+                }
+                Ok(_) => SessionCheck::NotFound,
+                Err(_) => self.local.check_now(server, session_id, owner, now_ms),
+            }
+        })
+    }
+
+    fn remove<'a>(&'a self, server: &'a str, session_id: &'a str) -> StateFuture<'a, ()> {
+        self.local.remove_now(server, session_id);
+        StateFuture::pending(async move {
+            let mut invocation = REMOVE.key(self.session_key(server, session_id));
+            invocation.arg(session_id).arg(self.owners_prefix(server));
+            let _: Result<i64, _> = self.link.invoke(invocation).await;
+        })
+    }
+
+    fn sweep(&self, cutoff_ms: i64) -> usize {
+        // Redis expires its keys itself; only the local copies need sweeping.
+        self.local.sweep(cutoff_ms)
+    }
+
+    fn len(&self) -> usize {
+        self.local.len()
+    }
+}
