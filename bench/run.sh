@@ -13,6 +13,10 @@
 #       # A/B: a second Gatehouse build on the same data, measured side by side ("alt"). Both
 #       # append to one audit chain; the first batch after each switch finds the head moved,
 #       # logs "audit write failed; retrying" and relinks (one retry per switch, by design).
+#   STORE=postgres bench/run.sh
+#       # Gatehouse on PostgreSQL (records and audit trail) instead of SQLite: a server started
+#       # here from PostgreSQL 15's binaries in the work directory (fsync on), as the
+#       # `postgres` account when run as root.
 #
 # Everything listens on 127.0.0.1 only; every wrk run is bounded by DURATION; all processes
 # started here are stopped on exit. See bench/README.md.
@@ -38,6 +42,8 @@ PORT_MINIPROXY=18081
 PORT_GATEHOUSE=18082
 PORT_ALT=18083
 PORT_OIDC=18084
+PORT_POSTGRES=18085
+STORE=${STORE:-sqlite}
 
 log() { printf '[bench] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -100,6 +106,33 @@ cpu_ticks() {
     awk '{ print $12 + $13 }' <<<"$stat"   # fields 14 and 15 of the full line
 }
 
+# A PostgreSQL server of this run's own, on loopback, its files in the work directory.
+start_postgres() {
+    local bindir pg_dir="$WORK/postgres" as=()
+    bindir=$(pg_config --bindir 2>/dev/null || true)
+    [[ -x "$bindir/postgres" ]] || bindir=/usr/lib/postgresql/15/bin
+    [[ -x "$bindir/postgres" ]] || die "STORE=postgres needs PostgreSQL 15's server binaries (postgresql-15)"
+    port_in_use "$PORT_POSTGRES" && die "port $PORT_POSTGRES is in use"
+    mkdir -p "$pg_dir"
+    if [[ $(id -u) == 0 ]]; then
+        # PostgreSQL refuses to run as root.
+        chmod 755 "$WORK"
+        chown -R postgres: "$pg_dir"
+        as=(runuser -u postgres --)
+    fi
+    "${as[@]}" "$bindir/initdb" -A trust -U gatehouse -E UTF8 -D "$pg_dir/data" >"$WORK/initdb.log" 2>&1 ||
+        { cat "$WORK/initdb.log" >&2; die "initdb failed"; }
+    "${as[@]}" "$bindir/postgres" -D "$pg_dir/data" -p "$PORT_POSTGRES" \
+        -c listen_addresses="$HOST" -k "$pg_dir" >"$WORK/postgres.log" 2>&1 &
+    PID_POSTGRES=$!
+    PIDS+=("$PID_POSTGRES")
+    wait_listening "$PORT_POSTGRES" "$PID_POSTGRES" postgres
+    "$bindir/psql" -X -q -h "$HOST" -p "$PORT_POSTGRES" -U gatehouse -d postgres \
+        -c "CREATE DATABASE gatehouse" >>"$WORK/postgres.log" 2>&1 ||
+        { cat "$WORK/postgres.log" >&2; die "creating the database failed"; }
+    export GATEHOUSE_DATABASE_URL="postgres://gatehouse@$HOST:$PORT_POSTGRES/gatehouse"
+}
+
 # --- tools ----------------------------------------------------------------------------------
 if ! command -v wrk >/dev/null; then
     log "installing wrk (Debian package)"
@@ -160,6 +193,11 @@ TOKEN=
 if uses_gatehouse; then
     DATA="$WORK/data"
     mkdir -p "$DATA"
+    case $STORE in
+        sqlite) ;;
+        postgres) log "starting PostgreSQL on $HOST:$PORT_POSTGRES"; start_postgres ;;
+        *) die "STORE=$STORE: use sqlite or postgres" ;;
+    esac
     gh() { "$GATEHOUSE_BIN" --data-dir "$DATA" "$@"; }
     log "provisioning gatehouse (data dir in $WORK)"
     gh servers add perf --url "http://$HOST:$PORT_UPSTREAM/mcp" >"$WORK/provision.log" 2>&1 ||
@@ -335,7 +373,7 @@ CLK_TCK=$(getconf CLK_TCK)
     echo "# gatehouse load bench $STAMP"
     echo "META commit=$(git rev-parse --short HEAD 2>/dev/null || echo none)$(git diff --quiet HEAD -- crates 2>/dev/null || echo +dirty)" \
         "nproc=$(nproc) kernel=$(uname -r) wrk=\"$(wrk -v 2>&1 | head -n1 | awk '{print $2}')\"" \
-        "rounds=$ROUNDS duration=$DURATION warmup=$WARMUP timeout=$TIMEOUT loads=\"$LOADS\" targets=\"$TARGETS\""
+        "rounds=$ROUNDS duration=$DURATION warmup=$WARMUP timeout=$TIMEOUT loads=\"$LOADS\" targets=\"$TARGETS\" store=$STORE"
 } >"$RAW"
 
 run_wrk() {   # target threads conns duration label

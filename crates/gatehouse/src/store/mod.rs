@@ -54,6 +54,12 @@ pub enum StoreError {
     Audit(String),
     #[error("unsupported database: {0}")]
     Unsupported(String),
+    /// The database server could not be reached; `url` is shown without its password.
+    #[error("database unreachable ({url}): {reason}")]
+    Unreachable { url: String, reason: String },
+    /// An import refused (its file, or a destination that is not empty); nothing was written.
+    #[error("import refused: {0}")]
+    Import(String),
 }
 
 impl StoreError {

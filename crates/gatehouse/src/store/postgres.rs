@@ -87,7 +87,10 @@ pub fn redacted(url: &str) -> String {
 }
 
 fn unreachable_database(url: &str, err: sqlx::Error) -> StoreError {
-    StoreError::Unsupported(format!("database unreachable ({}): {err}", redacted(url)))
+    StoreError::Unreachable {
+        url: redacted(url),
+        reason: err.to_string(),
+    }
 }
 
 const POSTGRES: Dialect = dialect!(
@@ -155,6 +158,23 @@ mod tests {
         assert_eq!(shown, "postgres://gatehouse@db.internal:5433/gh");
         let shown = redacted("postgresql://db.internal/gh?password=s3cret");
         assert_eq!(shown, "postgresql://db.internal/gh");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_database_is_named_without_its_password() {
+        let port = gatehouse_testkit::process::free_loopback_port().unwrap();
+        let url = format!("postgres://gatehouse:s3cret@127.0.0.1:{port}/gh");
+        let Err(err) = PostgresStore::open(&url, 1).await else {
+            panic!("opened a database nobody serves");
+        };
+        let message = err.to_string();
+        assert!(
+            message.contains(&format!(
+                "database unreachable (postgres://gatehouse@127.0.0.1:{port}/gh)"
+            )),
+            "{message}"
+        );
+        assert!(!message.contains("s3cret"), "{message}");
     }
 
     #[test]

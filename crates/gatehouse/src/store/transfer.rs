@@ -79,7 +79,7 @@ pub async fn import(
     store: &dyn super::Store,
     reader: Box<dyn BufRead + Send>,
 ) -> StoreResult<Map<String, Value>> {
-    use super::StoreError::Corrupt;
+    use super::StoreError::Import as Corrupt;
     let mut lines = reader.lines();
     let header: Value = match lines.next() {
         Some(line) => serde_json::from_str(&line.map_err(|e| Corrupt(e.to_string()))?)

@@ -314,9 +314,9 @@ fn to_json(row: &impl Columns, table: &Table) -> StoreResult<Map<String, Json>> 
 
 fn from_json(table: &Table, row: &Map<String, Json>) -> StoreResult<Vec<Value>> {
     let bad =
-        |column: &str, why: &str| StoreError::Corrupt(format!("{}.{column}: {why}", table.name));
+        |column: &str, why: &str| StoreError::Import(format!("{}.{column}: {why}", table.name));
     if row.len() != table.columns.len() {
-        return Err(StoreError::Corrupt(format!(
+        return Err(StoreError::Import(format!(
             "a {} row has {} columns, not {}",
             table.name,
             row.len(),
@@ -388,8 +388,9 @@ impl<B: SqlBackend> crate::store::transfer::TransferStore for SqlStore<B> {
                 .fetch_optional(&mut *tx)
                 .await?;
             if found.is_some() {
-                return Err(StoreError::Unsupported(format!(
-                    "the destination already holds {}: import only into a new, empty database",
+                return Err(StoreError::Import(format!(
+                    "the destination already holds {}: import only into a new, empty database; \
+                     nothing was imported",
                     table.name
                 )));
             }
@@ -425,14 +426,14 @@ impl<B: SqlBackend> crate::store::transfer::TransferStore for SqlStore<B> {
             }
         }
         let Some(expected) = end else {
-            return Err(StoreError::Corrupt(
+            return Err(StoreError::Import(
                 "the export has no end line (truncated?); nothing was imported".into(),
             ));
         };
         let mut expected = expected;
         expected.retain(|_, n| n.as_u64() != Some(0));
         if expected != counts {
-            return Err(StoreError::Corrupt(format!(
+            return Err(StoreError::Import(format!(
                 "the export's end line counts {expected:?} but it holds {counts:?} \
                  (truncated?); nothing was imported"
             )));
