@@ -79,6 +79,11 @@ pub enum GatewayError {
     InvalidRequest(String),
     #[error("header {header} does not match the request body")]
     HeaderMismatch { header: &'static str },
+    /// A stateless-era request without a header that era requires (`Mcp-Method`, or `Mcp-Name`
+    /// for a method that names its target): answered like a mismatch, since an upstream that
+    /// routes on the header cannot tell the two apart.
+    #[error("header {header} is required in this protocol version")]
+    HeaderMissing { header: &'static str },
     #[error("unsupported protocol version {version:?}")]
     UnsupportedProtocolVersion { version: String },
     #[error("Mcp-Session-Id header required")]
@@ -236,6 +241,7 @@ impl GatewayError {
             GatewayError::ParseError(_) => "parse_error",
             GatewayError::InvalidRequest(_) => "invalid_request",
             GatewayError::HeaderMismatch { .. } => "header_mismatch",
+            GatewayError::HeaderMissing { .. } => "header_missing",
             GatewayError::UnsupportedProtocolVersion { .. } => "unsupported_protocol_version",
             GatewayError::SessionRequired => "session_required",
             GatewayError::SessionNotFound => "session_not_found",
@@ -337,6 +343,10 @@ impl GatewayError {
                 (StatusCode::BAD_REQUEST, codes::INVALID_REQUEST)
             }
             E::HeaderMismatch { header } => {
+                data["header"] = json!(header);
+                (StatusCode::BAD_REQUEST, codes::HEADER_MISMATCH)
+            }
+            E::HeaderMissing { header } => {
                 data["header"] = json!(header);
                 (StatusCode::BAD_REQUEST, codes::HEADER_MISMATCH)
             }

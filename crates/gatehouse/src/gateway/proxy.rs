@@ -327,7 +327,7 @@ impl Call<'_> {
             record.batch = envelope.messages.iter().map(batch_entry).collect();
         }
         let stateless = authorize::protocol_era(&parts.headers, Some(&envelope))?;
-        authorize::check_routing_headers(&parts.headers, &envelope)?;
+        authorize::check_routing_headers(&parts.headers, &envelope, stateless)?;
         let verdict = authorize::authorize(
             &envelope,
             &self.grant,
