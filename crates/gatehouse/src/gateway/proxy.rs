@@ -22,7 +22,9 @@ use crate::{
     edge::serve::ConnectionCut,
     error::{CredentialProblem, ErrorContext, GatewayError},
     gateway::{
-        authorize, inspect,
+        authorize,
+        discovery::PrivateLists,
+        inspect,
         recorded::{self, Ending, Record},
         respond::{self, ResponseRules},
         session::SessionCheck,
@@ -402,6 +404,17 @@ impl Call<'_> {
             self.principal.owner(),
             &envelope,
         );
+        if rules.filter.is_some() {
+            rules.private_lists = Some(PrivateLists {
+                max_ttl_ms: u64::try_from(self.state.config.snapshot.poll_interval.as_millis())
+                    .unwrap_or(u64::MAX),
+                stateless_era: stateless,
+            });
+        }
+        rules.advertise_extensions = envelope
+            .messages
+            .iter()
+            .any(|m| m.kind == Kind::Request && m.method() == "server/discover");
         let exchange = Exchange {
             action: Action::Send {
                 bytes,
@@ -560,6 +573,8 @@ impl Call<'_> {
             notes: Arc::default(),
             late: None,
             tasks: None,
+            private_lists: None,
+            advertise_extensions: false,
             pins: (lists_tools && self.server.pin_action != PinAction::Off)
                 .then(|| (self.server.clone(), self.state.pins.clone())),
         }

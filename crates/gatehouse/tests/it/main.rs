@@ -41,6 +41,7 @@ mod records;
 mod replicas;
 mod runtime_state;
 mod sessions;
+mod stateless_details;
 mod store_contract;
 mod tasks;
 mod tls;
