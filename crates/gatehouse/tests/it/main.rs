@@ -32,6 +32,7 @@ mod oauth_code_attacks;
 mod oauth_lifecycle;
 mod oauth_refresh;
 mod oauth_registration;
+mod oauth_registration_ranking;
 mod operator_audit;
 mod pinning;
 mod policies;
