@@ -58,6 +58,13 @@ pub enum GatewayError {
     MissingCredential,
     #[error("invalid credential: {0}")]
     InvalidCredential(CredentialProblem),
+    /// A DPoP proof that fails a check (RFC 9449 §4.3), is replayed, or comes with a token
+    /// not bound to a key.
+    #[error("invalid DPoP proof: {problem}")]
+    InvalidDpopProof { problem: String },
+    /// A DPoP-bound access token presented without its proof (as a bearer token).
+    #[error("this access token is bound to a key: send it with the DPoP scheme and a proof")]
+    DpopProofRequired,
     #[error("no connection grants this client access to this server")]
     NoConnection,
     #[error("tool {tool:?} is not granted")]
@@ -233,6 +240,8 @@ impl GatewayError {
             GatewayError::MissingCredential => "missing_credential",
             GatewayError::InvalidCredential(CredentialProblem::Expired) => "expired_credential",
             GatewayError::InvalidCredential(_) => "invalid_credential",
+            GatewayError::InvalidDpopProof { .. } => "invalid_dpop_proof",
+            GatewayError::DpopProofRequired => "dpop_proof_required",
             GatewayError::NoConnection => "no_connection",
             GatewayError::ToolNotGranted { .. } => "tool_not_granted",
             GatewayError::FamilyNotGranted { .. } => "method_not_granted",
@@ -300,6 +309,21 @@ impl GatewayError {
             E::InvalidCredential(_) => {
                 www_authenticate = Some(format!(
                     "Bearer error=\"invalid_token\", resource_metadata=\"{rm}\", scope=\"mcp:{server}\""
+                ));
+                (StatusCode::UNAUTHORIZED, codes::UNAUTHENTICATED)
+            }
+            E::InvalidDpopProof { problem } => {
+                // Problems are Gatehouse's fixed descriptions, never proof contents.
+                www_authenticate = Some(crate::tokens::dpop::challenge(
+                    "invalid_dpop_proof",
+                    problem,
+                ));
+                (StatusCode::UNAUTHORIZED, codes::UNAUTHENTICATED)
+            }
+            E::DpopProofRequired => {
+                www_authenticate = Some(crate::tokens::dpop::challenge(
+                    "invalid_token",
+                    "the token is DPoP-bound",
                 ));
                 (StatusCode::UNAUTHORIZED, codes::UNAUTHENTICATED)
             }

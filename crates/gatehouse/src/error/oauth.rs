@@ -47,6 +47,10 @@ pub enum OAuthError {
     TemporarilyUnavailable,
     #[error("the request body did not arrive within the time allowed")]
     RequestTimeout,
+    /// RFC 9449 §5: the token request's DPoP proof is missing (for a client that must send
+    /// one), invalid, or replayed.
+    #[error("{0}")]
+    InvalidDpopProof(String),
 }
 
 impl OAuthError {
@@ -68,6 +72,7 @@ impl OAuthError {
             OAuthError::AccessDenied(_) | OAuthError::RegistrationForbidden(_) => "access_denied",
             OAuthError::ServerError => "server_error",
             OAuthError::TemporarilyUnavailable => "temporarily_unavailable",
+            OAuthError::InvalidDpopProof(_) => "invalid_dpop_proof",
         }
     }
 
@@ -88,7 +93,8 @@ impl OAuthError {
             | OAuthError::InvalidTarget(_)
             | OAuthError::InvalidClientMetadata(_)
             | OAuthError::InvalidRedirectUri(_)
-            | OAuthError::AccessDenied(_) => StatusCode::BAD_REQUEST,
+            | OAuthError::AccessDenied(_)
+            | OAuthError::InvalidDpopProof(_) => StatusCode::BAD_REQUEST,
         }
     }
 

@@ -238,13 +238,25 @@ async fn identify(
         };
     };
     if crate::oauth::tokens::looks_like_jwt(token) {
-        let principal = super::bearer::identify(state, snapshot, token, server).await?;
+        let principal = super::bearer::identify(
+            state,
+            snapshot,
+            token,
+            server,
+            (&parts.method, &parts.headers),
+        )
+        .await?;
         record.client = principal.client.as_deref().map(str::to_owned);
         record.user = principal.user.as_deref().map(str::to_owned);
         if let Credential::AccessToken { jti } = &principal.credential {
             record.credential_id = Some(jti.to_string());
         }
         return Ok(principal);
+    }
+    if crate::edge::access::is_dpop_scheme(&parts.headers) {
+        return Err(GatewayError::InvalidDpopProof {
+            problem: "the DPoP scheme carries access tokens, not API keys".into(),
+        });
     }
     let now = crate::now_ms();
     let (key_id, entry) = match snapshot.keys.check(&state.keyring, token, now) {

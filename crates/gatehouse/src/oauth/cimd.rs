@@ -148,6 +148,10 @@ pub fn parse_document(url: &str, body: &[u8]) -> Result<OAuthClientMetadata, Str
         jwks: None,
         client_name,
         origin: "cimd".into(),
+        dpop_bound_access_tokens: doc
+            .get("dpop_bound_access_tokens")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
     })
 }
 

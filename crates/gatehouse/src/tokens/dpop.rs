@@ -132,6 +132,15 @@ pub fn token_hash(access_token: &str) -> String {
     B64.encode(Sha256::digest(access_token.as_bytes()))
 }
 
+/// The `WWW-Authenticate` value naming the DPoP scheme and the algorithms it accepts;
+/// `description` must be header-safe (Gatehouse's own fixed text).
+pub fn challenge(error: &str, description: &str) -> String {
+    format!(
+        "DPoP error=\"{error}\", error_description=\"{description}\", algs=\"{}\"",
+        SIGNING_ALGS.join(" ")
+    )
+}
+
 /// Checks a proof's form, key, signature and claims against the request.
 pub fn verify(proof: &str, expect: &ProofExpectations<'_>) -> Result<Proof, DpopError> {
     if proof.len() > MAX_PROOF_BYTES {

@@ -64,6 +64,7 @@ pub async fn register(
             },
             native: false,
             jwks: None,
+            require_dpop: false,
         },
     )
     .await
