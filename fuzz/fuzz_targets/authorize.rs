@@ -236,6 +236,27 @@ fn check_authorize(
                             other => panic!("completion with ref {other:?} let through"),
                         }
                     }
+                    Need::Listen => {
+                        // Each family the filter opts in to must be granted, and read.
+                        let filter = message.params.as_ref().and_then(|p| p.get("notifications"));
+                        let opted = |key: &str| {
+                            filter
+                                .and_then(|f| f.get(key))
+                                .is_some_and(|v| v.as_bool() != Some(false) && !v.is_null())
+                        };
+                        if opted("promptsListChanged") {
+                            assert!(
+                                grant.prompts && scope_reads,
+                                "prompt notifications let through"
+                            );
+                        }
+                        if opted("resourcesListChanged") {
+                            assert!(
+                                grant.resources && scope_reads,
+                                "resource notifications let through"
+                            );
+                        }
+                    }
                     Need::Undefined => assert!(allow_undefined, "{method:?} let through"),
                 }
             }
