@@ -141,6 +141,20 @@ async fn a_bound_token_works_only_with_a_fresh_proof_by_its_key() {
         "bound to the proof's key (RFC 7638 thumbprint)"
     );
     let url = resource(&app, "demo");
+    let (status, _, introspected) = crate::oauth::post_form(
+        &app,
+        "/oauth/introspect",
+        Some(("svc", &secret)),
+        &[("token", &token)],
+    )
+    .await;
+    assert_eq!(status, 200, "{introspected}");
+    assert_eq!(introspected["token_type"], "DPoP");
+    assert_eq!(
+        introspected["cnf"]["jkt"],
+        json!(holder.key.thumbprint()),
+        "introspection carries the binding (RFC 9449 §6.2)"
+    );
 
     // Twice: the second use takes the cached-token path and still needs its own proof.
     for _ in 0..2 {
