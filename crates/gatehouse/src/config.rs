@@ -91,6 +91,9 @@ pub struct OAuthConfig {
     /// Hosts whose metadata-document client ids are trusted: `app.example.com`, or
     /// `*.example.com` for its subdomains. Empty: any public host.
     pub client_metadata_hosts: Vec<String>,
+    /// Require DPoP proofs to carry a nonce Gatehouse handed out (RFC 9449 §8, §9): a proof
+    /// made ahead of time, on a machine the key was copied to, then goes stale within minutes.
+    pub dpop_nonce: bool,
     /// Upstream OpenID Connect providers users can sign in with.
     pub providers: Vec<IdentityProviderConfig>,
     /// External authorization servers whose access tokens some servers accept.
@@ -193,6 +196,7 @@ impl Default for OAuthConfig {
             client_metadata_documents: true,
             client_metadata_allow_private: false,
             client_metadata_hosts: Vec::new(),
+            dpop_nonce: false,
             providers: Vec::new(),
             trusted_issuers: Vec::new(),
         }

@@ -65,6 +65,9 @@ pub enum GatewayError {
     /// A DPoP-bound access token presented without its proof (as a bearer token).
     #[error("this access token is bound to a key: send it with the DPoP scheme and a proof")]
     DpopProofRequired,
+    /// RFC 9449 §9: the proof must carry the nonce in `DPoP-Nonce`.
+    #[error("the DPoP proof needs the nonce this response carries")]
+    UseDpopNonce { nonce: String },
     #[error("no connection grants this client access to this server")]
     NoConnection,
     #[error("tool {tool:?} is not granted")]
@@ -242,6 +245,7 @@ impl GatewayError {
             GatewayError::InvalidCredential(_) => "invalid_credential",
             GatewayError::InvalidDpopProof { .. } => "invalid_dpop_proof",
             GatewayError::DpopProofRequired => "dpop_proof_required",
+            GatewayError::UseDpopNonce { .. } => "use_dpop_nonce",
             GatewayError::NoConnection => "no_connection",
             GatewayError::ToolNotGranted { .. } => "tool_not_granted",
             GatewayError::FamilyNotGranted { .. } => "method_not_granted",
@@ -296,6 +300,7 @@ impl GatewayError {
         let mut allow = None;
         let mut retry_after = None;
         let mut connection_close = false;
+        let mut dpop_nonce: Option<String> = None;
         let (status, code) = match &self {
             E::UnknownServer => (StatusCode::NOT_FOUND, codes::NOT_FOUND),
             E::HostNotAllowed | E::OriginNotAllowed => (StatusCode::FORBIDDEN, codes::FORBIDDEN),
@@ -325,6 +330,14 @@ impl GatewayError {
                     "invalid_token",
                     "the token is DPoP-bound",
                 ));
+                (StatusCode::UNAUTHORIZED, codes::UNAUTHENTICATED)
+            }
+            E::UseDpopNonce { nonce } => {
+                www_authenticate = Some(crate::tokens::dpop::challenge(
+                    "use_dpop_nonce",
+                    "send the proof again with the nonce in DPoP-Nonce",
+                ));
+                dpop_nonce = Some(nonce.clone());
                 (StatusCode::UNAUTHORIZED, codes::UNAUTHENTICATED)
             }
             // Refusals by the connection are not `insufficient_scope`: no token the client
@@ -467,6 +480,9 @@ impl GatewayError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if let Some(value) = dpop_nonce.and_then(|v| HeaderValue::try_from(v).ok()) {
+            headers.insert("dpop-nonce", value);
+        }
         if let Some(value) = www_authenticate.and_then(|v| HeaderValue::try_from(v).ok()) {
             headers.insert(header::WWW_AUTHENTICATE, value);
         }

@@ -51,6 +51,9 @@ pub enum OAuthError {
     /// one), invalid, or replayed.
     #[error("{0}")]
     InvalidDpopProof(String),
+    /// RFC 9449 §8: send the proof again with this nonce (the `DPoP-Nonce` header).
+    #[error("the DPoP proof needs the nonce in DPoP-Nonce")]
+    UseDpopNonce(String),
 }
 
 impl OAuthError {
@@ -73,6 +76,7 @@ impl OAuthError {
             OAuthError::ServerError => "server_error",
             OAuthError::TemporarilyUnavailable => "temporarily_unavailable",
             OAuthError::InvalidDpopProof(_) => "invalid_dpop_proof",
+            OAuthError::UseDpopNonce(_) => "use_dpop_nonce",
         }
     }
 
@@ -94,7 +98,8 @@ impl OAuthError {
             | OAuthError::InvalidClientMetadata(_)
             | OAuthError::InvalidRedirectUri(_)
             | OAuthError::AccessDenied(_)
-            | OAuthError::InvalidDpopProof(_) => StatusCode::BAD_REQUEST,
+            | OAuthError::InvalidDpopProof(_)
+            | OAuthError::UseDpopNonce(_) => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -125,6 +130,11 @@ impl OAuthError {
             }
             OAuthError::RequestTimeout => {
                 headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            OAuthError::UseDpopNonce(nonce) => {
+                if let Ok(value) = HeaderValue::try_from(nonce) {
+                    headers.insert("dpop-nonce", value);
+                }
             }
             _ => {}
         }

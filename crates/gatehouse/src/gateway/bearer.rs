@@ -103,7 +103,10 @@ async fn proof_of_possession(
         now,
     )
     .await
-    .map_err(|refusal| refused(refusal.to_string()))?
+    .map_err(|refusal| match refusal {
+        crate::oauth::dpop::ProofRefusal::UseNonce(nonce) => GatewayError::UseDpopNonce { nonce },
+        other => refused(other.to_string()),
+    })?
     .ok_or_else(|| refused("the DPoP header is missing".into()))?;
     if proof.jkt != bound_to {
         return Err(refused(

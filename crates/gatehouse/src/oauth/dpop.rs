@@ -3,7 +3,9 @@
 //! every request. The format checks are `tokens/dpop.rs`; here are the request's proof header,
 //! the time window, and single use of each proof's `jti` across replicas.
 
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 use http::{HeaderMap, HeaderName};
+use subtle::ConstantTimeEq;
 
 use crate::{
     AppState,
@@ -18,7 +20,7 @@ const DPOP_HEADER: HeaderName = HeaderName::from_static("dpop");
 pub const MAX_PROOF_AGE_SECS: i64 = 300;
 
 /// Why a request's proof was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProofRefusal {
     #[error("{0}")]
     Invalid(DpopError),
@@ -26,6 +28,10 @@ pub enum ProofRefusal {
     Repeated,
     #[error("the DPoP proof was already used")]
     Replayed,
+    /// Nonces are required and the proof has none, or a stale one: the client retries with
+    /// this one.
+    #[error("the DPoP proof needs a current nonce")]
+    UseNonce(String),
 }
 
 /// The request's DPoP proof, checked against `method`, `url` and (at a resource) the access
@@ -60,6 +66,14 @@ pub async fn check_request(
         },
     )
     .map_err(ProofRefusal::Invalid)?;
+    if state.config.oauth.dpop_nonce
+        && !checked
+            .nonce
+            .as_deref()
+            .is_some_and(|nonce| nonce_is_current(state, nonce, now))
+    {
+        return Err(ProofRefusal::UseNonce(current_nonce(state, now)));
+    }
     first_use(state, &checked, leeway, now).await?;
     Ok(Some(checked))
 }
@@ -82,4 +96,38 @@ async fn first_use(
     } else {
         Err(ProofRefusal::Replayed)
     }
+}
+
+/// How long one nonce is handed out; a nonce stays good for this window and the next, so a
+/// client that just got one is never refused at a window's edge.
+const NONCE_WINDOW_SECS: i64 = 300;
+
+/// A nonce every replica computes alike, without shared state: the window's number and a
+/// keyed hash of it under the master key.
+fn nonce_for_window(state: &AppState, window: i64) -> String {
+    let mac = state
+        .keyring
+        .hash_secret(format!("dpop-nonce:{window}").as_bytes());
+    format!("{window}.{}", B64.encode(&mac[..18]))
+}
+
+/// The nonce to hand out now.
+pub fn current_nonce(state: &AppState, now: i64) -> String {
+    nonce_for_window(state, now.div_euclid(NONCE_WINDOW_SECS))
+}
+
+fn nonce_is_current(state: &AppState, nonce: &str, now: i64) -> bool {
+    let Some(window) = nonce
+        .split_once('.')
+        .and_then(|(window, _)| window.parse::<i64>().ok())
+    else {
+        return false;
+    };
+    let current = now.div_euclid(NONCE_WINDOW_SECS);
+    (window == current || window == current - 1)
+        && bool::from(
+            nonce
+                .as_bytes()
+                .ct_eq(nonce_for_window(state, window).as_bytes()),
+        )
 }

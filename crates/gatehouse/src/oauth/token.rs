@@ -52,7 +52,10 @@ pub async fn token(
             now.div_euclid(1000),
         )
         .await
-        .map_err(|refusal| OAuthError::InvalidDpopProof(refusal.to_string()))?;
+        .map_err(|refusal| match refusal {
+            super::dpop::ProofRefusal::UseNonce(nonce) => OAuthError::UseDpopNonce(nonce),
+            other => OAuthError::InvalidDpopProof(other.to_string()),
+        })?;
         if proof.is_none() && client.metadata.dpop_bound_access_tokens {
             return Err(OAuthError::InvalidDpopProof(
                 "this client's token requests must carry a DPoP proof".into(),

@@ -46,6 +46,8 @@ pub struct Proof {
     pub jkt: String,
     pub jti: String,
     pub iat: i64,
+    /// The `nonce` claim, which the edge checks when it hands out nonces (RFC 9449 §8, §9).
+    pub nonce: Option<String>,
 }
 
 /// Why a proof was refused: a fixed description, never proof contents.
@@ -201,6 +203,10 @@ pub fn verify(proof: &str, expect: &ProofExpectations<'_>) -> Result<Proof, Dpop
         jkt: key.thumbprint(),
         jti: jti.to_owned(),
         iat,
+        nonce: claims
+            .get("nonce")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
     })
 }
 

@@ -375,3 +375,93 @@ async fn a_public_clients_refresh_token_is_bound_to_its_key() {
         json!(holder.key.thumbprint())
     );
 }
+
+#[tokio::test]
+async fn nonces_are_required_when_configured_and_go_stale() {
+    let upstream = crate::scripted_upstream::Upstream::start().await;
+    let app = TestApp::start_with(|c| c.oauth.dpop_nonce = true).await;
+    app.add_server("demo", &upstream.url()).await;
+    gatehouse::admin::create_client(&*app.store, "svc", "")
+        .await
+        .unwrap();
+    app.grant("svc", "demo", "echo").await;
+    let secret =
+        crate::oauth::register(&app, "svc", "client_secret_basic", &["client_credentials"])
+            .await
+            .unwrap();
+    let holder = Holder::new(Algorithm::ES256);
+    let with_nonce = |method: &str, url: &str, token: Option<&str>, nonce: &str| {
+        let mut claims = json!({
+            "jti": gatehouse::secrets::random_id(12).unwrap(),
+            "htm": method, "htu": url, "iat": gatehouse::now_ms() / 1000, "nonce": nonce,
+        });
+        if let Some(token) = token {
+            claims["ath"] = json!(token_hash(token));
+        }
+        holder.proof_with(claims)
+    };
+
+    let (status, headers, body) = token_request(
+        &app,
+        &secret,
+        Some(&holder.proof("POST", &token_url(&app), None)),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("use_dpop_nonce")),
+        "{body}"
+    );
+    let nonce = header(&headers, "dpop-nonce");
+    assert!(!nonce.is_empty());
+    let proof = with_nonce("POST", &token_url(&app), None, &nonce);
+    let (status, _, body) = token_request(&app, &secret, Some(&proof)).await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["access_token"].as_str().unwrap().to_owned();
+
+    let url = resource(&app, "demo");
+    let (status, headers, message) = call_with(
+        &app,
+        "DPoP",
+        &token,
+        Some(&holder.proof("POST", &url, Some(&token))),
+    )
+    .await;
+    assert_eq!(status, 401, "{message}");
+    assert_eq!(message["error"]["data"]["reason"], "use_dpop_nonce");
+    assert!(header(&headers, "www-authenticate").contains("error=\"use_dpop_nonce\""));
+    let nonce = header(&headers, "dpop-nonce");
+    let (status, _, message) = call_with(
+        &app,
+        "DPoP",
+        &token,
+        Some(&with_nonce("POST", &url, Some(&token), &nonce)),
+    )
+    .await;
+    assert_eq!(status, 200, "{message}");
+
+    let now = gatehouse::now_ms() / 1000;
+    let stale = gatehouse::oauth::dpop::current_nonce(&app.server.state, now - 900);
+    for (label, nonce) in [
+        ("stale", stale.as_str()),
+        ("forged", "5999999.AAAAAAAAAAAAAAAAAAAAAAAA"),
+    ] {
+        let (status, _, message) = call_with(
+            &app,
+            "DPoP",
+            &token,
+            Some(&with_nonce("POST", &url, Some(&token), nonce)),
+        )
+        .await;
+        assert_eq!(status, 401, "{label}: {message}");
+        assert_eq!(
+            message["error"]["data"]["reason"], "use_dpop_nonce",
+            "{label}"
+        );
+    }
+    assert_eq!(
+        upstream.received().len(),
+        1,
+        "only the proof with a current nonce"
+    );
+}
