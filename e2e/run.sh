@@ -23,7 +23,8 @@
 # OAuth groups, each against a Gatehouse of its own (fresh data dir, free loopback port,
 # dynamic registration open, a user and OAuth clients provisioned through the CLI; stopped
 # after the group):
-#   oauth-py-client-credentials  Python SDK ClientCredentialsOAuthProvider; PyJWT checks the token
+#   oauth-py-client-credentials  Python SDK ClientCredentialsOAuthProvider; PyJWT checks the token;
+#                          DPoP-bound tokens with proofs made by PyJWT (e2e/oauth/test_dpop.py)
 #   oauth-py-auth-code     Python SDK OAuthClientProvider: DCR, code + PKCE, scripted browser, refresh
 #   oauth-ts-auth-code     TypeScript SDK OAuthClientProvider: DCR, code + PKCE, step-up
 #   oauth-mcp-remote       mcp-remote (stdio proxy) with BROWSER set to the scripted browser
@@ -438,7 +439,9 @@ oauth_pytest() {
     bounded "$venv/bin/python" -m pytest -c "$here/oauth/pytest.ini" --rootdir "$here/oauth" -p no:cacheprovider "$@"
 }
 
-group_oauth_py_client_credentials() { oauth_pytest "$here/oauth/test_client_credentials.py"; }
+group_oauth_py_client_credentials() {
+    oauth_pytest "$here/oauth/test_client_credentials.py" "$here/oauth/test_dpop.py"
+}
 group_oauth_py_auth_code() { oauth_pytest "$here/oauth/test_authorization_code.py"; }
 group_oauth_ts_auth_code() {
     (cd "$here/ts" && bounded "$ts_node" --test --test-reporter=spec oauth.test.mjs)

@@ -85,25 +85,35 @@ fuzz_target!(|data: &[u8]| {
     let Ok(envelope) = jsonrpc::parse(body) else {
         return;
     };
-    check_routing(&headers, &envelope);
     let era = check_era(&headers, &envelope);
+    check_routing(&headers, &envelope, era);
     check_authorize(&envelope, narrowing, scope.as_ref(), allow_undefined, era);
 });
 
 /// The server the access token's scope is read for.
 const SERVER: &str = "fuzz";
 
-fn check_routing(headers: &HeaderMap, envelope: &Envelope) {
-    let result = authorize::check_routing_headers(headers, envelope);
+fn check_routing(headers: &HeaderMap, envelope: &Envelope, era: bool) {
+    let result = authorize::check_routing_headers(headers, envelope, era);
     let method = headers.get("mcp-method");
     let name = headers.get("mcp-name");
     match result {
         Ok(()) => {
             if method.is_none() && name.is_none() {
+                assert!(
+                    !era || envelope.messages[0].kind == Kind::Response,
+                    "a stateless-era request accepted without Mcp-Method"
+                );
                 return;
             }
             assert!(!envelope.batch, "routing headers accepted for a batch");
             let message = &envelope.messages[0];
+            if era && message.kind != Kind::Response {
+                assert!(method.is_some(), "stateless era without Mcp-Method");
+                if message.routing_name().is_some() {
+                    assert!(name.is_some(), "stateless era without Mcp-Name");
+                }
+            }
             if let Some(method) = method {
                 assert_eq!(method.as_bytes(), message.method().as_bytes());
             }
@@ -123,7 +133,10 @@ fn check_routing(headers: &HeaderMap, envelope: &Envelope) {
             }
         }
         Err(GatewayError::HeaderMismatch { .. }) => {
-            assert!(method.is_some() || name.is_some());
+            assert!(method.is_some() || name.is_some() || era);
+        }
+        Err(GatewayError::HeaderMissing { .. }) => {
+            assert!(era, "a header required outside the stateless era");
         }
         Err(other) => panic!("unexpected error from check_routing_headers: {other:?}"),
     }
@@ -221,6 +234,27 @@ fn check_authorize(
                             Some("ref/prompt") => assert!(grant.prompts),
                             Some("ref/resource") => assert!(grant.resources),
                             other => panic!("completion with ref {other:?} let through"),
+                        }
+                    }
+                    Need::Listen => {
+                        // Each family the filter opts in to must be granted, and read.
+                        let filter = message.params.as_ref().and_then(|p| p.get("notifications"));
+                        let opted = |key: &str| {
+                            filter
+                                .and_then(|f| f.get(key))
+                                .is_some_and(|v| v.as_bool() != Some(false) && !v.is_null())
+                        };
+                        if opted("promptsListChanged") {
+                            assert!(
+                                grant.prompts && scope_reads,
+                                "prompt notifications let through"
+                            );
+                        }
+                        if opted("resourcesListChanged") {
+                            assert!(
+                                grant.resources && scope_reads,
+                                "resource notifications let through"
+                            );
                         }
                     }
                     Need::Undefined => assert!(allow_undefined, "{method:?} let through"),

@@ -13,6 +13,7 @@
 pub mod algorithm;
 pub mod audit;
 pub mod duration;
+pub mod host_pattern;
 pub mod jsonrpc;
 pub mod names;
 pub mod pin_action;

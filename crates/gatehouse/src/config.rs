@@ -97,6 +97,12 @@ pub struct OAuthConfig {
     /// Let metadata documents be fetched from private, loopback or link-local addresses
     /// (tests, closed networks). Off: such hosts are refused (SSRF).
     pub client_metadata_allow_private: bool,
+    /// Hosts whose metadata-document client ids are trusted: `app.example.com`, or
+    /// `*.example.com` for its subdomains. Empty: any public host.
+    pub client_metadata_hosts: Vec<String>,
+    /// Require DPoP proofs to carry a nonce Gatehouse handed out (RFC 9449 §8, §9): a proof
+    /// made ahead of time, on a machine the key was copied to, then goes stale within minutes.
+    pub dpop_nonce: bool,
     /// Upstream OpenID Connect providers users can sign in with.
     pub providers: Vec<IdentityProviderConfig>,
     /// External authorization servers whose access tokens some servers accept.
@@ -198,6 +204,8 @@ impl Default for OAuthConfig {
             registration_token_sha256: None,
             client_metadata_documents: true,
             client_metadata_allow_private: false,
+            client_metadata_hosts: Vec::new(),
+            dpop_nonce: false,
             providers: Vec::new(),
             trusted_issuers: Vec::new(),
         }
@@ -504,6 +512,15 @@ impl Config {
             ));
         }
         let oauth = &self.oauth;
+        if let Some(bad) = oauth
+            .client_metadata_hosts
+            .iter()
+            .find(|p| !gatehouse_model::host_pattern::valid(p))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "oauth.client_metadata_hosts: {bad:?} is not a host name or *.domain pattern"
+            )));
+        }
         if !matches!(oauth.signing_alg.as_str(), "EdDSA" | "ES256" | "RS256") {
             return Err(ConfigError::Invalid(format!(
                 "oauth.signing_alg {:?} must be EdDSA, ES256 or RS256",

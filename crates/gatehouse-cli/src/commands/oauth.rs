@@ -30,6 +30,10 @@ pub struct RegisterArgs {
     /// The client's public keys (a JWKS file), with `--auth-method private_key_jwt`.
     #[arg(long)]
     pub jwks_file: Option<std::path::PathBuf>,
+    /// Every token request of this client must carry a DPoP proof, so each of its access
+    /// tokens is bound to its key (RFC 9449).
+    #[arg(long)]
+    pub require_dpop: bool,
 }
 
 pub async fn register(ctx: &Ctx, args: RegisterArgs) -> anyhow::Result<ExitCode> {
@@ -51,6 +55,7 @@ pub async fn register(ctx: &Ctx, args: RegisterArgs) -> anyhow::Result<ExitCode>
                 redirect_uris: args.redirect_uris,
                 native: args.native,
                 jwks,
+                require_dpop: args.require_dpop,
             },
         )
         .await?;

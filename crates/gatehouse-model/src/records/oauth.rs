@@ -21,6 +21,10 @@ pub struct OAuthClientMetadata {
     pub client_name: Option<String>,
     /// Where the registration came from: `cli`, `dcr` or `cimd`.
     pub origin: String,
+    /// RFC 9449 §5.2: every token request must carry a DPoP proof, so every access token the
+    /// client gets is bound to its key.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dpop_bound_access_tokens: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

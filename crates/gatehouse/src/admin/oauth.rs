@@ -31,6 +31,8 @@ pub struct OAuthRegistration {
     pub native: bool,
     /// The client's public keys (JWKS), for `private_key_jwt`.
     pub jwks: Option<serde_json::Value>,
+    /// Every token request must carry a DPoP proof (RFC 9449 §5.2).
+    pub require_dpop: bool,
 }
 
 /// What registering returned: the first secret of a confidential client, shown once.
@@ -124,6 +126,7 @@ pub async fn register_client(
         jwks,
         client_name: None,
         origin: "cli".into(),
+        dpop_bound_access_tokens: registration.require_dpop,
     };
     let mut generation = store.set_client_oauth(client, Some(&metadata)).await?;
     let mut client_secret = None;

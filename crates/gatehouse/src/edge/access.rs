@@ -185,6 +185,14 @@ fn is_loopback_authority(authority: &str) -> bool {
 }
 
 /// The credential a request carries: `Authorization: Bearer …` or `X-API-Key`.
+/// Whether the `Authorization` header uses the DPoP scheme.
+pub fn is_dpop_scheme(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.as_bytes().get(..5))
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case(b"dpop "))
+}
+
 pub fn credential<'a>(headers: &'a HeaderMap, uri: &Uri) -> Result<Option<&'a str>, GatewayError> {
     if let Some(query) = uri.query() {
         let leaked = query.split('&').any(|pair| {
@@ -205,7 +213,11 @@ pub fn credential<'a>(headers: &'a HeaderMap, uri: &Uri) -> Result<Option<&'a st
         Some(value) => {
             let value = value.to_str().map_err(invalid)?;
             let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
-            if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+            // `DPoP` (RFC 9449 §7.1) carries a key-bound access token; its proof is checked
+            // where the token is.
+            if !(scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("dpop"))
+                || token.trim().is_empty()
+            {
                 return Err(GatewayError::InvalidCredential(
                     CredentialProblem::Malformed,
                 ));

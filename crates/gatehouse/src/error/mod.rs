@@ -58,6 +58,16 @@ pub enum GatewayError {
     MissingCredential,
     #[error("invalid credential: {0}")]
     InvalidCredential(CredentialProblem),
+    /// A DPoP proof that fails a check (RFC 9449 §4.3), is replayed, or comes with a token
+    /// not bound to a key.
+    #[error("invalid DPoP proof: {problem}")]
+    InvalidDpopProof { problem: String },
+    /// A DPoP-bound access token presented without its proof (as a bearer token).
+    #[error("this access token is bound to a key: send it with the DPoP scheme and a proof")]
+    DpopProofRequired,
+    /// RFC 9449 §9: the proof must carry the nonce in `DPoP-Nonce`.
+    #[error("the DPoP proof needs the nonce this response carries")]
+    UseDpopNonce { nonce: String },
     #[error("no connection grants this client access to this server")]
     NoConnection,
     #[error("tool {tool:?} is not granted")]
@@ -79,6 +89,11 @@ pub enum GatewayError {
     InvalidRequest(String),
     #[error("header {header} does not match the request body")]
     HeaderMismatch { header: &'static str },
+    /// A stateless-era request without a header that era requires (`Mcp-Method`, or `Mcp-Name`
+    /// for a method that names its target): answered like a mismatch, since an upstream that
+    /// routes on the header cannot tell the two apart.
+    #[error("header {header} is required in this protocol version")]
+    HeaderMissing { header: &'static str },
     #[error("unsupported protocol version {version:?}")]
     UnsupportedProtocolVersion { version: String },
     #[error("Mcp-Session-Id header required")]
@@ -238,6 +253,9 @@ impl GatewayError {
             GatewayError::MissingCredential => "missing_credential",
             GatewayError::InvalidCredential(CredentialProblem::Expired) => "expired_credential",
             GatewayError::InvalidCredential(_) => "invalid_credential",
+            GatewayError::InvalidDpopProof { .. } => "invalid_dpop_proof",
+            GatewayError::DpopProofRequired => "dpop_proof_required",
+            GatewayError::UseDpopNonce { .. } => "use_dpop_nonce",
             GatewayError::NoConnection => "no_connection",
             GatewayError::ToolNotGranted { .. } => "tool_not_granted",
             GatewayError::FamilyNotGranted { .. } => "method_not_granted",
@@ -246,6 +264,7 @@ impl GatewayError {
             GatewayError::ParseError(_) => "parse_error",
             GatewayError::InvalidRequest(_) => "invalid_request",
             GatewayError::HeaderMismatch { .. } => "header_mismatch",
+            GatewayError::HeaderMissing { .. } => "header_missing",
             GatewayError::UnsupportedProtocolVersion { .. } => "unsupported_protocol_version",
             GatewayError::SessionRequired => "session_required",
             GatewayError::SessionNotFound => "session_not_found",
@@ -294,6 +313,7 @@ impl GatewayError {
         let mut allow = None;
         let mut retry_after = None;
         let mut connection_close = false;
+        let mut dpop_nonce: Option<String> = None;
         let (status, code) = match &self {
             E::UnknownServer => (StatusCode::NOT_FOUND, codes::NOT_FOUND),
             E::HostNotAllowed | E::OriginNotAllowed => (StatusCode::FORBIDDEN, codes::FORBIDDEN),
@@ -308,6 +328,29 @@ impl GatewayError {
                 www_authenticate = Some(format!(
                     "Bearer error=\"invalid_token\", resource_metadata=\"{rm}\", scope=\"mcp:{server}\""
                 ));
+                (StatusCode::UNAUTHORIZED, codes::UNAUTHENTICATED)
+            }
+            E::InvalidDpopProof { problem } => {
+                // Problems are Gatehouse's fixed descriptions, never proof contents.
+                www_authenticate = Some(crate::tokens::dpop::challenge(
+                    "invalid_dpop_proof",
+                    problem,
+                ));
+                (StatusCode::UNAUTHORIZED, codes::UNAUTHENTICATED)
+            }
+            E::DpopProofRequired => {
+                www_authenticate = Some(crate::tokens::dpop::challenge(
+                    "invalid_token",
+                    "the token is DPoP-bound",
+                ));
+                (StatusCode::UNAUTHORIZED, codes::UNAUTHENTICATED)
+            }
+            E::UseDpopNonce { nonce } => {
+                www_authenticate = Some(crate::tokens::dpop::challenge(
+                    "use_dpop_nonce",
+                    "send the proof again with the nonce in DPoP-Nonce",
+                ));
+                dpop_nonce = Some(nonce.clone());
                 (StatusCode::UNAUTHORIZED, codes::UNAUTHENTICATED)
             }
             // Refusals by the connection are not `insufficient_scope`: no token the client
@@ -350,6 +393,10 @@ impl GatewayError {
                 (StatusCode::BAD_REQUEST, codes::INVALID_REQUEST)
             }
             E::HeaderMismatch { header } => {
+                data["header"] = json!(header);
+                (StatusCode::BAD_REQUEST, codes::HEADER_MISMATCH)
+            }
+            E::HeaderMissing { header } => {
                 data["header"] = json!(header);
                 (StatusCode::BAD_REQUEST, codes::HEADER_MISMATCH)
             }
@@ -457,6 +504,9 @@ impl GatewayError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if let Some(value) = dpop_nonce.and_then(|v| HeaderValue::try_from(v).ok()) {
+            headers.insert("dpop-nonce", value);
+        }
         if let Some(value) = www_authenticate.and_then(|v| HeaderValue::try_from(v).ok()) {
             headers.insert(header::WWW_AUTHENTICATE, value);
         }

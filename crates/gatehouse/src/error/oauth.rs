@@ -47,6 +47,13 @@ pub enum OAuthError {
     TemporarilyUnavailable,
     #[error("the request body did not arrive within the time allowed")]
     RequestTimeout,
+    /// RFC 9449 §5: the token request's DPoP proof is missing (for a client that must send
+    /// one), invalid, or replayed.
+    #[error("{0}")]
+    InvalidDpopProof(String),
+    /// RFC 9449 §8: send the proof again with this nonce (the `DPoP-Nonce` header).
+    #[error("the DPoP proof needs the nonce in DPoP-Nonce")]
+    UseDpopNonce(String),
 }
 
 impl OAuthError {
@@ -68,6 +75,8 @@ impl OAuthError {
             OAuthError::AccessDenied(_) | OAuthError::RegistrationForbidden(_) => "access_denied",
             OAuthError::ServerError => "server_error",
             OAuthError::TemporarilyUnavailable => "temporarily_unavailable",
+            OAuthError::InvalidDpopProof(_) => "invalid_dpop_proof",
+            OAuthError::UseDpopNonce(_) => "use_dpop_nonce",
         }
     }
 
@@ -88,7 +97,9 @@ impl OAuthError {
             | OAuthError::InvalidTarget(_)
             | OAuthError::InvalidClientMetadata(_)
             | OAuthError::InvalidRedirectUri(_)
-            | OAuthError::AccessDenied(_) => StatusCode::BAD_REQUEST,
+            | OAuthError::AccessDenied(_)
+            | OAuthError::InvalidDpopProof(_)
+            | OAuthError::UseDpopNonce(_) => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -119,6 +130,11 @@ impl OAuthError {
             }
             OAuthError::RequestTimeout => {
                 headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            OAuthError::UseDpopNonce(nonce) => {
+                if let Ok(value) = HeaderValue::try_from(nonce) {
+                    headers.insert("dpop-nonce", value);
+                }
             }
             _ => {}
         }

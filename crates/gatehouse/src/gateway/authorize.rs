@@ -31,21 +31,18 @@ pub enum Need {
     Prompts,
     /// `completion/complete`: resources or prompts, depending on its `ref`.
     Completion,
+    /// `subscriptions/listen`: each family the filter opts in to.
+    Listen,
     Undefined,
 }
 
 pub fn need(method: &str) -> Need {
     match method {
-        "initialize"
-        | "ping"
-        | "server/discover"
-        | "logging/setLevel"
-        | "tools/list"
-        | "subscriptions/listen"
-        | "tasks/get"
-        | "tasks/list"
-        | "tasks/cancel"
-        | "tasks/result" => Need::Connection,
+        "initialize" | "ping" | "server/discover" | "logging/setLevel" | "tools/list"
+        | "tasks/get" | "tasks/list" | "tasks/cancel" | "tasks/result" | "tasks/update" => {
+            Need::Connection
+        }
+        "subscriptions/listen" => Need::Listen,
         m if m.starts_with("notifications/") => Need::Connection,
         "tools/call" => Need::Tool,
         "resources/list"
@@ -127,6 +124,13 @@ pub fn authorize(
                     ));
                 }
             },
+            Need::Listen => {
+                for (opted, family_name, granted) in listen_families(message) {
+                    if opted {
+                        family(granted(grant), method, family_name)?;
+                    }
+                }
+            }
             Need::Undefined if allow_undefined_methods => {}
             Need::Undefined => {
                 return Err(GatewayError::MethodNotFound {
@@ -138,10 +142,10 @@ pub fn authorize(
         // After the grant, so a refusal names the real obstacle: the connection, or only the
         // token's scope (which the client can step up).
         if let Some((server, scope)) = scope
-            && matches!(
+            && (matches!(
                 need(method),
                 Need::Resources | Need::Prompts | Need::Completion
-            )
+            ) || (need(method) == Need::Listen && listens_to_a_family(message)))
             && !scope.allows_read()
         {
             return Err(needs_read(server, scope));
@@ -159,6 +163,35 @@ fn family(granted: bool, method: &str, family: &'static str) -> Result<(), Gatew
             family,
         })
     }
+}
+
+type FamilyGranted = fn(&Grant) -> bool;
+
+/// What a `subscriptions/listen` filter opts in to, by family: resource and prompt
+/// notifications reveal what those families hold, so each needs its family granted; tool-list
+/// changes come with the connection (the list itself is filtered).
+fn listen_families(message: &Message) -> [(bool, &'static str, FamilyGranted); 2] {
+    let filter = message.params.as_ref().and_then(|p| p.get("notifications"));
+    let flag = |key: &str| {
+        filter
+            .and_then(|f| f.get(key))
+            .is_some_and(|v| v.as_bool() != Some(false) && !v.is_null())
+    };
+    let subscriptions = filter
+        .and_then(|f| f.get("resourceSubscriptions"))
+        .is_some_and(|v| !v.is_null() && v.as_array().is_none_or(|a| !a.is_empty()));
+    [
+        (
+            flag("resourcesListChanged") || subscriptions,
+            "resources",
+            |g| g.resources,
+        ),
+        (flag("promptsListChanged"), "prompts", |g| g.prompts),
+    ]
+}
+
+fn listens_to_a_family(message: &Message) -> bool {
+    listen_families(message).iter().any(|(opted, _, _)| *opted)
 }
 
 fn completion_ref(message: &Message) -> Option<&str> {
@@ -200,12 +233,19 @@ pub fn protocol_era(
     Ok(header.or(meta) == Some(STATELESS_ERA))
 }
 
-/// `Mcp-Method` and `Mcp-Name`, when sent, must say what the body says: upstreams may route on
-/// the headers, and what is authorised must be what is executed.
-pub fn check_routing_headers(headers: &HeaderMap, envelope: &Envelope) -> Result<(), GatewayError> {
+/// `Mcp-Method` and `Mcp-Name` must say what the body says: upstreams may route on the
+/// headers, and what is authorised must be what is executed. The stateless era requires them
+/// (`Mcp-Method` on every message, `Mcp-Name` where the method names a target), so there a
+/// missing one is refused as a mismatched one is; earlier eras check them only when sent, and
+/// Gatehouse's own decisions always come from the body.
+pub fn check_routing_headers(
+    headers: &HeaderMap,
+    envelope: &Envelope,
+    stateless_era: bool,
+) -> Result<(), GatewayError> {
     let method_header = headers.get(METHOD_HEADER);
     let name_header = headers.get(NAME_HEADER);
-    if method_header.is_none() && name_header.is_none() {
+    if method_header.is_none() && name_header.is_none() && !stateless_era {
         return Ok(());
     }
     let message = match (envelope.batch, envelope.first()) {
@@ -216,20 +256,29 @@ pub fn check_routing_headers(headers: &HeaderMap, envelope: &Envelope) -> Result
             });
         }
     };
-    if let Some(value) = method_header
-        && value.as_bytes() != message.method().as_bytes()
-    {
-        return Err(GatewayError::HeaderMismatch {
-            header: "Mcp-Method",
-        });
+    if message.kind == Kind::Response && method_header.is_none() && name_header.is_none() {
+        return Ok(());
     }
-    if let Some(value) = name_header {
-        let expected = message
-            .routing_name()
-            .ok_or(GatewayError::HeaderMismatch { header: "Mcp-Name" })?;
-        if !header_value_matches(value.as_bytes(), expected) {
-            return Err(GatewayError::HeaderMismatch { header: "Mcp-Name" });
+    match method_header {
+        Some(value) if value.as_bytes() != message.method().as_bytes() => {
+            return Err(GatewayError::HeaderMismatch {
+                header: "Mcp-Method",
+            });
         }
+        None if stateless_era => {
+            return Err(GatewayError::HeaderMissing {
+                header: "Mcp-Method",
+            });
+        }
+        _ => {}
+    }
+    match (name_header, message.routing_name()) {
+        (Some(value), Some(expected)) if header_value_matches(value.as_bytes(), expected) => {}
+        (Some(_), _) => return Err(GatewayError::HeaderMismatch { header: "Mcp-Name" }),
+        (None, Some(_)) if stateless_era => {
+            return Err(GatewayError::HeaderMissing { header: "Mcp-Name" });
+        }
+        (None, _) => {}
     }
     Ok(())
 }
@@ -404,20 +453,108 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("mcp-method", HeaderValue::from_static("tools/call"));
         headers.insert("mcp-name", HeaderValue::from_static("echo"));
-        assert!(check_routing_headers(&headers, &env).is_ok());
+        assert!(check_routing_headers(&headers, &env, false).is_ok());
+        assert!(check_routing_headers(&headers, &env, true).is_ok());
         headers.insert("mcp-name", HeaderValue::from_static("=?base64?ZWNobw==?="));
-        assert!(check_routing_headers(&headers, &env).is_ok());
+        assert!(check_routing_headers(&headers, &env, true).is_ok());
         headers.insert("mcp-name", HeaderValue::from_static("delete_records"));
         assert_eq!(
-            check_routing_headers(&headers, &env),
+            check_routing_headers(&headers, &env, false),
             Err(GatewayError::HeaderMismatch { header: "Mcp-Name" })
         );
         headers.insert("mcp-method", HeaderValue::from_static("tools/list"));
         assert_eq!(
-            check_routing_headers(&headers, &env),
+            check_routing_headers(&headers, &env, false),
             Err(GatewayError::HeaderMismatch {
                 header: "Mcp-Method"
             })
+        );
+    }
+
+    #[test]
+    fn the_stateless_era_requires_its_routing_headers() {
+        let call =
+            parse(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#)
+                .unwrap();
+        let list = parse(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).unwrap();
+        let none = HeaderMap::new();
+        assert!(
+            check_routing_headers(&none, &call, false).is_ok(),
+            "earlier eras: optional"
+        );
+        assert_eq!(
+            check_routing_headers(&none, &call, true),
+            Err(GatewayError::HeaderMissing {
+                header: "Mcp-Method"
+            })
+        );
+        let mut method_only = HeaderMap::new();
+        method_only.insert("mcp-method", HeaderValue::from_static("tools/call"));
+        assert_eq!(
+            check_routing_headers(&method_only, &call, true),
+            Err(GatewayError::HeaderMissing { header: "Mcp-Name" })
+        );
+        assert!(check_routing_headers(&method_only, &call, false).is_ok());
+        let mut list_headers = HeaderMap::new();
+        list_headers.insert("mcp-method", HeaderValue::from_static("tools/list"));
+        assert!(
+            check_routing_headers(&list_headers, &list, true).is_ok(),
+            "tools/list names no target, so it needs no Mcp-Name"
+        );
+        let batch = parse(br#"[{"jsonrpc":"2.0","id":1,"method":"tools/list"}]"#).unwrap();
+        assert!(check_routing_headers(&none, &batch, true).is_err());
+    }
+
+    #[test]
+    fn listening_needs_each_family_it_opts_in_to() {
+        let listen = |filter: &str| {
+            format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{{"notifications":{filter}}}}}"#
+            )
+        };
+        assert!(check(&listen(r#"{"toolsListChanged":true}"#)).is_ok());
+        assert!(check(&listen(r#"{"resourcesListChanged":true}"#)).is_ok());
+        assert!(check(&listen(r#"{"resourceSubscriptions":["file:///a"]}"#)).is_ok());
+        assert!(matches!(
+            check(&listen(r#"{"promptsListChanged":true}"#)),
+            Err(GatewayError::FamilyNotGranted {
+                family: "prompts",
+                ..
+            })
+        ));
+        assert!(check(&listen(r#"{"promptsListChanged":false}"#)).is_ok());
+        let no_resources = Grant {
+            resources: false,
+            ..grant()
+        };
+        let body = listen(r#"{"toolsListChanged":true,"resourceSubscriptions":["file:///a"]}"#);
+        assert!(matches!(
+            authorize(
+                &parse(body.as_bytes()).unwrap(),
+                &no_resources,
+                None,
+                None,
+                false,
+                true
+            ),
+            Err(GatewayError::FamilyNotGranted {
+                family: "resources",
+                ..
+            })
+        ));
+        // Resource notifications are reads: a token without the read scope steps up.
+        assert!(matches!(
+            check_scoped(
+                &listen(r#"{"resourcesListChanged":true}"#),
+                "mcp:s:tool:echo"
+            ),
+            Err(GatewayError::InsufficientScope { .. })
+        ));
+        assert!(check_scoped(&listen(r#"{"toolsListChanged":true}"#), "mcp:s:tool:echo").is_ok());
+        assert!(
+            check(r#"{"jsonrpc":"2.0","id":1,"method":"tasks/update","params":{"taskId":"t"}}"#)
+                .is_ok(),
+            "tasks/update is a method of the tasks extension, not an undefined one"
         );
     }
 

@@ -6,6 +6,7 @@
 //! client still exists and is connected. All hash lookups. The token's `iss` (which keys
 //! verify it: Gatehouse's or a trusted issuer's) is read only for a token not yet cached.
 
+use http::HeaderMap;
 use std::sync::Arc;
 
 use crate::{
@@ -22,6 +23,7 @@ pub async fn identify(
     snapshot: &Snapshot,
     token: &str,
     server: &ServerEntry,
+    request: (&http::Method, &HeaderMap),
 ) -> Result<Principal, GatewayError> {
     let now = crate::now_ms().div_euclid(1000);
     let leeway = i64::try_from(state.config.oauth.clock_skew.as_secs()).unwrap_or(60);
@@ -31,7 +33,9 @@ pub async fn identify(
     let key = TokenKey::of(token);
     if let Some(key) = &key {
         if let Some(cached) = state.token_cache.get_keyed_at(key, now) {
-            return admit(snapshot, &cached, server, now, leeway);
+            let principal = admit(snapshot, &cached, server, now, leeway)?;
+            proof_of_possession(state, &cached, token, server, request, now).await?;
+            return Ok(principal);
         }
         if let Some(external) =
             crate::oauth::external::identify_cached(state, snapshot, key, server, now)
@@ -60,7 +64,57 @@ pub async fn identify(
         now,
     )?);
     state.token_cache.insert(token, identity.clone(), now);
-    admit(snapshot, &identity, server, now, leeway)
+    let principal = admit(snapshot, &identity, server, now, leeway)?;
+    proof_of_possession(state, &identity, token, server, request, now).await?;
+    Ok(principal)
+}
+
+/// RFC 9449 §7: a token bound to a key (`cnf.jkt`) works only with the DPoP scheme and a
+/// fresh proof by that key for this request; the DPoP scheme works only with a bound token.
+/// A bearer token sent as such costs one header lookup here.
+async fn proof_of_possession(
+    state: &AppState,
+    identity: &TokenIdentity,
+    token: &str,
+    server: &ServerEntry,
+    (method, headers): (&http::Method, &HeaderMap),
+    now: i64,
+) -> Result<(), GatewayError> {
+    let dpop_scheme = crate::edge::access::is_dpop_scheme(headers);
+    let Some(bound_to) = identity.jkt.as_deref() else {
+        return if dpop_scheme {
+            Err(GatewayError::InvalidDpopProof {
+                problem: "the access token is not bound to a key".into(),
+            })
+        } else {
+            Ok(())
+        };
+    };
+    if !dpop_scheme {
+        return Err(GatewayError::DpopProofRequired);
+    }
+    let refused = |problem: String| GatewayError::InvalidDpopProof { problem };
+    let proof = crate::oauth::dpop::check_request(
+        state,
+        headers,
+        method.as_str(),
+        &server.resource,
+        Some(token),
+        now,
+    )
+    .await
+    .map_err(|refusal| match refusal {
+        crate::oauth::dpop::ProofRefusal::UseNonce(nonce) => GatewayError::UseDpopNonce { nonce },
+        crate::oauth::dpop::ProofRefusal::Unavailable => GatewayError::StateUnavailable,
+        other => refused(other.to_string()),
+    })?
+    .ok_or_else(|| refused("the DPoP header is missing".into()))?;
+    if proof.jkt != bound_to {
+        return Err(refused(
+            "the DPoP proof is signed by a key other than the token's".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The checks a verified token passes on every request, cached or not: what can change

@@ -2,6 +2,7 @@
 
 pub mod authorize;
 mod bearer;
+pub mod discovery;
 mod inspect;
 mod proxy;
 mod recorded;

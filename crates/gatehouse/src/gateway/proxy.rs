@@ -22,7 +22,9 @@ use crate::{
     edge::serve::ConnectionCut,
     error::{CredentialProblem, ErrorContext, GatewayError},
     gateway::{
-        authorize, inspect,
+        authorize,
+        discovery::PrivateLists,
+        inspect,
         recorded::{self, Ending, Record},
         respond::{self, ResponseRules},
         session::SessionCheck,
@@ -237,13 +239,25 @@ async fn identify(
         };
     };
     if crate::oauth::tokens::looks_like_jwt(token) {
-        let principal = super::bearer::identify(state, snapshot, token, server).await?;
+        let principal = super::bearer::identify(
+            state,
+            snapshot,
+            token,
+            server,
+            (&parts.method, &parts.headers),
+        )
+        .await?;
         record.client = principal.client.as_deref().map(str::to_owned);
         record.user = principal.user.as_deref().map(str::to_owned);
         if let Credential::AccessToken { jti } = &principal.credential {
             record.credential_id = Some(jti.to_string());
         }
         return Ok(principal);
+    }
+    if crate::edge::access::is_dpop_scheme(&parts.headers) {
+        return Err(GatewayError::InvalidDpopProof {
+            problem: "the DPoP scheme carries access tokens, not API keys".into(),
+        });
     }
     let now = crate::now_ms();
     let (key_id, entry) = match snapshot.keys.check(&state.keyring, token, now) {
@@ -328,7 +342,7 @@ impl Call<'_> {
             record.batch = envelope.messages.iter().map(batch_entry).collect();
         }
         let stateless = authorize::protocol_era(&parts.headers, Some(&envelope))?;
-        authorize::check_routing_headers(&parts.headers, &envelope)?;
+        authorize::check_routing_headers(&parts.headers, &envelope, stateless)?;
         let verdict = authorize::authorize(
             &envelope,
             &self.grant,
@@ -404,6 +418,17 @@ impl Call<'_> {
             self.principal.owner(),
             &envelope,
         );
+        if rules.filter.is_some() {
+            rules.private_lists = Some(PrivateLists {
+                max_ttl_ms: u64::try_from(self.state.config.snapshot.poll_interval.as_millis())
+                    .unwrap_or(u64::MAX),
+                stateless_era: stateless,
+            });
+        }
+        rules.advertise_extensions = envelope
+            .messages
+            .iter()
+            .any(|m| m.kind == Kind::Request && m.method() == "server/discover");
         let exchange = Exchange {
             action: Action::Send {
                 bytes,
@@ -586,6 +611,8 @@ impl Call<'_> {
             notes: Arc::default(),
             late: None,
             tasks: None,
+            private_lists: None,
+            advertise_extensions: false,
             pins: (lists_tools && self.server.pin_action != PinAction::Off)
                 .then(|| (self.server.clone(), self.state.pins.clone())),
         }

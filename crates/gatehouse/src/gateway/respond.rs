@@ -13,6 +13,7 @@ use std::{collections::HashMap, sync::Arc};
 use crate::{
     audit::AuditSink,
     error::{GatewayError, codes},
+    gateway::discovery::{self, PrivateLists},
     grants::Grant,
     guardrails::{self, Direction, Guardrail},
     pinning::PinWatch,
@@ -45,6 +46,10 @@ pub struct ResponseRules {
     pub late: Option<(AuditSink, AuditEvent)>,
     /// Tasks the request creates (their owner recorded) or lists (filtered to the caller's).
     pub tasks: Option<crate::gateway::tasks::TaskRules>,
+    /// Set when `filter` is: the filtered list is the caller's alone, for caches too.
+    pub private_lists: Option<PrivateLists>,
+    /// The request asks `server/discover`: its result names Gatehouse's extensions.
+    pub advertise_extensions: bool,
 }
 
 impl ResponseRules {
@@ -53,6 +58,7 @@ impl ResponseRules {
             || !self.guardrails.is_empty()
             || self.pins.is_some()
             || self.tasks.is_some()
+            || self.advertise_extensions
     }
 
     /// Rewrites one JSON-RPC message or batch; `None` when nothing changed (bytes pass as-is).
@@ -149,6 +155,17 @@ impl ResponseRules {
             changed |= jsonrpc::filter_one(message, &|name| {
                 grant.allows_tool(name, narrowing.as_deref())
             });
+            if let Some(lists) = &self.private_lists
+                && message
+                    .get("result")
+                    .and_then(|r| r.get("tools"))
+                    .is_some_and(Value::is_array)
+            {
+                changed |= lists.mark(message);
+            }
+        }
+        if self.advertise_extensions {
+            changed |= discovery::advertise_extensions(message);
         }
         if self.guardrails.is_empty() {
             return Some(changed);
@@ -271,6 +288,8 @@ pub fn tools_list_rewrite(
         pins: None,
         late: None,
         tasks: None,
+        private_lists: None,
+        advertise_extensions: false,
     };
     Box::new(move |data: &[u8]| rules.rewrite(data))
 }
@@ -293,6 +312,8 @@ mod tests {
             late: None,
             pins: None,
             tasks: None,
+            private_lists: None,
+            advertise_extensions: false,
         }
     }
 

@@ -289,7 +289,25 @@ fn begin(state: &AppState, headers: &HeaderMap, params: &Form) -> Response {
         user: &username,
         resource: &request.resource,
         scopes: &scopes,
+        loopback_warning: matches!(client.metadata.origin.as_str(), "cimd" | "dcr")
+            && is_loopback_redirect(&request.redirect_uri),
     })
+}
+
+/// A redirect to this machine: a loopback address or `localhost`.
+fn is_loopback_redirect(uri: &str) -> bool {
+    let Ok(uri) = uri.parse::<http::Uri>() else {
+        return false;
+    };
+    let host = uri
+        .host()
+        .unwrap_or("")
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The request parameters, checked in the order RFC 6749 §4.1.2.1 implies.
@@ -489,6 +507,15 @@ mod tests {
         assert!(!with("text/html, application/json"));
         assert!(!with("*/*"));
         assert!(!wants_json(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn loopback_redirects_are_recognised() {
+        assert!(is_loopback_redirect("http://127.0.0.1:3000/cb"));
+        assert!(is_loopback_redirect("http://[::1]:3000/cb"));
+        assert!(is_loopback_redirect("http://localhost/cb"));
+        assert!(!is_loopback_redirect("https://app.example.com/cb"));
+        assert!(!is_loopback_redirect("com.example.app:/cb"));
     }
 
     #[test]

@@ -35,6 +35,23 @@ pub fn is_document_url(client_id: &str) -> bool {
     client_id.starts_with("https://")
 }
 
+/// The domain trust policy: with patterns configured, only a client id on a matching host is
+/// fetched at all.
+fn trusted_host(uri: &Uri, patterns: &[String]) -> Result<(), String> {
+    let host = uri.host().unwrap_or("");
+    if patterns.is_empty()
+        || patterns
+            .iter()
+            .any(|p| gatehouse_model::host_pattern::matches(p, host))
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "client ids on {host} are not trusted by this authorization server"
+        ))
+    }
+}
+
 fn check_url(url: &str, allow_private: bool) -> Result<Uri, String> {
     let uri: Uri = url
         .parse()
@@ -94,8 +111,18 @@ pub fn parse_document(url: &str, body: &[u8]) -> Result<OAuthClientMetadata, Str
     if redirect_uris.is_empty() || redirect_uris.len() > 10 {
         return Err("the document needs 1 to 10 redirect_uris".into());
     }
+    // Honoured as declared: a web client's redirect URIs follow the web rules (no private-use
+    // schemes, a loopback port matched exactly). Undeclared stays native, as such documents
+    // were read before clients had to say.
+    let application = match doc.get("application_type") {
+        None => ApplicationType::Native,
+        Some(value) => value
+            .as_str()
+            .and_then(ApplicationType::parse)
+            .ok_or("application_type must be web or native")?,
+    };
     for uri in &redirect_uris {
-        RedirectUri::parse(uri, ApplicationType::Native).map_err(|e| e.to_string())?;
+        RedirectUri::parse(uri, application).map_err(|e| e.to_string())?;
     }
     let mut grant_types = list("grant_types");
     if grant_types.is_empty() {
@@ -117,10 +144,14 @@ pub fn parse_document(url: &str, body: &[u8]) -> Result<OAuthClientMetadata, Str
         token_endpoint_auth_method: "none".into(),
         grant_types,
         redirect_uris,
-        application_type: Some("native".into()),
+        application_type: Some(application.as_str().into()),
         jwks: None,
         client_name,
         origin: "cimd".into(),
+        dpop_bound_access_tokens: doc
+            .get("dpop_bound_access_tokens")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
     })
 }
 
@@ -162,6 +193,7 @@ pub async fn ensure(state: &AppState, url: &str) -> Result<(), String> {
         return Ok(());
     }
     let uri = check_url(url, documents.allow_private)?;
+    trusted_host(&uri, &state.config.oauth.client_metadata_hosts)?;
     let client = documents
         .client
         .as_ref()
@@ -278,6 +310,46 @@ mod tests {
         );
         assert!(parse_document(url, cc.as_bytes()).is_err());
         assert!(parse_document(url, b"{\"client_id\":1,\"client_id\":2}").is_err());
+    }
+
+    #[test]
+    fn the_declared_application_type_decides_the_redirect_rules() {
+        let url = "https://app.example.com/c.json";
+        let doc = |kind: &str, redirect: &str| {
+            format!(r#"{{"client_id":"{url}",{kind}"redirect_uris":["{redirect}"]}}"#)
+        };
+        let private_scheme = "com.example.app:/cb";
+        let native = parse_document(url, doc("", private_scheme).as_bytes()).unwrap();
+        assert_eq!(native.application_type.as_deref(), Some("native"));
+        assert!(
+            parse_document(
+                url,
+                doc(r#""application_type":"web","#, private_scheme).as_bytes()
+            )
+            .is_err(),
+            "a web client has no private-use scheme"
+        );
+        let web = parse_document(
+            url,
+            doc(r#""application_type":"web","#, "https://app.example.com/cb").as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(web.application_type.as_deref(), Some("web"));
+        assert!(
+            parse_document(
+                url,
+                doc(r#""application_type":"tv","#, private_scheme).as_bytes()
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn host_patterns_gate_the_fetch() {
+        let uri: Uri = "https://a.example.com/c.json".parse().unwrap();
+        assert!(trusted_host(&uri, &[]).is_ok());
+        assert!(trusted_host(&uri, &["*.example.com".into()]).is_ok());
+        assert!(trusted_host(&uri, &["example.com".into()]).is_err());
     }
 
     #[test]

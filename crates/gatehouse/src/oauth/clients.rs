@@ -155,6 +155,7 @@ mod tests {
             jwks: None,
             client_name: None,
             origin: "cli".into(),
+            dpop_bound_access_tokens: false,
         }
     }
 

@@ -32,6 +32,15 @@ pub fn refresh_hash(state: &AppState, token: &str) -> [u8; 32] {
         .hash_secret(format!("refresh-token:{token}").as_bytes())
 }
 
+/// What the store keeps of a public client's refresh token bound to a DPoP key (RFC 9449
+/// §5): the key's thumbprint is part of the hash, so the token is found only when presented
+/// with a proof by the same key, and a thief without the key cannot even burn it.
+fn bound_refresh_hash(state: &AppState, token: &str, jkt: &str) -> [u8; 32] {
+    state
+        .keyring
+        .hash_secret(format!("refresh-token:{token}\u{0}dpop:{jkt}").as_bytes())
+}
+
 fn store_failed(err: impl std::fmt::Display) -> OAuthError {
     tracing::error!(error = %err, "token endpoint store operation failed");
     OAuthError::ServerError
@@ -89,6 +98,8 @@ struct Issue<'a> {
     /// The access token's scope (the granted one, or narrower on refresh).
     scope: &'a Scope,
     family: Option<String>,
+    /// The DPoP key the tokens are bound to.
+    jkt: Option<&'a str>,
 }
 
 /// Mints the access token and, when the client may refresh, the next refresh token.
@@ -124,13 +135,14 @@ async fn issue(
             ttl_secs: ttl,
             now_ms: now,
             grant: family.as_deref(),
+            jkt: issue.jkt,
         },
     )?;
     audit.credential_id = Some(minted.jti.clone());
     audit.user = Some(issue.subject.to_owned());
     let mut body = json!({
         "access_token": minted.token,
-        "token_type": "Bearer",
+        "token_type": if issue.jkt.is_some() { "DPoP" } else { "Bearer" },
         "expires_in": minted.expires_in,
         "scope": issue.scope.to_string(),
     });
@@ -142,7 +154,11 @@ async fn issue(
         let record = RefreshTokenRecord {
             id: secrets::random_id(16).map_err(|_| OAuthError::ServerError)?,
             family,
-            token_hash: refresh_hash(state, &token).to_vec(),
+            token_hash: match issue.jkt.filter(|_| issue.client.is_public()) {
+                Some(jkt) => bound_refresh_hash(state, &token, jkt),
+                None => refresh_hash(state, &token),
+            }
+            .to_vec(),
             client: issue.client.name.to_string(),
             subject: Some(issue.subject.to_owned()),
             scope: issue.granted.to_string(),
@@ -166,7 +182,7 @@ pub async fn authorization_code(
     snapshot: &Snapshot,
     client: &OAuthClient,
     form: &Form,
-    now: i64,
+    (now, jkt): (i64, Option<&str>),
     audit: &mut OAuthAudit,
 ) -> Result<Value, OAuthError> {
     client.require_grant("authorization_code")?;
@@ -255,6 +271,7 @@ pub async fn authorization_code(
             granted: &scope,
             scope: &scope,
             family: None,
+            jkt,
         },
         now,
         audit,
@@ -286,19 +303,32 @@ pub async fn refresh_token(
     snapshot: &Snapshot,
     client: &OAuthClient,
     form: &Form,
-    now: i64,
+    (now, jkt): (i64, Option<&str>),
     audit: &mut OAuthAudit,
 ) -> Result<Value, OAuthError> {
     client.require_grant("refresh_token")?;
     let presented = form.require("refresh_token")?;
-    let hash = refresh_hash(state, presented);
     let invalid = || OAuthError::InvalidGrant("the refresh token is invalid".into());
-    let current = state
-        .store
-        .find_refresh_token(&hash)
-        .await
-        .map_err(store_failed)?
-        .ok_or_else(invalid)?;
+    // A public client's token bound to a key is found only with a proof by that key; one
+    // issued unbound is found as before (and what it issues now is bound, if a proof came).
+    let mut candidates = Vec::with_capacity(2);
+    if let Some(jkt) = jkt.filter(|_| client.is_public()) {
+        candidates.push(bound_refresh_hash(state, presented, jkt));
+    }
+    candidates.push(refresh_hash(state, presented));
+    let mut found = None;
+    for hash in candidates {
+        if let Some(record) = state
+            .store
+            .find_refresh_token(&hash)
+            .await
+            .map_err(store_failed)?
+        {
+            found = Some((hash, record));
+            break;
+        }
+    }
+    let (hash, current) = found.ok_or_else(invalid)?;
     // Another client's token is not consumed: the thief must not be able to burn it.
     if current.client != *client.name {
         return Err(invalid());
@@ -337,6 +367,7 @@ pub async fn refresh_token(
             granted: &granted,
             scope: &scope,
             family: Some(current.family.clone()),
+            jkt,
         },
         now,
         audit,

@@ -41,6 +41,7 @@ pub fn authorization_server(base: &str, servers: &[&str], registration: bool, ci
             ["client_secret_basic", "client_secret_post", "private_key_jwt"],
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": true,
+        "dpop_signing_alg_values_supported": crate::tokens::dpop::SIGNING_ALGS,
         "client_id_metadata_document_supported": cimd,
         "scopes_supported": scopes,
     });
@@ -107,6 +108,8 @@ pub async fn protected_resource_metadata(
         "scopes_supported": [format!("mcp:{server}"), format!("mcp:{server}:read")],
         "bearer_methods_supported": ["header"],
         "resource_name": server,
+        "dpop_signing_alg_values_supported": crate::tokens::dpop::SIGNING_ALGS,
+        "dpop_bound_access_tokens_required": false,
     });
     cacheable(Json(body).into_response())
 }

@@ -5,6 +5,7 @@ pub mod assertion;
 pub mod authorize;
 pub mod cimd;
 pub mod clients;
+pub mod dpop;
 pub mod external;
 pub mod form;
 pub mod grants;

@@ -27,7 +27,7 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:34rem;margi
 padding:0 1rem;color:#1d2430}h1{font-size:1.3rem}code{background:#eef1f5;padding:0 .25rem}\
 label{display:block;margin:.8rem 0 .2rem}input[type=text],input[type=password]{width:100%;\
 padding:.45rem;box-sizing:border-box}button{margin:1rem .5rem 0 0;padding:.5rem 1rem}\
-.error{color:#a01818}ul{padding-left:1.2rem}.muted{color:#5b6573;font-size:.9rem}";
+.error{color:#a01818}ul{padding-left:1.2rem}.muted{color:#5b6573;font-size:.9rem}.warning{border-left:4px solid #b26b00;padding:.4rem .8rem;background:#fff6e5}";
 
 /// A page with the headers every browser-flow page carries.
 pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
@@ -146,6 +146,9 @@ pub struct ConsentPage<'a> {
     pub user: &'a str,
     pub resource: &'a str,
     pub scopes: &'a [String],
+    /// The client registered itself (metadata document or registration) and sends the answer
+    /// to a loopback address: any program on the user's machine could have claimed its id.
+    pub loopback_warning: bool,
 }
 
 pub fn consent(p: &ConsentPage<'_>) -> Response {
@@ -157,7 +160,7 @@ pub fn consent(p: &ConsentPage<'_>) -> Response {
     let body = format!(
         "<h1>Allow {name} to use {resource} as {user}?</h1>\
          <p><b>{name}</b> (client <code>{id}</code>) asks for:</p><ul>{scopes}</ul>\
-         <p>After you answer, you go back to <b>{host}</b>.</p>\
+         <p>After you answer, you go back to <b>{host}</b>.</p>{warning}\
          <form method=\"post\" action=\"/oauth/authorize\">\
          <input type=\"hidden\" name=\"req\" value=\"{req}\">\
          <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
@@ -171,6 +174,14 @@ pub fn consent(p: &ConsentPage<'_>) -> Response {
         host = escape(p.redirect_host),
         req = escape(p.request),
         csrf = escape(p.csrf),
+        warning = if p.loopback_warning {
+            "<p class=\"warning\" role=\"alert\"><b>Warning:</b> this application sends your \
+             answer to a program on your own computer. Gatehouse cannot tell which program \
+             that is: any program can claim this application's name. Allow only if you \
+             started this sign-in yourself, just now.</p>"
+        } else {
+            ""
+        },
     );
     page_posting_to(StatusCode::OK, "Authorize", &body, p.redirect_source)
 }

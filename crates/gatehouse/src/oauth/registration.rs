@@ -36,6 +36,8 @@ struct RegistrationRequest {
     response_types: Option<Vec<String>>,
     application_type: Option<String>,
     client_name: Option<String>,
+    /// RFC 9449 §5.2.
+    dpop_bound_access_tokens: Option<bool>,
 }
 
 pub async fn register(State(state): State<AppState>, request: Request) -> Response {
@@ -176,6 +178,9 @@ async fn handle(
     if let Some(client_name) = &metadata.client_name {
         body["client_name"] = json!(client_name);
     }
+    if metadata.dpop_bound_access_tokens {
+        body["dpop_bound_access_tokens"] = json!(true);
+    }
     if let Some(secret) = secret {
         body["client_secret"] = json!(secret);
         body["client_secret_expires_at"] = json!(0);
@@ -243,5 +248,6 @@ fn validate(request: RegistrationRequest) -> Result<OAuthClientMetadata, OAuthEr
         jwks: None,
         client_name,
         origin: "dcr".into(),
+        dpop_bound_access_tokens: request.dpop_bound_access_tokens.unwrap_or(false),
     })
 }

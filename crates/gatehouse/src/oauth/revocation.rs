@@ -191,9 +191,9 @@ fn describe(state: &AppState, token: &str) -> Value {
                     .is_some_and(|g| snapshot.oauth.revoked_grants.contains(g))
                 && snapshot.oauth.clients.get(&identity.client).is_some() =>
         {
-            json!({
+            let mut body = json!({
                 "active": true,
-                "token_type": "Bearer",
+                "token_type": if identity.jkt.is_some() { "DPoP" } else { "Bearer" },
                 "iss": state.config.public_base(),
                 "client_id": &*identity.client,
                 "sub": &*identity.subject,
@@ -201,7 +201,12 @@ fn describe(state: &AppState, token: &str) -> Value {
                 "scope": identity.scope.to_string(),
                 "exp": identity.exp,
                 "jti": &*identity.jti,
-            })
+            });
+            // RFC 9449 §6.2: a resource server that introspects needs the key binding.
+            if let Some(jkt) = &identity.jkt {
+                body["cnf"] = json!({ "jkt": &**jkt });
+            }
+            body
         }
         _ => inactive,
     }

@@ -42,23 +42,56 @@ pub async fn token(
         let client =
             super::assertion::authenticate(&state, &snapshot, &parts.headers, &form, now).await?;
         audit.client = Some(client.name.to_string());
+        let token_endpoint = format!("{}/oauth/token", state.config.public_base());
+        let proof = super::dpop::check_request(
+            &state,
+            &parts.headers,
+            "POST",
+            &token_endpoint,
+            None,
+            now.div_euclid(1000),
+        )
+        .await
+        .map_err(|refusal| match refusal {
+            super::dpop::ProofRefusal::UseNonce(nonce) => OAuthError::UseDpopNonce(nonce),
+            super::dpop::ProofRefusal::Unavailable => OAuthError::TemporarilyUnavailable,
+            other => OAuthError::InvalidDpopProof(other.to_string()),
+        })?;
+        if proof.is_none() && client.metadata.dpop_bound_access_tokens {
+            return Err(OAuthError::InvalidDpopProof(
+                "this client's token requests must carry a DPoP proof".into(),
+            ));
+        }
+        let jkt = proof.as_ref().map(|p| p.jkt.as_str());
         let grant_type = form.require("grant_type")?;
         match grant_type {
             "client_credentials" => {
                 audit.method = "oauth/token:client_credentials";
-                client_credentials(&state, &snapshot, &client, &form, now, &mut audit)
+                client_credentials(&state, &snapshot, &client, &form, (now, jkt), &mut audit)
             }
             "authorization_code" => {
                 audit.method = "oauth/token:authorization_code";
                 super::grants::authorization_code(
-                    &state, &snapshot, &client, &form, now, &mut audit,
+                    &state,
+                    &snapshot,
+                    &client,
+                    &form,
+                    (now, jkt),
+                    &mut audit,
                 )
                 .await
             }
             "refresh_token" => {
                 audit.method = "oauth/token:refresh_token";
-                super::grants::refresh_token(&state, &snapshot, &client, &form, now, &mut audit)
-                    .await
+                super::grants::refresh_token(
+                    &state,
+                    &snapshot,
+                    &client,
+                    &form,
+                    (now, jkt),
+                    &mut audit,
+                )
+                .await
             }
             other => Err(OAuthError::UnsupportedGrantType(
                 other.chars().take(64).collect(),
@@ -74,7 +107,7 @@ fn client_credentials(
     snapshot: &Snapshot,
     client: &OAuthClient,
     form: &Form,
-    now: i64,
+    (now, jkt): (i64, Option<&str>),
     audit: &mut OAuthAudit,
 ) -> Result<serde_json::Value, OAuthError> {
     // A public client has no credentials to present for itself.
@@ -110,12 +143,13 @@ fn client_credentials(
             ttl_secs: ttl,
             now_ms: now,
             grant: None,
+            jkt,
         },
     )?;
     audit.credential_id = Some(minted.jti.clone());
     Ok(json!({
         "access_token": minted.token,
-        "token_type": "Bearer",
+        "token_type": if jkt.is_some() { "DPoP" } else { "Bearer" },
         "expires_in": minted.expires_in,
         "scope": scope.to_string(),
     }))

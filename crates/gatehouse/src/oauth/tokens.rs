@@ -34,6 +34,14 @@ struct AccessClaims<'a> {
     /// The grant (refresh-token family) the token comes from: revoking the grant revokes it.
     #[serde(skip_serializing_if = "Option::is_none")]
     gh_grant: Option<&'a str>,
+    /// RFC 9449 §6.1: the key a DPoP-bound token is bound to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cnf: Option<Confirmation<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct Confirmation<'a> {
+    jkt: &'a str,
 }
 
 #[derive(Debug, Serialize)]
@@ -61,6 +69,8 @@ pub struct MintRequest<'a> {
     pub now_ms: i64,
     /// The refresh-token family, for user-delegated grants.
     pub grant: Option<&'a str>,
+    /// The thumbprint of the DPoP key the token is bound to.
+    pub jkt: Option<&'a str>,
 }
 
 pub fn mint(keys: &SigningKeys, req: &MintRequest<'_>) -> Result<MintedToken, OAuthError> {
@@ -85,6 +95,7 @@ pub fn mint(keys: &SigningKeys, req: &MintRequest<'_>) -> Result<MintedToken, OA
         exp: now + req.ttl_secs,
         jti: &jti,
         gh_grant: req.grant,
+        cnf: req.jkt.map(|jkt| Confirmation { jkt }),
     };
     let token = jwt::encode(key, Some(jwt::ACCESS_TOKEN_TYP), &claims).map_err(|e| {
         tracing::error!(error = %e, "access token signing failed");
@@ -156,6 +167,17 @@ impl TokenIdentity {
             scope,
             audiences,
             exp: claims.exp(),
+            jkt: match claims.get("cnf") {
+                None => None,
+                // A confirmation Gatehouse cannot honour is refused, never ignored: the token
+                // would otherwise work without the key it was bound to.
+                Some(cnf) => Some(Arc::from(
+                    cnf.get("jkt")
+                        .and_then(|j| j.as_str())
+                        .filter(|j| !j.is_empty())
+                        .ok_or_else(malformed)?,
+                )),
+            },
             first_server_scope: OnceLock::new(),
         })
     }
@@ -205,6 +227,7 @@ mod tests {
             scope: Scope::parse(scope).unwrap(),
             audiences: vec!["https://gw.example/github/mcp".into()],
             exp: 0,
+            jkt: None,
             first_server_scope: OnceLock::new(),
         }
     }

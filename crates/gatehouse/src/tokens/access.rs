@@ -20,6 +20,9 @@ pub struct TokenIdentity {
     pub audiences: Vec<String>,
     /// Unix seconds.
     pub exp: i64,
+    /// `cnf.jkt` (RFC 9449 §6): the thumbprint of the key whose DPoP proof must come with
+    /// every use; `None` for a bearer token.
+    pub jkt: Option<Arc<str>>,
     /// `scope` for the first server the token was used on, derived once rather than per
     /// request: a token names one resource (RFC 8707) in practice, so one slot is enough.
     pub(crate) first_server_scope: OnceLock<(Box<str>, Arc<ServerScope>)>,

@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod api_key;
+pub mod dpop;
 pub mod jwt;
 pub mod keys;
 pub mod signing;

@@ -244,6 +244,31 @@ impl TestApp {
         request
     }
 
+    /// A 2026-07-28 request: the version header and the routing headers that era requires
+    /// (`Mcp-Method`, and `Mcp-Name` for a method that names its target).
+    pub fn post_stateless(
+        &self,
+        server: &str,
+        key: Option<&str>,
+        body: &Value,
+    ) -> reqwest::RequestBuilder {
+        let mut request = self
+            .post(server, key, body)
+            .header("mcp-protocol-version", "2026-07-28");
+        if let Some(method) = body["method"].as_str() {
+            request = request.header("mcp-method", method);
+            let name = match method {
+                "tools/call" | "prompts/get" => body["params"]["name"].as_str(),
+                "resources/read" => body["params"]["uri"].as_str(),
+                _ => None,
+            };
+            if let Some(name) = name {
+                request = request.header("mcp-name", name);
+            }
+        }
+        request
+    }
+
     /// The trail, once the requests in flight have written their events (a response's event
     /// is written when its body ends, which may be after the client saw the head).
     pub async fn audit(&self) -> Vec<AuditRow> {

@@ -24,8 +24,12 @@ pub struct Setup {
 
 /// Servers `demo`, `other` and `third`; client `svc` connected to the first two only.
 pub async fn setup() -> Setup {
+    setup_on(TestApp::start().await).await
+}
+
+/// [`setup`] on an app the caller started (for example with other runtime state).
+pub async fn setup_on(app: TestApp) -> Setup {
     let upstream = Upstream::start().await;
-    let app = TestApp::start().await;
     for server in ["demo", "other", "third"] {
         app.add_server(server, &upstream.url()).await;
     }
@@ -64,6 +68,7 @@ pub async fn register(
             },
             native: false,
             jwks: None,
+            require_dpop: false,
         },
     )
     .await

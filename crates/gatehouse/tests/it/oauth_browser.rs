@@ -95,6 +95,7 @@ pub async fn register_code_client(
             redirect_uris: vec![REDIRECT.into()],
             native: false,
             jwks: None,
+            require_dpop: false,
         },
     )
     .await

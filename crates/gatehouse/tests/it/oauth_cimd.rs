@@ -8,7 +8,7 @@ use crate::{helpers::TestApp, tls::tls_server};
 const REDIRECT: &str = "http://127.0.0.1:9/cb";
 
 /// A document host on https://localhost; `client_id` in the document is `own` unless given.
-async fn document_host(claimed: Option<&'static str>) -> (String, String) {
+pub async fn document_host(claimed: Option<&'static str>) -> (String, String) {
     let port_cell = std::sync::Arc::new(std::sync::OnceLock::<u16>::new());
     let cell = port_cell.clone();
     let app = Router::new().route(
@@ -36,7 +36,7 @@ async fn document_host(claimed: Option<&'static str>) -> (String, String) {
     (format!("https://localhost:{port}/client.json"), cert)
 }
 
-fn authorize_url(app: &TestApp, client_id: &str) -> String {
+pub fn authorize_url(app: &TestApp, client_id: &str) -> String {
     let query = form_urlencoded::Serializer::new(String::new())
         .append_pair("response_type", "code")
         .append_pair("client_id", client_id)
@@ -62,7 +62,7 @@ async fn app_trusting(cert: &str, allow_private: bool) -> (TestApp, tempfile::Te
     (app, dir)
 }
 
-fn no_redirects() -> reqwest::Client {
+pub fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

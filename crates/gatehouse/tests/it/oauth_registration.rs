@@ -204,6 +204,16 @@ async fn registration_refuses_bad_metadata() {
             "invalid_client_metadata",
         ),
         ("not JSON", "redirect_uris=x".to_owned(), "invalid_client_metadata"),
+        (
+            "a web client (SEP-837) with a private-use scheme",
+            json!({ "redirect_uris": ["com.example.app:/cb"], "application_type": "web", "token_endpoint_auth_method": "none" }).to_string(),
+            "invalid_redirect_uri",
+        ),
+        (
+            "an unknown application_type",
+            json!({ "redirect_uris": [REDIRECT], "application_type": "tv" }).to_string(),
+            "invalid_client_metadata",
+        ),
     ];
     for (label, body, error) in cases {
         let (status, headers, answer) = register_dcr(&app, None, &body).await;

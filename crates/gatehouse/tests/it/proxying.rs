@@ -261,3 +261,56 @@ async fn shutting_down_lets_the_request_in_flight_finish() {
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["result"]["content"], json!([]));
 }
+
+#[tokio::test]
+async fn a_stateless_request_without_its_routing_headers_is_refused_like_a_mismatch() {
+    let upstream = crate::scripted_upstream::Upstream::start().await;
+    let app = TestApp::start().await;
+    app.add_server("demo", &upstream.url()).await;
+    let key = app.client_with_key("agent", "demo", "echo").await;
+    let (status, _, missing_method) = rpc_message(
+        app.post("demo", Some(&key), &call("echo"))
+            .header("mcp-protocol-version", "2026-07-28")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 400, "{missing_method}");
+    assert_eq!(missing_method["error"]["code"], -32020);
+    assert_eq!(missing_method["error"]["data"]["header"], "Mcp-Method");
+    insta::assert_json_snapshot!("header_missing", missing_method);
+    let (status, _, missing_name) = rpc_message(
+        app.post("demo", Some(&key), &call("echo"))
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/call")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 400, "{missing_name}");
+    assert_eq!(missing_name["error"]["data"]["reason"], "header_missing");
+    assert_eq!(missing_name["error"]["data"]["header"], "Mcp-Name");
+    assert!(
+        upstream.received().is_empty(),
+        "nothing reached the upstream"
+    );
+    // The same request with its headers goes through; an earlier era needs none.
+    let (status, _, _) = rpc_message(
+        app.post_stateless("demo", Some(&key), &call("echo"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _, _) = rpc_message(
+        app.post("demo", Some(&key), &call("echo"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+}

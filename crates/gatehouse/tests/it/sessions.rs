@@ -262,14 +262,15 @@ async fn the_stateless_marker_does_not_carry_a_session_upstream() {
     marked["params"]["_meta"] = json!({ "io.modelcontextprotocol/protocolVersion": "2026-07-28" });
     let by_meta = app
         .post("demo", Some(&mallory), &marked)
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "echo")
         .header("mcp-session-id", &session)
         .send()
         .await
         .unwrap();
     assert_eq!(by_meta.status(), 200);
     let by_header = app
-        .post("demo", Some(&mallory), &call("echo"))
-        .header("mcp-protocol-version", "2026-07-28")
+        .post_stateless("demo", Some(&mallory), &call("echo"))
         .header("mcp-session-id", &session)
         .send()
         .await

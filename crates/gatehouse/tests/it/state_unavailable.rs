@@ -1,7 +1,7 @@
 //! Shared runtime state that cannot be reached is refused, never decided without it: a policy
 //! whose counter does not answer refuses with 503 `state_unavailable`, and a client assertion
 //! whose single use cannot be checked gets 503 `temporarily_unavailable` (the credential is
-//! fine, so not `invalid_client`).
+//! fine, so not `invalid_client`); a DPoP proof likewise.
 
 use gatehouse::state::{
     Charge, CounterScope, CounterStore, Denied, Gcra, QuotaCounter, RateCounter, ReplayCache,
@@ -13,7 +13,9 @@ use std::sync::Arc;
 
 use crate::{
     helpers::{TestApp, call},
+    oauth::{Setup, setup_on as oauth_setup_on},
     oauth_assertion::{assertion, setup_on, token_with},
+    oauth_dpop::{Holder, token_request, token_url},
     scripted_upstream::Upstream,
 };
 
@@ -146,5 +148,18 @@ async fn an_assertion_whose_single_use_cannot_be_checked_is_temporarily_unavaila
         (status, body["error"].as_str()),
         (503, Some("temporarily_unavailable")),
         "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_dpop_proof_whose_single_use_cannot_be_checked_is_temporarily_unavailable() {
+    let Setup { app, secret, .. } = oauth_setup_on(app_with_unreachable_state().await).await;
+    let holder = Holder::new(gatehouse_model::algorithm::Algorithm::ES256);
+    let proof = holder.proof("POST", &token_url(&app), None);
+    let (status, _, body) = token_request(&app, &secret, Some(&proof)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (503, Some("temporarily_unavailable")),
+        "the proof is fine; its replay check is what is missing: {body}"
     );
 }

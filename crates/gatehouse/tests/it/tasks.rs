@@ -113,10 +113,11 @@ async fn setup() -> Setup {
 
 /// Sends `body` as `key`, in the 2026-07-28 era when `stateless`; the JSON-RPC answer.
 async fn send(setup: &Setup, key: &str, body: &Value, stateless: bool, sse: bool) -> Value {
-    let mut request = setup.app.post("demo", Some(key), body);
-    if stateless {
-        request = request.header("mcp-protocol-version", "2026-07-28");
-    }
+    let mut request = if stateless {
+        setup.app.post_stateless("demo", Some(key), body)
+    } else {
+        setup.app.post("demo", Some(key), body)
+    };
     if sse {
         request = request.header("x-test-want-sse", "1");
     }

@@ -120,6 +120,7 @@ fn oauth_metadata() -> OAuthClientMetadata {
         jwks: None,
         client_name: Some("Agent".into()),
         origin: "cli".into(),
+        dpop_bound_access_tokens: false,
     }
 }
 
