@@ -14,6 +14,8 @@
 #       # append to one audit chain; the first batch after each switch finds the head moved,
 #       # logs "audit write failed; retrying" and relinks (one retry per switch, by design).
 #   STORE=postgres bench/run.sh
+#   STORE=postgres ALT_STORE=sqlite ALT_BIN=target/release/gatehouse TARGETS="gatehouse alt" bench/run.sh
+#       # the hop on PostgreSQL ("gatehouse") beside the same build on SQLite ("alt")
 #       # Gatehouse on PostgreSQL (records and audit trail) instead of SQLite: a server started
 #       # here from PostgreSQL 15's binaries in the work directory (fsync on), as the
 #       # `postgres` account when run as root.
@@ -250,6 +252,22 @@ POLICIES
     if has_target alt && [[ "${ALT_DATA:-shared}" == copy ]]; then
         ALT_DATA_DIR="$WORK/data-alt"
         cp -a "$DATA" "$ALT_DATA_DIR"
+    fi
+    # ALT_STORE=sqlite with STORE=postgres: the alt server on SQLite, its data moved there from
+    # PostgreSQL by export/import (same keys, same master key), so the two stores' hops are
+    # measured side by side in one run.
+    if has_target alt && [[ "${ALT_STORE:-$STORE}" != "$STORE" ]]; then
+        [[ "$STORE" == postgres && "$ALT_STORE" == sqlite ]] ||
+            die "ALT_STORE=$ALT_STORE with STORE=$STORE: only ALT_STORE=sqlite with STORE=postgres"
+        ALT_DATA_DIR="$WORK/data-alt"
+        mkdir -p "$ALT_DATA_DIR"
+        cp -a "$DATA/." "$ALT_DATA_DIR/"
+        ALT_DATABASE_URL="sqlite://$ALT_DATA_DIR/gatehouse.db"
+        gh export >"$WORK/export.jsonl" 2>>"$WORK/provision.log" &&
+            GATEHOUSE_DATABASE_URL="$ALT_DATABASE_URL" "$GATEHOUSE_BIN" --data-dir "$ALT_DATA_DIR" \
+                import <"$WORK/export.jsonl" >>"$WORK/provision.log" 2>&1 ||
+            { cat "$WORK/provision.log" >&2; die "moving the data to SQLite for the alt server failed"; }
+        ALT_ENV="${ALT_ENV:-} GATEHOUSE_DATABASE_URL=$ALT_DATABASE_URL"
     fi
 
     # start_gatehouse NAME BINARY PORT [DATA_DIR [VAR=VALUE...]]: one server on the provisioned
