@@ -404,6 +404,7 @@ const ENV_KEYS: &[&str] = &[
     "metrics",
     "oauth",
     "log",
+    "redis",
 ];
 
 #[derive(Debug, thiserror::Error)]
