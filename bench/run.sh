@@ -14,6 +14,7 @@
 #       # append to one audit chain; the first batch after each switch finds the head moved,
 #       # logs "audit write failed; retrying" and relinks (one retry per switch, by design).
 #   STORE=postgres bench/run.sh
+#   TARGETS="jwt dpop" bench/run.sh   # a bearer JWT beside a DPoP-bound one (a proof per request)
 #   STORE=postgres ALT_STORE=sqlite ALT_BIN=target/release/gatehouse TARGETS="gatehouse alt" bench/run.sh
 #       # the hop on PostgreSQL ("gatehouse") beside the same build on SQLite ("alt")
 #       # Gatehouse on PostgreSQL (records and audit trail) instead of SQLite: a server started
@@ -164,7 +165,7 @@ MINIPROXY_BIN="$BASELINE_TARGET/release/miniproxy"
 [[ -x "$UPSTREAM_BIN" && -x "$MINIPROXY_BIN" ]] || die "baseline binaries missing in $BASELINE_TARGET/release"
 cp "$BASELINE_SRC/mcp.lua" "$WORK/mcp.lua" 2>/dev/null || cp "$CACHE/baseline-src/mcp.lua" "$WORK/mcp.lua"
 
-uses_gatehouse() { has_target gatehouse || has_target governed || has_target token || has_target jwt || has_target alt; }
+uses_gatehouse() { has_target gatehouse || has_target governed || has_target token || has_target jwt || has_target dpop || has_target alt; }
 if uses_gatehouse; then
     if [[ -z "${GATEHOUSE_BIN:-}" ]]; then
         target_dir=${CARGO_TARGET_DIR:-target}
@@ -214,7 +215,7 @@ if uses_gatehouse; then
     [[ "$TOKEN" == gth_* ]] || die "unexpected key format from keys create"
 
     # "token": the token endpoint, client credentials with HTTP Basic, one resource.
-    if has_target token || has_target jwt; then
+    if has_target token || has_target jwt || has_target dpop; then
         gh clients create svc >>"$WORK/provision.log" 2>&1
         gh connections grant --client svc --server perf --tools echo >>"$WORK/provision.log" 2>&1
         SVC_SECRET=$(gh --output json clients oauth svc --grant client_credentials 2>>"$WORK/provision.log" |
@@ -303,6 +304,17 @@ POLICIES
             python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])') ||
             die "no access token for the jwt target"
     fi
+    # "dpop": the same hop with a DPoP-bound token (RFC 9449) and a fresh proof per request,
+    # made ahead of the runs (DPOP_PROOFS of them; each is single use).
+    if has_target dpop; then
+        log "making ${DPOP_PROOFS:=300000} DPoP proofs"
+        DPOP_FILE="$WORK/dpop-proofs"
+        DPOP_TOKEN=$(python3 "$ROOT/bench/dpop_proofs.py" --token-url "http://$HOST:$PORT_GATEHOUSE/oauth/token" \
+            --basic "$SVC_BASIC" --resource "http://$HOST:$PORT_GATEHOUSE/perf/mcp" \
+            --htu "http://$HOST:$PORT_GATEHOUSE/perf/mcp" --count "$DPOP_PROOFS" --out "$DPOP_FILE") ||
+            die "no DPoP-bound token for the dpop target"
+        DPOP_NEXT=0   # the next unused line of DPOP_FILE
+    fi
 fi
 
 # The reference authorization server: oidc-provider (npm, pinned in bench/oidc-provider),
@@ -326,7 +338,7 @@ url_of() {
     case $1 in
         direct) echo "http://$HOST:$PORT_UPSTREAM" ;;
         miniproxy) echo "http://$HOST:$PORT_MINIPROXY" ;;
-        gatehouse | governed | token | jwt) echo "http://$HOST:$PORT_GATEHOUSE" ;;
+        gatehouse | governed | token | jwt | dpop) echo "http://$HOST:$PORT_GATEHOUSE" ;;
         alt) echo "http://$HOST:$PORT_ALT" ;;
         oidc) echo "http://$HOST:$PORT_OIDC" ;;
     esac
@@ -335,26 +347,33 @@ pid_of() {
     case $1 in
         direct) echo "$PID_UPSTREAM" ;;
         miniproxy) echo "$PID_MINIPROXY" ;;
-        gatehouse | governed | token | jwt) echo "$PID_GATEHOUSE" ;;
+        gatehouse | governed | token | jwt | dpop) echo "$PID_GATEHOUSE" ;;
         alt) echo "$PID_ALT" ;;
         oidc) echo "$PID_OIDC" ;;
     esac
 }
 path_of() {
     case $1 in
-        gatehouse | jwt | alt) echo /perf/mcp ;;
+        gatehouse | jwt | dpop | alt) echo /perf/mcp ;;
         governed) echo /gov/mcp ;;
         token) echo /oauth/token ;;
         oidc) echo /token ;;
         *) echo /mcp ;;
     esac
 }
-script_of() { if [[ $1 == token || $1 == oidc ]]; then echo "$ROOT/bench/token.lua"; else echo "$WORK/mcp.lua"; fi; }
+script_of() {
+    case $1 in
+        token | oidc) echo "$ROOT/bench/token.lua" ;;
+        dpop) echo "$ROOT/bench/dpop.lua" ;;
+        *) echo "$WORK/mcp.lua" ;;
+    esac
+}
 basic_of() { if [[ $1 == oidc ]]; then printf 'bench:bench-secret-bench-secret' | base64 -w0; else echo "${SVC_BASIC:-}"; fi; }
 authz_of() {
     case $1 in
         gatehouse | governed | alt) echo "Bearer $TOKEN" ;;
         jwt) echo "Bearer $ACCESS_TOKEN" ;;
+        dpop) echo "DPoP $DPOP_TOKEN" ;;
     esac
 }
 
@@ -373,6 +392,10 @@ for target in $TARGETS; do
     fi
     authz=$(authz_of "$target")
     [[ -n "$authz" ]] && args+=(-H "Authorization: $authz")
+    if [[ $target == dpop ]]; then
+        args+=(-H "DPoP: $(sed -n "$((DPOP_NEXT + 1))p" "$DPOP_FILE")")
+        DPOP_NEXT=$((DPOP_NEXT + 1))
+    fi
     code=$(curl "${args[@]}" "$(url_of "$target")$(path_of "$target")" || true)
     if [[ "$code" != 200 ]]; then
         log "sample request to $target answered HTTP $code:"
@@ -399,6 +422,7 @@ run_wrk() {   # target threads conns duration label
     before=$(cpu_ticks "$(pid_of "$target")")
     out=$(MCP_PATH=$(path_of "$target") AUTHZ=$(authz_of "$target") \
         TOKEN_PATH=$(path_of "$target") BASIC=$(basic_of "$target") RESOURCE=$RESOURCE \
+        PROOFS=${DPOP_FILE:-} FIRST=${DPOP_NEXT:-0} THREADS=$t \
         wrk -t"$t" -c"$c" -d"$d" --timeout "$TIMEOUT" -s "$(script_of "$target")" "$(url_of "$target")" 2>&1) || true
     after=$(cpu_ticks "$(pid_of "$target")")
     {
@@ -407,6 +431,14 @@ run_wrk() {   # target threads conns duration label
     } >>"$RAW"
     local result
     result=$(grep '^RESULT ' <<<"$out" | tail -n1 || true)
+    if [[ $target == dpop ]]; then
+        # Past every proof this run may have sent: those answered, and a margin for the ones
+        # in flight when wrk stopped.
+        local sent
+        sent=$(sed -n 's/.*reqs=\([0-9]*\).*/\1/p' <<<"$result")
+        DPOP_NEXT=$((DPOP_NEXT + ${sent:-0} + 4 * c + 100))
+        ((DPOP_NEXT < DPOP_PROOFS)) || log "warning: the DPoP proofs ran out (raise DPOP_PROOFS)"
+    fi
     if [[ -z "$result" ]]; then
         log "no RESULT line from wrk ($label $target t=$t c=$c)"
         return

@@ -20,6 +20,16 @@ pub struct Redis {
     port: u16,
     dir: tempfile::TempDir,
     child: Mutex<Option<Child>>,
+    /// Arguments after the standard ones (`--replicaof …`); for a sentinel, its mode.
+    role: Role,
+}
+
+#[derive(Clone)]
+enum Role {
+    Standalone,
+    ReplicaOf(u16),
+    /// Monitors the master on this port under this name.
+    Sentinel(u16, &'static str),
 }
 
 impl Redis {
@@ -38,6 +48,10 @@ impl Redis {
     }
 
     fn start() -> io::Result<Redis> {
+        Self::start_as(Role::Standalone)
+    }
+
+    fn start_as(role: Role) -> io::Result<Redis> {
         let mut last = None;
         // A port found free can be taken before the server binds it: retry with another.
         for _ in 0..3 {
@@ -45,6 +59,7 @@ impl Redis {
                 port: free_loopback_port()?,
                 dir: tempfile::tempdir()?,
                 child: Mutex::new(None),
+                role: role.clone(),
             };
             match redis.start_again() {
                 Ok(()) => return Ok(redis),
@@ -64,12 +79,37 @@ impl Redis {
 
     /// Starts the server (again) on its port, waiting until it answers.
     pub fn start_again(&self) -> io::Result<()> {
-        let mut child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        if let Role::Sentinel(master, name) = self.role {
+            // A sentinel rewrites its configuration file, so it gets one of its own.
+            let conf = self.dir.path().join("sentinel.conf");
+            std::fs::write(
+                &conf,
+                format!(
+                    "sentinel monitor {name} 127.0.0.1 {master} 1\n\
+                     sentinel down-after-milliseconds {name} 1000\n\
+                     sentinel failover-timeout {name} 10000\n"
+                ),
+            )?;
+            command.arg(&conf).arg("--sentinel");
+        }
+        command
             .args(["--port", &self.port.to_string()])
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--bind", "127.0.0.1"])
             .args(["--daemonize", "no", "--protected-mode", "yes"])
             .arg("--dir")
-            .arg(self.dir.path())
+            .arg(self.dir.path());
+        match self.role {
+            Role::Sentinel(..) => {}
+            Role::Standalone => {
+                command.args(["--save", "", "--appendonly", "no"]);
+            }
+            Role::ReplicaOf(master) => {
+                command.args(["--save", "", "--appendonly", "no"]);
+                command.args(["--replicaof", "127.0.0.1", &master.to_string()]);
+            }
+        }
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -132,6 +172,53 @@ impl Redis {
     }
 }
 
+/// A master, one replica and one sentinel watching them as `master_name`: a failover moves
+/// the master to the replica's port.
+pub struct SentinelTrio {
+    pub master: Redis,
+    pub replica: Redis,
+    pub sentinel: Redis,
+}
+
+impl SentinelTrio {
+    pub const MASTER_NAME: &'static str = "gatehouse";
+
+    pub fn start() -> io::Result<SentinelTrio> {
+        let master = Redis::start()?;
+        let replica = Redis::start_as(Role::ReplicaOf(master.port))?;
+        let sentinel = Redis::start_as(Role::Sentinel(master.port, Self::MASTER_NAME))?;
+        Ok(SentinelTrio {
+            master,
+            replica,
+            sentinel,
+        })
+    }
+
+    /// `host:port` of the sentinel.
+    pub fn sentinel_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.sentinel.port)
+    }
+
+    /// The port the sentinel currently names as the master's.
+    pub fn master_port(&self) -> io::Result<u16> {
+        let answer =
+            self.sentinel
+                .cli(&["SENTINEL", "get-master-addr-by-name", Self::MASTER_NAME])?;
+        answer
+            .lines()
+            .nth(1)
+            .and_then(|port| port.trim().parse().ok())
+            .ok_or_else(|| io::Error::other(format!("no master named: {answer}")))
+    }
+
+    /// Whether the sentinel knows a replica it could promote.
+    pub fn replica_known(&self) -> bool {
+        self.sentinel
+            .cli(&["SENTINEL", "replicas", Self::MASTER_NAME])
+            .is_ok_and(|answer| answer.contains(&self.replica.port.to_string()))
+    }
+}
+
 impl Drop for Redis {
     fn drop(&mut self) {
         let _ = self.stop();
@@ -155,5 +242,28 @@ mod tests {
             "",
             "nothing was persisted"
         );
+    }
+
+    #[test]
+    fn a_sentinel_failover_moves_the_master_to_the_replica() {
+        let trio = SentinelTrio::start().unwrap();
+        assert_eq!(trio.master_port().unwrap(), trio.master.port());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !trio.replica_known() {
+            assert!(
+                Instant::now() < deadline,
+                "the sentinel never saw the replica"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let answer = trio
+            .sentinel
+            .cli(&["SENTINEL", "FAILOVER", SentinelTrio::MASTER_NAME])
+            .unwrap();
+        assert_eq!(answer, "OK");
+        while trio.master_port().unwrap() != trio.replica.port() {
+            assert!(Instant::now() < deadline, "the failover never completed");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }

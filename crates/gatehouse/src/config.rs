@@ -433,6 +433,7 @@ const ENV_KEYS: &[&str] = &[
     "oauth",
     "log",
     "shutdown",
+    "redis",
 ];
 
 #[derive(Debug, thiserror::Error)]

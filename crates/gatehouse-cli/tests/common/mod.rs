@@ -13,7 +13,8 @@ pub fn serve(dir: &Path) -> (Child, String) {
     serve_with(dir, &[])
 }
 
-/// [`serve`] with these environment variables set too.
+/// [`serve`] with more `GATEHOUSE_*` settings in its environment.
+#[allow(dead_code)]
 pub fn serve_with(dir: &Path, env: &[(&str, &str)]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
         .arg("--data-dir")
@@ -23,6 +24,7 @@ pub fn serve_with(dir: &Path, env: &[(&str, &str)]) -> (Child, String) {
         .env_remove("GATEHOUSE_MASTER_KEY")
         .env("GATEHOUSE_LISTEN", "127.0.0.1:0")
         .env("GATEHOUSE_LOG__FILTER", "warn")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -134,4 +134,19 @@ mod tests {
         let refused = with(|c| c.url = Some("http://user:s3cret@host".into())).unwrap_err();
         assert!(!refused.to_string().contains("s3cret"), "{refused}");
     }
+
+    // figment's Jail returns its own large error type.
+    #[allow(clippy::result_large_err)]
+    #[test]
+    fn redis_is_set_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("GATEHOUSE_REDIS__URL", "redis://127.0.0.1:6379");
+            jail.set_env("GATEHOUSE_REDIS__KEY_PREFIX", "blue:");
+            let config = crate::config::Config::load(None).unwrap();
+            let redis = config.redis.expect("[redis] from GATEHOUSE_REDIS__*");
+            assert_eq!(redis.url.as_deref(), Some("redis://127.0.0.1:6379"));
+            assert_eq!(redis.key_prefix, "blue:");
+            Ok(())
+        });
+    }
 }

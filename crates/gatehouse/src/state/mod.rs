@@ -370,7 +370,7 @@ pub fn announcer(
     let Some(redis) = &config.redis else {
         return Ok(None);
     };
-    let link = Arc::new(self::redis::RedisLink::open(redis)?);
+    let link = self::redis::RedisLink::open(redis)?;
     Ok(Some(Arc::new(self::redis::RedisAnnouncer::new(
         link, redis,
     ))))

@@ -131,7 +131,7 @@ static COUNTERS: LazyLock<redis::RedisCounters> = LazyLock::new(|| {
     };
     let _guard = RUNTIME.enter();
     redis::RedisCounters::new(
-        Arc::new(redis::RedisLink::open(&config).unwrap()),
+        redis::RedisLink::open(&config).unwrap(),
         redis::counters::Outage {
             on_outage: gatehouse::config::OnOutage::Closed,
             live_replicas: Arc::default(),

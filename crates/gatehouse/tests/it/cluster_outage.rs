@@ -125,3 +125,41 @@ async fn local_counts_per_replica_while_redis_is_down() {
     // the others' heartbeats.
     assert!(admitted >= 2, "{admitted} admitted");
 }
+
+#[tokio::test]
+async fn a_session_opened_during_an_outage_reaches_the_others_once_redis_returns() {
+    let redis = Redis::private().unwrap();
+    let (cluster, key, _upstream) = cluster_with(OnOutage::Local, &redis).await;
+    let [a, b] = [&cluster.replicas[0], &cluster.replicas[1]];
+    redis.stop().unwrap();
+    let opened = a
+        .post("demo", Some(&key), &initialize())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(opened.status(), 200, "opened with Redis down");
+    let session = opened.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let ping = json!({ "jsonrpc": "2.0", "id": 3, "method": "ping" });
+    let through = |replica: &crate::helpers::TestApp| {
+        let request = replica
+            .post("demo", Some(&key), &ping)
+            .header("mcp-session-id", &session);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(through(b).await, 404, "only A knows it while Redis is down");
+
+    redis.start_again().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        // A keeps using it; once Redis answers again, A writes the binding there.
+        assert_eq!(through(a).await, 200);
+        if through(b).await == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "B never learnt the session");
+        tokio::task::yield_now().await;
+    }
+}

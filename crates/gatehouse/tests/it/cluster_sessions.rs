@@ -117,8 +117,7 @@ async fn the_owner_cap_holds_across_replicas() {
         ..Default::default()
     };
     // Two replicas: each its own link to the same Redis and prefix.
-    let [a, b] = [(); 2]
-        .map(|()| RedisSessions::new(Arc::new(RedisLink::open(&config).unwrap()), 2, 60_000));
+    let [a, b] = [(); 2].map(|()| RedisSessions::new(RedisLink::open(&config).unwrap(), 2, 60_000));
     let server: Arc<str> = Arc::from("demo");
     let alice = Owner {
         client: Some("alice"),

@@ -15,7 +15,6 @@ use super::{
 use crate::{
     change_feed::{Announce, ChangeFeed},
     config::RedisConfig,
-    state::StateError,
     store::{DynStore, StoreResult},
 };
 use gatehouse_model::records::Generation;
@@ -35,21 +34,28 @@ impl RedisFeed {
     /// `pins` copies the shared pin holds on each `pins` announcement.
     pub fn start(
         config: &RedisConfig,
+        link: Arc<RedisLink>,
         store: DynStore,
         interval: Duration,
         pins: Option<Arc<RedisPinHolds>>,
-    ) -> Result<Self, StateError> {
-        let url = config
-            .url
-            .as_deref()
-            .ok_or_else(|| StateError::Redis("announcements need redis.url".into()))?;
-        let client = redis::Client::open(url)
-            .map_err(|err| StateError::Redis(format!("redis.url: {:?}", err.kind())))?;
+    ) -> Self {
         let channel = events_channel(&config.key_prefix);
         let (tell, heard) = watch::channel(0u64);
         tokio::spawn(async move {
             loop {
-                match client.get_async_pubsub().await {
+                // Asked each time: under Sentinel the master may have moved.
+                let client = match link.master().await {
+                    Some((url, _)) => redis::Client::open(url),
+                    None => Err(redis::RedisError::from((
+                        redis::ErrorKind::Io,
+                        "no master named",
+                    ))),
+                };
+                let subscribed = match client {
+                    Ok(client) => client.get_async_pubsub().await,
+                    Err(err) => Err(err),
+                };
+                match subscribed {
                     Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
                         Ok(()) => {
                             tracing::debug!("subscribed to change announcements");
@@ -78,11 +84,11 @@ impl RedisFeed {
                 tokio::time::sleep(RESUBSCRIBE_AFTER).await;
             }
         });
-        Ok(Self {
+        Self {
             store,
             interval,
             heard,
-        })
+        }
     }
 }
 

@@ -1,15 +1,20 @@
 //! The connection to Redis: one multiplexed `ConnectionManager` per replica (it pipelines
 //! concurrent commands and reconnects by itself), every command bounded by
 //! `redis.command_timeout`, every key under `redis.key_prefix`.
+//!
+//! With Sentinel the master is asked of the sentinels, and asked again (at most once a
+//! second) after a command fails, which is how a failover is followed: the old master
+//! refuses writes (`READONLY`) or is gone.
 
+use parking_lot::{Mutex, RwLock};
 use redis::{FromRedisValue, Script, ScriptInvocation, aio::ConnectionManager};
 use std::{
     future::Future,
     sync::{
-        Arc,
+        Arc, Weak,
         atomic::{AtomicBool, AtomicU32, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use crate::{
@@ -22,11 +27,26 @@ const DOWN_AFTER: u32 = 3;
 /// How often a down Redis is asked whether it is back.
 const PROBE_EVERY: Duration = Duration::from_secs(1);
 
+/// Sentinel: the master is asked again at most this often.
+const RESOLVE_EVERY: Duration = Duration::from_secs(1);
+
 pub struct RedisLink {
-    manager: ConnectionManager,
+    target: Target,
+    /// The current master's connection; `None` until a sentinel has named one.
+    manager: RwLock<Option<(String, ConnectionManager)>>,
+    resolved_at: Mutex<Option<Instant>>,
     prefix: String,
     timeout: Duration,
     health: Arc<Health>,
+    me: Weak<RedisLink>,
+}
+
+enum Target {
+    Standalone,
+    Sentinel {
+        sentinels: Vec<String>,
+        master_name: String,
+    },
 }
 
 /// Whether Redis answers. While it is down, commands fail at once (each caller takes its
@@ -40,27 +60,93 @@ struct Health {
 impl RedisLink {
     /// Builds the link without connecting: a Redis that is down at start is reached once it
     /// is back, and until then its commands fail like any other.
-    pub fn open(config: &RedisConfig) -> Result<Self, StateError> {
-        let Some(url) = &config.url else {
-            return Err(StateError::Redis(
-                "Sentinel (redis.sentinels) is not supported yet; set redis.url".into(),
-            ));
+    pub fn open(config: &RedisConfig) -> Result<Arc<Self>, StateError> {
+        let (target, manager) = match (&config.url, &config.master_name) {
+            (Some(url), _) => (
+                Target::Standalone,
+                Some((url.clone(), manager_for(url, config.command_timeout)?)),
+            ),
+            (None, Some(master_name)) => (
+                Target::Sentinel {
+                    sentinels: config.sentinels.clone(),
+                    master_name: master_name.clone(),
+                },
+                None,
+            ),
+            (None, None) => {
+                return Err(StateError::Redis(
+                    "set redis.url, or redis.sentinels and redis.master_name".into(),
+                ));
+            }
         };
-        // The error text of a bad URL may quote it, password included: keep only its kind.
-        let client = redis::Client::open(url.as_str())
-            .map_err(|err| StateError::Redis(format!("redis.url: {:?}", err.kind())))?;
-        let manager_config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.command_timeout.max(Duration::from_secs(1))))
-            .set_response_timeout(Some(config.command_timeout))
-            .set_number_of_retries(1);
-        let manager = ConnectionManager::new_lazy_with_config(client, manager_config)
-            .map_err(|err| StateError::Redis(format!("{:?}", err.kind())))?;
-        Ok(Self {
-            manager,
+        Ok(Arc::new_cyclic(|me| Self {
+            target,
+            manager: RwLock::new(manager),
+            resolved_at: Mutex::new(None),
             prefix: config.key_prefix.clone(),
             timeout: config.command_timeout,
             health: Arc::default(),
-        })
+            me: me.clone(),
+        }))
+    }
+
+    /// The current master: its URL (for the subscription) and connection.
+    pub async fn master(&self) -> Option<(String, ConnectionManager)> {
+        if let Some(current) = self.manager.read().clone() {
+            return Some(current);
+        }
+        let Target::Sentinel {
+            sentinels,
+            master_name,
+        } = &self.target
+        else {
+            return None;
+        };
+        *self.resolved_at.lock() = Some(Instant::now());
+        for sentinel in sentinels {
+            let Some((host, port)) = self.ask_sentinel(sentinel, master_name).await else {
+                continue;
+            };
+            let url = format!("redis://{host}:{port}");
+            let Ok(manager) = manager_for(&url, self.timeout) else {
+                continue;
+            };
+            tracing::info!(master = %format!("{host}:{port}"), "redis master named by sentinel");
+            *self.manager.write() = Some((url.clone(), manager.clone()));
+            return Some((url, manager));
+        }
+        None
+    }
+
+    async fn ask_sentinel(&self, sentinel: &str, master_name: &str) -> Option<(String, u16)> {
+        let client = redis::Client::open(format!("redis://{sentinel}")).ok()?;
+        let asked = async {
+            let mut connection = client.get_multiplexed_async_connection().await?;
+            redis::cmd("SENTINEL")
+                .arg("get-master-addr-by-name")
+                .arg(master_name)
+                .query_async::<Option<(String, u16)>>(&mut connection)
+                .await
+        };
+        match tokio::time::timeout(self.timeout.max(Duration::from_millis(500)), asked).await {
+            Ok(Ok(master)) => master,
+            _ => None,
+        }
+    }
+
+    /// After a failed command under Sentinel: ask for the master again (at most once a
+    /// second), in case it moved.
+    fn forget_master(&self) {
+        if matches!(self.target, Target::Standalone) {
+            return;
+        }
+        let recent = self
+            .resolved_at
+            .lock()
+            .is_some_and(|at| at.elapsed() < RESOLVE_EVERY);
+        if !recent {
+            *self.manager.write() = None;
+        }
     }
 
     /// Marked down after [`DOWN_AFTER`] consecutive failures, until a probe succeeds.
@@ -77,14 +163,20 @@ impl RedisLink {
             failures,
             "redis unreachable; shared state falls back (docs/cluster.md) until it answers"
         );
-        let (health, mut manager, timeout) =
-            (self.health.clone(), self.manager.clone(), self.timeout);
+        let (health, me, timeout) = (self.health.clone(), self.me.clone(), self.timeout);
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
         drop(runtime.spawn(async move {
             loop {
                 tokio::time::sleep(PROBE_EVERY).await;
+                let Some(link) = me.upgrade() else {
+                    return;
+                };
+                link.forget_master();
+                let Some((_, mut manager)) = link.master().await else {
+                    continue;
+                };
                 let ping = redis::cmd("PING");
                 let answer = tokio::time::timeout(
                     timeout.max(Duration::from_millis(500)),
@@ -111,14 +203,27 @@ impl RedisLink {
         &self,
         invocation: ScriptInvocation<'_>,
     ) -> Result<T, Unavailable> {
-        let mut connection = self.manager.clone();
+        let mut connection = self.connection().await?;
         self.bounded(async move { invocation.invoke_async(&mut connection).await })
             .await
     }
 
+    async fn connection(&self) -> Result<ConnectionManager, Unavailable> {
+        if self.is_down() {
+            return Err(Unavailable);
+        }
+        match self.master().await {
+            Some((_, manager)) => Ok(manager),
+            None => {
+                self.failed();
+                Err(Unavailable)
+            }
+        }
+    }
+
     /// Runs one command.
     pub async fn query<T: FromRedisValue>(&self, command: redis::Cmd) -> Result<T, Unavailable> {
-        let mut connection = self.manager.clone();
+        let mut connection = self.connection().await?;
         self.bounded(async move { command.query_async(&mut connection).await })
             .await
     }
@@ -137,16 +242,30 @@ impl RedisLink {
             }
             Ok(Err(err)) => {
                 tracing::debug!(kind = ?err.kind(), "redis command failed");
+                self.forget_master();
                 self.failed();
                 Err(Unavailable)
             }
             Err(_) => {
                 tracing::debug!(timeout = ?self.timeout, "redis command timed out");
+                self.forget_master();
                 self.failed();
                 Err(Unavailable)
             }
         }
     }
+}
+
+fn manager_for(url: &str, timeout: Duration) -> Result<ConnectionManager, StateError> {
+    // The error text of a bad URL may quote it, password included: keep only its kind.
+    let client = redis::Client::open(url)
+        .map_err(|err| StateError::Redis(format!("redis.url: {:?}", err.kind())))?;
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout.max(Duration::from_secs(1))))
+        .set_response_timeout(Some(timeout))
+        .set_number_of_retries(1);
+    ConnectionManager::new_lazy_with_config(client, config)
+        .map_err(|err| StateError::Redis(format!("{:?}", err.kind())))
 }
 
 /// A script, parsed once.

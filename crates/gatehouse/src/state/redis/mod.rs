@@ -31,7 +31,7 @@ pub fn runtime(
     redis: &RedisConfig,
     store: &DynStore,
 ) -> Result<RuntimeState, StateError> {
-    let link = Arc::new(RedisLink::open(redis)?);
+    let link = RedisLink::open(redis)?;
     let live_replicas = Arc::new(std::sync::atomic::AtomicUsize::new(1));
     count_live_replicas(store.clone(), Arc::downgrade(&live_replicas));
     let pins = RedisPinHolds::new(link.clone(), feed::events_channel(&redis.key_prefix));
@@ -51,13 +51,14 @@ pub fn runtime(
             idle_ms,
         )),
         tasks: Arc::new(RedisTaskOwners::new(link.clone())),
-        client_assertions: Arc::new(RedisReplay::new(link)),
+        client_assertions: Arc::new(RedisReplay::new(link.clone())),
         changes: Arc::new(RedisFeed::start(
             redis,
+            link.clone(),
             store.clone(),
             config.snapshot.poll_interval,
             Some(pins.clone()),
-        )?),
+        )),
         pins,
     })
 }

@@ -32,6 +32,9 @@ pub fn owner_hash(owner: Owner<'_>) -> String {
 pub struct RedisSessions {
     link: Arc<RedisLink>,
     local: MemorySessions,
+    /// Bound here while Redis did not answer: (server, id, owner hash, when), written to
+    /// Redis after its next answer so other replicas know them again.
+    unsynced: parking_lot::Mutex<Vec<(String, String, String, i64)>>,
     idle_ms: i64,
     max_per_owner: usize,
 }
@@ -41,8 +44,46 @@ impl RedisSessions {
         Self {
             link,
             local: MemorySessions::new(max_per_owner),
+            unsynced: parking_lot::Mutex::default(),
             idle_ms: idle_ms.max(1),
             max_per_owner: max_per_owner.max(1),
+        }
+    }
+
+    /// Binds in Redis; `None` when it did not answer.
+    async fn bind_shared(
+        &self,
+        server: &str,
+        session_id: &str,
+        hash: &str,
+        now_ms: i64,
+    ) -> Option<usize> {
+        let mut invocation = BIND.key(self.session_key(server, session_id));
+        invocation
+            .key(format!("{}{hash}", self.owners_prefix(server)))
+            .arg(session_id)
+            .arg(hash)
+            .arg(now_ms)
+            .arg(self.idle_ms)
+            .arg(self.max_per_owner)
+            .arg(self.link.key(format_args!("s:{server}:")));
+        self.link.invoke::<usize>(invocation).await.ok()
+    }
+
+    fn is_unsynced(&self, server: &str, session_id: &str) -> bool {
+        self.unsynced
+            .lock()
+            .iter()
+            .any(|(s, id, ..)| s == server && id == session_id)
+    }
+
+    /// Writes the bindings made during an outage, now that Redis answers again.
+    async fn write_unsynced(&self) {
+        let pending = std::mem::take(&mut *self.unsynced.lock());
+        for (server, id, hash, at) in pending {
+            if self.bind_shared(&server, &id, &hash, at).await.is_none() {
+                self.unsynced.lock().push((server, id, hash, at));
+            }
         }
     }
 
@@ -66,19 +107,21 @@ impl SessionStore for RedisSessions {
         let evicted_here = self.local.bind_now(server, session_id, owner, now_ms);
         StateFuture::pending(async move {
             let hash = owner_hash(owner);
-            let mut invocation = BIND.key(self.session_key(server, session_id));
-            invocation
-                .key(format!("{}{hash}", self.owners_prefix(server)))
-                .arg(session_id)
-                .arg(&hash)
-                .arg(now_ms)
-                .arg(self.idle_ms)
-                .arg(self.max_per_owner)
-                .arg(self.link.key(format_args!("s:{server}:")));
-            self.link
-                .invoke::<usize>(invocation)
-                .await
-                .unwrap_or(evicted_here)
+            if !self.link.is_down() && !self.unsynced.lock().is_empty() {
+                self.write_unsynced().await;
+            }
+            match self.bind_shared(server, session_id, &hash, now_ms).await {
+                Some(evicted) => evicted,
+                None => {
+                    self.unsynced.lock().push((
+                        server.to_string(),
+                        session_id.to_owned(),
+                        hash,
+                        now_ms,
+                    ));
+                    evicted_here
+                }
+            }
         })
     }
 
@@ -98,11 +141,18 @@ impl SessionStore for RedisSessions {
                 .arg(session_id)
                 .arg(now_ms)
                 .arg(self.idle_ms);
+            if !self.link.is_down() && !self.unsynced.lock().is_empty() {
+                self.write_unsynced().await;
+            }
             match self.link.invoke::<i64>(invocation).await {
                 Ok(1) => {
                     // Kept fresh here too, for a later outage.
                     let _ = self.local.check_now(server, session_id, owner, now_ms);
                     SessionCheck::Owned
+                }
+                // Bound here during an outage and not yet written back: this copy knows.
+                Ok(_) if self.is_unsynced(server, session_id) => {
+                    self.local.check_now(server, session_id, owner, now_ms)
                 }
                 Ok(_) => SessionCheck::NotFound,
                 Err(_) => self.local.check_now(server, session_id, owner, now_ms),
