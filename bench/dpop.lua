@@ -1,8 +1,9 @@
 -- wrk script: MCP tools/call with a DPoP-bound access token, a fresh proof per request.
 --   MCP_PATH  gateway path; AUTHZ  "DPoP <token>"
 --   PROOFS    file of proofs, one per line (bench/dpop_proofs.py); each is single use
---   FIRST     line of PROOFS to start at (earlier runs used the ones before it)
---   THREADS   wrk's -t: thread k takes lines FIRST+k, FIRST+k+THREADS, ...
+--   FIRST     line of PROOFS where this run's share starts (earlier runs used the ones before)
+--   BLOCK     lines per thread: thread k takes lines FIRST+k*BLOCK .. FIRST+(k+1)*BLOCK-1, so
+--             threads never share a proof whatever their pace
 wrk.method = "POST"
 wrk.path = os.getenv("MCP_PATH") or "/mcp"
 wrk.body = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}'
@@ -20,21 +21,20 @@ local proofs = {}
 local n = 0
 local headers = {}
 init = function(args)
-  local first = tonumber(os.getenv("FIRST") or "0")
-  local stride = tonumber(os.getenv("THREADS") or "1")
+  local block = tonumber(os.getenv("BLOCK") or "0")
+  local from = tonumber(os.getenv("FIRST") or "0") + thread_index * block
   local line_no = 0
   for line in io.lines(os.getenv("PROOFS")) do
-    if line_no >= first and (line_no - first) % stride == thread_index then
-      proofs[#proofs + 1] = line
-    end
+    if line_no >= from + block then break end
+    if line_no >= from then proofs[#proofs + 1] = line end
     line_no = line_no + 1
   end
   for k, v in pairs(wrk.headers) do headers[k] = v end
 end
 request = function()
   n = n + 1
-  -- Past the last proof the run reuses them: those requests are refused as replays and show
-  -- as status errors in the result, never as faster answers.
+  -- Past its last proof a thread reuses them: those requests are refused as replays and
+  -- show as status errors in the result, never as faster answers.
   headers["DPoP"] = proofs[((n - 1) % #proofs) + 1]
   return wrk.format(nil, nil, headers, nil)
 end

@@ -307,7 +307,10 @@ POLICIES
     # "dpop": the same hop with a DPoP-bound token (RFC 9449) and a fresh proof per request,
     # made ahead of the runs (DPOP_PROOFS of them; each is single use).
     if has_target dpop; then
-        log "making ${DPOP_PROOFS:=300000} DPoP proofs"
+        # Each wrk run gets DPOP_RUN_PROOFS proofs, split into one block per thread.
+        : "${DPOP_RUN_PROOFS:=60000}"
+        DPOP_PROOFS=$((DPOP_RUN_PROOFS * (1 + ROUNDS * $(wc -w <<<"$LOADS")) + 1))
+        log "making $DPOP_PROOFS DPoP proofs"
         DPOP_FILE="$WORK/dpop-proofs"
         DPOP_TOKEN=$(python3 "$ROOT/bench/dpop_proofs.py" --token-url "http://$HOST:$PORT_GATEHOUSE/oauth/token" \
             --basic "$SVC_BASIC" --resource "http://$HOST:$PORT_GATEHOUSE/perf/mcp" \
@@ -422,7 +425,7 @@ run_wrk() {   # target threads conns duration label
     before=$(cpu_ticks "$(pid_of "$target")")
     out=$(MCP_PATH=$(path_of "$target") AUTHZ=$(authz_of "$target") \
         TOKEN_PATH=$(path_of "$target") BASIC=$(basic_of "$target") RESOURCE=$RESOURCE \
-        PROOFS=${DPOP_FILE:-} FIRST=${DPOP_NEXT:-0} THREADS=$t \
+        PROOFS=${DPOP_FILE:-} FIRST=${DPOP_NEXT:-0} BLOCK=$((${DPOP_RUN_PROOFS:-0} / t)) \
         wrk -t"$t" -c"$c" -d"$d" --timeout "$TIMEOUT" -s "$(script_of "$target")" "$(url_of "$target")" 2>&1) || true
     after=$(cpu_ticks "$(pid_of "$target")")
     {
@@ -432,12 +435,11 @@ run_wrk() {   # target threads conns duration label
     local result
     result=$(grep '^RESULT ' <<<"$out" | tail -n1 || true)
     if [[ $target == dpop ]]; then
-        # Past every proof this run may have sent: those answered, and a margin for the ones
-        # in flight when wrk stopped.
+        DPOP_NEXT=$((DPOP_NEXT + DPOP_RUN_PROOFS))
         local sent
         sent=$(sed -n 's/.*reqs=\([0-9]*\).*/\1/p' <<<"$result")
-        DPOP_NEXT=$((DPOP_NEXT + ${sent:-0} + 4 * c + 100))
-        ((DPOP_NEXT < DPOP_PROOFS)) || log "warning: the DPoP proofs ran out (raise DPOP_PROOFS)"
+        ((${sent:-0} < DPOP_RUN_PROOFS)) ||
+            log "warning: this run sent more requests than it had DPoP proofs (raise DPOP_RUN_PROOFS)"
     fi
     if [[ -z "$result" ]]; then
         log "no RESULT line from wrk ($label $target t=$t c=$c)"
