@@ -1,7 +1,8 @@
 //! Three `gatehouse serve` replicas on one PostgreSQL database and one Redis, the example
 //! server as their upstream; one replica killed with SIGKILL while callers load all three. In
 //! durable mode (the default) every answer a caller received whole has its event in the
-//! shared trail, the two others keep serving, and `gatehouse audit verify` passes across the
+//! shared trail, the two others keep serving, the killed one's sessions continue through
+//! another replica (they live in Redis), and `gatehouse audit verify` passes across the
 //! replicas' chains (the killed one's simply ends).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -201,17 +202,19 @@ fn a_replica_killed_under_load_loses_no_answered_event_and_the_others_keep_servi
     let answered: Vec<Mutex<Vec<String>>> = (0..REPLICAS).map(|_| Mutex::default()).collect();
     let counts: Vec<AtomicUsize> = (0..REPLICAS).map(|_| AtomicUsize::new(0)).collect();
     let stop = AtomicBool::new(false);
+    let moved_sessions = AtomicUsize::new(0);
     let victim = 0;
     std::thread::scope(|scope| {
         for replica in 0..REPLICAS {
             for caller in 0..CALLERS_PER_REPLICA {
-                let (addrs, answered, counts, stop, token) =
-                    (&addrs, &answered, &counts, &stop, &token);
+                let (addrs, answered, counts, stop, token, moved_sessions) =
+                    (&addrs, &answered, &counts, &stop, &token, &moved_sessions);
                 scope.spawn(move || {
-                    let addr = &addrs[replica];
+                    let mut addr = &addrs[replica];
                     // One caller in three has no credential: refusals are recorded too.
                     let refused = caller == 0;
                     let session = (!refused).then(|| open_session(addr, token));
+                    let mut moved = false;
                     let mut n = 0;
                     while !stop.load(Ordering::Relaxed) {
                         n += 1;
@@ -221,11 +224,15 @@ fn a_replica_killed_under_load_loses_no_answered_event_and_the_others_keep_servi
                         let credential = (!refused).then_some(token.as_str());
                         let Some(answer) = post(addr, credential, session.as_deref(), &call)
                         else {
-                            assert_eq!(replica, victim, "a surviving replica failed a call");
-                            break;
+                            assert!(replica == victim && !moved, "a surviving replica failed a call");
+                            // As behind a balancer: the next call goes to another replica,
+                            // in the same session (bound in Redis, not in the dead process).
+                            addr = &addrs[(replica + 1) % REPLICAS];
+                            moved = true;
+                            continue;
                         };
                         let expected = if refused { 401 } else { 200 };
-                        assert_eq!(answer.status, expected, "{}", answer.body);
+                        assert_eq!(answer.status, expected, "moved: {moved}: {}", answer.body);
                         if !refused {
                             assert!(
                                 answer.body.contains(&format!("r{replica}c{caller}n{n}")),
@@ -236,6 +243,9 @@ fn a_replica_killed_under_load_loses_no_answered_event_and_the_others_keep_servi
                         let id = answer.request_id.expect("every answer has x-request-id");
                         answered[replica].lock().unwrap().push(id);
                         counts[replica].fetch_add(1, Ordering::Relaxed);
+                        if moved && !refused {
+                            moved_sessions.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                 });
             }
@@ -268,6 +278,14 @@ fn a_replica_killed_under_load_loses_no_answered_event_and_the_others_keep_servi
                 );
                 std::thread::sleep(Duration::from_millis(5));
             }
+        }
+        // The victim's session callers continue on another replica.
+        while moved_sessions.load(Ordering::Relaxed) < 20 {
+            assert!(
+                Instant::now() < deadline,
+                "the killed replica's sessions did not continue elsewhere"
+            );
+            std::thread::sleep(Duration::from_millis(5));
         }
         stop.store(true, Ordering::Relaxed);
     });
