@@ -62,7 +62,7 @@ impl Options {
     }
 }
 
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy, PartialEq, Debug)]
 enum Kind {
     KeyEcho,
     KeyAdd,
@@ -301,6 +301,9 @@ impl Caller<'_> {
                     if answer.body.contains("\"result\"") => {}
                 (_, 404) => {
                     // The session is unknown to the replica: the client initialises again.
+                    if self.tally.sessions_reopened == 0 {
+                        eprintln!("{:?}: session {id} unknown: {}", self.kind, answer.body);
+                    }
                     self.tally.sessions_reopened += 1;
                     session = None;
                 }
