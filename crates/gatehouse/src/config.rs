@@ -688,6 +688,33 @@ mod tests {
     }
 
     #[test]
+    fn redis_comes_from_the_environment() {
+        // Replicas started with GATEHOUSE_REDIS__URL alone ran on per-process state.
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("GATEHOUSE_REDIS__URL", "redis://127.0.0.1:6390");
+            jail.set_env("GATEHOUSE_REDIS__KEY_PREFIX", "gh-test:");
+            let redis = Config::load(None)
+                .unwrap()
+                .redis
+                .expect("[redis] from the environment");
+            assert_eq!(redis.url.as_deref(), Some("redis://127.0.0.1:6390"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn every_section_can_be_set_from_the_environment() {
+        let value = serde_json::to_value(Config::default()).unwrap();
+        for key in value.as_object().unwrap().keys() {
+            assert!(
+                ENV_KEYS.contains(&key.as_str()),
+                "GATEHOUSE_{} is ignored: add {key:?} to ENV_KEYS",
+                key.to_ascii_uppercase()
+            );
+        }
+    }
+
+    #[test]
     fn replica_id_comes_from_the_environment_and_is_checked() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("GATEHOUSE_REPLICA_ID", "gw-2");

@@ -20,8 +20,9 @@ pub fn serve_with(dir: &Path, env: &[(&str, &str)]) -> (Child, String) {
         .arg("--data-dir")
         .arg(dir)
         .arg("serve")
-        .envs(env.iter().copied())
+        // Removed first, so a caller may pass one.
         .env_remove("GATEHOUSE_MASTER_KEY")
+        .envs(env.iter().copied())
         .env("GATEHOUSE_LISTEN", "127.0.0.1:0")
         .env("GATEHOUSE_LOG__FILTER", "warn")
         .envs(env.iter().copied())
