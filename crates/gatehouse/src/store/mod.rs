@@ -63,6 +63,30 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the database could not be reached (refused, dropped, timed out, shutting
+    /// down), as opposed to refusing or failing this one operation: the caller may retry the
+    /// same request later and it may succeed unchanged.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            StoreError::Unreachable { .. } => true,
+            StoreError::Backend(err) => match err {
+                sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed => true,
+                // Class 08 (connection exception), 57P01..57P03 (the server shutting down or
+                // starting), 53300 (too many connections).
+                sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                    code.starts_with("08")
+                        || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
+                }),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
     pub fn not_found(kind: &'static str, name: impl Into<String>) -> Self {
         StoreError::NotFound {
             kind,
