@@ -266,6 +266,7 @@ async fn start_announced(
         config.audit.durable,
         config.audit.linger,
     );
+    let audit = audit.with_waits(config.audit.queue_wait, config.audit.commit_timeout);
     let writer = writer.with_geo(geo.clone());
     let listener = match listener {
         Some(listener) => listener,

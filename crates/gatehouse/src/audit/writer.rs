@@ -12,7 +12,7 @@
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -41,6 +41,13 @@ struct Pending {
 pub struct AuditSink {
     tx: mpsc::Sender<Pending>,
     durable: bool,
+    /// Set by the writer while its appends fail (the database is unreachable), cleared by
+    /// the next append that commits.
+    failing: Arc<AtomicBool>,
+    /// How long a request waits for room in a full queue before it is refused.
+    queue_wait: Duration,
+    /// Durable mode: how long an answer waits for its commit before it is broken off.
+    commit_timeout: Duration,
     /// Cancelled when shutdown's grace period is over: requests still running end now.
     cut: CancellationToken,
     in_flight: Arc<InFlightCount>,
@@ -63,7 +70,60 @@ impl Drop for InFlight {
     }
 }
 
+/// The trail cannot take another request's event now (see [`AuditSink::admit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditUnavailable;
+
+/// `audit.queue_wait` and `audit.commit_timeout` unless configured.
+const DEFAULT_QUEUE_WAIT: Duration = Duration::from_secs(1);
+const DEFAULT_COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl AuditSink {
+    /// Sets how long a request waits for room in a full queue (`audit.queue_wait`) and, in
+    /// durable mode, for its commit (`audit.commit_timeout`).
+    pub fn with_waits(mut self, queue_wait: Duration, commit_timeout: Duration) -> Self {
+        self.queue_wait = queue_wait;
+        self.commit_timeout = commit_timeout;
+        self
+    }
+
+    /// Whether a request may be forwarded: its event must be recordable, or the request is
+    /// refused before anything runs upstream rather than answered unrecorded. In durable mode
+    /// nothing is admitted while appends fail (its answer could only be held, then broken
+    /// off); otherwise it waits up to `queue_wait` for room in a full queue. The room is not
+    /// kept: the event comes later and queues whatever happens then.
+    pub async fn admit(&self) -> Result<(), AuditUnavailable> {
+        if self.durable && self.failing.load(Ordering::Acquire) {
+            return Err(AuditUnavailable);
+        }
+        if self.tx.capacity() > 0 {
+            return Ok(());
+        }
+        match tokio::time::timeout(self.queue_wait, self.tx.reserve()).await {
+            Ok(Ok(_room)) => Ok(()),
+            Ok(Err(_)) | Err(_) => Err(AuditUnavailable),
+        }
+    }
+
+    /// Waits up to `commit_timeout` for a commit; whether it came. One that does not come in
+    /// time counts as a failing append (the writer may still be waiting on an unreachable
+    /// database's connect timeout), so durable mode stops admitting at once; the next append
+    /// that commits clears it.
+    pub async fn committed_within(&self, committed: oneshot::Receiver<()>) -> bool {
+        if tokio::time::timeout(self.commit_timeout, committed)
+            .await
+            .is_ok()
+        {
+            return true;
+        }
+        if !self.failing.swap(true, Ordering::AcqRel) {
+            tracing::warn!(
+                "an audit commit is overdue: durable mode refuses new requests until appends succeed"
+            );
+        }
+        false
+    }
+
     /// Records without waiting, for code that cannot await (stream transforms, drops). A
     /// full queue hands the event to a task instead of dropping it.
     pub fn record_detached(&self, event: AuditEvent) {
@@ -89,15 +149,18 @@ impl AuditSink {
 
     /// Waits for room in the queue (back-pressure). The event is handed over only once there
     /// is room, so a caller dropped while waiting still holds it and loses nothing.
-    pub async fn reserve(&self) -> Option<AuditPermit<'_>> {
-        match self.tx.reserve().await {
-            Ok(permit) => Some(AuditPermit {
+    /// `Err(true)` when the queue stayed full for `queue_wait`: the caller hands the event
+    /// on with [`AuditSink::record_detached`] instead of waiting on.
+    pub async fn reserve(&self) -> Result<AuditPermit<'_>, bool> {
+        match tokio::time::timeout(self.queue_wait, self.tx.reserve()).await {
+            Ok(Ok(permit)) => Ok(AuditPermit {
                 permit,
                 durable: self.durable,
             }),
-            Err(_) => {
+            Err(_) => Err(true),
+            Ok(Err(_)) => {
                 tracing::error!("audit writer has stopped; event not recorded");
-                None
+                Err(false)
             }
         }
     }
@@ -162,8 +225,9 @@ impl AuditSink {
                 event,
                 committed: Some(done),
             };
-            if self.tx.send(pending).await.is_ok() {
-                let _ = wait.await;
+            // Bounded: with the database down a commit may not come for a long time.
+            if self.enqueue_within(pending).await {
+                self.committed_within(wait).await;
             }
         } else {
             let pending = Pending {
@@ -172,15 +236,33 @@ impl AuditSink {
             };
             // Without a suspension point while there is room: the response leaves as soon as
             // the handler returns. A full queue still makes the request wait, not drop.
-            let sent = match self.tx.try_send(pending) {
-                Ok(()) => Ok(()),
+            match self.tx.try_send(pending) {
+                Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(pending)) => {
-                    self.tx.send(pending).await.map_err(drop)
+                    self.enqueue_within(pending).await;
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
-            };
-            if sent.is_err() {
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    tracing::error!("audit writer has stopped; event not recorded");
+                }
+            }
+        }
+    }
+
+    /// Queues the event, waiting up to `queue_wait` for room and then handing it to a task
+    /// that waits on (it is never dropped). Whether the writer is still running.
+    async fn enqueue_within(&self, pending: Pending) -> bool {
+        match tokio::time::timeout(self.queue_wait, self.tx.reserve()).await {
+            Ok(Ok(permit)) => {
+                permit.send(pending);
+                true
+            }
+            Err(_) => {
+                self.enqueue(pending);
+                true
+            }
+            Ok(Err(_)) => {
                 tracing::error!("audit writer has stopped; event not recorded");
+                false
             }
         }
     }
@@ -208,6 +290,8 @@ impl AuditPermit<'_> {
 
 pub struct AuditWriter {
     rx: mpsc::Receiver<Pending>,
+    /// Shared with the sinks: whether appends are failing now.
+    failing: Arc<AtomicBool>,
     store: DynStore,
     keyring: Arc<Keyring>,
     batch_size: usize,
@@ -253,15 +337,20 @@ impl AuditWriter {
         linger: Duration,
     ) -> (AuditSink, AuditWriter) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
+        let failing = Arc::new(AtomicBool::new(false));
         (
             AuditSink {
                 tx,
                 durable,
+                failing: failing.clone(),
+                queue_wait: DEFAULT_QUEUE_WAIT,
+                commit_timeout: DEFAULT_COMMIT_TIMEOUT,
                 cut: CancellationToken::new(),
                 in_flight: Arc::default(),
             },
             AuditWriter {
                 rx,
+                failing,
                 store,
                 keyring,
                 batch_size: batch_size.max(1),
@@ -416,6 +505,7 @@ impl AuditWriter {
                     }
                     Ok(false) => {}
                     Err(err) => {
+                        self.mark_failing();
                         tracing::error!(error = %err, events = rows.len(), "audit write failed; retrying");
                         in_doubt = Some(attempt);
                         tokio::time::sleep(backoff).await;
@@ -432,14 +522,27 @@ impl AuditWriter {
                 }
                 Err(err) => {
                     in_doubt = self.attempt.take();
+                    self.mark_failing();
                     tracing::error!(error = %err, events = rows.len(), "audit write failed; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
         }
+        if self.failing.swap(false, Ordering::AcqRel) {
+            tracing::info!("audit appends succeed again; queued events written");
+        }
         for done in committed {
             let _ = done.send(());
+        }
+    }
+
+    /// Marks appends failing (logged once per outage, each retry is logged as an error).
+    fn mark_failing(&self) {
+        if !self.failing.swap(true, Ordering::AcqRel) {
+            tracing::warn!(
+                "audit appends are failing: events queue; durable mode refuses new requests"
+            );
         }
     }
 

@@ -40,6 +40,7 @@ mod oauth_registration;
 mod operator_audit;
 mod pinning;
 mod policies;
+mod postgres_audit_outage;
 mod postgres_outage;
 mod proxying;
 mod quota_deltas;
