@@ -209,10 +209,20 @@ pub async fn open(database_url: &str) -> StoreResult<DynStore> {
 /// [`open`] with at most `max_connections` pooled connections (PostgreSQL; SQLite keeps its
 /// own small pool, one file having one writer).
 pub async fn open_sized(database_url: &str, max_connections: u32) -> StoreResult<DynStore> {
+    open_for_audit(database_url, max_connections, true).await
+}
+
+/// [`open_sized`] for a server whose `audit.durable` is `durable` (PostgreSQL's appender
+/// commits asynchronously without it; SQLite's appender keeps its own setting).
+pub async fn open_for_audit(
+    database_url: &str,
+    max_connections: u32,
+    durable: bool,
+) -> StoreResult<DynStore> {
     match Backend::of(database_url)? {
         Backend::Sqlite => Ok(Arc::new(SqliteStore::open(database_url).await?)),
         Backend::Postgres => Ok(Arc::new(
-            PostgresStore::open(database_url, max_connections).await?,
+            PostgresStore::open_with_audit(database_url, max_connections, durable).await?,
         )),
     }
 }
