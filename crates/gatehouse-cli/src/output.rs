@@ -84,7 +84,16 @@ pub fn write_stdout(text: &str) {
 /// How an error reaches the operator: one line, or one JSON object under `--output json`
 /// (on stderr, so stdout holds only results).
 pub fn error_text(format: Format, err: &anyhow::Error) -> String {
-    let message = error_chain(err);
+    let mut message = error_chain(err);
+    // A command's writes are one transaction each: one that could not reach the database
+    // changed nothing, and the operator should know it may simply run it again.
+    let unreachable = err
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<gatehouse::store::StoreError>())
+        .any(gatehouse::store::StoreError::is_unreachable);
+    if unreachable {
+        message.push_str("; nothing was changed");
+    }
     match format {
         Format::Table => format!("error: {message}"),
         Format::Json => serde_json::json!({ "error": message }).to_string(),

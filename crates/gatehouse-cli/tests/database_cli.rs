@@ -132,3 +132,57 @@ fn export_then_import_moves_a_deployment_to_postgres() {
         "a second import into a used store is refused"
     );
 }
+
+/// A write with the database down fails at once with what was unreachable, says nothing
+/// changed, exits 1, and never prints the URL's password.
+#[test]
+fn a_write_with_postgres_down_fails_and_says_nothing_was_changed() {
+    let pg = Postgres::private().unwrap();
+    let database = pg.empty_database();
+    let with_password = database.replacen("gatehouse@", "gatehouse:not-shown-pw@", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let migrated = gatehouse(dir.path(), &with_password, &["migrate"]);
+    assert!(
+        migrated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+    let created = gatehouse(dir.path(), &with_password, &["clients", "create", "agent"]);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+
+    pg.stop().unwrap();
+    let refused = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["keys", "create", "--client", "agent"])
+        .env("GATEHOUSE_DATABASE_URL", &with_password)
+        .env_remove("GATEHOUSE_MASTER_KEY")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    let shown = database.trim_start_matches("postgres://");
+    assert!(
+        stderr.starts_with(&format!(
+            "error: database unreachable (postgres://{shown}): "
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.trim_end().ends_with("; nothing was changed"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("not-shown-pw"),
+        "the password was printed: {stderr}"
+    );
+    assert!(refused.stdout.is_empty(), "no key was printed");
+
+    pg.restart().unwrap();
+    let keys = gatehouse(dir.path(), &with_password, &["keys", "list"]);
+    assert_eq!(report(&keys), serde_json::json!([]), "nothing was changed");
+}

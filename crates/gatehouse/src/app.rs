@@ -189,7 +189,12 @@ pub async fn start(
         source,
     })?;
     let keyring = Keyring::load_or_create(&config.data_dir)?;
-    let store = store::open_sized(&config.database_url(), config.database_max_connections).await?;
+    let store = store::open_for_audit(
+        &config.database_url(),
+        config.database_max_connections,
+        config.audit.durable,
+    )
+    .await?;
     let runtime = crate::state::open(&config, &store).await?;
     start_with_state(config, store, Arc::new(keyring), listener, runtime).await
 }
@@ -266,6 +271,7 @@ async fn start_announced(
         config.audit.durable,
         config.audit.linger,
     );
+    let audit = audit.with_waits(config.audit.queue_wait, config.audit.commit_timeout);
     let writer = writer.with_geo(geo.clone());
     let listener = match listener {
         Some(listener) => listener,

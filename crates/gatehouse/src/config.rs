@@ -307,6 +307,14 @@ pub struct AuditConfig {
     pub linger: Duration,
     /// Events buffered in memory before requests wait for the writer (back-pressure, not loss).
     pub channel_capacity: usize,
+    /// How long a request waits for room in a full queue before it is refused
+    /// (`audit_unavailable`) rather than forwarded and answered unrecorded.
+    #[serde(with = "serde_human")]
+    pub queue_wait: Duration,
+    /// Durable mode: how long an answer is held for its event's commit before it is broken
+    /// off (never ended cleanly) while the database does not answer.
+    #[serde(with = "serde_human")]
+    pub commit_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -391,6 +399,8 @@ impl Default for AuditConfig {
             batch_size: 512,
             linger: Duration::from_millis(20),
             channel_capacity: 16_384,
+            queue_wait: Duration::from_secs(1),
+            commit_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -47,10 +47,18 @@ impl Check for StoreCheck {
         Box::pin(async move {
             let answered = tokio::time::timeout(STORE_PROBE_TIMEOUT, self.store.generation()).await;
             if matches!(answered, Ok(Ok(_))) {
-                *self.down_since.lock() = None;
+                if let Some(since) = self.down_since.lock().take() {
+                    tracing::info!(
+                        down_for_s = since.elapsed().as_secs(),
+                        "the store is reachable again"
+                    );
+                }
                 return Component::ok("store", "ok");
             }
-            let since = *self.down_since.lock().get_or_insert_with(Instant::now);
+            let since = *self.down_since.lock().get_or_insert_with(|| {
+                tracing::warn!("the store is unreachable: serving from the last snapshot");
+                Instant::now()
+            });
             let (health, effect) = if self.durable {
                 (Health::Unready, "audit events cannot be committed")
             } else {

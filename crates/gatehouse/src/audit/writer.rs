@@ -12,7 +12,7 @@
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -41,6 +41,13 @@ struct Pending {
 pub struct AuditSink {
     tx: mpsc::Sender<Pending>,
     durable: bool,
+    /// Set by the writer while its appends fail (the database is unreachable), cleared by
+    /// the next append that commits.
+    failing: Arc<AtomicBool>,
+    /// How long a request waits for room in a full queue before it is refused.
+    queue_wait: Duration,
+    /// Durable mode: how long an answer waits for its commit before it is broken off.
+    commit_timeout: Duration,
     /// Cancelled when shutdown's grace period is over: requests still running end now.
     cut: CancellationToken,
     in_flight: Arc<InFlightCount>,
@@ -63,7 +70,60 @@ impl Drop for InFlight {
     }
 }
 
+/// The trail cannot take another request's event now (see [`AuditSink::admit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditUnavailable;
+
+/// `audit.queue_wait` and `audit.commit_timeout` unless configured.
+const DEFAULT_QUEUE_WAIT: Duration = Duration::from_secs(1);
+const DEFAULT_COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl AuditSink {
+    /// Sets how long a request waits for room in a full queue (`audit.queue_wait`) and, in
+    /// durable mode, for its commit (`audit.commit_timeout`).
+    pub fn with_waits(mut self, queue_wait: Duration, commit_timeout: Duration) -> Self {
+        self.queue_wait = queue_wait;
+        self.commit_timeout = commit_timeout;
+        self
+    }
+
+    /// Whether a request may be forwarded: its event must be recordable, or the request is
+    /// refused before anything runs upstream rather than answered unrecorded. In durable mode
+    /// nothing is admitted while appends fail (its answer could only be held, then broken
+    /// off); otherwise it waits up to `queue_wait` for room in a full queue. The room is not
+    /// kept: the event comes later and queues whatever happens then.
+    pub async fn admit(&self) -> Result<(), AuditUnavailable> {
+        if self.durable && self.failing.load(Ordering::Acquire) {
+            return Err(AuditUnavailable);
+        }
+        if self.tx.capacity() > 0 {
+            return Ok(());
+        }
+        match tokio::time::timeout(self.queue_wait, self.tx.reserve()).await {
+            Ok(Ok(_room)) => Ok(()),
+            Ok(Err(_)) | Err(_) => Err(AuditUnavailable),
+        }
+    }
+
+    /// Waits up to `commit_timeout` for a commit; whether it came. One that does not come in
+    /// time counts as a failing append (the writer may still be waiting on an unreachable
+    /// database's connect timeout), so durable mode stops admitting at once; the next append
+    /// that commits clears it.
+    pub async fn committed_within(&self, committed: oneshot::Receiver<()>) -> bool {
+        if tokio::time::timeout(self.commit_timeout, committed)
+            .await
+            .is_ok()
+        {
+            return true;
+        }
+        if !self.failing.swap(true, Ordering::AcqRel) {
+            tracing::warn!(
+                "an audit commit is overdue: durable mode refuses new requests until appends succeed"
+            );
+        }
+        false
+    }
+
     /// Records without waiting, for code that cannot await (stream transforms, drops). A
     /// full queue hands the event to a task instead of dropping it.
     pub fn record_detached(&self, event: AuditEvent) {
@@ -89,15 +149,18 @@ impl AuditSink {
 
     /// Waits for room in the queue (back-pressure). The event is handed over only once there
     /// is room, so a caller dropped while waiting still holds it and loses nothing.
-    pub async fn reserve(&self) -> Option<AuditPermit<'_>> {
-        match self.tx.reserve().await {
-            Ok(permit) => Some(AuditPermit {
+    /// `Err(true)` when the queue stayed full for `queue_wait`: the caller hands the event
+    /// on with [`AuditSink::record_detached`] instead of waiting on.
+    pub async fn reserve(&self) -> Result<AuditPermit<'_>, bool> {
+        match tokio::time::timeout(self.queue_wait, self.tx.reserve()).await {
+            Ok(Ok(permit)) => Ok(AuditPermit {
                 permit,
                 durable: self.durable,
             }),
-            Err(_) => {
+            Err(_) => Err(true),
+            Ok(Err(_)) => {
                 tracing::error!("audit writer has stopped; event not recorded");
-                None
+                Err(false)
             }
         }
     }
@@ -162,8 +225,9 @@ impl AuditSink {
                 event,
                 committed: Some(done),
             };
-            if self.tx.send(pending).await.is_ok() {
-                let _ = wait.await;
+            // Bounded: with the database down a commit may not come for a long time.
+            if self.enqueue_within(pending).await {
+                self.committed_within(wait).await;
             }
         } else {
             let pending = Pending {
@@ -172,15 +236,33 @@ impl AuditSink {
             };
             // Without a suspension point while there is room: the response leaves as soon as
             // the handler returns. A full queue still makes the request wait, not drop.
-            let sent = match self.tx.try_send(pending) {
-                Ok(()) => Ok(()),
+            match self.tx.try_send(pending) {
+                Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(pending)) => {
-                    self.tx.send(pending).await.map_err(drop)
+                    self.enqueue_within(pending).await;
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
-            };
-            if sent.is_err() {
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    tracing::error!("audit writer has stopped; event not recorded");
+                }
+            }
+        }
+    }
+
+    /// Queues the event, waiting up to `queue_wait` for room and then handing it to a task
+    /// that waits on (it is never dropped). Whether the writer is still running.
+    async fn enqueue_within(&self, pending: Pending) -> bool {
+        match tokio::time::timeout(self.queue_wait, self.tx.reserve()).await {
+            Ok(Ok(permit)) => {
+                permit.send(pending);
+                true
+            }
+            Err(_) => {
+                self.enqueue(pending);
+                true
+            }
+            Ok(Err(_)) => {
                 tracing::error!("audit writer has stopped; event not recorded");
+                false
             }
         }
     }
@@ -208,6 +290,8 @@ impl AuditPermit<'_> {
 
 pub struct AuditWriter {
     rx: mpsc::Receiver<Pending>,
+    /// Shared with the sinks: whether appends are failing now.
+    failing: Arc<AtomicBool>,
     store: DynStore,
     keyring: Arc<Keyring>,
     batch_size: usize,
@@ -253,15 +337,20 @@ impl AuditWriter {
         linger: Duration,
     ) -> (AuditSink, AuditWriter) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
+        let failing = Arc::new(AtomicBool::new(false));
         (
             AuditSink {
                 tx,
                 durable,
+                failing: failing.clone(),
+                queue_wait: DEFAULT_QUEUE_WAIT,
+                commit_timeout: DEFAULT_COMMIT_TIMEOUT,
                 cut: CancellationToken::new(),
                 in_flight: Arc::default(),
             },
             AuditWriter {
                 rx,
+                failing,
                 store,
                 keyring,
                 batch_size: batch_size.max(1),
@@ -416,6 +505,7 @@ impl AuditWriter {
                     }
                     Ok(false) => {}
                     Err(err) => {
+                        self.mark_failing();
                         tracing::error!(error = %err, events = rows.len(), "audit write failed; retrying");
                         in_doubt = Some(attempt);
                         tokio::time::sleep(backoff).await;
@@ -432,14 +522,27 @@ impl AuditWriter {
                 }
                 Err(err) => {
                     in_doubt = self.attempt.take();
+                    self.mark_failing();
                     tracing::error!(error = %err, events = rows.len(), "audit write failed; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
         }
+        if self.failing.swap(false, Ordering::AcqRel) {
+            tracing::info!("audit appends succeed again; queued events written");
+        }
         for done in committed {
             let _ = done.send(());
+        }
+    }
+
+    /// Marks appends failing (logged once per outage, each retry is logged as an error).
+    fn mark_failing(&self) {
+        if !self.failing.swap(true, Ordering::AcqRel) {
+            tracing::warn!(
+                "audit appends are failing: events queue; durable mode refuses new requests"
+            );
         }
     }
 
@@ -562,181 +665,4 @@ impl AuditWriter {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{audit::chain, store::SqliteStore};
-    use gatehouse_model::audit::Decision;
-
-    fn event(n: u32) -> AuditEvent {
-        AuditEvent {
-            ts_ms: 1_750_000_000_000,
-            request_id: format!("req-{n}"),
-            client: Some("agent".into()),
-            credential_id: None,
-            user: None,
-            ip: None,
-            country: None,
-            server: Some("demo".into()),
-            http_method: "POST".into(),
-            rpc_method: None,
-            tool: None,
-            decision: Decision::Allow,
-            reason: None,
-            status: 200,
-            upstream_status: Some(200),
-            latency_us: 1,
-            outcome: None,
-            response_bytes: None,
-            batch: Vec::new(),
-            operator: None,
-        }
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_full_queue_makes_requests_wait_and_loses_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("g.db").display());
-        let store: DynStore = Arc::new(SqliteStore::open(&url).await.unwrap());
-        let keyring = Arc::new(Keyring::from_master(&[7; 32]));
-        // Room for one event: most of the 200 senders find the queue full.
-        let (sink, writer) = AuditWriter::new(
-            store.clone(),
-            keyring.clone(),
-            1,
-            512,
-            false,
-            Duration::from_millis(5),
-        );
-        let stop = CancellationToken::new();
-        let running = tokio::spawn(writer.run(stop.clone()));
-        let mut senders = tokio::task::JoinSet::new();
-        for n in 0..200 {
-            let sink = sink.clone();
-            senders.spawn(async move { sink.record(event(n)).await });
-        }
-        while let Some(sent) = senders.join_next().await {
-            sent.unwrap();
-        }
-        stop.cancel();
-        running.await.unwrap();
-
-        let report = chain::verify(&*store, &keyring).await.unwrap();
-        assert!(report.is_intact(), "{:?}", report.problems);
-        assert_eq!(report.rows_checked, 200);
-        let rows = store.audit_page(0, 1_000).await.unwrap();
-        let mut ids: Vec<&str> = rows.iter().map(|r| r.event.request_id.as_str()).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        assert_eq!(ids.len(), 200);
-    }
-
-    fn pending(n: u32) -> Pending {
-        Pending {
-            event: event(n),
-            committed: None,
-        }
-    }
-
-    #[tokio::test]
-    async fn durable_commits_a_lone_request_alone_and_groups_concurrent_ones() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("g.db").display());
-        let store: DynStore = Arc::new(SqliteStore::open(&url).await.unwrap());
-        let keyring = Arc::new(Keyring::from_master(&[7; 32]));
-        let (sink, mut writer) =
-            AuditWriter::new(store, keyring, 64, 512, true, Duration::from_millis(5));
-        // Two more events are already queued behind the first.
-        sink.record_detached(event(2));
-        sink.record_detached(event(3));
-        // The last commit carried one event: no concurrency seen, the first goes alone.
-        let mut batch = vec![pending(1)];
-        writer.gather(&mut batch).await;
-        assert_eq!(batch.len(), 1, "a lone request must not wait for company");
-        // The last commit carried three: this one takes the others that are there.
-        writer.last_batch = 3;
-        let mut batch = vec![pending(1)];
-        writer.gather(&mut batch).await;
-        assert_eq!(batch.len(), 3, "concurrent requests share one commit");
-        assert_eq!(writer.last_batch, 3);
-    }
-
-    /// A SQLite backend whose first audit append commits and then reports a failure, as
-    /// when a commit's answer is lost with the connection.
-    struct CommitsThenFails {
-        inner: crate::store::SqliteBackend,
-        failed: std::sync::atomic::AtomicBool,
-    }
-
-    impl crate::store::sql::SqlBackend for CommitsThenFails {
-        type Connection =
-            <crate::store::SqliteBackend as crate::store::sql::SqlBackend>::Connection;
-        type Pooled = <crate::store::SqliteBackend as crate::store::sql::SqlBackend>::Pooled;
-        type Tx = <crate::store::SqliteBackend as crate::store::sql::SqlBackend>::Tx;
-        const DIALECT: &'static crate::store::sql::Dialect =
-            <crate::store::SqliteBackend as crate::store::sql::SqlBackend>::DIALECT;
-
-        async fn acquire(&self) -> crate::store::StoreResult<Self::Pooled> {
-            self.inner.acquire().await
-        }
-        async fn begin_write(&self) -> crate::store::StoreResult<Self::Tx> {
-            self.inner.begin_write().await
-        }
-        async fn begin_snapshot(&self) -> crate::store::StoreResult<Self::Tx> {
-            self.inner.begin_snapshot().await
-        }
-        async fn commit(tx: Self::Tx) -> crate::store::StoreResult<()> {
-            <crate::store::SqliteBackend as crate::store::sql::SqlBackend>::commit(tx).await
-        }
-        async fn append_audit(
-            &self,
-            rows: Arc<Vec<AuditRow>>,
-            checkpoint: gatehouse_model::audit::Checkpoint,
-            opens: Option<ChainStart>,
-        ) -> crate::store::StoreResult<()> {
-            self.inner.append_audit(rows, checkpoint, opens).await?;
-            if self.failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                Ok(())
-            } else {
-                Err(crate::store::StoreError::Audit(
-                    "connection lost after the commit".into(),
-                ))
-            }
-        }
-    }
-
-    /// The first append (which also opens the chain) commits but reports a failure: its
-    /// events are kept once, not relinked and written again, and the chain goes on from it.
-    #[tokio::test]
-    async fn an_append_that_failed_after_committing_is_not_written_twice() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("g.db").display());
-        let inner = SqliteStore::open(&url).await.unwrap().b;
-        let store: DynStore = Arc::new(crate::store::SqlStore::new(CommitsThenFails {
-            inner,
-            failed: std::sync::atomic::AtomicBool::new(false),
-        }));
-        let keyring = Arc::new(Keyring::from_master(&[7; 32]));
-        let (sink, writer) = AuditWriter::new(
-            store.clone(),
-            keyring.clone(),
-            64,
-            512,
-            true,
-            Duration::ZERO,
-        );
-        let stop = CancellationToken::new();
-        let running = tokio::spawn(writer.run(stop.clone()));
-        for n in 0..5 {
-            sink.record(event(n)).await;
-        }
-        stop.cancel();
-        running.await.unwrap();
-
-        let rows = store.audit_page(0, 100).await.unwrap();
-        let ids: Vec<&str> = rows.iter().map(|r| r.event.request_id.as_str()).collect();
-        assert_eq!(ids, ["req-0", "req-1", "req-2", "req-3", "req-4"]);
-        assert_eq!(store.audit_chains().await.unwrap().len(), 1);
-        let report = chain::verify(&*store, &keyring).await.unwrap();
-        assert!(report.is_intact(), "{:?}", report.problems);
-    }
-}
+mod tests;

@@ -160,6 +160,11 @@ pub enum GatewayError {
     /// rather than decided without it.
     #[error("shared state unavailable; try again")]
     StateUnavailable,
+    /// The audit trail cannot take the request's event (its database is failing in durable
+    /// mode, or the queue stayed full for `audit.queue_wait`): refused before forwarding
+    /// rather than answered unrecorded.
+    #[error("the audit trail is unavailable; try again")]
+    AuditUnavailable,
 }
 
 impl From<crate::policy::Denial> for GatewayError {
@@ -287,6 +292,7 @@ impl GatewayError {
             GatewayError::ShuttingDown => "shutting_down",
             GatewayError::UpstreamCircuitOpen { .. } => "upstream_circuit_open",
             GatewayError::StateUnavailable => "state_unavailable",
+            GatewayError::AuditUnavailable => "audit_unavailable",
         }
     }
 
@@ -488,6 +494,10 @@ impl GatewayError {
                 (StatusCode::SERVICE_UNAVAILABLE, codes::UPSTREAM_UNAVAILABLE)
             }
             E::StateUnavailable => {
+                retry_after = Some(1);
+                (StatusCode::SERVICE_UNAVAILABLE, codes::UPSTREAM_UNAVAILABLE)
+            }
+            E::AuditUnavailable => {
                 retry_after = Some(1);
                 (StatusCode::SERVICE_UNAVAILABLE, codes::UPSTREAM_UNAVAILABLE)
             }

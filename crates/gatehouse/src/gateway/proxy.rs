@@ -152,6 +152,10 @@ pub async fn handle(
         // The upstream's body is still to come: the event says how it ends.
         return record.follow(response, ending);
     }
+    if code == "audit_unavailable" {
+        record.finish_detached(ending);
+        return response;
+    }
     record.finish(ending, None).await;
     response
 }
@@ -581,6 +585,11 @@ impl Call<'_> {
         exchange: Exchange<'_>,
         record: &mut Record,
     ) -> Result<(Reply, Attempt), GatewayError> {
+        self.state
+            .audit
+            .admit()
+            .await
+            .map_err(|_| GatewayError::AuditUnavailable)?;
         let mut attempt = self
             .state
             .breakers

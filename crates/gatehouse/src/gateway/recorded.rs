@@ -149,15 +149,29 @@ impl Record {
         let Some(state) = self.armed.as_ref().map(|armed| armed.state.clone()) else {
             return;
         };
-        let Some(permit) = state.audit.reserve().await else {
-            return;
+        let permit = match state.audit.reserve().await {
+            Ok(permit) => permit,
+            // Full for `audit.queue_wait`: the event queues behind the others, unawaited.
+            Err(true) => return self.finish_detached(ending),
+            Err(false) => return,
         };
         if let Some((event, armed)) = self.take_event(&ending, outcome, None) {
             armed.count(self.metrics_server.as_ref(), &ending, outcome);
             if let Some(committed) = permit.send(event) {
-                // Dropped now, the event is queued all the same.
-                let _ = committed.await;
+                // Dropped now, the event is queued all the same. Bounded: nothing ran
+                // upstream for an answer sent here, and the database may be down.
+                state.audit.committed_within(committed).await;
             }
+        }
+    }
+
+    /// Queues the event without waiting for room or its commit: for the refusal sent because
+    /// the trail cannot take events now (`audit_unavailable`), the one answer sent before its
+    /// event is committed.
+    pub fn finish_detached(mut self, ending: Ending) {
+        if let Some((event, armed)) = self.take_event(&ending, None, None) {
+            armed.count(self.metrics_server.as_ref(), &ending, None);
+            armed.state.audit.record_detached(event);
         }
     }
 
@@ -288,7 +302,8 @@ impl Drop for Record {
     }
 }
 
-type Commit = Pin<Box<dyn Future<Output = ()> + Send>>;
+/// Resolves once the event is committed (`true`) or `audit.commit_timeout` has passed.
+type Commit = Pin<Box<dyn Future<Output = bool> + Send>>;
 
 /// A response body that records the request's event when it ends.
 /// How a body watches for shutdown: by looking at the token while its frames come ready, and
@@ -372,10 +387,12 @@ impl AuditedBody {
             // Queued at once: a client leaving while the commit is awaited loses nothing.
             let committed = armed.state.audit.submit(event);
             self.commit = Some(Box::pin(async move {
-                if let Some(committed) = committed {
-                    let _ = committed.await;
-                }
+                let in_time = match committed {
+                    Some(committed) => armed.state.audit.committed_within(committed).await,
+                    None => true,
+                };
                 drop(armed);
+                in_time
             }));
         }
     }
@@ -392,8 +409,14 @@ impl HttpBody for AuditedBody {
         let this = &mut *self;
         loop {
             if let Some(commit) = this.commit.as_mut() {
-                ready!(commit.as_mut().poll(cx));
+                let in_time = ready!(commit.as_mut().poll(cx));
                 this.commit = None;
+                if !in_time {
+                    // Durable: an answer whose event is not committed must not look complete.
+                    // The event stays queued and is written when the database returns.
+                    let err = axum::Error::new("audit event not committed in time");
+                    this.after_commit = Some(Err(err));
+                }
             }
             if this.ended {
                 return Poll::Ready(this.after_commit.take());

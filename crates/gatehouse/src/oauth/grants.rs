@@ -41,7 +41,13 @@ fn bound_refresh_hash(state: &AppState, token: &str, jkt: &str) -> [u8; 32] {
         .hash_secret(format!("refresh-token:{token}\u{0}dpop:{jkt}").as_bytes())
 }
 
-fn store_failed(err: impl std::fmt::Display) -> OAuthError {
+/// An unreachable database is the one failure the client may retry unchanged (RFC 6749's
+/// `temporarily_unavailable`); nothing was consumed, since the write never happened.
+fn store_failed(err: crate::store::StoreError) -> OAuthError {
+    if err.is_unreachable() {
+        tracing::warn!(error = %err, "token endpoint: the database is unreachable");
+        return OAuthError::TemporarilyUnavailable;
+    }
     tracing::error!(error = %err, "token endpoint store operation failed");
     OAuthError::ServerError
 }

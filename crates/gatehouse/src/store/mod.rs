@@ -63,6 +63,30 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the database could not be reached (refused, dropped, timed out, shutting
+    /// down), as opposed to refusing or failing this one operation: the caller may retry the
+    /// same request later and it may succeed unchanged.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            StoreError::Unreachable { .. } => true,
+            StoreError::Backend(err) => match err {
+                sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed => true,
+                // Class 08 (connection exception), 57P01..57P03 (the server shutting down or
+                // starting), 53300 (too many connections).
+                sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                    code.starts_with("08")
+                        || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
+                }),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
     pub fn not_found(kind: &'static str, name: impl Into<String>) -> Self {
         StoreError::NotFound {
             kind,
@@ -185,10 +209,20 @@ pub async fn open(database_url: &str) -> StoreResult<DynStore> {
 /// [`open`] with at most `max_connections` pooled connections (PostgreSQL; SQLite keeps its
 /// own small pool, one file having one writer).
 pub async fn open_sized(database_url: &str, max_connections: u32) -> StoreResult<DynStore> {
+    open_for_audit(database_url, max_connections, true).await
+}
+
+/// [`open_sized`] for a server whose `audit.durable` is `durable` (PostgreSQL's appender
+/// commits asynchronously without it; SQLite's appender keeps its own setting).
+pub async fn open_for_audit(
+    database_url: &str,
+    max_connections: u32,
+    durable: bool,
+) -> StoreResult<DynStore> {
     match Backend::of(database_url)? {
         Backend::Sqlite => Ok(Arc::new(SqliteStore::open(database_url).await?)),
         Backend::Postgres => Ok(Arc::new(
-            PostgresStore::open(database_url, max_connections).await?,
+            PostgresStore::open_with_audit(database_url, max_connections, durable).await?,
         )),
     }
 }

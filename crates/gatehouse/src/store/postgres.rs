@@ -41,6 +41,16 @@ impl SqlStore<PostgresBackend> {
     /// Connects and runs pending migrations (sqlx's migrator holds an advisory lock, so
     /// replicas starting together are safe).
     pub async fn open(url: &str, max_connections: u32) -> StoreResult<Self> {
+        Self::open_with_audit(url, max_connections, true).await
+    }
+
+    /// [`Self::open`] for a server whose `audit.durable` is `durable`: without it the audit
+    /// appender commits asynchronously (`audit_log.rs`).
+    pub async fn open_with_audit(
+        url: &str,
+        max_connections: u32,
+        durable: bool,
+    ) -> StoreResult<Self> {
         let options = connect_options(url)?;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
@@ -49,7 +59,7 @@ impl SqlStore<PostgresBackend> {
             .await
             .map_err(|err| unreachable_database(url, err))?;
         super::sql::migrations::postgres().run(&pool).await?;
-        let audit_log = audit_log::AuditLog::new(options, pool.clone());
+        let audit_log = audit_log::AuditLog::new(options, pool.clone(), durable);
         Ok(SqlStore::new(PostgresBackend { pool, audit_log }))
     }
 

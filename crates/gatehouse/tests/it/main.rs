@@ -43,6 +43,8 @@ mod oauth_registration_ranking;
 mod operator_audit;
 mod pinning;
 mod policies;
+mod postgres_audit_outage;
+mod postgres_outage;
 mod proxying;
 mod quota_deltas;
 mod records;

@@ -50,15 +50,21 @@ const REGISTER: &str = "INSERT INTO audit_chains (chain_id, prev, started_ms, wr
 pub(super) struct AuditLog {
     options: PgConnectOptions,
     pool: PgPool,
+    /// How each append transaction begins (its lock, and the commit mode).
+    begin: &'static str,
     /// The writer thread's own connection, and that thread.
     own: Mutex<Option<(ThreadId, PgConnection)>>,
 }
 
 impl AuditLog {
-    pub(super) fn new(options: PgConnectOptions, pool: PgPool) -> Self {
+    /// `durable` false (`audit.durable = false`) commits appends with `synchronous_commit =
+    /// off`: the same loss window as SQLite's `synchronous = NORMAL`, fixed here once rather
+    /// than passed with every append.
+    pub(super) fn new(options: PgConnectOptions, pool: PgPool, durable: bool) -> Self {
         Self {
             options,
             pool,
+            begin: begin_statement(durable),
             own: Mutex::new(None),
         }
     }
@@ -74,7 +80,7 @@ impl AuditLog {
         });
         if !on_own_thread {
             let mut conn = self.pool.acquire().await?;
-            return insert(&mut conn, rows, checkpoint, opens).await;
+            return insert(&mut conn, self.begin, rows, checkpoint, opens).await;
         }
         let here = std::thread::current().id();
         let mut own = self.own.lock().await;
@@ -83,7 +89,7 @@ impl AuditLog {
             _ => PgConnection::connect_with(&self.options).await?,
         };
         let mut conn = conn;
-        let result = insert(&mut conn, rows, checkpoint, opens).await;
+        let result = insert(&mut conn, self.begin, rows, checkpoint, opens).await;
         // After a failure the connection may be broken (or its answer lost): a new one next
         // time; the writer finds out from the chain's checkpoint what was committed.
         if result.is_ok() {
@@ -93,14 +99,25 @@ impl AuditLog {
     }
 }
 
+/// The append transaction's first statement: the lock, and without durability the commit mode
+/// in the same round trip (`set_config(…, true)` is `SET LOCAL`).
+fn begin_statement(durable: bool) -> &'static str {
+    if durable {
+        "SELECT pg_advisory_xact_lock($1)"
+    } else {
+        "SELECT pg_advisory_xact_lock($1), set_config('synchronous_commit', 'off', true)"
+    }
+}
+
 async fn insert(
     conn: &mut PgConnection,
+    begin: &'static str,
     rows: &[AuditRow],
     checkpoint: &Checkpoint,
     opens: Option<&ChainStart>,
 ) -> StoreResult<()> {
     let mut tx = conn.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+    sqlx::query(begin)
         .bind(AUDIT_LOCK)
         .execute(&mut *tx)
         .await?;
@@ -234,5 +251,42 @@ impl Columns {
             .bind(self.outcome)
             .bind(self.response_bytes)
             .bind(self.batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::Row as _;
+
+    /// The commit mode each append transaction runs with, read inside one after its first
+    /// statement; and that the mode ends with the transaction.
+    async fn commit_mode(durable: bool) -> (String, String) {
+        let url = gatehouse_testkit::postgres::Postgres::shared().empty_database();
+        let mut conn = PgConnection::connect(&url).await.unwrap();
+        let mut tx = conn.begin().await.unwrap();
+        sqlx::query(begin_statement(durable))
+            .bind(AUDIT_LOCK)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let inside: String = sqlx::query("SELECT current_setting('synchronous_commit')")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap()
+            .get(0);
+        tx.commit().await.unwrap();
+        let after: String = sqlx::query("SELECT current_setting('synchronous_commit')")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+            .get(0);
+        (inside, after)
+    }
+
+    #[tokio::test]
+    async fn appends_commit_asynchronously_only_without_durability() {
+        assert_eq!(commit_mode(true).await, ("on".into(), "on".into()));
+        assert_eq!(commit_mode(false).await, ("off".into(), "on".into()));
     }
 }
