@@ -108,6 +108,7 @@ async fn metrics(
             f64::from(u8::from(state.snapshot.report().error.is_some())),
         ),
     ]);
+    let text = text + &readiness::backend_up_metric(&state.backends).await;
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -314,7 +315,9 @@ async fn start_announced(
             store.clone(),
             snapshot.clone(),
             config.audit.durable,
+            runtime.backends.clone(),
         )),
+        backends: runtime.backends,
         sessions: runtime.sessions,
         tasks: runtime.tasks,
         config,

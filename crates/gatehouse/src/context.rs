@@ -43,6 +43,8 @@ pub struct App {
     pub breakers: crate::upstream::breaker::Breakers,
     /// What `/readyz` consults, and whether shutdown has begun draining.
     pub readiness: crate::health::Readiness,
+    /// Shared backends (Redis), for `gatehouse_backend_up`.
+    pub backends: Vec<Arc<dyn crate::health::Check>>,
     /// Where audit events go (a bounded channel to the writer task).
     pub audit: AuditSink,
     /// `Host` / `Origin` allow-lists.

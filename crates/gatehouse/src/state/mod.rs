@@ -387,6 +387,8 @@ pub struct RuntimeState {
     pub counters: Arc<dyn CounterStore>,
     /// How this replica learns that the store changed.
     pub changes: Arc<dyn crate::change_feed::ChangeFeed>,
+    /// Shared backends `/readyz` lists and `/metrics` reports as `gatehouse_backend_up`.
+    pub backends: Vec<Arc<dyn crate::health::Check>>,
 }
 
 impl RuntimeState {
@@ -403,6 +405,7 @@ impl RuntimeState {
                 store.clone(),
                 config.snapshot.poll_interval,
             )),
+            backends: Vec::new(),
         }
     }
 }

@@ -13,6 +13,7 @@ mod audit_outcomes;
 mod cluster_changes;
 mod cluster_counters;
 mod cluster_outage;
+mod cluster_readiness;
 mod cluster_sentinel;
 mod cluster_sessions;
 mod country;

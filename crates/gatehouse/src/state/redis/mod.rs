@@ -3,6 +3,7 @@
 
 pub mod counters;
 pub mod feed;
+pub mod health;
 pub mod link;
 pub mod pins;
 pub mod replay;
@@ -60,6 +61,10 @@ pub fn runtime(
             Some(pins.clone()),
         )),
         pins,
+        backends: vec![Arc::new(health::RedisCheck::new(
+            link.clone(),
+            redis.on_outage,
+        ))],
     })
 }
 
