@@ -332,6 +332,7 @@ async fn start_announced(
         external_issuers: crate::federation::external_issuers::ExternalIssuers::default(),
         client_metadata,
         client_assertions: runtime.client_assertions,
+        dpop_proofs: runtime.dpop_proofs,
         token_cache: crate::tokens::token_cache::TokenCache::new(
             crate::tokens::token_cache::DEFAULT_CAPACITY,
         ),

@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | [`SessionStore`] | legacy MCP sessions and their owners | per server, capped per owner |
 //! | [`CounterStore`] → [`RateCounter`], [`QuotaCounter`] | GCRA cells, quota counts | sharded by subject, self-sweeping |
-//! | [`ReplayCache`] | single-use ids (`jti`s of client assertions) | bounded, expiring |
+//! | [`ReplayCache`] | single-use ids (`jti`s of client assertions; of DPoP proofs, a cache of their own) | bounded, expiring |
 //! | [`PinHolds`] | tool definitions held since the last snapshot | per server and tool |
 //! | [`TaskOwners`] | who created each MCP task | bounded, expiring |
 //!
@@ -383,6 +383,9 @@ pub struct RuntimeState {
     pub sessions: Arc<dyn SessionStore>,
     pub tasks: Arc<dyn TaskOwners>,
     pub client_assertions: Arc<dyn ReplayCache>,
+    /// `jti`s of DPoP proofs: a cache of their own, so a flood of proofs cannot fill the one
+    /// client assertions need (or the reverse).
+    pub dpop_proofs: Arc<dyn ReplayCache>,
     pub pins: Arc<dyn PinHolds>,
     pub counters: Arc<dyn CounterStore>,
     /// How this replica learns that the store changed.
@@ -399,6 +402,7 @@ impl RuntimeState {
             )),
             tasks: Arc::new(memory::InMemoryTaskOwners::default()),
             client_assertions: Arc::new(memory::MemoryReplay::default()),
+            dpop_proofs: Arc::new(memory::MemoryReplay::new(config.oauth.dpop_replay_capacity)),
             pins: Arc::new(memory::MemoryPinHolds::default()),
             counters: Arc::new(memory::MemoryCounters::default()),
             changes: Arc::new(crate::change_feed::PollingFeed::new(

@@ -47,6 +47,7 @@ mod policies;
 mod proxying;
 mod quota_deltas;
 mod records;
+mod replay_caches;
 mod replicas;
 mod restart_under_load;
 mod runtime_state;

@@ -52,7 +52,8 @@ pub fn runtime(
             idle_ms,
         )),
         tasks: Arc::new(RedisTaskOwners::new(link.clone())),
-        client_assertions: Arc::new(RedisReplay::new(link.clone())),
+        client_assertions: Arc::new(RedisReplay::new(link.clone(), replay::ASSERTIONS)),
+        dpop_proofs: Arc::new(RedisReplay::new(link.clone(), replay::DPOP_PROOFS)),
         changes: Arc::new(RedisFeed::start(
             redis,
             link.clone(),
