@@ -155,23 +155,33 @@ pub trait SessionStore: Send + Sync {
     }
 }
 
-/// Who created which MCP task (`gateway/tasks.rs` for the rules).
+/// What is known of a task the caller created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskOrigin {
+    /// The tool whose call created it (`None`: another request), whose grant the task's
+    /// later requests still need.
+    pub tool: Option<String>,
+}
+
+/// Who created which MCP task, and through which tool (`gateway/tasks.rs` for the rules).
 pub trait TaskOwners: Send + Sync {
     fn record<'a>(
         &'a self,
         server: &'a str,
         task_id: &'a str,
         owner: Owner<'a>,
+        tool: Option<&'a str>,
         expires_at_ms: i64,
     ) -> StateFuture<'a, ()>;
-    /// Whether `owner` created `task_id` on `server` and the record has not expired.
+    /// The task's origin when `owner` created `task_id` on `server` and the record has not
+    /// expired; `None` otherwise.
     fn owned_by<'a>(
         &'a self,
         server: &'a str,
         task_id: &'a str,
         owner: Owner<'a>,
         now_ms: i64,
-    ) -> StateFuture<'a, bool>;
+    ) -> StateFuture<'a, Option<TaskOrigin>>;
     /// [`TaskOwners::owned_by`] from what this process knows without asking anyone: for the
     /// filter of a `tasks/list` result, which runs inside the relay and cannot wait. A shared
     /// backend answers for the tasks created through this replica (fail closed: others hide).
