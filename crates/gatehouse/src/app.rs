@@ -108,6 +108,7 @@ async fn metrics(
             f64::from(u8::from(state.snapshot.report().error.is_some())),
         ),
     ]);
+    let text = text + &readiness::backend_up_metric(&state.backends).await;
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -320,7 +321,9 @@ async fn start_announced(
             store.clone(),
             snapshot.clone(),
             config.audit.durable,
+            runtime.backends.clone(),
         )),
+        backends: runtime.backends,
         sessions: runtime.sessions,
         tasks: runtime.tasks,
         config,
@@ -335,6 +338,7 @@ async fn start_announced(
         external_issuers: crate::federation::external_issuers::ExternalIssuers::default(),
         client_metadata,
         client_assertions: runtime.client_assertions,
+        dpop_proofs: runtime.dpop_proofs,
         token_cache: crate::tokens::token_cache::TokenCache::new(
             crate::tokens::token_cache::DEFAULT_CAPACITY,
         ),

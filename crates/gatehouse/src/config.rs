@@ -55,6 +55,9 @@ pub struct Config {
     pub redis: Option<RedisConfig>,
 }
 
+/// 2,000 proofs a second over the longest proof window (300 s old plus 60 s of clock skew).
+pub const DEFAULT_DPOP_REPLAY_CAPACITY: usize = 720_000;
+
 /// The built-in OAuth 2.1 authorization server (docs/oauth.md).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -103,6 +106,13 @@ pub struct OAuthConfig {
     /// Require DPoP proofs to carry a nonce Gatehouse handed out (RFC 9449 §8, §9): a proof
     /// made ahead of time, on a machine the key was copied to, then goes stale within minutes.
     pub dpop_nonce: bool,
+    /// DPoP proof ids one replica remembers at most without Redis (each until its proof
+    /// expires); a proof beyond a cache full of live ids is refused.
+    pub dpop_replay_capacity: usize,
+    /// How old a DPoP proof's `iat` may be (at most five minutes). Shorter: a proof is
+    /// remembered for less time, so the replay cache holds fewer.
+    #[serde(with = "serde_human")]
+    pub dpop_proof_max_age: Duration,
     /// Upstream OpenID Connect providers users can sign in with.
     pub providers: Vec<IdentityProviderConfig>,
     /// External authorization servers whose access tokens some servers accept.
@@ -206,6 +216,8 @@ impl Default for OAuthConfig {
             client_metadata_allow_private: false,
             client_metadata_hosts: Vec::new(),
             dpop_nonce: false,
+            dpop_replay_capacity: DEFAULT_DPOP_REPLAY_CAPACITY,
+            dpop_proof_max_age: Duration::from_secs(300),
             providers: Vec::new(),
             trusted_issuers: Vec::new(),
         }
@@ -596,6 +608,18 @@ impl Config {
                     trusted.name
                 )));
             }
+        }
+        if oauth.dpop_proof_max_age < Duration::from_secs(10)
+            || oauth.dpop_proof_max_age > Duration::from_secs(300)
+        {
+            return Err(ConfigError::Invalid(
+                "oauth.dpop_proof_max_age must be between 10s and 300s".into(),
+            ));
+        }
+        if oauth.dpop_replay_capacity == 0 {
+            return Err(ConfigError::Invalid(
+                "oauth.dpop_replay_capacity must be at least 1".into(),
+            ));
         }
         if oauth.clock_skew > Duration::from_secs(60) {
             return Err(ConfigError::Invalid(

@@ -43,6 +43,8 @@ pub struct App {
     pub breakers: crate::upstream::breaker::Breakers,
     /// What `/readyz` consults, and whether shutdown has begun draining.
     pub readiness: crate::health::Readiness,
+    /// Shared backends (Redis), for `gatehouse_backend_up`.
+    pub backends: Vec<Arc<dyn crate::health::Check>>,
     /// Where audit events go (a bounded channel to the writer task).
     pub audit: AuditSink,
     /// `Host` / `Origin` allow-lists.
@@ -55,6 +57,8 @@ pub struct App {
     pub token_cache: crate::tokens::token_cache::TokenCache<crate::tokens::access::TokenIdentity>,
     /// `jti`s of `private_key_jwt` assertions already used.
     pub client_assertions: Arc<dyn crate::state::ReplayCache>,
+    /// `jti`s of DPoP proofs already used (a cache of their own).
+    pub dpop_proofs: Arc<dyn crate::state::ReplayCache>,
     /// Fetcher and freshness of Client ID Metadata Documents.
     pub client_metadata: crate::federation::client_metadata::MetadataDocuments,
     /// Keys of trusted external authorization servers and their verified tokens.

@@ -22,15 +22,40 @@ pub(super) fn readiness_checks(
     store: DynStore,
     snapshot: Arc<SnapshotHandle>,
     durable: bool,
+    backends: Vec<Arc<dyn Check>>,
 ) -> Vec<Arc<dyn Check>> {
-    vec![
+    let mut checks: Vec<Arc<dyn Check>> = vec![
         Arc::new(StoreCheck {
             store,
             durable,
             down_since: parking_lot::Mutex::new(None),
         }),
         Arc::new(SnapshotCheck { snapshot }),
-    ]
+    ];
+    checks.extend(backends);
+    checks
+}
+
+/// `gatehouse_backend_up{backend="…"}`: 1 while the backend answers, 0 while it does not
+/// (degraded or unready alike).
+pub(super) async fn backend_up_metric(backends: &[Arc<dyn Check>]) -> String {
+    if backends.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "# HELP gatehouse_backend_up 1 while the shared backend answers, else 0.\n\
+         # TYPE gatehouse_backend_up gauge\n",
+    );
+    for backend in backends {
+        let component = backend.check().await;
+        let up = u8::from(component.health == Health::Ok);
+        let _ = writeln!(
+            out,
+            "gatehouse_backend_up{{backend=\"{}\"}} {up}",
+            component.name
+        );
+    }
+    out
 }
 
 /// The store answers a one-row read. While it does not, requests are still served from the

@@ -358,11 +358,15 @@ impl Call<'_> {
             self.server.allow_unknown_methods,
             stateless,
         )?;
-        tasks::check_requests(
+        let task_tool = tasks::check_requests(
             &*self.state.tasks,
             &self.server.name,
             self.principal.owner(),
             &envelope,
+            |tool| {
+                self.grant
+                    .allows_tool(tool, self.principal.narrowing.as_deref())
+            },
         )
         .await?;
         let tool_calls: Vec<&jsonrpc::Message> = envelope
@@ -412,7 +416,8 @@ impl Call<'_> {
                 .messages
                 .iter()
                 .find(|m| m.method() == "tools/call")
-                .and_then(|m| m.param_str("name")),
+                .and_then(|m| m.param_str("name"))
+                .or(task_tool.as_deref()),
         );
 
         let mut rules = self.response_rules(verdict.lists_tools, tools_by_id);

@@ -7,12 +7,19 @@
 //! token acts for). `tasks/get`, `tasks/result`, `tasks/cancel` and `tasks/update` naming a
 //! task of someone else, or one Gatehouse never saw created, are refused before they reach the
 //! upstream; a `tasks/list` result is filtered to the caller's tasks. Both wire eras alike.
+//! A task started by a `tools/call` also records the tool: its later requests need the
+//! caller's grant of that tool still (`tool_not_granted` once revoked) and are routed as that
+//! tool's calls are.
 //!
 //! Records live until the task's `ttl` (at most [`MAX_TTL_MS`]; a task without one gets that).
 //! The records are a [`TaskOwners`] (`state/memory/tasks.rs` in one process).
 
 use serde_json::Value;
-use std::{collections::HashSet, future::Future, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    future::Future,
+    sync::Arc,
+};
 
 use crate::{
     error::GatewayError,
@@ -31,14 +38,19 @@ pub const MAX_TTL_MS: i64 = 24 * 3_600 * 1_000;
 /// Methods that name an existing task by `params.taskId`.
 const ADDRESSING: &[&str] = &["tasks/get", "tasks/result", "tasks/cancel", "tasks/update"];
 
-/// Refuses a request that names a task the caller did not create through Gatehouse.
+/// Refuses a request that names a task the caller did not create through Gatehouse, or one
+/// created by a tool call whose tool `tool_granted` no longer allows (a revoked grant ends
+/// access to the tasks it started). Returns the tool that created the first task named, so
+/// the request goes where that tool's calls go.
 pub async fn check_requests(
     owners: &dyn TaskOwners,
     server: &str,
     owner: Owner<'_>,
     envelope: &Envelope,
-) -> Result<(), GatewayError> {
+    tool_granted: impl Fn(&str) -> bool,
+) -> Result<Option<String>, GatewayError> {
     let now = crate::now_ms();
+    let mut origin_tool = None;
     for message in &envelope.messages {
         if message.kind != Kind::Request || !ADDRESSING.contains(&message.method()) {
             continue;
@@ -46,11 +58,17 @@ pub async fn check_requests(
         let task_id = message
             .param_str("taskId")
             .ok_or_else(|| GatewayError::InvalidRequest("tasks/* needs params.taskId".into()))?;
-        if !owners.owned_by(server, task_id, owner, now).await {
+        let Some(origin) = owners.owned_by(server, task_id, owner, now).await else {
             return Err(GatewayError::TaskNotFound);
+        };
+        if let Some(tool) = origin.tool {
+            if !tool_granted(&tool) {
+                return Err(GatewayError::ToolNotGranted { tool });
+            }
+            origin_tool.get_or_insert(tool);
         }
     }
-    Ok(())
+    Ok(origin_tool)
 }
 
 /// What to watch for in the responses to one request: tasks it creates, lists it asks for.
@@ -58,8 +76,8 @@ pub struct TaskRules {
     owners: Arc<dyn TaskOwners>,
     server: Arc<str>,
     owner: OwnerId,
-    /// Request ids (as JSON text) of task-augmented requests.
-    creating: HashSet<String>,
+    /// Request ids (as JSON text) of task-augmented requests, and the tool each calls.
+    creating: HashMap<String, Option<String>>,
     /// Request ids of `tasks/list`.
     listing: HashSet<String>,
 }
@@ -71,7 +89,7 @@ pub fn rules_for(
     owner: Owner<'_>,
     envelope: &Envelope,
 ) -> Option<TaskRules> {
-    let mut creating = HashSet::new();
+    let mut creating = HashMap::new();
     let mut listing = HashSet::new();
     for message in &envelope.messages {
         let Some(id) = message
@@ -88,7 +106,10 @@ pub fn rules_for(
             .as_ref()
             .is_some_and(|p| p.get("task").is_some_and(Value::is_object))
         {
-            creating.insert(id.to_string());
+            let tool = (message.method() == "tools/call")
+                .then(|| message.param_str("name").map(str::to_owned))
+                .flatten();
+            creating.insert(id.to_string(), tool);
         }
     }
     (!creating.is_empty() || !listing.is_empty()).then(|| TaskRules {
@@ -103,13 +124,19 @@ pub fn rules_for(
 impl TaskRules {
     /// Records a task's owner. The relay cannot wait, so a backend that answers later (a
     /// shared one) finishes on its own task; the in-memory one is done before this returns.
-    fn record(&self, task_id: &str, expires_at_ms: i64) {
+    fn record(&self, task_id: &str, tool: Option<String>, expires_at_ms: i64) {
         let (owners, server, owner) =
             (self.owners.clone(), self.server.clone(), self.owner.clone());
         let task_id = task_id.to_owned();
         let mut recording = Box::pin(async move {
             owners
-                .record(&server, &task_id, owner.as_owner(), expires_at_ms)
+                .record(
+                    &server,
+                    &task_id,
+                    owner.as_owner(),
+                    tool.as_deref(),
+                    expires_at_ms,
+                )
                 .await;
         });
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
@@ -128,14 +155,14 @@ impl TaskRules {
             return false;
         };
         let now = crate::now_ms();
-        if self.creating.contains(&id) {
+        if let Some(tool) = self.creating.get(&id) {
             let task = message.get("result").and_then(|r| r.get("task"));
             if let Some(task_id) = task.and_then(|t| t.get("taskId")).and_then(Value::as_str) {
                 let ttl = task
                     .and_then(|t| t.get("ttl"))
                     .and_then(Value::as_i64)
                     .map_or(MAX_TTL_MS, |ttl| ttl.clamp(0, MAX_TTL_MS));
-                self.record(task_id, now.saturating_add(ttl));
+                self.record(task_id, tool.clone(), now.saturating_add(ttl));
             }
             return false;
         }

@@ -15,9 +15,12 @@ use crate::{
 pub use crate::tokens::dpop::{SIGNING_ALGS, challenge};
 
 const DPOP_HEADER: HeaderName = HeaderName::from_static("dpop");
-/// How old a proof may be: RFC 9449 leaves it to the server; five minutes is what the MCP
-/// DPoP proposal and its conformance scenarios use.
-pub const MAX_PROOF_AGE_SECS: i64 = 300;
+/// How old a proof may be (`oauth.dpop_proof_max_age`): RFC 9449 leaves it to the server;
+/// five minutes, the default and the most allowed, is what the MCP DPoP proposal and its
+/// conformance scenarios use.
+fn max_proof_age(state: &AppState) -> i64 {
+    i64::try_from(state.config.oauth.dpop_proof_max_age.as_secs()).unwrap_or(300)
+}
 
 /// Why a request's proof was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -65,7 +68,7 @@ pub async fn check_request(
             url,
             access_token,
             now,
-            max_age_secs: MAX_PROOF_AGE_SECS,
+            max_age_secs: max_proof_age(state),
             leeway_secs: leeway,
         },
     )
@@ -93,9 +96,9 @@ async fn first_use(
     let id = format!("dpop\u{0}{}\u{0}{}", proof.jkt, proof.jti);
     let until = proof
         .iat
-        .saturating_add(MAX_PROOF_AGE_SECS)
+        .saturating_add(max_proof_age(state))
         .saturating_add(leeway);
-    match state.client_assertions.first_use(&id, until, now).await {
+    match state.dpop_proofs.first_use(&id, until, now).await {
         Ok(true) => Ok(()),
         Ok(false) => Err(ProofRefusal::Replayed),
         Err(crate::state::Unavailable) => Err(ProofRefusal::Unavailable),

@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | [`SessionStore`] | legacy MCP sessions and their owners | per server, capped per owner |
 //! | [`CounterStore`] → [`RateCounter`], [`QuotaCounter`] | GCRA cells, quota counts | sharded by subject, self-sweeping |
-//! | [`ReplayCache`] | single-use ids (`jti`s of client assertions) | bounded, expiring |
+//! | [`ReplayCache`] | single-use ids (`jti`s of client assertions; of DPoP proofs, a cache of their own) | bounded, expiring |
 //! | [`PinHolds`] | tool definitions held since the last snapshot | per server and tool |
 //! | [`TaskOwners`] | who created each MCP task | bounded, expiring |
 //!
@@ -155,23 +155,33 @@ pub trait SessionStore: Send + Sync {
     }
 }
 
-/// Who created which MCP task (`gateway/tasks.rs` for the rules).
+/// What is known of a task the caller created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskOrigin {
+    /// The tool whose call created it (`None`: another request), whose grant the task's
+    /// later requests still need.
+    pub tool: Option<String>,
+}
+
+/// Who created which MCP task, and through which tool (`gateway/tasks.rs` for the rules).
 pub trait TaskOwners: Send + Sync {
     fn record<'a>(
         &'a self,
         server: &'a str,
         task_id: &'a str,
         owner: Owner<'a>,
+        tool: Option<&'a str>,
         expires_at_ms: i64,
     ) -> StateFuture<'a, ()>;
-    /// Whether `owner` created `task_id` on `server` and the record has not expired.
+    /// The task's origin when `owner` created `task_id` on `server` and the record has not
+    /// expired; `None` otherwise.
     fn owned_by<'a>(
         &'a self,
         server: &'a str,
         task_id: &'a str,
         owner: Owner<'a>,
         now_ms: i64,
-    ) -> StateFuture<'a, bool>;
+    ) -> StateFuture<'a, Option<TaskOrigin>>;
     /// [`TaskOwners::owned_by`] from what this process knows without asking anyone: for the
     /// filter of a `tasks/list` result, which runs inside the relay and cannot wait. A shared
     /// backend answers for the tasks created through this replica (fail closed: others hide).
@@ -383,10 +393,15 @@ pub struct RuntimeState {
     pub sessions: Arc<dyn SessionStore>,
     pub tasks: Arc<dyn TaskOwners>,
     pub client_assertions: Arc<dyn ReplayCache>,
+    /// `jti`s of DPoP proofs: a cache of their own, so a flood of proofs cannot fill the one
+    /// client assertions need (or the reverse).
+    pub dpop_proofs: Arc<dyn ReplayCache>,
     pub pins: Arc<dyn PinHolds>,
     pub counters: Arc<dyn CounterStore>,
     /// How this replica learns that the store changed.
     pub changes: Arc<dyn crate::change_feed::ChangeFeed>,
+    /// Shared backends `/readyz` lists and `/metrics` reports as `gatehouse_backend_up`.
+    pub backends: Vec<Arc<dyn crate::health::Check>>,
 }
 
 impl RuntimeState {
@@ -397,12 +412,14 @@ impl RuntimeState {
             )),
             tasks: Arc::new(memory::InMemoryTaskOwners::default()),
             client_assertions: Arc::new(memory::MemoryReplay::default()),
+            dpop_proofs: Arc::new(memory::MemoryReplay::new(config.oauth.dpop_replay_capacity)),
             pins: Arc::new(memory::MemoryPinHolds::default()),
             counters: Arc::new(memory::MemoryCounters::default()),
             changes: Arc::new(crate::change_feed::PollingFeed::new(
                 store.clone(),
                 config.snapshot.poll_interval,
             )),
+            backends: Vec::new(),
         }
     }
 }

@@ -27,7 +27,7 @@ impl Holder {
         }
     }
 
-    fn proof_with(&self, claims: Value) -> String {
+    pub(crate) fn proof_with(&self, claims: Value) -> String {
         let mut jwk = self.key.public_jwk();
         jwk.as_object_mut().unwrap().remove("kid");
         let header = json!({ "typ": "dpop+jwt", "alg": self.key.alg().as_str(), "jwk": jwk });

@@ -97,6 +97,7 @@ async fn app_with_unreachable_state() -> TestApp {
     TestApp::start_with_runtime(|config, store| RuntimeState {
         counters: Arc::new(Unreachable),
         client_assertions: Arc::new(Unreachable),
+        dpop_proofs: Arc::new(Unreachable),
         ..RuntimeState::in_memory(config, store)
     })
     .await

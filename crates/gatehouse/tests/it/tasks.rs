@@ -197,3 +197,42 @@ async fn a_task_list_shows_only_the_callers_tasks() {
         assert_eq!(ids, [own.as_str()]);
     }
 }
+
+#[tokio::test]
+async fn a_task_needs_the_grant_of_the_tool_that_created_it() {
+    let setup = setup().await;
+    let task = created_task(&setup, &setup.alice, false, false).await;
+    let own = send(
+        &setup,
+        &setup.alice,
+        &about("tasks/get", &task),
+        false,
+        false,
+    )
+    .await;
+    assert!(own.get("result").is_some(), "{own}");
+    // Alice keeps the connection but loses `echo`, the tool whose call started the task.
+    setup.app.grant("alice", "demo", "other_tool").await;
+    for method in ["tasks/get", "tasks/result", "tasks/cancel"] {
+        let before = setup.upstream.received(method);
+        let (status, _, refused) = rpc_message(
+            setup
+                .app
+                .post("demo", Some(&setup.alice), &about(method, &task))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            (status, refused["error"]["data"]["reason"].as_str()),
+            (403, Some("tool_not_granted")),
+            "{method}: {refused}"
+        );
+        assert_eq!(
+            setup.upstream.received(method),
+            before,
+            "{method} did not reach the upstream"
+        );
+    }
+}

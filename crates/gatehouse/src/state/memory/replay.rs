@@ -1,11 +1,13 @@
 //! Single-use ids in process memory: sixteen locked shards, each bounded. A full shard first
 //! drops its expired ids; if it is still full of live ones, new ids are refused (fail closed)
-//! rather than forgetting an id that could then be replayed.
+//! rather than forgetting an id that could then be replayed. A shard knows when its soonest
+//! id expires, so while it is full of live ids it refuses without scanning itself again.
 
 use parking_lot::Mutex;
 use std::{
     collections::HashMap,
     hash::{BuildHasher, RandomState},
+    sync::atomic::{AtomicUsize, Ordering},
 };
 
 use crate::state::{ReplayCache, StateFuture, Unavailable};
@@ -16,9 +18,27 @@ const SHARDS: usize = 16;
 
 #[derive(Debug)]
 pub struct MemoryReplay {
-    shards: [Mutex<HashMap<String, i64>>; SHARDS],
+    shards: [Mutex<Shard>; SHARDS],
     per_shard: usize,
     hasher: RandomState,
+    /// Times a full shard looked for expired ids.
+    scans: AtomicUsize,
+}
+
+#[derive(Debug)]
+struct Shard {
+    ids: HashMap<String, i64>,
+    /// No id expires before this (it may be earlier than the true soonest, never later).
+    soonest: i64,
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Self {
+            ids: HashMap::new(),
+            soonest: i64::MAX,
+        }
+    }
 }
 
 impl Default for MemoryReplay {
@@ -33,6 +53,7 @@ impl MemoryReplay {
             shards: std::array::from_fn(|_| Mutex::default()),
             per_shard: capacity.div_ceil(SHARDS).max(1),
             hasher: RandomState::new(),
+            scans: AtomicUsize::new(0),
         }
     }
 }
@@ -48,7 +69,7 @@ impl ReplayCache for MemoryReplay {
     }
 
     fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().len()).sum()
+        self.shards.iter().map(|s| s.lock().ids.len()).sum()
     }
 }
 
@@ -56,20 +77,28 @@ impl MemoryReplay {
     fn first_use_now(&self, id: &str, expires_at: i64, now: i64) -> bool {
         let shard = &self.shards[(self.hasher.hash_one(id) as usize) % SHARDS];
         let mut seen = shard.lock();
-        if let Some(until) = seen.get_mut(id) {
+        let seen = &mut *seen;
+        if let Some(until) = seen.ids.get_mut(id) {
             if *until > now {
                 return false;
             }
             *until = expires_at;
+            seen.soonest = seen.soonest.min(expires_at);
             return true;
         }
-        if seen.len() >= self.per_shard {
-            seen.retain(|_, until| *until > now);
-            if seen.len() >= self.per_shard {
+        if seen.ids.len() >= self.per_shard {
+            if now < seen.soonest {
+                return false;
+            }
+            self.scans.fetch_add(1, Ordering::Relaxed);
+            seen.ids.retain(|_, until| *until > now);
+            seen.soonest = seen.ids.values().copied().min().unwrap_or(i64::MAX);
+            if seen.ids.len() >= self.per_shard {
                 return false;
             }
         }
-        seen.insert(id.to_owned(), expires_at);
+        seen.ids.insert(id.to_owned(), expires_at);
+        seen.soonest = seen.soonest.min(expires_at);
         true
     }
 }
@@ -109,6 +138,25 @@ mod tests {
             assert!(replay.first_use_now(&format!("later-{n}"), 2_000, 1_000));
         }
         assert!(replay.len() <= SHARDS * 4);
+    }
+
+    #[test]
+    fn a_shard_full_of_live_ids_refuses_without_scanning_until_one_can_have_expired() {
+        let replay = MemoryReplay::new(SHARDS);
+        for n in 0..SHARDS * 64 {
+            replay.first_use_now(&format!("live-{n}"), 1_000, 0);
+        }
+        assert_eq!(replay.len(), SHARDS, "every shard full");
+        assert_eq!(
+            replay.scans.load(Ordering::Relaxed),
+            0,
+            "nothing could have expired before 1,000"
+        );
+        assert!(
+            replay.first_use_now("after", 2_000, 1_000),
+            "expired ones make room"
+        );
+        assert_eq!(replay.scans.load(Ordering::Relaxed), 1);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::{
     sync::Arc,
 };
 
-use crate::state::{Owner, OwnerId, StateFuture, TaskOwners};
+use crate::state::{Owner, OwnerId, StateFuture, TaskOrigin, TaskOwners};
 
 /// Task records kept at most, across servers and owners.
 pub const DEFAULT_CAPACITY: usize = 100_000;
@@ -19,6 +19,7 @@ pub const MAX_PER_OWNER: usize = 1_000;
 #[derive(Debug)]
 struct Record {
     owner: OwnerId,
+    tool: Option<String>,
     /// The key of this record in the expiry order.
     expiry: (i64, u64),
 }
@@ -105,9 +106,10 @@ impl TaskOwners for InMemoryTaskOwners {
         server: &'a str,
         task_id: &'a str,
         owner: Owner<'a>,
+        tool: Option<&'a str>,
         expires_at_ms: i64,
     ) -> StateFuture<'a, ()> {
-        self.record_now(server, task_id, owner, expires_at_ms);
+        self.record_tool_now(server, task_id, owner, tool, expires_at_ms);
         StateFuture::ready(())
     }
 
@@ -117,17 +119,12 @@ impl TaskOwners for InMemoryTaskOwners {
         task_id: &'a str,
         owner: Owner<'a>,
         now_ms: i64,
-    ) -> StateFuture<'a, bool> {
-        StateFuture::ready(self.owned_here(server, task_id, owner, now_ms))
+    ) -> StateFuture<'a, Option<TaskOrigin>> {
+        StateFuture::ready(self.origin_here(server, task_id, owner, now_ms))
     }
 
     fn owned_here(&self, server: &str, task_id: &str, owner: Owner<'_>, now_ms: i64) -> bool {
-        let records = self.records.lock();
-        records
-            .by_server
-            .get(server)
-            .and_then(|tasks| tasks.get(task_id))
-            .is_some_and(|r| r.owner.is(owner) && r.expiry.0 > now_ms)
+        self.origin_here(server, task_id, owner, now_ms).is_some()
     }
 
     fn sweep(&self, now_ms: i64) -> usize {
@@ -150,8 +147,39 @@ impl TaskOwners for InMemoryTaskOwners {
 }
 
 impl InMemoryTaskOwners {
-    /// [`TaskOwners::record`], done at once.
+    /// [`TaskOwners::owned_by`], answered at once.
+    pub fn origin_here(
+        &self,
+        server: &str,
+        task_id: &str,
+        owner: Owner<'_>,
+        now_ms: i64,
+    ) -> Option<TaskOrigin> {
+        let records = self.records.lock();
+        records
+            .by_server
+            .get(server)
+            .and_then(|tasks| tasks.get(task_id))
+            .filter(|r| r.owner.is(owner) && r.expiry.0 > now_ms)
+            .map(|r| TaskOrigin {
+                tool: r.tool.clone(),
+            })
+    }
+
+    /// A task created by a request other than a tool call, recorded at once.
     pub fn record_now(&self, server: &str, task_id: &str, owner: Owner<'_>, expires_at_ms: i64) {
+        self.record_tool_now(server, task_id, owner, None, expires_at_ms);
+    }
+
+    /// [`TaskOwners::record`], done at once.
+    pub fn record_tool_now(
+        &self,
+        server: &str,
+        task_id: &str,
+        owner: Owner<'_>,
+        tool: Option<&str>,
+        expires_at_ms: i64,
+    ) {
         let mut records = self.records.lock();
         // An upstream reusing an id hands the task to its new creator only.
         records.forget(server, task_id);
@@ -178,11 +206,14 @@ impl InMemoryTaskOwners {
             .entry(owner.clone())
             .or_default()
             .insert(expiry);
-        records
-            .by_server
-            .entry(server)
-            .or_default()
-            .insert(task_id.to_owned(), Record { owner, expiry });
+        records.by_server.entry(server).or_default().insert(
+            task_id.to_owned(),
+            Record {
+                owner,
+                tool: tool.map(str::to_owned),
+                expiry,
+            },
+        );
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod counters;
 pub mod feed;
+pub mod health;
 pub mod link;
 pub mod pins;
 pub mod replay;
@@ -51,7 +52,8 @@ pub fn runtime(
             idle_ms,
         )),
         tasks: Arc::new(RedisTaskOwners::new(link.clone())),
-        client_assertions: Arc::new(RedisReplay::new(link.clone())),
+        client_assertions: Arc::new(RedisReplay::new(link.clone(), replay::ASSERTIONS)),
+        dpop_proofs: Arc::new(RedisReplay::new(link.clone(), replay::DPOP_PROOFS)),
         changes: Arc::new(RedisFeed::start(
             redis,
             link.clone(),
@@ -60,6 +62,10 @@ pub fn runtime(
             Some(pins.clone()),
         )),
         pins,
+        backends: vec![Arc::new(health::RedisCheck::new(
+            link.clone(),
+            redis.on_outage,
+        ))],
     })
 }
 

@@ -1,4 +1,4 @@
-//! Single-use ids in Redis: `SET P j:{sha256(id)} 1 NX PXAT exp` succeeds for the first use
+//! Single-use ids in Redis: `SET P j:{sha256(id)} 1 NX PXAT exp` (`d:` for DPoP proofs) succeeds for the first use
 //! on any replica and never again until the id expires.
 
 use sha2::{Digest, Sha256};
@@ -7,13 +7,20 @@ use std::sync::Arc;
 use super::link::RedisLink;
 use crate::state::{ReplayCache, StateFuture, Unavailable};
 
+/// Key prefix (after `redis.key_prefix`) of client assertion ids.
+pub const ASSERTIONS: &str = "j:";
+/// Key prefix of DPoP proof ids.
+pub const DPOP_PROOFS: &str = "d:";
+
 pub struct RedisReplay {
     link: Arc<RedisLink>,
+    kind: &'static str,
 }
 
 impl RedisReplay {
-    pub fn new(link: Arc<RedisLink>) -> Self {
-        Self { link }
+    /// `kind` ([`ASSERTIONS`], [`DPOP_PROOFS`]) keeps each cache's ids under its own keys.
+    pub fn new(link: Arc<RedisLink>, kind: &'static str) -> Self {
+        Self { link, kind }
     }
 }
 
@@ -29,7 +36,8 @@ impl ReplayCache for RedisReplay {
             return StateFuture::ready(Ok(true));
         }
         let key = self.link.key(format_args!(
-            "j:{}",
+            "{}{}",
+            self.kind,
             hex::encode(Sha256::digest(id.as_bytes()))
         ));
         StateFuture::pending(async move {

@@ -1,5 +1,6 @@
 //! Task owners in Redis, so a task created through one replica is addressed through any:
-//! `P t:{server}:{task}` holds the owner's hash until the task expires; `P to:{owner}` and
+//! `P t:{server}:{task}` holds the owner's hash (and, after a space, the tool whose call
+//! created the task) until the task expires; `P to:{owner}` and
 //! `P t-all` order the records by expiry for the per-owner cap and the capacity.
 //!
 //! Each record is also kept in this replica's memory: it answers while Redis does not, and
@@ -13,7 +14,7 @@ use super::{
     sessions::owner_hash,
 };
 use crate::state::{
-    Owner, StateFuture, TaskOwners,
+    Owner, StateFuture, TaskOrigin, TaskOwners,
     memory::tasks::{DEFAULT_CAPACITY, InMemoryTaskOwners, MAX_PER_OWNER},
 };
 
@@ -40,18 +41,24 @@ impl TaskOwners for RedisTaskOwners {
         server: &'a str,
         task_id: &'a str,
         owner: Owner<'a>,
+        tool: Option<&'a str>,
         expires_at_ms: i64,
     ) -> StateFuture<'a, ()> {
-        self.local.record_now(server, task_id, owner, expires_at_ms);
+        self.local
+            .record_tool_now(server, task_id, owner, tool, expires_at_ms);
         StateFuture::pending(async move {
             let hash = owner_hash(owner);
+            let held = match tool {
+                Some(tool) => format!("{hash} {tool}"),
+                None => hash.clone(),
+            };
             let member = format!("{server}:{task_id}");
             let mut invocation = RECORD.key(self.link.key(format_args!("t:{member}")));
             invocation
                 .key(self.link.key(format_args!("to:{hash}")))
                 .key(self.link.key(format_args!("t-all")))
                 .arg(&member)
-                .arg(&hash)
+                .arg(&held)
                 .arg(expires_at_ms)
                 .arg(MAX_PER_OWNER)
                 .arg(DEFAULT_CAPACITY)
@@ -68,13 +75,19 @@ impl TaskOwners for RedisTaskOwners {
         task_id: &'a str,
         owner: Owner<'a>,
         now_ms: i64,
-    ) -> StateFuture<'a, bool> {
+    ) -> StateFuture<'a, Option<TaskOrigin>> {
         StateFuture::pending(async move {
             let mut get = redis::cmd("GET");
             get.arg(self.link.key(format_args!("t:{server}:{task_id}")));
             match self.link.query::<Option<String>>(get).await {
-                Ok(held) => held.is_some_and(|hash| hash == owner_hash(owner)),
-                Err(_) => self.local.owned_here(server, task_id, owner, now_ms),
+                Ok(held) => held.and_then(|held| {
+                    let (hash, tool) = match held.split_once(' ') {
+                        Some((hash, tool)) => (hash.to_owned(), Some(tool.to_owned())),
+                        None => (held, None),
+                    };
+                    (hash == owner_hash(owner)).then_some(TaskOrigin { tool })
+                }),
+                Err(_) => self.local.origin_here(server, task_id, owner, now_ms),
             }
         })
     }

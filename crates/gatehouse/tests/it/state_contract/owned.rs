@@ -56,15 +56,36 @@ async fn a_task_is_its_creators_until_it_expires() {
         let now = gatehouse::now_ms();
         let tasks = &state.tasks;
         tasks
-            .record("demo", "t1", client("alice"), now + 60_000)
+            .record("demo", "t1", client("alice"), Some("echo"), now + 60_000)
             .await;
-        tasks.record("demo", "gone", client("alice"), now - 1).await;
-        assert!(tasks.owned_by("demo", "t1", client("alice"), now).await);
+        tasks
+            .record("demo", "gone", client("alice"), None, now - 1)
+            .await;
+        assert_eq!(
+            tasks.owned_by("demo", "t1", client("alice"), now).await,
+            Some(gatehouse::state::TaskOrigin {
+                tool: Some("echo".into())
+            }),
+            "the tool that created it is kept"
+        );
         assert!(tasks.owned_here("demo", "t1", client("alice"), now));
-        assert!(!tasks.owned_by("demo", "t1", client("mallory"), now).await);
-        assert!(!tasks.owned_by("other", "t1", client("alice"), now).await);
         assert!(
-            !tasks.owned_by("demo", "gone", client("alice"), now).await,
+            tasks
+                .owned_by("demo", "t1", client("mallory"), now)
+                .await
+                .is_none()
+        );
+        assert!(
+            tasks
+                .owned_by("other", "t1", client("alice"), now)
+                .await
+                .is_none()
+        );
+        assert!(
+            tasks
+                .owned_by("demo", "gone", client("alice"), now)
+                .await
+                .is_none(),
             "expired"
         );
     })
