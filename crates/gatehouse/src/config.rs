@@ -14,12 +14,18 @@ use gatehouse_model::duration::serde_human;
 /// Sessions one owner may hold on one server when `gateway.max_sessions_per_owner` is not set.
 pub const DEFAULT_MAX_SESSIONS_PER_OWNER: usize = 64;
 
+mod audit;
 mod forwarded_header;
 mod listener;
+mod metrics;
+mod oauth;
 mod redis;
 mod shutdown;
+pub use audit::AuditConfig;
 pub use forwarded_header::ForwardedHeader;
 pub use listener::HttpConfig;
+pub use metrics::MetricsConfig;
+pub use oauth::{IdentityProviderConfig, OAuthConfig, TrustedIssuerConfig};
 pub use redis::{OnOutage, RedisConfig};
 pub use shutdown::ShutdownConfig;
 
@@ -57,190 +63,6 @@ pub struct Config {
 
 /// 2,000 proofs a second over the longest proof window (300 s old plus 60 s of clock skew).
 pub const DEFAULT_DPOP_REPLAY_CAPACITY: usize = 720_000;
-
-/// The built-in OAuth 2.1 authorization server (docs/oauth.md).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct OAuthConfig {
-    /// Lifetime of access tokens (JWTs validated without a database round trip, so revocation
-    /// relies on the revocation list until they expire).
-    #[serde(with = "serde_human")]
-    pub access_token_ttl: Duration,
-    #[serde(with = "serde_human")]
-    pub refresh_token_ttl: Duration,
-    /// A consumed refresh token presented again within this time, while its successor is still
-    /// unused, is a retry (the client lost the answer); later it is theft, and the whole family
-    /// is revoked.
-    #[serde(with = "serde_human")]
-    pub refresh_reuse_grace: Duration,
-    /// Lifetime of authorization codes; at most 60 s.
-    #[serde(with = "serde_human")]
-    pub authorization_code_ttl: Duration,
-    /// Algorithm of new signing keys: `EdDSA` (Ed25519), `ES256` or `RS256`.
-    pub signing_alg: String,
-    /// Signing keys are replaced this often (`0s` turns automatic rotation off).
-    #[serde(with = "serde_human")]
-    pub key_rotation_interval: Duration,
-    /// A new key is published in the JWKS this long before it starts signing, so verifiers
-    /// that cache the JWKS know it before they see it.
-    #[serde(with = "serde_human")]
-    pub key_publish_lead: Duration,
-    /// Allowed clock difference when checking `exp`, `nbf` and `iat`; at most 60 s.
-    #[serde(with = "serde_human")]
-    pub clock_skew: Duration,
-    /// RFC 7591 dynamic client registration: `off`, `open` (anyone may register a client
-    /// that then needs a user's consent for everything), or `token` (an initial access token
-    /// whose SHA-256 is `registration_token_sha256`).
-    pub registration: gatehouse_model::registration_mode::RegistrationMode,
-    /// Hex SHA-256 of the initial access token, for `registration = "token"` (the token
-    /// itself is never stored).
-    pub registration_token_sha256: Option<String>,
-    /// Accept `https://` client ids whose Client ID Metadata Document Gatehouse fetches.
-    pub client_metadata_documents: bool,
-    /// Let metadata documents be fetched from private, loopback or link-local addresses
-    /// (tests, closed networks). Off: such hosts are refused (SSRF).
-    pub client_metadata_allow_private: bool,
-    /// Hosts whose metadata-document client ids are trusted: `app.example.com`, or
-    /// `*.example.com` for its subdomains. Empty: any public host.
-    pub client_metadata_hosts: Vec<String>,
-    /// Require DPoP proofs to carry a nonce Gatehouse handed out (RFC 9449 §8, §9): a proof
-    /// made ahead of time, on a machine the key was copied to, then goes stale within minutes.
-    pub dpop_nonce: bool,
-    /// DPoP proof ids one replica remembers at most without Redis (each until its proof
-    /// expires); a proof beyond a cache full of live ids is refused.
-    pub dpop_replay_capacity: usize,
-    /// How old a DPoP proof's `iat` may be (at most five minutes). Shorter: a proof is
-    /// remembered for less time, so the replay cache holds fewer.
-    #[serde(with = "serde_human")]
-    pub dpop_proof_max_age: Duration,
-    /// Upstream OpenID Connect providers users can sign in with.
-    pub providers: Vec<IdentityProviderConfig>,
-    /// External authorization servers whose access tokens some servers accept.
-    pub trusted_issuers: Vec<TrustedIssuerConfig>,
-}
-
-/// An existing enterprise authorization server (Entra ID, Okta, Keycloak, Auth0) whose access
-/// tokens are accepted at some servers, mapped onto Gatehouse clients, groups and scopes.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrustedIssuerConfig {
-    pub name: String,
-    /// Must equal the tokens' `iss` exactly.
-    pub issuer: String,
-    /// Where its keys are; default: `jwks_uri` from its discovery document.
-    #[serde(default)]
-    pub jwks_uri: Option<String>,
-    /// Required `aud`; default: the server's MCP URL (RFC 8707 resource).
-    #[serde(default)]
-    pub audience: Option<String>,
-    /// Servers that accept these tokens.
-    pub servers: Vec<String>,
-    /// Claims naming the calling application, tried in order.
-    #[serde(default = "default_client_claims")]
-    pub client_claims: Vec<String>,
-    /// Application id → Gatehouse client. Empty: the id is the client's name.
-    #[serde(default)]
-    pub client_map: std::collections::BTreeMap<String, String>,
-    /// Claim holding scopes (space-separated string or array); `scp` for Entra ID.
-    #[serde(default = "default_scope_claim")]
-    pub scope_claim: String,
-    /// External scope → Gatehouse scope (`mcp:{server}…`). Empty: values that are Gatehouse
-    /// scopes are taken as they are.
-    #[serde(default)]
-    pub scope_map: std::collections::BTreeMap<String, String>,
-    /// Claim holding a user's groups; a token with mapped groups acts for that user.
-    #[serde(default)]
-    pub groups_claim: Option<String>,
-    #[serde(default)]
-    pub group_map: std::collections::BTreeMap<String, String>,
-}
-
-fn default_client_claims() -> Vec<String> {
-    vec!["client_id".into(), "azp".into(), "appid".into()]
-}
-
-fn default_scope_claim() -> String {
-    "scope".into()
-}
-
-/// An upstream OpenID Connect provider (Okta, Entra ID, Keycloak, …) for user sign-in.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IdentityProviderConfig {
-    /// Short name, in URLs (`/oauth/login/{name}`) and as the users' `idp`.
-    pub name: String,
-    #[serde(default)]
-    pub display_name: Option<String>,
-    /// Issuer URL; its `/.well-known/openid-configuration` is fetched.
-    pub issuer: String,
-    pub client_id: String,
-    /// Name of the environment variable holding the client secret (never in the file).
-    pub client_secret_env: String,
-    #[serde(default = "default_idp_scopes")]
-    pub scopes: Vec<String>,
-    /// ID-token claim used as the username (`email`, `preferred_username`, …); falls back to
-    /// `sub`.
-    #[serde(default = "default_username_claim")]
-    pub username_claim: String,
-    /// Claim holding the user's groups (a JSON array or a space-separated string).
-    #[serde(default)]
-    pub groups_claim: Option<String>,
-    /// Claim value → Gatehouse group. When empty, values are taken as they are (those that are
-    /// valid group names); otherwise unmapped values are dropped.
-    #[serde(default)]
-    pub group_map: std::collections::BTreeMap<String, String>,
-}
-
-fn default_idp_scopes() -> Vec<String> {
-    vec!["openid".into(), "email".into(), "profile".into()]
-}
-
-fn default_username_claim() -> String {
-    "email".into()
-}
-
-impl Default for OAuthConfig {
-    fn default() -> Self {
-        Self {
-            access_token_ttl: Duration::from_secs(600),
-            refresh_token_ttl: Duration::from_secs(30 * 86_400),
-            refresh_reuse_grace: Duration::from_secs(10),
-            authorization_code_ttl: Duration::from_secs(60),
-            signing_alg: "EdDSA".into(),
-            key_rotation_interval: Duration::from_secs(30 * 86_400),
-            key_publish_lead: Duration::from_secs(3_600),
-            clock_skew: Duration::from_secs(60),
-            registration: gatehouse_model::registration_mode::RegistrationMode::Off,
-            registration_token_sha256: None,
-            client_metadata_documents: true,
-            client_metadata_allow_private: false,
-            client_metadata_hosts: Vec::new(),
-            dpop_nonce: false,
-            dpop_replay_capacity: DEFAULT_DPOP_REPLAY_CAPACITY,
-            dpop_proof_max_age: Duration::from_secs(300),
-            providers: Vec::new(),
-            trusted_issuers: Vec::new(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MetricsConfig {
-    /// Networks allowed to read `/metrics` (it names servers and denial reasons).
-    pub allow: Vec<ipnet::IpNet>,
-}
-
-impl Default for MetricsConfig {
-    fn default() -> Self {
-        Self {
-            allow: ["127.0.0.0/8", "::1/128"]
-                .iter()
-                .filter_map(|net| net.parse().ok())
-                .collect(),
-        }
-    }
-}
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -304,29 +126,6 @@ pub struct GatewayConfig {
     /// one probe request is let through.
     #[serde(with = "serde_human")]
     pub breaker_open_for: Duration,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuditConfig {
-    /// End each response only once its audit event is committed, so a crash loses nothing
-    /// answered. On by default: a trail that loses its last events in a crash is no evidence.
-    pub durable: bool,
-    /// Events written per transaction at most.
-    pub batch_size: usize,
-    /// How long a batch may wait for more events before it is written (ignored when durable).
-    #[serde(with = "serde_human")]
-    pub linger: Duration,
-    /// Events buffered in memory before requests wait for the writer (back-pressure, not loss).
-    pub channel_capacity: usize,
-    /// How long a request waits for room in a full queue before it is refused
-    /// (`audit_unavailable`) rather than forwarded and answered unrecorded.
-    #[serde(with = "serde_human")]
-    pub queue_wait: Duration,
-    /// Durable mode: how long an answer is held for its event's commit before it is broken
-    /// off (never ended cleanly) while the database does not answer.
-    #[serde(with = "serde_human")]
-    pub commit_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -400,19 +199,6 @@ impl Default for GatewayConfig {
             max_sessions_per_owner: DEFAULT_MAX_SESSIONS_PER_OWNER,
             breaker_failures: 5,
             breaker_open_for: Duration::from_secs(10),
-        }
-    }
-}
-
-impl Default for AuditConfig {
-    fn default() -> Self {
-        Self {
-            durable: true,
-            batch_size: 512,
-            linger: Duration::from_millis(20),
-            channel_capacity: 16_384,
-            queue_wait: Duration::from_secs(1),
-            commit_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -662,149 +448,4 @@ impl Config {
 }
 
 #[cfg(test)]
-// figment::Jail fixes the closure's error type; its size is not ours to choose.
-#[allow(clippy::result_large_err)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_validate() {
-        Config::default().validate().unwrap();
-    }
-
-    #[test]
-    fn rejects_bad_public_url() {
-        let config = Config {
-            public_url: "ftp://x".into(),
-            ..Config::default()
-        };
-        assert!(
-            config
-                .validate()
-                .unwrap_err()
-                .to_string()
-                .contains("public_url")
-        );
-    }
-
-    #[test]
-    fn toml_and_env_layering() {
-        figment::Jail::expect_with(|jail| {
-            jail.create_file(
-                "g.toml",
-                "public_url = \"https://mcp.example.com/\"\n[gateway]\nupstream_timeout = \"5s\"\n",
-            )?;
-            jail.set_env("GATEHOUSE_GATEWAY__MAX_BODY_BYTES", "1024");
-            jail.set_env("GATEHOUSE_BIN", "/some/tool/of/a/script");
-            jail.set_env("GATEHOUSE_MASTER_KEY", "00");
-            let config = Config::load(Some(std::path::Path::new("g.toml"))).unwrap();
-            assert_eq!(config.public_base(), "https://mcp.example.com");
-            assert_eq!(config.gateway.upstream_timeout, Duration::from_secs(5));
-            assert_eq!(config.gateway.max_body_bytes, 1024);
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn the_pool_size_comes_from_the_environment_and_is_checked() {
-        figment::Jail::expect_with(|jail| {
-            assert_eq!(Config::load(None).unwrap().database_max_connections, 10);
-            jail.set_env("GATEHOUSE_DATABASE_MAX_CONNECTIONS", "32");
-            assert_eq!(Config::load(None).unwrap().database_max_connections, 32);
-            jail.set_env("GATEHOUSE_DATABASE_MAX_CONNECTIONS", "0");
-            let err = Config::load(None).unwrap_err();
-            assert!(
-                err.to_string().contains("database_max_connections"),
-                "{err}"
-            );
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn redis_comes_from_the_environment() {
-        // Replicas started with GATEHOUSE_REDIS__URL alone ran on per-process state.
-        figment::Jail::expect_with(|jail| {
-            jail.set_env("GATEHOUSE_REDIS__URL", "redis://127.0.0.1:6390");
-            jail.set_env("GATEHOUSE_REDIS__KEY_PREFIX", "gh-test:");
-            let redis = Config::load(None)
-                .unwrap()
-                .redis
-                .expect("[redis] from the environment");
-            assert_eq!(redis.url.as_deref(), Some("redis://127.0.0.1:6390"));
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn every_section_can_be_set_from_the_environment() {
-        let value = serde_json::to_value(Config::default()).unwrap();
-        for key in value.as_object().unwrap().keys() {
-            assert!(
-                ENV_KEYS.contains(&key.as_str()),
-                "GATEHOUSE_{} is ignored: add {key:?} to ENV_KEYS",
-                key.to_ascii_uppercase()
-            );
-        }
-    }
-
-    #[test]
-    fn replica_id_comes_from_the_environment_and_is_checked() {
-        figment::Jail::expect_with(|jail| {
-            jail.set_env("GATEHOUSE_REPLICA_ID", "gw-2");
-            let config = Config::load(None).unwrap();
-            assert_eq!(config.replica_id.as_deref(), Some("gw-2"));
-            jail.set_env("GATEHOUSE_REPLICA_ID", "gw 2");
-            let err = Config::load(None).unwrap_err();
-            assert!(err.to_string().contains("replica_id"), "{err}");
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn a_zero_poll_or_flush_interval_is_refused() {
-        // A zero period would stop the reload loop at start: changes never applied, and no
-        // heartbeat for the CLI to wait on.
-        for zero in ["poll_interval", "usage_flush_interval"] {
-            figment::Jail::expect_with(|jail| {
-                jail.create_file("g.toml", &format!("[snapshot]\n{zero} = \"0s\"\n"))?;
-                let err = Config::load(Some(std::path::Path::new("g.toml"))).unwrap_err();
-                assert!(
-                    err.to_string().contains("must be positive"),
-                    "{zero}: {err}"
-                );
-                Ok(())
-            });
-        }
-    }
-
-    #[test]
-    fn a_registration_mode_is_off_open_or_token() {
-        figment::Jail::expect_with(|jail| {
-            jail.create_file("g.toml", "[oauth]\nregistration = \"open\"\n")?;
-            let config = Config::load(Some(std::path::Path::new("g.toml"))).unwrap();
-            assert_eq!(
-                config.oauth.registration,
-                gatehouse_model::registration_mode::RegistrationMode::Open
-            );
-            jail.create_file("g.toml", "[oauth]\nregistration = \"public\"\n")?;
-            let err = Config::load(Some(std::path::Path::new("g.toml"))).unwrap_err();
-            assert!(
-                err.to_string()
-                    .contains("oauth.registration \"public\" must be off, open or token"),
-                "{err}"
-            );
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn unknown_keys_are_errors() {
-        figment::Jail::expect_with(|jail| {
-            jail.create_file("g.toml", "listen_adress = \"1.2.3.4:1\"\n")?;
-            let err = Config::load(Some(std::path::Path::new("g.toml"))).unwrap_err();
-            assert!(err.to_string().contains("listen_adress"), "{err}");
-            Ok(())
-        });
-    }
-}
+mod tests;
