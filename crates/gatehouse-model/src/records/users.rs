@@ -46,6 +46,9 @@ pub struct AuthorizationCodeRecord {
     pub family: Option<String>,
     pub access_jti: Option<String>,
     pub access_expires_at: Option<i64>,
+    /// RFC 9449 §10: the JWK thumbprint the client named with `dpop_jkt` at the authorization
+    /// request; only a token request with a DPoP proof by that key may redeem the code.
+    pub dpop_jkt: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -40,6 +40,9 @@ pub struct AuthRequest {
     pub code_challenge: String,
     pub scope: String,
     pub resource: String,
+    /// RFC 9449 §10 `dpop_jkt`: the code will be redeemable only with a proof by this key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_jkt: Option<String>,
 }
 
 /// The session cookie's name: `__Host-` (pinned to this origin, Secure, no Domain) when the
@@ -178,6 +181,14 @@ fn valid_challenge(challenge: &str) -> bool {
         && challenge
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+}
+
+/// A JWK SHA-256 thumbprint (RFC 7638) in base64url without padding: 43 characters.
+fn valid_thumbprint(jkt: &str) -> bool {
+    jkt.len() == 43
+        && jkt
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 pub async fn authorize(State(state): State<AppState>, request: Request) -> Response {
@@ -379,6 +390,16 @@ fn validate(
             return Err(redirect.error("invalid_request", "code_challenge_method must be S256"));
         }
     };
+    let dpop_jkt = match params.get("dpop_jkt") {
+        Some(jkt) if valid_thumbprint(jkt) => Some(jkt.to_owned()),
+        Some(_) => {
+            return Err(redirect.error(
+                "invalid_request",
+                "dpop_jkt must be the base64url SHA-256 JWK thumbprint of the DPoP key",
+            ));
+        }
+        None => None,
+    };
     let Some(resource) = params.get("resource") else {
         return Err(redirect.error("invalid_request", "resource (RFC 8707) is required"));
     };
@@ -410,6 +431,7 @@ fn validate(
         code_challenge: challenge.to_owned(),
         scope: scope.to_string(),
         resource: resource.to_owned(),
+        dpop_jkt,
     })
 }
 
@@ -464,6 +486,7 @@ async fn decide(state: &AppState, headers: &HeaderMap, body: Body) -> Response {
         family: None,
         access_jti: None,
         access_expires_at: None,
+        dpop_jkt: request.dpop_jkt.clone(),
     };
     if let Err(err) = state.store.insert_authorization_code(&record).await {
         tracing::error!(error = %err, "storing an authorization code failed");

@@ -246,6 +246,24 @@ pub async fn authorization_code(
             "redirect_uri differs from the authorization request".into(),
         ));
     }
+    // RFC 9449 §10: a code bound with `dpop_jkt` is redeemed only with a proof by that key.
+    // Checked after the code is consumed, like PKCE: a failed attempt burns the code.
+    if let Some(bound) = &record.dpop_jkt {
+        match jkt {
+            Some(presented) if presented == bound => {}
+            Some(_) => {
+                return Err(OAuthError::InvalidGrant(
+                    "the code is bound (dpop_jkt) to another DPoP key than the proof's".into(),
+                ));
+            }
+            None => {
+                return Err(OAuthError::InvalidGrant(
+                    "the code is bound to a DPoP key (dpop_jkt); the token request needs a proof by it"
+                        .into(),
+                ));
+            }
+        }
+    }
     let Some(verifier) = form.get("code_verifier") else {
         return Err(OAuthError::InvalidGrant(
             "code_verifier is required (PKCE)".into(),

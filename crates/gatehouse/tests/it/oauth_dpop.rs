@@ -12,7 +12,9 @@ use serde_json::{Value, json};
 use crate::{
     helpers::{TestApp, call, rpc_message},
     oauth::{Setup, base, get_json, header, json_response, jwt_part, resource, setup},
-    oauth_browser::{Authorize, Browser, Flow, REDIRECT, flow_setup, obtain_code, pkce},
+    oauth_browser::{
+        Authorize, Browser, Flow, REDIRECT, flow_setup, obtain_code, pkce, redirect_error,
+    },
 };
 
 /// A client's DPoP key and the proofs it signs.
@@ -374,6 +376,79 @@ async fn a_public_clients_refresh_token_is_bound_to_its_key() {
         jwt_part(body["access_token"].as_str().unwrap(), 1)["cnf"]["jkt"],
         json!(holder.key.thumbprint())
     );
+}
+
+#[tokio::test]
+async fn a_code_bound_with_dpop_jkt_is_redeemed_only_with_a_proof_by_that_key() {
+    let Flow { app, .. } = flow_setup().await;
+    let mut browser = Browser::new(&app);
+    let holder = Holder::new(Algorithm::ES256);
+    let thief = Holder::new(Algorithm::ES256);
+    let url = token_url(&app);
+    // RFC 9449 §10: the client names its key's thumbprint at the authorization request, so a
+    // code intercepted on the way back cannot be redeemed with any other key (or none).
+    let redeem = |code: String, verifier: String, proof: Option<String>| {
+        let app = &app;
+        async move {
+            public_token_request(
+                app,
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("code_verifier", &verifier),
+                    ("redirect_uri", REDIRECT),
+                ],
+                proof.as_deref(),
+            )
+            .await
+        }
+    };
+    for (label, proof) in [
+        ("without a proof", None),
+        (
+            "with another key's proof",
+            Some(thief.proof("POST", &url, None)),
+        ),
+    ] {
+        let pkce = pkce();
+        let request = Authorize::new(&app, "spa", &pkce).set("dpop_jkt", &holder.key.thumbprint());
+        let code = obtain_code(&app, &mut browser, &request).await;
+        let (status, _, body) = redeem(code, pkce.verifier.clone(), proof).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_grant")),
+            "{label}: {body}"
+        );
+    }
+    let pkce = pkce();
+    let request = Authorize::new(&app, "spa", &pkce).set("dpop_jkt", &holder.key.thumbprint());
+    let code = obtain_code(&app, &mut browser, &request).await;
+    let (status, _, body) = redeem(
+        code,
+        pkce.verifier.clone(),
+        Some(holder.proof("POST", &url, None)),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_type"], "DPoP");
+    assert_eq!(
+        jwt_part(body["access_token"].as_str().unwrap(), 1)["cnf"]["jkt"],
+        json!(holder.key.thumbprint())
+    );
+    // A dpop_jkt that is not a SHA-256 thumbprint is refused at the authorization request.
+    for bad in [
+        "short",
+        &format!("{}=", &holder.key.thumbprint()[..42]),
+        &"A".repeat(44),
+    ] {
+        let request = Authorize::new(&app, "spa", &pkce).set("dpop_jkt", bad);
+        let page = browser.get(&request.url(&app)).await;
+        assert_eq!(
+            redirect_error(&app, &page, &request.state()),
+            "invalid_request",
+            "dpop_jkt {bad:?}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -40,6 +40,12 @@ macro_rules! migrations {
                 "audit_chain_index",
                 "0010_audit_chain_index.sql"
             ),
+            migration!(
+                $backend,
+                14,
+                "code_dpop_binding",
+                "0014_code_dpop_binding.sql"
+            ),
         ]
     };
 }
@@ -174,6 +180,6 @@ mod tests {
         assert_eq!(folder("sqlite"), folder("postgres"));
         assert_eq!(folder("sqlite"), listed(&sqlite()));
         assert_eq!(folder("postgres"), listed(&postgres()));
-        assert_eq!(latest_version(), 10);
+        assert_eq!(latest_version(), 14);
     }
 }

@@ -213,6 +213,7 @@ pub(crate) fn code_from(row: &impl Columns) -> StoreResult<AuthorizationCodeReco
         family: row.opt_text("family")?,
         access_jti: row.opt_text("access_jti")?,
         access_expires_at: row.opt_int("access_expires_at")?,
+        dpop_jkt: row.opt_text("dpop_jkt")?,
     })
 }
 

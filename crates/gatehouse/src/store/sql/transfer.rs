@@ -197,6 +197,7 @@ pub const TABLES: &[Table] = &[
             ("family", Text),
             ("access_jti", Text),
             ("access_expires_at", Int),
+            ("dpop_jkt", Text),
         ],
     },
     Table {

@@ -159,8 +159,8 @@ impl<B: SqlBackend> UserStore for SqlStore<B> {
     async fn insert_authorization_code(&self, c: &AuthorizationCodeRecord) -> StoreResult<()> {
         query(
             "INSERT INTO authorization_codes (code_hash, client, subject, redirect_uri, \
-             code_challenge, scope, resource, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             code_challenge, scope, resource, created_at, expires_at, dpop_jkt) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&c.code_hash)
         .bind(&c.client)
@@ -171,6 +171,7 @@ impl<B: SqlBackend> UserStore for SqlStore<B> {
         .bind(&c.resource)
         .bind(c.created_at)
         .bind(c.expires_at)
+        .bind(&c.dpop_jkt)
         .execute(&mut *self.b.acquire().await?)
         .await?;
         // Expired codes are useless; dropping them here keeps the table small without a task.

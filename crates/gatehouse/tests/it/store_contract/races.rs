@@ -46,6 +46,7 @@ async fn one_of_many_concurrent_redemptions_of_a_code_is_fresh() {
                 family: None,
                 access_jti: None,
                 access_expires_at: None,
+                dpop_jkt: None,
             })
             .await
             .unwrap();

@@ -184,6 +184,7 @@ fn code(hash: &str, created_at: i64, expires_at: i64) -> AuthorizationCodeRecord
         family: None,
         access_jti: None,
         access_expires_at: None,
+        dpop_jkt: None,
     }
 }
 
