@@ -23,10 +23,13 @@
 # OAuth groups, each against a Gatehouse of its own (fresh data dir, free loopback port,
 # dynamic registration open, a user and OAuth clients provisioned through the CLI; stopped
 # after the group):
-#   oauth-py-client-credentials  Python SDK ClientCredentialsOAuthProvider; PyJWT checks the token;
+#   oauth-py-client-credentials  Python SDK ClientCredentialsOAuthProvider and PrivateKeyJWTOAuthProvider
+#                          (e2e/oauth/test_private_key_jwt.py); PyJWT checks the token;
 #                          DPoP-bound tokens with proofs made by PyJWT (e2e/oauth/test_dpop.py)
 #   oauth-py-auth-code     Python SDK OAuthClientProvider: DCR, code + PKCE, scripted browser, refresh
 #   oauth-ts-auth-code     TypeScript SDK OAuthClientProvider: DCR, code + PKCE, step-up
+#   oauth-ts-v2            TypeScript SDK v2 client package: PrivateKeyJwtProvider; DPoP-bound tokens
+#                          through a provider's DpopSession (e2e/ts-v2/identity.test.mjs)
 #   oauth-mcp-remote       mcp-remote (stdio proxy) with BROWSER set to the scripted browser
 #   oauth-conformance      conformance suite 0.2.0-alpha.12 `authorization` (AS checks)
 #   oauth-upstream-oidc    users sign in through oidc-provider (npm) as the upstream OpenID
@@ -49,7 +52,7 @@ target=${CARGO_TARGET_DIR:-target}
 suite=${E2E_CONFORMANCE_SUITE:-all}
 all_groups=(ts python conformance-direct conformance-gateway conformance-identical audit-trail audit-verify
     guardrails-ts guardrails-python conformance-guardrails conformance-guardrails-identical
-    oauth-py-client-credentials oauth-py-auth-code oauth-ts-auth-code oauth-mcp-remote oauth-conformance
+    oauth-py-client-credentials oauth-py-auth-code oauth-ts-auth-code oauth-ts-v2 oauth-mcp-remote oauth-conformance
     oauth-upstream-oidc)
 if (($# > 0)); then selected=("$@"); else selected=("${all_groups[@]}"); fi
 for g in "${selected[@]}"; do
@@ -206,6 +209,7 @@ npm_install() {
 }
 npm_install "$here/ts"
 npm_install "$here/conformance"
+if want oauth-ts-v2; then npm_install "$here/ts-v2"; fi
 if want oauth-mcp-remote; then npm_install "$here/mcp-remote"; fi
 if want oauth-conformance; then npm_install "$here/conformance-auth"; fi
 if want oauth-upstream-oidc; then npm_install "$here/upstream-oidc"; fi
@@ -372,6 +376,11 @@ oauth_gatehouse() {
                     ogh connections grant --client "svc-$m" --server demo --tools 'echo,add' &&
                     ogh connections grant --client "svc-$m" --server other --tools 'echo' || exit 1
             done &&
+            "$venv/bin/python" "$here/oauth/make_client_key.py" "$oauth_dir/svc-private_key_jwt" &&
+            ogh clients create svc-private_key_jwt &&
+            ogh clients oauth svc-private_key_jwt --grant client_credentials --auth-method private_key_jwt \
+                --jwks-file "$oauth_dir/svc-private_key_jwt.jwks.json" &&
+            ogh connections grant --client svc-private_key_jwt --server demo --tools 'echo,add' &&
             ogh clients create conf-public &&
             ogh clients oauth conf-public --grant authorization_code --auth-method none \
                 --redirect-uri "http://127.0.0.1:$callback_port/callback"
@@ -403,6 +412,7 @@ oauth_gatehouse() {
     export E2E_OAUTH_USER_TOOLS=echo,add E2E_OAUTH_CLIENT_TOOLS=echo,add
     export E2E_OAUTH_CC_BASIC_ID=svc-client_secret_basic E2E_OAUTH_CC_POST_ID=svc-client_secret_post
     export E2E_OAUTH_CC_BASIC_SECRET E2E_OAUTH_CC_POST_SECRET
+    export E2E_OAUTH_PKJWT_ID=svc-private_key_jwt E2E_OAUTH_PKJWT_KEY="$oauth_dir/svc-private_key_jwt.pem"
     export E2E_OAUTH_CONF_CLIENT=conf-public E2E_OAUTH_CONF_PORT=$callback_port
     oauth_secrets=("$password" "$E2E_OAUTH_CC_BASIC_SECRET" "$E2E_OAUTH_CC_POST_SECRET")
     echo "gatehouse ($1): $E2E_OAUTH_BASE (pid $oauth_pid, data $odata)"
@@ -440,11 +450,14 @@ oauth_pytest() {
 }
 
 group_oauth_py_client_credentials() {
-    oauth_pytest "$here/oauth/test_client_credentials.py" "$here/oauth/test_dpop.py"
+    oauth_pytest "$here/oauth/test_client_credentials.py" "$here/oauth/test_private_key_jwt.py" "$here/oauth/test_dpop.py"
 }
 group_oauth_py_auth_code() { oauth_pytest "$here/oauth/test_authorization_code.py"; }
 group_oauth_ts_auth_code() {
     (cd "$here/ts" && bounded "$ts_node" --test --test-reporter=spec oauth.test.mjs)
+}
+group_oauth_ts_v2() {
+    (cd "$here/ts-v2" && bounded "$ts_node" --test --test-reporter=spec identity.test.mjs)
 }
 group_oauth_mcp_remote() {
     bounded "$venv/bin/python" "$here/oauth/mcp_remote_test.py" --node "$ts_node" \
@@ -473,6 +486,7 @@ want oauth-py-client-credentials &&
     run_group oauth-py-client-credentials oauth_group oauth-py-client-credentials group_oauth_py_client_credentials
 want oauth-py-auth-code && run_group oauth-py-auth-code oauth_group oauth-py-auth-code group_oauth_py_auth_code
 want oauth-ts-auth-code && run_group oauth-ts-auth-code oauth_group oauth-ts-auth-code group_oauth_ts_auth_code
+want oauth-ts-v2 && run_group oauth-ts-v2 oauth_group oauth-ts-v2 group_oauth_ts_v2
 want oauth-mcp-remote && run_group oauth-mcp-remote oauth_group oauth-mcp-remote group_oauth_mcp_remote
 want oauth-conformance && run_group oauth-conformance oauth_group oauth-conformance group_oauth_conformance
 group_oauth_upstream_oidc() {

@@ -67,3 +67,11 @@ def cc_clients() -> dict[str, tuple[str, str]]:
         "client_secret_basic": (_required("E2E_OAUTH_CC_BASIC_ID"), _required("E2E_OAUTH_CC_BASIC_SECRET")),
         "client_secret_post": (_required("E2E_OAUTH_CC_POST_ID"), _required("E2E_OAUTH_CC_POST_SECRET")),
     }
+
+
+@pytest.fixture(scope="session")
+def private_key_jwt_client() -> tuple[str, str]:
+    """A client-credentials client that authenticates with `private_key_jwt`: (client_id,
+    its PKCS #8 private key in PEM); Gatehouse holds the public half as the client's JWKS."""
+    with open(_required("E2E_OAUTH_PKJWT_KEY")) as pem:
+        return _required("E2E_OAUTH_PKJWT_ID"), pem.read()

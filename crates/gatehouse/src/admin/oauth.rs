@@ -83,7 +83,7 @@ pub async fn register_client(
     }
     let jwks = match (auth_method.as_str(), registration.jwks) {
         ("private_key_jwt", Some(jwks)) => {
-            let keys = crate::tokens::keys::VerifierSet::from_jwks(&jwks)
+            let keys = crate::tokens::keys::VerifierSet::from_registered_jwks(&jwks)
                 .map_err(|e| AdminError::Invalid(format!("JWKS: {e}")))?;
             if keys.is_empty() {
                 return Err(AdminError::Invalid(

@@ -478,13 +478,24 @@ impl VerifierSet {
     /// rather than failing the whole set; so are keys without `kid` (a token could not name
     /// them) and repeated kids (first one wins, so a later entry cannot shadow it).
     pub fn from_jwks(jwks: &Value) -> Result<Self, KeyError> {
+        Self::read_jwks(jwks, false)
+    }
+
+    /// The keys a client registers for `private_key_jwt`. Unlike a remote issuer's set, a key
+    /// without `kid` is kept, named by its RFC 7638 thumbprint: common tools write JWKS
+    /// without one, and the client's assertions may leave `kid` out (every key is tried).
+    pub fn from_registered_jwks(jwks: &Value) -> Result<Self, KeyError> {
+        Self::read_jwks(jwks, true)
+    }
+
+    fn read_jwks(jwks: &Value, name_unnamed: bool) -> Result<Self, KeyError> {
         let entries = jwks
             .get("keys")
             .and_then(Value::as_array)
             .ok_or(KeyError::InvalidJwks)?;
         let mut set = Self::new();
         for jwk in entries {
-            if jwk.get("kid").and_then(Value::as_str).is_none() {
+            if !name_unnamed && jwk.get("kid").and_then(Value::as_str).is_none() {
                 continue;
             }
             match VerificationKey::from_jwk(jwk) {
@@ -648,5 +659,20 @@ pub(crate) mod tests {
         assert_eq!(republished.jwks(), set.jwks());
         let not_a_jwks = VerifierSet::from_jwks(&json!([])).unwrap_err();
         assert_eq!(not_a_jwks, KeyError::InvalidJwks);
+    }
+
+    #[test]
+    fn a_registered_jwks_keeps_keys_without_kid_under_their_thumbprint() {
+        // What PyJWT, jose and most key tools write: no kid, key_ops instead of use.
+        let unnamed = json!({"kty": "RSA", "n": RFC7638_N, "e": "AQAB", "key_ops": ["verify"]});
+        let jwks = json!({"keys": [unnamed]});
+        assert!(VerifierSet::from_jwks(&jwks).unwrap().is_empty());
+        let registered = VerifierSet::from_registered_jwks(&jwks).unwrap();
+        assert_eq!(registered.len(), 1);
+        // RFC 7638 §3.1's example key and its thumbprint.
+        let key = registered
+            .get("NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs")
+            .unwrap();
+        assert_eq!(key.alg(), Algorithm::RS256);
     }
 }
