@@ -26,6 +26,10 @@ pub struct ExternalIdentity {
     pub(crate) groups: Vec<String>,
     pub(crate) jti: String,
     pub(crate) scope: Scope,
+    /// `cnf.jkt` (RFC 9449 §6): an issuer that binds its tokens to a DPoP key (Okta,
+    /// Keycloak, Auth0 can) makes them usable only with a proof by that key, here as at
+    /// Gatehouse's own tokens.
+    pub(crate) jkt: Option<Arc<str>>,
 }
 
 impl Expiring for ExternalIdentity {

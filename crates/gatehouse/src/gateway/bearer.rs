@@ -34,26 +34,29 @@ pub async fn identify(
     if let Some(key) = &key {
         if let Some(cached) = state.token_cache.get_keyed_at(key, now) {
             let principal = admit(snapshot, &cached, server, now, leeway)?;
-            proof_of_possession(state, &cached, token, server, request, now).await?;
+            proof_of_possession(state, cached.jkt.as_deref(), token, server, request, now).await?;
             return Ok(principal);
         }
         if let Some(external) =
             crate::oauth::external::identify_cached(state, snapshot, key, server, now)
         {
-            return external;
+            let (principal, jkt) = external?;
+            proof_of_possession(state, jkt.as_deref(), token, server, request, now).await?;
+            return Ok(principal);
         }
     }
     if let Some(iss) = crate::oauth::external::unverified_issuer(token)
         && iss != state.config.public_base()
     {
-        return match crate::oauth::external::trusted_for(state, &iss, &server.name) {
-            Some(trusted) => {
-                crate::oauth::external::identify(state, snapshot, token, server, trusted).await
-            }
-            None => Err(GatewayError::InvalidCredential(
+        let Some(trusted) = crate::oauth::external::trusted_for(state, &iss, &server.name) else {
+            return Err(GatewayError::InvalidCredential(
                 CredentialProblem::NotRecognised,
-            )),
+            ));
         };
+        let (principal, jkt) =
+            crate::oauth::external::identify(state, snapshot, token, server, trusted).await?;
+        proof_of_possession(state, jkt.as_deref(), token, server, request, now).await?;
+        return Ok(principal);
     }
     let identity = Arc::new(tokens::verify(
         token,
@@ -65,23 +68,23 @@ pub async fn identify(
     )?);
     state.token_cache.insert(token, identity.clone(), now);
     let principal = admit(snapshot, &identity, server, now, leeway)?;
-    proof_of_possession(state, &identity, token, server, request, now).await?;
+    proof_of_possession(state, identity.jkt.as_deref(), token, server, request, now).await?;
     Ok(principal)
 }
 
-/// RFC 9449 §7: a token bound to a key (`cnf.jkt`) works only with the DPoP scheme and a
-/// fresh proof by that key for this request; the DPoP scheme works only with a bound token.
-/// A bearer token sent as such costs one header lookup here.
+/// RFC 9449 §7: a token bound to a key (`cnf.jkt`, Gatehouse's or a trusted issuer's)
+/// works only with the DPoP scheme and a fresh proof by that key for this request; the DPoP
+/// scheme works only with a bound token. A bearer token sent as such costs one header lookup.
 async fn proof_of_possession(
     state: &AppState,
-    identity: &TokenIdentity,
+    bound_to: Option<&str>,
     token: &str,
     server: &ServerEntry,
     (method, headers): (&http::Method, &HeaderMap),
     now: i64,
 ) -> Result<(), GatewayError> {
     let dpop_scheme = crate::edge::access::is_dpop_scheme(headers);
-    let Some(bound_to) = identity.jkt.as_deref() else {
+    let Some(bound_to) = bound_to else {
         return if dpop_scheme {
             Err(GatewayError::InvalidDpopProof {
                 problem: "the access token is not bound to a key".into(),

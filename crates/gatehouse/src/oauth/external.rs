@@ -133,14 +133,19 @@ fn map_values(
     }
 }
 
-/// Verifies and maps a token of `trusted`, for `server`.
+/// A verified external token's principal, and the thumbprint of the DPoP key the token is
+/// bound to (`cnf.jkt`), if it is.
+pub type Bound = (Principal, Option<Arc<str>>);
+
+/// Verifies and maps a token of `trusted`, for `server`: the principal, and the thumbprint
+/// of the DPoP key the token is bound to, if it is (the gateway then wants a proof by it).
 pub async fn identify(
     state: &AppState,
     snapshot: &Snapshot,
     token: &str,
     server: &ServerEntry,
     trusted: &TrustedIssuerConfig,
-) -> Result<Principal, GatewayError> {
+) -> Result<Bound, GatewayError> {
     let now = crate::now_ms().div_euclid(1000);
     let leeway = i64::try_from(state.config.oauth.clock_skew.as_secs()).unwrap_or(60);
     let audience = trusted.audience.as_deref().unwrap_or(&server.resource);
@@ -199,6 +204,17 @@ pub async fn identify(
                 &trusted.scope_map,
             );
             let scope = Scope::from_items(scopes.iter().filter_map(|s| ScopeItem::parse(s).ok()));
+            // A confirmation Gatehouse cannot honour (mTLS `x5t#S256`, or a malformed
+            // `jkt`) is refused, never ignored: the token would work without its key.
+            let jkt = match claims.get("cnf") {
+                None => None,
+                Some(cnf) => Some(Arc::<str>::from(
+                    cnf.get("jkt")
+                        .and_then(Value::as_str)
+                        .filter(|j| !j.is_empty())
+                        .ok_or_else(not_recognised)?,
+                )),
+            };
             let sub = claims.get("sub").and_then(Value::as_str).unwrap_or("");
             let identity = Arc::new(ExternalIdentity {
                 issuer: trusted.name.clone(),
@@ -214,6 +230,7 @@ pub async fn identify(
                     .map(|j| format!("{}:{j}", trusted.name))
                     .unwrap_or_default(),
                 scope,
+                jkt,
             });
             state
                 .external_issuers
@@ -222,7 +239,10 @@ pub async fn identify(
             identity
         }
     };
-    admit(state, snapshot, &identity, server, trusted, now)
+    Ok((
+        admit(state, snapshot, &identity, server, trusted, now)?,
+        identity.jkt.clone(),
+    ))
 }
 
 /// The principal for a token found in the cache by `key`, or `None` if it is not there.
@@ -234,7 +254,7 @@ pub fn identify_cached(
     key: &TokenKey,
     server: &ServerEntry,
     now: i64,
-) -> Option<Result<Principal, GatewayError>> {
+) -> Option<Result<Bound, GatewayError>> {
     let identity = state.external_issuers.cache.get_keyed_at(key, now)?;
     let trusted = state
         .config
@@ -245,7 +265,8 @@ pub fn identify_cached(
         .and_then(|t| trusted_for(state, &t.issuer, &server.name))
         .filter(|t| t.name == identity.issuer);
     Some(match trusted {
-        Some(trusted) => admit(state, snapshot, &identity, server, trusted, now),
+        Some(trusted) => admit(state, snapshot, &identity, server, trusted, now)
+            .map(|principal| (principal, identity.jkt.clone())),
         None => Err(GatewayError::InvalidCredential(
             CredentialProblem::NotRecognised,
         )),

@@ -42,6 +42,10 @@ impl Holder {
         format!("{input}.{}", B64.encode(signature))
     }
 
+    pub(crate) fn thumbprint(&self) -> String {
+        self.key.thumbprint()
+    }
+
     pub(crate) fn proof(&self, method: &str, url: &str, token: Option<&str>) -> String {
         let mut claims = json!({
             "jti": gatehouse::secrets::random_id(12).unwrap(),
