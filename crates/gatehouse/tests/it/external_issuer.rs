@@ -40,12 +40,9 @@ async fn key_server(jwks: Value) -> (String, Arc<AtomicUsize>) {
     (format!("http://{addr}/jwks"), fetches)
 }
 
-#[tokio::test]
-async fn a_cached_external_token_is_accepted_only_where_its_issuer_is_trusted() {
-    let signing = SigningKey::generate(Algorithm::ES256).unwrap();
-    let (jwks_uri, fetches) = key_server(json!({ "keys": [signing.public_jwk()] })).await;
-    let upstream = Upstream::start().await;
-    let app = TestApp::start_with(|config| {
+/// A Gatehouse whose server `github` (only) trusts the issuer whose keys are at `jwks_uri`.
+async fn trusting_github(jwks_uri: String) -> TestApp {
+    TestApp::start_with(|config| {
         let trusted: TrustedIssuerConfig = serde_json::from_value(json!({
             "name": "idp",
             "issuer": ISSUER,
@@ -55,7 +52,15 @@ async fn a_cached_external_token_is_accepted_only_where_its_issuer_is_trusted() 
         .unwrap();
         config.oauth.trusted_issuers = vec![trusted];
     })
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn a_cached_external_token_is_accepted_only_where_its_issuer_is_trusted() {
+    let signing = SigningKey::generate(Algorithm::ES256).unwrap();
+    let (jwks_uri, fetches) = key_server(json!({ "keys": [signing.public_jwk()] })).await;
+    let upstream = Upstream::start().await;
+    let app = trusting_github(jwks_uri).await;
     for server in ["github", "slack"] {
         app.add_server(server, &upstream.url()).await;
     }
@@ -105,17 +110,7 @@ async fn an_external_token_bound_to_a_dpop_key_needs_a_proof_by_that_key() {
     let signing = SigningKey::generate(Algorithm::ES256).unwrap();
     let (jwks_uri, _) = key_server(json!({ "keys": [signing.public_jwk()] })).await;
     let upstream = Upstream::start().await;
-    let app = TestApp::start_with(|config| {
-        let trusted: TrustedIssuerConfig = serde_json::from_value(json!({
-            "name": "idp",
-            "issuer": ISSUER,
-            "jwks_uri": jwks_uri,
-            "servers": ["github"],
-        }))
-        .unwrap();
-        config.oauth.trusted_issuers = vec![trusted];
-    })
-    .await;
+    let app = trusting_github(jwks_uri).await;
     app.add_server("github", &upstream.url()).await;
     admin::create_client(&*app.store, "app", "").await.unwrap();
     app.grant("app", "github", "*").await;
