@@ -70,6 +70,9 @@ pub struct RefreshTokenRecord {
     pub consumed_at: Option<i64>,
     pub replaced_by: Option<String>,
     pub revoked_at: Option<i64>,
+    /// For a public client's token bound to a DPoP key (whose `token_hash` includes the key):
+    /// the hash of the token alone, by which RFC 7009 revocation finds it without a proof.
+    pub revocation_hash: Option<Vec<u8>>,
 }
 
 /// What presenting a refresh token did.

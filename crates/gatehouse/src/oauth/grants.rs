@@ -157,14 +157,16 @@ async fn issue(
             "{REFRESH_PREFIX}{}",
             secrets::random_base62(43).map_err(|_| OAuthError::ServerError)?
         );
+        let bound_to = issue.jkt.filter(|_| issue.client.is_public());
         let record = RefreshTokenRecord {
             id: secrets::random_id(16).map_err(|_| OAuthError::ServerError)?,
             family,
-            token_hash: match issue.jkt.filter(|_| issue.client.is_public()) {
+            token_hash: match bound_to {
                 Some(jkt) => bound_refresh_hash(state, &token, jkt),
                 None => refresh_hash(state, &token),
             }
             .to_vec(),
+            revocation_hash: bound_to.map(|_| refresh_hash(state, &token).to_vec()),
             client: issue.client.name.to_string(),
             subject: Some(issue.subject.to_owned()),
             scope: issue.granted.to_string(),

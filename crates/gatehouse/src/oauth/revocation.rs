@@ -85,7 +85,7 @@ async fn revoke_token(
         }
     } else if token.starts_with(super::grants::REFRESH_PREFIX) {
         let hash = super::grants::refresh_hash(state, token);
-        match state.store.find_refresh_token(&hash).await {
+        match state.store.find_refresh_token_to_revoke(&hash).await {
             Ok(Some(record)) if record.client == *client.name => {
                 audit.credential_id = Some(format!("grant:{}", record.family));
                 super::grants::revoke_grant(state, &record.family, now).await?;

@@ -47,6 +47,12 @@ pub trait OAuthStore: Send + Sync + 'static {
         &self,
         token_hash: &[u8],
     ) -> StoreResult<Option<RefreshTokenRecord>>;
+    /// The token RFC 7009 revocation means: by its own hash, or by the `revocation_hash` of
+    /// a token bound to a DPoP key (found by the refresh grant only with a proof).
+    async fn find_refresh_token_to_revoke(
+        &self,
+        token_hash: &[u8],
+    ) -> StoreResult<Option<RefreshTokenRecord>>;
     /// Atomically consumes `presented` and stores `next`; detects reuse (then revokes the
     /// family) and retries within `grace_ms` of the first use.
     async fn rotate_refresh_token(

@@ -383,6 +383,60 @@ async fn a_public_clients_refresh_token_is_bound_to_its_key() {
 }
 
 #[tokio::test]
+async fn a_bound_refresh_token_is_revoked_without_a_proof() {
+    let Flow { app, .. } = flow_setup().await;
+    let mut browser = Browser::new(&app);
+    let pkce = pkce();
+    let code = obtain_code(&app, &mut browser, &Authorize::new(&app, "spa", &pkce)).await;
+    let holder = Holder::new(Algorithm::ES256);
+    let url = token_url(&app);
+    let (status, _, body) = public_token_request(
+        &app,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("code_verifier", &pkce.verifier),
+            ("redirect_uri", REDIRECT),
+        ],
+        Some(&holder.proof("POST", &url, None)),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let refresh = body["refresh_token"].as_str().unwrap().to_owned();
+    // RFC 7009: the client revokes with the token alone (revocation takes no DPoP proof).
+    let form = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("client_id", "spa"),
+            ("token", refresh.as_str()),
+            ("token_type_hint", "refresh_token"),
+        ])
+        .finish();
+    let revoked = app
+        .http
+        .post(app.url("/oauth/revoke"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    let (status, _, body) = public_token_request(
+        &app,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh.as_str()),
+        ],
+        Some(&holder.proof("POST", &url, None)),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "even its holder cannot refresh it now: {body}"
+    );
+}
+
+#[tokio::test]
 async fn a_code_bound_with_dpop_jkt_is_redeemed_only_with_a_proof_by_that_key() {
     let Flow { app, .. } = flow_setup().await;
     let mut browser = Browser::new(&app);

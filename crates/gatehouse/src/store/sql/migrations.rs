@@ -40,12 +40,7 @@ macro_rules! migrations {
                 "audit_chain_index",
                 "0010_audit_chain_index.sql"
             ),
-            migration!(
-                $backend,
-                14,
-                "code_dpop_binding",
-                "0014_code_dpop_binding.sql"
-            ),
+            migration!($backend, 14, "dpop_bindings", "0014_dpop_bindings.sql"),
         ]
     };
 }

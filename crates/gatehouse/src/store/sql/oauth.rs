@@ -51,8 +51,8 @@ async fn insert_refresh<C: SqlConn + ?Sized>(
 ) -> StoreResult<()> {
     query(
         "INSERT INTO refresh_tokens (id, family, token_hash, client, subject, scope, resource, \
-         created_at, expires_at, consumed_at, replaced_by, revoked_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, NULL, NULL)",
+         created_at, expires_at, consumed_at, replaced_by, revoked_at, revocation_hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, NULL, NULL, $10)",
     )
     .bind(&t.id)
     .bind(&t.family)
@@ -63,6 +63,7 @@ async fn insert_refresh<C: SqlConn + ?Sized>(
     .bind(&t.resource)
     .bind(t.created_at)
     .bind(t.expires_at)
+    .bind(&t.revocation_hash)
     .execute(conn)
     .await
     .or_conflict("refresh token", &t.id)?;
@@ -213,6 +214,19 @@ impl<B: SqlBackend> OAuthStore for SqlStore<B> {
             .bind(hash)
             .fetch_optional(&mut *self.b.acquire().await?)
             .await?;
+        row.as_ref().map(refresh_from).transpose()
+    }
+
+    async fn find_refresh_token_to_revoke(
+        &self,
+        hash: &[u8],
+    ) -> StoreResult<Option<RefreshTokenRecord>> {
+        let row = query(
+            "SELECT * FROM refresh_tokens WHERE token_hash = $1 OR revocation_hash = $1 LIMIT 1",
+        )
+        .bind(hash)
+        .fetch_optional(&mut *self.b.acquire().await?)
+        .await?;
         row.as_ref().map(refresh_from).transpose()
     }
 

@@ -169,6 +169,7 @@ pub(crate) fn refresh_from(row: &impl Columns) -> StoreResult<RefreshTokenRecord
         consumed_at: row.opt_int("consumed_at")?,
         replaced_by: row.opt_text("replaced_by")?,
         revoked_at: row.opt_int("revoked_at")?,
+        revocation_hash: row.opt_bytes("revocation_hash")?,
     })
 }
 

@@ -178,6 +178,7 @@ pub const TABLES: &[Table] = &[
             ("consumed_at", Int),
             ("replaced_by", Text),
             ("revoked_at", Int),
+            ("revocation_hash", Bytes),
         ],
     },
     Table {

@@ -24,6 +24,7 @@ fn refresh(id: &str) -> RefreshTokenRecord {
         consumed_at: None,
         replaced_by: None,
         revoked_at: None,
+        revocation_hash: None,
     }
 }
 

@@ -17,6 +17,7 @@ fn token(id: &str, family: &str) -> RefreshTokenRecord {
         consumed_at: None,
         replaced_by: None,
         revoked_at: None,
+        revocation_hash: None,
     }
 }
 
@@ -34,6 +35,45 @@ async fn find(store: &DynStore, id: &str) -> RefreshTokenRecord {
         .await
         .unwrap()
         .unwrap_or_else(|| panic!("refresh token {id} is stored"))
+}
+
+#[tokio::test]
+async fn a_bound_token_is_found_for_revocation_by_either_hash_and_for_refresh_by_its_own() {
+    each_backend(|store| async move {
+        with_family(&store).await;
+        let bound = RefreshTokenRecord {
+            revocation_hash: Some(b"plain-t2".to_vec()),
+            ..token("t2", "f1")
+        };
+        store.insert_refresh_token(&bound).await.unwrap();
+        assert_eq!(
+            store.find_refresh_token(b"plain-t2").await.unwrap(),
+            None,
+            "the refresh grant must not find a bound token without its key"
+        );
+        for hash in [&b"hash-t2"[..], b"plain-t2"] {
+            assert_eq!(
+                store.find_refresh_token_to_revoke(hash).await.unwrap(),
+                Some(bound.clone())
+            );
+        }
+        assert_eq!(
+            store
+                .find_refresh_token_to_revoke(b"hash-t1")
+                .await
+                .unwrap(),
+            Some(token("t1", "f1")),
+            "an unbound token by its own hash"
+        );
+        assert_eq!(
+            store
+                .find_refresh_token_to_revoke(b"unknown")
+                .await
+                .unwrap(),
+            None
+        );
+    })
+    .await;
 }
 
 #[tokio::test]
