@@ -329,15 +329,14 @@ async fn public_token_request(
     json_response(request.send().await.unwrap()).await
 }
 
-#[tokio::test]
-async fn a_public_clients_refresh_token_is_bound_to_its_key() {
+/// Signs alice in for the public client `spa` and redeems the code with a proof by a new
+/// key: the app, that key, and the refresh token bound to it.
+async fn bound_refresh_token() -> (TestApp, Holder, String) {
     let Flow { app, .. } = flow_setup().await;
     let mut browser = Browser::new(&app);
     let pkce = pkce();
-    let request = Authorize::new(&app, "spa", &pkce);
-    let code = obtain_code(&app, &mut browser, &request).await;
+    let code = obtain_code(&app, &mut browser, &Authorize::new(&app, "spa", &pkce)).await;
     let holder = Holder::new(Algorithm::ES256);
-    let url = token_url(&app);
     let (status, _, body) = public_token_request(
         &app,
         &[
@@ -346,12 +345,19 @@ async fn a_public_clients_refresh_token_is_bound_to_its_key() {
             ("code_verifier", &pkce.verifier),
             ("redirect_uri", REDIRECT),
         ],
-        Some(&holder.proof("POST", &url, None)),
+        Some(&holder.proof("POST", &token_url(&app), None)),
     )
     .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["token_type"], "DPoP");
     let refresh = body["refresh_token"].as_str().unwrap().to_owned();
+    (app, holder, refresh)
+}
+
+#[tokio::test]
+async fn a_public_clients_refresh_token_is_bound_to_its_key() {
+    let (app, holder, refresh) = bound_refresh_token().await;
+    let url = token_url(&app);
     let params = [
         ("grant_type", "refresh_token"),
         ("refresh_token", refresh.as_str()),
@@ -384,25 +390,8 @@ async fn a_public_clients_refresh_token_is_bound_to_its_key() {
 
 #[tokio::test]
 async fn a_bound_refresh_token_is_revoked_without_a_proof() {
-    let Flow { app, .. } = flow_setup().await;
-    let mut browser = Browser::new(&app);
-    let pkce = pkce();
-    let code = obtain_code(&app, &mut browser, &Authorize::new(&app, "spa", &pkce)).await;
-    let holder = Holder::new(Algorithm::ES256);
+    let (app, holder, refresh) = bound_refresh_token().await;
     let url = token_url(&app);
-    let (status, _, body) = public_token_request(
-        &app,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("code_verifier", &pkce.verifier),
-            ("redirect_uri", REDIRECT),
-        ],
-        Some(&holder.proof("POST", &url, None)),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let refresh = body["refresh_token"].as_str().unwrap().to_owned();
     // RFC 7009: the client revokes with the token alone (revocation takes no DPoP proof).
     let form = form_urlencoded::Serializer::new(String::new())
         .extend_pairs([
