@@ -5,13 +5,9 @@
 
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
-use std::{
-    collections::HashMap,
-    sync::{Arc, LazyLock},
-    time::Duration,
-};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use super::link::{RedisLink, script};
+use super::link::RedisLink;
 use crate::{
     config::OnOutage,
     state::{
@@ -52,13 +48,6 @@ impl Outage {
     }
 }
 use gatehouse_model::records::{QuotaDelta, QuotaUsage};
-
-static GCRA: LazyLock<redis::Script> = LazyLock::new(|| script(include_str!("scripts/gcra.lua")));
-static GIVE_BACK: LazyLock<redis::Script> =
-    LazyLock::new(|| script(include_str!("scripts/gcra_give_back.lua")));
-static QUOTA: LazyLock<redis::Script> = LazyLock::new(|| script(include_str!("scripts/quota.lua")));
-static REFUND: LazyLock<redis::Script> =
-    LazyLock::new(|| script(include_str!("scripts/quota_refund.lua")));
 
 /// A quota's count is kept this long past its window's end.
 const QUOTA_KEPT_MS: i64 = 24 * 3_600 * 1_000;
@@ -106,7 +95,7 @@ impl RedisRate {
         now_us: Option<i64>,
         charge: bool,
     ) -> Result<(), Denied> {
-        let mut invocation = GCRA.key(self.cell(subject));
+        let mut invocation = self.link.scripts.gcra.key(self.cell(subject));
         invocation
             .arg(micros(gcra.interval_ns))
             .arg(micros(gcra.tolerance_ns))
@@ -150,7 +139,7 @@ impl RateCounter for RedisRate {
             return StateFuture::ready(fallback(self));
         }
         StateFuture::pending(async move {
-            let mut invocation = GCRA.key(cell);
+            let mut invocation = self.link.scripts.gcra.key(cell);
             invocation
                 .arg(micros(gcra.interval_ns))
                 .arg(micros(gcra.tolerance_ns))
@@ -171,7 +160,7 @@ impl RateCounter for RedisRate {
     fn give_back(&self, subject: Subject<'_>, gcra: Gcra) -> StateFuture<'_, ()> {
         let cell = self.cell(subject);
         StateFuture::pending(async move {
-            let mut invocation = GIVE_BACK.key(cell);
+            let mut invocation = self.link.scripts.gcra_give_back.key(cell);
             invocation.arg(micros(gcra.interval_ns));
             // A cell not given back only makes the limit stricter for one interval.
             let _: Result<i64, _> = self.link.invoke(invocation).await;
@@ -242,7 +231,11 @@ impl QuotaCounter for RedisQuota {
                 .get(&(subject.clone(), window_start))
                 .copied()
                 .unwrap_or(0);
-            let mut invocation = QUOTA.key(self.count_key(&subject, window_start));
+            let mut invocation = self
+                .link
+                .scripts
+                .quota
+                .key(self.count_key(&subject, window_start));
             invocation
                 .arg(limit)
                 .arg(if charge { "1" } else { "0" })
@@ -264,7 +257,11 @@ impl QuotaCounter for RedisQuota {
     fn refund(&self, subject: Subject<'_>, window_start: i64) -> StateFuture<'_, ()> {
         let subject = subject.text();
         StateFuture::pending(async move {
-            let invocation = REFUND.key(self.count_key(&subject, window_start));
+            let invocation = self
+                .link
+                .scripts
+                .quota_refund
+                .key(self.count_key(&subject, window_start));
             if let Ok(1) = self.link.invoke::<i64>(invocation).await {
                 self.note(subject, window_start, -1);
             }

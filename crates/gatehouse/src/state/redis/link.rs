@@ -39,6 +39,35 @@ pub struct RedisLink {
     timeout: Duration,
     health: Arc<Health>,
     me: Weak<RedisLink>,
+    /// The Lua scripts, parsed and hashed once for this link (not as globals).
+    pub(super) scripts: Scripts,
+}
+
+/// Every script Gatehouse runs on Redis (`scripts/*.lua`).
+pub(super) struct Scripts {
+    pub gcra: Script,
+    pub gcra_give_back: Script,
+    pub quota: Script,
+    pub quota_refund: Script,
+    pub session_bind: Script,
+    pub session_check: Script,
+    pub session_remove: Script,
+    pub task_record: Script,
+}
+
+impl Scripts {
+    fn load() -> Self {
+        Self {
+            gcra: Script::new(include_str!("scripts/gcra.lua")),
+            gcra_give_back: Script::new(include_str!("scripts/gcra_give_back.lua")),
+            quota: Script::new(include_str!("scripts/quota.lua")),
+            quota_refund: Script::new(include_str!("scripts/quota_refund.lua")),
+            session_bind: Script::new(include_str!("scripts/session_bind.lua")),
+            session_check: Script::new(include_str!("scripts/session_check.lua")),
+            session_remove: Script::new(include_str!("scripts/session_remove.lua")),
+            task_record: Script::new(include_str!("scripts/task_record.lua")),
+        }
+    }
 }
 
 enum Target {
@@ -87,6 +116,7 @@ impl RedisLink {
             timeout: config.command_timeout,
             health: Arc::default(),
             me: me.clone(),
+            scripts: Scripts::load(),
         }))
     }
 
@@ -266,9 +296,4 @@ fn manager_for(url: &str, timeout: Duration) -> Result<ConnectionManager, StateE
         .set_number_of_retries(1);
     ConnectionManager::new_lazy_with_config(client, config)
         .map_err(|err| StateError::Redis(format!("{:?}", err.kind())))
-}
-
-/// A script, parsed once.
-pub fn script(source: &'static str) -> Script {
-    Script::new(source)
 }

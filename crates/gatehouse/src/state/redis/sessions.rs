@@ -7,17 +7,10 @@
 //! re-initialises, the specification's answer to a lost session).
 
 use sha2::{Digest, Sha256};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
-use super::link::{RedisLink, script};
+use super::link::RedisLink;
 use crate::state::{Owner, SessionCheck, SessionStore, StateFuture, memory::MemorySessions};
-
-static BIND: LazyLock<redis::Script> =
-    LazyLock::new(|| script(include_str!("scripts/session_bind.lua")));
-static CHECK: LazyLock<redis::Script> =
-    LazyLock::new(|| script(include_str!("scripts/session_check.lua")));
-static REMOVE: LazyLock<redis::Script> =
-    LazyLock::new(|| script(include_str!("scripts/session_remove.lua")));
 
 /// An owner as key material: each part with its length, so no two owners encode alike.
 pub fn owner_hash(owner: Owner<'_>) -> String {
@@ -58,7 +51,11 @@ impl RedisSessions {
         hash: &str,
         now_ms: i64,
     ) -> Option<usize> {
-        let mut invocation = BIND.key(self.session_key(server, session_id));
+        let mut invocation = self
+            .link
+            .scripts
+            .session_bind
+            .key(self.session_key(server, session_id));
         invocation
             .key(format!("{}{hash}", self.owners_prefix(server)))
             .arg(session_id)
@@ -134,7 +131,11 @@ impl SessionStore for RedisSessions {
     ) -> StateFuture<'a, SessionCheck> {
         StateFuture::pending(async move {
             let hash = owner_hash(owner);
-            let mut invocation = CHECK.key(self.session_key(server, session_id));
+            let mut invocation = self
+                .link
+                .scripts
+                .session_check
+                .key(self.session_key(server, session_id));
             invocation
                 .key(format!("{}{hash}", self.owners_prefix(server)))
                 .arg(&hash)
@@ -163,7 +164,11 @@ impl SessionStore for RedisSessions {
     fn remove<'a>(&'a self, server: &'a str, session_id: &'a str) -> StateFuture<'a, ()> {
         self.local.remove_now(server, session_id);
         StateFuture::pending(async move {
-            let mut invocation = REMOVE.key(self.session_key(server, session_id));
+            let mut invocation = self
+                .link
+                .scripts
+                .session_remove
+                .key(self.session_key(server, session_id));
             invocation.arg(session_id).arg(self.owners_prefix(server));
             let _: Result<i64, _> = self.link.invoke(invocation).await;
         })

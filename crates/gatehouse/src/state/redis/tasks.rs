@@ -7,19 +7,13 @@
 //! it filters `tasks/list` results (the relay cannot wait for Redis), so a list through this
 //! replica shows the caller's tasks created here.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
-use super::{
-    link::{RedisLink, script},
-    sessions::owner_hash,
-};
+use super::{link::RedisLink, sessions::owner_hash};
 use crate::state::{
     Owner, StateFuture, TaskOrigin, TaskOwners,
     memory::tasks::{DEFAULT_CAPACITY, InMemoryTaskOwners, MAX_PER_OWNER},
 };
-
-static RECORD: LazyLock<redis::Script> =
-    LazyLock::new(|| script(include_str!("scripts/task_record.lua")));
 
 pub struct RedisTaskOwners {
     link: Arc<RedisLink>,
@@ -53,7 +47,11 @@ impl TaskOwners for RedisTaskOwners {
                 None => hash.clone(),
             };
             let member = format!("{server}:{task_id}");
-            let mut invocation = RECORD.key(self.link.key(format_args!("t:{member}")));
+            let mut invocation = self
+                .link
+                .scripts
+                .task_record
+                .key(self.link.key(format_args!("t:{member}")));
             invocation
                 .key(self.link.key(format_args!("to:{hash}")))
                 .key(self.link.key(format_args!("t-all")))
