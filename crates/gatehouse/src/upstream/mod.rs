@@ -14,6 +14,7 @@ pub mod breaker;
 pub mod client;
 mod http;
 mod route;
+pub mod stdio;
 
 pub use http::HttpUpstream;
 pub use route::{Route, route};
