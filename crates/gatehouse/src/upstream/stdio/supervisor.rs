@@ -1,0 +1,385 @@
+//! The child process behind a stdio server (ADR 0006 §1): started, initialised, watched,
+//! restarted with back-off when it dies, stopped on request.
+//!
+//! One task owns the process. It writes what callers send (one JSON-RPC message per line),
+//! reads what the child writes, routes each message through the [`Multiplexer`], and logs the
+//! child's stderr. Gatehouse is the child's one MCP client: it sends `initialize` itself when
+//! the child starts and keeps the result, which is what clients are shown.
+
+use futures_util::StreamExt;
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+use std::{collections::HashMap, path::PathBuf, process::Stdio, sync::Arc, time::Duration};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
+    process::{Child, ChildStdin, Command},
+    sync::{mpsc, watch},
+};
+use tokio_util::{
+    codec::{FramedRead, LinesCodec},
+    sync::CancellationToken,
+};
+
+use super::mux::{CallerKey, Delivery, Multiplexer, Refused};
+
+/// Longest line a child may write: one JSON-RPC message. A longer one is a broken child.
+const MAX_LINE: usize = 16 * 1024 * 1024;
+/// Messages buffered for one caller before the child's output waits for it.
+const CALLER_QUEUE: usize = 64;
+/// Stderr lines logged per child per second at most; the rest are counted.
+const STDERR_LINES_PER_SECOND: u32 = 20;
+/// The protocol version Gatehouse asks a stdio child for.
+const PROTOCOL_VERSION: &str = "2025-11-25";
+
+/// What to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StdioCommand {
+    pub program: String,
+    pub args: Vec<String>,
+    /// The child's whole environment besides `PATH` (inherited): nothing else of Gatehouse's
+    /// own environment (its master key, database URL) reaches a program it runs.
+    pub env: Vec<(String, String)>,
+    pub cwd: Option<PathBuf>,
+}
+
+/// How restarts are spaced.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    pub first: Duration,
+    pub max: Duration,
+    /// A child that ran this long before dying restarts after `first` again.
+    pub healthy_after: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            first: Duration::from_millis(500),
+            max: Duration::from_secs(30),
+            healthy_after: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StdioError {
+    #[error("the server process is not running (starting, or restarting after a failure)")]
+    Unavailable,
+    #[error("refused: {0}")]
+    Refused(#[from] Refused),
+}
+
+/// One request in flight: what the child sends its caller, ending with the response.
+pub struct Call {
+    pub key: CallerKey,
+    pub messages: mpsc::Receiver<Value>,
+}
+
+struct Shared {
+    mux: Multiplexer,
+    callers: HashMap<CallerKey, mpsc::Sender<Value>>,
+    listeners: Vec<mpsc::Sender<Value>>,
+    stdin: Option<mpsc::Sender<Value>>,
+    next_caller: CallerKey,
+    initialized: Option<Value>,
+}
+
+/// A running stdio server. Cloning shares it; [`Supervisor::stop`] ends it.
+#[derive(Clone)]
+pub struct Supervisor {
+    name: Arc<str>,
+    shared: Arc<Mutex<Shared>>,
+    ready: watch::Receiver<bool>,
+    stop: CancellationToken,
+}
+
+impl Supervisor {
+    /// Starts the child (and keeps restarting it) in a task of its own.
+    pub fn start(name: &str, command: StdioCommand, backoff: Backoff) -> Self {
+        let (ready_tx, ready) = watch::channel(false);
+        let supervisor = Self {
+            name: Arc::from(name),
+            shared: Arc::new(Mutex::new(Shared {
+                mux: Multiplexer::new(),
+                callers: HashMap::new(),
+                listeners: Vec::new(),
+                stdin: None,
+                next_caller: 0,
+                initialized: None,
+            })),
+            ready,
+            stop: CancellationToken::new(),
+        };
+        tokio::spawn(supervisor.clone().run(command, backoff, ready_tx));
+        supervisor
+    }
+
+    /// The child's `InitializeResult`, once it has answered.
+    pub fn initialize_result(&self) -> Option<Value> {
+        self.shared.lock().initialized.clone()
+    }
+
+    /// Waits up to `within` for the child to be initialised.
+    pub async fn wait_ready(&self, within: Duration) -> Result<(), StdioError> {
+        let mut ready = self.ready.clone();
+        tokio::time::timeout(within, ready.wait_for(|r| *r))
+            .await
+            .map_err(|_| StdioError::Unavailable)?
+            .map_err(|_| StdioError::Unavailable)?;
+        Ok(())
+    }
+
+    /// Sends a request; its messages (server requests, progress, then the response) arrive
+    /// on the returned [`Call`]. `capabilities` are the client capabilities the caller
+    /// declared (`sampling`, `elicitation`, `roots`).
+    pub fn request(&self, message: Value, capabilities: &[&str]) -> Result<Call, StdioError> {
+        let mut shared = self.shared.lock();
+        let stdin = shared.stdin.clone().ok_or(StdioError::Unavailable)?;
+        shared.next_caller += 1;
+        let key = shared.next_caller;
+        shared.mux.declare(key, capabilities);
+        let rewritten = shared.mux.outgoing(key, message)?;
+        let (tx, messages) = mpsc::channel(CALLER_QUEUE);
+        if stdin.try_send(rewritten).is_err() {
+            shared.mux.forget(key);
+            return Err(StdioError::Unavailable);
+        }
+        shared.callers.insert(key, tx);
+        Ok(Call { key, messages })
+    }
+
+    /// A message from the caller of `key` to the child: its answer to a request of the
+    /// child's, or a notification (a cancellation of its own request).
+    pub fn send(&self, key: CallerKey, message: Value) -> Result<(), StdioError> {
+        let mut shared = self.shared.lock();
+        let stdin = shared.stdin.clone().ok_or(StdioError::Unavailable)?;
+        let rewritten = shared.mux.outgoing(key, message)?;
+        stdin
+            .try_send(rewritten)
+            .map_err(|_| StdioError::Unavailable)
+    }
+
+    /// The caller of `key` is gone (its client disconnected): requests of the child's it
+    /// held are answered with an error, and its response will be dropped.
+    pub fn forget(&self, key: CallerKey) {
+        let mut shared = self.shared.lock();
+        shared.callers.remove(&key);
+        let orphaned = shared.mux.forget(key);
+        if let Some(stdin) = shared.stdin.clone() {
+            for reply in orphaned {
+                let _ = stdin.try_send(reply);
+            }
+        }
+    }
+
+    /// The child's messages that belong to no request (list changes, log messages).
+    pub fn listen(&self) -> mpsc::Receiver<Value> {
+        let (tx, rx) = mpsc::channel(CALLER_QUEUE);
+        self.shared.lock().listeners.push(tx);
+        rx
+    }
+
+    /// Stops the child and does not restart it.
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+
+    async fn run(self, command: StdioCommand, backoff: Backoff, ready: watch::Sender<bool>) {
+        let mut delay = backoff.first;
+        while !self.stop.is_cancelled() {
+            let started = tokio::time::Instant::now();
+            match spawn(&command) {
+                Ok(child) => self.serve(child, &ready).await,
+                Err(err) => {
+                    tracing::warn!(server = %self.name, error = %err, "stdio server did not start");
+                }
+            }
+            let _ = ready.send(false);
+            let failed = {
+                let mut shared = self.shared.lock();
+                shared.stdin = None;
+                shared.initialized = None;
+                let failed = shared.mux.fail_all("the server process exited");
+                failed
+                    .into_iter()
+                    .filter_map(|(key, reply)| shared.callers.remove(&key).map(|tx| (tx, reply)))
+                    .collect::<Vec<_>>()
+            };
+            for (tx, reply) in failed {
+                let _ = tx.send(reply).await;
+            }
+            if self.stop.is_cancelled() {
+                break;
+            }
+            if started.elapsed() >= backoff.healthy_after {
+                delay = backoff.first;
+            }
+            tracing::warn!(server = %self.name, restart_in_ms = delay.as_millis() as u64, "stdio server exited");
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = self.stop.cancelled() => break,
+            }
+            delay = (delay * 2).min(backoff.max);
+        }
+    }
+
+    /// Runs one child until it exits or the supervisor stops.
+    async fn serve(&self, mut child: Child, ready: &watch::Sender<bool>) {
+        let (Some(stdin), Some(stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            return;
+        };
+        let (tx, rx) = mpsc::channel::<Value>(256);
+        let writer = tokio::spawn(write_lines(stdin, rx));
+        let logger = tokio::spawn(log_stderr(self.name.clone(), stderr));
+        let init_id = "gatehouse-initialize";
+        let _ = tx
+            .send(json!({
+                "jsonrpc": "2.0", "id": init_id, "method": "initialize",
+                "params": {
+                    "protocolVersion": PROTOCOL_VERSION,
+                    "capabilities": {"sampling": {}, "elicitation": {}, "roots": {}},
+                    "clientInfo": {"name": "gatehouse", "version": env!("CARGO_PKG_VERSION")},
+                }
+            }))
+            .await;
+        let mut lines = FramedRead::new(stdout, LinesCodec::new_with_max_length(MAX_LINE));
+        loop {
+            let line = tokio::select! {
+                line = lines.next() => line,
+                () = self.stop.cancelled() => break,
+            };
+            let text = match line {
+                Some(Ok(text)) => text,
+                Some(Err(err)) => {
+                    tracing::warn!(server = %self.name, error = %err, "stdio server wrote an unreadable line; restarting it");
+                    break;
+                }
+                None => break,
+            };
+            if text.trim().is_empty() {
+                continue;
+            }
+            let Ok(message) = gatehouse_model::jsonrpc::strict_value(&text) else {
+                tracing::warn!(server = %self.name, "stdio server wrote a line that is not JSON; ignored");
+                continue;
+            };
+            if message.get("id").and_then(Value::as_str) == Some(init_id) {
+                if let Some(result) = message.get("result") {
+                    {
+                        let mut shared = self.shared.lock();
+                        shared.initialized = Some(result.clone());
+                        shared.stdin = Some(tx.clone());
+                    }
+                    let _ = tx
+                        .send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+                        .await;
+                    let _ = ready.send(true);
+                } else {
+                    tracing::warn!(server = %self.name, "stdio server refused initialize; restarting it");
+                    break;
+                }
+                continue;
+            }
+            self.deliver(message, &tx).await;
+        }
+        drop(tx);
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+        writer.abort();
+        logger.abort();
+    }
+
+    async fn deliver(&self, message: Value, stdin: &mpsc::Sender<Value>) {
+        let delivery = self.shared.lock().mux.incoming(message);
+        match delivery {
+            Delivery::To {
+                caller,
+                message,
+                last,
+            } => {
+                let tx = {
+                    let mut shared = self.shared.lock();
+                    if last {
+                        shared.callers.remove(&caller)
+                    } else {
+                        shared.callers.get(&caller).cloned()
+                    }
+                };
+                if let Some(tx) = tx {
+                    let _ = tx.send(message).await;
+                }
+            }
+            Delivery::Broadcast(message) => {
+                let listeners = {
+                    let mut shared = self.shared.lock();
+                    shared.listeners.retain(|l| !l.is_closed());
+                    shared.listeners.clone()
+                };
+                for listener in listeners {
+                    let _ = listener.try_send(message.clone());
+                }
+            }
+            Delivery::Reply(reply) => {
+                let _ = stdin.send(reply).await;
+            }
+            Delivery::Drop => {}
+        }
+    }
+}
+
+fn spawn(command: &StdioCommand) -> std::io::Result<Child> {
+    let mut cmd = Command::new(&command.program);
+    cmd.args(&command.args)
+        .env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .process_group(0);
+    if let Some(path) = std::env::var_os("PATH") {
+        cmd.env("PATH", path);
+    }
+    for (key, value) in &command.env {
+        cmd.env(key, value);
+    }
+    if let Some(cwd) = &command.cwd {
+        cmd.current_dir(cwd);
+    }
+    cmd.spawn()
+}
+
+async fn write_lines(mut stdin: ChildStdin, mut rx: mpsc::Receiver<Value>) {
+    while let Some(message) = rx.recv().await {
+        let mut line = message.to_string().into_bytes();
+        line.push(b'\n');
+        if stdin.write_all(&line).await.is_err() || stdin.flush().await.is_err() {
+            break;
+        }
+    }
+}
+
+async fn log_stderr(name: Arc<str>, stderr: tokio::process::ChildStderr) {
+    let mut lines = BufReader::new(stderr).lines();
+    let mut window = tokio::time::Instant::now();
+    let (mut logged, mut skipped) = (0u32, 0u64);
+    while let Ok(Some(line)) = lines.next_line().await {
+        if window.elapsed() >= Duration::from_secs(1) {
+            if skipped > 0 {
+                tracing::warn!(server = %name, skipped, "stdio server stderr lines not logged");
+            }
+            window = tokio::time::Instant::now();
+            (logged, skipped) = (0, 0);
+        }
+        if logged < STDERR_LINES_PER_SECOND {
+            logged += 1;
+            tracing::info!(server = %name, "{line}");
+        } else {
+            skipped += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
