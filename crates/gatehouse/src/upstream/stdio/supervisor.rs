@@ -42,21 +42,26 @@ pub struct StdioCommand {
     pub cwd: Option<PathBuf>,
 }
 
-/// How restarts are spaced.
+/// How restarts are spaced, and how a child is stopped.
 #[derive(Debug, Clone, Copy)]
-pub struct Backoff {
+pub struct Lifecycle {
+    /// The first restart waits this long; each further one twice as long, up to `max`.
     pub first: Duration,
     pub max: Duration,
     /// A child that ran this long before dying restarts after `first` again.
     pub healthy_after: Duration,
+    /// On stop, its stdin is closed (an MCP server's signal to exit) and it gets this long;
+    /// then SIGTERM to its process group and as long again; then SIGKILL.
+    pub stop_grace: Duration,
 }
 
-impl Default for Backoff {
+impl Default for Lifecycle {
     fn default() -> Self {
         Self {
             first: Duration::from_millis(500),
             max: Duration::from_secs(30),
             healthy_after: Duration::from_secs(60),
+            stop_grace: Duration::from_secs(5),
         }
     }
 }
@@ -95,7 +100,7 @@ pub struct Supervisor {
 
 impl Supervisor {
     /// Starts the child (and keeps restarting it) in a task of its own.
-    pub fn start(name: &str, command: StdioCommand, backoff: Backoff) -> Self {
+    pub fn start(name: &str, command: StdioCommand, lifecycle: Lifecycle) -> Self {
         let (ready_tx, ready) = watch::channel(false);
         let supervisor = Self {
             name: Arc::from(name),
@@ -110,7 +115,7 @@ impl Supervisor {
             ready,
             stop: CancellationToken::new(),
         };
-        tokio::spawn(supervisor.clone().run(command, backoff, ready_tx));
+        tokio::spawn(supervisor.clone().run(command, lifecycle, ready_tx));
         supervisor
     }
 
@@ -184,12 +189,12 @@ impl Supervisor {
         self.stop.cancel();
     }
 
-    async fn run(self, command: StdioCommand, backoff: Backoff, ready: watch::Sender<bool>) {
-        let mut delay = backoff.first;
+    async fn run(self, command: StdioCommand, lifecycle: Lifecycle, ready: watch::Sender<bool>) {
+        let mut delay = lifecycle.first;
         while !self.stop.is_cancelled() {
             let started = tokio::time::Instant::now();
             match spawn(&command) {
-                Ok(child) => self.serve(child, &ready).await,
+                Ok(child) => self.serve(child, &ready, lifecycle.stop_grace).await,
                 Err(err) => {
                     tracing::warn!(server = %self.name, error = %err, "stdio server did not start");
                 }
@@ -211,20 +216,20 @@ impl Supervisor {
             if self.stop.is_cancelled() {
                 break;
             }
-            if started.elapsed() >= backoff.healthy_after {
-                delay = backoff.first;
+            if started.elapsed() >= lifecycle.healthy_after {
+                delay = lifecycle.first;
             }
             tracing::warn!(server = %self.name, restart_in_ms = delay.as_millis() as u64, "stdio server exited");
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
                 () = self.stop.cancelled() => break,
             }
-            delay = (delay * 2).min(backoff.max);
+            delay = (delay * 2).min(lifecycle.max);
         }
     }
 
     /// Runs one child until it exits or the supervisor stops.
-    async fn serve(&self, mut child: Child, ready: &watch::Sender<bool>) {
+    async fn serve(&self, mut child: Child, ready: &watch::Sender<bool>, grace: Duration) {
         let (Some(stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
@@ -284,9 +289,11 @@ impl Supervisor {
             }
             self.deliver(message, &tx).await;
         }
+        // Closing stdin asks the child to exit (the MCP stdio transport's shutdown); the
+        // writer ends once every sender is gone.
+        self.shared.lock().stdin = None;
         drop(tx);
-        let _ = child.start_kill();
-        let _ = child.wait().await;
+        end(&self.name, &mut child, grace).await;
         writer.abort();
         logger.abort();
     }
@@ -327,6 +334,31 @@ impl Supervisor {
             Delivery::Drop => {}
         }
     }
+}
+
+/// Waits `grace` for the child to exit, then signals its process group with SIGTERM and waits
+/// as long again, then kills it.
+async fn end(name: &str, child: &mut Child, grace: Duration) {
+    if tokio::time::timeout(grace, child.wait()).await.is_ok() {
+        return;
+    }
+    if let Some(pid) = child.id() {
+        // The group is the child's own (`process_group(0)`), so helpers it started go too.
+        // `kill` is the portable way to signal without unsafe code.
+        let _ = Command::new("kill")
+            .args(["-TERM", "--", &format!("-{pid}")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .await;
+        if tokio::time::timeout(grace, child.wait()).await.is_ok() {
+            return;
+        }
+    }
+    tracing::warn!(server = %name, "stdio server did not stop when asked; killing it");
+    let _ = child.start_kill();
+    let _ = child.wait().await;
 }
 
 fn spawn(command: &StdioCommand) -> std::io::Result<Child> {

@@ -5,7 +5,8 @@
 use super::*;
 
 const CHILD: &str = r#"
-import json, os, sys
+import json, os, signal, sys, time
+stubborn = False
 for line in sys.stdin:
     m = json.loads(line)
     method = m.get("method")
@@ -18,6 +19,12 @@ for line in sys.stdin:
             sys.exit(3)
         elif name == "env":
             out = {"env": dict(os.environ)}
+        elif name == "pid":
+            out = {"pid": os.getpid()}
+        elif name == "stubborn":
+            stubborn = True
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            out = {}
         elif name == "sample":
             print(json.dumps({"jsonrpc": "2.0", "id": "s1",
                               "method": "sampling/createMessage", "params": {}}), flush=True)
@@ -28,6 +35,8 @@ for line in sys.stdin:
     else:
         continue
     print(json.dumps({"jsonrpc": "2.0", "id": m["id"], "result": out}), flush=True)
+while stubborn:
+    time.sleep(1)
 "#;
 
 fn child(env: &[(&str, &str)]) -> StdioCommand {
@@ -42,11 +51,12 @@ fn child(env: &[(&str, &str)]) -> StdioCommand {
     }
 }
 
-fn quick() -> Backoff {
-    Backoff {
+fn quick() -> Lifecycle {
+    Lifecycle {
         first: Duration::from_millis(50),
         max: Duration::from_millis(200),
         healthy_after: Duration::from_secs(60),
+        stop_grace: Duration::from_millis(300),
     }
 }
 
@@ -142,4 +152,39 @@ async fn a_crash_fails_the_calls_in_flight_and_the_child_comes_back() {
     let mut after = supervisor.request(call(json!(10), "echo"), &[]).unwrap();
     assert_eq!(next(&mut after).await["id"], json!(10));
     supervisor.stop();
+}
+
+/// Polls until the process `pid` is gone (or a zombie); false after 10 s.
+async fn gone(pid: u64) -> bool {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tokio::time::Instant::now() < deadline {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => return true,
+            Ok(stat) if stat.split(' ').nth(2) == Some("Z") => return true,
+            Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    false
+}
+
+async fn pid_of(supervisor: &Supervisor) -> u64 {
+    let mut call = supervisor.request(call(json!("pid"), "pid"), &[]).unwrap();
+    next(&mut call).await["result"]["pid"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn stopping_ends_the_child_even_one_that_ignores_eof_and_sigterm() {
+    for stubborn in [false, true] {
+        let supervisor = started(&[]).await;
+        let pid = pid_of(&supervisor).await;
+        if stubborn {
+            let mut call = supervisor.request(call(json!(1), "stubborn"), &[]).unwrap();
+            next(&mut call).await;
+        }
+        supervisor.stop();
+        assert!(
+            gone(pid).await,
+            "stubborn={stubborn}: the child is still running"
+        );
+    }
 }
