@@ -40,6 +40,36 @@ pub struct StdioCommand {
     /// own environment (its master key, database URL) reaches a program it runs.
     pub env: Vec<(String, String)>,
     pub cwd: Option<PathBuf>,
+    /// Resource limits, applied by `prlimit` (util-linux): setting them in the child
+    /// ourselves would take unsafe code. Without `prlimit` a limited child does not start.
+    pub limits: Option<ResourceLimits>,
+}
+
+/// What a child may use; `None` leaves a limit as Gatehouse's own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResourceLimits {
+    /// Address space, bytes (`RLIMIT_AS`).
+    pub memory_bytes: Option<u64>,
+    /// Open files (`RLIMIT_NOFILE`).
+    pub open_files: Option<u64>,
+    /// Processes of its user (`RLIMIT_NPROC`).
+    pub processes: Option<u64>,
+    /// CPU seconds (`RLIMIT_CPU`).
+    pub cpu_seconds: Option<u64>,
+}
+
+impl ResourceLimits {
+    fn prlimit_args(&self) -> Vec<String> {
+        [
+            ("--as", self.memory_bytes),
+            ("--nofile", self.open_files),
+            ("--nproc", self.processes),
+            ("--cpu", self.cpu_seconds),
+        ]
+        .into_iter()
+        .filter_map(|(flag, value)| value.map(|v| format!("{flag}={v}")))
+        .collect()
+    }
 }
 
 /// How restarts are spaced, and how a child is stopped.
@@ -362,7 +392,23 @@ async fn end(name: &str, child: &mut Child, grace: Duration) {
 }
 
 fn spawn(command: &StdioCommand) -> std::io::Result<Child> {
-    let mut cmd = Command::new(&command.program);
+    let mut cmd = match &command.limits {
+        None => Command::new(&command.program),
+        Some(limits) => {
+            let prlimit = find_in_path("prlimit").ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "resource limits are set but prlimit (util-linux) is not installed; \
+                     install it or remove the limits",
+                )
+            })?;
+            let mut cmd = Command::new(prlimit);
+            cmd.args(limits.prlimit_args())
+                .arg("--")
+                .arg(&command.program);
+            cmd
+        }
+    };
     cmd.args(&command.args)
         .env_clear()
         .stdin(Stdio::piped())
@@ -380,6 +426,12 @@ fn spawn(command: &StdioCommand) -> std::io::Result<Child> {
         cmd.current_dir(cwd);
     }
     cmd.spawn()
+}
+
+fn find_in_path(program: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
 }
 
 async fn write_lines(mut stdin: ChildStdin, mut rx: mpsc::Receiver<Value>) {

@@ -19,6 +19,10 @@ for line in sys.stdin:
             sys.exit(3)
         elif name == "env":
             out = {"env": dict(os.environ)}
+        elif name == "limits":
+            import resource
+            out = {"nofile": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+                   "as": resource.getrlimit(resource.RLIMIT_AS)[0]}
         elif name == "pid":
             out = {"pid": os.getpid()}
         elif name == "stubborn":
@@ -48,6 +52,7 @@ fn child(env: &[(&str, &str)]) -> StdioCommand {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect(),
         cwd: None,
+        limits: None,
     }
 }
 
@@ -187,4 +192,30 @@ async fn stopping_ends_the_child_even_one_that_ignores_eof_and_sigterm() {
             "stubborn={stubborn}: the child is still running"
         );
     }
+}
+
+#[tokio::test]
+async fn resource_limits_apply_to_the_child() {
+    let limits = ResourceLimits {
+        memory_bytes: Some(2 << 30),
+        open_files: Some(64),
+        ..ResourceLimits::default()
+    };
+    let supervisor = Supervisor::start(
+        "limited",
+        StdioCommand {
+            limits: Some(limits),
+            ..child(&[])
+        },
+        quick(),
+    );
+    supervisor
+        .wait_ready(Duration::from_secs(10))
+        .await
+        .expect("the limited child initialises");
+    let mut call = supervisor.request(call(json!(1), "limits"), &[]).unwrap();
+    let result = next(&mut call).await["result"].clone();
+    assert_eq!(result["nofile"], json!(64));
+    assert_eq!(result["as"], json!(2u64 << 30));
+    supervisor.stop();
 }
