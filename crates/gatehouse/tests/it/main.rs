@@ -37,6 +37,7 @@ mod oauth_cimd;
 mod oauth_code;
 mod oauth_code_attacks;
 mod oauth_dpop;
+mod oauth_id_jag;
 mod oauth_lifecycle;
 mod oauth_refresh;
 mod oauth_registration;
