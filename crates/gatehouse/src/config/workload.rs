@@ -233,4 +233,108 @@ mod tests {
         assert!(!secure_url("http://idp.example/jwks"));
         assert!(!secure_url("spiffe://example.org"));
     }
+
+    fn issuer(changes: serde_json::Value) -> WorkloadIssuerConfig {
+        let mut value = serde_json::json!({
+            "name": "cluster",
+            "issuer": "https://kubernetes.default.svc.cluster.local",
+            "rules": [{ "subject": "system:serviceaccount:agents:*", "client": "agents" }],
+        });
+        for (k, v) in changes.as_object().unwrap() {
+            value[k] = v.clone();
+        }
+        serde_json::from_value(value).unwrap()
+    }
+
+    fn refusal(issuers: &[WorkloadIssuerConfig]) -> String {
+        match validate(issuers, &[], "https://gatehouse.example") {
+            Ok(()) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn workload_issuers_are_checked_at_load() {
+        assert_eq!(refusal(&[issuer(serde_json::json!({}))]), "");
+        let cases = [
+            (
+                serde_json::json!({"issuer": "http://cluster.internal"}),
+                "must be an https URL",
+            ),
+            (
+                serde_json::json!({"jwks_uri": "http://keys.internal/jwks"}),
+                "jwks_uri must be an https URL",
+            ),
+            (serde_json::json!({"rules": []}), "rules are required"),
+            (
+                serde_json::json!({"rules": [{"subject": "x", "client": "Not A Name"}]}),
+                "rule client",
+            ),
+            (
+                serde_json::json!({"rules": [{"subject": "", "client": "agents"}]}),
+                "subject must not be empty",
+            ),
+            (
+                serde_json::json!({"rules": [{"subject": "x", "claims": {"sub": "y"}, "client": "agents"}]}),
+                "other than sub or iss",
+            ),
+            (
+                serde_json::json!({"audience": ""}),
+                "audience must not be empty",
+            ),
+            (
+                serde_json::json!({"issuer": "https://gatehouse.example/"}),
+                "Gatehouse's own issuer",
+            ),
+        ];
+        for (changes, expected) in cases {
+            let text = refusal(&[issuer(changes.clone())]);
+            assert!(text.contains(expected), "{changes}: {text}");
+        }
+        let twice = refusal(&[
+            issuer(serde_json::json!({})),
+            issuer(serde_json::json!({"name": "other"})),
+        ]);
+        assert!(twice.contains("each issuer is listed once"), "{twice}");
+        // A SPIFFE trust domain has no discovery: with its bundle endpoint it is fine.
+        let spiffe = issuer(serde_json::json!({
+            "issuer": "spiffe://example.org",
+            "jwks_uri": "https://spire-bundle.example.org/",
+        }));
+        assert_eq!(refusal(&[spiffe]), "");
+    }
+
+    #[test]
+    fn id_jag_settings_are_checked_at_load() {
+        let provider = |changes: serde_json::Value| -> IdentityProviderConfig {
+            let mut value = serde_json::json!({
+                "name": "corp", "issuer": "https://idp.example", "client_id": "g",
+                "client_secret_env": "S",
+            });
+            for (k, v) in changes.as_object().unwrap() {
+                value[k] = v.clone();
+            }
+            serde_json::from_value(value).unwrap()
+        };
+        let check = |p: IdentityProviderConfig| match validate(&[], &[p], "https://g.example") {
+            Ok(()) => String::new(),
+            Err(e) => e.to_string(),
+        };
+        assert_eq!(
+            check(provider(
+                serde_json::json!({"accept_id_jag": true, "link_by_email": true})
+            )),
+            ""
+        );
+        assert!(
+            check(provider(serde_json::json!({"link_by_email": true})))
+                .contains("set accept_id_jag")
+        );
+        assert!(
+            check(provider(
+                serde_json::json!({"accept_id_jag": true, "issuer": "http://idp.example"})
+            ))
+            .contains("https issuer")
+        );
+    }
 }

@@ -18,6 +18,9 @@ pub enum AssertionRole {
 pub enum AssertionRefusal {
     #[error("the assertion is not a signed JWT (or is signed with alg none)")]
     Malformed,
+    /// Explicit typing (RFC 8725 §3.11): an access token is not a workload's credential.
+    #[error("the assertion's typ says it is not a workload token")]
+    WrongType,
     #[error("the assertion's issuer is not trusted here")]
     UntrustedIssuer,
     #[error("the assertion's signature does not verify with its issuer's keys")]
@@ -68,6 +71,7 @@ impl AssertionRefusal {
             (_, AssertionRole::ClientAuthentication) => OAuthError::InvalidClient { basic: false },
             (
                 refusal @ (AssertionRefusal::Malformed
+                | AssertionRefusal::WrongType
                 | AssertionRefusal::UntrustedIssuer
                 | AssertionRefusal::BadSignature
                 | AssertionRefusal::WrongAudience

@@ -76,7 +76,7 @@ pub async fn verify(
         let bare = bare.trim_start_matches("application/");
         bare == "at+jwt" || bare == super::jwt_bearer::ID_JAG_TYP
     }) {
-        return Err(AssertionRefusal::Malformed);
+        return Err(AssertionRefusal::WrongType);
     }
     let issuer = issuer_of(state, assertion).ok_or(AssertionRefusal::UntrustedIssuer)?;
     let audience = issuer

@@ -42,6 +42,7 @@ mod oauth_lifecycle;
 mod oauth_refresh;
 mod oauth_registration;
 mod oauth_registration_ranking;
+mod oauth_workload;
 mod operator_audit;
 mod pinning;
 mod policies;
