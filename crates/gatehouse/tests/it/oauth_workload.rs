@@ -343,3 +343,92 @@ async fn the_grant_is_advertised_with_a_workload_issuer() {
         "no IdP accepts ID-JAGs: {metadata}"
     );
 }
+
+#[tokio::test]
+async fn a_client_that_authenticates_otherwise_may_bring_only_its_own_workload_token() {
+    let platforms = platforms().await;
+    let registered = admin::oauth::register_client(
+        &platforms.app.store,
+        &platforms.app.keyring,
+        "ci",
+        admin::oauth::OAuthRegistration::default(),
+    )
+    .await
+    .unwrap();
+    platforms.app.reload().await;
+    let secret = registered.client_secret.unwrap();
+    let resource = resource(&platforms.app, "demo");
+    let redeem = |assertion: String| {
+        let (app, secret, resource) = (&platforms.app, secret.clone(), resource.clone());
+        async move {
+            let params = [
+                ("grant_type", GRANT),
+                ("assertion", assertion.as_str()),
+                ("resource", resource.as_str()),
+            ];
+            post_form(app, "/oauth/token", Some(("ci", &secret)), &params).await
+        }
+    };
+    let (status, _, body) = redeem(platforms.service_account(json!({}))).await;
+    assert_eq!(
+        (status, body["error_description"].as_str()),
+        (400, Some("the assertion was issued to another client")),
+        "reporter's token, ci's secret: {body}"
+    );
+    let (status, _, body) = redeem(platforms.ci_token(json!({}))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        jwt_part(body["access_token"].as_str().unwrap(), 1)["client_id"],
+        "ci"
+    );
+}
+
+#[tokio::test]
+async fn a_workload_token_is_used_once_across_replicas() {
+    let key = SigningKey::generate(Algorithm::ES256).unwrap();
+    let jwks_uri = format!("{}/jwks", platform_standin(&key).await);
+    let upstream = Upstream::start().await;
+    let redis = gatehouse_testkit::redis::Redis::shared().url();
+    let cluster = crate::cluster::TestCluster::start_on(None, redis, |config| {
+        config.oauth.workload_issuers = serde_json::from_value(json!([{
+            "name": "cluster", "issuer": CLUSTER, "jwks_uri": jwks_uri, "audience": "gatehouse",
+            "rules": [{ "subject": "system:serviceaccount:agents:reporter", "client": "reporter" }],
+        }]))
+        .unwrap();
+    })
+    .await;
+    let first = &cluster.replicas[0];
+    first.add_server("demo", &upstream.url()).await;
+    admin::create_client(&*first.store, "reporter", "")
+        .await
+        .unwrap();
+    first.grant("reporter", "demo", "echo").await;
+    cluster.reload().await;
+    let now = gatehouse::now_ms() / 1000;
+    let token = jwt::encode(
+        &key,
+        Some("JWT"),
+        &json!({
+            "iss": CLUSTER, "sub": "system:serviceaccount:agents:reporter", "aud": "gatehouse",
+            "jti": "sa-token-1", "iat": now, "exp": now + 600,
+        }),
+    )
+    .unwrap();
+    let mut answers = Vec::new();
+    for replica in &cluster.replicas[..2] {
+        let resource = resource(replica, "demo");
+        let params = [
+            ("grant_type", GRANT),
+            ("assertion", token.as_str()),
+            ("resource", resource.as_str()),
+        ];
+        let (status, _, body) = post_form(replica, "/oauth/token", None, &params).await;
+        answers.push((status, body["error_description"].clone()));
+    }
+    assert_eq!(answers[0].0, 200, "{answers:?}");
+    assert_eq!(
+        answers[1],
+        (400, json!("the assertion was already used")),
+        "another replica knows it was used"
+    );
+}
