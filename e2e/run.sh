@@ -34,7 +34,8 @@
 #   oauth-federation       enterprise-managed authorization (the Python SDK's
 #                          IdentityAssertionOAuthProvider; an IdP stand-in issuing ID-JAGs by
 #                          RFC 8693, written with PyJWT) and workload identity (Kubernetes and
-#                          GitHub Actions token stand-ins; the SDK's PrivateKeyJWTOAuthProvider)
+#                          GitHub Actions token stand-ins; the SDK's PrivateKeyJWTOAuthProvider
+#                          and the TypeScript SDK's StaticPrivateKeyJwtProvider)
 #                          against a Gatehouse of its own (e2e/federation)
 # and prints `N passed, M failed` (groups) as its last line; exit status 1 if any failed.
 #
@@ -489,7 +490,7 @@ group_oauth_upstream_oidc() {
 want oauth-upstream-oidc && run_group oauth-upstream-oidc group_oauth_upstream_oidc
 group_oauth_federation() {
     mkdir -p "$work/federation"
-    GATEHOUSE_BIN="$gatehouse_bin" EXAMPLE_URL="$example_url" WORK="$work/federation" \
+    GATEHOUSE_BIN="$gatehouse_bin" EXAMPLE_URL="$example_url" WORK="$work/federation" NODE="$ts_node" \
         bounded "$venv/bin/python" "$here/federation/test_federation.py"
 }
 want oauth-federation && run_group oauth-federation group_oauth_federation

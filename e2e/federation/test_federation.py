@@ -12,11 +12,13 @@ signing their tokens). Then:
    sends a foreign grant assertion), and the SDK calls a tool with the token. Tokens of an
    untrusted issuer or an unmapped service account are refused.
 3. The SDK's `PrivateKeyJWTOAuthProvider` authenticates as client `ci` with a GitHub Actions
-   token from its `assertion_provider` (client_credentials + client assertion), and calls a tool.
+   token from its `assertion_provider` (client_credentials + client assertion), and calls a tool;
+   so does the TypeScript SDK's `StaticPrivateKeyJwtProvider` with a prebuilt one (ts/workload.mjs).
 
 Finally no secret, ID token, ID-JAG or workload token appears in Gatehouse's output.
 
-Environment: GATEHOUSE_BIN, EXAMPLE_URL (the example MCP server), WORK (a scratch dir).
+Environment: GATEHOUSE_BIN, EXAMPLE_URL (the example MCP server), WORK (a scratch dir), NODE
+(for the TypeScript client; e2e/ts/node_modules installed).
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ from support import MemoryStorage, connect, text_of  # noqa: E402
 GATEHOUSE_BIN = os.environ["GATEHOUSE_BIN"]
 EXAMPLE_URL = os.environ["EXAMPLE_URL"]
 WORK = os.environ["WORK"]
+NODE = os.environ.get("NODE", "node")
+TS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ts")
 GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 procs: list[subprocess.Popen] = []
 secrets_seen: list[str] = []
@@ -250,6 +254,15 @@ rules = [{{ subject = "repo:acme/tools:*", claims = {{ repository = "acme/tools"
     ci_claims = jwt.decode(storage.tokens.access_token, options={"verify_signature": False})
     check(ci_claims["client_id"] == "ci", "the token is ci's")
     secrets_seen.extend(ci_tokens)
+
+    # The TypeScript SDK's StaticPrivateKeyJwtProvider with a prebuilt platform token.
+    ts_token = idp.ci_token(gatehouse)
+    secrets_seen.append(ts_token)
+    ts = subprocess.run([NODE, os.path.join(TS_DIR, "workload.mjs")], cwd=TS_DIR, capture_output=True, text=True,
+                        timeout=120, env=dict(os.environ, MCP_URL=resource, ISSUER=gatehouse, CLIENT_ID="ci",
+                                              ASSERTION=ts_token))
+    check(ts.returncode == 0 and ts.stdout.strip() == "from the ts workload",
+          f"the TypeScript SDK authenticated as ci with a GitHub Actions token ({ts.stderr.strip()[-300:]})")
 
     server.terminate()
     server.wait(timeout=30)
