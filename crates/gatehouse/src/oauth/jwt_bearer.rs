@@ -14,7 +14,11 @@ use crate::{
     AppState,
     error::{AssertionRefusal, AssertionRole, OAuthError},
     identity::oauth_clients::OAuthClient,
-    oauth::{OAuthAudit, form::Form, workload},
+    oauth::{
+        OAuthAudit,
+        form::Form,
+        workload::{self, UseOnce},
+    },
     snapshot::Snapshot,
     tokens::jwt,
 };
@@ -40,14 +44,15 @@ fn authenticates_otherwise(headers: &HeaderMap, form: &Form) -> bool {
 
 /// For a jwt-bearer grant whose assertion is a workload token and which carries no other
 /// client authentication: the client the token maps to (a `client_id` sent along must name
-/// the same one). `None` for every other request, which authenticates as usual.
+/// the same one), and the token's single use, which [`grant`] spends. `None` for every other
+/// request, which authenticates as usual.
 pub async fn workload_client(
     state: &AppState,
     snapshot: &Snapshot,
     headers: &HeaderMap,
     form: &Form,
     now_ms: i64,
-) -> Result<Option<Arc<OAuthClient>>, OAuthError> {
+) -> Result<Option<(Arc<OAuthClient>, UseOnce)>, OAuthError> {
     if form.get("grant_type") != Some(GRANT_TYPE) || authenticates_otherwise(headers, form) {
         return Ok(None);
     }
@@ -59,7 +64,7 @@ pub async fn workload_client(
     }
     let refuse = |refusal: AssertionRefusal| refusal.into_oauth(AssertionRole::Grant);
     // A client_id that is not the mapped client must not cost the token its single use.
-    let mapped = workload::verify(
+    let (mapped, use_once) = workload::verify_unspent(
         state,
         snapshot,
         assertion,
@@ -68,25 +73,31 @@ pub async fn workload_client(
     )
     .await
     .map_err(refuse)?;
-    Ok(Some(workload::client_for(snapshot, &mapped)))
+    Ok(Some((workload::client_for(snapshot, &mapped), use_once)))
 }
 
-/// `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`. `workload_authenticated`: the
-/// assertion already authenticated `client` as its workload ([`workload_client`]).
+/// `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`. `workload`: the assertion
+/// already authenticated `client` as its workload ([`workload_client`]); its single use is
+/// spent here, after the request's other checks.
 pub async fn grant(
     state: &AppState,
     snapshot: &Snapshot,
     client: &OAuthClient,
     form: &Form,
     (now, jkt): (i64, Option<&str>),
-    (audit, workload_authenticated): (&mut OAuthAudit, bool),
+    (audit, workload): (&mut OAuthAudit, Option<&UseOnce>),
 ) -> Result<Value, OAuthError> {
     let assertion = form.require("assertion")?;
     if is_id_jag(assertion) {
         return super::id_jag::grant(state, snapshot, client, assertion, form, (now, jkt), audit)
             .await;
     }
-    if !workload_authenticated {
+    if let Some(use_once) = workload {
+        use_once
+            .spend(state, now.div_euclid(1000))
+            .await
+            .map_err(|refusal| refusal.into_oauth(AssertionRole::Grant))?;
+    } else {
         // The client authenticated some other way and brings a workload token too: it must
         // be that client's.
         workload::verify(state, snapshot, assertion, now.div_euclid(1000), |mapped| {

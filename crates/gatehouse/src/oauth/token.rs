@@ -44,7 +44,7 @@ pub async fn token(
             super::jwt_bearer::workload_client(&state, &snapshot, &parts.headers, &form, now)
                 .await?;
         let client = match &workload {
-            Some(client) => client.clone(),
+            Some((client, _)) => client.clone(),
             None => {
                 super::assertion::authenticate(&state, &snapshot, &parts.headers, &form, now)
                     .await?
@@ -110,7 +110,7 @@ pub async fn token(
                     &client,
                     &form,
                     (now, jkt),
-                    (&mut audit, workload.is_some()),
+                    (&mut audit, workload.as_ref().map(|(_, use_once)| use_once)),
                 )
                 .await
             }

@@ -68,6 +68,42 @@ pub async fn verify(
     now: i64,
     expected: impl Fn(&str) -> bool,
 ) -> Result<Workload, AssertionRefusal> {
+    let (workload, use_once) = verify_unspent(state, snapshot, assertion, now, expected).await?;
+    use_once.spend(state, now).await?;
+    Ok(workload)
+}
+
+/// The single use of a verified workload token, not yet spent: the token endpoint spends it
+/// once the rest of the request (its DPoP proof) has passed, so a request refused for
+/// another reason leaves the token usable.
+#[derive(Debug)]
+pub struct UseOnce {
+    key: String,
+    until: i64,
+}
+
+impl UseOnce {
+    pub async fn spend(&self, state: &AppState, now: i64) -> Result<(), AssertionRefusal> {
+        match state
+            .client_assertions
+            .first_use(&self.key, self.until, now)
+            .await
+        {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(AssertionRefusal::Replayed),
+            Err(crate::state::Unavailable) => Err(AssertionRefusal::Unavailable),
+        }
+    }
+}
+
+/// [`verify`] without spending the token's single use.
+pub async fn verify_unspent(
+    state: &AppState,
+    snapshot: &Snapshot,
+    assertion: &str,
+    now: i64,
+    expected: impl Fn(&str) -> bool,
+) -> Result<(Workload, UseOnce), AssertionRefusal> {
     let header = jwt::decode_unverified_header(assertion).map_err(refusal)?;
     // Explicit typing (RFC 8725 §3.11): an access token or an ID-JAG of the same issuer is
     // not a workload's credential, whatever its claims say.
@@ -136,22 +172,16 @@ pub async fn verify(
     if !expected(&rule.client) {
         return Err(AssertionRefusal::WrongClient);
     }
-    let replay_key = format!("workload\u{0}{}\u{0}{jti}", issuer.issuer);
-    match state
-        .client_assertions
-        .first_use(&replay_key, verified.exp() + leeway, now)
-        .await
-    {
-        Ok(true) => {}
-        Ok(false) => return Err(AssertionRefusal::Replayed),
-        Err(crate::state::Unavailable) => return Err(AssertionRefusal::Unavailable),
-    }
+    let use_once = UseOnce {
+        key: format!("workload\u{0}{}\u{0}{jti}", issuer.issuer),
+        until: verified.exp() + leeway,
+    };
     let workload = Workload {
         client: rule.client.clone(),
         subject: format!("{}:{sub}", issuer.name),
     };
-    tracing::info!(client = %workload.client, workload = %workload.subject, "workload token accepted");
-    Ok(workload)
+    tracing::info!(client = %workload.client, workload = %workload.subject, "workload token verified");
+    Ok((workload, use_once))
 }
 
 /// The OAuth client a workload is: its registration when it has one (so its settings, such

@@ -432,3 +432,37 @@ async fn a_workload_token_is_used_once_across_replicas() {
         "another replica knows it was used"
     );
 }
+
+#[tokio::test]
+async fn a_request_refused_for_its_dpop_proof_leaves_the_workload_token_usable() {
+    let platforms = platforms().await;
+    let token = platforms.service_account(json!({}));
+    let holder = crate::oauth_dpop::Holder::new(Algorithm::ES256);
+    let wrong_url = holder.proof("POST", "http://elsewhere.example/oauth/token", None);
+    let resource = resource(&platforms.app, "demo");
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("grant_type", GRANT),
+            ("assertion", token.as_str()),
+            ("resource", resource.as_str()),
+        ])
+        .finish();
+    let refused = platforms
+        .app
+        .http
+        .post(platforms.app.url("/oauth/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("dpop", wrong_url)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    let refused: Value = refused.json().await.unwrap();
+    assert_eq!(refused["error"], "invalid_dpop_proof", "{refused}");
+    let (status, body) = platforms.grant(&token, &[]).await;
+    assert_eq!(
+        status, 200,
+        "the token was not spent by the refused request: {body}"
+    );
+}
