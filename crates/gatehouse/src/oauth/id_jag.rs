@@ -246,10 +246,22 @@ async fn linked_user(
         .await
         .map_err(failed)?
     {
-        if !carries_groups {
+        let groups = upstream::claim_groups(provider, claims);
+        if !carries_groups || groups == user.groups {
             return Ok(Some(user));
         }
-        return upstream::link_user(state, provider, claims)
+        // Only the groups: an ID-JAG rarely carries the profile a sign-in records.
+        state
+            .store
+            .update_user_profile(&user.id, &user.display_name, &groups)
+            .await
+            .map_err(failed)?;
+        if let Err(err) = state.snapshot.reload().await {
+            tracing::error!(error = %err, "snapshot reload after an ID-JAG changed groups failed");
+        }
+        return state
+            .store
+            .get_user(&user.id)
             .await
             .map(Some)
             .map_err(failed);

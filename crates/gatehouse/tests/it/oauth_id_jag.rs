@@ -482,3 +482,35 @@ async fn server_discover_names_the_extension_only_while_an_idp_is_trusted_for_it
     let extensions = discovered_extensions(&plain).await;
     assert!(extensions.get(EMA).is_none(), "{extensions}");
 }
+
+#[tokio::test]
+async fn groups_follow_the_id_jag_and_the_rest_of_the_profile_stays() {
+    let ema = enterprise(false).await;
+    admin::users::grant_group(&ema.app.store, "writers", "other", "*", true, false)
+        .await
+        .unwrap();
+    ema.app.reload().await;
+    let (status, body) = ema
+        .redeem(&ema.id_jag(json!({"name": "Alice Example"})), &[])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let user = ema
+        .app
+        .store
+        .find_user_by_idp("corp", "u-alice")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(user.display_name, "Alice Example");
+
+    // Moved to `writers` at the IdP: the next ID-JAG, for `other`, carries the new group.
+    let jag = ema.id_jag(json!({"groups": ["writers"], "resource": resource(&ema.app, "other")}));
+    let (status, body) = ema.redeem(&jag, &[]).await;
+    assert_eq!(status, 200, "the new group reaches other at once: {body}");
+    let user = ema.app.store.get_user(&user.id).await.unwrap();
+    assert_eq!(user.groups, ["writers"]);
+    assert_eq!(
+        user.display_name, "Alice Example",
+        "an ID-JAG without a name leaves the name"
+    );
+}
