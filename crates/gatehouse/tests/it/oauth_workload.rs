@@ -466,3 +466,83 @@ async fn a_request_refused_for_its_dpop_proof_leaves_the_workload_token_usable()
         "the token was not spent by the refused request: {body}"
     );
 }
+
+/// A replay cache whose backing state cannot be reached.
+struct Unreachable;
+
+impl gatehouse::state::ReplayCache for Unreachable {
+    fn first_use(
+        &self,
+        _: &str,
+        _: i64,
+        _: i64,
+    ) -> gatehouse::state::StateFuture<'_, Result<bool, gatehouse::state::Unavailable>> {
+        gatehouse::state::StateFuture::ready(Err(gatehouse::state::Unavailable))
+    }
+
+    fn len(&self) -> usize {
+        0
+    }
+}
+
+#[tokio::test]
+async fn unreachable_keys_or_replay_state_fail_closed_and_retryable() {
+    let key = SigningKey::generate(Algorithm::ES256).unwrap();
+    // Nothing listens there: the issuer's keys cannot be fetched.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/jwks", listener.local_addr().unwrap())
+    };
+    let live = format!("{}/jwks", platform_standin(&key).await);
+    for (jwks_uri, replay_reachable) in [(closed, true), (live, false)] {
+        let app = TestApp::start_with_runtime_and(
+            move |config, store| {
+                let runtime = gatehouse::state::RuntimeState::in_memory(config, store);
+                if replay_reachable {
+                    runtime
+                } else {
+                    gatehouse::state::RuntimeState {
+                        client_assertions: std::sync::Arc::new(Unreachable),
+                        ..runtime
+                    }
+                }
+            },
+            move |config| {
+                config.oauth.workload_issuers = serde_json::from_value(json!([{
+                    "name": "cluster", "issuer": CLUSTER, "jwks_uri": jwks_uri, "audience": "gatehouse",
+                    "rules": [{ "subject": "system:serviceaccount:agents:reporter", "client": "reporter" }],
+                }]))
+                .unwrap();
+            },
+        )
+        .await;
+        app.add_server("demo", "http://127.0.0.1:9/mcp").await;
+        admin::create_client(&*app.store, "reporter", "")
+            .await
+            .unwrap();
+        app.grant("reporter", "demo", "echo").await;
+        let now = gatehouse::now_ms() / 1000;
+        let token = jwt::encode(
+            &key,
+            Some("JWT"),
+            &json!({
+                "iss": CLUSTER, "sub": "system:serviceaccount:agents:reporter", "aud": "gatehouse",
+                "jti": "j-1", "iat": now, "exp": now + 600,
+            }),
+        )
+        .unwrap();
+        let resource = resource(&app, "demo");
+        let params = [
+            ("grant_type", GRANT),
+            ("assertion", token.as_str()),
+            ("resource", resource.as_str()),
+        ];
+        let (status, _, body) = post_form(&app, "/oauth/token", None, &params).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (503, Some("temporarily_unavailable")),
+            "keys reachable: {}, replay state reachable: {replay_reachable}: {body}",
+            !replay_reachable
+        );
+    }
+}
