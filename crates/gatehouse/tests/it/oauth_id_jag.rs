@@ -514,3 +514,33 @@ async fn groups_follow_the_id_jag_and_the_rest_of_the_profile_stays() {
         "an ID-JAG without a name leaves the name"
     );
 }
+
+#[tokio::test]
+async fn an_id_jag_redeemed_with_a_dpop_proof_gets_a_bound_token() {
+    let ema = enterprise(false).await;
+    let holder = crate::oauth_dpop::Holder::new(Algorithm::ES256);
+    let proof = holder.proof("POST", &crate::oauth_dpop::token_url(&ema.app), None);
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([("grant_type", GRANT), ("assertion", &ema.id_jag(json!({})))])
+        .finish();
+    let response = ema
+        .app
+        .http
+        .post(ema.app.url("/oauth/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("authorization", crate::oauth::basic("agent", &ema.secret))
+        .header("dpop", proof)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["token_type"], "DPoP", "{body}");
+    let claims = jwt_part(body["access_token"].as_str().unwrap(), 1);
+    assert!(claims["cnf"]["jkt"].is_string(), "{claims}");
+    // Without a proof by that key the bound token is refused at the gateway.
+    let token = body["access_token"].as_str().unwrap();
+    let (status, _, _) = gateway(&ema.app, "demo", token, &call("echo")).await;
+    assert_eq!(status, 401, "a bound token sent as a bearer token");
+}
