@@ -34,6 +34,12 @@
 #   oauth-conformance      conformance suite 0.2.0-alpha.12 `authorization` (AS checks)
 #   oauth-upstream-oidc    users sign in through oidc-provider (npm) as the upstream OpenID
 #                          provider; groups mapped from its claims (its own Gatehouse and provider)
+#   oauth-federation       enterprise-managed authorization (the Python SDK's
+#                          IdentityAssertionOAuthProvider; an IdP stand-in issuing ID-JAGs by
+#                          RFC 8693, written with PyJWT) and workload identity (Kubernetes and
+#                          GitHub Actions token stand-ins; the SDK's PrivateKeyJWTOAuthProvider
+#                          and the TypeScript SDK's StaticPrivateKeyJwtProvider)
+#                          against a Gatehouse of its own (e2e/federation)
 # and prints `N passed, M failed` (groups) as its last line; exit status 1 if any failed.
 #
 # Usage: e2e/run.sh [GROUP...]          (default: all groups)
@@ -53,7 +59,7 @@ suite=${E2E_CONFORMANCE_SUITE:-all}
 all_groups=(ts python conformance-direct conformance-gateway conformance-identical audit-trail audit-verify
     guardrails-ts guardrails-python conformance-guardrails conformance-guardrails-identical
     oauth-py-client-credentials oauth-py-auth-code oauth-ts-auth-code oauth-ts-v2 oauth-mcp-remote oauth-conformance
-    oauth-upstream-oidc)
+    oauth-upstream-oidc oauth-federation)
 if (($# > 0)); then selected=("$@"); else selected=("${all_groups[@]}"); fi
 for g in "${selected[@]}"; do
     [[ " ${all_groups[*]} " == *" $g "* ]] || { echo "error: unknown group '$g' (${all_groups[*]})" >&2; exit 2; }
@@ -496,4 +502,10 @@ group_oauth_upstream_oidc() {
         bounded "$venv/bin/python" "$here/upstream-oidc/test_upstream_oidc.py"
 }
 want oauth-upstream-oidc && run_group oauth-upstream-oidc group_oauth_upstream_oidc
+group_oauth_federation() {
+    mkdir -p "$work/federation"
+    GATEHOUSE_BIN="$gatehouse_bin" EXAMPLE_URL="$example_url" WORK="$work/federation" NODE="$ts_node" \
+        bounded "$venv/bin/python" "$here/federation/test_federation.py"
+}
+want oauth-federation && run_group oauth-federation group_oauth_federation
 exit 0

@@ -21,6 +21,7 @@ mod metrics;
 mod oauth;
 mod redis;
 mod shutdown;
+mod workload;
 pub use audit::AuditConfig;
 pub use forwarded_header::ForwardedHeader;
 pub use listener::HttpConfig;
@@ -28,6 +29,7 @@ pub use metrics::MetricsConfig;
 pub use oauth::{IdentityProviderConfig, OAuthConfig, TrustedIssuerConfig};
 pub use redis::{OnOutage, RedisConfig};
 pub use shutdown::ShutdownConfig;
+pub use workload::{WorkloadIssuerConfig, WorkloadRule};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -395,6 +397,11 @@ impl Config {
                 )));
             }
         }
+        workload::validate(
+            &oauth.workload_issuers,
+            &oauth.providers,
+            self.public_base(),
+        )?;
         if oauth.dpop_proof_max_age < Duration::from_secs(10)
             || oauth.dpop_proof_max_age > Duration::from_secs(300)
         {

@@ -14,7 +14,8 @@ use crate::output::{Format, Table, print_json, time};
 pub struct RegisterArgs {
     pub name: String,
     /// Grant type the client may use (repeatable): client_credentials, authorization_code,
-    /// refresh_token. Default: client_credentials.
+    /// refresh_token, urn:ietf:params:oauth:grant-type:jwt-bearer (redeeming an enterprise
+    /// IdP's ID-JAGs). Default: client_credentials.
     #[arg(long = "grant")]
     pub grants: Vec<String>,
     /// client_secret_basic (default), client_secret_post, private_key_jwt (with --jwks-file),

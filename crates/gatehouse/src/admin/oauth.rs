@@ -13,7 +13,14 @@ use gatehouse_model::{
     records::{ClientSecretRecord, Generation, OAuthClientMetadata},
 };
 
-pub const GRANT_TYPES: [&str; 3] = ["client_credentials", "authorization_code", "refresh_token"];
+/// The jwt-bearer grant is for redeeming ID-JAGs (enterprise-managed authorization); a
+/// workload token needs no registration to use it.
+pub const GRANT_TYPES: [&str; 4] = [
+    "client_credentials",
+    "authorization_code",
+    "refresh_token",
+    "urn:ietf:params:oauth:grant-type:jwt-bearer",
+];
 pub const AUTH_METHODS: [&str; 4] = [
     "client_secret_basic",
     "client_secret_post",

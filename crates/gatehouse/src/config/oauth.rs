@@ -66,6 +66,9 @@ pub struct OAuthConfig {
     pub providers: Vec<IdentityProviderConfig>,
     /// External authorization servers whose access tokens some servers accept.
     pub trusted_issuers: Vec<TrustedIssuerConfig>,
+    /// Platforms whose workload tokens authenticate machines as clients (docs/oauth.md,
+    /// guide 7).
+    pub workload_issuers: Vec<super::WorkloadIssuerConfig>,
 }
 
 /// An existing enterprise authorization server (Entra ID, Okta, Keycloak, Auth0) whose access
@@ -138,6 +141,16 @@ pub struct IdentityProviderConfig {
     /// valid group names); otherwise unmapped values are dropped.
     #[serde(default)]
     pub group_map: std::collections::BTreeMap<String, String>,
+    /// Also accept this provider's Identity Assertion JWT Authorization Grants (ID-JAGs) at
+    /// the token endpoint (enterprise-managed authorization, docs/oauth.md guide 6): the
+    /// person is the same Gatehouse user as when signing in through the browser.
+    #[serde(default)]
+    pub accept_id_jag: bool,
+    /// An ID-JAG whose `sub` is linked to no user acts for the user whose username is its
+    /// `email` claim (signed in here before, or created with that name). Only for a provider
+    /// that verifies addresses: whoever controls an address there becomes that user.
+    #[serde(default)]
+    pub link_by_email: bool,
 }
 
 fn default_idp_scopes() -> Vec<String> {
@@ -169,6 +182,7 @@ impl Default for OAuthConfig {
             dpop_proof_max_age: Duration::from_secs(300),
             providers: Vec::new(),
             trusted_issuers: Vec::new(),
+            workload_issuers: Vec::new(),
         }
     }
 }

@@ -12,7 +12,9 @@ use axum::{
 };
 use serde_json::{Value, json};
 
+mod assertion;
 mod oauth;
+pub use assertion::{AssertionRefusal, AssertionRole};
 pub use oauth::OAuthError;
 
 /// JSON-RPC error codes. The -32700…-32600 block is JSON-RPC's own; -32020/-32022 are the

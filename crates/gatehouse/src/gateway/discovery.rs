@@ -8,6 +8,23 @@ use serde_json::{Map, Value};
 /// Extensions Gatehouse implements whatever the upstream does: its authorization server
 /// issues client-credentials tokens (client secrets and `private_key_jwt` assertions).
 pub const GATEWAY_EXTENSIONS: &[&str] = &["io.modelcontextprotocol/oauth-client-credentials"];
+/// Named only while an identity provider's ID-JAGs are accepted (`accept_id_jag`).
+pub const ENTERPRISE_MANAGED_AUTHORIZATION: &str =
+    "io.modelcontextprotocol/enterprise-managed-authorization";
+
+/// Which of Gatehouse's optional extensions its configuration turns on.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GatewayExtensions {
+    pub enterprise_managed: bool,
+}
+
+impl GatewayExtensions {
+    pub fn of(config: &crate::config::Config) -> Self {
+        Self {
+            enterprise_managed: config.oauth.providers.iter().any(|p| p.accept_id_jag),
+        }
+    }
+}
 
 /// How a filtered list result is marked for caches.
 #[derive(Debug, Clone, Copy)]
@@ -57,7 +74,7 @@ impl PrivateLists {
 
 /// Adds Gatehouse's extensions to a `server/discover` result's `capabilities.extensions`,
 /// keeping the upstream's; whether it changed.
-pub fn advertise_extensions(message: &mut Value) -> bool {
+pub fn advertise_extensions(message: &mut Value, optional: GatewayExtensions) -> bool {
     let Some(capabilities) = message
         .get_mut("result")
         .filter(|r| r.get("supportedVersions").is_some())
@@ -73,9 +90,12 @@ pub fn advertise_extensions(message: &mut Value) -> bool {
         return false;
     };
     let mut changed = false;
-    for name in GATEWAY_EXTENSIONS {
-        if !extensions.contains_key(*name) {
-            extensions.insert((*name).to_owned(), Value::Object(Map::new()));
+    let enterprise = optional
+        .enterprise_managed
+        .then_some(ENTERPRISE_MANAGED_AUTHORIZATION);
+    for name in GATEWAY_EXTENSIONS.iter().copied().chain(enterprise) {
+        if !extensions.contains_key(name) {
+            extensions.insert(name.to_owned(), Value::Object(Map::new()));
             changed = true;
         }
     }
@@ -129,7 +149,10 @@ mod tests {
     fn discovery_names_the_gateways_extensions_beside_the_upstreams() {
         let mut discover = json!({"id":1,"result":{"supportedVersions":["2026-07-28"],
             "capabilities":{"tools":{},"extensions":{"io.modelcontextprotocol/tasks":{}}}}});
-        assert!(advertise_extensions(&mut discover));
+        assert!(advertise_extensions(
+            &mut discover,
+            GatewayExtensions::default()
+        ));
         let extensions = &discover["result"]["capabilities"]["extensions"];
         assert!(extensions.get("io.modelcontextprotocol/tasks").is_some());
         assert!(
@@ -137,8 +160,27 @@ mod tests {
                 .get("io.modelcontextprotocol/oauth-client-credentials")
                 .is_some()
         );
-        assert!(!advertise_extensions(&mut discover), "once");
+        assert!(
+            extensions.get(ENTERPRISE_MANAGED_AUTHORIZATION).is_none(),
+            "named only when an IdP's ID-JAGs are accepted"
+        );
+        assert!(
+            !advertise_extensions(&mut discover, GatewayExtensions::default()),
+            "once"
+        );
+        let enterprise = GatewayExtensions {
+            enterprise_managed: true,
+        };
+        assert!(advertise_extensions(&mut discover, enterprise));
+        assert!(
+            discover["result"]["capabilities"]["extensions"]
+                .get(ENTERPRISE_MANAGED_AUTHORIZATION)
+                .is_some()
+        );
         let mut other = json!({"id":1,"result":{"capabilities":{}}});
-        assert!(!advertise_extensions(&mut other), "only a discover result");
+        assert!(
+            !advertise_extensions(&mut other, enterprise),
+            "only a discover result"
+        );
     }
 }

@@ -437,7 +437,8 @@ impl Call<'_> {
         rules.advertise_extensions = envelope
             .messages
             .iter()
-            .any(|m| m.kind == Kind::Request && m.method() == "server/discover");
+            .any(|m| m.kind == Kind::Request && m.method() == "server/discover")
+            .then(|| crate::gateway::discovery::GatewayExtensions::of(&self.state.config));
         let exchange = Exchange {
             action: Action::Send {
                 bytes,
@@ -626,7 +627,7 @@ impl Call<'_> {
             late: None,
             tasks: None,
             private_lists: None,
-            advertise_extensions: false,
+            advertise_extensions: None,
             pins: (lists_tools && self.server.pin_action != PinAction::Off)
                 .then(|| (self.server.clone(), self.state.pins.clone())),
         }

@@ -49,7 +49,7 @@ pub struct ResponseRules {
     /// Set when `filter` is: the filtered list is the caller's alone, for caches too.
     pub private_lists: Option<PrivateLists>,
     /// The request asks `server/discover`: its result names Gatehouse's extensions.
-    pub advertise_extensions: bool,
+    pub advertise_extensions: Option<discovery::GatewayExtensions>,
 }
 
 impl ResponseRules {
@@ -58,7 +58,7 @@ impl ResponseRules {
             || !self.guardrails.is_empty()
             || self.pins.is_some()
             || self.tasks.is_some()
-            || self.advertise_extensions
+            || self.advertise_extensions.is_some()
     }
 
     /// Rewrites one JSON-RPC message or batch; `None` when nothing changed (bytes pass as-is).
@@ -164,8 +164,8 @@ impl ResponseRules {
                 changed |= lists.mark(message);
             }
         }
-        if self.advertise_extensions {
-            changed |= discovery::advertise_extensions(message);
+        if let Some(extensions) = self.advertise_extensions {
+            changed |= discovery::advertise_extensions(message, extensions);
         }
         if self.guardrails.is_empty() {
             return Some(changed);
@@ -289,7 +289,7 @@ pub fn tools_list_rewrite(
         late: None,
         tasks: None,
         private_lists: None,
-        advertise_extensions: false,
+        advertise_extensions: None,
     };
     Box::new(move |data: &[u8]| rules.rewrite(data))
 }
@@ -313,7 +313,7 @@ mod tests {
             pins: None,
             tasks: None,
             private_lists: None,
-            advertise_extensions: false,
+            advertise_extensions: None,
         }
     }
 

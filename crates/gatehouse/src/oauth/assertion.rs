@@ -5,6 +5,9 @@
 //! server (`aud` = the issuer or the token endpoint URL), expire within five minutes and carry
 //! a `jti` never seen before (remembered until it expires), so a captured assertion cannot be
 //! replayed.
+//!
+//! An assertion whose `iss` is a workload issuer is a platform's token instead
+//! (`workload.rs`): its issuer's rules, not a registered JWKS, say which client it is.
 
 use http::HeaderMap;
 use serde_json::Value;
@@ -51,6 +54,21 @@ pub async fn authenticate(
         return Err(OAuthError::InvalidRequest(
             "use one client authentication method".into(),
         ));
+    }
+    if super::workload::issuer_of(state, assertion).is_some() {
+        let workload = super::workload::verify(
+            state,
+            snapshot,
+            assertion,
+            now_ms.div_euclid(1000),
+            |client| form.get("client_id").is_none_or(|id| id == client),
+        )
+        .await
+        .map_err(|refusal| {
+            tracing::info!(%refusal, "workload client assertion refused");
+            refusal.into_oauth(crate::error::AssertionRole::ClientAuthentication)
+        })?;
+        return Ok(super::workload::client_for(snapshot, &workload));
     }
     let claimed = crate::oauth::external::unverified_claim(assertion, "iss").ok_or(fail.clone())?;
     if form.get("client_id").is_some_and(|id| id != claimed) {

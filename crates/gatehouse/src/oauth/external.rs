@@ -63,20 +63,35 @@ async fn issuer_keys(
     trusted: &TrustedIssuerConfig,
     force: bool,
 ) -> Result<Arc<IssuerKeys>, String> {
-    if let Some(cached) = state
-        .external_issuers
-        .keys
-        .lock()
-        .get(&trusted.name)
-        .cloned()
+    keys_of(
+        state,
+        &trusted.name,
+        &trusted.issuer,
+        trusted.jwks_uri.as_deref(),
+        force,
+    )
+    .await
+}
+
+/// The keys of an issuer, cached under `cache_key`: from `jwks_uri`, or the one its discovery
+/// document names. Fetched again when an hour old, or when `force` (a token named a `kid`
+/// not among them) and the last fetch is at least 30 s old.
+pub(crate) async fn keys_of(
+    state: &AppState,
+    cache_key: &str,
+    issuer: &str,
+    jwks_uri: Option<&str>,
+    force: bool,
+) -> Result<Arc<IssuerKeys>, String> {
+    if let Some(cached) = state.external_issuers.keys.lock().get(cache_key).cloned()
         && !remote::due(cached.fetched, force)
     {
         return Ok(cached);
     }
-    let jwks_uri = match &trusted.jwks_uri {
-        Some(uri) => uri.clone(),
+    let jwks_uri = match jwks_uri {
+        Some(uri) => uri.to_owned(),
         None => {
-            let base = trusted.issuer.trim_end_matches('/');
+            let base = issuer.trim_end_matches('/');
             let discovery =
                 match remote::get_json(state, &format!("{base}/.well-known/openid-configuration"))
                     .await
@@ -107,7 +122,7 @@ async fn issuer_keys(
         .external_issuers
         .keys
         .lock()
-        .insert(trusted.name.clone(), cached.clone());
+        .insert(cache_key.to_owned(), cached.clone());
     Ok(cached)
 }
 

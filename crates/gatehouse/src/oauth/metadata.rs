@@ -67,16 +67,32 @@ fn cacheable(mut response: Response) -> Response {
 pub async fn authorization_server_metadata(State(state): State<AppState>) -> Response {
     let snapshot = state.snapshot.current();
     let servers: Vec<&str> = snapshot.servers.keys().map(String::as_str).collect();
-    cacheable(
-        Json(authorization_server(
-            state.config.public_base(),
-            &servers,
-            state.config.oauth.registration
-                != gatehouse_model::registration_mode::RegistrationMode::Off,
-            state.config.oauth.client_metadata_documents,
-        ))
-        .into_response(),
-    )
+    let mut metadata = authorization_server(
+        state.config.public_base(),
+        &servers,
+        state.config.oauth.registration
+            != gatehouse_model::registration_mode::RegistrationMode::Off,
+        state.config.oauth.client_metadata_documents,
+    );
+    advertise_jwt_bearer(&mut metadata, &state.config.oauth);
+    cacheable(Json(metadata).into_response())
+}
+
+/// The jwt-bearer grant, when an IdP's ID-JAGs or a workload issuer's tokens are accepted
+/// (RFC 8414 `grant_types_supported`); and the ID-JAG grant profile
+/// (draft-ietf-oauth-identity-assertion-authz-grant §7.2) when an IdP's are.
+pub fn advertise_jwt_bearer(metadata: &mut Value, oauth: &crate::config::OAuthConfig) {
+    let id_jag = oauth.providers.iter().any(|p| p.accept_id_jag);
+    if !id_jag && oauth.workload_issuers.is_empty() {
+        return;
+    }
+    if let Some(grants) = metadata["grant_types_supported"].as_array_mut() {
+        grants.push(json!(super::jwt_bearer::GRANT_TYPE));
+    }
+    if id_jag {
+        metadata["authorization_grant_profiles_supported"] =
+            json!(["urn:ietf:params:oauth:grant-profile:id-jag"]);
+    }
 }
 
 pub async fn protected_resource_metadata(

@@ -9,6 +9,8 @@ pub mod dpop;
 pub mod external;
 pub mod form;
 pub mod grants;
+pub mod id_jag;
+pub mod jwt_bearer;
 pub mod login;
 pub mod metadata;
 pub mod pages;
@@ -19,6 +21,7 @@ pub mod session;
 pub mod token;
 pub mod tokens;
 pub mod upstream;
+pub mod workload;
 
 use axum::{
     Router,

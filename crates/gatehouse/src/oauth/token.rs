@@ -39,8 +39,17 @@ pub async fn token(
         let form = Form::read(&parts.headers, body, &["resource"]).await?;
         let snapshot = state.snapshot.current();
         let now = crate::now_ms();
-        let client =
-            super::assertion::authenticate(&state, &snapshot, &parts.headers, &form, now).await?;
+        // A workload token without client authentication is the client's credential itself.
+        let workload =
+            super::jwt_bearer::workload_client(&state, &snapshot, &parts.headers, &form, now)
+                .await?;
+        let client = match &workload {
+            Some((client, _)) => client.clone(),
+            None => {
+                super::assertion::authenticate(&state, &snapshot, &parts.headers, &form, now)
+                    .await?
+            }
+        };
         audit.client = Some(client.name.to_string());
         let token_endpoint = format!("{}/oauth/token", state.config.public_base());
         let proof = super::dpop::check_request(
@@ -93,6 +102,18 @@ pub async fn token(
                 )
                 .await
             }
+            super::jwt_bearer::GRANT_TYPE => {
+                audit.method = "oauth/token:jwt-bearer";
+                super::jwt_bearer::grant(
+                    &state,
+                    &snapshot,
+                    &client,
+                    &form,
+                    (now, jkt),
+                    (&mut audit, workload.as_ref().map(|(_, use_once)| use_once)),
+                )
+                .await
+            }
             other => Err(OAuthError::UnsupportedGrantType(
                 other.chars().take(64).collect(),
             )),
@@ -117,9 +138,22 @@ fn client_credentials(
         ));
     }
     client.require_grant("client_credentials")?;
+    issue_for_client(state, snapshot, &client.name, form, (now, jkt), audit)
+}
+
+/// An access token acting for `client` itself, within its connections: what
+/// `client_credentials` and a workload's jwt-bearer grant issue.
+pub(super) fn issue_for_client(
+    state: &AppState,
+    snapshot: &Snapshot,
+    client: &str,
+    form: &Form,
+    (now, jkt): (i64, Option<&str>),
+    audit: &mut OAuthAudit,
+) -> Result<serde_json::Value, OAuthError> {
     let (audiences, scope) = audience_and_scope(
         snapshot,
-        &client.name,
+        client,
         form.all("resource").collect(),
         form.get("scope"),
     )?;
@@ -136,8 +170,8 @@ fn client_credentials(
         &snapshot.oauth.signing,
         &MintRequest {
             issuer: state.config.public_base(),
-            subject: &client.name,
-            client_id: &client.name,
+            subject: client,
+            client_id: client,
             audiences: &audiences,
             scope: &scope,
             ttl_secs: ttl,

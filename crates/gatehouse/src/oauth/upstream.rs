@@ -44,7 +44,7 @@ struct UpstreamState {
     binding: String,
 }
 
-async fn provider_keys(
+pub(super) async fn provider_keys(
     state: &AppState,
     provider: &IdentityProviderConfig,
     force: bool,
@@ -278,7 +278,7 @@ async fn exchange(
     Ok(verified.into_claims())
 }
 
-fn claim_groups(
+pub(super) fn claim_groups(
     provider: &IdentityProviderConfig,
     claims: &serde_json::Map<String, Value>,
 ) -> Vec<String> {
@@ -311,7 +311,7 @@ fn claim_groups(
 
 /// Finds the user by `(provider, sub)`, creating them at first sign-in; groups and display
 /// name follow the provider at every sign-in.
-async fn link_user(
+pub(super) async fn link_user(
     state: &AppState,
     provider: &IdentityProviderConfig,
     claims: &serde_json::Map<String, Value>,

@@ -315,8 +315,10 @@ impl VerificationKey {
         let jwk = jwk
             .as_object()
             .ok_or(KeyError::InvalidJwk("not an object"))?;
+        // A SPIFFE trust bundle marks the keys that sign JWT-SVIDs `jwt-svid` (SPIFFE Trust
+        // Domain and Bundle §4.2.1); its `x509-svid` keys stay out like `enc` ones.
         if let Some(usage) = jwk.get("use")
-            && usage.as_str() != Some("sig")
+            && !matches!(usage.as_str(), Some("sig" | "jwt-svid"))
         {
             return Err(KeyError::NotSignatureKey);
         }
@@ -674,5 +676,18 @@ pub(crate) mod tests {
             .get("NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs")
             .unwrap();
         assert_eq!(key.alg(), Algorithm::RS256);
+    }
+
+    #[test]
+    fn a_spiffe_bundle_gives_its_jwt_svid_keys_only() {
+        let svid = key(Algorithm::ES256);
+        let mut jwt_svid = svid.public_jwk();
+        jwt_svid["use"] = json!("jwt-svid");
+        let mut x509 = key(Algorithm::ES256).public_jwk();
+        x509["use"] = json!("x509-svid");
+        x509["kid"] = json!("x509");
+        let set = VerifierSet::from_jwks(&json!({"keys": [jwt_svid, x509]})).unwrap();
+        assert_eq!(set.len(), 1);
+        assert!(set.get(svid.kid()).is_some() && set.get("x509").is_none());
     }
 }

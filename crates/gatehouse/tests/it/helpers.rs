@@ -63,6 +63,14 @@ impl TestApp {
     pub async fn start_with_runtime(
         runtime: impl FnOnce(&Config, &DynStore) -> gatehouse::state::RuntimeState + 'static,
     ) -> TestApp {
+        Self::start_with_runtime_and(runtime, |_| {}).await
+    }
+
+    /// As [`TestApp::start_with_runtime`], with `adjust` applied to the configuration first.
+    pub async fn start_with_runtime_and(
+        runtime: impl FnOnce(&Config, &DynStore) -> gatehouse::state::RuntimeState + 'static,
+        adjust: impl FnOnce(&mut Config),
+    ) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -74,6 +82,7 @@ impl TestApp {
         };
         config.database_url = test_database_url();
         config.audit.durable = true;
+        adjust(&mut config);
         Self::start_in(dir, config, listener, Some(Box::new(runtime))).await
     }
 
