@@ -35,7 +35,8 @@
 #   oauth-upstream-oidc    users sign in through oidc-provider (npm) as the upstream OpenID
 #                          provider; groups mapped from its claims (its own Gatehouse and provider)
 #   oauth-federation       enterprise-managed authorization (the Python SDK's
-#                          IdentityAssertionOAuthProvider; an IdP stand-in issuing ID-JAGs by
+#                          IdentityAssertionOAuthProvider, the TypeScript SDK v2's
+#                          CrossAppAccessProvider; an IdP stand-in issuing ID-JAGs by
 #                          RFC 8693, written with PyJWT) and workload identity (Kubernetes and
 #                          GitHub Actions token stand-ins; the SDK's PrivateKeyJWTOAuthProvider
 #                          and the TypeScript SDK's StaticPrivateKeyJwtProvider)
@@ -215,7 +216,7 @@ npm_install() {
 }
 npm_install "$here/ts"
 npm_install "$here/conformance"
-if want oauth-ts-v2; then npm_install "$here/ts-v2"; fi
+if want oauth-ts-v2 || want oauth-federation; then npm_install "$here/ts-v2"; fi
 if want oauth-mcp-remote; then npm_install "$here/mcp-remote"; fi
 if want oauth-conformance; then npm_install "$here/conformance-auth"; fi
 if want oauth-upstream-oidc; then npm_install "$here/upstream-oidc"; fi

@@ -107,6 +107,11 @@ class Standin:
             "token_endpoint": f"{self.issuer}/token",
             "jwks_uri": f"{self.issuer}/jwks",
             "grant_types_supported": ["password", TOKEN_EXCHANGE],
+            # Required of an OpenID provider's metadata (OpenID Connect Discovery §3); the
+            # TypeScript SDK's discovery refuses a document without them.
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["ES256"],
         }
 
     def client_authenticated(self, form: dict, authorization: str | None) -> bool:

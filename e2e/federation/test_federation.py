@@ -46,6 +46,7 @@ EXAMPLE_URL = os.environ["EXAMPLE_URL"]
 WORK = os.environ["WORK"]
 NODE = os.environ.get("NODE", "node")
 TS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ts")
+TS_V2_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ts-v2")
 GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 procs: list[subprocess.Popen] = []
 secrets_seen: list[str] = []
@@ -150,7 +151,7 @@ rules = [{{ subject = "repo:acme/tools:*", claims = {{ repository = "acme/tools"
     gh("groups", "grant", "analysts", "--server", "demo", "--tools", "echo")
     gh("clients", "create", "notebook")
     registered = json.loads(gh("--output", "json", "clients", "oauth", "notebook", "--grant", GRANT,
-                               "--auth-method", "client_secret_post"))
+                               "--auth-method", "client_secret_basic"))
     notebook_secret = registered["client_secret"]
     secrets_seen.append(notebook_secret)
     for client in ("reporter", "ci"):
@@ -186,7 +187,7 @@ rules = [{{ subject = "repo:acme/tools:*", claims = {{ repository = "acme/tools"
         storage = MemoryStorage()
         provider = IdentityAssertionOAuthProvider(
             server_url=resource, storage=storage, client_id="notebook", client_secret=notebook_secret,
-            issuer=gatehouse, assertion_provider=exchange)
+            token_endpoint_auth_method="client_secret_basic", issuer=gatehouse, assertion_provider=exchange)
         async with httpx2.AsyncClient(auth=provider, timeout=30) as http:
             echoed = await call_echo(resource, http, "as alice")
         check(echoed == "as alice", "the SDK redeemed the ID-JAG and called a tool as alice")
@@ -202,18 +203,31 @@ rules = [{{ subject = "repo:acme/tools:*", claims = {{ repository = "acme/tools"
         check(len(alice) == 1 and claims["sub"] == alice[0]["id"] and claims["client_id"] == "notebook",
               "the token (checked by PyJWT) acts for the linked user through the notebook")
         check(await raw_call(resource, token, "add") == 403, "and reaches only what alice's groups grant")
-        replay = await raw.post(f"{gatehouse}/oauth/token", data={
-            "grant_type": GRANT, "assertion": idp.issued[0], "client_id": "notebook",
-            "client_secret": notebook_secret})
+        replay = await raw.post(f"{gatehouse}/oauth/token", auth=("notebook", notebook_secret), data={
+            "grant_type": GRANT, "assertion": idp.issued[0]})
         check(replay.status_code == 400 and replay.json()["error"] == "invalid_grant",
               "the same ID-JAG redeemed again is refused")
         elsewhere = idp.idp_key.sign({**jwt.decode(idp.issued[0], options={"verify_signature": False}),
                                       "aud": "https://as.elsewhere.example", "jti": secrets.token_urlsafe(8)},
                                      typ="oauth-id-jag+jwt")
-        refused = await raw.post(f"{gatehouse}/oauth/token", data={
-            "grant_type": GRANT, "assertion": elsewhere, "client_id": "notebook", "client_secret": notebook_secret})
+        refused = await raw.post(f"{gatehouse}/oauth/token", auth=("notebook", notebook_secret), data={
+            "grant_type": GRANT, "assertion": elsewhere})
         check(refused.status_code == 400 and refused.json()["error"] == "invalid_grant",
               "an ID-JAG for another authorization server is refused")
+
+        # The TypeScript SDK's own EMA provider (v2 client package): CrossAppAccessProvider,
+        # its ID-JAG from the SDK's token exchange helper at the IdP.
+        exchanged = len(idp.issued)
+        ts = subprocess.run([NODE, os.path.join(TS_V2_DIR, "cross_app.mjs")], cwd=TS_V2_DIR, capture_output=True,
+                            text=True, timeout=120, env=dict(
+                                os.environ, MCP_URL=resource, ISSUER=gatehouse, IDP_URL=idp.issuer,
+                                ID_TOKEN=id_token, IDP_CLIENT_ID="notebook-at-idp", IDP_CLIENT_SECRET=idp_secret,
+                                CLIENT_ID="notebook", CLIENT_SECRET=notebook_secret))
+        secrets_seen.extend(idp.issued)
+        check(ts.returncode == 0 and ts.stdout.splitlines()[:1] == ["as alice (ts)"]
+              and len(idp.issued) == exchanged + 1,
+              f"the TypeScript SDK's CrossAppAccessProvider redeemed an ID-JAG and called a tool as alice "
+              f"({ts.stdout.strip()} {ts.stderr.strip()[:1200]})")
 
         # 2. A Kubernetes pod's service-account token as the grant.
         sa_token = idp.service_account_token("reporting", "nightly", "gatehouse")
