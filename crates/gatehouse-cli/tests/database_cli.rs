@@ -32,6 +32,22 @@ fn versions(report: &Value, field: &str) -> usize {
     report[field].as_array().unwrap().len()
 }
 
+/// The migrations this build ships for `backend` (the files in `migrations/<backend>`): how
+/// many, and the newest version.
+fn shipped(backend: &str) -> (usize, u64) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../migrations")
+        .join(backend);
+    let versions: Vec<u64> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            name.split('_').next().unwrap().parse().unwrap()
+        })
+        .collect();
+    (versions.len(), versions.into_iter().max().unwrap())
+}
+
 /// A new database: `--check` lists every migration as pending, fails, and creates nothing;
 /// `migrate` applies them; then `--check` passes.
 fn check_then_migrate(database_url: &str, backend: &str) {
@@ -44,7 +60,9 @@ fn check_then_migrate(database_url: &str, backend: &str) {
     );
     let checked = report(&checked);
     assert_eq!(checked["backend"], backend);
-    assert_eq!(versions(&checked, "pending"), 10, "{checked}");
+    let (count, latest) = shipped(backend);
+    assert!(count >= 10, "the folder lists the migrations");
+    assert_eq!(versions(&checked, "pending"), count, "{checked}");
     assert_eq!(versions(&checked, "applied"), 0);
 
     let again = report(&gatehouse(
@@ -52,7 +70,11 @@ fn check_then_migrate(database_url: &str, backend: &str) {
         database_url,
         &["migrate", "--check"],
     ));
-    assert_eq!(versions(&again, "pending"), 10, "the check changed nothing");
+    assert_eq!(
+        versions(&again, "pending"),
+        count,
+        "the check changed nothing"
+    );
 
     let migrated = gatehouse(dir.path(), database_url, &["migrate"]);
     assert!(
@@ -60,14 +82,14 @@ fn check_then_migrate(database_url: &str, backend: &str) {
         "{}",
         String::from_utf8_lossy(&migrated.stderr)
     );
-    assert_eq!(versions(&report(&migrated), "pending"), 10);
+    assert_eq!(versions(&report(&migrated), "pending"), count);
 
     let done = gatehouse(dir.path(), database_url, &["migrate", "--check"]);
     assert!(done.status.success());
     let done = report(&done);
     assert_eq!(versions(&done, "pending"), 0, "{done}");
-    assert_eq!(versions(&done, "applied"), 10);
-    assert_eq!(done["schema"], 10);
+    assert_eq!(versions(&done, "applied"), count);
+    assert_eq!(done["schema"], latest);
 }
 
 #[test]
