@@ -44,7 +44,7 @@ fn check_then_migrate(database_url: &str, backend: &str) {
     );
     let checked = report(&checked);
     assert_eq!(checked["backend"], backend);
-    assert_eq!(versions(&checked, "pending"), 10, "{checked}");
+    assert_eq!(versions(&checked, "pending"), 11, "{checked}");
     assert_eq!(versions(&checked, "applied"), 0);
 
     let again = report(&gatehouse(
@@ -52,7 +52,7 @@ fn check_then_migrate(database_url: &str, backend: &str) {
         database_url,
         &["migrate", "--check"],
     ));
-    assert_eq!(versions(&again, "pending"), 10, "the check changed nothing");
+    assert_eq!(versions(&again, "pending"), 11, "the check changed nothing");
 
     let migrated = gatehouse(dir.path(), database_url, &["migrate"]);
     assert!(
@@ -60,14 +60,14 @@ fn check_then_migrate(database_url: &str, backend: &str) {
         "{}",
         String::from_utf8_lossy(&migrated.stderr)
     );
-    assert_eq!(versions(&report(&migrated), "pending"), 10);
+    assert_eq!(versions(&report(&migrated), "pending"), 11);
 
     let done = gatehouse(dir.path(), database_url, &["migrate", "--check"]);
     assert!(done.status.success());
     let done = report(&done);
     assert_eq!(versions(&done, "pending"), 0, "{done}");
-    assert_eq!(versions(&done, "applied"), 10);
-    assert_eq!(done["schema"], 10);
+    assert_eq!(versions(&done, "applied"), 11);
+    assert_eq!(done["schema"], 11);
 }
 
 #[test]
