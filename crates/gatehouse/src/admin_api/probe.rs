@@ -15,8 +15,26 @@ use gatehouse_model::records::ServerRecord;
 const MAX_REPLY: usize = 4 * 1024 * 1024;
 const PROTOCOL: &str = "2025-06-18";
 
-/// The tools the upstream lists: each tool's definition as it sent it.
-pub async fn list_tools(state: &AppState, server: &ServerRecord) -> Result<Vec<Value>, ApiError> {
+/// Why the upstream could not be asked: an answer of the probe, not a failure of the API.
+#[derive(Debug)]
+pub struct Unreachable(pub String);
+
+impl From<Unreachable> for Outcome {
+    fn from(why: Unreachable) -> Self {
+        Outcome::Unreachable(why.0)
+    }
+}
+
+/// What the probe found.
+pub enum Outcome {
+    /// Each tool's definition as the upstream sent it.
+    Tools(Vec<Value>),
+    Unreachable(String),
+}
+
+/// The tools the upstream lists, or why it could not be asked. `Err` only for a failure of
+/// Gatehouse itself (the sealed credential).
+pub async fn list_tools(state: &AppState, server: &ServerRecord) -> Result<Outcome, ApiError> {
     let credential = match (&server.credential_header, &server.credential_sealed) {
         (Some(name), Some(sealed)) => {
             let value = state
@@ -35,6 +53,13 @@ pub async fn list_tools(state: &AppState, server: &ServerRecord) -> Result<Vec<V
         url: &server.url,
         credential,
     };
+    Ok(match ask(&probe).await {
+        Ok(tools) => Outcome::Tools(tools),
+        Err(why) => why.into(),
+    })
+}
+
+async fn ask(probe: &Probe<'_>) -> Result<Vec<Value>, Unreachable> {
     let (init, session) = probe
         .call(json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
             "protocolVersion": PROTOCOL,
@@ -43,9 +68,7 @@ pub async fn list_tools(state: &AppState, server: &ServerRecord) -> Result<Vec<V
         }}), None)
         .await?;
     if let Some(error) = init.get("error") {
-        return Err(ApiError::UpstreamUnreachable(format!(
-            "initialize: {error}"
-        )));
+        return Err(Unreachable(format!("initialize: {error}")));
     }
     probe
         .notify(
@@ -68,7 +91,7 @@ pub async fn list_tools(state: &AppState, server: &ServerRecord) -> Result<Vec<V
             )
             .await?;
         let result = reply.get("result").ok_or_else(|| {
-            ApiError::UpstreamUnreachable(format!(
+            Unreachable(format!(
                 "tools/list: {}",
                 reply.get("error").cloned().unwrap_or(Value::Null)
             ))
@@ -99,12 +122,12 @@ impl Probe<'_> {
         method: Method,
         body: Bytes,
         session: Option<&HeaderValue>,
-    ) -> Result<Request<Full<Bytes>>, ApiError> {
+    ) -> Result<Request<Full<Bytes>>, Unreachable> {
         let mut request = Request::builder()
             .method(method)
             .uri(self.url)
             .body(Full::new(body))
-            .map_err(|e| ApiError::UpstreamUnreachable(e.to_string()))?;
+            .map_err(|e| Unreachable(e.to_string()))?;
         let headers: &mut HeaderMap = request.headers_mut();
         headers.insert(
             header::ACCEPT,
@@ -133,7 +156,7 @@ impl Probe<'_> {
         &self,
         message: Value,
         session: Option<&HeaderValue>,
-    ) -> Result<(Value, Option<HeaderValue>), ApiError> {
+    ) -> Result<(Value, Option<HeaderValue>), Unreachable> {
         let id = message.get("id").cloned();
         let request = self.request(Method::POST, Bytes::from(message.to_string()), session)?;
         let response = self
@@ -141,7 +164,7 @@ impl Probe<'_> {
             .upstream
             .send(request)
             .await
-            .map_err(|e| ApiError::UpstreamUnreachable(e.to_string()))?;
+            .map_err(|e| Unreachable(e.to_string()))?;
         let status = response.status();
         let session = response.headers().get("mcp-session-id").cloned();
         let is_sse = response
@@ -150,31 +173,32 @@ impl Probe<'_> {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
         if !status.is_success() {
-            return Err(ApiError::UpstreamUnreachable(format!(
-                "the upstream answered {status}"
-            )));
+            return Err(Unreachable(format!("the upstream answered {status}")));
         }
         let body = read_whole(response.into_body(), MAX_REPLY, Duration::from_secs(30))
             .await
-            .map_err(|e| ApiError::UpstreamUnreachable(e.to_string()))?;
+            .map_err(|e| Unreachable(e.to_string()))?;
         let reply = if is_sse {
             sse_reply(&body, id.as_ref())
         } else {
             serde_json::from_slice(&body).ok()
         };
-        let reply = reply.ok_or_else(|| {
-            ApiError::UpstreamUnreachable("the upstream's reply is not a JSON-RPC response".into())
-        })?;
+        let reply = reply
+            .ok_or_else(|| Unreachable("the upstream's reply is not a JSON-RPC response".into()))?;
         Ok((reply, session))
     }
 
-    async fn notify(&self, message: Value, session: Option<&HeaderValue>) -> Result<(), ApiError> {
+    async fn notify(
+        &self,
+        message: Value,
+        session: Option<&HeaderValue>,
+    ) -> Result<(), Unreachable> {
         let request = self.request(Method::POST, Bytes::from(message.to_string()), session)?;
         self.state
             .upstream
             .send(request)
             .await
-            .map_err(|e| ApiError::UpstreamUnreachable(e.to_string()))?;
+            .map_err(|e| Unreachable(e.to_string()))?;
         Ok(())
     }
 

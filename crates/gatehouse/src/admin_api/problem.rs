@@ -48,8 +48,6 @@ pub enum ApiError {
     IdempotencyKeyReused,
     #[error("a request with this Idempotency-Key is still being processed")]
     IdempotencyInProgress,
-    #[error("the upstream could not be reached: {0}")]
-    UpstreamUnreachable(String),
     /// The database could not be reached; retrying later may succeed.
     #[error("the store is unavailable; retry later")]
     Unavailable,
@@ -121,11 +119,6 @@ impl ApiError {
                 StatusCode::CONFLICT,
                 "idempotency_in_progress",
                 "Request in progress",
-            ),
-            ApiError::UpstreamUnreachable(_) => (
-                StatusCode::BAD_GATEWAY,
-                "upstream_unreachable",
-                "Upstream unreachable",
             ),
             ApiError::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -61,8 +61,10 @@ pub struct ServerPage {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateServer {
+    #[schema(pattern = r"^[a-z0-9][a-z0-9_-]{0,63}$")]
     pub name: String,
     /// `http://` or `https://` URL of the upstream's MCP endpoint.
+    #[schema(pattern = r"^https?://[^\s/?#]+")]
     pub url: String,
     /// `Header-Name: value` injected on every upstream request (write-only).
     pub credential: Option<String>,
@@ -85,12 +87,16 @@ pub struct UpdateServer {
     pub remove_credential: bool,
 }
 
-/// What the upstream lists, before any connection grants it.
+/// What the upstream lists, before any connection grants it, or why it could not be asked.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConnectionTest {
     pub server: String,
-    /// The tools as the upstream defines them.
+    /// Whether the upstream answered `initialize` and `tools/list` as an MCP server.
+    pub reachable: bool,
+    /// The tools as the upstream defines them (empty when unreachable).
     pub tools: Vec<serde_json::Value>,
+    /// Why the upstream could not be asked, when it could not.
+    pub error: Option<String>,
 }
 
 #[utoipa::path(get, path = "/admin/api/v1/servers", tag = "servers", operation_id = "listServers",
@@ -216,18 +222,26 @@ pub async fn delete(
 #[utoipa::path(post, path = "/admin/api/v1/servers/{name}/test-connection", tag = "servers",
     operation_id = "testServerConnection",
     params(("name" = String, Path, description = "The server's name")),
-    responses((status = 200, description = "The upstream's tools; nothing is granted or pinned", body = ConnectionTest),
-        (status = 404, description = "No such server", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "The upstream could not be reached or did not answer as MCP", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "The upstream's tools, or why it could not be asked; nothing is granted or pinned", body = ConnectionTest),
+        (status = 404, description = "No such server", body = Problem, content_type = "application/problem+json")))]
 pub async fn test_connection(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let server = state.store.get_server(&name).await?;
-    let tools = super::probe::list_tools(&state, &server).await?;
-    Ok(axum::Json(ConnectionTest {
-        server: name,
-        tools,
-    })
-    .into_response())
+    let test = match super::probe::list_tools(&state, &server).await? {
+        super::probe::Outcome::Tools(tools) => ConnectionTest {
+            server: name,
+            reachable: true,
+            tools,
+            error: None,
+        },
+        super::probe::Outcome::Unreachable(why) => ConnectionTest {
+            server: name,
+            reachable: false,
+            tools: Vec::new(),
+            error: Some(why),
+        },
+    };
+    Ok(axum::Json(test).into_response())
 }
