@@ -7,6 +7,7 @@
 //! [`AdminService`], so it is validated as the CLI's and recorded as an operator event naming
 //! the token and the caller's address. Refusals are problem documents ([`problem`]).
 
+mod audit;
 pub mod auth;
 mod clients;
 mod connections;
@@ -108,6 +109,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
             "/admin/api/v1/admin-tokens/{id}/revoke",
             post(tokens::revoke),
         )
+        .route("/admin/api/v1/audit/events", get(audit::search))
+        .route("/admin/api/v1/audit/export", get(audit::export))
         // Only matched routes reach the guard (so it sees their template); the rest fall
         // through to `not_found`, a problem document too.
         .route_layer(middleware::from_fn_with_state(state, auth::guard));

@@ -10,7 +10,9 @@ use axum::{http::header, response::IntoResponse};
 use serde_json::{Value, json};
 use utoipa::OpenApi;
 
-use super::{clients, connections, keys, policies, problem, roles, servers, tokens, tool_pins};
+use super::{
+    audit, clients, connections, keys, policies, problem, roles, servers, tokens, tool_pins,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -49,6 +51,8 @@ use super::{clients, connections, keys, policies, problem, roles, servers, token
         tokens::list,
         tokens::create,
         tokens::revoke,
+        audit::search,
+        audit::export,
     ),
     components(schemas(problem::Problem))
 )]

@@ -60,6 +60,9 @@ pub const OPERATIONS: &[(&str, &str, AdminRole)] = &[
     ("GET", "/admin/api/v1/admin-tokens", Admin),
     ("POST", "/admin/api/v1/admin-tokens", Admin),
     ("POST", "/admin/api/v1/admin-tokens/{id}/revoke", Admin),
+    // The audit trail.
+    ("GET", "/admin/api/v1/audit/events", Auditor),
+    ("GET", "/admin/api/v1/audit/export", Auditor),
 ];
 
 /// The role `method` on the routed `path` needs; `None` for an operation not in the table.
