@@ -11,6 +11,7 @@ mod audit;
 pub mod auth;
 mod clients;
 mod connections;
+mod explain;
 mod idempotency;
 pub mod input;
 mod keys;
@@ -22,6 +23,7 @@ pub mod roles;
 mod servers;
 mod tokens;
 mod tool_pins;
+mod users;
 
 use axum::{
     Router,
@@ -109,6 +111,28 @@ pub fn routes(state: AppState) -> Router<AppState> {
             "/admin/api/v1/admin-tokens/{id}/revoke",
             post(tokens::revoke),
         )
+        .route("/admin/api/v1/users", get(users::list).post(users::create))
+        .route("/admin/api/v1/users/{username}", get(users::get))
+        .route(
+            "/admin/api/v1/users/{username}/groups",
+            put(users::set_groups),
+        )
+        .route(
+            "/admin/api/v1/users/{username}/disable",
+            post(users::disable),
+        )
+        .route("/admin/api/v1/users/{username}/enable", post(users::enable))
+        .route("/admin/api/v1/group-connections", get(users::list_groups))
+        .route(
+            "/admin/api/v1/group-connections/{group}/{server}",
+            put(users::grant_group).delete(users::revoke_group),
+        )
+        .route("/admin/api/v1/signing-keys", get(users::list_signing_keys))
+        .route(
+            "/admin/api/v1/signing-keys/rotate",
+            post(users::rotate_signing_key),
+        )
+        .route("/admin/api/v1/policy/explain", post(explain::explain))
         .route("/admin/api/v1/audit/events", get(audit::search))
         .route("/admin/api/v1/audit/export", get(audit::export))
         // Only matched routes reach the guard (so it sees their template); the rest fall

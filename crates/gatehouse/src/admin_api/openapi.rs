@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 use utoipa::OpenApi;
 
 use super::{
-    audit, clients, connections, keys, policies, problem, roles, servers, tokens, tool_pins,
+    audit, clients, connections, explain, keys, policies, problem, roles, servers, tokens,
+    tool_pins, users,
 };
 
 #[derive(OpenApi)]
@@ -51,6 +52,18 @@ use super::{
         tokens::list,
         tokens::create,
         tokens::revoke,
+        users::list,
+        users::create,
+        users::get,
+        users::set_groups,
+        users::disable,
+        users::enable,
+        users::list_groups,
+        users::grant_group,
+        users::revoke_group,
+        users::list_signing_keys,
+        users::rotate_signing_key,
+        explain::explain,
         audit::search,
         audit::export,
     ),

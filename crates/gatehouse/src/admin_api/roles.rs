@@ -60,6 +60,28 @@ pub const OPERATIONS: &[(&str, &str, AdminRole)] = &[
     ("GET", "/admin/api/v1/admin-tokens", Admin),
     ("POST", "/admin/api/v1/admin-tokens", Admin),
     ("POST", "/admin/api/v1/admin-tokens/{id}/revoke", Admin),
+    // Users and their groups' connections.
+    ("GET", "/admin/api/v1/users", Auditor),
+    ("POST", "/admin/api/v1/users", Operator),
+    ("GET", "/admin/api/v1/users/{username}", Auditor),
+    ("PUT", "/admin/api/v1/users/{username}/groups", Operator),
+    ("POST", "/admin/api/v1/users/{username}/disable", Operator),
+    ("POST", "/admin/api/v1/users/{username}/enable", Operator),
+    ("GET", "/admin/api/v1/group-connections", Auditor),
+    (
+        "PUT",
+        "/admin/api/v1/group-connections/{group}/{server}",
+        Operator,
+    ),
+    (
+        "DELETE",
+        "/admin/api/v1/group-connections/{group}/{server}",
+        Operator,
+    ),
+    // Signing keys: public parts for everyone; minting one is key material.
+    ("GET", "/admin/api/v1/signing-keys", Auditor),
+    ("POST", "/admin/api/v1/signing-keys/rotate", Admin),
+    ("POST", "/admin/api/v1/policy/explain", Auditor),
     // The audit trail.
     ("GET", "/admin/api/v1/audit/events", Auditor),
     ("GET", "/admin/api/v1/audit/export", Auditor),

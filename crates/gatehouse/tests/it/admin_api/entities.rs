@@ -245,3 +245,89 @@ async fn an_idempotency_key_replays_the_first_answer_and_refuses_another_body() 
     .await;
     assert_eq!(status, 422);
 }
+
+#[tokio::test]
+async fn users_groups_signing_keys_and_explain_through_the_api() {
+    let upstream = Upstream::start().await;
+    let api = AdminApi::start().await;
+    let operator = api.token(AdminRole::Operator).await;
+    let auditor = api.token(AdminRole::Auditor).await;
+    api.app.add_server("demo", &upstream.url()).await;
+
+    let (status, user) = answer(api.post(
+        "/admin/api/v1/users",
+        &operator,
+        &json!({"username": "alice", "password": "correct horse battery", "groups": ["eng"]}),
+    ))
+    .await;
+    assert_eq!(status, 201, "{user}");
+    assert_eq!(
+        (user["local"].as_bool(), &user["groups"]),
+        (Some(true), &json!(["eng"]))
+    );
+    assert!(
+        !user.to_string().contains("horse"),
+        "the password is never shown"
+    );
+    let (status, user) = answer(
+        api.request(
+            Method::PUT,
+            "/admin/api/v1/users/alice/groups",
+            Some(&operator),
+        )
+        .json(&json!({"groups": ["eng", "ops"]})),
+    )
+    .await;
+    assert_eq!((status, &user["groups"]), (200, &json!(["eng", "ops"])));
+    let (status, granted) = answer(
+        api.request(
+            Method::PUT,
+            "/admin/api/v1/group-connections/eng/demo",
+            Some(&operator),
+        )
+        .json(&json!({"tools": "echo"})),
+    )
+    .await;
+    assert_eq!((status, &granted["tools"]), (200, &json!(["echo"])));
+
+    let (status, keys) = answer(api.get("/admin/api/v1/signing-keys", &auditor)).await;
+    assert_eq!(status, 200);
+    let first = &keys["items"][0];
+    assert!(first["public_jwk"]["kty"].is_string(), "{keys}");
+    assert!(
+        first["public_jwk"].get("d").is_none(),
+        "never the private part"
+    );
+
+    answer(api.post(
+        "/admin/api/v1/clients",
+        &operator,
+        &json!({"name": "agent"}),
+    ))
+    .await;
+    answer(
+        api.request(
+            Method::PUT,
+            "/admin/api/v1/connections/agent/demo",
+            Some(&operator),
+        )
+        .json(&json!({"tools": "echo"})),
+    )
+    .await;
+    api.app.reload().await;
+    let (status, allowed) = answer(api.post(
+        "/admin/api/v1/policy/explain",
+        &auditor,
+        &json!({"client": "agent", "server": "demo", "tool": "echo"}),
+    ))
+    .await;
+    assert_eq!(status, 200, "{allowed}");
+    assert_eq!(allowed["explanation"]["decision"], "allow");
+    let (_, denied) = answer(api.post(
+        "/admin/api/v1/policy/explain",
+        &auditor,
+        &json!({"client": "agent", "server": "demo", "tool": "add"}),
+    ))
+    .await;
+    assert_eq!(denied["explanation"]["decision"], "deny", "{denied}");
+}

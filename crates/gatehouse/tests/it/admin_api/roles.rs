@@ -73,7 +73,9 @@ async fn every_operation_enforces_its_role_for_every_kind_of_caller() {
             .replace("{name}", "no-such-name")
             .replace("{id}", "no-such-id")
             .replace("{client}", "no-such-client")
-            .replace("{server}", "no-such-server");
+            .replace("{server}", "no-such-server")
+            .replace("{username}", "no-such-user")
+            .replace("{group}", "no-such-group");
         let method: Method = method.parse().unwrap();
         let send = |token: Option<&str>| {
             let request = api.request(method.clone(), &path, token);
