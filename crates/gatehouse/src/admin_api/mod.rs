@@ -15,6 +15,7 @@ mod explain;
 mod idempotency;
 pub mod input;
 mod keys;
+mod oauth;
 pub mod openapi;
 mod policies;
 mod probe;
@@ -133,6 +134,19 @@ pub fn routes(state: AppState) -> Router<AppState> {
             post(users::rotate_signing_key),
         )
         .route("/admin/api/v1/policy/explain", post(explain::explain))
+        .route("/admin/api/v1/clients/{name}/oauth", post(oauth::register))
+        .route(
+            "/admin/api/v1/clients/{name}/secrets",
+            get(oauth::list_secrets),
+        )
+        .route(
+            "/admin/api/v1/clients/{name}/secrets/rotate",
+            post(oauth::rotate_secret),
+        )
+        .route(
+            "/admin/api/v1/client-secrets/{id}/revoke",
+            post(oauth::revoke_secret),
+        )
         .route("/admin/api/v1/audit/events", get(audit::search))
         .route("/admin/api/v1/audit/export", get(audit::export))
         // Only matched routes reach the guard (so it sees their template); the rest fall

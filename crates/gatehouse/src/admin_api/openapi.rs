@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use utoipa::OpenApi;
 
 use super::{
-    audit, clients, connections, explain, keys, policies, problem, roles, servers, tokens,
+    audit, clients, connections, explain, keys, oauth, policies, problem, roles, servers, tokens,
     tool_pins, users,
 };
 
@@ -64,6 +64,10 @@ use super::{
         users::list_signing_keys,
         users::rotate_signing_key,
         explain::explain,
+        oauth::register,
+        oauth::list_secrets,
+        oauth::rotate_secret,
+        oauth::revoke_secret,
         audit::search,
         audit::export,
     ),

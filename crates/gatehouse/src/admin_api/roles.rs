@@ -82,6 +82,11 @@ pub const OPERATIONS: &[(&str, &str, AdminRole)] = &[
     ("GET", "/admin/api/v1/signing-keys", Auditor),
     ("POST", "/admin/api/v1/signing-keys/rotate", Admin),
     ("POST", "/admin/api/v1/policy/explain", Auditor),
+    // OAuth registrations and client secrets: a registration or rotation shows a secret.
+    ("POST", "/admin/api/v1/clients/{name}/oauth", Admin),
+    ("GET", "/admin/api/v1/clients/{name}/secrets", Auditor),
+    ("POST", "/admin/api/v1/clients/{name}/secrets/rotate", Admin),
+    ("POST", "/admin/api/v1/client-secrets/{id}/revoke", Operator),
     // The audit trail.
     ("GET", "/admin/api/v1/audit/events", Auditor),
     ("GET", "/admin/api/v1/audit/export", Auditor),

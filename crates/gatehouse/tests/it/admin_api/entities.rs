@@ -331,3 +331,53 @@ async fn users_groups_signing_keys_and_explain_through_the_api() {
     .await;
     assert_eq!(denied["explanation"]["decision"], "deny", "{denied}");
 }
+
+#[tokio::test]
+async fn oauth_secrets_are_shown_to_an_admin_once_and_listed_without_them() {
+    let api = AdminApi::start().await;
+    let admin = api.token(AdminRole::Admin).await;
+    let operator = api.token(AdminRole::Operator).await;
+    answer(api.post("/admin/api/v1/clients", &operator, &json!({"name": "svc"}))).await;
+
+    let (status, refused) =
+        answer(api.post("/admin/api/v1/clients/svc/oauth", &operator, &json!({}))).await;
+    assert_eq!((status, refused["code"].as_str()), (403, Some("forbidden")));
+    let (status, registered) =
+        answer(api.post("/admin/api/v1/clients/svc/oauth", &admin, &json!({}))).await;
+    assert_eq!(status, 201, "{registered}");
+    let first = registered["client_secret"].as_str().unwrap().to_owned();
+    assert_eq!(
+        registered["metadata"]["grant_types"],
+        json!(["client_credentials"])
+    );
+
+    let (status, rotated) = answer(api.post(
+        "/admin/api/v1/clients/svc/secrets/rotate",
+        &admin,
+        &json!({"overlap_seconds": 60}),
+    ))
+    .await;
+    assert_eq!(status, 201, "{rotated}");
+    let second = rotated["client_secret"].as_str().unwrap().to_owned();
+    assert_ne!(first, second);
+
+    let response = api
+        .get("/admin/api/v1/clients/svc/secrets", &operator)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    assert!(!text.contains(&first) && !text.contains(&second), "{text}");
+    let listed: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 2);
+
+    let id = rotated["id"].as_str().unwrap();
+    let (status, _) = answer(api.post(
+        &format!("/admin/api/v1/client-secrets/{id}/revoke"),
+        &operator,
+        &json!({}),
+    ))
+    .await;
+    assert_eq!(status, 204);
+}
