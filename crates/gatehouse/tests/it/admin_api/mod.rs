@@ -5,6 +5,7 @@ mod audit;
 mod entities;
 mod guard;
 mod openapi;
+mod replicas;
 mod roles;
 
 use crate::helpers::TestApp;
