@@ -55,6 +55,8 @@ until curl -fsS --max-time 2 "$admin/healthz" >/dev/null 2>&1; do
 done
 
 status=0
+# From the work dir: schemathesis keeps a cache in the current directory.
+cd "$work"
 "$python" -m schemathesis.cli run "$admin/admin/api/openapi.json" \
     --url "$admin" \
     --header "Authorization: Bearer $token" \
