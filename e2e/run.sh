@@ -41,6 +41,10 @@
 #                          GitHub Actions token stand-ins; the SDK's PrivateKeyJWTOAuthProvider
 #                          and the TypeScript SDK's StaticPrivateKeyJwtProvider)
 #                          against a Gatehouse of its own (e2e/federation)
+# Admin API group, against a Gatehouse of its own (e2e/admin-api/schemathesis.sh):
+#   admin-api              schemathesis drives every operation of the served OpenAPI document:
+#                          no 5xx, responses match their schema and documented statuses, every
+#                          operation refuses a request without the admin token
 # and prints `N passed, M failed` (groups) as its last line; exit status 1 if any failed.
 #
 # Usage: e2e/run.sh [GROUP...]          (default: all groups)
@@ -60,7 +64,7 @@ suite=${E2E_CONFORMANCE_SUITE:-all}
 all_groups=(ts python conformance-direct conformance-gateway conformance-identical audit-trail audit-verify
     guardrails-ts guardrails-python conformance-guardrails conformance-guardrails-identical
     oauth-py-client-credentials oauth-py-auth-code oauth-ts-auth-code oauth-ts-v2 oauth-mcp-remote oauth-conformance
-    oauth-upstream-oidc oauth-federation)
+    oauth-upstream-oidc oauth-federation admin-api)
 if (($# > 0)); then selected=("$@"); else selected=("${all_groups[@]}"); fi
 for g in "${selected[@]}"; do
     [[ " ${all_groups[*]} " == *" $g "* ]] || { echo "error: unknown group '$g' (${all_groups[*]})" >&2; exit 2; }
@@ -172,7 +176,7 @@ fi
 system_node=$(command -v node || true)
 need_wheel_node=1
 if [[ -n $system_node ]] && (($(node_major "$system_node") >= 22)); then need_wheel_node=0; fi
-requirements=("$here/python/requirements.txt" "$here/oauth/requirements.txt")
+requirements=("$here/python/requirements.txt" "$here/oauth/requirements.txt" "$here/admin-api/requirements.txt")
 ((need_wheel_node == 0)) || requirements+=("$here/node-requirements.txt")
 stamp="$venv/.e2e-requirements"
 wanted=$(cat "${requirements[@]}" | sha256sum | cut -d' ' -f1)
@@ -509,4 +513,8 @@ group_oauth_federation() {
         bounded "$venv/bin/python" "$here/federation/test_federation.py"
 }
 want oauth-federation && run_group oauth-federation group_oauth_federation
+group_admin_api() {
+    bounded bash "$here/admin-api/schemathesis.sh" "$gatehouse_bin" "$venv/bin/python" "$work/admin-api"
+}
+want admin-api && run_group admin-api group_admin_api
 exit 0

@@ -69,6 +69,9 @@ enum Command {
     /// People who sign in so that agents act on their behalf.
     #[command(subcommand)]
     Users(commands::users::UsersCommand),
+    /// Tokens of the admin API (`/admin/api/v1` on the admin listener), with their role.
+    #[command(subcommand)]
+    AdminTokens(commands::admin_tokens::AdminTokensCommand),
     /// What user groups may reach (through agents their members authorize).
     #[command(subcommand)]
     Groups(commands::users::GroupsCommand),
@@ -142,6 +145,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Policy(cmd) => cmd.run(&ctx).await,
         Command::Audit(cmd) => cmd.run(&ctx).await,
         Command::Users(cmd) => cmd.run(&ctx).await,
+        Command::AdminTokens(cmd) => cmd.run(&ctx).await,
         Command::Groups(cmd) => cmd.run(&ctx).await,
         Command::SigningKeys(cmd) => cmd.run(&ctx).await,
         Command::Status => commands::status::run(&ctx).await,

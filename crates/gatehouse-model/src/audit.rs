@@ -160,6 +160,17 @@ pub struct AuditFilter {
     pub newest_first: bool,
     /// Only request events or only operator events.
     pub kind: Option<EventKind>,
+    /// Only events before this time (exclusive).
+    pub until_ms: Option<i64>,
+    /// Only events before this sequence number (paging newest first).
+    pub before_seq: Option<i64>,
+    /// Only events of this user (the audit row's user id).
+    pub user: Option<String>,
+    /// Only events of this credential (an API key's id, an access token's id).
+    pub credential_id: Option<String>,
+    pub tool: Option<String>,
+    /// Only events with this reason code (`tool_not_granted`, `guardrail_blocked`, …).
+    pub reason: Option<String>,
 }
 
 /// One mutation: who made it, from where, what it did to which record, and the record's

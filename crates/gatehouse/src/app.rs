@@ -37,13 +37,15 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The admin listener's routes: `/metrics` beside the health checks. Not on the public
+/// The admin listener's routes: `/metrics` beside the health checks, and the admin API. Not on the public
 /// listener, where a reverse proxy on the same host would make every caller look local.
 pub fn admin_router(state: AppState) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
+        .merge(crate::admin_api::routes(state.clone()))
+        .fallback(crate::admin_api::not_found)
         .with_state(state)
 }
 

@@ -1,6 +1,7 @@
 //! Operator commands. Each opens the store in the data directory, changes or reads it, and
 //! (for changes) waits until every server running on the same store has applied the change.
 
+pub mod admin_tokens;
 pub mod audit;
 pub mod clients;
 pub mod connections;

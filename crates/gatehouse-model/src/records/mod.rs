@@ -2,6 +2,7 @@
 //! backends write. Validation of their text fields lives with the value types
 //! ([`crate::names`], [`crate::tool_pattern`]); compiling them is the library's job.
 
+mod admin;
 mod oauth;
 mod reload;
 mod replicas;
@@ -11,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::pin_action::PinAction;
 
+pub use admin::{AdminRole, AdminTokenRecord, IdempotencyRecord};
 pub use oauth::{
     ClientSecretRecord, OAuthClientMetadata, RefreshOutcome, RefreshTokenRecord, RevokedToken,
     SigningKeyRecord,

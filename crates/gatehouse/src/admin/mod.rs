@@ -13,7 +13,7 @@ mod service;
 pub mod summary;
 pub mod users;
 
-pub use service::{AdminService, Operator, OwnWriter};
+pub use service::{AdminService, CreatedAdminToken, Operator, OwnWriter};
 
 use crate::{
     identity::api_keys,

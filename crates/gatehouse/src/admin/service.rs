@@ -10,6 +10,9 @@
 //! between them leaves the change unrecorded.
 
 mod accounts;
+mod admin_tokens;
+
+pub use admin_tokens::CreatedAdminToken;
 
 use serde_json::{Value, json};
 use std::{net::IpAddr, sync::Arc, time::Duration, time::Instant};

@@ -72,7 +72,31 @@ impl LoginGuard {
         }
     }
 
+    /// [`LoginGuard::admit`] for a credential that names no username (an admin token): only
+    /// the address's failures count.
+    pub fn admit_address(&self, ip: IpAddr) -> Result<(), Refusal> {
+        let now = Instant::now();
+        let failures = self.failures.lock();
+        let wait = failures
+            .get(&Subject::Address(ip))
+            .filter(|f| f.count >= self.max_failures)
+            .and_then(|f| self.window.checked_sub(now.duration_since(f.since)));
+        match wait {
+            Some(wait) if !wait.is_zero() => Err(Refusal::Throttled(wait)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a failure against the address alone.
+    pub fn failed_address(&self, ip: IpAddr) {
+        self.count_failures(&[Subject::Address(ip)]);
+    }
+
     pub fn failed(&self, ip: IpAddr, username: &str) {
+        self.count_failures(&[Subject::Address(ip), Subject::Username(username.to_owned())]);
+    }
+
+    fn count_failures(&self, subjects: &[Subject]) {
         let now = Instant::now();
         let mut failures = self.failures.lock();
         if failures.len() >= MAX_TRACKED {
@@ -83,8 +107,8 @@ impl LoginGuard {
                 failures.remove(&subject);
             }
         }
-        for subject in [Subject::Address(ip), Subject::Username(username.to_owned())] {
-            let entry = failures.entry(subject).or_insert(Failures {
+        for subject in subjects {
+            let entry = failures.entry(subject.clone()).or_insert(Failures {
                 count: 0,
                 since: now,
             });

@@ -8,6 +8,7 @@
 //! What every backend must do is written down as tests: the store contract suite
 //! (`tests/it/store_contract/`) runs unchanged against each backend it lists.
 
+pub mod admin_api;
 pub mod oauth;
 mod postgres;
 pub mod replicas;
@@ -25,6 +26,7 @@ pub use sqlite::SqliteStore;
 use async_trait::async_trait;
 use std::sync::Arc;
 
+pub use admin_api::AdminApiStore;
 use gatehouse_model::{
     audit::{AuditFilter, AuditRow},
     records::{
@@ -98,7 +100,7 @@ impl StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait]
-pub trait Store: OAuthStore + UserStore + ReplicaStore + TransferStore {
+pub trait Store: OAuthStore + UserStore + ReplicaStore + TransferStore + AdminApiStore {
     async fn insert_server(&self, server: &ServerRecord) -> StoreResult<Generation>;
     async fn list_servers(&self) -> StoreResult<Vec<ServerRecord>>;
     async fn get_server(&self, name: &str) -> StoreResult<ServerRecord>;

@@ -28,7 +28,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("federation", &["federation"]),
     ("edge", &["edge"]),
     ("request context", &["context"]),
-    ("endpoints", &["oauth", "gateway"]),
+    ("endpoints", &["oauth", "gateway", "admin_api"]),
     ("composition root", &["app"]),
 ];
 

@@ -7,6 +7,7 @@ mod cluster;
 mod helpers;
 mod scripted_upstream;
 
+mod admin_api;
 mod audit;
 mod audit_chains;
 mod audit_outcomes;

@@ -43,6 +43,24 @@ pub(super) fn sql(f: &AuditFilter) -> String {
     if f.after_seq.is_some() {
         placeholder("seq >");
     }
+    if f.until_ms.is_some() {
+        placeholder("ts_ms <");
+    }
+    if f.before_seq.is_some() {
+        placeholder("seq <");
+    }
+    if f.user.is_some() {
+        placeholder("user_id =");
+    }
+    if f.credential_id.is_some() {
+        placeholder("credential_id =");
+    }
+    if f.tool.is_some() {
+        placeholder("tool =");
+    }
+    if f.reason.is_some() {
+        placeholder("reason =");
+    }
     let bound = conditions.len();
     if let Some(kind) = f.kind {
         conditions.push(super::audit_details::kind_condition(kind).to_owned());
@@ -79,6 +97,18 @@ pub(super) async fn query<C: SqlConn + ?Sized>(
     }
     if let Some(after) = f.after_seq {
         query = query.bind(after);
+    }
+    if let Some(until) = f.until_ms {
+        query = query.bind(until);
+    }
+    if let Some(before) = f.before_seq {
+        query = query.bind(before);
+    }
+    for text in [&f.user, &f.credential_id, &f.tool, &f.reason]
+        .into_iter()
+        .flatten()
+    {
+        query = query.bind(text);
     }
     let rows = query.bind(f.limit).bind(f.offset).fetch_all(conn).await?;
     all(&rows, audit_from)

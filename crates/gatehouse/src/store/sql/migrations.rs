@@ -40,7 +40,8 @@ macro_rules! migrations {
                 "audit_chain_index",
                 "0010_audit_chain_index.sql"
             ),
-            migration!($backend, 14, "dpop_bindings", "0014_dpop_bindings.sql"),
+            migration!($backend, 11, "admin_api", "0011_admin_api.sql"),
+            migration!($backend, 13, "dpop_bindings", "0013_dpop_bindings.sql"),
         ]
     };
 }
@@ -175,6 +176,6 @@ mod tests {
         assert_eq!(folder("sqlite"), folder("postgres"));
         assert_eq!(folder("sqlite"), listed(&sqlite()));
         assert_eq!(folder("postgres"), listed(&postgres()));
-        assert_eq!(latest_version(), 14);
+        assert_eq!(latest_version(), 13);
     }
 }

@@ -4,6 +4,7 @@
 //! transactions, the few statements whose text differs and its audit appender
 //! ([`SqlBackend`]).
 
+mod admin_api;
 pub(crate) mod audit_chains;
 pub(crate) mod audit_details;
 mod audit_read;

@@ -2,7 +2,9 @@
 //! description of the tables and their column kinds drives both directions on both backends.
 //!
 //! Rows keep their bytes (hashes, sealed secrets, `seq`), so every audit chain verifies after
-//! the move. Left out: `replicas` and `reload_report`, which running servers rewrite.
+//! the move. Left out: `replicas` and `reload_report`, which running servers rewrite, and the
+//! admin API's `admin_tokens` and `admin_idempotency`: a moved deployment gets new admin
+//! tokens (`gatehouse admin-tokens create`), so none outlives the move unnoticed.
 
 use base64::Engine;
 use serde_json::{Map, Value as Json};

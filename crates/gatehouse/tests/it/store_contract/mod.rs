@@ -4,6 +4,7 @@
 //! A new backend plugs in by adding one entry to [`backends`]; nothing else here changes.
 //! Every test gets a fresh, empty (migrated) store per backend.
 
+mod admin_api;
 mod audit;
 mod catalog;
 mod keys;

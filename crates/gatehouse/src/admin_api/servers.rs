@@ -1,0 +1,247 @@
+//! Servers: list, get, create, update, delete, and test-connection.
+
+use axum::{
+    Extension,
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{
+    AdminOf,
+    auth::Caller,
+    idempotency,
+    input::{JsonBody, PageParams, Params, page},
+    problem::{ApiError, Problem},
+};
+use crate::{
+    admin::{NewServer, ServerUpdate},
+    context::AppState,
+};
+use gatehouse_model::records::ServerRecord;
+
+/// An upstream MCP server. Its injected credential's value is never shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Server {
+    pub name: String,
+    pub url: String,
+    /// The header Gatehouse injects upstream, if any (its value stays sealed).
+    pub credential_header: Option<String>,
+    pub allow_anonymous: bool,
+    pub allow_unknown_methods: bool,
+    /// `block`, `warn` or `off`: what a changed tool definition does.
+    pub pin_action: String,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
+}
+
+impl From<&ServerRecord> for Server {
+    fn from(r: &ServerRecord) -> Self {
+        Server {
+            name: r.name.clone(),
+            url: r.url.clone(),
+            credential_header: r.credential_header.clone(),
+            allow_anonymous: r.allow_anonymous,
+            allow_unknown_methods: r.allow_unknown_methods,
+            pin_action: r.pin_action.as_str().to_owned(),
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServerPage {
+    pub items: Vec<Server>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateServer {
+    #[schema(pattern = r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+    pub name: String,
+    /// `http://` or `https://` URL of the upstream's MCP endpoint.
+    #[schema(pattern = r"^https?://[^\s/?#]+")]
+    pub url: String,
+    /// `Header-Name: value` injected on every upstream request (write-only).
+    pub credential: Option<String>,
+    #[serde(default)]
+    pub allow_anonymous: bool,
+    #[serde(default)]
+    pub allow_unknown_methods: bool,
+    /// `block` (default), `warn` or `off`.
+    pub pin_action: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateServer {
+    pub url: Option<String>,
+    /// A new `Header-Name: value` credential (write-only).
+    pub credential: Option<String>,
+    /// `true` removes the injected credential.
+    #[serde(default)]
+    pub remove_credential: bool,
+}
+
+/// What the upstream lists, before any connection grants it, or why it could not be asked.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectionTest {
+    pub server: String,
+    /// Whether the upstream answered `initialize` and `tools/list` as an MCP server.
+    pub reachable: bool,
+    /// The tools as the upstream defines them (empty when unreachable).
+    pub tools: Vec<serde_json::Value>,
+    /// Why the upstream could not be asked, when it could not.
+    pub error: Option<String>,
+}
+
+#[utoipa::path(get, path = "/admin/api/v1/servers", tag = "servers", operation_id = "listServers",
+    params(PageParams),
+    responses((status = 200, description = "A page of servers, by name", body = ServerPage),
+        (status = 400, description = "Malformed query or cursor", body = Problem, content_type = "application/problem+json")))]
+pub async fn list(
+    State(state): State<AppState>,
+    Params(params): Params<PageParams>,
+) -> Result<axum::Json<ServerPage>, ApiError> {
+    let servers = state.store.list_servers().await?;
+    let (items, next_cursor) = page(servers, &params, |s| s.name.clone())?;
+    Ok(axum::Json(ServerPage {
+        items: items.iter().map(Server::from).collect(),
+        next_cursor,
+    }))
+}
+
+#[utoipa::path(get, path = "/admin/api/v1/servers/{name}", tag = "servers", operation_id = "getServer",
+    params(("name" = String, Path, description = "The server's name")),
+    responses((status = 200, description = "The server", body = Server),
+        (status = 404, description = "No such server", body = Problem, content_type = "application/problem+json")))]
+pub async fn get(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<axum::Json<Server>, ApiError> {
+    Ok(axum::Json(Server::from(
+        &state.store.get_server(&name).await?,
+    )))
+}
+
+#[utoipa::path(post, path = "/admin/api/v1/servers", tag = "servers", operation_id = "createServer",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe create: same key and body, same answer")),
+    request_body = CreateServer,
+    responses((status = 201, description = "Created", body = Server),
+        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A server with this name exists, or the same Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid values, or an Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json")))]
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    body: JsonBody<CreateServer>,
+) -> Result<Response, ApiError> {
+    let JsonBody { value, bytes } = body;
+    idempotency::once(&state, &caller, &headers, "createServer", &bytes, async {
+        let name = value.name.clone();
+        state
+            .admin()
+            .add_server(
+                &caller.operator()?,
+                NewServer {
+                    name: value.name,
+                    url: value.url,
+                    credential: value.credential,
+                    allow_anonymous: value.allow_anonymous,
+                    allow_unknown_methods: value.allow_unknown_methods,
+                    pin_action: value.pin_action,
+                },
+            )
+            .await?;
+        let created = Server::from(&state.store.get_server(&name).await?);
+        Ok((StatusCode::CREATED, super::to_json(&created)?))
+    })
+    .await
+}
+
+#[utoipa::path(patch, path = "/admin/api/v1/servers/{name}", tag = "servers", operation_id = "updateServer",
+    params(("name" = String, Path, description = "The server's name")),
+    request_body = UpdateServer,
+    responses((status = 200, description = "Updated", body = Server),
+        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such server", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid values", body = Problem, content_type = "application/problem+json")))]
+pub async fn update(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    JsonBody { value, .. }: JsonBody<UpdateServer>,
+) -> Result<axum::Json<Server>, ApiError> {
+    if value.remove_credential && value.credential.is_some() {
+        return Err(ApiError::Invalid(
+            "give either credential or remove_credential, not both".into(),
+        ));
+    }
+    let credential = match (value.credential, value.remove_credential) {
+        (Some(credential), _) => Some(Some(credential)),
+        (None, true) => Some(None),
+        (None, false) => None,
+    };
+    state
+        .admin()
+        .update_server(
+            &caller.operator()?,
+            &name,
+            ServerUpdate {
+                url: value.url,
+                credential,
+            },
+        )
+        .await?;
+    Ok(axum::Json(Server::from(
+        &state.store.get_server(&name).await?,
+    )))
+}
+
+#[utoipa::path(delete, path = "/admin/api/v1/servers/{name}", tag = "servers", operation_id = "deleteServer",
+    params(("name" = String, Path, description = "The server's name")),
+    responses((status = 204, description = "Deleted, with its connections"),
+        (status = 404, description = "No such server", body = Problem, content_type = "application/problem+json")))]
+pub async fn delete(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .admin()
+        .remove_server(&caller.operator()?, &name)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/admin/api/v1/servers/{name}/test-connection", tag = "servers",
+    operation_id = "testServerConnection",
+    params(("name" = String, Path, description = "The server's name")),
+    responses((status = 200, description = "The upstream's tools, or why it could not be asked; nothing is granted or pinned", body = ConnectionTest),
+        (status = 404, description = "No such server", body = Problem, content_type = "application/problem+json")))]
+pub async fn test_connection(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let server = state.store.get_server(&name).await?;
+    let test = match super::probe::list_tools(&state, &server).await? {
+        super::probe::Outcome::Tools(tools) => ConnectionTest {
+            server: name,
+            reachable: true,
+            tools,
+            error: None,
+        },
+        super::probe::Outcome::Unreachable(why) => ConnectionTest {
+            server: name,
+            reachable: false,
+            tools: Vec::new(),
+            error: Some(why),
+        },
+    };
+    Ok(axum::Json(test).into_response())
+}
