@@ -4,6 +4,7 @@
 
 pub mod chain;
 pub mod checkpoint;
+pub mod evidence;
 mod operator;
 pub mod registry;
 pub mod verify;

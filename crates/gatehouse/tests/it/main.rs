@@ -9,6 +9,7 @@ mod scripted_upstream;
 
 mod audit;
 mod audit_chains;
+mod audit_evidence;
 mod audit_outcomes;
 mod cluster_changes;
 mod cluster_counters;
