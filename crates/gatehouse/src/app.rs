@@ -380,6 +380,16 @@ async fn start_announced(
         let stop = stop_background.clone();
         background.push(tokio::spawn(async move { watch_geoip(geo, stop).await }));
     }
+    if !state.config.audit.retention.is_zero() {
+        background.push(tokio::spawn(crate::audit::retention::run(
+            state.store.clone(),
+            state.keyring.clone(),
+            state.config.audit.retention,
+            state.config.audit_archive_dir(),
+            state.config.audit.retention_interval,
+            stop_background.clone(),
+        )));
+    }
 
     let limits =
         crate::edge::serve::Limits::new(&state.config.http, state.config.gateway.max_body_bytes);

@@ -445,6 +445,14 @@ impl Config {
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("gatehouse.db").display()))
     }
+
+    /// Where audit retention writes its archives.
+    pub fn audit_archive_dir(&self) -> std::path::PathBuf {
+        self.audit
+            .archive_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("audit-archive"))
+    }
 }
 
 #[cfg(test)]

@@ -59,6 +59,11 @@ pub enum AuditCommand {
         /// must be signed with; without it, the key each bundle names is trusted.
         #[arg(long, requires = "bundle")]
         public_key: Option<String>,
+        /// Also check retention's archives (default `audit.archive_dir`): each archive, each
+        /// as the continuation of the one before, and each chain's seal against the archive
+        /// it names, so archives plus the live table prove the whole history.
+        #[arg(long, conflicts_with = "bundle")]
+        archive: Option<Option<std::path::PathBuf>>,
     },
     /// Write the events of a time range to an evidence bundle: the rows, each chain's
     /// checkpoints and registry entries, signed with the evidence key, to check offline with
@@ -202,6 +207,67 @@ impl AuditCommand {
                     gatehouse::audit::evidence::public_key_hex(&ctx.keyring)
                 ));
                 Ok(ExitCode::SUCCESS)
+            }
+            AuditCommand::Verify {
+                archive: Some(dir), ..
+            } => {
+                let dir = dir.unwrap_or_else(|| ctx.config.audit_archive_dir());
+                let report =
+                    gatehouse::audit::retention::verify_archive(&*ctx.store, &ctx.keyring, &dir)
+                        .await?;
+                if ctx.format == Format::Json {
+                    print_json(&serde_json::json!({
+                        "intact": report.is_intact(),
+                        "archives": report.bundles.iter().map(|(path, r)| serde_json::json!({
+                            "file": path.display().to_string(),
+                            "report": r,
+                        })).collect::<Vec<_>>(),
+                        "live": report.live,
+                        "problems": report.problems,
+                    }))?;
+                } else {
+                    for (path, bundle) in &report.bundles {
+                        if bundle.is_intact() {
+                            say(
+                                ctx.format,
+                                &format!(
+                                    "{}: intact: {} events",
+                                    path.display(),
+                                    bundle.rows_checked
+                                ),
+                            );
+                        } else {
+                            say(ctx.format, &format!("{}: BROKEN:", path.display()));
+                            for problem in &bundle.problems {
+                                say(ctx.format, &format!("  - {problem}"));
+                            }
+                        }
+                    }
+                    for problem in &report.problems {
+                        say(ctx.format, &format!("archive: {problem}"));
+                    }
+                    for found in &report.live.problems {
+                        say(ctx.format, &format!("live trail: {found}"));
+                    }
+                    say(
+                        ctx.format,
+                        &format!(
+                            "{}: {} archive(s) and {} live events",
+                            if report.is_intact() {
+                                "audit history intact"
+                            } else {
+                                "audit history BROKEN"
+                            },
+                            report.bundles.len(),
+                            report.live.rows_checked
+                        ),
+                    );
+                }
+                Ok(if report.is_intact() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                })
             }
             AuditCommand::Verify { checkpoint, .. } => {
                 let exported = match checkpoint {

@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod evidence;
 mod operator;
 pub mod registry;
+pub mod retention;
 pub mod verify;
 pub mod writer;
 

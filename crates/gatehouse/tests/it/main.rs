@@ -11,6 +11,7 @@ mod audit;
 mod audit_chains;
 mod audit_evidence;
 mod audit_outcomes;
+mod audit_retention;
 mod cluster_changes;
 mod cluster_counters;
 mod cluster_outage;

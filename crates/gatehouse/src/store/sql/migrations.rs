@@ -40,6 +40,7 @@ macro_rules! migrations {
                 "audit_chain_index",
                 "0010_audit_chain_index.sql"
             ),
+            migration!($backend, 12, "audit_retention", "0012_audit_retention.sql"),
         ]
     };
 }
@@ -174,6 +175,6 @@ mod tests {
         assert_eq!(folder("sqlite"), folder("postgres"));
         assert_eq!(folder("sqlite"), listed(&sqlite()));
         assert_eq!(folder("postgres"), listed(&postgres()));
-        assert_eq!(latest_version(), 10);
+        assert_eq!(latest_version(), 12);
     }
 }

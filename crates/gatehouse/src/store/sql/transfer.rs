@@ -2,7 +2,8 @@
 //! description of the tables and their column kinds drives both directions on both backends.
 //!
 //! Rows keep their bytes (hashes, sealed secrets, `seq`), so every audit chain verifies after
-//! the move. Left out: `replicas` and `reload_report`, which running servers rewrite.
+//! the move. Left out: `replicas` and `reload_report`, which running servers rewrite, and
+//! `audit_retention_lease`, held by a running server.
 
 use base64::Engine;
 use serde_json::{Map, Value as Json};
@@ -247,6 +248,20 @@ pub const TABLES: &[Table] = &[
             ("hash", Text),
             ("ts_ms", Int),
             ("mac", Text),
+        ],
+    },
+    Table {
+        name: "audit_seals",
+        order_by: "chain_id, seq",
+        columns: &[
+            ("chain_id", Int),
+            ("seq", Int),
+            ("hash", Text),
+            ("upto_seq", Int),
+            ("bundle", Text),
+            ("bundle_digest", Text),
+            ("sealed_ms", Int),
+            ("signature", Text),
         ],
     },
     Table {

@@ -1,0 +1,321 @@
+//! Retention: rows past the period are archived into bundles and removed under signed seals;
+//! the table stays bounded while archives plus live rows verify end to end, and tampering with
+//! or removing an archive is found.
+
+use gatehouse::{
+    audit::{
+        AuditWriter,
+        chain::{self, ChainProblem},
+        evidence::{self, BundleProblem},
+        retention,
+    },
+    secrets::Keyring,
+    store::DynStore,
+};
+use gatehouse_model::audit::{AuditEvent, Decision};
+use std::{path::Path, sync::Arc, time::Duration};
+use tokio_util::sync::CancellationToken;
+
+use crate::helpers::TestDb;
+
+const T0: i64 = 1_750_000_000_000;
+/// Rows recorded more than this before "now" are archived.
+const KEEP: Duration = Duration::from_millis(30);
+
+fn keyring() -> Arc<Keyring> {
+    Arc::new(Keyring::from_master(&[7; 32]))
+}
+
+fn event(n: i64) -> AuditEvent {
+    AuditEvent {
+        ts_ms: T0 + n,
+        request_id: format!("req-{n}"),
+        client: Some("agent".into()),
+        credential_id: None,
+        user: None,
+        ip: Some("127.0.0.1".into()),
+        country: None,
+        server: Some("demo".into()),
+        http_method: "POST".into(),
+        rpc_method: Some("tools/call".into()),
+        tool: Some(format!("tool-{n}")),
+        decision: Decision::Allow,
+        reason: None,
+        status: 200,
+        upstream_status: Some(200),
+        latency_us: 10,
+        outcome: None,
+        response_bytes: None,
+        batch: Vec::new(),
+        operator: None,
+    }
+}
+
+/// A running writer (one chain) recording durably.
+struct Writer {
+    sink: gatehouse::audit::AuditSink,
+    stop: CancellationToken,
+    running: tokio::task::JoinHandle<()>,
+}
+
+impl Writer {
+    fn start(store: &DynStore) -> Writer {
+        let (sink, audit) = AuditWriter::new(
+            store.clone(),
+            keyring(),
+            64,
+            16,
+            true,
+            Duration::from_millis(1),
+        );
+        let stop = CancellationToken::new();
+        let running = tokio::spawn(audit.run(stop.clone()));
+        Writer {
+            sink,
+            stop,
+            running,
+        }
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        self.running.await.unwrap();
+    }
+}
+
+async fn live_rows(store: &DynStore) -> usize {
+    store.audit_page(0, 100_000).await.unwrap().len()
+}
+
+/// 400 events in 40 rounds of 10, alternating between two writers that stay up (their chains
+/// are cut mid-way by every run) and a third opened and closed half-way; retention runs after
+/// each round. Returns the store and the archive directory's path.
+async fn long_run(db: &TestDb, archive: &Path) -> DynStore {
+    let store = db.open().await;
+    let ring = keyring();
+    let first = Writer::start(&store);
+    let second = Writer::start(&store);
+    let mut most_live = 0;
+    for round in 0..40 {
+        for k in 0..10 {
+            let n = round * 10 + k;
+            let writer = if n % 2 == 0 { &first } else { &second };
+            writer.sink.record(event(n)).await;
+        }
+        if round == 20 {
+            let third = Writer::start(&store);
+            third.sink.record(event(round * 10 + 9)).await;
+            third.stop().await;
+        }
+        let now = T0 + round * 10 + 10;
+        retention::run_once(&*store, &ring, KEEP, archive, now)
+            .await
+            .unwrap();
+        let live = live_rows(&store).await;
+        most_live = most_live.max(live);
+        assert!(
+            live <= 41,
+            "round {round}: {live} rows live; retention keeps about the last 30 ms (30 rows)"
+        );
+    }
+    assert!(
+        most_live >= 30,
+        "retention kept the recent rows: {most_live}"
+    );
+    first.stop().await;
+    second.stop().await;
+    store
+}
+
+#[tokio::test]
+async fn a_long_run_stays_bounded_and_archives_plus_live_rows_verify_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive");
+    let db = TestDb::new();
+    let store = long_run(&db, &archive).await;
+
+    let report = retention::verify_archive(&*store, &keyring(), &archive)
+        .await
+        .unwrap();
+    assert!(
+        report.is_intact(),
+        "{:?} {:?} {:?}",
+        report.problems,
+        report.live.problems,
+        report
+            .bundles
+            .iter()
+            .map(|(_, r)| &r.problems)
+            .collect::<Vec<_>>()
+    );
+    let archived: u64 = report.bundles.iter().map(|(_, r)| r.rows_checked).sum();
+    assert!(
+        report.bundles.len() >= 30,
+        "{} archives",
+        report.bundles.len()
+    );
+    assert_eq!(
+        archived + report.live.rows_checked,
+        401,
+        "every row is in an archive or the live table, once"
+    );
+    // The live trail alone verifies too, each chain starting from its seal.
+    assert!(
+        chain::verify(&*store, &keyring())
+            .await
+            .unwrap()
+            .is_intact()
+    );
+}
+
+#[tokio::test]
+async fn a_tampered_or_removed_archive_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive");
+    let db = TestDb::new();
+    let store = long_run(&db, &archive).await;
+    let ring = keyring();
+    let archives = retention::archives(&archive).unwrap();
+    let moved = dir.path().join("moved");
+    std::fs::create_dir(&moved).unwrap();
+
+    // A row edited in the middle archive.
+    let middle = &archives[archives.len() / 2];
+    let text = std::fs::read_to_string(middle).unwrap();
+    let edited = text.replacen("\"status\":200", "\"status\":201", 1);
+    assert_ne!(text, edited);
+    std::fs::write(middle, &edited).unwrap();
+    let report = retention::verify_archive(&*store, &ring, &archive)
+        .await
+        .unwrap();
+    let (_, broken) = report.bundles.iter().find(|(p, _)| p == middle).unwrap();
+    assert!(
+        broken
+            .problems
+            .iter()
+            .any(|p| matches!(p, BundleProblem::Altered { .. })),
+        "{:?}",
+        broken.problems
+    );
+    std::fs::write(middle, &text).unwrap();
+    assert!(
+        retention::verify_archive(&*store, &ring, &archive)
+            .await
+            .unwrap()
+            .is_intact()
+    );
+
+    // The middle archive removed: the next one does not follow the one before it.
+    std::fs::rename(middle, moved.join("middle")).unwrap();
+    let report = retention::verify_archive(&*store, &ring, &archive)
+        .await
+        .unwrap();
+    assert!(!report.is_intact());
+    assert!(
+        report.bundles.iter().any(|(_, r)| r
+            .problems
+            .iter()
+            .any(|p| matches!(p, BundleProblem::NotFollowing { .. }))),
+        "a gap between archives"
+    );
+    std::fs::rename(moved.join("middle"), middle).unwrap();
+
+    // The newest archive removed: the seals name it.
+    let newest = archives.last().unwrap();
+    std::fs::rename(newest, moved.join("newest")).unwrap();
+    let report = retention::verify_archive(&*store, &ring, &archive)
+        .await
+        .unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains("which is not in the archive directory")),
+        "{:?}",
+        report.problems
+    );
+    std::fs::rename(moved.join("newest"), newest).unwrap();
+
+    // The oldest archive removed: the first one left continues a missing one.
+    std::fs::rename(&archives[0], moved.join("oldest")).unwrap();
+    let report = retention::verify_archive(&*store, &ring, &archive)
+        .await
+        .unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains("continues a bundle that is not in the archive")),
+        "{:?}",
+        report.problems
+    );
+    std::fs::rename(moved.join("oldest"), &archives[0]).unwrap();
+
+    // A seal moved forward over live rows (someone deleting more rows and covering for it).
+    db.execute(
+        "UPDATE audit_seals SET seq = seq + 1 WHERE chain_id = 1 AND seq = \
+         (SELECT MAX(seq) FROM audit_seals WHERE chain_id = 1)",
+        &[],
+    )
+    .await;
+    let live = chain::verify(&*store, &ring).await.unwrap();
+    assert!(
+        live.problems_in(1)
+            .iter()
+            .any(|p| matches!(p, ChainProblem::SealForged { .. })),
+        "{:?}",
+        live.problems
+    );
+}
+
+#[tokio::test]
+async fn one_replica_at_a_time_holds_the_retention_lease() {
+    let db = TestDb::new();
+    let store = db.open().await;
+    assert!(store.audit_retention_lease("a", 100, 1_000).await.unwrap());
+    assert!(
+        !store.audit_retention_lease("b", 200, 1_100).await.unwrap(),
+        "held by a until 1000"
+    );
+    assert!(store.audit_retention_lease("a", 300, 1_300).await.unwrap());
+    assert!(
+        store
+            .audit_retention_lease("b", 1_400, 2_400)
+            .await
+            .unwrap(),
+        "a's lease expired"
+    );
+    assert!(store.audit_retention_lease("b", 1_500, 0).await.unwrap());
+    assert!(
+        store
+            .audit_retention_lease("a", 1_600, 2_600)
+            .await
+            .unwrap(),
+        "given back"
+    );
+}
+
+#[tokio::test]
+async fn a_bundle_exported_after_retention_starts_from_the_seals() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive");
+    let db = TestDb::new();
+    let store = long_run(&db, &archive).await;
+    let path = dir.path().join("live.bundle");
+    let exported = evidence::export(
+        &*store,
+        &keyring(),
+        &evidence::ExportRange {
+            previous: retention::archives(&archive).unwrap().pop(),
+            ..Default::default()
+        },
+        &path,
+    )
+    .await
+    .unwrap();
+    assert_eq!(exported.manifest.rows as usize, live_rows(&store).await);
+    let mut all = retention::archives(&archive).unwrap();
+    all.push(path);
+    let reports = evidence::verify_sequence(&all, None).unwrap();
+    assert!(reports.iter().all(|r| r.is_intact()));
+}
