@@ -158,6 +158,8 @@ pub enum StartError {
     #[error("starting the audit writer's thread: {0}")]
     AuditWriter(std::io::Error),
     #[error(transparent)]
+    AuditSinks(#[from] crate::audit_sinks::SinkSetupError),
+    #[error(transparent)]
     State(#[from] crate::state::StateError),
     #[error("listening on {addr}: {source}")]
     Bind {
@@ -311,6 +313,17 @@ async fn start_announced(
     let client_metadata = crate::federation::client_metadata::MetadataDocuments::new(&config);
     let in_flight = crate::edge::limit::InFlight::new(config.http.max_concurrent_requests);
     let logins = crate::identity::login_guard::LoginGuard::new(&config.http);
+    let stop_background = CancellationToken::new();
+    let audit_sinks = Arc::new(crate::audit_sinks::AuditSinks::start(
+        &config.audit.sinks,
+        &upstream,
+        &stop_background,
+    )?);
+    let writer = if audit_sinks.is_empty() {
+        writer
+    } else {
+        writer.with_committed(Some(audit_sinks.clone()))
+    };
     let state = AppState::new(App {
         access: HostOriginPolicy::from_config(&config),
         pins: crate::pinning::PinWatch::start_with(store.clone(), runtime.pins)
@@ -331,6 +344,7 @@ async fn start_announced(
         keyring,
         snapshot: snapshot.clone(),
         audit,
+        audit_sinks,
         metrics: crate::metrics::Metrics::default(),
         identity_providers: crate::federation::identity_providers::Providers::default(),
         in_flight,
@@ -346,7 +360,6 @@ async fn start_announced(
     });
 
     let stop_http = CancellationToken::new();
-    let stop_background = CancellationToken::new();
     let mut background = Vec::new();
     let writer = writer
         .start(stop_background.clone())

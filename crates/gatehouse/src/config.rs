@@ -15,6 +15,7 @@ use gatehouse_model::duration::serde_human;
 pub const DEFAULT_MAX_SESSIONS_PER_OWNER: usize = 64;
 
 mod audit;
+pub mod audit_sinks;
 mod forwarded_header;
 mod listener;
 mod metrics;

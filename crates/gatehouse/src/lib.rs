@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod app;
 pub mod audit;
+pub mod audit_sinks;
 pub mod change_feed;
 pub mod config;
 pub mod context;

@@ -11,4 +11,4 @@ pub mod retention;
 pub mod verify;
 pub mod writer;
 
-pub use writer::{AuditSink, AuditWriter};
+pub use writer::{AuditSink, AuditWriter, CommittedRows};

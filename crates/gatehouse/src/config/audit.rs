@@ -36,6 +36,8 @@ pub struct AuditConfig {
     /// How often retention looks for rows to archive.
     #[serde(with = "serde_human")]
     pub retention_interval: Duration,
+    /// `[[audit.sinks]]`: where events go besides the store.
+    pub sinks: Vec<super::audit_sinks::AuditSinkConfig>,
 }
 
 impl Default for AuditConfig {
@@ -50,6 +52,7 @@ impl Default for AuditConfig {
             retention: Duration::ZERO,
             archive_dir: None,
             retention_interval: Duration::from_secs(3600),
+            sinks: Vec::new(),
         }
     }
 }

@@ -12,6 +12,7 @@ mod audit_chains;
 mod audit_evidence;
 mod audit_outcomes;
 mod audit_retention;
+mod audit_sinks;
 mod cluster_changes;
 mod cluster_counters;
 mod cluster_outage;
