@@ -483,3 +483,45 @@ async fn a_stuck_sink_leaves_the_trail_whole_and_counts_what_it_dropped() {
             .is_intact()
     );
 }
+
+/// Through the gateway: an OTLP collector that takes connections and never answers does not
+/// slow or fail a request, and every request is in the trail.
+#[tokio::test]
+async fn requests_are_answered_and_recorded_while_a_sink_is_stuck() {
+    let (collector, mut rx) = receiver(Vec::new(), true).await;
+    let upstream = crate::scripted_upstream::Upstream::start().await;
+    let app = crate::helpers::TestApp::start_with(|config| {
+        config.audit.sinks = vec![AuditSinkConfig::Otlp {
+            endpoint: format!("{collector}/v1/logs"),
+            events: vec![SinkEvents::All],
+            queue: 2,
+            timeout: Duration::from_secs(3600),
+        }];
+    })
+    .await;
+    app.add_server("demo", &upstream.url()).await;
+    let key = app.client_with_key("agent", "demo", "echo").await;
+    for n in 0..30 {
+        let tool = if n % 3 == 0 { "delete_records" } else { "echo" };
+        let answer = app
+            .post("demo", Some(&key), &crate::helpers::call(tool))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            answer.status().as_u16(),
+            if n % 3 == 0 { 403 } else { 200 },
+            "call {n}"
+        );
+    }
+    next(&mut rx).await;
+    let rows = app.audit().await;
+    let calls = rows.iter().filter(|r| r.event.operator.is_none()).count();
+    assert_eq!(calls, 30, "every call recorded");
+    let sinks = app.server.state.audit_sinks.counters();
+    let dropped = sinks[0].1.dropped.load(Ordering::Relaxed);
+    assert!(
+        dropped >= 20,
+        "the stuck sink dropped its own events: {dropped}"
+    );
+}
