@@ -424,3 +424,52 @@ fn an_exported_bundle_verifies_on_a_machine_without_the_database_or_master_key()
         "{said}"
     );
 }
+
+/// Retention has archived the older rows: `audit verify --archive` checks the archives and
+/// the live rows together, and names an archive that was removed.
+#[test]
+fn verify_archive_checks_archives_and_the_live_table_together() {
+    let dir = tempfile::tempdir().unwrap();
+    write_events(dir.path(), 30, |n| format!("t{n}"));
+    let archive = dir.path().join("audit-archive");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let url = format!("sqlite://{}", dir.path().join("gatehouse.db").display());
+        let store = store::open(&url).await.unwrap();
+        let keyring = Keyring::load_or_create(dir.path()).unwrap();
+        // Events are 1 ms apart from 1_750_000_000_001: two runs archive 10 rows each.
+        for now in [1_750_000_000_011, 1_750_000_000_021] {
+            let archived = gatehouse::audit::retention::run_once(
+                &*store,
+                &keyring,
+                Duration::ZERO,
+                &archive,
+                now,
+            )
+            .await
+            .unwrap()
+            .unwrap();
+            assert_eq!(archived.rows, 10);
+        }
+    });
+    let out = stdout(&gatehouse(dir.path(), &["audit", "verify", "--archive"]));
+    assert!(
+        out.contains("audit history intact: 2 archive(s) and 10 live events"),
+        "{out}"
+    );
+    // The live table alone verifies too, from the seals.
+    stdout(&gatehouse(dir.path(), &["audit", "verify"]));
+
+    let newest = gatehouse::audit::retention::archives(&archive)
+        .unwrap()
+        .pop()
+        .unwrap();
+    std::fs::remove_file(&newest).unwrap();
+    let out = gatehouse(dir.path(), &["audit", "verify", "--archive"]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("which is not in the archive directory (removed?)"),
+        "{said}"
+    );
+}

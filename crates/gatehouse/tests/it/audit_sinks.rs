@@ -147,6 +147,35 @@ async fn the_file_sink_rotates_by_size_and_keeps_the_newest_files() {
     assert_eq!(seqs, ((41 - seqs.len() as i64)..=40).collect::<Vec<_>>());
 }
 
+/// A file older than `max_age` is rotated before the next line: with no age allowed, every
+/// line starts a file of its own.
+#[tokio::test]
+async fn the_file_sink_rotates_by_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let (sinks, _stop) = start(vec![AuditSinkConfig::File {
+        path: path.clone(),
+        max_bytes: 1 << 30,
+        max_age: Duration::ZERO,
+        keep: 10,
+        events: vec![SinkEvents::All],
+        queue: 1_000,
+    }]);
+    let db = TestDb::new();
+    record(&db, sinks.clone(), 4).await;
+    let sent = counters(&sinks);
+    until("4 events written", || {
+        sent.delivered.load(Ordering::Relaxed) == 4
+    })
+    .await;
+    let oldest_first: Vec<i64> = (1..=3)
+        .rev()
+        .map(|n| rows_in(&path.with_file_name(format!("audit.jsonl.{n}")))[0].chain_seq)
+        .chain([rows_in(&path)[0].chain_seq])
+        .collect();
+    assert_eq!(oldest_first, [1, 2, 3, 4]);
+}
+
 /// Splits `<PRI>1 TS HOST APP PROCID MSGID [SD] MSG` into PRI, the structured data and MSG.
 fn parse_5424(message: &str) -> (u8, String, serde_json::Value) {
     let rest = message.strip_prefix('<').unwrap();
