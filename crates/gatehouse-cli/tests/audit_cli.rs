@@ -445,11 +445,12 @@ fn verify_archive_checks_archives_and_the_live_table_together() {
                 Duration::ZERO,
                 &archive,
                 now,
+                gatehouse::audit::retention::ROWS_PER_ARCHIVE,
             )
             .await
-            .unwrap()
             .unwrap();
-            assert_eq!(archived.rows, 10);
+            assert_eq!(archived.len(), 1);
+            assert_eq!(archived[0].rows, 10);
         }
     });
     let out = stdout(&gatehouse(dir.path(), &["audit", "verify", "--archive"]));

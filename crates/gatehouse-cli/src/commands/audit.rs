@@ -180,7 +180,7 @@ impl AuditCommand {
                     from_ms: from,
                     to_ms: to,
                     previous,
-                    heads: Vec::new(),
+                    ..Default::default()
                 };
                 let exported =
                     gatehouse::audit::evidence::export(&*ctx.store, &ctx.keyring, &range, &file)

@@ -79,25 +79,50 @@ pub fn archives(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(found)
 }
 
-/// Archives the rows recorded before `now_ms - keep` and removes them; `None` when there was
-/// nothing to archive or another replica holds the lease.
+/// Rows per archive: each run removes at most this many in one transaction (a short write
+/// lock), and a run goes on bundle after bundle until every old row is archived.
+pub const ROWS_PER_ARCHIVE: u64 = 50_000;
+
+/// Archives the rows recorded before `now_ms - keep` and removes them, in bundles of at most
+/// `max_rows`; the archives written (none when there was nothing to archive or another
+/// replica holds the lease).
 pub async fn run_once(
     store: &dyn Store,
     keyring: &Keyring,
     keep: Duration,
     archive_dir: &Path,
     now_ms: i64,
-) -> Result<Option<Archived>, EvidenceError> {
+    max_rows: u64,
+) -> Result<Vec<Archived>, EvidenceError> {
     let holder = super::registry::this_writer();
     let until = now_ms + i64::try_from(LEASE.as_millis()).unwrap_or(i64::MAX);
     if !store.audit_retention_lease(&holder, now_ms, until).await? {
-        return Ok(None);
+        return Ok(Vec::new());
     }
-    let archived = archive(store, keyring, keep, archive_dir, now_ms).await;
+    let mut done = Vec::new();
+    let outcome = loop {
+        match archive(store, keyring, keep, archive_dir, now_ms, max_rows.max(1)).await {
+            Ok(Some(archived)) => {
+                let full = archived.rows >= max_rows;
+                done.push(archived);
+                if !full {
+                    break Ok(());
+                }
+                // Each bundle renews the lease: a long backlog is not taken over mid-way.
+                let now = crate::now_ms();
+                let until = now + i64::try_from(LEASE.as_millis()).unwrap_or(i64::MAX);
+                if !store.audit_retention_lease(&holder, now, until).await? {
+                    break Ok(());
+                }
+            }
+            Ok(None) => break Ok(()),
+            Err(err) => break Err(err),
+        }
+    };
     if let Err(err) = store.audit_retention_lease(&holder, now_ms, 0).await {
         tracing::warn!(error = %err, "could not give the audit retention lease back; it expires");
     }
-    archived
+    outcome.map(|()| done)
 }
 
 async fn archive(
@@ -106,6 +131,7 @@ async fn archive(
     keep: Duration,
     archive_dir: &Path,
     now_ms: i64,
+    max_rows: u64,
 ) -> Result<Option<Archived>, EvidenceError> {
     crate::secrets::create_private_dir(archive_dir)
         .map_err(|e| EvidenceError::io(archive_dir, e))?;
@@ -122,11 +148,8 @@ async fn archive(
     let range = ExportRange {
         from_ms: None,
         to_ms: Some(now_ms - i64::try_from(keep.as_millis()).unwrap_or(i64::MAX)),
-        heads: if previous.is_none() {
-            newest_seals(store).await?
-        } else {
-            Vec::new()
-        },
+        max_rows: Some(max_rows),
+        heads: Vec::new(),
         previous,
     };
     let exported = evidence::export(store, keyring, &range, &partial).await?;
@@ -206,14 +229,18 @@ pub async fn run(
     stop: CancellationToken,
 ) {
     loop {
-        match run_once(&*store, &keyring, keep, &archive_dir, crate::now_ms()).await {
-            Ok(Some(archived)) => tracing::info!(
-                bundle = %archived.bundle.display(),
-                rows = archived.rows,
-                removed = archived.removed,
-                "audit rows archived and removed"
-            ),
-            Ok(None) => {}
+        let now = crate::now_ms();
+        match run_once(&*store, &keyring, keep, &archive_dir, now, ROWS_PER_ARCHIVE).await {
+            Ok(archived) => {
+                for archived in archived {
+                    tracing::info!(
+                        bundle = %archived.bundle.display(),
+                        rows = archived.rows,
+                        removed = archived.removed,
+                        "audit rows archived and removed"
+                    );
+                }
+            }
             Err(err) => tracing::error!(error = %err, "audit retention failed; retrying later"),
         }
         tokio::select! {

@@ -21,6 +21,8 @@ use crate::helpers::TestDb;
 const T0: i64 = 1_750_000_000_000;
 /// Rows recorded more than this before "now" are archived.
 const KEEP: Duration = Duration::from_millis(30);
+/// Small, so a run writes several archives (a round archives about 10 rows).
+const ROWS_PER_ARCHIVE: u64 = 7;
 
 fn keyring() -> Arc<Keyring> {
     Arc::new(Keyring::from_master(&[7; 32]))
@@ -108,9 +110,10 @@ async fn long_run(db: &TestDb, archive: &Path) -> DynStore {
             third.stop().await;
         }
         let now = T0 + round * 10 + 10;
-        retention::run_once(&*store, &ring, KEEP, archive, now)
+        let archived = retention::run_once(&*store, &ring, KEEP, archive, now, ROWS_PER_ARCHIVE)
             .await
             .unwrap();
+        assert!(archived.iter().all(|a| a.rows <= ROWS_PER_ARCHIVE));
         let live = live_rows(&store).await;
         most_live = most_live.max(live);
         assert!(
@@ -318,4 +321,18 @@ async fn a_bundle_exported_after_retention_starts_from_the_seals() {
     all.push(path);
     let reports = evidence::verify_sequence(&all, None).unwrap();
     assert!(reports.iter().all(|r| r.is_intact()));
+
+    // Without --previous: the live rows alone, each chain from its seal.
+    let alone = dir.path().join("alone.bundle");
+    let exported = evidence::export(
+        &*store,
+        &keyring(),
+        &evidence::ExportRange::default(),
+        &alone,
+    )
+    .await
+    .unwrap();
+    assert_eq!(exported.manifest.rows as usize, live_rows(&store).await);
+    assert!(exported.manifest.chains.iter().all(|c| c.first_seq > 1));
+    assert!(evidence::verify_bundle(&alone, None).unwrap().is_intact());
 }

@@ -32,8 +32,10 @@ pub struct ExportRange {
     /// The bundle this one continues: it starts after that bundle's last row and records its
     /// file digest. It must verify with this master key's evidence key.
     pub previous: Option<PathBuf>,
-    /// Where chains stand before the table's first row, when older rows were archived and
-    /// removed (the retention seals).
+    /// The most rows the bundle takes (it then ends early, and the next bundle continues).
+    pub max_rows: Option<u64>,
+    /// Where chains stand before the table's first row, beyond the retention seals (which
+    /// are read from the store).
     pub heads: Vec<Head>,
 }
 
@@ -77,6 +79,17 @@ async fn write_bundle(
     let mut walk = Walk::new(keyring, store.audit_chains().await?);
     let mut after_seq = 0;
     let mut previous = None;
+    // Rows retention removed are not read again: each chain continues from its newest seal.
+    for seal in store.audit_seals().await? {
+        walk.heads.insert(
+            seal.chain_id,
+            Head {
+                chain_id: seal.chain_id,
+                seq: seal.seq,
+                hash: seal.hash,
+            },
+        );
+    }
     for head in &range.heads {
         walk.heads.insert(head.chain_id, head.clone());
     }
@@ -124,7 +137,10 @@ async fn write_bundle(
             break;
         }
         for row in page {
-            if row.seq > newest || range.to_ms.is_some_and(|to| row.event.ts_ms >= to) {
+            if row.seq > newest
+                || range.to_ms.is_some_and(|to| row.event.ts_ms >= to)
+                || range.max_rows.is_some_and(|max| started && rows >= max)
+            {
                 break 'pages;
             }
             if !started && range.from_ms.is_some_and(|from| row.event.ts_ms >= from) {
