@@ -554,3 +554,31 @@ async fn requests_are_answered_and_recorded_while_a_sink_is_stuck() {
         "the stuck sink dropped its own events: {dropped}"
     );
 }
+
+/// A webhook whose secret variable is missing, or too short, stops the start (fail closed),
+/// naming the variable and never a secret.
+#[test]
+fn a_webhook_without_its_secret_does_not_start() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let _entered = runtime.enter();
+    let client = UpstreamClient::new(&GatewayConfig::default()).unwrap();
+    let config = webhook("http://127.0.0.1:9", 0, Path::new("dead"), 1);
+    let stop = CancellationToken::new();
+    let missing =
+        AuditSinks::start_with_env(std::slice::from_ref(&config), &client, &stop, |_| None)
+            .err()
+            .unwrap();
+    assert_eq!(
+        missing.to_string(),
+        "audit sink webhook:http://127.0.0.1:9/hook: the environment variable HOOK_SECRET is not set"
+    );
+    let short =
+        AuditSinks::start_with_env(&[config], &client, &stop, |_| Some("tiny-secret".into()))
+            .err()
+            .unwrap();
+    assert!(
+        short.to_string().contains("shorter than 16 bytes"),
+        "{short}"
+    );
+    assert!(!short.to_string().contains("tiny-secret"));
+}
