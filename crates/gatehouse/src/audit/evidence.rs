@@ -1,5 +1,5 @@
 //! Evidence bundles: a range of the trail in one file that anyone can check offline, without
-//! the database or the master key (docs/adr/0006-evidence-bundles.md).
+//! the database or the master key (docs/adr/0007-evidence-bundles.md).
 //!
 //! The rows' chain hashes are HMACs with the audit key, which an auditor does not hold. So the
 //! exporter, which does, checks every row's hash and then signs what it checked with the
