@@ -336,3 +336,63 @@ async fn a_bundle_exported_after_retention_starts_from_the_seals() {
     assert!(exported.manifest.chains.iter().all(|c| c.first_seq > 1));
     assert!(evidence::verify_bundle(&alone, None).unwrap().is_intact());
 }
+
+/// A running server with retention on archives its own rows as they age, and the history
+/// still verifies end to end.
+#[tokio::test]
+async fn a_server_with_retention_on_archives_as_it_runs() {
+    let archive = tempfile::tempdir().unwrap();
+    let archive_dir = archive.path().to_owned();
+    let upstream = crate::scripted_upstream::Upstream::start().await;
+    let app = crate::helpers::TestApp::start_with(|config| {
+        config.audit.retention = Duration::from_millis(1);
+        config.audit.retention_interval = Duration::from_millis(20);
+        config.audit.archive_dir = Some(archive_dir.clone());
+    })
+    .await;
+    app.add_server("demo", &upstream.url()).await;
+    let key = app.client_with_key("agent", "demo", "echo").await;
+    for _ in 0..10 {
+        let answer = app
+            .post("demo", Some(&key), &crate::helpers::call("echo"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let archived: u64 = retention::archives(&archive_dir)
+            .unwrap()
+            .iter()
+            .map(|path| evidence::verify_bundle(path, None).unwrap().rows_checked)
+            .sum();
+        if archived >= 10 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {archived} rows archived"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let report = retention::verify_archive(&*app.store, &app.keyring, &archive_dir)
+        .await
+        .unwrap();
+    assert!(
+        report.is_intact(),
+        "{:?} {:?}",
+        report.problems,
+        report.live.problems
+    );
+    let calls_live = app
+        .audit()
+        .await
+        .iter()
+        .filter(|row| row.event.operator.is_none())
+        .count();
+    assert!(
+        calls_live < 10,
+        "archived calls were removed: {calls_live} live"
+    );
+}
