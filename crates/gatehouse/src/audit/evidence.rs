@@ -104,7 +104,7 @@ pub fn start_digest(chain_id: i64, first_seq: i64, prev_hash: &str) -> [u8; 32] 
     Sha256::new()
         .chain_update(format!(
             "gatehouse audit bundle v1\nchain {chain_id}\nafter {}\n{prev_hash}",
-            first_seq - 1
+            first_seq.saturating_sub(1)
         ))
         .finalize()
         .into()

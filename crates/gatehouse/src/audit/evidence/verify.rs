@@ -207,7 +207,7 @@ impl BundleReport {
 /// A chain's span past which a bundle is refused rather than tracked (a bit per row).
 const MAX_SPAN: i64 = 1 << 31;
 
-/// Checks one bundle; `pinned` is the evidence public key (hex) it must be signed with.
+/// Checks one bundle (any file: a forged one is reported, never trusted); `pinned` is the evidence public key (hex) it must be signed with.
 /// `Err` only when the file cannot be read.
 pub fn verify_bundle(path: &Path, pinned: Option<&str>) -> Result<BundleReport, String> {
     let io = |e: std::io::Error| format!("{}: {e}", path.display());
@@ -363,7 +363,7 @@ fn continuity(before: &BundleReport, next: &BundleReport) -> Vec<BundleProblem> 
             .iter()
             .find(|head| head.chain_id == segment.chain_id);
         let (head_seq, head_hash) = head.map_or((0, None), |h| (h.seq, Some(&h.hash)));
-        if segment.first_seq != head_seq + 1 {
+        if segment.first_seq != head_seq.saturating_add(1) {
             problems.push(BundleProblem::ChainGap {
                 chain_id: segment.chain_id,
                 head_seq,
@@ -417,8 +417,12 @@ struct ChainCheck {
 
 impl ChainCheck {
     fn new(segment: &Segment) -> Option<Self> {
-        let span = segment.last_seq - segment.first_seq + 1;
-        if !(1..=MAX_SPAN).contains(&span) {
+        // Checked: the manifest may be forged, its numbers anything.
+        let span = segment
+            .last_seq
+            .checked_sub(segment.first_seq)?
+            .checked_add(1)?;
+        if segment.first_seq < 1 || !(1..=MAX_SPAN).contains(&span) {
             return None;
         }
         Some(ChainCheck {
@@ -464,7 +468,7 @@ impl ChainCheck {
         // After a gap (reported at the end) the chain goes on from this row; an altered row's
         // stored digest is taken as given so only that row is reported, and the last one must
         // still match the manifest.
-        self.next_seq = seq + 1;
+        self.next_seq = seq.saturating_add(1);
         self.prev_hash = line.row.hash;
         self.prev_digest = stored.unwrap_or([0; 32]);
     }
@@ -507,5 +511,49 @@ impl ChainCheck {
         if complete && self.in_order && !matches {
             problems.push(BundleProblem::DigestMismatch { chain_id });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::evidence::{Manifest, ManifestLine, Segment};
+
+    /// A manifest with numbers at the ends of their range is reported, not a panic.
+    #[test]
+    fn a_manifest_with_extreme_numbers_is_refused_without_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("forged.bundle");
+        let segment = |first_seq, last_seq| Segment {
+            chain_id: 1,
+            first_seq,
+            last_seq,
+            prev_hash: String::new(),
+            last_hash: String::new(),
+            digest: String::new(),
+        };
+        let line = ManifestLine {
+            manifest: Manifest {
+                chains: vec![segment(i64::MIN, i64::MAX), segment(i64::MAX, i64::MAX)],
+                upto_seq: i64::MAX,
+                ..Manifest::default()
+            },
+            signature: "00".into(),
+        };
+        let row = r#"{"row":{"seq":1,"chain_id":1,"chain_seq":9223372036854775807,"ts_ms":0,"request_id":"x","client":null,"credential_id":null,"user":null,"ip":null,"country":null,"server":null,"http_method":"POST","rpc_method":null,"tool":null,"decision":"allow","reason":null,"status":200,"upstream_status":null,"latency_us":0,"prev_hash":"","hash":""},"digest":"zz"}"#;
+        std::fs::write(
+            &path,
+            format!("{row}\n{}\n", serde_json::to_string(&line).unwrap()),
+        )
+        .unwrap();
+        let report = verify_bundle(&path, None).unwrap();
+        assert!(report.problems.contains(&BundleProblem::BadSignature));
+        assert!(
+            report
+                .problems
+                .contains(&BundleProblem::TooLarge { chain_id: 1 }),
+            "{:?}",
+            report.problems
+        );
     }
 }
