@@ -250,8 +250,8 @@ impl<'a> Walk<'a> {
             &row.event,
             &mut self.scratch,
         );
-        // Rows of chain 0 from before checkpoints may not start at GENESIS's place exactly;
-        // every other chain must link without a gap.
+        // Every chain, chain 0 too, links from its first row without a gap (as `audit
+        // verify` walks it).
         if computed.as_deref() != Some(row.hash.as_str())
             || row.chain_seq != expected_seq
             || row.prev_hash != expected_prev
