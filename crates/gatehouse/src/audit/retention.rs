@@ -149,6 +149,7 @@ async fn archive(
         from_ms: None,
         to_ms: Some(now_ms - i64::try_from(keep.as_millis()).unwrap_or(i64::MAX)),
         max_rows: Some(max_rows),
+        leave_newest: true,
         heads: Vec::new(),
         previous,
     };

@@ -32,6 +32,10 @@ pub struct ExportRange {
     /// The bundle this one continues: it starts after that bundle's last row and records its
     /// file digest. It must verify with this master key's evidence key.
     pub previous: Option<PathBuf>,
+    /// Leaves the table's newest row out. Retention sets it: SQLite numbers a new row after the
+    /// highest one left in the table, so removing the newest would let new rows take numbers
+    /// already archived.
+    pub leave_newest: bool,
     /// The most rows the bundle takes (it then ends early, and the next bundle continues).
     pub max_rows: Option<u64>,
     /// Where chains stand before the table's first row, beyond the retention seals (which
@@ -138,6 +142,7 @@ async fn write_bundle(
         }
         for row in page {
             if row.seq > newest
+                || (range.leave_newest && row.seq == newest)
                 || range.to_ms.is_some_and(|to| row.event.ts_ms >= to)
                 || range.max_rows.is_some_and(|max| started && rows >= max)
             {
