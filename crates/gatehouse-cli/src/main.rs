@@ -128,6 +128,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate(args) => return commands::migrate::run(config, args, format).await,
         Command::Export => return commands::transfer::export(config).await,
         Command::Import(args) => return commands::transfer::import(config, args).await,
+        Command::Audit(cmd) if cmd.is_offline() => return cmd.run_offline(format),
         command => command,
     };
     let ctx = commands::Ctx::open(config, format, cli.actor).await?;

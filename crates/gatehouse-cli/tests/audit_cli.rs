@@ -369,3 +369,108 @@ fn two_servers_on_one_database_each_write_a_chain_of_their_own() {
         assert_eq!(numbers, (1..=40).collect::<Vec<_>>(), "chain {chain}");
     }
 }
+
+/// An auditor's machine: no database, no master key, only the bundle and the public key the
+/// operator gave out of band.
+#[test]
+fn an_exported_bundle_verifies_on_a_machine_without_the_database_or_master_key() {
+    let dir = tempfile::tempdir().unwrap();
+    write_events(dir.path(), 30, |n| format!("t{n}"));
+    let bundle = dir.path().join("evidence.bundle");
+    let wrote = stdout(&gatehouse(
+        dir.path(),
+        &["audit", "export", "--file", bundle.to_str().unwrap()],
+    ));
+    assert!(wrote.contains("30 events in 1 chain(s)"), "{wrote}");
+    let key = stdout(&gatehouse(dir.path(), &["audit", "public-key"]));
+    let key = key.trim();
+    assert_eq!(key.len(), 64, "{key}");
+
+    let auditor = tempfile::tempdir().unwrap();
+    let copy = auditor.path().join("evidence.bundle");
+    std::fs::copy(&bundle, &copy).unwrap();
+    let verify = |path: &Path| {
+        gatehouse(
+            auditor.path(),
+            &[
+                "audit",
+                "verify",
+                "--bundle",
+                path.to_str().unwrap(),
+                "--public-key",
+                key,
+            ],
+        )
+    };
+    let text = stdout(&verify(&copy));
+    assert!(text.contains("intact: 30 events in 1 chain(s)"), "{text}");
+    let left: Vec<_> = std::fs::read_dir(auditor.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["evidence.bundle"], "no database or key was created");
+
+    let text = std::fs::read_to_string(&copy).unwrap();
+    std::fs::write(
+        &copy,
+        text.replacen("\"tool\":\"t7\"", "\"tool\":\"t8\"", 1),
+    )
+    .unwrap();
+    let out = verify(&copy);
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("chain 1: row 7 was altered (it does not match its signed digest)"),
+        "{said}"
+    );
+}
+
+/// Retention has archived the older rows: `audit verify --archive` checks the archives and
+/// the live rows together, and names an archive that was removed.
+#[test]
+fn verify_archive_checks_archives_and_the_live_table_together() {
+    let dir = tempfile::tempdir().unwrap();
+    write_events(dir.path(), 30, |n| format!("t{n}"));
+    let archive = dir.path().join("audit-archive");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let url = format!("sqlite://{}", dir.path().join("gatehouse.db").display());
+        let store = store::open(&url).await.unwrap();
+        let keyring = Keyring::load_or_create(dir.path()).unwrap();
+        // Events are 1 ms apart from 1_750_000_000_001: two runs archive 10 rows each.
+        for now in [1_750_000_000_011, 1_750_000_000_021] {
+            let archived = gatehouse::audit::retention::run_once(
+                &*store,
+                &keyring,
+                Duration::ZERO,
+                &archive,
+                now,
+                gatehouse::audit::retention::ROWS_PER_ARCHIVE,
+            )
+            .await
+            .unwrap();
+            assert_eq!(archived.len(), 1);
+            assert_eq!(archived[0].rows, 10);
+        }
+    });
+    let out = stdout(&gatehouse(dir.path(), &["audit", "verify", "--archive"]));
+    assert!(
+        out.contains("audit history intact: 2 archive(s) and 10 live events"),
+        "{out}"
+    );
+    // The live table alone verifies too, from the seals.
+    stdout(&gatehouse(dir.path(), &["audit", "verify"]));
+
+    let newest = gatehouse::audit::retention::archives(&archive)
+        .unwrap()
+        .pop()
+        .unwrap();
+    std::fs::remove_file(&newest).unwrap();
+    let out = gatehouse(dir.path(), &["audit", "verify", "--archive"]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("which is not in the archive directory (removed?)"),
+        "{said}"
+    );
+}

@@ -249,3 +249,22 @@ pub struct ChainStart {
     /// HMAC with the audit key over the fields above, hex; the chain's first row links to it.
     pub hash: String,
 }
+
+/// Where retention cut a chain: its rows up to `seq` were archived into the bundle named here
+/// and removed. The library signs it with the evidence key (audit/retention.rs), so anyone
+/// holding the public key can check it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditSeal {
+    pub chain_id: i64,
+    /// The last removed row's `chain_seq` and chain hash: the chain's rows go on from here.
+    pub seq: i64,
+    pub hash: String,
+    /// Rows with `seq` (table order) up to this were removed.
+    pub upto_seq: i64,
+    /// The archive's file name and SHA-256 (hex).
+    pub bundle: String,
+    pub bundle_digest: String,
+    pub sealed_ms: i64,
+    /// Ed25519 signature (hex) with the evidence key over the fields above.
+    pub signature: String,
+}

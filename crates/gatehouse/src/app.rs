@@ -160,6 +160,8 @@ pub enum StartError {
     #[error("starting the audit writer's thread: {0}")]
     AuditWriter(std::io::Error),
     #[error(transparent)]
+    AuditSinks(#[from] crate::audit_sinks::SinkSetupError),
+    #[error(transparent)]
     State(#[from] crate::state::StateError),
     #[error("listening on {addr}: {source}")]
     Bind {
@@ -313,6 +315,17 @@ async fn start_announced(
     let client_metadata = crate::federation::client_metadata::MetadataDocuments::new(&config);
     let in_flight = crate::edge::limit::InFlight::new(config.http.max_concurrent_requests);
     let logins = crate::identity::login_guard::LoginGuard::new(&config.http);
+    let stop_background = CancellationToken::new();
+    let audit_sinks = Arc::new(crate::audit_sinks::AuditSinks::start(
+        &config.audit.sinks,
+        &upstream,
+        &stop_background,
+    )?);
+    let writer = if audit_sinks.is_empty() {
+        writer
+    } else {
+        writer.with_committed(Some(audit_sinks.clone()))
+    };
     let state = AppState::new(App {
         access: HostOriginPolicy::from_config(&config),
         pins: crate::pinning::PinWatch::start_with(store.clone(), runtime.pins)
@@ -333,6 +346,7 @@ async fn start_announced(
         keyring,
         snapshot: snapshot.clone(),
         audit,
+        audit_sinks,
         metrics: crate::metrics::Metrics::default(),
         identity_providers: crate::federation::identity_providers::Providers::default(),
         in_flight,
@@ -348,7 +362,6 @@ async fn start_announced(
     });
 
     let stop_http = CancellationToken::new();
-    let stop_background = CancellationToken::new();
     let mut background = Vec::new();
     let writer = writer
         .start(stop_background.clone())
@@ -381,6 +394,16 @@ async fn start_announced(
     if let Some(geo) = geo {
         let stop = stop_background.clone();
         background.push(tokio::spawn(async move { watch_geoip(geo, stop).await }));
+    }
+    if !state.config.audit.retention.is_zero() {
+        background.push(tokio::spawn(crate::audit::retention::run(
+            state.store.clone(),
+            state.keyring.clone(),
+            state.config.audit.retention,
+            state.config.audit_archive_dir(),
+            state.config.audit.retention_interval,
+            stop_background.clone(),
+        )));
     }
 
     let limits =

@@ -15,6 +15,7 @@ use gatehouse_model::duration::serde_human;
 pub const DEFAULT_MAX_SESSIONS_PER_OWNER: usize = 64;
 
 mod audit;
+pub mod audit_sinks;
 mod forwarded_header;
 mod listener;
 mod metrics;
@@ -451,6 +452,14 @@ impl Config {
         self.database_url
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("gatehouse.db").display()))
+    }
+
+    /// Where audit retention writes its archives.
+    pub fn audit_archive_dir(&self) -> std::path::PathBuf {
+        self.audit
+            .archive_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("audit-archive"))
     }
 }
 

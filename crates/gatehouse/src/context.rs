@@ -47,6 +47,9 @@ pub struct App {
     pub backends: Vec<Arc<dyn crate::health::Check>>,
     /// Where audit events go (a bounded channel to the writer task).
     pub audit: AuditSink,
+    /// The sinks fed beside the store (`[[audit.sinks]]`) and their counters (delivered,
+    /// dropped, failed, dead-lettered), for `/metrics`.
+    pub audit_sinks: Arc<crate::audit_sinks::AuditSinks>,
     /// `Host` / `Origin` allow-lists.
     pub access: HostOriginPolicy,
     /// Tool-definition pinning: observations on their way to the store, held tools.

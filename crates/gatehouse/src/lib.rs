@@ -10,6 +10,7 @@ pub mod admin;
 pub mod admin_api;
 pub mod app;
 pub mod audit;
+pub mod audit_sinks;
 pub mod change_feed;
 pub mod config;
 pub mod context;

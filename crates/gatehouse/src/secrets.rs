@@ -35,6 +35,9 @@ pub struct Keyring {
     pepper: HmacSha256,
     encryption: [u8; 32],
     audit: HmacSha256,
+    /// Seed of the Ed25519 key that signs evidence bundles and retention seals: its public
+    /// half lets anyone check them without the master key.
+    evidence_seed: [u8; 32],
 }
 
 impl std::fmt::Debug for Keyring {
@@ -49,6 +52,7 @@ impl Keyring {
             pepper: keyed(&derive(master, b"gatehouse/v1/api-key-pepper")),
             encryption: derive(master, b"gatehouse/v1/encryption-at-rest"),
             audit: keyed(&derive(master, b"gatehouse/v1/audit-chain")),
+            evidence_seed: derive(master, b"gatehouse/v1/audit-evidence-ed25519"),
         }
     }
 
@@ -80,6 +84,29 @@ impl Keyring {
     /// made to verify.
     pub fn audit_mac(&self, parts: &[&[u8]]) -> [u8; 32] {
         finish(self.audit.clone(), parts)
+    }
+
+    /// The public half of the evidence signing key (Ed25519, 32 bytes): what an auditor pins
+    /// to check bundles and seals offline.
+    pub fn evidence_public_key(&self) -> [u8; 32] {
+        let mut public = [0; 32];
+        if let Ok(pair) = ring::signature::Ed25519KeyPair::from_seed_unchecked(&self.evidence_seed)
+        {
+            public.copy_from_slice(ring::signature::KeyPair::public_key(&pair).as_ref());
+        }
+        public
+    }
+
+    /// An Ed25519 signature over `message` with the evidence key (64 bytes).
+    pub fn sign_evidence(&self, message: &[u8]) -> [u8; 64] {
+        let mut signature = [0; 64];
+        // A 32-byte seed is always accepted; the zero signature is unreachable and would fail
+        // every verification rather than pass one.
+        if let Ok(pair) = ring::signature::Ed25519KeyPair::from_seed_unchecked(&self.evidence_seed)
+        {
+            signature.copy_from_slice(pair.sign(message).as_ref());
+        }
+        signature
     }
 
     /// AES-256-GCM; output is `nonce || ciphertext`. `context` is bound as associated data so

@@ -48,7 +48,46 @@ pub enum AuditCommand {
         /// the row its checkpoint names, unchanged.
         #[arg(long)]
         checkpoint: Option<std::path::PathBuf>,
+        /// Check evidence bundles (`audit export`) offline instead of the database: no
+        /// database and no master key needed. Several, in order, must be consecutive.
+        #[arg(long, conflicts_with = "checkpoint")]
+        bundle: Vec<std::path::PathBuf>,
+        /// The bundle exported before the first `--bundle`: the first must continue it.
+        #[arg(long, requires = "bundle")]
+        previous: Option<std::path::PathBuf>,
+        /// The evidence public key (`audit public-key`, obtained out of band) the bundles
+        /// must be signed with; without it, the key each bundle names is trusted.
+        #[arg(long, requires = "bundle")]
+        public_key: Option<String>,
+        /// Also check retention's archives (default `audit.archive_dir`): each archive, each
+        /// as the continuation of the one before, and each chain's seal against the archive
+        /// it names, so archives plus the live table prove the whole history.
+        #[arg(long, conflicts_with = "bundle")]
+        archive: Option<Option<std::path::PathBuf>>,
     },
+    /// Write the events of a time range to an evidence bundle: the rows, each chain's
+    /// checkpoints and registry entries, signed with the evidence key, to check offline with
+    /// `audit verify --bundle`.
+    Export {
+        /// Rows recorded before this are left out: a duration back from now or an RFC 3339
+        /// time (default: from the first row, or after `--previous`).
+        #[arg(long, value_parser = parse_since, conflicts_with = "previous")]
+        from: Option<i64>,
+        /// The bundle ends before the first row recorded at or after this (default: the
+        /// newest row).
+        #[arg(long, value_parser = parse_since)]
+        to: Option<i64>,
+        /// The bundle exported before: this one starts where it ended and names it, so the
+        /// two verify as consecutive.
+        #[arg(long)]
+        previous: Option<std::path::PathBuf>,
+        /// The file to write (it must not exist).
+        #[arg(long)]
+        file: std::path::PathBuf,
+    },
+    /// Print the evidence public key (hex, Ed25519) that signs bundles: give it to auditors
+    /// out of band, for `audit verify --bundle … --public-key`.
+    PublicKey,
     /// Print the signed checkpoint of every chain's head (a JSON array), to keep outside the
     /// database.
     Checkpoint,
@@ -130,7 +169,107 @@ impl AuditCommand {
                 out.finish()?;
                 Ok(ExitCode::SUCCESS)
             }
-            AuditCommand::Verify { checkpoint } => {
+            AuditCommand::Verify { bundle, .. } if !bundle.is_empty() => unreachable_online(),
+            AuditCommand::Export {
+                from,
+                to,
+                previous,
+                file,
+            } => {
+                let range = gatehouse::audit::evidence::ExportRange {
+                    from_ms: from,
+                    to_ms: to,
+                    previous,
+                    ..Default::default()
+                };
+                let exported =
+                    gatehouse::audit::evidence::export(&*ctx.store, &ctx.keyring, &range, &file)
+                        .await?;
+                if ctx.format == Format::Json {
+                    print_json(&exported.manifest)?;
+                } else {
+                    say(
+                        ctx.format,
+                        &format!(
+                            "wrote {}: {} events in {} chain(s), sha256 {}",
+                            file.display(),
+                            exported.manifest.rows,
+                            exported.manifest.chains.len(),
+                            exported.digest
+                        ),
+                    );
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            AuditCommand::PublicKey => {
+                print(&format!(
+                    "{}\n",
+                    gatehouse::audit::evidence::public_key_hex(&ctx.keyring)
+                ));
+                Ok(ExitCode::SUCCESS)
+            }
+            AuditCommand::Verify {
+                archive: Some(dir), ..
+            } => {
+                let dir = dir.unwrap_or_else(|| ctx.config.audit_archive_dir());
+                let report =
+                    gatehouse::audit::retention::verify_archive(&*ctx.store, &ctx.keyring, &dir)
+                        .await?;
+                if ctx.format == Format::Json {
+                    print_json(&serde_json::json!({
+                        "intact": report.is_intact(),
+                        "archives": report.bundles.iter().map(|(path, r)| serde_json::json!({
+                            "file": path.display().to_string(),
+                            "report": r,
+                        })).collect::<Vec<_>>(),
+                        "live": report.live,
+                        "problems": report.problems,
+                    }))?;
+                } else {
+                    for (path, bundle) in &report.bundles {
+                        if bundle.is_intact() {
+                            say(
+                                ctx.format,
+                                &format!(
+                                    "{}: intact: {} events",
+                                    path.display(),
+                                    bundle.rows_checked
+                                ),
+                            );
+                        } else {
+                            say(ctx.format, &format!("{}: BROKEN:", path.display()));
+                            for problem in &bundle.problems {
+                                say(ctx.format, &format!("  - {problem}"));
+                            }
+                        }
+                    }
+                    for problem in &report.problems {
+                        say(ctx.format, &format!("archive: {problem}"));
+                    }
+                    for found in &report.live.problems {
+                        say(ctx.format, &format!("live trail: {found}"));
+                    }
+                    say(
+                        ctx.format,
+                        &format!(
+                            "{}: {} archive(s) and {} live events",
+                            if report.is_intact() {
+                                "audit history intact"
+                            } else {
+                                "audit history BROKEN"
+                            },
+                            report.bundles.len(),
+                            report.live.rows_checked
+                        ),
+                    );
+                }
+                Ok(if report.is_intact() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                })
+            }
+            AuditCommand::Verify { checkpoint, .. } => {
                 let exported = match checkpoint {
                     Some(path) => read_checkpoints(&path)?,
                     None => Vec::new(),
@@ -177,6 +316,65 @@ impl AuditCommand {
                 Ok(ExitCode::SUCCESS)
             }
         }
+    }
+}
+
+/// Offline commands never reach [`AuditCommand::run`]: `main` runs them before opening a
+/// database.
+fn unreachable_online() -> anyhow::Result<ExitCode> {
+    anyhow::bail!("audit verify --bundle runs without a database")
+}
+
+impl AuditCommand {
+    /// Whether the command runs without the database and the master key.
+    pub fn is_offline(&self) -> bool {
+        matches!(self, AuditCommand::Verify { bundle, .. } if !bundle.is_empty())
+    }
+
+    /// `audit verify --bundle`: each bundle on its own and as the continuation of the one
+    /// before it (`--previous` first); exit code 1 on any problem.
+    pub fn run_offline(self, format: Format) -> anyhow::Result<ExitCode> {
+        let AuditCommand::Verify {
+            bundle,
+            previous,
+            public_key,
+            ..
+        } = self
+        else {
+            anyhow::bail!("only audit verify --bundle runs offline");
+        };
+        let paths: Vec<std::path::PathBuf> = previous.iter().cloned().chain(bundle).collect();
+        let reports = gatehouse::audit::evidence::verify_sequence(&paths, public_key.as_deref())
+            .map_err(|e| anyhow::anyhow!(e))?;
+        let intact = reports.iter().all(|r| r.is_intact());
+        if format == Format::Json {
+            print_json(&reports)?;
+        } else {
+            for (path, report) in paths.iter().zip(&reports) {
+                if report.is_intact() {
+                    say(
+                        format,
+                        &format!(
+                            "{}: intact: {} events in {} chain(s), signed by {}",
+                            path.display(),
+                            report.rows_checked,
+                            report.manifest.chains.len(),
+                            report.manifest.public_key
+                        ),
+                    );
+                } else {
+                    say(format, &format!("{}: BROKEN:", path.display()));
+                    for problem in &report.problems {
+                        say(format, &format!("  - {problem}"));
+                    }
+                }
+            }
+        }
+        Ok(if intact {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
     }
 }
 

@@ -4,9 +4,11 @@
 
 pub mod chain;
 pub mod checkpoint;
+pub mod evidence;
 mod operator;
 pub mod registry;
+pub mod retention;
 pub mod verify;
 pub mod writer;
 
-pub use writer::{AuditSink, AuditWriter};
+pub use writer::{AuditSink, AuditWriter, CommittedRows};

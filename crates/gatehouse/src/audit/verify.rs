@@ -13,7 +13,7 @@ use crate::{
     secrets::Keyring,
     store::{Store, StoreResult},
 };
-use gatehouse_model::audit::{AuditRow, ChainStart, Checkpoint};
+use gatehouse_model::audit::{AuditRow, AuditSeal, ChainStart, Checkpoint};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "problem", rename_all = "snake_case")]
@@ -46,6 +46,9 @@ pub enum ChainProblem {
     EntryBrokenLink,
     /// The chains between these ids are missing: deleted with their registry entries.
     ChainsMissing { after_chain: i64, next_chain: i64 },
+    /// The retention seal the chain starts from is not signed with this master key's
+    /// evidence key (edited or forged).
+    SealForged { seq: i64 },
 }
 
 impl std::fmt::Display for ChainProblem {
@@ -114,6 +117,10 @@ impl std::fmt::Display for ChainProblem {
                 "chains {} to {} are missing (deleted with their registry entries)",
                 after_chain + 1,
                 next_chain - 1
+            ),
+            ChainProblem::SealForged { seq } => write!(
+                f,
+                "the retention seal at row {seq} is not signed with this master key's evidence key (edited?)"
             ),
         }
     }
@@ -185,6 +192,24 @@ pub async fn verify_with(
     keyring: &Keyring,
     exported: &[Checkpoint],
 ) -> StoreResult<VerifyReport> {
+    // Retention may remove rows while the walk runs (it started from the seals read before):
+    // a walk during which the seals moved is done again from the new ones.
+    let mut attempts = 0;
+    loop {
+        let seals = store.audit_seals().await?;
+        let report = verify_once(store, keyring, exported).await?;
+        attempts += 1;
+        if report.is_intact() || attempts == 3 || store.audit_seals().await? == seals {
+            return Ok(report);
+        }
+    }
+}
+
+async fn verify_once(
+    store: &dyn Store,
+    keyring: &Keyring,
+    exported: &[Checkpoint],
+) -> StoreResult<VerifyReport> {
     let mut report = VerifyReport::default();
     for checkpoint in exported {
         if !checkpoint.is_authentic(keyring) {
@@ -206,15 +231,17 @@ pub async fn verify_with(
         .map(|c| c.chain_id)
         .collect();
     let mut registry = read_registry(store).await?;
+    let seals = newest_seals(store).await?;
+    let seals = &seals;
     let mut walks: BTreeMap<i64, Walk<'_>> = BTreeMap::new();
     let known = checkpointed
         .iter()
         .chain(registry.keys())
         .chain(exported.iter().map(|c| &c.chain_id));
     for &chain_id in known {
-        walks
-            .entry(chain_id)
-            .or_insert_with(|| Walk::new(keyring, chain_id, registry.get(&chain_id), exported));
+        walks.entry(chain_id).or_insert_with(|| {
+            Walk::new(keyring, chain_id, registry.get(&chain_id), exported, seals)
+        });
     }
 
     // One pass over the table in `seq` order feeds every chain. A chain's rows lie in that
@@ -225,6 +252,7 @@ pub async fn verify_with(
         store,
         keyring,
         exported,
+        seals,
         &mut after_seq,
         &mut walks,
         &mut registry,
@@ -232,7 +260,7 @@ pub async fn verify_with(
     .await?;
     for (&chain_id, walk) in &mut walks {
         if walk.out_of_order {
-            *walk = Walk::new(keyring, chain_id, registry.get(&chain_id), exported);
+            *walk = Walk::new(keyring, chain_id, registry.get(&chain_id), exported, seals);
             walk.run(store).await?;
         } else {
             walk.finish(stored.remove(&chain_id).as_ref());
@@ -276,6 +304,16 @@ pub async fn verify_with(
     Ok(report)
 }
 
+/// Each chain's newest retention seal: where its live rows start.
+async fn newest_seals(store: &dyn Store) -> StoreResult<BTreeMap<i64, AuditSeal>> {
+    Ok(store
+        .audit_seals()
+        .await?
+        .into_iter()
+        .map(|seal| (seal.chain_id, seal))
+        .collect())
+}
+
 async fn read_registry(store: &dyn Store) -> StoreResult<BTreeMap<i64, ChainStart>> {
     Ok(store
         .audit_chains()
@@ -292,6 +330,7 @@ async fn table_pass<'a>(
     store: &dyn Store,
     keyring: &'a Keyring,
     exported: &'a [Checkpoint],
+    seals: &'a BTreeMap<i64, AuditSeal>,
     after_seq: &mut i64,
     walks: &mut BTreeMap<i64, Walk<'a>>,
     registry: &mut BTreeMap<i64, ChainStart>,
@@ -310,7 +349,13 @@ async fn table_pass<'a>(
                 walks
                     .entry(row.chain_id)
                     .or_insert_with(|| {
-                        Walk::new(keyring, row.chain_id, registry.get(&row.chain_id), exported)
+                        Walk::new(
+                            keyring,
+                            row.chain_id,
+                            registry.get(&row.chain_id),
+                            exported,
+                            seals,
+                        )
                     })
                     .in_table_order(row);
             }
@@ -386,15 +431,27 @@ impl<'a> Walk<'a> {
         chain_id: i64,
         start: Option<&ChainStart>,
         exported: &'a [Checkpoint],
+        seals: &BTreeMap<i64, AuditSeal>,
     ) -> Self {
+        // Retention removed the rows up to the seal: the chain goes on from it.
+        let seal = seals.get(&chain_id);
+        let mut problems = Vec::new();
+        if let Some(seal) = seal
+            && !crate::audit::retention::seal_is_authentic(seal, keyring)
+        {
+            problems.push(ChainProblem::SealForged { seq: seal.seq });
+        }
         Walk {
             keyring,
             chain_id,
             anchors: exported.iter().filter(|c| c.chain_id == chain_id).collect(),
-            problems: Vec::new(),
+            problems,
             rows_checked: 0,
-            prev_hash: start.map_or_else(|| GENESIS.to_owned(), |s| s.hash.clone()),
-            prev_seq: 0,
+            prev_hash: match seal {
+                Some(seal) => seal.hash.clone(),
+                None => start.map_or_else(|| GENESIS.to_owned(), |s| s.hash.clone()),
+            },
+            prev_seq: seal.map_or(0, |seal| seal.seq),
             scratch: Vec::new(),
             checkpointed: start.is_some(),
             out_of_order: false,

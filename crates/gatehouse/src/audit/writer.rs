@@ -31,6 +31,12 @@ use crate::{
 };
 use gatehouse_model::audit::{AuditEvent, AuditRow, ChainStart, Checkpoint};
 
+/// Told of each batch once it is committed (the sinks beside the store). Must not block: it
+/// runs on the writer's thread between appends.
+pub trait CommittedRows: Send + Sync {
+    fn committed(&self, rows: &[AuditRow]);
+}
+
 struct Pending {
     event: AuditEvent,
     committed: Option<oneshot::Sender<()>>,
@@ -313,6 +319,8 @@ pub struct AuditWriter {
     /// The append in progress: where it would leave the chain, kept while its outcome is
     /// unknown (a failure reported after the commit).
     attempt: Option<Attempt>,
+    /// Handed every committed batch (the sinks), if any.
+    committed: Option<Arc<dyn CommittedRows>>,
 }
 
 /// Where an append leaves the chain when it commits.
@@ -362,8 +370,15 @@ impl AuditWriter {
                 scratch: Vec::new(),
                 geo: None,
                 last_batch: 0,
+                committed: None,
             },
         )
+    }
+
+    /// Hands every committed batch to `committed` (the audit sinks).
+    pub fn with_committed(mut self, committed: Option<Arc<dyn CommittedRows>>) -> Self {
+        self.committed = committed;
+        self
     }
 
     /// Looks up each event's country from its IP address (requests record only the address).
@@ -531,6 +546,9 @@ impl AuditWriter {
         }
         if self.failing.swap(false, Ordering::AcqRel) {
             tracing::info!("audit appends succeed again; queued events written");
+        }
+        if let Some(committed) = &self.committed {
+            committed.committed(&rows);
         }
         for done in committed {
             let _ = done.send(());

@@ -27,6 +27,17 @@ pub struct AuditConfig {
     /// off (never ended cleanly) while the database does not answer.
     #[serde(with = "serde_human")]
     pub commit_timeout: Duration,
+    /// Archive rows older than this into evidence bundles and remove them (`90d`); zero, the
+    /// default, keeps every row.
+    #[serde(with = "serde_human")]
+    pub retention: Duration,
+    /// Where retention writes its archives (default: `audit-archive` in the data directory).
+    pub archive_dir: Option<std::path::PathBuf>,
+    /// How often retention looks for rows to archive.
+    #[serde(with = "serde_human")]
+    pub retention_interval: Duration,
+    /// `[[audit.sinks]]`: where events go besides the store.
+    pub sinks: Vec<super::audit_sinks::AuditSinkConfig>,
 }
 
 impl Default for AuditConfig {
@@ -38,6 +49,10 @@ impl Default for AuditConfig {
             channel_capacity: 16_384,
             queue_wait: Duration::from_secs(1),
             commit_timeout: Duration::from_secs(10),
+            retention: Duration::ZERO,
+            archive_dir: None,
+            retention_interval: Duration::from_secs(3600),
+            sinks: Vec::new(),
         }
     }
 }

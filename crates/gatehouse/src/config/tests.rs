@@ -145,3 +145,44 @@ fn unknown_keys_are_errors() {
         Ok(())
     });
 }
+
+#[test]
+fn audit_sinks_and_retention_are_read_from_the_file() {
+    use super::audit_sinks::{AuditSinkConfig, SinkEvents, SyslogTransport};
+    figment::Jail::expect_with(|jail| {
+        jail.create_file(
+            "g.toml",
+            "[audit]\nretention = \"90d\"\narchive_dir = \"/var/lib/gatehouse/archive\"\n\
+             [[audit.sinks]]\nkind = \"syslog\"\naddress = \"siem:514\"\ntransport = \"tcp\"\n\
+             [[audit.sinks]]\nkind = \"webhook\"\nurl = \"https://hooks.example.com/a\"\n\
+             secret_env = \"HOOK_SECRET\"\ndead_letter = \"dead.jsonl\"\n",
+        )?;
+        let config = Config::load(Some(std::path::Path::new("g.toml"))).unwrap();
+        assert_eq!(config.audit.retention, Duration::from_secs(90 * 86_400));
+        assert!(matches!(
+            &config.audit.sinks[0],
+            AuditSinkConfig::Syslog { transport: SyslogTransport::Tcp, events, .. }
+                if events == &[SinkEvents::All]
+        ));
+        assert_eq!(
+            config.audit.sinks[1].events(),
+            [
+                SinkEvents::Deny,
+                SinkEvents::GuardrailBlock,
+                SinkEvents::Admin
+            ],
+            "a webhook takes the decisions that need attention by default"
+        );
+        jail.create_file(
+            "bad.toml",
+            "[[audit.sinks]]\nkind = \"webhook\"\nurl = \"https://x\"\nsecret = \"inline\"\n\
+             dead_letter = \"d\"\nsecret_env = \"S\"\n",
+        )?;
+        let err = Config::load(Some(std::path::Path::new("bad.toml"))).unwrap_err();
+        assert!(
+            err.to_string().contains("secret"),
+            "a secret in the file is refused: {err}"
+        );
+        Ok(())
+    });
+}

@@ -198,6 +198,23 @@ pub trait Store: OAuthStore + UserStore + ReplicaStore + TransferStore + AdminAp
         after_chain_seq: i64,
         limit: i64,
     ) -> StoreResult<Vec<AuditRow>>;
+    /// Every retention seal, by chain and row (docs/audit.md, "Retention").
+    async fn audit_seals(&self) -> StoreResult<Vec<gatehouse_model::audit::AuditSeal>>;
+    /// Adds the seals and removes the rows with `seq <= upto_seq` in one transaction; rows
+    /// removed. `Conflict` (nothing changed) when one of the seals exists already.
+    async fn remove_archived_audit(
+        &self,
+        seals: &[gatehouse_model::audit::AuditSeal],
+        upto_seq: i64,
+    ) -> StoreResult<u64>;
+    /// Takes or renews the retention lease for `holder` until `until_ms` (0 gives it back)
+    /// when it is free, expired or already `holder`'s; whether `holder` holds it now.
+    async fn audit_retention_lease(
+        &self,
+        holder: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> StoreResult<bool>;
 }
 
 pub type DynStore = Arc<dyn Store>;

@@ -8,6 +8,7 @@ mod admin_api;
 pub(crate) mod audit_chains;
 pub(crate) mod audit_details;
 mod audit_read;
+mod audit_retention;
 mod backend;
 mod meta;
 pub(crate) mod migrations;

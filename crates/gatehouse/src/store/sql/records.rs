@@ -6,8 +6,8 @@ use async_trait::async_trait;
 
 use super::backend::{SqlBackend, SqlConn, query, query_built};
 use super::{
-    OrConflict, all, audit_chains, audit_read, client_from, connection_from, found, key_from, meta,
-    pins, policy_from, quota_from, server_from, to_json, touched,
+    OrConflict, all, audit_chains, audit_read, audit_retention, client_from, connection_from,
+    found, key_from, meta, pins, policy_from, quota_from, server_from, to_json, touched,
 };
 use crate::store::*;
 
@@ -458,5 +458,26 @@ impl<B: SqlBackend> Store for SqlStore<B> {
             limit,
         )
         .await
+    }
+
+    async fn audit_seals(&self) -> StoreResult<Vec<gatehouse_model::audit::AuditSeal>> {
+        audit_retention::seals(&mut *self.b.acquire().await?).await
+    }
+
+    async fn remove_archived_audit(
+        &self,
+        seals: &[gatehouse_model::audit::AuditSeal],
+        upto_seq: i64,
+    ) -> StoreResult<u64> {
+        audit_retention::remove_archived(&self.b, seals, upto_seq).await
+    }
+
+    async fn audit_retention_lease(
+        &self,
+        holder: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> StoreResult<bool> {
+        audit_retention::lease(&mut *self.b.acquire().await?, holder, now_ms, until_ms).await
     }
 }

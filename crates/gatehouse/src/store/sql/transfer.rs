@@ -2,9 +2,10 @@
 //! description of the tables and their column kinds drives both directions on both backends.
 //!
 //! Rows keep their bytes (hashes, sealed secrets, `seq`), so every audit chain verifies after
-//! the move. Left out: `replicas` and `reload_report`, which running servers rewrite, and the
-//! admin API's `admin_tokens` and `admin_idempotency`: a moved deployment gets new admin
-//! tokens (`gatehouse admin-tokens create`), so none outlives the move unnoticed.
+//! the move. Left out: `replicas` and `reload_report`, which running servers rewrite,
+//! `audit_retention_lease`, held by a running server, and the admin API's `admin_tokens` and
+//! `admin_idempotency`: a moved deployment gets new admin tokens (`gatehouse admin-tokens
+//! create`), so none outlives the move unnoticed.
 
 use base64::Engine;
 use serde_json::{Map, Value as Json};
@@ -251,6 +252,20 @@ pub const TABLES: &[Table] = &[
             ("hash", Text),
             ("ts_ms", Int),
             ("mac", Text),
+        ],
+    },
+    Table {
+        name: "audit_seals",
+        order_by: "chain_id, seq",
+        columns: &[
+            ("chain_id", Int),
+            ("seq", Int),
+            ("hash", Text),
+            ("upto_seq", Int),
+            ("bundle", Text),
+            ("bundle_digest", Text),
+            ("sealed_ms", Int),
+            ("signature", Text),
         ],
     },
     Table {
