@@ -3,9 +3,11 @@
 pub mod authorize;
 mod bearer;
 pub mod discovery;
+mod identify;
 mod inspect;
 mod proxy;
 mod recorded;
+mod request_body;
 mod respond;
 pub mod session;
 pub mod sse;

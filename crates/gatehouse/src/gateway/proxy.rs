@@ -8,31 +8,32 @@ use axum::{
 };
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, header, request::Parts};
-use http_body_util::{BodyExt, Limited};
 use serde_json::Value;
 use std::{
     collections::HashMap,
     net::{IpAddr, SocketAddr},
-    sync::{Arc, atomic::Ordering},
+    sync::Arc,
     time::Instant,
 };
 
 use crate::{
     context::AppState,
     edge::serve::ConnectionCut,
-    error::{CredentialProblem, ErrorContext, GatewayError},
+    error::{ErrorContext, GatewayError},
     gateway::{
         authorize,
         discovery::PrivateLists,
+        identify::identify,
         inspect,
-        recorded::{self, Ending, Record},
+        recorded::{Ending, Record},
+        request_body::{declared_length, drain, read_body, starts_with_ignore_case},
         respond::{self, ResponseRules},
         session::SessionCheck,
         sse, tasks,
     },
     grants::Grant,
     guardrails::Direction,
-    identity::{Credential, Principal, api_keys::KeyRejection},
+    identity::Principal,
     policy::{self, Facts, client_ip},
     snapshot::{ServerEntry, Snapshot},
     upstream::{
@@ -226,71 +227,6 @@ async fn proxy(
             allow: "GET, POST, DELETE",
         }),
     }
-}
-
-async fn identify(
-    state: &AppState,
-    snapshot: &Snapshot,
-    parts: &Parts,
-    server: &ServerEntry,
-    record: &mut Record,
-) -> Result<Principal, GatewayError> {
-    let Some(token) = crate::edge::access::credential(&parts.headers, &parts.uri)? else {
-        return if server.anonymous_grant.is_some() {
-            Ok(Principal::anonymous())
-        } else {
-            Err(GatewayError::MissingCredential)
-        };
-    };
-    if crate::oauth::tokens::looks_like_jwt(token) {
-        let principal = super::bearer::identify(
-            state,
-            snapshot,
-            token,
-            server,
-            (&parts.method, &parts.headers),
-        )
-        .await?;
-        record.client = principal.client.as_deref().map(str::to_owned);
-        record.user = principal.user.as_deref().map(str::to_owned);
-        if let Credential::AccessToken { jti } = &principal.credential {
-            record.credential_id = Some(jti.to_string());
-        }
-        return Ok(principal);
-    }
-    if crate::edge::access::is_dpop_scheme(&parts.headers) {
-        return Err(GatewayError::InvalidDpopProof {
-            problem: "the DPoP scheme carries access tokens, not API keys".into(),
-        });
-    }
-    let now = crate::now_ms();
-    let (key_id, entry) = match snapshot.keys.check(&state.keyring, token, now) {
-        Ok(found) => found,
-        Err(rejection) => {
-            if rejection != KeyRejection::Malformed {
-                recorded::identify_refused_key(state, token, record).await;
-            }
-            return Err(GatewayError::InvalidCredential(match rejection {
-                KeyRejection::Malformed => CredentialProblem::Malformed,
-                KeyRejection::NotRecognised => CredentialProblem::NotRecognised,
-                KeyRejection::Expired => CredentialProblem::Expired,
-            }));
-        }
-    };
-    entry.last_used.fetch_max(now, Ordering::Relaxed);
-    record.client = Some(entry.client.to_string());
-    record.credential_id = Some(key_id.to_owned());
-    Ok(Principal {
-        client: Some(entry.client.clone()),
-        credential: Credential::ApiKey {
-            key_id: Arc::from(key_id),
-        },
-        narrowing: entry.narrowing.clone(),
-        scope: None,
-        user: None,
-        grant: None,
-        subject: None,
-    })
 }
 
 struct Call<'a> {
@@ -714,25 +650,11 @@ impl Call<'_> {
     }
 }
 
-/// A media-type check without lowercasing a copy of the header on every request.
-fn starts_with_ignore_case(text: &str, prefix: &str) -> bool {
-    text.as_bytes()
-        .get(..prefix.len())
-        .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
-}
-
 fn answer(head: ReplyHead, body: Body) -> Response {
     let mut out = Response::new(body);
     *out.status_mut() = head.status;
     *out.headers_mut() = head.headers;
     out
-}
-
-/// Reads and discards an unread request body, within the body limit and 30 s; a body that is
-/// larger, slower or broken ends the connection when it is dropped.
-async fn drain(body: Body, max: usize) {
-    let read = Limited::new(body, max).collect();
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), read).await;
 }
 
 /// What the audit trail keeps of one message of a batch.
@@ -758,29 +680,6 @@ fn clip(text: &str) -> &str {
         .map_or(text, |(end, _)| &text[..end])
 }
 
-fn declared_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-}
-
-async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Bytes, GatewayError> {
-    if declared_length(headers).is_some_and(|len| len > max as u64) {
-        return Err(GatewayError::PayloadTooLarge { limit: max });
-    }
-    match Limited::new(body, max).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) if err.is::<http_body_util::LengthLimitError>() => {
-            Err(GatewayError::PayloadTooLarge { limit: max })
-        }
-        Err(err) if crate::edge::body::is_timeout(&*err) => Err(GatewayError::RequestBodyTimeout),
-        Err(_) => Err(GatewayError::InvalidRequest(
-            "the request body could not be read".into(),
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::clip;
@@ -793,33 +692,5 @@ mod tests {
         assert_eq!(clip(&long).len(), 256);
         let exact = "a".repeat(128);
         assert_eq!(clip(&exact), exact);
-    }
-}
-
-#[cfg(test)]
-mod media_type_tests {
-    use super::starts_with_ignore_case;
-
-    #[test]
-    fn media_types_match_in_any_case_and_only_as_a_prefix() {
-        assert!(starts_with_ignore_case(
-            "Application/JSON; charset=utf-8",
-            "application/json"
-        ));
-        assert!(starts_with_ignore_case(
-            "TEXT/EVENT-STREAM",
-            "text/event-stream"
-        ));
-        assert!(!starts_with_ignore_case(
-            "application/jso",
-            "application/json"
-        ));
-        assert!(!starts_with_ignore_case("text/plain", "application/json"));
-        // A multi-byte character across the prefix's end must not panic.
-        assert!(!starts_with_ignore_case(
-            "application/jsoé",
-            "application/json"
-        ));
-        assert!(!starts_with_ignore_case("", "text/event-stream"));
     }
 }
