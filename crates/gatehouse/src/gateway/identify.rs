@@ -34,7 +34,13 @@ pub(super) async fn identify(
             server,
             (&parts.method, &parts.headers),
         )
-        .await?;
+        .await
+        .inspect_err(|err| {
+            state
+                .metrics
+                .credential_refused("access_token", err.reason())
+        })?;
+        state.metrics.hot.access_token_valid.inc();
         record.client = principal.client.as_deref().map(str::to_owned);
         record.user = principal.user.as_deref().map(str::to_owned);
         if let Credential::AccessToken { jti } = &principal.credential {
@@ -51,6 +57,14 @@ pub(super) async fn identify(
     let (key_id, entry) = match snapshot.keys.check(&state.keyring, token, now) {
         Ok(found) => found,
         Err(rejection) => {
+            state.metrics.credential_refused(
+                "api_key",
+                match rejection {
+                    KeyRejection::Malformed => "malformed",
+                    KeyRejection::NotRecognised => "not_recognised",
+                    KeyRejection::Expired => "expired",
+                },
+            );
             if rejection != KeyRejection::Malformed {
                 recorded::identify_refused_key(state, token, record).await;
             }
@@ -61,6 +75,7 @@ pub(super) async fn identify(
             }));
         }
     };
+    state.metrics.hot.api_key_valid.inc();
     entry.last_used.fetch_max(now, Ordering::Relaxed);
     record.client = Some(entry.client.to_string());
     record.credential_id = Some(key_id.to_owned());

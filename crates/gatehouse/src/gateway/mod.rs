@@ -5,6 +5,7 @@ mod bearer;
 pub mod discovery;
 mod identify;
 mod inspect;
+mod observe;
 mod proxy;
 mod recorded;
 mod request_body;

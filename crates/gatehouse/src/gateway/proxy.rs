@@ -24,7 +24,7 @@ use crate::{
         authorize,
         discovery::PrivateLists,
         identify::identify,
-        inspect,
+        inspect, observe,
         recorded::{Ending, Record},
         request_body::{declared_length, drain, read_body, starts_with_ignore_case},
         respond::{self, ResponseRules},
@@ -102,6 +102,9 @@ pub async fn handle(
     let (mut response, decision, reason, code) = match outcome {
         Ok(response) => {
             let notes = std::mem::take(&mut record.notes);
+            for note in &notes {
+                state.metrics.guardrail_note(note);
+            }
             (
                 response,
                 Decision::Allow,
@@ -121,6 +124,7 @@ pub async fn handle(
             } else {
                 Decision::Deny
             };
+            observe::count_refusal(&state.metrics, entry.map(|s| &*s.name), &err);
             let reason = err.audit_reason();
             let code = err.reason();
             (err.into_response(&ctx), decision, Some(reason), code)
@@ -536,7 +540,10 @@ impl Call<'_> {
             .breakers
             .admit(&self.server.name, &self.server.upstream)?;
         record.forwarded = true;
-        let reply = match route.upstream.send(exchange).await {
+        let asked = Instant::now();
+        let sent = route.upstream.send(exchange).await;
+        record.upstream_elapsed = Some(asked.elapsed());
+        let reply = match sent {
             Ok(reply) => reply,
             Err(err) => {
                 attempt.settle(breaker::counts_against(&err));

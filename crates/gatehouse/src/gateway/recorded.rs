@@ -54,6 +54,8 @@ pub(super) struct Record {
     pub forwarded: bool,
     /// The server's name as metrics label it, once it is known to exist.
     pub metrics_server: Option<Arc<str>>,
+    /// How long the upstream took to send its response head, once it has.
+    pub upstream_elapsed: Option<Duration>,
     /// Set when the upstream's SSE body ended cleanly but inside an event (`SseWatch`).
     pub ended_mid_event: Option<EndedMidEvent>,
     /// Present until the event has been handed on.
@@ -107,6 +109,7 @@ impl Record {
             notes: Vec::new(),
             forwarded: false,
             metrics_server: None,
+            upstream_elapsed: None,
             ended_mid_event: None,
             armed: Some(Armed {
                 state: state.clone(),
@@ -156,7 +159,7 @@ impl Record {
             Err(false) => return,
         };
         if let Some((event, armed)) = self.take_event(&ending, outcome, None) {
-            armed.count(self.metrics_server.as_ref(), &ending, outcome);
+            armed.count(&self, &ending, outcome, &event);
             if let Some(committed) = permit.send(event) {
                 // Dropped now, the event is queued all the same. Bounded: nothing ran
                 // upstream for an answer sent here, and the database may be down.
@@ -170,7 +173,7 @@ impl Record {
     /// event is committed.
     pub fn finish_detached(mut self, ending: Ending) {
         if let Some((event, armed)) = self.take_event(&ending, None, None) {
-            armed.count(self.metrics_server.as_ref(), &ending, None);
+            armed.count(&self, &ending, None, &event);
             armed.state.audit.record_detached(event);
         }
     }
@@ -254,7 +257,13 @@ impl Armed {
         }
     }
 
-    fn count(&self, server: Option<&Arc<str>>, ending: &Ending, outcome: Option<Outcome>) {
+    fn count(
+        &self,
+        record: &Record,
+        ending: &Ending,
+        outcome: Option<Outcome>,
+        event: &AuditEvent,
+    ) {
         let (decision, code) = match outcome {
             Some(Outcome::Complete) | None => (ending.decision.as_str(), ending.code),
             Some(other) if ending.decision == Decision::Allow => (
@@ -267,9 +276,16 @@ impl Armed {
             ),
             Some(_) => (ending.decision.as_str(), ending.code),
         };
-        self.state
-            .metrics
-            .record(server, decision, code, ending.head);
+        self.state.metrics.record(&crate::metrics::Observed {
+            server: record.metrics_server.as_ref(),
+            method: crate::metrics::method_label(event.rpc_method.as_deref()),
+            tool: event.tool.as_deref(),
+            forwarded: record.forwarded,
+            decision,
+            reason: code,
+            head: ending.head,
+            upstream: record.upstream_elapsed,
+        });
     }
 }
 
@@ -296,7 +312,7 @@ impl Drop for Record {
             head: armed.started.elapsed(),
         };
         if let Some((event, armed)) = self.take_event(&ending, Some(outcome), None) {
-            armed.count(self.metrics_server.as_ref(), &ending, Some(outcome));
+            armed.count(self, &ending, Some(outcome), &event);
             armed.write_detached(event);
         }
     }
@@ -379,11 +395,7 @@ impl AuditedBody {
             self.record
                 .take_event(&ending, Some(outcome), Some(self.bytes))
         {
-            armed.count(
-                self.record.metrics_server.as_ref(),
-                &self.ending,
-                Some(outcome),
-            );
+            armed.count(&self.record, &self.ending, Some(outcome), &event);
             // Queued at once: a client leaving while the commit is awaited loses nothing.
             let committed = armed.state.audit.submit(event);
             self.commit = Some(Box::pin(async move {
@@ -481,7 +493,7 @@ impl Drop for AuditedBody {
             self.record
                 .take_event(&ending, Some(outcome), Some(self.bytes))
         {
-            armed.count(self.record.metrics_server.as_ref(), &ending, Some(outcome));
+            armed.count(&self.record, &ending, Some(outcome), &event);
             armed.write_detached(event);
         }
     }
