@@ -87,6 +87,8 @@ pub enum StartError {
     AuditWriter(std::io::Error),
     #[error(transparent)]
     State(#[from] crate::state::StateError),
+    #[error(transparent)]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
     #[error("listening on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -202,6 +204,7 @@ async fn start_announced(
     );
     let audit = audit.with_waits(config.audit.queue_wait, config.audit.commit_timeout);
     let metrics = crate::metrics::Metrics::default();
+    let telemetry = crate::telemetry::Telemetry::start(&config.telemetry)?;
     let writer = writer
         .with_geo(geo.clone())
         .with_metrics(metrics.audit.clone());
@@ -263,6 +266,7 @@ async fn start_announced(
         snapshot: snapshot.clone(),
         audit,
         metrics,
+        telemetry,
         identity_providers: crate::federation::identity_providers::Providers::default(),
         in_flight,
         logins,
@@ -467,6 +471,7 @@ impl RunningServer {
         for task in self.background {
             let _ = task.await;
         }
+        self.state.telemetry.shutdown().await;
     }
 
     /// Base URL of this server as reached on its bound address.

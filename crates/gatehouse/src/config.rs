@@ -21,6 +21,7 @@ mod metrics;
 mod oauth;
 mod redis;
 mod shutdown;
+mod telemetry;
 pub use audit::AuditConfig;
 pub use forwarded_header::ForwardedHeader;
 pub use listener::HttpConfig;
@@ -28,6 +29,7 @@ pub use metrics::MetricsConfig;
 pub use oauth::{IdentityProviderConfig, OAuthConfig, TrustedIssuerConfig};
 pub use redis::{OnOutage, RedisConfig};
 pub use shutdown::ShutdownConfig;
+pub use telemetry::{LogFormat, TelemetryConfig};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -57,6 +59,8 @@ pub struct Config {
     pub oauth: OAuthConfig,
     pub log: LogConfig,
     pub shutdown: ShutdownConfig,
+    /// OpenTelemetry traces; off unless `otlp_endpoint` is set.
+    pub telemetry: TelemetryConfig,
     /// Shared runtime state for a cluster; absent: in this process's memory.
     pub redis: Option<RedisConfig>,
 }
@@ -144,6 +148,8 @@ pub struct SnapshotConfig {
 pub struct LogConfig {
     /// `tracing` filter, e.g. `info` or `gatehouse=debug`. `RUST_LOG` wins when set.
     pub filter: String,
+    /// `text` or `json` (one object per line; at `debug`, one line per request).
+    pub format: LogFormat,
 }
 
 impl Default for Config {
@@ -165,6 +171,7 @@ impl Default for Config {
             oauth: OAuthConfig::default(),
             log: LogConfig::default(),
             shutdown: ShutdownConfig::default(),
+            telemetry: TelemetryConfig::default(),
             redis: None,
         }
     }
@@ -216,6 +223,7 @@ impl Default for LogConfig {
     fn default() -> Self {
         Self {
             filter: "info".into(),
+            format: LogFormat::default(),
         }
     }
 }
@@ -241,6 +249,7 @@ const ENV_KEYS: &[&str] = &[
     "oauth",
     "log",
     "shutdown",
+    "telemetry",
     "redis",
 ];
 
@@ -288,6 +297,7 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.telemetry.validate().map_err(ConfigError::Invalid)?;
         let url = http::Uri::try_from(self.public_url.as_str())
             .map_err(|e| ConfigError::Invalid(format!("public_url {:?}: {e}", self.public_url)))?;
         if !matches!(url.scheme_str(), Some("http" | "https")) || url.host().is_none() {

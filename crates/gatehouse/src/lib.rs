@@ -30,6 +30,7 @@ pub mod secrets;
 pub mod snapshot;
 pub mod state;
 pub mod store;
+pub mod telemetry;
 pub mod tokens;
 pub mod upstream;
 

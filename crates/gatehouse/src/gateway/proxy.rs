@@ -88,6 +88,7 @@ pub async fn handle(
         cut.clone(),
     );
     record.metrics_server = entry.map(|s| s.name.clone());
+    record.trace = state.telemetry.request(request.headers());
     let (parts, body) = request.into_parts();
     let declared = declared_length(&parts.headers);
     let mut unread = Some(body);
@@ -196,7 +197,9 @@ async fn proxy(
         }
     })?;
     state.access.check(&parts.headers)?;
+    record.begin_phase("identify");
     let principal = identify(state, snapshot, &parts, server, record).await?;
+    record.end_phase();
     let grant = match (principal.user.as_deref(), principal.client.as_deref()) {
         _ if principal.grant.is_some() => {
             principal.grant.clone().ok_or(GatewayError::NoConnection)?
@@ -244,7 +247,7 @@ struct Call<'a> {
 impl Call<'_> {
     async fn post(
         &self,
-        parts: Parts,
+        mut parts: Parts,
         body: Body,
         record: &mut Record,
     ) -> Result<Response, GatewayError> {
@@ -286,6 +289,15 @@ impl Call<'_> {
             record.batch = envelope.messages.iter().map(batch_entry).collect();
         }
         let stateless = authorize::protocol_era(&parts.headers, Some(&envelope))?;
+        if let Some(trace) = record.trace.as_mut() {
+            observe::open_trace(
+                trace,
+                &parts.headers,
+                &envelope,
+                &self.server.name,
+                stateless,
+            );
+        }
         authorize::check_routing_headers(&parts.headers, &envelope, stateless)?;
         let verdict = authorize::authorize(
             &envelope,
@@ -314,6 +326,7 @@ impl Call<'_> {
             .iter()
             .filter(|m| m.kind == Kind::Request && m.method() == "tools/call")
             .collect();
+        record.begin_phase("policies");
         if tool_calls.is_empty() {
             self.enforce(None, None).await?;
         }
@@ -345,10 +358,18 @@ impl Call<'_> {
                 tools_by_id.insert(id.to_string(), name.to_owned());
             }
         }
+        record.begin_phase("guardrails");
         let inspected = inspect::inspect_request(&self.grant, &mut envelope)?;
+        record.end_phase();
         record.notes.extend(inspected.notes);
-        let bytes = inspected.rewritten.unwrap_or(bytes);
+        let mut bytes = inspected.rewritten.unwrap_or(bytes);
         let session = self.bound_session(&parts.headers, stateless).await?;
+        if let Some(trace) = record.trace.as_mut() {
+            // The upstream call's context goes on in the headers and in every message's
+            // `params._meta`; the body is serialised again from the parse.
+            let cx = trace.upstream(&self.server.upstream);
+            bytes = observe::propagate(&cx, &mut parts.headers, &mut envelope)?;
+        }
         let route = upstream::route(
             self.server,
             &self.state.upstream,
@@ -540,9 +561,15 @@ impl Call<'_> {
             .breakers
             .admit(&self.server.name, &self.server.upstream)?;
         record.forwarded = true;
+        if let Some(trace) = record.trace.as_mut() {
+            trace.upstream(&self.server.upstream);
+        }
         let asked = Instant::now();
         let sent = route.upstream.send(exchange).await;
         record.upstream_elapsed = Some(asked.elapsed());
+        if let Some(trace) = record.trace.as_mut() {
+            trace.upstream_done(sent.as_ref().ok().map(|r| r.head.status.as_u16()));
+        }
         let reply = match sent {
             Ok(reply) => reply,
             Err(err) => {

@@ -56,6 +56,8 @@ pub(super) struct Record {
     pub metrics_server: Option<Arc<str>>,
     /// How long the upstream took to send its response head, once it has.
     pub upstream_elapsed: Option<Duration>,
+    /// The request's spans, when traces are on; ended with the event.
+    pub trace: Option<Box<crate::telemetry::RequestTrace>>,
     /// Set when the upstream's SSE body ended cleanly but inside an event (`SseWatch`).
     pub ended_mid_event: Option<EndedMidEvent>,
     /// Present until the event has been handed on.
@@ -110,6 +112,7 @@ impl Record {
             forwarded: false,
             metrics_server: None,
             upstream_elapsed: None,
+            trace: None,
             ended_mid_event: None,
             armed: Some(Armed {
                 state: state.clone(),
@@ -198,6 +201,19 @@ impl Record {
         Response::from_parts(parts, Body::new(body))
     }
 
+    /// A traced phase starts (nothing happens while traces are off).
+    pub fn begin_phase(&mut self, name: &'static str) {
+        if let Some(trace) = self.trace.as_mut() {
+            trace.begin_phase(name);
+        }
+    }
+
+    pub fn end_phase(&mut self) {
+        if let Some(trace) = self.trace.as_mut() {
+            trace.end_phase();
+        }
+    }
+
     /// The event and what writing it needs, once; later calls (and the drop) get nothing.
     fn take_event(
         &mut self,
@@ -206,6 +222,13 @@ impl Record {
         bytes: Option<u64>,
     ) -> Option<(AuditEvent, Armed)> {
         let armed = self.armed.take()?;
+        if let Some(trace) = self.trace.take() {
+            let reason = match outcome {
+                Some(Outcome::Complete) | None => ending.code,
+                Some(other) => other.as_str(),
+            };
+            trace.finish(ending.decision.as_str(), reason, ending.status);
+        }
         let event = AuditEvent {
             ts_ms: crate::now_ms(),
             request_id: std::mem::take(&mut self.request_id),
@@ -276,6 +299,21 @@ impl Armed {
             ),
             Some(_) => (ending.decision.as_str(), ending.code),
         };
+        tracing::debug!(
+            target: "gatehouse::request",
+            request_id = %event.request_id,
+            server = event.server.as_deref().unwrap_or("-"),
+            http_method = %event.http_method,
+            method = event.rpc_method.as_deref().unwrap_or("-"),
+            tool = event.tool.as_deref().unwrap_or("-"),
+            client = event.client.as_deref().unwrap_or("-"),
+            decision,
+            reason = code,
+            status = event.status,
+            upstream_status = event.upstream_status,
+            latency_us = event.latency_us,
+            "request"
+        );
         self.state.metrics.record(&crate::metrics::Observed {
             server: record.metrics_server.as_ref(),
             method: crate::metrics::method_label(event.rpc_method.as_deref()),

@@ -61,6 +61,7 @@ mod stateless_details;
 mod store_contract;
 mod tasks;
 mod tls;
+mod traces;
 mod transfer;
 mod upstream_encoding;
 mod upstream_faults;
