@@ -257,6 +257,61 @@ async fn a_scrape_parses_and_counts_what_the_requests_did() {
         Some((f64::INFINITY, 4.0))
     );
     assert!(value("gatehouse_audit_events_written_total", &[]) >= 1.0);
+    dashboard_queries_name_only_scraped_families(&types);
+}
+
+/// Every metric the Grafana dashboard (docs/grafana/gatehouse.json) queries is a family this
+/// scrape declares, with the suffix its type gives its samples.
+fn dashboard_queries_name_only_scraped_families(types: &std::collections::HashMap<String, String>) {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/grafana/gatehouse.json"
+    );
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let exprs: Vec<&str> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|panel| panel["targets"].as_array().unwrap())
+        .map(|target| target["expr"].as_str().unwrap())
+        .collect();
+    assert!(exprs.len() >= 10, "{exprs:?}");
+    let mut checked = 0;
+    for expr in exprs {
+        // Label names in `by (…)` are not metrics.
+        let mut metrics_only = expr.to_owned();
+        while let Some(start) = metrics_only.find("by (") {
+            let end = metrics_only[start..]
+                .find(')')
+                .map_or(metrics_only.len(), |e| start + e + 1);
+            metrics_only.replace_range(start..end, "");
+        }
+        let names = metrics_only
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|word| word.starts_with("gatehouse_") || word.starts_with("mcp_"));
+        for name in names {
+            let declared =
+                |family: &str, kind: &str| types.get(family).map(String::as_str) == Some(kind);
+            let known = [
+                ("_total", "counter"),
+                ("_bucket", "histogram"),
+                ("_sum", "histogram"),
+                ("_count", "histogram"),
+            ]
+            .iter()
+            .any(|(suffix, kind)| {
+                name.strip_suffix(suffix)
+                    .is_some_and(|family| declared(family, kind))
+            }) || declared(name, "gauge");
+            assert!(
+                known,
+                "the dashboard queries {name}, which no scrape has: {expr}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 25, "{checked}");
 }
 
 async fn post(app: &TestApp, credential: &str, body: serde_json::Value) -> u16 {
