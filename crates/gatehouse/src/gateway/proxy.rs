@@ -594,6 +594,7 @@ impl Call<'_> {
             tools_by_id,
             notes: Arc::default(),
             late: None,
+            late_findings: None,
             tasks: None,
             private_lists: None,
             advertise_extensions: false,
@@ -658,6 +659,7 @@ impl Call<'_> {
                 if !rules.guardrails.is_empty() {
                     rules.late =
                         Some((self.state.audit.clone(), record.template(&self.server.name)));
+                    rules.late_findings = Some(self.state.metrics.guardrail_findings.clone());
                 }
                 let rules = Arc::new(rules);
                 let transform: sse::Transform = Box::new(move |data: &[u8]| rules.rewrite(data));

@@ -331,26 +331,11 @@ impl Metrics {
 
     /// A guardrail finding in its audit form, `guardrail:<rule>:<detector>:<action>`.
     pub fn guardrail_note(&self, note: &str) {
-        let mut parts = note.rsplitn(3, ':');
-        let (Some(action), Some(detector)) = (parts.next(), parts.next()) else {
-            return;
-        };
-        let action = match action {
-            "block" => "block",
-            "redact" => "redact",
-            "warn" => "warn",
-            _ => return,
-        };
-        self.guardrail_finding(detector, action);
+        count_guardrail_note(&self.guardrail_findings, note);
     }
 
     pub fn guardrail_finding(&self, detector: &str, action: &'static str) {
-        self.guardrail_findings
-            .get_or_create(&FindingLabels {
-                detector: detector.to_owned(),
-                action,
-            })
-            .inc();
+        count_guardrail_finding(&self.guardrail_findings, detector, action);
     }
 
     /// The OpenMetrics text exposition: the registered metrics, then `gauges` (values read at
@@ -381,6 +366,35 @@ impl Metrics {
         let _ = text::encode_eof(&mut out);
         out
     }
+}
+
+/// Counts a finding in its audit form, `guardrail:<rule>:<detector>:<action>`, into
+/// `findings` (a handle of `Metrics::guardrail_findings`, for stream rewriters).
+pub fn count_guardrail_note(findings: &Family<FindingLabels, Counter>, note: &str) {
+    let mut parts = note.rsplitn(3, ':');
+    let (Some(action), Some(detector)) = (parts.next(), parts.next()) else {
+        return;
+    };
+    let action = match action {
+        "block" => "block",
+        "redact" => "redact",
+        "warn" => "warn",
+        _ => return,
+    };
+    count_guardrail_finding(findings, detector, action);
+}
+
+fn count_guardrail_finding(
+    findings: &Family<FindingLabels, Counter>,
+    detector: &str,
+    action: &'static str,
+) {
+    findings
+        .get_or_create(&FindingLabels {
+            detector: detector.to_owned(),
+            action,
+        })
+        .inc();
 }
 
 /// A gauge read when `/metrics` is scraped.

@@ -4,6 +4,7 @@
 use serde_json::json;
 
 use crate::{
+    canned_upstream::{CannedUpstream, canned},
     helpers::{TestApp, call},
     oauth::{Setup, post_form, resource, setup_on, token_for},
     scripted_upstream::Upstream,
@@ -312,6 +313,46 @@ fn dashboard_queries_name_only_scraped_families(types: &std::collections::HashMa
         }
     }
     assert!(checked >= 25, "{checked}");
+}
+
+#[tokio::test]
+async fn guardrail_findings_in_a_stream_are_counted() {
+    let event = json!({ "jsonrpc": "2.0", "method": "notifications/message",
+        "params": { "level": "info", "data": "mail bob@example.com" } });
+    let answer = json!({ "jsonrpc": "2.0", "id": 1, "result": { "content": [] } });
+    let stream = format!("event: message\ndata: {event}\n\nevent: message\ndata: {answer}\n\n");
+    let upstream = CannedUpstream::start(canned(200, "text/event-stream", &stream)).await;
+    let app = TestApp::start_with(admin_on_any_port).await;
+    app.add_server("demo", &upstream.url).await;
+    let key = app.client_with_key("agent", "demo", "*").await;
+    app.policy(
+        "mask-mail",
+        "guardrail",
+        json!({ "direction": "response", "action": "redact", "detectors": ["email"] }),
+        (None, None, None),
+    )
+    .await;
+    let response = app
+        .post("demo", Some(&key), &call("echo"))
+        .send()
+        .await
+        .unwrap();
+    let text = response.text().await.unwrap();
+    assert!(text.contains("[REDACTED:email]"), "{text}");
+    let scrape = app
+        .http
+        .get(admin_url(&app))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        scrape
+            .contains(r#"gatehouse_guardrail_findings_total{detector="email",action="redact"} 1"#),
+        "{scrape}"
+    );
 }
 
 async fn post(app: &TestApp, credential: &str, body: serde_json::Value) -> u16 {
