@@ -76,3 +76,34 @@ pub enum LogFormat {
     /// One JSON object per line (`tracing-subscriber`'s JSON format).
     Json,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn off_by_default_and_bad_settings_are_refused() {
+        let config = TelemetryConfig::default();
+        assert_eq!(config.traces_url(), None);
+        assert!(config.validate().is_ok());
+        let with = |adjust: fn(&mut TelemetryConfig)| {
+            let mut config = TelemetryConfig::default();
+            adjust(&mut config);
+            config.validate()
+        };
+        assert!(with(|c| c.sample_ratio = 1.5).is_err());
+        assert!(with(|c| c.sample_ratio = -0.1).is_err());
+        assert!(with(|c| c.export_interval = Duration::ZERO).is_err());
+        assert!(with(|c| c.otlp_endpoint = Some("collector:4318".into())).is_err());
+        assert!(with(|c| c.otlp_endpoint = Some("ftp://collector".into())).is_err());
+        let config = TelemetryConfig {
+            otlp_endpoint: Some("http://collector:4318/".into()),
+            ..TelemetryConfig::default()
+        };
+        assert!(config.validate().is_ok());
+        assert_eq!(
+            config.traces_url().as_deref(),
+            Some("http://collector:4318/v1/traces")
+        );
+    }
+}
