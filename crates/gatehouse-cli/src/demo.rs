@@ -36,6 +36,7 @@ pub async fn run(mut config: Config, args: DemoArgs, format: Format) -> anyhow::
     serve::init_tracing(&Config {
         log: gatehouse::config::LogConfig {
             filter: "warn".into(),
+            ..Default::default()
         },
         ..Config::default()
     });

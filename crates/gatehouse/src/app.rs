@@ -2,7 +2,6 @@
 
 use axum::{
     Router,
-    extract::ConnectInfo,
     extract::State,
     http::StatusCode,
     response::{IntoResponse, Response},
@@ -13,6 +12,7 @@ use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 mod readiness;
+mod scrape;
 
 use crate::{
     audit::AuditWriter,
@@ -41,84 +41,12 @@ pub fn router(state: AppState) -> Router {
 /// listener, where a reverse proxy on the same host would make every caller look local.
 pub fn admin_router(state: AppState) -> Router {
     Router::new()
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(scrape::metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .merge(crate::admin_api::routes(state.clone()))
         .fallback(crate::admin_api::not_found)
         .with_state(state)
-}
-
-async fn metrics(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-) -> Response {
-    let ip = peer.ip().to_canonical();
-    if !state
-        .config
-        .metrics
-        .allow
-        .iter()
-        .any(|net| net.contains(&ip))
-    {
-        return (
-            StatusCode::FORBIDDEN,
-            "metrics are not served to this address\n",
-        )
-            .into_response();
-    }
-    let snapshot = state.snapshot.current();
-    let text = state.metrics.render(&[
-        (
-            "gatehouse_snapshot_generation",
-            "Store generation the running configuration was built from.",
-            snapshot.generation as f64,
-        ),
-        (
-            "gatehouse_api_keys",
-            "Usable API keys in the running configuration.",
-            snapshot.keys.len() as f64,
-        ),
-        (
-            "gatehouse_tool_observations_dropped",
-            "Tool definitions not sent to the store because too many were waiting (still held).",
-            state.pins.dropped_observations() as f64,
-        ),
-        (
-            "gatehouse_sessions",
-            "Legacy MCP sessions bound to their owner.",
-            state.sessions.len() as f64,
-        ),
-        (
-            "gatehouse_task_owners",
-            "MCP tasks whose creator Gatehouse remembers.",
-            state.tasks.len() as f64,
-        ),
-        (
-            "gatehouse_upstream_circuits_open",
-            "Upstreams whose circuit breaker is open or probing on this replica.",
-            state.breakers.open_count() as f64,
-        ),
-        (
-            "gatehouse_config_record_errors",
-            "Stored records the running configuration could not compile (each denies its scope).",
-            snapshot.issues.len() as f64,
-        ),
-        (
-            "gatehouse_config_reload_failed",
-            "1 while the last configuration reload failed and the previous one is still running.",
-            f64::from(u8::from(state.snapshot.report().error.is_some())),
-        ),
-    ]);
-    let text = text + &readiness::backend_up_metric(&state.backends).await;
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
-        text,
-    )
-        .into_response()
 }
 
 /// 503 only when this replica cannot serve correctly, or is draining (`health.rs`); every
@@ -163,6 +91,8 @@ pub enum StartError {
     AuditSinks(#[from] crate::audit_sinks::SinkSetupError),
     #[error(transparent)]
     State(#[from] crate::state::StateError),
+    #[error(transparent)]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
     #[error("listening on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -277,7 +207,11 @@ async fn start_announced(
         config.audit.linger,
     );
     let audit = audit.with_waits(config.audit.queue_wait, config.audit.commit_timeout);
-    let writer = writer.with_geo(geo.clone());
+    let metrics = crate::metrics::Metrics::default();
+    let telemetry = crate::telemetry::Telemetry::start(&config.telemetry)?;
+    let writer = writer
+        .with_geo(geo.clone())
+        .with_metrics(metrics.audit.clone());
     let listener = match listener {
         Some(listener) => listener,
         None => TcpListener::bind(config.listen)
@@ -347,7 +281,8 @@ async fn start_announced(
         snapshot: snapshot.clone(),
         audit,
         audit_sinks,
-        metrics: crate::metrics::Metrics::default(),
+        metrics,
+        telemetry,
         identity_providers: crate::federation::identity_providers::Providers::default(),
         in_flight,
         logins,
@@ -373,8 +308,11 @@ async fn start_announced(
         let feed = changes;
         let replica = replica.clone();
         let flush = state.config.snapshot.usage_flush_interval;
+        let reloads = state.metrics.snapshot.clone();
         background.push(tokio::spawn(async move {
-            snapshot.run(&*feed, &replica, flush, stop).await
+            snapshot
+                .run(&*feed, &replica, flush, Some(&reloads), stop)
+                .await
         }));
     }
     {
@@ -558,6 +496,7 @@ impl RunningServer {
         for task in self.background {
             let _ = task.await;
         }
+        self.state.telemetry.shutdown().await;
     }
 
     /// Base URL of this server as reached on its bound address.

@@ -22,6 +22,7 @@ mod metrics;
 mod oauth;
 mod redis;
 mod shutdown;
+mod telemetry;
 mod workload;
 pub use audit::AuditConfig;
 pub use forwarded_header::ForwardedHeader;
@@ -30,6 +31,7 @@ pub use metrics::MetricsConfig;
 pub use oauth::{IdentityProviderConfig, OAuthConfig, TrustedIssuerConfig};
 pub use redis::{OnOutage, RedisConfig};
 pub use shutdown::ShutdownConfig;
+pub use telemetry::{LogFormat, TelemetryConfig};
 pub use workload::{WorkloadIssuerConfig, WorkloadRule};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -60,6 +62,8 @@ pub struct Config {
     pub oauth: OAuthConfig,
     pub log: LogConfig,
     pub shutdown: ShutdownConfig,
+    /// OpenTelemetry traces; off unless `otlp_endpoint` is set.
+    pub telemetry: TelemetryConfig,
     /// Shared runtime state for a cluster; absent: in this process's memory.
     pub redis: Option<RedisConfig>,
 }
@@ -147,6 +151,8 @@ pub struct SnapshotConfig {
 pub struct LogConfig {
     /// `tracing` filter, e.g. `info` or `gatehouse=debug`. `RUST_LOG` wins when set.
     pub filter: String,
+    /// `text` or `json` (one object per line; at `debug`, one line per request).
+    pub format: LogFormat,
 }
 
 impl Default for Config {
@@ -168,6 +174,7 @@ impl Default for Config {
             oauth: OAuthConfig::default(),
             log: LogConfig::default(),
             shutdown: ShutdownConfig::default(),
+            telemetry: TelemetryConfig::default(),
             redis: None,
         }
     }
@@ -219,6 +226,7 @@ impl Default for LogConfig {
     fn default() -> Self {
         Self {
             filter: "info".into(),
+            format: LogFormat::default(),
         }
     }
 }
@@ -244,6 +252,7 @@ const ENV_KEYS: &[&str] = &[
     "oauth",
     "log",
     "shutdown",
+    "telemetry",
     "redis",
 ];
 
@@ -291,6 +300,7 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.telemetry.validate().map_err(ConfigError::Invalid)?;
         let url = http::Uri::try_from(self.public_url.as_str())
             .map_err(|e| ConfigError::Invalid(format!("public_url {:?}: {e}", self.public_url)))?;
         if !matches!(url.scheme_str(), Some("http" | "https")) || url.host().is_none() {

@@ -56,6 +56,8 @@ pub struct App {
     pub pins: Arc<crate::pinning::PinWatch>,
     /// Request counters and latency histograms for `/metrics`.
     pub metrics: crate::metrics::Metrics,
+    /// OpenTelemetry traces of gateway requests, when `[telemetry]` names a collector.
+    pub telemetry: crate::telemetry::Telemetry,
     /// Access tokens whose signature has been verified, so each costs one asymmetric check.
     pub token_cache: crate::tokens::token_cache::TokenCache<crate::tokens::access::TokenIdentity>,
     /// `jti`s of `private_key_jwt` assertions already used.

@@ -32,6 +32,7 @@ pub mod secrets;
 pub mod snapshot;
 pub mod state;
 pub mod store;
+pub mod telemetry;
 pub mod tokens;
 pub mod upstream;
 

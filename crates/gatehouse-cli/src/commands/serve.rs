@@ -62,10 +62,16 @@ pub fn init_tracing(config: &Config) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(std::io::stderr);
+    let _ = match config.log.format {
+        // One JSON object per line, the event's fields at the top level (a collector's parser
+        // reads `decision` rather than `fields.decision`).
+        gatehouse::config::LogFormat::Json => builder.json().flatten_event(true).try_init(),
         // Colour codes only for a person at a terminal, not in a log file or a pipe.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let _ = builder.try_init();
+        gatehouse::config::LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+    };
 }
 
 pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<ExitCode> {

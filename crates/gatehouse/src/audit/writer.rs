@@ -111,6 +111,16 @@ impl AuditSink {
         }
     }
 
+    /// Events queued for the writer now (`/metrics`).
+    pub fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
+    /// How many events the queue holds at most.
+    pub fn queue_capacity(&self) -> usize {
+        self.tx.max_capacity()
+    }
+
     /// Waits up to `commit_timeout` for a commit; whether it came. One that does not come in
     /// time counts as a failing append (the writer may still be waiting on an unreachable
     /// database's connect timeout), so durable mode stops admitting at once; the next append
@@ -321,6 +331,8 @@ pub struct AuditWriter {
     attempt: Option<Attempt>,
     /// Handed every committed batch (the sinks), if any.
     committed: Option<Arc<dyn CommittedRows>>,
+    /// Write lag, events written and failed appends, for `/metrics`.
+    metrics: Option<crate::metrics::AuditMetrics>,
 }
 
 /// Where an append leaves the chain when it commits.
@@ -371,6 +383,7 @@ impl AuditWriter {
                 geo: None,
                 last_batch: 0,
                 committed: None,
+                metrics: None,
             },
         )
     }
@@ -384,6 +397,12 @@ impl AuditWriter {
     /// Looks up each event's country from its IP address (requests record only the address).
     pub fn with_geo(mut self, geo: Option<Arc<GeoDb>>) -> Self {
         self.geo = geo;
+        self
+    }
+
+    /// Records each commit's lag and size into `metrics`.
+    pub fn with_metrics(mut self, metrics: crate::metrics::AuditMetrics) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 
@@ -485,6 +504,7 @@ impl AuditWriter {
     async fn write(&mut self, batch: &mut Vec<Pending>) {
         // The events move into the rows (no copy); only the commit notifications stay behind.
         let mut committed = Vec::new();
+        let oldest_ms = batch.iter().map(|p| p.event.ts_ms).min();
         let mut rows: Vec<AuditRow> = batch
             .drain(..)
             .map(|mut pending| {
@@ -537,6 +557,9 @@ impl AuditWriter {
                 }
                 Err(err) => {
                     in_doubt = self.attempt.take();
+                    if let Some(metrics) = &self.metrics {
+                        metrics.append_failures.inc();
+                    }
                     self.mark_failing();
                     tracing::error!(error = %err, events = rows.len(), "audit write failed; retrying");
                     tokio::time::sleep(backoff).await;
@@ -549,6 +572,11 @@ impl AuditWriter {
         }
         if let Some(committed) = &self.committed {
             committed.committed(&rows);
+        }
+        if let (Some(metrics), Some(oldest_ms)) = (&self.metrics, oldest_ms) {
+            let lag_ms = u64::try_from(crate::now_ms().saturating_sub(oldest_ms)).unwrap_or(0);
+            metrics.write_lag.observe(Duration::from_millis(lag_ms));
+            metrics.events_written.inc_by(rows.len() as u64);
         }
         for done in committed {
             let _ = done.send(());

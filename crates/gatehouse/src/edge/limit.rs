@@ -30,11 +30,15 @@ impl InFlight {
 
 /// The refusal of a request over the cap, counted in the metrics.
 pub fn overloaded(metrics: &Metrics, started: Instant) -> Response {
-    metrics.record(
-        None,
-        "deny",
-        GatewayError::Overloaded.reason(),
-        started.elapsed(),
-    );
+    metrics.record(&crate::metrics::Observed {
+        server: None,
+        method: "-",
+        tool: None,
+        forwarded: false,
+        decision: "deny",
+        reason: GatewayError::Overloaded.reason(),
+        head: started.elapsed(),
+        upstream: None,
+    });
     GatewayError::Overloaded.into_response(&ErrorContext::default())
 }

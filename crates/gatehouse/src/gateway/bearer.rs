@@ -33,6 +33,7 @@ pub async fn identify(
     let key = TokenKey::of(token);
     if let Some(key) = &key {
         if let Some(cached) = state.token_cache.get_keyed_at(key, now) {
+            state.metrics.hot.token_cache_hit.inc();
             let principal = admit(snapshot, &cached, server, now, leeway)?;
             proof_of_possession(state, cached.jkt.as_deref(), token, server, request, now).await?;
             return Ok(principal);
@@ -45,6 +46,7 @@ pub async fn identify(
             return Ok(principal);
         }
     }
+    state.metrics.hot.token_cache_miss.inc();
     if let Some(iss) = crate::oauth::external::unverified_issuer(token)
         && iss != state.config.public_base()
     {

@@ -69,21 +69,26 @@ pub fn inspect_request(grant: &Grant, envelope: &mut Envelope) -> Result<Inspect
         changed |= outcome.changed;
     }
     if changed {
-        let bytes = if envelope.batch {
-            serde_json::to_vec(
-                &envelope
-                    .messages
-                    .iter()
-                    .map(Outgoing::of)
-                    .collect::<Vec<_>>(),
-            )
-        } else {
-            serde_json::to_vec(&envelope.messages.first().map(Outgoing::of))
-        }
-        .map_err(|e| GatewayError::ParseError(e.to_string()))?;
-        inspected.rewritten = Some(Bytes::from(bytes));
+        inspected.rewritten = Some(serialise(envelope)?);
     }
     Ok(inspected)
+}
+
+/// The envelope as it goes upstream, serialised from the parse (after a change to it).
+pub fn serialise(envelope: &Envelope) -> Result<Bytes, GatewayError> {
+    let bytes = if envelope.batch {
+        serde_json::to_vec(
+            &envelope
+                .messages
+                .iter()
+                .map(Outgoing::of)
+                .collect::<Vec<_>>(),
+        )
+    } else {
+        serde_json::to_vec(&envelope.messages.first().map(Outgoing::of))
+    }
+    .map_err(|e| GatewayError::ParseError(e.to_string()))?;
+    Ok(Bytes::from(bytes))
 }
 
 /// A message as it goes upstream, borrowed from the parse.

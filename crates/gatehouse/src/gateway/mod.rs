@@ -3,9 +3,12 @@
 pub mod authorize;
 mod bearer;
 pub mod discovery;
+mod identify;
 mod inspect;
+mod observe;
 mod proxy;
 mod recorded;
+mod request_body;
 mod respond;
 pub mod session;
 pub mod sse;

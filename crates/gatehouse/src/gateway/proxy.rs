@@ -8,31 +8,32 @@ use axum::{
 };
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, header, request::Parts};
-use http_body_util::{BodyExt, Limited};
 use serde_json::Value;
 use std::{
     collections::HashMap,
     net::{IpAddr, SocketAddr},
-    sync::{Arc, atomic::Ordering},
+    sync::Arc,
     time::Instant,
 };
 
 use crate::{
     context::AppState,
     edge::serve::ConnectionCut,
-    error::{CredentialProblem, ErrorContext, GatewayError},
+    error::{ErrorContext, GatewayError},
     gateway::{
         authorize,
         discovery::PrivateLists,
-        inspect,
-        recorded::{self, Ending, Record},
+        identify::identify,
+        inspect, observe,
+        recorded::{Ending, Record},
+        request_body::{declared_length, drain, read_body, starts_with_ignore_case},
         respond::{self, ResponseRules},
         session::SessionCheck,
         sse, tasks,
     },
     grants::Grant,
     guardrails::Direction,
-    identity::{Credential, Principal, api_keys::KeyRejection},
+    identity::Principal,
     policy::{self, Facts, client_ip},
     snapshot::{ServerEntry, Snapshot},
     upstream::{
@@ -87,6 +88,7 @@ pub async fn handle(
         cut.clone(),
     );
     record.metrics_server = entry.map(|s| s.name.clone());
+    record.trace = state.telemetry.request(request.headers());
     let (parts, body) = request.into_parts();
     let declared = declared_length(&parts.headers);
     let mut unread = Some(body);
@@ -101,6 +103,9 @@ pub async fn handle(
     let (mut response, decision, reason, code) = match outcome {
         Ok(response) => {
             let notes = std::mem::take(&mut record.notes);
+            for note in &notes {
+                state.metrics.guardrail_note(note);
+            }
             (
                 response,
                 Decision::Allow,
@@ -120,6 +125,7 @@ pub async fn handle(
             } else {
                 Decision::Deny
             };
+            observe::count_refusal(&state.metrics, entry.map(|s| &*s.name), &err);
             let reason = err.audit_reason();
             let code = err.reason();
             (err.into_response(&ctx), decision, Some(reason), code)
@@ -191,7 +197,9 @@ async fn proxy(
         }
     })?;
     state.access.check(&parts.headers)?;
+    record.begin_phase("identify");
     let principal = identify(state, snapshot, &parts, server, record).await?;
+    record.end_phase();
     let grant = match (principal.user.as_deref(), principal.client.as_deref()) {
         _ if principal.grant.is_some() => {
             principal.grant.clone().ok_or(GatewayError::NoConnection)?
@@ -228,71 +236,6 @@ async fn proxy(
     }
 }
 
-async fn identify(
-    state: &AppState,
-    snapshot: &Snapshot,
-    parts: &Parts,
-    server: &ServerEntry,
-    record: &mut Record,
-) -> Result<Principal, GatewayError> {
-    let Some(token) = crate::edge::access::credential(&parts.headers, &parts.uri)? else {
-        return if server.anonymous_grant.is_some() {
-            Ok(Principal::anonymous())
-        } else {
-            Err(GatewayError::MissingCredential)
-        };
-    };
-    if crate::oauth::tokens::looks_like_jwt(token) {
-        let principal = super::bearer::identify(
-            state,
-            snapshot,
-            token,
-            server,
-            (&parts.method, &parts.headers),
-        )
-        .await?;
-        record.client = principal.client.as_deref().map(str::to_owned);
-        record.user = principal.user.as_deref().map(str::to_owned);
-        if let Credential::AccessToken { jti } = &principal.credential {
-            record.credential_id = Some(jti.to_string());
-        }
-        return Ok(principal);
-    }
-    if crate::edge::access::is_dpop_scheme(&parts.headers) {
-        return Err(GatewayError::InvalidDpopProof {
-            problem: "the DPoP scheme carries access tokens, not API keys".into(),
-        });
-    }
-    let now = crate::now_ms();
-    let (key_id, entry) = match snapshot.keys.check(&state.keyring, token, now) {
-        Ok(found) => found,
-        Err(rejection) => {
-            if rejection != KeyRejection::Malformed {
-                recorded::identify_refused_key(state, token, record).await;
-            }
-            return Err(GatewayError::InvalidCredential(match rejection {
-                KeyRejection::Malformed => CredentialProblem::Malformed,
-                KeyRejection::NotRecognised => CredentialProblem::NotRecognised,
-                KeyRejection::Expired => CredentialProblem::Expired,
-            }));
-        }
-    };
-    entry.last_used.fetch_max(now, Ordering::Relaxed);
-    record.client = Some(entry.client.to_string());
-    record.credential_id = Some(key_id.to_owned());
-    Ok(Principal {
-        client: Some(entry.client.clone()),
-        credential: Credential::ApiKey {
-            key_id: Arc::from(key_id),
-        },
-        narrowing: entry.narrowing.clone(),
-        scope: None,
-        user: None,
-        grant: None,
-        subject: None,
-    })
-}
-
 struct Call<'a> {
     state: &'a AppState,
     server: &'a Arc<ServerEntry>,
@@ -304,7 +247,7 @@ struct Call<'a> {
 impl Call<'_> {
     async fn post(
         &self,
-        parts: Parts,
+        mut parts: Parts,
         body: Body,
         record: &mut Record,
     ) -> Result<Response, GatewayError> {
@@ -346,6 +289,15 @@ impl Call<'_> {
             record.batch = envelope.messages.iter().map(batch_entry).collect();
         }
         let stateless = authorize::protocol_era(&parts.headers, Some(&envelope))?;
+        if let Some(trace) = record.trace.as_mut() {
+            observe::open_trace(
+                trace,
+                &parts.headers,
+                &envelope,
+                &self.server.name,
+                stateless,
+            );
+        }
         authorize::check_routing_headers(&parts.headers, &envelope, stateless)?;
         let verdict = authorize::authorize(
             &envelope,
@@ -374,6 +326,7 @@ impl Call<'_> {
             .iter()
             .filter(|m| m.kind == Kind::Request && m.method() == "tools/call")
             .collect();
+        record.begin_phase("policies");
         if tool_calls.is_empty() {
             self.enforce(None, None).await?;
         }
@@ -405,10 +358,18 @@ impl Call<'_> {
                 tools_by_id.insert(id.to_string(), name.to_owned());
             }
         }
+        record.begin_phase("guardrails");
         let inspected = inspect::inspect_request(&self.grant, &mut envelope)?;
+        record.end_phase();
         record.notes.extend(inspected.notes);
-        let bytes = inspected.rewritten.unwrap_or(bytes);
+        let mut bytes = inspected.rewritten.unwrap_or(bytes);
         let session = self.bound_session(&parts.headers, stateless).await?;
+        if let Some(trace) = record.trace.as_mut() {
+            // The upstream call's context goes on in the headers and in every message's
+            // `params._meta`; the body is serialised again from the parse.
+            let cx = trace.upstream(&self.server.upstream);
+            bytes = observe::propagate(&cx, &mut parts.headers, &mut envelope)?;
+        }
         let route = upstream::route(
             self.server,
             &self.state.upstream,
@@ -601,7 +562,16 @@ impl Call<'_> {
             .breakers
             .admit(&self.server.name, &self.server.upstream)?;
         record.forwarded = true;
-        let reply = match route.upstream.send(exchange).await {
+        if let Some(trace) = record.trace.as_mut() {
+            trace.upstream(&self.server.upstream);
+        }
+        let asked = Instant::now();
+        let sent = route.upstream.send(exchange).await;
+        record.upstream_elapsed = Some(asked.elapsed());
+        if let Some(trace) = record.trace.as_mut() {
+            trace.upstream_done(sent.as_ref().ok().map(|r| r.head.status.as_u16()));
+        }
+        let reply = match sent {
             Ok(reply) => reply,
             Err(err) => {
                 attempt.settle(breaker::counts_against(&err));
@@ -625,6 +595,7 @@ impl Call<'_> {
             tools_by_id,
             notes: Arc::default(),
             late: None,
+            late_findings: None,
             tasks: None,
             private_lists: None,
             advertise_extensions: None,
@@ -689,6 +660,7 @@ impl Call<'_> {
                 if !rules.guardrails.is_empty() {
                     rules.late =
                         Some((self.state.audit.clone(), record.template(&self.server.name)));
+                    rules.late_findings = Some(self.state.metrics.guardrail_findings.clone());
                 }
                 let rules = Arc::new(rules);
                 let transform: sse::Transform = Box::new(move |data: &[u8]| rules.rewrite(data));
@@ -715,25 +687,11 @@ impl Call<'_> {
     }
 }
 
-/// A media-type check without lowercasing a copy of the header on every request.
-fn starts_with_ignore_case(text: &str, prefix: &str) -> bool {
-    text.as_bytes()
-        .get(..prefix.len())
-        .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
-}
-
 fn answer(head: ReplyHead, body: Body) -> Response {
     let mut out = Response::new(body);
     *out.status_mut() = head.status;
     *out.headers_mut() = head.headers;
     out
-}
-
-/// Reads and discards an unread request body, within the body limit and 30 s; a body that is
-/// larger, slower or broken ends the connection when it is dropped.
-async fn drain(body: Body, max: usize) {
-    let read = Limited::new(body, max).collect();
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), read).await;
 }
 
 /// What the audit trail keeps of one message of a batch.
@@ -759,29 +717,6 @@ fn clip(text: &str) -> &str {
         .map_or(text, |(end, _)| &text[..end])
 }
 
-fn declared_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-}
-
-async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Bytes, GatewayError> {
-    if declared_length(headers).is_some_and(|len| len > max as u64) {
-        return Err(GatewayError::PayloadTooLarge { limit: max });
-    }
-    match Limited::new(body, max).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) if err.is::<http_body_util::LengthLimitError>() => {
-            Err(GatewayError::PayloadTooLarge { limit: max })
-        }
-        Err(err) if crate::edge::body::is_timeout(&*err) => Err(GatewayError::RequestBodyTimeout),
-        Err(_) => Err(GatewayError::InvalidRequest(
-            "the request body could not be read".into(),
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::clip;
@@ -794,33 +729,5 @@ mod tests {
         assert_eq!(clip(&long).len(), 256);
         let exact = "a".repeat(128);
         assert_eq!(clip(&exact), exact);
-    }
-}
-
-#[cfg(test)]
-mod media_type_tests {
-    use super::starts_with_ignore_case;
-
-    #[test]
-    fn media_types_match_in_any_case_and_only_as_a_prefix() {
-        assert!(starts_with_ignore_case(
-            "Application/JSON; charset=utf-8",
-            "application/json"
-        ));
-        assert!(starts_with_ignore_case(
-            "TEXT/EVENT-STREAM",
-            "text/event-stream"
-        ));
-        assert!(!starts_with_ignore_case(
-            "application/jso",
-            "application/json"
-        ));
-        assert!(!starts_with_ignore_case("text/plain", "application/json"));
-        // A multi-byte character across the prefix's end must not panic.
-        assert!(!starts_with_ignore_case(
-            "application/jsoé",
-            "application/json"
-        ));
-        assert!(!starts_with_ignore_case("", "text/event-stream"));
     }
 }

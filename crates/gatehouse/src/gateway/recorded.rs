@@ -54,6 +54,10 @@ pub(super) struct Record {
     pub forwarded: bool,
     /// The server's name as metrics label it, once it is known to exist.
     pub metrics_server: Option<Arc<str>>,
+    /// How long the upstream took to send its response head, once it has.
+    pub upstream_elapsed: Option<Duration>,
+    /// The request's spans, when traces are on; ended with the event.
+    pub trace: Option<Box<crate::telemetry::RequestTrace>>,
     /// Set when the upstream's SSE body ended cleanly but inside an event (`SseWatch`).
     pub ended_mid_event: Option<EndedMidEvent>,
     /// Present until the event has been handed on.
@@ -107,6 +111,8 @@ impl Record {
             notes: Vec::new(),
             forwarded: false,
             metrics_server: None,
+            upstream_elapsed: None,
+            trace: None,
             ended_mid_event: None,
             armed: Some(Armed {
                 state: state.clone(),
@@ -156,7 +162,7 @@ impl Record {
             Err(false) => return,
         };
         if let Some((event, armed)) = self.take_event(&ending, outcome, None) {
-            armed.count(self.metrics_server.as_ref(), &ending, outcome);
+            armed.count(&self, &ending, outcome, &event);
             if let Some(committed) = permit.send(event) {
                 // Dropped now, the event is queued all the same. Bounded: nothing ran
                 // upstream for an answer sent here, and the database may be down.
@@ -170,7 +176,7 @@ impl Record {
     /// event is committed.
     pub fn finish_detached(mut self, ending: Ending) {
         if let Some((event, armed)) = self.take_event(&ending, None, None) {
-            armed.count(self.metrics_server.as_ref(), &ending, None);
+            armed.count(&self, &ending, None, &event);
             armed.state.audit.record_detached(event);
         }
     }
@@ -195,6 +201,19 @@ impl Record {
         Response::from_parts(parts, Body::new(body))
     }
 
+    /// A traced phase starts (nothing happens while traces are off).
+    pub fn begin_phase(&mut self, name: &'static str) {
+        if let Some(trace) = self.trace.as_mut() {
+            trace.begin_phase(name);
+        }
+    }
+
+    pub fn end_phase(&mut self) {
+        if let Some(trace) = self.trace.as_mut() {
+            trace.end_phase();
+        }
+    }
+
     /// The event and what writing it needs, once; later calls (and the drop) get nothing.
     fn take_event(
         &mut self,
@@ -203,6 +222,13 @@ impl Record {
         bytes: Option<u64>,
     ) -> Option<(AuditEvent, Armed)> {
         let armed = self.armed.take()?;
+        if let Some(trace) = self.trace.take() {
+            let reason = match outcome {
+                Some(Outcome::Complete) | None => ending.code,
+                Some(other) => other.as_str(),
+            };
+            trace.finish(ending.decision.as_str(), reason, ending.status);
+        }
         let event = AuditEvent {
             ts_ms: crate::now_ms(),
             request_id: std::mem::take(&mut self.request_id),
@@ -254,7 +280,13 @@ impl Armed {
         }
     }
 
-    fn count(&self, server: Option<&Arc<str>>, ending: &Ending, outcome: Option<Outcome>) {
+    fn count(
+        &self,
+        record: &Record,
+        ending: &Ending,
+        outcome: Option<Outcome>,
+        event: &AuditEvent,
+    ) {
         let (decision, code) = match outcome {
             Some(Outcome::Complete) | None => (ending.decision.as_str(), ending.code),
             Some(other) if ending.decision == Decision::Allow => (
@@ -267,9 +299,31 @@ impl Armed {
             ),
             Some(_) => (ending.decision.as_str(), ending.code),
         };
-        self.state
-            .metrics
-            .record(server, decision, code, ending.head);
+        tracing::debug!(
+            target: "gatehouse::request",
+            request_id = %event.request_id,
+            server = event.server.as_deref().unwrap_or("-"),
+            http_method = %event.http_method,
+            method = event.rpc_method.as_deref().unwrap_or("-"),
+            tool = event.tool.as_deref().unwrap_or("-"),
+            client = event.client.as_deref().unwrap_or("-"),
+            decision,
+            reason = code,
+            status = event.status,
+            upstream_status = event.upstream_status,
+            latency_us = event.latency_us,
+            "request"
+        );
+        self.state.metrics.record(&crate::metrics::Observed {
+            server: record.metrics_server.as_ref(),
+            method: crate::metrics::method_label(event.rpc_method.as_deref()),
+            tool: event.tool.as_deref(),
+            forwarded: record.forwarded,
+            decision,
+            reason: code,
+            head: ending.head,
+            upstream: record.upstream_elapsed,
+        });
     }
 }
 
@@ -296,7 +350,7 @@ impl Drop for Record {
             head: armed.started.elapsed(),
         };
         if let Some((event, armed)) = self.take_event(&ending, Some(outcome), None) {
-            armed.count(self.metrics_server.as_ref(), &ending, Some(outcome));
+            armed.count(self, &ending, Some(outcome), &event);
             armed.write_detached(event);
         }
     }
@@ -379,11 +433,7 @@ impl AuditedBody {
             self.record
                 .take_event(&ending, Some(outcome), Some(self.bytes))
         {
-            armed.count(
-                self.record.metrics_server.as_ref(),
-                &self.ending,
-                Some(outcome),
-            );
+            armed.count(&self.record, &self.ending, Some(outcome), &event);
             // Queued at once: a client leaving while the commit is awaited loses nothing.
             let committed = armed.state.audit.submit(event);
             self.commit = Some(Box::pin(async move {
@@ -481,7 +531,7 @@ impl Drop for AuditedBody {
             self.record
                 .take_event(&ending, Some(outcome), Some(self.bytes))
         {
-            armed.count(self.record.metrics_server.as_ref(), &ending, Some(outcome));
+            armed.count(&self.record, &ending, Some(outcome), &event);
             armed.write_detached(event);
         }
     }

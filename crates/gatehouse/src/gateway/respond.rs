@@ -44,6 +44,13 @@ pub struct ResponseRules {
     /// For streams, whose findings come after the request's audit event was written: each
     /// finding becomes its own event, copied from this one.
     pub late: Option<(AuditSink, AuditEvent)>,
+    /// With `late`: where a stream's guardrail findings are counted for `/metrics`.
+    pub late_findings: Option<
+        prometheus_client::metrics::family::Family<
+            crate::metrics::FindingLabels,
+            prometheus_client::metrics::counter::Counter,
+        >,
+    >,
     /// Tasks the request creates (their owner recorded) or lists (filtered to the caller's).
     pub tasks: Option<crate::gateway::tasks::TaskRules>,
     /// Set when `filter` is: the filtered list is the caller's alone, for caches too.
@@ -215,6 +222,9 @@ impl ResponseRules {
     }
 
     fn record_late(&self, note: &str, decision: Decision) {
+        if let Some(findings) = &self.late_findings {
+            crate::metrics::count_guardrail_note(findings, note);
+        }
         if let Some((sink, template)) = &self.late {
             let mut event = template.clone();
             event.ts_ms = crate::now_ms();
@@ -287,6 +297,7 @@ pub fn tools_list_rewrite(
         notes: Arc::default(),
         pins: None,
         late: None,
+        late_findings: None,
         tasks: None,
         private_lists: None,
         advertise_extensions: None,
@@ -310,6 +321,7 @@ mod tests {
             tools_by_id: HashMap::new(),
             notes: Arc::default(),
             late: None,
+            late_findings: None,
             pins: None,
             tasks: None,
             private_lists: None,

@@ -120,6 +120,10 @@ pub async fn token(
         }
     }
     .await;
+    state.metrics.token_outcome(
+        audit.method.strip_prefix("oauth/token:").unwrap_or("-"),
+        result.as_ref().err().map(OAuthError::code),
+    );
     audit.respond(&state, started, result.map(Some)).await
 }
 

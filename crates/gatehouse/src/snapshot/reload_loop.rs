@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::SnapshotHandle;
 use crate::{
     change_feed::ChangeFeed,
+    metrics::SnapshotMetrics,
     replicas::{FORGET_AFTER_MS, HEARTBEAT_INTERVAL, Replica},
     store::StoreResult,
 };
@@ -29,6 +30,7 @@ impl SnapshotHandle {
         feed: &dyn ChangeFeed,
         replica: &Replica,
         usage_flush: Duration,
+        metrics: Option<&SnapshotMetrics>,
         shutdown: CancellationToken,
     ) {
         let forget_before = crate::now_ms() - FORGET_AFTER_MS;
@@ -49,7 +51,7 @@ impl SnapshotHandle {
         loop {
             tokio::select! {
                 changed = &mut change => {
-                    self.apply_change(changed).await;
+                    self.apply_change(changed, metrics).await;
                     change = feed.next_change(self.current().generation);
                     self.report_progress(replica, &mut reported, false).await;
                 }
@@ -64,11 +66,23 @@ impl SnapshotHandle {
         }
     }
 
-    async fn apply_change(&self, changed: StoreResult<Generation>) {
+    async fn apply_change(
+        &self,
+        changed: StoreResult<Generation>,
+        metrics: Option<&SnapshotMetrics>,
+    ) {
         match changed {
             // An explicit reload may have got there first.
             Ok(generation) if generation != self.current().generation => {
-                match self.reload().await {
+                let started = std::time::Instant::now();
+                let reloaded = self.reload().await;
+                if let Some(metrics) = metrics {
+                    metrics.reload_duration.observe(started.elapsed());
+                    if reloaded.is_err() {
+                        metrics.reload_errors.inc();
+                    }
+                }
+                match reloaded {
                     Ok(generation) => {
                         *self.reload_error.lock() = None;
                         tracing::info!(generation, "configuration reloaded");
@@ -168,7 +182,7 @@ mod tests {
             let (handle, stop) = (handle.clone(), stop.clone());
             tokio::spawn(async move {
                 handle
-                    .run(&feed, &replica, Duration::from_secs(3_600), stop)
+                    .run(&feed, &replica, Duration::from_secs(3_600), None, stop)
                     .await
             })
         };

@@ -142,7 +142,33 @@ impl Breakers {
     }
 }
 
+impl Breakers {
+    /// Each breaker's state by server, for `/metrics`: `closed`, `open`, or `half_open` (its
+    /// open time is over, so the next request, or the one running, is a probe).
+    pub fn states(&self) -> Vec<(String, &'static str)> {
+        let mut states: Vec<(String, &'static str)> = self
+            .by_server
+            .load()
+            .iter()
+            .map(|(server, breaker)| (server.to_string(), breaker.state()))
+            .collect();
+        states.sort();
+        states
+    }
+}
+
 impl Breaker {
+    fn state(&self) -> &'static str {
+        let until = self.open_until.load(Ordering::Acquire);
+        if until == 0 {
+            "closed"
+        } else if self.probing.load(Ordering::Acquire) || self.now_ms() >= until {
+            "half_open"
+        } else {
+            "open"
+        }
+    }
+
     fn now_ms(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }

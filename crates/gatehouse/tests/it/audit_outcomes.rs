@@ -129,7 +129,7 @@ async fn a_call_whose_client_left_is_recorded_as_forwarded() {
         .unwrap();
     assert!(
         metrics.contains(
-            "gatehouse_requests_total{server=\"demo\",decision=\"allow\",reason=\"client_gone\"} 1"
+            "gatehouse_requests_total{server=\"demo\",method=\"tools/call\",tool=\"echo\",decision=\"allow\",reason=\"client_gone\"} 1"
         ),
         "{metrics}"
     );
@@ -341,10 +341,11 @@ async fn an_sse_stream_ended_cleanly_inside_an_event_is_recorded_as_truncated() 
             "case {n}"
         );
         assert_eq!(e.response_bytes, Some(text.len() as u64), "case {n}");
+        let (method, tool) = [("tools/call", "echo"), ("tools/list", "")][n];
         assert!(
-            metrics.contains(
-                "gatehouse_requests_total{server=\"demo\",decision=\"error\",reason=\"upstream_truncated\"} 1"
-            ),
+            metrics.contains(&format!(
+                "gatehouse_requests_total{{server=\"demo\",method=\"{method}\",tool=\"{tool}\",decision=\"error\",reason=\"upstream_truncated\"}} 1"
+            )),
             "case {n}: {metrics}"
         );
     }

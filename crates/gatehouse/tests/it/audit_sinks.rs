@@ -526,6 +526,7 @@ async fn requests_are_answered_and_recorded_while_a_sink_is_stuck() {
             queue: 2,
             timeout: Duration::from_secs(3600),
         }];
+        config.admin_listen = Some("127.0.0.1:0".parse().unwrap());
     })
     .await;
     app.add_server("demo", &upstream.url()).await;
@@ -553,6 +554,29 @@ async fn requests_are_answered_and_recorded_while_a_sink_is_stuck() {
         dropped >= 20,
         "the stuck sink dropped its own events: {dropped}"
     );
+    // /metrics says so, as a counter per sink and outcome.
+    let scrape = app
+        .http
+        .get(format!("http://{}/metrics", app.server.admin_addr.unwrap()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        scrape.contains("# TYPE gatehouse_audit_sink_events counter"),
+        "{scrape}"
+    );
+    let sink = &sinks[0].0;
+    let line = format!("gatehouse_audit_sink_events_total{{sink=\"{sink}\",outcome=\"dropped\"}} ");
+    let scraped: u64 = scrape
+        .lines()
+        .find_map(|l| l.strip_prefix(&line))
+        .unwrap_or_else(|| panic!("{line} in {scrape}"))
+        .parse()
+        .unwrap();
+    assert!(scraped >= dropped, "{scraped} < {dropped}");
 }
 
 /// A webhook whose secret variable is missing, or too short, stops the start (fail closed),

@@ -24,7 +24,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("snapshot", &["entries", "snapshot"]),
     ("edge errors", &["error"]),
     ("services", &["audit", "admin"]),
-    ("transport", &["upstream", "audit_sinks"]),
+    ("transport", &["upstream", "audit_sinks", "telemetry"]),
     ("federation", &["federation"]),
     ("edge", &["edge"]),
     ("request context", &["context"]),

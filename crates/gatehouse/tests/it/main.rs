@@ -67,6 +67,7 @@ mod stateless_details;
 mod store_contract;
 mod tasks;
 mod tls;
+mod traces;
 mod transfer;
 mod upstream_encoding;
 mod upstream_faults;
