@@ -44,6 +44,7 @@ async fn populate(store: &DynStore, keyring: &Keyring, clients: usize) {
             url: "http://127.0.0.1:9/mcp".into(),
             credential_header: None,
             credential_sealed: None,
+            upstream_auth: Default::default(),
             allow_anonymous: false,
             allow_unknown_methods: false,
             pin_action: gatehouse_model::pin_action::PinAction::Block,

@@ -22,3 +22,4 @@ pub mod records;
 pub mod registration_mode;
 pub mod scope;
 pub mod tool_pattern;
+pub mod upstream_auth;

@@ -26,6 +26,8 @@ pub enum ServersCommand {
         /// When a tool's definition changes: block (hold it until approved), warn, or off.
         #[arg(long, default_value = "block")]
         pin_action: String,
+        #[command(flatten)]
+        upstream_auth: UpstreamAuthArgs,
     },
     /// Change a server's upstream URL or injected credential (connections stay).
     Update {
@@ -39,6 +41,8 @@ pub enum ServersCommand {
         /// Stop injecting a credential.
         #[arg(long)]
         no_credential: bool,
+        #[command(flatten)]
+        upstream_auth: UpstreamAuthArgs,
     },
     /// The server's pinned tool definitions and any changes waiting for approval.
     Tools { name: String },
@@ -66,7 +70,9 @@ impl ServersCommand {
                 allow_anonymous,
                 allow_unknown_methods,
                 pin_action,
+                upstream_auth,
             } => {
+                let (upstream_auth, identity_header) = upstream_auth.for_add()?;
                 let new = admin::NewServer {
                     name: name.clone(),
                     url,
@@ -74,6 +80,8 @@ impl ServersCommand {
                     allow_anonymous,
                     allow_unknown_methods,
                     pin_action: Some(pin_action),
+                    upstream_auth,
+                    identity_header,
                 };
                 let generation = ctx.admin.add_server(ctx.by()?, new).await?;
                 ctx.applied(generation).await?;
@@ -85,9 +93,20 @@ impl ServersCommand {
                 url,
                 credential,
                 no_credential,
+                upstream_auth,
             } => {
-                if url.is_none() && credential.is_none() && !no_credential {
-                    anyhow::bail!("nothing to change: pass --url, --credential or --no-credential");
+                let (upstream_auth, identity_header) = upstream_auth.for_update()?;
+                if url.is_none()
+                    && credential.is_none()
+                    && !no_credential
+                    && upstream_auth.is_none()
+                    && identity_header.is_none()
+                {
+                    anyhow::bail!(
+                        "nothing to change: pass --url, --credential, --no-credential, \
+                         --token-endpoint, --no-upstream-auth, --identity-header or \
+                         --no-identity-header"
+                    );
                 }
                 let update = admin::ServerUpdate {
                     url,
@@ -96,6 +115,8 @@ impl ServersCommand {
                     } else {
                         credential.map(Some)
                     },
+                    upstream_auth,
+                    identity_header,
                 };
                 let generation = ctx.admin.update_server(ctx.by()?, &name, update).await?;
                 ctx.applied(generation).await?;
@@ -219,4 +240,112 @@ fn show(
 
 pub fn yes_no(value: bool) -> String {
     if value { "yes" } else { "no" }.into()
+}
+
+/// Upstream token settings and the identity header (ADR 0006 §5-6). Secrets come from a file
+/// or an environment variable, never the command line (which other users of the host see).
+#[derive(clap::Args, Default)]
+pub struct UpstreamAuthArgs {
+    /// Fetch OAuth client-credentials tokens for the upstream from this token endpoint.
+    #[arg(long, requires = "client_id")]
+    token_endpoint: Option<String>,
+    /// Gatehouse's client id at the upstream's authorization server.
+    #[arg(long, requires = "token_endpoint")]
+    client_id: Option<String>,
+    /// client_secret_basic, client_secret_post or private_key_jwt.
+    #[arg(
+        long,
+        default_value = "client_secret_basic",
+        requires = "token_endpoint"
+    )]
+    auth_method: String,
+    /// File holding the client secret.
+    #[arg(long, requires = "token_endpoint", conflicts_with_all = ["client_secret_env", "private_key_file"])]
+    client_secret_file: Option<std::path::PathBuf>,
+    /// Environment variable holding the client secret.
+    #[arg(long, requires = "token_endpoint", conflicts_with = "private_key_file")]
+    client_secret_env: Option<String>,
+    /// PEM PKCS #8 private key file, for private_key_jwt.
+    #[arg(long, requires = "token_endpoint")]
+    private_key_file: Option<std::path::PathBuf>,
+    /// Space-separated scopes to ask the upstream's authorization server for.
+    #[arg(long, requires = "token_endpoint")]
+    scope: Option<String>,
+    /// RFC 8707 resource indicator to ask for (usually the upstream's MCP URL).
+    #[arg(long, requires = "token_endpoint")]
+    resource: Option<String>,
+    /// Stop fetching tokens for the upstream (update only).
+    #[arg(long, conflicts_with = "token_endpoint")]
+    no_upstream_auth: bool,
+    /// Send Gatehouse's signed assertion of the caller in this header, e.g.
+    /// X-Gatehouse-Identity.
+    #[arg(long)]
+    identity_header: Option<String>,
+    /// Stop sending the identity assertion (update only).
+    #[arg(long, conflicts_with = "identity_header")]
+    no_identity_header: bool,
+}
+
+type AuthChange = Option<Option<admin::upstream_auth::NewUpstreamAuth>>;
+
+impl UpstreamAuthArgs {
+    fn for_add(
+        self,
+    ) -> anyhow::Result<(
+        Option<admin::upstream_auth::NewUpstreamAuth>,
+        Option<String>,
+    )> {
+        if self.no_upstream_auth || self.no_identity_header {
+            anyhow::bail!("--no-upstream-auth and --no-identity-header are for servers update");
+        }
+        let identity_header = self.identity_header.clone();
+        Ok((self.new_auth()?, identity_header))
+    }
+
+    fn for_update(self) -> anyhow::Result<(AuthChange, Option<Option<String>>)> {
+        let identity_header = match (&self.identity_header, self.no_identity_header) {
+            (Some(header), _) => Some(Some(header.clone())),
+            (None, true) => Some(None),
+            (None, false) => None,
+        };
+        let auth = if self.no_upstream_auth {
+            Some(None)
+        } else {
+            self.new_auth()?.map(Some)
+        };
+        Ok((auth, identity_header))
+    }
+
+    fn new_auth(self) -> anyhow::Result<Option<admin::upstream_auth::NewUpstreamAuth>> {
+        use gatehouse_model::upstream_auth::UpstreamAuthSpec;
+        let (Some(token_endpoint), Some(client_id)) = (self.token_endpoint, self.client_id) else {
+            return Ok(None);
+        };
+        let read = |path: &std::path::Path| {
+            std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))
+        };
+        let secret = match (
+            &self.client_secret_file,
+            &self.client_secret_env,
+            &self.private_key_file,
+        ) {
+            (Some(path), _, _) | (_, _, Some(path)) => Some(read(path)?),
+            (_, Some(var), _) => Some(
+                std::env::var(var)
+                    .map_err(|_| anyhow::anyhow!("environment variable {var} is not set"))?,
+            ),
+            _ => None,
+        };
+        Ok(Some(admin::upstream_auth::NewUpstreamAuth {
+            spec: UpstreamAuthSpec::ClientCredentials {
+                token_endpoint,
+                client_id,
+                auth_method: self.auth_method.parse()?,
+                scope: self.scope,
+                resource: self.resource,
+            },
+            secret,
+        }))
+    }
 }

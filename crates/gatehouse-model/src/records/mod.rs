@@ -32,6 +32,9 @@ pub struct ServerRecord {
     pub credential_header: Option<String>,
     #[serde(skip)]
     pub credential_sealed: Option<Vec<u8>>,
+    /// Tokens fetched for the upstream and the identity assertion (ADR 0006 §5–6).
+    #[serde(default)]
+    pub upstream_auth: crate::upstream_auth::UpstreamAuthRecord,
     pub allow_anonymous: bool,
     pub allow_unknown_methods: bool,
     /// What happens when a tool definition changes (stored as `block`, `warn` or `off`).

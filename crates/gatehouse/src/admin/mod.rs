@@ -11,6 +11,7 @@ pub mod explain;
 pub mod oauth;
 mod service;
 pub mod summary;
+pub mod upstream_auth;
 pub mod users;
 
 pub use service::{AdminService, CreatedAdminToken, Operator, OwnWriter};
@@ -65,6 +66,10 @@ pub struct NewServer {
     pub allow_unknown_methods: bool,
     /// `block` (default), `warn` or `off`: what a changed tool definition does.
     pub pin_action: Option<String>,
+    /// Tokens fetched for the upstream (ADR 0006 §5).
+    pub upstream_auth: Option<upstream_auth::NewUpstreamAuth>,
+    /// Header carrying Gatehouse's signed assertion of the caller (ADR 0006 §6).
+    pub identity_header: Option<String>,
 }
 
 pub async fn add_server(
@@ -82,12 +87,24 @@ pub async fn add_server(
         Some(text) => text.parse::<PinAction>()?,
         None => PinAction::Block,
     };
+    let mut auth = gatehouse_model::upstream_auth::UpstreamAuthRecord {
+        identity_header: new
+            .identity_header
+            .as_deref()
+            .map(upstream_auth::identity_header)
+            .transpose()?,
+        ..Default::default()
+    };
+    if let Some(given) = new.upstream_auth {
+        upstream_auth::apply(keyring, &new.name, given, &mut auth)?;
+    }
     let record = ServerRecord {
         pin_action,
         name: new.name,
         url: new.url,
         credential_header,
         credential_sealed,
+        upstream_auth: auth,
         allow_anonymous: new.allow_anonymous,
         allow_unknown_methods: new.allow_unknown_methods,
         created_at: crate::now_ms(),
@@ -138,6 +155,10 @@ pub struct ServerUpdate {
     pub url: Option<String>,
     /// `Some(None)` removes the injected credential.
     pub credential: Option<Option<String>>,
+    /// `Some(None)` stops fetching tokens for the upstream.
+    pub upstream_auth: Option<Option<upstream_auth::NewUpstreamAuth>>,
+    /// `Some(None)` stops sending the identity assertion.
+    pub identity_header: Option<Option<String>>,
 }
 
 /// Changes a server's upstream URL or injected credential, validated as `add_server` does.
@@ -158,6 +179,21 @@ pub async fn update_server(
                 seal_credential(keyring, name, &text)?;
         }
         Some(None) => (record.credential_header, record.credential_sealed) = (None, None),
+        None => {}
+    }
+    match update.upstream_auth {
+        Some(Some(given)) => upstream_auth::apply(keyring, name, given, &mut record.upstream_auth)?,
+        Some(None) => {
+            let auth = &mut record.upstream_auth;
+            (auth.spec, auth.secret_sealed, auth.unreadable) = (None, None, None);
+        }
+        None => {}
+    }
+    match update.identity_header {
+        Some(Some(text)) => {
+            record.upstream_auth.identity_header = Some(upstream_auth::identity_header(&text)?);
+        }
+        Some(None) => record.upstream_auth.identity_header = None,
         None => {}
     }
     Ok(store.update_server(&record).await?)

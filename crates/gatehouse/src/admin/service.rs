@@ -231,6 +231,7 @@ impl AdminService {
         let started = Instant::now();
         let before = self.store.get_server(name).await?;
         let new_credential = matches!(update.credential, Some(Some(_)));
+        let new_upstream_secret = matches!(update.upstream_auth, Some(Some(_)));
         let generation = super::update_server(&*self.store, &self.keyring, name, update).await?;
         let mut after = self
             .store
@@ -242,6 +243,11 @@ impl AdminService {
             && new_credential
         {
             fields.insert("credential_replaced".into(), Value::Bool(true));
+        }
+        if let Some(Value::Object(fields)) = after.as_mut()
+            && new_upstream_secret
+        {
+            fields.insert("upstream_secret_replaced".into(), Value::Bool(true));
         }
         let change = Change {
             action: "server.update",

@@ -18,6 +18,8 @@ pub fn server(r: &ServerRecord) -> Value {
         "allow_anonymous": r.allow_anonymous,
         "allow_unknown_methods": r.allow_unknown_methods,
         "pin_action": r.pin_action,
+        "upstream_auth": r.upstream_auth.spec,
+        "identity_header": r.upstream_auth.identity_header,
     })
 }
 

@@ -24,6 +24,7 @@ pub mod roles;
 mod servers;
 mod tokens;
 mod tool_pins;
+mod upstream_auth;
 mod users;
 
 use axum::{

@@ -15,6 +15,7 @@ use super::{
     idempotency,
     input::{JsonBody, PageParams, Params, page},
     problem::{ApiError, Problem},
+    upstream_auth::{UpstreamAuthInput, UpstreamAuthView},
 };
 use crate::{
     admin::{NewServer, ServerUpdate},
@@ -35,6 +36,10 @@ pub struct Server {
     pub pin_action: String,
     /// Milliseconds since the Unix epoch.
     pub created_at: i64,
+    /// How Gatehouse gets tokens for the upstream, if it does (never the secret).
+    pub upstream_auth: Option<UpstreamAuthView>,
+    /// The header carrying Gatehouse's signed assertion of the caller, if sent.
+    pub identity_header: Option<String>,
 }
 
 impl From<&ServerRecord> for Server {
@@ -47,6 +52,8 @@ impl From<&ServerRecord> for Server {
             allow_unknown_methods: r.allow_unknown_methods,
             pin_action: r.pin_action.as_str().to_owned(),
             created_at: r.created_at,
+            upstream_auth: r.upstream_auth.spec.as_ref().map(UpstreamAuthView::from),
+            identity_header: r.upstream_auth.identity_header.clone(),
         }
     }
 }
@@ -74,6 +81,11 @@ pub struct CreateServer {
     pub allow_unknown_methods: bool,
     /// `block` (default), `warn` or `off`.
     pub pin_action: Option<String>,
+    /// Tokens Gatehouse fetches for the upstream.
+    pub upstream_auth: Option<UpstreamAuthInput>,
+    /// Header carrying Gatehouse's signed assertion of the caller, e.g.
+    /// `X-Gatehouse-Identity`.
+    pub identity_header: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -85,6 +97,16 @@ pub struct UpdateServer {
     /// `true` removes the injected credential.
     #[serde(default)]
     pub remove_credential: bool,
+    /// New upstream token settings (the secret is write-only).
+    pub upstream_auth: Option<UpstreamAuthInput>,
+    /// `true` stops fetching tokens for the upstream.
+    #[serde(default)]
+    pub remove_upstream_auth: bool,
+    /// A new identity assertion header.
+    pub identity_header: Option<String>,
+    /// `true` stops sending the identity assertion.
+    #[serde(default)]
+    pub remove_identity_header: bool,
 }
 
 /// What the upstream lists, before any connection grants it, or why it could not be asked.
@@ -155,6 +177,8 @@ pub async fn create(
                     allow_anonymous: value.allow_anonymous,
                     allow_unknown_methods: value.allow_unknown_methods,
                     pin_action: value.pin_action,
+                    upstream_auth: value.upstream_auth.map(TryInto::try_into).transpose()?,
+                    identity_header: value.identity_header,
                 },
             )
             .await?;
@@ -187,6 +211,26 @@ pub async fn update(
         (None, true) => Some(None),
         (None, false) => None,
     };
+    let upstream_auth = match (value.upstream_auth, value.remove_upstream_auth) {
+        (Some(_), true) => {
+            return Err(ApiError::Invalid(
+                "give either upstream_auth or remove_upstream_auth, not both".into(),
+            ));
+        }
+        (Some(given), false) => Some(Some(given.try_into()?)),
+        (None, true) => Some(None),
+        (None, false) => None,
+    };
+    let identity_header = match (value.identity_header, value.remove_identity_header) {
+        (Some(_), true) => {
+            return Err(ApiError::Invalid(
+                "give either identity_header or remove_identity_header, not both".into(),
+            ));
+        }
+        (Some(header), false) => Some(Some(header)),
+        (None, true) => Some(None),
+        (None, false) => None,
+    };
     state
         .admin()
         .update_server(
@@ -195,6 +239,8 @@ pub async fn update(
             ServerUpdate {
                 url: value.url,
                 credential,
+                upstream_auth,
+                identity_header,
             },
         )
         .await?;

@@ -135,6 +135,7 @@ mod tests {
             url: url.into(),
             credential_header: None,
             credential_sealed: None,
+            upstream_auth: Default::default(),
             allow_anonymous: false,
             allow_unknown_methods: false,
             pin_action: gatehouse_model::pin_action::PinAction::Block,

@@ -233,6 +233,24 @@ impl SigningKey {
         })
     }
 
+    /// Loads a PKCS #8 key of whichever kind it is: Ed25519 (EdDSA), P-256 (ES256), P-384
+    /// (ES384) or RSA (RS256); `kid` is its thumbprint. For keys an operator hands in.
+    pub fn from_pkcs8_any(der: &[u8]) -> Result<Self, KeyError> {
+        let mut last = KeyError::Generate;
+        for alg in [
+            Algorithm::EdDSA,
+            Algorithm::ES256,
+            Algorithm::ES384,
+            Algorithm::RS256,
+        ] {
+            match Self::from_pkcs8_der(alg, None, der) {
+                Ok(key) => return Ok(key),
+                Err(err) => last = err,
+            }
+        }
+        Err(last)
+    }
+
     pub fn kid(&self) -> &str {
         &self.kid
     }

@@ -118,6 +118,7 @@ async fn a_server_row_that_cannot_compile_answers_503_not_404() {
             url: "not a url".into(),
             credential_header: None,
             credential_sealed: None,
+            upstream_auth: Default::default(),
             allow_anonymous: false,
             allow_unknown_methods: false,
             pin_action: PinAction::Block,

@@ -37,6 +37,27 @@ pub(super) async fn bump<B: SqlBackend>(tx: &mut B::Tx) -> StoreResult<Generatio
     Ok(super::Columns::int(&row, "value")?)
 }
 
+/// A server's upstream authentication columns (migration 0015), written in the transaction
+/// that wrote the rest of its row.
+async fn write_upstream_auth<B: SqlBackend>(
+    tx: &mut B::Tx,
+    server: &ServerRecord,
+) -> StoreResult<()> {
+    let auth = &server.upstream_auth;
+    let spec = auth.spec.as_ref().map(to_json).transpose()?;
+    query(
+        "UPDATE servers SET upstream_auth = $2, upstream_secret_sealed = $3, \
+         identity_header = $4 WHERE name = $1",
+    )
+    .bind(&server.name)
+    .bind(spec)
+    .bind(&auth.secret_sealed)
+    .bind(&auth.identity_header)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// The row a record refers to exists (checked first, so the error names what is missing).
 pub(super) async fn require<C: SqlConn + ?Sized>(
     conn: &mut C,
@@ -94,6 +115,7 @@ impl<B: SqlBackend> Store for SqlStore<B> {
         .execute(&mut *tx)
         .await?;
         touched(done, "server", &server.name)?;
+        write_upstream_auth::<B>(&mut tx, server).await?;
         commit_bumped::<B>(tx).await
     }
 
@@ -114,6 +136,7 @@ impl<B: SqlBackend> Store for SqlStore<B> {
         .execute(&mut *tx)
         .await
         .or_conflict("server", &server.name)?;
+        write_upstream_auth::<B>(&mut tx, server).await?;
         commit_bumped::<B>(tx).await
     }
 

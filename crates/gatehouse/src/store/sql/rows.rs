@@ -10,6 +10,7 @@ use gatehouse_model::{
         GroupConnectionRecord, OAuthClientMetadata, PolicyRecord, QuotaUsage, RefreshTokenRecord,
         RevokedToken, ServerRecord, SigningKeyRecord, ToolPin, UserRecord,
     },
+    upstream_auth::UpstreamAuthRecord,
 };
 
 fn json_list(text: Option<String>) -> StoreResult<Option<Vec<String>>> {
@@ -39,12 +40,30 @@ pub(crate) fn server_from(row: &impl Columns) -> StoreResult<ServerRecord> {
         url: row.text("url")?,
         credential_header: row.opt_text("credential_header")?,
         credential_sealed: row.opt_bytes("credential_sealed")?,
+        upstream_auth: upstream_auth_from(row)?,
         allow_anonymous: row.flag("allow_anonymous")?,
         allow_unknown_methods: row.flag("allow_unknown_methods")?,
         // A value this version does not know reads as the strictest, so the server still loads.
         pin_action: PinAction::parse(&row.text("pin_action")?).unwrap_or(PinAction::Block),
         created_at: row.int("created_at")?,
     })
+}
+
+fn upstream_auth_from(row: &impl Columns) -> StoreResult<UpstreamAuthRecord> {
+    let mut record = UpstreamAuthRecord {
+        secret_sealed: row.opt_bytes("upstream_secret_sealed")?,
+        identity_header: row.opt_text("identity_header")?,
+        ..UpstreamAuthRecord::default()
+    };
+    // Settings this version cannot read leave the one server out (see `unreadable`), not
+    // every server.
+    if let Some(text) = row.opt_text("upstream_auth")? {
+        match serde_json::from_str(&text) {
+            Ok(spec) => record.spec = Some(spec),
+            Err(e) => record.unreadable = Some(format!("upstream auth settings: {e}")),
+        }
+    }
+    Ok(record)
 }
 
 pub(crate) fn client_from(row: &impl Columns) -> StoreResult<ClientRecord> {

@@ -57,6 +57,9 @@ pub const TABLES: &[Table] = &[
             ("allow_unknown_methods", Flag),
             ("created_at", Int),
             ("pin_action", Text),
+            ("upstream_auth", Text),
+            ("upstream_secret_sealed", Bytes),
+            ("identity_header", Text),
         ],
     },
     Table {

@@ -80,6 +80,45 @@ async fn updating_a_server_replaces_its_settings_and_keeps_its_connections() {
 }
 
 #[tokio::test]
+async fn a_servers_upstream_auth_is_kept_on_insert_and_update_and_cleared_on_update() {
+    use gatehouse_model::upstream_auth::{
+        UpstreamAuthRecord, UpstreamAuthSpec, UpstreamClientAuth,
+    };
+    each_backend(|store| async move {
+        let auth = UpstreamAuthRecord {
+            spec: Some(UpstreamAuthSpec::ClientCredentials {
+                token_endpoint: "https://as.internal/token".into(),
+                client_id: "gatehouse".into(),
+                auth_method: UpstreamClientAuth::ClientSecretBasic,
+                scope: Some("files:read files:write".into()),
+                resource: Some("https://files.internal/mcp".into()),
+            }),
+            secret_sealed: Some(vec![9, 8, 7, 0, 255]),
+            identity_header: Some("x-gatehouse-identity".into()),
+            unreadable: None,
+        };
+        let with_auth = ServerRecord {
+            upstream_auth: auth.clone(),
+            ..server("files")
+        };
+        store.insert_server(&with_auth).await.unwrap();
+        assert_eq!(store.get_server("files").await.unwrap(), with_auth);
+
+        let header_only = ServerRecord {
+            upstream_auth: UpstreamAuthRecord {
+                identity_header: Some("x-caller".into()),
+                ..UpstreamAuthRecord::default()
+            },
+            ..server("files")
+        };
+        store.update_server(&header_only).await.unwrap();
+        assert_eq!(store.get_server("files").await.unwrap(), header_only);
+        assert_eq!(store.list_servers().await.unwrap(), vec![header_only]);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn deleting_a_server_removes_its_connections_pins_and_group_connections() {
     each_backend(|store| async move {
         for name in ["demo", "other"] {

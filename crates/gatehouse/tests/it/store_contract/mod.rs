@@ -95,6 +95,7 @@ fn server(name: &str) -> ServerRecord {
         url: format!("http://{name}.internal/mcp"),
         credential_header: Some("authorization".into()),
         credential_sealed: Some(vec![1, 2, 3, 0, 255]),
+        upstream_auth: Default::default(),
         allow_anonymous: false,
         allow_unknown_methods: true,
         pin_action: gatehouse_model::pin_action::PinAction::Warn,

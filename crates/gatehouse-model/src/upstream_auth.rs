@@ -1,0 +1,146 @@
+//! How Gatehouse authenticates to an upstream server beyond a static header (ADR 0006 §5–6):
+//! the settings a server record keeps in the clear. Secrets (a client secret, a private key)
+//! are sealed beside them, never here.
+
+use serde::{Deserialize, Serialize};
+
+use crate::names::InvalidValue;
+
+/// A server's upstream authentication, as the store keeps it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamAuthRecord {
+    /// `None`: no token is fetched (a static header, if any, is the record's
+    /// `credential_header`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<UpstreamAuthSpec>,
+    /// The sealed client secret or private key the spec needs; never serialised.
+    #[serde(skip)]
+    pub secret_sealed: Option<Vec<u8>>,
+    /// Header carrying Gatehouse's signed assertion of the caller (ADR 0006 §6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_header: Option<String>,
+    /// Why the stored settings could not be read (written by a newer version, or damaged):
+    /// the server is then left out of the snapshot rather than called without them.
+    #[serde(skip)]
+    pub unreadable: Option<String>,
+}
+
+/// The token-fetching kinds of upstream authentication.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum UpstreamAuthSpec {
+    /// OAuth client credentials (RFC 6749 §4.4) against the upstream's token endpoint: one
+    /// token for every caller.
+    ClientCredentials {
+        token_endpoint: String,
+        client_id: String,
+        auth_method: UpstreamClientAuth,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scope: Option<String>,
+        /// RFC 8707 resource indicator; absent: none is sent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resource: Option<String>,
+    },
+}
+
+impl UpstreamAuthSpec {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            UpstreamAuthSpec::ClientCredentials { .. } => "client_credentials",
+        }
+    }
+}
+
+/// How Gatehouse authenticates itself as an OAuth client to the upstream's token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "&'static str")]
+pub enum UpstreamClientAuth {
+    ClientSecretBasic,
+    ClientSecretPost,
+    /// RFC 7523 client assertion signed with a private key Gatehouse holds sealed.
+    PrivateKeyJwt,
+}
+
+impl UpstreamClientAuth {
+    pub const ALL: [UpstreamClientAuth; 3] = [
+        UpstreamClientAuth::ClientSecretBasic,
+        UpstreamClientAuth::ClientSecretPost,
+        UpstreamClientAuth::PrivateKeyJwt,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpstreamClientAuth::ClientSecretBasic => "client_secret_basic",
+            UpstreamClientAuth::ClientSecretPost => "client_secret_post",
+            UpstreamClientAuth::PrivateKeyJwt => "private_key_jwt",
+        }
+    }
+}
+
+impl std::str::FromStr for UpstreamClientAuth {
+    type Err = InvalidValue;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|method| method.as_str() == text)
+            .ok_or_else(|| {
+                InvalidValue::new(format!(
+                    "upstream auth method {text:?} must be client_secret_basic, \
+                     client_secret_post or private_key_jwt"
+                ))
+            })
+    }
+}
+
+impl TryFrom<String> for UpstreamClientAuth {
+    type Error = InvalidValue;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
+impl From<UpstreamClientAuth> for &'static str {
+    fn from(method: UpstreamClientAuth) -> Self {
+        method.as_str()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spec_round_trips_through_its_stored_json_and_the_secret_never_serialises() {
+        let record = UpstreamAuthRecord {
+            spec: Some(UpstreamAuthSpec::ClientCredentials {
+                token_endpoint: "https://as.example/token".into(),
+                client_id: "gatehouse".into(),
+                auth_method: UpstreamClientAuth::PrivateKeyJwt,
+                scope: Some("files:read".into()),
+                resource: None,
+            }),
+            secret_sealed: Some(vec![1, 2, 3]),
+            identity_header: Some("x-gatehouse-identity".into()),
+            unreadable: None,
+        };
+        let json = serde_json::to_value(&record).unwrap();
+        assert_eq!(json["spec"]["kind"], "client_credentials");
+        assert_eq!(json["spec"]["auth_method"], "private_key_jwt");
+        assert!(json.get("secret_sealed").is_none());
+        let back: UpstreamAuthRecord = serde_json::from_value(json).unwrap();
+        assert_eq!(back.spec, record.spec);
+        assert_eq!(back.secret_sealed, None);
+    }
+
+    #[test]
+    fn an_unknown_auth_method_or_field_is_refused() {
+        assert!("client_secret_jwt".parse::<UpstreamClientAuth>().is_err());
+        let extra = serde_json::json!({
+            "kind": "client_credentials", "token_endpoint": "https://as/t",
+            "client_id": "c", "auth_method": "client_secret_post", "secret": "leak"
+        });
+        assert!(serde_json::from_value::<UpstreamAuthSpec>(extra).is_err());
+    }
+}

@@ -1,0 +1,110 @@
+//! A server's upstream authentication in the admin API's bodies: what an operator sends (with
+//! its write-only secret) and what is shown (never a secret).
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::problem::ApiError;
+use crate::admin::upstream_auth::NewUpstreamAuth;
+use gatehouse_model::upstream_auth::{UpstreamAuthSpec, UpstreamClientAuth};
+
+/// How Gatehouse gets tokens for the upstream (ADR 0006 §5).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamAuthInput {
+    /// `client_credentials`: one token for every caller, fetched from the upstream's
+    /// authorization server and refreshed before it expires.
+    #[schema(pattern = "^client_credentials$")]
+    pub kind: String,
+    /// The upstream authorization server's token endpoint.
+    pub token_endpoint: String,
+    pub client_id: String,
+    /// `client_secret_basic`, `client_secret_post` or `private_key_jwt`.
+    pub auth_method: String,
+    /// Space-separated scopes to ask for.
+    pub scope: Option<String>,
+    /// RFC 8707 resource indicator to ask for.
+    pub resource: Option<String>,
+    /// The client secret (write-only), for the two `client_secret_*` methods.
+    pub client_secret: Option<String>,
+    /// The client's PEM PKCS #8 private key (write-only), for `private_key_jwt`.
+    pub private_key_pem: Option<String>,
+}
+
+impl TryFrom<UpstreamAuthInput> for NewUpstreamAuth {
+    type Error = ApiError;
+
+    fn try_from(input: UpstreamAuthInput) -> Result<Self, ApiError> {
+        if input.kind != "client_credentials" {
+            return Err(ApiError::Invalid(format!(
+                "upstream_auth.kind {:?} must be client_credentials",
+                input.kind
+            )));
+        }
+        let auth_method: UpstreamClientAuth = input
+            .auth_method
+            .parse()
+            .map_err(|e: gatehouse_model::names::InvalidValue| ApiError::Invalid(e.to_string()))?;
+        let secret = match (auth_method, input.client_secret, input.private_key_pem) {
+            (_, Some(_), Some(_)) => {
+                return Err(ApiError::Invalid(
+                    "give either client_secret or private_key_pem, not both".into(),
+                ));
+            }
+            (UpstreamClientAuth::PrivateKeyJwt, Some(_), None) => {
+                return Err(ApiError::Invalid(
+                    "private_key_jwt takes private_key_pem, not client_secret".into(),
+                ));
+            }
+            (UpstreamClientAuth::PrivateKeyJwt, None, key) => key,
+            (_, None, Some(_)) => {
+                return Err(ApiError::Invalid(
+                    "private_key_pem is for private_key_jwt only".into(),
+                ));
+            }
+            (_, secret, None) => secret,
+        };
+        Ok(NewUpstreamAuth {
+            spec: UpstreamAuthSpec::ClientCredentials {
+                token_endpoint: input.token_endpoint,
+                client_id: input.client_id,
+                auth_method,
+                scope: input.scope,
+                resource: input.resource,
+            },
+            secret,
+        })
+    }
+}
+
+/// A server's upstream authentication as shown: the settings, never the secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UpstreamAuthView {
+    pub kind: String,
+    pub token_endpoint: String,
+    pub client_id: String,
+    pub auth_method: String,
+    pub scope: Option<String>,
+    pub resource: Option<String>,
+}
+
+impl From<&UpstreamAuthSpec> for UpstreamAuthView {
+    fn from(spec: &UpstreamAuthSpec) -> Self {
+        match spec {
+            UpstreamAuthSpec::ClientCredentials {
+                token_endpoint,
+                client_id,
+                auth_method,
+                scope,
+                resource,
+            } => UpstreamAuthView {
+                kind: spec.kind().to_owned(),
+                token_endpoint: token_endpoint.clone(),
+                client_id: client_id.clone(),
+                auth_method: auth_method.as_str().to_owned(),
+                scope: scope.clone(),
+                resource: resource.clone(),
+            },
+        }
+    }
+}
