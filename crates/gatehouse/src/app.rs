@@ -260,7 +260,13 @@ async fn start_announced(
     } else {
         writer.with_committed(Some(audit_sinks.clone()))
     };
+    let upstream_tokens = Arc::new(crate::upstream::tokens::TokenBroker::new(
+        runtime.upstream_tokens,
+        upstream.clone(),
+        config.gateway.upstream_read_timeout,
+    ));
     let state = AppState::new(App {
+        upstream_tokens,
         access: HostOriginPolicy::from_config(&config),
         pins: crate::pinning::PinWatch::start_with(store.clone(), runtime.pins)
             .map_err(StartError::Pins)?,

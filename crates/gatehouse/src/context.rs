@@ -74,6 +74,8 @@ pub struct App {
     pub in_flight: crate::edge::limit::InFlight,
     /// Password checks at once, and failed sign-ins by address and username.
     pub logins: crate::identity::login_guard::LoginGuard,
+    /// Tokens fetched for upstreams (client credentials).
+    pub upstream_tokens: Arc<crate::upstream::tokens::TokenBroker>,
     pub(crate) request_ids: RequestIds,
 }
 

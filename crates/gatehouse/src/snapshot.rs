@@ -8,9 +8,10 @@
 
 pub mod records;
 mod reload_loop;
+pub mod upstream_auth;
 
 use arc_swap::ArcSwap;
-use http::{HeaderName, HeaderValue, Uri};
+use http::{HeaderName, Uri};
 use parking_lot::{Mutex, RwLock};
 use std::{
     collections::{HashMap, HashSet},
@@ -42,8 +43,11 @@ use records::{compile_server, compile_signing_keys, unloadable_rule};
 pub struct ServerEntry {
     pub name: Arc<str>,
     pub upstream: Uri,
-    /// The credential Gatehouse injects upstream (decrypted once, here, not per request).
-    pub credential: Option<(HeaderName, HeaderValue)>,
+    /// How Gatehouse authenticates to the upstream (secrets decrypted once, here, not per
+    /// request).
+    pub auth: upstream_auth::UpstreamAuth,
+    /// The header carrying Gatehouse's signed assertion of the caller, when sent.
+    pub identity_header: Option<HeaderName>,
     /// Tool definitions pinned for this server, and what a changed one does.
     pub pins: crate::pinning::ServerPins,
     pub pin_action: gatehouse_model::pin_action::PinAction,
@@ -233,7 +237,15 @@ impl Snapshot {
             ..Snapshot::default()
         };
         for server in contents.servers {
-            let (upstream, credential) = match compile_server(&server, keyring) {
+            let compiled = compile_server(&server, keyring).and_then(|(upstream, credential)| {
+                let auth = upstream_auth::compile(&server, keyring, credential)?;
+                let identity =
+                    server.upstream_auth.identity_header.as_deref().map(|h| {
+                        HeaderName::try_from(h).map_err(|e| format!("identity header: {e}"))
+                    });
+                Ok((upstream, auth, identity.transpose()?))
+            });
+            let (upstream, auth, identity_header) = match compiled {
                 Ok(compiled) => compiled,
                 Err(reason) => {
                     issues.push(RecordIssue::new(
@@ -251,7 +263,8 @@ impl Snapshot {
             let entry = ServerEntry {
                 name: Arc::from(server.name.as_str()),
                 upstream,
-                credential,
+                auth,
+                identity_header,
                 pins: crate::pinning::ServerPins::from_rows(
                     contents
                         .tool_pins

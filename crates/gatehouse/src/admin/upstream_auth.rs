@@ -14,10 +14,7 @@ pub struct NewUpstreamAuth {
     pub secret: Option<String>,
 }
 
-/// Associated data for a server's sealed upstream client secret or private key.
-pub fn secret_context(server: &str) -> String {
-    format!("server-upstream-secret:{server}")
-}
+pub use crate::snapshot::upstream_auth::secret_context;
 
 /// Checks `new` and seals its secret for `server` into `record` (its identity header kept).
 pub fn apply(

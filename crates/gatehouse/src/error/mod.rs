@@ -128,6 +128,9 @@ pub enum GatewayError {
     GuardrailBlockedAnswer { rule: String, detector: String },
     #[error("upstream unavailable")]
     UpstreamUnavailable,
+    /// The upstream's authorization server gave no usable token for Gatehouse's call.
+    #[error("no token for the upstream could be obtained")]
+    UpstreamCredentialUnavailable,
     #[error("upstream timed out")]
     UpstreamTimeout,
     #[error("upstream response too large")]
@@ -282,6 +285,7 @@ impl GatewayError {
             GatewayError::UnsupportedMediaType => "unsupported_media_type",
             GatewayError::MethodNotAllowed { .. } => "http_method_not_allowed",
             GatewayError::UpstreamUnavailable => "upstream_unavailable",
+            GatewayError::UpstreamCredentialUnavailable => "upstream_credential_unavailable",
             GatewayError::UpstreamTimeout => "upstream_timeout",
             GatewayError::UpstreamResponseTooLarge => "upstream_response_too_large",
             GatewayError::UpstreamContentUnfilterable => "upstream_content_unfilterable",
@@ -303,6 +307,7 @@ impl GatewayError {
         matches!(
             self,
             GatewayError::UpstreamUnavailable
+                | GatewayError::UpstreamCredentialUnavailable
                 | GatewayError::UpstreamTimeout
                 | GatewayError::UpstreamResponseTooLarge
                 | GatewayError::UpstreamContentUnfilterable
@@ -465,6 +470,9 @@ impl GatewayError {
                 (StatusCode::FORBIDDEN, codes::FORBIDDEN)
             }
             E::UpstreamUnavailable | E::UpstreamResponseTooLarge => {
+                (StatusCode::BAD_GATEWAY, codes::UPSTREAM_UNAVAILABLE)
+            }
+            E::UpstreamCredentialUnavailable => {
                 (StatusCode::BAD_GATEWAY, codes::UPSTREAM_UNAVAILABLE)
             }
             E::UpstreamContentUnfilterable | E::UpstreamEncodingUnfilterable => {

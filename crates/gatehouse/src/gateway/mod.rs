@@ -14,6 +14,7 @@ pub mod session;
 pub mod sse;
 mod sse_watch;
 pub mod tasks;
+mod upstream_auth;
 
 pub use proxy::handle;
 #[doc(hidden)]

@@ -370,6 +370,7 @@ impl Call<'_> {
             let cx = trace.upstream(&self.server.upstream);
             bytes = observe::propagate(&cx, &mut parts.headers, &mut envelope)?;
         }
+        let injected = super::upstream_auth::injected_headers(self.state, self.server).await?;
         let route = upstream::route(
             self.server,
             &self.state.upstream,
@@ -379,6 +380,7 @@ impl Call<'_> {
                 .find(|m| m.method() == "tools/call")
                 .and_then(|m| m.param_str("name"))
                 .or(task_tool.as_deref()),
+            &injected,
         );
 
         let mut rules = self.response_rules(verdict.lists_tools, tools_by_id);
@@ -421,7 +423,8 @@ impl Call<'_> {
         self.enforce(None, None).await?;
         // A resumed stream may replay a `tools/list` result: filter the stream by shape.
         let rules = self.response_rules(true, HashMap::new());
-        let route = upstream::route(self.server, &self.state.upstream, None);
+        let injected = super::upstream_auth::injected_headers(self.state, self.server).await?;
+        let route = upstream::route(self.server, &self.state.upstream, None, &injected);
         let exchange = Exchange {
             action: Action::Listen,
             session: session.as_ref(),
@@ -442,7 +445,8 @@ impl Call<'_> {
             .ok_or(GatewayError::SessionRequired)?;
         self.enforce(None, None).await?;
         let rules = self.response_rules(false, HashMap::new());
-        let route = upstream::route(self.server, &self.state.upstream, None);
+        let injected = super::upstream_auth::injected_headers(self.state, self.server).await?;
+        let route = upstream::route(self.server, &self.state.upstream, None, &injected);
         let exchange = Exchange {
             action: Action::End,
             session: Some(&session),

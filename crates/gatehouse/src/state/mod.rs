@@ -8,6 +8,7 @@
 //! | [`ReplayCache`] | single-use ids (`jti`s of client assertions; of DPoP proofs, a cache of their own) | bounded, expiring |
 //! | [`PinHolds`] | tool definitions held since the last snapshot | per server and tool |
 //! | [`TaskOwners`] | who created each MCP task | bounded, expiring |
+//! | [`upstream_tokens::UpstreamTokens`] | tokens fetched for upstreams | bounded, expired ones dropped first |
 //!
 //! Sessions, task owners and pins are consulted synchronously: each answer is a lookup a
 //! shared backend can serve from a local copy kept current by the change feed. Counters and
@@ -37,6 +38,7 @@ use gatehouse_model::records::{QuotaDelta, QuotaUsage};
 mod owner;
 mod server_pins;
 mod subjects;
+pub mod upstream_tokens;
 pub use owner::{Owner, OwnerId};
 pub use server_pins::ServerPins;
 pub(crate) use subjects::KeyHasher;
@@ -402,6 +404,8 @@ pub struct RuntimeState {
     pub changes: Arc<dyn crate::change_feed::ChangeFeed>,
     /// Shared backends `/readyz` lists and `/metrics` reports as `gatehouse_backend_up`.
     pub backends: Vec<Arc<dyn crate::health::Check>>,
+    /// Tokens fetched for upstreams (client credentials).
+    pub upstream_tokens: Arc<dyn upstream_tokens::UpstreamTokens>,
 }
 
 impl RuntimeState {
@@ -420,6 +424,7 @@ impl RuntimeState {
                 config.snapshot.poll_interval,
             )),
             backends: Vec::new(),
+            upstream_tokens: Arc::new(memory::MemoryUpstreamTokens::default()),
         }
     }
 }

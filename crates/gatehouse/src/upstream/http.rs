@@ -25,6 +25,9 @@ pub struct HttpUpstream<'a> {
     pub uri: &'a Uri,
     /// Injected into every request; the client's own credentials are never forwarded.
     pub credential: Option<&'a (HeaderName, HeaderValue)>,
+    /// This caller's headers: an upstream token, the identity assertion. Set last, so no
+    /// forwarded header can stand in for them.
+    pub injected: &'a [(HeaderName, HeaderValue)],
 }
 
 impl Upstream for HttpUpstream<'_> {
@@ -57,6 +60,9 @@ impl Upstream for HttpUpstream<'_> {
         }
         ask_for_identity(headers);
         if let Some((name, value)) = self.credential {
+            headers.insert(name.clone(), value.clone());
+        }
+        for (name, value) in self.injected {
             headers.insert(name.clone(), value.clone());
         }
         let response = self.client.send(request).await?;

@@ -86,6 +86,7 @@ impl Scripted {
             client: &self.client,
             uri: &self.uri,
             credential: Some(&self.credential),
+            injected: &[],
         }
     }
 

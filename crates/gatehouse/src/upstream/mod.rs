@@ -15,6 +15,7 @@ pub mod client;
 mod http;
 mod route;
 pub mod stdio;
+pub mod tokens;
 
 pub use http::HttpUpstream;
 pub use route::{Route, route};

@@ -3,6 +3,8 @@
 //! upstream, a tool keeps its name); a virtual server, aggregating several upstreams, answers
 //! here with the member that owns the tool and the tool's name there.
 
+use http::{HeaderName, HeaderValue};
+
 use super::{HttpUpstream, Transport};
 use crate::{snapshot::ServerEntry, upstream::client::UpstreamClient};
 
@@ -14,17 +16,20 @@ pub struct Route<'a> {
 }
 
 /// Routes a call to `tool` (if it calls one) on `server`; `client` is the process's pool of
-/// upstream connections.
+/// upstream connections; `injected` the headers this caller's call carries (an upstream
+/// token, the identity assertion).
 pub fn route<'a>(
     server: &'a ServerEntry,
     client: &'a UpstreamClient,
     tool: Option<&'a str>,
+    injected: &'a [(HeaderName, HeaderValue)],
 ) -> Route<'a> {
     Route {
         upstream: Transport::Http(HttpUpstream {
             client,
             uri: &server.upstream,
-            credential: server.credential.as_ref(),
+            credential: server.auth.static_header(),
+            injected,
         }),
         original_tool_name: tool,
     }
@@ -34,14 +39,15 @@ pub fn route<'a>(
 mod tests {
     use super::*;
     use crate::config::GatewayConfig;
+    use crate::snapshot::upstream_auth::UpstreamAuth;
     use gatehouse_model::pin_action::PinAction;
-    use http::{HeaderName, HeaderValue};
 
     fn server(upstream: &str, credential: Option<(HeaderName, HeaderValue)>) -> ServerEntry {
         ServerEntry {
             name: "files".into(),
             upstream: upstream.parse().unwrap(),
-            credential,
+            auth: credential.map_or(UpstreamAuth::None, UpstreamAuth::Static),
+            identity_header: None,
             pins: Default::default(),
             pin_action: PinAction::Off,
             anonymous_grant: None,
@@ -59,18 +65,23 @@ mod tests {
             HeaderValue::from_static("s3cret"),
         );
         let files = server("http://files.internal:9000/mcp", Some(credential.clone()));
-        let route = route(&files, &client, Some("read_file"));
+        let token = [(
+            HeaderName::from_static("authorization"),
+            HeaderValue::from_static("Bearer t"),
+        )];
+        let route = route(&files, &client, Some("read_file"), &token);
         assert_eq!(route.original_tool_name, Some("read_file"));
         let Transport::Http(http) = &route.upstream;
         assert_eq!(http.uri, &files.upstream);
         assert_eq!(http.credential, Some(&credential));
+        assert_eq!(http.injected, &token);
     }
 
     #[test]
     fn a_call_without_a_tool_routes_to_the_server_and_names_none() {
         let client = UpstreamClient::new(&GatewayConfig::default()).unwrap();
         let other = server("https://other.example/mcp", None);
-        let route = route(&other, &client, None);
+        let route = route(&other, &client, None, &[]);
         assert_eq!(route.original_tool_name, None);
         let Transport::Http(http) = &route.upstream;
         assert_eq!(http.uri.to_string(), "https://other.example/mcp");

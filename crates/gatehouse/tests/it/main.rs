@@ -69,6 +69,7 @@ mod tasks;
 mod tls;
 mod traces;
 mod transfer;
+mod upstream_credentials;
 mod upstream_encoding;
 mod upstream_faults;
 mod versions;

@@ -6,9 +6,11 @@ pub mod pins;
 pub mod replay;
 pub mod sessions;
 pub mod tasks;
+pub mod upstream_tokens;
 
 pub use counters::{MemoryCounters, MemoryQuota, MemoryRate};
 pub use pins::MemoryPinHolds;
 pub use replay::MemoryReplay;
 pub use sessions::MemorySessions;
 pub use tasks::InMemoryTaskOwners;
+pub use upstream_tokens::MemoryUpstreamTokens;

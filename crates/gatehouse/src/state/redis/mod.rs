@@ -66,6 +66,9 @@ pub fn runtime(
             link.clone(),
             redis.on_outage,
         ))],
+        // Per replica for now: each replica fetches its own client-credentials token, which
+        // costs one token request per replica and lifetime, not correctness.
+        upstream_tokens: Arc::new(crate::state::memory::MemoryUpstreamTokens::default()),
     })
 }
 

@@ -1,0 +1,140 @@
+//! A server's upstream authentication as the request path uses it (ADR 0006 §5): secrets
+//! opened once, when the snapshot is built, never per request.
+
+use std::sync::Arc;
+
+use http::{HeaderName, HeaderValue, Uri};
+use sha2::{Digest, Sha256};
+
+use crate::{secrets::Keyring, tokens::keys::SigningKey};
+use gatehouse_model::{
+    records::ServerRecord,
+    upstream_auth::{UpstreamAuthSpec, UpstreamClientAuth},
+};
+
+/// How Gatehouse authenticates to one upstream.
+#[derive(Debug, Default)]
+pub enum UpstreamAuth {
+    #[default]
+    None,
+    /// A header injected as is (`--credential`).
+    Static((HeaderName, HeaderValue)),
+    /// A token fetched with OAuth client credentials, the same for every caller.
+    ClientCredentials(Arc<ClientCredentials>),
+}
+
+impl UpstreamAuth {
+    /// The header injected as is, when that is the kind.
+    pub fn static_header(&self) -> Option<&(HeaderName, HeaderValue)> {
+        match self {
+            UpstreamAuth::Static(header) => Some(header),
+            _ => None,
+        }
+    }
+}
+
+/// Associated data for a server's sealed upstream client secret or private key.
+pub fn secret_context(server: &str) -> String {
+    format!("server-upstream-secret:{server}")
+}
+
+/// What a client-credentials token request needs.
+#[derive(Debug)]
+pub struct ClientCredentials {
+    pub token_endpoint: Uri,
+    pub client_id: String,
+    pub secret: ClientSecret,
+    pub scope: Option<String>,
+    pub resource: Option<String>,
+    /// Where the token is kept: the server and a digest of these settings, so changed
+    /// settings fetch a new token.
+    pub cache_key: String,
+}
+
+/// How Gatehouse proves itself to the upstream's token endpoint.
+pub enum ClientSecret {
+    Basic(String),
+    Post(String),
+    /// RFC 7523 client assertion signed with this key.
+    PrivateKeyJwt(Box<SigningKey>),
+}
+
+impl std::fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ClientSecret::Basic(_) => "Basic(<redacted>)",
+            ClientSecret::Post(_) => "Post(<redacted>)",
+            ClientSecret::PrivateKeyJwt(_) => "PrivateKeyJwt(<redacted>)",
+        })
+    }
+}
+
+/// The token-fetching part of a server record, its secret opened; `static_header` is the
+/// record's static credential, already opened by the caller.
+pub fn compile(
+    server: &ServerRecord,
+    keyring: &Keyring,
+    static_header: Option<(HeaderName, HeaderValue)>,
+) -> Result<UpstreamAuth, String> {
+    let auth = &server.upstream_auth;
+    if let Some(why) = &auth.unreadable {
+        return Err(why.clone());
+    }
+    let Some(spec) = &auth.spec else {
+        return Ok(match static_header {
+            Some(header) => UpstreamAuth::Static(header),
+            None => UpstreamAuth::None,
+        });
+    };
+    if static_header.is_some() {
+        return Err("a static credential and upstream tokens cannot both be set".into());
+    }
+    let sealed = auth
+        .secret_sealed
+        .as_deref()
+        .ok_or("upstream auth settings without their secret")?;
+    let secret = keyring
+        .decrypt(sealed, &secret_context(&server.name))
+        .map_err(|e| format!("upstream secret: {e}"))?;
+    match spec {
+        UpstreamAuthSpec::ClientCredentials {
+            token_endpoint,
+            client_id,
+            auth_method,
+            scope,
+            resource,
+        } => {
+            let endpoint: Uri = token_endpoint
+                .parse()
+                .map_err(|e| format!("token endpoint: {e}"))?;
+            let mut digest = Sha256::new();
+            digest.update(serde_json::to_vec(spec).unwrap_or_default());
+            digest.update(&secret);
+            let secret = match auth_method {
+                UpstreamClientAuth::PrivateKeyJwt => ClientSecret::PrivateKeyJwt(Box::new(
+                    SigningKey::from_pkcs8_any(&secret)
+                        .map_err(|e| format!("upstream private key: {e}"))?,
+                )),
+                method => {
+                    let text = String::from_utf8(secret)
+                        .map_err(|_| "upstream client secret is not UTF-8".to_owned())?;
+                    if *method == UpstreamClientAuth::ClientSecretPost {
+                        ClientSecret::Post(text)
+                    } else {
+                        ClientSecret::Basic(text)
+                    }
+                }
+            };
+            Ok(UpstreamAuth::ClientCredentials(Arc::new(
+                ClientCredentials {
+                    token_endpoint: endpoint,
+                    client_id: client_id.clone(),
+                    secret,
+                    scope: scope.clone(),
+                    resource: resource.clone(),
+                    cache_key: format!("{}:{}", server.name, hex::encode(&digest.finalize()[..12])),
+                },
+            )))
+        }
+    }
+}
