@@ -370,7 +370,13 @@ impl Call<'_> {
             let cx = trace.upstream(&self.server.upstream);
             bytes = observe::propagate(&cx, &mut parts.headers, &mut envelope)?;
         }
-        let injected = super::upstream_auth::injected_headers(self.state, self.server).await?;
+        let injected = super::upstream_auth::injected_headers(
+            self.state,
+            self.server,
+            self.principal,
+            &record.request_id,
+        )
+        .await?;
         let route = upstream::route(
             self.server,
             &self.state.upstream,
@@ -423,7 +429,13 @@ impl Call<'_> {
         self.enforce(None, None).await?;
         // A resumed stream may replay a `tools/list` result: filter the stream by shape.
         let rules = self.response_rules(true, HashMap::new());
-        let injected = super::upstream_auth::injected_headers(self.state, self.server).await?;
+        let injected = super::upstream_auth::injected_headers(
+            self.state,
+            self.server,
+            self.principal,
+            &record.request_id,
+        )
+        .await?;
         let route = upstream::route(self.server, &self.state.upstream, None, &injected);
         let exchange = Exchange {
             action: Action::Listen,
@@ -445,7 +457,13 @@ impl Call<'_> {
             .ok_or(GatewayError::SessionRequired)?;
         self.enforce(None, None).await?;
         let rules = self.response_rules(false, HashMap::new());
-        let injected = super::upstream_auth::injected_headers(self.state, self.server).await?;
+        let injected = super::upstream_auth::injected_headers(
+            self.state,
+            self.server,
+            self.principal,
+            &record.request_id,
+        )
+        .await?;
         let route = upstream::route(self.server, &self.state.upstream, None, &injected);
         let exchange = Exchange {
             action: Action::End,

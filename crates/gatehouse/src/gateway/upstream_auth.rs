@@ -1,24 +1,106 @@
 //! The headers one call carries to the upstream beyond what is forwarded (ADR 0006 §5–6): a
-//! token fetched for the server. Resolved before the call is routed, so a call that cannot
-//! get its token is answered without reaching the upstream.
+//! token fetched for the server, and Gatehouse's signed assertion of the caller. Resolved
+//! before the call is routed, so a call that cannot get them is answered without reaching
+//! the upstream.
 
 use http::{HeaderName, HeaderValue, header};
+use serde::Serialize;
 
 use crate::{
-    context::AppState, error::GatewayError, snapshot::ServerEntry,
-    snapshot::upstream_auth::UpstreamAuth,
+    context::AppState,
+    error::GatewayError,
+    identity::principal::Principal,
+    snapshot::{ServerEntry, upstream_auth::UpstreamAuth},
+    tokens::{jwt, signing::SigningKeys},
 };
 
-/// Headers for this call: none, or the upstream token (the static credential goes with the
-/// route itself).
+/// `typ` of the identity assertion, so it cannot pass for an access token (`at+jwt`).
+pub const IDENTITY_TYP: &str = "gatehouse-id+jwt";
+/// Lifetime of an identity assertion: one call, with room for clock skew.
+const IDENTITY_TTL_SECS: i64 = 60;
+
+/// Headers for this call: the upstream token, the identity assertion, or none (the static
+/// credential goes with the route itself).
 pub async fn injected_headers(
     state: &AppState,
     server: &ServerEntry,
+    principal: &Principal,
+    request_id: &str,
 ) -> Result<Vec<(HeaderName, HeaderValue)>, GatewayError> {
     let mut headers = Vec::new();
     if let UpstreamAuth::ClientCredentials(auth) = &server.auth {
         let value = state.upstream_tokens.authorization(auth).await?;
         headers.push((header::AUTHORIZATION, value));
     }
+    if let Some(name) = &server.identity_header {
+        let snapshot = state.snapshot.current();
+        let username = principal
+            .user
+            .as_deref()
+            .and_then(|user| snapshot.users.get(user))
+            .map(|entry| entry.username.as_str());
+        let assertion = identity_assertion(
+            &snapshot.oauth.signing,
+            state.config.public_base(),
+            &server.upstream.to_string(),
+            (principal, username),
+            request_id,
+            crate::now_ms(),
+        )?;
+        headers.push((name.clone(), assertion));
+    }
     Ok(headers)
+}
+
+#[derive(Serialize)]
+struct IdentityClaims<'a> {
+    iss: &'a str,
+    aud: &'a str,
+    /// The person, when the caller acts for one; else the client.
+    sub: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_id: Option<&'a str>,
+    /// The person's username, when the caller acts for one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    preferred_username: Option<&'a str>,
+    /// The audit record's request id, so the upstream's logs and Gatehouse's trail meet.
+    jti: &'a str,
+    iat: i64,
+    exp: i64,
+}
+
+/// A JWT naming the caller, signed with the current signing key (verifiable with
+/// `/oauth/jwks.json`), for `audience` only and one minute.
+pub fn identity_assertion(
+    keys: &SigningKeys,
+    issuer: &str,
+    audience: &str,
+    (principal, username): (&Principal, Option<&str>),
+    request_id: &str,
+    now_ms: i64,
+) -> Result<HeaderValue, GatewayError> {
+    let key = keys.signer(now_ms).ok_or_else(|| {
+        tracing::error!("no signing key is active: the identity assertion cannot be signed");
+        GatewayError::UpstreamCredentialUnavailable
+    })?;
+    let now = now_ms.div_euclid(1000);
+    let claims = IdentityClaims {
+        iss: issuer,
+        aud: audience,
+        sub: principal
+            .user
+            .as_deref()
+            .or(principal.client.as_deref())
+            .unwrap_or("anonymous"),
+        client_id: principal.client.as_deref(),
+        preferred_username: username,
+        jti: request_id,
+        iat: now,
+        exp: now + IDENTITY_TTL_SECS,
+    };
+    let token = jwt::encode(key, Some(IDENTITY_TYP), &claims).map_err(|e| {
+        tracing::error!(error = %e, "identity assertion signing failed");
+        GatewayError::UpstreamCredentialUnavailable
+    })?;
+    HeaderValue::try_from(token).map_err(|_| GatewayError::UpstreamCredentialUnavailable)
 }

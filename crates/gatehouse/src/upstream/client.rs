@@ -164,9 +164,13 @@ fn is_forwarding(name: &HeaderName) -> bool {
     )
 }
 
+/// The documented name of the identity assertion's header (ADR 0006 §6).
+pub const IDENTITY_HEADER_DEFAULT: &str = "x-gatehouse-identity";
+
 /// Request headers to forward: everything but hop-by-hop headers (fixed and those `Connection`
-/// names), forwarding headers, the client's credentials (never passed upstream) and what the
-/// proxy recomputes.
+/// names), forwarding headers, the client's credentials (never passed upstream), what the
+/// proxy recomputes, and the identity assertion's default header (only Gatehouse writes it,
+/// whether or not the server asks for it; a configured name is replaced when it is set).
 pub fn forward_request_headers(incoming: &HeaderMap) -> HeaderMap {
     let listed = connection_tokens(incoming);
     let mut out = HeaderMap::with_capacity(incoming.len());
@@ -178,7 +182,8 @@ pub fn forward_request_headers(incoming: &HeaderMap) -> HeaderMap {
             || name == header::AUTHORIZATION
             || name == header::COOKIE
             || name == header::CONTENT_LENGTH
-            || name.as_str() == "x-api-key";
+            || name.as_str() == "x-api-key"
+            || name.as_str() == IDENTITY_HEADER_DEFAULT;
         if !drop {
             out.append(name.clone(), value.clone());
         }

@@ -29,6 +29,7 @@ mod external_issuer;
 mod filtering;
 mod guardrails;
 mod host;
+mod identity_header;
 mod keys;
 mod layers;
 mod limits;
