@@ -48,6 +48,23 @@ pub async fn list_tools(state: &AppState, server: &ServerRecord) -> Result<Outco
         }
         _ => None,
     };
+    // A server that gets upstream tokens is probed with one, as its calls are.
+    let credential =
+        match crate::snapshot::upstream_auth::compile(server, &state.keyring, credential)
+            .map_err(|_| ApiError::Internal)?
+        {
+            crate::snapshot::upstream_auth::UpstreamAuth::ClientCredentials(auth) => {
+                match state.upstream_tokens.authorization(&auth).await {
+                    Ok(value) => Some((header::AUTHORIZATION, value)),
+                    Err(_) => {
+                        return Ok(Outcome::Unreachable(
+                            "the upstream's authorization server gave no token".into(),
+                        ));
+                    }
+                }
+            }
+            other => other.static_header().cloned(),
+        };
     let probe = Probe {
         state,
         url: &server.url,

@@ -28,21 +28,21 @@ use crate::{
 };
 
 /// One token request as the endpoint saw it: headers and form.
-type TokenRequest = (HeaderMap, HashMap<String, String>);
+pub type TokenRequest = (HeaderMap, HashMap<String, String>);
 
 /// A token endpoint that hands out `t1`, `t2`, … and records every request.
 #[derive(Clone, Default)]
-struct TokenEndpoint {
+pub struct TokenEndpoint {
     requests: Arc<Mutex<Vec<TokenRequest>>>,
     issued: Arc<AtomicUsize>,
-    failing: Arc<AtomicBool>,
+    pub failing: Arc<AtomicBool>,
     /// Answers after this many milliseconds, so concurrent first calls overlap.
     delay_ms: Arc<AtomicUsize>,
-    url: String,
+    pub url: String,
 }
 
 impl TokenEndpoint {
-    async fn start() -> TokenEndpoint {
+    pub async fn start() -> TokenEndpoint {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let endpoint = TokenEndpoint {
             url: format!("http://{}/token", listener.local_addr().unwrap()),
@@ -55,7 +55,7 @@ impl TokenEndpoint {
         endpoint
     }
 
-    fn requests(&self) -> Vec<TokenRequest> {
+    pub fn requests(&self) -> Vec<TokenRequest> {
         self.requests.lock().unwrap().clone()
     }
 }

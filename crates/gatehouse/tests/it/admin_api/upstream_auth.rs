@@ -108,3 +108,69 @@ async fn contradictory_or_incomplete_upstream_auth_is_refused_and_nothing_is_sto
         );
     }
 }
+
+#[tokio::test]
+async fn test_connection_probes_with_the_upstream_token() {
+    use crate::{scripted_upstream::Upstream, upstream_credentials::TokenEndpoint};
+    let upstream = Upstream::start().await;
+    let endpoint = TokenEndpoint::start().await;
+    let api = AdminApi::start().await;
+    let operator = api.token(AdminRole::Operator).await;
+    let server = |name: &str, client_id: &str| {
+        json!({
+            "name": name,
+            "url": upstream.url(),
+            "upstream_auth": {
+                "kind": "client_credentials",
+                "token_endpoint": endpoint.url,
+                "client_id": client_id,
+                "auth_method": "client_secret_post",
+                "client_secret": "s3cret"
+            }
+        })
+    };
+    let (status, created) = answer(api.post(
+        "/admin/api/v1/servers",
+        &operator,
+        &server("files", "gatehouse"),
+    ))
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let (status, tested) = answer(api.post(
+        "/admin/api/v1/servers/files/test-connection",
+        &operator,
+        &json!({}),
+    ))
+    .await;
+    assert_eq!(status, 200, "{tested}");
+    assert_eq!(tested["reachable"], true, "{tested}");
+    assert!(
+        upstream.received().iter().all(|r| r
+            .headers
+            .get("authorization")
+            .is_some_and(|v| v == "Bearer t1")),
+        "every probe request carried the upstream token"
+    );
+    assert_eq!(endpoint.requests().len(), 1);
+
+    endpoint
+        .failing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let (status, created) = answer(api.post(
+        "/admin/api/v1/servers",
+        &operator,
+        &server("other", "another"),
+    ))
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let hits = upstream.hits();
+    let (status, tested) = answer(api.post(
+        "/admin/api/v1/servers/other/test-connection",
+        &operator,
+        &json!({}),
+    ))
+    .await;
+    assert_eq!(status, 200, "{tested}");
+    assert_eq!(tested["reachable"], false, "{tested}");
+    assert_eq!(upstream.hits(), hits, "not probed without its token");
+}
