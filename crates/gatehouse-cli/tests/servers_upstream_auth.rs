@@ -1,0 +1,164 @@
+//! `gatehouse servers add|update` with upstream tokens and the identity header: settings shown,
+//! secrets read from a file or the environment and never printed, removal, refusals.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use serde_json::Value;
+use std::process::{Command, Output};
+
+struct Cli {
+    dir: tempfile::TempDir,
+}
+
+impl Cli {
+    fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+            .arg("--data-dir")
+            .arg(self.dir.path())
+            .arg("--output")
+            .arg("json")
+            .args(args)
+            .env_remove("GATEHOUSE_MASTER_KEY")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    }
+
+    fn json(&self, args: &[&str], env: &[(&str, &str)]) -> Value {
+        let out = self.run(args, env);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(!text.contains("cli-s3cret"), "a secret was printed: {text}");
+        let value: Value = serde_json::from_str(&text).unwrap();
+        match value {
+            Value::Array(mut one) if one.len() == 1 => one.remove(0),
+            other => other,
+        }
+    }
+
+    fn fails(&self, args: &[&str], message: &str) {
+        let out = self.run(args, &[]);
+        assert!(
+            matches!(out.status.code(), Some(1 | 2)),
+            "{args:?} should fail"
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(message),
+            "{args:?}: expected {message:?} in {stderr:?}"
+        );
+    }
+}
+
+#[test]
+fn servers_take_client_credentials_and_an_identity_header_and_drop_them() {
+    let cli = Cli {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let secret_file = cli.dir.path().join("secret.txt");
+    std::fs::write(&secret_file, "cli-s3cret\n").unwrap();
+    let added = cli.json(
+        &[
+            "servers",
+            "add",
+            "files",
+            "--url",
+            "http://127.0.0.1:9/mcp",
+            "--token-endpoint",
+            "http://127.0.0.1:9/token",
+            "--client-id",
+            "gatehouse",
+            "--client-secret-file",
+            secret_file.to_str().unwrap(),
+            "--scope",
+            "files:read",
+            "--identity-header",
+            "X-Gatehouse-Identity",
+        ],
+        &[],
+    );
+    let auth = &added["upstream_auth"];
+    assert_eq!(auth["spec"]["kind"], "client_credentials", "{added}");
+    assert_eq!(auth["spec"]["auth_method"], "client_secret_basic");
+    assert_eq!(auth["spec"]["scope"], "files:read");
+    assert_eq!(auth["identity_header"], "x-gatehouse-identity");
+
+    let updated = cli.json(
+        &[
+            "servers",
+            "update",
+            "files",
+            "--token-endpoint",
+            "http://127.0.0.1:9/token",
+            "--client-id",
+            "gatehouse",
+            "--auth-method",
+            "client_secret_post",
+            "--client-secret-env",
+            "FILES_SECRET",
+        ],
+        &[("FILES_SECRET", "cli-s3cret")],
+    );
+    assert_eq!(
+        updated["upstream_auth"]["spec"]["auth_method"],
+        "client_secret_post"
+    );
+    assert_eq!(
+        updated["upstream_auth"]["identity_header"], "x-gatehouse-identity",
+        "the identity header stays"
+    );
+
+    let cleared = cli.json(
+        &[
+            "servers",
+            "update",
+            "files",
+            "--no-upstream-auth",
+            "--no-identity-header",
+        ],
+        &[],
+    );
+    assert_eq!(cleared["upstream_auth"], serde_json::json!({}), "{cleared}");
+
+    cli.fails(
+        &[
+            "servers",
+            "update",
+            "files",
+            "--token-endpoint",
+            "http://127.0.0.1:9/token",
+            "--client-id",
+            "gatehouse",
+        ],
+        "needs a client secret",
+    );
+    cli.fails(
+        &[
+            "servers",
+            "update",
+            "files",
+            "--token-endpoint",
+            "http://127.0.0.1:9/token",
+            "--client-id",
+            "gatehouse",
+            "--auth-method",
+            "private_key_jwt",
+            "--client-secret-file",
+            secret_file.to_str().unwrap(),
+        ],
+        "PKCS #8",
+    );
+    cli.fails(
+        &[
+            "servers",
+            "update",
+            "files",
+            "--identity-header",
+            "Authorization",
+        ],
+        "sets itself",
+    );
+}
