@@ -5,3 +5,19 @@
 ALTER TABLE servers ADD COLUMN upstream_auth TEXT;
 ALTER TABLE servers ADD COLUMN upstream_secret_sealed BLOB;
 ALTER TABLE servers ADD COLUMN identity_header TEXT;
+
+-- A person's own tokens at an upstream (per-user delegated credentials, ADR 0006 §5), sealed
+-- with the master key; gone with the person or the server.
+CREATE TABLE upstream_grants (
+    user_id        TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    server         TEXT NOT NULL REFERENCES servers (name) ON DELETE CASCADE,
+    access_sealed  BLOB NOT NULL,
+    refresh_sealed BLOB,
+    -- Milliseconds since the Unix epoch; NULL when the upstream named no lifetime.
+    expires_at     INTEGER,
+    scope          TEXT NOT NULL DEFAULT '',
+    created_at     INTEGER NOT NULL,
+    refreshed_at   INTEGER,
+    PRIMARY KEY (user_id, server)
+);
+CREATE INDEX upstream_grants_server ON upstream_grants (server);

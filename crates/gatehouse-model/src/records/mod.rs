@@ -19,7 +19,9 @@ pub use oauth::{
 };
 pub use reload::{RecordIssue, ReloadReport};
 pub use replicas::ReplicaHeartbeat;
-pub use users::{AuthorizationCodeRecord, CodeRedemption, GroupConnectionRecord, UserRecord};
+pub use users::{
+    AuthorizationCodeRecord, CodeRedemption, GroupConnectionRecord, UpstreamGrantRecord, UserRecord,
+};
 
 /// Generation counter value after a change.
 pub type Generation = i64;

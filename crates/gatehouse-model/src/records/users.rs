@@ -60,3 +60,19 @@ pub enum CodeRedemption {
     /// Unknown or expired.
     Invalid,
 }
+
+/// A person's own tokens at an upstream (per-user delegated credentials), sealed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamGrantRecord {
+    pub user_id: String,
+    pub server: String,
+    #[serde(skip)]
+    pub access_sealed: Vec<u8>,
+    #[serde(skip)]
+    pub refresh_sealed: Option<Vec<u8>>,
+    /// Milliseconds since the Unix epoch; `None` when the upstream named no lifetime.
+    pub expires_at: Option<i64>,
+    pub scope: String,
+    pub created_at: i64,
+    pub refreshed_at: Option<i64>,
+}

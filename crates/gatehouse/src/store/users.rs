@@ -4,7 +4,8 @@ use async_trait::async_trait;
 
 use super::StoreResult;
 use gatehouse_model::records::{
-    AuthorizationCodeRecord, CodeRedemption, Generation, GroupConnectionRecord, UserRecord,
+    AuthorizationCodeRecord, CodeRedemption, Generation, GroupConnectionRecord,
+    UpstreamGrantRecord, UserRecord,
 };
 
 #[async_trait]
@@ -47,4 +48,20 @@ pub trait UserStore: Send + Sync + 'static {
         access_jti: &str,
         access_expires_at: i64,
     ) -> StoreResult<()>;
+
+    /// Keeps a person's tokens at an upstream, replacing any they had there. Runtime data:
+    /// the generation does not move.
+    async fn put_upstream_grant(&self, grant: &UpstreamGrantRecord) -> StoreResult<()>;
+    async fn get_upstream_grant(
+        &self,
+        user_id: &str,
+        server: &str,
+    ) -> StoreResult<Option<UpstreamGrantRecord>>;
+    /// One person's grants (`Some`), or everyone's, by user then server.
+    async fn list_upstream_grants(
+        &self,
+        user_id: Option<&str>,
+    ) -> StoreResult<Vec<UpstreamGrantRecord>>;
+    /// Whether there was one to remove.
+    async fn delete_upstream_grant(&self, user_id: &str, server: &str) -> StoreResult<bool>;
 }

@@ -224,6 +224,20 @@ pub const TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "upstream_grants",
+        order_by: "user_id, server",
+        columns: &[
+            ("user_id", Text),
+            ("server", Text),
+            ("access_sealed", Bytes),
+            ("refresh_sealed", Bytes),
+            ("expires_at", Int),
+            ("scope", Text),
+            ("created_at", Int),
+            ("refreshed_at", Int),
+        ],
+    },
+    Table {
         name: "group_connections",
         order_by: "group_name, server",
         columns: &[

@@ -5,11 +5,12 @@ use async_trait::async_trait;
 use super::backend::{SqlBackend, query};
 use super::records::{SERVER_EXISTS, SqlStore, commit_bumped, require};
 use super::{
-    OrConflict, all, code_from, found, group_connection_from, to_json, touched, user_from,
+    Columns, OrConflict, all, code_from, found, group_connection_from, to_json, touched, user_from,
 };
 use crate::store::{StoreResult, users::UserStore};
 use gatehouse_model::records::{
-    AuthorizationCodeRecord, CodeRedemption, Generation, GroupConnectionRecord, UserRecord,
+    AuthorizationCodeRecord, CodeRedemption, Generation, GroupConnectionRecord,
+    UpstreamGrantRecord, UserRecord,
 };
 
 #[async_trait]
@@ -230,4 +231,91 @@ impl<B: SqlBackend> UserStore for SqlStore<B> {
         .await?;
         Ok(())
     }
+
+    async fn put_upstream_grant(&self, g: &UpstreamGrantRecord) -> StoreResult<()> {
+        let mut tx = self.b.begin_write().await?;
+        require(&mut *tx, "server", SERVER_EXISTS, &g.server).await?;
+        require(
+            &mut *tx,
+            "user",
+            "SELECT 1 FROM users WHERE id = $1",
+            &g.user_id,
+        )
+        .await?;
+        query(
+            "INSERT INTO upstream_grants (user_id, server, access_sealed, refresh_sealed, \
+             expires_at, scope, created_at, refreshed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (user_id, server) DO UPDATE SET access_sealed = excluded.access_sealed, \
+             refresh_sealed = excluded.refresh_sealed, expires_at = excluded.expires_at, \
+             scope = excluded.scope, created_at = excluded.created_at, \
+             refreshed_at = excluded.refreshed_at",
+        )
+        .bind(&g.user_id)
+        .bind(&g.server)
+        .bind(&g.access_sealed)
+        .bind(&g.refresh_sealed)
+        .bind(g.expires_at)
+        .bind(&g.scope)
+        .bind(g.created_at)
+        .bind(g.refreshed_at)
+        .execute(&mut *tx)
+        .await?;
+        B::commit(tx).await?;
+        Ok(())
+    }
+
+    async fn get_upstream_grant(
+        &self,
+        user_id: &str,
+        server: &str,
+    ) -> StoreResult<Option<UpstreamGrantRecord>> {
+        let row = query("SELECT * FROM upstream_grants WHERE user_id = $1 AND server = $2")
+            .bind(user_id)
+            .bind(server)
+            .fetch_optional(&mut *self.b.acquire().await?)
+            .await?;
+        row.as_ref().map(upstream_grant_from).transpose()
+    }
+
+    async fn list_upstream_grants(
+        &self,
+        user_id: Option<&str>,
+    ) -> StoreResult<Vec<UpstreamGrantRecord>> {
+        let rows = match user_id {
+            Some(user_id) => {
+                query("SELECT * FROM upstream_grants WHERE user_id = $1 ORDER BY server")
+                    .bind(user_id)
+                    .fetch_all(&mut *self.b.acquire().await?)
+                    .await?
+            }
+            None => {
+                query("SELECT * FROM upstream_grants ORDER BY user_id, server")
+                    .fetch_all(&mut *self.b.acquire().await?)
+                    .await?
+            }
+        };
+        all(&rows, upstream_grant_from)
+    }
+
+    async fn delete_upstream_grant(&self, user_id: &str, server: &str) -> StoreResult<bool> {
+        let done = query("DELETE FROM upstream_grants WHERE user_id = $1 AND server = $2")
+            .bind(user_id)
+            .bind(server)
+            .execute(&mut *self.b.acquire().await?)
+            .await?;
+        Ok(done > 0)
+    }
+}
+
+fn upstream_grant_from(row: &impl Columns) -> StoreResult<UpstreamGrantRecord> {
+    Ok(UpstreamGrantRecord {
+        user_id: row.text("user_id")?,
+        server: row.text("server")?,
+        access_sealed: row.bytes("access_sealed")?,
+        refresh_sealed: row.opt_bytes("refresh_sealed")?,
+        expires_at: row.opt_int("expires_at")?,
+        scope: row.text("scope")?,
+        created_at: row.int("created_at")?,
+        refreshed_at: row.opt_int("refreshed_at")?,
+    })
 }

@@ -268,3 +268,118 @@ async fn an_expired_code_is_invalid_and_long_expired_codes_are_dropped() {
     })
     .await;
 }
+
+fn upstream_grant(
+    user_id: &str,
+    server: &str,
+    access: u8,
+) -> gatehouse_model::records::UpstreamGrantRecord {
+    gatehouse_model::records::UpstreamGrantRecord {
+        user_id: user_id.into(),
+        server: server.into(),
+        access_sealed: vec![access, 0, 255],
+        refresh_sealed: Some(vec![7, access]),
+        expires_at: Some(FAR_FUTURE),
+        scope: "repo read:user".into(),
+        created_at: 6_000,
+        refreshed_at: None,
+    }
+}
+
+#[tokio::test]
+async fn upstream_grants_are_kept_per_person_and_server_replaced_listed_and_deleted() {
+    each_backend(|store| async move {
+        for name in ["files", "mail"] {
+            store.insert_server(&server(name)).await.unwrap();
+        }
+        store.insert_user(&user("u1", "ann")).await.unwrap();
+        store.insert_user(&user("u2", "bob")).await.unwrap();
+        let generation = store.generation().await.unwrap();
+        store
+            .put_upstream_grant(&upstream_grant("u1", "files", 1))
+            .await
+            .unwrap();
+        store
+            .put_upstream_grant(&upstream_grant("u1", "mail", 2))
+            .await
+            .unwrap();
+        store
+            .put_upstream_grant(&upstream_grant("u2", "files", 3))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.generation().await.unwrap(),
+            generation,
+            "runtime data"
+        );
+        assert_eq!(
+            store.get_upstream_grant("u1", "files").await.unwrap(),
+            Some(upstream_grant("u1", "files", 1))
+        );
+        assert_eq!(store.get_upstream_grant("u2", "mail").await.unwrap(), None);
+
+        let refreshed = gatehouse_model::records::UpstreamGrantRecord {
+            refresh_sealed: None,
+            expires_at: None,
+            refreshed_at: Some(7_000),
+            ..upstream_grant("u1", "files", 9)
+        };
+        store.put_upstream_grant(&refreshed).await.unwrap();
+        assert_eq!(
+            store.get_upstream_grant("u1", "files").await.unwrap(),
+            Some(refreshed.clone())
+        );
+        assert_eq!(
+            store.list_upstream_grants(Some("u1")).await.unwrap(),
+            vec![refreshed.clone(), upstream_grant("u1", "mail", 2)]
+        );
+        let everyone: Vec<_> = store
+            .list_upstream_grants(None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|g| (g.user_id, g.server))
+            .collect();
+        assert_eq!(
+            everyone,
+            [("u1", "files"), ("u1", "mail"), ("u2", "files")]
+                .map(|(u, s)| (u.to_owned(), s.to_owned()))
+        );
+        assert!(store.delete_upstream_grant("u1", "mail").await.unwrap());
+        assert!(!store.delete_upstream_grant("u1", "mail").await.unwrap());
+        assert_eq!(
+            store.list_upstream_grants(Some("u1")).await.unwrap(),
+            vec![refreshed]
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_upstream_grant_needs_its_person_and_server_and_goes_with_the_server() {
+    each_backend(|store| async move {
+        store.insert_server(&server("files")).await.unwrap();
+        store.insert_user(&user("u1", "ann")).await.unwrap();
+        assert_not_found(
+            store
+                .put_upstream_grant(&upstream_grant("u1", "ghost", 1))
+                .await,
+            "server",
+            "ghost",
+        );
+        assert_not_found(
+            store
+                .put_upstream_grant(&upstream_grant("nobody", "files", 1))
+                .await,
+            "user",
+            "nobody",
+        );
+        store
+            .put_upstream_grant(&upstream_grant("u1", "files", 1))
+            .await
+            .unwrap();
+        store.delete_server("files").await.unwrap();
+        assert!(store.list_upstream_grants(None).await.unwrap().is_empty());
+    })
+    .await;
+}
