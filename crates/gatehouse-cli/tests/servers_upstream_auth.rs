@@ -111,6 +111,23 @@ fn servers_take_client_credentials_and_an_identity_header_and_drop_them() {
         "the identity header stays"
     );
 
+    let exchanged = cli.json(
+        &[
+            "servers",
+            "update",
+            "files",
+            "--token-exchange",
+            "--token-endpoint",
+            "http://127.0.0.1:9/token",
+            "--client-id",
+            "gatehouse",
+            "--client-secret-env",
+            "FILES_SECRET",
+        ],
+        &[("FILES_SECRET", "cli-s3cret")],
+    );
+    assert_eq!(exchanged["upstream_auth"]["spec"]["kind"], "token_exchange");
+
     let cleared = cli.json(
         &[
             "servers",

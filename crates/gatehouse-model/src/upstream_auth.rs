@@ -41,12 +41,59 @@ pub enum UpstreamAuthSpec {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resource: Option<String>,
     },
+    /// RFC 8693 token exchange per person: Gatehouse presents its signed assertion of the
+    /// caller (ADR 0006 §6) as `subject_token` and gets that person's token. Only calls made
+    /// for a person can use it.
+    TokenExchange {
+        token_endpoint: String,
+        client_id: String,
+        auth_method: UpstreamClientAuth,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scope: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resource: Option<String>,
+    },
+}
+
+/// What both token-fetching kinds share: where and how Gatehouse asks.
+pub struct TokenClient<'a> {
+    pub token_endpoint: &'a str,
+    pub client_id: &'a str,
+    pub auth_method: UpstreamClientAuth,
+    pub scope: Option<&'a str>,
+    pub resource: Option<&'a str>,
 }
 
 impl UpstreamAuthSpec {
     pub fn kind(&self) -> &'static str {
         match self {
             UpstreamAuthSpec::ClientCredentials { .. } => "client_credentials",
+            UpstreamAuthSpec::TokenExchange { .. } => "token_exchange",
+        }
+    }
+
+    pub fn client(&self) -> TokenClient<'_> {
+        match self {
+            UpstreamAuthSpec::ClientCredentials {
+                token_endpoint,
+                client_id,
+                auth_method,
+                scope,
+                resource,
+            }
+            | UpstreamAuthSpec::TokenExchange {
+                token_endpoint,
+                client_id,
+                auth_method,
+                scope,
+                resource,
+            } => TokenClient {
+                token_endpoint,
+                client_id,
+                auth_method: *auth_method,
+                scope: scope.as_deref(),
+                resource: resource.as_deref(),
+            },
         }
     }
 }

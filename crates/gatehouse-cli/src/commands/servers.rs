@@ -274,6 +274,10 @@ pub struct UpstreamAuthArgs {
     /// RFC 8707 resource indicator to ask for (usually the upstream's MCP URL).
     #[arg(long, requires = "token_endpoint")]
     resource: Option<String>,
+    /// Get a token per person by RFC 8693 token exchange (presenting Gatehouse's signed
+    /// assertion of the caller) instead of one client-credentials token for everyone.
+    #[arg(long, requires = "token_endpoint")]
+    token_exchange: bool,
     /// Stop fetching tokens for the upstream (update only).
     #[arg(long, conflicts_with = "token_endpoint")]
     no_upstream_auth: bool,
@@ -337,15 +341,25 @@ impl UpstreamAuthArgs {
             ),
             _ => None,
         };
-        Ok(Some(admin::upstream_auth::NewUpstreamAuth {
-            spec: UpstreamAuthSpec::ClientCredentials {
+        let auth_method = self.auth_method.parse()?;
+        let (scope, resource) = (self.scope, self.resource);
+        let spec = if self.token_exchange {
+            UpstreamAuthSpec::TokenExchange {
                 token_endpoint,
                 client_id,
-                auth_method: self.auth_method.parse()?,
-                scope: self.scope,
-                resource: self.resource,
-            },
-            secret,
-        }))
+                auth_method,
+                scope,
+                resource,
+            }
+        } else {
+            UpstreamAuthSpec::ClientCredentials {
+                token_endpoint,
+                client_id,
+                auth_method,
+                scope,
+                resource,
+            }
+        };
+        Ok(Some(admin::upstream_auth::NewUpstreamAuth { spec, secret }))
     }
 }

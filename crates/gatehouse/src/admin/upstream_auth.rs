@@ -23,42 +23,34 @@ pub fn apply(
     new: NewUpstreamAuth,
     record: &mut UpstreamAuthRecord,
 ) -> AdminResult<()> {
-    let secret = match &new.spec {
-        UpstreamAuthSpec::ClientCredentials {
-            token_endpoint,
-            client_id,
-            auth_method,
-            scope,
-            resource,
-        } => {
-            check_endpoint("token endpoint", token_endpoint)?;
-            if let Some(resource) = resource {
-                check_endpoint("resource", resource)?;
+    let client = new.spec.client();
+    check_endpoint("token endpoint", client.token_endpoint)?;
+    if let Some(resource) = client.resource {
+        check_endpoint("resource", resource)?;
+    }
+    if client.client_id.trim().is_empty() {
+        return Err(AdminError::Invalid("client id must not be empty".into()));
+    }
+    if client.scope.is_some_and(|s| s.trim().is_empty()) {
+        return Err(AdminError::Invalid("scope must not be empty".into()));
+    }
+    let auth_method = client.auth_method;
+    let secret = new.secret.as_deref().ok_or_else(|| {
+        AdminError::Invalid(match auth_method {
+            UpstreamClientAuth::PrivateKeyJwt => {
+                "private_key_jwt needs the client's private key (PEM, PKCS #8)".into()
             }
-            if client_id.trim().is_empty() {
-                return Err(AdminError::Invalid("client id must not be empty".into()));
-            }
-            if scope.as_deref().is_some_and(|s| s.trim().is_empty()) {
-                return Err(AdminError::Invalid("scope must not be empty".into()));
-            }
-            let secret = new.secret.as_deref().ok_or_else(|| {
-                AdminError::Invalid(match auth_method {
-                    UpstreamClientAuth::PrivateKeyJwt => {
-                        "private_key_jwt needs the client's private key (PEM, PKCS #8)".into()
-                    }
-                    _ => format!("{} needs a client secret", auth_method.as_str()),
-                })
-            })?;
-            match auth_method {
-                UpstreamClientAuth::PrivateKeyJwt => private_key_der(secret)?,
-                _ if secret.trim().is_empty() => {
-                    return Err(AdminError::Invalid(
-                        "client secret must not be empty".into(),
-                    ));
-                }
-                _ => secret.trim().as_bytes().to_vec(),
-            }
+            _ => format!("{} needs a client secret", auth_method.as_str()),
+        })
+    })?;
+    let secret = match auth_method {
+        UpstreamClientAuth::PrivateKeyJwt => private_key_der(secret)?,
+        _ if secret.trim().is_empty() => {
+            return Err(AdminError::Invalid(
+                "client secret must not be empty".into(),
+            ));
         }
+        _ => secret.trim().as_bytes().to_vec(),
     };
     record.secret_sealed = Some(keyring.encrypt(&secret, &secret_context(server))?);
     record.spec = Some(new.spec);

@@ -13,8 +13,9 @@ use gatehouse_model::upstream_auth::{UpstreamAuthSpec, UpstreamClientAuth};
 #[serde(deny_unknown_fields)]
 pub struct UpstreamAuthInput {
     /// `client_credentials`: one token for every caller, fetched from the upstream's
-    /// authorization server and refreshed before it expires.
-    #[schema(pattern = "^client_credentials$")]
+    /// authorization server and refreshed before it expires. `token_exchange`: a token per
+    /// person, by RFC 8693 exchange of Gatehouse's signed assertion of the caller.
+    #[schema(pattern = "^(client_credentials|token_exchange)$")]
     pub kind: String,
     /// The upstream authorization server's token endpoint.
     pub token_endpoint: String,
@@ -35,9 +36,9 @@ impl TryFrom<UpstreamAuthInput> for NewUpstreamAuth {
     type Error = ApiError;
 
     fn try_from(input: UpstreamAuthInput) -> Result<Self, ApiError> {
-        if input.kind != "client_credentials" {
+        if !matches!(input.kind.as_str(), "client_credentials" | "token_exchange") {
             return Err(ApiError::Invalid(format!(
-                "upstream_auth.kind {:?} must be client_credentials",
+                "upstream_auth.kind {:?} must be client_credentials or token_exchange",
                 input.kind
             )));
         }
@@ -64,16 +65,30 @@ impl TryFrom<UpstreamAuthInput> for NewUpstreamAuth {
             }
             (_, secret, None) => secret,
         };
-        Ok(NewUpstreamAuth {
-            spec: UpstreamAuthSpec::ClientCredentials {
-                token_endpoint: input.token_endpoint,
-                client_id: input.client_id,
+        let (token_endpoint, client_id, scope, resource) = (
+            input.token_endpoint,
+            input.client_id,
+            input.scope,
+            input.resource,
+        );
+        let spec = if input.kind == "token_exchange" {
+            UpstreamAuthSpec::TokenExchange {
+                token_endpoint,
+                client_id,
                 auth_method,
-                scope: input.scope,
-                resource: input.resource,
-            },
-            secret,
-        })
+                scope,
+                resource,
+            }
+        } else {
+            UpstreamAuthSpec::ClientCredentials {
+                token_endpoint,
+                client_id,
+                auth_method,
+                scope,
+                resource,
+            }
+        };
+        Ok(NewUpstreamAuth { spec, secret })
     }
 }
 
@@ -90,21 +105,14 @@ pub struct UpstreamAuthView {
 
 impl From<&UpstreamAuthSpec> for UpstreamAuthView {
     fn from(spec: &UpstreamAuthSpec) -> Self {
-        match spec {
-            UpstreamAuthSpec::ClientCredentials {
-                token_endpoint,
-                client_id,
-                auth_method,
-                scope,
-                resource,
-            } => UpstreamAuthView {
-                kind: spec.kind().to_owned(),
-                token_endpoint: token_endpoint.clone(),
-                client_id: client_id.clone(),
-                auth_method: auth_method.as_str().to_owned(),
-                scope: scope.clone(),
-                resource: resource.clone(),
-            },
+        let client = spec.client();
+        UpstreamAuthView {
+            kind: spec.kind().to_owned(),
+            token_endpoint: client.token_endpoint.to_owned(),
+            client_id: client.client_id.to_owned(),
+            auth_method: client.auth_method.as_str().to_owned(),
+            scope: client.scope.map(str::to_owned),
+            resource: client.resource.map(str::to_owned),
         }
     }
 }

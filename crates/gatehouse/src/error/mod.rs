@@ -128,6 +128,10 @@ pub enum GatewayError {
     GuardrailBlockedAnswer { rule: String, detector: String },
     #[error("upstream unavailable")]
     UpstreamUnavailable,
+    /// The server's upstream tokens are per person and the caller acts for none (a client
+    /// credential or API key of its own).
+    #[error("this server is reached as a person: use a token a person delegated")]
+    UpstreamNeedsUser,
     /// The upstream's authorization server gave no usable token for Gatehouse's call.
     #[error("no token for the upstream could be obtained")]
     UpstreamCredentialUnavailable,
@@ -286,6 +290,7 @@ impl GatewayError {
             GatewayError::MethodNotAllowed { .. } => "http_method_not_allowed",
             GatewayError::UpstreamUnavailable => "upstream_unavailable",
             GatewayError::UpstreamCredentialUnavailable => "upstream_credential_unavailable",
+            GatewayError::UpstreamNeedsUser => "upstream_needs_user",
             GatewayError::UpstreamTimeout => "upstream_timeout",
             GatewayError::UpstreamResponseTooLarge => "upstream_response_too_large",
             GatewayError::UpstreamContentUnfilterable => "upstream_content_unfilterable",
@@ -475,6 +480,7 @@ impl GatewayError {
             E::UpstreamCredentialUnavailable => {
                 (StatusCode::BAD_GATEWAY, codes::UPSTREAM_UNAVAILABLE)
             }
+            E::UpstreamNeedsUser => (StatusCode::FORBIDDEN, codes::FORBIDDEN),
             E::UpstreamContentUnfilterable | E::UpstreamEncodingUnfilterable => {
                 (StatusCode::BAD_GATEWAY, codes::UPSTREAM_UNAVAILABLE)
             }

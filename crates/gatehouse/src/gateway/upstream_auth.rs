@@ -12,6 +12,7 @@ use crate::{
     identity::principal::Principal,
     snapshot::{ServerEntry, upstream_auth::UpstreamAuth},
     tokens::{jwt, signing::SigningKeys},
+    upstream::tokens::Grant,
 };
 
 /// `typ` of the identity assertion, so it cannot pass for an access token (`at+jwt`).
@@ -28,9 +29,43 @@ pub async fn injected_headers(
     request_id: &str,
 ) -> Result<Vec<(HeaderName, HeaderValue)>, GatewayError> {
     let mut headers = Vec::new();
-    if let UpstreamAuth::ClientCredentials(auth) = &server.auth {
-        let value = state.upstream_tokens.authorization(auth).await?;
-        headers.push((header::AUTHORIZATION, value));
+    match &server.auth {
+        UpstreamAuth::ClientCredentials(auth) => {
+            let value = state.upstream_tokens.authorization(auth).await?;
+            headers.push((header::AUTHORIZATION, value));
+        }
+        UpstreamAuth::TokenExchange(auth) => {
+            // A token for a person: a caller that acts for none has nothing to exchange.
+            let user = principal
+                .user
+                .as_deref()
+                .ok_or(GatewayError::UpstreamNeedsUser)?;
+            let snapshot = state.snapshot.current();
+            let username = snapshot.users.get(user).map(|e| e.username.as_str());
+            let audience = auth.token_endpoint.to_string();
+            let subject_token = || {
+                identity_assertion(
+                    &snapshot.oauth.signing,
+                    state.config.public_base(),
+                    &audience,
+                    (principal, username),
+                    request_id,
+                    crate::now_ms(),
+                )
+                .map_err(|e| e.to_string())
+                .and_then(|v| v.to_str().map(str::to_owned).map_err(|e| e.to_string()))
+            };
+            let grant = Grant::Exchange {
+                user,
+                subject_token: &subject_token,
+            };
+            let value = state
+                .upstream_tokens
+                .authorization_for(auth, &grant)
+                .await?;
+            headers.push((header::AUTHORIZATION, value));
+        }
+        UpstreamAuth::None | UpstreamAuth::Static(_) => {}
     }
     if let Some(name) = &server.identity_header {
         let snapshot = state.snapshot.current();

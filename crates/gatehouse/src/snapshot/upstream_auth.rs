@@ -21,6 +21,8 @@ pub enum UpstreamAuth {
     Static((HeaderName, HeaderValue)),
     /// A token fetched with OAuth client credentials, the same for every caller.
     ClientCredentials(Arc<ClientCredentials>),
+    /// A token per person, by RFC 8693 exchange of Gatehouse's assertion of the caller.
+    TokenExchange(Arc<ClientCredentials>),
 }
 
 impl UpstreamAuth {
@@ -96,45 +98,39 @@ pub fn compile(
     let secret = keyring
         .decrypt(sealed, &secret_context(&server.name))
         .map_err(|e| format!("upstream secret: {e}"))?;
-    match spec {
-        UpstreamAuthSpec::ClientCredentials {
-            token_endpoint,
-            client_id,
-            auth_method,
-            scope,
-            resource,
-        } => {
-            let endpoint: Uri = token_endpoint
-                .parse()
-                .map_err(|e| format!("token endpoint: {e}"))?;
-            let mut digest = Sha256::new();
-            digest.update(serde_json::to_vec(spec).unwrap_or_default());
-            digest.update(&secret);
-            let secret = match auth_method {
-                UpstreamClientAuth::PrivateKeyJwt => ClientSecret::PrivateKeyJwt(Box::new(
-                    SigningKey::from_pkcs8_any(&secret)
-                        .map_err(|e| format!("upstream private key: {e}"))?,
-                )),
-                method => {
-                    let text = String::from_utf8(secret)
-                        .map_err(|_| "upstream client secret is not UTF-8".to_owned())?;
-                    if *method == UpstreamClientAuth::ClientSecretPost {
-                        ClientSecret::Post(text)
-                    } else {
-                        ClientSecret::Basic(text)
-                    }
-                }
-            };
-            Ok(UpstreamAuth::ClientCredentials(Arc::new(
-                ClientCredentials {
-                    token_endpoint: endpoint,
-                    client_id: client_id.clone(),
-                    secret,
-                    scope: scope.clone(),
-                    resource: resource.clone(),
-                    cache_key: format!("{}:{}", server.name, hex::encode(&digest.finalize()[..12])),
-                },
-            )))
+    let client = spec.client();
+    let endpoint: Uri = client
+        .token_endpoint
+        .parse()
+        .map_err(|e| format!("token endpoint: {e}"))?;
+    let mut digest = Sha256::new();
+    digest.update(serde_json::to_vec(spec).unwrap_or_default());
+    digest.update(&secret);
+    let secret = match client.auth_method {
+        UpstreamClientAuth::PrivateKeyJwt => ClientSecret::PrivateKeyJwt(Box::new(
+            SigningKey::from_pkcs8_any(&secret)
+                .map_err(|e| format!("upstream private key: {e}"))?,
+        )),
+        method => {
+            let text = String::from_utf8(secret)
+                .map_err(|_| "upstream client secret is not UTF-8".to_owned())?;
+            if method == UpstreamClientAuth::ClientSecretPost {
+                ClientSecret::Post(text)
+            } else {
+                ClientSecret::Basic(text)
+            }
         }
-    }
+    };
+    let credentials = Arc::new(ClientCredentials {
+        token_endpoint: endpoint,
+        client_id: client.client_id.to_owned(),
+        secret,
+        scope: client.scope.map(str::to_owned),
+        resource: client.resource.map(str::to_owned),
+        cache_key: format!("{}:{}", server.name, hex::encode(&digest.finalize()[..12])),
+    });
+    Ok(match spec {
+        UpstreamAuthSpec::ClientCredentials { .. } => UpstreamAuth::ClientCredentials(credentials),
+        UpstreamAuthSpec::TokenExchange { .. } => UpstreamAuth::TokenExchange(credentials),
+    })
 }

@@ -26,6 +26,22 @@ const LIFETIME_UNSTATED_MS: i64 = 5 * 60 * 1000;
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
+const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+/// What a token is asked for with.
+pub enum Grant<'a> {
+    /// OAuth client credentials: one token for every caller.
+    ClientCredentials,
+    /// RFC 8693 token exchange for `user`; `subject_token` signs Gatehouse's assertion of
+    /// the caller, only when a token must be fetched.
+    Exchange {
+        user: &'a str,
+        subject_token: &'a (dyn Fn() -> Result<String, String> + Sync),
+    },
+}
+
 /// Fetches and keeps upstream tokens; one per process, shared by every request.
 pub struct TokenBroker {
     kept: Arc<dyn UpstreamTokens>,
@@ -55,15 +71,34 @@ impl TokenBroker {
         &self,
         auth: &ClientCredentials,
     ) -> Result<HeaderValue, GatewayError> {
-        let token = self.token(auth).await?;
+        self.authorization_for(auth, &Grant::ClientCredentials)
+            .await
+    }
+
+    /// As [`TokenBroker::authorization`], for `grant`: a person's exchanged token is kept
+    /// under that person.
+    pub async fn authorization_for(
+        &self,
+        auth: &ClientCredentials,
+        grant: &Grant<'_>,
+    ) -> Result<HeaderValue, GatewayError> {
+        let token = self.token(auth, grant).await?;
         let mut value = HeaderValue::try_from(format!("Bearer {}", token.access_token))
             .map_err(|_| GatewayError::UpstreamCredentialUnavailable)?;
         value.set_sensitive(true);
         Ok(value)
     }
 
-    async fn token(&self, auth: &ClientCredentials) -> Result<UpstreamToken, GatewayError> {
-        let key = auth.cache_key.as_str();
+    async fn token(
+        &self,
+        auth: &ClientCredentials,
+        grant: &Grant<'_>,
+    ) -> Result<UpstreamToken, GatewayError> {
+        let key = match grant {
+            Grant::ClientCredentials => auth.cache_key.clone(),
+            Grant::Exchange { user, .. } => format!("{}#{user}", auth.cache_key),
+        };
+        let key = key.as_str();
         let kept = self.kept(key).await?;
         let now = crate::now_ms();
         if let Some(token) = &kept
@@ -86,7 +121,7 @@ impl TokenBroker {
         {
             return Ok(token);
         }
-        let fetched = self.fetch(auth).await;
+        let fetched = self.fetch(auth, grant).await;
         drop(guard);
         match fetched {
             Ok(token) => {
@@ -120,8 +155,12 @@ impl TokenBroker {
     }
 
     /// One token request; the error is for the log (never the secret or the response body).
-    async fn fetch(&self, auth: &ClientCredentials) -> Result<UpstreamToken, String> {
-        let request = token_request(auth)?;
+    async fn fetch(
+        &self,
+        auth: &ClientCredentials,
+        grant: &Grant<'_>,
+    ) -> Result<UpstreamToken, String> {
+        let request = token_request(auth, grant)?;
         let asked = crate::now_ms();
         let response = self
             .client
@@ -161,9 +200,22 @@ impl TokenBroker {
 
 /// The token request for `auth`, built apart from the async fetch: the form serializer is
 /// not `Send`.
-fn token_request(auth: &ClientCredentials) -> Result<Request<Full<Bytes>>, String> {
+fn token_request(
+    auth: &ClientCredentials,
+    grant: &Grant<'_>,
+) -> Result<Request<Full<Bytes>>, String> {
     let mut form = form_urlencoded::Serializer::new(String::new());
-    form.append_pair("grant_type", "client_credentials");
+    match grant {
+        Grant::ClientCredentials => {
+            form.append_pair("grant_type", "client_credentials");
+        }
+        Grant::Exchange { subject_token, .. } => {
+            form.append_pair("grant_type", TOKEN_EXCHANGE);
+            form.append_pair("subject_token", &subject_token()?);
+            form.append_pair("subject_token_type", JWT_TOKEN_TYPE);
+            form.append_pair("requested_token_type", ACCESS_TOKEN_TYPE);
+        }
+    }
     if let Some(scope) = &auth.scope {
         form.append_pair("scope", scope);
     }

@@ -72,5 +72,6 @@ mod traces;
 mod transfer;
 mod upstream_credentials;
 mod upstream_encoding;
+mod upstream_exchange;
 mod upstream_faults;
 mod versions;
