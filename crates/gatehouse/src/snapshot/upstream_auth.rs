@@ -134,3 +134,90 @@ pub fn compile(
         UpstreamAuthSpec::TokenExchange { .. } => UpstreamAuth::TokenExchange(credentials),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gatehouse_model::{pin_action::PinAction, upstream_auth::UpstreamAuthRecord};
+
+    fn server(auth: UpstreamAuthRecord) -> ServerRecord {
+        ServerRecord {
+            name: "files".into(),
+            url: "http://files.internal/mcp".into(),
+            credential_header: None,
+            credential_sealed: None,
+            upstream_auth: auth,
+            allow_anonymous: false,
+            allow_unknown_methods: false,
+            pin_action: PinAction::Block,
+            created_at: 0,
+        }
+    }
+
+    fn client_credentials(keyring: &Keyring) -> UpstreamAuthRecord {
+        UpstreamAuthRecord {
+            spec: Some(UpstreamAuthSpec::ClientCredentials {
+                token_endpoint: "http://as.internal/token".into(),
+                client_id: "gatehouse".into(),
+                auth_method: UpstreamClientAuth::ClientSecretPost,
+                scope: None,
+                resource: None,
+            }),
+            secret_sealed: Some(
+                keyring
+                    .encrypt(b"s3cret", &secret_context("files"))
+                    .unwrap(),
+            ),
+            ..UpstreamAuthRecord::default()
+        }
+    }
+
+    #[test]
+    fn settings_that_cannot_be_used_leave_the_server_out_rather_than_call_without_them() {
+        let keyring = Keyring::from_master(&[3; 32]);
+        let record = server(client_credentials(&keyring));
+        assert!(matches!(
+            compile(&record, &keyring, None),
+            Ok(UpstreamAuth::ClientCredentials(_))
+        ));
+        let header = (
+            HeaderName::from_static("x-key"),
+            HeaderValue::from_static("k"),
+        );
+        let both = compile(&record, &keyring, Some(header)).unwrap_err();
+        assert!(both.contains("cannot both"), "{both}");
+        let other_key = Keyring::from_master(&[4; 32]);
+        assert!(
+            compile(&record, &other_key, None).is_err(),
+            "a secret sealed elsewhere"
+        );
+        let unreadable = server(UpstreamAuthRecord {
+            unreadable: Some("upstream auth settings: unknown variant".into()),
+            ..UpstreamAuthRecord::default()
+        });
+        assert!(compile(&unreadable, &keyring, None).is_err());
+        let secretless = server(UpstreamAuthRecord {
+            secret_sealed: None,
+            ..client_credentials(&keyring)
+        });
+        assert!(compile(&secretless, &keyring, None).is_err());
+    }
+
+    #[test]
+    fn the_cache_key_changes_with_the_settings_and_the_secret() {
+        let keyring = Keyring::from_master(&[3; 32]);
+        let key = |record: &ServerRecord| match compile(record, &keyring, None).unwrap() {
+            UpstreamAuth::ClientCredentials(auth) => auth.cache_key.clone(),
+            other => panic!("{other:?}"),
+        };
+        let first = server(client_credentials(&keyring));
+        let mut other_secret = first.clone();
+        other_secret.upstream_auth.secret_sealed = Some(
+            keyring
+                .encrypt(b"rotated", &secret_context("files"))
+                .unwrap(),
+        );
+        assert_ne!(key(&first), key(&other_secret));
+        assert!(key(&first).starts_with("files:"));
+    }
+}
