@@ -8,6 +8,7 @@
 
 pub mod records;
 mod reload_loop;
+pub mod stdio;
 
 use arc_swap::ArcSwap;
 use http::{HeaderName, HeaderValue, Uri};
@@ -55,6 +56,8 @@ pub struct ServerEntry {
     /// `{public}/{server}/mcp`: the server's OAuth resource identifier (RFC 8707), the `aud`
     /// its access tokens must carry.
     pub resource: String,
+    /// Set when the server is a local program (`upstream` is then `stdio://{name}`).
+    pub stdio: Option<Arc<stdio::StdioLaunch>>,
 }
 
 /// An enabled user: what their groups' connections grant, per server (merged).
@@ -233,7 +236,9 @@ impl Snapshot {
             ..Snapshot::default()
         };
         for server in contents.servers {
-            let (upstream, credential) = match compile_server(&server, keyring) {
+            let compiled = compile_server(&server, keyring)
+                .and_then(|(u, c)| Ok((u, c, stdio::compile_stdio(&server, keyring)?)));
+            let (upstream, credential, stdio) = match compiled {
                 Ok(compiled) => compiled,
                 Err(reason) => {
                     issues.push(RecordIssue::new(
@@ -252,6 +257,7 @@ impl Snapshot {
                 name: Arc::from(server.name.as_str()),
                 upstream,
                 credential,
+                stdio,
                 pins: crate::pinning::ServerPins::from_rows(
                     contents
                         .tool_pins

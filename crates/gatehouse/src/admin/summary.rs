@@ -12,13 +12,18 @@ use gatehouse_model::records::{
 };
 
 pub fn server(r: &ServerRecord) -> Value {
-    json!({
+    let mut summary = json!({
         "url": r.url,
         "credential_header": r.credential_header,
         "allow_anonymous": r.allow_anonymous,
         "allow_unknown_methods": r.allow_unknown_methods,
         "pin_action": r.pin_action,
-    })
+    });
+    // The environment's names, never its values (they are sealed, and stay out like a header's).
+    if let Some(stdio) = &r.stdio {
+        summary["stdio"] = serde_json::to_value(stdio).unwrap_or(Value::Null);
+    }
+    summary
 }
 
 pub fn client(r: &ClientRecord) -> Value {

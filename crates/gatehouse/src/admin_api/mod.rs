@@ -22,6 +22,7 @@ mod probe;
 pub mod problem;
 pub mod roles;
 mod servers;
+mod servers_stdio;
 mod tokens;
 mod tool_pins;
 mod users;

@@ -15,6 +15,7 @@ use super::{
     idempotency,
     input::{JsonBody, PageParams, Params, page},
     problem::{ApiError, Problem},
+    servers_stdio::{StdioInput, StdioView, new_stdio, require_admin},
 };
 use crate::{
     admin::{NewServer, ServerUpdate},
@@ -35,6 +36,9 @@ pub struct Server {
     pub pin_action: String,
     /// Milliseconds since the Unix epoch.
     pub created_at: i64,
+    /// Set for a local program (`url` is then `stdio://{name}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stdio: Option<StdioView>,
 }
 
 impl From<&ServerRecord> for Server {
@@ -47,6 +51,7 @@ impl From<&ServerRecord> for Server {
             allow_unknown_methods: r.allow_unknown_methods,
             pin_action: r.pin_action.as_str().to_owned(),
             created_at: r.created_at,
+            stdio: r.stdio.as_ref().map(StdioView::from),
         }
     }
 }
@@ -63,9 +68,9 @@ pub struct ServerPage {
 pub struct CreateServer {
     #[schema(pattern = r"^[a-z0-9][a-z0-9_-]{0,63}$")]
     pub name: String,
-    /// `http://` or `https://` URL of the upstream's MCP endpoint.
+    /// `http://` or `https://` URL of the upstream's MCP endpoint (absent for a stdio server).
     #[schema(pattern = r"^https?://[^\s/?#]+")]
-    pub url: String,
+    pub url: Option<String>,
     /// `Header-Name: value` injected on every upstream request (write-only).
     pub credential: Option<String>,
     #[serde(default)]
@@ -74,6 +79,8 @@ pub struct CreateServer {
     pub allow_unknown_methods: bool,
     /// `block` (default), `warn` or `off`.
     pub pin_action: Option<String>,
+    /// A local program instead of a URL: admin role only.
+    pub stdio: Option<StdioInput>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -85,6 +92,8 @@ pub struct UpdateServer {
     /// `true` removes the injected credential.
     #[serde(default)]
     pub remove_credential: bool,
+    /// Makes the server a local program, or replaces its settings: admin role only.
+    pub stdio: Option<StdioInput>,
 }
 
 /// What the upstream lists, before any connection grants it, or why it could not be asked.
@@ -142,6 +151,9 @@ pub async fn create(
     body: JsonBody<CreateServer>,
 ) -> Result<Response, ApiError> {
     let JsonBody { value, bytes } = body;
+    if value.stdio.is_some() {
+        require_admin(&caller)?;
+    }
     idempotency::once(&state, &caller, &headers, "createServer", &bytes, async {
         let name = value.name.clone();
         state
@@ -150,11 +162,12 @@ pub async fn create(
                 &caller.operator()?,
                 NewServer {
                     name: value.name,
-                    url: value.url,
+                    url: value.url.unwrap_or_default(),
                     credential: value.credential,
                     allow_anonymous: value.allow_anonymous,
                     allow_unknown_methods: value.allow_unknown_methods,
                     pin_action: value.pin_action,
+                    stdio: value.stdio.map(|s| new_stdio(&state, s)),
                 },
             )
             .await?;
@@ -177,6 +190,10 @@ pub async fn update(
     Path(name): Path<String>,
     JsonBody { value, .. }: JsonBody<UpdateServer>,
 ) -> Result<axum::Json<Server>, ApiError> {
+    // Changing a stdio server, or making one, changes what program runs.
+    if value.stdio.is_some() || state.store.get_server(&name).await?.stdio.is_some() {
+        require_admin(&caller)?;
+    }
     if value.remove_credential && value.credential.is_some() {
         return Err(ApiError::Invalid(
             "give either credential or remove_credential, not both".into(),
@@ -195,6 +212,7 @@ pub async fn update(
             ServerUpdate {
                 url: value.url,
                 credential,
+                stdio: value.stdio.map(|s| new_stdio(&state, s)),
             },
         )
         .await?;

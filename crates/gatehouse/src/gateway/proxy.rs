@@ -372,7 +372,7 @@ impl Call<'_> {
         }
         let route = upstream::route(
             self.server,
-            &self.state.upstream,
+            &self.upstreams(),
             envelope
                 .messages
                 .iter()
@@ -421,7 +421,7 @@ impl Call<'_> {
         self.enforce(None, None).await?;
         // A resumed stream may replay a `tools/list` result: filter the stream by shape.
         let rules = self.response_rules(true, HashMap::new());
-        let route = upstream::route(self.server, &self.state.upstream, None);
+        let route = upstream::route(self.server, &self.upstreams(), None);
         let exchange = Exchange {
             action: Action::Listen,
             session: session.as_ref(),
@@ -442,7 +442,7 @@ impl Call<'_> {
             .ok_or(GatewayError::SessionRequired)?;
         self.enforce(None, None).await?;
         let rules = self.response_rules(false, HashMap::new());
-        let route = upstream::route(self.server, &self.state.upstream, None);
+        let route = upstream::route(self.server, &self.upstreams(), None);
         let exchange = Exchange {
             action: Action::End,
             session: Some(&session),
@@ -479,6 +479,20 @@ impl Call<'_> {
                 }
             }
             SessionChange::None => {}
+        }
+    }
+
+    /// What this call reaches upstreams through: the HTTP pool, or the caller's stdio child.
+    fn upstreams(&self) -> upstream::Upstreams<'_> {
+        let gateway = &self.state.config.gateway;
+        upstream::Upstreams {
+            http: &self.state.upstream,
+            stdio: &*self.state.stdio,
+            stdio_timeouts: upstream::stdio::StdioTimeouts {
+                start: gateway.stdio_start_timeout,
+                head: gateway.upstream_timeout,
+            },
+            owner: self.principal.owner(),
         }
     }
 

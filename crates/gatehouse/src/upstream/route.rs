@@ -3,8 +3,19 @@
 //! upstream, a tool keeps its name); a virtual server, aggregating several upstreams, answers
 //! here with the member that owns the tool and the tool's name there.
 
-use super::{HttpUpstream, Transport};
-use crate::{snapshot::ServerEntry, upstream::client::UpstreamClient};
+use super::{HttpUpstream, Transport, stdio};
+use crate::{snapshot::ServerEntry, state::Owner, upstream::client::UpstreamClient};
+
+/// What this process reaches upstreams through, and who is calling (a stdio server may run
+/// one child per principal).
+pub struct Upstreams<'a> {
+    /// The pooled HTTP client.
+    pub http: &'a UpstreamClient,
+    /// The running stdio children.
+    pub stdio: &'a dyn stdio::StdioChildren,
+    pub stdio_timeouts: stdio::StdioTimeouts,
+    pub owner: Owner<'a>,
+}
 
 /// Where one call goes.
 pub struct Route<'a> {
@@ -13,19 +24,28 @@ pub struct Route<'a> {
     pub original_tool_name: Option<&'a str>,
 }
 
-/// Routes a call to `tool` (if it calls one) on `server`; `client` is the process's pool of
-/// upstream connections.
+/// Routes a call to `tool` (if it calls one) on `server` through `upstreams`.
 pub fn route<'a>(
     server: &'a ServerEntry,
-    client: &'a UpstreamClient,
+    upstreams: &Upstreams<'a>,
     tool: Option<&'a str>,
 ) -> Route<'a> {
-    Route {
-        upstream: Transport::Http(HttpUpstream {
-            client,
+    let upstream = match &server.stdio {
+        Some(launch) => Transport::Stdio(stdio::StdioUpstream {
+            children: upstreams.stdio,
+            server: &server.name,
+            launch,
+            owner: upstreams.owner,
+            timeouts: upstreams.stdio_timeouts,
+        }),
+        None => Transport::Http(HttpUpstream {
+            client: upstreams.http,
             uri: &server.upstream,
             credential: server.credential.as_ref(),
         }),
+    };
+    Route {
+        upstream,
         original_tool_name: tool,
     }
 }
@@ -34,8 +54,10 @@ pub fn route<'a>(
 mod tests {
     use super::*;
     use crate::config::GatewayConfig;
-    use gatehouse_model::pin_action::PinAction;
+    use crate::snapshot::stdio::StdioLaunch;
+    use gatehouse_model::{pin_action::PinAction, records::StdioSettings};
     use http::{HeaderName, HeaderValue};
+    use std::{sync::Arc, time::Duration};
 
     fn server(upstream: &str, credential: Option<(HeaderName, HeaderValue)>) -> ServerEntry {
         ServerEntry {
@@ -48,32 +70,83 @@ mod tests {
             allow_unknown_methods: false,
             resource_metadata_url: String::new(),
             resource: String::new(),
+            stdio: None,
         }
+    }
+
+    fn with_upstreams(run: impl FnOnce(&Upstreams<'_>)) {
+        let client = UpstreamClient::new(&GatewayConfig::default()).unwrap();
+        let children = stdio::InMemoryChildren::new(None, Default::default());
+        run(&Upstreams {
+            http: &client,
+            stdio: &children,
+            stdio_timeouts: stdio::StdioTimeouts {
+                start: Duration::from_secs(1),
+                head: Duration::from_secs(1),
+            },
+            owner: Owner {
+                client: Some("agent"),
+                subject: None,
+            },
+        });
     }
 
     #[test]
     fn a_tool_goes_to_its_servers_own_upstream_under_its_own_name() {
-        let client = UpstreamClient::new(&GatewayConfig::default()).unwrap();
         let credential = (
             HeaderName::from_static("x-upstream-key"),
             HeaderValue::from_static("s3cret"),
         );
         let files = server("http://files.internal:9000/mcp", Some(credential.clone()));
-        let route = route(&files, &client, Some("read_file"));
-        assert_eq!(route.original_tool_name, Some("read_file"));
-        let Transport::Http(http) = &route.upstream;
-        assert_eq!(http.uri, &files.upstream);
-        assert_eq!(http.credential, Some(&credential));
+        with_upstreams(|upstreams| {
+            let route = route(&files, upstreams, Some("read_file"));
+            assert_eq!(route.original_tool_name, Some("read_file"));
+            let Transport::Http(http) = &route.upstream else {
+                panic!("an HTTP server is reached over HTTP")
+            };
+            assert_eq!(http.uri, &files.upstream);
+            assert_eq!(http.credential, Some(&credential));
+        });
     }
 
     #[test]
     fn a_call_without_a_tool_routes_to_the_server_and_names_none() {
-        let client = UpstreamClient::new(&GatewayConfig::default()).unwrap();
         let other = server("https://other.example/mcp", None);
-        let route = route(&other, &client, None);
-        assert_eq!(route.original_tool_name, None);
-        let Transport::Http(http) = &route.upstream;
-        assert_eq!(http.uri.to_string(), "https://other.example/mcp");
-        assert!(http.credential.is_none());
+        with_upstreams(|upstreams| {
+            let route = route(&other, upstreams, None);
+            assert_eq!(route.original_tool_name, None);
+            let Transport::Http(http) = &route.upstream else {
+                panic!("an HTTP server is reached over HTTP")
+            };
+            assert_eq!(http.uri.to_string(), "https://other.example/mcp");
+            assert!(http.credential.is_none());
+        });
+    }
+
+    #[test]
+    fn a_server_with_a_command_is_reached_over_stdio_as_the_caller() {
+        let mut local = server("stdio://files", None);
+        local.stdio = Some(Arc::new(StdioLaunch {
+            settings: StdioSettings {
+                command: "npx".into(),
+                args: vec![],
+                env_names: vec![],
+                env_sealed: None,
+                cwd: None,
+                sharing: Default::default(),
+                max_children: None,
+                idle_timeout_secs: None,
+                limits: Default::default(),
+            },
+            env: vec![],
+        }));
+        with_upstreams(|upstreams| {
+            let route = route(&local, upstreams, Some("read_file"));
+            let Transport::Stdio(stdio) = &route.upstream else {
+                panic!("a stdio server is reached over stdio")
+            };
+            assert_eq!(stdio.server, "files");
+            assert_eq!(stdio.owner.client, Some("agent"));
+        });
     }
 }

@@ -81,6 +81,7 @@ async fn every_change_records_one_operator_event_without_secrets() {
     let update = ServerUpdate {
         url: Some("http://127.0.0.1:10/mcp".into()),
         credential: Some(Some("Authorization: Bearer upstream-secret-2".into())),
+        stdio: None,
     };
     a.update_server(by, "demo", update).await.unwrap();
     let op = f.one_more(&mut seen).await;

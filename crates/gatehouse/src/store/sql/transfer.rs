@@ -57,6 +57,8 @@ pub const TABLES: &[Table] = &[
             ("allow_unknown_methods", Flag),
             ("created_at", Int),
             ("pin_action", Text),
+            ("stdio", Text),
+            ("stdio_env_sealed", Bytes),
         ],
     },
     Table {

@@ -107,13 +107,33 @@ pub enum StdioError {
 /// One request in flight: what the child sends its caller, ending with the response.
 pub struct Call {
     pub key: CallerKey,
-    pub messages: mpsc::Receiver<Value>,
+    pub messages: mpsc::Receiver<FromChild>,
+}
+
+/// A message for a caller: one the child wrote, or the error Gatehouse answers a request with
+/// when the child died before answering it (told apart, so a crash is never mistaken for an
+/// error the server chose to send).
+#[derive(Debug, Clone, PartialEq)]
+pub enum FromChild {
+    Message(Value),
+    Crashed(Value),
+}
+
+impl FromChild {
+    pub fn into_value(self) -> Value {
+        match self {
+            FromChild::Message(value) | FromChild::Crashed(value) => value,
+        }
+    }
 }
 
 struct Shared {
     mux: Multiplexer,
-    callers: HashMap<CallerKey, mpsc::Sender<Value>>,
-    listeners: Vec<mpsc::Sender<Value>>,
+    callers: HashMap<CallerKey, mpsc::Sender<FromChild>>,
+    /// Who each caller is (the principal's key), so a later message of theirs (an answer to
+    /// the child's request, a cancellation) is matched to their own requests only.
+    tags: HashMap<CallerKey, Arc<str>>,
+    listeners: Vec<mpsc::Sender<FromChild>>,
     stdin: Option<mpsc::Sender<Value>>,
     next_caller: CallerKey,
     initialized: Option<Value>,
@@ -137,6 +157,7 @@ impl Supervisor {
             shared: Arc::new(Mutex::new(Shared {
                 mux: Multiplexer::new(),
                 callers: HashMap::new(),
+                tags: HashMap::new(),
                 listeners: Vec::new(),
                 stdin: None,
                 next_caller: 0,
@@ -168,6 +189,17 @@ impl Supervisor {
     /// on the returned [`Call`]. `capabilities` are the client capabilities the caller
     /// declared (`sampling`, `elicitation`, `roots`).
     pub fn request(&self, message: Value, capabilities: &[&str]) -> Result<Call, StdioError> {
+        self.request_as("", message, capabilities)
+    }
+
+    /// [`Supervisor::request`] for the principal named `tag`, whose later messages
+    /// ([`Supervisor::answer`]) may reach this request only.
+    pub fn request_as(
+        &self,
+        tag: &str,
+        message: Value,
+        capabilities: &[&str],
+    ) -> Result<Call, StdioError> {
         let mut shared = self.shared.lock();
         let stdin = shared.stdin.clone().ok_or(StdioError::Unavailable)?;
         shared.next_caller += 1;
@@ -180,7 +212,46 @@ impl Supervisor {
             return Err(StdioError::Unavailable);
         }
         shared.callers.insert(key, tx);
+        shared.tags.insert(key, Arc::from(tag));
         Ok(Call { key, messages })
+    }
+
+    /// A message from the principal named `tag` that is not a request: an answer to a request
+    /// of the child's (which must have gone to one of its calls), or a cancellation of one of
+    /// its own requests. Anything else passes to the child unchanged.
+    pub fn answer(&self, tag: &str, message: Value) -> Result<(), StdioError> {
+        let keys: Vec<CallerKey> = {
+            let shared = self.shared.lock();
+            let mut keys: Vec<CallerKey> = shared
+                .tags
+                .iter()
+                .filter(|(_, t)| &***t == tag)
+                .map(|(k, _)| *k)
+                .collect();
+            keys.sort_unstable();
+            keys
+        };
+        let mut refused = Refused::NotYourRequest;
+        for key in keys {
+            match self.send(key, message.clone()) {
+                Err(StdioError::Refused(why)) => refused = why,
+                done => return done,
+            }
+        }
+        if message.get("method").is_some() && message.get("id").is_none() {
+            let is_cancel =
+                message.get("method").and_then(Value::as_str) == Some("notifications/cancelled");
+            if !is_cancel {
+                // A notification of no request's (a roots change): the child's to hear.
+                return self.send(0, message);
+            }
+        }
+        Err(StdioError::Refused(refused))
+    }
+
+    /// Requests in flight on the child.
+    pub fn in_flight(&self) -> usize {
+        self.shared.lock().mux.in_flight()
     }
 
     /// A message from the caller of `key` to the child: its answer to a request of the
@@ -199,6 +270,7 @@ impl Supervisor {
     pub fn forget(&self, key: CallerKey) {
         let mut shared = self.shared.lock();
         shared.callers.remove(&key);
+        shared.tags.remove(&key);
         let orphaned = shared.mux.forget(key);
         if let Some(stdin) = shared.stdin.clone() {
             for reply in orphaned {
@@ -208,7 +280,7 @@ impl Supervisor {
     }
 
     /// The child's messages that belong to no request (list changes, log messages).
-    pub fn listen(&self) -> mpsc::Receiver<Value> {
+    pub fn listen(&self) -> mpsc::Receiver<FromChild> {
         let (tx, rx) = mpsc::channel(CALLER_QUEUE);
         self.shared.lock().listeners.push(tx);
         rx
@@ -235,13 +307,19 @@ impl Supervisor {
                 shared.stdin = None;
                 shared.initialized = None;
                 let failed = shared.mux.fail_all("the server process exited");
-                failed
+                let failed = failed
                     .into_iter()
                     .filter_map(|(key, reply)| shared.callers.remove(&key).map(|tx| (tx, reply)))
-                    .collect::<Vec<_>>()
+                    .collect::<Vec<_>>();
+                // Calls with nothing in flight (their response already sent) end too.
+                shared.callers.clear();
+                shared.tags.clear();
+                // Listening streams end: their clients reconnect to the restarted child.
+                shared.listeners.clear();
+                failed
             };
             for (tx, reply) in failed {
-                let _ = tx.send(reply).await;
+                let _ = tx.send(FromChild::Crashed(reply)).await;
             }
             if self.stop.is_cancelled() {
                 break;
@@ -339,13 +417,14 @@ impl Supervisor {
                 let tx = {
                     let mut shared = self.shared.lock();
                     if last {
+                        shared.tags.remove(&caller);
                         shared.callers.remove(&caller)
                     } else {
                         shared.callers.get(&caller).cloned()
                     }
                 };
                 if let Some(tx) = tx {
-                    let _ = tx.send(message).await;
+                    let _ = tx.send(FromChild::Message(message)).await;
                 }
             }
             Delivery::Broadcast(message) => {
@@ -355,7 +434,7 @@ impl Supervisor {
                     shared.listeners.clone()
                 };
                 for listener in listeners {
-                    let _ = listener.try_send(message.clone());
+                    let _ = listener.try_send(FromChild::Message(message.clone()));
                 }
             }
             Delivery::Reply(reply) => {
