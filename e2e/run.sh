@@ -47,6 +47,10 @@
 #                          operation refuses a request without the admin token
 # stdio group, on the shared Gatehouse (e2e/stdio; packages installed by npm ci there, so the
 # servers run without fetching anything):
+#   conformance-stdio      the conformance suite through Gatehouse against the example server run
+#                          as a stdio child (`gatehouse-example-server --stdio`, server `st-conf`,
+#                          --allow-anonymous); fails if fewer checks pass than in conformance-direct
+#                          (which it needs), and writes the per-scenario comparison
 #   stdio                  server-everything and server-filesystem run with `npx --no-install`
 #                          and a Python SDK server with `python -m`, as stdio children: both
 #                          eras, 8 Python and 4 TypeScript clients at once on a shared child,
@@ -71,7 +75,7 @@ suite=${E2E_CONFORMANCE_SUITE:-all}
 all_groups=(ts python conformance-direct conformance-gateway conformance-identical audit-trail audit-verify
     guardrails-ts guardrails-python conformance-guardrails conformance-guardrails-identical
     oauth-py-client-credentials oauth-py-auth-code oauth-ts-auth-code oauth-ts-v2 oauth-mcp-remote oauth-conformance
-    oauth-upstream-oidc oauth-federation admin-api stdio)
+    oauth-upstream-oidc oauth-federation admin-api conformance-stdio stdio)
 if (($# > 0)); then selected=("$@"); else selected=("${all_groups[@]}"); fi
 for g in "${selected[@]}"; do
     [[ " ${all_groups[*]} " == *" $g "* ]] || { echo "error: unknown group '$g' (${all_groups[*]})" >&2; exit 2; }
@@ -278,6 +282,11 @@ if want guardrails-ts || want guardrails-python || want conformance-guardrails; 
     } || fatal "provisioning the guardrail groups failed"
     guarded_key=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["token"])' "$work/guarded-key.json") ||
         fatal "keys create printed no token"
+fi
+
+if want conformance-stdio; then
+    gh servers add st-conf --command "$example_bin" --arg --stdio --allow-anonymous ||
+        fatal "provisioning the stdio conformance server failed"
 fi
 
 say "start gatehouse"
@@ -525,6 +534,28 @@ group_admin_api() {
     bounded bash "$here/admin-api/schemathesis.sh" "$gatehouse_bin" "$venv/bin/python" "$work/admin-api"
 }
 want admin-api && run_group admin-api group_admin_api
+group_conformance_stdio() {
+    [[ -d $work/conformance-direct/results ]] || {
+        echo "conformance-direct is needed for the comparison"
+        return 1
+    }
+    conformance stdio "$gateway/st-conf/mcp"
+    # Differences are listed (a stdio child has no HTTP of its own to test), but only fewer
+    # passing checks than direct fails the group.
+    python3 "$here/conformance/compare.py" "$work/conformance-direct/results" \
+        "$work/conformance-stdio/results" --labels direct,stdio \
+        --markdown "$work/conformance-stdio-comparison.md" || true
+    python3 - "$work/conformance-direct/results" "$work/conformance-stdio/results" <<'PY'
+import json, pathlib, sys
+def passed(d):
+    return sum(c.get("status") == "SUCCESS" for f in pathlib.Path(d).glob("*/checks.json")
+               for c in json.loads(f.read_text()))
+direct, stdio = passed(sys.argv[1]), passed(sys.argv[2])
+print(f"passed checks: direct {direct}, through Gatehouse over stdio {stdio}")
+sys.exit(0 if stdio >= direct else 1)
+PY
+}
+want conformance-stdio && run_group conformance-stdio group_conformance_stdio
 # The servers are added after Gatehouse started: it runs their programs on their first call.
 group_stdio() {
     local files="$work/stdio-files" npx_env=(--env "HOME=$work" --env "npm_config_cache=$work/npm-cache")
