@@ -16,12 +16,16 @@ use gatehouse_model::records::AdminRole;
 
 const CHILD: &str = r#"
 import json, os, sys
+asked = []
 for line in sys.stdin:
     m = json.loads(line)
     method = m.get("method")
     if method == "initialize":
         out = {"protocolVersion": "2025-11-25", "capabilities": {"tools": {}},
                "serverInfo": {"name": "stdio-child", "version": "1"}}
+    elif method in ("resources/subscribe", "resources/unsubscribe"):
+        asked.append(method)
+        out = {}
     elif method == "tools/list":
         out = {"tools": [{"name": n, "inputSchema": {"type": "object"}}
                          for n in ("echo", "crash", "pid", "env", "sample")]}
@@ -31,6 +35,15 @@ for line in sys.stdin:
             sys.exit(3)
         elif name == "pid":
             out = {"content": [{"type": "text", "text": str(os.getpid())}]}
+        elif name == "touch":
+            uri = m["params"]["arguments"]["uri"]
+            print(json.dumps({"jsonrpc": "2.0", "method": "notifications/resources/updated",
+                              "params": {"uri": uri}}), flush=True)
+            print(json.dumps({"jsonrpc": "2.0", "method": "notifications/message",
+                              "params": {"level": "info", "data": "touched"}}), flush=True)
+            out = {"content": [{"type": "text", "text": "ok"}]}
+        elif name == "asked":
+            out = {"content": [{"type": "text", "text": ",".join(asked)}]}
         elif name == "env":
             out = {"content": [{"type": "text", "text": os.environ.get("SECRET_TOKEN", "")}]}
         elif name == "sample":
@@ -441,4 +454,82 @@ async fn only_admins_add_or_change_stdio_servers_on_the_admin_api() {
         .await
         .unwrap();
     assert_eq!(update.status(), 403);
+}
+
+async fn listen(app: &TestApp, key: &str, session: &str) -> reqwest::Response {
+    let response = app
+        .http
+        .get(app.mcp("local"))
+        .bearer_auth(key)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response
+}
+
+#[tokio::test]
+async fn a_resource_update_reaches_only_the_sessions_subscribed_to_it() {
+    let app = TestApp::start().await;
+    add_stdio(&app, "local", child("shared")).await;
+    let alice = app.client_with_key("alice", "local", "*").await;
+    let bob = app.client_with_key("bob", "local", "*").await;
+    let (alice_session, bob_session) = (
+        session(&app, &alice, json!({})).await,
+        session(&app, &bob, json!({})).await,
+    );
+    let rpc = |key: &str, session: &str, method: &str, params: Value| {
+        app.post(
+            "local",
+            Some(key),
+            &json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}),
+        )
+        .header("mcp-session-id", session.to_owned())
+    };
+    let uri = json!({"uri": "file:///notes/a"});
+    for (key, session) in [(&alice, &alice_session), (&alice, &alice_session)] {
+        let (status, _, message) = rpc_message(
+            rpc(key, session, "resources/subscribe", uri.clone())
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!((status, message["result"].clone()), (200, json!({})));
+    }
+    let mut alice_stream = listen(&app, &alice, &alice_session).await;
+    let mut bob_stream = listen(&app, &bob, &bob_session).await;
+    let touched = rpc(
+        &bob,
+        &bob_session,
+        "tools/call",
+        json!({"name": "touch", "arguments": {"uri": "file:///notes/a"}}),
+    );
+    assert_eq!(rpc_message(touched.send().await.unwrap()).await.0, 200);
+    let (mut a, mut b) = (String::new(), String::new());
+    let first_for_alice = next_event(&mut alice_stream, &mut a).await;
+    assert_eq!(first_for_alice["method"], "notifications/resources/updated");
+    assert_eq!(first_for_alice["params"]["uri"], "file:///notes/a");
+    // Bob did not subscribe: the log message that followed the update is his first event.
+    let first_for_bob = next_event(&mut bob_stream, &mut b).await;
+    assert_eq!(first_for_bob["method"], "notifications/message");
+
+    // The child was subscribed once; a second session's subscription and the first one's
+    // unsubscription are Gatehouse's to answer, the last unsubscription the child's.
+    rpc(&bob, &bob_session, "resources/subscribe", uri.clone())
+        .send()
+        .await
+        .unwrap();
+    rpc(&alice, &alice_session, "resources/unsubscribe", uri.clone())
+        .send()
+        .await
+        .unwrap();
+    rpc(&bob, &bob_session, "resources/unsubscribe", uri.clone())
+        .send()
+        .await
+        .unwrap();
+    let asked = call_text(&app, &alice, "asked").await;
+    assert_eq!(asked, "resources/subscribe,resources/unsubscribe");
 }

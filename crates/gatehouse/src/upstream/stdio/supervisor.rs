@@ -9,7 +9,13 @@
 use futures_util::StreamExt;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
-use std::{collections::HashMap, path::PathBuf, process::Stdio, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    path::PathBuf,
+    process::Stdio,
+    sync::Arc,
+    time::Duration,
+};
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
     process::{Child, ChildStdin, Command},
@@ -133,7 +139,11 @@ struct Shared {
     /// Who each caller is (the principal's key), so a later message of theirs (an answer to
     /// the child's request, a cancellation) is matched to their own requests only.
     tags: HashMap<CallerKey, Arc<str>>,
-    listeners: Vec<mpsc::Sender<FromChild>>,
+    /// Listening streams, with the session each was opened in.
+    listeners: Vec<(Option<Arc<str>>, mpsc::Sender<FromChild>)>,
+    /// Sessions subscribed to each resource URI: the child is subscribed once per URI, and
+    /// its updates reach only the sessions that asked for them.
+    subscriptions: HashMap<String, HashSet<Arc<str>>>,
     stdin: Option<mpsc::Sender<Value>>,
     next_caller: CallerKey,
     initialized: Option<Value>,
@@ -159,6 +169,7 @@ impl Supervisor {
                 callers: HashMap::new(),
                 tags: HashMap::new(),
                 listeners: Vec::new(),
+                subscriptions: HashMap::new(),
                 stdin: None,
                 next_caller: 0,
                 initialized: None,
@@ -281,9 +292,44 @@ impl Supervisor {
 
     /// The child's messages that belong to no request (list changes, log messages).
     pub fn listen(&self) -> mpsc::Receiver<FromChild> {
+        self.listen_in(None)
+    }
+
+    /// [`Supervisor::listen`] for a stream opened in `session`, which also receives the
+    /// updates of the resources that session subscribed to.
+    pub fn listen_in(&self, session: Option<&str>) -> mpsc::Receiver<FromChild> {
         let (tx, rx) = mpsc::channel(CALLER_QUEUE);
-        self.shared.lock().listeners.push(tx);
+        let mut shared = self.shared.lock();
+        shared.listeners.retain(|(_, l)| !l.is_closed());
+        shared.listeners.push((session.map(Arc::from), tx));
         rx
+    }
+
+    /// Records that `session` subscribed to `uri`; true when it is the first, so the child is
+    /// to be asked (later ones are answered by Gatehouse).
+    pub fn subscribe(&self, session: &str, uri: &str) -> bool {
+        let mut shared = self.shared.lock();
+        let sessions = shared.subscriptions.entry(uri.to_owned()).or_default();
+        let first = sessions.is_empty();
+        sessions.insert(Arc::from(session));
+        first
+    }
+
+    /// Forgets `session`'s subscription to `uri`; true when none is left, so the child is to
+    /// be told. A session that was not subscribed changes nothing (false).
+    pub fn unsubscribe(&self, session: &str, uri: &str) -> bool {
+        let mut shared = self.shared.lock();
+        let Some(sessions) = shared.subscriptions.get_mut(uri) else {
+            return false;
+        };
+        if !sessions.remove(session) {
+            return false;
+        }
+        let last = sessions.is_empty();
+        if last {
+            shared.subscriptions.remove(uri);
+        }
+        last
     }
 
     /// Stops the child and does not restart it.
@@ -316,6 +362,8 @@ impl Supervisor {
                 shared.tags.clear();
                 // Listening streams end: their clients reconnect to the restarted child.
                 shared.listeners.clear();
+                // The new child knows no subscription; clients subscribe again.
+                shared.subscriptions.clear();
                 failed
             };
             for (tx, reply) in failed {
@@ -428,10 +476,29 @@ impl Supervisor {
                 }
             }
             Delivery::Broadcast(message) => {
-                let listeners = {
+                let listeners: Vec<mpsc::Sender<FromChild>> = {
                     let mut shared = self.shared.lock();
-                    shared.listeners.retain(|l| !l.is_closed());
-                    shared.listeners.clone()
+                    shared.listeners.retain(|(_, l)| !l.is_closed());
+                    let updated = (message.get("method").and_then(Value::as_str)
+                        == Some("notifications/resources/updated"))
+                    .then(|| message.pointer("/params/uri").and_then(Value::as_str));
+                    let Shared {
+                        listeners,
+                        subscriptions,
+                        ..
+                    } = &*shared;
+                    listeners
+                        .iter()
+                        .filter(|(session, _)| match updated {
+                            // A resource's update: only to the sessions subscribed to it.
+                            Some(uri) => session.as_ref().is_some_and(|s| {
+                                uri.and_then(|u| subscriptions.get(u))
+                                    .is_some_and(|subscribed| subscribed.contains(s))
+                            }),
+                            None => true,
+                        })
+                        .map(|(_, l)| l.clone())
+                        .collect()
                 };
                 for listener in listeners {
                     let _ = listener.try_send(FromChild::Message(message.clone()));

@@ -87,7 +87,7 @@ impl Upstream for StdioUpstream<'_> {
             )
             .with_session(SessionChange::Ended)),
             Action::Listen => {
-                let messages = child.listen();
+                let messages = child.listen_in(exchange.session.map(SessionId::as_str));
                 Ok(reply(
                     ReplyKind::Events,
                     StatusCode::OK,
@@ -107,6 +107,9 @@ impl Upstream for StdioUpstream<'_> {
                         self.initialize(&child, &message)
                     }
                     Kind::Request => {
+                        if let Some(answered) = subscription(&child, exchange.session, &message) {
+                            return Ok(answered);
+                        }
                         let capabilities = declared(exchange.session, &message);
                         self.call(&child, message, &capabilities).await
                     }
@@ -208,6 +211,29 @@ impl StdioUpstream<'_> {
             )),
         }
     }
+}
+
+/// Keeps a legacy session's resource subscriptions: the child is subscribed once per URI and
+/// unsubscribed when no session wants it any more; a subscription it already has, or an
+/// unsubscription others still need, is answered here (`None`: the child is to be asked).
+fn subscription(child: &Supervisor, session: Option<&SessionId>, message: &Value) -> Option<Reply> {
+    let session = session?.as_str();
+    let uri = message.pointer("/params/uri").and_then(Value::as_str)?;
+    let ask_child = match message.get("method").and_then(Value::as_str)? {
+        "resources/subscribe" => child.subscribe(session, uri),
+        "resources/unsubscribe" => child.unsubscribe(session, uri),
+        _ => return None,
+    };
+    if ask_child {
+        return None;
+    }
+    let body = json!({"jsonrpc": "2.0", "id": message.get("id"), "result": {}});
+    Some(reply(
+        ReplyKind::Json,
+        StatusCode::OK,
+        Some("application/json"),
+        ChannelBody::whole(body.to_string().into()),
+    ))
 }
 
 /// The client capabilities the caller declared: in its session id (legacy era) or in the
