@@ -19,6 +19,7 @@ mod oauth;
 pub mod openapi;
 mod policies;
 mod probe;
+mod probe_stdio;
 pub mod problem;
 pub mod roles;
 mod servers;

@@ -442,6 +442,21 @@ async fn only_admins_add_or_change_stdio_servers_on_the_admin_api() {
         !shown.to_string().contains("tok-1"),
         "values are write-only"
     );
+    // test-connection asks the program itself for its tools.
+    let probed: Value = api
+        .request(
+            Method::POST,
+            "/admin/api/v1/servers/local/test-connection",
+            Some(&operator),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(probed["reachable"], true, "{probed}");
+    assert_eq!(probed["tools"][0]["name"], "echo");
     // An operator cannot change it either, even without stdio fields.
     let update = api
         .request(
