@@ -151,6 +151,24 @@ async fn a_stdio_server_is_served_in_both_eras_with_a_gatehouse_session() {
         .unwrap();
     assert_eq!(stolen.status(), 404);
 
+    // Ending the session forgets it; the program runs on for its other clients.
+    let ended = app
+        .http
+        .delete(app.mcp("local"))
+        .bearer_auth(&key)
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ended.status(), 200);
+    let gone = app
+        .post("local", Some(&key), &call("echo"))
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404, "an ended session is not found");
+
     // 2026-07-28: no session at all.
     assert_eq!(call_text(&app, &key, "echo").await, "{}");
 

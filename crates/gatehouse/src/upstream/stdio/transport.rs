@@ -63,22 +63,8 @@ pub struct StdioUpstream<'a> {
 
 impl Upstream for StdioUpstream<'_> {
     async fn send(&self, exchange: Exchange<'_>) -> Result<Reply, GatewayError> {
-        let child = self
-            .children
-            .child(self.server, self.launch, self.owner)
-            .map_err(|refused| match refused {
-                ChildRefused::CommandNotAllowed(command) => {
-                    tracing::error!(server = %self.server, %command,
-                        "stdio server refused: its command is not in gateway.stdio_commands");
-                    GatewayError::ServerUnavailable
-                }
-                ChildRefused::Full(_) => GatewayError::UpstreamChildrenExhausted,
-            })?;
-        child
-            .wait_ready(self.timeouts.start)
-            .await
-            .map_err(|_| GatewayError::UpstreamUnavailable)?;
         match exchange.action {
+            // The session is Gatehouse's: ending it needs no program (and starts none).
             Action::End => Ok(reply(
                 ReplyKind::Accepted,
                 StatusCode::OK,
@@ -87,6 +73,7 @@ impl Upstream for StdioUpstream<'_> {
             )
             .with_session(SessionChange::Ended)),
             Action::Listen => {
+                let child = self.ready_child().await?;
                 let messages = child.listen_in(exchange.session.map(SessionId::as_str));
                 Ok(reply(
                     ReplyKind::Events,
@@ -102,6 +89,7 @@ impl Upstream for StdioUpstream<'_> {
                 let first = envelope.first().ok_or(GatewayError::BatchUnsupported)?;
                 let message: Value = serde_json::from_slice(&bytes)
                     .map_err(|e| GatewayError::InvalidRequest(e.to_string()))?;
+                let child = self.ready_child().await?;
                 match first.kind {
                     Kind::Request if first.method() == "initialize" => {
                         self.initialize(&child, &message)
@@ -132,6 +120,26 @@ impl Upstream for StdioUpstream<'_> {
 }
 
 impl StdioUpstream<'_> {
+    /// The caller's child, started if need be, once it has answered Gatehouse's `initialize`.
+    async fn ready_child(&self) -> Result<Supervisor, GatewayError> {
+        let child = self
+            .children
+            .child(self.server, self.launch, self.owner)
+            .map_err(|refused| match refused {
+                ChildRefused::CommandNotAllowed(command) => {
+                    tracing::error!(server = %self.server, %command,
+                        "stdio server refused: its command is not in gateway.stdio_commands");
+                    GatewayError::ServerUnavailable
+                }
+                ChildRefused::Full(_) => GatewayError::UpstreamChildrenExhausted,
+            })?;
+        child
+            .wait_ready(self.timeouts.start)
+            .await
+            .map_err(|_| GatewayError::UpstreamUnavailable)?;
+        Ok(child)
+    }
+
     /// The principal's key among the child's callers.
     fn tag(&self) -> String {
         format!(
