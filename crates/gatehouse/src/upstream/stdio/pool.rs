@@ -223,3 +223,31 @@ impl StdioChildren for InMemoryChildren {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gatehouse_model::records::StdioSettings;
+
+    #[test]
+    fn debug_output_names_the_environment_but_never_shows_its_values() {
+        let launch = StdioLaunch {
+            settings: StdioSettings {
+                command: "npx".into(),
+                args: vec!["-y".into()],
+                env_names: vec!["API_KEY".into()],
+                env_sealed: None,
+                cwd: None,
+                sharing: Sharing::Shared,
+                max_children: None,
+                idle_timeout_secs: None,
+                limits: Default::default(),
+            },
+            env: vec![("API_KEY".into(), "sk-live-123456".into())],
+        };
+        for shown in [format!("{launch:?}"), format!("{:?}", command_of(&launch))] {
+            assert!(shown.contains("API_KEY"), "{shown}");
+            assert!(!shown.contains("sk-live-123456"), "{shown}");
+        }
+    }
+}

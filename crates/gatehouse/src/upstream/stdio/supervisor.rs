@@ -38,7 +38,7 @@ const STDERR_LINES_PER_SECOND: u32 = 20;
 const PROTOCOL_VERSION: &str = "2025-11-25";
 
 /// What to run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct StdioCommand {
     pub program: String,
     pub args: Vec<String>,
@@ -49,6 +49,20 @@ pub struct StdioCommand {
     /// Resource limits, applied by `prlimit` (util-linux): setting them in the child
     /// ourselves would take unsafe code. Without `prlimit` a limited child does not start.
     pub limits: Option<ResourceLimits>,
+}
+
+impl std::fmt::Debug for StdioCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The environment's values are credentials: only their names are shown.
+        let env: Vec<&str> = self.env.iter().map(|(name, _)| name.as_str()).collect();
+        f.debug_struct("StdioCommand")
+            .field("program", &self.program)
+            .field("args", &self.args)
+            .field("env", &env)
+            .field("cwd", &self.cwd)
+            .field("limits", &self.limits)
+            .finish()
+    }
 }
 
 /// What a child may use; `None` leaves a limit as Gatehouse's own.
