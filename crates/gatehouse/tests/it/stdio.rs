@@ -178,6 +178,7 @@ async fn a_stdio_server_is_served_in_both_eras_with_a_gatehouse_session() {
         rpc_message(app.post("local", Some(&key), &batch).send().await.unwrap()).await;
     assert_eq!(status, 400);
     assert_eq!(message["error"]["data"]["reason"], "batch_unsupported");
+    insta::assert_json_snapshot!("batch_unsupported", message);
 }
 
 #[tokio::test]
@@ -196,6 +197,7 @@ async fn a_child_killed_mid_call_fails_the_call_cleanly_and_comes_back() {
     assert_eq!(status, 502);
     assert_eq!(message["id"], json!(7), "the caller's own id");
     assert_eq!(message["error"]["data"]["reason"], "upstream_crashed");
+    insta::assert_json_snapshot!("upstream_crashed", message);
 
     // The supervisor restarts it (after its back-off); the next call reaches a new process.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -291,6 +293,7 @@ async fn a_new_principal_beyond_max_children_is_refused() {
         "upstream_children_exhausted"
     );
     assert!(headers.contains_key("retry-after"));
+    insta::assert_json_snapshot!("upstream_children_exhausted", message);
     call_text(&app, &a, "pid").await;
 }
 
