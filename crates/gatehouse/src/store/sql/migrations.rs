@@ -178,6 +178,6 @@ mod tests {
         assert_eq!(folder("sqlite"), folder("postgres"));
         assert_eq!(folder("sqlite"), listed(&sqlite()));
         assert_eq!(folder("postgres"), listed(&postgres()));
-        assert_eq!(latest_version(), 13);
+        assert_eq!(latest_version(), 14);
     }
 }
