@@ -15,6 +15,9 @@
 #       # logs "audit write failed; retrying" and relinks (one retry per switch, by design).
 #   STORE=postgres bench/run.sh
 #   TARGETS="jwt dpop" bench/run.sh   # a bearer JWT beside a DPoP-bound one (a proof per request)
+#   TARGETS="miniproxy gatehouse stdio" bench/run.sh
+#       # the hop to a stdio server (gatehouse-example-server --stdio, a shared child) beside
+#       # the HTTP hop, same gateway, same echo call
 #   STORE=postgres ALT_STORE=sqlite ALT_BIN=target/release/gatehouse TARGETS="gatehouse alt" bench/run.sh
 #       # the hop on PostgreSQL ("gatehouse") beside the same build on SQLite ("alt")
 #       # Gatehouse on PostgreSQL (records and audit trail) instead of SQLite: a server started
@@ -165,7 +168,7 @@ MINIPROXY_BIN="$BASELINE_TARGET/release/miniproxy"
 [[ -x "$UPSTREAM_BIN" && -x "$MINIPROXY_BIN" ]] || die "baseline binaries missing in $BASELINE_TARGET/release"
 cp "$BASELINE_SRC/mcp.lua" "$WORK/mcp.lua" 2>/dev/null || cp "$CACHE/baseline-src/mcp.lua" "$WORK/mcp.lua"
 
-uses_gatehouse() { has_target gatehouse || has_target governed || has_target token || has_target jwt || has_target dpop || has_target alt; }
+uses_gatehouse() { has_target gatehouse || has_target governed || has_target token || has_target jwt || has_target dpop || has_target alt || has_target stdio; }
 if uses_gatehouse; then
     if [[ -z "${GATEHOUSE_BIN:-}" ]]; then
         target_dir=${CARGO_TARGET_DIR:-target}
@@ -177,6 +180,15 @@ if uses_gatehouse; then
         fi
     fi
     [[ -x "$GATEHOUSE_BIN" ]] || die "gatehouse binary missing: $GATEHOUSE_BIN"
+fi
+if has_target stdio; then
+    # The stdio program: the example server beside the gatehouse binary (same build).
+    EXAMPLE_BIN=${EXAMPLE_BIN:-$(dirname "$GATEHOUSE_BIN")/gatehouse-example-server}
+    if [[ "$BUILD" == 1 && "$EXAMPLE_BIN" == */release/gatehouse-example-server ]]; then
+        log "building gatehouse-example-server (release)"
+        cargo build --release --quiet -p gatehouse-example-server
+    fi
+    [[ -x "$EXAMPLE_BIN" ]] || die "example server binary missing: $EXAMPLE_BIN"
 fi
 
 # --- start ----------------------------------------------------------------------------------
@@ -222,6 +234,14 @@ if uses_gatehouse; then
             python3 -c 'import json,sys; print(json.load(sys.stdin)["client_secret"])') ||
             { cat "$WORK/provision.log" >&2; die "gatehouse clients oauth failed"; }
         SVC_BASIC=$(printf 'svc:%s' "$SVC_SECRET" | base64 -w0)
+    fi
+
+    # "stdio": the same gateway, a server that is a local program (one shared child).
+    if has_target stdio; then
+        {
+            gh servers add perf-stdio --command "$EXAMPLE_BIN" --arg --stdio
+            gh connections grant --client bench --server perf-stdio --tools echo
+        } >>"$WORK/provision.log" 2>&1 || { cat "$WORK/provision.log" >&2; die "provisioning stdio failed"; }
     fi
 
     # "governed": the same gateway, a second mount with one policy of every kind and the
@@ -341,7 +361,7 @@ url_of() {
     case $1 in
         direct) echo "http://$HOST:$PORT_UPSTREAM" ;;
         miniproxy) echo "http://$HOST:$PORT_MINIPROXY" ;;
-        gatehouse | governed | token | jwt | dpop) echo "http://$HOST:$PORT_GATEHOUSE" ;;
+        gatehouse | governed | token | jwt | dpop | stdio) echo "http://$HOST:$PORT_GATEHOUSE" ;;
         alt) echo "http://$HOST:$PORT_ALT" ;;
         oidc) echo "http://$HOST:$PORT_OIDC" ;;
     esac
@@ -350,7 +370,7 @@ pid_of() {
     case $1 in
         direct) echo "$PID_UPSTREAM" ;;
         miniproxy) echo "$PID_MINIPROXY" ;;
-        gatehouse | governed | token | jwt | dpop) echo "$PID_GATEHOUSE" ;;
+        gatehouse | governed | token | jwt | dpop | stdio) echo "$PID_GATEHOUSE" ;;
         alt) echo "$PID_ALT" ;;
         oidc) echo "$PID_OIDC" ;;
     esac
@@ -359,6 +379,7 @@ path_of() {
     case $1 in
         gatehouse | jwt | dpop | alt) echo /perf/mcp ;;
         governed) echo /gov/mcp ;;
+        stdio) echo /perf-stdio/mcp ;;
         token) echo /oauth/token ;;
         oidc) echo /token ;;
         *) echo /mcp ;;
@@ -374,7 +395,7 @@ script_of() {
 basic_of() { if [[ $1 == oidc ]]; then printf 'bench:bench-secret-bench-secret' | base64 -w0; else echo "${SVC_BASIC:-}"; fi; }
 authz_of() {
     case $1 in
-        gatehouse | governed | alt) echo "Bearer $TOKEN" ;;
+        gatehouse | governed | alt | stdio) echo "Bearer $TOKEN" ;;
         jwt) echo "Bearer $ACCESS_TOKEN" ;;
         dpop) echo "DPoP $DPOP_TOKEN" ;;
     esac

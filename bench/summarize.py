@@ -16,8 +16,8 @@ ERR_KEYS = ("err_status", "err_conn", "err_read", "err_timeout")
 PAIRS = (("gatehouse", "miniproxy"), ("governed", "miniproxy"), ("gatehouse", "direct"),
          ("governed", "gatehouse"), ("miniproxy", "direct"), ("token", "miniproxy"),
          ("token", "oidc"), ("jwt", "miniproxy"), ("jwt", "gatehouse"), ("alt", "miniproxy"),
-         ("alt", "gatehouse"))
-TARGET_ORDER = ("direct", "miniproxy", "gatehouse", "alt", "governed", "jwt", "token", "oidc")
+         ("alt", "gatehouse"), ("stdio", "gatehouse"), ("stdio", "miniproxy"))
+TARGET_ORDER = ("direct", "miniproxy", "gatehouse", "stdio", "alt", "governed", "jwt", "token", "oidc")
 
 
 def parse(path):

@@ -45,6 +45,17 @@
 #   admin-api              schemathesis drives every operation of the served OpenAPI document:
 #                          no 5xx, responses match their schema and documented statuses, every
 #                          operation refuses a request without the admin token
+# stdio group, on the shared Gatehouse (e2e/stdio; packages installed by npm ci there, so the
+# servers run without fetching anything):
+#   conformance-stdio      the conformance suite through Gatehouse against the example server run
+#                          as a stdio child (`gatehouse-example-server --stdio`, server `st-conf`,
+#                          --allow-anonymous); fails if fewer checks pass than in conformance-direct
+#                          (which it needs), and writes the per-scenario comparison
+#   stdio                  server-everything and server-filesystem run with `npx --no-install`
+#                          and a Python SDK server with `python -m`, as stdio children: both
+#                          eras, 8 Python and 4 TypeScript clients at once on a shared child,
+#                          sampling and elicitation answered by the client that asked, a child
+#                          killed mid-call (the call fails, the next works), per_principal
 # and prints `N passed, M failed` (groups) as its last line; exit status 1 if any failed.
 #
 # Usage: e2e/run.sh [GROUP...]          (default: all groups)
@@ -64,7 +75,7 @@ suite=${E2E_CONFORMANCE_SUITE:-all}
 all_groups=(ts python conformance-direct conformance-gateway conformance-identical audit-trail audit-verify
     guardrails-ts guardrails-python conformance-guardrails conformance-guardrails-identical
     oauth-py-client-credentials oauth-py-auth-code oauth-ts-auth-code oauth-ts-v2 oauth-mcp-remote oauth-conformance
-    oauth-upstream-oidc oauth-federation admin-api)
+    oauth-upstream-oidc oauth-federation admin-api conformance-stdio stdio)
 if (($# > 0)); then selected=("$@"); else selected=("${all_groups[@]}"); fi
 for g in "${selected[@]}"; do
     [[ " ${all_groups[*]} " == *" $g "* ]] || { echo "error: unknown group '$g' (${all_groups[*]})" >&2; exit 2; }
@@ -224,6 +235,7 @@ if want oauth-ts-v2 || want oauth-federation; then npm_install "$here/ts-v2"; fi
 if want oauth-mcp-remote; then npm_install "$here/mcp-remote"; fi
 if want oauth-conformance; then npm_install "$here/conformance-auth"; fi
 if want oauth-upstream-oidc; then npm_install "$here/upstream-oidc"; fi
+if want stdio; then npm_install "$here/stdio"; fi
 
 # ---------------------------------------------------------------------------------------------
 say "start the example server"
@@ -270,6 +282,11 @@ if want guardrails-ts || want guardrails-python || want conformance-guardrails; 
     } || fatal "provisioning the guardrail groups failed"
     guarded_key=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["token"])' "$work/guarded-key.json") ||
         fatal "keys create printed no token"
+fi
+
+if want conformance-stdio; then
+    gh servers add st-conf --command "$example_bin" --arg --stdio --allow-anonymous ||
+        fatal "provisioning the stdio conformance server failed"
 fi
 
 say "start gatehouse"
@@ -517,4 +534,54 @@ group_admin_api() {
     bounded bash "$here/admin-api/schemathesis.sh" "$gatehouse_bin" "$venv/bin/python" "$work/admin-api"
 }
 want admin-api && run_group admin-api group_admin_api
+group_conformance_stdio() {
+    [[ -d $work/conformance-direct/results ]] || {
+        echo "conformance-direct is needed for the comparison"
+        return 1
+    }
+    conformance stdio "$gateway/st-conf/mcp"
+    # Differences are listed (a stdio child has no HTTP of its own to test), but only fewer
+    # passing checks than direct fails the group.
+    python3 "$here/conformance/compare.py" "$work/conformance-direct/results" \
+        "$work/conformance-stdio/results" --labels direct,stdio \
+        --markdown "$work/conformance-stdio-comparison.md" || true
+    python3 - "$work/conformance-direct/results" "$work/conformance-stdio/results" <<'PY'
+import json, pathlib, sys
+def passed(d):
+    return sum(c.get("status") == "SUCCESS" for f in pathlib.Path(d).glob("*/checks.json")
+               for c in json.loads(f.read_text()))
+direct, stdio = passed(sys.argv[1]), passed(sys.argv[2])
+print(f"passed checks: direct {direct}, through Gatehouse over stdio {stdio}")
+sys.exit(0 if stdio >= direct else 1)
+PY
+}
+want conformance-stdio && run_group conformance-stdio group_conformance_stdio
+# The servers are added after Gatehouse started: it runs their programs on their first call.
+group_stdio() {
+    local files="$work/stdio-files" npx_env=(--env "HOME=$work" --env "npm_config_cache=$work/npm-cache")
+    mkdir -p "$files" && echo "hello from a file" >"$files/greeting.txt"
+    {
+        gh servers add st-everything --command npx --arg --no-install \
+            --arg @modelcontextprotocol/server-everything --cwd "$here/stdio" "${npx_env[@]}" &&
+            gh servers add st-files --command npx --arg --no-install \
+                --arg @modelcontextprotocol/server-filesystem --arg "$files" --cwd "$here/stdio" "${npx_env[@]}" &&
+            gh servers add st-python --command "$venv/bin/python" --arg -m --arg notes_server --cwd "$here/stdio" &&
+            gh servers add st-python-pp --command "$venv/bin/python" --arg -m --arg notes_server \
+                --cwd "$here/stdio" --sharing per_principal --max-children 4 &&
+            for who in alice bob; do
+                gh clients create "stdio-$who" &&
+                    for s in st-everything st-files st-python st-python-pp; do
+                        gh connections grant --client "stdio-$who" --server "$s" --tools '*' || return 1
+                    done &&
+                    gh --output json keys create --client "stdio-$who" >"$work/stdio-$who.json" || return 1
+            done
+    } || return 1
+    local alice bob
+    alice=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["token"])' "$work/stdio-alice.json") || return 1
+    bob=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["token"])' "$work/stdio-bob.json") || return 1
+    (cd "$here/stdio" && E2E_GATEWAY=$gateway E2E_STDIO_ALICE_KEY=$alice E2E_STDIO_BOB_KEY=$bob \
+        E2E_STDIO_FILES=$files E2E_TS_NODE=$ts_node \
+        bounded "$venv/bin/python" -m pytest -p no:cacheprovider -q test_stdio.py)
+}
+want stdio && run_group stdio group_stdio
 exit 0

@@ -50,7 +50,7 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Upstream MCP servers.
     #[command(subcommand)]
-    Servers(commands::servers::ServersCommand),
+    Servers(Box<commands::servers::ServersCommand>),
     /// Client identities (applications and agents).
     #[command(subcommand)]
     Clients(commands::clients::ClientsCommand),

@@ -49,6 +49,7 @@ async fn populate(store: &DynStore, keyring: &Keyring, clients: usize) {
             allow_unknown_methods: false,
             pin_action: gatehouse_model::pin_action::PinAction::Block,
             created_at: now,
+            stdio: None,
         })
         .await
         .unwrap();

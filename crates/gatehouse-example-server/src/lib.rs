@@ -132,6 +132,17 @@ pub fn router_with_allowed_hosts(
     axum::Router::new().route_service(MCP_PATH, service)
 }
 
+/// Serves the example server over stdin/stdout (newline-delimited JSON-RPC, the MCP stdio
+/// transport) until stdin closes: how Gatehouse runs it as a stdio server.
+pub async fn serve_stdio() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    use rmcp::ServiceExt;
+    let running = handler::ExampleHandler::default()
+        .serve(rmcp::transport::stdio())
+        .await?;
+    running.waiting().await?;
+    Ok(())
+}
+
 /// Origins (`http` and `https`) a browser page served from `host` would send.
 fn allowed_origins_for(host: &str) -> Vec<String> {
     let (name, port) = match host.rsplit_once(':') {

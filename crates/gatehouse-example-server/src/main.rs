@@ -1,4 +1,4 @@
-//! `gatehouse-example-server [--listen 127.0.0.1:PORT] [--allow-host NAME]...`
+//! `gatehouse-example-server [--listen 127.0.0.1:PORT] [--allow-host NAME]... | --stdio`
 //!
 //! Serves the example MCP server at `http://ADDR/mcp`, prints exactly one line
 //! `listening on http://ADDR/mcp` to stdout once ready, and runs until SIGINT or SIGTERM.
@@ -17,12 +17,14 @@ const DEFAULT_LISTEN: &str = "127.0.0.1:9090";
 
 const USAGE: &str = "\
 Usage: gatehouse-example-server [--listen ADDR] [--allow-host NAME]...
+       gatehouse-example-server --stdio
 
 Serves the Gatehouse example MCP server (demo tools and MCP conformance fixtures).
 
 Options:
   --listen ADDR       Socket address to bind [default: 127.0.0.1:9090]; port 0 picks a free port
   --allow-host NAME   Also accept this Host header (NAME or NAME:PORT), besides loopback; repeatable
+  --stdio             Speak MCP over stdin/stdout instead (until stdin closes)
   -h, --help          Print this help
 
 Logs go to stderr; set RUST_LOG to change the level (default: warn).";
@@ -35,6 +37,7 @@ struct Args {
 
 enum Command {
     Run(Args),
+    Stdio,
     Help,
 }
 
@@ -56,6 +59,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Command, String>
         };
         match flag.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
+            "--stdio" => return Ok(Command::Stdio),
             "--listen" => {
                 let raw = value("--listen")?;
                 let addr = raw
@@ -83,6 +87,16 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Command, String>
 async fn main() -> ExitCode {
     let args = match parse_args(std::env::args().skip(1)) {
         Ok(Command::Run(args)) => args,
+        Ok(Command::Stdio) => {
+            init_tracing();
+            return match gatehouse_example_server::serve_stdio().await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Ok(Command::Help) => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -199,5 +213,6 @@ mod tests {
         assert!(parse(&["--listen", "nope"]).is_err());
         assert!(parse(&["--bogus"]).is_err());
         assert!(matches!(parse(&["--help"]), Ok(Command::Help)));
+        assert!(matches!(parse(&["--stdio"]), Ok(Command::Stdio)));
     }
 }

@@ -272,6 +272,10 @@ async fn start_announced(
             .map_err(StartError::Pins)?,
         upstream,
         breakers: crate::upstream::breaker::Breakers::new(&config.gateway),
+        stdio: Arc::new(crate::upstream::stdio::InMemoryChildren::new(
+            config.gateway.stdio_commands.clone(),
+            crate::upstream::stdio::supervisor::Lifecycle::default(),
+        )),
         readiness: crate::health::Readiness::new(readiness::readiness_checks(
             store.clone(),
             snapshot.clone(),
@@ -302,6 +306,10 @@ async fn start_announced(
         request_ids: RequestIds::new(prefix),
     });
 
+    crate::upstream::stdio::pool::refuse_unlisted_at_start(
+        &state.snapshot.current(),
+        state.config.gateway.stdio_commands.as_deref(),
+    );
     let stop_http = CancellationToken::new();
     let mut background = Vec::new();
     let writer = writer
@@ -407,6 +415,14 @@ async fn sweep_sessions(state: AppState, stop: CancellationToken) {
         state
             .breakers
             .retain(|server| snapshot.servers.contains_key(server));
+        // Programs of deleted or changed stdio servers, and idle per-principal ones, stop.
+        state.stdio.sweep(&|server, launch| {
+            snapshot
+                .servers
+                .get(server)
+                .and_then(|s| s.stdio.as_deref())
+                .is_some_and(|current| current == launch)
+        });
     }
 }
 
@@ -498,6 +514,7 @@ impl RunningServer {
         // Requests still running (their connections outlive the accept loop) end now and
         // record their events (outcome `shutdown`) before the audit writer's last flush.
         self.state.audit.cut_in_flight(Duration::from_secs(2)).await;
+        self.state.stdio.stop_all();
         self.stop_background.cancel();
         for task in self.background {
             let _ = task.await;

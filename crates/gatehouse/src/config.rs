@@ -133,6 +133,13 @@ pub struct GatewayConfig {
     /// one probe request is let through.
     #[serde(with = "serde_human")]
     pub breaker_open_for: Duration,
+    /// The programs a stdio server may run (exact, or a prefix ending in `*`); absent: any.
+    /// In the file, not the database, so an admin token cannot widen it (ADR 0006 §3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stdio_commands: Option<Vec<String>>,
+    /// How long a request waits for a stdio server's program to start and initialise.
+    #[serde(with = "serde_human")]
+    pub stdio_start_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -209,6 +216,8 @@ impl Default for GatewayConfig {
             max_sessions_per_owner: DEFAULT_MAX_SESSIONS_PER_OWNER,
             breaker_failures: 5,
             breaker_open_for: Duration::from_secs(10),
+            stdio_commands: None,
+            stdio_start_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -41,6 +41,8 @@ pub struct App {
     pub upstream: UpstreamClient,
     /// A circuit breaker per upstream, kept across snapshots.
     pub breakers: crate::upstream::breaker::Breakers,
+    /// The running programs of stdio servers (ADR 0006), by server.
+    pub stdio: Arc<dyn crate::upstream::stdio::StdioChildren>,
     /// What `/readyz` consults, and whether shutdown has begun draining.
     pub readiness: crate::health::Readiness,
     /// Shared backends (Redis), for `gatehouse_backend_up`.

@@ -8,6 +8,7 @@
 
 pub mod records;
 mod reload_loop;
+pub mod stdio;
 pub mod upstream_auth;
 
 use arc_swap::ArcSwap;
@@ -59,6 +60,8 @@ pub struct ServerEntry {
     /// `{public}/{server}/mcp`: the server's OAuth resource identifier (RFC 8707), the `aud`
     /// its access tokens must carry.
     pub resource: String,
+    /// Set when the server is a local program (`upstream` is then `stdio://{name}`).
+    pub stdio: Option<Arc<stdio::StdioLaunch>>,
 }
 
 /// An enabled user: what their groups' connections grant, per server (merged).
@@ -243,9 +246,21 @@ impl Snapshot {
                     server.upstream_auth.identity_header.as_deref().map(|h| {
                         HeaderName::try_from(h).map_err(|e| format!("identity header: {e}"))
                     });
-                Ok((upstream, auth, identity.transpose()?))
+                let stdio = stdio::compile_stdio(&server, keyring)?;
+                // A program gets no HTTP headers: settings that would be silently dropped make
+                // the server unavailable instead, so nobody believes they are in force.
+                if stdio.is_some()
+                    && (!matches!(auth, upstream_auth::UpstreamAuth::None) || identity.is_some())
+                {
+                    return Err(
+                        "a stdio server takes no upstream credential or identity header \
+                                (they are HTTP headers); remove them or give the server a URL"
+                            .to_owned(),
+                    );
+                }
+                Ok((upstream, auth, identity.transpose()?, stdio))
             });
-            let (upstream, auth, identity_header) = match compiled {
+            let (upstream, auth, identity_header, stdio) = match compiled {
                 Ok(compiled) => compiled,
                 Err(reason) => {
                     issues.push(RecordIssue::new(
@@ -265,6 +280,7 @@ impl Snapshot {
                 upstream,
                 auth,
                 identity_header,
+                stdio,
                 pins: crate::pinning::ServerPins::from_rows(
                     contents
                         .tool_pins

@@ -46,6 +46,7 @@ fn contents(clients: usize, generation: i64) -> StoreContents {
             allow_unknown_methods: false,
             pin_action: gatehouse_model::pin_action::PinAction::Block,
             created_at: NOW,
+            stdio: None,
         }],
         ..StoreContents::default()
     };

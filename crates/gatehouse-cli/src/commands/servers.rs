@@ -8,12 +8,15 @@ use crate::output::{Format, Table, print_json, time};
 
 #[derive(Subcommand)]
 pub enum ServersCommand {
-    /// Register an upstream MCP server (Streamable HTTP), mounted at /{name}/mcp.
+    /// Register an upstream MCP server (Streamable HTTP, or a local program over stdio),
+    /// mounted at /{name}/mcp.
     Add {
         name: String,
         /// The upstream MCP endpoint, e.g. http://127.0.0.1:9090/mcp.
-        #[arg(long)]
-        url: String,
+        #[arg(long, required_unless_present = "command", conflicts_with = "command")]
+        url: Option<String>,
+        #[command(flatten)]
+        stdio: StdioArgs,
         /// Credential injected upstream, as 'Header-Name: value'. Stored encrypted, never shown.
         #[arg(long)]
         credential: Option<String>,
@@ -43,6 +46,8 @@ pub enum ServersCommand {
         no_credential: bool,
         #[command(flatten)]
         upstream_auth: UpstreamAuthArgs,
+        #[command(flatten)]
+        stdio: StdioArgs,
     },
     /// The server's pinned tool definitions and any changes waiting for approval.
     Tools { name: String },
@@ -60,12 +65,77 @@ pub enum ServersCommand {
     Remove { name: String },
 }
 
+/// A server that is a local program, spoken to over stdin/stdout (docs/upstreams.md).
+#[derive(clap::Args)]
+pub struct StdioArgs {
+    /// The program to run, e.g. npx (allowed by [gateway] stdio_commands, if set).
+    #[arg(long)]
+    command: Option<String>,
+    /// One argument of the program (repeat for each).
+    #[arg(long = "arg", allow_hyphen_values = true, requires = "command")]
+    args: Vec<String>,
+    /// KEY=VALUE in the program's environment (repeat; values stored encrypted, never shown).
+    #[arg(long = "env", requires = "command")]
+    env: Vec<String>,
+    /// The program's working directory.
+    #[arg(long, requires = "command")]
+    cwd: Option<String>,
+    /// shared (one program for every client) or per_principal (one per client and user).
+    #[arg(long, requires = "command")]
+    sharing: Option<String>,
+    /// per_principal: programs at most.
+    #[arg(long, requires = "command")]
+    max_children: Option<u32>,
+    /// per_principal: stop a program unused this long (e.g. 15m).
+    #[arg(long, requires = "command", value_parser = gatehouse_model::duration::parse)]
+    idle_timeout: Option<std::time::Duration>,
+    /// Address-space limit of the program, bytes (needs prlimit).
+    #[arg(long, requires = "command")]
+    memory_limit: Option<u64>,
+    /// Open-files limit of the program (needs prlimit).
+    #[arg(long, requires = "command")]
+    open_files_limit: Option<u64>,
+}
+
+impl StdioArgs {
+    fn into_new(self, ctx: &Ctx) -> anyhow::Result<Option<admin::NewStdio>> {
+        let Some(command) = self.command else {
+            return Ok(None);
+        };
+        let env = self
+            .env
+            .iter()
+            .map(|pair| {
+                pair.split_once('=')
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .ok_or_else(|| anyhow::anyhow!("--env {pair:?}: expected KEY=VALUE"))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Some(admin::NewStdio {
+            command,
+            args: self.args,
+            env,
+            cwd: self.cwd,
+            sharing: self.sharing,
+            max_children: self.max_children,
+            idle_timeout: self.idle_timeout,
+            limits: gatehouse_model::records::StdioLimits {
+                memory_bytes: self.memory_limit,
+                open_files: self.open_files_limit,
+                ..Default::default()
+            },
+            allowed_commands: ctx.config.gateway.stdio_commands.clone(),
+        }))
+    }
+}
+
 impl ServersCommand {
     pub async fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         match self {
             ServersCommand::Add {
                 name,
                 url,
+                stdio,
                 credential,
                 allow_anonymous,
                 allow_unknown_methods,
@@ -75,13 +145,14 @@ impl ServersCommand {
                 let (upstream_auth, identity_header) = upstream_auth.for_add()?;
                 let new = admin::NewServer {
                     name: name.clone(),
-                    url,
+                    url: url.unwrap_or_default(),
                     credential,
                     allow_anonymous,
                     allow_unknown_methods,
                     pin_action: Some(pin_action),
                     upstream_auth,
                     identity_header,
+                    stdio: stdio.into_new(ctx)?,
                 };
                 let generation = ctx.admin.add_server(ctx.by()?, new).await?;
                 ctx.applied(generation).await?;
@@ -94,22 +165,26 @@ impl ServersCommand {
                 credential,
                 no_credential,
                 upstream_auth,
+                stdio,
             } => {
                 let (upstream_auth, identity_header) = upstream_auth.for_update()?;
+                let stdio = stdio.into_new(ctx)?;
                 if url.is_none()
                     && credential.is_none()
                     && !no_credential
                     && upstream_auth.is_none()
                     && identity_header.is_none()
+                    && stdio.is_none()
                 {
                     anyhow::bail!(
-                        "nothing to change: pass --url, --credential, --no-credential, \
+                        "nothing to change: pass --url, --command, --credential, --no-credential, \
                          --token-endpoint, --no-upstream-auth, --identity-header or \
                          --no-identity-header"
                     );
                 }
                 let update = admin::ServerUpdate {
                     url,
+                    stdio,
                     credential: if no_credential {
                         Some(None)
                     } else {
@@ -222,7 +297,10 @@ fn show(
     for s in servers {
         table.row(vec![
             s.name.clone(),
-            s.url.clone(),
+            s.stdio.as_ref().map_or_else(
+                || s.url.clone(),
+                |p| format!("stdio: {} {}", p.command, p.args.join(" ")),
+            ),
             s.credential_header
                 .as_ref()
                 .map_or("-".into(), |h| format!("{h}: ****")),

@@ -6,6 +6,7 @@ mod admin;
 mod oauth;
 mod reload;
 mod replicas;
+mod stdio;
 mod users;
 
 use serde::{Deserialize, Serialize};
@@ -19,6 +20,7 @@ pub use oauth::{
 };
 pub use reload::{RecordIssue, ReloadReport};
 pub use replicas::ReplicaHeartbeat;
+pub use stdio::{Sharing, StdioLimits, StdioSettings, command_allowed, valid_env_name};
 pub use users::{
     AuthorizationCodeRecord, CodeRedemption, GroupConnectionRecord, UpstreamGrantRecord, UserRecord,
 };
@@ -42,6 +44,9 @@ pub struct ServerRecord {
     /// What happens when a tool definition changes (stored as `block`, `warn` or `off`).
     pub pin_action: PinAction,
     pub created_at: i64,
+    /// Set for a server that is a local program (`url` is then `stdio://{name}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdio: Option<StdioSettings>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

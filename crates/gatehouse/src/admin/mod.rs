@@ -10,11 +10,13 @@ use std::time::Duration;
 pub mod explain;
 pub mod oauth;
 mod service;
+pub mod stdio;
 pub mod summary;
 pub mod upstream_auth;
 pub mod users;
 
 pub use service::{AdminService, CreatedAdminToken, Operator, OwnWriter};
+pub use stdio::NewStdio;
 
 use crate::{
     identity::api_keys,
@@ -70,6 +72,8 @@ pub struct NewServer {
     pub upstream_auth: Option<upstream_auth::NewUpstreamAuth>,
     /// Header carrying Gatehouse's signed assertion of the caller (ADR 0006 §6).
     pub identity_header: Option<String>,
+    /// A local program instead of a URL (`url` is then left empty).
+    pub stdio: Option<NewStdio>,
 }
 
 pub async fn add_server(
@@ -78,7 +82,24 @@ pub async fn add_server(
     new: NewServer,
 ) -> AdminResult<Generation> {
     Name::parse(NameKind::Server, &new.name)?;
-    check_upstream_url(&new.url)?;
+    let stdio = match new.stdio {
+        Some(stdio) => {
+            if !new.url.is_empty() || new.credential.is_some() {
+                return Err(AdminError::Invalid(
+                    "a stdio server has a command, not a url or an injected header".into(),
+                ));
+            }
+            Some(stdio::settings(keyring, &new.name, stdio)?)
+        }
+        None => {
+            check_upstream_url(&new.url)?;
+            None
+        }
+    };
+    let url = match stdio {
+        Some(_) => stdio::stdio_url(&new.name),
+        None => new.url,
+    };
     let (credential_header, credential_sealed) = match &new.credential {
         Some(text) => seal_credential(keyring, &new.name, text)?,
         None => (None, None),
@@ -101,13 +122,14 @@ pub async fn add_server(
     let record = ServerRecord {
         pin_action,
         name: new.name,
-        url: new.url,
+        url,
         credential_header,
         credential_sealed,
         upstream_auth: auth,
         allow_anonymous: new.allow_anonymous,
         allow_unknown_methods: new.allow_unknown_methods,
         created_at: crate::now_ms(),
+        stdio,
     };
     Ok(store.insert_server(&record).await?)
 }
@@ -159,6 +181,9 @@ pub struct ServerUpdate {
     pub upstream_auth: Option<Option<upstream_auth::NewUpstreamAuth>>,
     /// `Some(None)` stops sending the identity assertion.
     pub identity_header: Option<Option<String>>,
+    /// Makes the server a local program (or replaces its settings); a new `url` makes a stdio
+    /// server an HTTP one again.
+    pub stdio: Option<NewStdio>,
 }
 
 /// Changes a server's upstream URL or injected credential, validated as `add_server` does.
@@ -169,9 +194,19 @@ pub async fn update_server(
     update: ServerUpdate,
 ) -> AdminResult<Generation> {
     let mut record = store.get_server(name).await?;
+    if update.stdio.is_some() && update.url.is_some() {
+        return Err(AdminError::Invalid(
+            "a server has a command or a url, not both".into(),
+        ));
+    }
     if let Some(url) = update.url {
         check_upstream_url(&url)?;
         record.url = url;
+        record.stdio = None;
+    }
+    if let Some(new) = update.stdio {
+        record.stdio = Some(stdio::settings(keyring, name, new)?);
+        record.url = stdio::stdio_url(name);
     }
     match update.credential {
         Some(Some(text)) => {

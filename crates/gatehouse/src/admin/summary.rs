@@ -12,7 +12,7 @@ use gatehouse_model::records::{
 };
 
 pub fn server(r: &ServerRecord) -> Value {
-    json!({
+    let mut summary = json!({
         "url": r.url,
         "credential_header": r.credential_header,
         "allow_anonymous": r.allow_anonymous,
@@ -20,7 +20,12 @@ pub fn server(r: &ServerRecord) -> Value {
         "pin_action": r.pin_action,
         "upstream_auth": r.upstream_auth.spec,
         "identity_header": r.upstream_auth.identity_header,
-    })
+    });
+    // The environment's names, never its values (they are sealed, and stay out like a header's).
+    if let Some(stdio) = &r.stdio {
+        summary["stdio"] = serde_json::to_value(stdio).unwrap_or(Value::Null);
+    }
+    summary
 }
 
 pub fn client(r: &ClientRecord) -> Value {

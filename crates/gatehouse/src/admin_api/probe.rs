@@ -35,6 +35,9 @@ pub enum Outcome {
 /// The tools the upstream lists, or why it could not be asked. `Err` only for a failure of
 /// Gatehouse itself (the sealed credential).
 pub async fn list_tools(state: &AppState, server: &ServerRecord) -> Result<Outcome, ApiError> {
+    if server.stdio.is_some() {
+        return Ok(super::probe_stdio::list_tools(state, server).await);
+    }
     let credential = match (&server.credential_header, &server.credential_sealed) {
         (Some(name), Some(sealed)) => {
             let value = state

@@ -15,6 +15,7 @@ use super::{
     idempotency,
     input::{JsonBody, PageParams, Params, page},
     problem::{ApiError, Problem},
+    servers_stdio::{StdioInput, StdioView, new_stdio, require_admin},
     upstream_auth::{UpstreamAuthInput, UpstreamAuthView},
 };
 use crate::{
@@ -40,6 +41,9 @@ pub struct Server {
     pub upstream_auth: Option<UpstreamAuthView>,
     /// The header carrying Gatehouse's signed assertion of the caller, if sent.
     pub identity_header: Option<String>,
+    /// Set for a local program (`url` is then `stdio://{name}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stdio: Option<StdioView>,
 }
 
 impl From<&ServerRecord> for Server {
@@ -54,6 +58,7 @@ impl From<&ServerRecord> for Server {
             created_at: r.created_at,
             upstream_auth: r.upstream_auth.spec.as_ref().map(UpstreamAuthView::from),
             identity_header: r.upstream_auth.identity_header.clone(),
+            stdio: r.stdio.as_ref().map(StdioView::from),
         }
     }
 }
@@ -70,9 +75,9 @@ pub struct ServerPage {
 pub struct CreateServer {
     #[schema(pattern = r"^[a-z0-9][a-z0-9_-]{0,63}$")]
     pub name: String,
-    /// `http://` or `https://` URL of the upstream's MCP endpoint.
+    /// `http://` or `https://` URL of the upstream's MCP endpoint (absent for a stdio server).
     #[schema(pattern = r"^https?://[^\s/?#]+")]
-    pub url: String,
+    pub url: Option<String>,
     /// `Header-Name: value` injected on every upstream request (write-only).
     pub credential: Option<String>,
     #[serde(default)]
@@ -86,6 +91,8 @@ pub struct CreateServer {
     /// Header carrying Gatehouse's signed assertion of the caller, e.g.
     /// `X-Gatehouse-Identity`.
     pub identity_header: Option<String>,
+    /// A local program instead of a URL: admin role only.
+    pub stdio: Option<StdioInput>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -107,6 +114,8 @@ pub struct UpdateServer {
     /// `true` stops sending the identity assertion.
     #[serde(default)]
     pub remove_identity_header: bool,
+    /// Makes the server a local program, or replaces its settings: admin role only.
+    pub stdio: Option<StdioInput>,
 }
 
 /// What the upstream lists, before any connection grants it, or why it could not be asked.
@@ -164,6 +173,9 @@ pub async fn create(
     body: JsonBody<CreateServer>,
 ) -> Result<Response, ApiError> {
     let JsonBody { value, bytes } = body;
+    if value.stdio.is_some() {
+        require_admin(&caller)?;
+    }
     idempotency::once(&state, &caller, &headers, "createServer", &bytes, async {
         let name = value.name.clone();
         state
@@ -172,13 +184,14 @@ pub async fn create(
                 &caller.operator()?,
                 NewServer {
                     name: value.name,
-                    url: value.url,
+                    url: value.url.unwrap_or_default(),
                     credential: value.credential,
                     allow_anonymous: value.allow_anonymous,
                     allow_unknown_methods: value.allow_unknown_methods,
                     pin_action: value.pin_action,
                     upstream_auth: value.upstream_auth.map(TryInto::try_into).transpose()?,
                     identity_header: value.identity_header,
+                    stdio: value.stdio.map(|s| new_stdio(&state, s)),
                 },
             )
             .await?;
@@ -201,6 +214,10 @@ pub async fn update(
     Path(name): Path<String>,
     JsonBody { value, .. }: JsonBody<UpdateServer>,
 ) -> Result<axum::Json<Server>, ApiError> {
+    // Changing a stdio server, or making one, changes what program runs.
+    if value.stdio.is_some() || state.store.get_server(&name).await?.stdio.is_some() {
+        require_admin(&caller)?;
+    }
     if value.remove_credential && value.credential.is_some() {
         return Err(ApiError::Invalid(
             "give either credential or remove_credential, not both".into(),
@@ -241,6 +258,7 @@ pub async fn update(
                 credential,
                 upstream_auth,
                 identity_header,
+                stdio: value.stdio.map(|s| new_stdio(&state, s)),
             },
         )
         .await?;

@@ -174,6 +174,16 @@ pub enum GatewayError {
     /// rather than answered unrecorded.
     #[error("the audit trail is unavailable; try again")]
     AuditUnavailable,
+    /// A stdio server's program exited before answering (ADR 0006 §2); it is restarted.
+    #[error("the upstream server process exited before answering; it is being restarted")]
+    UpstreamCrashed,
+    /// A `per_principal` stdio server runs `max_children` children already, none of them the
+    /// caller's; a busy child is never evicted for a new one.
+    #[error("the upstream runs as many per-principal processes as it may; try again later")]
+    UpstreamChildrenExhausted,
+    /// A JSON-RPC batch to a stdio server: its child is spoken to one message at a time.
+    #[error("this server does not accept JSON-RPC batches; send the messages one by one")]
+    BatchUnsupported,
 }
 
 impl From<crate::policy::Denial> for GatewayError {
@@ -304,6 +314,9 @@ impl GatewayError {
             GatewayError::UpstreamCircuitOpen { .. } => "upstream_circuit_open",
             GatewayError::StateUnavailable => "state_unavailable",
             GatewayError::AuditUnavailable => "audit_unavailable",
+            GatewayError::UpstreamCrashed => "upstream_crashed",
+            GatewayError::UpstreamChildrenExhausted => "upstream_children_exhausted",
+            GatewayError::BatchUnsupported => "batch_unsupported",
         }
     }
 
@@ -319,6 +332,8 @@ impl GatewayError {
                 | GatewayError::UpstreamEncodingUnfilterable
                 | GatewayError::UpstreamResponseBroken
                 | GatewayError::UpstreamCircuitOpen { .. }
+                | GatewayError::UpstreamCrashed
+                | GatewayError::UpstreamChildrenExhausted
         )
     }
 
@@ -501,6 +516,12 @@ impl GatewayError {
                 (StatusCode::SERVICE_UNAVAILABLE, codes::OVERLOADED)
             }
             E::UpstreamResponseBroken => (StatusCode::BAD_GATEWAY, codes::UPSTREAM_UNAVAILABLE),
+            E::UpstreamCrashed => (StatusCode::BAD_GATEWAY, codes::UPSTREAM_UNAVAILABLE),
+            E::UpstreamChildrenExhausted => {
+                retry_after = Some(1);
+                (StatusCode::SERVICE_UNAVAILABLE, codes::UPSTREAM_UNAVAILABLE)
+            }
+            E::BatchUnsupported => (StatusCode::BAD_REQUEST, codes::INVALID_REQUEST),
             E::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, codes::UPSTREAM_UNAVAILABLE),
             E::UpstreamCircuitOpen { retry_after: wait } => {
                 // Whole seconds, rounded up, at least 1: a retry sooner would be refused too.

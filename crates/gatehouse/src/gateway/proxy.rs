@@ -379,7 +379,7 @@ impl Call<'_> {
         .await?;
         let route = upstream::route(
             self.server,
-            &self.state.upstream,
+            &self.upstreams(),
             envelope
                 .messages
                 .iter()
@@ -436,7 +436,7 @@ impl Call<'_> {
             &record.request_id,
         )
         .await?;
-        let route = upstream::route(self.server, &self.state.upstream, None, &injected);
+        let route = upstream::route(self.server, &self.upstreams(), None, &injected);
         let exchange = Exchange {
             action: Action::Listen,
             session: session.as_ref(),
@@ -464,7 +464,7 @@ impl Call<'_> {
             &record.request_id,
         )
         .await?;
-        let route = upstream::route(self.server, &self.state.upstream, None, &injected);
+        let route = upstream::route(self.server, &self.upstreams(), None, &injected);
         let exchange = Exchange {
             action: Action::End,
             session: Some(&session),
@@ -501,6 +501,20 @@ impl Call<'_> {
                 }
             }
             SessionChange::None => {}
+        }
+    }
+
+    /// What this call reaches upstreams through: the HTTP pool, or the caller's stdio child.
+    fn upstreams(&self) -> upstream::Upstreams<'_> {
+        let gateway = &self.state.config.gateway;
+        upstream::Upstreams {
+            http: &self.state.upstream,
+            stdio: &*self.state.stdio,
+            stdio_timeouts: upstream::stdio::StdioTimeouts {
+                start: gateway.stdio_start_timeout,
+                head: gateway.upstream_timeout,
+            },
+            owner: self.principal.owner(),
         }
     }
 

@@ -151,6 +151,7 @@ mod tests {
             allow_unknown_methods: false,
             pin_action: PinAction::Block,
             created_at: 0,
+            stdio: None,
         }
     }
 

@@ -279,6 +279,7 @@ pub fn counts_against(err: &GatewayError) -> bool {
         GatewayError::UpstreamUnavailable
             | GatewayError::UpstreamTimeout
             | GatewayError::UpstreamResponseBroken
+            | GatewayError::UpstreamCrashed
     )
 }
 

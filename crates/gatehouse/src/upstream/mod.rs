@@ -1,8 +1,9 @@
 //! The hop to an MCP server, at the JSON-RPC level: an [`Exchange`] goes out, a [`Reply`]
 //! comes back. The request path builds the one and reads the other and never learns which
 //! transport carried them; session semantics are data here (`Exchange::session`,
-//! `Reply::session`), not header names. Streamable HTTP (`http.rs`) is the one transport
-//! today; `Transport` dispatches without boxing, so a stdio transport is one more variant.
+//! `Reply::session`), not header names. Streamable HTTP (`http.rs`)
+//! and stdio (`stdio/`, a local program) are the transports; `Transport` dispatches without
+//! boxing.
 //! `client.rs` is the pooled HTTP client and its TLS setup, shared with the authorization
 //! server's outbound fetches.
 //!
@@ -18,7 +19,7 @@ pub mod stdio;
 pub mod tokens;
 
 pub use http::HttpUpstream;
-pub use route::{Route, route};
+pub use route::{Route, Upstreams, route};
 
 use ::http::{HeaderMap, HeaderValue, StatusCode};
 use bytes::Bytes;
@@ -51,12 +52,14 @@ pub trait Upstream {
 /// allocation, and `match` keeps every transport's future on the caller's stack.
 pub enum Transport<'a> {
     Http(HttpUpstream<'a>),
+    Stdio(stdio::StdioUpstream<'a>),
 }
 
 impl Upstream for Transport<'_> {
     async fn send(&self, exchange: Exchange<'_>) -> Result<Reply, GatewayError> {
         match self {
             Transport::Http(http) => http.send(exchange).await,
+            Transport::Stdio(stdio) => stdio.send(exchange).await,
         }
     }
 }
@@ -181,6 +184,8 @@ where
 /// A reply's body as it arrives, whatever the transport.
 pub enum ReplyBody {
     Http(hyper::body::Incoming),
+    /// Built by Gatehouse from a stdio child's messages.
+    Channel(stdio::ChannelBody),
 }
 
 impl HttpBody for ReplyBody {
@@ -193,18 +198,21 @@ impl HttpBody for ReplyBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             ReplyBody::Http(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+            ReplyBody::Channel(body) => Pin::new(body).poll_frame(cx),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
             ReplyBody::Http(body) => body.is_end_stream(),
+            ReplyBody::Channel(body) => body.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
             ReplyBody::Http(body) => body.size_hint(),
+            ReplyBody::Channel(body) => body.size_hint(),
         }
     }
 }

@@ -5,8 +5,19 @@
 
 use http::{HeaderName, HeaderValue};
 
-use super::{HttpUpstream, Transport};
-use crate::{snapshot::ServerEntry, upstream::client::UpstreamClient};
+use super::{HttpUpstream, Transport, stdio};
+use crate::{snapshot::ServerEntry, state::Owner, upstream::client::UpstreamClient};
+
+/// What this process reaches upstreams through, and who is calling (a stdio server may run
+/// one child per principal).
+pub struct Upstreams<'a> {
+    /// The pooled HTTP client.
+    pub http: &'a UpstreamClient,
+    /// The running stdio children.
+    pub stdio: &'a dyn stdio::StdioChildren,
+    pub stdio_timeouts: stdio::StdioTimeouts,
+    pub owner: Owner<'a>,
+}
 
 /// Where one call goes.
 pub struct Route<'a> {
@@ -15,22 +26,32 @@ pub struct Route<'a> {
     pub original_tool_name: Option<&'a str>,
 }
 
-/// Routes a call to `tool` (if it calls one) on `server`; `client` is the process's pool of
-/// upstream connections; `injected` the headers this caller's call carries (an upstream
-/// token, the identity assertion).
+/// Routes a call to `tool` (if it calls one) on `server` through `upstreams`; `injected` are
+/// the headers this caller's call carries to an HTTP upstream (an upstream token, the
+/// identity assertion).
 pub fn route<'a>(
     server: &'a ServerEntry,
-    client: &'a UpstreamClient,
+    upstreams: &Upstreams<'a>,
     tool: Option<&'a str>,
     injected: &'a [(HeaderName, HeaderValue)],
 ) -> Route<'a> {
-    Route {
-        upstream: Transport::Http(HttpUpstream {
-            client,
+    let upstream = match &server.stdio {
+        Some(launch) => Transport::Stdio(stdio::StdioUpstream {
+            children: upstreams.stdio,
+            server: &server.name,
+            launch,
+            owner: upstreams.owner,
+            timeouts: upstreams.stdio_timeouts,
+        }),
+        None => Transport::Http(HttpUpstream {
+            client: upstreams.http,
             uri: &server.upstream,
             credential: server.auth.static_header(),
             injected,
         }),
+    };
+    Route {
+        upstream,
         original_tool_name: tool,
     }
 }
@@ -39,8 +60,10 @@ pub fn route<'a>(
 mod tests {
     use super::*;
     use crate::config::GatewayConfig;
-    use crate::snapshot::upstream_auth::UpstreamAuth;
-    use gatehouse_model::pin_action::PinAction;
+    use crate::snapshot::{stdio::StdioLaunch, upstream_auth::UpstreamAuth};
+    use gatehouse_model::{pin_action::PinAction, records::StdioSettings};
+    use http::{HeaderName, HeaderValue};
+    use std::{sync::Arc, time::Duration};
 
     fn server(upstream: &str, credential: Option<(HeaderName, HeaderValue)>) -> ServerEntry {
         ServerEntry {
@@ -54,12 +77,29 @@ mod tests {
             allow_unknown_methods: false,
             resource_metadata_url: String::new(),
             resource: String::new(),
+            stdio: None,
         }
+    }
+
+    fn with_upstreams(run: impl FnOnce(&Upstreams<'_>)) {
+        let client = UpstreamClient::new(&GatewayConfig::default()).unwrap();
+        let children = stdio::InMemoryChildren::new(None, Default::default());
+        run(&Upstreams {
+            http: &client,
+            stdio: &children,
+            stdio_timeouts: stdio::StdioTimeouts {
+                start: Duration::from_secs(1),
+                head: Duration::from_secs(1),
+            },
+            owner: Owner {
+                client: Some("agent"),
+                subject: None,
+            },
+        });
     }
 
     #[test]
     fn a_tool_goes_to_its_servers_own_upstream_under_its_own_name() {
-        let client = UpstreamClient::new(&GatewayConfig::default()).unwrap();
         let credential = (
             HeaderName::from_static("x-upstream-key"),
             HeaderValue::from_static("s3cret"),
@@ -69,22 +109,56 @@ mod tests {
             HeaderName::from_static("authorization"),
             HeaderValue::from_static("Bearer t"),
         )];
-        let route = route(&files, &client, Some("read_file"), &token);
-        assert_eq!(route.original_tool_name, Some("read_file"));
-        let Transport::Http(http) = &route.upstream;
-        assert_eq!(http.uri, &files.upstream);
-        assert_eq!(http.credential, Some(&credential));
-        assert_eq!(http.injected, &token);
+        with_upstreams(|upstreams| {
+            let route = route(&files, upstreams, Some("read_file"), &token);
+            assert_eq!(route.original_tool_name, Some("read_file"));
+            let Transport::Http(http) = &route.upstream else {
+                panic!("an HTTP server is reached over HTTP")
+            };
+            assert_eq!(http.uri, &files.upstream);
+            assert_eq!(http.credential, Some(&credential));
+            assert_eq!(http.injected, &token);
+        });
     }
 
     #[test]
     fn a_call_without_a_tool_routes_to_the_server_and_names_none() {
-        let client = UpstreamClient::new(&GatewayConfig::default()).unwrap();
         let other = server("https://other.example/mcp", None);
-        let route = route(&other, &client, None, &[]);
-        assert_eq!(route.original_tool_name, None);
-        let Transport::Http(http) = &route.upstream;
-        assert_eq!(http.uri.to_string(), "https://other.example/mcp");
-        assert!(http.credential.is_none());
+        with_upstreams(|upstreams| {
+            let route = route(&other, upstreams, None, &[]);
+            assert_eq!(route.original_tool_name, None);
+            let Transport::Http(http) = &route.upstream else {
+                panic!("an HTTP server is reached over HTTP")
+            };
+            assert_eq!(http.uri.to_string(), "https://other.example/mcp");
+            assert!(http.credential.is_none());
+        });
+    }
+
+    #[test]
+    fn a_server_with_a_command_is_reached_over_stdio_as_the_caller() {
+        let mut local = server("stdio://files", None);
+        local.stdio = Some(Arc::new(StdioLaunch {
+            settings: StdioSettings {
+                command: "npx".into(),
+                args: vec![],
+                env_names: vec![],
+                env_sealed: None,
+                cwd: None,
+                sharing: Default::default(),
+                max_children: None,
+                idle_timeout_secs: None,
+                limits: Default::default(),
+            },
+            env: vec![],
+        }));
+        with_upstreams(|upstreams| {
+            let route = route(&local, upstreams, Some("read_file"), &[]);
+            let Transport::Stdio(stdio) = &route.upstream else {
+                panic!("a stdio server is reached over stdio")
+            };
+            assert_eq!(stdio.server, "files");
+            assert_eq!(stdio.owner.client, Some("agent"));
+        });
     }
 }

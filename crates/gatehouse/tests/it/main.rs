@@ -65,6 +65,7 @@ mod shutdown;
 mod state_contract;
 mod state_unavailable;
 mod stateless_details;
+mod stdio;
 mod store_contract;
 mod tasks;
 mod tls;

@@ -123,6 +123,7 @@ async fn a_server_row_that_cannot_compile_answers_503_not_404() {
             allow_unknown_methods: false,
             pin_action: PinAction::Block,
             created_at: 0,
+            stdio: None,
         })
         .await
         .unwrap();

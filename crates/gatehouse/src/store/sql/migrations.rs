@@ -43,6 +43,7 @@ macro_rules! migrations {
             migration!($backend, 11, "admin_api", "0011_admin_api.sql"),
             migration!($backend, 12, "audit_retention", "0012_audit_retention.sql"),
             migration!($backend, 13, "dpop_bindings", "0013_dpop_bindings.sql"),
+            migration!($backend, 14, "stdio_servers", "0014_stdio_servers.sql"),
             migration!($backend, 15, "upstream_auth", "0015_upstream_auth.sql"),
         ]
     };

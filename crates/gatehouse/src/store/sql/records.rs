@@ -71,6 +71,23 @@ pub(super) async fn require<C: SqlConn + ?Sized>(
     }
 }
 
+/// A server's stdio settings (or none, for an HTTP server), written after its row in the
+/// same transaction.
+async fn write_server_stdio<B: SqlBackend>(
+    tx: &mut B::Tx,
+    server: &ServerRecord,
+) -> StoreResult<()> {
+    let settings = server.stdio.as_ref().map(to_json).transpose()?;
+    let env_sealed = server.stdio.as_ref().and_then(|s| s.env_sealed.clone());
+    query("UPDATE servers SET stdio = $2, stdio_env_sealed = $3 WHERE name = $1")
+        .bind(&server.name)
+        .bind(settings)
+        .bind(&env_sealed)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 pub(super) const CLIENT_EXISTS: &str = "SELECT 1 FROM clients WHERE name = $1";
 pub(super) const SERVER_EXISTS: &str = "SELECT 1 FROM servers WHERE name = $1";
 
@@ -116,6 +133,7 @@ impl<B: SqlBackend> Store for SqlStore<B> {
         .await?;
         touched(done, "server", &server.name)?;
         write_upstream_auth::<B>(&mut tx, server).await?;
+        write_server_stdio::<B>(&mut tx, server).await?;
         commit_bumped::<B>(tx).await
     }
 
@@ -137,6 +155,7 @@ impl<B: SqlBackend> Store for SqlStore<B> {
         .await
         .or_conflict("server", &server.name)?;
         write_upstream_auth::<B>(&mut tx, server).await?;
+        write_server_stdio::<B>(&mut tx, server).await?;
         commit_bumped::<B>(tx).await
     }
 

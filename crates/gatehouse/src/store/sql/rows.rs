@@ -8,7 +8,7 @@ use gatehouse_model::{
     records::{
         ApiKeyRecord, AuthorizationCodeRecord, ClientRecord, ClientSecretRecord, ConnectionRecord,
         GroupConnectionRecord, OAuthClientMetadata, PolicyRecord, QuotaUsage, RefreshTokenRecord,
-        RevokedToken, ServerRecord, SigningKeyRecord, ToolPin, UserRecord,
+        RevokedToken, ServerRecord, SigningKeyRecord, StdioSettings, ToolPin, UserRecord,
     },
     upstream_auth::UpstreamAuthRecord,
 };
@@ -46,6 +46,7 @@ pub(crate) fn server_from(row: &impl Columns) -> StoreResult<ServerRecord> {
         // A value this version does not know reads as the strictest, so the server still loads.
         pin_action: PinAction::parse(&row.text("pin_action")?).unwrap_or(PinAction::Block),
         created_at: row.int("created_at")?,
+        stdio: server_stdio(row.opt_text("stdio")?, row.opt_bytes("stdio_env_sealed")?)?,
     })
 }
 
@@ -64,6 +65,18 @@ fn upstream_auth_from(row: &impl Columns) -> StoreResult<UpstreamAuthRecord> {
         }
     }
     Ok(record)
+}
+
+/// A stdio server's settings (JSON) and its sealed environment (a column of its own).
+fn server_stdio(
+    text: Option<String>,
+    env_sealed: Option<Vec<u8>>,
+) -> StoreResult<Option<StdioSettings>> {
+    let Some(text) = text else { return Ok(None) };
+    let mut settings: StdioSettings =
+        serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    settings.env_sealed = env_sealed;
+    Ok(Some(settings))
 }
 
 pub(crate) fn client_from(row: &impl Columns) -> StoreResult<ClientRecord> {

@@ -60,6 +60,8 @@ pub const TABLES: &[Table] = &[
             ("upstream_auth", Text),
             ("upstream_secret_sealed", Bytes),
             ("identity_header", Text),
+            ("stdio", Text),
+            ("stdio_env_sealed", Bytes),
         ],
     },
     Table {

@@ -1,8 +1,13 @@
 //! MCP servers that run as local programs, spoken to over stdin/stdout with newline-delimited
-//! JSON-RPC (ADR 0006). Built in steps: `mux` is the bookkeeping that lets one child serve
-//! many callers safely; `supervisor` runs the child (start, initialise, route, log stderr,
-//! restart with back-off); the `Transport` variant that puts it on the request path, the
-//! configuration and resource limits come next.
+//! JSON-RPC (ADR 0006). `mux` is the bookkeeping that lets one child serve many callers
+//! safely; `supervisor` runs the child (start, initialise, route, log stderr, restart with
+//! back-off); `pool` keeps this process's children by server (shared or per principal);
+//! `transport` is the [`crate::upstream::Upstream`] the request path calls.
 
 pub mod mux;
+pub mod pool;
 pub mod supervisor;
+mod transport;
+
+pub use pool::{InMemoryChildren, StdioChildren};
+pub use transport::{ChannelBody, StdioTimeouts, StdioUpstream};

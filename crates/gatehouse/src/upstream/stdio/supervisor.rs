@@ -9,7 +9,13 @@
 use futures_util::StreamExt;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
-use std::{collections::HashMap, path::PathBuf, process::Stdio, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    path::PathBuf,
+    process::Stdio,
+    sync::Arc,
+    time::Duration,
+};
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
     process::{Child, ChildStdin, Command},
@@ -32,7 +38,7 @@ const STDERR_LINES_PER_SECOND: u32 = 20;
 const PROTOCOL_VERSION: &str = "2025-11-25";
 
 /// What to run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct StdioCommand {
     pub program: String,
     pub args: Vec<String>,
@@ -43,6 +49,20 @@ pub struct StdioCommand {
     /// Resource limits, applied by `prlimit` (util-linux): setting them in the child
     /// ourselves would take unsafe code. Without `prlimit` a limited child does not start.
     pub limits: Option<ResourceLimits>,
+}
+
+impl std::fmt::Debug for StdioCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The environment's values are credentials: only their names are shown.
+        let env: Vec<&str> = self.env.iter().map(|(name, _)| name.as_str()).collect();
+        f.debug_struct("StdioCommand")
+            .field("program", &self.program)
+            .field("args", &self.args)
+            .field("env", &env)
+            .field("cwd", &self.cwd)
+            .field("limits", &self.limits)
+            .finish()
+    }
 }
 
 /// What a child may use; `None` leaves a limit as Gatehouse's own.
@@ -107,13 +127,37 @@ pub enum StdioError {
 /// One request in flight: what the child sends its caller, ending with the response.
 pub struct Call {
     pub key: CallerKey,
-    pub messages: mpsc::Receiver<Value>,
+    pub messages: mpsc::Receiver<FromChild>,
+}
+
+/// A message for a caller: one the child wrote, or the error Gatehouse answers a request with
+/// when the child died before answering it (told apart, so a crash is never mistaken for an
+/// error the server chose to send).
+#[derive(Debug, Clone, PartialEq)]
+pub enum FromChild {
+    Message(Value),
+    Crashed(Value),
+}
+
+impl FromChild {
+    pub fn into_value(self) -> Value {
+        match self {
+            FromChild::Message(value) | FromChild::Crashed(value) => value,
+        }
+    }
 }
 
 struct Shared {
     mux: Multiplexer,
-    callers: HashMap<CallerKey, mpsc::Sender<Value>>,
-    listeners: Vec<mpsc::Sender<Value>>,
+    callers: HashMap<CallerKey, mpsc::Sender<FromChild>>,
+    /// Who each caller is (the principal's key), so a later message of theirs (an answer to
+    /// the child's request, a cancellation) is matched to their own requests only.
+    tags: HashMap<CallerKey, Arc<str>>,
+    /// Listening streams, with the session each was opened in.
+    listeners: Vec<(Option<Arc<str>>, mpsc::Sender<FromChild>)>,
+    /// Sessions subscribed to each resource URI: the child is subscribed once per URI, and
+    /// its updates reach only the sessions that asked for them.
+    subscriptions: HashMap<String, HashSet<Arc<str>>>,
     stdin: Option<mpsc::Sender<Value>>,
     next_caller: CallerKey,
     initialized: Option<Value>,
@@ -137,7 +181,9 @@ impl Supervisor {
             shared: Arc::new(Mutex::new(Shared {
                 mux: Multiplexer::new(),
                 callers: HashMap::new(),
+                tags: HashMap::new(),
                 listeners: Vec::new(),
+                subscriptions: HashMap::new(),
                 stdin: None,
                 next_caller: 0,
                 initialized: None,
@@ -168,6 +214,17 @@ impl Supervisor {
     /// on the returned [`Call`]. `capabilities` are the client capabilities the caller
     /// declared (`sampling`, `elicitation`, `roots`).
     pub fn request(&self, message: Value, capabilities: &[&str]) -> Result<Call, StdioError> {
+        self.request_as("", message, capabilities)
+    }
+
+    /// [`Supervisor::request`] for the principal named `tag`, whose later messages
+    /// ([`Supervisor::answer`]) may reach this request only.
+    pub fn request_as(
+        &self,
+        tag: &str,
+        message: Value,
+        capabilities: &[&str],
+    ) -> Result<Call, StdioError> {
         let mut shared = self.shared.lock();
         let stdin = shared.stdin.clone().ok_or(StdioError::Unavailable)?;
         shared.next_caller += 1;
@@ -180,7 +237,46 @@ impl Supervisor {
             return Err(StdioError::Unavailable);
         }
         shared.callers.insert(key, tx);
+        shared.tags.insert(key, Arc::from(tag));
         Ok(Call { key, messages })
+    }
+
+    /// A message from the principal named `tag` that is not a request: an answer to a request
+    /// of the child's (which must have gone to one of its calls), or a cancellation of one of
+    /// its own requests. Anything else passes to the child unchanged.
+    pub fn answer(&self, tag: &str, message: Value) -> Result<(), StdioError> {
+        let keys: Vec<CallerKey> = {
+            let shared = self.shared.lock();
+            let mut keys: Vec<CallerKey> = shared
+                .tags
+                .iter()
+                .filter(|(_, t)| &***t == tag)
+                .map(|(k, _)| *k)
+                .collect();
+            keys.sort_unstable();
+            keys
+        };
+        let mut refused = Refused::NotYourRequest;
+        for key in keys {
+            match self.send(key, message.clone()) {
+                Err(StdioError::Refused(why)) => refused = why,
+                done => return done,
+            }
+        }
+        if message.get("method").is_some() && message.get("id").is_none() {
+            let is_cancel =
+                message.get("method").and_then(Value::as_str) == Some("notifications/cancelled");
+            if !is_cancel {
+                // A notification of no request's (a roots change): the child's to hear.
+                return self.send(0, message);
+            }
+        }
+        Err(StdioError::Refused(refused))
+    }
+
+    /// Requests in flight on the child.
+    pub fn in_flight(&self) -> usize {
+        self.shared.lock().mux.in_flight()
     }
 
     /// A message from the caller of `key` to the child: its answer to a request of the
@@ -199,6 +295,7 @@ impl Supervisor {
     pub fn forget(&self, key: CallerKey) {
         let mut shared = self.shared.lock();
         shared.callers.remove(&key);
+        shared.tags.remove(&key);
         let orphaned = shared.mux.forget(key);
         if let Some(stdin) = shared.stdin.clone() {
             for reply in orphaned {
@@ -208,10 +305,45 @@ impl Supervisor {
     }
 
     /// The child's messages that belong to no request (list changes, log messages).
-    pub fn listen(&self) -> mpsc::Receiver<Value> {
+    pub fn listen(&self) -> mpsc::Receiver<FromChild> {
+        self.listen_in(None)
+    }
+
+    /// [`Supervisor::listen`] for a stream opened in `session`, which also receives the
+    /// updates of the resources that session subscribed to.
+    pub fn listen_in(&self, session: Option<&str>) -> mpsc::Receiver<FromChild> {
         let (tx, rx) = mpsc::channel(CALLER_QUEUE);
-        self.shared.lock().listeners.push(tx);
+        let mut shared = self.shared.lock();
+        shared.listeners.retain(|(_, l)| !l.is_closed());
+        shared.listeners.push((session.map(Arc::from), tx));
         rx
+    }
+
+    /// Records that `session` subscribed to `uri`; true when it is the first, so the child is
+    /// to be asked (later ones are answered by Gatehouse).
+    pub fn subscribe(&self, session: &str, uri: &str) -> bool {
+        let mut shared = self.shared.lock();
+        let sessions = shared.subscriptions.entry(uri.to_owned()).or_default();
+        let first = sessions.is_empty();
+        sessions.insert(Arc::from(session));
+        first
+    }
+
+    /// Forgets `session`'s subscription to `uri`; true when none is left, so the child is to
+    /// be told. A session that was not subscribed changes nothing (false).
+    pub fn unsubscribe(&self, session: &str, uri: &str) -> bool {
+        let mut shared = self.shared.lock();
+        let Some(sessions) = shared.subscriptions.get_mut(uri) else {
+            return false;
+        };
+        if !sessions.remove(session) {
+            return false;
+        }
+        let last = sessions.is_empty();
+        if last {
+            shared.subscriptions.remove(uri);
+        }
+        last
     }
 
     /// Stops the child and does not restart it.
@@ -235,13 +367,21 @@ impl Supervisor {
                 shared.stdin = None;
                 shared.initialized = None;
                 let failed = shared.mux.fail_all("the server process exited");
-                failed
+                let failed = failed
                     .into_iter()
                     .filter_map(|(key, reply)| shared.callers.remove(&key).map(|tx| (tx, reply)))
-                    .collect::<Vec<_>>()
+                    .collect::<Vec<_>>();
+                // Calls with nothing in flight (their response already sent) end too.
+                shared.callers.clear();
+                shared.tags.clear();
+                // Listening streams end: their clients reconnect to the restarted child.
+                shared.listeners.clear();
+                // The new child knows no subscription; clients subscribe again.
+                shared.subscriptions.clear();
+                failed
             };
             for (tx, reply) in failed {
-                let _ = tx.send(reply).await;
+                let _ = tx.send(FromChild::Crashed(reply)).await;
             }
             if self.stop.is_cancelled() {
                 break;
@@ -339,23 +479,43 @@ impl Supervisor {
                 let tx = {
                     let mut shared = self.shared.lock();
                     if last {
+                        shared.tags.remove(&caller);
                         shared.callers.remove(&caller)
                     } else {
                         shared.callers.get(&caller).cloned()
                     }
                 };
                 if let Some(tx) = tx {
-                    let _ = tx.send(message).await;
+                    let _ = tx.send(FromChild::Message(message)).await;
                 }
             }
             Delivery::Broadcast(message) => {
-                let listeners = {
+                let listeners: Vec<mpsc::Sender<FromChild>> = {
                     let mut shared = self.shared.lock();
-                    shared.listeners.retain(|l| !l.is_closed());
-                    shared.listeners.clone()
+                    shared.listeners.retain(|(_, l)| !l.is_closed());
+                    let updated = (message.get("method").and_then(Value::as_str)
+                        == Some("notifications/resources/updated"))
+                    .then(|| message.pointer("/params/uri").and_then(Value::as_str));
+                    let Shared {
+                        listeners,
+                        subscriptions,
+                        ..
+                    } = &*shared;
+                    listeners
+                        .iter()
+                        .filter(|(session, _)| match updated {
+                            // A resource's update: only to the sessions subscribed to it.
+                            Some(uri) => session.as_ref().is_some_and(|s| {
+                                uri.and_then(|u| subscriptions.get(u))
+                                    .is_some_and(|subscribed| subscribed.contains(s))
+                            }),
+                            None => true,
+                        })
+                        .map(|(_, l)| l.clone())
+                        .collect()
                 };
                 for listener in listeners {
-                    let _ = listener.try_send(message.clone());
+                    let _ = listener.try_send(FromChild::Message(message.clone()));
                 }
             }
             Delivery::Reply(reply) => {

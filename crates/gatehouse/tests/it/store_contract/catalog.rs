@@ -22,6 +22,53 @@ async fn servers_are_listed_by_name_and_read_back_whole() {
 }
 
 #[tokio::test]
+async fn a_stdio_servers_settings_and_sealed_environment_read_back_and_can_be_removed() {
+    use gatehouse_model::records::{Sharing, StdioLimits, StdioSettings};
+    each_backend(|store| async move {
+        let stdio = StdioSettings {
+            command: "npx".into(),
+            args: vec![
+                "-y".into(),
+                "@modelcontextprotocol/server-everything".into(),
+            ],
+            env_names: vec!["API_KEY".into()],
+            env_sealed: Some(vec![1, 2, 3, 250]),
+            cwd: Some("/srv/mcp".into()),
+            sharing: Sharing::PerPrincipal,
+            max_children: Some(4),
+            idle_timeout_secs: Some(600),
+            limits: StdioLimits {
+                memory_bytes: Some(1 << 30),
+                open_files: Some(256),
+                ..StdioLimits::default()
+            },
+        };
+        let local = ServerRecord {
+            url: "stdio://local".into(),
+            stdio: Some(stdio.clone()),
+            ..server("local")
+        };
+        store.insert_server(&local).await.unwrap();
+        assert_eq!(store.get_server("local").await.unwrap(), local);
+        let shared = ServerRecord {
+            stdio: Some(StdioSettings {
+                sharing: Sharing::Shared,
+                env_sealed: None,
+                env_names: vec![],
+                ..stdio
+            }),
+            ..local.clone()
+        };
+        store.update_server(&shared).await.unwrap();
+        assert_eq!(store.get_server("local").await.unwrap(), shared);
+        // Made an HTTP server again: nothing of the program stays.
+        store.update_server(&server("local")).await.unwrap();
+        assert_eq!(store.get_server("local").await.unwrap(), server("local"));
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_second_server_of_the_same_name_is_a_conflict_and_changes_nothing() {
     each_backend(|store| async move {
         store.insert_server(&server("demo")).await.unwrap();

@@ -100,6 +100,7 @@ fn server(name: &str) -> ServerRecord {
         allow_unknown_methods: true,
         pin_action: gatehouse_model::pin_action::PinAction::Warn,
         created_at: 1_000,
+        stdio: None,
     }
 }
 

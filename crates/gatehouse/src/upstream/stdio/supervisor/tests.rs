@@ -75,6 +75,7 @@ async fn next(call: &mut Call) -> Value {
         .await
         .expect("the child answers within 10 s")
         .expect("the call's channel stays open until its response")
+        .into_value()
 }
 
 async fn started(env: &[(&str, &str)]) -> Supervisor {
@@ -147,7 +148,12 @@ async fn the_child_sees_only_its_own_environment() {
 async fn a_crash_fails_the_calls_in_flight_and_the_child_comes_back() {
     let supervisor = started(&[]).await;
     let mut crashing = supervisor.request(call(json!(9), "crash"), &[]).unwrap();
-    let failed = next(&mut crashing).await;
+    let failed = tokio::time::timeout(Duration::from_secs(10), crashing.messages.recv())
+        .await
+        .expect("the crash is told within 10 s");
+    let Some(FromChild::Crashed(failed)) = failed else {
+        panic!("a crash is told as a crash, not as the child's own answer: {failed:?}")
+    };
     assert_eq!(failed["id"], json!(9));
     assert_eq!(failed["error"]["code"], json!(-32603));
     supervisor
