@@ -7,13 +7,15 @@
 
 use std::time::Duration;
 
+pub mod declarative;
 pub mod explain;
 pub mod oauth;
 mod service;
 pub mod summary;
 pub mod users;
 
-pub use service::{AdminService, CreatedAdminToken, Operator, OwnWriter};
+pub use service::MIN_DECLARED_SECRET_LEN;
+pub use service::{AdminService, CreatedAdminToken, Operator, OwnWriter, ServerSettings};
 
 use crate::{
     identity::api_keys,
