@@ -21,6 +21,7 @@ mod cluster_readiness;
 mod cluster_sentinel;
 mod cluster_sessions;
 mod country;
+mod declarative;
 mod docs;
 mod edge;
 mod errors;
