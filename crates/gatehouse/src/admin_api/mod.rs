@@ -22,6 +22,7 @@ mod probe;
 pub mod problem;
 pub mod roles;
 mod servers;
+mod state;
 mod tokens;
 mod tool_pins;
 mod users;
@@ -149,6 +150,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
         )
         .route("/admin/api/v1/audit/events", get(audit::search))
         .route("/admin/api/v1/audit/export", get(audit::export))
+        .route("/admin/api/v1/state", get(state::export))
+        .route("/admin/api/v1/state/apply", post(state::apply))
         // Only matched routes reach the guard (so it sees their template); the rest fall
         // through to `not_found`, a problem document too.
         .route_layer(middleware::from_fn_with_state(state, auth::guard));

@@ -54,6 +54,12 @@ pub enum ApiError {
     /// The change was applied but its audit event could not be recorded.
     #[error("{0}")]
     Unrecorded(String),
+    /// A declared state names a secret reference no value was sent for.
+    #[error("{0}")]
+    UnresolvedReference(String),
+    /// Applying a declared state stopped midway (the changes before stand, recorded).
+    #[error("{0}")]
+    ApplyIncomplete(String),
     /// Details are logged, never sent.
     #[error("internal error")]
     Internal,
@@ -120,6 +126,14 @@ impl ApiError {
                 "idempotency_in_progress",
                 "Request in progress",
             ),
+            ApiError::UnresolvedReference(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unresolved_reference",
+                "Secret reference without a value",
+            ),
+            ApiError::ApplyIncomplete(_) => {
+                (StatusCode::CONFLICT, "apply_incomplete", "Applied in part")
+            }
             ApiError::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",

@@ -20,7 +20,7 @@ fn is_false(value: &bool) -> bool {
     !*value
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct State {
     #[serde(rename = "apiVersion")]
@@ -82,7 +82,7 @@ impl State {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSpec {
     pub url: String,
@@ -95,6 +95,7 @@ pub struct ServerSpec {
     pub allow_unknown_methods: bool,
     /// What a changed tool definition does: `block`, `warn` or `off`.
     #[serde(default = "default_pin_action")]
+    #[schema(value_type = String)]
     pub pin_action: PinAction,
 }
 
@@ -102,16 +103,17 @@ fn default_pin_action() -> PinAction {
     PinAction::Block
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CredentialSpec {
     /// The header's name, lower-cased (`authorization`).
     pub header: String,
     /// Where the header's value is read at apply time (`env:NAME` or `file:PATH`).
+    #[schema(value_type = String)]
     pub value: SecretRef,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientSpec {
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -127,7 +129,7 @@ pub struct ClientSpec {
 
 /// An OAuth registration made by an operator (`gatehouse clients oauth`). Registrations
 /// clients made themselves (dynamic registration, metadata documents) are not declared.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OAuthSpec {
     /// `client_secret_basic` (default), `client_secret_post`, `private_key_jwt` or `none`.
@@ -147,6 +149,7 @@ pub struct OAuthSpec {
     pub require_dpop: bool,
     /// The client secret, by reference: when set, it is the client's one live secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub secret: Option<SecretRef>,
 }
 
@@ -155,7 +158,7 @@ fn default_auth_method() -> String {
 }
 
 /// What a connection (client → server) or a group's connection grants.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GrantSpec {
     /// Tool patterns (`search_*`, `get_issue`, `*`).
@@ -167,7 +170,7 @@ pub struct GrantSpec {
     pub prompts: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicySpec {
     /// `arguments`, `ip`, `country`, `schedule`, `quota` or `rate_limit`.
@@ -185,7 +188,7 @@ pub struct PolicySpec {
     pub spec: serde_json::Value,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GuardrailSpec {
     /// The one client covered (none: every client).
@@ -203,7 +206,7 @@ pub struct GuardrailSpec {
 
 /// A user who signs in so agents act for them. Passwords and the link to an OpenID
 /// provider's account are not declared: the first is a secret, the second is made at sign-in.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserSpec {
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -214,7 +217,7 @@ pub struct UserSpec {
     pub disabled: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupSpec {
     /// The group's connections, by server.
@@ -222,10 +225,13 @@ pub struct GroupSpec {
     pub connections: BTreeMap<String, GrantSpec>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct AdminTokenSpec {
     pub name: String,
+    #[schema(value_type = String)]
     pub role: AdminRole,
 }
 

@@ -11,7 +11,7 @@ use super::document::{
 };
 use gatehouse_model::records::AdminRole;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Op {
     Create,
@@ -19,7 +19,7 @@ pub enum Op {
     Delete,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     Server,
@@ -48,14 +48,14 @@ impl Kind {
 }
 
 /// One field of a change; `None` is "not set".
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct FieldChange {
     pub field: &'static str,
     pub before: Option<Value>,
     pub after: Option<Value>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Change {
     pub op: Op,
     pub kind: Kind,
@@ -65,6 +65,7 @@ pub struct Change {
     pub fields: Vec<FieldChange>,
     /// The name's parts (`[client, server]`, `[group, server]`, `[name, role]`, `[name]`).
     #[serde(skip)]
+    #[schema(ignore)]
     pub key: Vec<String>,
 }
 
@@ -74,7 +75,7 @@ impl Change {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Plan {
     pub changes: Vec<Change>,
     /// What the document names but apply cannot make (an admin token, whose secret would

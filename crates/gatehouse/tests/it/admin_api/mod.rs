@@ -7,6 +7,7 @@ mod guard;
 mod openapi;
 mod replicas;
 mod roles;
+mod state;
 
 use crate::helpers::TestApp;
 use gatehouse::{
