@@ -167,3 +167,42 @@ fn incomplete_error(incomplete: Incomplete) -> ApiError {
         _ => ApiError::ApplyIncomplete(detail),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{admin::AdminError, store::StoreError};
+
+    fn incomplete(source: AdminError) -> Incomplete {
+        Incomplete {
+            applied: 2,
+            total: 5,
+            kind: "policy",
+            name: "slow".into(),
+            source,
+            generation: Some(9),
+        }
+    }
+
+    #[test]
+    fn a_failure_midway_says_how_far_it_got_unless_the_store_went_away() {
+        let conflict = StoreError::Conflict {
+            kind: "policy",
+            name: "slow".into(),
+        };
+        let err = incomplete_error(incomplete(AdminError::Store(conflict)));
+        let ApiError::ApplyIncomplete(detail) = &err else {
+            panic!("expected apply_incomplete, got {err:?}");
+        };
+        assert!(
+            detail.starts_with("2 of 5 change(s) were applied; then policy \"slow\" failed"),
+            "{detail}"
+        );
+        assert_eq!(err.parts().1, "apply_incomplete");
+        let gone = incomplete(AdminError::Store(StoreError::Unreachable {
+            url: "postgres://db".into(),
+            reason: "lost".into(),
+        }));
+        assert_eq!(incomplete_error(gone), ApiError::Unavailable);
+    }
+}

@@ -136,6 +136,9 @@ async fn applying_needs_the_admin_role_and_a_value_for_every_reference() {
     let without = json!({ "state": body["state"] });
     let (status, problem) = answer(b.post("/admin/api/v1/state/apply", &b_admin, &without)).await;
     assert_eq!(status, 422, "{problem}");
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path("../snapshots");
+    settings.bind(|| insta::assert_json_snapshot!("admin_api_unresolved_reference", problem));
     assert_eq!(problem["code"], json!("unresolved_reference"));
     let detail = problem["detail"].as_str().unwrap();
     assert!(
