@@ -12,6 +12,7 @@
 mod accounts;
 mod admin_tokens;
 mod declared;
+mod sessions;
 
 pub use admin_tokens::CreatedAdminToken;
 pub use declared::{MIN_DECLARED_SECRET_LEN, ServerSettings};

@@ -22,6 +22,7 @@ mod probe;
 pub mod problem;
 pub mod roles;
 mod servers;
+pub mod sign_in;
 mod state;
 mod tokens;
 mod tool_pins;
@@ -157,6 +158,9 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route_layer(middleware::from_fn_with_state(state, auth::guard));
     Router::new()
         .route("/admin/api/openapi.json", get(openapi::serve))
+        .route("/admin/sign-in", get(sign_in::start))
+        .route("/admin/callback", get(sign_in::callback))
+        .route("/admin/sign-out", post(sign_in::sign_out))
         .merge(v1)
 }
 

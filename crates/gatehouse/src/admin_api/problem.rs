@@ -30,6 +30,9 @@ pub enum ApiError {
     Throttled { retry_after: Duration },
     #[error("this operation needs the {needed} role")]
     Forbidden { needed: AdminRole },
+    /// A change authenticated by the session cookie without its `X-CSRF-Token`.
+    #[error("a change made with the session cookie needs the session's X-CSRF-Token header")]
+    CsrfFailed,
     #[error("{kind} {name:?} not found")]
     NotFound { kind: &'static str, name: String },
     #[error("no such operation")]
@@ -106,6 +109,11 @@ impl ApiError {
                 "Too many failed authentications",
             ),
             ApiError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden", "Role too low"),
+            ApiError::CsrfFailed => (
+                StatusCode::FORBIDDEN,
+                "csrf_failed",
+                "CSRF token missing or wrong",
+            ),
             ApiError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found", "Not found"),
             ApiError::NoSuchOperation => (
                 StatusCode::NOT_FOUND,

@@ -8,6 +8,7 @@ mod helpers;
 mod scripted_upstream;
 
 mod admin_api;
+mod admin_sign_in;
 mod audit;
 mod audit_chains;
 mod audit_evidence;
