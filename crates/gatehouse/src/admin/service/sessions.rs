@@ -76,7 +76,7 @@ impl AdminService {
             target_kind: "admin_session",
             target: username.to_owned(),
             before: None,
-            after: Some(json!({ "groups": groups, "reason": "no group maps to an admin role" })),
+            after: Some(json!({ "groups": groups, "reason": "no_mapped_group" })),
         };
         self.record(by, change, started).await
     }
