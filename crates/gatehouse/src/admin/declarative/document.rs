@@ -26,20 +26,44 @@ pub struct State {
     #[serde(rename = "apiVersion")]
     pub api_version: String,
     pub kind: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "unique::optional"
+    )]
     pub servers: Option<BTreeMap<String, ServerSpec>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "unique::optional"
+    )]
     pub clients: Option<BTreeMap<String, ClientSpec>>,
     /// Policies other than guardrails, by id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "unique::optional"
+    )]
     pub policies: Option<BTreeMap<String, PolicySpec>>,
     /// Guardrails (policies of kind `guardrail`), by id; ids are shared with `policies`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "unique::optional"
+    )]
     pub guardrails: Option<BTreeMap<String, GuardrailSpec>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "unique::optional"
+    )]
     pub users: Option<BTreeMap<String, UserSpec>>,
     /// What each group's users may reach, by group.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "unique::optional"
+    )]
     pub groups: Option<BTreeMap<String, GroupSpec>>,
     /// Which admin tokens exist (never their secrets), sorted by name then role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -123,7 +147,11 @@ pub struct ClientSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth: Option<OAuthSpec>,
     /// The client's connections, by server.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "unique::map"
+    )]
     pub connections: BTreeMap<String, GrantSpec>,
 }
 
@@ -221,7 +249,7 @@ pub struct UserSpec {
 #[serde(deny_unknown_fields)]
 pub struct GroupSpec {
     /// The group's connections, by server.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique::map")]
     pub connections: BTreeMap<String, GrantSpec>,
 }
 
@@ -233,6 +261,49 @@ pub struct AdminTokenSpec {
     pub name: String,
     #[schema(value_type = String)]
     pub role: AdminRole,
+}
+
+/// Maps whose keys are names: a name given twice is refused, not silently the last one.
+mod unique {
+    use serde::{
+        Deserialize, Deserializer,
+        de::{Error, MapAccess, Visitor},
+    };
+    use std::{collections::BTreeMap, marker::PhantomData};
+
+    struct Names<T>(PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for Names<T> {
+        type Value = BTreeMap<String, T>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a map from names, each given once")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
+            let mut names = BTreeMap::new();
+            while let Some(name) = access.next_key::<String>()? {
+                if names.contains_key(&name) {
+                    return Err(A::Error::custom(format!("duplicate name {name:?}")));
+                }
+                let value = access.next_value()?;
+                names.insert(name, value);
+            }
+            Ok(names)
+        }
+    }
+
+    pub fn map<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        deserializer: D,
+    ) -> Result<BTreeMap<String, T>, D::Error> {
+        deserializer.deserialize_map(Names(PhantomData))
+    }
+
+    pub fn optional<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        deserializer: D,
+    ) -> Result<Option<BTreeMap<String, T>>, D::Error> {
+        map(deserializer).map(Some)
+    }
 }
 
 /// Reading a document: YAML (JSON is YAML too).

@@ -240,3 +240,16 @@ fn the_rendered_document_is_stable_and_reads_back_equal() {
     let clients = yaml.find("clients:").unwrap();
     assert!(servers < clients, "sections keep their order:\n{yaml}");
 }
+
+#[test]
+fn a_name_given_twice_is_refused_rather_than_one_silently_winning() {
+    let twice = r#"
+apiVersion: gatehouse/v1
+kind: State
+servers:
+  github: {url: "https://a.example.com/mcp"}
+  github: {url: "https://b.example.com/mcp"}
+"#;
+    let err = document::parse(twice).unwrap_err();
+    assert!(err.contains("duplicate"), "{err}");
+}
