@@ -588,3 +588,79 @@ async fn a_changed_credential_is_replaced_and_an_unchanged_one_is_not() {
         "{rendered}"
     );
 }
+
+#[tokio::test]
+async fn a_self_registered_client_is_neither_exported_nor_taken_over() {
+    let a = TestApp::start().await;
+    let mut dynamic = gatehouse_model::records::ClientRecord {
+        name: "dcr-client".into(),
+        description: String::new(),
+        disabled_at: None,
+        created_at: 1,
+        oauth: None,
+    };
+    a.store.insert_client(&dynamic).await.unwrap();
+    dynamic.oauth = Some(gatehouse_model::records::OAuthClientMetadata {
+        token_endpoint_auth_method: "none".into(),
+        grant_types: vec!["authorization_code".into()],
+        redirect_uris: vec!["http://127.0.0.1/cb".into()],
+        application_type: Some("native".into()),
+        jwks: None,
+        client_name: None,
+        origin: "dcr".into(),
+        dpop_bound_access_tokens: false,
+    });
+    a.store
+        .set_client_oauth("dcr-client", dynamic.oauth.as_ref())
+        .await
+        .unwrap();
+    let exported = export(&a).await;
+    assert!(
+        exported.clients.as_ref().unwrap().is_empty(),
+        "{}",
+        text(&exported)
+    );
+
+    let pruned = apply(
+        &a,
+        exported.clone(),
+        &SuppliedResolver::default(),
+        Options {
+            prune: true,
+            dry_run: false,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        pruned.plan.is_empty(),
+        "prune leaves it alone: {}",
+        declarative::render(&pruned.plan)
+    );
+
+    let mut claiming = exported;
+    claiming.clients.as_mut().unwrap().insert(
+        "dcr-client".into(),
+        declarative::document::ClientSpec {
+            description: "mine now".into(),
+            disabled: false,
+            oauth: None,
+            connections: Default::default(),
+        },
+    );
+    let generation = a.store.generation().await.unwrap();
+    let err = apply(
+        &a,
+        claiming,
+        &SuppliedResolver::default(),
+        Options::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("client dcr-client: this client registered itself"),
+        "{err}"
+    );
+    assert_eq!(a.store.generation().await.unwrap(), generation);
+}

@@ -96,6 +96,22 @@ pub async fn apply(
     let current = export::export(&**service.store(), now)
         .await
         .map_err(|e| ApplyError::Before(e.into()))?;
+    let self_registered: Vec<Problem> = service
+        .store()
+        .list_clients()
+        .await
+        .map_err(|e| ApplyError::Before(e.into()))?
+        .into_iter()
+        .filter(|c| !export::declared_client(c))
+        .filter(|c| desired.clients.as_ref().is_some_and(|d| d.contains_key(&c.name)))
+        .map(|c| Problem {
+            at: format!("client {}", c.name),
+            why: "this client registered itself (dynamic registration or a metadata document); a state document does not manage it".into(),
+        })
+        .collect();
+    if !self_registered.is_empty() {
+        return Err(ApplyError::Invalid(self_registered));
+    }
     let geoip = config.policy.geoip_database.is_some();
     let desired =
         normalize(desired, &current, options.prune, geoip).map_err(ApplyError::Invalid)?;
