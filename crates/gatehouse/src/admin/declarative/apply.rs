@@ -150,6 +150,30 @@ pub async fn apply(
     })
 }
 
+/// The values of `state`'s references read by `resolver`, keyed by reference text: what a
+/// remote client sends as `secrets` with a document to `POST /admin/api/v1/state/apply`,
+/// having read them where it runs. Every unreadable reference is named.
+pub fn supplied_values(
+    state: &State,
+    resolver: &dyn Resolve,
+) -> Result<BTreeMap<String, String>, ApplyError> {
+    let mut values = BTreeMap::new();
+    let mut unresolved = Vec::new();
+    for (at, reference) in state.references() {
+        match resolver.resolve(reference) {
+            Ok(value) => {
+                values.insert(reference.to_string(), value.as_str().to_owned());
+            }
+            Err(why) => unresolved.push(Problem { at, why }),
+        }
+    }
+    if unresolved.is_empty() {
+        Ok(values)
+    } else {
+        Err(ApplyError::Unresolved(unresolved))
+    }
+}
+
 /// Every reference of the document read, and each value checked as its field needs.
 fn resolve(
     desired: &State,

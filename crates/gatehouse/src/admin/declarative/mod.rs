@@ -16,7 +16,7 @@ pub mod normalize;
 pub mod plan;
 pub mod secret_ref;
 
-pub use apply::{ApplyError, Options, Outcome, apply};
+pub use apply::{ApplyError, Options, Outcome, apply, supplied_values};
 pub use document::{State, parse, to_yaml};
 pub use export::{export, live_secret};
 pub use plan::{Change, Plan, render};

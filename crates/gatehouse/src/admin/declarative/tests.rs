@@ -253,3 +253,24 @@ servers:
     let err = document::parse(twice).unwrap_err();
     assert!(err.contains("duplicate"), "{err}");
 }
+
+#[test]
+fn a_remote_client_reads_every_reference_where_it_runs() {
+    use super::secret_ref::SuppliedResolver;
+    let state = full();
+    let here = SuppliedResolver::new(std::collections::BTreeMap::from([(
+        "env:GH_TOKEN".to_owned(),
+        "Bearer x".to_owned(),
+    )]));
+    let values = super::supplied_values(&state, &here).unwrap();
+    assert_eq!(
+        values.get("env:GH_TOKEN").map(String::as_str),
+        Some("Bearer x")
+    );
+    let err = super::supplied_values(&state, &SuppliedResolver::default()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("server github, field credential.value"),
+        "{err}"
+    );
+}
