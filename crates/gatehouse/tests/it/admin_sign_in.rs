@@ -96,15 +96,25 @@ async fn standin() -> Standin {
 struct Console {
     app: TestApp,
     admin: String,
+    /// The admin listener's URL as browsers reach it (`admin_url`).
+    public: String,
+    /// The session cookie's name.
+    cookie: &'static str,
     idp: Standin,
     /// No redirects followed, cookies handled by the test.
     browser: reqwest::Client,
 }
 
 async fn console() -> Console {
+    console_at(None).await
+}
+
+/// A console whose admin listener browsers reach at `admin_url` (default: the listener).
+async fn console_at(admin_url: Option<&str>) -> Console {
     let idp = standin().await;
     let port = gatehouse_testkit::process::free_loopback_port().unwrap();
     let admin = format!("http://127.0.0.1:{port}");
+    let public = admin_url.map_or(admin.clone(), str::to_owned);
     let issuer = idp.issuer.clone();
     let app = TestApp::start_with(|config| {
         config.admin_listen = Some(format!("127.0.0.1:{port}").parse().unwrap());
@@ -123,6 +133,7 @@ async fn console() -> Console {
                 "groups_claim": "groups",
                 "group_roles": {"platform-admins": "admin", "sre": "operator", "security": "auditor"},
                 "session_lifetime": "1h",
+                "admin_url": admin_url,
             }))
             .unwrap(),
         );
@@ -132,9 +143,16 @@ async fn console() -> Console {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
+    let cookie = if public.starts_with("https://") {
+        "__Host-gatehouse_admin"
+    } else {
+        "gatehouse_admin"
+    };
     Console {
         app,
         admin,
+        public,
+        cookie,
         idp,
         browser,
     }
@@ -182,12 +200,13 @@ impl Console {
             .unwrap()
             .to_owned();
         assert!(
-            callback.starts_with(&format!("{}/admin/callback?", self.admin)),
+            callback.starts_with(&format!("{}/admin/callback?", self.public)),
             "{callback}"
         );
+        // The test reaches the listener directly, wherever browsers would.
         let answer = self
             .browser
-            .get(callback)
+            .get(callback.replacen(&self.public, &self.admin, 1))
             .header(header::COOKIE, format!("gatehouse_admin_sign_in={binding}"))
             .send()
             .await
@@ -216,7 +235,7 @@ impl Console {
             .request(method, format!("{}/admin/api/v1{path}", self.admin))
             .header(
                 header::COOKIE,
-                format!("gatehouse_admin={}", session.cookies["gatehouse_admin"]),
+                format!("{}={}", self.cookie, session.cookies[self.cookie]),
             )
     }
 
@@ -467,5 +486,43 @@ async fn forged_callbacks_are_refused_and_throttle_the_address() {
         throttled.status(),
         StatusCode::TOO_MANY_REQUESTS,
         "after {limit} failures the address is throttled"
+    );
+}
+
+#[tokio::test]
+async fn over_https_the_session_cookie_is_host_prefixed_and_secure() {
+    let console = console_at(Some("https://gatehouse-admin.example")).await;
+    let session = console.sign_in("sam@corp.example", &["sre"]).await;
+    assert_eq!(session.status, StatusCode::OK, "{}", session.page);
+    let cookie = session
+        .set_cookie
+        .iter()
+        .find(|c| c.starts_with("__Host-gatehouse_admin="))
+        .expect("a __Host- session cookie");
+    for attribute in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    assert!(!cookie.contains("Domain"), "{cookie}");
+    let (status, whoami) =
+        crate::admin_api::answer(console.api(reqwest::Method::GET, "/whoami", &session)).await;
+    assert_eq!(
+        (status, whoami["role"].clone()),
+        (200, json!("operator")),
+        "{whoami}"
+    );
+    let unprefixed = console
+        .browser
+        .get(format!("{}/admin/api/v1/whoami", console.admin))
+        .header(
+            header::COOKIE,
+            format!("gatehouse_admin={}", session.cookies[console.cookie]),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        unprefixed.status(),
+        StatusCode::UNAUTHORIZED,
+        "over https only the prefixed cookie counts"
     );
 }
