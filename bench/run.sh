@@ -284,9 +284,9 @@ POLICIES
         mkdir -p "$ALT_DATA_DIR"
         cp -a "$DATA/." "$ALT_DATA_DIR/"
         ALT_DATABASE_URL="sqlite://$ALT_DATA_DIR/gatehouse.db"
-        gh export >"$WORK/export.jsonl" 2>>"$WORK/provision.log" &&
+        gh database export >"$WORK/export.jsonl" 2>>"$WORK/provision.log" &&
             GATEHOUSE_DATABASE_URL="$ALT_DATABASE_URL" "$GATEHOUSE_BIN" --data-dir "$ALT_DATA_DIR" \
-                import <"$WORK/export.jsonl" >>"$WORK/provision.log" 2>&1 ||
+                database import <"$WORK/export.jsonl" >>"$WORK/provision.log" 2>&1 ||
             { cat "$WORK/provision.log" >&2; die "moving the data to SQLite for the alt server failed"; }
         ALT_ENV="${ALT_ENV:-} GATEHOUSE_DATABASE_URL=$ALT_DATABASE_URL"
     fi

@@ -83,11 +83,14 @@ enum Command {
     Status,
     /// Apply pending schema migrations (SQLite or PostgreSQL), or with --check only list them.
     Migrate(commands::migrate::MigrateArgs),
-    /// Write every record and the whole audit trail to standard output as JSON lines (to move
-    /// a deployment to another store with `import`).
+    /// Write the configuration as a state document (YAML; secrets as references) to keep in
+    /// git and `apply` elsewhere.
     Export,
-    /// Read what `export` wrote into this (new, empty) store, then verify the audit trail.
-    Import(commands::transfer::ImportArgs),
+    /// Make the configuration what a state document declares, showing the diff.
+    Apply(commands::state::ApplyArgs),
+    /// Move a whole store (every record and the audit trail) to another database.
+    #[command(subcommand)]
+    Database(commands::transfer::DatabaseCommand),
 }
 
 fn main() -> ExitCode {
@@ -126,19 +129,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => return commands::serve::run(config, args).await,
         Command::Demo(args) => return demo::run(config, args, format).await,
         Command::Migrate(args) => return commands::migrate::run(config, args, format).await,
-        Command::Export => return commands::transfer::export(config).await,
-        Command::Import(args) => return commands::transfer::import(config, args).await,
+        Command::Database(cmd) => return commands::transfer::run(config, cmd).await,
         Command::Audit(cmd) if cmd.is_offline() => return cmd.run_offline(format),
         command => command,
     };
     let ctx = commands::Ctx::open(config, format, cli.actor).await?;
     let done = match command {
         // Run above, without an operator context.
-        Command::Serve(_)
-        | Command::Demo(_)
-        | Command::Migrate(_)
-        | Command::Export
-        | Command::Import(_) => Ok(ExitCode::SUCCESS),
+        Command::Serve(_) | Command::Demo(_) | Command::Migrate(_) | Command::Database(_) => {
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Export => commands::state::export(&ctx).await,
+        Command::Apply(args) => commands::state::apply(&ctx, args).await,
         Command::Servers(cmd) => cmd.run(&ctx).await,
         Command::Clients(cmd) => cmd.run(&ctx).await,
         Command::Keys(cmd) => cmd.run(&ctx).await,

@@ -1,5 +1,5 @@
 //! The database commands: `gatehouse migrate [--check]` on both backends, and `gatehouse
-//! export | gatehouse import` moving a deployment from SQLite to PostgreSQL.
+//! database export | gatehouse database import` moving a deployment from SQLite to PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use gatehouse_testkit::postgres::Postgres;
@@ -126,7 +126,7 @@ fn export_then_import_moves_a_deployment_to_postgres() {
     let exported = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
         .arg("--data-dir")
         .arg(dir.path())
-        .arg("export")
+        .args(["database", "export"])
         .env("GATEHOUSE_DATABASE_URL", &sqlite)
         .env_remove("GATEHOUSE_MASTER_KEY")
         .output()
@@ -140,14 +140,22 @@ fn export_then_import_moves_a_deployment_to_postgres() {
     std::fs::write(&file, &exported.stdout).unwrap();
 
     let postgres = Postgres::shared().empty_database();
-    let imported = gatehouse(dir.path(), &postgres, &["import", file.to_str().unwrap()]);
+    let imported = gatehouse(
+        dir.path(),
+        &postgres,
+        &["database", "import", file.to_str().unwrap()],
+    );
     let stderr = String::from_utf8_lossy(&imported.stderr);
     assert!(imported.status.success(), "{stderr}");
     assert!(stderr.contains("audit verify: 3 chain(s)"), "{stderr}");
 
     let listed = |url: &str| report(&gatehouse(dir.path(), url, &["keys", "list"]));
     assert_eq!(listed(&postgres), listed(&sqlite));
-    let again = gatehouse(dir.path(), &postgres, &["import", file.to_str().unwrap()]);
+    let again = gatehouse(
+        dir.path(),
+        &postgres,
+        &["database", "import", file.to_str().unwrap()],
+    );
     assert_eq!(
         again.status.code(),
         Some(1),

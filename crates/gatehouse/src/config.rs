@@ -14,6 +14,7 @@ use gatehouse_model::duration::serde_human;
 /// Sessions one owner may hold on one server when `gateway.max_sessions_per_owner` is not set.
 pub const DEFAULT_MAX_SESSIONS_PER_OWNER: usize = 64;
 
+mod admin;
 mod audit;
 pub mod audit_sinks;
 mod forwarded_header;
@@ -24,6 +25,7 @@ mod redis;
 mod shutdown;
 mod telemetry;
 mod workload;
+pub use admin::{AdminConfig, AdminSignInConfig};
 pub use audit::AuditConfig;
 pub use forwarded_header::ForwardedHeader;
 pub use listener::HttpConfig;
@@ -66,6 +68,8 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     /// Shared runtime state for a cluster; absent: in this process's memory.
     pub redis: Option<RedisConfig>,
+    /// The admin listener's operator sign-in (`[admin.sign_in]`).
+    pub admin: AdminConfig,
 }
 
 /// 2,000 proofs a second over the longest proof window (300 s old plus 60 s of clock skew).
@@ -183,6 +187,7 @@ impl Default for Config {
             shutdown: ShutdownConfig::default(),
             telemetry: TelemetryConfig::default(),
             redis: None,
+            admin: AdminConfig::default(),
         }
     }
 }
@@ -263,6 +268,7 @@ const ENV_KEYS: &[&str] = &[
     "shutdown",
     "telemetry",
     "redis",
+    "admin",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -310,6 +316,9 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.telemetry.validate().map_err(ConfigError::Invalid)?;
+        self.admin
+            .validate(self.admin_listen, &self.oauth.providers)
+            .map_err(ConfigError::Invalid)?;
         let url = http::Uri::try_from(self.public_url.as_str())
             .map_err(|e| ConfigError::Invalid(format!("public_url {:?}: {e}", self.public_url)))?;
         if !matches!(url.scheme_str(), Some("http" | "https")) || url.host().is_none() {

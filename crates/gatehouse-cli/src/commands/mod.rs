@@ -12,6 +12,7 @@ mod operator_events;
 pub mod policy;
 pub mod serve;
 pub mod servers;
+pub mod state;
 pub mod status;
 pub mod transfer;
 pub mod users;

@@ -1,4 +1,4 @@
-//! `gatehouse export` and `gatehouse import`: move a deployment between stores (SQLite to
+//! `gatehouse database export` and `gatehouse database import`: move a deployment between stores (SQLite to
 //! PostgreSQL, or back) as JSON lines, every table and the whole audit trail with its hashes,
 //! so every chain still verifies after the move. Secrets stay hashed or sealed: the
 //! destination needs the same master key (move `master.key` or `GATEHOUSE_MASTER_KEY` with
@@ -13,9 +13,26 @@ use std::{
     process::ExitCode,
 };
 
+#[derive(clap::Subcommand, Debug)]
+pub enum DatabaseCommand {
+    /// Write every record and the whole audit trail to standard output as JSON lines (to move
+    /// the store to another database with `database import`).
+    Export,
+    /// Read what `database export` wrote into this (new, empty) store, then verify the audit
+    /// trail.
+    Import(ImportArgs),
+}
+
+pub async fn run(config: Config, command: DatabaseCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        DatabaseCommand::Export => export(config).await,
+        DatabaseCommand::Import(args) => import(config, args).await,
+    }
+}
+
 #[derive(clap::Args, Debug)]
 pub struct ImportArgs {
-    /// The file `gatehouse export` wrote (`-` or none: standard input).
+    /// The file `gatehouse database export` wrote (`-` or none: standard input).
     file: Option<PathBuf>,
 }
 

@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+pub mod declarative;
 pub mod explain;
 pub mod oauth;
 mod service;
@@ -15,7 +16,8 @@ pub mod summary;
 pub mod upstream_auth;
 pub mod users;
 
-pub use service::{AdminService, CreatedAdminToken, Operator, OwnWriter};
+pub use service::MIN_DECLARED_SECRET_LEN;
+pub use service::{AdminService, CreatedAdminToken, Operator, OwnWriter, ServerSettings};
 pub use stdio::NewStdio;
 
 use crate::{

@@ -61,7 +61,49 @@ pub async fn register_client(
     client: &str,
     registration: OAuthRegistration,
 ) -> AdminResult<Registered> {
+    register_client_with(store, keyring, client, registration, true).await
+}
+
+/// [`register_client`]; `mint_first_secret: false` leaves a confidential client without a
+/// secret until one is set (a declared registration names its own).
+pub(crate) async fn register_client_with(
+    store: &DynStore,
+    keyring: &Keyring,
+    client: &str,
+    registration: OAuthRegistration,
+    mint_first_secret: bool,
+) -> AdminResult<Registered> {
     store.get_client(client).await?;
+    let metadata = registration_metadata(registration)?;
+    let auth_method = metadata.token_endpoint_auth_method.clone();
+    let mut generation = store.set_client_oauth(client, Some(&metadata)).await?;
+    let mut client_secret = None;
+    let mut secret_id = None;
+    if mint_first_secret && auth_method != "none" && auth_method != "private_key_jwt" {
+        let live =
+            store.list_client_secrets(client).await?.iter().any(|s| {
+                s.revoked_at.is_none() && s.expires_at.is_none_or(|at| at > crate::now_ms())
+            });
+        if !live {
+            let (secret, record) = clients::mint_secret(keyring, client, None)?;
+            generation = store.insert_client_secret(&record).await?;
+            client_secret = Some(secret);
+            secret_id = Some(record.id);
+        }
+    }
+    Ok(Registered {
+        client_id: client.to_owned(),
+        metadata,
+        client_secret,
+        secret_id,
+        generation,
+    })
+}
+
+/// The metadata a registration stores, validated (no I/O).
+pub(crate) fn registration_metadata(
+    registration: OAuthRegistration,
+) -> AdminResult<OAuthClientMetadata> {
     let mut grant_types = registration.grant_types;
     if grant_types.is_empty() {
         grant_types.push("client_credentials".into());
@@ -125,8 +167,8 @@ pub async fn register_client(
         };
         RedirectUri::parse(uri, application)?;
     }
-    let metadata = OAuthClientMetadata {
-        token_endpoint_auth_method: auth_method.clone(),
+    Ok(OAuthClientMetadata {
+        token_endpoint_auth_method: auth_method,
         grant_types,
         redirect_uris: registration.redirect_uris,
         application_type: Some(if registration.native { "native" } else { "web" }.into()),
@@ -134,28 +176,6 @@ pub async fn register_client(
         client_name: None,
         origin: "cli".into(),
         dpop_bound_access_tokens: registration.require_dpop,
-    };
-    let mut generation = store.set_client_oauth(client, Some(&metadata)).await?;
-    let mut client_secret = None;
-    let mut secret_id = None;
-    if auth_method != "none" && auth_method != "private_key_jwt" {
-        let live =
-            store.list_client_secrets(client).await?.iter().any(|s| {
-                s.revoked_at.is_none() && s.expires_at.is_none_or(|at| at > crate::now_ms())
-            });
-        if !live {
-            let (secret, record) = clients::mint_secret(keyring, client, None)?;
-            generation = store.insert_client_secret(&record).await?;
-            client_secret = Some(secret);
-            secret_id = Some(record.id);
-        }
-    }
-    Ok(Registered {
-        client_id: client.to_owned(),
-        metadata,
-        client_secret,
-        secret_id,
-        generation,
     })
 }
 

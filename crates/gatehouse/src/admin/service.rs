@@ -11,8 +11,11 @@
 
 mod accounts;
 mod admin_tokens;
+mod declared;
+mod sessions;
 
 pub use admin_tokens::CreatedAdminToken;
+pub use declared::{MIN_DECLARED_SECRET_LEN, ServerSettings};
 
 use serde_json::{Value, json};
 use std::{net::IpAddr, sync::Arc, time::Duration, time::Instant};
@@ -152,6 +155,11 @@ impl AdminService {
     /// For reads; a change made on the store directly is not recorded.
     pub fn store(&self) -> &DynStore {
         &self.store
+    }
+
+    /// The time this service records changes at (milliseconds).
+    pub fn now(&self) -> i64 {
+        (self.clock)()
     }
 
     async fn record(&self, by: &Operator, change: Change, started: Instant) -> AdminResult<()> {

@@ -4,7 +4,7 @@
 
 use axum::{
     extract::{ConnectInfo, MatchedPath, Request, State},
-    http::{HeaderValue, header},
+    http::{HeaderValue, Method, header},
     middleware::Next,
     response::Response,
 };
@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::{
     problem::{ApiError, Unplaced},
-    roles,
+    roles, sign_in,
 };
 use crate::{
     admin::{AdminResult, Operator},
@@ -65,10 +65,26 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
     };
     let ip = peer.ip().to_canonical();
     let authorization = request.headers().get(header::AUTHORIZATION).cloned();
-    let caller = match authenticate(&state, authorization, ip).await {
+    // A bearer token wins; without one, the session cookie of an operator who signed in.
+    let cookie = match authorization {
+        Some(_) => None,
+        None => sign_in::session_token(&state, request.headers())
+            .and_then(|token| HeaderValue::try_from(format!("Bearer {token}")).ok()),
+    };
+    let by_cookie = cookie.is_some();
+    let caller = match authenticate(&state, authorization.or(cookie), ip).await {
         Ok(caller) => caller,
         Err(err) => return err.at(&path),
     };
+    // A browser sends the cookie with any request a page makes: a change must also carry the
+    // session's CSRF token, which only a page of the admin listener can read.
+    let safe = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    if by_cookie && !safe && !sign_in::csrf_ok(&state, &caller.token_id, request.headers()) {
+        return ApiError::CsrfFailed.at(&path);
+    }
     if caller.role < needed {
         return ApiError::Forbidden { needed }.at(&path);
     }

@@ -24,6 +24,8 @@ pub mod problem;
 pub mod roles;
 mod servers;
 mod servers_stdio;
+pub mod sign_in;
+mod state;
 mod tokens;
 mod tool_pins;
 mod upstream_auth;
@@ -152,11 +154,16 @@ pub fn routes(state: AppState) -> Router<AppState> {
         )
         .route("/admin/api/v1/audit/events", get(audit::search))
         .route("/admin/api/v1/audit/export", get(audit::export))
+        .route("/admin/api/v1/state", get(state::export))
+        .route("/admin/api/v1/state/apply", post(state::apply))
         // Only matched routes reach the guard (so it sees their template); the rest fall
         // through to `not_found`, a problem document too.
         .route_layer(middleware::from_fn_with_state(state, auth::guard));
     Router::new()
         .route("/admin/api/openapi.json", get(openapi::serve))
+        .route("/admin/sign-in", get(sign_in::start))
+        .route("/admin/callback", get(sign_in::callback))
+        .route("/admin/sign-out", post(sign_in::sign_out))
         .merge(v1)
 }
 

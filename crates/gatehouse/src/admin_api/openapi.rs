@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use utoipa::OpenApi;
 
 use super::{
-    audit, clients, connections, explain, keys, oauth, policies, problem, roles, servers, tokens,
-    tool_pins, users,
+    audit, clients, connections, explain, keys, oauth, policies, problem, roles, servers, state,
+    tokens, tool_pins, users,
 };
 
 #[derive(OpenApi)]
@@ -70,6 +70,8 @@ use super::{
         oauth::revoke_secret,
         audit::search,
         audit::export,
+        state::export,
+        state::apply,
     ),
     components(schemas(problem::Problem))
 )]

@@ -30,6 +30,9 @@ pub enum ApiError {
     Throttled { retry_after: Duration },
     #[error("this operation needs the {needed} role")]
     Forbidden { needed: AdminRole },
+    /// A change authenticated by the session cookie without its `X-CSRF-Token`.
+    #[error("a change made with the session cookie needs the session's X-CSRF-Token header")]
+    CsrfFailed,
     #[error("{kind} {name:?} not found")]
     NotFound { kind: &'static str, name: String },
     #[error("no such operation")]
@@ -54,6 +57,12 @@ pub enum ApiError {
     /// The change was applied but its audit event could not be recorded.
     #[error("{0}")]
     Unrecorded(String),
+    /// A declared state names a secret reference no value was sent for.
+    #[error("{0}")]
+    UnresolvedReference(String),
+    /// Applying a declared state stopped midway (the changes before stand, recorded).
+    #[error("{0}")]
+    ApplyIncomplete(String),
     /// Details are logged, never sent.
     #[error("internal error")]
     Internal,
@@ -100,6 +109,11 @@ impl ApiError {
                 "Too many failed authentications",
             ),
             ApiError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden", "Role too low"),
+            ApiError::CsrfFailed => (
+                StatusCode::FORBIDDEN,
+                "csrf_failed",
+                "CSRF token missing or wrong",
+            ),
             ApiError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found", "Not found"),
             ApiError::NoSuchOperation => (
                 StatusCode::NOT_FOUND,
@@ -120,6 +134,14 @@ impl ApiError {
                 "idempotency_in_progress",
                 "Request in progress",
             ),
+            ApiError::UnresolvedReference(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unresolved_reference",
+                "Secret reference without a value",
+            ),
+            ApiError::ApplyIncomplete(_) => {
+                (StatusCode::CONFLICT, "apply_incomplete", "Applied in part")
+            }
             ApiError::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",

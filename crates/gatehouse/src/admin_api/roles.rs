@@ -90,6 +90,10 @@ pub const OPERATIONS: &[(&str, &str, AdminRole)] = &[
     // The audit trail.
     ("GET", "/admin/api/v1/audit/events", Auditor),
     ("GET", "/admin/api/v1/audit/export", Auditor),
+    // Declarative state: reading it is an auditor's; applying can make, replace and revoke
+    // anything, secrets included, so admin only (a dry run too: it compares secrets).
+    ("GET", "/admin/api/v1/state", Auditor),
+    ("POST", "/admin/api/v1/state/apply", Admin),
 ];
 
 /// The role `method` on the routed `path` needs; `None` for an operation not in the table.

@@ -44,7 +44,7 @@ struct UpstreamState {
     binding: String,
 }
 
-pub(super) async fn provider_keys(
+pub(crate) async fn provider_keys(
     state: &AppState,
     provider: &IdentityProviderConfig,
     force: bool,
@@ -225,6 +225,28 @@ async fn exchange(
     code: &str,
     upstream: &UpstreamState,
 ) -> Result<serde_json::Map<String, Value>, String> {
+    let redirect = redirect_uri(state);
+    redeem_code(
+        state,
+        provider,
+        code,
+        &redirect,
+        &upstream.verifier,
+        &upstream.nonce,
+    )
+    .await
+}
+
+/// Redeems an authorization code sent to `redirect_uri` (PKCE `verifier`) at the provider's
+/// token endpoint and validates its ID token (signature, `iss`, `aud`, expiry, `nonce`).
+pub(crate) async fn redeem_code(
+    state: &AppState,
+    provider: &IdentityProviderConfig,
+    code: &str,
+    redirect_uri: &str,
+    verifier: &str,
+    nonce: &str,
+) -> Result<serde_json::Map<String, Value>, String> {
     let cached = provider_keys(state, provider, false).await?;
     let secret = std::env::var(&provider.client_secret_env).map_err(|_| {
         format!(
@@ -235,8 +257,8 @@ async fn exchange(
     let body = form_urlencoded::Serializer::new(String::new())
         .append_pair("grant_type", "authorization_code")
         .append_pair("code", code)
-        .append_pair("redirect_uri", &redirect_uri(state))
-        .append_pair("code_verifier", &upstream.verifier)
+        .append_pair("redirect_uri", redirect_uri)
+        .append_pair("code_verifier", verifier)
         .finish();
     use base64::Engine;
     let encode = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
@@ -272,7 +294,7 @@ async fn exchange(
         other => other,
     }
     .map_err(|e| format!("ID token: {e}"))?;
-    if verified.get("nonce").and_then(Value::as_str) != Some(upstream.nonce.as_str()) {
+    if verified.get("nonce").and_then(Value::as_str) != Some(nonce) {
         return Err("ID token nonce does not match".into());
     }
     Ok(verified.into_claims())

@@ -113,6 +113,11 @@ pub trait Store: OAuthStore + UserStore + ReplicaStore + TransferStore + AdminAp
     async fn list_clients(&self) -> StoreResult<Vec<ClientRecord>>;
     async fn get_client(&self, name: &str) -> StoreResult<ClientRecord>;
     async fn set_client_disabled(&self, name: &str, at: Option<i64>) -> StoreResult<Generation>;
+    async fn set_client_description(
+        &self,
+        name: &str,
+        description: &str,
+    ) -> StoreResult<Generation>;
 
     async fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<Generation>;
     async fn list_api_keys(&self, client: Option<&str>) -> StoreResult<Vec<ApiKeyRecord>>;

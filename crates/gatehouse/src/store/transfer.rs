@@ -1,5 +1,5 @@
-//! Moving a deployment between stores: `gatehouse export` writes every table as JSON lines,
-//! `gatehouse import` writes them into an empty store (see `sql/transfer.rs`).
+//! Moving a deployment between stores: `gatehouse database export` writes every table as JSON
+//! lines, `gatehouse database import` writes them into an empty store (see `sql/transfer.rs`).
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
@@ -88,7 +88,7 @@ pub async fn import(
     };
     if header["gatehouse_export"] != FORMAT {
         return Err(Corrupt(format!(
-            "not a gatehouse export (its first line names no format {FORMAT})"
+            "not a gatehouse database export (its first line names no format {FORMAT})"
         )));
     }
     let schema = super::schema_version();

@@ -8,6 +8,7 @@ mod helpers;
 mod scripted_upstream;
 
 mod admin_api;
+mod admin_sign_in;
 mod audit;
 mod audit_chains;
 mod audit_evidence;
@@ -21,6 +22,7 @@ mod cluster_readiness;
 mod cluster_sentinel;
 mod cluster_sessions;
 mod country;
+mod declarative;
 mod docs;
 mod edge;
 mod errors;

@@ -1,4 +1,4 @@
-//! `export` / `import`: a deployment moves from SQLite to PostgreSQL with its keys, secrets,
+//! `database export` / `database import`: a deployment moves from SQLite to PostgreSQL with its keys, secrets,
 //! records and audit trail; every chain verifies after the move and keys minted before it
 //! still authenticate.
 

@@ -85,7 +85,7 @@ impl AdminService {
         Ok(generation)
     }
 
-    async fn record_user_change(
+    pub(super) async fn record_user_change(
         &self,
         by: &Operator,
         action: &'static str,

@@ -228,6 +228,21 @@ impl<B: SqlBackend> Store for SqlStore<B> {
         commit_bumped::<B>(tx).await
     }
 
+    async fn set_client_description(
+        &self,
+        name: &str,
+        description: &str,
+    ) -> StoreResult<Generation> {
+        let mut tx = self.b.begin_write().await?;
+        let done = query("UPDATE clients SET description = $2 WHERE name = $1")
+            .bind(name)
+            .bind(description)
+            .execute(&mut *tx)
+            .await?;
+        touched(done, "client", name)?;
+        commit_bumped::<B>(tx).await
+    }
+
     async fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<Generation> {
         let mut tx = self.b.begin_write().await?;
         require(&mut *tx, "client", CLIENT_EXISTS, &key.client).await?;

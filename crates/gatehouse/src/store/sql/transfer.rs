@@ -1,4 +1,4 @@
-//! Moving a deployment between backends (`gatehouse export` / `gatehouse import`): one
+//! Moving a deployment between backends (`gatehouse database export` / `database import`): one
 //! description of the tables and their column kinds drives both directions on both backends.
 //!
 //! Rows keep their bytes (hashes, sealed secrets, `seq`), so every audit chain verifies after

@@ -7,6 +7,7 @@ mod guard;
 mod openapi;
 mod replicas;
 mod roles;
+mod state;
 mod upstream_auth;
 
 use crate::helpers::TestApp;

@@ -237,6 +237,29 @@ async fn clients_are_listed_by_name_with_their_oauth_metadata() {
 }
 
 #[tokio::test]
+async fn a_client_description_is_replaced_and_moves_the_generation() {
+    each_backend(|store| async move {
+        store.insert_client(&client("agent")).await.unwrap();
+        let before = store.generation().await.unwrap();
+        let changed = store
+            .set_client_description("agent", "the billing agent")
+            .await
+            .unwrap();
+        assert!(changed > before);
+        assert_eq!(
+            store.get_client("agent").await.unwrap().description,
+            "the billing agent"
+        );
+        assert_not_found(
+            store.set_client_description("missing", "x").await,
+            "client",
+            "missing",
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn disabling_a_client_is_recorded_cleared_and_moves_the_generation() {
     each_backend(|store| async move {
         store.insert_client(&client("agent")).await.unwrap();

@@ -1,0 +1,481 @@
+//! Making a plan and carrying it out through [`AdminService`], so every change is validated
+//! as the CLI's, recorded as an operator event, and moves the generation.
+//!
+//! Everything that can be checked is checked before the first write: the document
+//! ([`normalize`]), every secret reference resolved, declared values well-formed. Then the
+//! changes run in the plan's order, each in its own store transaction with its own event.
+//! The store offers no transaction spanning them, so a failure there (the database lost,
+//! a concurrent change) stops at that change: those before it stand and are recorded, the
+//! error names the change that failed and how many were applied, and applying the same file
+//! again makes the rest (a plan holds only what differs).
+
+use std::collections::BTreeMap;
+
+use super::{
+    document::State,
+    export,
+    normalize::{Problem, normalize},
+    plan::{Change, Kind, Op, Plan, SecretFacts, SecretSlot, plan},
+    secret_ref::{Resolve, SecretValue},
+};
+use crate::{
+    Config,
+    admin::{
+        AdminError, AdminService, NewConnection, NewPolicy, NewServer, Operator, ServerSettings,
+        oauth::OAuthRegistration,
+    },
+};
+use gatehouse_model::records::Generation;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Make the plan, change nothing.
+    pub dry_run: bool,
+    /// Delete what present sections no longer name (disable clients and users).
+    pub prune: bool,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct Outcome {
+    pub plan: Plan,
+    /// How many changes were made (0 for a dry run or an empty plan).
+    pub applied: usize,
+    /// The store's generation after the last change, for waiting on replicas.
+    pub generation: Option<Generation>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The document is refused; nothing was changed.
+    #[error("{}", list(.0))]
+    Invalid(Vec<Problem>),
+    /// A secret reference could not be read; nothing was changed.
+    #[error("{}", list(.0))]
+    Unresolved(Vec<Problem>),
+    /// Reading the store before the first write failed; nothing was changed.
+    #[error(transparent)]
+    Before(AdminError),
+    /// A change failed after some were made (they stand, recorded).
+    #[error(transparent)]
+    Incomplete(Box<Incomplete>),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{applied} of {total} change(s) were applied; then {kind} {name:?} failed: {source}. Apply the file again to make the rest"
+)]
+pub struct Incomplete {
+    pub applied: usize,
+    pub total: usize,
+    pub kind: &'static str,
+    pub name: String,
+    pub source: AdminError,
+    /// The generation after the last change that was made.
+    pub generation: Option<Generation>,
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(Problem::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Plans `desired` against the store of `service` and, unless `options.dry_run`, applies it
+/// as `by`. `resolver` reads the document's secret references.
+pub async fn apply(
+    service: &AdminService,
+    by: &Operator,
+    config: &Config,
+    desired: State,
+    resolver: &dyn Resolve,
+    options: Options,
+) -> Result<Outcome, ApplyError> {
+    let now = service.now();
+    let current = export::export(&**service.store(), now)
+        .await
+        .map_err(|e| ApplyError::Before(e.into()))?;
+    let self_registered: Vec<Problem> = service
+        .store()
+        .list_clients()
+        .await
+        .map_err(|e| ApplyError::Before(e.into()))?
+        .into_iter()
+        .filter(|c| !export::declared_client(c))
+        .filter(|c| desired.clients.as_ref().is_some_and(|d| d.contains_key(&c.name)))
+        .map(|c| Problem {
+            at: format!("client {}", c.name),
+            why: "this client registered itself (dynamic registration or a metadata document); a state document does not manage it".into(),
+        })
+        .collect();
+    let undeclarable: Vec<Problem> = service
+        .store()
+        .list_servers()
+        .await
+        .map_err(|e| ApplyError::Before(e.into()))?
+        .into_iter()
+        .filter(|s| !export::declared_server(s))
+        .filter(|s| desired.servers.as_ref().is_some_and(|d| d.contains_key(&s.name)))
+        .map(|s| Problem {
+            at: format!("server {}", s.name),
+            why: "this server runs a local program or gets upstream tokens or an identity header, which a gatehouse/v1 state document does not describe yet; manage it with `gatehouse servers`".into(),
+        })
+        .collect();
+    let refused: Vec<Problem> = self_registered.into_iter().chain(undeclarable).collect();
+    if !refused.is_empty() {
+        return Err(ApplyError::Invalid(refused));
+    }
+    let geoip = config.policy.geoip_database.is_some();
+    let desired =
+        normalize(desired, &current, options.prune, geoip).map_err(ApplyError::Invalid)?;
+    let values = resolve(&desired, resolver)?;
+    let facts = facts(service, &current, &values, now)
+        .await
+        .map_err(ApplyError::Before)?;
+    let plan = plan(&current, &desired, &facts, options.prune);
+    if options.dry_run || plan.is_empty() {
+        return Ok(Outcome {
+            plan,
+            applied: 0,
+            generation: None,
+        });
+    }
+    let mut generation = None;
+    for (done, change) in plan.changes.iter().enumerate() {
+        match make(service, by, config, &desired, &values, change).await {
+            Ok(g) => generation = generation.max(g),
+            Err(source) => {
+                return Err(ApplyError::Incomplete(Box::new(Incomplete {
+                    applied: done,
+                    total: plan.changes.len(),
+                    kind: change.kind.as_str(),
+                    name: change.name.clone(),
+                    source,
+                    generation,
+                })));
+            }
+        }
+    }
+    Ok(Outcome {
+        applied: plan.changes.len(),
+        plan,
+        generation,
+    })
+}
+
+/// The values of `state`'s references read by `resolver`, keyed by reference text: what a
+/// remote client sends as `secrets` with a document to `POST /admin/api/v1/state/apply`,
+/// having read them where it runs. Every unreadable reference is named.
+pub fn supplied_values(
+    state: &State,
+    resolver: &dyn Resolve,
+) -> Result<BTreeMap<String, String>, ApplyError> {
+    let mut values = BTreeMap::new();
+    let mut unresolved = Vec::new();
+    for (at, reference) in state.references() {
+        match resolver.resolve(reference) {
+            Ok(value) => {
+                values.insert(reference.to_string(), value.as_str().to_owned());
+            }
+            Err(why) => unresolved.push(Problem { at, why }),
+        }
+    }
+    if unresolved.is_empty() {
+        Ok(values)
+    } else {
+        Err(ApplyError::Unresolved(unresolved))
+    }
+}
+
+/// Every reference of the document read, and each value checked as its field needs.
+fn resolve(
+    desired: &State,
+    resolver: &dyn Resolve,
+) -> Result<BTreeMap<SecretSlot, SecretValue>, ApplyError> {
+    let mut values = BTreeMap::new();
+    let mut unresolved = Vec::new();
+    let mut invalid = Vec::new();
+    for (name, server) in desired.servers.iter().flatten() {
+        let Some(credential) = &server.credential else {
+            continue;
+        };
+        let at = format!("server {name}, field credential.value");
+        match resolver.resolve(&credential.value) {
+            Ok(value) if http::HeaderValue::try_from(value.as_str()).is_ok() => {
+                values.insert(SecretSlot::ServerCredential(name.clone()), value);
+            }
+            Ok(_) => invalid.push(Problem {
+                at,
+                why: format!(
+                    "the value of {} is not a valid header value",
+                    credential.value
+                ),
+            }),
+            Err(why) => unresolved.push(Problem { at, why }),
+        }
+    }
+    for (name, client) in desired.clients.iter().flatten() {
+        let Some(secret) = client.oauth.as_ref().and_then(|o| o.secret.as_ref()) else {
+            continue;
+        };
+        let at = format!("client {name}, field oauth.secret");
+        match resolver.resolve(secret) {
+            Ok(value) if value.chars().count() >= crate::admin::MIN_DECLARED_SECRET_LEN => {
+                values.insert(SecretSlot::ClientSecret(name.clone()), value);
+            }
+            Ok(_) => invalid.push(Problem {
+                at,
+                why: format!(
+                    "the value of {secret} is shorter than {} characters",
+                    crate::admin::MIN_DECLARED_SECRET_LEN
+                ),
+            }),
+            Err(why) => unresolved.push(Problem { at, why }),
+        }
+    }
+    if !unresolved.is_empty() {
+        return Err(ApplyError::Unresolved(unresolved));
+    }
+    if !invalid.is_empty() {
+        return Err(ApplyError::Invalid(invalid));
+    }
+    Ok(values)
+}
+
+/// Which declared secrets the store already holds.
+async fn facts(
+    service: &AdminService,
+    current: &State,
+    values: &BTreeMap<SecretSlot, SecretValue>,
+    now: i64,
+) -> Result<SecretFacts, AdminError> {
+    let mut facts = SecretFacts::default();
+    for (slot, value) in values {
+        let same = match slot {
+            SecretSlot::ServerCredential(name) => {
+                let stored = current
+                    .servers
+                    .as_ref()
+                    .and_then(|s| s.get(name))
+                    .is_some_and(|s| s.credential.is_some());
+                stored && service.server_credential_is(name, value).await?
+            }
+            SecretSlot::ClientSecret(name) => {
+                let stored = current
+                    .clients
+                    .as_ref()
+                    .and_then(|c| c.get(name))
+                    .is_some_and(|c| c.oauth.is_some());
+                stored && service.client_secret_is(name, value, now).await?
+            }
+        };
+        if same {
+            facts.matching.insert(slot.clone());
+        }
+    }
+    Ok(facts)
+}
+
+fn key(change: &Change, at: usize) -> &str {
+    change.key.get(at).map_or("", String::as_str)
+}
+
+/// Makes one change; the generation after it when the store reports one.
+async fn make(
+    service: &AdminService,
+    by: &Operator,
+    config: &Config,
+    desired: &State,
+    values: &BTreeMap<SecretSlot, SecretValue>,
+    change: &Change,
+) -> Result<Option<Generation>, AdminError> {
+    let name = key(change, 0);
+    let missing = || {
+        AdminError::Invalid(format!(
+            "{} {name:?} is not in the document",
+            change.kind.as_str()
+        ))
+    };
+    let mut generation = None;
+    let mut moved = |g: Generation| generation = generation.max(Some(g));
+    match (change.kind, change.op) {
+        (Kind::Server, Op::Delete) => moved(service.remove_server(by, name).await?),
+        (Kind::Server, op) => {
+            let spec = desired
+                .servers
+                .as_ref()
+                .and_then(|s| s.get(name))
+                .ok_or_else(missing)?;
+            let credential = spec.credential.as_ref().and_then(|c| {
+                let value = values.get(&SecretSlot::ServerCredential(name.to_owned()))?;
+                Some(format!("{}: {}", c.header, value.as_str()))
+            });
+            if op == Op::Create {
+                let new = NewServer {
+                    name: name.to_owned(),
+                    url: spec.url.clone(),
+                    credential,
+                    allow_anonymous: spec.allow_anonymous,
+                    allow_unknown_methods: spec.allow_unknown_methods,
+                    pin_action: Some(spec.pin_action.as_str().to_owned()),
+                    upstream_auth: None,
+                    identity_header: None,
+                    stdio: None,
+                };
+                moved(service.add_server(by, new).await?);
+            } else {
+                let settings = ServerSettings {
+                    url: spec.url.clone(),
+                    credential: change.touches("credential").then_some(credential),
+                    allow_anonymous: spec.allow_anonymous,
+                    allow_unknown_methods: spec.allow_unknown_methods,
+                    pin_action: spec.pin_action,
+                };
+                moved(service.set_server(by, name, settings).await?);
+            }
+        }
+        (Kind::Client, op) => {
+            let spec = desired.clients.as_ref().and_then(|c| c.get(name));
+            if op == Op::Create {
+                let spec = spec.ok_or_else(missing)?;
+                moved(service.create_client(by, name, &spec.description).await?);
+            } else if change.touches("description") {
+                let description = spec.map_or("", |s| s.description.as_str());
+                moved(
+                    service
+                        .set_client_description(by, name, description)
+                        .await?,
+                );
+            }
+            if change.touches("oauth") {
+                let registration = spec
+                    .and_then(|s| s.oauth.as_ref())
+                    .map(|o| OAuthRegistration {
+                        grant_types: o.grant_types.clone(),
+                        auth_method: Some(o.auth_method.clone()),
+                        redirect_uris: o.redirect_uris.clone(),
+                        native: o.native,
+                        jwks: o.jwks.clone(),
+                        require_dpop: o.require_dpop,
+                    });
+                moved(
+                    service
+                        .set_client_registration(by, name, registration)
+                        .await?,
+                );
+            }
+            if change.touches("oauth.secret")
+                && let Some(value) = values.get(&SecretSlot::ClientSecret(name.to_owned()))
+            {
+                moved(service.set_client_secret(by, name, value).await?);
+            }
+            if change.touches("disabled") {
+                let enabled = spec.is_some_and(|s| !s.disabled);
+                moved(service.set_client_enabled(by, name, enabled).await?);
+            }
+        }
+        (Kind::User, op) => {
+            let spec = desired.users.as_ref().and_then(|u| u.get(name));
+            if op == Op::Create {
+                let spec = spec.ok_or_else(missing)?;
+                let (_, g) = service
+                    .create_user(by, name, &spec.display_name, None, spec.groups.clone())
+                    .await?;
+                moved(g);
+            } else if change.touches("display_name") || change.touches("groups") {
+                let spec = spec.ok_or_else(missing)?;
+                moved(
+                    service
+                        .set_user_profile(by, name, &spec.display_name, spec.groups.clone())
+                        .await?,
+                );
+            }
+            if change.touches("disabled") {
+                let enabled = spec.is_some_and(|s| !s.disabled);
+                moved(service.set_user_enabled(by, name, enabled).await?);
+            }
+        }
+        (Kind::Policy | Kind::Guardrail, Op::Delete) => {
+            moved(service.remove_policy(by, name).await?)
+        }
+        (Kind::Policy | Kind::Guardrail, op) => {
+            let new = declared_policy(desired, name).ok_or_else(missing)?;
+            if op == Op::Update {
+                moved(service.remove_policy(by, name).await?);
+            }
+            moved(service.add_policy(by, new, config).await?);
+        }
+        (Kind::Connection, Op::Delete) => {
+            moved(service.revoke_connection(by, name, key(change, 1)).await?);
+        }
+        (Kind::Connection, _) => {
+            let server = key(change, 1);
+            let grant = desired
+                .clients
+                .as_ref()
+                .and_then(|c| c.get(name))
+                .and_then(|c| c.connections.get(server))
+                .ok_or_else(missing)?;
+            let new = NewConnection {
+                client: name.to_owned(),
+                server: server.to_owned(),
+                tools: grant.tools.join(","),
+                resources: grant.resources,
+                prompts: grant.prompts,
+            };
+            moved(service.grant_connection(by, new).await?);
+        }
+        (Kind::GroupConnection, Op::Delete) => {
+            moved(service.revoke_group(by, name, key(change, 1)).await?);
+        }
+        (Kind::GroupConnection, _) => {
+            let server = key(change, 1);
+            let grant = desired
+                .groups
+                .as_ref()
+                .and_then(|g| g.get(name))
+                .and_then(|g| g.connections.get(server))
+                .ok_or_else(missing)?;
+            let tools = grant.tools.join(",");
+            moved(
+                service
+                    .grant_group(by, name, server, &tools, grant.resources, grant.prompts)
+                    .await?,
+            );
+        }
+        (Kind::AdminToken, _) => {
+            let role = key(change, 1);
+            let now = service.now();
+            for token in service.store().list_admin_tokens().await? {
+                let live = token.revoked_at.is_none() && token.expires_at.is_none_or(|at| at > now);
+                if live && token.name == name && token.role.as_str() == role {
+                    service.revoke_admin_token(by, &token.id).await?;
+                }
+            }
+        }
+    }
+    Ok(generation)
+}
+
+fn declared_policy(desired: &State, id: &str) -> Option<NewPolicy> {
+    if let Some(p) = desired.policies.as_ref().and_then(|p| p.get(id)) {
+        return Some(NewPolicy {
+            id: id.to_owned(),
+            kind: p.kind.clone(),
+            client: p.client.clone(),
+            server: p.server.clone(),
+            tools: p.tools.clone(),
+            spec: p.spec.to_string(),
+        });
+    }
+    let g = desired.guardrails.as_ref()?.get(id)?;
+    Some(NewPolicy {
+        id: id.to_owned(),
+        kind: crate::guardrails::GUARDRAIL_KIND.to_owned(),
+        client: g.client.clone(),
+        server: g.server.clone(),
+        tools: g.tools.clone(),
+        spec: g.spec.to_string(),
+    })
+}

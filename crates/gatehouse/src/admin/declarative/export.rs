@@ -1,0 +1,208 @@
+//! What the store holds, as a state document: every section present, secrets as the
+//! conventional reference an operator sets ([`SecretRef::conventional`]), never a value.
+//!
+//! Left out, because they are runtime state rather than configuration: API keys and client
+//! secrets (credentials minted and shown once; a key's id cannot be reproduced elsewhere),
+//! OAuth registrations clients made themselves, tool pins (trust on first sight), signing
+//! keys, sessions and tokens, the audit trail. Admin tokens appear by name and role only.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{
+    document::{
+        AdminTokenSpec, ClientSpec, CredentialSpec, GrantSpec, GroupSpec, GuardrailSpec, OAuthSpec,
+        PolicySpec, ServerSpec, State, UserSpec,
+    },
+    secret_ref::SecretRef,
+};
+use crate::{guardrails::GUARDRAIL_KIND, store::Store, store::StoreResult};
+use gatehouse_model::records::{
+    ClientRecord, ClientSecretRecord, ConnectionRecord, GroupConnectionRecord, OAuthClientMetadata,
+    ServerRecord,
+};
+
+/// Whether a client's OAuth registration is the operator's (declared) rather than one the
+/// client made itself (dynamic registration or a metadata document).
+pub fn declared_client(client: &ClientRecord) -> bool {
+    client.oauth.as_ref().is_none_or(|m| m.origin == "cli")
+}
+
+/// Whether version gatehouse/v1 of the document can describe a server. A local program
+/// (stdio), upstream tokens and the identity header are not in it yet: such servers are left
+/// out of the export, never pruned, and a document that names one is refused, so an apply can
+/// neither drop nor half-write their settings. Manage them with `gatehouse servers`.
+pub fn declared_server(server: &ServerRecord) -> bool {
+    server.stdio.is_none()
+        && server.upstream_auth.spec.is_none()
+        && server.upstream_auth.identity_header.is_none()
+}
+
+pub fn live_secret(secret: &ClientSecretRecord, now: i64) -> bool {
+    secret.revoked_at.is_none() && secret.expires_at.is_none_or(|at| at > now)
+}
+
+/// The state of `store`, `now` deciding which secrets and tokens are live.
+pub async fn export(store: &dyn Store, now: i64) -> StoreResult<State> {
+    let servers = store
+        .list_servers()
+        .await?
+        .iter()
+        .filter(|s| declared_server(s))
+        .map(|s| (s.name.clone(), server(s)))
+        .collect();
+    let connections = store.list_connections().await?;
+    let mut clients = BTreeMap::new();
+    for client in store.list_clients().await? {
+        if !declared_client(&client) {
+            continue;
+        }
+        let has_secret = match &client.oauth {
+            Some(_) => store
+                .list_client_secrets(&client.name)
+                .await?
+                .iter()
+                .any(|s| live_secret(s, now)),
+            None => false,
+        };
+        let spec = client_spec(&client, has_secret, &connections);
+        clients.insert(client.name, spec);
+    }
+    let mut policies = BTreeMap::new();
+    let mut guardrails = BTreeMap::new();
+    for p in store.list_policies().await? {
+        if p.kind == GUARDRAIL_KIND {
+            guardrails.insert(
+                p.id,
+                GuardrailSpec {
+                    client: p.client,
+                    server: p.server,
+                    tools: p.tools,
+                    spec: p.spec,
+                },
+            );
+        } else {
+            policies.insert(
+                p.id,
+                PolicySpec {
+                    kind: p.kind,
+                    client: p.client,
+                    server: p.server,
+                    tools: p.tools,
+                    spec: p.spec,
+                },
+            );
+        }
+    }
+    let users = store
+        .list_users()
+        .await?
+        .into_iter()
+        .map(|u| {
+            let spec = UserSpec {
+                display_name: u.display_name,
+                groups: sorted(u.groups),
+                disabled: u.disabled_at.is_some(),
+            };
+            (u.username, spec)
+        })
+        .collect();
+    let groups = groups(store.list_group_connections().await?);
+    let tokens: BTreeSet<AdminTokenSpec> = store
+        .list_admin_tokens()
+        .await?
+        .into_iter()
+        .filter(|t| t.revoked_at.is_none() && t.expires_at.is_none_or(|at| at > now))
+        .map(|t| AdminTokenSpec {
+            name: t.name,
+            role: t.role,
+        })
+        .collect();
+    Ok(State {
+        servers: Some(servers),
+        clients: Some(clients),
+        policies: Some(policies),
+        guardrails: Some(guardrails),
+        users: Some(users),
+        groups: Some(groups),
+        admin_tokens: Some(tokens.into_iter().collect()),
+        ..State::empty()
+    })
+}
+
+/// Groups sorted and without repeats: their order means nothing.
+pub fn sorted(groups: Vec<String>) -> Vec<String> {
+    groups
+        .into_iter()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+fn server(s: &ServerRecord) -> ServerSpec {
+    ServerSpec {
+        url: s.url.clone(),
+        credential: s.credential_header.as_ref().map(|header| CredentialSpec {
+            header: header.clone(),
+            value: SecretRef::conventional("server", &s.name, "credential"),
+        }),
+        allow_anonymous: s.allow_anonymous,
+        allow_unknown_methods: s.allow_unknown_methods,
+        pin_action: s.pin_action,
+    }
+}
+
+pub fn oauth_spec(m: &OAuthClientMetadata) -> OAuthSpec {
+    OAuthSpec {
+        auth_method: m.token_endpoint_auth_method.clone(),
+        grant_types: m.grant_types.clone(),
+        redirect_uris: m.redirect_uris.clone(),
+        native: m.application_type.as_deref() == Some("native"),
+        jwks: m.jwks.clone(),
+        require_dpop: m.dpop_bound_access_tokens,
+        secret: None,
+    }
+}
+
+fn client_spec(c: &ClientRecord, has_secret: bool, connections: &[ConnectionRecord]) -> ClientSpec {
+    ClientSpec {
+        description: c.description.clone(),
+        disabled: c.disabled_at.is_some(),
+        oauth: c.oauth.as_ref().map(|m| OAuthSpec {
+            secret: has_secret.then(|| SecretRef::conventional("client", &c.name, "secret")),
+            ..oauth_spec(m)
+        }),
+        connections: connections
+            .iter()
+            .filter(|k| k.client == c.name)
+            .map(|k| {
+                let grant = GrantSpec {
+                    tools: k.tools.clone(),
+                    resources: k.resources,
+                    prompts: k.prompts,
+                };
+                (k.server.clone(), grant)
+            })
+            .collect(),
+    }
+}
+
+fn groups(rows: Vec<GroupConnectionRecord>) -> BTreeMap<String, GroupSpec> {
+    let mut groups: BTreeMap<String, GroupSpec> = BTreeMap::new();
+    for row in rows {
+        groups
+            .entry(row.group)
+            .or_insert_with(|| GroupSpec {
+                connections: BTreeMap::new(),
+            })
+            .connections
+            .insert(
+                row.server,
+                GrantSpec {
+                    tools: row.tools,
+                    resources: row.resources,
+                    prompts: row.prompts,
+                },
+            );
+    }
+    groups
+}

@@ -1,0 +1,317 @@
+//! Every check a document must pass before the first write, and its values in the form the
+//! store keeps (so an unchanged file plans nothing): names, URLs, headers, tool patterns,
+//! policy specifications, OAuth registrations, and that every name a grant or rule refers to
+//! exists once the plan is applied. All problems are reported at once, each naming the
+//! entity and the field.
+
+use std::collections::BTreeMap;
+
+use super::{
+    document::{GrantSpec, State},
+    export,
+};
+use crate::admin::oauth::{OAuthRegistration, registration_metadata};
+use gatehouse_model::{
+    names::{GroupName, Name, NameKind, Username},
+    records::PolicyRecord,
+    tool_pattern::parse_pattern_list,
+};
+
+/// One thing wrong with a document.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Problem {
+    /// The entity and field (`server github, field url`).
+    pub at: String,
+    pub why: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.at, self.why)
+    }
+}
+
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, at: impl Into<String>, why: impl std::fmt::Display) {
+        self.0.push(Problem {
+            at: at.into(),
+            why: why.to_string(),
+        });
+    }
+}
+
+/// `desired`, checked and in stored form. `current` is what the store holds (every section),
+/// for the names a grant or rule may refer to that the document leaves in place.
+pub fn normalize(
+    mut desired: State,
+    current: &State,
+    prune: bool,
+    geoip_configured: bool,
+) -> Result<State, Vec<Problem>> {
+    let mut problems = Problems(Vec::new());
+    let server_exists = |name: &str| {
+        let declared = desired.servers.as_ref().map(|s| s.contains_key(name));
+        let kept = current
+            .servers
+            .as_ref()
+            .is_some_and(|s| s.contains_key(name))
+            && !(prune && desired.servers.is_some());
+        declared == Some(true) || kept
+    };
+    let client_exists = |name: &str| {
+        desired
+            .clients
+            .as_ref()
+            .is_some_and(|c| c.contains_key(name))
+            || current
+                .clients
+                .as_ref()
+                .is_some_and(|c| c.contains_key(name))
+    };
+    let servers_known: BTreeMap<String, bool> = names_referred(&desired)
+        .into_iter()
+        .map(|name| {
+            let exists = server_exists(&name);
+            (name, exists)
+        })
+        .collect();
+    let clients_known: BTreeMap<String, bool> = desired
+        .policies
+        .iter()
+        .flatten()
+        .filter_map(|(_, p)| p.client.clone())
+        .chain(
+            desired
+                .guardrails
+                .iter()
+                .flatten()
+                .filter_map(|(_, g)| g.client.clone()),
+        )
+        .map(|name| {
+            let exists = client_exists(&name);
+            (name, exists)
+        })
+        .collect();
+    let server_missing = |name: &str| !servers_known.get(name).copied().unwrap_or(false);
+
+    for (name, server) in desired.servers.iter_mut().flatten() {
+        let at = format!("server {name}");
+        if let Err(e) = Name::parse(NameKind::Server, name) {
+            problems.add(format!("{at}, name"), e);
+        }
+        if let Err(e) = crate::admin::check_upstream_url(&server.url) {
+            problems.add(format!("{at}, field url"), e);
+        }
+        if let Some(credential) = &mut server.credential {
+            credential.header = credential.header.trim().to_ascii_lowercase();
+            if http::HeaderName::try_from(credential.header.as_str()).is_err() {
+                problems.add(
+                    format!("{at}, field credential.header"),
+                    format!("{:?} is not a header name", credential.header),
+                );
+            }
+        }
+    }
+
+    for (name, client) in desired.clients.iter_mut().flatten() {
+        let at = format!("client {name}");
+        if let Err(e) = Name::parse(NameKind::Client, name) {
+            problems.add(format!("{at}, name"), e);
+        }
+        if let Some(oauth) = &mut client.oauth {
+            let registration = OAuthRegistration {
+                grant_types: oauth.grant_types.clone(),
+                auth_method: Some(oauth.auth_method.clone()),
+                redirect_uris: oauth.redirect_uris.clone(),
+                native: oauth.native,
+                jwks: oauth.jwks.clone(),
+                require_dpop: oauth.require_dpop,
+            };
+            match registration_metadata(registration) {
+                Ok(metadata) => {
+                    let secret = oauth.secret.take();
+                    *oauth = export::oauth_spec(&metadata);
+                    oauth.secret = secret;
+                    let confidential = matches!(
+                        oauth.auth_method.as_str(),
+                        "client_secret_basic" | "client_secret_post"
+                    );
+                    if oauth.secret.is_some() && !confidential {
+                        problems.add(
+                            format!("{at}, field oauth.secret"),
+                            format!(
+                                "a client authenticating with {} has no secret",
+                                oauth.auth_method
+                            ),
+                        );
+                    }
+                }
+                Err(e) => problems.add(format!("{at}, field oauth"), e),
+            }
+        }
+        for (server, grant) in &mut client.connections {
+            let at = format!("connection {name}/{server}");
+            grant_checked(&mut problems, &at, grant);
+            if server_missing(server) {
+                problems.add(
+                    at,
+                    format!("server {server:?} does not exist (declare it under servers)"),
+                );
+            }
+        }
+    }
+
+    for (name, user) in desired.users.iter_mut().flatten() {
+        let at = format!("user {name}");
+        if let Err(e) = Username::parse(name) {
+            problems.add(format!("{at}, name"), e);
+        }
+        if let Err(e) = GroupName::parse_all(&user.groups) {
+            problems.add(format!("{at}, field groups"), e);
+        }
+        user.groups = export::sorted(std::mem::take(&mut user.groups));
+    }
+
+    for (group, spec) in desired.groups.iter_mut().flatten() {
+        if let Err(e) = GroupName::parse(group) {
+            problems.add(format!("group {group}, name"), e);
+        }
+        for (server, grant) in &mut spec.connections {
+            let at = format!("group connection {group}/{server}");
+            grant_checked(&mut problems, &at, grant);
+            if server_missing(server) {
+                problems.add(
+                    at,
+                    format!("server {server:?} does not exist (declare it under servers)"),
+                );
+            }
+        }
+    }
+
+    let mut rules = Vec::new();
+    for (id, policy) in desired.policies.iter_mut().flatten() {
+        policy.kind = policy.kind.replace('-', "_");
+        if policy.kind == crate::guardrails::GUARDRAIL_KIND {
+            problems.add(
+                format!("policy {id}, field kind"),
+                "declare guardrails under guardrails",
+            );
+        }
+        rules.push(PolicyRecord {
+            id: id.clone(),
+            kind: policy.kind.clone(),
+            client: policy.client.clone(),
+            server: policy.server.clone(),
+            tools: policy.tools.clone(),
+            spec: policy.spec.clone(),
+            created_at: 0,
+        });
+    }
+    for (id, guardrail) in desired.guardrails.iter().flatten() {
+        if desired
+            .policies
+            .as_ref()
+            .is_some_and(|p| p.contains_key(id))
+        {
+            problems.add(
+                format!("guardrail {id}, name"),
+                "a policy has this id too (ids are shared)",
+            );
+        }
+        rules.push(PolicyRecord {
+            id: id.clone(),
+            kind: crate::guardrails::GUARDRAIL_KIND.to_owned(),
+            client: guardrail.client.clone(),
+            server: guardrail.server.clone(),
+            tools: guardrail.tools.clone(),
+            spec: guardrail.spec.clone(),
+            created_at: 0,
+        });
+    }
+    for rule in &rules {
+        let at = format!(
+            "{} {}",
+            if rule.kind == crate::guardrails::GUARDRAIL_KIND {
+                "guardrail"
+            } else {
+                "policy"
+            },
+            rule.id
+        );
+        if let Err(e) = Name::parse(NameKind::Policy, &rule.id) {
+            problems.add(format!("{at}, name"), e);
+        }
+        let compiled = if rule.kind == crate::guardrails::GUARDRAIL_KIND {
+            crate::guardrails::compile_record(rule).map(|_| ())
+        } else {
+            crate::policy::validate(rule)
+                .and_then(|()| crate::policy::check_runs_under(rule, geoip_configured))
+        };
+        if let Err(e) = compiled {
+            problems.add(format!("{at}, field spec"), e);
+        }
+        if let Some(client) = &rule.client
+            && !clients_known.get(client).copied().unwrap_or(false)
+        {
+            problems.add(
+                format!("{at}, field client"),
+                format!("client {client:?} does not exist"),
+            );
+        }
+        if let Some(server) = &rule.server
+            && server_missing(server)
+        {
+            problems.add(
+                format!("{at}, field server"),
+                format!("server {server:?} does not exist"),
+            );
+        }
+    }
+
+    if let Some(tokens) = &mut desired.admin_tokens {
+        tokens.sort();
+        tokens.dedup();
+    }
+
+    if problems.0.is_empty() {
+        Ok(desired)
+    } else {
+        Err(problems.0)
+    }
+}
+
+/// Every server a grant or rule of `state` names.
+fn names_referred(state: &State) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for client in state.clients.iter().flatten().map(|(_, c)| c) {
+        names.extend(client.connections.keys().cloned());
+    }
+    for group in state.groups.iter().flatten().map(|(_, g)| g) {
+        names.extend(group.connections.keys().cloned());
+    }
+    names.extend(
+        state
+            .policies
+            .iter()
+            .flatten()
+            .filter_map(|(_, p)| p.server.clone()),
+    );
+    names.extend(
+        state
+            .guardrails
+            .iter()
+            .flatten()
+            .filter_map(|(_, g)| g.server.clone()),
+    );
+    names
+}
+
+/// Tool patterns checked and written as the store keeps them.
+fn grant_checked(problems: &mut Problems, at: &str, grant: &mut GrantSpec) {
+    match parse_pattern_list(&grant.tools.join(",")) {
+        Ok(patterns) => grant.tools = patterns.into_iter().map(String::from).collect(),
+        Err(e) => problems.add(format!("{at}, field tools"), e),
+    }
+}
