@@ -7,7 +7,7 @@ use serde::Serialize;
 use std::process::ExitCode;
 
 use super::{Ctx, print};
-use crate::output::{Format, print_json, time};
+use crate::output::{print_data, time};
 
 #[derive(Serialize)]
 struct Status {
@@ -71,7 +71,7 @@ struct Counts {
 }
 
 pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
-    let store = &ctx.store;
+    let store = &ctx.local("status")?.store;
     let now = gatehouse::now_ms();
     let replicas: Vec<Replica> = store
         .list_replicas()
@@ -110,8 +110,8 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         },
         replicas,
     };
-    if ctx.format == Format::Json {
-        print_json(&status)?;
+    if ctx.format.is_data() {
+        print_data(ctx.format, &status)?;
     } else {
         print(&render(&status));
     }

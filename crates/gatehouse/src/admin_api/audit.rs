@@ -79,7 +79,7 @@ impl AuditQuery {
 
 /// One page of events, newest first. Each event is a stored audit row as
 /// `gatehouse audit query -o json` prints it.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct AuditPage {
     #[schema(value_type = Vec<Object>)]
     pub items: Vec<AuditRow>,

@@ -19,7 +19,7 @@ use super::{
 use crate::context::AppState;
 use gatehouse_model::records::ClientRecord;
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Client {
     pub name: String,
     pub description: String,
@@ -42,7 +42,7 @@ impl From<&ClientRecord> for Client {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ClientPage {
     pub items: Vec<Client>,
     pub next_cursor: Option<String>,

@@ -36,6 +36,21 @@ use axum::{
 use crate::{admin::AdminService, context::AppState};
 use problem::ApiError;
 
+/// The shapes the API answers with, for clients written in Rust: `gatehouse` prints these
+/// in both of its modes (local database and `--server`), so its JSON is the same either way.
+pub mod views {
+    pub use super::clients::Client;
+    pub use super::connections::Connection;
+    pub use super::keys::{ApiKey, CreatedApiKey};
+    pub use super::oauth::{ClientSecret, OAuthRegistered, RotatedSecret};
+    pub use super::policies::Policy;
+    pub use super::problem::Problem;
+    pub use super::servers::Server;
+    pub use super::tokens::{AdminToken, CreatedAdminToken, WhoAmI};
+    pub use super::tool_pins::{Approved, ToolPin};
+    pub use super::users::{GroupConnection, SigningKey, User};
+}
+
 /// The longest lifetime or overlap accepted, in seconds (about a hundred years).
 const MAX_SECONDS: u64 = 100 * 365 * 24 * 60 * 60;
 

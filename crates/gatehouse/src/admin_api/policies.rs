@@ -20,7 +20,7 @@ use super::{
 use crate::{admin::NewPolicy, context::AppState};
 use gatehouse_model::records::PolicyRecord;
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Policy {
     pub id: String,
     /// `arguments`, `ip`, `country`, `schedule`, `quota`, `rate_limit` or `guardrail`.
@@ -48,7 +48,7 @@ impl From<&PolicyRecord> for Policy {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PolicyPage {
     pub items: Vec<Policy>,
     pub next_cursor: Option<String>,

@@ -17,7 +17,7 @@ use super::{
 use crate::context::AppState;
 use gatehouse_model::records::ToolPin as PinRecord;
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ToolPin {
     pub server: String,
     pub tool: String,
@@ -50,7 +50,7 @@ impl From<&PinRecord> for ToolPin {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ToolPinPage {
     pub items: Vec<ToolPin>,
     pub next_cursor: Option<String>,
@@ -78,7 +78,7 @@ pub struct ApproveTools {
     pub tools: Vec<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Approved {
     pub server: String,
     pub approved: u64,

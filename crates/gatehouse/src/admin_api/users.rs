@@ -20,7 +20,7 @@ use super::{
 use crate::context::AppState;
 use gatehouse_model::records::{GroupConnectionRecord, SigningKeyRecord, UserRecord};
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct User {
     pub id: String,
     pub username: String,
@@ -51,7 +51,7 @@ impl From<&UserRecord> for User {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct UserPage {
     pub items: Vec<User>,
     pub next_cursor: Option<String>,
@@ -75,7 +75,7 @@ pub struct SetGroups {
     pub groups: Vec<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct GroupConnection {
     pub group: String,
     pub server: String,
@@ -96,7 +96,7 @@ impl From<&GroupConnectionRecord> for GroupConnection {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct GroupConnectionPage {
     pub items: Vec<GroupConnection>,
     pub next_cursor: Option<String>,
@@ -114,7 +114,7 @@ pub struct GrantGroup {
 }
 
 /// A signing key's public part (its private part never leaves the store, sealed).
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SigningKey {
     pub kid: String,
     pub alg: String,
@@ -139,7 +139,7 @@ impl From<&SigningKeyRecord> for SigningKey {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SigningKeyList {
     pub items: Vec<SigningKey>,
 }
