@@ -21,6 +21,9 @@ pub enum ClientsCommand {
     Disable { name: String },
     /// Enable a disabled client again.
     Enable { name: String },
+    /// Delete a client with its keys, connections and OAuth secrets (refused while a policy
+    /// is scoped to it).
+    Delete { name: String },
     /// Let the client use the OAuth authorization server (prints its first secret once).
     Oauth(super::oauth::RegisterArgs),
     /// Issue a new client secret; the previous ones keep working for `--overlap`.
@@ -48,6 +51,15 @@ impl ClientsCommand {
             }
             ClientsCommand::RevokeSecret { id } => {
                 return super::oauth::revoke_secret(ctx, &id).await;
+            }
+            ClientsCommand::Delete { name } => {
+                ctx.ops.delete_client(&name).await?;
+                if ctx.format.is_data() {
+                    print_data(ctx.format, &serde_json::json!({ "deleted": name }))?;
+                } else {
+                    say(ctx.format, &format!("client {name} deleted"));
+                }
+                return Ok(ExitCode::SUCCESS);
             }
             ClientsCommand::Create { name, description } => (
                 vec![ctx.ops.create_client(&name, &description).await?],

@@ -141,6 +141,9 @@ pub async fn list_secrets(ctx: &Ctx, name: &str) -> anyhow::Result<ExitCode> {
 
 pub async fn revoke_secret(ctx: &Ctx, id: &str) -> anyhow::Result<ExitCode> {
     ctx.ops.revoke_client_secret(id).await?;
+    if ctx.format.is_data() {
+        print_data(ctx.format, &serde_json::json!({ "revoked": id }))?;
+    }
     say(ctx.format, &format!("client secret {id} revoked"));
     Ok(ExitCode::SUCCESS)
 }

@@ -48,6 +48,13 @@ pub enum ServersCommand {
         #[arg(long = "tool")]
         tools: Vec<String>,
     },
+    /// Discard changed or held tool definitions (all pending ones, or those named): each tool
+    /// keeps its approved definition and stays held while the server serves another.
+    RejectTools {
+        name: String,
+        #[arg(long = "tool")]
+        tools: Vec<String>,
+    },
     /// Every upstream server with its settings (never the credential).
     List,
     /// One server's settings.
@@ -147,6 +154,21 @@ impl ServersCommand {
                     say(
                         ctx.format,
                         &format!("{approved} tool definition(s) of {name} approved"),
+                    );
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            ServersCommand::RejectTools { name, tools } => {
+                let rejected = ctx.ops.reject_tools(&name, &tools).await?;
+                if ctx.format.is_data() {
+                    print_data(
+                        ctx.format,
+                        &serde_json::json!({ "server": name, "rejected": rejected }),
+                    )?;
+                } else {
+                    say(
+                        ctx.format,
+                        &format!("{rejected} tool definition(s) of {name} rejected"),
                     );
                 }
                 Ok(ExitCode::SUCCESS)

@@ -39,6 +39,12 @@ pub enum UsersCommand {
     },
     /// Every user with their groups and status.
     List,
+    /// Change a user's profile (the display name shown on consent pages).
+    Update {
+        username: String,
+        #[arg(long)]
+        display_name: String,
+    },
     /// Replace a user's groups.
     SetGroups {
         username: String,
@@ -75,6 +81,10 @@ impl UsersCommand {
                 show(ctx, &[user])
             }
             UsersCommand::List => show(ctx, &ctx.ops.list_users().await?),
+            UsersCommand::Update {
+                username,
+                display_name,
+            } => show(ctx, &[ctx.ops.update_user(&username, &display_name).await?]),
             UsersCommand::SetGroups { username, groups } => {
                 let user = ctx
                     .ops
@@ -85,6 +95,9 @@ impl UsersCommand {
             UsersCommand::SetPassword { username } => {
                 let password = read_password()?;
                 ctx.ops.set_user_password(&username, &password).await?;
+                if ctx.format.is_data() {
+                    print_data(ctx.format, &serde_json::json!({ "password_set": username }))?;
+                }
                 say(ctx.format, &format!("password of {username} changed"));
                 Ok(ExitCode::SUCCESS)
             }
@@ -170,13 +183,24 @@ impl GroupsCommand {
                 resources,
                 prompts,
             } => {
-                ctx.ops
+                let granted = ctx
+                    .ops
                     .grant_group(&group, &server, &tools, resources, prompts)
                     .await?;
+                if ctx.format.is_data() {
+                    print_data(ctx.format, &granted)?;
+                    return Ok(ExitCode::SUCCESS);
+                }
                 say(ctx.format, &format!("group {group} may use {server}"));
             }
             GroupsCommand::Revoke { group, server } => {
                 ctx.ops.revoke_group(&group, &server).await?;
+                if ctx.format.is_data() {
+                    print_data(
+                        ctx.format,
+                        &serde_json::json!({ "revoked": { "group": group, "server": server } }),
+                    )?;
+                }
                 say(
                     ctx.format,
                     &format!("group {group} may no longer use {server}"),

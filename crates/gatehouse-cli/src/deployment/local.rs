@@ -189,6 +189,13 @@ impl Deployment for Local {
         Ok(approved)
     }
 
+    async fn reject_tools(&self, server: &str, tools: &[String]) -> Result<u64> {
+        self.store.get_server(server).await?;
+        let (generation, rejected) = self.admin.reject_tools(self.by()?, server, tools).await?;
+        self.applied(generation).await?;
+        Ok(rejected)
+    }
+
     async fn create_client(&self, name: &str, description: &str) -> Result<Client> {
         let generation = self
             .admin
@@ -215,6 +222,11 @@ impl Deployment for Local {
             .await?;
         self.applied(generation).await?;
         self.get_client(name).await
+    }
+
+    async fn delete_client(&self, name: &str) -> Result<()> {
+        let generation = self.admin.delete_client(self.by()?, name).await?;
+        self.applied(generation).await
     }
 
     async fn register_oauth(
@@ -434,6 +446,15 @@ impl Deployment for Local {
         Ok(all.iter().map(User::from).collect())
     }
 
+    async fn update_user(&self, username: &str, display_name: &str) -> Result<User> {
+        let generation = self
+            .admin
+            .update_user(self.by()?, username, display_name)
+            .await?;
+        self.applied(generation).await?;
+        self.user(username).await
+    }
+
     async fn set_user_groups(&self, username: &str, groups: Vec<String>) -> Result<User> {
         let generation = self
             .admin
@@ -587,6 +608,11 @@ impl Deployment for Local {
             ..AuditFilter::default()
         };
         Ok(self.store.query_audit(&filter).await?)
+    }
+
+    async fn status(&self) -> Result<gatehouse::admin_api::views::Status> {
+        let data_dir = self.config.data_dir.display().to_string();
+        Ok(gatehouse::admin_api::status::build(&*self.store, data_dir).await?)
     }
 
     fn local(&self) -> Option<&Local> {

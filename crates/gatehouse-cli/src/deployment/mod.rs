@@ -66,12 +66,14 @@ pub trait Deployment: Send + Sync {
     async fn remove_server(&self, name: &str) -> Result<()>;
     async fn tool_pins(&self, server: &str) -> Result<Vec<ToolPin>>;
     async fn approve_tools(&self, server: &str, tools: &[String]) -> Result<u64>;
+    async fn reject_tools(&self, server: &str, tools: &[String]) -> Result<u64>;
 
     // Clients and their OAuth registrations.
     async fn create_client(&self, name: &str, description: &str) -> Result<Client>;
     async fn list_clients(&self) -> Result<Vec<Client>>;
     async fn get_client(&self, name: &str) -> Result<Client>;
     async fn set_client_enabled(&self, name: &str, enabled: bool) -> Result<Client>;
+    async fn delete_client(&self, name: &str) -> Result<()>;
     async fn register_oauth(
         &self,
         name: &str,
@@ -110,6 +112,7 @@ pub trait Deployment: Send + Sync {
         groups: Vec<String>,
     ) -> Result<User>;
     async fn list_users(&self) -> Result<Vec<User>>;
+    async fn update_user(&self, username: &str, display_name: &str) -> Result<User>;
     async fn set_user_groups(&self, username: &str, groups: Vec<String>) -> Result<User>;
     async fn set_user_password(&self, username: &str, password: &str) -> Result<()>;
     async fn set_user_enabled(&self, username: &str, enabled: bool) -> Result<User>;
@@ -139,6 +142,9 @@ pub trait Deployment: Send + Sync {
         alg: Option<String>,
         lead: SigningLead,
     ) -> Result<SigningKey>;
+
+    /// What the store holds and what each running replica applied.
+    async fn status(&self) -> Result<gatehouse::admin_api::views::Status>;
 
     // The audit trail.
     /// The newest `limit` events matching `filter` (every one for 0), handed to `sink`

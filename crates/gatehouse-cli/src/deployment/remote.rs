@@ -8,8 +8,8 @@ use gatehouse::{
     admin::{NewConnection, NewKey, NewPolicy, NewServer, ServerUpdate, oauth::OAuthRegistration},
     admin_api::views::{
         AdminToken, ApiKey, Approved, Client, ClientSecret, Connection, CreatedAdminToken,
-        CreatedApiKey, GroupConnection, OAuthRegistered, Policy, RotatedSecret, Server, SigningKey,
-        ToolPin, User,
+        CreatedApiKey, GroupConnection, OAuthRegistered, Policy, Rejected, Replica, RotatedSecret,
+        Server, SigningKey, Status, ToolPin, User,
     },
 };
 use gatehouse_model::{
@@ -34,6 +34,10 @@ const PAGE_LIMIT: usize = 500;
 /// How long a request may take (a connection that hangs is an error, not a wait forever).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a change may take to reach every running replica (they poll every 250 ms by
+/// default), and how often to ask.
+const APPLY_WAIT: Duration = Duration::from_secs(5);
+const APPLY_POLL: Duration = Duration::from_millis(100);
 /// Rows handed to the printer at a time.
 const SINK_CHUNK: usize = 1_000;
 
@@ -141,6 +145,7 @@ impl Remote {
         self.parse(&bytes)
     }
 
+    /// A change: its answer once every running replica applied it.
     async fn send<T: DeserializeOwned>(
         &self,
         method: Method,
@@ -148,12 +153,53 @@ impl Remote {
         body: Value,
     ) -> Result<T> {
         let bytes = self.call(method, path, Some(&body)).await?;
+        self.applied().await?;
         self.parse(&bytes)
     }
 
     async fn send_empty(&self, method: Method, path: &str, body: Option<Value>) -> Result<()> {
         self.call(method, path, body.as_ref()).await?;
-        Ok(())
+        self.applied().await
+    }
+
+    /// Waits until every live replica applied the store's generation as it is after the
+    /// change, as the local mode does: "revoked" means revoked everywhere when the command
+    /// returns. The server answers after its commit; its replicas apply the change at their
+    /// next poll or change notification.
+    async fn applied(&self) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + APPLY_WAIT;
+        let mut status: Status = self.get("/status").await?;
+        let generation = status.generation;
+        loop {
+            let behind: Vec<&Replica> = status
+                .replicas
+                .iter()
+                .filter(|r| r.live && r.applied_generation < generation)
+                .collect();
+            if behind.is_empty() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let live = status.replicas.iter().filter(|r| r.live).count();
+                anyhow::bail!(
+                    "the change is stored (generation {generation}) but {} of {live} running \
+                     replica(s) {} not applied it within {}s: {}; see `gatehouse status`",
+                    behind.len(),
+                    if behind.len() == 1 { "has" } else { "have" },
+                    APPLY_WAIT.as_secs(),
+                    behind
+                        .iter()
+                        .map(|r| format!(
+                            "{:?} runs generation {}",
+                            r.replica_id, r.applied_generation
+                        ))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            tokio::time::sleep(APPLY_POLL).await;
+            status = self.get("/status").await?;
+        }
     }
 
     fn parse<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T> {
@@ -358,6 +404,14 @@ impl Deployment for Remote {
         Ok(approved.approved)
     }
 
+    async fn reject_tools(&self, server: &str, tools: &[String]) -> Result<u64> {
+        let path = format!("/servers/{}/tool-pins/reject", seg(server));
+        let rejected: Rejected = self
+            .send(Method::POST, &path, json!({ "tools": tools }))
+            .await?;
+        Ok(rejected.rejected)
+    }
+
     async fn create_client(&self, name: &str, description: &str) -> Result<Client> {
         let body = json!({ "name": name, "description": description });
         self.send(Method::POST, "/clients", body).await
@@ -381,6 +435,11 @@ impl Deployment for Remote {
             json!({}),
         )
         .await
+    }
+
+    async fn delete_client(&self, name: &str) -> Result<()> {
+        self.send_empty(Method::DELETE, &format!("/clients/{}", seg(name)), None)
+            .await
     }
 
     async fn register_oauth(
@@ -548,6 +607,16 @@ impl Deployment for Remote {
         }))
     }
 
+    async fn update_user(&self, username: &str, display_name: &str) -> Result<User> {
+        let path = format!("/users/{}", seg(username));
+        self.send(
+            Method::PATCH,
+            &path,
+            json!({ "display_name": display_name }),
+        )
+        .await
+    }
+
     async fn set_user_groups(&self, username: &str, groups: Vec<String>) -> Result<User> {
         let path = format!("/users/{}/groups", seg(username));
         self.send(Method::PUT, &path, json!({ "groups": groups }))
@@ -634,6 +703,10 @@ impl Deployment for Remote {
         };
         let body = json!({ "alg": alg, "lead_seconds": lead_seconds });
         self.send(Method::POST, "/signing-keys/rotate", body).await
+    }
+
+    async fn status(&self) -> Result<Status> {
+        self.get("/status").await
     }
 
     async fn audit_newest(

@@ -18,6 +18,25 @@ fn password_hash(password: &str) -> AdminResult<String> {
     Ok(passwords::hash(password)?)
 }
 
+/// The longest display name accepted, in characters.
+const DISPLAY_NAME_MAX: usize = 200;
+
+/// A display name is shown on consent pages and in the audit trail: bounded, and without
+/// control characters that would rewrite a terminal or a log line.
+pub fn check_display_name(name: &str) -> AdminResult<()> {
+    if name.chars().count() > DISPLAY_NAME_MAX {
+        return Err(AdminError::Invalid(format!(
+            "display names have at most {DISPLAY_NAME_MAX} characters"
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(AdminError::Invalid(
+            "a display name cannot hold control characters".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Creates a local user (with a password) or a user to be linked at first federated sign-in.
 pub async fn create_user(
     store: &DynStore,

@@ -22,6 +22,7 @@ mod probe;
 pub mod problem;
 pub mod roles;
 mod servers;
+pub mod status;
 mod tokens;
 mod tool_pins;
 mod users;
@@ -43,11 +44,13 @@ pub mod views {
     pub use super::connections::Connection;
     pub use super::keys::{ApiKey, CreatedApiKey};
     pub use super::oauth::{ClientSecret, OAuthRegistered, RotatedSecret};
+    pub use super::policies::ImportedPolicies;
     pub use super::policies::Policy;
     pub use super::problem::Problem;
     pub use super::servers::Server;
+    pub use super::status::{Counts, Replica, RunningServer, Status};
     pub use super::tokens::{AdminToken, CreatedAdminToken, WhoAmI};
-    pub use super::tool_pins::{Approved, ToolPin};
+    pub use super::tool_pins::{Approved, Rejected, ToolPin};
     pub use super::users::{GroupConnection, SigningKey, User};
 }
 
@@ -73,6 +76,7 @@ fn to_json(value: &impl serde::Serialize) -> Result<serde_json::Value, ApiError>
 pub fn routes(state: AppState) -> Router<AppState> {
     let v1 = Router::new()
         .route("/admin/api/v1/whoami", get(tokens::whoami))
+        .route("/admin/api/v1/status", get(status::get))
         .route(
             "/admin/api/v1/servers",
             get(servers::list).post(servers::create),
@@ -92,10 +96,17 @@ pub fn routes(state: AppState) -> Router<AppState> {
             post(tool_pins::approve),
         )
         .route(
+            "/admin/api/v1/servers/{name}/tool-pins/reject",
+            post(tool_pins::reject),
+        )
+        .route(
             "/admin/api/v1/clients",
             get(clients::list).post(clients::create),
         )
-        .route("/admin/api/v1/clients/{name}", get(clients::get))
+        .route(
+            "/admin/api/v1/clients/{name}",
+            get(clients::get).delete(clients::delete),
+        )
         .route(
             "/admin/api/v1/clients/{name}/disable",
             post(clients::disable),
@@ -114,6 +125,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
             "/admin/api/v1/policies",
             get(policies::list).post(policies::create),
         )
+        .route("/admin/api/v1/policies/import", post(policies::import))
         .route(
             "/admin/api/v1/policies/{id}",
             get(policies::get).delete(policies::delete),
@@ -128,7 +140,14 @@ pub fn routes(state: AppState) -> Router<AppState> {
             post(tokens::revoke),
         )
         .route("/admin/api/v1/users", get(users::list).post(users::create))
-        .route("/admin/api/v1/users/{username}", get(users::get))
+        .route(
+            "/admin/api/v1/users/{username}",
+            get(users::get).patch(users::update),
+        )
+        .route(
+            "/admin/api/v1/users/{username}/password",
+            put(users::set_password),
+        )
         .route(
             "/admin/api/v1/users/{username}/groups",
             put(users::set_groups),
