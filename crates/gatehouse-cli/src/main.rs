@@ -189,7 +189,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         command => command,
     };
     let ops: Box<dyn deployment::Deployment> = match target? {
-        Some(target) => Box::new(deployment::remote::Remote::connect(target)?),
+        Some(target) => {
+            if cli.actor.is_some() {
+                eprintln!(
+                    "note: --actor (GATEHOUSE_ACTOR) does not apply through --server: the audit \
+                     trail names the admin token"
+                );
+            }
+            Box::new(deployment::remote::Remote::connect(target)?)
+        }
         None => Box::new(deployment::local::Local::open(config.clone(), cli.actor).await?),
     };
     let ctx = commands::Ctx {
