@@ -66,6 +66,13 @@ pub async fn create_user(
 
 pub async fn set_password(store: &DynStore, username: &str, password: &str) -> AdminResult<()> {
     let user = store.get_user(username).await?;
+    // A password beside the provider would let the person in after the provider shut them out.
+    if let Some(idp) = &user.idp {
+        return Err(AdminError::Invalid(format!(
+            "user {:?} signs in through the provider {idp:?}: it has no local password",
+            user.username
+        )));
+    }
     let hash = password_hash(password)?;
     Ok(store.set_user_password(&user.id, &hash).await?)
 }

@@ -202,6 +202,30 @@ async fn a_users_profile_and_password_are_edited_by_the_roles_allowed() {
         !events.to_string().contains("second-password-2"),
         "the password is never recorded"
     );
+    // A user who signs in through a provider gets no local password beside it.
+    let mut federated = api.app.store.get_user("alice").await.unwrap();
+    federated.id = "usr_federated".into();
+    federated.username = "bob".into();
+    federated.password_hash = None;
+    federated.idp = Some("corp".into());
+    federated.idp_subject = Some("bob-at-corp".into());
+    api.app.store.insert_user(&federated).await.unwrap();
+    let (status, body) = answer(
+        api.request(
+            Method::PUT,
+            "/admin/api/v1/users/bob/password",
+            Some(&admin),
+        )
+        .json(&json!({"password": "whatever-password"})),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("provider"),
+        "{body}"
+    );
+    let bob = api.app.store.get_user("bob").await.unwrap();
+    assert_eq!(bob.password_hash, None);
     let (status, _) = answer(
         api.request(
             Method::PUT,
