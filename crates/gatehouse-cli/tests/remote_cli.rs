@@ -540,6 +540,27 @@ fn read_on_the_same_store_the_output_is_byte_for_byte_the_same_in_json_and_yaml(
         "*",
     ]);
     remote.json(&["keys", "create", "--client", "agent"]);
+    // More clients than one page of the API holds (500): the remote list follows the cursor.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let url = format!(
+        "sqlite://{}",
+        remote.dir.path().join("gatehouse.db").display()
+    );
+    let store = runtime.block_on(gatehouse::store::open(&url)).unwrap();
+    for n in 0..520 {
+        let client = gatehouse_model::records::ClientRecord {
+            name: format!("bulk-{n:04}"),
+            description: String::new(),
+            disabled_at: None,
+            created_at: 1_000,
+            oauth: None,
+        };
+        runtime.block_on(store.insert_client(&client)).unwrap();
+    }
+    assert_eq!(
+        remote.json(&["clients", "list"]).as_array().unwrap().len(),
+        521
+    );
     // The local mode on the server's own data directory: the same store.
     for list in [
         ["servers", "list"],
