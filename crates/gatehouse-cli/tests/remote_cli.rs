@@ -6,192 +6,14 @@
 
 mod common;
 
+use common::deployment::{Deployment, gatehouse};
 use serde_json::{Map, Value};
 use std::{
     collections::HashMap,
-    io::Write,
     path::Path,
-    process::{Child, Command, Output, Stdio},
-    time::{Duration, Instant},
+    process::{Output, Stdio},
+    time::Duration,
 };
-
-/// A running server that is killed when the test ends, pass or fail.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Where a scenario's commands go.
-struct Deployment {
-    dir: tempfile::TempDir,
-    /// `--server` URL and admin token, for the remote mode.
-    remote: Option<(String, String)>,
-    _server: Option<Running>,
-    /// A data directory the remote mode is pointed at: it must never be created.
-    unused: tempfile::TempDir,
-}
-
-fn gatehouse() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
-    command
-        .env_remove("GATEHOUSE_MASTER_KEY")
-        .env_remove("GATEHOUSE_SERVER")
-        .env_remove("GATEHOUSE_PROFILE")
-        .env_remove("GATEHOUSE_ADMIN_TOKEN");
-    command
-}
-
-impl Deployment {
-    fn local() -> Self {
-        Deployment {
-            dir: tempfile::tempdir().unwrap(),
-            remote: None,
-            _server: None,
-            unused: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    /// `gatehouse serve` with its admin listener on a free port, and an admin token made the
-    /// way an operator makes the first one (on the server's host, before it starts).
-    fn remote() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let out = gatehouse()
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args([
-                "-o",
-                "json",
-                "--actor",
-                "setup",
-                "admin-tokens",
-                "create",
-                "--name",
-                "cli",
-                "--role",
-                "admin",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let created: Value = serde_json::from_slice(&out.stdout).unwrap();
-        let token = created["token"].as_str().unwrap().to_owned();
-        let port = gatehouse_testkit::process::free_loopback_port().unwrap();
-        let admin = format!("127.0.0.1:{port}");
-        let (child, _) = common::serve_with(dir.path(), &[("GATEHOUSE_ADMIN_LISTEN", &admin)]);
-        let server = Running(child);
-        wait_for_listener(&admin);
-        Deployment {
-            dir,
-            remote: Some((format!("http://{admin}"), token)),
-            _server: Some(server),
-            unused: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = gatehouse();
-        match &self.remote {
-            Some((url, token)) => {
-                let never = self.unused.path().join("never");
-                command
-                    .arg("--data-dir")
-                    .arg(never)
-                    .args(["--server", url])
-                    .env("GATEHOUSE_ADMIN_TOKEN", token);
-            }
-            None => {
-                command
-                    .arg("--data-dir")
-                    .arg(self.dir.path())
-                    .args(["--actor", "tester"]);
-            }
-        }
-        command.args(args);
-        command
-    }
-
-    fn run_with_input(&self, args: &[&str], input: Option<&str>) -> Output {
-        let mut child = self
-            .command(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        if let Some(text) = input {
-            stdin.write_all(text.as_bytes()).unwrap();
-        }
-        drop(stdin);
-        child.wait_with_output().unwrap()
-    }
-
-    fn json_with_input(&self, args: &[&str], input: Option<&str>) -> Value {
-        let mut all = vec!["-o", "json"];
-        all.extend_from_slice(args);
-        let out = self.run_with_input(&all, input);
-        assert!(
-            out.status.success(),
-            "{} {args:?}: {}",
-            self.mode(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("{} {args:?}: not JSON ({e})", self.mode()))
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        self.json_with_input(args, None)
-    }
-
-    fn mode(&self) -> &'static str {
-        if self.remote.is_some() {
-            "remote"
-        } else {
-            "local"
-        }
-    }
-
-    /// Held tool definitions, written as a server that saw them change would.
-    fn observe_changed_tools(&self) {
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        let url = format!(
-            "sqlite://{}",
-            self.dir.path().join("gatehouse.db").display()
-        );
-        let store = runtime.block_on(gatehouse::store::open(&url)).unwrap();
-        for (tool, hash) in [("echo", "e1"), ("echo", "e2"), ("add", "a1"), ("add", "a2")] {
-            let seen = gatehouse_model::records::ToolObservation {
-                server: "demo".into(),
-                tool: tool.into(),
-                hash: hash.into(),
-                definition: format!(r#"{{"name":"{tool}","description":"{hash}"}}"#),
-                suspicious: None,
-                at: 1_000,
-            };
-            runtime.block_on(store.observe_tool(&seen)).unwrap();
-        }
-    }
-}
-
-fn wait_for_listener(addr: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the admin listener on {addr} did not come up"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// What differs between two deployments by nature: times and generated ids and secrets.
 /// Each generated value becomes `<N>`, numbered in order of appearance, so two runs that
@@ -811,4 +633,44 @@ fn completions_are_printed_for_bash_zsh_and_fish() {
     }
     let out = gatehouse().args(["completions", "tcsh"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn audit_tail_follows_new_events_through_the_admin_api() {
+    use std::io::BufRead;
+    let remote = Deployment::remote();
+    remote.json(&["clients", "create", "before"]);
+    let mut tail = remote
+        .command(&[
+            "-o", "json", "audit", "tail", "-f", "-n", "1", "--kind", "operator",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = tail.stdout.take().unwrap();
+    let (lines, seen) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next_target = || {
+        let line = seen
+            .recv_timeout(Duration::from_secs(30))
+            .expect("audit tail -f printed an event within 30 s");
+        let event: Value = serde_json::from_str(&line).unwrap();
+        event["operator"]["target"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(next_target(), "before", "the newest event first");
+    remote.json(&["clients", "create", "after"]);
+    assert_eq!(next_target(), "after", "then each new one as it is written");
+    let _ = tail.kill();
+    let _ = tail.wait();
 }
