@@ -70,7 +70,7 @@ impl Local {
     }
 
     /// Who makes this command's changes; an error only for a command that changes something.
-    fn by(&self) -> Result<&Operator> {
+    pub fn by(&self) -> Result<&Operator> {
         self.operator
             .as_ref()
             .map_err(|why| anyhow::anyhow!("{why}"))
@@ -80,7 +80,7 @@ impl Local {
     /// `generation`, so "revoked" means revoked everywhere by the time the command returns.
     /// A change some live replica has not applied within the wait is an error: the command
     /// must not report what is not true. Replicas that stopped reporting are not waited for.
-    async fn applied(&self, generation: Generation) -> Result<()> {
+    pub async fn applied(&self, generation: Generation) -> Result<()> {
         let progress = replicas::wait_until_applied(&*self.store, generation, APPLY_WAIT).await?;
         if !progress.stale.is_empty() {
             eprintln!(
