@@ -44,6 +44,20 @@ pub fn classify(err: &anyhow::Error) -> Failure {
             problem: None,
         };
     }
+    if err
+        .chain()
+        .any(|c| c.is::<crate::deployment::selection::NoToken>())
+    {
+        return Failure {
+            code: AUTH,
+            hint: Some(
+                "an admin makes one with `gatehouse admin-tokens create --name NAME --role ROLE` \
+                 (docs/cli.md, \"Selecting a running server\")"
+                    .into(),
+            ),
+            problem: None,
+        };
+    }
     if let Some(remote) = err.chain().find_map(|c| c.downcast_ref::<RemoteError>()) {
         return remote_failure(remote);
     }

@@ -555,7 +555,15 @@ fn remote_refusals_say_how_to_fix_them_with_stable_exit_codes() {
         .args(["--server", "http://127.0.0.1:9", "clients", "list"])
         .output()
         .unwrap();
-    expect(out, 1, &["needs an admin token", "GATEHOUSE_ADMIN_TOKEN"]);
+    expect(
+        out,
+        4,
+        &[
+            "needs an admin token",
+            "GATEHOUSE_ADMIN_TOKEN",
+            "admin-tokens create",
+        ],
+    );
 }
 
 #[test]

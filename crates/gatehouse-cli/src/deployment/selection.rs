@@ -21,6 +21,14 @@ use std::{
 /// The environment variable holding the admin token (it wins over a profile's).
 pub const TOKEN_ENV: &str = "GATEHOUSE_ADMIN_TOKEN";
 
+/// `--server` without a token: the exit code says so as for a token the server refuses.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "--server needs an admin token: set {TOKEN_ENV} or use a profile (--profile) with \
+     token_file or token_env"
+)]
+pub struct NoToken;
+
 /// A running server to talk to, and the admin token to present.
 #[derive(Debug)]
 pub struct Target {
@@ -107,10 +115,7 @@ pub fn select(
         Some(token) => token,
         None => match &profile {
             Some((name, profile)) => profile_token(name, profile, env)?,
-            None => anyhow::bail!(
-                "--server needs an admin token: set {TOKEN_ENV} or use a profile (--profile) \
-                 with token_file or token_env"
-            ),
+            None => return Err(NoToken.into()),
         },
     };
     warn_if_plain_http(&server);
