@@ -191,6 +191,7 @@ impl AdminService {
                 before: change.before.clone(),
                 after: change.after.clone(),
             }),
+            rule: None,
         };
         let recorded = match self.audit.submit(event) {
             Some(committed) => committed

@@ -43,6 +43,7 @@ macro_rules! migrations {
             migration!($backend, 11, "admin_api", "0011_admin_api.sql"),
             migration!($backend, 12, "audit_retention", "0012_audit_retention.sql"),
             migration!($backend, 13, "dpop_bindings", "0013_dpop_bindings.sql"),
+            migration!($backend, 17, "audit_rule", "0017_audit_rule.sql"),
         ]
     };
 }
@@ -177,6 +178,6 @@ mod tests {
         assert_eq!(folder("sqlite"), folder("postgres"));
         assert_eq!(folder("sqlite"), listed(&sqlite()));
         assert_eq!(folder("postgres"), listed(&postgres()));
-        assert_eq!(latest_version(), 13);
+        assert_eq!(latest_version(), 17);
     }
 }
