@@ -682,3 +682,104 @@ fn audit_tail_follows_new_events_through_the_admin_api() {
     let _ = tail.kill();
     let _ = tail.wait();
 }
+
+/// `audit query --rule` finds the events a rule decided, through the admin API as on the local
+/// database, and the table shows the rule in its own column.
+#[test]
+fn audit_query_by_rule_is_the_same_locally_and_through_the_admin_api() {
+    use gatehouse_model::audit::{AuditEvent, Decision};
+    let remote = Deployment::remote();
+    let rule_of = |n: i64| match n {
+        2 | 5 => Some("policy:burst".to_owned()),
+        3 => Some("guardrail:no-cards".to_owned()),
+        _ => None,
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let dir = remote.dir.path();
+        let url = format!("sqlite://{}", dir.join("gatehouse.db").display());
+        let store = gatehouse::store::open(&url).await.unwrap();
+        let keyring =
+            std::sync::Arc::new(gatehouse::secrets::Keyring::load_or_create(dir).unwrap());
+        let (sink, writer) = gatehouse::audit::AuditWriter::new(
+            store,
+            keyring,
+            16,
+            16,
+            true,
+            Duration::from_millis(1),
+        );
+        let stop = tokio_util::sync::CancellationToken::new();
+        let running = tokio::spawn(writer.run(stop.clone()));
+        for n in 1..=6 {
+            sink.record(AuditEvent {
+                ts_ms: 1_750_000_000_000 + n,
+                request_id: format!("req-{n}"),
+                client: Some("agent".into()),
+                credential_id: None,
+                user: None,
+                ip: Some("127.0.0.1".into()),
+                country: None,
+                server: Some("demo".into()),
+                http_method: "POST".into(),
+                rpc_method: Some("tools/call".into()),
+                tool: Some(format!("t{n}")),
+                decision: if rule_of(n).is_some() {
+                    Decision::Deny
+                } else {
+                    Decision::Allow
+                },
+                reason: None,
+                status: 200,
+                upstream_status: None,
+                latency_us: 10,
+                outcome: None,
+                response_bytes: None,
+                batch: Vec::new(),
+                operator: None,
+                rule: rule_of(n),
+            })
+            .await;
+        }
+        stop.cancel();
+        running.await.unwrap();
+    });
+    let query = ["-o", "json", "audit", "query", "--rule", "policy:burst"];
+    let remote_out = remote.run_with_input(&query, None);
+    let local_out = gatehouse()
+        .arg("--data-dir")
+        .arg(remote.dir.path())
+        .args(query)
+        .output()
+        .unwrap();
+    assert!(remote_out.status.success() && local_out.status.success());
+    assert_eq!(
+        String::from_utf8(local_out.stdout).unwrap(),
+        String::from_utf8(remote_out.stdout.clone()).unwrap()
+    );
+    let found: Value = serde_json::from_slice(&remote_out.stdout).unwrap();
+    let tools: Vec<&str> = found
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["tool"].as_str().unwrap())
+        .collect();
+    assert_eq!(tools, ["t2", "t5"], "oldest first, only that rule");
+    assert!(
+        remote
+            .json(&["audit", "query", "--rule", "grant"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    let table = remote.run_with_input(&["audit", "query", "--rule", "guardrail:no-cards"], None);
+    let text = String::from_utf8(table.stdout).unwrap();
+    let header = text.lines().next().unwrap();
+    let row = text.lines().nth(1).expect("one row");
+    assert!(
+        row[header.find("RULE").unwrap()..].starts_with("guardrail:no-cards"),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 2, "{text}");
+}

@@ -39,6 +39,10 @@ pub enum AuditCommand {
         /// docs/errors.md lists them).
         #[arg(long)]
         reason: Option<String>,
+        /// Only events this rule decided: `policy:<id>`, `guardrail:<name>`, `grant`, `scope`
+        /// or `pin` (docs/audit.md, "Which rule decided").
+        #[arg(long)]
+        rule: Option<String>,
         /// How many of the newest matching events; 0 for all (read and printed a page at a
         /// time).
         #[arg(long, default_value_t = 1000)]
@@ -153,6 +157,7 @@ impl AuditCommand {
                 since,
                 kind,
                 reason,
+                rule,
                 limit,
             } => {
                 let filter = AuditFilter {
@@ -162,6 +167,7 @@ impl AuditCommand {
                     since_ms: since,
                     kind,
                     reason,
+                    rule,
                     ..AuditFilter::default()
                 };
                 let mut out = Output::new(ctx.format, false, kind);
@@ -489,7 +495,7 @@ impl Output {
 fn table(rows: &[AuditRow], headers: bool) -> String {
     let mut table = Table::new(&[
         "SEQ", "CHAIN", "TIME", "CLIENT", "KEY", "SERVER", "METHOD", "TOOL", "DECISION", "REASON",
-        "OUTCOME", "STATUS", "LATENCY",
+        "RULE", "OUTCOME", "STATUS", "LATENCY",
     ]);
     let or_dash = |text: &Option<String>| text.as_deref().map_or("-".into(), printable);
     for r in rows {
@@ -519,6 +525,7 @@ fn table(rows: &[AuditRow], headers: bool) -> String {
             },
             e.decision.as_str().into(),
             or_dash(&e.reason),
+            or_dash(&e.rule),
             e.outcome.map_or("-", |o| o.as_str()).into(),
             e.status.to_string(),
             format!("{:.1}ms", e.latency_us as f64 / 1000.0),

@@ -253,6 +253,7 @@ impl Remote {
             ("key", text(&filter.credential_id)),
             ("tool", text(&filter.tool)),
             ("reason", text(&filter.reason)),
+            ("rule", text(&filter.rule)),
             ("decision", filter.decision.map(|d| d.as_str().to_owned())),
             ("kind", filter.kind.map(|k| kind_name(k).to_owned())),
             ("since", filter.since_ms.map(|ms| ms.to_string())),
