@@ -49,8 +49,9 @@
 # servers run without fetching anything):
 #   conformance-stdio      the conformance suite through Gatehouse against the example server run
 #                          as a stdio child (`gatehouse-example-server --stdio`, server `st-conf`,
-#                          --allow-anonymous); fails if fewer checks pass than in conformance-direct
-#                          (which it needs), and writes the per-scenario comparison
+#                          --allow-anonymous); fails if a scenario passes fewer checks than in
+#                          conformance-direct (which it needs), outside the named known gaps
+#                          (SSE polling/resumption), and writes the per-scenario comparison
 #   stdio                  server-everything and server-filesystem run with `npx --no-install`
 #                          and a Python SDK server with `python -m`, as stdio children: both
 #                          eras, 8 Python and 4 TypeScript clients at once on a shared child,
@@ -540,19 +541,41 @@ group_conformance_stdio() {
         return 1
     }
     conformance stdio "$gateway/st-conf/mcp"
-    # Differences are listed (a stdio child has no HTTP of its own to test), but only fewer
-    # passing checks than direct fails the group.
+    # Differences are listed (a stdio child has no HTTP of its own to test); fewer passing
+    # checks than direct fails the group, outside the known gaps named below.
     python3 "$here/conformance/compare.py" "$work/conformance-direct/results" \
         "$work/conformance-stdio/results" --labels direct,stdio \
         --markdown "$work/conformance-stdio-comparison.md" || true
     python3 - "$work/conformance-direct/results" "$work/conformance-stdio/results" <<'PY'
-import json, pathlib, sys
+import json, pathlib, re, sys
+# Scenarios Gatehouse does not yet pass over stdio, each for a documented reason
+# (docs/conformance.md "Over stdio"): SSE polling and resumption (SEP-1699) on the streams
+# Gatehouse builds from a program's output. Every other scenario must pass as many checks as
+# directly; a listed scenario that catches up fails the group too, so the list only shrinks.
+KNOWN_GAPS = {"server-sse-polling", "server-sse-multiple-streams"}
+name = re.compile(r"^server-(.+)-\d{4}-\d{2}-\d{2}T")
 def passed(d):
-    return sum(c.get("status") == "SUCCESS" for f in pathlib.Path(d).glob("*/checks.json")
-               for c in json.loads(f.read_text()))
+    out = {}
+    for f in pathlib.Path(d).glob("*/checks.json"):
+        m = name.match(f.parent.name)
+        if m:
+            out[m.group(1)] = sum(c.get("status") == "SUCCESS" for c in json.loads(f.read_text()))
+    return out
 direct, stdio = passed(sys.argv[1]), passed(sys.argv[2])
-print(f"passed checks: direct {direct}, through Gatehouse over stdio {stdio}")
-sys.exit(0 if stdio >= direct else 1)
+print(f"passed checks: direct {sum(direct.values())}, through Gatehouse over stdio {sum(stdio.values())}")
+bad = []
+for scenario, want in sorted(direct.items()):
+    got = stdio.get(scenario, 0)
+    if scenario in KNOWN_GAPS:
+        if got >= want:
+            bad.append(f"{scenario}: now passes ({got}/{want}); remove it from KNOWN_GAPS and docs/conformance.md")
+        else:
+            print(f"known gap: {scenario} {got}/{want}")
+    elif got < want:
+        bad.append(f"{scenario}: {got} of {want} checks pass over stdio")
+for line in bad:
+    print(line)
+sys.exit(1 if bad else 0)
 PY
 }
 want conformance-stdio && run_group conformance-stdio group_conformance_stdio

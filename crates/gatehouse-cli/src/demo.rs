@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     commands::{print, serve},
-    output::{Format, print_json},
+    output::{Format, print_data},
 };
 
 #[derive(clap::Args)]
@@ -165,19 +165,22 @@ pub async fn run(mut config: Config, args: DemoArgs, format: Format) -> anyhow::
     // The calls and the token request.
     let audit = wait_for_audit(&*store, calls.len() + 1).await?;
 
-    if format == Format::Json {
-        print_json(&serde_json::json!({
-            "gateway": gateway,
-            "upstream": upstream.mcp_url(),
-            "client": CLIENT,
-            "granted_tools": granted,
-            "api_key": key.token,
-            "client_secret": client_secret,
-            "token_endpoint": format!("{}/oauth/token", server.local_url()),
-            "data_dir": data_dir,
-            "calls": results,
-            "audit_events": audit,
-        }))?;
+    if format.is_data() {
+        print_data(
+            format,
+            &serde_json::json!({
+                "gateway": gateway,
+                "upstream": upstream.mcp_url(),
+                "client": CLIENT,
+                "granted_tools": granted,
+                "api_key": key.token,
+                "client_secret": client_secret,
+                "token_endpoint": format!("{}/oauth/token", server.local_url()),
+                "data_dir": data_dir,
+                "calls": results,
+                "audit_events": audit,
+            }),
+        )?;
     } else {
         print(&banner(
             &gateway,

@@ -6,7 +6,10 @@
 mod arenas;
 mod commands;
 mod demo;
+mod deployment;
+mod failure;
 mod output;
+mod yaml;
 
 use clap::{Parser, Subcommand};
 use std::{path::PathBuf, process::ExitCode};
@@ -31,9 +34,19 @@ struct Cli {
     /// Data directory (SQLite database and master key); overrides the configuration.
     #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
-    /// Output format.
+    /// Output format: a table for people, or the same data as JSON or YAML for scripts.
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = Format::Table)]
     output: Format,
+    /// Work on a running Gatehouse through its admin API (its `admin_listen` address, e.g.
+    /// https://gatehouse-admin.internal:9091) instead of the local database; the admin token
+    /// comes from GATEHOUSE_ADMIN_TOKEN or the profile. Give it before the command: after
+    /// it, `--server` names an upstream server (`connections grant --server NAME`).
+    #[arg(long, env = "GATEHOUSE_SERVER", value_name = "URL")]
+    server: Option<String>,
+    /// A profile of the CLI configuration file ($XDG_CONFIG_HOME/gatehouse/cli.toml): its
+    /// server and where its admin token is.
+    #[arg(long, global = true, env = "GATEHOUSE_PROFILE")]
+    profile: Option<String>,
     /// Who makes the changes, as the audit trail records it (default: the account running
     /// the command).
     #[arg(long, global = true, env = "GATEHOUSE_ACTOR")]
@@ -91,6 +104,32 @@ enum Command {
     /// Move a whole store (every record and the audit trail) to another database.
     #[command(subcommand)]
     Database(commands::transfer::DatabaseCommand),
+    /// Print a shell completion script (bash, zsh or fish) to standard output.
+    Completions {
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+impl Command {
+    /// The commands that only run where the database is, before any operator context.
+    fn local_only(&self) -> Option<&'static str> {
+        match self {
+            Command::Serve(_) => Some("serve"),
+            Command::Demo(_) => Some("demo"),
+            Command::Migrate(_) => Some("migrate"),
+            Command::Database(_) => Some("database"),
+            Command::Audit(cmd) if cmd.is_offline() => Some("audit verify --bundle"),
+            _ => None,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -114,12 +153,29 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("{}", output::error_text(format, &err));
-            ExitCode::FAILURE
+            ExitCode::from(failure::classify(&err).code)
         }
     }
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Completions { shell } = cli.command {
+        return completions(shell);
+    }
+    let env = |name: &str| std::env::var(name).ok();
+    let target = deployment::selection::select(
+        &deployment::selection::Asked {
+            server: cli.server.as_deref(),
+            profile: cli.profile.as_deref(),
+        },
+        &env,
+    );
+    if let (Some(command), Some(_)) = (cli.command.local_only(), &cli.server) {
+        return Err(failure::LocalOnly { command }.into());
+    }
+    if let (Some(command), Some(_)) = (cli.command.local_only(), &cli.profile) {
+        return Err(failure::LocalOnly { command }.into());
+    }
     let mut config = gatehouse::Config::load(cli.config.as_deref())?;
     if let Some(dir) = cli.data_dir {
         config.data_dir = dir;
@@ -133,12 +189,30 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(cmd) if cmd.is_offline() => return cmd.run_offline(format),
         command => command,
     };
-    let ctx = commands::Ctx::open(config, format, cli.actor).await?;
+    let ops: Box<dyn deployment::Deployment> = match target? {
+        Some(target) => {
+            if cli.actor.is_some() {
+                eprintln!(
+                    "note: --actor (GATEHOUSE_ACTOR) does not apply through --server: the audit \
+                     trail names the admin token"
+                );
+            }
+            Box::new(deployment::remote::Remote::connect(target)?)
+        }
+        None => Box::new(deployment::local::Local::open(config.clone(), cli.actor).await?),
+    };
+    let ctx = commands::Ctx {
+        config,
+        format,
+        ops,
+    };
     let done = match command {
         // Run above, without an operator context.
-        Command::Serve(_) | Command::Demo(_) | Command::Migrate(_) | Command::Database(_) => {
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Serve(_)
+        | Command::Demo(_)
+        | Command::Migrate(_)
+        | Command::Database(_)
+        | Command::Completions { .. } => Ok(ExitCode::SUCCESS),
         Command::Export => commands::state::export(&ctx).await,
         Command::Apply(args) => commands::state::apply(&ctx, args).await,
         Command::Servers(cmd) => cmd.run(&ctx).await,
@@ -155,6 +229,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     ctx.close().await;
     done
+}
+
+fn completions(shell: CompletionShell) -> anyhow::Result<ExitCode> {
+    use clap::CommandFactory;
+    let shell = match shell {
+        CompletionShell::Bash => clap_complete::Shell::Bash,
+        CompletionShell::Zsh => clap_complete::Shell::Zsh,
+        CompletionShell::Fish => clap_complete::Shell::Fish,
+    };
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "gatehouse", &mut script);
+    output::write_stdout(&String::from_utf8_lossy(&script));
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Tables for people, JSON for scripts (`--output json`).
+//! Tables for people, JSON or YAML for scripts (`--output json|yaml`).
 
 use serde::Serialize;
 
@@ -6,6 +6,14 @@ use serde::Serialize;
 pub enum Format {
     Table,
     Json,
+    Yaml,
+}
+
+impl Format {
+    /// JSON or YAML: the same data, for scripts; stdout holds nothing else.
+    pub fn is_data(self) -> bool {
+        self != Format::Table
+    }
 }
 
 /// A plain aligned table.
@@ -60,9 +68,16 @@ impl Table {
     }
 }
 
-pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
-    let mut text = serde_json::to_string_pretty(value)?;
-    text.push('\n');
+/// `value` as pretty JSON or as YAML (a table-format caller gets JSON).
+pub fn print_data<T: Serialize>(format: Format, value: &T) -> anyhow::Result<()> {
+    let text = match format {
+        Format::Yaml => crate::yaml::document(&serde_json::to_value(value)?),
+        Format::Table | Format::Json => {
+            let mut text = serde_json::to_string_pretty(value)?;
+            text.push('\n');
+            text
+        }
+    };
     write_stdout(&text);
     Ok(())
 }
@@ -81,9 +96,11 @@ pub fn write_stdout(text: &str) {
     }
 }
 
-/// How an error reaches the operator: one line, or one JSON object under `--output json`
-/// (on stderr, so stdout holds only results).
+/// How an error reaches the operator: one line and, where there is a fix, a `hint:` line;
+/// or one JSON object (`error`, `hint`, and an admin API refusal's `status` and `code`) under
+/// `--output json|yaml` (on stderr, so stdout holds only results).
 pub fn error_text(format: Format, err: &anyhow::Error) -> String {
+    let failure = crate::failure::classify(err);
     let mut message = error_chain(err);
     // A command's writes are one transaction each: one that could not reach the database
     // changed nothing, and the operator should know it may simply run it again.
@@ -95,8 +112,21 @@ pub fn error_text(format: Format, err: &anyhow::Error) -> String {
         message.push_str("; nothing was changed");
     }
     match format {
-        Format::Table => format!("error: {message}"),
-        Format::Json => serde_json::json!({ "error": message }).to_string(),
+        Format::Table => match &failure.hint {
+            Some(hint) => format!("error: {message}\nhint: {hint}"),
+            None => format!("error: {message}"),
+        },
+        Format::Json | Format::Yaml => {
+            let mut body = serde_json::json!({ "error": message });
+            if let Some(hint) = failure.hint {
+                body["hint"] = hint.into();
+            }
+            if let Some((status, code)) = failure.problem {
+                body["status"] = status.into();
+                body["code"] = code.into();
+            }
+            body.to_string()
+        }
     }
 }
 

@@ -44,6 +44,7 @@ fn event(n: i64, tool: &str) -> AuditEvent {
         response_bytes: None,
         batch: Vec::new(),
         operator: None,
+        rule: None,
     }
 }
 

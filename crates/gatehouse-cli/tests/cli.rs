@@ -1,28 +1,86 @@
 //! The `gatehouse` binary as an operator uses it: exit codes, messages, JSON output, the demo.
+//! The operator tests run twice: on the local database, and through `--server` against a
+//! running `gatehouse serve` on that same data directory (its admin API).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use serde_json::Value;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
 
 struct Cli {
     dir: tempfile::TempDir,
+    /// `--server` URL and admin token, and the server, killed with the test.
+    remote: Option<(String, String, Running)>,
+}
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `test` on the local database, then through the admin API of a running server.
+fn both(test: impl Fn(Cli)) {
+    test(Cli::new());
+    test(Cli::remote());
 }
 
 impl Cli {
     fn new() -> Self {
         Self {
             dir: tempfile::tempdir().unwrap(),
+            remote: None,
+        }
+    }
+
+    /// `gatehouse serve` on a fresh data directory, its admin listener on a free port, and an
+    /// admin token made before it started.
+    fn remote() -> Self {
+        let local = Self::new();
+        let created = local.json(&["admin-tokens", "create", "--name", "cli", "--role", "admin"]);
+        let token = created["token"].as_str().unwrap().to_owned();
+        let port = gatehouse_testkit::process::free_loopback_port().unwrap();
+        let admin = format!("127.0.0.1:{port}");
+        let (child, _) =
+            common::serve_with(local.dir.path(), &[("GATEHOUSE_ADMIN_LISTEN", &admin)]);
+        let running = Running(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(&admin).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the admin listener on {admin} did not come up"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Self {
+            dir: local.dir,
+            remote: Some((format!("http://{admin}"), token, running)),
         }
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        self.command(args).output().unwrap()
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
+        command
             .arg("--data-dir")
             .arg(self.dir.path())
-            .args(args)
             .env_remove("GATEHOUSE_MASTER_KEY")
-            .output()
-            .unwrap()
+            .env_remove("GATEHOUSE_SERVER")
+            .env_remove("GATEHOUSE_PROFILE");
+        if let Some((url, token, _)) = &self.remote {
+            command
+                .args(["--server", url])
+                .env("GATEHOUSE_ADMIN_TOKEN", token);
+        }
+        command.args(args);
+        command
     }
 
     fn ok(&self, args: &[&str]) -> String {
@@ -58,61 +116,140 @@ impl Cli {
 
 #[test]
 fn bad_input_gets_a_clear_error_and_exit_code_1() {
-    let cli = Cli::new();
-    cli.ok(&["servers", "add", "demo", "--url", "http://127.0.0.1:9/mcp"]);
-    cli.fails(
-        &["servers", "add", "demo", "--url", "http://127.0.0.1:9/mcp"],
-        "server \"demo\" already exists",
-    );
-    cli.fails(
-        &["servers", "add", "Demo!", "--url", "http://127.0.0.1:9/mcp"],
-        "invalid server name",
-    );
-    cli.fails(
-        &["servers", "add", "x", "--url", "not a url"],
-        "invalid url",
-    );
-    cli.fails(
-        &[
+    both(|cli| {
+        cli.ok(&["servers", "add", "demo", "--url", "http://127.0.0.1:9/mcp"]);
+        cli.fails(
+            &["servers", "add", "demo", "--url", "http://127.0.0.1:9/mcp"],
+            "server \"demo\" already exists",
+        );
+        cli.fails(
+            &["servers", "add", "Demo!", "--url", "http://127.0.0.1:9/mcp"],
+            "invalid server name",
+        );
+        cli.fails(
+            &["servers", "add", "x", "--url", "not a url"],
+            "invalid url",
+        );
+        cli.fails(
+            &[
+                "servers",
+                "add",
+                "y",
+                "--url",
+                "http://h/mcp",
+                "--credential",
+                "no-colon",
+            ],
+            "Header-Name: value",
+        );
+        cli.ok(&["clients", "create", "agent"]);
+        cli.fails(
+            &[
+                "connections",
+                "grant",
+                "--client",
+                "agent",
+                "--server",
+                "nope",
+                "--tools",
+                "echo",
+            ],
+            "server \"nope\" not found",
+        );
+        cli.fails(
+            &[
+                "connections",
+                "grant",
+                "--client",
+                "ghost",
+                "--server",
+                "demo",
+                "--tools",
+                "echo",
+            ],
+            "client \"ghost\" not found",
+        );
+        cli.fails(
+            &[
+                "connections",
+                "grant",
+                "--client",
+                "agent",
+                "--server",
+                "demo",
+                "--tools",
+                "ec[ho",
+            ],
+            "bad tool pattern",
+        );
+        cli.fails(
+            &["keys", "create", "--client", "ghost"],
+            "client \"ghost\" not found",
+        );
+        cli.fails(
+            &[
+                "keys",
+                "create",
+                "--client",
+                "agent",
+                "--expires-in",
+                "soon",
+            ],
+            "invalid duration",
+        );
+        cli.fails(&["keys", "revoke", "nope"], "not found");
+        cli.fails(
+            &["audit", "query", "--decision", "maybe"],
+            "not one of allow, deny, error",
+        );
+        let file = cli.dir.path().join("policies.json");
+        std::fs::write(
+            &file,
+            r#"[{"id": "fine", "kind": "rate_limit", "spec": {"requests": 1, "period": "1s"}},
+                {"id": "broken", "kind": "ip", "spec": {"allow": ["10.0.0.0/99"]}}]"#,
+        )
+        .unwrap();
+        cli.fails(
+            &["policy", "import", file.to_str().unwrap()],
+            "policy \"broken\"",
+        );
+        assert_eq!(
+            cli.json(&["policy", "list"]).as_array().unwrap().len(),
+            0,
+            "a bad file adds nothing"
+        );
+        cli.fails(
+            &[
+                "policy",
+                "add",
+                "p",
+                "--kind",
+                "schedule",
+                "--spec",
+                r#"{"time_zone": "Mars/Base"}"#,
+            ],
+            "unknown time zone",
+        );
+        // Nothing half-written: the failed commands left exactly what the successful ones made.
+        assert_eq!(cli.json(&["servers", "list"]).as_array().unwrap().len(), 1);
+        assert_eq!(cli.json(&["keys", "list"]).as_array().unwrap().len(), 0);
+    });
+}
+
+#[test]
+fn keys_lifecycle_in_json() {
+    both(|cli| {
+        cli.ok(&[
             "servers",
             "add",
-            "y",
+            "demo",
             "--url",
-            "http://h/mcp",
+            "http://127.0.0.1:9/mcp",
             "--credential",
-            "no-colon",
-        ],
-        "Header-Name: value",
-    );
-    cli.ok(&["clients", "create", "agent"]);
-    cli.fails(
-        &[
-            "connections",
-            "grant",
-            "--client",
-            "agent",
-            "--server",
-            "nope",
-            "--tools",
-            "echo",
-        ],
-        "server \"nope\" not found",
-    );
-    cli.fails(
-        &[
-            "connections",
-            "grant",
-            "--client",
-            "ghost",
-            "--server",
-            "demo",
-            "--tools",
-            "echo",
-        ],
-        "client \"ghost\" not found",
-    );
-    cli.fails(
-        &[
+            "Authorization: Bearer upstream-s3cret",
+        ]);
+        cli.ok(&["clients", "create", "agent"]);
+        let grant = cli.json(&[
             "connections",
             "grant",
             "--client",
@@ -120,114 +257,37 @@ fn bad_input_gets_a_clear_error_and_exit_code_1() {
             "--server",
             "demo",
             "--tools",
-            "ec[ho",
-        ],
-        "bad tool pattern",
-    );
-    cli.fails(
-        &["keys", "create", "--client", "ghost"],
-        "client \"ghost\" not found",
-    );
-    cli.fails(
-        &[
+            "echo,add",
+        ]);
+        assert_eq!(grant["tools"], serde_json::json!(["echo", "add"]));
+        let key = cli.json(&[
             "keys",
             "create",
             "--client",
             "agent",
             "--expires-in",
-            "soon",
-        ],
-        "invalid duration",
-    );
-    cli.fails(&["keys", "revoke", "nope"], "not found");
-    cli.fails(
-        &["audit", "query", "--decision", "maybe"],
-        "not one of allow, deny, error",
-    );
-    let file = cli.dir.path().join("policies.json");
-    std::fs::write(
-        &file,
-        r#"[{"id": "fine", "kind": "rate_limit", "spec": {"requests": 1, "period": "1s"}},
-            {"id": "broken", "kind": "ip", "spec": {"allow": ["10.0.0.0/99"]}}]"#,
-    )
-    .unwrap();
-    cli.fails(
-        &["policy", "import", file.to_str().unwrap()],
-        "policy \"broken\"",
-    );
-    assert_eq!(
-        cli.json(&["policy", "list"]).as_array().unwrap().len(),
-        0,
-        "a bad file adds nothing"
-    );
-    cli.fails(
-        &[
-            "policy",
-            "add",
-            "p",
-            "--kind",
-            "schedule",
-            "--spec",
-            r#"{"time_zone": "Mars/Base"}"#,
-        ],
-        "unknown time zone",
-    );
-    // Nothing half-written: the failed commands left exactly what the successful ones made.
-    assert_eq!(cli.json(&["servers", "list"]).as_array().unwrap().len(), 1);
-    assert_eq!(cli.json(&["keys", "list"]).as_array().unwrap().len(), 0);
-}
-
-#[test]
-fn keys_lifecycle_in_json() {
-    let cli = Cli::new();
-    cli.ok(&[
-        "servers",
-        "add",
-        "demo",
-        "--url",
-        "http://127.0.0.1:9/mcp",
-        "--credential",
-        "Authorization: Bearer upstream-s3cret",
-    ]);
-    cli.ok(&["clients", "create", "agent"]);
-    let grant = cli.json(&[
-        "connections",
-        "grant",
-        "--client",
-        "agent",
-        "--server",
-        "demo",
-        "--tools",
-        "echo,add",
-    ]);
-    assert_eq!(grant["tools"], serde_json::json!(["echo", "add"]));
-    let key = cli.json(&[
-        "keys",
-        "create",
-        "--client",
-        "agent",
-        "--expires-in",
-        "30d",
-        "--tools",
-        "echo",
-    ]);
-    let token = key["token"].as_str().unwrap();
-    assert!(token.starts_with("gth_"));
-    let id = key["id"].as_str().unwrap().to_owned();
-    let listed = cli.ok(&["keys", "list"]);
-    assert!(
-        listed.contains(&id) && !listed.contains(token),
-        "the token is shown once only"
-    );
-    let rotated = cli.json(&["keys", "rotate", &id, "--overlap", "0s"]);
-    assert_eq!(rotated["rotated_from"], id.as_str());
-    let revoked = cli.json(&["keys", "revoke", rotated["id"].as_str().unwrap()]);
-    assert!(revoked["revoked_at"].is_i64());
-    // The upstream credential is never printed back.
-    let shown =
-        cli.ok(&["servers", "show", "demo"]) + &cli.ok(&["--output", "json", "servers", "list"]);
-    assert!(!shown.contains("upstream-s3cret"), "{shown}");
-    assert!(shown.contains("authorization"));
+            "30d",
+            "--tools",
+            "echo",
+        ]);
+        let token = key["token"].as_str().unwrap();
+        assert!(token.starts_with("gth_"));
+        let id = key["id"].as_str().unwrap().to_owned();
+        let listed = cli.ok(&["keys", "list"]);
+        assert!(
+            listed.contains(&id) && !listed.contains(token),
+            "the token is shown once only"
+        );
+        let rotated = cli.json(&["keys", "rotate", &id, "--overlap", "0s"]);
+        assert_eq!(rotated["rotated_from"], id.as_str());
+        let revoked = cli.json(&["keys", "revoke", rotated["id"].as_str().unwrap()]);
+        assert!(revoked["revoked_at"].is_i64());
+        // The upstream credential is never printed back.
+        let shown = cli.ok(&["servers", "show", "demo"])
+            + &cli.ok(&["--output", "json", "servers", "list"]);
+        assert!(!shown.contains("upstream-s3cret"), "{shown}");
+        assert!(shown.contains("authorization"));
+    });
 }
 
 #[test]
@@ -266,7 +326,7 @@ fn the_demo_shows_allowed_denied_and_unauthenticated_calls_and_their_audit() {
     // The token request is audited too.
     assert_eq!(report["audit_events"], 5);
 
-    let cli = Cli { dir };
+    let cli = Cli { dir, remote: None };
     let tail = cli.json(&["audit", "tail"]);
     let reasons: Vec<&str> = tail
         .as_array()
@@ -324,49 +384,51 @@ fn replica(
 
 #[test]
 fn a_country_policy_is_refused_where_no_geoip_database_is_configured() {
-    let cli = Cli::new();
-    let add = [
-        "policy",
-        "add",
-        "europe",
-        "--kind",
-        "country",
-        "--spec",
-        r#"{"allow": ["FR"]}"#,
-    ];
-    cli.fails(&add, "policy.geoip_database");
-    let file = cli.dir.path().join("policies.json");
-    std::fs::write(
-        &file,
-        r#"[{"id": "europe", "kind": "country", "spec": {"allow": ["FR"]}}]"#,
-    )
-    .unwrap();
-    cli.fails(
-        &["policy", "import", file.to_str().unwrap()],
-        "policy.geoip_database",
-    );
-    assert_eq!(cli.json(&["policy", "list"]).as_array().unwrap().len(), 0);
+    both(|cli| {
+        let add = [
+            "policy",
+            "add",
+            "europe",
+            "--kind",
+            "country",
+            "--spec",
+            r#"{"allow": ["FR"]}"#,
+        ];
+        cli.fails(&add, "policy.geoip_database");
+        let file = cli.dir.path().join("policies.json");
+        std::fs::write(
+            &file,
+            r#"[{"id": "europe", "kind": "country", "spec": {"allow": ["FR"]}}]"#,
+        )
+        .unwrap();
+        cli.fails(
+            &["policy", "import", file.to_str().unwrap()],
+            "policy.geoip_database",
+        );
+        assert_eq!(cli.json(&["policy", "list"]).as_array().unwrap().len(), 0);
+    });
 }
 
 #[test]
 fn a_change_the_running_server_has_not_applied_is_an_error() {
-    let cli = Cli::new();
-    cli.ok(&["clients", "create", "agent"]);
-    let key = cli.json(&["keys", "create", "--client", "agent"]);
-    let key_id = key["id"].as_str().unwrap().to_owned();
-    // A server that is alive (fresh heartbeat) but stuck at generation 1.
-    let (runtime, store) = cli.store();
-    runtime
-        .block_on(store.report_replica(&replica("stuck", 1, gatehouse::now_ms() + 60_000)))
-        .unwrap();
-    let out = cli.run(&["keys", "revoke", &key_id]);
-    assert_eq!(out.status.code(), Some(1), "not applied must not succeed");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("has not applied it"), "{stderr}");
-    assert!(
-        !String::from_utf8_lossy(&out.stdout).contains("revoked"),
-        "nothing claims the key is revoked"
-    );
+    both(|cli| {
+        cli.ok(&["clients", "create", "agent"]);
+        let key = cli.json(&["keys", "create", "--client", "agent"]);
+        let key_id = key["id"].as_str().unwrap().to_owned();
+        // A server that is alive (fresh heartbeat) but stuck at generation 1.
+        let (runtime, store) = cli.store();
+        runtime
+            .block_on(store.report_replica(&replica("stuck", 1, gatehouse::now_ms() + 60_000)))
+            .unwrap();
+        let out = cli.run(&["keys", "revoke", &key_id]);
+        assert_eq!(out.status.code(), Some(1), "not applied must not succeed");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("has not applied it"), "{stderr}");
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("revoked"),
+            "nothing claims the key is revoked"
+        );
+    });
 }
 
 #[test]
@@ -495,61 +557,60 @@ fn status_shows_the_applied_generation_counts_and_reload_issues() {
 
 #[test]
 fn operator_details_expiry_regrant_errors_and_closed_pipes() {
-    let cli = Cli::new();
-    cli.ok(&["servers", "add", "demo", "--url", "http://127.0.0.1:9/mcp"]);
-    cli.ok(&["clients", "create", "agent"]);
-    cli.fails(
-        &["keys", "create", "--client", "agent", "--expires-in", "0d"],
-        "longer than zero",
-    );
-    // Granting again without --tools (to add resources) keeps the tools.
-    cli.ok(&[
-        "connections",
-        "grant",
-        "--client",
-        "agent",
-        "--server",
-        "demo",
-        "--tools",
-        "echo,add",
-    ]);
-    let regrant = cli.json(&[
-        "connections",
-        "grant",
-        "--client",
-        "agent",
-        "--server",
-        "demo",
-        "--resources",
-    ]);
-    assert_eq!(regrant["tools"], serde_json::json!(["echo", "add"]));
-    assert_eq!(regrant["resources"], true);
+    both(|cli| {
+        cli.ok(&["servers", "add", "demo", "--url", "http://127.0.0.1:9/mcp"]);
+        cli.ok(&["clients", "create", "agent"]);
+        cli.fails(
+            &["keys", "create", "--client", "agent", "--expires-in", "0d"],
+            "longer than zero",
+        );
+        // Granting again without --tools (to add resources) keeps the tools.
+        cli.ok(&[
+            "connections",
+            "grant",
+            "--client",
+            "agent",
+            "--server",
+            "demo",
+            "--tools",
+            "echo,add",
+        ]);
+        let regrant = cli.json(&[
+            "connections",
+            "grant",
+            "--client",
+            "agent",
+            "--server",
+            "demo",
+            "--resources",
+        ]);
+        assert_eq!(regrant["tools"], serde_json::json!(["echo", "add"]));
+        assert_eq!(regrant["resources"], true);
 
-    // Errors under --output json are one JSON object.
-    let out = cli.run(&["--output", "json", "keys", "revoke", "nope"]);
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    let error: Value = serde_json::from_str(&stderr).unwrap();
-    assert!(
-        error["error"].as_str().unwrap().contains("not found"),
-        "{error}"
-    );
+        // Errors under --output json are one JSON object.
+        let out = cli.run(&["--output", "json", "keys", "revoke", "nope"]);
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        let error: Value = serde_json::from_str(&stderr).unwrap();
+        assert!(
+            error["error"].as_str().unwrap().contains("not found"),
+            "{error}"
+        );
 
-    // A reader that stops early (`| head`) is not a crash.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-        .arg("--data-dir")
-        .arg(cli.dir.path())
-        .args(["--output", "json", "connections", "list"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    assert!(out.status.success(), "{stderr}");
+        // A reader that stops early (`| head`) is not a crash.
+        let mut child = cli
+            .command(&["--output", "json", "connections", "list"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(out.status.success(), "{stderr}");
+    });
 }
 
 #[test]
@@ -579,121 +640,123 @@ fn a_new_data_directory_is_named_where_it_is_created() {
 
 #[test]
 fn servers_update_changes_the_url_and_the_credential() {
-    let cli = Cli::new();
-    cli.ok(&["servers", "add", "demo", "--url", "http://127.0.0.1:9/mcp"]);
-    cli.ok(&["clients", "create", "agent"]);
-    cli.ok(&[
-        "connections",
-        "grant",
-        "--client",
-        "agent",
-        "--server",
-        "demo",
-        "--tools",
-        "echo",
-    ]);
-    let updated = cli.json(&[
-        "servers",
-        "update",
-        "demo",
-        "--url",
-        "http://127.0.0.1:10/mcp",
-        "--credential",
-        "X-Api-Key: upstream-s3cret",
-    ]);
-    let server = if updated.is_array() {
-        &updated[0]
-    } else {
-        &updated
-    };
-    assert_eq!(server["url"], "http://127.0.0.1:10/mcp");
-    assert_eq!(server["credential_header"], "x-api-key");
-    assert!(!updated.to_string().contains("upstream-s3cret"));
-    let cleared = cli.json(&["servers", "update", "demo", "--no-credential"]);
-    let server = if cleared.is_array() {
-        &cleared[0]
-    } else {
-        &cleared
-    };
-    assert_eq!(server["credential_header"], Value::Null);
-    assert_eq!(server["url"], "http://127.0.0.1:10/mcp", "the URL stays");
-    assert_eq!(
-        cli.json(&["connections", "list"]).as_array().unwrap().len(),
-        1,
-        "connections stay"
-    );
-    cli.fails(
-        &["servers", "update", "demo", "--url", "ftp://x"],
-        "http://",
-    );
-    cli.fails(
-        &["servers", "update", "ghost", "--url", "http://h/mcp"],
-        "not found",
-    );
-    cli.fails(&["servers", "update", "demo"], "nothing to change");
+    both(|cli| {
+        cli.ok(&["servers", "add", "demo", "--url", "http://127.0.0.1:9/mcp"]);
+        cli.ok(&["clients", "create", "agent"]);
+        cli.ok(&[
+            "connections",
+            "grant",
+            "--client",
+            "agent",
+            "--server",
+            "demo",
+            "--tools",
+            "echo",
+        ]);
+        let updated = cli.json(&[
+            "servers",
+            "update",
+            "demo",
+            "--url",
+            "http://127.0.0.1:10/mcp",
+            "--credential",
+            "X-Api-Key: upstream-s3cret",
+        ]);
+        let server = if updated.is_array() {
+            &updated[0]
+        } else {
+            &updated
+        };
+        assert_eq!(server["url"], "http://127.0.0.1:10/mcp");
+        assert_eq!(server["credential_header"], "x-api-key");
+        assert!(!updated.to_string().contains("upstream-s3cret"));
+        let cleared = cli.json(&["servers", "update", "demo", "--no-credential"]);
+        let server = if cleared.is_array() {
+            &cleared[0]
+        } else {
+            &cleared
+        };
+        assert_eq!(server["credential_header"], Value::Null);
+        assert_eq!(server["url"], "http://127.0.0.1:10/mcp", "the URL stays");
+        assert_eq!(
+            cli.json(&["connections", "list"]).as_array().unwrap().len(),
+            1,
+            "connections stay"
+        );
+        cli.fails(
+            &["servers", "update", "demo", "--url", "ftp://x"],
+            "http://",
+        );
+        cli.fails(
+            &["servers", "update", "ghost", "--url", "http://h/mcp"],
+            "not found",
+        );
+        cli.fails(&["servers", "update", "demo"], "nothing to change");
+    });
 }
 
 #[test]
 fn policy_explain_covers_guardrails_and_keys() {
-    let cli = Cli::new();
-    cli.ok(&["servers", "add", "demo", "--url", "http://127.0.0.1:9/mcp"]);
-    cli.ok(&["clients", "create", "agent"]);
-    cli.ok(&[
-        "connections",
-        "grant",
-        "--client",
-        "agent",
-        "--server",
-        "demo",
-        "--tools",
-        "*",
-    ]);
-    cli.ok(&[
-        "policy",
-        "add",
-        "no-words",
-        "--kind",
-        "guardrail",
-        "--spec",
-        r#"{"action": "block", "words": ["forbidden"]}"#,
-    ]);
-    let explain = |extra: &[&str]| {
-        let mut args = vec!["-o", "json", "policy", "explain", "--server", "demo"];
-        args.extend_from_slice(extra);
-        let out = cli.run(&args);
-        let json: Value = serde_json::from_slice(&out.stdout).unwrap();
-        (out.status.code(), json)
-    };
-    let (code, answer) = explain(&[
-        "--client",
-        "agent",
-        "--tool",
-        "echo",
-        "--args",
-        r#"{"text": "a forbidden word"}"#,
-    ]);
-    assert_eq!(code, Some(3), "{answer}");
-    assert_eq!(answer["decided_by"], "guardrail:no-words");
-    let (code, _) = explain(&[
-        "--client",
-        "agent",
-        "--tool",
-        "echo",
-        "--args",
-        r#"{"text": "fine"}"#,
-    ]);
-    assert_eq!(code, Some(0));
+    both(|cli| {
+        cli.ok(&["servers", "add", "demo", "--url", "http://127.0.0.1:9/mcp"]);
+        cli.ok(&["clients", "create", "agent"]);
+        cli.ok(&[
+            "connections",
+            "grant",
+            "--client",
+            "agent",
+            "--server",
+            "demo",
+            "--tools",
+            "*",
+        ]);
+        cli.ok(&[
+            "policy",
+            "add",
+            "no-words",
+            "--kind",
+            "guardrail",
+            "--spec",
+            r#"{"action": "block", "words": ["forbidden"]}"#,
+        ]);
+        let explain = |extra: &[&str]| {
+            let mut args = vec!["-o", "json", "policy", "explain", "--server", "demo"];
+            args.extend_from_slice(extra);
+            let out = cli.run(&args);
+            let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+            (out.status.code(), json)
+        };
+        let (code, answer) = explain(&[
+            "--client",
+            "agent",
+            "--tool",
+            "echo",
+            "--args",
+            r#"{"text": "a forbidden word"}"#,
+        ]);
+        assert_eq!(code, Some(3), "{answer}");
+        assert_eq!(answer["decided_by"], "guardrail:no-words");
+        let (code, _) = explain(&[
+            "--client",
+            "agent",
+            "--tool",
+            "echo",
+            "--args",
+            r#"{"text": "fine"}"#,
+        ]);
+        assert_eq!(code, Some(0));
 
-    let key = cli.json(&["keys", "create", "--client", "agent", "--tools", "echo"]);
-    let key_id = key["id"].as_str().unwrap();
-    let (code, answer) = explain(&["--key", key_id, "--tool", "add"]);
-    assert_eq!(code, Some(3), "the key's narrowing applies: {answer}");
-    assert!(
-        answer["steps"].to_string().contains("connection ∩ key"),
-        "{answer}"
-    );
-    let (code, _) = explain(&["--key", key_id, "--tool", "echo"]);
-    assert_eq!(code, Some(0));
+        let key = cli.json(&["keys", "create", "--client", "agent", "--tools", "echo"]);
+        let key_id = key["id"].as_str().unwrap();
+        let (code, answer) = explain(&["--key", key_id, "--tool", "add"]);
+        assert_eq!(code, Some(3), "the key's narrowing applies: {answer}");
+        assert!(
+            answer["steps"].to_string().contains("connection ∩ key"),
+            "{answer}"
+        );
+        let (code, _) = explain(&["--key", key_id, "--tool", "echo"]);
+        assert_eq!(code, Some(0));
+    });
 }
 
 #[test]

@@ -194,7 +194,8 @@ fn a_write_with_postgres_down_fails_and_says_nothing_was_changed() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    // 5: unreachable, nothing changed (docs/cli.md), as through the admin API.
+    assert_eq!(refused.status.code(), Some(5), "{stderr}");
     let shown = database.trim_start_matches("postgres://");
     assert!(
         stderr.starts_with(&format!(

@@ -69,7 +69,7 @@ fn a_file_applied_exported_and_applied_elsewhere_reproduces_the_deployment() {
     );
     assert_eq!(
         pending.status.code(),
-        Some(2),
+        Some(3),
         "changes pending: {pending:?}"
     );
     let plan = String::from_utf8_lossy(&pending.stdout);

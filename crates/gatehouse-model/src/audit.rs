@@ -118,6 +118,10 @@ pub struct AuditEvent {
     /// HTTP request (`http_method` is empty, `status` 0) and `decision` is `allow`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operator: Option<OperatorAction>,
+    /// The rule that decided, where one did: `policy:<id>`, `guardrail:<name>`, `grant`,
+    /// `scope` or `pin` (docs/audit.md, "Which rule decided"). Absent when no rule decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
 }
 
 /// An event as stored: its place in the chain and the chain hashes.
@@ -171,6 +175,8 @@ pub struct AuditFilter {
     pub tool: Option<String>,
     /// Only events with this reason code (`tool_not_granted`, `guardrail_blocked`, …).
     pub reason: Option<String>,
+    /// Only events this rule decided (`policy:<id>`, `guardrail:<name>`, `grant`, …).
+    pub rule: Option<String>,
 }
 
 /// One mutation: who made it, from where, what it did to which record, and the record's

@@ -1,9 +1,10 @@
 use clap::Subcommand;
-use gatehouse_model::{duration, records::AdminRole, records::AdminTokenRecord};
+use gatehouse::admin_api::views::AdminToken;
+use gatehouse_model::{duration, records::AdminRole};
 use std::{process::ExitCode, time::Duration};
 
 use super::{Ctx, print, say};
-use crate::output::{Format, Table, print_json, time};
+use crate::output::{Table, print_data, time};
 
 #[derive(Subcommand)]
 pub enum AdminTokensCommand {
@@ -33,19 +34,19 @@ impl AdminTokensCommand {
                 role,
                 expires,
             } => {
-                let created = ctx
-                    .admin
-                    .create_admin_token(ctx.by()?, &name, role, expires)
-                    .await?;
-                if ctx.format == Format::Json {
-                    print_json(&serde_json::json!({
-                        "token": created.token,
-                        "admin_token": created.record,
-                    }))?;
+                let created = ctx.ops.create_admin_token(&name, role, expires).await?;
+                if ctx.format.is_data() {
+                    print_data(
+                        ctx.format,
+                        &serde_json::json!({
+                            "token": created.token,
+                            "admin_token": created.admin_token,
+                        }),
+                    )?;
                     return Ok(ExitCode::SUCCESS);
                 }
                 say(ctx.format, "admin token created:");
-                print(&table(std::slice::from_ref(&created.record)).render());
+                print(&table(std::slice::from_ref(&created.admin_token)).render());
                 say(ctx.format, "");
                 say(ctx.format, &format!("  {}", created.token));
                 say(ctx.format, "");
@@ -55,18 +56,17 @@ impl AdminTokensCommand {
                 );
             }
             AdminTokensCommand::List => {
-                let tokens = ctx.store.list_admin_tokens().await?;
-                if ctx.format == Format::Json {
-                    print_json(&tokens)?;
+                let tokens = ctx.ops.list_admin_tokens().await?;
+                if ctx.format.is_data() {
+                    print_data(ctx.format, &tokens)?;
                 } else {
                     print(&table(&tokens).render());
                 }
             }
             AdminTokensCommand::Revoke { id } => {
-                ctx.admin.revoke_admin_token(ctx.by()?, &id).await?;
-                let token = ctx.store.get_admin_token(&id).await?;
-                if ctx.format == Format::Json {
-                    print_json(&token)?;
+                let token = ctx.ops.revoke_admin_token(&id).await?;
+                if ctx.format.is_data() {
+                    print_data(ctx.format, &token)?;
                 } else {
                     say(ctx.format, "admin token revoked:");
                     print(&table(std::slice::from_ref(&token)).render());
@@ -77,7 +77,7 @@ impl AdminTokensCommand {
     }
 }
 
-fn table(tokens: &[AdminTokenRecord]) -> Table {
+fn table(tokens: &[AdminToken]) -> Table {
     let now = gatehouse::now_ms();
     let mut table = Table::new(&["ID", "NAME", "ROLE", "STATUS", "EXPIRES", "LAST USED"]);
     for t in tokens {

@@ -4,7 +4,7 @@ use gatehouse_model::audit::{AuditFilter, AuditRow, Checkpoint, Decision, EventK
 use std::{process::ExitCode, time::Duration};
 
 use super::{Ctx, print, say};
-use crate::output::{Format, Table, print_json, time};
+use crate::output::{Format, Table, print_data, time};
 
 #[derive(Subcommand)]
 pub enum AuditCommand {
@@ -35,6 +35,14 @@ pub enum AuditCommand {
         /// Only `request` events or only `operator` events (changes made by operators).
         #[arg(long, value_parser = parse_kind)]
         kind: Option<EventKind>,
+        /// Only events with this reason code (`tool_not_granted`, `rate_limited`, …;
+        /// docs/errors.md lists them).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Only events this rule decided: `policy:<id>`, `guardrail:<name>`, `grant`, `scope`
+        /// or `pin` (docs/audit.md, "Which rule decided").
+        #[arg(long)]
+        rule: Option<String>,
         /// How many of the newest matching events; 0 for all (read and printed a page at a
         /// time).
         #[arg(long, default_value_t = 1000)]
@@ -93,9 +101,6 @@ pub enum AuditCommand {
     Checkpoint,
 }
 
-/// Rows read from the store at a time.
-const PAGE: i64 = 1_000;
-
 fn parse_decision(text: &str) -> Result<Decision, String> {
     Decision::parse(text).ok_or_else(|| format!("{text:?} is not one of allow, deny, error"))
 }
@@ -126,7 +131,10 @@ impl AuditCommand {
                     ..AuditFilter::default()
                 };
                 let mut out = Output::new(ctx.format, follow, kind);
-                let printed = print_newest(ctx, filter, lines.max(1), &mut out).await?;
+                let printed = ctx
+                    .ops
+                    .audit_newest(filter, lines.max(1), &mut |rows| out.rows(rows))
+                    .await?;
                 if !follow {
                     return out.finish().map(|()| ExitCode::SUCCESS);
                 }
@@ -135,13 +143,7 @@ impl AuditCommand {
                 let mut last = printed.unwrap_or(0);
                 loop {
                     tokio::time::sleep(Duration::from_millis(500)).await;
-                    let filter = AuditFilter {
-                        after_seq: Some(last),
-                        limit: PAGE,
-                        kind,
-                        ..AuditFilter::default()
-                    };
-                    let rows = ctx.store.query_audit(&filter).await?;
+                    let rows = ctx.ops.audit_after(last, kind).await?;
                     if let Some(row) = rows.last() {
                         last = row.seq;
                         out.rows(&rows)?;
@@ -154,6 +156,8 @@ impl AuditCommand {
                 decision,
                 since,
                 kind,
+                reason,
+                rule,
                 limit,
             } => {
                 let filter = AuditFilter {
@@ -162,10 +166,14 @@ impl AuditCommand {
                     decision,
                     since_ms: since,
                     kind,
+                    reason,
+                    rule,
                     ..AuditFilter::default()
                 };
                 let mut out = Output::new(ctx.format, false, kind);
-                print_newest(ctx, filter, limit, &mut out).await?;
+                ctx.ops
+                    .audit_newest(filter, limit, &mut |rows| out.rows(rows))
+                    .await?;
                 out.finish()?;
                 Ok(ExitCode::SUCCESS)
             }
@@ -176,17 +184,22 @@ impl AuditCommand {
                 previous,
                 file,
             } => {
+                let local = ctx.local("audit export")?;
                 let range = gatehouse::audit::evidence::ExportRange {
                     from_ms: from,
                     to_ms: to,
                     previous,
                     ..Default::default()
                 };
-                let exported =
-                    gatehouse::audit::evidence::export(&*ctx.store, &ctx.keyring, &range, &file)
-                        .await?;
-                if ctx.format == Format::Json {
-                    print_json(&exported.manifest)?;
+                let exported = gatehouse::audit::evidence::export(
+                    &*local.store,
+                    &local.keyring,
+                    &range,
+                    &file,
+                )
+                .await?;
+                if ctx.format.is_data() {
+                    print_data(ctx.format, &exported.manifest)?;
                 } else {
                     say(
                         ctx.format,
@@ -202,29 +215,37 @@ impl AuditCommand {
                 Ok(ExitCode::SUCCESS)
             }
             AuditCommand::PublicKey => {
+                let local = ctx.local("audit public-key")?;
                 print(&format!(
                     "{}\n",
-                    gatehouse::audit::evidence::public_key_hex(&ctx.keyring)
+                    gatehouse::audit::evidence::public_key_hex(&local.keyring)
                 ));
                 Ok(ExitCode::SUCCESS)
             }
             AuditCommand::Verify {
                 archive: Some(dir), ..
             } => {
+                let local = ctx.local("audit verify")?;
                 let dir = dir.unwrap_or_else(|| ctx.config.audit_archive_dir());
-                let report =
-                    gatehouse::audit::retention::verify_archive(&*ctx.store, &ctx.keyring, &dir)
-                        .await?;
-                if ctx.format == Format::Json {
-                    print_json(&serde_json::json!({
-                        "intact": report.is_intact(),
-                        "archives": report.bundles.iter().map(|(path, r)| serde_json::json!({
-                            "file": path.display().to_string(),
-                            "report": r,
-                        })).collect::<Vec<_>>(),
-                        "live": report.live,
-                        "problems": report.problems,
-                    }))?;
+                let report = gatehouse::audit::retention::verify_archive(
+                    &*local.store,
+                    &local.keyring,
+                    &dir,
+                )
+                .await?;
+                if ctx.format.is_data() {
+                    print_data(
+                        ctx.format,
+                        &serde_json::json!({
+                            "intact": report.is_intact(),
+                            "archives": report.bundles.iter().map(|(path, r)| serde_json::json!({
+                                "file": path.display().to_string(),
+                                "report": r,
+                            })).collect::<Vec<_>>(),
+                            "live": report.live,
+                            "problems": report.problems,
+                        }),
+                    )?;
                 } else {
                     for (path, bundle) in &report.bundles {
                         if bundle.is_intact() {
@@ -270,17 +291,18 @@ impl AuditCommand {
                 })
             }
             AuditCommand::Verify { checkpoint, .. } => {
+                let local = ctx.local("audit verify")?;
                 let exported = match checkpoint {
                     Some(path) => read_checkpoints(&path)?,
                     None => Vec::new(),
                 };
-                let report = chain::verify_with(&*ctx.store, &ctx.keyring, &exported).await?;
+                let report = chain::verify_with(&*local.store, &local.keyring, &exported).await?;
                 let chains = match report.chains.len() {
                     1 => "1 chain".to_owned(),
                     n => format!("{n} chains"),
                 };
-                if ctx.format == Format::Json {
-                    print_json(&report)?;
+                if ctx.format.is_data() {
+                    print_data(ctx.format, &report)?;
                 } else if report.is_intact() {
                     say(
                         ctx.format,
@@ -308,11 +330,13 @@ impl AuditCommand {
                 })
             }
             AuditCommand::Checkpoint => {
-                let checkpoints = ctx.store.audit_checkpoints().await?;
+                let local = ctx.local("audit checkpoint")?;
+                let checkpoints = local.store.audit_checkpoints().await?;
                 if checkpoints.is_empty() {
                     anyhow::bail!("no checkpoint yet: the trail has had no event written");
                 }
-                print_json(&checkpoints)?;
+                // Always JSON: the file `audit verify --checkpoint` reads.
+                print_data(Format::Json, &checkpoints)?;
                 Ok(ExitCode::SUCCESS)
             }
         }
@@ -347,8 +371,8 @@ impl AuditCommand {
         let reports = gatehouse::audit::evidence::verify_sequence(&paths, public_key.as_deref())
             .map_err(|e| anyhow::anyhow!(e))?;
         let intact = reports.iter().all(|r| r.is_intact());
-        if format == Format::Json {
-            print_json(&reports)?;
+        if format.is_data() {
+            print_data(format, &reports)?;
         } else {
             for (path, report) in paths.iter().zip(&reports) {
                 if report.is_intact() {
@@ -376,44 +400,6 @@ impl AuditCommand {
             ExitCode::FAILURE
         })
     }
-}
-
-/// Prints the newest `limit` rows matching `filter` (every row for 0), oldest first, a page
-/// at a time so that memory holds one page however many rows are asked for. The `seq` of the
-/// last row printed.
-async fn print_newest(
-    ctx: &Ctx,
-    mut filter: AuditFilter,
-    limit: i64,
-    out: &mut Output,
-) -> anyhow::Result<Option<i64>> {
-    // The newest `limit` rows: start just before the oldest of them.
-    let mut remaining = if limit > 0 { limit } else { i64::MAX };
-    if limit > 0 {
-        let oldest = ctx
-            .store
-            .query_audit(&AuditFilter {
-                limit: 1,
-                offset: limit - 1,
-                newest_first: true,
-                ..filter.clone()
-            })
-            .await?;
-        filter.after_seq = oldest.first().map(|r| r.seq - 1);
-    }
-    let mut printed = None;
-    while remaining > 0 {
-        filter.limit = remaining.min(PAGE);
-        let rows = ctx.store.query_audit(&filter).await?;
-        let Some(last) = rows.last() else {
-            break;
-        };
-        filter.after_seq = Some(last.seq);
-        printed = Some(last.seq);
-        remaining -= rows.len() as i64;
-        out.rows(&rows)?;
-    }
-    Ok(printed)
 }
 
 /// Exported checkpoints: an array (one per chain), or the single object exported before
@@ -475,6 +461,13 @@ impl Output {
                     self.started = true;
                 }
             }
+            (Format::Yaml, _) => {
+                // A sequence, one item per row, whether or not it follows.
+                for row in rows {
+                    text.push_str(&crate::yaml::sequence_item(&serde_json::to_value(row)?));
+                    self.started = true;
+                }
+            }
             (Format::Table, _) => {
                 if rows.is_empty() && self.started {
                     return Ok(());
@@ -491,6 +484,7 @@ impl Output {
         match (self.format, self.started) {
             (Format::Json, true) if !self.lines => print("\n]\n"),
             (Format::Json, false) if !self.lines => print("[]\n"),
+            (Format::Yaml, false) if !self.lines => print("[]\n"),
             (Format::Table, false) => print(&self.table(&[], true)),
             _ => {}
         }
@@ -501,7 +495,7 @@ impl Output {
 fn table(rows: &[AuditRow], headers: bool) -> String {
     let mut table = Table::new(&[
         "SEQ", "CHAIN", "TIME", "CLIENT", "KEY", "SERVER", "METHOD", "TOOL", "DECISION", "REASON",
-        "OUTCOME", "STATUS", "LATENCY",
+        "RULE", "OUTCOME", "STATUS", "LATENCY",
     ]);
     let or_dash = |text: &Option<String>| text.as_deref().map_or("-".into(), printable);
     for r in rows {
@@ -531,6 +525,7 @@ fn table(rows: &[AuditRow], headers: bool) -> String {
             },
             e.decision.as_str().into(),
             or_dash(&e.reason),
+            or_dash(&e.rule),
             e.outcome.map_or("-", |o| o.as_str()).into(),
             e.status.to_string(),
             format!("{:.1}ms", e.latency_us as f64 / 1000.0),

@@ -1,9 +1,9 @@
 use clap::Subcommand;
-use gatehouse_model::records::ClientRecord;
+use gatehouse::admin_api::views::Client;
 use std::process::ExitCode;
 
 use super::{Ctx, print, say};
-use crate::output::{Format, Table, print_json, time};
+use crate::output::{Format, Table, print_data, time};
 
 #[derive(Subcommand)]
 pub enum ClientsCommand {
@@ -21,6 +21,9 @@ pub enum ClientsCommand {
     Disable { name: String },
     /// Enable a disabled client again.
     Enable { name: String },
+    /// Delete a client with its keys, connections and OAuth secrets (refused while a policy
+    /// is scoped to it).
+    Delete { name: String },
     /// Let the client use the OAuth authorization server (prints its first secret once).
     Oauth(super::oauth::RegisterArgs),
     /// Issue a new client secret; the previous ones keep working for `--overlap`.
@@ -49,44 +52,39 @@ impl ClientsCommand {
             ClientsCommand::RevokeSecret { id } => {
                 return super::oauth::revoke_secret(ctx, &id).await;
             }
-            ClientsCommand::Create { name, description } => {
-                let generation = ctx
-                    .admin
-                    .create_client(ctx.by()?, &name, &description)
-                    .await?;
-                ctx.applied(generation).await?;
-                (vec![ctx.store.get_client(&name).await?], "created")
+            ClientsCommand::Delete { name } => {
+                ctx.ops.delete_client(&name).await?;
+                if ctx.format.is_data() {
+                    print_data(ctx.format, &serde_json::json!({ "deleted": name }))?;
+                } else {
+                    say(ctx.format, &format!("client {name} deleted"));
+                }
+                return Ok(ExitCode::SUCCESS);
             }
-            ClientsCommand::List => (ctx.store.list_clients().await?, ""),
-            ClientsCommand::Show { name } => (vec![ctx.store.get_client(&name).await?], ""),
-            ClientsCommand::Disable { name } => {
-                let generation = ctx
-                    .admin
-                    .set_client_enabled(ctx.by()?, &name, false)
-                    .await?;
-                ctx.applied(generation).await?;
-                (vec![ctx.store.get_client(&name).await?], "disabled")
-            }
-            ClientsCommand::Enable { name } => {
-                let generation = ctx.admin.set_client_enabled(ctx.by()?, &name, true).await?;
-                ctx.applied(generation).await?;
-                (vec![ctx.store.get_client(&name).await?], "enabled")
-            }
+            ClientsCommand::Create { name, description } => (
+                vec![ctx.ops.create_client(&name, &description).await?],
+                "created",
+            ),
+            ClientsCommand::List => (ctx.ops.list_clients().await?, ""),
+            ClientsCommand::Show { name } => (vec![ctx.ops.get_client(&name).await?], ""),
+            ClientsCommand::Disable { name } => (
+                vec![ctx.ops.set_client_enabled(&name, false).await?],
+                "disabled",
+            ),
+            ClientsCommand::Enable { name } => (
+                vec![ctx.ops.set_client_enabled(&name, true).await?],
+                "enabled",
+            ),
         };
         show(ctx.format, &clients, verb, single)
     }
 }
 
-fn show(
-    format: Format,
-    clients: &[ClientRecord],
-    verb: &str,
-    single: bool,
-) -> anyhow::Result<ExitCode> {
-    if format == Format::Json {
+fn show(format: Format, clients: &[Client], verb: &str, single: bool) -> anyhow::Result<ExitCode> {
+    if format.is_data() {
         match clients {
-            [one] if single => print_json(one)?,
-            many => print_json(&many)?,
+            [one] if single => print_data(format, one)?,
+            many => print_data(format, &many)?,
         }
         return Ok(ExitCode::SUCCESS);
     }

@@ -3,7 +3,7 @@ use gatehouse::admin;
 use std::process::ExitCode;
 
 use super::{Ctx, print, say, servers::yes_no};
-use crate::output::{Format, Table, print_json, time};
+use crate::output::{Table, print_data, time};
 
 #[derive(Subcommand)]
 pub enum ConnectionsCommand {
@@ -46,7 +46,7 @@ impl ConnectionsCommand {
                 prompts,
             } => {
                 let existing = ctx
-                    .store
+                    .ops
                     .list_connections()
                     .await?
                     .into_iter()
@@ -69,24 +69,15 @@ impl ConnectionsCommand {
                     resources,
                     prompts,
                 };
-                let generation = ctx.admin.grant_connection(ctx.by()?, new).await?;
-                ctx.applied(generation).await?;
-                let all = ctx.store.list_connections().await?;
-                let granted: Vec<_> = all
-                    .into_iter()
-                    .filter(|c| c.client == client && c.server == server)
-                    .collect();
-                show(ctx, &granted, "granted")
+                let granted = ctx.ops.grant_connection(new).await?;
+                show(ctx, &[granted], "granted")
             }
-            ConnectionsCommand::List => show(ctx, &ctx.store.list_connections().await?, ""),
+            ConnectionsCommand::List => show(ctx, &ctx.ops.list_connections().await?, ""),
             ConnectionsCommand::Revoke { client, server } => {
-                let generation = ctx
-                    .admin
-                    .revoke_connection(ctx.by()?, &client, &server)
-                    .await?;
-                ctx.applied(generation).await?;
-                if ctx.format == Format::Json {
-                    print_json(
+                ctx.ops.revoke_connection(&client, &server).await?;
+                if ctx.format.is_data() {
+                    print_data(
+                        ctx.format,
                         &serde_json::json!({ "revoked": { "client": client, "server": server } }),
                     )?;
                 } else {
@@ -103,13 +94,13 @@ impl ConnectionsCommand {
 
 fn show(
     ctx: &Ctx,
-    connections: &[gatehouse_model::records::ConnectionRecord],
+    connections: &[gatehouse::admin_api::views::Connection],
     verb: &str,
 ) -> anyhow::Result<ExitCode> {
-    if ctx.format == Format::Json {
+    if ctx.format.is_data() {
         match connections {
-            [one] if !verb.is_empty() => print_json(one)?,
-            many => print_json(&many)?,
+            [one] if !verb.is_empty() => print_data(ctx.format, one)?,
+            many => print_data(ctx.format, &many)?,
         }
         return Ok(ExitCode::SUCCESS);
     }

@@ -1,10 +1,13 @@
 use clap::Subcommand;
-use gatehouse::admin;
-use gatehouse_model::{duration, records::ApiKeyRecord};
+use gatehouse::{
+    admin,
+    admin_api::views::{ApiKey, CreatedApiKey},
+};
+use gatehouse_model::duration;
 use std::{process::ExitCode, time::Duration};
 
 use super::{Ctx, print, say};
-use crate::output::{Format, Table, print_json, time};
+use crate::output::{Format, Table, print_data, time};
 
 #[derive(Subcommand)]
 pub enum KeysCommand {
@@ -53,25 +56,20 @@ impl KeysCommand {
                     expires_in,
                     tools,
                 };
-                let created = ctx.admin.create_key(ctx.by()?, new).await?;
-                ctx.applied(created.generation).await?;
+                let created = ctx.ops.create_key(new).await?;
                 show_created(ctx.format, &created, "created")
             }
             KeysCommand::List { client } => {
-                if let Some(name) = &client {
-                    ctx.store.get_client(name).await?;
-                }
-                let keys = ctx.store.list_api_keys(client.as_deref()).await?;
-                if ctx.format == Format::Json {
-                    print_json(&keys)?;
+                let keys = ctx.ops.list_keys(client.as_deref()).await?;
+                if ctx.format.is_data() {
+                    print_data(ctx.format, &keys)?;
                 } else {
                     print(&table(&keys).render());
                 }
                 Ok(ExitCode::SUCCESS)
             }
             KeysCommand::Rotate { key_id, overlap } => {
-                let created = ctx.admin.rotate_key(ctx.by()?, &key_id, overlap).await?;
-                ctx.applied(created.generation).await?;
+                let created = ctx.ops.rotate_key(&key_id, overlap).await?;
                 say(
                     ctx.format,
                     &format!("key {key_id} stays valid for {}s more", overlap.as_secs()),
@@ -79,10 +77,9 @@ impl KeysCommand {
                 show_created(ctx.format, &created, "rotated")
             }
             KeysCommand::Revoke { key_id } => {
-                let generation = ctx.admin.revoke_key(ctx.by()?, &key_id).await?;
-                ctx.applied(generation).await?;
-                if ctx.format == Format::Json {
-                    print_json(&ctx.store.get_api_key(&key_id).await?)?;
+                let revoked = ctx.ops.revoke_key(&key_id).await?;
+                if ctx.format.is_data() {
+                    print_data(ctx.format, &revoked)?;
                 } else {
                     say(ctx.format, &format!("key {key_id} revoked"));
                 }
@@ -92,7 +89,7 @@ impl KeysCommand {
     }
 }
 
-fn status(key: &ApiKeyRecord) -> &'static str {
+fn status(key: &ApiKey) -> &'static str {
     if key.revoked_at.is_some() {
         "revoked"
     } else if key.expires_at.is_some_and(|at| at <= gatehouse::now_ms()) {
@@ -102,7 +99,7 @@ fn status(key: &ApiKeyRecord) -> &'static str {
     }
 }
 
-fn table(keys: &[ApiKeyRecord]) -> Table {
+fn table(keys: &[ApiKey]) -> Table {
     let mut table = Table::new(&[
         "ID",
         "CLIENT",
@@ -130,17 +127,13 @@ fn table(keys: &[ApiKeyRecord]) -> Table {
     table
 }
 
-fn show_created(
-    format: Format,
-    created: &admin::CreatedKey,
-    verb: &str,
-) -> anyhow::Result<ExitCode> {
-    if format == Format::Json {
-        print_json(created)?;
+fn show_created(format: Format, created: &CreatedApiKey, verb: &str) -> anyhow::Result<ExitCode> {
+    if format.is_data() {
+        print_data(format, created)?;
         return Ok(ExitCode::SUCCESS);
     }
     say(format, &format!("key {verb}:"));
-    print(&table(std::slice::from_ref(&created.record)).render());
+    print(&table(std::slice::from_ref(&created.key)).render());
     say(format, "");
     say(format, &format!("  {}", created.token));
     say(format, "");

@@ -6,7 +6,7 @@ use gatehouse::{Config, store};
 use serde::Serialize;
 use std::process::ExitCode;
 
-use crate::output::{Format, print_json};
+use crate::output::{Format, print_data};
 
 #[derive(clap::Args, Debug)]
 pub struct MigrateArgs {
@@ -53,7 +53,7 @@ pub async fn run(config: Config, args: MigrateArgs, format: Format) -> anyhow::R
     };
     let pending = !report.pending.is_empty();
     match format {
-        Format::Json => print_json(&report)?,
+        Format::Json | Format::Yaml => print_data(format, &report)?,
         Format::Table => {
             let verb = if args.check { "pending" } else { "applied" };
             for m in &report.pending {

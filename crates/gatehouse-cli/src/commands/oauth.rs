@@ -7,7 +7,8 @@ use gatehouse_model::duration;
 use std::{process::ExitCode, time::Duration};
 
 use super::{Ctx, print, say};
-use crate::output::{Format, Table, print_json, time};
+use crate::deployment::SigningLead;
+use crate::output::{Table, print_data, time};
 
 /// Registers an existing client for OAuth (and prints its first secret once).
 #[derive(clap::Args)]
@@ -46,9 +47,8 @@ pub async fn register(ctx: &Ctx, args: RegisterArgs) -> anyhow::Result<ExitCode>
         None => None,
     };
     let registered = ctx
-        .admin
-        .register_oauth_client(
-            ctx.by()?,
+        .ops
+        .register_oauth(
             &args.name,
             admin::OAuthRegistration {
                 grant_types: args.grants,
@@ -60,18 +60,23 @@ pub async fn register(ctx: &Ctx, args: RegisterArgs) -> anyhow::Result<ExitCode>
             },
         )
         .await?;
-    ctx.applied(registered.generation).await?;
-    if ctx.format == Format::Json {
-        print_json(&registered)?;
+    if ctx.format.is_data() {
+        print_data(ctx.format, &registered)?;
         return Ok(ExitCode::SUCCESS);
     }
+    let grants: Vec<&str> = registered.metadata["grant_types"]
+        .as_array()
+        .map(|all| all.iter().filter_map(serde_json::Value::as_str).collect())
+        .unwrap_or_default();
     say(
         ctx.format,
         &format!(
             "client {} registered for OAuth: grants {}, authentication {}",
             registered.client_id,
-            registered.metadata.grant_types.join(", "),
-            registered.metadata.token_endpoint_auth_method
+            grants.join(", "),
+            registered.metadata["token_endpoint_auth_method"]
+                .as_str()
+                .unwrap_or("-")
         ),
     );
     if let Some(secret) = &registered.client_secret {
@@ -84,39 +89,41 @@ pub async fn register(ctx: &Ctx, args: RegisterArgs) -> anyhow::Result<ExitCode>
 }
 
 pub async fn rotate_secret(ctx: &Ctx, name: &str, overlap: Duration) -> anyhow::Result<ExitCode> {
-    let (secret, record, generation) = ctx
-        .admin
-        .rotate_client_secret(ctx.by()?, name, overlap)
-        .await?;
-    ctx.applied(generation).await?;
-    if ctx.format == Format::Json {
-        print_json(&serde_json::json!({
-            "client_id": name,
-            "secret_id": record.id,
-            "client_secret": secret,
-            "previous_secrets_valid_for_secs": overlap.as_secs(),
-        }))?;
+    let rotated = ctx.ops.rotate_client_secret(name, overlap).await?;
+    if ctx.format.is_data() {
+        print_data(
+            ctx.format,
+            &serde_json::json!({
+                "client_id": name,
+                "secret_id": rotated.secret.id,
+                "client_secret": rotated.client_secret,
+                "previous_secrets_valid_for_secs": overlap.as_secs(),
+            }),
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
     say(
         ctx.format,
         &format!(
             "new secret {} for {name}; the previous secrets stay valid for {}s",
-            record.id,
+            rotated.secret.id,
             overlap.as_secs()
         ),
     );
     say(
         ctx.format,
-        &format!("client_secret (shown once, store it now): {secret}"),
+        &format!(
+            "client_secret (shown once, store it now): {}",
+            rotated.client_secret
+        ),
     );
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn list_secrets(ctx: &Ctx, name: &str) -> anyhow::Result<ExitCode> {
-    let secrets = ctx.store.list_client_secrets(name).await?;
-    if ctx.format == Format::Json {
-        print_json(&secrets)?;
+    let secrets = ctx.ops.list_client_secrets(name).await?;
+    if ctx.format.is_data() {
+        print_data(ctx.format, &secrets)?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut table = Table::new(&["ID", "CREATED", "EXPIRES", "REVOKED"]);
@@ -133,8 +140,10 @@ pub async fn list_secrets(ctx: &Ctx, name: &str) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn revoke_secret(ctx: &Ctx, id: &str) -> anyhow::Result<ExitCode> {
-    let generation = ctx.admin.revoke_client_secret(ctx.by()?, id).await?;
-    ctx.applied(generation).await?;
+    ctx.ops.revoke_client_secret(id).await?;
+    if ctx.format.is_data() {
+        print_data(ctx.format, &serde_json::json!({ "revoked": id }))?;
+    }
     say(ctx.format, &format!("client secret {id} revoked"));
     Ok(ExitCode::SUCCESS)
 }
@@ -161,9 +170,9 @@ impl SigningKeysCommand {
     pub async fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         match self {
             SigningKeysCommand::List => {
-                let keys = ctx.store.list_signing_keys().await?;
-                if ctx.format == Format::Json {
-                    print_json(&keys)?;
+                let keys = ctx.ops.list_signing_keys().await?;
+                if ctx.format.is_data() {
+                    print_data(ctx.format, &keys)?;
                     return Ok(ExitCode::SUCCESS);
                 }
                 let now = gatehouse::now_ms();
@@ -188,17 +197,14 @@ impl SigningKeysCommand {
                 Ok(ExitCode::SUCCESS)
             }
             SigningKeysCommand::Rotate { alg, now, lead } => {
-                let alg = alg.unwrap_or_else(|| ctx.config.oauth.signing_alg.clone());
-                let lead = if now {
-                    None
-                } else {
-                    Some(lead.unwrap_or(ctx.config.oauth.key_publish_lead))
+                let lead = match (now, lead) {
+                    (true, _) => SigningLead::Now,
+                    (false, Some(lead)) => SigningLead::After(lead),
+                    (false, None) => SigningLead::Configured,
                 };
-                let (record, generation) =
-                    ctx.admin.rotate_signing_key(ctx.by()?, &alg, lead).await?;
-                ctx.applied(generation).await?;
-                if ctx.format == Format::Json {
-                    print_json(&record)?;
+                let record = ctx.ops.rotate_signing_key(alg, lead).await?;
+                if ctx.format.is_data() {
+                    print_data(ctx.format, &record)?;
                 } else {
                     say(
                         ctx.format,

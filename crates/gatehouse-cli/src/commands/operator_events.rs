@@ -24,6 +24,7 @@ pub fn request_table_row(row: &AuditRow, op: &OperatorAction) -> Vec<String> {
         "-".into(),
         "-".into(),
         "-".into(),
+        "-".into(),
         format!("{:.1}ms", row.event.latency_us as f64 / 1000.0),
     ]
 }

@@ -1,17 +1,14 @@
 use clap::Subcommand;
-use gatehouse::{
-    admin::{
-        self,
-        explain::{AsKey, Question, explain_as},
-    },
-    policy::geo::GeoDb,
-    snapshot::SnapshotHandle,
-};
-use gatehouse_model::tool_pattern::ToolPattern;
-use std::{net::IpAddr, process::ExitCode, sync::Arc};
+use gatehouse::admin;
+use serde_json::Value;
+use std::{net::IpAddr, process::ExitCode};
 
 use super::{Ctx, print, say};
-use crate::output::{Format, Table, print_json, time};
+use crate::{
+    deployment::ExplainQuestion,
+    failure,
+    output::{Table, print_data, time},
+};
 
 #[derive(Subcommand)]
 pub enum PolicyCommand {
@@ -86,36 +83,21 @@ impl PolicyCommand {
                     tools,
                     spec,
                 };
-                let generation = ctx.admin.add_policy(ctx.by()?, new, &ctx.config).await?;
-                ctx.applied(generation).await?;
-                let added: Vec<_> = ctx
-                    .store
-                    .list_policies()
-                    .await?
-                    .into_iter()
-                    .filter(|p| p.id == id)
-                    .collect();
-                if ctx.format == Format::Json {
-                    if let Some(one) = added.first() {
-                        print_json(one)?;
-                    }
+                let added = ctx.ops.add_policy(new).await?;
+                if ctx.format.is_data() {
+                    print_data(ctx.format, &added)?;
                 } else {
                     say(ctx.format, "policy added:");
-                    print(&table(&added).render());
+                    print(&table(std::slice::from_ref(&added)).render());
                 }
                 Ok(ExitCode::SUCCESS)
             }
             PolicyCommand::Import { file } => {
                 let text = std::fs::read_to_string(&file)
                     .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-                let generation = ctx
-                    .admin
-                    .import_policies(ctx.by()?, &text, &ctx.config)
-                    .await?;
-                ctx.applied(generation).await?;
-                let all = ctx.store.list_policies().await?;
-                if ctx.format == Format::Json {
-                    print_json(&all)?;
+                let all = ctx.ops.import_policies(&text).await?;
+                if ctx.format.is_data() {
+                    print_data(ctx.format, &all)?;
                 } else {
                     say(
                         ctx.format,
@@ -126,19 +108,18 @@ impl PolicyCommand {
                 Ok(ExitCode::SUCCESS)
             }
             PolicyCommand::List => {
-                let all = ctx.store.list_policies().await?;
-                if ctx.format == Format::Json {
-                    print_json(&all)?;
+                let all = ctx.ops.list_policies().await?;
+                if ctx.format.is_data() {
+                    print_data(ctx.format, &all)?;
                 } else {
                     print(&table(&all).render());
                 }
                 Ok(ExitCode::SUCCESS)
             }
             PolicyCommand::Remove { id } => {
-                let generation = ctx.admin.remove_policy(ctx.by()?, &id).await?;
-                ctx.applied(generation).await?;
-                if ctx.format == Format::Json {
-                    print_json(&serde_json::json!({ "removed": id }))?;
+                ctx.ops.remove_policy(&id).await?;
+                if ctx.format.is_data() {
+                    print_data(ctx.format, &serde_json::json!({ "removed": id }))?;
                 } else {
                     say(ctx.format, &format!("policy {id} removed"));
                 }
@@ -153,98 +134,57 @@ impl PolicyCommand {
                 at,
                 args,
             } => {
-                let arguments: Option<serde_json::Value> = args
+                let arguments: Option<Value> = args
                     .as_deref()
                     .map(serde_json::from_str)
                     .transpose()
                     .map_err(|e| anyhow::anyhow!("--args is not valid JSON: {e}"))?;
-                let geo = match &ctx.config.policy.geoip_database {
-                    Some(path) => {
-                        Some(Arc::new(GeoDb::open(path).map_err(|e| anyhow::anyhow!(e))?))
-                    }
-                    None => None,
-                };
-                let handle = SnapshotHandle::load_with_geo(
-                    ctx.store.clone(),
-                    Arc::new(ctx.keyring.clone()),
-                    String::new(),
-                    geo,
-                )
-                .await?;
-                let snapshot = handle.current();
-                let key = match &key {
-                    Some(id) => Some(ctx.store.get_api_key(id).await?),
-                    None => None,
-                };
-                if let Some(record) = &key {
-                    if record.revoked_at.is_some() {
-                        anyhow::bail!("key {} is revoked", record.id);
-                    }
-                    if client.as_ref().is_some_and(|c| *c != record.client) {
-                        anyhow::bail!("key {} belongs to client {}", record.id, record.client);
-                    }
-                }
-                let client = match (&key, client) {
-                    (Some(record), _) => record.client.clone(),
-                    (None, Some(client)) => client,
-                    (None, None) => anyhow::bail!("give --client or --key"),
-                };
-                let narrowing = match key.as_ref().and_then(|k| k.tools.as_ref()) {
-                    Some(tools) => Some(
-                        tools
-                            .iter()
-                            .map(|t| ToolPattern::parse(t))
-                            .collect::<Result<Vec<_>, _>>()?,
-                    ),
-                    None => None,
-                };
-                let question = Question {
-                    client: &client,
-                    server: &server,
-                    tool: tool.as_deref(),
-                    ip,
-                    at: at.unwrap_or_else(jiff::Timestamp::now),
-                    arguments: arguments.as_ref(),
-                };
-                let as_key = key.as_ref().map(|k| AsKey {
-                    id: &k.id,
-                    narrowing: narrowing.as_deref(),
-                });
-                let answer = explain_as(&snapshot, &question, as_key);
-                if ctx.format == Format::Json {
-                    print_json(&answer)?;
+                let answer = ctx
+                    .ops
+                    .explain(ExplainQuestion {
+                        client,
+                        key,
+                        server,
+                        tool,
+                        ip,
+                        at: at.map(|at| at.to_string()),
+                        arguments,
+                    })
+                    .await?;
+                if ctx.format.is_data() {
+                    print_data(ctx.format, &answer)?;
                 } else {
+                    let text = |v: &Value| v.as_str().unwrap_or("-").to_owned();
                     let mut t = Table::new(&["STAGE", "RULE", "OUTCOME", "DETAIL"]);
-                    for step in &answer.steps {
+                    for step in answer["steps"].as_array().into_iter().flatten() {
                         t.row(vec![
-                            step.stage.clone(),
-                            step.rule.clone().unwrap_or_else(|| "-".into()),
-                            step.outcome.into(),
-                            step.detail.clone(),
+                            text(&step["stage"]),
+                            text(&step["rule"]),
+                            text(&step["outcome"]),
+                            text(&step["detail"]),
                         ]);
                     }
                     print(&t.render());
-                    let by = answer
-                        .decided_by
-                        .as_deref()
+                    let by = answer["decided_by"]
+                        .as_str()
                         .map(|d| format!(" (by {d})"))
                         .unwrap_or_default();
                     say(
                         ctx.format,
-                        &format!("decision: {}{by}", answer.decision.to_uppercase()),
+                        &format!("decision: {}{by}", text(&answer["decision"]).to_uppercase()),
                     );
                 }
-                Ok(if answer.decision == "allow" {
+                Ok(if answer["decision"] == "allow" {
                     ExitCode::SUCCESS
                 } else {
-                    ExitCode::from(3)
+                    ExitCode::from(failure::DENIED)
                 })
             }
         }
     }
 }
 
-fn table(policies: &[gatehouse_model::records::PolicyRecord]) -> Table {
+fn table(policies: &[gatehouse::admin_api::views::Policy]) -> Table {
     let mut t = Table::new(&["ID", "KIND", "CLIENT", "SERVER", "TOOLS", "SPEC", "CREATED"]);
     for p in policies {
         t.row(vec![

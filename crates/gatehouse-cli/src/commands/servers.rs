@@ -1,10 +1,10 @@
 use clap::Subcommand;
 use gatehouse::admin;
-use gatehouse_model::records::ServerRecord;
+use gatehouse::admin_api::views::Server;
 use std::process::ExitCode;
 
 use super::{Ctx, print, say};
-use crate::output::{Format, Table, print_json, time};
+use crate::output::{Format, Table, print_data, time};
 
 #[derive(Subcommand)]
 pub enum ServersCommand {
@@ -53,6 +53,13 @@ pub enum ServersCommand {
     Tools { name: String },
     /// Approve changed or held tool definitions (all pending ones, or those named).
     ApproveTools {
+        name: String,
+        #[arg(long = "tool")]
+        tools: Vec<String>,
+    },
+    /// Discard changed or held tool definitions (all pending ones, or those named): each tool
+    /// keeps its approved definition and stays held while the server serves another.
+    RejectTools {
         name: String,
         #[arg(long = "tool")]
         tools: Vec<String>,
@@ -154,9 +161,7 @@ impl ServersCommand {
                     identity_header,
                     stdio: stdio.into_new(ctx)?,
                 };
-                let generation = ctx.admin.add_server(ctx.by()?, new).await?;
-                ctx.applied(generation).await?;
-                let server = ctx.store.get_server(&name).await?;
+                let server = ctx.ops.add_server(new).await?;
                 show(ctx.format, &[server], "added", true)
             }
             ServersCommand::Update {
@@ -193,26 +198,17 @@ impl ServersCommand {
                     upstream_auth,
                     identity_header,
                 };
-                let generation = ctx.admin.update_server(ctx.by()?, &name, update).await?;
-                ctx.applied(generation).await?;
-                let server = ctx.store.get_server(&name).await?;
+                let server = ctx.ops.update_server(&name, update).await?;
                 show(ctx.format, &[server], "updated", true)
             }
-            ServersCommand::List => show(ctx.format, &ctx.store.list_servers().await?, "", false),
+            ServersCommand::List => show(ctx.format, &ctx.ops.list_servers().await?, "", false),
             ServersCommand::Show { name } => {
-                show(ctx.format, &[ctx.store.get_server(&name).await?], "", true)
+                show(ctx.format, &[ctx.ops.get_server(&name).await?], "", true)
             }
             ServersCommand::Tools { name } => {
-                ctx.store.get_server(&name).await?;
-                let pins: Vec<_> = ctx
-                    .store
-                    .list_tool_pins()
-                    .await?
-                    .into_iter()
-                    .filter(|p| p.server == name)
-                    .collect();
-                if ctx.format == Format::Json {
-                    print_json(&pins)?;
+                let pins = ctx.ops.tool_pins(&name).await?;
+                if ctx.format.is_data() {
+                    print_data(ctx.format, &pins)?;
                 } else {
                     let mut table = Table::new(&[
                         "TOOL",
@@ -244,11 +240,12 @@ impl ServersCommand {
                 Ok(ExitCode::SUCCESS)
             }
             ServersCommand::ApproveTools { name, tools } => {
-                let (generation, approved) =
-                    ctx.admin.approve_tools(ctx.by()?, &name, &tools).await?;
-                ctx.applied(generation).await?;
-                if ctx.format == Format::Json {
-                    print_json(&serde_json::json!({ "server": name, "approved": approved }))?;
+                let approved = ctx.ops.approve_tools(&name, &tools).await?;
+                if ctx.format.is_data() {
+                    print_data(
+                        ctx.format,
+                        &serde_json::json!({ "server": name, "approved": approved }),
+                    )?;
                 } else {
                     say(
                         ctx.format,
@@ -257,15 +254,29 @@ impl ServersCommand {
                 }
                 Ok(ExitCode::SUCCESS)
             }
+            ServersCommand::RejectTools { name, tools } => {
+                let rejected = ctx.ops.reject_tools(&name, &tools).await?;
+                if ctx.format.is_data() {
+                    print_data(
+                        ctx.format,
+                        &serde_json::json!({ "server": name, "rejected": rejected }),
+                    )?;
+                } else {
+                    say(
+                        ctx.format,
+                        &format!("{rejected} tool definition(s) of {name} rejected"),
+                    );
+                }
+                Ok(ExitCode::SUCCESS)
+            }
             ServersCommand::Remove { name } => {
-                let generation = ctx.admin.remove_server(ctx.by()?, &name).await?;
-                ctx.applied(generation).await?;
+                ctx.ops.remove_server(&name).await?;
                 say(
                     ctx.format,
                     &format!("server {name} removed (with its connections)"),
                 );
-                if ctx.format == Format::Json {
-                    print_json(&serde_json::json!({ "removed": name }))?;
+                if ctx.format.is_data() {
+                    print_data(ctx.format, &serde_json::json!({ "removed": name }))?;
                 }
                 Ok(ExitCode::SUCCESS)
             }
@@ -273,16 +284,11 @@ impl ServersCommand {
     }
 }
 
-fn show(
-    format: Format,
-    servers: &[ServerRecord],
-    verb: &str,
-    single: bool,
-) -> anyhow::Result<ExitCode> {
-    if format == Format::Json {
+fn show(format: Format, servers: &[Server], verb: &str, single: bool) -> anyhow::Result<ExitCode> {
+    if format.is_data() {
         match servers {
-            [one] if single => print_json(one)?,
-            many => print_json(&many)?,
+            [one] if single => print_data(format, one)?,
+            many => print_data(format, &many)?,
         }
         return Ok(ExitCode::SUCCESS);
     }

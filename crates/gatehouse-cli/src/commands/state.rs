@@ -3,14 +3,14 @@
 //! are resolved here, from this process's environment and files.
 
 use anyhow::Context;
-use gatehouse::admin::declarative::{self, ApplyError, LocalResolver, Options};
+use gatehouse::admin::declarative::{self, Options};
 use std::{io::Read, path::PathBuf, process::ExitCode};
 
 use super::{Ctx, print};
-use crate::output::{Format, print_json};
+use crate::output::{Format, print_data};
 
 /// `--exit-code` with `--dry-run`: the plan is not empty.
-const CHANGES_PENDING: u8 = 2;
+const CHANGES_PENDING: u8 = 3;
 
 #[derive(clap::Args, Debug)]
 pub struct ApplyArgs {
@@ -31,13 +31,13 @@ pub struct ApplyArgs {
 
 /// Writes the state document: YAML, or JSON with `-o json`.
 pub async fn export(ctx: &Ctx) -> anyhow::Result<ExitCode> {
-    let state = declarative::export(&*ctx.store, gatehouse::now_ms()).await?;
+    let state = ctx.ops.export_state().await?;
     let left_out: Vec<String> = ctx
-        .store
+        .ops
         .list_servers()
         .await?
         .into_iter()
-        .filter(|s| !declarative::declared_server(s))
+        .filter(|s| s.stdio.is_some() || s.upstream_auth.is_some() || s.identity_header.is_some())
         .map(|s| s.name)
         .collect();
     if !left_out.is_empty() {
@@ -47,10 +47,10 @@ pub async fn export(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             left_out.join(", ")
         );
     }
-    if ctx.format == Format::Json {
-        print_json(&state)?;
-    } else {
+    if ctx.format == Format::Table {
         print(&declarative::to_yaml(&state).map_err(anyhow::Error::msg)?);
+    } else {
+        print_data(ctx.format, &state)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -63,32 +63,12 @@ pub async fn apply(ctx: &Ctx, args: ApplyArgs) -> anyhow::Result<ExitCode> {
         dry_run: args.dry_run,
         prune: args.prune,
     };
-    let outcome = match declarative::apply(
-        &ctx.admin,
-        ctx.by()?,
-        &ctx.config,
-        state,
-        &LocalResolver,
-        options,
-    )
-    .await
-    {
-        Ok(outcome) => outcome,
-        Err(ApplyError::Incomplete(incomplete)) => {
-            // What was made stands: let the replicas have it before saying what failed.
-            if let Some(generation) = incomplete.generation {
-                ctx.applied(generation).await?;
-            }
-            anyhow::bail!("{incomplete}");
-        }
-        Err(err) => anyhow::bail!("{}: nothing was changed: {err}", args.file.display()),
-    };
-    if let Some(generation) = outcome.generation {
-        ctx.applied(generation).await?;
-    }
-    if ctx.format == Format::Json {
-        print_json(&outcome)?;
-    } else {
+    let outcome = ctx
+        .ops
+        .apply_state(state, options)
+        .await
+        .map_err(|err| err.context(format!("applying {}", args.file.display())))?;
+    if ctx.format == Format::Table {
         print(&declarative::render(&outcome.plan));
         let count = outcome.plan.changes.len();
         let summary = if count == 0 {
@@ -99,6 +79,8 @@ pub async fn apply(ctx: &Ctx, args: ApplyArgs) -> anyhow::Result<ExitCode> {
             format!("applied {} change(s)", outcome.applied)
         };
         print(&format!("{summary}\n"));
+    } else {
+        print_data(ctx.format, &outcome)?;
     }
     if args.exit_code && !outcome.plan.is_empty() {
         return Ok(ExitCode::from(CHANGES_PENDING));

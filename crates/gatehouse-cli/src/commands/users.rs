@@ -5,7 +5,7 @@ use clap::Subcommand;
 use std::{io::BufRead, process::ExitCode};
 
 use super::{Ctx, print, say, servers::yes_no};
-use crate::output::{Format, Table, print_json, time};
+use crate::output::{Table, print_data, time};
 
 fn split_groups(text: &str) -> Vec<String> {
     text.split(',')
@@ -39,6 +39,12 @@ pub enum UsersCommand {
     },
     /// Every user with their groups and status.
     List,
+    /// Change a user's profile (the display name shown on consent pages).
+    Update {
+        username: String,
+        #[arg(long)]
+        display_name: String,
+    },
     /// Replace a user's groups.
     SetGroups {
         username: String,
@@ -67,34 +73,31 @@ impl UsersCommand {
                 } else {
                     None
                 };
-                let (user, generation) = ctx
-                    .admin
-                    .create_user(
-                        ctx.by()?,
-                        &username,
-                        &display_name,
-                        password.as_deref(),
-                        split_groups(&groups),
-                    )
+                let user = ctx
+                    .ops
+                    .create_user(&username, &display_name, password, split_groups(&groups))
                     .await?;
-                ctx.applied(generation).await?;
                 say(ctx.format, "user created:");
                 show(ctx, &[user])
             }
-            UsersCommand::List => show(ctx, &ctx.store.list_users().await?),
+            UsersCommand::List => show(ctx, &ctx.ops.list_users().await?),
+            UsersCommand::Update {
+                username,
+                display_name,
+            } => show(ctx, &[ctx.ops.update_user(&username, &display_name).await?]),
             UsersCommand::SetGroups { username, groups } => {
-                let generation = ctx
-                    .admin
-                    .set_user_groups(ctx.by()?, &username, split_groups(&groups))
+                let user = ctx
+                    .ops
+                    .set_user_groups(&username, split_groups(&groups))
                     .await?;
-                ctx.applied(generation).await?;
-                show(ctx, &[ctx.store.get_user(&username).await?])
+                show(ctx, &[user])
             }
             UsersCommand::SetPassword { username } => {
                 let password = read_password()?;
-                ctx.admin
-                    .set_user_password(ctx.by()?, &username, &password)
-                    .await?;
+                ctx.ops.set_user_password(&username, &password).await?;
+                if ctx.format.is_data() {
+                    print_data(ctx.format, &serde_json::json!({ "password_set": username }))?;
+                }
                 say(ctx.format, &format!("password of {username} changed"));
                 Ok(ExitCode::SUCCESS)
             }
@@ -105,17 +108,13 @@ impl UsersCommand {
 }
 
 async fn enable(ctx: &Ctx, username: &str, enabled: bool) -> anyhow::Result<ExitCode> {
-    let generation = ctx
-        .admin
-        .set_user_enabled(ctx.by()?, username, enabled)
-        .await?;
-    ctx.applied(generation).await?;
-    show(ctx, &[ctx.store.get_user(username).await?])
+    let user = ctx.ops.set_user_enabled(username, enabled).await?;
+    show(ctx, &[user])
 }
 
-fn show(ctx: &Ctx, users: &[gatehouse_model::records::UserRecord]) -> anyhow::Result<ExitCode> {
-    if ctx.format == Format::Json {
-        print_json(&users)?;
+fn show(ctx: &Ctx, users: &[gatehouse::admin_api::views::User]) -> anyhow::Result<ExitCode> {
+    if ctx.format.is_data() {
+        print_data(ctx.format, &users)?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut table = Table::new(&[
@@ -137,10 +136,10 @@ fn show(ctx: &Ctx, users: &[gatehouse_model::records::UserRecord]) -> anyhow::Re
             }
             .into(),
             u.groups.join(","),
-            match (&u.idp, &u.password_hash) {
+            match (&u.idp, u.local) {
                 (Some(idp), _) => idp.clone(),
-                (None, Some(_)) => "password".into(),
-                (None, None) => "-".into(),
+                (None, true) => "password".into(),
+                (None, false) => "-".into(),
             },
             time(u.last_login_at),
         ]);
@@ -184,16 +183,24 @@ impl GroupsCommand {
                 resources,
                 prompts,
             } => {
-                let generation = ctx
-                    .admin
-                    .grant_group(ctx.by()?, &group, &server, &tools, resources, prompts)
+                let granted = ctx
+                    .ops
+                    .grant_group(&group, &server, &tools, resources, prompts)
                     .await?;
-                ctx.applied(generation).await?;
+                if ctx.format.is_data() {
+                    print_data(ctx.format, &granted)?;
+                    return Ok(ExitCode::SUCCESS);
+                }
                 say(ctx.format, &format!("group {group} may use {server}"));
             }
             GroupsCommand::Revoke { group, server } => {
-                let generation = ctx.admin.revoke_group(ctx.by()?, &group, &server).await?;
-                ctx.applied(generation).await?;
+                ctx.ops.revoke_group(&group, &server).await?;
+                if ctx.format.is_data() {
+                    print_data(
+                        ctx.format,
+                        &serde_json::json!({ "revoked": { "group": group, "server": server } }),
+                    )?;
+                }
                 say(
                     ctx.format,
                     &format!("group {group} may no longer use {server}"),
@@ -202,19 +209,12 @@ impl GroupsCommand {
             }
             GroupsCommand::List => {}
         }
-        let all = ctx.store.list_group_connections().await?;
-        if ctx.format == Format::Json {
-            print_json(&all)?;
+        let all = ctx.ops.list_group_connections().await?;
+        if ctx.format.is_data() {
+            print_data(ctx.format, &all)?;
             return Ok(ExitCode::SUCCESS);
         }
-        let mut table = Table::new(&[
-            "GROUP",
-            "SERVER",
-            "TOOLS",
-            "RESOURCES",
-            "PROMPTS",
-            "CREATED",
-        ]);
+        let mut table = Table::new(&["GROUP", "SERVER", "TOOLS", "RESOURCES", "PROMPTS"]);
         for c in &all {
             table.row(vec![
                 c.group.clone(),
@@ -222,7 +222,6 @@ impl GroupsCommand {
                 c.tools.join(","),
                 yes_no(c.resources),
                 yes_no(c.prompts),
-                time(Some(c.created_at)),
             ]);
         }
         print(&table.render());

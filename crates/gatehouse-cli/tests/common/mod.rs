@@ -1,5 +1,7 @@
 //! Helpers shared by the CLI test binaries that run a real `gatehouse serve`.
 
+pub mod deployment;
+
 use std::{
     io::{BufRead, BufReader},
     path::Path,

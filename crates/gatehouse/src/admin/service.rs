@@ -199,6 +199,7 @@ impl AdminService {
                 before: change.before.clone(),
                 after: change.after.clone(),
             }),
+            rule: None,
         };
         let recorded = match self.audit.submit(event) {
             Some(committed) => committed
@@ -301,6 +302,40 @@ impl AdminService {
         Ok((generation, approved))
     }
 
+    /// Discards the server's pending tool definitions (all, or those named): each tool keeps
+    /// its approved definition, and stays held while the upstream serves another. Returns the
+    /// generation and how many were discarded.
+    pub async fn reject_tools(
+        &self,
+        by: &Operator,
+        server: &str,
+        tools: &[String],
+    ) -> AdminResult<(Generation, u64)> {
+        let started = Instant::now();
+        let pending: Vec<Value> = self
+            .store
+            .list_tool_pins()
+            .await?
+            .into_iter()
+            .filter(|p| p.server == server && p.pending_hash.is_some())
+            .filter(|p| tools.is_empty() || tools.contains(&p.tool))
+            .map(|p| json!({ "tool": p.tool, "hash": p.pending_hash, "reason": p.pending_reason }))
+            .collect();
+        let (generation, rejected) = self
+            .store
+            .reject_tools(server, tools, (self.clock)())
+            .await?;
+        let change = Change {
+            action: "server.reject_tools",
+            target_kind: "server",
+            target: server.to_owned(),
+            before: Some(json!({ "pending": pending })),
+            after: Some(json!({ "rejected": rejected })),
+        };
+        self.record(by, change, started).await?;
+        Ok((generation, rejected))
+    }
+
     /// Removes the server and its connections.
     pub async fn remove_server(&self, by: &Operator, name: &str) -> AdminResult<Generation> {
         let started = Instant::now();
@@ -359,6 +394,37 @@ impl AdminService {
             target: name.to_owned(),
             before: Some(summary::client(&before)),
             after: after.as_ref().map(summary::client),
+        };
+        self.record(by, change, started).await?;
+        Ok(generation)
+    }
+
+    /// Deletes the client with its keys, connections and OAuth secrets. A policy scoped to
+    /// the client is refused here rather than left to apply to a later client of that name.
+    pub async fn delete_client(&self, by: &Operator, name: &str) -> AdminResult<Generation> {
+        let started = Instant::now();
+        let before = self.store.get_client(name).await?;
+        let scoped: Vec<String> = self
+            .store
+            .list_policies()
+            .await?
+            .into_iter()
+            .filter(|p| p.client.as_deref() == Some(name))
+            .map(|p| p.id)
+            .collect();
+        if !scoped.is_empty() {
+            return Err(AdminError::Invalid(format!(
+                "client {name:?} has policies scoped to it ({}): remove them first",
+                scoped.join(", ")
+            )));
+        }
+        let generation = self.store.delete_client(name).await?;
+        let change = Change {
+            action: "client.delete",
+            target_kind: "client",
+            target: name.to_owned(),
+            before: Some(summary::client(&before)),
+            after: None,
         };
         self.record(by, change, started).await?;
         Ok(generation)

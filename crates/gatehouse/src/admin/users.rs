@@ -18,6 +18,25 @@ fn password_hash(password: &str) -> AdminResult<String> {
     Ok(passwords::hash(password)?)
 }
 
+/// The longest display name accepted, in characters.
+const DISPLAY_NAME_MAX: usize = 200;
+
+/// A display name is shown on consent pages and in the audit trail: bounded, and without
+/// control characters that would rewrite a terminal or a log line.
+pub fn check_display_name(name: &str) -> AdminResult<()> {
+    if name.chars().count() > DISPLAY_NAME_MAX {
+        return Err(AdminError::Invalid(format!(
+            "display names have at most {DISPLAY_NAME_MAX} characters"
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(AdminError::Invalid(
+            "a display name cannot hold control characters".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Creates a local user (with a password) or a user to be linked at first federated sign-in.
 pub async fn create_user(
     store: &DynStore,
@@ -47,6 +66,13 @@ pub async fn create_user(
 
 pub async fn set_password(store: &DynStore, username: &str, password: &str) -> AdminResult<()> {
     let user = store.get_user(username).await?;
+    // A password beside the provider would let the person in after the provider shut them out.
+    if let Some(idp) = &user.idp {
+        return Err(AdminError::Invalid(format!(
+            "user {:?} signs in through the provider {idp:?}: it has no local password",
+            user.username
+        )));
+    }
     let hash = password_hash(password)?;
     Ok(store.set_user_password(&user.id, &hash).await?)
 }

@@ -43,6 +43,8 @@ pub struct AuditQuery {
     pub decision: Option<String>,
     /// A reason code (`tool_not_granted`, `guardrail_blocked`, `rate_limited`, …).
     pub reason: Option<String>,
+    /// The rule that decided (`policy:<id>`, `guardrail:<name>`, `grant`, `scope`, `pin`).
+    pub rule: Option<String>,
     /// `request` or `operator` events only.
     pub kind: Option<String>,
 }
@@ -71,6 +73,7 @@ impl AuditQuery {
             credential_id: self.key.clone(),
             tool: self.tool.clone(),
             reason: self.reason.clone(),
+            rule: self.rule.clone(),
             kind,
             ..AuditFilter::default()
         })
@@ -79,7 +82,7 @@ impl AuditQuery {
 
 /// One page of events, newest first. Each event is a stored audit row as
 /// `gatehouse audit query -o json` prints it.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct AuditPage {
     #[schema(value_type = Vec<Object>)]
     pub items: Vec<AuditRow>,

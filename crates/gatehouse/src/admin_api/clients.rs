@@ -1,4 +1,4 @@
-//! Clients: list, get, create, disable and enable.
+//! Clients: list, get, create, disable, enable and delete.
 
 use axum::{
     Extension,
@@ -19,7 +19,7 @@ use super::{
 use crate::context::AppState;
 use gatehouse_model::records::ClientRecord;
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Client {
     pub name: String,
     pub description: String,
@@ -42,7 +42,7 @@ impl From<&ClientRecord> for Client {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ClientPage {
     pub items: Vec<Client>,
     pub next_cursor: Option<String>,
@@ -171,4 +171,21 @@ pub async fn enable(
     Path(name): Path<String>,
 ) -> Result<axum::Json<Client>, ApiError> {
     set_enabled(&state, &caller, &name, true).await
+}
+
+#[utoipa::path(delete, path = "/admin/api/v1/clients/{name}", tag = "clients", operation_id = "deleteClient",
+    params(("name" = String, Path, description = "The client's name")),
+    responses((status = 204, description = "Deleted, with its keys, connections and OAuth secrets"),
+        (status = 404, description = "No such client", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Policies are scoped to the client: remove them first", body = Problem, content_type = "application/problem+json")))]
+pub async fn delete(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .admin()
+        .delete_client(&caller.operator()?, &name)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -17,7 +17,7 @@ use super::{
 use crate::{admin::NewConnection, context::AppState};
 use gatehouse_model::records::ConnectionRecord;
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Connection {
     pub client: String,
     pub server: String,
@@ -41,7 +41,7 @@ impl From<&ConnectionRecord> for Connection {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ConnectionPage {
     pub items: Vec<Connection>,
     pub next_cursor: Option<String>,

@@ -24,7 +24,7 @@ use crate::{
 };
 use gatehouse_model::records::ApiKeyRecord;
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ApiKey {
     pub id: String,
     pub client: String,
@@ -56,7 +56,7 @@ impl From<&ApiKeyRecord> for ApiKey {
 }
 
 /// A key just created or rotated in: `token` is shown this once.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CreatedApiKey {
     #[serde(flatten)]
     pub key: ApiKey,
@@ -73,7 +73,7 @@ impl From<&CreatedKey> for CreatedApiKey {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ApiKeyPage {
     pub items: Vec<ApiKey>,
     pub next_cursor: Option<String>,

@@ -26,6 +26,7 @@ mod servers;
 mod servers_stdio;
 pub mod sign_in;
 mod state;
+pub mod status;
 mod tokens;
 mod tool_pins;
 mod upstream_auth;
@@ -40,6 +41,23 @@ use axum::{
 
 use crate::{admin::AdminService, context::AppState};
 use problem::ApiError;
+
+/// The shapes the API answers with, for clients written in Rust: `gatehouse` prints these
+/// in both of its modes (local database and `--server`), so its JSON is the same either way.
+pub mod views {
+    pub use super::clients::Client;
+    pub use super::connections::Connection;
+    pub use super::keys::{ApiKey, CreatedApiKey};
+    pub use super::oauth::{ClientSecret, OAuthRegistered, RotatedSecret};
+    pub use super::policies::ImportedPolicies;
+    pub use super::policies::Policy;
+    pub use super::problem::Problem;
+    pub use super::servers::Server;
+    pub use super::status::{Counts, Replica, RunningServer, Status};
+    pub use super::tokens::{AdminToken, CreatedAdminToken, WhoAmI};
+    pub use super::tool_pins::{Approved, Rejected, ToolPin};
+    pub use super::users::{GroupConnection, SigningKey, User};
+}
 
 /// The longest lifetime or overlap accepted, in seconds (about a hundred years).
 const MAX_SECONDS: u64 = 100 * 365 * 24 * 60 * 60;
@@ -63,6 +81,7 @@ fn to_json(value: &impl serde::Serialize) -> Result<serde_json::Value, ApiError>
 pub fn routes(state: AppState) -> Router<AppState> {
     let v1 = Router::new()
         .route("/admin/api/v1/whoami", get(tokens::whoami))
+        .route("/admin/api/v1/status", get(status::get))
         .route(
             "/admin/api/v1/servers",
             get(servers::list).post(servers::create),
@@ -82,10 +101,17 @@ pub fn routes(state: AppState) -> Router<AppState> {
             post(tool_pins::approve),
         )
         .route(
+            "/admin/api/v1/servers/{name}/tool-pins/reject",
+            post(tool_pins::reject),
+        )
+        .route(
             "/admin/api/v1/clients",
             get(clients::list).post(clients::create),
         )
-        .route("/admin/api/v1/clients/{name}", get(clients::get))
+        .route(
+            "/admin/api/v1/clients/{name}",
+            get(clients::get).delete(clients::delete),
+        )
         .route(
             "/admin/api/v1/clients/{name}/disable",
             post(clients::disable),
@@ -104,6 +130,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
             "/admin/api/v1/policies",
             get(policies::list).post(policies::create),
         )
+        .route("/admin/api/v1/policies/import", post(policies::import))
         .route(
             "/admin/api/v1/policies/{id}",
             get(policies::get).delete(policies::delete),
@@ -118,7 +145,14 @@ pub fn routes(state: AppState) -> Router<AppState> {
             post(tokens::revoke),
         )
         .route("/admin/api/v1/users", get(users::list).post(users::create))
-        .route("/admin/api/v1/users/{username}", get(users::get))
+        .route(
+            "/admin/api/v1/users/{username}",
+            get(users::get).patch(users::update),
+        )
+        .route(
+            "/admin/api/v1/users/{username}/password",
+            put(users::set_password),
+        )
         .route(
             "/admin/api/v1/users/{username}/groups",
             put(users::set_groups),

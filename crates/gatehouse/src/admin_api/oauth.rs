@@ -41,7 +41,7 @@ pub struct RegisterOAuth {
 }
 
 /// A registration: the client's first secret, when it has one, is shown this once.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct OAuthRegistered {
     pub client_id: String,
     #[schema(value_type = Object)]
@@ -50,7 +50,7 @@ pub struct OAuthRegistered {
     pub secret_id: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ClientSecret {
     pub id: String,
     pub client: String,
@@ -72,13 +72,13 @@ impl From<&ClientSecretRecord> for ClientSecret {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ClientSecretList {
     pub items: Vec<ClientSecret>,
 }
 
 /// A new secret: shown this once.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RotatedSecret {
     #[serde(flatten)]
     pub secret: ClientSecret,

@@ -12,7 +12,7 @@ use utoipa::OpenApi;
 
 use super::{
     audit, clients, connections, explain, keys, oauth, policies, problem, roles, servers, state,
-    tokens, tool_pins, users,
+    status, tokens, tool_pins, users,
 };
 
 #[derive(OpenApi)]
@@ -24,6 +24,7 @@ use super::{
     ),
     paths(
         tokens::whoami,
+        status::get,
         servers::list,
         servers::create,
         servers::get,
@@ -35,6 +36,7 @@ use super::{
         clients::get,
         clients::disable,
         clients::enable,
+        clients::delete,
         keys::list,
         keys::create,
         keys::get,
@@ -47,14 +49,18 @@ use super::{
         policies::create,
         policies::get,
         policies::delete,
+        policies::import,
         tool_pins::list,
         tool_pins::approve,
+        tool_pins::reject,
         tokens::list,
         tokens::create,
         tokens::revoke,
         users::list,
         users::create,
         users::get,
+        users::update,
+        users::set_password,
         users::set_groups,
         users::disable,
         users::enable,

@@ -1,5 +1,5 @@
 //! Policies and guardrails (a guardrail is a policy of kind `guardrail`): list, get, create,
-//! delete.
+//! import (several at once, all or none), delete.
 
 use axum::{
     Extension,
@@ -20,7 +20,7 @@ use super::{
 use crate::{admin::NewPolicy, context::AppState};
 use gatehouse_model::records::PolicyRecord;
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Policy {
     pub id: String,
     /// `arguments`, `ip`, `country`, `schedule`, `quota`, `rate_limit` or `guardrail`.
@@ -48,7 +48,7 @@ impl From<&PolicyRecord> for Policy {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PolicyPage {
     pub items: Vec<Policy>,
     pub next_cursor: Option<String>,
@@ -77,6 +77,20 @@ pub struct CreatePolicy {
     pub server: Option<String>,
     pub tools: Option<String>,
     pub spec: serde_json::Value,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportPolicies {
+    /// The policies to add, as `gatehouse policy import` reads them from a file.
+    #[schema(value_type = Vec<Object>)]
+    pub policies: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ImportedPolicies {
+    /// The policies added, by id.
+    pub items: Vec<Policy>,
 }
 
 #[utoipa::path(get, path = "/admin/api/v1/policies", tag = "policies", operation_id = "listPolicies",
@@ -192,4 +206,42 @@ pub async fn delete(
         .remove_policy(&caller.operator()?, &id)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/admin/api/v1/policies/import", tag = "policies", operation_id = "importPolicies",
+    request_body = ImportPolicies,
+    responses((status = 201, description = "Every policy added (nothing is added unless all are valid)", body = ImportedPolicies),
+        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A policy with one of these ids exists", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An invalid policy (its id named); nothing was added", body = Problem, content_type = "application/problem+json")))]
+pub async fn import(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    JsonBody { value, .. }: JsonBody<ImportPolicies>,
+) -> Result<(StatusCode, axum::Json<ImportedPolicies>), ApiError> {
+    let before: Vec<String> = state
+        .store
+        .list_policies()
+        .await?
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    let text = serde_json::Value::Array(value.policies).to_string();
+    state
+        .admin()
+        .import_policies(&caller.operator()?, &text, &state.config)
+        .await?;
+    let mut added: Vec<Policy> = state
+        .store
+        .list_policies()
+        .await?
+        .iter()
+        .filter(|p| !before.contains(&p.id))
+        .map(Policy::from)
+        .collect();
+    added.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(ImportedPolicies { items: added }),
+    ))
 }

@@ -7,7 +7,7 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use utoipa::ToSchema;
 
@@ -70,7 +70,7 @@ pub enum ApiError {
 
 /// The problem document's shape (for the OpenAPI description; the body is built in
 /// [`ApiError::into_response`]).
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Problem {
     /// `urn:gatehouse:admin-api:<code>`.
     #[serde(rename = "type")]

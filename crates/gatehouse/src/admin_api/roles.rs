@@ -9,6 +9,7 @@ use gatehouse_model::records::AdminRole::{self, Admin, Auditor, Operator};
 /// `(method, path as routed, minimum role)`.
 pub const OPERATIONS: &[(&str, &str, AdminRole)] = &[
     ("GET", "/admin/api/v1/whoami", Auditor),
+    ("GET", "/admin/api/v1/status", Auditor),
     // Servers.
     ("GET", "/admin/api/v1/servers", Auditor),
     ("POST", "/admin/api/v1/servers", Operator),
@@ -24,6 +25,7 @@ pub const OPERATIONS: &[(&str, &str, AdminRole)] = &[
     ("GET", "/admin/api/v1/clients", Auditor),
     ("POST", "/admin/api/v1/clients", Operator),
     ("GET", "/admin/api/v1/clients/{name}", Auditor),
+    ("DELETE", "/admin/api/v1/clients/{name}", Operator),
     ("POST", "/admin/api/v1/clients/{name}/disable", Operator),
     ("POST", "/admin/api/v1/clients/{name}/enable", Operator),
     // API keys: creating or rotating one shows its secret, so admin only.
@@ -49,11 +51,17 @@ pub const OPERATIONS: &[(&str, &str, AdminRole)] = &[
     ("POST", "/admin/api/v1/policies", Operator),
     ("GET", "/admin/api/v1/policies/{id}", Auditor),
     ("DELETE", "/admin/api/v1/policies/{id}", Operator),
+    ("POST", "/admin/api/v1/policies/import", Operator),
     // Tool pins.
     ("GET", "/admin/api/v1/tool-pins", Auditor),
     (
         "POST",
         "/admin/api/v1/servers/{name}/tool-pins/approve",
+        Operator,
+    ),
+    (
+        "POST",
+        "/admin/api/v1/servers/{name}/tool-pins/reject",
         Operator,
     ),
     // Admin tokens: role changes, admin only.
@@ -64,6 +72,9 @@ pub const OPERATIONS: &[(&str, &str, AdminRole)] = &[
     ("GET", "/admin/api/v1/users", Auditor),
     ("POST", "/admin/api/v1/users", Operator),
     ("GET", "/admin/api/v1/users/{username}", Auditor),
+    ("PATCH", "/admin/api/v1/users/{username}", Operator),
+    // A password is a credential: whoever sets it can sign in as the user.
+    ("PUT", "/admin/api/v1/users/{username}/password", Admin),
     ("PUT", "/admin/api/v1/users/{username}/groups", Operator),
     ("POST", "/admin/api/v1/users/{username}/disable", Operator),
     ("POST", "/admin/api/v1/users/{username}/enable", Operator),

@@ -25,7 +25,7 @@ use crate::{
 use gatehouse_model::records::ServerRecord;
 
 /// An upstream MCP server. Its injected credential's value is never shown.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Server {
     pub name: String,
     pub url: String,
@@ -63,7 +63,7 @@ impl From<&ServerRecord> for Server {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ServerPage {
     pub items: Vec<Server>,
     /// Pass as `cursor` for the next page; absent on the last.
@@ -119,7 +119,7 @@ pub struct UpdateServer {
 }
 
 /// What the upstream lists, before any connection grants it, or why it could not be asked.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ConnectionTest {
     pub server: String,
     /// Whether the upstream answered `initialize` and `tools/list` as an MCP server.

@@ -44,7 +44,7 @@ pub struct LimitsInput {
 }
 
 /// A stdio server's settings as shown: the environment's names, never its values.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct StdioView {
     pub command: String,
     pub args: Vec<String>,

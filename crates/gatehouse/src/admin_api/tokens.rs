@@ -20,7 +20,7 @@ use super::{
 use crate::context::AppState;
 use gatehouse_model::records::{AdminRole, AdminTokenRecord};
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct AdminToken {
     pub id: String,
     pub name: String,
@@ -49,7 +49,7 @@ impl From<&AdminTokenRecord> for AdminToken {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CreatedAdminToken {
     #[serde(flatten)]
     pub admin_token: AdminToken,
@@ -57,7 +57,7 @@ pub struct CreatedAdminToken {
     pub token: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct AdminTokenPage {
     pub items: Vec<AdminToken>,
     pub next_cursor: Option<String>,
@@ -76,7 +76,7 @@ pub struct CreateAdminToken {
 }
 
 /// The token making the request.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct WhoAmI {
     pub token_id: String,
     pub name: String,

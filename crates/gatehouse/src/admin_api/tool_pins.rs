@@ -17,7 +17,7 @@ use super::{
 use crate::context::AppState;
 use gatehouse_model::records::ToolPin as PinRecord;
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ToolPin {
     pub server: String,
     pub tool: String,
@@ -50,7 +50,7 @@ impl From<&PinRecord> for ToolPin {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ToolPinPage {
     pub items: Vec<ToolPin>,
     pub next_cursor: Option<String>,
@@ -78,10 +78,17 @@ pub struct ApproveTools {
     pub tools: Vec<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Approved {
     pub server: String,
     pub approved: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Rejected {
+    pub server: String,
+    /// How many pending definitions were discarded.
+    pub rejected: u64,
 }
 
 #[utoipa::path(get, path = "/admin/api/v1/tool-pins", tag = "tool-pins", operation_id = "listToolPins",
@@ -138,5 +145,29 @@ pub async fn approve(
     Ok(axum::Json(Approved {
         server: name,
         approved,
+    }))
+}
+
+#[utoipa::path(post, path = "/admin/api/v1/servers/{name}/tool-pins/reject", tag = "tool-pins",
+    operation_id = "rejectToolPins",
+    params(("name" = String, Path, description = "The server's name")),
+    request_body = ApproveTools,
+    responses((status = 200, description = "How many pending definitions were discarded; each tool keeps its approved definition and stays held while the upstream serves another", body = Rejected),
+        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such server, or a named tool has nothing pending", body = Problem, content_type = "application/problem+json")))]
+pub async fn reject(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    JsonBody { value, .. }: JsonBody<ApproveTools>,
+) -> Result<axum::Json<Rejected>, ApiError> {
+    state.store.get_server(&name).await?;
+    let (_, rejected) = state
+        .admin()
+        .reject_tools(&caller.operator()?, &name, &value.tools)
+        .await?;
+    Ok(axum::Json(Rejected {
+        server: name,
+        rejected,
     }))
 }

@@ -93,7 +93,7 @@ impl TryFrom<UpstreamAuthInput> for NewUpstreamAuth {
 }
 
 /// A server's upstream authentication as shown: the settings, never the secret.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct UpstreamAuthView {
     pub kind: String,
     pub token_endpoint: String,

@@ -20,7 +20,7 @@ use super::{
 use crate::context::AppState;
 use gatehouse_model::records::{GroupConnectionRecord, SigningKeyRecord, UserRecord};
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct User {
     pub id: String,
     pub username: String,
@@ -51,7 +51,7 @@ impl From<&UserRecord> for User {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct UserPage {
     pub items: Vec<User>,
     pub next_cursor: Option<String>,
@@ -75,7 +75,21 @@ pub struct SetGroups {
     pub groups: Vec<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUser {
+    /// The name shown on consent pages.
+    pub display_name: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPassword {
+    /// The new password for local sign-in (write-only).
+    pub password: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct GroupConnection {
     pub group: String,
     pub server: String,
@@ -96,7 +110,7 @@ impl From<&GroupConnectionRecord> for GroupConnection {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct GroupConnectionPage {
     pub items: Vec<GroupConnection>,
     pub next_cursor: Option<String>,
@@ -114,7 +128,7 @@ pub struct GrantGroup {
 }
 
 /// A signing key's public part (its private part never leaves the store, sealed).
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SigningKey {
     pub kid: String,
     pub alg: String,
@@ -139,7 +153,7 @@ impl From<&SigningKeyRecord> for SigningKey {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SigningKeyList {
     pub items: Vec<SigningKey>,
 }
@@ -245,6 +259,52 @@ pub async fn set_groups(
     Ok(axum::Json(User::from(
         &user_named(&state, &username).await?,
     )))
+}
+
+#[utoipa::path(patch, path = "/admin/api/v1/users/{username}", tag = "users", operation_id = "updateUser",
+    params(("username" = String, Path, description = "The user's username")),
+    request_body = UpdateUser,
+    responses((status = 200, description = "The user with its new profile", body = User),
+        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid display name", body = Problem, content_type = "application/problem+json")))]
+pub async fn update(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(username): Path<String>,
+    JsonBody { value, .. }: JsonBody<UpdateUser>,
+) -> Result<axum::Json<User>, ApiError> {
+    let user = user_named(&state, &username).await?;
+    if let Some(display_name) = &value.display_name {
+        state
+            .admin()
+            .update_user(&caller.operator()?, &user.id, display_name)
+            .await?;
+    }
+    Ok(axum::Json(User::from(
+        &user_named(&state, &username).await?,
+    )))
+}
+
+#[utoipa::path(put, path = "/admin/api/v1/users/{username}/password", tag = "users", operation_id = "setUserPassword",
+    params(("username" = String, Path, description = "The user's username")),
+    request_body = SetPassword,
+    responses((status = 204, description = "Set: the user signs in here with it"),
+        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The password is too short", body = Problem, content_type = "application/problem+json")))]
+pub async fn set_password(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(username): Path<String>,
+    JsonBody { value, .. }: JsonBody<SetPassword>,
+) -> Result<StatusCode, ApiError> {
+    let user = user_named(&state, &username).await?;
+    state
+        .admin()
+        .set_user_password(&caller.operator()?, &user.id, &value.password)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn set_enabled(
@@ -380,9 +440,13 @@ pub async fn rotate_signing_key(
     let alg = value
         .alg
         .unwrap_or_else(|| state.config.oauth.signing_alg.clone());
-    let lead = value
-        .lead_seconds
-        .map(|s| std::time::Duration::from_secs(s.min(super::MAX_SECONDS)));
+    // Absent: the configured lead, as the CLI's default; 0 signs at once.
+    let lead = Some(
+        value
+            .lead_seconds
+            .map(|s| std::time::Duration::from_secs(s.min(super::MAX_SECONDS)))
+            .unwrap_or(state.config.oauth.key_publish_lead),
+    );
     let (record, _) = state
         .admin()
         .rotate_signing_key(&caller.operator()?, &alg, lead)

@@ -182,6 +182,8 @@ struct V2<'a> {
     batch: &'a [BatchEntry],
     #[serde(skip_serializing_if = "Option::is_none")]
     operator: Option<&'a OperatorAction>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rule: Option<&'a str>,
 }
 
 impl<'a> From<&'a AuditEvent> for V2<'a> {
@@ -207,6 +209,7 @@ impl<'a> From<&'a AuditEvent> for V2<'a> {
             response_bytes: e.response_bytes,
             batch: &e.batch,
             operator: e.operator.as_ref(),
+            rule: e.rule.as_deref(),
         }
     }
 }
@@ -243,6 +246,7 @@ mod tests {
             response_bytes: None,
             batch: Vec::new(),
             operator: None,
+            rule: None,
         }
     }
 
@@ -353,6 +357,27 @@ mod tests {
                  \"latency_us\":412}}"
             )
         );
+    }
+
+    /// The deciding rule (migration 0016) is the last field of the form: hashed when present,
+    /// left out when absent, so an event without one hashes as before it existed (the golden
+    /// vectors above are unchanged).
+    #[test]
+    fn the_rule_is_hashed_last_and_only_when_present() {
+        let ring = ring();
+        let decided = AuditEvent {
+            rule: Some("policy:burst".into()),
+            ..legacy_event()
+        };
+        let mut scratch = Vec::new();
+        write_v3(7, GENESIS, 1, &decided, &mut scratch);
+        let text = String::from_utf8(scratch).unwrap();
+        assert!(
+            text.ends_with(",\"latency_us\":412,\"rule\":\"policy:burst\"}"),
+            "{text}"
+        );
+        assert_ne!(link(&ring, 7, GENESIS, 1, &decided), V3_CHAIN_7);
+        assert_eq!(link(&ring, 7, GENESIS, 1, &legacy_event()), V3_CHAIN_7);
     }
 
     const V2_PLAIN: &str = "bc08a9290d042c97e2e99d37d916814c5de49ebeb5f30067f3d8a2a50de7312d";

@@ -43,6 +43,7 @@ mod tests {
                     serde_json::json!({"client": "ci", "revoked_at": 1_750_000_000_100_i64}),
                 ),
             }),
+            rule: None,
         }
     }
 

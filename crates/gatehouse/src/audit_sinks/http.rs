@@ -97,6 +97,7 @@ pub fn otlp_logs(rows: &[Arc<AuditRow>]) -> serde_json::Value {
             ];
             for (key, value) in [
                 ("gatehouse.reason", event.reason.as_deref()),
+                ("gatehouse.rule", event.rule.as_deref()),
                 ("gatehouse.client", event.client.as_deref()),
                 ("gatehouse.server", event.server.as_deref()),
                 ("gatehouse.tool", event.tool.as_deref()),

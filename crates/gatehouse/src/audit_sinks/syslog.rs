@@ -105,6 +105,7 @@ pub fn format_5424(row: &AuditRow, host: &str) -> String {
     };
     param("decision", Some(event.decision.as_str()));
     param("reason", event.reason.as_deref());
+    param("rule", event.rule.as_deref());
     param("client", event.client.as_deref());
     param("user", event.user.as_deref());
     param("server", event.server.as_deref());

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 mod assertion;
 mod oauth;
+mod rule;
 pub use assertion::{AssertionRefusal, AssertionRole};
 pub use oauth::OAuthError;
 

@@ -126,6 +126,7 @@ pub async fn handle(
                 Decision::Deny
             };
             observe::count_refusal(&state.metrics, entry.map(|s| &*s.name), &err);
+            record.rule = err.audit_rule();
             let reason = err.audit_reason();
             let code = err.reason();
             (err.into_response(&ctx), decision, Some(reason), code)

@@ -50,6 +50,8 @@ pub(super) struct Record {
     pub upstream_status: Option<u16>,
     /// Guardrail findings that did not refuse the request (warn, redact).
     pub notes: Vec<String>,
+    /// The rule that refused the request (`GatewayError::audit_rule`), once one has.
+    pub rule: Option<String>,
     /// Set when the request is handed to the upstream: from then on the call may run there.
     pub forwarded: bool,
     /// The server's name as metrics label it, once it is known to exist.
@@ -109,6 +111,7 @@ impl Record {
             batch: Vec::new(),
             upstream_status: None,
             notes: Vec::new(),
+            rule: None,
             forwarded: false,
             metrics_server: None,
             upstream_elapsed: None,
@@ -146,6 +149,7 @@ impl Record {
             response_bytes: None,
             batch: Vec::new(),
             operator: None,
+            rule: None,
         }
     }
 
@@ -251,6 +255,7 @@ impl Record {
             response_bytes: bytes,
             batch: std::mem::take(&mut self.batch),
             operator: None,
+            rule: self.rule.take(),
         };
         Some((event, armed))
     }

@@ -154,7 +154,7 @@ impl ResponseRules {
                 changed = true;
             }
             for note in notes {
-                self.record_late(&note, Decision::Allow);
+                self.record_late(&note, Decision::Allow, None);
                 self.notes.lock().push(note);
             }
         }
@@ -195,7 +195,7 @@ impl ResponseRules {
         let outcome = guardrails::apply(&self.guardrails, Direction::Response, tool, target);
         let mut notes = self.notes.lock();
         if let Some(finding) = outcome.blocked {
-            self.record_late(&finding.note(), Decision::Deny);
+            self.record_late(&finding.note(), Decision::Deny, Some(&finding.rule));
             notes.push(finding.note());
             if !is_response {
                 return None;
@@ -215,13 +215,14 @@ impl ResponseRules {
             return Some(true);
         }
         for finding in &outcome.findings {
-            self.record_late(&finding.note(), Decision::Allow);
+            self.record_late(&finding.note(), Decision::Allow, None);
             notes.push(finding.note());
         }
         Some(changed | outcome.changed)
     }
 
-    fn record_late(&self, note: &str, decision: Decision) {
+    /// `blocked_by` names the guardrail that blocked the message, if one did.
+    fn record_late(&self, note: &str, decision: Decision, blocked_by: Option<&str>) {
         if let Some(findings) = &self.late_findings {
             crate::metrics::count_guardrail_note(findings, note);
         }
@@ -231,6 +232,7 @@ impl ResponseRules {
             event.rpc_method = Some("response".into());
             event.decision = decision;
             event.reason = Some(note.to_owned());
+            event.rule = blocked_by.map(|rule| format!("guardrail:{rule}"));
             sink.record_detached(event);
         }
     }

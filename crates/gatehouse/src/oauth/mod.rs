@@ -155,6 +155,7 @@ impl OAuthAudit {
             response_bytes: None,
             batch: Vec::new(),
             operator: None,
+            rule: None,
         };
         state.audit.record(event).await;
     }

@@ -118,6 +118,8 @@ pub trait Store: OAuthStore + UserStore + ReplicaStore + TransferStore + AdminAp
         name: &str,
         description: &str,
     ) -> StoreResult<Generation>;
+    /// Deletes the client with its keys, connections, OAuth secrets and tokens.
+    async fn delete_client(&self, name: &str) -> StoreResult<Generation>;
 
     async fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<Generation>;
     async fn list_api_keys(&self, client: Option<&str>) -> StoreResult<Vec<ApiKeyRecord>>;
@@ -153,6 +155,14 @@ pub trait Store: OAuthStore + UserStore + ReplicaStore + TransferStore + AdminAp
     /// Approves pending definitions (all of the server's, or the named tools); returns the
     /// generation and how many were approved.
     async fn approve_tools(
+        &self,
+        server: &str,
+        tools: &[String],
+        at: i64,
+    ) -> StoreResult<(Generation, u64)>;
+    /// Discards pending definitions (all of the server's, or the named tools), keeping the
+    /// approved ones; returns the generation and how many were discarded.
+    async fn reject_tools(
         &self,
         server: &str,
         tools: &[String],

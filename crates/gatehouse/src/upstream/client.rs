@@ -72,9 +72,7 @@ impl UpstreamClient {
 }
 
 /// The system's trust store plus any CA files the operator names (private upstream CAs).
-pub(crate) fn tls_config(
-    extra_ca_files: &[PathBuf],
-) -> Result<rustls::ClientConfig, TlsSetupError> {
+pub fn tls_config(extra_ca_files: &[PathBuf]) -> Result<rustls::ClientConfig, TlsSetupError> {
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     if !native.errors.is_empty() {

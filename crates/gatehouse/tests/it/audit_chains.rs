@@ -37,6 +37,7 @@ fn event(writer: &str, n: usize) -> AuditEvent {
         response_bytes: None,
         batch: Vec::new(),
         operator: None,
+        rule: None,
     }
 }
 
@@ -407,5 +408,69 @@ async fn a_row_copied_into_its_chain_is_found() {
             ChainProblem::Duplicated { seq: 2 },
             ChainProblem::Modified { seq: 2 }
         ]
+    );
+}
+
+/// The deciding rule (migration 0016) is part of each row's hash when present and left out
+/// when absent, so rows written without one (every row before 0016) keep verifying, and adding,
+/// removing or changing a row's rule afterwards is found.
+#[tokio::test]
+async fn the_deciding_rule_is_hashed_and_rows_without_one_still_verify() {
+    let dir = TestDb::new();
+    let store = open(&dir).await;
+    let (sink, audit) = AuditWriter::new(
+        open(&dir).await,
+        keyring(),
+        64,
+        16,
+        true,
+        Duration::from_millis(1),
+    );
+    let stop = CancellationToken::new();
+    let running = tokio::spawn(audit.run(stop.clone()));
+    for n in 0..4 {
+        let decided = AuditEvent {
+            decision: Decision::Deny,
+            reason: Some("rate_limit:burst".into()),
+            status: 429,
+            rule: (n % 2 == 0).then(|| "policy:burst".to_owned()),
+            ..event("a", n)
+        };
+        sink.record(decided).await;
+    }
+    stop.cancel();
+    running.await.unwrap();
+
+    let written = rows(&store).await;
+    assert_eq!(
+        written
+            .iter()
+            .map(|r| r.event.rule.as_deref())
+            .collect::<Vec<_>>(),
+        [Some("policy:burst"), None, Some("policy:burst"), None]
+    );
+    let report = chain::verify(&*store, &keyring()).await.unwrap();
+    assert!(report.is_intact(), "{:?}", report.problems);
+
+    for (edit, row) in [
+        ("rule = 'policy:other'", 1),
+        ("rule = NULL", 3),
+        ("rule = 'policy:burst'", 2),
+    ] {
+        sql(
+            &dir,
+            &format!("UPDATE audit_events SET {edit} WHERE chain_seq = {row}"),
+        )
+        .await;
+    }
+    let report = chain::verify(&*store, &keyring()).await.unwrap();
+    assert_eq!(
+        report.problems_in(1),
+        [
+            ChainProblem::Modified { seq: 1 },
+            ChainProblem::Modified { seq: 2 },
+            ChainProblem::Modified { seq: 3 }
+        ],
+        "a rule changed, added or removed is an edit"
     );
 }

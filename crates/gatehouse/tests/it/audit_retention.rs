@@ -50,6 +50,7 @@ fn event(n: i64) -> AuditEvent {
         response_bytes: None,
         batch: Vec::new(),
         operator: None,
+        rule: None,
     }
 }
 

@@ -58,6 +58,7 @@ fn event(n: i64) -> AuditEvent {
         response_bytes: None,
         batch: Vec::new(),
         operator: None,
+        rule: (n % 2 == 0).then(|| "grant".to_owned()),
     }
 }
 
@@ -222,6 +223,7 @@ async fn syslog_messages_reach_a_udp_receiver_as_rfc_5424() {
     let (pri, data, _) = parse_5424(&messages[1]);
     assert_eq!(pri, 13 * 8 + 4, "warning: refused");
     assert!(data.contains("reason=\"tool_not_granted\""), "{data}");
+    assert!(data.contains("rule=\"grant\""), "{data}");
     assert!(data.contains("chain=\"1:2\""), "{data}");
 }
 
@@ -387,6 +389,19 @@ async fn otlp_logs_are_posted_as_json_log_records() {
     assert_eq!(records[0]["severityText"], "INFO");
     assert_eq!(records[1]["severityText"], "WARN");
     assert_eq!(records[1]["timeUnixNano"], "1750000000002000000");
+    let attribute = |record: &serde_json::Value, key: &str| {
+        record["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["key"] == key)
+            .map(|a| a["value"]["stringValue"].clone())
+    };
+    assert_eq!(
+        attribute(&records[1], "gatehouse.rule"),
+        Some("grant".into())
+    );
+    assert_eq!(attribute(&records[0], "gatehouse.rule"), None);
     let event: serde_json::Value =
         serde_json::from_str(records[2]["body"]["stringValue"].as_str().unwrap()).unwrap();
     assert_eq!(event["request_id"], "req-3");

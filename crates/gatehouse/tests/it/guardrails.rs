@@ -451,4 +451,17 @@ async fn server_to_client_requests_and_notifications_are_scanned() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    let withheld = app
+        .audit()
+        .await
+        .into_iter()
+        .find(|r| {
+            r.event.reason.as_deref() == Some("guardrail:no-injection:prompt_injection:block")
+        })
+        .unwrap();
+    assert_eq!(
+        withheld.event.rule.as_deref(),
+        Some("guardrail:no-injection"),
+        "the late event names the guardrail that blocked"
+    );
 }

@@ -83,6 +83,14 @@ async fn a_changed_definition_is_held_until_approved() {
     )
     .await;
     assert_eq!(status, 403, "and after the snapshot knows");
+    let held: Vec<Option<String>> = app
+        .audit()
+        .await
+        .into_iter()
+        .filter(|r| r.event.reason.as_deref() == Some("tool_pending_approval"))
+        .map(|r| r.event.rule)
+        .collect();
+    assert_eq!(held, [Some("pin".to_owned()), Some("pin".to_owned())]);
     let pending: Vec<_> = app
         .store
         .list_tool_pins()

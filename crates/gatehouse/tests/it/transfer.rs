@@ -33,6 +33,7 @@ fn event(n: i64) -> AuditEvent {
         response_bytes: Some(12),
         batch: Vec::new(),
         operator: None,
+        rule: None,
     }
 }
 

@@ -2,7 +2,7 @@
 //! before and after, in the order they can be made. Pure: the store was read before, and
 //! secret values were compared before ([`SecretFacts`]), so a plan never holds a value.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -11,7 +11,7 @@ use super::document::{
 };
 use gatehouse_model::records::AdminRole;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Op {
     Create,
@@ -19,7 +19,9 @@ pub enum Op {
     Delete,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     Server,
@@ -48,14 +50,14 @@ impl Kind {
 }
 
 /// One field of a change; `None` is "not set".
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FieldChange {
-    pub field: &'static str,
+    pub field: std::borrow::Cow<'static, str>,
     pub before: Option<Value>,
     pub after: Option<Value>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Change {
     pub op: Op,
     pub kind: Kind,
@@ -75,7 +77,7 @@ impl Change {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Plan {
     pub changes: Vec<Change>,
     /// What the document names but apply cannot make (an admin token, whose secret would
@@ -280,7 +282,7 @@ pub fn token_name(name: &str, role: AdminRole) -> String {
 
 fn field(name: &'static str, before: Option<Value>, after: Option<Value>) -> FieldChange {
     FieldChange {
-        field: name,
+        field: name.into(),
         before,
         after,
     }
@@ -306,7 +308,11 @@ fn deleted(kind: Kind, key: &[&str], created_fields: Vec<FieldChange>) -> Change
         name: key.join("/"),
         fields: created_fields
             .into_iter()
-            .map(|f| field(f.field, f.after, None))
+            .map(|f| FieldChange {
+                field: f.field,
+                before: f.after,
+                after: None,
+            })
             .collect(),
         key: key.iter().map(|k| (*k).to_owned()).collect(),
     }

@@ -50,6 +50,26 @@ impl AdminService {
         Ok(generation)
     }
 
+    /// Changes a user's display name (a federated user's is replaced again at its next
+    /// sign-in, from the provider's claims).
+    pub async fn update_user(
+        &self,
+        by: &Operator,
+        username: &str,
+        display_name: &str,
+    ) -> AdminResult<Generation> {
+        let started = Instant::now();
+        users::check_display_name(display_name)?;
+        let before = self.store.get_user(username).await?;
+        let generation = self
+            .store
+            .update_user_profile(&before.id, display_name, &before.groups)
+            .await?;
+        self.record_user_change(by, "user.update", &before, started)
+            .await?;
+        Ok(generation)
+    }
+
     /// Sets a local user's password; the event says it changed, nothing more.
     pub async fn set_user_password(
         &self,

@@ -24,6 +24,7 @@ fn event(n: u32) -> AuditEvent {
         response_bytes: None,
         batch: Vec::new(),
         operator: None,
+        rule: None,
     }
 }
 

@@ -30,14 +30,14 @@ const AUDIT_LOCK: i64 = 0x6761_7465_0002;
 const INSERT: &str = "INSERT INTO audit_events (chain_id, chain_seq, ts_ms, request_id, client, \
     credential_id, user_id, ip, country, server, http_method, rpc_method, tool, decision, reason, \
     status, upstream_status, latency_us, prev_hash, hash, hash_version, outcome, response_bytes, \
-    batch) \
+    batch, rule) \
     SELECT c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, c16, c17, c18, c19, \
-    c20, c21, c22, c23, c24 FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], \
+    c20, c21, c22, c23, c24, c25 FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], \
     $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], \
     $12::text[], $13::text[], $14::text[], $15::text[], $16::bigint[], $17::bigint[], \
     $18::bigint[], $19::text[], $20::text[], $21::bigint[], $22::text[], $23::bigint[], \
-    $24::text[]) WITH ORDINALITY AS r(c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, \
-    c14, c15, c16, c17, c18, c19, c20, c21, c22, c23, c24, n) ORDER BY n";
+    $24::text[], $25::text[]) WITH ORDINALITY AS r(c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, \
+    c12, c13, c14, c15, c16, c17, c18, c19, c20, c21, c22, c23, c24, c25, n) ORDER BY n";
 
 const CHECKPOINT: &str = "INSERT INTO audit_chain_checkpoints (chain_id, seq, hash, ts_ms, mac) \
     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (chain_id) DO UPDATE SET seq = excluded.seq, \
@@ -186,6 +186,7 @@ struct Columns {
     outcome: Vec<Option<&'static str>>,
     response_bytes: Vec<Option<i64>>,
     batch: Vec<Option<String>>,
+    rule: Vec<Option<String>>,
 }
 
 fn columns(rows: &[AuditRow]) -> StoreResult<Columns> {
@@ -217,6 +218,7 @@ fn columns(rows: &[AuditRow]) -> StoreResult<Columns> {
         c.response_bytes
             .push(e.response_bytes.and_then(|n| i64::try_from(n).ok()));
         c.batch.push(audit_details::encode(e)?);
+        c.rule.push(e.rule.clone());
     }
     Ok(c)
 }
@@ -251,6 +253,7 @@ impl Columns {
             .bind(self.outcome)
             .bind(self.response_bytes)
             .bind(self.batch)
+            .bind(self.rule)
     }
 }
 

@@ -79,6 +79,7 @@ mod tests {
             response_bytes: None,
             batch: Vec::new(),
             operator: None,
+            rule: None,
         }
     }
 

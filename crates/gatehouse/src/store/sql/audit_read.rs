@@ -61,6 +61,9 @@ pub(super) fn sql(f: &AuditFilter) -> String {
     if f.reason.is_some() {
         placeholder("reason =");
     }
+    if f.rule.is_some() {
+        placeholder("rule =");
+    }
     let bound = conditions.len();
     if let Some(kind) = f.kind {
         conditions.push(super::audit_details::kind_condition(kind).to_owned());
@@ -104,7 +107,7 @@ pub(super) async fn query<C: SqlConn + ?Sized>(
     if let Some(before) = f.before_seq {
         query = query.bind(before);
     }
-    for text in [&f.user, &f.credential_id, &f.tool, &f.reason]
+    for text in [&f.user, &f.credential_id, &f.tool, &f.reason, &f.rule]
         .into_iter()
         .flatten()
     {

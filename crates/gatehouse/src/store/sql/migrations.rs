@@ -45,6 +45,7 @@ macro_rules! migrations {
             migration!($backend, 13, "dpop_bindings", "0013_dpop_bindings.sql"),
             migration!($backend, 14, "stdio_servers", "0014_stdio_servers.sql"),
             migration!($backend, 15, "upstream_auth", "0015_upstream_auth.sql"),
+            migration!($backend, 16, "audit_rule", "0016_audit_rule.sql"),
         ]
     };
 }
@@ -179,6 +180,6 @@ mod tests {
         assert_eq!(folder("sqlite"), folder("postgres"));
         assert_eq!(folder("sqlite"), listed(&sqlite()));
         assert_eq!(folder("postgres"), listed(&postgres()));
-        assert_eq!(latest_version(), 15);
+        assert_eq!(latest_version(), 16);
     }
 }

@@ -96,10 +96,49 @@ pub(super) async fn observe<B: SqlBackend>(
 }
 
 pub(super) async fn approve<B: SqlBackend>(
+    tx: B::Tx,
+    server: &str,
+    tools: &[String],
+    at: i64,
+) -> StoreResult<(Generation, u64)> {
+    settle::<B>(
+        tx,
+        server,
+        tools,
+        at,
+        "UPDATE tool_pins SET approved_hash = pending_hash, pending_hash = NULL, pending_definition = NULL, \
+         pending_reason = NULL, updated_at = $3 WHERE server = $1 AND tool = $2",
+    )
+    .await
+}
+
+/// Discards pending definitions: the approved one (or none, for a tool never approved) stays,
+/// so the tool stays held while the upstream serves anything else.
+pub(super) async fn reject<B: SqlBackend>(
+    tx: B::Tx,
+    server: &str,
+    tools: &[String],
+    at: i64,
+) -> StoreResult<(Generation, u64)> {
+    settle::<B>(
+        tx,
+        server,
+        tools,
+        at,
+        "UPDATE tool_pins SET pending_hash = NULL, pending_definition = NULL, \
+         pending_reason = NULL, updated_at = $3 WHERE server = $1 AND tool = $2",
+    )
+    .await
+}
+
+/// Runs `update` on each pending pin of `server` (all, or those in `tools`; naming a tool
+/// with nothing pending is an error and changes nothing).
+async fn settle<B: SqlBackend>(
     mut tx: B::Tx,
     server: &str,
     tools: &[String],
     at: i64,
+    update: &'static str,
 ) -> StoreResult<(Generation, u64)> {
     require(&mut *tx, "server", SERVER_EXISTS, server).await?;
     let mut approved = 0;
@@ -115,15 +154,12 @@ pub(super) async fn approve<B: SqlBackend>(
         if !tools.is_empty() && !tools.contains(tool) {
             continue;
         }
-        approved += query(
-            "UPDATE tool_pins SET approved_hash = pending_hash, pending_hash = NULL, pending_definition = NULL, \
-             pending_reason = NULL, updated_at = $3 WHERE server = $1 AND tool = $2",
-        )
-        .bind(server)
-        .bind(tool)
-        .bind(at)
-        .execute(&mut *tx)
-        .await?;
+        approved += query(update)
+            .bind(server)
+            .bind(tool)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
     }
     for tool in tools {
         if !pending.contains(tool) {

@@ -184,6 +184,16 @@ impl<B: SqlBackend> Store for SqlStore<B> {
         commit_bumped::<B>(tx).await
     }
 
+    async fn delete_client(&self, name: &str) -> StoreResult<Generation> {
+        let mut tx = self.b.begin_write().await?;
+        let done = query("DELETE FROM clients WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        touched(done, "client", name)?;
+        commit_bumped::<B>(tx).await
+    }
+
     async fn insert_client(&self, client: &ClientRecord) -> StoreResult<Generation> {
         let oauth = client.oauth.as_ref().map(to_json).transpose()?;
         let mut tx = self.b.begin_write().await?;
@@ -441,6 +451,15 @@ impl<B: SqlBackend> Store for SqlStore<B> {
         at: i64,
     ) -> StoreResult<(Generation, u64)> {
         pins::approve::<B>(self.b.begin_write().await?, server, tools, at).await
+    }
+
+    async fn reject_tools(
+        &self,
+        server: &str,
+        tools: &[String],
+        at: i64,
+    ) -> StoreResult<(Generation, u64)> {
+        pins::reject::<B>(self.b.begin_write().await?, server, tools, at).await
     }
 
     async fn generation(&self) -> StoreResult<Generation> {

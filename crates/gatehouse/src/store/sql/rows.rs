@@ -288,6 +288,7 @@ pub(crate) fn audit_from(row: &impl Columns) -> StoreResult<AuditRow> {
                 .and_then(|n| u64::try_from(n).ok()),
             batch,
             operator,
+            rule: row.opt_text("rule")?,
         },
         // A version no build wrote is reported by verification as a modified row.
         hash_version: u8::try_from(row.int("hash_version")?).unwrap_or(0),

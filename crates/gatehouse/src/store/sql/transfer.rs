@@ -313,6 +313,7 @@ pub const TABLES: &[Table] = &[
             ("outcome", Text),
             ("response_bytes", Int),
             ("batch", Text),
+            ("rule", Text),
             ("hash_version", Int),
             ("prev_hash", Text),
             ("hash", Text),

@@ -17,9 +17,9 @@ use gatehouse_model::audit::{AuditRow, ChainStart, Checkpoint};
 const INSERT: &str = "INSERT INTO audit_events (chain_id, chain_seq, ts_ms, request_id, client, \
     credential_id, user_id, ip, country, server, http_method, rpc_method, tool, decision, reason, \
     status, upstream_status, latency_us, prev_hash, hash, hash_version, outcome, response_bytes, \
-    batch) \
+    batch, rule) \
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, \
-    ?20, ?21, ?22, ?23, ?24)";
+    ?20, ?21, ?22, ?23, ?24, ?25)";
 
 const CHECKPOINT: &str = "INSERT INTO audit_chain_checkpoints (chain_id, seq, hash, ts_ms, mac) \
     VALUES (?1, ?2, ?3, ?4, ?5) \
@@ -148,6 +148,7 @@ fn insert(
                     e.outcome.map(|o| o.as_str()),
                     e.response_bytes.and_then(|n| i64::try_from(n).ok()),
                     crate::store::sql::audit_details::encode(e)?,
+                    e.rule,
                 ])
                 .map_err(backend)?;
         }
@@ -208,6 +209,7 @@ mod tests {
                 response_bytes: None,
                 batch: Vec::new(),
                 operator: None,
+                rule: None,
             },
             hash_version: 2,
             prev_hash: GENESIS.into(),

@@ -94,3 +94,83 @@ async fn audit_search_filters_pages_newest_first_and_export_streams_json_lines()
         answer(api.get("/admin/api/v1/audit/events?decision=maybe", &auditor)).await;
     assert_eq!((status, bad["code"].as_str()), (400, Some("malformed")));
 }
+
+/// Each refusal records the rule that decided it, and audit search finds it by that rule and
+/// by no other: a named rate-limit policy, a guardrail, a missing grant.
+#[tokio::test]
+async fn audit_search_finds_refusals_by_the_rule_that_decided() {
+    let upstream = Upstream::start().await;
+    let api = AdminApi::start().await;
+    let app = &api.app;
+    app.add_server("demo", &upstream.url()).await;
+    let key = app.client_with_key("agent", "demo", "echo,add").await;
+    app.policy(
+        "one-add-a-minute",
+        "rate_limit",
+        serde_json::json!({ "requests": 1, "period": "1m", "burst": 1 }),
+        (None, Some("demo"), Some("add")),
+    )
+    .await;
+    app.policy(
+        "no-cards",
+        "guardrail",
+        serde_json::json!({ "direction": "request", "action": "block", "detectors": ["credit_card"] }),
+        (None, None, None),
+    )
+    .await;
+    let card = serde_json::json!({ "jsonrpc": "2.0", "id": 11, "method": "tools/call",
+        "params": { "name": "echo", "arguments": { "text": "charge 4111 1111 1111 1111" } } });
+    for body in [call("add"), call("add"), card, call("echo"), call("delete")] {
+        app.post("demo", Some(&key), &body)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+    }
+    let auditor = api.token(AdminRole::Auditor).await;
+    let found = |rule: &'static str| {
+        let request = api.get(&format!("/admin/api/v1/audit/events?rule={rule}"), &auditor);
+        async move {
+            let (status, page) = answer(request).await;
+            assert_eq!(status, 200, "{page}");
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|item| {
+                    assert_eq!(item["rule"], rule, "{item}");
+                    (
+                        item["tool"].as_str().unwrap_or("-").to_owned(),
+                        item["reason"].as_str().unwrap_or("-").to_owned(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        found("policy:one-add-a-minute").await,
+        [("add".into(), "rate_limit:one-add-a-minute".into())]
+    );
+    assert_eq!(
+        found("guardrail:no-cards").await,
+        [("echo".into(), "guardrail:no-cards:credit_card:block".into())]
+    );
+    assert_eq!(
+        found("grant").await,
+        [("delete".into(), "tool_not_granted".into())]
+    );
+    assert!(found("policy:no-cards").await.is_empty());
+    assert!(found("guardrail:one-add-a-minute").await.is_empty());
+
+    // The allowed calls record no rule.
+    let (_, allowed) = answer(api.get(
+        "/admin/api/v1/audit/events?decision=allow&kind=request",
+        &auditor,
+    ))
+    .await;
+    let allowed = allowed["items"].as_array().unwrap();
+    assert_eq!(allowed.len(), 2, "{allowed:?}");
+    assert!(allowed.iter().all(|item| item.get("rule").is_none()));
+}

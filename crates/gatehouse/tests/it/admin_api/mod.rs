@@ -2,6 +2,7 @@
 //! pagination, idempotency and entities, driven over HTTP as an operator's tool would.
 
 mod audit;
+mod edits;
 mod entities;
 mod guard;
 mod openapi;

@@ -38,6 +38,11 @@ fn row(seq: i64, client: &str, server: &str, decision: Decision) -> AuditRow {
             response_bytes: Some(42),
             batch: Vec::new(),
             operator: None,
+            rule: match seq {
+                2 => Some("policy:burst".into()),
+                6 => Some("guardrail:pii".into()),
+                _ => None,
+            },
         },
         hash_version: 3,
         prev_hash: if seq == 1 {
@@ -272,6 +277,39 @@ async fn audit_queries_filter_order_and_page() {
             })
             .await,
             [1]
+        );
+        // By the rule that decided (migration 0016), read back as written.
+        let by_rule = store
+            .query_audit(&AuditFilter {
+                rule: Some("policy:burst".into()),
+                ..all.clone()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            by_rule
+                .iter()
+                .map(|r| (r.seq, r.event.rule.as_deref()))
+                .collect::<Vec<_>>(),
+            [(2, Some("policy:burst"))]
+        );
+        assert_eq!(
+            query(AuditFilter {
+                rule: Some("guardrail:pii".into()),
+                client: Some("amy".into()),
+                newest_first: true,
+                ..all.clone()
+            })
+            .await,
+            [6]
+        );
+        assert!(
+            query(AuditFilter {
+                rule: Some("grant".into()),
+                ..all.clone()
+            })
+            .await
+            .is_empty()
         );
         // Pages: the limit and offset count matching rows in the order asked for.
         assert_eq!(

@@ -283,6 +283,35 @@ async fn disabling_a_client_is_recorded_cleared_and_moves_the_generation() {
 }
 
 #[tokio::test]
+async fn deleting_a_client_takes_its_keys_and_connections_with_it() {
+    each_backend(|store| async move {
+        store.insert_server(&server("demo")).await.unwrap();
+        for name in ["agent", "other"] {
+            store.insert_client(&client(name)).await.unwrap();
+            store
+                .insert_api_key(&api_key(&format!("k-{name}"), name, 10))
+                .await
+                .unwrap();
+            store
+                .upsert_connection(&connection(name, "demo"))
+                .await
+                .unwrap();
+        }
+        let before = store.generation().await.unwrap();
+        let deleted = store.delete_client("agent").await.unwrap();
+        assert!(deleted > before);
+        assert_not_found(store.get_client("agent").await, "client", "agent");
+        assert_not_found(store.get_api_key("k-agent").await, "API key", "k-agent");
+        let connections = store.list_connections().await.unwrap();
+        assert_eq!(connections.len(), 1, "{connections:?}");
+        assert_eq!(connections[0].client, "other");
+        assert!(store.get_api_key("k-other").await.is_ok(), "others stay");
+        assert_not_found(store.delete_client("agent").await, "client", "agent");
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn connections_are_upserted_listed_in_order_and_deleted() {
     each_backend(|store| async move {
         for name in ["b-server", "a-server"] {

@@ -208,3 +208,64 @@ async fn approving_a_tool_with_nothing_pending_approves_nothing() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn rejecting_discards_the_pending_definition_and_keeps_the_approved_one() {
+    each_backend(|store| async move {
+        store.insert_server(&server("demo")).await.unwrap();
+        store
+            .observe_tool(&seen("demo", "echo", "h1", None))
+            .await
+            .unwrap();
+        store
+            .observe_tool(&seen("demo", "echo", "h2", None))
+            .await
+            .unwrap();
+        store
+            .observe_tool(&seen("demo", "fresh", "f1", Some("hidden instructions")))
+            .await
+            .unwrap();
+        let before = store.generation().await.unwrap();
+        let named = store
+            .reject_tools("demo", &["nope".into()], 2_000)
+            .await
+            .unwrap_err();
+        assert!(matches!(named, StoreError::NotFound { .. }), "{named:?}");
+        assert_eq!(
+            store.generation().await.unwrap(),
+            before,
+            "a refused reject changes nothing"
+        );
+
+        let (generation, rejected) = store.reject_tools("demo", &[], 2_000).await.unwrap();
+        assert_eq!(rejected, 2);
+        assert!(generation > before);
+        let echo = pin(&store, "echo").await;
+        assert_eq!(
+            echo.approved_hash.as_deref(),
+            Some("h1"),
+            "the approved stays"
+        );
+        assert_eq!((echo.pending_hash, echo.pending_definition), (None, None));
+        let fresh = pin(&store, "fresh").await;
+        assert_eq!(
+            (fresh.approved_hash, fresh.pending_hash),
+            (None, None),
+            "a tool never approved stays unapproved"
+        );
+
+        let again = store
+            .observe_tool(&seen("demo", "echo", "h2", None))
+            .await
+            .unwrap();
+        assert!(
+            again.is_some(),
+            "the rejected definition seen again is held again"
+        );
+        assert_eq!(
+            pin(&store, "echo").await.pending_hash.as_deref(),
+            Some("h2")
+        );
+    })
+    .await;
+}
