@@ -534,7 +534,7 @@ fn remote_refusals_say_how_to_fix_them_with_stable_exit_codes() {
         &["audit", "export", "--file", "x"],
         &["serve"],
         &["migrate", "--check"],
-        &["export"],
+        &["database", "export"],
     ] {
         expect(run(args, &token), 2, &["local database only", "hint:"]);
     }
