@@ -81,10 +81,10 @@ fn servers_take_client_credentials_and_an_identity_header_and_drop_them() {
         &[],
     );
     let auth = &added["upstream_auth"];
-    assert_eq!(auth["spec"]["kind"], "client_credentials", "{added}");
-    assert_eq!(auth["spec"]["auth_method"], "client_secret_basic");
-    assert_eq!(auth["spec"]["scope"], "files:read");
-    assert_eq!(auth["identity_header"], "x-gatehouse-identity");
+    assert_eq!(auth["kind"], "client_credentials", "{added}");
+    assert_eq!(auth["auth_method"], "client_secret_basic");
+    assert_eq!(auth["scope"], "files:read");
+    assert_eq!(added["identity_header"], "x-gatehouse-identity");
 
     let updated = cli.json(
         &[
@@ -103,11 +103,11 @@ fn servers_take_client_credentials_and_an_identity_header_and_drop_them() {
         &[("FILES_SECRET", "cli-s3cret")],
     );
     assert_eq!(
-        updated["upstream_auth"]["spec"]["auth_method"],
+        updated["upstream_auth"]["auth_method"],
         "client_secret_post"
     );
     assert_eq!(
-        updated["upstream_auth"]["identity_header"], "x-gatehouse-identity",
+        updated["identity_header"], "x-gatehouse-identity",
         "the identity header stays"
     );
 
@@ -126,7 +126,7 @@ fn servers_take_client_credentials_and_an_identity_header_and_drop_them() {
         ],
         &[("FILES_SECRET", "cli-s3cret")],
     );
-    assert_eq!(exchanged["upstream_auth"]["spec"]["kind"], "token_exchange");
+    assert_eq!(exchanged["upstream_auth"]["kind"], "token_exchange");
 
     let cleared = cli.json(
         &[
@@ -138,7 +138,16 @@ fn servers_take_client_credentials_and_an_identity_header_and_drop_them() {
         ],
         &[],
     );
-    assert_eq!(cleared["upstream_auth"], serde_json::json!({}), "{cleared}");
+    assert_eq!(
+        cleared["upstream_auth"],
+        serde_json::Value::Null,
+        "{cleared}"
+    );
+    assert_eq!(
+        cleared["identity_header"],
+        serde_json::Value::Null,
+        "{cleared}"
+    );
 
     cli.fails(
         &[
