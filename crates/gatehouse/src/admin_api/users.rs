@@ -29,6 +29,8 @@ pub struct User {
     pub local: bool,
     /// The upstream OpenID provider it signs in through, if any.
     pub idp: Option<String>,
+    /// Its subject (`sub`) at that provider: who it is there.
+    pub idp_subject: Option<String>,
     pub groups: Vec<String>,
     pub created_at: i64,
     pub disabled_at: Option<i64>,
@@ -43,6 +45,7 @@ impl From<&UserRecord> for User {
             display_name: r.display_name.clone(),
             local: r.password_hash.is_some(),
             idp: r.idp.clone(),
+            idp_subject: r.idp_subject.clone(),
             groups: r.groups.clone(),
             created_at: r.created_at,
             disabled_at: r.disabled_at,
