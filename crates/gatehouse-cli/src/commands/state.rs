@@ -62,6 +62,8 @@ pub async fn apply(ctx: &Ctx, args: ApplyArgs) -> anyhow::Result<ExitCode> {
     let options = Options {
         dry_run: args.dry_run,
         prune: args.prune,
+        // Through the admin API the server decides by the token's role.
+        programs: true,
     };
     let outcome = ctx
         .ops
