@@ -9,6 +9,7 @@ pub mod keys;
 pub mod migrate;
 pub mod oauth;
 mod operator_events;
+mod pin_diff;
 pub mod policy;
 pub mod serve;
 pub mod servers;

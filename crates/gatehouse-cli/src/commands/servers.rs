@@ -236,6 +236,9 @@ impl ServersCommand {
                         ]);
                     }
                     print(&table.render());
+                    for p in pins.iter().filter(|p| p.pending_hash.is_some()) {
+                        print(&super::pin_diff::held_change(p));
+                    }
                 }
                 Ok(ExitCode::SUCCESS)
             }

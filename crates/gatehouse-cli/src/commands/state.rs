@@ -24,7 +24,7 @@ pub struct ApplyArgs {
     /// admin tokens revoked). Sections the file leaves out are never touched.
     #[arg(long)]
     prune: bool,
-    /// With --dry-run: exit 2 when there are changes to make, 0 when there are none.
+    /// With --dry-run: exit 3 when there are changes to make, 0 when there are none.
     #[arg(long, requires = "dry_run")]
     exit_code: bool,
 }
@@ -32,21 +32,6 @@ pub struct ApplyArgs {
 /// Writes the state document: YAML, or JSON with `-o json`.
 pub async fn export(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let state = ctx.ops.export_state().await?;
-    let left_out: Vec<String> = ctx
-        .ops
-        .list_servers()
-        .await?
-        .into_iter()
-        .filter(|s| s.stdio.is_some() || s.upstream_auth.is_some() || s.identity_header.is_some())
-        .map(|s| s.name)
-        .collect();
-    if !left_out.is_empty() {
-        eprintln!(
-            "note: left out server(s) {} (a local program, upstream tokens or an identity \
-             header are not in the gatehouse/v1 document yet; `apply` leaves them alone)",
-            left_out.join(", ")
-        );
-    }
     if ctx.format == Format::Table {
         print(&declarative::to_yaml(&state).map_err(anyhow::Error::msg)?);
     } else {
@@ -62,6 +47,8 @@ pub async fn apply(ctx: &Ctx, args: ApplyArgs) -> anyhow::Result<ExitCode> {
     let options = Options {
         dry_run: args.dry_run,
         prune: args.prune,
+        // Through the admin API the server decides by the token's role.
+        programs: true,
     };
     let outcome = ctx
         .ops

@@ -120,12 +120,19 @@ pub struct QuotaDelta {
     pub delta: i64,
 }
 
+/// The longest approved definition kept for review (bytes of JSON).
+pub const MAX_PINNED_DEFINITION: usize = 64 * 1024;
+
 /// The pinned definition of one tool of one server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ToolPin {
     pub server: String,
     pub tool: String,
     pub approved_hash: Option<String>,
+    /// The approved definition's JSON; `None` for pins approved before it was kept, or over
+    /// [`MAX_PINNED_DEFINITION`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_definition: Option<String>,
     pub pending_hash: Option<String>,
     pub pending_definition: Option<String>,
     pub pending_reason: Option<String>,

@@ -81,7 +81,7 @@ pub fn identity_header(text: &str) -> AdminResult<String> {
     Ok(name)
 }
 
-fn check_endpoint(what: &str, url: &str) -> AdminResult<()> {
+pub(super) fn check_endpoint(what: &str, url: &str) -> AdminResult<()> {
     let uri: http::Uri = url
         .parse()
         .map_err(|e| AdminError::Invalid(format!("invalid {what} {url:?}: {e}")))?;
@@ -94,7 +94,7 @@ fn check_endpoint(what: &str, url: &str) -> AdminResult<()> {
 }
 
 /// The DER of a PEM PKCS #8 private key that Gatehouse can sign with.
-fn private_key_der(pem: &str) -> AdminResult<Vec<u8>> {
+pub(super) fn private_key_der(pem: &str) -> AdminResult<Vec<u8>> {
     use rustls_pki_types::{PrivatePkcs8KeyDer, pem::PemObject};
     let der = PrivatePkcs8KeyDer::from_pem_slice(pem.as_bytes()).map_err(|_| {
         AdminError::Invalid("private key must be PEM 'BEGIN PRIVATE KEY' (PKCS #8)".into())

@@ -131,6 +131,7 @@ pub async fn apply(
     let options = Options {
         dry_run: query.dry_run.unwrap_or(false),
         prune: query.prune.unwrap_or(false),
+        programs: caller.role >= AdminRole::Admin,
     };
     let resolver = SuppliedResolver::new(secrets);
     let outcome = declarative::apply(
@@ -145,6 +146,9 @@ pub async fn apply(
     .map_err(|err| match err {
         ApplyError::Invalid(_) => ApiError::Invalid(err.to_string()),
         ApplyError::Unresolved(_) => ApiError::UnresolvedReference(err.to_string()),
+        ApplyError::NeedsAdmin(_) => ApiError::Forbidden {
+            needed: AdminRole::Admin,
+        },
         ApplyError::Before(admin) => admin.into(),
         ApplyError::Incomplete(incomplete) => incomplete_error(*incomplete),
     })?;

@@ -23,6 +23,9 @@ pub struct ToolPin {
     pub tool: String,
     /// Hash of the approved definition (absent before the first approval).
     pub approved_hash: Option<String>,
+    /// The approved definition, to review a held change against; absent when it was not
+    /// recorded (approved before Gatehouse kept definitions, or over 64 KiB).
+    pub approved_definition: Option<serde_json::Value>,
     /// Hash of a changed definition waiting for approval.
     pub pending_hash: Option<String>,
     /// The changed definition itself, as the upstream sent it.
@@ -39,15 +42,19 @@ impl From<&PinRecord> for ToolPin {
             server: r.server.clone(),
             tool: r.tool.clone(),
             approved_hash: r.approved_hash.clone(),
+            approved_definition: r.approved_definition.as_deref().map(definition),
             pending_hash: r.pending_hash.clone(),
-            pending_definition: r.pending_definition.as_deref().map(|text| {
-                serde_json::from_str(text).unwrap_or(serde_json::Value::String(text.to_owned()))
-            }),
+            pending_definition: r.pending_definition.as_deref().map(definition),
             pending_reason: r.pending_reason.clone(),
             first_seen: r.first_seen,
             updated_at: r.updated_at,
         }
     }
+}
+
+/// A stored definition as JSON; text that is not JSON stays text.
+fn definition(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or(serde_json::Value::String(text.to_owned()))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

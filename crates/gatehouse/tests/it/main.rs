@@ -23,6 +23,7 @@ mod cluster_sentinel;
 mod cluster_sessions;
 mod country;
 mod declarative;
+mod declarative_servers;
 mod docs;
 mod edge;
 mod errors;

@@ -9,12 +9,12 @@
 //! error names the change that failed and how many were applied, and applying the same file
 //! again makes the rest (a plan holds only what differs).
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, time::Duration};
 
 use super::{
-    document::State,
+    document::{ServerSpec, State},
     export,
-    normalize::{Problem, normalize},
+    normalize::{Problem, normalize, token_spec},
     plan::{Change, Kind, Op, Plan, SecretFacts, SecretSlot, plan},
     secret_ref::{Resolve, SecretValue},
 };
@@ -22,10 +22,14 @@ use crate::{
     Config,
     admin::{
         AdminError, AdminService, NewConnection, NewPolicy, NewServer, Operator, ServerSettings,
+        ServerUpdate,
         oauth::OAuthRegistration,
+        stdio::NewStdio,
+        upstream_auth::{NewUpstreamAuth, private_key_der},
     },
 };
-use gatehouse_model::records::Generation;
+use gatehouse_model::records::{Generation, command_allowed};
+use zeroize::Zeroizing;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
@@ -33,6 +37,10 @@ pub struct Options {
     pub dry_run: bool,
     /// Delete what present sections no longer name (disable clients and users).
     pub prune: bool,
+    /// May create or change a server that runs a local program: the admin role's through
+    /// the admin API (choosing what runs on the gateway's machine), and a local operator's,
+    /// who holds the database anyway.
+    pub programs: bool,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -52,6 +60,10 @@ pub enum ApplyError {
     /// A secret reference could not be read; nothing was changed.
     #[error("{}", list(.0))]
     Unresolved(Vec<Problem>),
+    /// The plan creates or changes a server that runs a local program, which the caller
+    /// may not do (`Options::programs`); nothing was changed.
+    #[error("{}", list(.0))]
+    NeedsAdmin(Vec<Problem>),
     /// Reading the store before the first write failed; nothing was changed.
     #[error(transparent)]
     Before(AdminError),
@@ -109,31 +121,27 @@ pub async fn apply(
             why: "this client registered itself (dynamic registration or a metadata document); a state document does not manage it".into(),
         })
         .collect();
-    let undeclarable: Vec<Problem> = service
-        .store()
-        .list_servers()
-        .await
-        .map_err(|e| ApplyError::Before(e.into()))?
-        .into_iter()
-        .filter(|s| !export::declared_server(s))
-        .filter(|s| desired.servers.as_ref().is_some_and(|d| d.contains_key(&s.name)))
-        .map(|s| Problem {
-            at: format!("server {}", s.name),
-            why: "this server runs a local program or gets upstream tokens or an identity header, which a gatehouse/v1 state document does not describe yet; manage it with `gatehouse servers`".into(),
-        })
-        .collect();
-    let refused: Vec<Problem> = self_registered.into_iter().chain(undeclarable).collect();
-    if !refused.is_empty() {
-        return Err(ApplyError::Invalid(refused));
+    if !self_registered.is_empty() {
+        return Err(ApplyError::Invalid(self_registered));
     }
     let geoip = config.policy.geoip_database.is_some();
     let desired =
         normalize(desired, &current, options.prune, geoip).map_err(ApplyError::Invalid)?;
+    let not_allowed = commands_not_allowed(&desired, config);
+    if !not_allowed.is_empty() {
+        return Err(ApplyError::Invalid(not_allowed));
+    }
     let values = resolve(&desired, resolver)?;
     let facts = facts(service, &current, &values, now)
         .await
         .map_err(ApplyError::Before)?;
     let plan = plan(&current, &desired, &facts, options.prune);
+    if !options.programs {
+        let programs = program_changes(&current, &desired, &plan);
+        if !programs.is_empty() {
+            return Err(ApplyError::NeedsAdmin(programs));
+        }
+    }
     if options.dry_run || plan.is_empty() {
         return Ok(Outcome {
             plan,
@@ -162,6 +170,48 @@ pub async fn apply(
         plan,
         generation,
     })
+}
+
+/// `[gateway] stdio_commands` of the configuration in force, checked for every declared
+/// program before the first write, as `gatehouse servers add --command` checks it.
+fn commands_not_allowed(desired: &State, config: &Config) -> Vec<Problem> {
+    let Some(allowed) = &config.gateway.stdio_commands else {
+        return Vec::new();
+    };
+    desired
+        .servers
+        .iter()
+        .flatten()
+        .filter_map(|(name, s)| Some((name, s.stdio.as_ref()?)))
+        .filter(|(_, stdio)| !command_allowed(allowed, &stdio.command))
+        .map(|(name, stdio)| Problem {
+            at: format!("server {name}, field stdio.command"),
+            why: format!(
+                "command {:?} is not allowed: the configuration's [gateway] stdio_commands lists {allowed:?}",
+                stdio.command
+            ),
+        })
+        .collect()
+}
+
+/// The planned creations and changes of a server that runs a local program, before or after.
+fn program_changes(current: &State, desired: &State, plan: &Plan) -> Vec<Problem> {
+    let runs_program = |state: &State, name: &str| {
+        state
+            .servers
+            .as_ref()
+            .and_then(|s| s.get(name))
+            .is_some_and(|s| s.stdio.is_some())
+    };
+    plan.changes
+        .iter()
+        .filter(|c| c.kind == Kind::Server && c.op != Op::Delete)
+        .filter(|c| runs_program(current, &c.name) || runs_program(desired, &c.name))
+        .map(|c| Problem {
+            at: format!("server {}", c.name),
+            why: "creating or changing a server that runs a local program (stdio) needs the admin role".into(),
+        })
+        .collect()
 }
 
 /// The values of `state`'s references read by `resolver`, keyed by reference text: what a
@@ -215,6 +265,57 @@ fn resolve(
             Err(why) => unresolved.push(Problem { at, why }),
         }
     }
+    for (name, server) in desired.servers.iter().flatten() {
+        let Some(stdio) = &server.stdio else {
+            continue;
+        };
+        let mut env = BTreeMap::new();
+        for (variable, reference) in &stdio.env {
+            match resolver.resolve(reference) {
+                Ok(value) => {
+                    env.insert(variable.clone(), value.as_str().to_owned());
+                }
+                Err(why) => unresolved.push(Problem {
+                    at: format!("server {name}, field stdio.env.{variable}"),
+                    why,
+                }),
+            }
+        }
+        if !env.is_empty() {
+            let env = serde_json::to_string(&env).map_err(|e| {
+                ApplyError::Invalid(vec![Problem {
+                    at: format!("server {name}, field stdio.env"),
+                    why: e.to_string(),
+                }])
+            })?;
+            values.insert(SecretSlot::StdioEnv(name.clone()), Zeroizing::new(env));
+        }
+    }
+    for (name, server) in desired.servers.iter().flatten() {
+        let Some((field, reference)) = server.upstream_auth.as_ref().and_then(|a| a.secret_ref())
+        else {
+            continue;
+        };
+        let at = format!("server {name}, field upstream_auth.{field}");
+        match resolver.resolve(reference) {
+            Ok(value) if value.trim().is_empty() => invalid.push(Problem {
+                at,
+                why: format!("the value of {reference} is empty"),
+            }),
+            Ok(value) if field == "private_key" && private_key_der(&value).is_err() => {
+                invalid.push(Problem {
+                    at,
+                    why: format!(
+                        "the value of {reference} is not a PEM PKCS #8 private key Gatehouse can sign with"
+                    ),
+                })
+            }
+            Ok(value) => {
+                values.insert(SecretSlot::UpstreamSecret(name.clone()), value);
+            }
+            Err(why) => unresolved.push(Problem { at, why }),
+        }
+    }
     for (name, client) in desired.clients.iter().flatten() {
         let Some(secret) = client.oauth.as_ref().and_then(|o| o.secret.as_ref()) else {
             continue;
@@ -260,6 +361,22 @@ async fn facts(
                     .and_then(|s| s.get(name))
                     .is_some_and(|s| s.credential.is_some());
                 stored && service.server_credential_is(name, value).await?
+            }
+            SecretSlot::StdioEnv(name) => {
+                let stored = current
+                    .servers
+                    .as_ref()
+                    .and_then(|s| s.get(name))
+                    .is_some_and(|s| s.stdio.is_some());
+                stored && service.stdio_env_is(name, value).await?
+            }
+            SecretSlot::UpstreamSecret(name) => {
+                let stored = current
+                    .servers
+                    .as_ref()
+                    .and_then(|s| s.get(name))
+                    .is_some_and(|s| s.upstream_auth.is_some());
+                stored && service.upstream_secret_is(name, value).await?
             }
             SecretSlot::ClientSecret(name) => {
                 let stored = current
@@ -311,6 +428,8 @@ async fn make(
                 let value = values.get(&SecretSlot::ServerCredential(name.to_owned()))?;
                 Some(format!("{}: {}", c.header, value.as_str()))
             });
+            let stdio = declared_stdio(spec, name, values, config)?;
+            let upstream_auth = declared_upstream_auth(spec, name, values)?;
             if op == Op::Create {
                 let new = NewServer {
                     name: name.to_owned(),
@@ -319,20 +438,49 @@ async fn make(
                     allow_anonymous: spec.allow_anonymous,
                     allow_unknown_methods: spec.allow_unknown_methods,
                     pin_action: Some(spec.pin_action.as_str().to_owned()),
-                    upstream_auth: None,
-                    identity_header: None,
-                    stdio: None,
+                    upstream_auth,
+                    identity_header: spec.identity_header.clone(),
+                    stdio,
                 };
                 moved(service.add_server(by, new).await?);
             } else {
-                let settings = ServerSettings {
-                    url: spec.url.clone(),
-                    credential: change.touches("credential").then_some(credential),
-                    allow_anonymous: spec.allow_anonymous,
-                    allow_unknown_methods: spec.allow_unknown_methods,
-                    pin_action: spec.pin_action,
+                let program = change.touches("stdio") || change.touches("stdio.env");
+                let update = ServerUpdate {
+                    // A program replaced by a URL: the URL is set with the rest below.
+                    url: (change.touches("url") && stdio.is_none() && !spec.url.is_empty())
+                        .then(|| spec.url.clone()),
+                    credential: None,
+                    upstream_auth: (change.touches("upstream_auth")
+                        || change.touches("upstream_auth.secret"))
+                    .then_some(upstream_auth),
+                    identity_header: change
+                        .touches("identity_header")
+                        .then(|| spec.identity_header.clone()),
+                    stdio: if program { stdio } else { None },
                 };
-                moved(service.set_server(by, name, settings).await?);
+                let url_set = update.url.is_some();
+                let headers_only =
+                    update.upstream_auth.is_some() || update.identity_header.is_some();
+                if update.url.is_some() || update.stdio.is_some() || headers_only {
+                    moved(service.update_server(by, name, update).await?);
+                }
+                let url_left = change.touches("url") && !spec.url.is_empty() && !url_set;
+                let rest = [
+                    "credential",
+                    "allow_anonymous",
+                    "allow_unknown_methods",
+                    "pin_action",
+                ];
+                if url_left || rest.iter().any(|field| change.touches(field)) {
+                    let settings = ServerSettings {
+                        url: spec.url.clone(),
+                        credential: change.touches("credential").then_some(credential),
+                        allow_anonymous: spec.allow_anonymous,
+                        allow_unknown_methods: spec.allow_unknown_methods,
+                        pin_action: spec.pin_action,
+                    };
+                    moved(service.set_server(by, name, settings).await?);
+                }
             }
         }
         (Kind::Client, op) => {
@@ -456,6 +604,50 @@ async fn make(
         }
     }
     Ok(generation)
+}
+
+/// A declared program as `gatehouse servers add --command` gives it, its environment's
+/// values read, under the configuration's allow-list.
+fn declared_stdio(
+    spec: &ServerSpec,
+    name: &str,
+    values: &BTreeMap<SecretSlot, SecretValue>,
+    config: &Config,
+) -> Result<Option<NewStdio>, AdminError> {
+    let Some(stdio) = &spec.stdio else {
+        return Ok(None);
+    };
+    let env: BTreeMap<String, String> = match values.get(&SecretSlot::StdioEnv(name.to_owned())) {
+        Some(env) => serde_json::from_str(env).map_err(|e| AdminError::Invalid(e.to_string()))?,
+        None => BTreeMap::new(),
+    };
+    Ok(Some(NewStdio {
+        command: stdio.command.clone(),
+        args: stdio.args.clone(),
+        env: env.into_iter().collect(),
+        cwd: stdio.cwd.clone(),
+        sharing: Some(stdio.sharing.as_str().to_owned()),
+        max_children: stdio.max_children,
+        idle_timeout: stdio.idle_timeout_secs.map(Duration::from_secs),
+        limits: stdio.limits,
+        allowed_commands: config.gateway.stdio_commands.clone(),
+    }))
+}
+
+fn declared_upstream_auth(
+    spec: &ServerSpec,
+    name: &str,
+    values: &BTreeMap<SecretSlot, SecretValue>,
+) -> Result<Option<NewUpstreamAuth>, AdminError> {
+    let Some(auth) = &spec.upstream_auth else {
+        return Ok(None);
+    };
+    Ok(Some(NewUpstreamAuth {
+        spec: token_spec(auth).map_err(AdminError::Invalid)?,
+        secret: values
+            .get(&SecretSlot::UpstreamSecret(name.to_owned()))
+            .map(|v| v.as_str().to_owned()),
+    }))
 }
 
 fn declared_policy(desired: &State, id: &str) -> Option<NewPolicy> {

@@ -11,7 +11,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use super::secret_ref::SecretRef;
-use gatehouse_model::{pin_action::PinAction, records::AdminRole};
+use gatehouse_model::{
+    pin_action::PinAction,
+    records::{AdminRole, Sharing, StdioLimits},
+};
 
 pub const API_VERSION: &str = "gatehouse/v1";
 pub const KIND: &str = "State";
@@ -96,6 +99,13 @@ impl State {
                     &credential.value,
                 ));
             }
+            for (variable, value) in server.stdio.iter().flat_map(|s| &s.env) {
+                found.push((format!("server {name}, field stdio.env.{variable}"), value));
+            }
+            if let Some((field, value)) = server.upstream_auth.as_ref().and_then(|a| a.secret_ref())
+            {
+                found.push((format!("server {name}, field upstream_auth.{field}"), value));
+            }
         }
         for (name, client) in self.clients.iter().flatten() {
             if let Some(secret) = client.oauth.as_ref().and_then(|o| o.secret.as_ref()) {
@@ -109,7 +119,18 @@ impl State {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSpec {
+    /// The upstream's MCP endpoint; absent for a server that runs a local program.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub url: String,
+    /// A local program instead of a URL (docs/upstreams.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdio: Option<StdioSpec>,
+    /// Tokens Gatehouse fetches for the upstream (client credentials or token exchange).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_auth: Option<UpstreamAuthSpec>,
+    /// The header carrying Gatehouse's signed assertion of the caller, lower-cased.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_header: Option<String>,
     /// The header injected on every upstream request; its value is a reference.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential: Option<CredentialSpec>,
@@ -121,6 +142,74 @@ pub struct ServerSpec {
     #[serde(default = "default_pin_action")]
     #[schema(value_type = String)]
     pub pin_action: PinAction,
+}
+
+/// What a stdio server runs. The environment's values are references, never written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StdioSpec {
+    pub command: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// The child's environment: each variable's value by reference (`env:NAME`, `file:PATH`).
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "unique::map"
+    )]
+    #[schema(value_type = BTreeMap<String, String>)]
+    pub env: BTreeMap<String, SecretRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// `shared` (one child for every client) or `per_principal`.
+    #[serde(default)]
+    #[schema(value_type = String)]
+    pub sharing: Sharing,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_children: Option<u32>,
+    /// Seconds a per-principal child may stay unused before it is stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_secs: Option<u64>,
+    /// Operating-system limits: `memory_bytes`, `open_files`, `processes`, `cpu_seconds`.
+    #[serde(default, skip_serializing_if = "StdioLimits::is_empty")]
+    #[schema(value_type = Object)]
+    pub limits: StdioLimits,
+}
+
+/// Tokens fetched for the upstream (docs/upstreams.md). The client secret or private key is
+/// a reference, read at apply time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamAuthSpec {
+    /// `client_credentials` or `token_exchange`.
+    pub kind: String,
+    pub token_endpoint: String,
+    pub client_id: String,
+    /// `client_secret_basic`, `client_secret_post` or `private_key_jwt`.
+    pub auth_method: String,
+    /// The client secret (`client_secret_basic`, `client_secret_post`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub secret: Option<SecretRef>,
+    /// The PEM PKCS #8 private key (`private_key_jwt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub private_key: Option<SecretRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+}
+
+impl UpstreamAuthSpec {
+    /// The one reference the settings name, with its field.
+    pub fn secret_ref(&self) -> Option<(&'static str, &SecretRef)> {
+        match (&self.secret, &self.private_key) {
+            (Some(secret), _) => Some(("secret", secret)),
+            (None, Some(key)) => Some(("private_key", key)),
+            (None, None) => None,
+        }
+    }
 }
 
 fn default_pin_action() -> PinAction {

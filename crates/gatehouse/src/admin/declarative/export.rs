@@ -5,36 +5,31 @@
 //! secrets (credentials minted and shown once; a key's id cannot be reproduced elsewhere),
 //! OAuth registrations clients made themselves, tool pins (trust on first sight), signing
 //! keys, sessions and tokens, the audit trail. Admin tokens appear by name and role only.
+//!
+//! Every server is described, whatever it is: a URL or a local program (stdio), with an
+//! injected header, upstream tokens or the identity header; the environment of a program and
+//! the secret of its token client as references too.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
     document::{
         AdminTokenSpec, ClientSpec, CredentialSpec, GrantSpec, GroupSpec, GuardrailSpec, OAuthSpec,
-        PolicySpec, ServerSpec, State, UserSpec,
+        PolicySpec, ServerSpec, State, StdioSpec, UpstreamAuthSpec, UserSpec,
     },
     secret_ref::SecretRef,
 };
 use crate::{guardrails::GUARDRAIL_KIND, store::Store, store::StoreResult};
 use gatehouse_model::records::{
     ClientRecord, ClientSecretRecord, ConnectionRecord, GroupConnectionRecord, OAuthClientMetadata,
-    ServerRecord,
+    ServerRecord, StdioSettings,
 };
+use gatehouse_model::upstream_auth::{UpstreamAuthSpec as TokenSpec, UpstreamClientAuth};
 
 /// Whether a client's OAuth registration is the operator's (declared) rather than one the
 /// client made itself (dynamic registration or a metadata document).
 pub fn declared_client(client: &ClientRecord) -> bool {
     client.oauth.as_ref().is_none_or(|m| m.origin == "cli")
-}
-
-/// Whether version gatehouse/v1 of the document can describe a server. A local program
-/// (stdio), upstream tokens and the identity header are not in it yet: such servers are left
-/// out of the export, never pruned, and a document that names one is refused, so an apply can
-/// neither drop nor half-write their settings. Manage them with `gatehouse servers`.
-pub fn declared_server(server: &ServerRecord) -> bool {
-    server.stdio.is_none()
-        && server.upstream_auth.spec.is_none()
-        && server.upstream_auth.identity_header.is_none()
 }
 
 pub fn live_secret(secret: &ClientSecretRecord, now: i64) -> bool {
@@ -47,7 +42,6 @@ pub async fn export(store: &dyn Store, now: i64) -> StoreResult<State> {
         .list_servers()
         .await?
         .iter()
-        .filter(|s| declared_server(s))
         .map(|s| (s.name.clone(), server(s)))
         .collect();
     let connections = store.list_connections().await?;
@@ -140,7 +134,19 @@ pub fn sorted(groups: Vec<String>) -> Vec<String> {
 
 fn server(s: &ServerRecord) -> ServerSpec {
     ServerSpec {
-        url: s.url.clone(),
+        // A stdio server's row carries `stdio://{name}`, which names no address.
+        url: if s.stdio.is_some() {
+            String::new()
+        } else {
+            s.url.clone()
+        },
+        stdio: s.stdio.as_ref().map(|stdio| stdio_spec(&s.name, stdio)),
+        upstream_auth: s
+            .upstream_auth
+            .spec
+            .as_ref()
+            .map(|spec| upstream_auth_spec(&s.name, spec)),
+        identity_header: s.upstream_auth.identity_header.clone(),
         credential: s.credential_header.as_ref().map(|header| CredentialSpec {
             header: header.clone(),
             value: SecretRef::conventional("server", &s.name, "credential"),
@@ -148,6 +154,53 @@ fn server(s: &ServerRecord) -> ServerSpec {
         allow_anonymous: s.allow_anonymous,
         allow_unknown_methods: s.allow_unknown_methods,
         pin_action: s.pin_action,
+    }
+}
+
+fn stdio_spec(server: &str, s: &StdioSettings) -> StdioSpec {
+    StdioSpec {
+        command: s.command.clone(),
+        args: s.args.clone(),
+        env: s
+            .env_names
+            .iter()
+            .map(|variable| {
+                let field = format!("env_{variable}");
+                (
+                    variable.clone(),
+                    SecretRef::conventional("server", server, &field),
+                )
+            })
+            .collect(),
+        cwd: s.cwd.clone(),
+        sharing: s.sharing,
+        max_children: s.max_children,
+        idle_timeout_secs: s.idle_timeout_secs,
+        limits: s.limits,
+    }
+}
+
+fn upstream_auth_spec(server: &str, spec: &TokenSpec) -> UpstreamAuthSpec {
+    let client = spec.client();
+    let private_key = client.auth_method == UpstreamClientAuth::PrivateKeyJwt;
+    let reference = |field| Some(SecretRef::conventional("server", server, field));
+    UpstreamAuthSpec {
+        kind: spec.kind().to_owned(),
+        token_endpoint: client.token_endpoint.to_owned(),
+        client_id: client.client_id.to_owned(),
+        auth_method: client.auth_method.as_str().to_owned(),
+        secret: if private_key {
+            None
+        } else {
+            reference("upstream_secret")
+        },
+        private_key: if private_key {
+            reference("upstream_private_key")
+        } else {
+            None
+        },
+        scope: client.scope.map(str::to_owned),
+        resource: client.resource.map(str::to_owned),
     }
 }
 

@@ -18,7 +18,7 @@ pub mod secret_ref;
 
 pub use apply::{ApplyError, Options, Outcome, apply, supplied_values};
 pub use document::{State, parse, to_yaml};
-pub use export::{declared_server, export, live_secret};
+pub use export::{export, live_secret};
 pub use plan::{Change, Plan, render};
 pub use secret_ref::{LocalResolver, Resolve, SecretRef, SuppliedResolver};
 

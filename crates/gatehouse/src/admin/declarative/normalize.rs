@@ -7,14 +7,15 @@
 use std::collections::BTreeMap;
 
 use super::{
-    document::{GrantSpec, State},
+    document::{GrantSpec, State, StdioSpec, UpstreamAuthSpec},
     export,
 };
 use crate::admin::oauth::{OAuthRegistration, registration_metadata};
 use gatehouse_model::{
     names::{GroupName, Name, NameKind, Username},
-    records::PolicyRecord,
+    records::{PolicyRecord, Sharing, valid_env_name},
     tool_pattern::parse_pattern_list,
+    upstream_auth::{UpstreamAuthSpec as TokenSpec, UpstreamClientAuth},
 };
 
 /// One thing wrong with a document.
@@ -101,8 +102,38 @@ pub fn normalize(
         if let Err(e) = Name::parse(NameKind::Server, name) {
             problems.add(format!("{at}, name"), e);
         }
-        if let Err(e) = crate::admin::check_upstream_url(&server.url) {
-            problems.add(format!("{at}, field url"), e);
+        match &mut server.stdio {
+            Some(stdio) => {
+                if !server.url.is_empty() {
+                    problems.add(
+                        format!("{at}, field url"),
+                        "a server has a url or runs a local program (stdio), not both",
+                    );
+                }
+                if server.credential.is_some() {
+                    problems.add(
+                        format!("{at}, field credential"),
+                        "a local program gets its secrets through stdio.env, not a header",
+                    );
+                }
+                stdio_checked(&mut problems, &at, stdio);
+            }
+            None => {
+                if let Err(e) = crate::admin::check_upstream_url(&server.url) {
+                    problems.add(format!("{at}, field url"), e);
+                }
+            }
+        }
+        if let Some(auth) = &server.upstream_auth
+            && let Err(e) = token_spec(auth)
+        {
+            problems.add(format!("{at}, field upstream_auth"), e);
+        }
+        if let Some(header) = &mut server.identity_header {
+            match crate::admin::upstream_auth::identity_header(header) {
+                Ok(stored) => *header = stored,
+                Err(e) => problems.add(format!("{at}, field identity_header"), e),
+            }
         }
         if let Some(credential) = &mut server.credential {
             credential.header = credential.header.trim().to_ascii_lowercase();
@@ -279,6 +310,92 @@ pub fn normalize(
         Ok(desired)
     } else {
         Err(problems.0)
+    }
+}
+
+/// A program's settings checked as `gatehouse servers add --command` checks them (the
+/// command's allow-list is the configuration's, checked by apply), in stored form.
+fn stdio_checked(problems: &mut Problems, at: &str, stdio: &mut StdioSpec) {
+    if stdio.command.trim().is_empty() {
+        problems.add(
+            format!("{at}, field stdio.command"),
+            "a stdio server needs a command",
+        );
+    }
+    for variable in stdio.env.keys() {
+        if !valid_env_name(variable) {
+            problems.add(
+                format!("{at}, field stdio.env.{variable}"),
+                "not a valid environment variable name (letters, digits, _; not starting with a digit)",
+            );
+        }
+    }
+    let per_principal_only = stdio.max_children.is_some() || stdio.idle_timeout_secs.is_some();
+    if stdio.sharing == Sharing::Shared && per_principal_only {
+        problems.add(
+            format!("{at}, field stdio.sharing"),
+            "max_children and idle_timeout_secs apply to sharing per_principal only",
+        );
+    }
+    if stdio.max_children == Some(0) {
+        problems.add(
+            format!("{at}, field stdio.max_children"),
+            "must be at least 1",
+        );
+    }
+    stdio.cwd = stdio.cwd.take().filter(|c| !c.is_empty());
+    stdio.idle_timeout_secs = stdio.idle_timeout_secs.map(|secs| secs.max(1));
+}
+
+/// The declared upstream token settings as the store keeps them, checked as the CLI's are;
+/// the secret itself is checked when it is read.
+pub fn token_spec(auth: &UpstreamAuthSpec) -> Result<TokenSpec, String> {
+    let auth_method: UpstreamClientAuth = auth.auth_method.parse().map_err(|e| format!("{e}"))?;
+    let private_key = auth_method == UpstreamClientAuth::PrivateKeyJwt;
+    match (&auth.secret, &auth.private_key) {
+        (Some(_), None) if !private_key => {}
+        (None, Some(_)) if private_key => {}
+        _ if private_key => return Err("private_key_jwt takes private_key (and no secret)".into()),
+        _ => {
+            return Err(format!(
+                "{} takes secret (and no private_key)",
+                auth_method.as_str()
+            ));
+        }
+    }
+    let check = |what, url: &str| {
+        crate::admin::upstream_auth::check_endpoint(what, url).map_err(|e| e.to_string())
+    };
+    check("token endpoint", &auth.token_endpoint)?;
+    if let Some(resource) = &auth.resource {
+        check("resource", resource)?;
+    }
+    if auth.client_id.trim().is_empty() {
+        return Err("client id must not be empty".into());
+    }
+    if auth.scope.as_ref().is_some_and(|s| s.trim().is_empty()) {
+        return Err("scope must not be empty".into());
+    }
+    let (token_endpoint, client_id) = (auth.token_endpoint.clone(), auth.client_id.clone());
+    let (scope, resource) = (auth.scope.clone(), auth.resource.clone());
+    match auth.kind.as_str() {
+        "client_credentials" => Ok(TokenSpec::ClientCredentials {
+            token_endpoint,
+            client_id,
+            auth_method,
+            scope,
+            resource,
+        }),
+        "token_exchange" => Ok(TokenSpec::TokenExchange {
+            token_endpoint,
+            client_id,
+            auth_method,
+            scope,
+            resource,
+        }),
+        other => Err(format!(
+            "kind {other:?} is not one of client_credentials, token_exchange"
+        )),
     }
 }
 

@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::document::{
-    ClientSpec, CredentialSpec, GrantSpec, GuardrailSpec, PolicySpec, ServerSpec, State, UserSpec,
+    ClientSpec, CredentialSpec, GrantSpec, GuardrailSpec, PolicySpec, ServerSpec, State, StdioSpec,
+    UpstreamAuthSpec, UserSpec,
 };
 use gatehouse_model::records::AdminRole;
 
@@ -95,6 +96,10 @@ impl Plan {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum SecretSlot {
     ServerCredential(String),
+    /// A stdio server's whole environment (its variables' values).
+    StdioEnv(String),
+    /// The client secret or private key of a server's upstream token client.
+    UpstreamSecret(String),
     ClientSecret(String),
 }
 
@@ -123,9 +128,7 @@ pub fn plan(current: &State, desired: &State, facts: &SecretFacts, prune: bool) 
         let current_servers = current.servers.clone().unwrap_or_default();
         for (name, want) in desired_servers {
             let have = current_servers.get(name);
-            let matches = facts
-                .matching
-                .contains(&SecretSlot::ServerCredential(name.clone()));
+            let matches = ServerSecrets::of(facts, name);
             let fields = server_fields(have, want, matches, false);
             push(&mut main, have.is_some(), Kind::Server, &[name], fields);
         }
@@ -135,7 +138,7 @@ pub fn plan(current: &State, desired: &State, facts: &SecretFacts, prune: bool) 
                     late.push(deleted(
                         Kind::Server,
                         &[name],
-                        server_fields(None, have, true, true),
+                        server_fields(None, have, ServerSecrets::ALL, true),
                     ));
                 }
             }
@@ -350,18 +353,44 @@ fn flag(value: bool) -> Option<Value> {
 }
 
 /// `want_stored`: `want` is what the store holds (a deletion shows it).
+/// Which of a server's declared secrets equal the stored ones.
+#[derive(Debug, Clone, Copy)]
+struct ServerSecrets {
+    credential: bool,
+    env: bool,
+    upstream: bool,
+}
+
+impl ServerSecrets {
+    const ALL: ServerSecrets = ServerSecrets {
+        credential: true,
+        env: true,
+        upstream: true,
+    };
+
+    fn of(facts: &SecretFacts, name: &str) -> Self {
+        let holds = |slot| facts.matching.contains(&slot);
+        ServerSecrets {
+            credential: holds(SecretSlot::ServerCredential(name.to_owned())),
+            env: holds(SecretSlot::StdioEnv(name.to_owned())),
+            upstream: holds(SecretSlot::UpstreamSecret(name.to_owned())),
+        }
+    }
+}
+
 fn server_fields(
     have: Option<&ServerSpec>,
     want: &ServerSpec,
-    secret_matches: bool,
+    secrets: ServerSecrets,
     want_stored: bool,
 ) -> Vec<FieldChange> {
     let mut fields = Vec::new();
+    let text = |s: &str| (!s.is_empty()).then(|| json!(s));
     diff(
         &mut fields,
         "url",
-        have.map(|h| json!(h.url)),
-        Some(json!(want.url)),
+        have.and_then(|h| text(&h.url)),
+        text(&want.url),
     );
     let credential_text = |c: &CredentialSpec, stored: bool| {
         if stored {
@@ -372,7 +401,7 @@ fn server_fields(
     };
     let had = have.and_then(|h| h.credential.as_ref());
     match (had, &want.credential) {
-        (Some(h), Some(w)) if h.header == w.header && secret_matches => {}
+        (Some(h), Some(w)) if h.header == w.header && secrets.credential => {}
         (had, wants) => diff(
             &mut fields,
             "credential",
@@ -380,6 +409,68 @@ fn server_fields(
             wants.as_ref().map(|c| credential_text(c, want_stored)),
         ),
     }
+    let had = have.and_then(|h| h.stdio.as_ref());
+    diff(
+        &mut fields,
+        "stdio",
+        had.map(stdio_settings),
+        want.stdio.as_ref().map(stdio_settings),
+    );
+    let env_text = |s: &StdioSpec, stored: bool| {
+        let values: BTreeMap<&str, String> = s
+            .env
+            .iter()
+            .map(|(variable, reference)| {
+                let value = if stored {
+                    "(stored value)".to_owned()
+                } else {
+                    format!("(value of {reference})")
+                };
+                (variable.as_str(), value)
+            })
+            .collect();
+        (!values.is_empty()).then(|| json!(values))
+    };
+    match (had, &want.stdio) {
+        (Some(h), Some(w)) if h.env.keys().eq(w.env.keys()) && secrets.env => {}
+        (had, wants) => diff(
+            &mut fields,
+            "stdio.env",
+            had.and_then(|s| env_text(s, true)),
+            wants.as_ref().and_then(|s| env_text(s, want_stored)),
+        ),
+    }
+    let had = have.and_then(|h| h.upstream_auth.as_ref());
+    diff(
+        &mut fields,
+        "upstream_auth",
+        had.map(token_settings),
+        want.upstream_auth.as_ref().map(token_settings),
+    );
+    let secret_text = |a: &UpstreamAuthSpec, stored: bool| {
+        let (field, reference) = a.secret_ref()?;
+        Some(if stored {
+            json!(format!("{field}: (stored value)"))
+        } else {
+            json!(format!("{field}: (value of {reference})"))
+        })
+    };
+    match (had, &want.upstream_auth) {
+        (Some(h), Some(w)) if same_secret_field(h, w) && secrets.upstream => {}
+        (had, wants) => diff(
+            &mut fields,
+            "upstream_auth.secret",
+            had.and_then(|a| secret_text(a, true)),
+            wants.as_ref().and_then(|a| secret_text(a, want_stored)),
+        ),
+    }
+    diff(
+        &mut fields,
+        "identity_header",
+        have.and_then(|h| h.identity_header.as_ref())
+            .map(|h| json!(h)),
+        want.identity_header.as_ref().map(|h| json!(h)),
+    );
     diff(
         &mut fields,
         "allow_anonymous",
@@ -399,6 +490,27 @@ fn server_fields(
         Some(json!(want.pin_action)),
     );
     fields
+}
+
+/// A program's settings without its environment (planned as `stdio.env`).
+fn stdio_settings(s: &StdioSpec) -> Value {
+    json!(StdioSpec {
+        env: BTreeMap::new(),
+        ..s.clone()
+    })
+}
+
+/// Token settings without the reference to their secret (planned as `upstream_auth.secret`).
+fn token_settings(a: &UpstreamAuthSpec) -> Value {
+    json!(UpstreamAuthSpec {
+        secret: None,
+        private_key: None,
+        ..a.clone()
+    })
+}
+
+fn same_secret_field(have: &UpstreamAuthSpec, want: &UpstreamAuthSpec) -> bool {
+    have.secret_ref().map(|(field, _)| field) == want.secret_ref().map(|(field, _)| field)
 }
 
 fn client_fields(

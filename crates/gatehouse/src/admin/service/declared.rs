@@ -3,19 +3,23 @@
 //! secrets with the stored ones without revealing either.
 
 use serde_json::json;
-use std::time::Instant;
+use std::{collections::BTreeMap, time::Instant};
 use subtle::ConstantTimeEq;
 
 use super::{AdminService, Change, Operator};
 use crate::{
-    admin::{AdminError, AdminResult, oauth, seal_credential, summary},
+    admin::{
+        AdminError, AdminResult, oauth, seal_credential, summary,
+        upstream_auth::{private_key_der, secret_context},
+    },
     identity::oauth_clients,
-    snapshot::credential_context,
+    snapshot::{credential_context, stdio::env_context},
 };
 use gatehouse_model::{
     names::GroupName,
     pin_action::PinAction,
     records::{ClientSecretRecord, Generation},
+    upstream_auth::UpstreamClientAuth,
 };
 
 /// Every field of a server as declared. `credential`: `None` keeps the stored one,
@@ -41,9 +45,12 @@ impl AdminService {
     ) -> AdminResult<Generation> {
         let started = Instant::now();
         let before = self.store.get_server(name).await?;
-        crate::admin::check_upstream_url(&settings.url)?;
         let mut record = before.clone();
-        record.url = settings.url;
+        // A program's row keeps its `stdio://` URL: the document declares none for it.
+        if before.stdio.is_none() || !settings.url.is_empty() {
+            crate::admin::check_upstream_url(&settings.url)?;
+            record.url = settings.url;
+        }
         record.allow_anonymous = settings.allow_anonymous;
         record.allow_unknown_methods = settings.allow_unknown_methods;
         record.pin_action = settings.pin_action;
@@ -195,6 +202,46 @@ impl AdminService {
         let stored =
             zeroize::Zeroizing::new(self.keyring.decrypt(&sealed, &credential_context(server))?);
         Ok(bool::from(stored.as_slice().ct_eq(value.as_bytes())))
+    }
+
+    /// Whether `env` (a JSON object of the variables' values) is the environment stored for
+    /// the stdio server `server` (constant time over the canonical JSON of both).
+    pub async fn stdio_env_is(&self, server: &str, env: &str) -> AdminResult<bool> {
+        let record = self.store.get_server(server).await?;
+        let Some(sealed) = record.stdio.and_then(|s| s.env_sealed) else {
+            return Ok(false);
+        };
+        let stored = zeroize::Zeroizing::new(self.keyring.decrypt(&sealed, &env_context(server))?);
+        let canonical = |bytes: &[u8]| {
+            serde_json::from_slice::<BTreeMap<String, String>>(bytes)
+                .ok()
+                .and_then(|map| serde_json::to_vec(&map).ok())
+                .map(zeroize::Zeroizing::new)
+        };
+        let (Some(stored), Some(declared)) = (canonical(&stored), canonical(env.as_bytes())) else {
+            return Ok(false);
+        };
+        Ok(bool::from(stored.as_slice().ct_eq(declared.as_slice())))
+    }
+
+    /// Whether `value` is the client secret or private key stored for `server`'s upstream
+    /// token client, compared in the stored form (constant time).
+    pub async fn upstream_secret_is(&self, server: &str, value: &str) -> AdminResult<bool> {
+        let record = self.store.get_server(server).await?;
+        let auth = record.upstream_auth;
+        let (Some(spec), Some(sealed)) = (auth.spec, auth.secret_sealed) else {
+            return Ok(false);
+        };
+        let stored =
+            zeroize::Zeroizing::new(self.keyring.decrypt(&sealed, &secret_context(server))?);
+        let declared = zeroize::Zeroizing::new(match spec.client().auth_method {
+            UpstreamClientAuth::PrivateKeyJwt => match private_key_der(value) {
+                Ok(der) => der,
+                Err(_) => return Ok(false),
+            },
+            _ => value.trim().as_bytes().to_vec(),
+        });
+        Ok(bool::from(stored.as_slice().ct_eq(declared.as_slice())))
     }
 
     /// Whether `value` is the client's one live secret (constant time per secret).

@@ -46,6 +46,12 @@ macro_rules! migrations {
             migration!($backend, 14, "stdio_servers", "0014_stdio_servers.sql"),
             migration!($backend, 15, "upstream_auth", "0015_upstream_auth.sql"),
             migration!($backend, 16, "audit_rule", "0016_audit_rule.sql"),
+            migration!(
+                $backend,
+                17,
+                "tool_pin_definitions",
+                "0017_tool_pin_definitions.sql"
+            ),
         ]
     };
 }
@@ -180,6 +186,6 @@ mod tests {
         assert_eq!(folder("sqlite"), folder("postgres"));
         assert_eq!(folder("sqlite"), listed(&sqlite()));
         assert_eq!(folder("postgres"), listed(&postgres()));
-        assert_eq!(latest_version(), 16);
+        assert_eq!(latest_version(), 17);
     }
 }

@@ -4,7 +4,7 @@ use super::backend::{SqlBackend, SqlConn, query};
 use super::records::{SERVER_EXISTS, bump, require};
 use super::{Columns, all, pin_from};
 use crate::store::{StoreError, StoreResult};
-use gatehouse_model::records::{Generation, ToolObservation, ToolPin};
+use gatehouse_model::records::{Generation, MAX_PINNED_DEFINITION, ToolObservation, ToolPin};
 
 pub(super) async fn list<C: SqlConn + ?Sized>(conn: &mut C) -> StoreResult<Vec<ToolPin>> {
     let rows = query("SELECT * FROM tool_pins ORDER BY server, tool")
@@ -39,7 +39,8 @@ pub(super) async fn observe<B: SqlBackend>(
             };
             query(
                 "INSERT INTO tool_pins (server, tool, approved_hash, pending_hash, pending_definition, \
-                 pending_reason, first_seen, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+                 pending_reason, first_seen, updated_at, approved_definition) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)",
             )
             .bind(&seen.server)
             .bind(&seen.tool)
@@ -48,6 +49,7 @@ pub(super) async fn observe<B: SqlBackend>(
             .bind(pending.map(|_| &seen.definition))
             .bind(pending.and(seen.suspicious.as_ref()))
             .bind(seen.at)
+            .bind(approved.and(kept(&seen.definition)))
             .execute(&mut *tx)
             .await?;
             true
@@ -95,6 +97,11 @@ pub(super) async fn observe<B: SqlBackend>(
     Ok(generation)
 }
 
+/// The definition kept as approved: at most [`MAX_PINNED_DEFINITION`] bytes.
+fn kept(definition: &str) -> Option<&str> {
+    (definition.len() <= MAX_PINNED_DEFINITION).then_some(definition)
+}
+
 pub(super) async fn approve<B: SqlBackend>(
     tx: B::Tx,
     server: &str,
@@ -106,7 +113,9 @@ pub(super) async fn approve<B: SqlBackend>(
         server,
         tools,
         at,
-        "UPDATE tool_pins SET approved_hash = pending_hash, pending_hash = NULL, pending_definition = NULL, \
+        "UPDATE tool_pins SET approved_hash = pending_hash, \
+         approved_definition = CASE WHEN LENGTH(pending_definition) <= $4 THEN pending_definition END, \
+         pending_hash = NULL, pending_definition = NULL, \
          pending_reason = NULL, updated_at = $3 WHERE server = $1 AND tool = $2",
     )
     .await
@@ -154,12 +163,11 @@ async fn settle<B: SqlBackend>(
         if !tools.is_empty() && !tools.contains(tool) {
             continue;
         }
-        approved += query(update)
-            .bind(server)
-            .bind(tool)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
+        let mut statement = query(update).bind(server).bind(tool).bind(at);
+        if update.contains("$4") {
+            statement = statement.bind(MAX_PINNED_DEFINITION as i64);
+        }
+        approved += statement.execute(&mut *tx).await?;
     }
     for tool in tools {
         if !pending.contains(tool) {

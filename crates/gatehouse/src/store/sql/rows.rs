@@ -149,6 +149,7 @@ pub(crate) fn pin_from(row: &impl Columns) -> StoreResult<ToolPin> {
         server: row.text("server")?,
         tool: row.text("tool")?,
         approved_hash: row.opt_text("approved_hash")?,
+        approved_definition: row.opt_text("approved_definition")?,
         pending_hash: row.opt_text("pending_hash")?,
         pending_definition: row.opt_text("pending_definition")?,
         pending_reason: row.opt_text("pending_reason")?,

@@ -134,6 +134,7 @@ pub const TABLES: &[Table] = &[
             ("tool", Text),
             ("approved_hash", Text),
             ("pending_hash", Text),
+            ("approved_definition", Text),
             ("pending_definition", Text),
             ("pending_reason", Text),
             ("first_seen", Int),

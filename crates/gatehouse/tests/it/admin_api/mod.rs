@@ -9,6 +9,7 @@ mod openapi;
 mod replicas;
 mod roles;
 mod state;
+mod tool_pin_review;
 mod upstream_auth;
 
 use crate::helpers::TestApp;

@@ -182,3 +182,33 @@ async fn applying_needs_the_admin_role_and_a_value_for_every_reference() {
             .contains("server github, field url")
     );
 }
+
+#[tokio::test]
+async fn an_operator_token_cannot_create_a_program_through_a_state_document() {
+    let api = AdminApi::start().await;
+    let operator = api.token(AdminRole::Operator).await;
+    let admin = api.token(AdminRole::Admin).await;
+    let body = json!({
+        "state": {
+            "apiVersion": "gatehouse/v1",
+            "kind": "State",
+            "servers": {"local": {"stdio": {"command": "npx", "env": {"API_KEY": "env:KEY"}}}},
+        },
+        "secrets": {"env:KEY": "program-key-value"},
+    });
+    let (status, problem) = answer(api.post("/admin/api/v1/state/apply", &operator, &body)).await;
+    assert_eq!((status, problem["code"].clone()), (403, json!("forbidden")));
+    assert!(
+        api.app.store.list_servers().await.unwrap().is_empty(),
+        "nothing was written"
+    );
+
+    let (status, applied) = answer(api.post("/admin/api/v1/state/apply", &admin, &body)).await;
+    assert_eq!(status, 200, "{applied}");
+    let stored = api.app.store.get_server("local").await.unwrap();
+    assert_eq!(stored.stdio.unwrap().env_names, ["API_KEY"]);
+    assert!(
+        !applied.to_string().contains("program-key-value"),
+        "{applied}"
+    );
+}

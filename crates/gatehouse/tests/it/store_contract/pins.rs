@@ -269,3 +269,75 @@ async fn rejecting_discards_the_pending_definition_and_keeps_the_approved_one() 
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_approved_definition_is_kept_for_review_and_follows_approval_and_rejection() {
+    each_backend(|store| async move {
+        store.insert_server(&server("demo")).await.unwrap();
+        store
+            .observe_tool(&seen("demo", "echo", "h1", None))
+            .await
+            .unwrap();
+        let p = pin(&store, "echo").await;
+        assert_eq!(
+            p.approved_definition.as_deref(),
+            Some(r#"{"name":"echo","hash":"h1"}"#),
+            "trusted on first sight: the definition is kept with its hash"
+        );
+
+        store
+            .observe_tool(&seen("demo", "echo", "h2", None))
+            .await
+            .unwrap();
+        let held = pin(&store, "echo").await;
+        assert!(
+            held.approved_definition
+                .as_deref()
+                .is_some_and(|d| d.contains("h1"))
+        );
+        assert!(
+            held.pending_definition
+                .as_deref()
+                .is_some_and(|d| d.contains("h2"))
+        );
+
+        store.reject_tools("demo", &[], 2_000).await.unwrap();
+        let p = pin(&store, "echo").await;
+        assert!(
+            p.approved_definition
+                .as_deref()
+                .is_some_and(|d| d.contains("h1"))
+        );
+
+        store
+            .observe_tool(&seen("demo", "echo", "h3", None))
+            .await
+            .unwrap();
+        store.approve_tools("demo", &[], 3_000).await.unwrap();
+        let p = pin(&store, "echo").await;
+        assert_eq!(p.approved_hash.as_deref(), Some("h3"));
+        assert!(
+            p.approved_definition
+                .as_deref()
+                .is_some_and(|d| d.contains("h3"))
+        );
+
+        // A suspicious first sighting is approved from pending, its definition kept too.
+        store
+            .observe_tool(&seen("demo", "odd", "s1", Some("injection marker")))
+            .await
+            .unwrap();
+        assert_eq!(pin(&store, "odd").await.approved_definition, None);
+        store
+            .approve_tools("demo", &["odd".to_owned()], 4_000)
+            .await
+            .unwrap();
+        let p = pin(&store, "odd").await;
+        assert!(
+            p.approved_definition
+                .as_deref()
+                .is_some_and(|d| d.contains("s1"))
+        );
+    })
+    .await;
+}
