@@ -321,7 +321,10 @@ async fn next_event(response: &mut reqwest::Response, buffer: &mut String) -> Va
     loop {
         if let Some(end) = buffer.find("\n\n") {
             let event: String = buffer.drain(..end + 2).collect();
-            if let Some(data) = event.lines().find_map(|l| l.strip_prefix("data:")) {
+            // A priming event (SEP-1699) carries no message.
+            if let Some(data) = event.lines().find_map(|l| l.strip_prefix("data:"))
+                && !data.trim().is_empty()
+            {
                 return serde_json::from_str(data.trim()).unwrap();
             }
             continue;
