@@ -14,7 +14,7 @@ use crate::{
 };
 use gatehouse_model::records::AdminRole;
 
-const CHILD: &str = r#"
+pub(crate) const CHILD: &str = r#"
 import json, os, sys
 asked = []
 for line in sys.stdin:
@@ -62,7 +62,7 @@ for line in sys.stdin:
     print(json.dumps({"jsonrpc": "2.0", "id": m["id"], "result": out}), flush=True)
 "#;
 
-fn child(sharing: &str) -> NewStdio {
+pub(crate) fn child(sharing: &str) -> NewStdio {
     NewStdio {
         command: "python3".into(),
         args: vec!["-u".into(), "-c".into(), CHILD.into()],
@@ -72,7 +72,7 @@ fn child(sharing: &str) -> NewStdio {
     }
 }
 
-async fn add_stdio(app: &TestApp, name: &str, stdio: NewStdio) {
+pub(crate) async fn add_stdio(app: &TestApp, name: &str, stdio: NewStdio) {
     app.add_server_with(admin::NewServer {
         name: name.into(),
         stdio: Some(stdio),

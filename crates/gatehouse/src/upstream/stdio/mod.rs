@@ -5,6 +5,7 @@
 //! `transport` is the [`crate::upstream::Upstream`] the request path calls; `resumable`
 //! keeps its SSE streams for resumption (SEP-1699).
 
+mod modern;
 pub mod mux;
 pub mod pool;
 mod resumable;

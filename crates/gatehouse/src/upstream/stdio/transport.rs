@@ -23,6 +23,7 @@ use std::{
 use tokio::sync::mpsc;
 
 use super::{
+    modern,
     pool::{ChildRefused, StdioChildren},
     resumable::{self, EventBytes},
     supervisor::{FromChild, StdioError, Supervisor},
@@ -105,6 +106,16 @@ impl Upstream for StdioUpstream<'_> {
                 let first = envelope.first().ok_or(GatewayError::BatchUnsupported)?;
                 let message: Value = serde_json::from_slice(&bytes)
                     .map_err(|e| GatewayError::InvalidRequest(e.to_string()))?;
+                let modern = modern::is_modern(exchange.headers, &message);
+                if modern && first.kind == Kind::Request && first.method() == "initialize" {
+                    let body = modern::initialize_removed(&message);
+                    return Ok(reply(
+                        ReplyKind::Json,
+                        StatusCode::NOT_FOUND,
+                        Some("application/json"),
+                        ChannelBody::whole(body.to_string().into()),
+                    ));
+                }
                 let child = self.ready_child().await?;
                 match first.kind {
                     Kind::Request if first.method() == "initialize" => {
@@ -124,7 +135,13 @@ impl Upstream for StdioUpstream<'_> {
                             });
                         match stream {
                             Some(key) => self.call_resumable(&child, message, &capabilities, key),
-                            None => self.call(&child, message, &capabilities).await,
+                            None => {
+                                // A modern client that accepts SSE gets it, as from an HTTP
+                                // server that streams every answer; errors keep their status.
+                                let events = modern && resumable::accepts_events(exchange.headers);
+                                self.call(&child, message, &capabilities, modern, events)
+                                    .await
+                            }
                         }
                     }
                     Kind::Notification | Kind::Response => {
@@ -300,7 +317,17 @@ impl StdioUpstream<'_> {
         child: &Supervisor,
         message: Value,
         capabilities: &[&str],
+        modern: bool,
+        events: bool,
     ) -> Result<Reply, GatewayError> {
+        let meta_incomplete = modern && modern::meta_incomplete(&message);
+        let status_of = |response: &Value| {
+            if modern {
+                modern::status(meta_incomplete, response)
+            } else {
+                StatusCode::OK
+            }
+        };
         let mut call = child
             .request_as(&self.tag(), message, capabilities)
             .map_err(|err| match err {
@@ -317,12 +344,16 @@ impl StdioUpstream<'_> {
         match first {
             None => Err(GatewayError::UpstreamResponseBroken),
             Some(FromChild::Crashed(_)) => Err(GatewayError::UpstreamCrashed),
-            Some(FromChild::Message(message)) if is_response(&message) => Ok(reply(
-                ReplyKind::Json,
-                StatusCode::OK,
-                Some("application/json"),
-                ChannelBody::whole(message.to_string().into()),
-            )),
+            Some(FromChild::Message(message))
+                if is_response(&message) && !(events && status_of(&message) == StatusCode::OK) =>
+            {
+                Ok(reply(
+                    ReplyKind::Json,
+                    status_of(&message),
+                    Some("application/json"),
+                    ChannelBody::whole(message.to_string().into()),
+                ))
+            }
             Some(FromChild::Message(message)) => Ok(reply(
                 ReplyKind::Events,
                 StatusCode::OK,
