@@ -572,3 +572,48 @@ async fn a_resource_update_reaches_only_the_sessions_subscribed_to_it() {
     let asked = call_text(&app, &alice, "asked").await;
     assert_eq!(asked, "resources/subscribe,resources/unsubscribe");
 }
+
+#[tokio::test]
+async fn a_restarted_child_is_subscribed_again_to_what_sessions_subscribed() {
+    let app = TestApp::start().await;
+    add_stdio(&app, "local", child("shared")).await;
+    let key = app.client_with_key("agent", "local", "*").await;
+    let session = session(&app, &key, json!({})).await;
+    let subscribe = json!({"jsonrpc": "2.0", "id": 1, "method": "resources/subscribe",
+        "params": {"uri": "file:///notes/a"}});
+    let (status, _, _) = rpc_message(
+        app.post("local", Some(&key), &subscribe)
+            .header("mcp-session-id", &session)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let before = call_text(&app, &key, "pid").await;
+    let crashed = app
+        .post_stateless("local", Some(&key), &call("crash"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(crashed.status(), 502);
+    // The restarted child (after its back-off) was asked for the subscription by Gatehouse.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let response = app
+            .post_stateless("local", Some(&key), &call("pid"))
+            .send()
+            .await
+            .unwrap();
+        let (status, _, message) = rpc_message(response).await;
+        if status == 200 && text(&message) != before {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the child did not come back: {status} {message}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(call_text(&app, &key, "asked").await, "resources/subscribe");
+}
