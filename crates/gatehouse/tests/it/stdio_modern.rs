@@ -82,3 +82,38 @@ async fn removed_methods_are_404_and_a_tools_answer_200_in_the_modern_era() {
         (200, json!(-32601))
     );
 }
+
+#[tokio::test]
+async fn server_discover_is_answered_from_the_programs_initialize_when_it_does_not_know_it() {
+    let app = TestApp::start().await;
+    add_stdio(&app, "local", child("shared")).await;
+    let key = app.client_with_key("agent", "local", "*").await;
+    let response = app
+        .post_stateless("local", Some(&key), &request("server/discover", meta()))
+        .send()
+        .await
+        .unwrap();
+    let (status, _, message) = rpc_message(response).await;
+    assert_eq!(status, 200, "{message}");
+    let result = &message["result"];
+    assert_eq!(result["resultType"], "complete");
+    assert_eq!(
+        result["capabilities"]["tools"],
+        json!({}),
+        "the program's own"
+    );
+    assert!(
+        result["capabilities"]["extensions"]
+            .get("io.modelcontextprotocol/oauth-client-credentials")
+            .is_some(),
+        "and Gatehouse's extensions, as for an HTTP server"
+    );
+    assert_eq!(
+        result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"],
+        "stdio-child"
+    );
+    let versions = result["supportedVersions"].as_array().unwrap();
+    assert!(versions.contains(&json!("2026-07-28")), "{versions:?}");
+    assert!(versions.contains(&json!("2025-11-25")), "{versions:?}");
+    assert_eq!(message["id"], 5);
+}

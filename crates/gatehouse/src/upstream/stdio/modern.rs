@@ -53,6 +53,41 @@ pub(super) fn status(meta_incomplete: bool, response: &Value) -> StatusCode {
     }
 }
 
+/// The version of the transport Gatehouse serves for a stdio program, whatever it speaks.
+const MODERN: &str = "2026-07-28";
+
+/// Whether `response` is a program's "method not found" for a modern `server/discover`: a
+/// program of an earlier generation, which Gatehouse answers for from its `initialize`.
+pub(super) fn discover_unknown(request: &Value, response: &Value) -> bool {
+    request.get("method").and_then(Value::as_str) == Some("server/discover")
+        && response.pointer("/error/code").and_then(Value::as_i64) == Some(METHOD_NOT_FOUND)
+}
+
+/// A `DiscoverResult` built from the program's `InitializeResult` (what Gatehouse learnt when
+/// it started it): its capabilities, instructions and identity, and the versions a client may
+/// use through Gatehouse — the modern one and the program's own (by `initialize`).
+pub(super) fn discover_result(id: Option<&Value>, initialized: &Value) -> Value {
+    let mut versions = vec![Value::from(MODERN)];
+    if let Some(own) = initialized
+        .get("protocolVersion")
+        .filter(|v| v.as_str() != Some(MODERN))
+    {
+        versions.push(own.clone());
+    }
+    let mut result = json!({
+        "resultType": "complete",
+        "supportedVersions": versions,
+        "capabilities": initialized.get("capabilities").cloned().unwrap_or_else(|| json!({})),
+        "ttlMs": 0,
+        "cacheScope": "private",
+        "_meta": {"io.modelcontextprotocol/serverInfo": initialized.get("serverInfo")},
+    });
+    if let Some(instructions) = initialized.get("instructions") {
+        result["instructions"] = instructions.clone();
+    }
+    json!({"jsonrpc": "2.0", "id": id, "result": result})
+}
+
 /// The answer to a modern `initialize`, which that version removed.
 pub(super) fn initialize_removed(request: &Value) -> Value {
     json!({"jsonrpc": "2.0", "id": request.get("id"), "error": {

@@ -321,6 +321,10 @@ impl StdioUpstream<'_> {
         events: bool,
     ) -> Result<Reply, GatewayError> {
         let meta_incomplete = modern && modern::meta_incomplete(&message);
+        // Kept only for a modern `server/discover`, which a program may not know.
+        let discover = (modern
+            && message.get("method").and_then(Value::as_str) == Some("server/discover"))
+        .then(|| message.clone());
         let status_of = |response: &Value| {
             if modern {
                 modern::status(meta_incomplete, response)
@@ -341,6 +345,20 @@ impl StdioUpstream<'_> {
         let first = tokio::time::timeout(self.timeouts.head, call.messages.recv())
             .await
             .map_err(|_| GatewayError::UpstreamTimeout)?;
+        let first = match (first, &discover) {
+            (Some(FromChild::Message(answer)), Some(request))
+                if modern::discover_unknown(request, &answer) =>
+            {
+                let initialized = child
+                    .initialize_result()
+                    .ok_or(GatewayError::UpstreamUnavailable)?;
+                Some(FromChild::Message(modern::discover_result(
+                    request.get("id"),
+                    &initialized,
+                )))
+            }
+            (first, _) => first,
+        };
         match first {
             None => Err(GatewayError::UpstreamResponseBroken),
             Some(FromChild::Crashed(_)) => Err(GatewayError::UpstreamCrashed),
