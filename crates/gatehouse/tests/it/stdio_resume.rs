@@ -32,7 +32,7 @@ for line in sys.stdin:
     elif method == "tools/call":
         for held_id in held:
             send({"jsonrpc": "2.0", "id": held_id,
-                  "result": {"content": [{"type": "text", "text": "done later"}]}})
+                  "result": {"content": [{"type": "text", "text": "done later by ops@example.com"}]}})
         held.clear()
         send({"jsonrpc": "2.0", "id": m["id"], "result": {"content": []}})
 "#;
@@ -195,7 +195,10 @@ async fn a_post_stream_closed_before_its_answer_is_resumed_with_last_event_id() 
     let answer = next(&mut resumed, &mut buffer).await.unwrap();
     let message: Value = serde_json::from_str(&answer.data).unwrap();
     assert_eq!(message["id"], json!(7), "the call's own id");
-    assert_eq!(message["result"]["content"][0]["text"], "done later");
+    assert_eq!(
+        message["result"]["content"][0]["text"],
+        "done later by ops@example.com"
+    );
     assert!(next(&mut resumed, &mut buffer).await.is_none());
 
     // A client that comes back after the answer still gets everything after its event.
@@ -261,4 +264,40 @@ async fn a_session_of_an_earlier_version_gets_json_and_no_priming_events() {
     );
     let (status, _, message) = rpc_message(response).await;
     assert_eq!((status, message["id"].clone()), (200, json!(3)));
+}
+
+#[tokio::test]
+async fn a_tool_scoped_guardrail_applies_to_the_answer_on_a_resumed_stream() {
+    let (app, key) = app_with_poll_after(Duration::from_millis(200)).await;
+    app.policy(
+        "mask-later",
+        "guardrail",
+        json!({"direction": "response", "action": "redact", "detectors": ["email"]}),
+        (None, Some("local"), Some("later")),
+    )
+    .await;
+    let session = session(&app, &key, "2025-11-25").await;
+    let later = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+        "name": "later", "arguments": {}, "_meta": {"progressToken": "p1"}}});
+    let mut post = in_session(&app, &key, &session, &later)
+        .send()
+        .await
+        .unwrap();
+    let mut buffer = String::new();
+    let priming = next(&mut post, &mut buffer).await.unwrap();
+    while next(&mut post, &mut buffer).await.is_some() {}
+    let mut resumed = resume(&app, &key, &session, priming.id.as_deref().unwrap()).await;
+    let release = in_session(&app, &key, &session, &call("release"));
+    assert_eq!(rpc_message(release.send().await.unwrap()).await.0, 200);
+    let mut buffer = String::new();
+    let answer = loop {
+        let event = next(&mut resumed, &mut buffer).await.expect("the answer");
+        if event.data.contains("done later") {
+            break event.data;
+        }
+    };
+    assert!(
+        answer.contains("[REDACTED:email]") && !answer.contains("ops@example.com"),
+        "the resumed stream knows the call was to `later`: {answer}"
+    );
 }
