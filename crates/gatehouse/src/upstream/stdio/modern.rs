@@ -53,9 +53,6 @@ pub(super) fn status(meta_incomplete: bool, response: &Value) -> StatusCode {
     }
 }
 
-/// The version of the transport Gatehouse serves for a stdio program, whatever it speaks.
-const MODERN: &str = "2026-07-28";
-
 /// Whether `response` is a program's "method not found" for a modern `server/discover`: a
 /// program of an earlier generation, which Gatehouse answers for from its `initialize`.
 pub(super) fn discover_unknown(request: &Value, response: &Value) -> bool {
@@ -64,16 +61,17 @@ pub(super) fn discover_unknown(request: &Value, response: &Value) -> bool {
 }
 
 /// A `DiscoverResult` built from the program's `InitializeResult` (what Gatehouse learnt when
-/// it started it): its capabilities, instructions and identity, and the versions a client may
-/// use through Gatehouse — the modern one and the program's own (by `initialize`).
+/// it started it): its capabilities, instructions and identity, and as supported versions only
+/// the program's own. Gatehouse does not translate a 2025 program's results into the modern
+/// shapes, so it advertises the handshake era, as the Go SDK's stateful servers do; clients
+/// then fall back to `initialize` knowing what the server offers.
 pub(super) fn discover_result(id: Option<&Value>, initialized: &Value) -> Value {
-    let mut versions = vec![Value::from(MODERN)];
-    if let Some(own) = initialized
-        .get("protocolVersion")
-        .filter(|v| v.as_str() != Some(MODERN))
-    {
-        versions.push(own.clone());
-    }
+    let versions = vec![
+        initialized
+            .get("protocolVersion")
+            .cloned()
+            .unwrap_or_else(|| Value::from(LAST_SESSION_ERA)),
+    ];
     let mut result = json!({
         "resultType": "complete",
         "supportedVersions": versions,
