@@ -276,6 +276,7 @@ async fn start_announced(
             config.gateway.stdio_commands.clone(),
             crate::upstream::stdio::supervisor::Lifecycle::default(),
         )),
+        event_streams: Arc::new(crate::state::memory::MemoryEventStreams::default()),
         readiness: crate::health::Readiness::new(readiness::readiness_checks(
             store.clone(),
             snapshot.clone(),

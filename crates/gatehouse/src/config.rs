@@ -144,6 +144,14 @@ pub struct GatewayConfig {
     /// How long a request waits for a stdio server's program to start and initialise.
     #[serde(with = "serde_human")]
     pub stdio_start_timeout: Duration,
+    /// In a session that resumes (2025-11-25), a stdio server's POST stream still without its
+    /// answer after this long is closed, and the client resumes it with `GET` and
+    /// `Last-Event-ID` (SEP-1699 polling). Below common 60 s proxy idle timeouts. `0s`: never.
+    #[serde(with = "serde_human")]
+    pub sse_poll_after: Duration,
+    /// The `retry` hint of those streams' priming events: how long a client waits to resume.
+    #[serde(with = "serde_human")]
+    pub sse_retry: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -223,6 +231,8 @@ impl Default for GatewayConfig {
             breaker_open_for: Duration::from_secs(10),
             stdio_commands: None,
             stdio_start_timeout: Duration::from_secs(30),
+            sse_poll_after: Duration::from_secs(30),
+            sse_retry: Duration::from_secs(1),
         }
     }
 }

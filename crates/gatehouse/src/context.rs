@@ -43,6 +43,8 @@ pub struct App {
     pub breakers: crate::upstream::breaker::Breakers,
     /// The running programs of stdio servers (ADR 0006), by server.
     pub stdio: Arc<dyn crate::upstream::stdio::StdioChildren>,
+    /// The events of the SSE streams built from stdio children's output, for resumption.
+    pub event_streams: Arc<dyn crate::state::event_streams::EventStreams>,
     /// What `/readyz` consults, and whether shutdown has begun draining.
     pub readiness: crate::health::Readiness,
     /// Shared backends (Redis), for `gatehouse_backend_up`.

@@ -185,6 +185,10 @@ pub enum GatewayError {
     /// A JSON-RPC batch to a stdio server: its child is spoken to one message at a time.
     #[error("this server does not accept JSON-RPC batches; send the messages one by one")]
     BatchUnsupported,
+    /// A `GET` with a `Last-Event-ID` that names no stream Gatehouse keeps for the session
+    /// (expired, dropped, another session's), or one whose events after it were dropped.
+    #[error("the stream named by Last-Event-ID cannot be resumed")]
+    StreamNotResumable,
 }
 
 impl From<crate::policy::Denial> for GatewayError {
@@ -318,6 +322,7 @@ impl GatewayError {
             GatewayError::UpstreamCrashed => "upstream_crashed",
             GatewayError::UpstreamChildrenExhausted => "upstream_children_exhausted",
             GatewayError::BatchUnsupported => "batch_unsupported",
+            GatewayError::StreamNotResumable => "stream_not_resumable",
         }
     }
 
@@ -523,6 +528,8 @@ impl GatewayError {
                 (StatusCode::SERVICE_UNAVAILABLE, codes::UPSTREAM_UNAVAILABLE)
             }
             E::BatchUnsupported => (StatusCode::BAD_REQUEST, codes::INVALID_REQUEST),
+            // Not 404: that tells a legacy client its session is gone.
+            E::StreamNotResumable => (StatusCode::BAD_REQUEST, codes::INVALID_REQUEST),
             E::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, codes::UPSTREAM_UNAVAILABLE),
             E::UpstreamCircuitOpen { retry_after: wait } => {
                 // Whole seconds, rounded up, at least 1: a retry sooner would be refused too.

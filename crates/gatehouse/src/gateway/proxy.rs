@@ -428,8 +428,15 @@ impl Call<'_> {
         }
         let session = self.bound_session(&parts.headers, false).await?;
         self.enforce(None, None).await?;
-        // A resumed stream may replay a `tools/list` result: filter the stream by shape.
-        let rules = self.response_rules(true, HashMap::new());
+        // A resumed stream may replay a `tools/list` result: filter the stream by shape. A
+        // stdio stream Gatehouse kept names the tool its request called, for guardrails.
+        let resumed = upstream::stdio::resumed_tools(
+            &*self.state.event_streams,
+            &self.server.name,
+            session.as_ref().map(SessionId::as_str),
+            &parts.headers,
+        );
+        let rules = self.response_rules(true, resumed);
         let injected = super::upstream_auth::injected_headers(
             self.state,
             self.server,
@@ -514,7 +521,10 @@ impl Call<'_> {
             stdio_timeouts: upstream::stdio::StdioTimeouts {
                 start: gateway.stdio_start_timeout,
                 head: gateway.upstream_timeout,
+                poll_after: (!gateway.sse_poll_after.is_zero()).then_some(gateway.sse_poll_after),
+                retry: gateway.sse_retry,
             },
+            event_streams: &self.state.event_streams,
             owner: self.principal.owner(),
         }
     }

@@ -9,6 +9,7 @@
 //! | [`PinHolds`] | tool definitions held since the last snapshot | per server and tool |
 //! | [`TaskOwners`] | who created each MCP task | bounded, expiring |
 //! | [`upstream_tokens::UpstreamTokens`] | tokens fetched for upstreams | bounded, expired ones dropped first |
+//! | [`event_streams::EventStreams`] | events of the SSE streams Gatehouse builds (stdio), for resumption | bounded per stream and in number |
 //!
 //! Sessions, task owners and pins are consulted synchronously: each answer is a lookup a
 //! shared backend can serve from a local copy kept current by the change feed. Counters and
@@ -35,6 +36,7 @@ use std::{
 
 use gatehouse_model::records::{QuotaDelta, QuotaUsage};
 
+pub mod event_streams;
 mod owner;
 mod server_pins;
 mod subjects;

@@ -5,8 +5,14 @@
 
 use http::{HeaderName, HeaderValue};
 
+use std::sync::Arc;
+
 use super::{HttpUpstream, Transport, stdio};
-use crate::{snapshot::ServerEntry, state::Owner, upstream::client::UpstreamClient};
+use crate::{
+    snapshot::ServerEntry,
+    state::{Owner, event_streams::EventStreams},
+    upstream::client::UpstreamClient,
+};
 
 /// What this process reaches upstreams through, and who is calling (a stdio server may run
 /// one child per principal).
@@ -16,6 +22,8 @@ pub struct Upstreams<'a> {
     /// The running stdio children.
     pub stdio: &'a dyn stdio::StdioChildren,
     pub stdio_timeouts: stdio::StdioTimeouts,
+    /// Where the events of stdio servers' resumable streams are kept.
+    pub event_streams: &'a Arc<dyn EventStreams>,
     pub owner: Owner<'a>,
 }
 
@@ -42,6 +50,7 @@ pub fn route<'a>(
             launch,
             owner: upstreams.owner,
             timeouts: upstreams.stdio_timeouts,
+            streams: upstreams.event_streams,
         }),
         None => Transport::Http(HttpUpstream {
             client: upstreams.http,
@@ -84,13 +93,18 @@ mod tests {
     fn with_upstreams(run: impl FnOnce(&Upstreams<'_>)) {
         let client = UpstreamClient::new(&GatewayConfig::default()).unwrap();
         let children = stdio::InMemoryChildren::new(None, Default::default());
+        let streams: Arc<dyn EventStreams> =
+            Arc::new(crate::state::memory::MemoryEventStreams::default());
         run(&Upstreams {
             http: &client,
             stdio: &children,
             stdio_timeouts: stdio::StdioTimeouts {
                 start: Duration::from_secs(1),
                 head: Duration::from_secs(1),
+                poll_after: None,
+                retry: Duration::from_secs(1),
             },
+            event_streams: &streams,
             owner: Owner {
                 client: Some("agent"),
                 subject: None,

@@ -69,6 +69,8 @@ mod state_contract;
 mod state_unavailable;
 mod stateless_details;
 mod stdio;
+mod stdio_modern;
+mod stdio_resume;
 mod store_contract;
 mod tasks;
 mod tls;

@@ -14,7 +14,7 @@ use crate::{
 };
 use gatehouse_model::records::AdminRole;
 
-const CHILD: &str = r#"
+pub(crate) const CHILD: &str = r#"
 import json, os, sys
 asked = []
 for line in sys.stdin:
@@ -62,7 +62,7 @@ for line in sys.stdin:
     print(json.dumps({"jsonrpc": "2.0", "id": m["id"], "result": out}), flush=True)
 "#;
 
-fn child(sharing: &str) -> NewStdio {
+pub(crate) fn child(sharing: &str) -> NewStdio {
     NewStdio {
         command: "python3".into(),
         args: vec!["-u".into(), "-c".into(), CHILD.into()],
@@ -72,7 +72,7 @@ fn child(sharing: &str) -> NewStdio {
     }
 }
 
-async fn add_stdio(app: &TestApp, name: &str, stdio: NewStdio) {
+pub(crate) async fn add_stdio(app: &TestApp, name: &str, stdio: NewStdio) {
     app.add_server_with(admin::NewServer {
         name: name.into(),
         stdio: Some(stdio),
@@ -321,7 +321,10 @@ async fn next_event(response: &mut reqwest::Response, buffer: &mut String) -> Va
     loop {
         if let Some(end) = buffer.find("\n\n") {
             let event: String = buffer.drain(..end + 2).collect();
-            if let Some(data) = event.lines().find_map(|l| l.strip_prefix("data:")) {
+            // A priming event (SEP-1699) carries no message.
+            if let Some(data) = event.lines().find_map(|l| l.strip_prefix("data:"))
+                && !data.trim().is_empty()
+            {
                 return serde_json::from_str(data.trim()).unwrap();
             }
             continue;
@@ -568,4 +571,49 @@ async fn a_resource_update_reaches_only_the_sessions_subscribed_to_it() {
         .unwrap();
     let asked = call_text(&app, &alice, "asked").await;
     assert_eq!(asked, "resources/subscribe,resources/unsubscribe");
+}
+
+#[tokio::test]
+async fn a_restarted_child_is_subscribed_again_to_what_sessions_subscribed() {
+    let app = TestApp::start().await;
+    add_stdio(&app, "local", child("shared")).await;
+    let key = app.client_with_key("agent", "local", "*").await;
+    let session = session(&app, &key, json!({})).await;
+    let subscribe = json!({"jsonrpc": "2.0", "id": 1, "method": "resources/subscribe",
+        "params": {"uri": "file:///notes/a"}});
+    let (status, _, _) = rpc_message(
+        app.post("local", Some(&key), &subscribe)
+            .header("mcp-session-id", &session)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let before = call_text(&app, &key, "pid").await;
+    let crashed = app
+        .post_stateless("local", Some(&key), &call("crash"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(crashed.status(), 502);
+    // The restarted child (after its back-off) was asked for the subscription by Gatehouse.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let response = app
+            .post_stateless("local", Some(&key), &call("pid"))
+            .send()
+            .await
+            .unwrap();
+        let (status, _, message) = rpc_message(response).await;
+        if status == 200 && text(&message) != before {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the child did not come back: {status} {message}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(call_text(&app, &key, "asked").await, "resources/subscribe");
 }

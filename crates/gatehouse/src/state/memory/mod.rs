@@ -2,6 +2,7 @@
 //! process uses.
 
 pub mod counters;
+pub mod event_streams;
 pub mod pins;
 pub mod replay;
 pub mod sessions;
@@ -9,6 +10,7 @@ pub mod tasks;
 pub mod upstream_tokens;
 
 pub use counters::{MemoryCounters, MemoryQuota, MemoryRate};
+pub use event_streams::MemoryEventStreams;
 pub use pins::MemoryPinHolds;
 pub use replay::MemoryReplay;
 pub use sessions::MemorySessions;

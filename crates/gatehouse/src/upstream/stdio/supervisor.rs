@@ -36,6 +36,9 @@ const CALLER_QUEUE: usize = 64;
 const STDERR_LINES_PER_SECOND: u32 = 20;
 /// The protocol version Gatehouse asks a stdio child for.
 const PROTOCOL_VERSION: &str = "2025-11-25";
+/// The id prefix of the subscriptions Gatehouse renews on a restarted child; their answers
+/// are nobody's.
+const RESUBSCRIBE: &str = "gatehouse-resubscribe-";
 
 /// What to run.
 #[derive(Clone, PartialEq, Eq)]
@@ -376,8 +379,8 @@ impl Supervisor {
                 shared.tags.clear();
                 // Listening streams end: their clients reconnect to the restarted child.
                 shared.listeners.clear();
-                // The new child knows no subscription; clients subscribe again.
-                shared.subscriptions.clear();
+                // The sessions' subscriptions are kept: the new child is subscribed to
+                // them again once it is initialised, so updates keep reaching them.
                 failed
             };
             for (tx, reply) in failed {
@@ -450,6 +453,14 @@ impl Supervisor {
                     let _ = tx
                         .send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
                         .await;
+                    let uris: Vec<String> =
+                        self.shared.lock().subscriptions.keys().cloned().collect();
+                    for (n, uri) in uris.into_iter().enumerate() {
+                        let _ = tx
+                            .send(json!({"jsonrpc": "2.0", "id": format!("{RESUBSCRIBE}{n}"),
+                                "method": "resources/subscribe", "params": {"uri": uri}}))
+                            .await;
+                    }
                     let _ = ready.send(true);
                 } else {
                     tracing::warn!(server = %self.name, "stdio server refused initialize; restarting it");
@@ -457,7 +468,14 @@ impl Supervisor {
                 }
                 continue;
             }
-            self.deliver(message, &tx).await;
+            let renewed = message.get("method").is_none()
+                && message
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .is_some_and(|id| id.starts_with(RESUBSCRIBE));
+            if !renewed {
+                self.deliver(message, &tx).await;
+            }
         }
         // Closing stdin asks the child to exit (the MCP stdio transport's shutdown); the
         // writer ends once every sender is gone.

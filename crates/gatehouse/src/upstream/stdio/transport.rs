@@ -23,13 +23,18 @@ use std::{
 use tokio::sync::mpsc;
 
 use super::{
+    modern,
     pool::{ChildRefused, StdioChildren},
+    resumable::{self, EventBytes},
     supervisor::{FromChild, StdioError, Supervisor},
 };
 use crate::{
     error::GatewayError,
     snapshot::stdio::StdioLaunch,
-    state::Owner,
+    state::{
+        Owner,
+        event_streams::{EventStreams, StreamKey},
+    },
     upstream::{
         Action, BoxError, Exchange, Reply, ReplyBody, ReplyHead, ReplyKind, SessionChange,
         SessionId, Upstream,
@@ -42,6 +47,8 @@ const SESSION_HEADER: HeaderName = HeaderName::from_static("mcp-session-id");
 const CAPABILITIES_META: &str = "io.modelcontextprotocol/clientCapabilities";
 /// The client capabilities a child's request may need, and their letters in a session id.
 const ROUTED: [(&str, char); 3] = [("sampling", 's'), ("elicitation", 'e'), ("roots", 'r')];
+/// The letter of a session whose streams resume (SEP-1699, `resumable.rs`).
+const RESUMABLE: char = 'p';
 
 /// How long a call waits.
 #[derive(Debug, Clone, Copy)]
@@ -50,6 +57,11 @@ pub struct StdioTimeouts {
     pub start: Duration,
     /// For the first message of a request's answer (the head of the reply).
     pub head: Duration,
+    /// In a session that resumes, how long a POST stream waits for its answer before
+    /// Gatehouse closes it and the client resumes with `GET` (`None`: it stays open).
+    pub poll_after: Option<Duration>,
+    /// The `retry` hint of a priming event: how long a client waits before resuming.
+    pub retry: Duration,
 }
 
 /// One stdio server, borrowed for one call.
@@ -59,6 +71,8 @@ pub struct StdioUpstream<'a> {
     pub launch: &'a Arc<StdioLaunch>,
     pub owner: Owner<'a>,
     pub timeouts: StdioTimeouts,
+    /// Where the events of resumable streams are kept.
+    pub streams: &'a Arc<dyn EventStreams>,
 }
 
 impl Upstream for StdioUpstream<'_> {
@@ -73,6 +87,9 @@ impl Upstream for StdioUpstream<'_> {
             )
             .with_session(SessionChange::Ended)),
             Action::Listen => {
+                if let Some(last) = resumable::last_event(exchange.headers) {
+                    return self.resume(exchange.session, last);
+                }
                 let child = self.ready_child().await?;
                 let messages = child.listen_in(exchange.session.map(SessionId::as_str));
                 Ok(reply(
@@ -89,6 +106,16 @@ impl Upstream for StdioUpstream<'_> {
                 let first = envelope.first().ok_or(GatewayError::BatchUnsupported)?;
                 let message: Value = serde_json::from_slice(&bytes)
                     .map_err(|e| GatewayError::InvalidRequest(e.to_string()))?;
+                let modern = modern::is_modern(exchange.headers, &message);
+                if modern && first.kind == Kind::Request && first.method() == "initialize" {
+                    let body = modern::initialize_removed(&message);
+                    return Ok(reply(
+                        ReplyKind::Json,
+                        StatusCode::NOT_FOUND,
+                        Some("application/json"),
+                        ChannelBody::whole(body.to_string().into()),
+                    ));
+                }
                 let child = self.ready_child().await?;
                 match first.kind {
                     Kind::Request if first.method() == "initialize" => {
@@ -99,7 +126,23 @@ impl Upstream for StdioUpstream<'_> {
                             return Ok(answered);
                         }
                         let capabilities = declared(exchange.session, &message);
-                        self.call(&child, message, &capabilities).await
+                        let stream = exchange
+                            .session
+                            .filter(|s| resumes(s) && resumable::accepts_events(exchange.headers))
+                            .and_then(|s| {
+                                let tools = resumable::tools_of(&message);
+                                self.streams.open(self.server, s.as_str(), tools)
+                            });
+                        match stream {
+                            Some(key) => self.call_resumable(&child, message, &capabilities, key),
+                            None => {
+                                // A modern client that accepts SSE gets it, as from an HTTP
+                                // server that streams every answer; errors keep their status.
+                                let events = modern && resumable::accepts_events(exchange.headers);
+                                self.call(&child, message, &capabilities, modern, events)
+                                    .await
+                            }
+                        }
                     }
                     Kind::Notification | Kind::Response => {
                         if first.method() != "notifications/initialized" {
@@ -165,6 +208,14 @@ impl StdioUpstream<'_> {
                 session.push(letter);
             }
         }
+        if resumable::resumable_versions(
+            message
+                .pointer("/params/protocolVersion")
+                .and_then(Value::as_str),
+            result.get("protocolVersion").and_then(Value::as_str),
+        ) {
+            session.push(RESUMABLE);
+        }
         let id = SessionId::from_client(
             &HeaderValue::try_from(session).map_err(|_| GatewayError::Overloaded)?,
         )
@@ -183,12 +234,104 @@ impl StdioUpstream<'_> {
         Ok(answer.with_session(SessionChange::Issued(id)))
     }
 
+    /// A request in a session that resumes: its messages go to a kept stream (written by a
+    /// pump task of their own), and the answer is a reader of it, which opens with a priming
+    /// event and closes after `poll_after` without the response.
+    fn call_resumable(
+        &self,
+        child: &Supervisor,
+        message: Value,
+        capabilities: &[&str],
+        key: StreamKey,
+    ) -> Result<Reply, GatewayError> {
+        let call = child
+            .request_as(&self.tag(), message, capabilities)
+            .map_err(|err| match err {
+                StdioError::Unavailable => GatewayError::UpstreamUnavailable,
+                StdioError::Refused(why) => GatewayError::InvalidRequest(why.to_string()),
+            })?;
+        let forget = Forget {
+            child: child.clone(),
+            key: call.key,
+        };
+        let following = self
+            .streams
+            .attach(&key, 0)
+            .map_err(|_| GatewayError::Overloaded)?;
+        tokio::spawn(resumable::pump(
+            self.streams.clone(),
+            key.clone(),
+            call.messages,
+            forget,
+        ));
+        let first = resumable::priming(&key.stream, self.timeouts.retry);
+        let close_at = self
+            .timeouts
+            .poll_after
+            .map(|after| tokio::time::Instant::now() + after);
+        let events = resumable::reader(
+            self.streams.clone(),
+            key,
+            Some(first),
+            (0, following),
+            close_at,
+        );
+        Ok(reply(
+            ReplyKind::Events,
+            StatusCode::OK,
+            Some("text/event-stream"),
+            ChannelBody::kept(events),
+        ))
+    }
+
+    /// A `GET` with `Last-Event-ID`: the events of a kept stream after that one, then the
+    /// rest as they come. Needs no program: the stream outlives a restarted child.
+    fn resume(
+        &self,
+        session: Option<&SessionId>,
+        last: Option<(String, u64)>,
+    ) -> Result<Reply, GatewayError> {
+        let (Some(session), Some((stream, after))) = (session, last) else {
+            return Err(GatewayError::StreamNotResumable);
+        };
+        let key = StreamKey {
+            server: self.server.into(),
+            session: session.as_str().into(),
+            stream: stream.into(),
+        };
+        let following = self
+            .streams
+            .attach(&key, after)
+            .map_err(|_| GatewayError::StreamNotResumable)?;
+        let events = resumable::reader(self.streams.clone(), key, None, (after, following), None);
+        Ok(reply(
+            ReplyKind::Events,
+            StatusCode::OK,
+            Some("text/event-stream"),
+            ChannelBody::kept(events),
+        ))
+    }
+
     async fn call(
         &self,
         child: &Supervisor,
         message: Value,
         capabilities: &[&str],
+        modern: bool,
+        events: bool,
     ) -> Result<Reply, GatewayError> {
+        let meta_incomplete = modern && modern::meta_incomplete(&message);
+        // Kept only for a modern `server/discover`, which a program may not know.
+        let discover = (modern
+            && message.get("method").and_then(Value::as_str) == Some("server/discover"))
+        .then(|| message.clone());
+        let status_of = |response: &Value| {
+            if modern {
+                modern::status(meta_incomplete, response)
+            } else {
+                StatusCode::OK
+            }
+        };
         let mut call = child
             .request_as(&self.tag(), message, capabilities)
             .map_err(|err| match err {
@@ -202,15 +345,33 @@ impl StdioUpstream<'_> {
         let first = tokio::time::timeout(self.timeouts.head, call.messages.recv())
             .await
             .map_err(|_| GatewayError::UpstreamTimeout)?;
+        let first = match (first, &discover) {
+            (Some(FromChild::Message(answer)), Some(request))
+                if modern::discover_unknown(request, &answer) =>
+            {
+                let initialized = child
+                    .initialize_result()
+                    .ok_or(GatewayError::UpstreamUnavailable)?;
+                Some(FromChild::Message(modern::discover_result(
+                    request.get("id"),
+                    &initialized,
+                )))
+            }
+            (first, _) => first,
+        };
         match first {
             None => Err(GatewayError::UpstreamResponseBroken),
             Some(FromChild::Crashed(_)) => Err(GatewayError::UpstreamCrashed),
-            Some(FromChild::Message(message)) if is_response(&message) => Ok(reply(
-                ReplyKind::Json,
-                StatusCode::OK,
-                Some("application/json"),
-                ChannelBody::whole(message.to_string().into()),
-            )),
+            Some(FromChild::Message(message))
+                if is_response(&message) && !(events && status_of(&message) == StatusCode::OK) =>
+            {
+                Ok(reply(
+                    ReplyKind::Json,
+                    status_of(&message),
+                    Some("application/json"),
+                    ChannelBody::whole(message.to_string().into()),
+                ))
+            }
             Some(FromChild::Message(message)) => Ok(reply(
                 ReplyKind::Events,
                 StatusCode::OK,
@@ -266,6 +427,14 @@ fn declared(session: Option<&SessionId>, message: &Value) -> Vec<&'static str> {
         .collect()
 }
 
+/// Whether the session's streams resume (its id carries the letter).
+fn resumes(session: &SessionId) -> bool {
+    session
+        .as_str()
+        .rsplit_once('.')
+        .is_some_and(|(_, letters)| letters.contains(RESUMABLE))
+}
+
 fn is_response(message: &Value) -> bool {
     message.get("method").is_none() && message.get("id").is_some()
 }
@@ -316,6 +485,8 @@ impl Drop for Forget {
 pub struct ChannelBody {
     first: Option<Bytes>,
     messages: Option<mpsc::Receiver<FromChild>>,
+    /// The events of a kept stream (resumable), already framed.
+    kept: Option<EventBytes>,
     _forget: Option<Forget>,
 }
 
@@ -324,6 +495,7 @@ impl ChannelBody {
         Self {
             first: None,
             messages: None,
+            kept: None,
             _forget: None,
         }
     }
@@ -331,6 +503,13 @@ impl ChannelBody {
     fn whole(bytes: Bytes) -> Self {
         Self {
             first: Some(bytes),
+            ..Self::empty()
+        }
+    }
+
+    fn kept(events: EventBytes) -> Self {
+        Self {
+            kept: Some(events),
             ..Self::empty()
         }
     }
@@ -343,6 +522,7 @@ impl ChannelBody {
         Self {
             first: first.map(|m| event(&m)),
             messages: Some(messages),
+            kept: None,
             _forget: forget,
         }
     }
@@ -365,6 +545,16 @@ impl HttpBody for ChannelBody {
         if let Some(first) = this.first.take() {
             return Poll::Ready(Some(Ok(Frame::data(first))));
         }
+        if let Some(kept) = this.kept.as_mut() {
+            return match kept.as_mut().poll_next(cx) {
+                Poll::Ready(Some(bytes)) => Poll::Ready(Some(Ok(Frame::data(bytes)))),
+                Poll::Ready(None) => {
+                    this.kept = None;
+                    Poll::Ready(None)
+                }
+                Poll::Pending => Poll::Pending,
+            };
+        }
         let Some(messages) = this.messages.as_mut() else {
             return Poll::Ready(None);
         };
@@ -380,10 +570,13 @@ impl HttpBody for ChannelBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.first.is_none() && self.messages.is_none()
+        self.first.is_none() && self.messages.is_none() && self.kept.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
+        if self.kept.is_some() {
+            return SizeHint::default();
+        }
         match (&self.first, &self.messages) {
             (Some(first), None) => SizeHint::with_exact(first.len() as u64),
             (None, None) => SizeHint::with_exact(0),
