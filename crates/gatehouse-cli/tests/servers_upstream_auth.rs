@@ -128,6 +128,35 @@ fn servers_take_client_credentials_and_an_identity_header_and_drop_them() {
     );
     assert_eq!(exchanged["upstream_auth"]["spec"]["kind"], "token_exchange");
 
+    let per_user = cli.json(
+        &[
+            "servers",
+            "update",
+            "files",
+            "--authorization-endpoint",
+            "http://127.0.0.1:9/authorize",
+            "--revocation-endpoint",
+            "http://127.0.0.1:9/revoke",
+            "--token-endpoint",
+            "http://127.0.0.1:9/token",
+            "--client-id",
+            "gatehouse",
+            "--auth-method",
+            "none",
+            "--scope",
+            "files",
+        ],
+        &[],
+    );
+    let spec = &per_user["upstream_auth"]["spec"];
+    assert_eq!(spec["kind"], "per_user", "{per_user}");
+    assert_eq!(
+        spec["authorization_endpoint"],
+        "http://127.0.0.1:9/authorize"
+    );
+    assert_eq!(spec["revocation_endpoint"], "http://127.0.0.1:9/revoke");
+    assert_eq!(spec["auth_method"], "none");
+
     let cleared = cli.json(
         &[
             "servers",

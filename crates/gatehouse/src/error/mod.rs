@@ -34,6 +34,8 @@ pub mod codes {
     pub const UPSTREAM_TIMEOUT: i64 = -32016;
     pub const RATE_LIMITED: i64 = -32017;
     pub const OVERLOADED: i64 = -32018;
+    /// MCP 2025-11-25 `URLElicitationRequiredError`.
+    pub const URL_ELICITATION_REQUIRED: i64 = -32042;
 }
 
 /// Protocol versions Gatehouse understands (and can therefore govern).
@@ -132,6 +134,15 @@ pub enum GatewayError {
     /// credential or API key of its own).
     #[error("this server is reached as a person: use a token a person delegated")]
     UpstreamNeedsUser,
+    /// The person has not authorized Gatehouse at this upstream yet (or that grant ended):
+    /// a URL elicitation leading them through the upstream's OAuth flow (ADR 0006 §5).
+    #[error("this server needs your authorization: open {url} to connect your account, then retry")]
+    UpstreamConsentRequired {
+        url: String,
+        elicitation_id: String,
+        /// 2026-07-28 asks with an `input_required` result rather than the -32042 error.
+        stateless_era: bool,
+    },
     /// The upstream's authorization server gave no usable token for Gatehouse's call.
     #[error("no token for the upstream could be obtained")]
     UpstreamCredentialUnavailable,
@@ -291,6 +302,7 @@ impl GatewayError {
             GatewayError::UpstreamUnavailable => "upstream_unavailable",
             GatewayError::UpstreamCredentialUnavailable => "upstream_credential_unavailable",
             GatewayError::UpstreamNeedsUser => "upstream_needs_user",
+            GatewayError::UpstreamConsentRequired { .. } => "upstream_consent_required",
             GatewayError::UpstreamTimeout => "upstream_timeout",
             GatewayError::UpstreamResponseTooLarge => "upstream_response_too_large",
             GatewayError::UpstreamContentUnfilterable => "upstream_content_unfilterable",
@@ -304,6 +316,22 @@ impl GatewayError {
             GatewayError::UpstreamCircuitOpen { .. } => "upstream_circuit_open",
             GatewayError::StateUnavailable => "state_unavailable",
             GatewayError::AuditUnavailable => "audit_unavailable",
+        }
+    }
+
+    /// The refusal as the request's protocol era asks for it (a URL elicitation differs).
+    pub fn in_era(self, stateless: bool) -> Self {
+        match self {
+            GatewayError::UpstreamConsentRequired {
+                url,
+                elicitation_id,
+                ..
+            } => GatewayError::UpstreamConsentRequired {
+                url,
+                elicitation_id,
+                stateless_era: stateless,
+            },
+            other => other,
         }
     }
 
@@ -481,6 +509,30 @@ impl GatewayError {
                 (StatusCode::BAD_GATEWAY, codes::UPSTREAM_UNAVAILABLE)
             }
             E::UpstreamNeedsUser => (StatusCode::FORBIDDEN, codes::FORBIDDEN),
+            E::UpstreamConsentRequired {
+                url,
+                elicitation_id,
+                stateless_era,
+            } => {
+                let elicitation = json!({
+                    "mode": "url",
+                    "elicitationId": elicitation_id,
+                    "url": url,
+                    "message": "Connect your account at this server to Gatehouse, then retry.",
+                });
+                if *stateless_era && ctx.rpc_id.is_some() {
+                    return consent_input_required(ctx, elicitation_id, elicitation);
+                }
+                data["elicitations"] = json!([elicitation]);
+                // An answer to the JSON-RPC request, so clients read the error; a stream or a
+                // notification has no request to answer and is refused.
+                let status = if ctx.rpc_id.is_some() {
+                    StatusCode::OK
+                } else {
+                    StatusCode::FORBIDDEN
+                };
+                (status, codes::URL_ELICITATION_REQUIRED)
+            }
             E::UpstreamContentUnfilterable | E::UpstreamEncodingUnfilterable => {
                 (StatusCode::BAD_GATEWAY, codes::UPSTREAM_UNAVAILABLE)
             }
@@ -547,4 +599,30 @@ impl GatewayError {
         }
         response
     }
+}
+
+/// MCP 2026-07-28: a URL elicitation is an `input_required` result the client answers by
+/// retrying the request (SEP-2322); the id and `elicitationId` fields are gone from the
+/// request, so the key names it.
+fn consent_input_required(ctx: &ErrorContext<'_>, key: &str, mut elicitation: Value) -> Response {
+    if let Some(fields) = elicitation.as_object_mut() {
+        fields.remove("elicitationId");
+    }
+    let body = json!({
+        "jsonrpc": "2.0",
+        "id": ctx.rpc_id.cloned().unwrap_or(Value::Null),
+        "result": {
+            "resultType": "input_required",
+            "inputRequests": {
+                key: { "method": "elicitation/create", "params": elicitation },
+            },
+            "_meta": { "io.gatehouse/reason": "upstream_consent_required" },
+        },
+    });
+    let mut response = Response::new(Body::from(body.to_string()));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }

@@ -376,7 +376,8 @@ impl Call<'_> {
             self.principal,
             &record.request_id,
         )
-        .await?;
+        .await
+        .map_err(|e| e.in_era(stateless))?;
         let route = upstream::route(
             self.server,
             &self.state.upstream,

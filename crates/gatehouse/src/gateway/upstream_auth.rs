@@ -10,9 +10,10 @@ use crate::{
     context::AppState,
     error::GatewayError,
     identity::principal::Principal,
+    oauth::upstream_connect,
     snapshot::{ServerEntry, upstream_auth::UpstreamAuth},
     tokens::{jwt, signing::SigningKeys},
-    upstream::tokens::Grant,
+    upstream::{delegated::Delegated, tokens::Grant},
 };
 
 /// `typ` of the identity assertion, so it cannot pass for an access token (`at+jwt`).
@@ -64,6 +65,26 @@ pub async fn injected_headers(
                 .authorization_for(auth, &grant)
                 .await?;
             headers.push((header::AUTHORIZATION, value));
+        }
+        UpstreamAuth::PerUser(auth) => {
+            let user = principal
+                .user
+                .as_deref()
+                .ok_or(GatewayError::UpstreamNeedsUser)?;
+            match state
+                .upstream_tokens
+                .delegated(&state.store, &state.keyring, auth, user)
+                .await?
+            {
+                Delegated::Token(value) => headers.push((header::AUTHORIZATION, value)),
+                Delegated::ConsentNeeded => {
+                    return Err(upstream_connect::consent_required(
+                        state,
+                        user,
+                        &auth.server,
+                    ));
+                }
+            }
         }
         UpstreamAuth::None | UpstreamAuth::Static(_) => {}
     }

@@ -74,4 +74,5 @@ mod upstream_credentials;
 mod upstream_encoding;
 mod upstream_exchange;
 mod upstream_faults;
+mod upstream_per_user;
 mod versions;

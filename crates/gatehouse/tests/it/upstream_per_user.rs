@@ -1,0 +1,502 @@
+//! Per-user delegated tokens (ADR 0006 §5): a person's first call to a server that needs their
+//! own authorization is answered with a URL elicitation; the link leads the signed-in person
+//! through the upstream's OAuth flow (code + PKCE) against a scripted authorization server,
+//! and their next calls reach the upstream with their own token only.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use axum::{
+    Router,
+    extract::{Query, State},
+    response::{IntoResponse, Redirect},
+    routing::{get, post},
+};
+use base64::Engine;
+use gatehouse::{
+    admin::{self, upstream_auth::NewUpstreamAuth},
+    oauth::{
+        session,
+        tokens::{MintRequest, mint},
+    },
+};
+use gatehouse_model::{
+    scope::Scope,
+    upstream_auth::{UpstreamAuthSpec, UpstreamClientAuth},
+};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::{
+    helpers::{TestApp, call, rpc_message},
+    scripted_upstream::Upstream,
+};
+
+/// The upstream's authorization server: codes bound to a PKCE challenge, tokens named after
+/// the person who signed in there (`at-{login}-{n}`), refresh and revocation recorded.
+#[derive(Clone, Default)]
+pub struct SaasAuthServer {
+    codes: Arc<Mutex<HashMap<String, (String, String, String)>>>,
+    refresh: Arc<Mutex<HashMap<String, String>>>,
+    pub token_forms: Arc<Mutex<Vec<HashMap<String, String>>>>,
+    pub revoked: Arc<Mutex<Vec<HashMap<String, String>>>>,
+    /// Lifetime given to access tokens; 0: none stated.
+    pub expires_in: Arc<Mutex<i64>>,
+    /// When set, refresh requests are refused.
+    pub refuse_refresh: Arc<Mutex<bool>>,
+    issued: Arc<Mutex<usize>>,
+}
+
+async fn authorize(
+    State(server): State<SaasAuthServer>,
+    Query(query): Query<HashMap<String, String>>,
+) -> impl IntoResponse {
+    assert_eq!(query["response_type"], "code");
+    assert_eq!(query["code_challenge_method"], "S256");
+    let code = format!("code-{}", server.codes.lock().unwrap().len() + 1);
+    server.codes.lock().unwrap().insert(
+        code.clone(),
+        (
+            query["code_challenge"].clone(),
+            query["redirect_uri"].clone(),
+            // The person signs in at the upstream; the test says who.
+            query["login"].clone(),
+        ),
+    );
+    let state = form_urlencoded::byte_serialize(query["state"].as_bytes()).collect::<String>();
+    Redirect::to(&format!(
+        "{}?code={code}&state={state}",
+        query["redirect_uri"]
+    ))
+}
+
+async fn token(State(server): State<SaasAuthServer>, body: String) -> axum::response::Response {
+    let form: HashMap<String, String> = form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect();
+    server.token_forms.lock().unwrap().push(form.clone());
+    let login = match form["grant_type"].as_str() {
+        "authorization_code" => {
+            let Some((challenge, redirect_uri, login)) =
+                server.codes.lock().unwrap().remove(&form["code"])
+            else {
+                return invalid_grant();
+            };
+            let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(Sha256::digest(form["code_verifier"].as_bytes()));
+            if computed != challenge || redirect_uri != form["redirect_uri"] {
+                return invalid_grant();
+            }
+            login
+        }
+        "refresh_token" => {
+            if *server.refuse_refresh.lock().unwrap() {
+                return invalid_grant();
+            }
+            match server.refresh.lock().unwrap().get(&form["refresh_token"]) {
+                Some(login) => login.clone(),
+                None => return invalid_grant(),
+            }
+        }
+        _ => return invalid_grant(),
+    };
+    let n = {
+        let mut issued = server.issued.lock().unwrap();
+        *issued += 1;
+        *issued
+    };
+    let refresh_token = format!("rt-{login}-{n}");
+    server
+        .refresh
+        .lock()
+        .unwrap()
+        .insert(refresh_token.clone(), login.clone());
+    let mut answer = json!({
+        "access_token": format!("at-{login}-{n}"),
+        "token_type": "Bearer",
+        "refresh_token": refresh_token,
+        "scope": "files",
+    });
+    let expires_in = *server.expires_in.lock().unwrap();
+    if expires_in > 0 {
+        answer["expires_in"] = json!(expires_in);
+    }
+    axum::Json(answer).into_response()
+}
+
+fn invalid_grant() -> axum::response::Response {
+    (
+        http::StatusCode::BAD_REQUEST,
+        axum::Json(json!({ "error": "invalid_grant" })),
+    )
+        .into_response()
+}
+
+async fn revoke(State(server): State<SaasAuthServer>, body: String) -> &'static str {
+    let form: HashMap<String, String> = form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect();
+    server.revoked.lock().unwrap().push(form);
+    ""
+}
+
+pub struct Setup {
+    pub app: TestApp,
+    pub upstream: Upstream,
+    pub saas: SaasAuthServer,
+    pub saas_url: String,
+    pub ids: HashMap<&'static str, String>,
+    /// The agent's own API key, acting for nobody.
+    pub agent_key: String,
+}
+
+/// Gatehouse with `files` reached per person through the SaaS's authorization server, and
+/// Ann and Bob in a group granted `echo`.
+pub async fn setup() -> Setup {
+    let app = TestApp::start().await;
+    let upstream = Upstream::start().await;
+    let saas = SaasAuthServer::default();
+    *saas.expires_in.lock().unwrap() = 3600;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let saas_url = format!("http://{}", listener.local_addr().unwrap());
+    let routes = Router::new()
+        .route("/authorize", get(authorize))
+        .route("/token", post(token))
+        .route("/revoke", post(revoke))
+        .with_state(saas.clone());
+    tokio::spawn(async move { axum::serve(listener, routes).await.unwrap() });
+    app.add_server_with(admin::NewServer {
+        name: "files".into(),
+        url: upstream.url(),
+        upstream_auth: Some(NewUpstreamAuth {
+            spec: UpstreamAuthSpec::PerUser {
+                authorization_endpoint: format!("{saas_url}/authorize"),
+                token_endpoint: format!("{saas_url}/token"),
+                revocation_endpoint: Some(format!("{saas_url}/revoke")),
+                client_id: "gatehouse".into(),
+                auth_method: UpstreamClientAuth::ClientSecretPost,
+                scope: Some("files".into()),
+                resource: Some(upstream.url()),
+            },
+            secret: Some("s3cret".into()),
+        }),
+        ..Default::default()
+    })
+    .await;
+    let agent_key = app.client_with_key("agent", "files", "echo").await;
+    admin::users::grant_group(&app.store, "staff", "files", "echo", false, false)
+        .await
+        .unwrap();
+    let mut ids = HashMap::new();
+    for name in ["ann", "bob"] {
+        let (user, _) = admin::users::create_user(&app.store, name, "", None, vec!["staff".into()])
+            .await
+            .unwrap();
+        ids.insert(name, user.id);
+    }
+    app.reload().await;
+    Setup {
+        app,
+        upstream,
+        saas,
+        saas_url,
+        ids,
+        agent_key,
+    }
+}
+
+/// An access token the person delegated to their agent.
+pub fn person_token(app: &TestApp, user_id: &str) -> String {
+    let snapshot = app.server.state.snapshot.current();
+    let base = app.url("");
+    let base = base.trim_end_matches('/');
+    mint(
+        &snapshot.oauth.signing,
+        &MintRequest {
+            issuer: base,
+            subject: user_id,
+            client_id: "agent",
+            audiences: &[format!("{base}/files/mcp")],
+            scope: &Scope::parse("mcp:files").unwrap(),
+            ttl_secs: 300,
+            now_ms: gatehouse::now_ms(),
+            grant: None,
+            jkt: None,
+        },
+    )
+    .unwrap()
+    .token
+}
+
+/// The person's Gatehouse sign-in session cookie in their browser.
+pub fn session_cookie(app: &TestApp, user_id: &str) -> String {
+    let value = session::seal(
+        &app.server.state.keyring,
+        "session",
+        &user_id,
+        gatehouse::now_ms() + 60_000,
+    );
+    format!("gatehouse_session={value}")
+}
+
+/// A browser that follows no redirects by itself.
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn location(response: &reqwest::Response) -> String {
+    response.headers()["location"].to_str().unwrap().to_owned()
+}
+
+/// The link of a -32042 answer.
+pub fn elicitation_url(body: &Value) -> String {
+    assert_eq!(body["error"]["code"], -32042, "{body}");
+    let elicitation = &body["error"]["data"]["elicitations"][0];
+    assert_eq!(elicitation["mode"], "url");
+    elicitation["url"].as_str().unwrap().to_owned()
+}
+
+/// Plays the person's browser from the link to the callback: signed in to Gatehouse as
+/// `cookie`, signing in at the upstream as `login`. The callback's response.
+pub async fn connect(link: &str, cookie: &str, login: &str) -> reqwest::Response {
+    let browser = browser();
+    let to_upstream = browser
+        .get(link)
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        to_upstream.status(),
+        303,
+        "{}",
+        to_upstream.text().await.unwrap()
+    );
+    let binding = to_upstream.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let at_upstream = browser
+        .get(format!("{}&login={login}", location(&to_upstream)))
+        .send()
+        .await
+        .unwrap();
+    assert!(at_upstream.status().is_redirection());
+    browser
+        .get(location(&at_upstream))
+        .header("cookie", format!("{cookie}; {binding}"))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn call_as(setup: &Setup, person: &str) -> (u16, Value) {
+    let token = person_token(&setup.app, &setup.ids[person]);
+    let (status, _, body) = rpc_message(
+        setup
+            .app
+            .post("files", Some(&token), &call("echo"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    (status, body)
+}
+
+fn authorizations(upstream: &Upstream) -> Vec<String> {
+    upstream
+        .received()
+        .iter()
+        .map(|r| r.headers["authorization"].to_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_person_without_a_grant_is_asked_to_connect_and_the_upstream_is_not_reached() {
+    let setup = setup().await;
+    let (status, body) = call_as(&setup, "ann").await;
+    assert_eq!(status, 200, "{body}");
+    let link = elicitation_url(&body);
+    assert!(
+        link.starts_with(&setup.app.url("/oauth/upstream/connect?ticket=")),
+        "{link}"
+    );
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains(&link),
+        "a client without URL elicitation shows the link in the message"
+    );
+    let mut shown = body.clone();
+    shown["error"]["data"]["elicitations"][0]["url"] = json!("<link>");
+    shown["error"]["data"]["elicitations"][0]["elicitationId"] = json!("<id>");
+    shown["error"]["message"] = json!("<message with the link>");
+    insta::assert_json_snapshot!("upstream_consent_required", shown);
+
+    // 2026-07-28: the same question as an input_required result.
+    let token = person_token(&setup.app, &setup.ids["ann"]);
+    let (status, _, body) = rpc_message(
+        setup
+            .app
+            .post_stateless("files", Some(&token), &call("echo"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result"]["resultType"], "input_required", "{body}");
+    let requests = body["result"]["inputRequests"].as_object().unwrap();
+    assert_eq!(requests.len(), 1);
+    let request = requests.values().next().unwrap();
+    assert_eq!(request["method"], "elicitation/create");
+    assert_eq!(request["params"]["mode"], "url");
+    assert!(
+        request["params"]["url"]
+            .as_str()
+            .unwrap()
+            .contains("/oauth/upstream/connect?ticket=")
+    );
+
+    // The agent's own key acts for nobody.
+    let (status, _, body) = rpc_message(
+        setup
+            .app
+            .post("files", Some(&setup.agent_key), &call("echo"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["data"]["reason"], "upstream_needs_user");
+    assert_eq!(setup.upstream.hits(), 0, "nothing reached the upstream");
+    let audit = setup.app.audit().await;
+    assert!(
+        audit
+            .iter()
+            .any(|row| row.event.reason.as_deref() == Some("upstream_consent_required")),
+        "the refusal is audited"
+    );
+}
+
+#[tokio::test]
+async fn two_people_connect_their_own_accounts_and_each_reaches_the_upstream_as_themselves() {
+    let setup = setup().await;
+    for person in ["ann", "bob"] {
+        let (_, body) = call_as(&setup, person).await;
+        let link = elicitation_url(&body);
+        let done = connect(
+            &link,
+            &session_cookie(&setup.app, &setup.ids[person]),
+            person,
+        )
+        .await;
+        assert_eq!(done.status(), 200, "{}", done.text().await.unwrap());
+    }
+    for person in ["ann", "bob", "ann"] {
+        let (status, body) = call_as(&setup, person).await;
+        assert_eq!(status, 200, "{person}: {body}");
+    }
+    assert_eq!(
+        authorizations(&setup.upstream),
+        ["Bearer at-ann-1", "Bearer at-bob-2", "Bearer at-ann-1"]
+    );
+    let forms = setup.saas.token_forms.lock().unwrap().clone();
+    assert_eq!(forms.len(), 2, "one code redeemed per person");
+    assert_eq!(forms[0]["grant_type"], "authorization_code");
+    assert_eq!(forms[0]["client_secret"], "s3cret");
+    assert_eq!(
+        forms[0]["redirect_uri"],
+        setup.app.url("/oauth/upstream/callback")
+    );
+    // Sealed at rest: the row does not hold the token in the clear.
+    let grant = setup
+        .app
+        .store
+        .get_upstream_grant(&setup.ids["ann"], "files")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!grant.access_sealed.windows(8).any(|w| w == b"at-ann-1"));
+    assert!(grant.refresh_sealed.is_some());
+    assert!(grant.expires_at.is_some());
+}
+
+#[tokio::test]
+async fn a_link_serves_only_its_own_person_signed_in_in_the_browser_that_started_it() {
+    let setup = setup().await;
+    let (_, body) = call_as(&setup, "ann").await;
+    let link = elicitation_url(&body);
+    let browser = browser();
+    let bob = session_cookie(&setup.app, &setup.ids["bob"]);
+    let refused = browser
+        .get(&link)
+        .header("cookie", &bob)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403, "Ann's link in Bob's browser");
+    let signed_out = browser.get(&link).send().await.unwrap();
+    assert_eq!(signed_out.status(), 401, "nobody signed in");
+
+    // A ticket past its ten minutes.
+    let expired = session::seal(
+        &setup.app.server.state.keyring,
+        "upstream-connect-ticket",
+        &json!({ "user": setup.ids["ann"], "server": "files" }),
+        gatehouse::now_ms() - 1,
+    );
+    let ann = session_cookie(&setup.app, &setup.ids["ann"]);
+    let stale = browser
+        .get(
+            setup
+                .app
+                .url(&format!("/oauth/upstream/connect?ticket={expired}")),
+        )
+        .header("cookie", &ann)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 400, "an expired ticket");
+
+    // Ann starts; the callback URL is then opened in a browser without her binding cookie.
+    let to_upstream = browser
+        .get(&link)
+        .header("cookie", &ann)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(to_upstream.status(), 303);
+    let at_upstream = browser
+        .get(format!("{}&login=mallory", location(&to_upstream)))
+        .send()
+        .await
+        .unwrap();
+    let callback = location(&at_upstream);
+    let elsewhere = browser
+        .get(&callback)
+        .header("cookie", &ann)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.status(), 403, "another browser");
+    assert!(setup.saas.token_forms.lock().unwrap().is_empty());
+    assert!(
+        setup
+            .app
+            .store
+            .get_upstream_grant(&setup.ids["ann"], "files")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let _ = &setup.saas_url;
+}
