@@ -166,24 +166,34 @@ impl TokenBroker {
         let Some(grant) = store.get_upstream_grant(user, server).await? else {
             return Ok(false);
         };
-        if let Some(auth) = auth
-            && let Some(endpoint) = &auth.revocation_endpoint
-        {
-            // The refresh token first: revoking it ends the access tokens made from it.
-            let token = grant
-                .refresh_sealed
-                .as_deref()
-                .and_then(|sealed| open(keyring, &grant, sealed).map(|t| (t, "refresh_token")))
-                .or_else(|| {
-                    open(keyring, &grant, &grant.access_sealed).map(|t| (t, "access_token"))
-                });
-            if let Some((token, hint)) = token
-                && let Err(why) = self.tell_revocation(auth, endpoint, &token, hint).await
-            {
-                tracing::warn!(server, why, "the upstream's revocation endpoint failed");
-            }
+        if let Some(auth) = auth {
+            self.revoke_at_upstream(keyring, auth, &grant).await;
         }
         store.delete_upstream_grant(user, server).await
+    }
+
+    /// Tells the upstream's revocation endpoint, when configured, that `grant` is withdrawn
+    /// (RFC 7009); a failure there is logged, never fatal: the grant is forgotten anyway.
+    pub async fn revoke_at_upstream(
+        &self,
+        keyring: &Keyring,
+        auth: &PerUser,
+        grant: &UpstreamGrantRecord,
+    ) {
+        let Some(endpoint) = &auth.revocation_endpoint else {
+            return;
+        };
+        // The refresh token first: revoking it ends the access tokens made from it.
+        let token = grant
+            .refresh_sealed
+            .as_deref()
+            .and_then(|sealed| open(keyring, grant, sealed).map(|t| (t, "refresh_token")))
+            .or_else(|| open(keyring, grant, &grant.access_sealed).map(|t| (t, "access_token")));
+        if let Some((token, hint)) = token
+            && let Err(why) = self.tell_revocation(auth, endpoint, &token, hint).await
+        {
+            tracing::warn!(server = %auth.server, why, "the upstream's revocation endpoint failed");
+        }
     }
 
     async fn tell_revocation(

@@ -34,11 +34,14 @@ use crate::{
     scripted_upstream::Upstream,
 };
 
+/// A code's PKCE challenge, redirect URI and the person who signed in at the upstream.
+type IssuedCode = (String, String, String);
+
 /// The upstream's authorization server: codes bound to a PKCE challenge, tokens named after
 /// the person who signed in there (`at-{login}-{n}`), refresh and revocation recorded.
 #[derive(Clone, Default)]
 pub struct SaasAuthServer {
-    codes: Arc<Mutex<HashMap<String, (String, String, String)>>>,
+    codes: Arc<Mutex<HashMap<String, IssuedCode>>>,
     refresh: Arc<Mutex<HashMap<String, String>>>,
     pub token_forms: Arc<Mutex<Vec<HashMap<String, String>>>>,
     pub revoked: Arc<Mutex<Vec<HashMap<String, String>>>>,
@@ -499,4 +502,132 @@ async fn a_link_serves_only_its_own_person_signed_in_in_the_browser_that_started
             .is_none()
     );
     let _ = &setup.saas_url;
+}
+
+/// Moves the person's grant in time: issued `age_ms` ago, expiring `expires_in_ms` from now.
+async fn age_grant(setup: &Setup, person: &str, age_ms: i64, expires_in_ms: i64) {
+    let store = &setup.app.store;
+    let mut grant = store
+        .get_upstream_grant(&setup.ids[person], "files")
+        .await
+        .unwrap()
+        .unwrap();
+    let now = gatehouse::now_ms();
+    grant.created_at = now - age_ms;
+    grant.refreshed_at = None;
+    grant.expires_at = Some(now + expires_in_ms);
+    store.put_upstream_grant(&grant).await.unwrap();
+}
+
+async fn connected(setup: &Setup, person: &str) {
+    let (_, body) = call_as(setup, person).await;
+    let link = elicitation_url(&body);
+    let done = connect(
+        &link,
+        &session_cookie(&setup.app, &setup.ids[person]),
+        person,
+    )
+    .await;
+    assert_eq!(done.status(), 200, "{}", done.text().await.unwrap());
+}
+
+#[tokio::test]
+async fn a_token_near_its_end_is_refreshed_and_an_expired_one_that_cannot_be_asks_again() {
+    let setup = setup().await;
+    connected(&setup, "ann").await;
+    // 90 % of its life gone, still live: refreshed before the call.
+    age_grant(&setup, "ann", 9_000_000, 1_000_000).await;
+    let (status, body) = call_as(&setup, "ann").await;
+    assert_eq!(status, 200, "{body}");
+    let forms = setup.saas.token_forms.lock().unwrap().clone();
+    let refresh = forms.last().unwrap();
+    assert_eq!(refresh["grant_type"], "refresh_token");
+    assert_eq!(refresh["refresh_token"], "rt-ann-1");
+    assert_eq!(refresh["client_secret"], "s3cret");
+    // The new token is kept: the next call does not refresh again.
+    let (status, _) = call_as(&setup, "ann").await;
+    assert_eq!(status, 200);
+    assert_eq!(setup.saas.token_forms.lock().unwrap().len(), forms.len());
+    assert_eq!(
+        authorizations(&setup.upstream),
+        ["Bearer at-ann-2", "Bearer at-ann-2"]
+    );
+
+    // The refresh is refused while the token still lives: the current token is used.
+    *setup.saas.refuse_refresh.lock().unwrap() = true;
+    age_grant(&setup, "ann", 9_000_000, 1_000_000).await;
+    let (status, _) = call_as(&setup, "ann").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        authorizations(&setup.upstream).last().unwrap(),
+        "Bearer at-ann-2"
+    );
+
+    // Expired and not refreshable: the person is asked to connect again.
+    age_grant(&setup, "ann", 9_000_000, -1).await;
+    let hits = setup.upstream.hits();
+    let (status, body) = call_as(&setup, "ann").await;
+    assert_eq!(status, 200);
+    elicitation_url(&body);
+    assert_eq!(
+        setup.upstream.hits(),
+        hits,
+        "not called with an expired token"
+    );
+}
+
+#[tokio::test]
+async fn a_person_disconnects_on_their_page_and_the_upstream_is_told() {
+    let setup = setup().await;
+    connected(&setup, "ann").await;
+    connected(&setup, "bob").await;
+    let ann = session_cookie(&setup.app, &setup.ids["ann"]);
+    let browser = browser();
+    let page = browser
+        .get(setup.app.url("/oauth/upstream/grants"))
+        .header("cookie", &ann)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a disconnect form")
+        .to_owned();
+    let post = |cookie: &str, csrf: &str| {
+        browser
+            .post(setup.app.url("/oauth/upstream/revoke"))
+            .header("cookie", cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(
+                form_urlencoded::Serializer::new(String::new())
+                    .append_pair("server", "files")
+                    .append_pair("csrf", csrf)
+                    .finish(),
+            )
+            .send()
+    };
+    let bob = session_cookie(&setup.app, &setup.ids["bob"]);
+    let forged = post(&bob, &csrf).await.unwrap();
+    assert_eq!(forged.status(), 403, "Ann's form token in Bob's session");
+    let done = post(&ann, &csrf).await.unwrap();
+    assert_eq!(done.status(), 200, "{}", done.text().await.unwrap());
+
+    let revoked = setup.saas.revoked.lock().unwrap().clone();
+    assert_eq!(revoked.len(), 1);
+    assert_eq!(revoked[0]["token"], "rt-ann-1");
+    assert_eq!(revoked[0]["token_type_hint"], "refresh_token");
+    let (_, body) = call_as(&setup, "ann").await;
+    elicitation_url(&body);
+    let (status, _) = call_as(&setup, "bob").await;
+    assert_eq!(status, 200, "Bob's grant stays");
+    assert_eq!(
+        authorizations(&setup.upstream),
+        ["Bearer at-bob-2"],
+        "only Bob reached the upstream"
+    );
 }
