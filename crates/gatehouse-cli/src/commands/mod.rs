@@ -14,6 +14,7 @@ pub mod serve;
 pub mod servers;
 pub mod status;
 pub mod transfer;
+pub mod upstream_grants;
 pub mod users;
 
 use gatehouse::{

@@ -25,13 +25,14 @@ mod servers;
 mod tokens;
 mod tool_pins;
 mod upstream_auth;
+mod upstream_grants;
 mod users;
 
 use axum::{
     Router,
     extract::Request,
     middleware,
-    routing::{get, post, put},
+    routing::{delete, get, post, put},
 };
 
 use crate::{admin::AdminService, context::AppState};
@@ -124,6 +125,14 @@ pub fn routes(state: AppState) -> Router<AppState> {
             post(users::disable),
         )
         .route("/admin/api/v1/users/{username}/enable", post(users::enable))
+        .route(
+            "/admin/api/v1/users/{username}/upstream-grants",
+            get(upstream_grants::list),
+        )
+        .route(
+            "/admin/api/v1/users/{username}/upstream-grants/{server}",
+            delete(upstream_grants::revoke),
+        )
         .route("/admin/api/v1/group-connections", get(users::list_groups))
         .route(
             "/admin/api/v1/group-connections/{group}/{server}",

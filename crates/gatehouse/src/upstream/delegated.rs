@@ -5,6 +5,8 @@
 //! A call reads the person's grant from the store every time rather than from a process cache,
 //! so a grant revoked on one replica is not used on another.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, header};
 use http_body_util::Full;
@@ -13,7 +15,7 @@ use super::tokens::{Grant, Received, TokenBroker, authenticate};
 use crate::{
     error::GatewayError,
     secrets::Keyring,
-    snapshot::upstream_auth::PerUser,
+    snapshot::upstream_auth::{self, PerUser, UpstreamAuth},
     store::{DynStore, StoreError},
 };
 use gatehouse_model::records::UpstreamGrantRecord;
@@ -228,6 +230,28 @@ impl TokenBroker {
             Err(format!("answered {}", response.status()))
         }
     }
+}
+
+/// For a process without a running gateway (the CLI on the store): tells `server`'s
+/// revocation endpoint, as [`TokenBroker::revoke_at_upstream`] does, that `grant` is withdrawn.
+/// Whether the server is one with per-user tokens (else there is no one to tell).
+pub async fn revoke_at_upstream_once(
+    config: &crate::config::GatewayConfig,
+    keyring: &Keyring,
+    server: &gatehouse_model::records::ServerRecord,
+    grant: &UpstreamGrantRecord,
+) -> Result<bool, String> {
+    let UpstreamAuth::PerUser(auth) = upstream_auth::compile(server, keyring, None)? else {
+        return Ok(false);
+    };
+    let client = super::client::UpstreamClient::new(config).map_err(|e| e.to_string())?;
+    let broker = TokenBroker::new(
+        Arc::new(crate::state::memory::upstream_tokens::MemoryUpstreamTokens::new(1)),
+        client,
+        config.upstream_read_timeout,
+    );
+    broker.revoke_at_upstream(keyring, &auth, grant).await;
+    Ok(true)
 }
 
 fn open(keyring: &Keyring, grant: &UpstreamGrantRecord, sealed: &[u8]) -> Option<String> {

@@ -158,7 +158,10 @@ pub struct Setup {
 /// Gatehouse with `files` reached per person through the SaaS's authorization server, and
 /// Ann and Bob in a group granted `echo`.
 pub async fn setup() -> Setup {
-    let app = TestApp::start().await;
+    let app = TestApp::start_with(|config| {
+        config.admin_listen = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
     let upstream = Upstream::start().await;
     let saas = SaasAuthServer::default();
     *saas.expires_in.lock().unwrap() = 3600;
@@ -630,4 +633,65 @@ async fn a_person_disconnects_on_their_page_and_the_upstream_is_told() {
         ["Bearer at-bob-2"],
         "only Bob reached the upstream"
     );
+}
+
+#[tokio::test]
+async fn an_operator_lists_and_revokes_a_persons_grant_and_the_upstream_is_told() {
+    use gatehouse::admin::{AdminService, Operator};
+    use gatehouse_model::records::AdminRole;
+    let setup = setup().await;
+    connected(&setup, "ann").await;
+    connected(&setup, "bob").await;
+    let app = &setup.app;
+    let admin = AdminService::new(
+        app.store.clone(),
+        app.keyring.clone(),
+        app.server.state.audit.clone(),
+    );
+    let by = Operator::cli("setup", None).unwrap();
+    let token = admin
+        .create_admin_token(&by, "ops", AdminRole::Operator, None)
+        .await
+        .unwrap()
+        .token;
+    let base = format!("http://{}", app.server.admin_addr.unwrap());
+    let (status, listed) = crate::admin_api::answer(
+        app.http
+            .get(format!("{base}/admin/api/v1/users/ann/upstream-grants"))
+            .bearer_auth(&token),
+    )
+    .await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["items"][0]["server"], "files");
+    assert_eq!(listed["items"][0]["refreshable"], true);
+    assert!(!listed.to_string().contains("at-ann"), "no token shown");
+
+    let (status, body) = crate::admin_api::answer(
+        app.http
+            .delete(format!(
+                "{base}/admin/api/v1/users/ann/upstream-grants/files"
+            ))
+            .bearer_auth(&token),
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+    let revoked = setup.saas.revoked.lock().unwrap().clone();
+    assert_eq!(revoked.len(), 1);
+    assert_eq!(revoked[0]["token"], "rt-ann-1");
+    let (status, _) = crate::admin_api::answer(
+        app.http
+            .delete(format!(
+                "{base}/admin/api/v1/users/ann/upstream-grants/files"
+            ))
+            .bearer_auth(&token),
+    )
+    .await;
+    assert_eq!(status, 404, "already gone");
+    let (_, body) = call_as(&setup, "ann").await;
+    elicitation_url(&body);
+    let (status, _) = call_as(&setup, "bob").await;
+    assert_eq!(status, 200, "Bob's grant stays");
+    let trail = serde_json::to_string(&app.audit().await).unwrap();
+    assert!(trail.contains("user.upstream_grant.revoke"), "audited");
+    assert!(!trail.contains("rt-ann-1"), "no token in the trail");
 }
