@@ -47,6 +47,18 @@ pub const SUPPORTED_PROTOCOL_VERSIONS: &[&str] = &[
     "2026-07-28",
 ];
 
+/// How a URL elicitation for upstream consent is put to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsentAnswer {
+    /// 2025-11-25: the `-32042` URL elicitation error.
+    UrlElicitationError,
+    /// 2026-07-28 `tools/call`, `prompts/get`, `resources/read`: an `input_required` result.
+    InputRequired,
+    /// 2026-07-28 methods that cannot answer `input_required` (and -32042 is retired there):
+    /// refused, the link in the error.
+    Refused,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GatewayError {
     #[error("unknown server")]
@@ -140,8 +152,8 @@ pub enum GatewayError {
     UpstreamConsentRequired {
         url: String,
         elicitation_id: String,
-        /// 2026-07-28 asks with an `input_required` result rather than the -32042 error.
-        stateless_era: bool,
+        /// How the request's protocol era asks (set by [`GatewayError::in_era`]).
+        answer: ConsentAnswer,
     },
     /// The upstream's authorization server gave no usable token for Gatehouse's call.
     #[error("no token for the upstream could be obtained")]
@@ -319,8 +331,9 @@ impl GatewayError {
         }
     }
 
-    /// The refusal as the request's protocol era asks for it (a URL elicitation differs).
-    pub fn in_era(self, stateless: bool) -> Self {
+    /// The refusal as the request's protocol era asks for it (a URL elicitation differs);
+    /// `method` is the request's when the body holds one request.
+    pub fn in_era(self, stateless: bool, method: Option<&str>) -> Self {
         match self {
             GatewayError::UpstreamConsentRequired {
                 url,
@@ -329,7 +342,13 @@ impl GatewayError {
             } => GatewayError::UpstreamConsentRequired {
                 url,
                 elicitation_id,
-                stateless_era: stateless,
+                answer: match (stateless, method) {
+                    (false, _) => ConsentAnswer::UrlElicitationError,
+                    (true, Some("tools/call" | "prompts/get" | "resources/read")) => {
+                        ConsentAnswer::InputRequired
+                    }
+                    (true, _) => ConsentAnswer::Refused,
+                },
             },
             other => other,
         }
@@ -512,7 +531,7 @@ impl GatewayError {
             E::UpstreamConsentRequired {
                 url,
                 elicitation_id,
-                stateless_era,
+                answer,
             } => {
                 let elicitation = json!({
                     "mode": "url",
@@ -520,18 +539,18 @@ impl GatewayError {
                     "url": url,
                     "message": "Connect your account at this server to Gatehouse, then retry.",
                 });
-                if *stateless_era && ctx.rpc_id.is_some() {
+                if *answer == ConsentAnswer::InputRequired && ctx.rpc_id.is_some() {
                     return consent_input_required(ctx, elicitation_id, elicitation);
                 }
                 data["elicitations"] = json!([elicitation]);
-                // An answer to the JSON-RPC request, so clients read the error; a stream or a
-                // notification has no request to answer and is refused.
-                let status = if ctx.rpc_id.is_some() {
-                    StatusCode::OK
+                if *answer == ConsentAnswer::Refused || ctx.rpc_id.is_none() {
+                    // No request that can carry the question (a stream, a notification, or a
+                    // 2026-07-28 method without input_required): refused, the link in `data`.
+                    (StatusCode::FORBIDDEN, codes::FORBIDDEN)
                 } else {
-                    StatusCode::FORBIDDEN
-                };
-                (status, codes::URL_ELICITATION_REQUIRED)
+                    // An answer to the JSON-RPC request, so clients read the elicitation.
+                    (StatusCode::OK, codes::URL_ELICITATION_REQUIRED)
+                }
             }
             E::UpstreamContentUnfilterable | E::UpstreamEncodingUnfilterable => {
                 (StatusCode::BAD_GATEWAY, codes::UPSTREAM_UNAVAILABLE)

@@ -377,7 +377,12 @@ impl Call<'_> {
             &record.request_id,
         )
         .await
-        .map_err(|e| e.in_era(stateless))?;
+        .map_err(|e| {
+            let single = (!envelope.batch)
+                .then(|| envelope.messages.first())
+                .flatten();
+            e.in_era(stateless, single.map(|m| m.method()))
+        })?;
         let route = upstream::route(
             self.server,
             &self.state.upstream,

@@ -67,7 +67,7 @@ pub fn consent_required(state: &AppState, user: &str, server: &str) -> GatewayEr
             state.config.public_base()
         ),
         elicitation_id,
-        stateless_era: false,
+        answer: crate::error::ConsentAnswer::UrlElicitationError,
     }
 }
 

@@ -371,6 +371,27 @@ async fn a_person_without_a_grant_is_asked_to_connect_and_the_upstream_is_not_re
             .contains("/oauth/upstream/connect?ticket=")
     );
 
+    // A 2026-07-28 method that cannot answer input_required (and -32042 is retired there):
+    // refused, the link in the error.
+    let (status, _, body) = rpc_message(
+        setup
+            .app
+            .post_stateless("files", Some(&token), &crate::helpers::list_tools())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], -32012);
+    assert_eq!(body["error"]["data"]["reason"], "upstream_consent_required");
+    assert!(
+        body["error"]["data"]["elicitations"][0]["url"]
+            .as_str()
+            .unwrap()
+            .contains("/oauth/upstream/connect?ticket=")
+    );
+
     // The agent's own key acts for nobody.
     let (status, _, body) = rpc_message(
         setup
