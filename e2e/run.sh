@@ -46,8 +46,8 @@
 #                          reporting whose token it got) behind a Gatehouse of its own; the Python
 #                          SDK client sees the -32042 URL elicitation, the test plays each
 #                          person's browser through the link, the retried call runs as that
-#                          person; two people isolated; an operator's revocation
-#                          (e2e/upstream-oauth)
+#                          person; two people isolated; an operator's revocation; the
+#                          TypeScript SDK client likewise (e2e/upstream-oauth, ts/upstream_whoami.mjs)
 # Admin API group, against a Gatehouse of its own (e2e/admin-api/schemathesis.sh):
 #   admin-api              schemathesis drives every operation of the served OpenAPI document:
 #                          no 5xx, responses match their schema and documented statuses, every
@@ -522,7 +522,7 @@ group_oauth_federation() {
 want oauth-federation && run_group oauth-federation group_oauth_federation
 group_upstream_oauth() {
     mkdir -p "$work/upstream-oauth"
-    GATEHOUSE_BIN="$gatehouse_bin" WORK="$work/upstream-oauth" \
+    GATEHOUSE_BIN="$gatehouse_bin" WORK="$work/upstream-oauth" NODE="$ts_node" \
         bounded "$venv/bin/python" "$here/upstream-oauth/test_upstream_oauth.py"
 }
 want upstream-oauth && run_group upstream-oauth group_upstream_oauth

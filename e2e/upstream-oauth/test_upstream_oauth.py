@@ -14,9 +14,11 @@ its own as server `saas` with kind `per_user`. For Ann and then Bob:
 4. The agent connects again and `whoami` answers as that person.
 
 Then each person's calls carry their own token only; an operator's revocation tells the SaaS
-and Ann is asked again, while Bob goes on. No SaaS token or secret appears in Gatehouse's output.
+and Ann is asked again, while Bob goes on; the TypeScript SDK client (ts/upstream_whoami.mjs)
+gets the same URL elicitation for Ann, and after she connects again its retried call runs as
+her. No SaaS token or secret appears in Gatehouse's output.
 
-Environment: GATEHOUSE_BIN, WORK (a scratch dir).
+Environment: GATEHOUSE_BIN, WORK (a scratch dir), NODE (e2e/ts/node_modules installed).
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ from support import MemoryStorage, connect, text_of, unwrap  # noqa: E402
 
 GATEHOUSE_BIN = os.environ["GATEHOUSE_BIN"]
 WORK = os.environ["WORK"]
+NODE = os.environ.get("NODE", "node")
+TS_DIR = os.path.join(here, "..", "ts")
 procs: list[subprocess.Popen] = []
 
 
@@ -83,11 +87,12 @@ class Person:
         self.url = url
         self.browser = httpx2.AsyncClient(follow_redirects=False, timeout=15, trust_env=False)
         self.callback: str | None = None
+        self.storage = MemoryStorage()
         self.provider = OAuthClientProvider(
             server_url=url,
             client_metadata=OAuthClientMetadata(
                 redirect_uris=[f"http://127.0.0.1:{free_port()}/callback"], token_endpoint_auth_method="none"),
-            storage=MemoryStorage(),
+            storage=self.storage,
             redirect_handler=self.redirect_handler,
             callback_handler=self.callback_handler,
         )
@@ -113,6 +118,14 @@ class Person:
                     check(elicitation.mode == "url", f"{self.name}: a URL-mode elicitation")
                     return f"link:{elicitation.url}"
                 raise
+
+    def whoami_ts(self) -> str:
+        """`whoami` with the TypeScript SDK client and the person's Gatehouse access token."""
+        out = subprocess.run([NODE, os.path.join(TS_DIR, "upstream_whoami.mjs")], cwd=TS_DIR, text=True,
+                             capture_output=True, timeout=120,
+                             env=dict(os.environ, MCP_URL=self.url, TOKEN=self.storage.tokens.access_token))
+        check(out.returncode == 0, f"{self.name}: the TypeScript client ran ({out.stderr.strip()[:800]})")
+        return out.stdout.strip()
 
     async def open_link(self, link: str, saas_login: str) -> int:
         """The person's browser: the link, the SaaS's sign-in, the callback; its status."""
@@ -184,9 +197,16 @@ async def main() -> None:
           "the operator's revocation told the SaaS (refresh token)")
     again = await people["ann"].whoami()
     check(again.startswith("link:"), "after the revocation Ann is asked to connect again")
+    # The TypeScript SDK client completes the same step for Ann.
+    ts_first = people["ann"].whoami_ts()
+    check(ts_first.startswith(f"link:{gatehouse}/oauth/upstream/connect?ticket="),
+          "the TypeScript SDK raises UrlElicitationRequiredError with the link")
+    status = await people["ann"].open_link(ts_first.removeprefix("link:"), "ann")
+    check(status == 200, f"ann connected again (callback HTTP {status})")
+    check(people["ann"].whoami_ts() == "user:ann", "the TypeScript client's retried call runs as ann")
     check(await people["bob"].whoami() == "user:bob", "Bob's grant stays")
     listed = json.loads(gh("--output", "json", "users", "upstream-grants", "list"))
-    check([g["user"] for g in listed] == ["bob"], f"only Bob's grant is listed ({listed})")
+    check(sorted(g["user"] for g in listed) == ["ann", "bob"], f"both grants are listed again ({listed})")
 
     server.terminate()
     server.wait(timeout=30)
