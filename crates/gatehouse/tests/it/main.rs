@@ -75,4 +75,5 @@ mod upstream_encoding;
 mod upstream_exchange;
 mod upstream_faults;
 mod upstream_per_user;
+mod upstream_per_user_refresh;
 mod versions;

@@ -49,6 +49,9 @@ pub struct SaasAuthServer {
     pub expires_in: Arc<Mutex<i64>>,
     /// When set, refresh requests are refused.
     pub refuse_refresh: Arc<Mutex<bool>>,
+    /// When set, refresh requests are counted and wait for a permit.
+    pub hold_refresh: Arc<Mutex<Option<Arc<tokio::sync::Semaphore>>>>,
+    pub refreshes_arrived: Arc<std::sync::atomic::AtomicUsize>,
     issued: Arc<Mutex<usize>>,
 }
 
@@ -95,6 +98,13 @@ async fn token(State(server): State<SaasAuthServer>, body: String) -> axum::resp
             login
         }
         "refresh_token" => {
+            server
+                .refreshes_arrived
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let gate = server.hold_refresh.lock().unwrap().clone();
+            if let Some(gate) = gate {
+                let _permit = gate.acquire().await.unwrap();
+            }
             if *server.refuse_refresh.lock().unwrap() {
                 return invalid_grant();
             }
@@ -304,7 +314,7 @@ pub async fn connect(link: &str, cookie: &str, login: &str) -> reqwest::Response
         .unwrap()
 }
 
-async fn call_as(setup: &Setup, person: &str) -> (u16, Value) {
+pub async fn call_as(setup: &Setup, person: &str) -> (u16, Value) {
     let token = person_token(&setup.app, &setup.ids[person]);
     let (status, _, body) = rpc_message(
         setup
@@ -318,7 +328,7 @@ async fn call_as(setup: &Setup, person: &str) -> (u16, Value) {
     (status, body)
 }
 
-fn authorizations(upstream: &Upstream) -> Vec<String> {
+pub fn authorizations(upstream: &Upstream) -> Vec<String> {
     upstream
         .received()
         .iter()
@@ -529,7 +539,7 @@ async fn a_link_serves_only_its_own_person_signed_in_in_the_browser_that_started
 }
 
 /// Moves the person's grant in time: issued `age_ms` ago, expiring `expires_in_ms` from now.
-async fn age_grant(setup: &Setup, person: &str, age_ms: i64, expires_in_ms: i64) {
+pub async fn age_grant(setup: &Setup, person: &str, age_ms: i64, expires_in_ms: i64) {
     let store = &setup.app.store;
     let mut grant = store
         .get_upstream_grant(&setup.ids[person], "files")
@@ -543,7 +553,7 @@ async fn age_grant(setup: &Setup, person: &str, age_ms: i64, expires_in_ms: i64)
     store.put_upstream_grant(&grant).await.unwrap();
 }
 
-async fn connected(setup: &Setup, person: &str) {
+pub async fn connected(setup: &Setup, person: &str) {
     let (_, body) = call_as(setup, person).await;
     let link = elicitation_url(&body);
     let done = connect(
