@@ -1,10 +1,14 @@
-//! Per-user upstream tokens: one refresh in flight per person and server (ADR 0006 §5). While
-//! one call refreshes a person's token that is due but still live, their other calls use the
-//! current token rather than refresh again or wait.
+//! Per-user upstream tokens beyond the first connection (ADR 0006 §5): one refresh in flight per
+//! person and server (while one call refreshes a person's token that is due but still live,
+//! their other calls use the current token rather than refresh again or wait), and a token the
+//! upstream itself refuses.
 
 use std::sync::{Arc, atomic::Ordering};
 
-use crate::upstream_per_user::{age_grant, authorizations, call_as, connected, setup};
+use crate::{
+    scripted_upstream::Fault,
+    upstream_per_user::{age_grant, authorizations, call_as, connected, elicitation_url, setup},
+};
 
 #[tokio::test]
 async fn a_due_token_is_refreshed_once_while_the_persons_other_calls_use_the_current_one() {
@@ -46,5 +50,36 @@ async fn a_due_token_is_refreshed_once_while_the_persons_other_calls_use_the_cur
         authorizations(&setup.upstream),
         ["Bearer at-ann-1", "Bearer at-ann-2"],
         "the second call used the current token, the first the refreshed one"
+    );
+}
+
+#[tokio::test]
+async fn a_token_the_upstream_refuses_is_forgotten_and_the_person_asked_to_connect_again() {
+    let setup = setup().await;
+    connected(&setup, "ann").await;
+    connected(&setup, "bob").await;
+    setup.upstream.set_fault(Fault::Status(401));
+    let (status, body) = call_as(&setup, "ann").await;
+    assert_eq!(
+        status, 200,
+        "not the upstream's 401, which would send the agent to sign in again: {body}"
+    );
+    elicitation_url(&body);
+    let store = &setup.app.store;
+    assert!(
+        store
+            .get_upstream_grant(&setup.ids["ann"], "files")
+            .await
+            .unwrap()
+            .is_none(),
+        "Ann's refused grant is forgotten"
+    );
+    assert!(
+        store
+            .get_upstream_grant(&setup.ids["bob"], "files")
+            .await
+            .unwrap()
+            .is_some(),
+        "Bob's stays"
     );
 }
