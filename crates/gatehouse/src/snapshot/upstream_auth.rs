@@ -237,6 +237,39 @@ mod tests {
     }
 
     #[test]
+    fn a_per_user_public_client_compiles_without_a_secret_and_a_confidential_one_needs_it() {
+        let keyring = Keyring::from_master(&[3; 32]);
+        let spec = |auth_method| {
+            Some(UpstreamAuthSpec::PerUser {
+                authorization_endpoint: "http://as.internal/authorize".into(),
+                token_endpoint: "http://as.internal/token".into(),
+                revocation_endpoint: Some("http://as.internal/revoke".into()),
+                client_id: "gatehouse".into(),
+                auth_method,
+                scope: None,
+                resource: None,
+            })
+        };
+        let public = server(UpstreamAuthRecord {
+            spec: spec(UpstreamClientAuth::None),
+            ..UpstreamAuthRecord::default()
+        });
+        match compile(&public, &keyring, None).unwrap() {
+            UpstreamAuth::PerUser(auth) => {
+                assert!(matches!(auth.client.secret, ClientSecret::Public));
+                assert_eq!(auth.server, "files");
+                assert!(auth.revocation_endpoint.is_some());
+            }
+            other => panic!("{other:?}"),
+        }
+        let confidential = server(UpstreamAuthRecord {
+            spec: spec(UpstreamClientAuth::ClientSecretPost),
+            ..UpstreamAuthRecord::default()
+        });
+        assert!(compile(&confidential, &keyring, None).is_err());
+    }
+
+    #[test]
     fn the_cache_key_changes_with_the_settings_and_the_secret() {
         let keyring = Keyring::from_master(&[3; 32]);
         let key = |record: &ServerRecord| match compile(record, &keyring, None).unwrap() {
