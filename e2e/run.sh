@@ -41,6 +41,13 @@
 #                          GitHub Actions token stand-ins; the SDK's PrivateKeyJWTOAuthProvider
 #                          and the TypeScript SDK's StaticPrivateKeyJwtProvider)
 #                          against a Gatehouse of its own (e2e/federation)
+#   upstream-oauth         per-user delegated upstream tokens: a SaaS stand-in (its own
+#                          authorization server: code + PKCE, refresh, revocation; an MCP server
+#                          reporting whose token it got) behind a Gatehouse of its own; the Python
+#                          SDK client sees the -32042 URL elicitation, the test plays each
+#                          person's browser through the link, the retried call runs as that
+#                          person; two people isolated; an operator's revocation; the
+#                          TypeScript SDK client likewise (e2e/upstream-oauth, ts/upstream_whoami.mjs)
 # Admin API group, against a Gatehouse of its own (e2e/admin-api/schemathesis.sh):
 #   admin-api              schemathesis drives every operation of the served OpenAPI document:
 #                          no 5xx, responses match their schema and documented statuses, every
@@ -76,7 +83,7 @@ suite=${E2E_CONFORMANCE_SUITE:-all}
 all_groups=(ts python conformance-direct conformance-gateway conformance-identical audit-trail audit-verify
     guardrails-ts guardrails-python conformance-guardrails conformance-guardrails-identical
     oauth-py-client-credentials oauth-py-auth-code oauth-ts-auth-code oauth-ts-v2 oauth-mcp-remote oauth-conformance
-    oauth-upstream-oidc oauth-federation admin-api conformance-stdio stdio)
+    oauth-upstream-oidc oauth-federation upstream-oauth admin-api conformance-stdio stdio)
 if (($# > 0)); then selected=("$@"); else selected=("${all_groups[@]}"); fi
 for g in "${selected[@]}"; do
     [[ " ${all_groups[*]} " == *" $g "* ]] || { echo "error: unknown group '$g' (${all_groups[*]})" >&2; exit 2; }
@@ -533,6 +540,12 @@ group_oauth_federation() {
         bounded "$venv/bin/python" "$here/federation/test_federation.py"
 }
 want oauth-federation && run_group oauth-federation group_oauth_federation
+group_upstream_oauth() {
+    mkdir -p "$work/upstream-oauth"
+    GATEHOUSE_BIN="$gatehouse_bin" WORK="$work/upstream-oauth" NODE="$ts_node" \
+        bounded "$venv/bin/python" "$here/upstream-oauth/test_upstream_oauth.py"
+}
+want upstream-oauth && run_group upstream-oauth group_upstream_oauth
 group_admin_api() {
     bounded bash "$here/admin-api/schemathesis.sh" "$gatehouse_bin" "$venv/bin/python" "$work/admin-api"
 }

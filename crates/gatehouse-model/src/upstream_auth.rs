@@ -53,6 +53,23 @@ pub enum UpstreamAuthSpec {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resource: Option<String>,
     },
+    /// Each person's own token, granted by that person in the upstream's OAuth flow
+    /// (authorization code + PKCE, Gatehouse pre-registered as a client) and kept sealed in
+    /// `upstream_grants`. Only calls made for a person can use it.
+    PerUser {
+        authorization_endpoint: String,
+        token_endpoint: String,
+        /// RFC 7009 endpoint told when a grant is revoked; absent: the grant is only forgotten.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        revocation_endpoint: Option<String>,
+        client_id: String,
+        /// `none` for a public client (PKCE only, no secret).
+        auth_method: UpstreamClientAuth,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scope: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resource: Option<String>,
+    },
 }
 
 /// What both token-fetching kinds share: where and how Gatehouse asks.
@@ -69,6 +86,7 @@ impl UpstreamAuthSpec {
         match self {
             UpstreamAuthSpec::ClientCredentials { .. } => "client_credentials",
             UpstreamAuthSpec::TokenExchange { .. } => "token_exchange",
+            UpstreamAuthSpec::PerUser { .. } => "per_user",
         }
     }
 
@@ -87,6 +105,14 @@ impl UpstreamAuthSpec {
                 auth_method,
                 scope,
                 resource,
+            }
+            | UpstreamAuthSpec::PerUser {
+                token_endpoint,
+                client_id,
+                auth_method,
+                scope,
+                resource,
+                ..
             } => TokenClient {
                 token_endpoint,
                 client_id,
@@ -106,13 +132,17 @@ pub enum UpstreamClientAuth {
     ClientSecretPost,
     /// RFC 7523 client assertion signed with a private key Gatehouse holds sealed.
     PrivateKeyJwt,
+    /// A public client (RFC 7591 `none`): the client id only; for per-user tokens, where
+    /// PKCE binds the code to Gatehouse.
+    None,
 }
 
 impl UpstreamClientAuth {
-    pub const ALL: [UpstreamClientAuth; 3] = [
+    pub const ALL: [UpstreamClientAuth; 4] = [
         UpstreamClientAuth::ClientSecretBasic,
         UpstreamClientAuth::ClientSecretPost,
         UpstreamClientAuth::PrivateKeyJwt,
+        UpstreamClientAuth::None,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -120,6 +150,7 @@ impl UpstreamClientAuth {
             UpstreamClientAuth::ClientSecretBasic => "client_secret_basic",
             UpstreamClientAuth::ClientSecretPost => "client_secret_post",
             UpstreamClientAuth::PrivateKeyJwt => "private_key_jwt",
+            UpstreamClientAuth::None => "none",
         }
     }
 }
@@ -134,7 +165,7 @@ impl std::str::FromStr for UpstreamClientAuth {
             .ok_or_else(|| {
                 InvalidValue::new(format!(
                     "upstream auth method {text:?} must be client_secret_basic, \
-                     client_secret_post or private_key_jwt"
+                     client_secret_post, private_key_jwt or none"
                 ))
             })
     }

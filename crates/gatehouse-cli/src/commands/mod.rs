@@ -16,6 +16,7 @@ pub mod servers;
 pub mod state;
 pub mod status;
 pub mod transfer;
+pub mod upstream_grants;
 pub mod users;
 
 use gatehouse::Config;

@@ -30,7 +30,7 @@ pub enum ServersCommand {
         #[arg(long, default_value = "block")]
         pin_action: String,
         #[command(flatten)]
-        upstream_auth: UpstreamAuthArgs,
+        upstream_auth: Box<UpstreamAuthArgs>,
     },
     /// Change a server's upstream URL or injected credential (connections stay).
     Update {
@@ -45,7 +45,7 @@ pub enum ServersCommand {
         #[arg(long)]
         no_credential: bool,
         #[command(flatten)]
-        upstream_auth: UpstreamAuthArgs,
+        upstream_auth: Box<UpstreamAuthArgs>,
         #[command(flatten)]
         stdio: StdioArgs,
     },
@@ -339,7 +339,8 @@ pub struct UpstreamAuthArgs {
     /// Gatehouse's client id at the upstream's authorization server.
     #[arg(long, requires = "token_endpoint")]
     client_id: Option<String>,
-    /// client_secret_basic, client_secret_post or private_key_jwt.
+    /// client_secret_basic, client_secret_post, private_key_jwt, or none (a public client;
+    /// --authorization-endpoint only).
     #[arg(
         long,
         default_value = "client_secret_basic",
@@ -363,8 +364,19 @@ pub struct UpstreamAuthArgs {
     resource: Option<String>,
     /// Get a token per person by RFC 8693 token exchange (presenting Gatehouse's signed
     /// assertion of the caller) instead of one client-credentials token for everyone.
-    #[arg(long, requires = "token_endpoint")]
+    #[arg(
+        long,
+        requires = "token_endpoint",
+        conflicts_with = "authorization_endpoint"
+    )]
     token_exchange: bool,
+    /// Each person's own upstream token, granted in the upstream's OAuth flow (authorization
+    /// code + PKCE) started from this authorization endpoint on their first call.
+    #[arg(long, requires = "token_endpoint")]
+    authorization_endpoint: Option<String>,
+    /// The upstream's revocation endpoint (RFC 7009), told when a person's grant is revoked.
+    #[arg(long, requires = "authorization_endpoint")]
+    revocation_endpoint: Option<String>,
     /// Stop fetching tokens for the upstream (update only).
     #[arg(long, conflicts_with = "token_endpoint")]
     no_upstream_auth: bool,
@@ -430,7 +442,17 @@ impl UpstreamAuthArgs {
         };
         let auth_method = self.auth_method.parse()?;
         let (scope, resource) = (self.scope, self.resource);
-        let spec = if self.token_exchange {
+        let spec = if let Some(authorization_endpoint) = self.authorization_endpoint {
+            UpstreamAuthSpec::PerUser {
+                authorization_endpoint,
+                token_endpoint,
+                revocation_endpoint: self.revocation_endpoint,
+                client_id,
+                auth_method,
+                scope,
+                resource,
+            }
+        } else if self.token_exchange {
             UpstreamAuthSpec::TokenExchange {
                 token_endpoint,
                 client_id,

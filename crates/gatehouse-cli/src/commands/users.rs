@@ -57,6 +57,9 @@ pub enum UsersCommand {
     Disable { username: String },
     /// Enable a disabled user again.
     Enable { username: String },
+    /// People's own tokens at upstream servers (per-user delegated tokens).
+    #[command(subcommand)]
+    UpstreamGrants(super::upstream_grants::UpstreamGrantsCommand),
 }
 
 impl UsersCommand {
@@ -103,6 +106,7 @@ impl UsersCommand {
             }
             UsersCommand::Disable { username } => enable(ctx, &username, false).await,
             UsersCommand::Enable { username } => enable(ctx, &username, true).await,
+            UsersCommand::UpstreamGrants(command) => command.run(ctx).await,
         }
     }
 }

@@ -13,7 +13,8 @@ use gatehouse::{
     },
     admin_api::views::{
         AdminToken, ApiKey, Client, ClientSecret, Connection, CreatedAdminToken, CreatedApiKey,
-        GroupConnection, OAuthRegistered, Policy, RotatedSecret, Server, SigningKey, ToolPin, User,
+        GroupConnection, OAuthRegistered, Policy, RotatedSecret, Server, SigningKey, ToolPin,
+        UpstreamGrant, User,
     },
     policy::geo::GeoDb,
     replicas,
@@ -478,6 +479,40 @@ impl Deployment for Local {
             .await?;
         self.applied(generation).await?;
         self.user(username).await
+    }
+
+    async fn list_upstream_grants(&self, username: Option<&str>) -> Result<Vec<UpstreamGrant>> {
+        let users = match username {
+            Some(name) => vec![self.store.get_user(name).await?],
+            None => self.store.list_users().await?,
+        };
+        let mut all = Vec::new();
+        for user in &users {
+            for grant in self.store.list_upstream_grants(Some(&user.id)).await? {
+                all.push(UpstreamGrant::of(&user.username, &grant));
+            }
+        }
+        all.sort_by(|a, b| (&a.user, &a.server).cmp(&(&b.user, &b.server)));
+        Ok(all)
+    }
+
+    async fn revoke_upstream_grant(&self, username: &str, server: &str) -> Result<()> {
+        let grant = self
+            .admin
+            .revoke_upstream_grant(self.by()?, username, server)
+            .await?;
+        // A server removed since has no one to tell.
+        if let Ok(record) = self.store.get_server(server).await {
+            gatehouse::upstream::delegated::revoke_at_upstream_once(
+                &self.config.gateway,
+                &self.keyring,
+                &record,
+                &grant,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("the grant is gone; telling {server}: {e}"))?;
+        }
+        Ok(())
     }
 
     async fn list_group_connections(&self) -> Result<Vec<GroupConnection>> {

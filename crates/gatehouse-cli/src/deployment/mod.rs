@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use gatehouse::admin::{NewConnection, NewKey, NewPolicy, NewServer, ServerUpdate};
 use gatehouse::admin::{declarative, oauth::OAuthRegistration};
 use gatehouse::admin_api::views::{
+    UpstreamGrant,
     AdminToken, ApiKey, Client, ClientSecret, Connection, CreatedAdminToken, CreatedApiKey,
     GroupConnection, OAuthRegistered, Policy, RotatedSecret, Server, SigningKey, ToolPin, User,
 };
@@ -116,6 +117,12 @@ pub trait Deployment: Send + Sync {
     async fn set_user_groups(&self, username: &str, groups: Vec<String>) -> Result<User>;
     async fn set_user_password(&self, username: &str, password: &str) -> Result<()>;
     async fn set_user_enabled(&self, username: &str, enabled: bool) -> Result<User>;
+    /// People's grants at upstreams with per-user tokens (never the tokens): one person's, or
+    /// everyone's, by username then server.
+    async fn list_upstream_grants(&self, username: Option<&str>) -> Result<Vec<UpstreamGrant>>;
+    /// Forgets a person's tokens at a server; its revocation endpoint is told when the
+    /// server's per-user settings name one.
+    async fn revoke_upstream_grant(&self, username: &str, server: &str) -> Result<()>;
     async fn list_group_connections(&self) -> Result<Vec<GroupConnection>>;
     async fn grant_group(
         &self,

@@ -12,7 +12,7 @@ use gatehouse::{
     admin_api::views::{
         AdminToken, ApiKey, Approved, Client, ClientSecret, Connection, CreatedAdminToken,
         CreatedApiKey, GroupConnection, OAuthRegistered, Policy, Rejected, Replica, RotatedSecret,
-        Server, SigningKey, Status, ToolPin, User,
+        Server, SigningKey, Status, ToolPin, UpstreamGrant, UpstreamGrantList, User,
     },
 };
 use gatehouse_model::{
@@ -637,6 +637,32 @@ impl Deployment for Remote {
         let verb = if enabled { "enable" } else { "disable" };
         let path = format!("/users/{}/{verb}", seg(username));
         self.send(Method::POST, &path, json!({})).await
+    }
+
+    async fn list_upstream_grants(&self, username: Option<&str>) -> Result<Vec<UpstreamGrant>> {
+        let usernames = match username {
+            Some(name) => vec![name.to_owned()],
+            None => self
+                .list_users()
+                .await?
+                .into_iter()
+                .map(|u| u.username)
+                .collect(),
+        };
+        let mut all = Vec::new();
+        for name in usernames {
+            let list: UpstreamGrantList = self
+                .get(&format!("/users/{}/upstream-grants", seg(&name)))
+                .await?;
+            all.extend(list.items);
+        }
+        all.sort_by(|a, b| (&a.user, &a.server).cmp(&(&b.user, &b.server)));
+        Ok(all)
+    }
+
+    async fn revoke_upstream_grant(&self, username: &str, server: &str) -> Result<()> {
+        let path = format!("/users/{}/upstream-grants/{}", seg(username), seg(server));
+        self.send_empty(Method::DELETE, &path, None).await
     }
 
     async fn list_group_connections(&self) -> Result<Vec<GroupConnection>> {

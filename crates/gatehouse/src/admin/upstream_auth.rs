@@ -35,6 +35,36 @@ pub fn apply(
         return Err(AdminError::Invalid("scope must not be empty".into()));
     }
     let auth_method = client.auth_method;
+    if let UpstreamAuthSpec::PerUser {
+        authorization_endpoint,
+        revocation_endpoint,
+        ..
+    } = &new.spec
+    {
+        check_endpoint("authorization endpoint", authorization_endpoint)?;
+        if let Some(revocation) = revocation_endpoint {
+            check_endpoint("revocation endpoint", revocation)?;
+        }
+    }
+    if auth_method == UpstreamClientAuth::None {
+        // Only a person's browser flow can do without a client secret: PKCE ties the code to
+        // Gatehouse. A token for Gatehouse itself needs Gatehouse to prove who it is.
+        if !matches!(new.spec, UpstreamAuthSpec::PerUser { .. }) {
+            return Err(AdminError::Invalid(format!(
+                "auth method none is for per_user only; {} needs the client to authenticate",
+                new.spec.kind()
+            )));
+        }
+        if new.secret.is_some() {
+            return Err(AdminError::Invalid(
+                "auth method none takes no client secret".into(),
+            ));
+        }
+        record.secret_sealed = None;
+        record.spec = Some(new.spec);
+        record.unreadable = None;
+        return Ok(());
+    }
     let secret = new.secret.as_deref().ok_or_else(|| {
         AdminError::Invalid(match auth_method {
             UpstreamClientAuth::PrivateKeyJwt => {
@@ -158,6 +188,59 @@ mod tests {
             resource: None,
         };
         refused(bad_url, Some("s"));
+    }
+
+    fn per_user(auth_method: UpstreamClientAuth, revocation: &str) -> UpstreamAuthSpec {
+        UpstreamAuthSpec::PerUser {
+            authorization_endpoint: "https://as.example/authorize".into(),
+            token_endpoint: "https://as.example/token".into(),
+            revocation_endpoint: Some(revocation.into()),
+            client_id: "gatehouse".into(),
+            auth_method,
+            scope: None,
+            resource: None,
+        }
+    }
+
+    #[test]
+    fn a_public_client_is_for_per_user_only_and_takes_no_secret() {
+        let keyring = Keyring::from_master(&[7; 32]);
+        let apply_new = |spec, secret: Option<&str>| {
+            let mut record = UpstreamAuthRecord {
+                secret_sealed: Some(vec![1]),
+                ..UpstreamAuthRecord::default()
+            };
+            let new = NewUpstreamAuth {
+                spec,
+                secret: secret.map(str::to_owned),
+            };
+            apply(&keyring, "files", new, &mut record).map(|()| record)
+        };
+        let public = apply_new(
+            per_user(UpstreamClientAuth::None, "https://as.example/revoke"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(public.secret_sealed, None, "an old secret is not kept");
+        assert!(
+            apply_new(
+                per_user(UpstreamClientAuth::None, "https://as.example/revoke"),
+                Some("s")
+            )
+            .is_err()
+        );
+        let not_per_user = apply_new(spec(UpstreamClientAuth::None), None).unwrap_err();
+        assert!(
+            not_per_user.to_string().contains("per_user only"),
+            "{not_per_user}"
+        );
+        assert!(
+            apply_new(
+                per_user(UpstreamClientAuth::None, "ftp://as.example/revoke"),
+                None
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -30,13 +30,14 @@ pub mod status;
 mod tokens;
 mod tool_pins;
 mod upstream_auth;
+mod upstream_grants;
 mod users;
 
 use axum::{
     Router,
     extract::Request,
     middleware,
-    routing::{get, post, put},
+    routing::{delete, get, post, put},
 };
 
 use crate::{admin::AdminService, context::AppState};
@@ -56,6 +57,7 @@ pub mod views {
     pub use super::status::{Counts, Replica, RunningServer, Status};
     pub use super::tokens::{AdminToken, CreatedAdminToken, WhoAmI};
     pub use super::tool_pins::{Approved, Rejected, ToolPin};
+    pub use super::upstream_grants::{UpstreamGrant, UpstreamGrantList};
     pub use super::users::{GroupConnection, SigningKey, User};
 }
 
@@ -162,6 +164,14 @@ pub fn routes(state: AppState) -> Router<AppState> {
             post(users::disable),
         )
         .route("/admin/api/v1/users/{username}/enable", post(users::enable))
+        .route(
+            "/admin/api/v1/users/{username}/upstream-grants",
+            get(upstream_grants::list),
+        )
+        .route(
+            "/admin/api/v1/users/{username}/upstream-grants/{server}",
+            delete(upstream_grants::revoke),
+        )
         .route("/admin/api/v1/group-connections", get(users::list_groups))
         .route(
             "/admin/api/v1/group-connections/{group}/{server}",

@@ -12,7 +12,7 @@ use utoipa::OpenApi;
 
 use super::{
     audit, clients, connections, explain, keys, oauth, policies, problem, roles, servers, state,
-    status, tokens, tool_pins, users,
+    status, tokens, tool_pins, upstream_grants, users,
 };
 
 #[derive(OpenApi)]
@@ -64,6 +64,8 @@ use super::{
         users::set_groups,
         users::disable,
         users::enable,
+        upstream_grants::list,
+        upstream_grants::revoke,
         users::list_groups,
         users::grant_group,
         users::revoke_group,

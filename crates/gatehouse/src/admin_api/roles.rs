@@ -78,6 +78,16 @@ pub const OPERATIONS: &[(&str, &str, AdminRole)] = &[
     ("PUT", "/admin/api/v1/users/{username}/groups", Operator),
     ("POST", "/admin/api/v1/users/{username}/disable", Operator),
     ("POST", "/admin/api/v1/users/{username}/enable", Operator),
+    (
+        "GET",
+        "/admin/api/v1/users/{username}/upstream-grants",
+        Auditor,
+    ),
+    (
+        "DELETE",
+        "/admin/api/v1/users/{username}/upstream-grants/{server}",
+        Operator,
+    ),
     ("GET", "/admin/api/v1/group-connections", Auditor),
     (
         "PUT",

@@ -15,12 +15,18 @@ pub struct UpstreamAuthInput {
     /// `client_credentials`: one token for every caller, fetched from the upstream's
     /// authorization server and refreshed before it expires. `token_exchange`: a token per
     /// person, by RFC 8693 exchange of Gatehouse's signed assertion of the caller.
-    #[schema(pattern = "^(client_credentials|token_exchange)$")]
+    /// `per_user`: each person's own token, granted in the upstream's OAuth flow.
+    #[schema(pattern = "^(client_credentials|token_exchange|per_user)$")]
     pub kind: String,
+    /// `per_user`: the upstream authorization server's authorization endpoint.
+    pub authorization_endpoint: Option<String>,
+    /// `per_user`: its RFC 7009 revocation endpoint, told when a person's grant is revoked.
+    pub revocation_endpoint: Option<String>,
     /// The upstream authorization server's token endpoint.
     pub token_endpoint: String,
     pub client_id: String,
-    /// `client_secret_basic`, `client_secret_post` or `private_key_jwt`.
+    /// `client_secret_basic`, `client_secret_post`, `private_key_jwt`, or `none` (a public
+    /// client; `per_user` only).
     pub auth_method: String,
     /// Space-separated scopes to ask for.
     pub scope: Option<String>,
@@ -36,11 +42,21 @@ impl TryFrom<UpstreamAuthInput> for NewUpstreamAuth {
     type Error = ApiError;
 
     fn try_from(input: UpstreamAuthInput) -> Result<Self, ApiError> {
-        if !matches!(input.kind.as_str(), "client_credentials" | "token_exchange") {
+        if !matches!(
+            input.kind.as_str(),
+            "client_credentials" | "token_exchange" | "per_user"
+        ) {
             return Err(ApiError::Invalid(format!(
-                "upstream_auth.kind {:?} must be client_credentials or token_exchange",
+                "upstream_auth.kind {:?} must be client_credentials, token_exchange or per_user",
                 input.kind
             )));
+        }
+        if input.kind != "per_user"
+            && (input.authorization_endpoint.is_some() || input.revocation_endpoint.is_some())
+        {
+            return Err(ApiError::Invalid(
+                "authorization_endpoint and revocation_endpoint are for per_user only".into(),
+            ));
         }
         let auth_method: UpstreamClientAuth = input
             .auth_method
@@ -71,7 +87,19 @@ impl TryFrom<UpstreamAuthInput> for NewUpstreamAuth {
             input.scope,
             input.resource,
         );
-        let spec = if input.kind == "token_exchange" {
+        let spec = if input.kind == "per_user" {
+            UpstreamAuthSpec::PerUser {
+                authorization_endpoint: input.authorization_endpoint.ok_or_else(|| {
+                    ApiError::Invalid("per_user needs authorization_endpoint".into())
+                })?,
+                token_endpoint,
+                revocation_endpoint: input.revocation_endpoint,
+                client_id,
+                auth_method,
+                scope,
+                resource,
+            }
+        } else if input.kind == "token_exchange" {
             UpstreamAuthSpec::TokenExchange {
                 token_endpoint,
                 client_id,
@@ -96,6 +124,10 @@ impl TryFrom<UpstreamAuthInput> for NewUpstreamAuth {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct UpstreamAuthView {
     pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorization_endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revocation_endpoint: Option<String>,
     pub token_endpoint: String,
     pub client_id: String,
     pub auth_method: String,
@@ -106,8 +138,21 @@ pub struct UpstreamAuthView {
 impl From<&UpstreamAuthSpec> for UpstreamAuthView {
     fn from(spec: &UpstreamAuthSpec) -> Self {
         let client = spec.client();
+        let (authorization_endpoint, revocation_endpoint) = match spec {
+            UpstreamAuthSpec::PerUser {
+                authorization_endpoint,
+                revocation_endpoint,
+                ..
+            } => (
+                Some(authorization_endpoint.clone()),
+                revocation_endpoint.clone(),
+            ),
+            _ => (None, None),
+        };
         UpstreamAuthView {
             kind: spec.kind().to_owned(),
+            authorization_endpoint,
+            revocation_endpoint,
             token_endpoint: client.token_endpoint.to_owned(),
             client_id: client.client_id.to_owned(),
             auth_method: client.auth_method.as_str().to_owned(),

@@ -35,6 +35,8 @@ pub mod codes {
     pub const UPSTREAM_TIMEOUT: i64 = -32016;
     pub const RATE_LIMITED: i64 = -32017;
     pub const OVERLOADED: i64 = -32018;
+    /// MCP 2025-11-25 `URLElicitationRequiredError`.
+    pub const URL_ELICITATION_REQUIRED: i64 = -32042;
 }
 
 /// Protocol versions Gatehouse understands (and can therefore govern).
@@ -45,6 +47,18 @@ pub const SUPPORTED_PROTOCOL_VERSIONS: &[&str] = &[
     "2025-11-25",
     "2026-07-28",
 ];
+
+/// How a URL elicitation for upstream consent is put to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsentAnswer {
+    /// 2025-11-25: the `-32042` URL elicitation error.
+    UrlElicitationError,
+    /// 2026-07-28 `tools/call`, `prompts/get`, `resources/read`: an `input_required` result.
+    InputRequired,
+    /// 2026-07-28 methods that cannot answer `input_required` (and -32042 is retired there):
+    /// refused, the link in the error.
+    Refused,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GatewayError {
@@ -133,6 +147,15 @@ pub enum GatewayError {
     /// credential or API key of its own).
     #[error("this server is reached as a person: use a token a person delegated")]
     UpstreamNeedsUser,
+    /// The person has not authorized Gatehouse at this upstream yet (or that grant ended):
+    /// a URL elicitation leading them through the upstream's OAuth flow (ADR 0006 §5).
+    #[error("this server needs your authorization: open {url} to connect your account, then retry")]
+    UpstreamConsentRequired {
+        url: String,
+        elicitation_id: String,
+        /// How the request's protocol era asks (set by [`GatewayError::in_era`]).
+        answer: ConsentAnswer,
+    },
     /// The upstream's authorization server gave no usable token for Gatehouse's call.
     #[error("no token for the upstream could be obtained")]
     UpstreamCredentialUnavailable,
@@ -306,6 +329,7 @@ impl GatewayError {
             GatewayError::UpstreamUnavailable => "upstream_unavailable",
             GatewayError::UpstreamCredentialUnavailable => "upstream_credential_unavailable",
             GatewayError::UpstreamNeedsUser => "upstream_needs_user",
+            GatewayError::UpstreamConsentRequired { .. } => "upstream_consent_required",
             GatewayError::UpstreamTimeout => "upstream_timeout",
             GatewayError::UpstreamResponseTooLarge => "upstream_response_too_large",
             GatewayError::UpstreamContentUnfilterable => "upstream_content_unfilterable",
@@ -323,6 +347,29 @@ impl GatewayError {
             GatewayError::UpstreamChildrenExhausted => "upstream_children_exhausted",
             GatewayError::BatchUnsupported => "batch_unsupported",
             GatewayError::StreamNotResumable => "stream_not_resumable",
+        }
+    }
+
+    /// The refusal as the request's protocol era asks for it (a URL elicitation differs);
+    /// `method` is the request's when the body holds one request.
+    pub fn in_era(self, stateless: bool, method: Option<&str>) -> Self {
+        match self {
+            GatewayError::UpstreamConsentRequired {
+                url,
+                elicitation_id,
+                ..
+            } => GatewayError::UpstreamConsentRequired {
+                url,
+                elicitation_id,
+                answer: match (stateless, method) {
+                    (false, _) => ConsentAnswer::UrlElicitationError,
+                    (true, Some("tools/call" | "prompts/get" | "resources/read")) => {
+                        ConsentAnswer::InputRequired
+                    }
+                    (true, _) => ConsentAnswer::Refused,
+                },
+            },
+            other => other,
         }
     }
 
@@ -502,6 +549,30 @@ impl GatewayError {
                 (StatusCode::BAD_GATEWAY, codes::UPSTREAM_UNAVAILABLE)
             }
             E::UpstreamNeedsUser => (StatusCode::FORBIDDEN, codes::FORBIDDEN),
+            E::UpstreamConsentRequired {
+                url,
+                elicitation_id,
+                answer,
+            } => {
+                let elicitation = json!({
+                    "mode": "url",
+                    "elicitationId": elicitation_id,
+                    "url": url,
+                    "message": "Connect your account at this server to Gatehouse, then retry.",
+                });
+                if *answer == ConsentAnswer::InputRequired && ctx.rpc_id.is_some() {
+                    return consent_input_required(ctx, elicitation_id, elicitation);
+                }
+                data["elicitations"] = json!([elicitation]);
+                if *answer == ConsentAnswer::Refused || ctx.rpc_id.is_none() {
+                    // No request that can carry the question (a stream, a notification, or a
+                    // 2026-07-28 method without input_required): refused, the link in `data`.
+                    (StatusCode::FORBIDDEN, codes::FORBIDDEN)
+                } else {
+                    // An answer to the JSON-RPC request, so clients read the elicitation.
+                    (StatusCode::OK, codes::URL_ELICITATION_REQUIRED)
+                }
+            }
             E::UpstreamContentUnfilterable | E::UpstreamEncodingUnfilterable => {
                 (StatusCode::BAD_GATEWAY, codes::UPSTREAM_UNAVAILABLE)
             }
@@ -576,4 +647,30 @@ impl GatewayError {
         }
         response
     }
+}
+
+/// MCP 2026-07-28: a URL elicitation is an `input_required` result the client answers by
+/// retrying the request (SEP-2322); the id and `elicitationId` fields are gone from the
+/// request, so the key names it.
+fn consent_input_required(ctx: &ErrorContext<'_>, key: &str, mut elicitation: Value) -> Response {
+    if let Some(fields) = elicitation.as_object_mut() {
+        fields.remove("elicitationId");
+    }
+    let body = json!({
+        "jsonrpc": "2.0",
+        "id": ctx.rpc_id.cloned().unwrap_or(Value::Null),
+        "result": {
+            "resultType": "input_required",
+            "inputRequests": {
+                key: { "method": "elicitation/create", "params": elicitation },
+            },
+            "_meta": { "io.gatehouse/reason": "upstream_consent_required" },
+        },
+    });
+    let mut response = Response::new(Body::from(body.to_string()));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }

@@ -377,7 +377,8 @@ impl Call<'_> {
             self.principal,
             &record.request_id,
         )
-        .await?;
+        .await
+        .map_err(|e| e.in_era(stateless, single_method(&envelope)))?;
         let route = upstream::route(
             self.server,
             &self.upstreams(),
@@ -417,7 +418,18 @@ impl Call<'_> {
             session: session.as_ref(),
             headers: &parts.headers,
         };
-        let (reply, attempt) = self.send(&route, exchange, record).await?;
+        let (reply, mut attempt) = self.send(&route, exchange, record).await?;
+        if let Some(refusal) = super::upstream_auth::refused_person_token(
+            self.state,
+            self.server,
+            self.principal,
+            reply.head.status,
+        )
+        .await
+        {
+            attempt.settle(false);
+            return Err(refusal.in_era(stateless, single_method(&envelope)));
+        }
         self.follow_session(session.as_ref(), &reply.session).await;
         self.relay(reply, attempt, rules, record).await
     }
@@ -742,6 +754,14 @@ fn answer(head: ReplyHead, body: Body) -> Response {
 }
 
 /// What the audit trail keeps of one message of a batch.
+/// The method of a body holding one message, for answers that depend on it.
+fn single_method(envelope: &jsonrpc::Envelope) -> Option<&str> {
+    (!envelope.batch)
+        .then(|| envelope.messages.first())
+        .flatten()
+        .map(|m| m.method())
+}
+
 fn batch_entry(message: &jsonrpc::Message) -> BatchEntry {
     let method = if message.kind == Kind::Response {
         "response"

@@ -3,16 +3,17 @@
 //! before the call is routed, so a call that cannot get them is answered without reaching
 //! the upstream.
 
-use http::{HeaderName, HeaderValue, header};
+use http::{HeaderName, HeaderValue, StatusCode, header};
 use serde::Serialize;
 
 use crate::{
     context::AppState,
     error::GatewayError,
     identity::principal::Principal,
+    oauth::upstream_connect,
     snapshot::{ServerEntry, upstream_auth::UpstreamAuth},
     tokens::{jwt, signing::SigningKeys},
-    upstream::tokens::Grant,
+    upstream::{delegated::Delegated, tokens::Grant},
 };
 
 /// `typ` of the identity assertion, so it cannot pass for an access token (`at+jwt`).
@@ -65,6 +66,26 @@ pub async fn injected_headers(
                 .await?;
             headers.push((header::AUTHORIZATION, value));
         }
+        UpstreamAuth::PerUser(auth) => {
+            let user = principal
+                .user
+                .as_deref()
+                .ok_or(GatewayError::UpstreamNeedsUser)?;
+            match state
+                .upstream_tokens
+                .delegated(&state.store, &state.keyring, auth, user)
+                .await?
+            {
+                Delegated::Token(value) => headers.push((header::AUTHORIZATION, value)),
+                Delegated::ConsentNeeded => {
+                    return Err(upstream_connect::consent_required(
+                        state,
+                        user,
+                        &auth.server,
+                    ));
+                }
+            }
+        }
         UpstreamAuth::None | UpstreamAuth::Static(_) => {}
     }
     if let Some(name) = &server.identity_header {
@@ -85,6 +106,33 @@ pub async fn injected_headers(
         headers.push((name.clone(), assertion));
     }
     Ok(headers)
+}
+
+/// A person's upstream token the upstream refused (401: revoked or expired at its end): the
+/// grant is forgotten and the person asked to connect again, rather than a 401 relayed that
+/// would send the client to sign in to Gatehouse again.
+pub async fn refused_person_token(
+    state: &AppState,
+    server: &ServerEntry,
+    principal: &Principal,
+    status: StatusCode,
+) -> Option<GatewayError> {
+    let UpstreamAuth::PerUser(auth) = &server.auth else {
+        return None;
+    };
+    let user = principal.user.as_deref()?;
+    if status != StatusCode::UNAUTHORIZED {
+        return None;
+    }
+    tracing::info!(server = %auth.server, "the upstream refused a person's token; asking them to connect again");
+    if let Err(err) = state.store.delete_upstream_grant(user, &auth.server).await {
+        tracing::error!(error = %err, "forgetting a refused upstream grant failed");
+    }
+    Some(upstream_connect::consent_required(
+        state,
+        user,
+        &auth.server,
+    ))
 }
 
 #[derive(Serialize)]

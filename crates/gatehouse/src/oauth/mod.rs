@@ -21,6 +21,8 @@ pub mod session;
 pub mod token;
 pub mod tokens;
 pub mod upstream;
+pub mod upstream_connect;
+pub mod upstream_grants;
 pub mod workload;
 
 use axum::{
@@ -54,6 +56,9 @@ pub fn routes() -> Router<AppState> {
         .route("/oauth/register", any(registration::register))
         .route("/oauth/login/{provider}", get(upstream::start))
         .route("/oauth/upstream/callback", any(upstream::callback))
+        .route("/oauth/upstream/connect", get(upstream_connect::connect))
+        .route("/oauth/upstream/grants", get(upstream_grants::list))
+        .route("/oauth/upstream/revoke", any(upstream_grants::revoke))
         .route("/oauth/token", any(token::token))
         .route("/oauth/revoke", any(revocation::revoke))
         .route("/oauth/introspect", any(revocation::introspect))

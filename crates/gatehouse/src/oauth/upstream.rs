@@ -164,6 +164,12 @@ pub async fn callback(State(state): State<AppState>, request: Request) -> Respon
     if request.method() != Method::GET {
         return pages::error(StatusCode::METHOD_NOT_ALLOWED, "use GET");
     }
+    // The same redirect URI serves a person connecting their account at an upstream server.
+    if let Some(response) =
+        super::upstream_connect::callback(&state, request.uri(), request.headers()).await
+    {
+        return response;
+    }
     let params =
         Form::parse(request.uri().query().unwrap_or("").as_bytes(), &[]).unwrap_or_default();
     let now = crate::now_ms();

@@ -23,6 +23,17 @@ pub enum UpstreamAuth {
     ClientCredentials(Arc<ClientCredentials>),
     /// A token per person, by RFC 8693 exchange of Gatehouse's assertion of the caller.
     TokenExchange(Arc<ClientCredentials>),
+    /// Each person's own token, granted in the upstream's OAuth flow and kept in the store.
+    PerUser(Arc<PerUser>),
+}
+
+/// What the per-user flow needs beyond the token endpoint and the client.
+#[derive(Debug)]
+pub struct PerUser {
+    pub server: String,
+    pub authorization_endpoint: String,
+    pub revocation_endpoint: Option<Uri>,
+    pub client: ClientCredentials,
 }
 
 impl UpstreamAuth {
@@ -59,6 +70,8 @@ pub enum ClientSecret {
     Post(String),
     /// RFC 7523 client assertion signed with this key.
     PrivateKeyJwt(Box<SigningKey>),
+    /// A public client: the client id alone.
+    Public,
 }
 
 impl std::fmt::Debug for ClientSecret {
@@ -67,6 +80,7 @@ impl std::fmt::Debug for ClientSecret {
             ClientSecret::Basic(_) => "Basic(<redacted>)",
             ClientSecret::Post(_) => "Post(<redacted>)",
             ClientSecret::PrivateKeyJwt(_) => "PrivateKeyJwt(<redacted>)",
+            ClientSecret::Public => "Public",
         })
     }
 }
@@ -91,14 +105,14 @@ pub fn compile(
     if static_header.is_some() {
         return Err("a static credential and upstream tokens cannot both be set".into());
     }
-    let sealed = auth
-        .secret_sealed
-        .as_deref()
-        .ok_or("upstream auth settings without their secret")?;
-    let secret = keyring
-        .decrypt(sealed, &secret_context(&server.name))
-        .map_err(|e| format!("upstream secret: {e}"))?;
     let client = spec.client();
+    let secret = match (&auth.secret_sealed, client.auth_method) {
+        (None, UpstreamClientAuth::None) => Vec::new(),
+        (None, _) => return Err("upstream auth settings without their secret".into()),
+        (Some(sealed), _) => keyring
+            .decrypt(sealed, &secret_context(&server.name))
+            .map_err(|e| format!("upstream secret: {e}"))?,
+    };
     let endpoint: Uri = client
         .token_endpoint
         .parse()
@@ -111,6 +125,7 @@ pub fn compile(
             SigningKey::from_pkcs8_any(&secret)
                 .map_err(|e| format!("upstream private key: {e}"))?,
         )),
+        UpstreamClientAuth::None => ClientSecret::Public,
         method => {
             let text = String::from_utf8(secret)
                 .map_err(|_| "upstream client secret is not UTF-8".to_owned())?;
@@ -121,17 +136,35 @@ pub fn compile(
             }
         }
     };
-    let credentials = Arc::new(ClientCredentials {
+    let credentials = ClientCredentials {
         token_endpoint: endpoint,
         client_id: client.client_id.to_owned(),
         secret,
         scope: client.scope.map(str::to_owned),
         resource: client.resource.map(str::to_owned),
         cache_key: format!("{}:{}", server.name, hex::encode(&digest.finalize()[..12])),
-    });
+    };
     Ok(match spec {
-        UpstreamAuthSpec::ClientCredentials { .. } => UpstreamAuth::ClientCredentials(credentials),
-        UpstreamAuthSpec::TokenExchange { .. } => UpstreamAuth::TokenExchange(credentials),
+        UpstreamAuthSpec::ClientCredentials { .. } => {
+            UpstreamAuth::ClientCredentials(Arc::new(credentials))
+        }
+        UpstreamAuthSpec::TokenExchange { .. } => {
+            UpstreamAuth::TokenExchange(Arc::new(credentials))
+        }
+        UpstreamAuthSpec::PerUser {
+            authorization_endpoint,
+            revocation_endpoint,
+            ..
+        } => UpstreamAuth::PerUser(Arc::new(PerUser {
+            server: server.name.clone(),
+            authorization_endpoint: authorization_endpoint.clone(),
+            revocation_endpoint: revocation_endpoint
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(|e| format!("revocation endpoint: {e}"))?,
+            client: credentials,
+        })),
     })
 }
 
@@ -202,6 +235,39 @@ mod tests {
             ..client_credentials(&keyring)
         });
         assert!(compile(&secretless, &keyring, None).is_err());
+    }
+
+    #[test]
+    fn a_per_user_public_client_compiles_without_a_secret_and_a_confidential_one_needs_it() {
+        let keyring = Keyring::from_master(&[3; 32]);
+        let spec = |auth_method| {
+            Some(UpstreamAuthSpec::PerUser {
+                authorization_endpoint: "http://as.internal/authorize".into(),
+                token_endpoint: "http://as.internal/token".into(),
+                revocation_endpoint: Some("http://as.internal/revoke".into()),
+                client_id: "gatehouse".into(),
+                auth_method,
+                scope: None,
+                resource: None,
+            })
+        };
+        let public = server(UpstreamAuthRecord {
+            spec: spec(UpstreamClientAuth::None),
+            ..UpstreamAuthRecord::default()
+        });
+        match compile(&public, &keyring, None).unwrap() {
+            UpstreamAuth::PerUser(auth) => {
+                assert!(matches!(auth.client.secret, ClientSecret::Public));
+                assert_eq!(auth.server, "files");
+                assert!(auth.revocation_endpoint.is_some());
+            }
+            other => panic!("{other:?}"),
+        }
+        let confidential = server(UpstreamAuthRecord {
+            spec: spec(UpstreamClientAuth::ClientSecretPost),
+            ..UpstreamAuthRecord::default()
+        });
+        assert!(compile(&confidential, &keyring, None).is_err());
     }
 
     #[test]

@@ -13,6 +13,7 @@
 
 pub mod breaker;
 pub mod client;
+pub mod delegated;
 mod http;
 mod route;
 pub mod stdio;

@@ -40,6 +40,23 @@ pub enum Grant<'a> {
         user: &'a str,
         subject_token: &'a (dyn Fn() -> Result<String, String> + Sync),
     },
+    /// A person's authorization code from the upstream's OAuth flow, with its PKCE verifier.
+    AuthorizationCode {
+        code: &'a str,
+        verifier: &'a str,
+        redirect_uri: &'a str,
+    },
+    /// A person's refresh token.
+    Refresh { refresh_token: &'a str },
+}
+
+/// A token response as the per-user flow keeps it.
+pub struct Received {
+    pub token: UpstreamToken,
+    pub refresh_token: Option<String>,
+    pub scope: Option<String>,
+    /// Whether the response named the token's lifetime (else it is kept as long as it works).
+    pub lifetime_stated: bool,
 }
 
 /// Fetches and keeps upstream tokens; one per process, shared by every request.
@@ -97,6 +114,10 @@ impl TokenBroker {
         let key = match grant {
             Grant::ClientCredentials => auth.cache_key.clone(),
             Grant::Exchange { user, .. } => format!("{}#{user}", auth.cache_key),
+            // Kept in the store per person, never under the server's key.
+            Grant::AuthorizationCode { .. } | Grant::Refresh { .. } => {
+                return Err(GatewayError::UpstreamCredentialUnavailable);
+            }
         };
         let key = key.as_str();
         let kept = self.kept(key).await?;
@@ -146,7 +167,7 @@ impl TokenBroker {
             .map_err(|_| GatewayError::StateUnavailable)
     }
 
-    fn flight(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+    pub(super) fn flight(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
         self.flights
             .lock()
             .entry(key.to_owned())
@@ -160,6 +181,15 @@ impl TokenBroker {
         auth: &ClientCredentials,
         grant: &Grant<'_>,
     ) -> Result<UpstreamToken, String> {
+        self.fetch_received(auth, grant).await.map(|r| r.token)
+    }
+
+    /// One token request, with what the per-user flow keeps besides the access token.
+    pub(super) async fn fetch_received(
+        &self,
+        auth: &ClientCredentials,
+        grant: &Grant<'_>,
+    ) -> Result<Received, String> {
         let request = token_request(auth, grant)?;
         let asked = crate::now_ms();
         let response = self
@@ -190,17 +220,22 @@ impl TokenBroker {
         let lifetime_ms = answer
             .expires_in
             .map_or(LIFETIME_UNSTATED_MS, |s| s.saturating_mul(1000));
-        Ok(UpstreamToken::received(
-            &answer.access_token,
-            asked,
-            lifetime_ms,
-        ))
+        Ok(Received {
+            token: UpstreamToken::received(&answer.access_token, asked, lifetime_ms),
+            refresh_token: answer.refresh_token.filter(|t| !t.is_empty()),
+            scope: answer.scope,
+            lifetime_stated: answer.expires_in.is_some(),
+        })
+    }
+
+    pub(super) fn http(&self) -> (&UpstreamClient, Duration) {
+        (&self.client, self.read_timeout)
     }
 }
 
 /// The token request for `auth`, built apart from the async fetch: the form serializer is
 /// not `Send`.
-fn token_request(
+pub(super) fn token_request(
     auth: &ClientCredentials,
     grant: &Grant<'_>,
 ) -> Result<Request<Full<Bytes>>, String> {
@@ -215,18 +250,45 @@ fn token_request(
             form.append_pair("subject_token_type", JWT_TOKEN_TYPE);
             form.append_pair("requested_token_type", ACCESS_TOKEN_TYPE);
         }
+        Grant::AuthorizationCode {
+            code,
+            verifier,
+            redirect_uri,
+        } => {
+            form.append_pair("grant_type", "authorization_code");
+            form.append_pair("code", code);
+            form.append_pair("redirect_uri", redirect_uri);
+            form.append_pair("code_verifier", verifier);
+        }
+        Grant::Refresh { refresh_token } => {
+            form.append_pair("grant_type", "refresh_token");
+            form.append_pair("refresh_token", refresh_token);
+        }
     }
-    if let Some(scope) = &auth.scope {
+    // The code and refresh grants keep the scope the person granted (RFC 6749 §4.1.3, §6).
+    if let (Some(scope), Grant::ClientCredentials | Grant::Exchange { .. }) = (&auth.scope, grant) {
         form.append_pair("scope", scope);
     }
     if let Some(resource) = &auth.resource {
         form.append_pair("resource", resource);
     }
-    let mut request = Request::builder()
+    let request = Request::builder()
         .method(Method::POST)
         .uri(auth.token_endpoint.clone())
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .header(header::ACCEPT, "application/json");
+    let request = authenticate(auth, request, &mut form)?;
+    request
+        .body(Full::new(Bytes::from(form.finish())))
+        .map_err(|e| format!("request: {e}"))
+}
+
+/// Gatehouse's client authentication, in the header or the form as configured.
+pub(super) fn authenticate(
+    auth: &ClientCredentials,
+    mut request: http::request::Builder,
+    form: &mut form_urlencoded::Serializer<'_, String>,
+) -> Result<http::request::Builder, String> {
     match &auth.secret {
         ClientSecret::Basic(secret) => {
             request = request.header(header::AUTHORIZATION, basic(&auth.client_id, secret)?);
@@ -240,10 +302,11 @@ fn token_request(
             form.append_pair("client_assertion_type", CLIENT_ASSERTION_TYPE);
             form.append_pair("client_assertion", &client_assertion(auth, key)?);
         }
+        ClientSecret::Public => {
+            form.append_pair("client_id", &auth.client_id);
+        }
     }
-    request
-        .body(Full::new(Bytes::from(form.finish())))
-        .map_err(|e| format!("request: {e}"))
+    Ok(request)
 }
 
 #[derive(Deserialize)]
@@ -251,6 +314,8 @@ struct TokenResponse {
     access_token: String,
     token_type: String,
     expires_in: Option<i64>,
+    refresh_token: Option<String>,
+    scope: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -260,7 +325,7 @@ struct ErrorResponse {
 }
 
 /// RFC 6749 §2.3.1: id and secret form-encoded, then Basic.
-fn basic(client_id: &str, secret: &str) -> Result<HeaderValue, String> {
+pub(super) fn basic(client_id: &str, secret: &str) -> Result<HeaderValue, String> {
     use base64::Engine;
     let encode = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
     let pair = format!("{}:{}", encode(client_id), encode(secret));

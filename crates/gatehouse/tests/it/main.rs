@@ -80,4 +80,6 @@ mod upstream_credentials;
 mod upstream_encoding;
 mod upstream_exchange;
 mod upstream_faults;
+mod upstream_per_user;
+mod upstream_per_user_refresh;
 mod versions;

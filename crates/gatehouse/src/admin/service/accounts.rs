@@ -10,6 +10,7 @@ use crate::admin::{
     oauth::{self, OAuthRegistration, Registered},
     summary, users,
 };
+use crate::store::StoreError;
 use gatehouse_model::records::{ClientSecretRecord, Generation, SigningKeyRecord, UserRecord};
 
 impl AdminService {
@@ -167,6 +168,51 @@ impl AdminService {
         };
         self.record(by, change, started).await?;
         Ok(generation)
+    }
+
+    /// Forgets a person's own tokens at an upstream (per-user delegated tokens); the removed
+    /// grant is returned so the caller can tell the upstream. Runtime data: the generation
+    /// does not move.
+    pub async fn revoke_upstream_grant(
+        &self,
+        by: &Operator,
+        username: &str,
+        server: &str,
+    ) -> AdminResult<gatehouse_model::records::UpstreamGrantRecord> {
+        let started = Instant::now();
+        let user = self
+            .store
+            .find_user_by_username(username)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "user",
+                name: username.to_owned(),
+            })?;
+        let grant = self
+            .store
+            .get_upstream_grant(&user.id, server)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "upstream grant",
+                name: format!("{username}/{server}"),
+            })?;
+        self.store.delete_upstream_grant(&user.id, server).await?;
+        let change = Change {
+            action: "user.upstream_grant.revoke",
+            target_kind: "upstream_grant",
+            target: format!("{}/{server}", user.id),
+            // What was granted, never the tokens.
+            before: Some(json!({
+                "user": user.username,
+                "server": server,
+                "scope": grant.scope,
+                "expires_at": grant.expires_at,
+                "created_at": grant.created_at,
+            })),
+            after: None,
+        };
+        self.record(by, change, started).await?;
+        Ok(grant)
     }
 
     async fn group_connection(
