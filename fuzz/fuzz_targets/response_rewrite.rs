@@ -11,7 +11,9 @@
 //!   reads (valid UTF-8, no BOM), and a client finds in them no tool the grant refuses and no
 //!   unredacted secret in a result.
 //! * Rewritten bytes are valid UTF-8 JSON without a BOM, show no refused tool and no secret in
-//!   a result, and rewriting them again changes nothing.
+//!   a result, and rewriting them again changes nothing; or they are empty, when every message
+//!   was a server-to-client one a guardrail refused (withheld: it answers nothing of the
+//!   client's).
 //! * Bytes the gateway cannot read strictly (not JSON, duplicate keys) are replaced by the
 //!   `upstream_message_unreadable` error; readable ones, with the filter alone, come out as the
 //!   client's reading with exactly the refused tools removed.
@@ -119,6 +121,10 @@ fn check_rewrite(
         );
         return None;
     };
+    if out.is_empty() {
+        check_withheld(redacts, client);
+        return Some(out);
+    }
     assert!(
         std::str::from_utf8(&out).is_ok() && !out.starts_with(BOM),
         "rewritten bytes a client would read differently"
@@ -144,6 +150,21 @@ fn check_rewrite(
         );
     }
     Some(out)
+}
+
+/// Nothing passed on: allowed only for server-to-client messages (with a `method`) that a
+/// guardrail refused, which answer nothing of the client's; a response is never withheld.
+fn check_withheld(redacts: bool, client: Option<&Value>) {
+    assert!(redacts, "the tool filter alone withheld a message");
+    let client = client.expect("withheld bytes a client cannot read");
+    let messages: Vec<&Value> = match client {
+        Value::Array(items) => items.iter().collect(),
+        one => vec![one],
+    };
+    assert!(
+        !messages.is_empty() && messages.iter().all(|m| m.get("method").is_some()),
+        "a response was withheld"
+    );
 }
 
 /// With the filter alone: the output is the input with refused tools removed, nothing else.
