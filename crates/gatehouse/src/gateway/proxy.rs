@@ -448,7 +448,9 @@ impl Call<'_> {
             session.as_ref().map(SessionId::as_str),
             &parts.headers,
         );
-        let rules = self.response_rules(true, resumed);
+        let mut rules = self.response_rules(true, resumed);
+        // An HTTP upstream's resumed stream names no tool: its answers get every rule.
+        rules.replays_answers = true;
         let injected = super::upstream_auth::injected_headers(
             self.state,
             self.server,
@@ -652,6 +654,7 @@ impl Call<'_> {
             filter,
             guardrails: respond::response_guardrails(&self.grant),
             tools_by_id,
+            replays_answers: false,
             notes: Arc::default(),
             late: None,
             late_findings: None,
