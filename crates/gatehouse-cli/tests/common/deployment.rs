@@ -25,6 +25,8 @@ pub struct Deployment {
     /// `--server` URL and admin token, for the remote mode.
     pub remote: Option<(String, String)>,
     pub _server: Option<Running>,
+    /// The running server's gateway address (`host:port`), in the remote mode.
+    pub public: Option<String>,
     /// A data directory the remote mode is pointed at: it must never be created.
     pub unused: tempfile::TempDir,
 }
@@ -45,6 +47,7 @@ impl Deployment {
             dir: tempfile::tempdir().unwrap(),
             remote: None,
             _server: None,
+            public: None,
             unused: tempfile::tempdir().unwrap(),
         }
     }
@@ -79,13 +82,14 @@ impl Deployment {
         let token = created["token"].as_str().unwrap().to_owned();
         let port = gatehouse_testkit::process::free_loopback_port().unwrap();
         let admin = format!("127.0.0.1:{port}");
-        let (child, _) = super::serve_with(dir.path(), &[("GATEHOUSE_ADMIN_LISTEN", &admin)]);
+        let (child, public) = super::serve_with(dir.path(), &[("GATEHOUSE_ADMIN_LISTEN", &admin)]);
         let server = Running(child);
         wait_for_listener(&admin);
         Deployment {
             dir,
             remote: Some((format!("http://{admin}"), token)),
             _server: Some(server),
+            public: Some(public),
             unused: tempfile::tempdir().unwrap(),
         }
     }
