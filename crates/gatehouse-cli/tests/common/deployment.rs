@@ -180,6 +180,42 @@ impl Deployment {
     }
 }
 
+impl Deployment {
+    /// A person's grant at an upstream, sealed and stored as the server's consent callback
+    /// stores it (no upstream takes part).
+    pub fn put_upstream_grant(&self, username: &str, server: &str) {
+        use gatehouse::{secrets::Keyring, upstream::delegated::grant_context};
+        let users = self.json(&["users", "list"]);
+        let user_id = users
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["username"] == username)
+            .and_then(|u| u["id"].as_str())
+            .unwrap_or_else(|| panic!("no user {username}: {users}"))
+            .to_owned();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let url = format!(
+            "sqlite://{}",
+            self.dir.path().join("gatehouse.db").display()
+        );
+        let store = runtime.block_on(gatehouse::store::open(&url)).unwrap();
+        let keyring = Keyring::load_or_create(self.dir.path()).unwrap();
+        let context = grant_context(&user_id, server);
+        let grant = gatehouse_model::records::UpstreamGrantRecord {
+            user_id,
+            server: server.into(),
+            access_sealed: keyring.encrypt(b"grant-s3cret-access", &context).unwrap(),
+            refresh_sealed: Some(keyring.encrypt(b"grant-s3cret-refresh", &context).unwrap()),
+            expires_at: Some(4_102_444_800_000),
+            scope: "files".into(),
+            created_at: 1_000,
+            refreshed_at: None,
+        };
+        runtime.block_on(store.put_upstream_grant(&grant)).unwrap();
+    }
+}
+
 pub fn wait_for_listener(addr: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(addr).is_err() {
