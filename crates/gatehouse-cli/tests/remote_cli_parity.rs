@@ -264,6 +264,42 @@ fn scenario(d: &Deployment) -> Vec<(String, Value)> {
         "servers remove per-user",
         d.json(&["servers", "remove", "files"]),
     );
+    step(
+        "servers add stdio",
+        d.json(&[
+            "servers",
+            "add",
+            "local",
+            "--command",
+            "python3",
+            "--arg",
+            "-u",
+            "--env",
+            "NOTES_TOKEN=stdio-s3cret",
+            "--sharing",
+            "per_principal",
+            "--max-children",
+            "2",
+            "--idle-timeout",
+            "5m",
+        ]),
+    );
+    step(
+        "servers update stdio",
+        d.json(&[
+            "servers",
+            "update",
+            "local",
+            "--command",
+            "python3",
+            "--arg",
+            "-I",
+        ]),
+    );
+    step(
+        "servers remove stdio",
+        d.json(&["servers", "remove", "local"]),
+    );
     d.json(&[
         "groups", "grant", "eng", "--server", "demo", "--tools", "echo",
     ]);
@@ -369,8 +405,10 @@ fn every_operator_command_prints_the_same_locally_and_through_the_admin_api() {
         .map(|(_, v)| v.to_string())
         .collect::<String>();
     assert!(
-        !dump.contains("upstream-s3cret") && !dump.contains("grant-s3cret"),
-        "never the upstream credential nor a person's tokens"
+        !["upstream-s3cret", "grant-s3cret", "stdio-s3cret"]
+            .iter()
+            .any(|secret| dump.contains(secret)),
+        "never the upstream credential, a person's tokens nor a program's environment"
     );
     assert!(
         !remote.unused.path().join("never").exists(),
