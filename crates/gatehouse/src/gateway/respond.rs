@@ -429,4 +429,47 @@ mod tests {
             "duplicate keys"
         );
     }
+
+    /// An answer's tool comes from its request id; on a stream that replays answers, an
+    /// answer whose id names no known call gets the rules of every tool.
+    #[test]
+    fn tool_scoped_rules_follow_the_answers_tool_and_cover_an_unknown_one_on_a_replay() {
+        let scoped = |tool: &str| {
+            let spec = serde_json::json!({ "direction": "response", "action": "redact", "detectors": ["email"] });
+            Arc::new(
+                crate::guardrails::Guardrail::compile(
+                    &format!("mask-{tool}"),
+                    None,
+                    None,
+                    Some(gatehouse_model::tool_pattern::ToolPattern::parse(tool).unwrap()),
+                    &serde_json::from_value(spec).unwrap(),
+                )
+                .unwrap(),
+            )
+        };
+        let answer = |id: u32| {
+            format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"result":{{"content":[{{"type":"text","text":"ops@example.com"}}]}}}}"#
+            )
+        };
+        let redacted = |rules: &ResponseRules, id: u32| {
+            rules
+                .rewrite(answer(id).as_bytes())
+                .is_some_and(|out| String::from_utf8_lossy(&out).contains("[REDACTED:email]"))
+        };
+        let mut rules = ResponseRules {
+            filter: None,
+            guardrails: Arc::from([scoped("export")]),
+            tools_by_id: HashMap::from([("1".to_owned(), "lookup".to_owned())]),
+            ..rules()
+        };
+        assert!(!redacted(&rules, 1), "lookup's answer: not export's rule");
+        assert!(!redacted(&rules, 2), "a POST's unknown id: no tool's rule");
+        rules.replays_answers = true;
+        assert!(!redacted(&rules, 1), "a known call keeps its own tool");
+        assert!(
+            redacted(&rules, 2),
+            "an unknown call on a replay: every rule"
+        );
+    }
 }
