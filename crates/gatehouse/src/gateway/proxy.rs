@@ -441,7 +441,8 @@ impl Call<'_> {
         let session = self.bound_session(&parts.headers, false).await?;
         self.enforce(None, None).await?;
         // A resumed stream may replay a `tools/list` result: filter the stream by shape. A
-        // stdio stream Gatehouse kept names the tool its request called, for guardrails.
+        // stdio stream Gatehouse kept names the tool its request called, for guardrails; an
+        // answer whose call is unknown (an HTTP upstream's replay) gets every guardrail.
         let resumed = upstream::stdio::resumed_tools(
             &*self.state.event_streams,
             &self.server.name,
@@ -449,7 +450,6 @@ impl Call<'_> {
             &parts.headers,
         );
         let mut rules = self.response_rules(true, resumed);
-        // An HTTP upstream's resumed stream names no tool: its answers get every rule.
         rules.replays_answers = true;
         let injected = super::upstream_auth::injected_headers(
             self.state,
