@@ -6,6 +6,7 @@
 
 pub mod local;
 pub mod remote;
+mod remote_servers;
 pub mod selection;
 
 use async_trait::async_trait;

@@ -354,24 +354,12 @@ fn seconds(duration: Duration) -> u64 {
 #[async_trait]
 impl Deployment for Remote {
     async fn add_server(&self, new: NewServer) -> Result<Server> {
-        let body = json!({
-            "name": new.name,
-            "url": new.url,
-            "credential": new.credential,
-            "allow_anonymous": new.allow_anonymous,
-            "allow_unknown_methods": new.allow_unknown_methods,
-            "pin_action": new.pin_action,
-        });
+        let body = super::remote_servers::create_body(new);
         self.send(Method::POST, "/servers", body).await
     }
 
     async fn update_server(&self, name: &str, update: ServerUpdate) -> Result<Server> {
-        let mut body = json!({ "url": update.url });
-        match update.credential {
-            Some(Some(credential)) => body["credential"] = json!(credential),
-            Some(None) => body["remove_credential"] = json!(true),
-            None => {}
-        }
+        let body = super::remote_servers::update_body(update);
         self.send(Method::PATCH, &format!("/servers/{}", seg(name)), body)
             .await
     }

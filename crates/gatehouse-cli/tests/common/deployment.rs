@@ -25,6 +25,8 @@ pub struct Deployment {
     /// `--server` URL and admin token, for the remote mode.
     pub remote: Option<(String, String)>,
     pub _server: Option<Running>,
+    /// The running server's gateway address (`host:port`), in the remote mode.
+    pub public: Option<String>,
     /// A data directory the remote mode is pointed at: it must never be created.
     pub unused: tempfile::TempDir,
 }
@@ -45,6 +47,7 @@ impl Deployment {
             dir: tempfile::tempdir().unwrap(),
             remote: None,
             _server: None,
+            public: None,
             unused: tempfile::tempdir().unwrap(),
         }
     }
@@ -79,13 +82,14 @@ impl Deployment {
         let token = created["token"].as_str().unwrap().to_owned();
         let port = gatehouse_testkit::process::free_loopback_port().unwrap();
         let admin = format!("127.0.0.1:{port}");
-        let (child, _) = super::serve_with(dir.path(), &[("GATEHOUSE_ADMIN_LISTEN", &admin)]);
+        let (child, public) = super::serve_with(dir.path(), &[("GATEHOUSE_ADMIN_LISTEN", &admin)]);
         let server = Running(child);
         wait_for_listener(&admin);
         Deployment {
             dir,
             remote: Some((format!("http://{admin}"), token)),
             _server: Some(server),
+            public: Some(public),
             unused: tempfile::tempdir().unwrap(),
         }
     }
@@ -173,6 +177,42 @@ impl Deployment {
             };
             runtime.block_on(store.observe_tool(&seen)).unwrap();
         }
+    }
+}
+
+impl Deployment {
+    /// A person's grant at an upstream, sealed and stored as the server's consent callback
+    /// stores it (no upstream takes part).
+    pub fn put_upstream_grant(&self, username: &str, server: &str) {
+        use gatehouse::{secrets::Keyring, upstream::delegated::grant_context};
+        let users = self.json(&["users", "list"]);
+        let user_id = users
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["username"] == username)
+            .and_then(|u| u["id"].as_str())
+            .unwrap_or_else(|| panic!("no user {username}: {users}"))
+            .to_owned();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let url = format!(
+            "sqlite://{}",
+            self.dir.path().join("gatehouse.db").display()
+        );
+        let store = runtime.block_on(gatehouse::store::open(&url)).unwrap();
+        let keyring = Keyring::load_or_create(self.dir.path()).unwrap();
+        let context = grant_context(&user_id, server);
+        let grant = gatehouse_model::records::UpstreamGrantRecord {
+            user_id,
+            server: server.into(),
+            access_sealed: keyring.encrypt(b"grant-s3cret-access", &context).unwrap(),
+            refresh_sealed: Some(keyring.encrypt(b"grant-s3cret-refresh", &context).unwrap()),
+            expires_at: Some(4_102_444_800_000),
+            scope: "files".into(),
+            created_at: 1_000,
+            refreshed_at: None,
+        };
+        runtime.block_on(store.put_upstream_grant(&grant)).unwrap();
     }
 }
 

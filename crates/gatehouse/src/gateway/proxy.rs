@@ -441,14 +441,16 @@ impl Call<'_> {
         let session = self.bound_session(&parts.headers, false).await?;
         self.enforce(None, None).await?;
         // A resumed stream may replay a `tools/list` result: filter the stream by shape. A
-        // stdio stream Gatehouse kept names the tool its request called, for guardrails.
+        // stdio stream Gatehouse kept names the tool its request called, for guardrails; an
+        // answer whose call is unknown (an HTTP upstream's replay) gets every guardrail.
         let resumed = upstream::stdio::resumed_tools(
             &*self.state.event_streams,
             &self.server.name,
             session.as_ref().map(SessionId::as_str),
             &parts.headers,
         );
-        let rules = self.response_rules(true, resumed);
+        let mut rules = self.response_rules(true, resumed);
+        rules.replays_answers = true;
         let injected = super::upstream_auth::injected_headers(
             self.state,
             self.server,
@@ -652,6 +654,7 @@ impl Call<'_> {
             filter,
             guardrails: respond::response_guardrails(&self.grant),
             tools_by_id,
+            replays_answers: false,
             notes: Arc::default(),
             late: None,
             late_findings: None,

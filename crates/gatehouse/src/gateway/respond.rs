@@ -37,6 +37,10 @@ pub struct ResponseRules {
     pub guardrails: Arc<[Arc<Guardrail>]>,
     /// The tool each request id called, so tool-scoped guardrails know their responses.
     pub tools_by_id: HashMap<String, String>,
+    /// The stream may carry answers to requests this one did not make (a `GET`, which
+    /// resumes streams): an answer whose id is not in `tools_by_id` gets every response
+    /// guardrail, tool-scoped or not, since its tool cannot be known.
+    pub replays_answers: bool,
     /// Findings, in audit form, for the caller to record.
     pub notes: Arc<Mutex<Vec<String>>>,
     /// Tool pinning for `tools/list` results: the server (its pins and action) and the watch.
@@ -192,7 +196,11 @@ impl ResponseRules {
         let Some(target) = key.and_then(|key| message.get_mut(key)) else {
             return Some(changed);
         };
-        let outcome = guardrails::apply(&self.guardrails, Direction::Response, tool, target);
+        let outcome = if is_response && tool.is_none() && self.replays_answers {
+            guardrails::apply_for_any_tool(&self.guardrails, Direction::Response, target)
+        } else {
+            guardrails::apply(&self.guardrails, Direction::Response, tool, target)
+        };
         let mut notes = self.notes.lock();
         if let Some(finding) = outcome.blocked {
             self.record_late(&finding.note(), Decision::Deny, Some(&finding.rule));
@@ -296,6 +304,7 @@ pub fn tools_list_rewrite(
         guardrails: response_guardrails(&grant),
         filter: Some((grant, narrowing)),
         tools_by_id: HashMap::new(),
+        replays_answers: false,
         notes: Arc::default(),
         pins: None,
         late: None,
@@ -321,6 +330,7 @@ mod tests {
             filter: Some((Arc::new(grant), None)),
             guardrails: Arc::default(),
             tools_by_id: HashMap::new(),
+            replays_answers: false,
             notes: Arc::default(),
             late: None,
             late_findings: None,
@@ -417,6 +427,49 @@ mod tests {
         assert_eq!(
             value["error"]["data"]["reason"], "upstream_message_unreadable",
             "duplicate keys"
+        );
+    }
+
+    /// An answer's tool comes from its request id; on a stream that replays answers, an
+    /// answer whose id names no known call gets the rules of every tool.
+    #[test]
+    fn tool_scoped_rules_follow_the_answers_tool_and_cover_an_unknown_one_on_a_replay() {
+        let scoped = |tool: &str| {
+            let spec = serde_json::json!({ "direction": "response", "action": "redact", "detectors": ["email"] });
+            Arc::new(
+                crate::guardrails::Guardrail::compile(
+                    &format!("mask-{tool}"),
+                    None,
+                    None,
+                    Some(gatehouse_model::tool_pattern::ToolPattern::parse(tool).unwrap()),
+                    &serde_json::from_value(spec).unwrap(),
+                )
+                .unwrap(),
+            )
+        };
+        let answer = |id: u32| {
+            format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"result":{{"content":[{{"type":"text","text":"ops@example.com"}}]}}}}"#
+            )
+        };
+        let redacted = |rules: &ResponseRules, id: u32| {
+            rules
+                .rewrite(answer(id).as_bytes())
+                .is_some_and(|out| String::from_utf8_lossy(&out).contains("[REDACTED:email]"))
+        };
+        let mut rules = ResponseRules {
+            filter: None,
+            guardrails: Arc::from([scoped("export")]),
+            tools_by_id: HashMap::from([("1".to_owned(), "lookup".to_owned())]),
+            ..rules()
+        };
+        assert!(!redacted(&rules, 1), "lookup's answer: not export's rule");
+        assert!(!redacted(&rules, 2), "a POST's unknown id: no tool's rule");
+        rules.replays_answers = true;
+        assert!(!redacted(&rules, 1), "a known call keeps its own tool");
+        assert!(
+            redacted(&rules, 2),
+            "an unknown call on a replay: every rule"
         );
     }
 }

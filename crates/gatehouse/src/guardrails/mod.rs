@@ -11,7 +11,7 @@
 pub mod detectors;
 mod scan;
 
-pub use scan::{Finding, Outcome, apply, apply_at};
+pub use scan::{Finding, Outcome, apply, apply_at, apply_for_any_tool};
 
 use regex::{Regex, RegexSet};
 use serde::{Deserialize, Serialize};

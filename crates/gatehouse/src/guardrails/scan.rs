@@ -57,10 +57,33 @@ pub fn apply_at(
     value: &mut Value,
     path_root: Option<&str>,
 ) -> Outcome {
-    let mut applicable: Vec<&Arc<Guardrail>> = guardrails
+    let applicable = guardrails
         .iter()
         .filter(|g| g.applies(direction, tool))
         .collect();
+    run(applicable, value, path_root)
+}
+
+/// As [`apply`] for a message whose tool cannot be known (an answer replayed on a resumed
+/// stream, to a request made elsewhere): every guardrail of `direction` runs, scoped to a
+/// tool or not, so a rule is over-applied rather than skipped.
+pub fn apply_for_any_tool(
+    guardrails: &[Arc<Guardrail>],
+    direction: Direction,
+    value: &mut Value,
+) -> Outcome {
+    let applicable = guardrails
+        .iter()
+        .filter(|g| g.direction.covers(direction))
+        .collect();
+    run(applicable, value, None)
+}
+
+fn run(
+    mut applicable: Vec<&Arc<Guardrail>>,
+    value: &mut Value,
+    path_root: Option<&str>,
+) -> Outcome {
     applicable.sort_by_key(|g| g.action);
     let mut outcome = Outcome::default();
     for guardrail in applicable {

@@ -465,3 +465,66 @@ async fn server_to_client_requests_and_notifications_are_scanned() {
         "the late event names the guardrail that blocked"
     );
 }
+
+/// An HTTP upstream's answer replayed on a resumed stream: the `GET` that carries it made no
+/// `tools/call`, so it cannot name the answer's tool; a tool-scoped response guardrail still
+/// applies to it.
+#[tokio::test]
+async fn a_tool_scoped_guardrail_applies_to_an_answer_replayed_on_a_resumed_stream() {
+    let (app, _upstream, key) = setup().await;
+    app.policy(
+        "mask-interrupted",
+        "guardrail",
+        json!({ "direction": "response", "action": "redact", "detectors": ["email"] }),
+        (None, Some("demo"), Some("interrupted")),
+    )
+    .await;
+    let initialize = json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": { "name": "t", "version": "1" } } });
+    let opened = app
+        .post("demo", Some(&key), &initialize)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(opened.status(), 200);
+    let session = opened.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let call = json!({ "jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+        "name": "interrupted", "arguments": { "text": "ops@example.com" } } });
+    let posted = app
+        .post("demo", Some(&key), &call)
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 200);
+    let primed = posted.text().await.unwrap();
+    assert!(
+        primed.contains("id: 0") && !primed.contains("ops@example.com"),
+        "the POST stream ends after its priming event: {primed}"
+    );
+
+    let resumed = app
+        .http
+        .get(app.mcp("demo"))
+        .bearer_auth(&key)
+        .header("accept", crate::helpers::ACCEPT)
+        .header("mcp-session-id", &session)
+        .header("last-event-id", "0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resumed.status(), 200);
+    let events = resumed.text().await.unwrap();
+    assert!(
+        events.contains("\"id\":7") && events.contains("called interrupted"),
+        "the answer is replayed: {events}"
+    );
+    assert!(
+        events.contains("[REDACTED:email]") && !events.contains("ops@example.com"),
+        "the replayed answer is redacted by the rule scoped to its tool: {events}"
+    );
+}

@@ -33,6 +33,9 @@ pub struct Upstream {
     pub fault: Arc<Mutex<Fault>>,
     /// Released by the test: a `tools/call` of `held` answers once `notify_one` is called.
     pub release: Arc<tokio::sync::Notify>,
+    /// The answer to a `tools/call` of `interrupted`, whose POST stream closed after its
+    /// priming event: a `GET` with `Last-Event-ID` replays it.
+    pub interrupted: Arc<Mutex<Option<Value>>>,
 }
 
 /// A failure the upstream plays, chosen by the test.
@@ -165,6 +168,17 @@ async fn handle(
             )))
             .unwrap();
     }
+    if method == Method::GET
+        && headers.contains_key("last-event-id")
+        && let Some(answer) = upstream.interrupted.lock().unwrap().take()
+    {
+        return Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(Body::from(format!(
+                "id: 1\nevent: message\ndata: {answer}\n\n"
+            )))
+            .unwrap();
+    }
     if method == Method::GET {
         // A resumed stream replaying a tools/list result, split awkwardly across chunks.
         let event = format!(
@@ -212,6 +226,14 @@ async fn handle(
         _ => json!({}),
     };
     let message = json!({ "jsonrpc": "2.0", "id": id, "result": result });
+    if rpc_method == "tools/call" && parsed["params"]["name"] == "interrupted" {
+        // The POST stream ends after its priming event; the answer waits for the resume.
+        *upstream.interrupted.lock().unwrap() = Some(message);
+        return Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(Body::from("id: 0\nretry: 10\ndata: \n\n"))
+            .unwrap();
+    }
     let mut builder = Response::builder().header("x-upstream-custom", "kept");
     if rpc_method == "initialize" {
         builder = builder.header("mcp-session-id", "session-from-upstream-1");

@@ -617,3 +617,64 @@ async fn a_restarted_child_is_subscribed_again_to_what_sessions_subscribed() {
     }
     assert_eq!(call_text(&app, &key, "asked").await, "resources/subscribe");
 }
+
+#[tokio::test]
+async fn ending_a_session_drops_its_subscriptions_and_unsubscribes_what_nobody_else_needs() {
+    let app = TestApp::start().await;
+    add_stdio(&app, "local", child("shared")).await;
+    let alice = app.client_with_key("alice", "local", "*").await;
+    let bob = app.client_with_key("bob", "local", "*").await;
+    let (alice_session, bob_session) = (
+        session(&app, &alice, json!({})).await,
+        session(&app, &bob, json!({})).await,
+    );
+    let rpc = |key: &str, session: &str, method: &str, uri: &str| {
+        app.post(
+            "local",
+            Some(key),
+            &json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": {"uri": uri}}),
+        )
+        .header("mcp-session-id", session.to_owned())
+    };
+    for (key, session, uri) in [
+        (&alice, &alice_session, "file:///notes/a"),
+        (&alice, &alice_session, "file:///notes/b"),
+        (&bob, &bob_session, "file:///notes/a"),
+    ] {
+        let response = rpc(key, session, "resources/subscribe", uri);
+        assert_eq!(rpc_message(response.send().await.unwrap()).await.0, 200);
+    }
+    assert_eq!(
+        call_text(&app, &alice, "asked").await,
+        "resources/subscribe,resources/subscribe",
+        "the child is subscribed once per URI"
+    );
+
+    let ended = app
+        .http
+        .delete(app.mcp("local"))
+        .bearer_auth(&alice)
+        .header("mcp-session-id", &alice_session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ended.status(), 200);
+    assert_eq!(
+        call_text(&app, &alice, "asked").await,
+        "resources/subscribe,resources/subscribe,resources/unsubscribe",
+        "only b is left to nobody: the child is unsubscribed from it, not from a"
+    );
+
+    // Bob is the last session subscribed to a, so his unsubscription is the child's.
+    let response = rpc(
+        &bob,
+        &bob_session,
+        "resources/unsubscribe",
+        "file:///notes/a",
+    );
+    assert_eq!(rpc_message(response.send().await.unwrap()).await.0, 200);
+    assert_eq!(
+        call_text(&app, &alice, "asked").await,
+        "resources/subscribe,resources/subscribe,resources/unsubscribe,resources/unsubscribe"
+    );
+}

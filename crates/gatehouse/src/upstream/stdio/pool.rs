@@ -47,6 +47,9 @@ pub trait StdioChildren: Send + Sync {
         owner: Owner<'_>,
     ) -> Result<Supervisor, ChildRefused>;
 
+    /// The child that serves `owner` on `server` if one runs; never starts one.
+    fn running_child(&self, server: &str, owner: Owner<'_>) -> Option<Supervisor>;
+
     /// Stops the children of servers `keep` says are gone or changed, and per-principal
     /// children idle past their server's `idle_timeout`.
     fn sweep(&self, keep: &dyn Fn(&str, &StdioLaunch) -> bool);
@@ -184,6 +187,18 @@ impl StdioChildren for InMemoryChildren {
                     .insert(key, (child.clone(), Instant::now()));
                 Ok(child)
             }
+        }
+    }
+
+    fn running_child(&self, server: &str, owner: Owner<'_>) -> Option<Supervisor> {
+        let servers = self.servers.lock();
+        let children = servers.get(server)?;
+        match children.launch.settings.sharing {
+            Sharing::Shared => children.shared.clone(),
+            Sharing::PerPrincipal => children
+                .per_principal
+                .get(&OwnerId::from(owner))
+                .map(|(child, _)| child.clone()),
         }
     }
 

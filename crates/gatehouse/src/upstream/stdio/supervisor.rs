@@ -39,6 +39,9 @@ const PROTOCOL_VERSION: &str = "2025-11-25";
 /// The id prefix of the subscriptions Gatehouse renews on a restarted child; their answers
 /// are nobody's.
 const RESUBSCRIBE: &str = "gatehouse-resubscribe-";
+/// The id prefix of the unsubscriptions Gatehouse sends for ended sessions; their answers
+/// are dropped too.
+const UNSUBSCRIBE: &str = "gatehouse-unsubscribe-";
 
 /// What to run.
 #[derive(Clone, PartialEq, Eq)]
@@ -349,6 +352,32 @@ impl Supervisor {
         last
     }
 
+    /// Forgets every subscription of an ended session, and unsubscribes the child from the
+    /// URIs no other session wants (Gatehouse's own requests: their answers are dropped).
+    pub async fn end_session(&self, session: &str) {
+        let (released, stdin) = {
+            let mut shared = self.shared.lock();
+            let mut released = Vec::new();
+            shared.subscriptions.retain(|uri, sessions| {
+                if sessions.remove(session) && sessions.is_empty() {
+                    released.push(uri.clone());
+                    return false;
+                }
+                true
+            });
+            (released, shared.stdin.clone())
+        };
+        // A child not running now is subscribed from the list on its start, which no longer
+        // holds these URIs.
+        let Some(stdin) = stdin else { return };
+        for (n, uri) in released.into_iter().enumerate() {
+            let _ = stdin
+                .send(json!({"jsonrpc": "2.0", "id": format!("{UNSUBSCRIBE}{n}"),
+                    "method": "resources/unsubscribe", "params": {"uri": uri}}))
+                .await;
+        }
+    }
+
     /// Stops the child and does not restart it.
     pub fn stop(&self) {
         self.stop.cancel();
@@ -472,7 +501,7 @@ impl Supervisor {
                 && message
                     .get("id")
                     .and_then(Value::as_str)
-                    .is_some_and(|id| id.starts_with(RESUBSCRIBE));
+                    .is_some_and(|id| id.starts_with(RESUBSCRIBE) || id.starts_with(UNSUBSCRIBE));
             if !renewed {
                 self.deliver(message, &tx).await;
             }

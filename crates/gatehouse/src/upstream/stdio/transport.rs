@@ -78,14 +78,23 @@ pub struct StdioUpstream<'a> {
 impl Upstream for StdioUpstream<'_> {
     async fn send(&self, exchange: Exchange<'_>) -> Result<Reply, GatewayError> {
         match exchange.action {
-            // The session is Gatehouse's: ending it needs no program (and starts none).
-            Action::End => Ok(reply(
-                ReplyKind::Accepted,
-                StatusCode::OK,
-                None,
-                ChannelBody::empty(),
-            )
-            .with_session(SessionChange::Ended)),
+            // The session is Gatehouse's: ending it needs no program (and starts none), but
+            // a running one drops the session's subscriptions.
+            Action::End => {
+                if let (Some(session), Some(child)) = (
+                    exchange.session,
+                    self.children.running_child(self.server, self.owner),
+                ) {
+                    child.end_session(session.as_str()).await;
+                }
+                Ok(reply(
+                    ReplyKind::Accepted,
+                    StatusCode::OK,
+                    None,
+                    ChannelBody::empty(),
+                )
+                .with_session(SessionChange::Ended))
+            }
             Action::Listen => {
                 if let Some(last) = resumable::last_event(exchange.headers) {
                     return self.resume(exchange.session, last);

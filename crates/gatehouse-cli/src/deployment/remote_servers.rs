@@ -1,0 +1,96 @@
+//! The admin API's request bodies for `servers add` and `servers update`: every setting the
+//! local mode stores — a stdio program, upstream tokens, the identity header — goes to the
+//! API too, so a server made through `--server` is the one the same command makes locally.
+
+use gatehouse::admin::{NewServer, ServerUpdate, stdio::NewStdio, upstream_auth::NewUpstreamAuth};
+use gatehouse_model::upstream_auth::{UpstreamAuthSpec, UpstreamClientAuth};
+use serde_json::{Value, json};
+
+/// The body of `POST /servers`.
+pub fn create_body(new: NewServer) -> Value {
+    // A stdio server has no URL: the API takes its absence, not an empty one.
+    let url = (!new.url.is_empty()).then_some(new.url);
+    json!({
+        "name": new.name,
+        "url": url,
+        "credential": new.credential,
+        "allow_anonymous": new.allow_anonymous,
+        "allow_unknown_methods": new.allow_unknown_methods,
+        "pin_action": new.pin_action,
+        "upstream_auth": new.upstream_auth.map(upstream_auth_input),
+        "identity_header": new.identity_header,
+        "stdio": new.stdio.map(stdio_input),
+    })
+}
+
+/// The body of `PATCH /servers/{name}`.
+pub fn update_body(update: ServerUpdate) -> Value {
+    let mut body = json!({ "url": update.url });
+    match update.credential {
+        Some(Some(credential)) => body["credential"] = json!(credential),
+        Some(None) => body["remove_credential"] = json!(true),
+        None => {}
+    }
+    match update.upstream_auth {
+        Some(Some(auth)) => body["upstream_auth"] = upstream_auth_input(auth),
+        Some(None) => body["remove_upstream_auth"] = json!(true),
+        None => {}
+    }
+    match update.identity_header {
+        Some(Some(header)) => body["identity_header"] = json!(header),
+        Some(None) => body["remove_identity_header"] = json!(true),
+        None => {}
+    }
+    if let Some(stdio) = update.stdio {
+        body["stdio"] = stdio_input(stdio);
+    }
+    body
+}
+
+/// The API's `StdioInput`; the server checks the command against its own configuration.
+fn stdio_input(stdio: NewStdio) -> Value {
+    json!({
+        "command": stdio.command,
+        "args": stdio.args,
+        "env": stdio
+            .env
+            .into_iter()
+            .map(|(name, value)| (name, Value::String(value)))
+            .collect::<serde_json::Map<String, Value>>(),
+        "cwd": stdio.cwd,
+        "sharing": stdio.sharing,
+        "max_children": stdio.max_children,
+        "idle_timeout_secs": stdio.idle_timeout.map(|t| t.as_secs()),
+        "limits": stdio.limits,
+    })
+}
+
+/// The API's `UpstreamAuthInput`: the secret goes where its client authentication method
+/// takes it (write-only there).
+fn upstream_auth_input(auth: NewUpstreamAuth) -> Value {
+    let client = auth.spec.client();
+    let (secret, key) = match client.auth_method {
+        UpstreamClientAuth::PrivateKeyJwt => (None, auth.secret.as_deref()),
+        _ => (auth.secret.as_deref(), None),
+    };
+    let mut body = json!({
+        "kind": auth.spec.kind(),
+        "token_endpoint": client.token_endpoint,
+        "client_id": client.client_id,
+        "auth_method": client.auth_method.as_str(),
+        "scope": client.scope,
+        "resource": client.resource,
+        "client_secret": secret,
+        "private_key_pem": key,
+    });
+    if let UpstreamAuthSpec::PerUser {
+        authorization_endpoint,
+        revocation_endpoint,
+        ..
+    } = &auth.spec
+    {
+        body["authorization_endpoint"] = json!(authorization_endpoint);
+        body["revocation_endpoint"] = json!(revocation_endpoint);
+    }
+    body
+}
