@@ -451,6 +451,9 @@ impl UpstreamAuthArgs {
                 auth_method,
                 scope,
                 resource,
+                issuer: None,
+                registration: Default::default(),
+                redirect_uri: None,
             }
         } else if self.token_exchange {
             UpstreamAuthSpec::TokenExchange {
