@@ -7,6 +7,7 @@
 pub mod local;
 pub mod remote;
 pub mod selection;
+mod upstream_auth_body;
 
 use async_trait::async_trait;
 use gatehouse::admin::{NewConnection, NewKey, NewPolicy, NewServer, ServerUpdate};

@@ -30,7 +30,10 @@ use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 use std::time::Duration;
 
-use super::{Deployment, ExplainQuestion, Result, RowSink, SigningLead, selection::Target};
+use super::{
+    Deployment, ExplainQuestion, Result, RowSink, SigningLead, selection::Target,
+    upstream_auth_body::upstream_auth_body,
+};
 
 /// The most items the API hands out per page.
 const PAGE_LIMIT: usize = 500;
@@ -361,12 +364,32 @@ impl Deployment for Remote {
             "allow_anonymous": new.allow_anonymous,
             "allow_unknown_methods": new.allow_unknown_methods,
             "pin_action": new.pin_action,
+            "identity_header": new.identity_header,
+            "upstream_auth": upstream_auth_body(
+                new.upstream_auth.as_ref(),
+                new.per_user_discovery.as_ref()
+            ),
         });
         self.send(Method::POST, "/servers", body).await
     }
 
     async fn update_server(&self, name: &str, update: ServerUpdate) -> Result<Server> {
         let mut body = json!({ "url": update.url });
+        match &update.upstream_auth {
+            Some(None) => body["remove_upstream_auth"] = json!(true),
+            given => {
+                let given = given.as_ref().and_then(Option::as_ref);
+                let discovery = update.per_user_discovery.as_ref();
+                if let Some(auth) = upstream_auth_body(given, discovery) {
+                    body["upstream_auth"] = auth;
+                }
+            }
+        }
+        match &update.identity_header {
+            Some(Some(header)) => body["identity_header"] = json!(header),
+            Some(None) => body["remove_identity_header"] = json!(true),
+            None => {}
+        }
         match update.credential {
             Some(Some(credential)) => body["credential"] = json!(credential),
             Some(None) => body["remove_credential"] = json!(true),

@@ -340,7 +340,7 @@ async fn an_issuer_that_takes_metadata_documents_gets_gatehouses_url_as_client_i
     assert!(body.get("result").is_some(), "{body}");
     assert_eq!(
         *saas.documents_fetched.lock().unwrap(),
-        [document_url.clone()],
+        std::slice::from_ref(&document_url),
         "the authorization server read Gatehouse's document"
     );
     let forms = saas.saas.token_forms.lock().unwrap().clone();
