@@ -616,3 +616,122 @@ async fn a_pre_registered_client_id_comes_before_what_the_server_offers() {
     assert_eq!(server["upstream_auth"]["client_id"], "gatehouse");
     assert!(saas.registrations.lock().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn servers_found_by_discovery_round_trip_through_the_state_document_without_registering_again()
+ {
+    use gatehouse::admin::{
+        AdminService, Operator,
+        declarative::{self, Options, SuppliedResolver},
+    };
+    let dynamic = stand_in(Abilities {
+        registration: true,
+        auth_methods: vec!["client_secret_post"],
+        ..Abilities::default()
+    })
+    .await;
+    let document_taker = stand_in(Abilities {
+        metadata_document: true,
+        ..Abilities::default()
+    })
+    .await;
+    let a = gatehouse().await;
+    let url = a.upstream.url();
+    for (name, saas) in [("files", &dynamic), ("docs", &document_taker)] {
+        let (status, server) = a
+            .add(
+                name,
+                &url,
+                json!({ "kind": "per_user", "issuer": saas.base }),
+            )
+            .await;
+        assert_eq!(status, 201, "{server}");
+    }
+    let export = |app: &TestApp| {
+        let store = app.store.clone();
+        async move {
+            declarative::to_yaml(
+                &declarative::export(&*store, gatehouse::now_ms())
+                    .await
+                    .unwrap(),
+            )
+            .unwrap()
+        }
+    };
+    let document = export(&a.api.app).await;
+    assert!(document.contains("registration: dynamic"), "{document}");
+    assert!(
+        document.contains("registration: metadata_document"),
+        "{document}"
+    );
+    assert!(
+        document.contains("secret: env:GATEHOUSE_SERVER_FILES_UPSTREAM_SECRET"),
+        "{document}"
+    );
+    assert!(
+        !document.contains("GATEHOUSE_SERVER_DOCS_UPSTREAM_SECRET"),
+        "a public client names no secret: {document}"
+    );
+    assert!(!document.contains("dyn-1-secret"));
+
+    let b = TestApp::start().await;
+    let service = AdminService::new(
+        b.store.clone(),
+        b.keyring.clone(),
+        b.server.state.audit.clone(),
+    );
+    let by = Operator::cli("gitops", None).unwrap();
+    let resolver = SuppliedResolver::new(std::collections::BTreeMap::from([(
+        "env:GATEHOUSE_SERVER_FILES_UPSTREAM_SECRET".to_owned(),
+        "dyn-1-secret".to_owned(),
+    )]));
+    let options = Options {
+        dry_run: false,
+        prune: false,
+        programs: false,
+    };
+    let outcome = declarative::apply(
+        &service,
+        &by,
+        &b.config,
+        declarative::parse(&document).unwrap(),
+        &resolver,
+        options,
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome.applied, 2, "{}", declarative::render(&outcome.plan));
+    // A's admin token aside (made for its API), B holds what A held.
+    let servers = |text: &str| text.split("\nclients:").next().unwrap().to_owned();
+    assert_eq!(
+        servers(&export(&b).await),
+        servers(&document),
+        "B exports the servers A exported"
+    );
+    assert!(
+        service
+            .upstream_secret_is("files", "dyn-1-secret")
+            .await
+            .unwrap()
+    );
+    let again = declarative::apply(
+        &service,
+        &by,
+        &b.config,
+        declarative::parse(&document).unwrap(),
+        &resolver,
+        options,
+    )
+    .await
+    .unwrap();
+    assert!(
+        again.plan.is_empty(),
+        "{}",
+        declarative::render(&again.plan)
+    );
+    assert_eq!(
+        dynamic.registrations.lock().unwrap().len(),
+        1,
+        "applying the document keeps the registration it names"
+    );
+}
