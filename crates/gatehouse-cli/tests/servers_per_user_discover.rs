@@ -4,6 +4,8 @@
 //! lacks.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use serde_json::{Value, json};
 use std::{
     io::{BufRead, BufReader, Read, Write},
@@ -190,4 +192,37 @@ fn an_authorization_server_without_a_way_to_register_is_refused_and_nothing_is_a
     let listed: Value =
         serde_json::from_slice(&gatehouse(&dir, &["servers", "list"]).stdout).unwrap();
     assert_eq!(listed, json!([]));
+}
+
+/// Through `--server`, the admin API finds and registers as the local command does: the CLI
+/// sends the discovery settings (it dropped `upstream_auth` before).
+#[test]
+fn through_the_admin_api_the_server_finds_and_registers_too() {
+    let saas = stand_in(true);
+    let remote = common::deployment::Deployment::remote();
+    let added = remote.json(&[
+        "servers",
+        "add",
+        "files",
+        "--url",
+        "http://127.0.0.1:9/mcp",
+        "--per-user-discover",
+        "--upstream-issuer",
+        &saas.base,
+        "--scope",
+        "repo",
+    ]);
+    let added = match added {
+        Value::Array(mut one) if one.len() == 1 => one.remove(0),
+        other => other,
+    };
+    assert_eq!(added["upstream_auth"]["registration"], "dynamic", "{added}");
+    assert_eq!(added["upstream_auth"]["scope"], "repo");
+    assert_eq!(saas.registrations.lock().unwrap().len(), 1);
+    let cleared = remote.json(&["servers", "update", "files", "--no-upstream-auth"]);
+    let cleared = match cleared {
+        Value::Array(mut one) if one.len() == 1 => one.remove(0),
+        other => other,
+    };
+    assert!(cleared["upstream_auth"].is_null(), "{cleared}");
 }
