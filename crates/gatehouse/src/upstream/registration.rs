@@ -39,7 +39,7 @@ pub struct Registrar {
     client: UpstreamClient,
     read_timeout: Duration,
     public_base: String,
-    metadata: Mutex<HashMap<String, (Instant, Arc<AuthServerMetadata>)>>,
+    metadata: Mutex<MetadataCache>,
 }
 
 #[derive(Deserialize)]
@@ -142,17 +142,12 @@ impl Registrar {
             ));
         }
         let metadata = Arc::new(metadata);
-        let mut cache = self.metadata.lock();
-        if cache.len() >= MAX_CACHED && !cache.contains_key(issuer) {
-            let oldest = cache
-                .iter()
-                .min_by_key(|(_, (fetched, _))| *fetched)
-                .map(|(key, _)| key.clone());
-            if let Some(oldest) = oldest {
-                cache.remove(&oldest);
-            }
-        }
-        cache.insert(issuer.to_owned(), (Instant::now(), metadata.clone()));
+        remember(
+            &mut self.metadata.lock(),
+            issuer,
+            metadata.clone(),
+            Instant::now(),
+        );
         Ok(metadata)
     }
 
@@ -263,6 +258,27 @@ impl UpstreamRegistrar for Registrar {
     }
 }
 
+type MetadataCache = HashMap<String, (Instant, Arc<AuthServerMetadata>)>;
+
+/// Keeps `metadata` for `issuer`, forgetting the oldest entry when [`MAX_CACHED`] are kept.
+fn remember(
+    cache: &mut MetadataCache,
+    issuer: &str,
+    metadata: Arc<AuthServerMetadata>,
+    now: Instant,
+) {
+    if cache.len() >= MAX_CACHED && !cache.contains_key(issuer) {
+        let oldest = cache
+            .iter()
+            .min_by_key(|(_, (fetched, _))| *fetched)
+            .map(|(key, _)| key.clone());
+        if let Some(oldest) = oldest {
+            cache.remove(&oldest);
+        }
+    }
+    cache.insert(issuer.to_owned(), (now, metadata));
+}
+
 /// The origin (`scheme://authority`) and the path without its trailing slash.
 fn split(url: &str) -> Result<(String, String), String> {
     let uri: Uri = url.parse().map_err(|e| format!("{url:?}: {e}"))?;
@@ -325,5 +341,50 @@ mod tests {
             ]
         );
         assert!(metadata_urls("as.example").is_err());
+    }
+
+    #[test]
+    fn at_most_max_cached_issuers_are_kept_and_the_oldest_goes_first() {
+        let metadata = |issuer: &str| {
+            Arc::new(AuthServerMetadata {
+                issuer: issuer.into(),
+                authorization_endpoint: format!("{issuer}/authorize"),
+                token_endpoint: format!("{issuer}/token"),
+                revocation_endpoint: None,
+                registration_endpoint: None,
+                code_challenge_methods_supported: vec!["S256".into()],
+                token_endpoint_auth_methods_supported: None,
+                client_id_metadata_document_supported: false,
+            })
+        };
+        let start = Instant::now();
+        let mut cache = MetadataCache::new();
+        for n in 0..MAX_CACHED {
+            let issuer = format!("https://as{n}.example");
+            let at = start + Duration::from_secs(n as u64);
+            remember(&mut cache, &issuer, metadata(&issuer), at);
+        }
+        assert_eq!(cache.len(), MAX_CACHED);
+        // Fetched again: replaced in place, nothing forgotten.
+        remember(
+            &mut cache,
+            "https://as5.example",
+            metadata("https://as5.example"),
+            start + Duration::from_secs(500),
+        );
+        assert_eq!(cache.len(), MAX_CACHED);
+        remember(
+            &mut cache,
+            "https://new.example",
+            metadata("https://new.example"),
+            start + Duration::from_secs(600),
+        );
+        assert_eq!(cache.len(), MAX_CACHED);
+        assert!(
+            !cache.contains_key("https://as0.example"),
+            "the oldest is forgotten"
+        );
+        assert!(cache.contains_key("https://as1.example"));
+        assert!(cache.contains_key("https://new.example"));
     }
 }
