@@ -254,6 +254,36 @@ mod tests {
     }
 
     #[test]
+    fn per_user_settings_stored_before_registration_was_recorded_read_as_pre_registered() {
+        let stored = serde_json::json!({
+            "kind": "per_user", "authorization_endpoint": "https://as/authorize",
+            "token_endpoint": "https://as/token", "client_id": "gatehouse", "auth_method": "none"
+        });
+        let spec: UpstreamAuthSpec = serde_json::from_value(stored.clone()).unwrap();
+        let UpstreamAuthSpec::PerUser {
+            registration,
+            issuer,
+            redirect_uri,
+            ..
+        } = &spec
+        else {
+            panic!("{spec:?}");
+        };
+        assert_eq!(*registration, ClientRegistration::PreRegistered);
+        assert_eq!((issuer, redirect_uri), (&None, &None));
+        // Written back, such a row is byte for byte what it was.
+        assert_eq!(serde_json::to_value(&spec).unwrap(), stored);
+        let dynamic = serde_json::json!({
+            "kind": "per_user", "authorization_endpoint": "https://as/authorize",
+            "token_endpoint": "https://as/token", "client_id": "dyn-1", "auth_method": "none",
+            "issuer": "https://as", "registration": "dynamic",
+            "redirect_uri": "https://gate/oauth/upstream/callback"
+        });
+        let spec: UpstreamAuthSpec = serde_json::from_value(dynamic.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&spec).unwrap(), dynamic);
+    }
+
+    #[test]
     fn an_unknown_auth_method_or_field_is_refused() {
         assert!("client_secret_jwt".parse::<UpstreamClientAuth>().is_err());
         let extra = serde_json::json!({
