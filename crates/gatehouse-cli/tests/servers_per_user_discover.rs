@@ -226,3 +226,43 @@ fn through_the_admin_api_the_server_finds_and_registers_too() {
     };
     assert!(cleared["upstream_auth"].is_null(), "{cleared}");
 }
+
+/// An upstream CA file that cannot be read stops discovery with a reason, not every command.
+#[test]
+fn an_unreadable_upstream_ca_file_stops_discovery_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gatehouse.toml");
+    let missing = dir.path().join("missing.pem");
+    std::fs::write(
+        &config,
+        format!(
+            "[gateway]\nupstream_ca_files = [{:?}]\n",
+            missing.display().to_string()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(args)
+            .env_remove("GATEHOUSE_MASTER_KEY")
+            .output()
+            .unwrap()
+    };
+    let listed = run(&["servers", "list"]);
+    assert!(listed.status.success(), "{listed:?}");
+    let refused = run(&[
+        "servers",
+        "add",
+        "files",
+        "--url",
+        "http://127.0.0.1:9/mcp",
+        "--per-user-discover",
+    ]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("gateway.upstream_ca_files"), "{stderr}");
+}

@@ -150,7 +150,9 @@ pub async fn add_server(
 /// Discovery is done by [`AdminService`], which holds the fetcher, before the change.
 fn undiscovered() -> AdminError {
     AdminError::Invalid(
-        "finding the upstream's authorization server needs the admin service's fetcher".into(),
+        "finding a per-user upstream's authorization server is not available here (the \
+         upstream HTTP client could not be built; see gateway.upstream_ca_files)"
+            .into(),
     )
 }
 
