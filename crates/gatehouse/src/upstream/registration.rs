@@ -160,10 +160,19 @@ impl Registrar {
         if !path.is_empty() {
             urls.push(format!("{origin}/.well-known/oauth-protected-resource"));
         }
-        let Some((url, document)) = self.first_document::<ResourceMetadata>(&urls).await? else {
+        let mut found = self.first_document::<ResourceMetadata>(&urls).await?;
+        if found.is_none()
+            && let Some(named) = self.named_by_challenge(resource).await
+        {
+            found = self
+                .first_document::<ResourceMetadata>(std::slice::from_ref(&named))
+                .await?;
+            urls.push(named);
+        }
+        let Some((url, document)) = found else {
             return Err(format!(
-                "no protected resource metadata for {resource} (404 at {}); name the \
-                 authorization server's issuer instead",
+                "no protected resource metadata for {resource} (404 at {}, and no \
+                 resource_metadata in its 401); name the authorization server's issuer instead",
                 urls.join(", ")
             ));
         };
@@ -182,6 +191,44 @@ impl Registrar {
             .ok_or_else(|| format!("the metadata at {url} names no authorization_servers"))?;
         Ok((issuer, document.resource))
     }
+
+    /// The `resource_metadata` URL of the `WWW-Authenticate` challenge the MCP server answers
+    /// an unauthenticated `initialize` with (RFC 9728 §5.1), if it names one.
+    async fn named_by_challenge(&self, resource: &str) -> Option<String> {
+        let body = serde_json::json!({
+            "jsonrpc": "2.0", "id": 0, "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-11-25", "capabilities": {},
+                "clientInfo": { "name": "gatehouse", "version": env!("CARGO_PKG_VERSION") }
+            }
+        });
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(resource)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::ACCEPT, "application/json, text/event-stream")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .ok()?;
+        let response = self.client.send(request).await.ok()?;
+        if response.status() != StatusCode::UNAUTHORIZED {
+            return None;
+        }
+        let challenge = response
+            .headers()
+            .get(header::WWW_AUTHENTICATE)?
+            .to_str()
+            .ok()?;
+        let named = resource_metadata_parameter(challenge)?;
+        split(&named).ok()?;
+        Some(named)
+    }
+}
+
+/// The `resource_metadata="…"` parameter of a Bearer challenge.
+fn resource_metadata_parameter(challenge: &str) -> Option<String> {
+    let start = challenge.find("resource_metadata=\"")? + "resource_metadata=\"".len();
+    let rest = &challenge[start..];
+    Some(rest[..rest.find('"')?].to_owned())
 }
 
 #[async_trait]
@@ -341,6 +388,22 @@ mod tests {
             ]
         );
         assert!(metadata_urls("as.example").is_err());
+    }
+
+    #[test]
+    fn the_resource_metadata_url_is_read_from_a_bearer_challenge() {
+        assert_eq!(
+            resource_metadata_parameter(
+                r#"Bearer error="invalid_token", resource_metadata="https://mcp.example/prm""#
+            )
+            .as_deref(),
+            Some("https://mcp.example/prm")
+        );
+        assert_eq!(resource_metadata_parameter(r#"Bearer realm="x""#), None);
+        assert_eq!(
+            resource_metadata_parameter(r#"Bearer resource_metadata="open"#),
+            None
+        );
     }
 
     #[test]

@@ -104,6 +104,28 @@ async fn resource_metadata(State(s): State<StandIn>) -> Response {
     .into_response()
 }
 
+/// An MCP server whose resource metadata is not at a well-known URL: its 401 names it.
+async fn challenge(State(s): State<StandIn>) -> Response {
+    let value = format!(
+        r#"Bearer error="invalid_token", resource_metadata="{}/meta/hidden""#,
+        s.base
+    );
+    (
+        http::StatusCode::UNAUTHORIZED,
+        [(http::header::WWW_AUTHENTICATE, value)],
+    )
+        .into_response()
+}
+
+async fn hidden_resource_metadata(State(s): State<StandIn>) -> Response {
+    s.resource_fetches.fetch_add(1, Ordering::SeqCst);
+    axum::Json(json!({
+        "resource": format!("{}/hidden/mcp", s.base),
+        "authorization_servers": [s.base],
+    }))
+    .into_response()
+}
+
 async fn register(State(s): State<StandIn>, axum::Json(request): axum::Json<Value>) -> Response {
     s.registrations.lock().unwrap().push(request.clone());
     if s.abilities.lock().unwrap().refuse_registration {
@@ -194,6 +216,8 @@ async fn stand_in(abilities: Abilities) -> StandIn {
             get(resource_metadata),
         )
         .route("/register", post(register))
+        .route("/hidden/mcp", post(challenge))
+        .route("/meta/hidden", get(hidden_resource_metadata))
         .route("/authorize", get(authorize))
         .route("/token", post(token))
         .with_state(s.clone());
@@ -382,7 +406,21 @@ async fn a_resource_names_its_authorization_server_and_metadata_is_fetched_once_
         .await;
     assert_eq!(status, 201, "{second}");
     assert_eq!(second["upstream_auth"]["issuer"], json!(saas.base));
-    assert_eq!(saas.resource_fetches.load(Ordering::SeqCst), 2);
+    // Metadata not at a well-known URL: the 401 to an unauthenticated initialize names it.
+    let (status, third) = setup
+        .add(
+            "hidden",
+            &format!("{}/hidden/mcp", saas.base),
+            json!({ "kind": "per_user" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{third}");
+    assert_eq!(third["upstream_auth"]["issuer"], json!(saas.base));
+    assert_eq!(
+        third["upstream_auth"]["resource"],
+        json!(format!("{}/hidden/mcp", saas.base))
+    );
+    assert_eq!(saas.resource_fetches.load(Ordering::SeqCst), 3);
     assert_eq!(
         saas.metadata_fetches.load(Ordering::SeqCst),
         1,
