@@ -47,7 +47,10 @@
 #                          SDK client sees the -32042 URL elicitation, the test plays each
 #                          person's browser through the link, the retried call runs as that
 #                          person; two people isolated; an operator's revocation; the
-#                          TypeScript SDK client likewise (e2e/upstream-oauth, ts/upstream_whoami.mjs)
+#                          TypeScript SDK client likewise (e2e/upstream-oauth, ts/upstream_whoami.mjs);
+#                          two more stand-ins added with --per-user-discover only: Gatehouse
+#                          registers at one (RFC 7591) and the other reads its client metadata
+#                          document, and Ann connects through each
 # Admin API group, against a Gatehouse of its own (e2e/admin-api/schemathesis.sh):
 #   admin-api              schemathesis drives every operation of the served OpenAPI document:
 #                          no 5xx, responses match their schema and documented statuses, every

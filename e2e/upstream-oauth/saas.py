@@ -8,6 +8,12 @@ One HTTP server, two roles:
 - an MCP server at `/mcp` (Streamable HTTP, JSON responses, no sessions) that takes only its
   own live access tokens and whose tool `whoami` answers `user:<login>`, the person whose token
   the call carried.
+
+For registration found by Gatehouse it also publishes its protected-resource metadata
+(RFC 9728, for `/mcp`) and its authorization-server metadata (RFC 8414), and, when asked,
+registers clients dynamically (`POST /register`, RFC 7591) or takes client metadata documents
+(a client id that is a URL is fetched at `/authorize`; it must name itself and the redirect
+URI). The operator's client (`client_id`, `client_secret`) is always known.
 """
 
 from __future__ import annotations
@@ -17,14 +23,22 @@ import hashlib
 import json
 import secrets
 import threading
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 
 class Saas:
-    def __init__(self, client_id: str, client_secret: str) -> None:
+    def __init__(self, client_id: str, client_secret: str, *, registration: bool = False,
+                 metadata_document: bool = False) -> None:
         self.client_id = client_id
         self.client_secret = client_secret
+        # client id -> (secret or None for a public client, registered redirect URIs or None)
+        self.clients: dict[str, tuple[str | None, list[str] | None]] = {client_id: (client_secret, None)}
+        self.registration = registration
+        self.metadata_document = metadata_document
+        self.registrations: list[dict] = []
+        self.documents_fetched: list[str] = []
         self.lock = threading.Lock()
         self.codes: dict[str, tuple[str, str, str]] = {}
         self.access: dict[str, str] = {}
@@ -52,12 +66,39 @@ class Saas:
                 length = int(self.headers.get("Content-Length", "0"))
                 return {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
 
+            def known_redirect(self, client_id: str, redirect_uri: str) -> bool:
+                if saas.metadata_document and client_id.startswith("http"):
+                    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+                    with opener.open(client_id, timeout=10) as answer:
+                        document = json.loads(answer.read())
+                    with saas.lock:
+                        saas.documents_fetched.append(client_id)
+                    return document.get("client_id") == client_id and redirect_uri in document.get("redirect_uris", [])
+                with saas.lock:
+                    entry = saas.clients.get(client_id)
+                return entry is not None and (entry[1] is None or redirect_uri in entry[1])
+
             def do_GET(self) -> None:
                 url = urlsplit(self.path)
+                if url.path == "/.well-known/oauth-protected-resource/mcp":
+                    return self.reply(200, {"resource": f"{saas.url}/mcp", "authorization_servers": [saas.url]})
+                if url.path == "/.well-known/oauth-authorization-server":
+                    metadata = {
+                        "issuer": saas.url, "authorization_endpoint": f"{saas.url}/authorize",
+                        "token_endpoint": f"{saas.url}/token", "revocation_endpoint": f"{saas.url}/revoke",
+                        "response_types_supported": ["code"], "code_challenge_methods_supported": ["S256"],
+                        "token_endpoint_auth_methods_supported": ["client_secret_post", "none"],
+                    }
+                    if saas.registration:
+                        metadata["registration_endpoint"] = f"{saas.url}/register"
+                    if saas.metadata_document:
+                        metadata["client_id_metadata_document_supported"] = True
+                    return self.reply(200, metadata)
                 if url.path != "/authorize":
                     return self.reply(404, {"error": "not_found"})
                 q = {k: v[0] for k, v in parse_qs(url.query).items()}
-                if (q.get("client_id") != saas.client_id or q.get("response_type") != "code"
+                if (not self.known_redirect(q.get("client_id", ""), q.get("redirect_uri", ""))
+                        or q.get("response_type") != "code"
                         or q.get("code_challenge_method") != "S256" or "login" not in q):
                     return self.reply(400, {"error": "invalid_request"})
                 code = secrets.token_urlsafe(16)
@@ -70,8 +111,15 @@ class Saas:
                 path = urlsplit(self.path).path
                 if path == "/mcp":
                     return self.mcp()
+                if path == "/register" and saas.registration:
+                    return self.register()
                 form = self.form()
-                if form.get("client_id") != saas.client_id or form.get("client_secret") != saas.client_secret:
+                client_id = form.get("client_id", "")
+                with saas.lock:
+                    entry = saas.clients.get(client_id)
+                if entry is None and saas.metadata_document and client_id.startswith("http"):
+                    entry = (None, None)  # a metadata document's client is public
+                if entry is None or form.get("client_secret") != entry[0]:
                     return self.reply(401, {"error": "invalid_client"})
                 if path == "/revoke":
                     with saas.lock:
@@ -104,6 +152,21 @@ class Saas:
                     saas.refresh[refresh] = login
                 self.reply(200, {"access_token": access, "token_type": "Bearer", "expires_in": 3600,
                                  "refresh_token": refresh, "scope": "files"})
+
+            def register(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                request = json.loads(self.rfile.read(length) or b"{}")
+                method = request.get("token_endpoint_auth_method", "client_secret_basic")
+                with saas.lock:
+                    saas.registrations.append(request)
+                    client_id = f"dyn-{len(saas.registrations)}"
+                    secret = None if method == "none" else secrets.token_urlsafe(16)
+                    saas.clients[client_id] = (secret, list(request.get("redirect_uris", [])))
+                answer = {"client_id": client_id, "token_endpoint_auth_method": method,
+                          "redirect_uris": request.get("redirect_uris", [])}
+                if secret is not None:
+                    answer["client_secret"] = secret
+                self.reply(201, answer)
 
             def mcp(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))

@@ -16,7 +16,9 @@ its own as server `saas` with kind `per_user`. For Ann and then Bob:
 Then each person's calls carry their own token only; an operator's revocation tells the SaaS
 and Ann is asked again, while Bob goes on; the TypeScript SDK client (ts/upstream_whoami.mjs)
 gets the same URL elicitation for Ann, and after she connects again its retried call runs as
-her. No SaaS token or secret appears in Gatehouse's output.
+her. Two more SaaS stand-ins are added with `--per-user-discover` and nothing else: Gatehouse
+registers at one dynamically and uses its client metadata document at the other, and Ann
+connects through each. No SaaS token or secret appears in Gatehouse's output.
 
 Environment: GATEHOUSE_BIN, WORK (a scratch dir), NODE (e2e/ts/node_modules installed).
 """
@@ -208,11 +210,38 @@ async def main() -> None:
     listed = json.loads(gh("--output", "json", "users", "upstream-grants", "list"))
     check(sorted(g["user"] for g in listed) == ["ann", "bob"], f"both grants are listed again ({listed})")
 
+    # Registration found by Gatehouse: given only the MCP URL, it reads the resource metadata,
+    # the authorization server's metadata, and registers by RFC 7591 (one SaaS) or uses its
+    # client metadata document (the other, which fetches it at authorization).
+    discovered = {"dynamic": Saas("unused", secrets.token_urlsafe(12), registration=True),
+                  "metadata_document": Saas("unused", secrets.token_urlsafe(12), metadata_document=True)}
+    for registration, other in discovered.items():
+        name = f"saas-{registration.replace('_', '-')}"
+        shown = json.loads(gh("--output", "json", "servers", "add", name, "--url", f"{other.url}/mcp",
+                              "--per-user-discover"))
+        shown = shown[0] if isinstance(shown, list) else shown
+        check(shown["upstream_auth"]["registration"] == registration,
+              f"{name}: Gatehouse found the authorization server and chose {registration}")
+        check(shown["upstream_auth"]["issuer"] == other.url, f"{name}: the issuer is the SaaS's")
+        gh("groups", "grant", "staff", "--server", name, "--tools", "whoami")
+        ann = Person("ann", passwords["ann"], f"{gatehouse}/{name}/mcp")
+        first = await ann.whoami()
+        check(first.startswith("link:"), f"{name}: Ann is asked to connect")
+        status = await ann.open_link(first.removeprefix("link:"), "ann")
+        check(status == 200, f"{name}: Ann connected (callback HTTP {status})")
+        check(await ann.whoami() == "user:ann", f"{name}: Ann's agent reaches the SaaS as Ann")
+        await ann.browser.aclose()
+    check(len(discovered["dynamic"].registrations) == 1, "registered once")
+    check(discovered["metadata_document"].documents_fetched == [f"{gatehouse}/oauth/upstream/client-metadata.json"],
+          "the SaaS read Gatehouse's client metadata document")
+    registered_secrets = [c[0] for o in discovered.values() for c in o.clients.values() if c[0]]
+
     server.terminate()
     server.wait(timeout=30)
     log.close()
     output = open(log_path).read()
-    leaked = [t for t in [client_secret, *saas.revoked, *saas.access, *saas.refresh] if t in output]
+    leaked = [t for t in [client_secret, *saas.revoked, *saas.access, *saas.refresh, *registered_secrets]
+              if t in output]
     check(not leaked, "no SaaS token or secret in Gatehouse's output")
     for person in people.values():
         await person.browser.aclose()

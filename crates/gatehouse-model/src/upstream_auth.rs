@@ -54,8 +54,8 @@ pub enum UpstreamAuthSpec {
         resource: Option<String>,
     },
     /// Each person's own token, granted by that person in the upstream's OAuth flow
-    /// (authorization code + PKCE, Gatehouse pre-registered as a client) and kept sealed in
-    /// `upstream_grants`. Only calls made for a person can use it.
+    /// (authorization code + PKCE) and kept sealed in `upstream_grants`. Only calls made for a
+    /// person can use it. Gatehouse is a client there by `registration`.
     PerUser {
         authorization_endpoint: String,
         token_endpoint: String,
@@ -69,7 +69,48 @@ pub enum UpstreamAuthSpec {
         scope: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resource: Option<String>,
+        /// The authorization server's issuer, when the endpoints came from its metadata
+        /// (RFC 8414) rather than from the operator.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        issuer: Option<String>,
+        /// How Gatehouse became a client of the authorization server.
+        #[serde(default, skip_serializing_if = "ClientRegistration::is_pre_registered")]
+        registration: ClientRegistration,
+        /// The callback the client id was made for (metadata document or dynamic
+        /// registration): a changed `public_url` no longer matches it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        redirect_uri: Option<String>,
     },
+}
+
+/// How Gatehouse became a client of a per-user upstream's authorization server, in the order
+/// of preference of the MCP authorization specification (2025-11-25).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientRegistration {
+    /// The operator registered Gatehouse and gave its client id.
+    #[default]
+    PreRegistered,
+    /// The client id is the URL of Gatehouse's client metadata document
+    /// (`client_id_metadata_document_supported`).
+    MetadataDocument,
+    /// Registered by RFC 7591 dynamic client registration; the client id came back from
+    /// the registration endpoint (a secret, if any, is sealed beside the settings).
+    Dynamic,
+}
+
+impl ClientRegistration {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientRegistration::PreRegistered => "pre_registered",
+            ClientRegistration::MetadataDocument => "metadata_document",
+            ClientRegistration::Dynamic => "dynamic",
+        }
+    }
+
+    pub fn is_pre_registered(&self) -> bool {
+        *self == ClientRegistration::PreRegistered
+    }
 }
 
 /// What both token-fetching kinds share: where and how Gatehouse asks.
@@ -210,6 +251,36 @@ mod tests {
         let back: UpstreamAuthRecord = serde_json::from_value(json).unwrap();
         assert_eq!(back.spec, record.spec);
         assert_eq!(back.secret_sealed, None);
+    }
+
+    #[test]
+    fn per_user_settings_stored_before_registration_was_recorded_read_as_pre_registered() {
+        let stored = serde_json::json!({
+            "kind": "per_user", "authorization_endpoint": "https://as/authorize",
+            "token_endpoint": "https://as/token", "client_id": "gatehouse", "auth_method": "none"
+        });
+        let spec: UpstreamAuthSpec = serde_json::from_value(stored.clone()).unwrap();
+        let UpstreamAuthSpec::PerUser {
+            registration,
+            issuer,
+            redirect_uri,
+            ..
+        } = &spec
+        else {
+            panic!("{spec:?}");
+        };
+        assert_eq!(*registration, ClientRegistration::PreRegistered);
+        assert_eq!((issuer, redirect_uri), (&None, &None));
+        // Written back, such a row is byte for byte what it was.
+        assert_eq!(serde_json::to_value(&spec).unwrap(), stored);
+        let dynamic = serde_json::json!({
+            "kind": "per_user", "authorization_endpoint": "https://as/authorize",
+            "token_endpoint": "https://as/token", "client_id": "dyn-1", "auth_method": "none",
+            "issuer": "https://as", "registration": "dynamic",
+            "redirect_uri": "https://gate/oauth/upstream/callback"
+        });
+        let spec: UpstreamAuthSpec = serde_json::from_value(dynamic.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&spec).unwrap(), dynamic);
     }
 
     #[test]

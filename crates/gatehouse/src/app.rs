@@ -265,8 +265,13 @@ async fn start_announced(
         upstream.clone(),
         config.gateway.upstream_read_timeout,
     ));
+    let upstream_registrar = Arc::new(crate::upstream::registration::Registrar::new(
+        upstream.clone(),
+        &config,
+    ));
     let state = AppState::new(App {
         upstream_tokens,
+        upstream_registrar,
         access: HostOriginPolicy::from_config(&config),
         pins: crate::pinning::PinWatch::start_with(store.clone(), runtime.pins)
             .map_err(StartError::Pins)?,

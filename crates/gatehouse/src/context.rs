@@ -80,6 +80,9 @@ pub struct App {
     pub logins: crate::identity::login_guard::LoginGuard,
     /// Tokens fetched for upstreams (client credentials).
     pub upstream_tokens: Arc<crate::upstream::tokens::TokenBroker>,
+    /// Per-user upstreams' authorization servers: their metadata (kept a while) and
+    /// registration, for operators' changes.
+    pub upstream_registrar: Arc<crate::upstream::registration::Registrar>,
     pub(crate) request_ids: RequestIds,
 }
 

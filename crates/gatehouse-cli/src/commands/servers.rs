@@ -149,7 +149,8 @@ impl ServersCommand {
                 pin_action,
                 upstream_auth,
             } => {
-                let (upstream_auth, identity_header) = upstream_auth.for_add()?;
+                let (upstream_auth, identity_header, per_user_discovery) =
+                    upstream_auth.for_add()?;
                 let new = admin::NewServer {
                     name: name.clone(),
                     url: url.unwrap_or_default(),
@@ -160,6 +161,7 @@ impl ServersCommand {
                     upstream_auth,
                     identity_header,
                     stdio: stdio.into_new(ctx)?,
+                    per_user_discovery,
                 };
                 let server = ctx.ops.add_server(new).await?;
                 show(ctx.format, &[server], "added", true)
@@ -172,18 +174,21 @@ impl ServersCommand {
                 upstream_auth,
                 stdio,
             } => {
-                let (upstream_auth, identity_header) = upstream_auth.for_update()?;
+                let (upstream_auth, identity_header, per_user_discovery) =
+                    upstream_auth.for_update()?;
                 let stdio = stdio.into_new(ctx)?;
                 if url.is_none()
                     && credential.is_none()
                     && !no_credential
                     && upstream_auth.is_none()
+                    && per_user_discovery.is_none()
                     && identity_header.is_none()
                     && stdio.is_none()
                 {
                     anyhow::bail!(
                         "nothing to change: pass --url, --command, --credential, --no-credential, \
-                         --token-endpoint, --no-upstream-auth, --identity-header or \
+                         --token-endpoint, --per-user-discover, --no-upstream-auth, \
+                         --identity-header or \
                          --no-identity-header"
                     );
                 }
@@ -197,6 +202,7 @@ impl ServersCommand {
                     },
                     upstream_auth,
                     identity_header,
+                    per_user_discovery,
                 };
                 let server = ctx.ops.update_server(&name, update).await?;
                 show(ctx.format, &[server], "updated", true)
@@ -332,35 +338,34 @@ pub fn yes_no(value: bool) -> String {
 /// Upstream token settings and the identity header (ADR 0006 §5-6). Secrets come from a file
 /// or an environment variable, never the command line (which other users of the host see).
 #[derive(clap::Args, Default)]
+#[command(group(
+    clap::ArgGroup::new("token_source").args(["token_endpoint", "per_user_discover"])
+))]
 pub struct UpstreamAuthArgs {
     /// Fetch OAuth client-credentials tokens for the upstream from this token endpoint.
     #[arg(long, requires = "client_id")]
     token_endpoint: Option<String>,
     /// Gatehouse's client id at the upstream's authorization server.
-    #[arg(long, requires = "token_endpoint")]
+    #[arg(long, requires = "token_source")]
     client_id: Option<String>,
-    /// client_secret_basic, client_secret_post, private_key_jwt, or none (a public client;
-    /// --authorization-endpoint only).
-    #[arg(
-        long,
-        default_value = "client_secret_basic",
-        requires = "token_endpoint"
-    )]
-    auth_method: String,
+    /// client_secret_basic (default), client_secret_post, private_key_jwt, or none (a public
+    /// client; per-user only, the default with --per-user-discover).
+    #[arg(long, requires = "client_id")]
+    auth_method: Option<String>,
     /// File holding the client secret.
-    #[arg(long, requires = "token_endpoint", conflicts_with_all = ["client_secret_env", "private_key_file"])]
+    #[arg(long, requires = "client_id", conflicts_with_all = ["client_secret_env", "private_key_file"])]
     client_secret_file: Option<std::path::PathBuf>,
     /// Environment variable holding the client secret.
-    #[arg(long, requires = "token_endpoint", conflicts_with = "private_key_file")]
+    #[arg(long, requires = "client_id", conflicts_with = "private_key_file")]
     client_secret_env: Option<String>,
     /// PEM PKCS #8 private key file, for private_key_jwt.
     #[arg(long, requires = "token_endpoint")]
     private_key_file: Option<std::path::PathBuf>,
     /// Space-separated scopes to ask the upstream's authorization server for.
-    #[arg(long, requires = "token_endpoint")]
+    #[arg(long, requires = "token_source")]
     scope: Option<String>,
     /// RFC 8707 resource indicator to ask for (usually the upstream's MCP URL).
-    #[arg(long, requires = "token_endpoint")]
+    #[arg(long, requires = "token_source")]
     resource: Option<String>,
     /// Get a token per person by RFC 8693 token exchange (presenting Gatehouse's signed
     /// assertion of the caller) instead of one client-credentials token for everyone.
@@ -377,6 +382,15 @@ pub struct UpstreamAuthArgs {
     /// The upstream's revocation endpoint (RFC 7009), told when a person's grant is revoked.
     #[arg(long, requires = "authorization_endpoint")]
     revocation_endpoint: Option<String>,
+    /// Each person's own upstream token, with the upstream's authorization server found by
+    /// Gatehouse (--upstream-issuer, else the resource metadata of --resource or the URL) and
+    /// Gatehouse registered there by its client metadata document or dynamic registration,
+    /// unless --client-id names a client registered already.
+    #[arg(long, conflicts_with_all = ["token_endpoint", "token_exchange", "no_upstream_auth"])]
+    per_user_discover: bool,
+    /// The upstream authorization server's issuer, for --per-user-discover.
+    #[arg(long, requires = "per_user_discover")]
+    upstream_issuer: Option<String>,
     /// Stop fetching tokens for the upstream (update only).
     #[arg(long, conflicts_with = "token_endpoint")]
     no_upstream_auth: bool,
@@ -390,6 +404,7 @@ pub struct UpstreamAuthArgs {
 }
 
 type AuthChange = Option<Option<admin::upstream_auth::NewUpstreamAuth>>;
+type Discovery = Option<admin::upstream_registration::PerUserDiscovery>;
 
 impl UpstreamAuthArgs {
     fn for_add(
@@ -397,50 +412,80 @@ impl UpstreamAuthArgs {
     ) -> anyhow::Result<(
         Option<admin::upstream_auth::NewUpstreamAuth>,
         Option<String>,
+        Discovery,
     )> {
         if self.no_upstream_auth || self.no_identity_header {
             anyhow::bail!("--no-upstream-auth and --no-identity-header are for servers update");
         }
         let identity_header = self.identity_header.clone();
-        Ok((self.new_auth()?, identity_header))
+        let (auth, discovery) = self.new_auth()?;
+        Ok((auth, identity_header, discovery))
     }
 
-    fn for_update(self) -> anyhow::Result<(AuthChange, Option<Option<String>>)> {
+    fn for_update(self) -> anyhow::Result<(AuthChange, Option<Option<String>>, Discovery)> {
         let identity_header = match (&self.identity_header, self.no_identity_header) {
             (Some(header), _) => Some(Some(header.clone())),
             (None, true) => Some(None),
             (None, false) => None,
         };
-        let auth = if self.no_upstream_auth {
-            Some(None)
+        let (auth, discovery) = if self.no_upstream_auth {
+            (Some(None), None)
         } else {
-            self.new_auth()?.map(Some)
+            let (auth, discovery) = self.new_auth()?;
+            (auth.map(Some), discovery)
         };
-        Ok((auth, identity_header))
+        Ok((auth, identity_header, discovery))
     }
 
-    fn new_auth(self) -> anyhow::Result<Option<admin::upstream_auth::NewUpstreamAuth>> {
-        use gatehouse_model::upstream_auth::UpstreamAuthSpec;
-        let (Some(token_endpoint), Some(client_id)) = (self.token_endpoint, self.client_id) else {
-            return Ok(None);
-        };
+    fn secret(&self) -> anyhow::Result<Option<String>> {
         let read = |path: &std::path::Path| {
             std::fs::read_to_string(path)
                 .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))
         };
-        let secret = match (
-            &self.client_secret_file,
-            &self.client_secret_env,
-            &self.private_key_file,
-        ) {
-            (Some(path), _, _) | (_, _, Some(path)) => Some(read(path)?),
-            (_, Some(var), _) => Some(
-                std::env::var(var)
-                    .map_err(|_| anyhow::anyhow!("environment variable {var} is not set"))?,
-            ),
-            _ => None,
+        Ok(
+            match (
+                &self.client_secret_file,
+                &self.client_secret_env,
+                &self.private_key_file,
+            ) {
+                (Some(path), _, _) | (_, _, Some(path)) => Some(read(path)?),
+                (_, Some(var), _) => Some(
+                    std::env::var(var)
+                        .map_err(|_| anyhow::anyhow!("environment variable {var} is not set"))?,
+                ),
+                _ => None,
+            },
+        )
+    }
+
+    fn new_auth(
+        self,
+    ) -> anyhow::Result<(Option<admin::upstream_auth::NewUpstreamAuth>, Discovery)> {
+        if self.per_user_discover {
+            let discovery = admin::upstream_registration::PerUserDiscovery {
+                secret: self.secret()?,
+                issuer: self.upstream_issuer,
+                client_id: self.client_id,
+                auth_method: self.auth_method.as_deref().map(str::parse).transpose()?,
+                scope: self.scope,
+                resource: self.resource,
+            };
+            return Ok((None, Some(discovery)));
+        }
+        Ok((self.given_auth()?, None))
+    }
+
+    fn given_auth(self) -> anyhow::Result<Option<admin::upstream_auth::NewUpstreamAuth>> {
+        use gatehouse_model::upstream_auth::UpstreamAuthSpec;
+        let secret = self.secret()?;
+        let (Some(token_endpoint), Some(client_id)) = (self.token_endpoint, self.client_id) else {
+            return Ok(None);
         };
-        let auth_method = self.auth_method.parse()?;
+        let auth_method = self
+            .auth_method
+            .as_deref()
+            .unwrap_or("client_secret_basic")
+            .parse()?;
         let (scope, resource) = (self.scope, self.resource);
         let spec = if let Some(authorization_endpoint) = self.authorization_endpoint {
             UpstreamAuthSpec::PerUser {
@@ -451,6 +496,9 @@ impl UpstreamAuthArgs {
                 auth_method,
                 scope,
                 resource,
+                issuer: None,
+                registration: Default::default(),
+                redirect_uri: None,
             }
         } else if self.token_exchange {
             UpstreamAuthSpec::TokenExchange {

@@ -56,6 +56,17 @@ impl Local {
             store::open_sized(&config.database_url(), config.database_max_connections).await?;
         let (mut admin, writer) =
             AdminService::with_own_writer(store.clone(), Arc::new(keyring.clone()));
+        // Per-user servers' authorization servers are found (and registered at) from here. A
+        // client that cannot be built (an unreadable CA file) fails discovery only, not every
+        // command.
+        match gatehouse::upstream::client::UpstreamClient::new(&config.gateway) {
+            Ok(upstream) => {
+                let registrar =
+                    gatehouse::upstream::registration::Registrar::new(upstream, &config);
+                admin = admin.with_registrar(Arc::new(registrar));
+            }
+            Err(err) => tracing::warn!(error = %err, "no upstream client: discovery unavailable"),
+        }
         // With `[redis]`, each change reaches the replicas at once, not at their next poll.
         if let Some(announce) = gatehouse::state::announcer(&config)? {
             admin = admin.with_announcer(announce);

@@ -8,6 +8,7 @@ pub mod local;
 pub mod remote;
 mod remote_servers;
 pub mod selection;
+mod upstream_auth_body;
 
 use async_trait::async_trait;
 use gatehouse::admin::{NewConnection, NewKey, NewPolicy, NewServer, ServerUpdate};

@@ -2,9 +2,10 @@
 //! local mode stores — a stdio program, upstream tokens, the identity header — goes to the
 //! API too, so a server made through `--server` is the one the same command makes locally.
 
-use gatehouse::admin::{NewServer, ServerUpdate, stdio::NewStdio, upstream_auth::NewUpstreamAuth};
-use gatehouse_model::upstream_auth::{UpstreamAuthSpec, UpstreamClientAuth};
+use gatehouse::admin::{NewServer, ServerUpdate, stdio::NewStdio};
 use serde_json::{Value, json};
+
+use super::upstream_auth_body::upstream_auth_body;
 
 /// The body of `POST /servers`.
 pub fn create_body(new: NewServer) -> Value {
@@ -17,7 +18,10 @@ pub fn create_body(new: NewServer) -> Value {
         "allow_anonymous": new.allow_anonymous,
         "allow_unknown_methods": new.allow_unknown_methods,
         "pin_action": new.pin_action,
-        "upstream_auth": new.upstream_auth.map(upstream_auth_input),
+        "upstream_auth": upstream_auth_body(
+            new.upstream_auth.as_ref(),
+            new.per_user_discovery.as_ref()
+        ),
         "identity_header": new.identity_header,
         "stdio": new.stdio.map(stdio_input),
     })
@@ -31,10 +35,15 @@ pub fn update_body(update: ServerUpdate) -> Value {
         Some(None) => body["remove_credential"] = json!(true),
         None => {}
     }
-    match update.upstream_auth {
-        Some(Some(auth)) => body["upstream_auth"] = upstream_auth_input(auth),
+    match &update.upstream_auth {
         Some(None) => body["remove_upstream_auth"] = json!(true),
-        None => {}
+        given => {
+            let given = given.as_ref().and_then(Option::as_ref);
+            let discovery = update.per_user_discovery.as_ref();
+            if let Some(auth) = upstream_auth_body(given, discovery) {
+                body["upstream_auth"] = auth;
+            }
+        }
     }
     match update.identity_header {
         Some(Some(header)) => body["identity_header"] = json!(header),
@@ -63,34 +72,4 @@ fn stdio_input(stdio: NewStdio) -> Value {
         "idle_timeout_secs": stdio.idle_timeout.map(|t| t.as_secs()),
         "limits": stdio.limits,
     })
-}
-
-/// The API's `UpstreamAuthInput`: the secret goes where its client authentication method
-/// takes it (write-only there).
-fn upstream_auth_input(auth: NewUpstreamAuth) -> Value {
-    let client = auth.spec.client();
-    let (secret, key) = match client.auth_method {
-        UpstreamClientAuth::PrivateKeyJwt => (None, auth.secret.as_deref()),
-        _ => (auth.secret.as_deref(), None),
-    };
-    let mut body = json!({
-        "kind": auth.spec.kind(),
-        "token_endpoint": client.token_endpoint,
-        "client_id": client.client_id,
-        "auth_method": client.auth_method.as_str(),
-        "scope": client.scope,
-        "resource": client.resource,
-        "client_secret": secret,
-        "private_key_pem": key,
-    });
-    if let UpstreamAuthSpec::PerUser {
-        authorization_endpoint,
-        revocation_endpoint,
-        ..
-    } = &auth.spec
-    {
-        body["authorization_endpoint"] = json!(authorization_endpoint);
-        body["revocation_endpoint"] = json!(revocation_endpoint);
-    }
-    body
 }

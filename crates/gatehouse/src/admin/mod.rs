@@ -14,6 +14,7 @@ mod service;
 pub mod stdio;
 pub mod summary;
 pub mod upstream_auth;
+pub mod upstream_registration;
 pub mod users;
 
 pub use service::MIN_DECLARED_SECRET_LEN;
@@ -43,6 +44,10 @@ pub enum AdminError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Secret(#[from] SecretError),
+    /// A per-user upstream's authorization server could not be found or used (discovery,
+    /// its metadata, registration); nothing was stored.
+    #[error("{0}")]
+    UpstreamAuthorizationServer(String),
     /// The change was applied, but its operator event could not be recorded.
     #[error("{action} of {target:?} was applied, but its audit event was not recorded: {why}")]
     Unrecorded {
@@ -76,6 +81,9 @@ pub struct NewServer {
     pub identity_header: Option<String>,
     /// A local program instead of a URL (`url` is then left empty).
     pub stdio: Option<NewStdio>,
+    /// Per-user tokens at an upstream whose authorization server Gatehouse finds (and
+    /// registers at) itself; instead of `upstream_auth`.
+    pub per_user_discovery: Option<upstream_registration::PerUserDiscovery>,
 }
 
 pub async fn add_server(
@@ -84,6 +92,9 @@ pub async fn add_server(
     new: NewServer,
 ) -> AdminResult<Generation> {
     Name::parse(NameKind::Server, &new.name)?;
+    if new.per_user_discovery.is_some() {
+        return Err(undiscovered());
+    }
     let stdio = match new.stdio {
         Some(stdio) => {
             if !new.url.is_empty() || new.credential.is_some() {
@@ -136,6 +147,15 @@ pub async fn add_server(
     Ok(store.insert_server(&record).await?)
 }
 
+/// Discovery is done by [`AdminService`], which holds the fetcher, before the change.
+fn undiscovered() -> AdminError {
+    AdminError::Invalid(
+        "finding a per-user upstream's authorization server is not available here (the \
+         upstream HTTP client could not be built; see gateway.upstream_ca_files)"
+            .into(),
+    )
+}
+
 fn check_upstream_url(url: &str) -> AdminResult<()> {
     let uri: http::Uri = url
         .parse()
@@ -186,6 +206,8 @@ pub struct ServerUpdate {
     /// Makes the server a local program (or replaces its settings); a new `url` makes a stdio
     /// server an HTTP one again.
     pub stdio: Option<NewStdio>,
+    /// Per-user tokens found by discovery (again); instead of `upstream_auth`.
+    pub per_user_discovery: Option<upstream_registration::PerUserDiscovery>,
 }
 
 /// Changes a server's upstream URL or injected credential, validated as `add_server` does.
@@ -196,6 +218,9 @@ pub async fn update_server(
     update: ServerUpdate,
 ) -> AdminResult<Generation> {
     let mut record = store.get_server(name).await?;
+    if update.per_user_discovery.is_some() {
+        return Err(undiscovered());
+    }
     if update.stdio.is_some() && update.url.is_some() {
         return Err(AdminError::Invalid(
             "a server has a command or a url, not both".into(),

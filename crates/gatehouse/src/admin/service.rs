@@ -99,6 +99,8 @@ pub struct AdminService {
     audit: AuditSink,
     clock: fn() -> i64,
     announce: Option<Arc<dyn crate::change_feed::Announce>>,
+    /// Finds per-user upstreams' authorization servers and registers at them.
+    registrar: Option<Arc<dyn super::upstream_registration::UpstreamRegistrar>>,
 }
 
 /// The audit writer of a service that runs apart from a server (the CLI): stop it once the
@@ -127,7 +129,45 @@ impl AdminService {
             audit,
             clock: crate::now_ms,
             announce: None,
+            registrar: None,
         }
+    }
+
+    /// Finds per-user upstreams' authorization servers through `registrar` (without one, a
+    /// change that needs discovery is refused).
+    pub fn with_registrar(
+        mut self,
+        registrar: Arc<dyn super::upstream_registration::UpstreamRegistrar>,
+    ) -> Self {
+        self.registrar = Some(registrar);
+        self
+    }
+
+    /// `discovery` resolved to settings for `server` at `url`, registering when needed.
+    async fn discovered(
+        &self,
+        server: &str,
+        url: &str,
+        discovery: super::upstream_registration::PerUserDiscovery,
+        previous: Option<&gatehouse_model::upstream_auth::UpstreamAuthRecord>,
+    ) -> AdminResult<super::upstream_auth::NewUpstreamAuth> {
+        let Some(registrar) = &self.registrar else {
+            return Err(super::undiscovered());
+        };
+        if url.starts_with("stdio://") || url.is_empty() {
+            return Err(AdminError::Invalid(
+                "per-user tokens are for servers reached over HTTP".into(),
+            ));
+        }
+        super::upstream_registration::resolve(
+            registrar.as_ref(),
+            &self.keyring,
+            server,
+            url,
+            discovery,
+            previous,
+        )
+        .await
     }
 
     /// Announces each change to the running replicas through `announce` once it is recorded.
@@ -215,9 +255,18 @@ impl AdminService {
         recorded
     }
 
-    pub async fn add_server(&self, by: &Operator, new: NewServer) -> AdminResult<Generation> {
+    pub async fn add_server(&self, by: &Operator, mut new: NewServer) -> AdminResult<Generation> {
         let started = Instant::now();
         let name = new.name.clone();
+        if let Some(discovery) = new.per_user_discovery.take() {
+            if new.upstream_auth.is_some() {
+                return Err(AdminError::Invalid(
+                    "give upstream token settings or discovery, not both".into(),
+                ));
+            }
+            let url = new.url.clone();
+            new.upstream_auth = Some(self.discovered(&name, &url, discovery, None).await?);
+        }
         let generation = super::add_server(&*self.store, &self.keyring, new).await?;
         let after = self.store.get_server(&name).await.ok();
         let change = Change {
@@ -235,10 +284,22 @@ impl AdminService {
         &self,
         by: &Operator,
         name: &str,
-        update: ServerUpdate,
+        mut update: ServerUpdate,
     ) -> AdminResult<Generation> {
         let started = Instant::now();
         let before = self.store.get_server(name).await?;
+        if let Some(discovery) = update.per_user_discovery.take() {
+            if update.upstream_auth.is_some() {
+                return Err(AdminError::Invalid(
+                    "give upstream token settings or discovery, not both".into(),
+                ));
+            }
+            let url = update.url.clone().unwrap_or_else(|| before.url.clone());
+            let found = self
+                .discovered(name, &url, discovery, Some(&before.upstream_auth))
+                .await?;
+            update.upstream_auth = Some(Some(found));
+        }
         let new_credential = matches!(update.credential, Some(Some(_)));
         let new_upstream_secret = matches!(update.upstream_auth, Some(Some(_)));
         let generation = super::update_server(&*self.store, &self.keyring, name, update).await?;

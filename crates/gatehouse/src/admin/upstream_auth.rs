@@ -199,6 +199,9 @@ mod tests {
             auth_method,
             scope: None,
             resource: None,
+            issuer: None,
+            registration: Default::default(),
+            redirect_uri: None,
         }
     }
 

@@ -72,6 +72,7 @@ trait AdminOf {
 impl AdminOf for AppState {
     fn admin(&self) -> AdminService {
         AdminService::new(self.store.clone(), self.keyring.clone(), self.audit.clone())
+            .with_registrar(self.upstream_registrar.clone())
     }
 }
 

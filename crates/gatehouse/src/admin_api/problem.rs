@@ -63,6 +63,10 @@ pub enum ApiError {
     /// Applying a declared state stopped midway (the changes before stand, recorded).
     #[error("{0}")]
     ApplyIncomplete(String),
+    /// A per-user upstream's authorization server could not be found, was not usable, or
+    /// refused Gatehouse's registration; nothing was stored.
+    #[error("{0}")]
+    UpstreamAuthorizationServer(String),
     /// Details are logged, never sent.
     #[error("internal error")]
     Internal,
@@ -152,6 +156,11 @@ impl ApiError {
                 "unrecorded",
                 "Applied but not recorded",
             ),
+            ApiError::UpstreamAuthorizationServer(_) => (
+                StatusCode::BAD_GATEWAY,
+                "upstream_authorization_server",
+                "Upstream authorization server unusable",
+            ),
             ApiError::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -229,6 +238,9 @@ impl From<AdminError> for ApiError {
             AdminError::Invalid(message) => ApiError::Invalid(message),
             AdminError::Pattern(pattern) => ApiError::Invalid(pattern.to_string()),
             AdminError::Store(store) => store.into(),
+            AdminError::UpstreamAuthorizationServer(why) => {
+                ApiError::UpstreamAuthorizationServer(why)
+            }
             AdminError::Secret(secret) => {
                 tracing::error!(error = %secret, "admin API: secret error");
                 ApiError::Internal

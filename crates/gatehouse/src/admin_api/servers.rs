@@ -178,6 +178,7 @@ pub async fn create(
     }
     idempotency::once(&state, &caller, &headers, "createServer", &bytes, async {
         let name = value.name.clone();
+        let (upstream_auth, per_user_discovery) = UpstreamAuthInput::split(value.upstream_auth)?;
         state
             .admin()
             .add_server(
@@ -189,9 +190,10 @@ pub async fn create(
                     allow_anonymous: value.allow_anonymous,
                     allow_unknown_methods: value.allow_unknown_methods,
                     pin_action: value.pin_action,
-                    upstream_auth: value.upstream_auth.map(TryInto::try_into).transpose()?,
+                    upstream_auth,
                     identity_header: value.identity_header,
                     stdio: value.stdio.map(|s| new_stdio(&state, s)),
+                    per_user_discovery,
                 },
             )
             .await?;
@@ -228,16 +230,20 @@ pub async fn update(
         (None, true) => Some(None),
         (None, false) => None,
     };
-    let upstream_auth = match (value.upstream_auth, value.remove_upstream_auth) {
-        (Some(_), true) => {
-            return Err(ApiError::Invalid(
-                "give either upstream_auth or remove_upstream_auth, not both".into(),
-            ));
-        }
-        (Some(given), false) => Some(Some(given.try_into()?)),
-        (None, true) => Some(None),
-        (None, false) => None,
-    };
+    let (upstream_auth, per_user_discovery) =
+        match (value.upstream_auth, value.remove_upstream_auth) {
+            (Some(_), true) => {
+                return Err(ApiError::Invalid(
+                    "give either upstream_auth or remove_upstream_auth, not both".into(),
+                ));
+            }
+            (Some(given), false) => match UpstreamAuthInput::split(Some(given))? {
+                (Some(given), _) => (Some(Some(given)), None),
+                (None, discover) => (None, discover),
+            },
+            (None, true) => (Some(None), None),
+            (None, false) => (None, None),
+        };
     let identity_header = match (value.identity_header, value.remove_identity_header) {
         (Some(_), true) => {
             return Err(ApiError::Invalid(
@@ -259,6 +265,7 @@ pub async fn update(
                 upstream_auth,
                 identity_header,
                 stdio: value.stdio.map(|s| new_stdio(&state, s)),
+                per_user_discovery,
             },
         )
         .await?;

@@ -57,6 +57,10 @@ pub fn routes() -> Router<AppState> {
         .route("/oauth/login/{provider}", get(upstream::start))
         .route("/oauth/upstream/callback", any(upstream::callback))
         .route("/oauth/upstream/connect", get(upstream_connect::connect))
+        .route(
+            "/oauth/upstream/client-metadata.json",
+            get(upstream_connect::client_metadata),
+        )
         .route("/oauth/upstream/grants", get(upstream_grants::list))
         .route("/oauth/upstream/revoke", any(upstream_grants::revoke))
         .route("/oauth/token", any(token::token))

@@ -10,7 +10,7 @@
 
 use axum::{
     extract::{Request, State},
-    response::Response,
+    response::{IntoResponse, Response},
 };
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::{Deserialize, Serialize};
@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     AppState,
+    admin::upstream_registration::{CALLBACK_PATH, client_metadata_document},
     error::GatewayError,
     oauth::{authorize, form::Form, pages, session},
     secrets,
@@ -72,7 +73,20 @@ pub fn consent_required(state: &AppState, user: &str, server: &str) -> GatewayEr
 }
 
 fn redirect_uri(state: &AppState) -> String {
-    format!("{}/oauth/upstream/callback", state.config.public_base())
+    format!("{}{CALLBACK_PATH}", state.config.public_base())
+}
+
+/// `GET /oauth/upstream/client-metadata.json`: Gatehouse's client metadata document, whose
+/// URL is its client id at authorization servers that take such documents (MCP
+/// authorization, 2025-11-25). It names the callback and nothing secret.
+pub async fn client_metadata(State(state): State<AppState>) -> Response {
+    let document = client_metadata_document(state.config.public_base());
+    let mut response = axum::Json(document).into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    response
 }
 
 fn per_user(state: &AppState, server: &str) -> Option<std::sync::Arc<PerUser>> {
@@ -111,6 +125,24 @@ pub async fn connect(State(state): State<AppState>, request: Request) -> Respons
             "this server no longer takes accounts of its own",
         );
     };
+    if auth
+        .registered_redirect_uri
+        .as_deref()
+        .is_some_and(|registered| registered != redirect_uri(&state))
+    {
+        // The client id was made for another public_url: the upstream would refuse the
+        // callback, or send the person's code to an address Gatehouse no longer has.
+        tracing::error!(
+            server = %ticket.server,
+            "public_url changed since Gatehouse registered at this server's authorization \
+             server; run gatehouse servers update --per-user-discover"
+        );
+        return pages::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Gatehouse's address changed since it registered at this server; ask an operator \
+             to register it again",
+        );
+    }
     match signed_in(&state, request.headers()) {
         None => {
             return pages::error(

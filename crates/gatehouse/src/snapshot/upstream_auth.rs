@@ -34,6 +34,8 @@ pub struct PerUser {
     pub authorization_endpoint: String,
     pub revocation_endpoint: Option<Uri>,
     pub client: ClientCredentials,
+    /// The callback the client id was made for (metadata document, dynamic registration).
+    pub registered_redirect_uri: Option<String>,
 }
 
 impl UpstreamAuth {
@@ -154,8 +156,10 @@ pub fn compile(
         UpstreamAuthSpec::PerUser {
             authorization_endpoint,
             revocation_endpoint,
+            redirect_uri,
             ..
         } => UpstreamAuth::PerUser(Arc::new(PerUser {
+            registered_redirect_uri: redirect_uri.clone(),
             server: server.name.clone(),
             authorization_endpoint: authorization_endpoint.clone(),
             revocation_endpoint: revocation_endpoint
@@ -249,6 +253,9 @@ mod tests {
                 auth_method,
                 scope: None,
                 resource: None,
+                issuer: None,
+                registration: Default::default(),
+                redirect_uri: None,
             })
         };
         let public = server(UpstreamAuthRecord {

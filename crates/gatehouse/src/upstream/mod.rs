@@ -15,6 +15,7 @@ pub mod breaker;
 pub mod client;
 pub mod delegated;
 mod http;
+pub mod registration;
 mod route;
 pub mod stdio;
 pub mod tokens;

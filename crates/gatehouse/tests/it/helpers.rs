@@ -146,6 +146,33 @@ impl TestApp {
         Self::start_in(dir, config, listener, None).await
     }
 
+    /// As [`TestApp::restart`], listening at the same address again, so `public_url` (and the
+    /// callback registered at upstreams) stays the same.
+    pub async fn restart_at_same_address(self) -> TestApp {
+        let TestApp {
+            server,
+            config,
+            dir,
+            ..
+        } = self;
+        server.shutdown().await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let listener = loop {
+            match tokio::net::TcpListener::bind(config.listen).await {
+                Ok(listener) => break listener,
+                Err(e) => {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "{} stayed taken after shutdown: {e}",
+                        config.listen
+                    );
+                    tokio::task::yield_now().await;
+                }
+            }
+        };
+        Self::start_in(dir, config, listener, None).await
+    }
+
     pub async fn policy(
         &self,
         id: &str,

@@ -82,4 +82,5 @@ mod upstream_exchange;
 mod upstream_faults;
 mod upstream_per_user;
 mod upstream_per_user_refresh;
+mod upstream_registration;
 mod versions;

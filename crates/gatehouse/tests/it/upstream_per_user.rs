@@ -55,7 +55,7 @@ pub struct SaasAuthServer {
     issued: Arc<Mutex<usize>>,
 }
 
-async fn authorize(
+pub async fn authorize(
     State(server): State<SaasAuthServer>,
     Query(query): Query<HashMap<String, String>>,
 ) -> impl IntoResponse {
@@ -78,7 +78,7 @@ async fn authorize(
     ))
 }
 
-async fn token(State(server): State<SaasAuthServer>, body: String) -> axum::response::Response {
+pub async fn token(State(server): State<SaasAuthServer>, body: String) -> axum::response::Response {
     let form: HashMap<String, String> = form_urlencoded::parse(body.as_bytes())
         .into_owned()
         .collect();
@@ -195,6 +195,9 @@ pub async fn setup() -> Setup {
                 auth_method: UpstreamClientAuth::ClientSecretPost,
                 scope: Some("files".into()),
                 resource: Some(upstream.url()),
+                issuer: None,
+                registration: Default::default(),
+                redirect_uri: None,
             },
             secret: Some("s3cret".into()),
         }),
@@ -265,7 +268,7 @@ pub fn browser() -> reqwest::Client {
         .unwrap()
 }
 
-fn location(response: &reqwest::Response) -> String {
+pub fn location(response: &reqwest::Response) -> String {
     response.headers()["location"].to_str().unwrap().to_owned()
 }
 

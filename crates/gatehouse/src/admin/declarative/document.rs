@@ -181,12 +181,29 @@ pub struct StdioSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamAuthSpec {
-    /// `client_credentials` or `token_exchange`.
+    /// `client_credentials`, `token_exchange` or `per_user`.
     pub kind: String,
     pub token_endpoint: String,
     pub client_id: String,
-    /// `client_secret_basic`, `client_secret_post` or `private_key_jwt`.
+    /// `client_secret_basic`, `client_secret_post`, `private_key_jwt`, or `none` (a public
+    /// client, `per_user` only).
     pub auth_method: String,
+    /// `per_user`: where each person is sent to grant access.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_endpoint: Option<String>,
+    /// `per_user`: the RFC 7009 endpoint told when a grant is revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_endpoint: Option<String>,
+    /// `per_user`: the authorization server's issuer, when its endpoints were discovered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// `per_user`: `pre_registered` (default), `metadata_document` or `dynamic`: how the
+    /// client id was made (the document keeps the result; apply does not register again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration: Option<String>,
+    /// `per_user`: the callback a metadata-document or registered client id was made for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_uri: Option<String>,
     /// The client secret (`client_secret_basic`, `client_secret_post`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]

@@ -183,13 +183,37 @@ fn stdio_spec(server: &str, s: &StdioSettings) -> StdioSpec {
 fn upstream_auth_spec(server: &str, spec: &TokenSpec) -> UpstreamAuthSpec {
     let client = spec.client();
     let private_key = client.auth_method == UpstreamClientAuth::PrivateKeyJwt;
+    let public = client.auth_method == UpstreamClientAuth::None;
     let reference = |field| Some(SecretRef::conventional("server", server, field));
+    let (authorization_endpoint, revocation_endpoint, issuer, registration, redirect_uri) =
+        match spec {
+            TokenSpec::PerUser {
+                authorization_endpoint,
+                revocation_endpoint,
+                issuer,
+                registration,
+                redirect_uri,
+                ..
+            } => (
+                Some(authorization_endpoint.clone()),
+                revocation_endpoint.clone(),
+                issuer.clone(),
+                (!registration.is_pre_registered()).then(|| registration.as_str().to_owned()),
+                redirect_uri.clone(),
+            ),
+            _ => (None, None, None, None, None),
+        };
     UpstreamAuthSpec {
         kind: spec.kind().to_owned(),
         token_endpoint: client.token_endpoint.to_owned(),
         client_id: client.client_id.to_owned(),
         auth_method: client.auth_method.as_str().to_owned(),
-        secret: if private_key {
+        authorization_endpoint,
+        revocation_endpoint,
+        issuer,
+        registration,
+        redirect_uri,
+        secret: if private_key || public {
             None
         } else {
             reference("upstream_secret")

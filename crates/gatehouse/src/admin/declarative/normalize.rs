@@ -15,7 +15,7 @@ use gatehouse_model::{
     names::{GroupName, Name, NameKind, Username},
     records::{PolicyRecord, Sharing, valid_env_name},
     tool_pattern::parse_pattern_list,
-    upstream_auth::{UpstreamAuthSpec as TokenSpec, UpstreamClientAuth},
+    upstream_auth::{ClientRegistration, UpstreamAuthSpec as TokenSpec, UpstreamClientAuth},
 };
 
 /// One thing wrong with a document.
@@ -352,7 +352,28 @@ fn stdio_checked(problems: &mut Problems, at: &str, stdio: &mut StdioSpec) {
 pub fn token_spec(auth: &UpstreamAuthSpec) -> Result<TokenSpec, String> {
     let auth_method: UpstreamClientAuth = auth.auth_method.parse().map_err(|e| format!("{e}"))?;
     let private_key = auth_method == UpstreamClientAuth::PrivateKeyJwt;
+    let per_user = auth.kind == "per_user";
+    if !per_user
+        && (auth.authorization_endpoint.is_some()
+            || auth.revocation_endpoint.is_some()
+            || auth.issuer.is_some()
+            || auth.registration.is_some()
+            || auth.redirect_uri.is_some())
+    {
+        return Err(
+            "authorization_endpoint, revocation_endpoint, issuer, registration and \
+             redirect_uri are for per_user only"
+                .into(),
+        );
+    }
     match (&auth.secret, &auth.private_key) {
+        _ if auth_method == UpstreamClientAuth::None && !per_user => {
+            return Err("auth method none is for per_user only".into());
+        }
+        (None, None) if auth_method == UpstreamClientAuth::None => {}
+        (Some(_), _) | (_, Some(_)) if auth_method == UpstreamClientAuth::None => {
+            return Err("auth method none takes no secret".into());
+        }
         (Some(_), None) if !private_key => {}
         (None, Some(_)) if private_key => {}
         _ if private_key => return Err("private_key_jwt takes private_key (and no secret)".into()),
@@ -393,8 +414,41 @@ pub fn token_spec(auth: &UpstreamAuthSpec) -> Result<TokenSpec, String> {
             scope,
             resource,
         }),
+        "per_user" => {
+            let authorization_endpoint = auth
+                .authorization_endpoint
+                .clone()
+                .ok_or("per_user needs authorization_endpoint")?;
+            check("authorization endpoint", &authorization_endpoint)?;
+            if let Some(revocation) = &auth.revocation_endpoint {
+                check("revocation endpoint", revocation)?;
+            }
+            let registration = match auth.registration.as_deref() {
+                None | Some("pre_registered") => ClientRegistration::PreRegistered,
+                Some("metadata_document") => ClientRegistration::MetadataDocument,
+                Some("dynamic") => ClientRegistration::Dynamic,
+                Some(other) => {
+                    return Err(format!(
+                        "registration {other:?} is not one of pre_registered, \
+                         metadata_document, dynamic"
+                    ));
+                }
+            };
+            Ok(TokenSpec::PerUser {
+                authorization_endpoint,
+                token_endpoint,
+                revocation_endpoint: auth.revocation_endpoint.clone(),
+                client_id,
+                auth_method,
+                scope,
+                resource,
+                issuer: auth.issuer.clone(),
+                registration,
+                redirect_uri: auth.redirect_uri.clone(),
+            })
+        }
         other => Err(format!(
-            "kind {other:?} is not one of client_credentials, token_exchange"
+            "kind {other:?} is not one of client_credentials, token_exchange, per_user"
         )),
     }
 }
