@@ -354,7 +354,7 @@ fn seconds(duration: Duration) -> u64 {
 #[async_trait]
 impl Deployment for Remote {
     async fn add_server(&self, new: NewServer) -> Result<Server> {
-        let body = json!({
+        let mut body = json!({
             "name": new.name,
             "url": new.url,
             "credential": new.credential,
@@ -362,11 +362,18 @@ impl Deployment for Remote {
             "allow_unknown_methods": new.allow_unknown_methods,
             "pin_action": new.pin_action,
         });
+        if !new.members.is_empty() {
+            body["members"] = json!(new.members);
+            body["url"] = Value::Null;
+        }
         self.send(Method::POST, "/servers", body).await
     }
 
     async fn update_server(&self, name: &str, update: ServerUpdate) -> Result<Server> {
         let mut body = json!({ "url": update.url });
+        if let Some(members) = update.members {
+            body["members"] = json!(members);
+        }
         match update.credential {
             Some(Some(credential)) => body["credential"] = json!(credential),
             Some(None) => body["remove_credential"] = json!(true),

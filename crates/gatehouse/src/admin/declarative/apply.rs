@@ -441,6 +441,7 @@ async fn make(
                     upstream_auth,
                     identity_header: spec.identity_header.clone(),
                     stdio,
+                    members: Vec::new(),
                 };
                 moved(service.add_server(by, new).await?);
             } else {
@@ -457,6 +458,7 @@ async fn make(
                         .touches("identity_header")
                         .then(|| spec.identity_header.clone()),
                     stdio: if program { stdio } else { None },
+                    members: None,
                 };
                 let url_set = update.url.is_some();
                 let headers_only =
