@@ -83,3 +83,4 @@ mod upstream_faults;
 mod upstream_per_user;
 mod upstream_per_user_refresh;
 mod versions;
+mod virtual_servers;
