@@ -24,6 +24,7 @@ mod cluster_sessions;
 mod country;
 mod declarative;
 mod declarative_servers;
+mod declarative_virtual;
 mod docs;
 mod edge;
 mod errors;

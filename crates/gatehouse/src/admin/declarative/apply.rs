@@ -441,7 +441,7 @@ async fn make(
                     upstream_auth,
                     identity_header: spec.identity_header.clone(),
                     stdio,
-                    members: Vec::new(),
+                    members: spec.members.clone(),
                 };
                 moved(service.add_server(by, new).await?);
             } else {
@@ -458,12 +458,17 @@ async fn make(
                         .touches("identity_header")
                         .then(|| spec.identity_header.clone()),
                     stdio: if program { stdio } else { None },
-                    members: None,
+                    members: (change.touches("members") && !spec.members.is_empty())
+                        .then(|| spec.members.clone()),
                 };
                 let url_set = update.url.is_some();
                 let headers_only =
                     update.upstream_auth.is_some() || update.identity_header.is_some();
-                if update.url.is_some() || update.stdio.is_some() || headers_only {
+                if update.url.is_some()
+                    || update.stdio.is_some()
+                    || update.members.is_some()
+                    || headers_only
+                {
                     moved(service.update_server(by, name, update).await?);
                 }
                 let url_left = change.touches("url") && !spec.url.is_empty() && !url_set;
