@@ -248,3 +248,76 @@ async fn a_name_no_member_serves_is_refused_as_invalid_params() {
     assert!(calls_of(&alpha, "tools/call").is_empty());
     assert!(calls_of(&beta, "tools/call").is_empty());
 }
+
+#[tokio::test]
+async fn a_member_that_does_not_answer_in_time_is_left_out_and_named() {
+    let app = TestApp::start_with(|config| {
+        config.gateway.upstream_timeout = std::time::Duration::from_millis(300);
+    })
+    .await;
+    let (alpha, beta) = (Upstream::start().await, Upstream::start().await);
+    app.add_server("alpha", &alpha.url()).await;
+    app.add_server("beta", &beta.url()).await;
+    app.add_server_with(admin::NewServer {
+        name: "tools".into(),
+        members: vec!["alpha".into(), "beta".into()],
+        ..Default::default()
+    })
+    .await;
+    let key = app.client_with_key("agent", "alpha", "*").await;
+    app.grant("agent", "beta", "*").await;
+    let session = session(&app, &key).await;
+    beta.set_fault(Fault::Slow(std::time::Duration::from_secs(5)));
+
+    let (status, listed) = ask(&app, &key, &session, &list_tools()).await;
+    assert_eq!(status, 200, "{listed}");
+    assert!(
+        tool_names(&listed).iter().all(|n| n.starts_with("alpha__")),
+        "{listed}"
+    );
+    assert_eq!(
+        listed["result"]["_meta"]["io.gatehouse/unavailable"],
+        json!(["beta"])
+    );
+    drop(alpha);
+}
+
+#[tokio::test]
+async fn a_2026_client_lists_and_calls_without_a_session() {
+    let Fixture { app, beta, .. } = fixture().await;
+    let key = app.client_with_key("agent", "alpha", "*").await;
+    app.grant("agent", "beta", "*").await;
+
+    let response = app
+        .post_stateless("tools", Some(&key), &list_tools())
+        .send()
+        .await
+        .unwrap();
+    let (status, _, listed) = rpc_message(response).await;
+    assert_eq!(status, 200, "{listed}");
+    assert!(
+        tool_names(&listed).contains(&"beta__add".to_owned()),
+        "{listed}"
+    );
+
+    let response = app
+        .post_stateless("tools", Some(&key), &call("beta__add"))
+        .send()
+        .await
+        .unwrap();
+    let (status, _, answered) = rpc_message(response).await;
+    assert_eq!(status, 200, "{answered}");
+    let called = calls_of(&beta, "tools/call");
+    assert_eq!(called.len(), 1, "{answered}");
+    assert_eq!(called[0]["params"]["name"], "add");
+    let received = beta.received();
+    let hop = received
+        .iter()
+        .find(|r| r.body["method"] == "tools/call")
+        .unwrap();
+    assert_eq!(
+        hop.headers.get("mcp-name").map(|v| v.to_str().unwrap()),
+        Some("add"),
+        "the routing header names the member's own tool"
+    );
+}
