@@ -203,11 +203,16 @@ async fn proxy(
     state.access.check(&parts.headers)?;
     record.begin_phase("identify");
     // A virtual server's hop to a member carries the caller it identified (ADR 0006 §4).
+    let nested = hop.is_some() && !server.members.is_empty();
     let principal = match hop {
         Some(hop) => hop.principal,
         None => identify(state, snapshot, &parts, server, record).await?,
     };
     record.end_phase();
+    if nested {
+        // Refused when configured; stored rows could still nest, and would loop.
+        return Err(GatewayError::ServerUnavailable);
+    }
     if !server.members.is_empty() {
         return super::virtual_server::serve(state, server, principal, parts, unread, record).await;
     }

@@ -321,3 +321,33 @@ async fn a_2026_client_lists_and_calls_without_a_session() {
         "the routing header names the member's own tool"
     );
 }
+
+#[tokio::test]
+async fn virtual_servers_nested_in_the_store_do_not_loop() {
+    let Fixture { app, .. } = fixture().await;
+    // Written past the admin checks, as an edited database could be.
+    let mut inner = app.store.get_server("tools").await.unwrap();
+    inner.name = "outer".into();
+    inner.url = "virtual://outer".into();
+    inner.members = vec!["alpha".into(), "tools".into()];
+    app.store.insert_server(&inner).await.unwrap();
+    app.reload().await;
+    let key = app.client_with_key("agent", "alpha", "*").await;
+    app.grant("agent", "tools", "*").await;
+
+    let response = app
+        .post_stateless("outer", Some(&key), &list_tools())
+        .send()
+        .await
+        .unwrap();
+    let (status, _, listed) = rpc_message(response).await;
+    assert_eq!(status, 200, "{listed}");
+    assert!(
+        tool_names(&listed).iter().all(|n| n.starts_with("alpha__")),
+        "{listed}"
+    );
+    assert_eq!(
+        listed["result"]["_meta"]["io.gatehouse/unavailable"],
+        json!(["tools"])
+    );
+}
