@@ -62,6 +62,10 @@
 #                          --allow-anonymous); fails if a scenario passes fewer checks than in
 #                          conformance-direct (which it needs), and writes the per-scenario
 #                          comparison
+#   virtual                a virtual server over the example server twice (a tool-name collision),
+#                          a Python SDK server as a stdio child and a member that is down: the
+#                          Python SDK client lists prefixed names and calls each member; the list's
+#                          _meta names the member down (e2e/virtual)
 #   stdio                  server-everything and server-filesystem run with `npx --no-install`
 #                          and a Python SDK server with `python -m`, as stdio children: both
 #                          eras, 8 Python and 4 TypeScript clients at once on a shared child,
@@ -86,7 +90,7 @@ suite=${E2E_CONFORMANCE_SUITE:-all}
 all_groups=(ts python conformance-direct conformance-gateway conformance-identical audit-trail audit-verify
     guardrails-ts guardrails-python conformance-guardrails conformance-guardrails-identical
     oauth-py-client-credentials oauth-py-auth-code oauth-ts-auth-code oauth-ts-v2 oauth-mcp-remote oauth-conformance
-    oauth-upstream-oidc oauth-federation upstream-oauth admin-api conformance-stdio stdio)
+    oauth-upstream-oidc oauth-federation upstream-oauth admin-api conformance-stdio stdio virtual)
 if (($# > 0)); then selected=("$@"); else selected=("${all_groups[@]}"); fi
 for g in "${selected[@]}"; do
     [[ " ${all_groups[*]} " == *" $g "* ]] || { echo "error: unknown group '$g' (${all_groups[*]})" >&2; exit 2; }
@@ -625,4 +629,25 @@ group_stdio() {
         bounded "$venv/bin/python" -m pytest -p no:cacheprovider -q test_stdio.py)
 }
 want stdio && run_group stdio group_stdio
+
+group_virtual() {
+    {
+        gh servers add v-a --url "$example_url" &&
+            gh servers add v-b --url "$example_url" &&
+            gh servers add v-notes --command "$venv/bin/python" --arg -m --arg notes_server --cwd "$here/stdio" &&
+            gh servers add v-down --url "http://127.0.0.1:1/mcp" &&
+            gh servers add virtual --members v-a,v-b,v-notes,v-down &&
+            gh clients create v-agent &&
+            gh connections grant --client v-agent --server v-a --tools '*' &&
+            gh connections grant --client v-agent --server v-b --tools 'echo' &&
+            gh connections grant --client v-agent --server v-notes --tools '*' &&
+            gh connections grant --client v-agent --server v-down --tools '*' &&
+            gh --output json keys create --client v-agent >"$work/virtual-key.json"
+    } || return 1
+    local key
+    key=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["token"])' "$work/virtual-key.json") || return 1
+    (cd "$here/virtual" && E2E_GATEWAY=$gateway E2E_VIRTUAL_KEY=$key \
+        bounded "$venv/bin/python" -m pytest -p no:cacheprovider -q test_virtual.py)
+}
+want virtual && run_group virtual group_virtual
 exit 0

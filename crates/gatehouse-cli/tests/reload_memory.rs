@@ -50,6 +50,7 @@ async fn populate(store: &DynStore, keyring: &Keyring, clients: usize) {
             pin_action: gatehouse_model::pin_action::PinAction::Block,
             created_at: now,
             stdio: None,
+            members: Vec::new(),
         })
         .await
         .unwrap();

@@ -440,6 +440,7 @@ mod tests {
             pin_action: gatehouse_model::pin_action::PinAction::Block,
             created_at: 0,
             stdio: None,
+            members: Vec::new(),
         }
     }
 

@@ -62,6 +62,8 @@ pub struct ServerEntry {
     pub resource: String,
     /// Set when the server is a local program (`upstream` is then `stdio://{name}`).
     pub stdio: Option<Arc<stdio::StdioLaunch>>,
+    /// Set for a virtual server: the servers it aggregates (ADR 0006 §4).
+    pub members: Vec<Arc<str>>,
 }
 
 /// An enabled user: what their groups' connections grant, per server (merged).
@@ -281,6 +283,11 @@ impl Snapshot {
                 auth,
                 identity_header,
                 stdio,
+                members: server
+                    .members
+                    .iter()
+                    .map(|m| Arc::from(m.as_str()))
+                    .collect(),
                 pins: crate::pinning::ServerPins::from_rows(
                     contents
                         .tool_pins

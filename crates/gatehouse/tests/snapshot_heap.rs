@@ -47,6 +47,7 @@ fn contents(clients: usize, generation: i64) -> StoreContents {
             pin_action: gatehouse_model::pin_action::PinAction::Block,
             created_at: NOW,
             stdio: None,
+            members: Vec::new(),
         }],
         ..StoreContents::default()
     };

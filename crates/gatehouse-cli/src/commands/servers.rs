@@ -8,13 +8,20 @@ use crate::output::{Format, Table, print_data, time};
 
 #[derive(Subcommand)]
 pub enum ServersCommand {
-    /// Register an upstream MCP server (Streamable HTTP, or a local program over stdio),
-    /// mounted at /{name}/mcp.
+    /// Register an upstream MCP server (Streamable HTTP, a local program over stdio, or a
+    /// virtual server aggregating others), mounted at /{name}/mcp.
     Add {
         name: String,
         /// The upstream MCP endpoint, e.g. http://127.0.0.1:9090/mcp.
-        #[arg(long, required_unless_present = "command", conflicts_with = "command")]
+        #[arg(
+            long,
+            required_unless_present_any = ["command", "members"],
+            conflicts_with_all = ["command", "members"]
+        )]
         url: Option<String>,
+        /// A virtual server: the servers it aggregates, comma-separated (e.g. files,search).
+        #[arg(long, value_delimiter = ',', conflicts_with = "command")]
+        members: Vec<String>,
         #[command(flatten)]
         stdio: StdioArgs,
         /// Credential injected upstream, as 'Header-Name: value'. Stored encrypted, never shown.
@@ -38,6 +45,9 @@ pub enum ServersCommand {
         /// The new upstream MCP endpoint.
         #[arg(long)]
         url: Option<String>,
+        /// A virtual server's new members, comma-separated (replaces the list).
+        #[arg(long, value_delimiter = ',', conflicts_with_all = ["url", "command"])]
+        members: Option<Vec<String>>,
         /// The new credential injected upstream, as 'Header-Name: value'.
         #[arg(long, conflicts_with = "no_credential")]
         credential: Option<String>,
@@ -142,6 +152,7 @@ impl ServersCommand {
             ServersCommand::Add {
                 name,
                 url,
+                members,
                 stdio,
                 credential,
                 allow_anonymous,
@@ -162,6 +173,7 @@ impl ServersCommand {
                     identity_header,
                     stdio: stdio.into_new(ctx)?,
                     per_user_discovery,
+                    members,
                 };
                 let server = ctx.ops.add_server(new).await?;
                 show(ctx.format, &[server], "added", true)
@@ -169,6 +181,7 @@ impl ServersCommand {
             ServersCommand::Update {
                 name,
                 url,
+                members,
                 credential,
                 no_credential,
                 upstream_auth,
@@ -184,11 +197,12 @@ impl ServersCommand {
                     && per_user_discovery.is_none()
                     && identity_header.is_none()
                     && stdio.is_none()
+                    && members.is_none()
                 {
                     anyhow::bail!(
-                        "nothing to change: pass --url, --command, --credential, --no-credential, \
-                         --token-endpoint, --per-user-discover, --no-upstream-auth, \
-                         --identity-header or \
+                        "nothing to change: pass --url, --command, --members, --credential, \
+                         --no-credential, --token-endpoint, --per-user-discover, \
+                         --no-upstream-auth, --identity-header or \
                          --no-identity-header"
                     );
                 }
@@ -203,6 +217,7 @@ impl ServersCommand {
                     upstream_auth,
                     identity_header,
                     per_user_discovery,
+                    members,
                 };
                 let server = ctx.ops.update_server(&name, update).await?;
                 show(ctx.format, &[server], "updated", true)
@@ -312,10 +327,11 @@ fn show(format: Format, servers: &[Server], verb: &str, single: bool) -> anyhow:
     for s in servers {
         table.row(vec![
             s.name.clone(),
-            s.stdio.as_ref().map_or_else(
-                || s.url.clone(),
-                |p| format!("stdio: {} {}", p.command, p.args.join(" ")),
-            ),
+            match (&s.stdio, s.members.is_empty()) {
+                (Some(p), _) => format!("stdio: {} {}", p.command, p.args.join(" ")),
+                (None, false) => format!("virtual: {}", s.members.join(",")),
+                (None, true) => s.url.clone(),
+            },
             s.credential_header
                 .as_ref()
                 .map_or("-".into(), |h| format!("{h}: ****")),

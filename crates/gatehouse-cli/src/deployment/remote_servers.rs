@@ -24,12 +24,17 @@ pub fn create_body(new: NewServer) -> Value {
         ),
         "identity_header": new.identity_header,
         "stdio": new.stdio.map(stdio_input),
+        // A virtual server has members instead of a URL or a program.
+        "members": (!new.members.is_empty()).then_some(new.members),
     })
 }
 
 /// The body of `PATCH /servers/{name}`.
 pub fn update_body(update: ServerUpdate) -> Value {
     let mut body = json!({ "url": update.url });
+    if let Some(members) = update.members {
+        body["members"] = json!(members);
+    }
     match update.credential {
         Some(Some(credential)) => body["credential"] = json!(credential),
         Some(None) => body["remove_credential"] = json!(true),

@@ -47,6 +47,10 @@ pub struct ServerRecord {
     /// Set for a server that is a local program (`url` is then `stdio://{name}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stdio: Option<StdioSettings>,
+    /// Set for a virtual server (`url` is then `virtual://{name}`): the names of the servers
+    /// it aggregates, in the order their lists are merged (ADR 0006 §4).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

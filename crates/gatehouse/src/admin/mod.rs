@@ -16,6 +16,7 @@ pub mod summary;
 pub mod upstream_auth;
 pub mod upstream_registration;
 pub mod users;
+pub mod virtual_servers;
 
 pub use service::MIN_DECLARED_SECRET_LEN;
 pub use service::{AdminService, CreatedAdminToken, Operator, OwnWriter, ServerSettings};
@@ -84,6 +85,8 @@ pub struct NewServer {
     /// Per-user tokens at an upstream whose authorization server Gatehouse finds (and
     /// registers at) itself; instead of `upstream_auth`.
     pub per_user_discovery: Option<upstream_registration::PerUserDiscovery>,
+    /// The servers a virtual server aggregates, instead of a URL or a program.
+    pub members: Vec<String>,
 }
 
 pub async fn add_server(
@@ -94,6 +97,9 @@ pub async fn add_server(
     Name::parse(NameKind::Server, &new.name)?;
     if new.per_user_discovery.is_some() {
         return Err(undiscovered());
+    }
+    if !new.members.is_empty() {
+        return add_virtual_server(store, new).await;
     }
     let stdio = match new.stdio {
         Some(stdio) => {
@@ -143,6 +149,40 @@ pub async fn add_server(
         allow_unknown_methods: new.allow_unknown_methods,
         created_at: crate::now_ms(),
         stdio,
+        members: Vec::new(),
+    };
+    Ok(store.insert_server(&record).await?)
+}
+
+/// A server with members: it has nothing of its own to reach, so nothing of an upstream's.
+async fn add_virtual_server(store: &dyn Store, new: NewServer) -> AdminResult<Generation> {
+    if !new.url.is_empty()
+        || new.credential.is_some()
+        || new.stdio.is_some()
+        || new.upstream_auth.is_some()
+        || new.identity_header.is_some()
+    {
+        return Err(AdminError::Invalid(
+            "a virtual server has members, not a url, a command or upstream credentials".into(),
+        ));
+    }
+    virtual_servers::check_members(store, &new.name, &new.members).await?;
+    let pin_action = match new.pin_action {
+        Some(text) => text.parse::<PinAction>()?,
+        None => PinAction::Block,
+    };
+    let record = ServerRecord {
+        url: virtual_servers::virtual_url(&new.name),
+        name: new.name,
+        credential_header: None,
+        credential_sealed: None,
+        upstream_auth: Default::default(),
+        allow_anonymous: new.allow_anonymous,
+        allow_unknown_methods: new.allow_unknown_methods,
+        pin_action,
+        created_at: crate::now_ms(),
+        stdio: None,
+        members: new.members,
     };
     Ok(store.insert_server(&record).await?)
 }
@@ -208,6 +248,9 @@ pub struct ServerUpdate {
     pub stdio: Option<NewStdio>,
     /// Per-user tokens found by discovery (again); instead of `upstream_auth`.
     pub per_user_discovery: Option<upstream_registration::PerUserDiscovery>,
+    /// Makes the server virtual (or replaces its members); a new `url` or `stdio` makes a
+    /// virtual server one with an upstream again.
+    pub members: Option<Vec<String>>,
 }
 
 /// Changes a server's upstream URL or injected credential, validated as `add_server` does.
@@ -226,14 +269,29 @@ pub async fn update_server(
             "a server has a command or a url, not both".into(),
         ));
     }
+    if update.members.is_some() && (update.url.is_some() || update.stdio.is_some()) {
+        return Err(AdminError::Invalid(
+            "a server has members, a command or a url, only one of them".into(),
+        ));
+    }
     if let Some(url) = update.url {
         check_upstream_url(&url)?;
         record.url = url;
         record.stdio = None;
+        record.members.clear();
     }
     if let Some(new) = update.stdio {
         record.stdio = Some(stdio::settings(keyring, name, new)?);
         record.url = stdio::stdio_url(name);
+        record.members.clear();
+    }
+    if let Some(members) = update.members {
+        virtual_servers::check_members(store, name, &members).await?;
+        record.members = members;
+        record.url = virtual_servers::virtual_url(name);
+        record.stdio = None;
+        (record.credential_header, record.credential_sealed) = (None, None);
+        record.upstream_auth = Default::default();
     }
     match update.credential {
         Some(Some(text)) => {

@@ -401,6 +401,7 @@ impl AdminService {
     pub async fn remove_server(&self, by: &Operator, name: &str) -> AdminResult<Generation> {
         let started = Instant::now();
         let before = self.store.get_server(name).await?;
+        super::virtual_servers::check_removable(&*self.store, name).await?;
         let generation = self.store.delete_server(name).await?;
         let change = Change {
             action: "server.remove",

@@ -25,6 +25,9 @@ pub fn server(r: &ServerRecord) -> Value {
     if let Some(stdio) = &r.stdio {
         summary["stdio"] = serde_json::to_value(stdio).unwrap_or(Value::Null);
     }
+    if !r.members.is_empty() {
+        summary["members"] = json!(r.members);
+    }
     summary
 }
 

@@ -44,6 +44,10 @@ pub struct Server {
     /// Set for a local program (`url` is then `stdio://{name}`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stdio: Option<StdioView>,
+    /// Set for a virtual server (`url` is then `virtual://{name}`): the servers it
+    /// aggregates, in the order their lists are merged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<String>,
 }
 
 impl From<&ServerRecord> for Server {
@@ -59,6 +63,7 @@ impl From<&ServerRecord> for Server {
             upstream_auth: r.upstream_auth.spec.as_ref().map(UpstreamAuthView::from),
             identity_header: r.upstream_auth.identity_header.clone(),
             stdio: r.stdio.as_ref().map(StdioView::from),
+            members: r.members.clone(),
         }
     }
 }
@@ -93,6 +98,10 @@ pub struct CreateServer {
     pub identity_header: Option<String>,
     /// A local program instead of a URL: admin role only.
     pub stdio: Option<StdioInput>,
+    /// The servers a virtual server aggregates, instead of a URL or a program (each an
+    /// existing server that is not virtual itself).
+    #[serde(default)]
+    pub members: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -116,6 +125,8 @@ pub struct UpdateServer {
     pub remove_identity_header: bool,
     /// Makes the server a local program, or replaces its settings: admin role only.
     pub stdio: Option<StdioInput>,
+    /// Makes the server virtual, or replaces its members.
+    pub members: Option<Vec<String>>,
 }
 
 /// What the upstream lists, before any connection grants it, or why it could not be asked.
@@ -194,6 +205,7 @@ pub async fn create(
                     identity_header: value.identity_header,
                     stdio: value.stdio.map(|s| new_stdio(&state, s)),
                     per_user_discovery,
+                    members: value.members,
                 },
             )
             .await?;
@@ -266,6 +278,7 @@ pub async fn update(
                 identity_header,
                 stdio: value.stdio.map(|s| new_stdio(&state, s)),
                 per_user_discovery,
+                members: value.members,
             },
         )
         .await?;

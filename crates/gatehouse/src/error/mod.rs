@@ -212,6 +212,10 @@ pub enum GatewayError {
     /// (expired, dropped, another session's), or one whose events after it were dropped.
     #[error("the stream named by Last-Event-ID cannot be resumed")]
     StreamNotResumable,
+    /// A virtual server's tool, prompt or resource that none of its members serves under
+    /// that name (ADR 0006 §4).
+    #[error("no member of this virtual server has {kind} {name:?}")]
+    VirtualTargetUnknown { kind: &'static str, name: String },
 }
 
 impl From<crate::policy::Denial> for GatewayError {
@@ -347,6 +351,7 @@ impl GatewayError {
             GatewayError::UpstreamChildrenExhausted => "upstream_children_exhausted",
             GatewayError::BatchUnsupported => "batch_unsupported",
             GatewayError::StreamNotResumable => "stream_not_resumable",
+            GatewayError::VirtualTargetUnknown { .. } => "virtual_target_unknown",
         }
     }
 
@@ -601,6 +606,11 @@ impl GatewayError {
             E::BatchUnsupported => (StatusCode::BAD_REQUEST, codes::INVALID_REQUEST),
             // Not 404: that tells a legacy client its session is gone.
             E::StreamNotResumable => (StatusCode::BAD_REQUEST, codes::INVALID_REQUEST),
+            // A JSON-RPC answer about the params, as an MCP server answers an unknown tool.
+            E::VirtualTargetUnknown { kind, name } => {
+                data[*kind] = json!(name);
+                (StatusCode::OK, codes::INVALID_PARAMS)
+            }
             E::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, codes::UPSTREAM_UNAVAILABLE),
             E::UpstreamCircuitOpen { retry_after: wait } => {
                 // Whole seconds, rounded up, at least 1: a retry sooner would be refused too.

@@ -15,6 +15,8 @@ pub mod sse;
 mod sse_watch;
 pub mod tasks;
 mod upstream_auth;
+mod virtual_names;
+mod virtual_server;
 
 pub use proxy::handle;
 #[doc(hidden)]

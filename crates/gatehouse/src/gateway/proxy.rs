@@ -186,10 +186,13 @@ async fn proxy(
     state: &AppState,
     snapshot: &Snapshot,
     server_name: &str,
-    parts: Parts,
+    mut parts: Parts,
     unread: &mut Option<Body>,
     record: &mut Record,
 ) -> Result<Response, GatewayError> {
+    let hop = parts
+        .extensions
+        .remove::<super::virtual_server::MemberHop>();
     let server = snapshot.servers.get(server_name).ok_or_else(|| {
         if snapshot.unavailable_servers.contains_key(server_name) {
             GatewayError::ServerUnavailable
@@ -199,8 +202,20 @@ async fn proxy(
     })?;
     state.access.check(&parts.headers)?;
     record.begin_phase("identify");
-    let principal = identify(state, snapshot, &parts, server, record).await?;
+    // A virtual server's hop to a member carries the caller it identified (ADR 0006 §4).
+    let nested = hop.is_some() && !server.members.is_empty();
+    let principal = match hop {
+        Some(hop) => hop.principal,
+        None => identify(state, snapshot, &parts, server, record).await?,
+    };
     record.end_phase();
+    if nested {
+        // Refused when configured; stored rows could still nest, and would loop.
+        return Err(GatewayError::ServerUnavailable);
+    }
+    if !server.members.is_empty() {
+        return super::virtual_server::serve(state, server, principal, parts, unread, record).await;
+    }
     let grant = match (principal.user.as_deref(), principal.client.as_deref()) {
         _ if principal.grant.is_some() => {
             principal.grant.clone().ok_or(GatewayError::NoConnection)?

@@ -189,6 +189,7 @@ mod tests {
             pin_action: PinAction::Block,
             created_at: 0,
             stdio: None,
+            members: Vec::new(),
         }
     }
 

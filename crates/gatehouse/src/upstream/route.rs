@@ -87,6 +87,7 @@ mod tests {
             resource_metadata_url: String::new(),
             resource: String::new(),
             stdio: None,
+            members: Vec::new(),
         }
     }
 

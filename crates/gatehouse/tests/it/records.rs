@@ -124,6 +124,7 @@ async fn a_server_row_that_cannot_compile_answers_503_not_404() {
             pin_action: PinAction::Block,
             created_at: 0,
             stdio: None,
+            members: Vec::new(),
         })
         .await
         .unwrap();

@@ -442,6 +442,7 @@ async fn make(
                     identity_header: spec.identity_header.clone(),
                     stdio,
                     per_user_discovery: None,
+                    members: spec.members.clone(),
                 };
                 moved(service.add_server(by, new).await?);
             } else {
@@ -459,11 +460,17 @@ async fn make(
                         .then(|| spec.identity_header.clone()),
                     stdio: if program { stdio } else { None },
                     per_user_discovery: None,
+                    members: (change.touches("members") && !spec.members.is_empty())
+                        .then(|| spec.members.clone()),
                 };
                 let url_set = update.url.is_some();
                 let headers_only =
                     update.upstream_auth.is_some() || update.identity_header.is_some();
-                if update.url.is_some() || update.stdio.is_some() || headers_only {
+                if update.url.is_some()
+                    || update.stdio.is_some()
+                    || update.members.is_some()
+                    || headers_only
+                {
                     moved(service.update_server(by, name, update).await?);
                 }
                 let url_left = change.touches("url") && !spec.url.is_empty() && !url_set;

@@ -125,6 +125,10 @@ pub struct ServerSpec {
     /// A local program instead of a URL (docs/upstreams.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stdio: Option<StdioSpec>,
+    /// A virtual server: the servers it aggregates instead of a URL, in the order their
+    /// lists are merged (docs/upstreams.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<String>,
     /// Tokens Gatehouse fetches for the upstream (client credentials or token exchange).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream_auth: Option<UpstreamAuthSpec>,

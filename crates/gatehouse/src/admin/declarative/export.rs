@@ -135,12 +135,14 @@ pub fn sorted(groups: Vec<String>) -> Vec<String> {
 fn server(s: &ServerRecord) -> ServerSpec {
     ServerSpec {
         // A stdio server's row carries `stdio://{name}`, which names no address.
-        url: if s.stdio.is_some() {
+        // A virtual server's row carries `virtual://{name}`, which names no address either.
+        url: if s.stdio.is_some() || !s.members.is_empty() {
             String::new()
         } else {
             s.url.clone()
         },
         stdio: s.stdio.as_ref().map(|stdio| stdio_spec(&s.name, stdio)),
+        members: s.members.clone(),
         upstream_auth: s
             .upstream_auth
             .spec

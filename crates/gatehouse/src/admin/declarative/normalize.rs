@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use super::{
-    document::{GrantSpec, State, StdioSpec, UpstreamAuthSpec},
+    document::{GrantSpec, ServerSpec, State, StdioSpec, UpstreamAuthSpec},
     export,
 };
 use crate::admin::oauth::{OAuthRegistration, registration_metadata};
@@ -97,10 +97,21 @@ pub fn normalize(
         .collect();
     let server_missing = |name: &str| !servers_known.get(name).copied().unwrap_or(false);
 
+    // Which declared servers are virtual: a member must be declared and must not be one.
+    let virtual_servers: BTreeMap<String, bool> = desired
+        .servers
+        .iter()
+        .flatten()
+        .map(|(name, server)| (name.clone(), !server.members.is_empty()))
+        .collect();
     for (name, server) in desired.servers.iter_mut().flatten() {
         let at = format!("server {name}");
         if let Err(e) = Name::parse(NameKind::Server, name) {
             problems.add(format!("{at}, name"), e);
+        }
+        if !server.members.is_empty() {
+            virtual_checked(&mut problems, &at, name, server, &virtual_servers);
+            continue;
         }
         match &mut server.stdio {
             Some(stdio) => {
@@ -484,5 +495,47 @@ fn grant_checked(problems: &mut Problems, at: &str, grant: &mut GrantSpec) {
     match parse_pattern_list(&grant.tools.join(",")) {
         Ok(patterns) => grant.tools = patterns.into_iter().map(String::from).collect(),
         Err(e) => problems.add(format!("{at}, field tools"), e),
+    }
+}
+
+/// A virtual server's declaration: members only, each a declared server that is not virtual.
+fn virtual_checked(
+    problems: &mut Problems,
+    at: &str,
+    name: &str,
+    server: &ServerSpec,
+    virtual_servers: &BTreeMap<String, bool>,
+) {
+    if !server.url.is_empty()
+        || server.stdio.is_some()
+        || server.credential.is_some()
+        || server.upstream_auth.is_some()
+        || server.identity_header.is_some()
+    {
+        problems.add(
+            format!("{at}, field members"),
+            "a virtual server has members, not a url, a program or upstream credentials",
+        );
+    }
+    if server.members.len() > crate::admin::virtual_servers::MAX_MEMBERS {
+        problems.add(
+            format!("{at}, field members"),
+            format!(
+                "at most {} members",
+                crate::admin::virtual_servers::MAX_MEMBERS
+            ),
+        );
+    }
+    for (i, member) in server.members.iter().enumerate() {
+        let problem = match virtual_servers.get(member) {
+            _ if member == name => Some("a virtual server cannot be its own member"),
+            _ if server.members[..i].contains(member) => Some("named twice"),
+            None => Some("not a server in this document"),
+            Some(true) => Some("a virtual server itself: virtual servers do not nest"),
+            Some(false) => None,
+        };
+        if let Some(problem) = problem {
+            problems.add(format!("{at}, field members.{member}"), problem);
+        }
     }
 }

@@ -126,14 +126,26 @@ pub fn plan(current: &State, desired: &State, facts: &SecretFacts, prune: bool) 
 
     if let Some(desired_servers) = &desired.servers {
         let current_servers = current.servers.clone().unwrap_or_default();
-        for (name, want) in desired_servers {
+        // Virtual servers after the servers they name, and removed before them.
+        let by_kind = |plain: bool| {
+            move |(_, spec): &(&String, &ServerSpec)| spec.members.is_empty() == plain
+        };
+        for (name, want) in desired_servers
+            .iter()
+            .filter(by_kind(true))
+            .chain(desired_servers.iter().filter(by_kind(false)))
+        {
             let have = current_servers.get(name);
             let matches = ServerSecrets::of(facts, name);
             let fields = server_fields(have, want, matches, false);
             push(&mut main, have.is_some(), Kind::Server, &[name], fields);
         }
         if prune {
-            for (name, have) in &current_servers {
+            for (name, have) in current_servers
+                .iter()
+                .filter(by_kind(false))
+                .chain(current_servers.iter().filter(by_kind(true)))
+            {
                 if !desired_servers.contains_key(name) {
                     late.push(deleted(
                         Kind::Server,
@@ -391,6 +403,13 @@ fn server_fields(
         "url",
         have.and_then(|h| text(&h.url)),
         text(&want.url),
+    );
+    let members = |s: &ServerSpec| (!s.members.is_empty()).then(|| json!(s.members));
+    diff(
+        &mut fields,
+        "members",
+        have.and_then(members),
+        members(want),
     );
     let credential_text = |c: &CredentialSpec, stored: bool| {
         if stored {

@@ -46,8 +46,9 @@ impl AdminService {
         let started = Instant::now();
         let before = self.store.get_server(name).await?;
         let mut record = before.clone();
-        // A program's row keeps its `stdio://` URL: the document declares none for it.
-        if before.stdio.is_none() || !settings.url.is_empty() {
+        // A program's row keeps its `stdio://` URL, a virtual server's its `virtual://` one:
+        // the document declares none for them.
+        if (before.stdio.is_none() && before.members.is_empty()) || !settings.url.is_empty() {
             crate::admin::check_upstream_url(&settings.url)?;
             record.url = settings.url;
         }

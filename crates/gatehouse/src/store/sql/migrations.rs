@@ -52,6 +52,7 @@ macro_rules! migrations {
                 "tool_pin_definitions",
                 "0017_tool_pin_definitions.sql"
             ),
+            migration!($backend, 18, "virtual_servers", "0018_virtual_servers.sql"),
         ]
     };
 }
@@ -186,6 +187,6 @@ mod tests {
         assert_eq!(folder("sqlite"), folder("postgres"));
         assert_eq!(folder("sqlite"), listed(&sqlite()));
         assert_eq!(folder("postgres"), listed(&postgres()));
-        assert_eq!(latest_version(), 17);
+        assert_eq!(latest_version(), 18);
     }
 }

@@ -71,18 +71,22 @@ pub(super) async fn require<C: SqlConn + ?Sized>(
     }
 }
 
-/// A server's stdio settings (or none, for an HTTP server), written after its row in the
-/// same transaction.
+/// A server's stdio settings (or none, for an HTTP server) and its members (none unless it
+/// is virtual), written after its row in the same transaction.
 async fn write_server_stdio<B: SqlBackend>(
     tx: &mut B::Tx,
     server: &ServerRecord,
 ) -> StoreResult<()> {
     let settings = server.stdio.as_ref().map(to_json).transpose()?;
     let env_sealed = server.stdio.as_ref().and_then(|s| s.env_sealed.clone());
-    query("UPDATE servers SET stdio = $2, stdio_env_sealed = $3 WHERE name = $1")
+    let members = (!server.members.is_empty())
+        .then(|| to_json(&server.members))
+        .transpose()?;
+    query("UPDATE servers SET stdio = $2, stdio_env_sealed = $3, members = $4 WHERE name = $1")
         .bind(&server.name)
         .bind(settings)
         .bind(&env_sealed)
+        .bind(members)
         .execute(&mut **tx)
         .await?;
     Ok(())

@@ -47,6 +47,7 @@ pub(crate) fn server_from(row: &impl Columns) -> StoreResult<ServerRecord> {
         pin_action: PinAction::parse(&row.text("pin_action")?).unwrap_or(PinAction::Block),
         created_at: row.int("created_at")?,
         stdio: server_stdio(row.opt_text("stdio")?, row.opt_bytes("stdio_env_sealed")?)?,
+        members: server_members(row.opt_text("members")?)?,
     })
 }
 
@@ -65,6 +66,14 @@ fn upstream_auth_from(row: &impl Columns) -> StoreResult<UpstreamAuthRecord> {
         }
     }
     Ok(record)
+}
+
+/// A virtual server's member names (a JSON array); none for a server with an upstream.
+fn server_members(text: Option<String>) -> StoreResult<Vec<String>> {
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// A stdio server's settings (JSON) and its sealed environment (a column of its own).

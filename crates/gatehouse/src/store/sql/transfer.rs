@@ -62,6 +62,7 @@ pub const TABLES: &[Table] = &[
             ("identity_header", Text),
             ("stdio", Text),
             ("stdio_env_sealed", Bytes),
+            ("members", Text),
         ],
     },
     Table {

@@ -11,6 +11,7 @@ mod roles;
 mod state;
 mod tool_pin_review;
 mod upstream_auth;
+mod virtual_servers;
 
 use crate::helpers::TestApp;
 use gatehouse::{

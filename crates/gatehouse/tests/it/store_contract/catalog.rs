@@ -69,6 +69,29 @@ async fn a_stdio_servers_settings_and_sealed_environment_read_back_and_can_be_re
 }
 
 #[tokio::test]
+async fn a_virtual_servers_members_read_back_in_order_and_can_be_removed() {
+    each_backend(|store| async move {
+        let aggregate = ServerRecord {
+            url: "virtual://tools".into(),
+            members: vec!["zeta".into(), "alpha".into()],
+            ..server("tools")
+        };
+        store.insert_server(&aggregate).await.unwrap();
+        assert_eq!(store.get_server("tools").await.unwrap(), aggregate);
+        let changed = ServerRecord {
+            members: vec!["alpha".into()],
+            ..aggregate
+        };
+        store.update_server(&changed).await.unwrap();
+        assert_eq!(store.list_servers().await.unwrap(), vec![changed]);
+        // Given an upstream again: no member stays.
+        store.update_server(&server("tools")).await.unwrap();
+        assert_eq!(store.get_server("tools").await.unwrap(), server("tools"));
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_second_server_of_the_same_name_is_a_conflict_and_changes_nothing() {
     each_backend(|store| async move {
         store.insert_server(&server("demo")).await.unwrap();

@@ -101,6 +101,7 @@ fn server(name: &str) -> ServerRecord {
         pin_action: gatehouse_model::pin_action::PinAction::Warn,
         created_at: 1_000,
         stdio: None,
+        members: Vec::new(),
     }
 }
 
