@@ -12,9 +12,9 @@ use async_trait::async_trait;
 use gatehouse::admin::{NewConnection, NewKey, NewPolicy, NewServer, ServerUpdate};
 use gatehouse::admin::{declarative, oauth::OAuthRegistration};
 use gatehouse::admin_api::views::{
-    UpstreamGrant,
     AdminToken, ApiKey, Client, ClientSecret, Connection, CreatedAdminToken, CreatedApiKey,
-    GroupConnection, OAuthRegistered, Policy, RotatedSecret, Server, SigningKey, ToolPin, User,
+    GroupConnection, OAuthRegistered, Policy, RotatedSecret, Server, SigningKey, ToolPin,
+    UpstreamGrant, User,
 };
 use gatehouse_model::{
     audit::{AuditFilter, AuditRow, EventKind},

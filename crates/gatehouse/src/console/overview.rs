@@ -1,0 +1,66 @@
+//! The overview: what is configured, and the latest refusals.
+
+use axum::{Extension, http::Method, response::Response};
+use maud::html;
+use serde_json::Value;
+
+use super::{api::Api, layout, session::Viewer};
+
+const ACTIVE: &str = "/console";
+
+/// `GET /console`.
+pub async fn page(
+    Extension(viewer): Extension<Viewer>,
+    Extension(api): Extension<Api>,
+) -> Response {
+    let status = api
+        .call(
+            &viewer.token,
+            viewer.peer,
+            Method::GET,
+            "/admin/api/v1/status",
+            None,
+        )
+        .await;
+    let denials = api
+        .call(
+            &viewer.token,
+            viewer.peer,
+            Method::GET,
+            "/admin/api/v1/audit/events?decision=deny&kind=request&limit=10",
+            None,
+        )
+        .await;
+    let counts = status.body.get("counts").cloned().unwrap_or(Value::Null);
+    let count = |key: &str| counts.get(key).and_then(Value::as_u64).unwrap_or(0);
+    let text = |v: &Value, key: &str| {
+        v.get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let main = html! {
+        @if !status.ok() { (layout::alert(&status.problem())) }
+        section aria-label="What is configured" { div.stats {
+            @for (key, label, href) in [("servers", "Servers", "/console/servers"), ("clients", "Clients", "/console/clients"),
+                ("active_api_keys", "Active API keys", "/console/clients"), ("connections", "Connections", "/console/clients"),
+                ("policies", "Policies", "/console"), ("guardrails", "Guardrails", "/console"), ("users", "Users", "/console")] {
+                div.card { div.value { (count(key)) } a href=(href) { (label) } }
+            }
+        } }
+        h2 { "Latest refusals" }
+        @if denials.items().is_empty() {
+            p.muted { "None." }
+        } @else {
+            ul { @for event in denials.items() {
+                li {
+                    (layout::time(event.get("ts_ms").and_then(Value::as_i64).unwrap_or(0))) ": "
+                    strong { (text(event, "client")) } " → " (text(event, "server")) " " (text(event, "tool"))
+                    ": " code { (text(event, "reason")) }
+                }
+            } }
+            p { a href="/console/audit?decision=deny" { "All refusals" } }
+        }
+    };
+    layout::page(&viewer, ACTIVE, "Overview", main)
+}
