@@ -189,3 +189,29 @@ async fn console_auditor_cannot_post_a_change_and_sees_no_change_forms() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn console_cookies_are_host_prefixed_and_secure_when_the_admin_url_is_https() {
+    let api = crate::admin_api::AdminApi::start_with(|config| {
+        config.admin.url = Some("https://gatehouse-admin.example.com".into());
+    })
+    .await;
+    let mut browser = Browser::with(api);
+    let token = browser.api.token(AdminRole::Auditor).await;
+    let answer = browser.sign_in_with(&token).await;
+    assert_eq!(answer.status, 303, "{}", answer.body);
+    let session = answer
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.contains("gatehouse_admin="))
+        .expect("a session cookie");
+    assert!(session.starts_with("__Host-gatehouse_admin="), "{session}");
+    assert!(session.contains("; Secure"), "{session}");
+    assert!(session.contains("Path=/;"), "{session}");
+    // The browser sends it back under that name, and it opens the console.
+    let value = browser.cookie("__Host-gatehouse_admin").unwrap().to_owned();
+    browser.set_cookies(&[("__Host-gatehouse_admin", &value)]);
+    assert_eq!(browser.get("/console").await.status, 200);
+}
