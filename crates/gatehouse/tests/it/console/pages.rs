@@ -126,6 +126,11 @@ async fn console_client_key_is_shown_once_works_and_is_rotated_and_revoked() {
         .await;
     assert!(!denials.body.contains("badge allow"), "{}", denials.body);
     denials.assert_contains("badge deny");
+    // The overview draws the same two requests and names the client.
+    let overview = browser.get("/console").await;
+    overview.assert_contains("1 allowed, 1 refused, 0 guardrail findings");
+    overview.assert_contains("<li>shop: 2</li>");
+    overview.assert_contains("<svg");
     let rows = browser.get("/console/audit/rows?client=shop").await;
     assert_eq!(rows.status, 200);
     assert!(rows.body.starts_with("<tr>"), "{}", rows.body);
