@@ -16,7 +16,10 @@ const NAV: &[(&str, &str, AdminRole)] = &[
     ("/console", "Overview", AdminRole::Auditor),
     ("/console/servers", "Servers", AdminRole::Auditor),
     ("/console/clients", "Clients", AdminRole::Auditor),
+    ("/console/connections", "Connections", AdminRole::Auditor),
     ("/console/audit", "Audit", AdminRole::Auditor),
+    ("/console/users", "Users and groups", AdminRole::Auditor),
+    ("/console/signing-keys", "Signing keys", AdminRole::Auditor),
 ];
 
 fn document(title: &str, nav: Option<(&Viewer, &str)>, main: Markup) -> Markup {

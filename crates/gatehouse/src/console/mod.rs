@@ -12,6 +12,8 @@ mod assets;
 mod audit;
 mod chart;
 mod clients;
+mod connections;
+mod directory;
 mod layout;
 mod overview;
 mod servers;
@@ -58,6 +60,14 @@ pub fn routes(state: AppState) -> Router<AppState> {
         )
         .route("/console/keys/{id}/rotate", post(clients::rotate_key))
         .route("/console/keys/{id}/revoke", post(clients::revoke_key))
+        .route("/console/connections", get(connections::page))
+        .route("/console/connections/explain", post(connections::explain))
+        .route("/console/users", get(directory::users))
+        .route("/console/signing-keys", get(directory::signing_keys))
+        .route(
+            "/console/signing-keys/rotate",
+            post(directory::rotate_signing_key),
+        )
         .route("/console/audit", get(audit::page))
         .route("/console/audit/rows", get(audit::rows))
         .route_layer(middleware::from_fn_with_state(

@@ -1,6 +1,7 @@
 //! The web console (`/console` on the admin listener), driven as a browser would: cookies
 //! kept, redirects not followed, forms posted with the token the page carries.
 
+mod more_pages;
 mod pages;
 mod skeleton;
 

@@ -1,0 +1,145 @@
+//! The console's other pages: the connections matrix and explain, users and groups, signing
+//! keys.
+
+use super::Browser;
+use gatehouse_model::records::AdminRole;
+
+#[tokio::test]
+async fn console_connections_show_the_matrix_and_explain_names_the_deciding_rule() {
+    let mut browser = Browser::start().await;
+    let app = &browser.api.app;
+    app.add_server("demo", "http://127.0.0.1:9/mcp").await;
+    app.add_server("other", "http://127.0.0.1:9/mcp").await;
+    gatehouse::admin::create_client(&*app.store, "shop", "")
+        .await
+        .unwrap();
+    app.grant("shop", "demo", "echo,search_*").await;
+    let csrf = browser.sign_in(AdminRole::Auditor).await;
+    let page = browser.get("/console/connections").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    page.assert_contains(r#"<a href="/console/clients/shop">shop</a></th><td><code>echo, search_*</code></td><td></td>"#);
+
+    let allowed = browser
+        .post(
+            "/console/connections/explain",
+            &[
+                ("csrf", &csrf),
+                ("client", "shop"),
+                ("server", "demo"),
+                ("tool", "search_docs"),
+            ],
+        )
+        .await;
+    assert_eq!(allowed.status, 200, "{}", allowed.body);
+    allowed.assert_contains(r#"Decision: <span class="badge allow">allow</span>"#);
+    let denied = browser
+        .post(
+            "/console/connections/explain",
+            &[
+                ("csrf", &csrf),
+                ("client", "shop"),
+                ("server", "demo"),
+                ("tool", "delete_all"),
+            ],
+        )
+        .await;
+    assert_eq!(denied.status, 200, "{}", denied.body);
+    denied.assert_contains(r#"Decision: <span class="badge deny">deny</span>"#);
+    denied.assert_contains("Decided by <code>");
+    // What was asked stays in the form.
+    denied.assert_contains(r#"value="delete_all""#);
+
+    let bad = browser
+        .post(
+            "/console/connections/explain",
+            &[
+                ("csrf", &csrf),
+                ("client", "shop"),
+                ("server", "demo"),
+                ("tool", "echo"),
+                ("arguments", "{not json"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, 422, "{}", bad.body);
+    bad.assert_contains("arguments: not JSON");
+}
+
+#[tokio::test]
+async fn console_signing_keys_are_listed_and_only_an_admin_rotates_them() {
+    let mut browser = Browser::start().await;
+    let before = browser
+        .api
+        .app
+        .store
+        .list_signing_keys()
+        .await
+        .unwrap()
+        .len();
+    let csrf = browser.sign_in(AdminRole::Auditor).await;
+    let page = browser.get("/console/signing-keys").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        !page.body.contains("Rotate the signing key"),
+        "{}",
+        page.body
+    );
+    let refused = browser
+        .post(
+            "/console/signing-keys/rotate",
+            &[("csrf", &csrf), ("alg", "ES256")],
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(
+        browser
+            .api
+            .app
+            .store
+            .list_signing_keys()
+            .await
+            .unwrap()
+            .len(),
+        before
+    );
+
+    let mut admin = Browser::start().await;
+    let csrf = admin.sign_in(AdminRole::Admin).await;
+    let before = admin.api.app.store.list_signing_keys().await.unwrap().len();
+    let rotated = admin
+        .post(
+            "/console/signing-keys/rotate",
+            &[("csrf", &csrf), ("alg", "ES256")],
+        )
+        .await;
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    rotated.assert_contains("Rotated: key ");
+    let keys = admin.api.app.store.list_signing_keys().await.unwrap();
+    assert_eq!(keys.len(), before + 1);
+    let newest = keys.iter().max_by_key(|k| k.created_at).unwrap();
+    rotated.assert_contains(&newest.kid);
+}
+
+#[tokio::test]
+async fn console_users_page_lists_users_and_their_groups() {
+    let mut browser = Browser::start().await;
+    let by = gatehouse::admin::Operator::cli("setup", None).unwrap();
+    browser
+        .api
+        .service()
+        .create_user(
+            &by,
+            "alice",
+            "Alice Liddell",
+            Some("correct horse battery staple"),
+            vec!["finance".into()],
+        )
+        .await
+        .unwrap();
+    browser.sign_in(AdminRole::Auditor).await;
+    let page = browser.get("/console/users").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    page.assert_contains(
+        "<td>alice</td><td>Alice Liddell</td><td>with a password</td><td>finance</td>",
+    );
+}
