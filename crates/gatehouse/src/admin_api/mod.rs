@@ -24,6 +24,7 @@ pub mod problem;
 pub mod roles;
 mod servers;
 mod servers_stdio;
+mod settings;
 pub mod sign_in;
 mod state;
 pub mod status;
@@ -84,6 +85,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
     let v1 = Router::new()
         .route("/admin/api/v1/whoami", get(tokens::whoami))
         .route("/admin/api/v1/status", get(status::get))
+        .route("/admin/api/v1/settings", get(settings::get))
         .route(
             "/admin/api/v1/servers",
             get(servers::list).post(servers::create),

@@ -10,6 +10,8 @@ use gatehouse_model::records::AdminRole::{self, Admin, Auditor, Operator};
 pub const OPERATIONS: &[(&str, &str, AdminRole)] = &[
     ("GET", "/admin/api/v1/whoami", Auditor),
     ("GET", "/admin/api/v1/status", Auditor),
+    // The effective configuration, secrets masked.
+    ("GET", "/admin/api/v1/settings", Auditor),
     // Servers.
     ("GET", "/admin/api/v1/servers", Auditor),
     ("POST", "/admin/api/v1/servers", Operator),

@@ -156,3 +156,57 @@ async fn signing_keys_page(api: &Api, viewer: &Viewer, rotated: Option<Answer>) 
         main,
     )
 }
+
+/// `GET /console/settings`: the answering process's effective configuration, read-only, with
+/// secrets masked by the API.
+pub async fn settings(
+    Extension(viewer): Extension<Viewer>,
+    Extension(api): Extension<Api>,
+) -> Response {
+    let answer = get(&api, &viewer, "/admin/api/v1/settings").await;
+    let mut rows = Vec::new();
+    flatten(
+        "",
+        answer.body.get("config").unwrap_or(&Value::Null),
+        &mut rows,
+    );
+    let status = if answer.ok() {
+        StatusCode::OK
+    } else {
+        answer.status
+    };
+    let main = html! {
+        @if !answer.ok() { (layout::alert(&answer.problem())) }
+        p.muted { "As this process runs with it (gatehouse.toml and GATEHOUSE_* variables). Change it there; secrets are shown as (masked)." }
+        div.table-wrap { table {
+            caption.muted { "Effective configuration" }
+            thead { tr { th scope="col" { "Key" } th scope="col" { "Value" } } }
+            tbody { @for (key, value) in &rows { tr { td { code { (key) } } td { code { (value) } } } } }
+        } }
+    };
+    layout::page_with_status(status, &viewer, "/console/settings", "Settings", main)
+}
+
+/// `value` as dotted keys and their values, in document order.
+fn flatten(prefix: &str, value: &Value, rows: &mut Vec<(String, String)>) {
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            for (key, value) in map {
+                let name = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                flatten(&name, value, rows);
+            }
+        }
+        Value::Array(items) if items.iter().any(|i| i.is_object()) => {
+            for (i, value) in items.iter().enumerate() {
+                flatten(&format!("{prefix}[{i}]"), value, rows);
+            }
+        }
+        Value::Null => rows.push((prefix.to_owned(), "(unset)".to_owned())),
+        Value::String(text) => rows.push((prefix.to_owned(), text.clone())),
+        other => rows.push((prefix.to_owned(), other.to_string())),
+    }
+}

@@ -20,6 +20,7 @@ const NAV: &[(&str, &str, AdminRole)] = &[
     ("/console/audit", "Audit", AdminRole::Auditor),
     ("/console/users", "Users and groups", AdminRole::Auditor),
     ("/console/signing-keys", "Signing keys", AdminRole::Auditor),
+    ("/console/settings", "Settings", AdminRole::Auditor),
 ];
 
 fn document(title: &str, nav: Option<(&Viewer, &str)>, main: Markup) -> Markup {

@@ -68,6 +68,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
             "/console/signing-keys/rotate",
             post(directory::rotate_signing_key),
         )
+        .route("/console/settings", get(directory::settings))
         .route("/console/audit", get(audit::page))
         .route("/console/audit/rows", get(audit::rows))
         .route_layer(middleware::from_fn_with_state(

@@ -143,3 +143,19 @@ async fn console_users_page_lists_users_and_their_groups() {
         "<td>alice</td><td>Alice Liddell</td><td>with a password</td><td>finance</td>",
     );
 }
+
+#[tokio::test]
+async fn console_settings_show_the_configuration_with_secrets_masked() {
+    let api = crate::admin_api::AdminApi::start_with(|config| {
+        config.admin.url = Some("https://ops:hunter2@admin.example.com/?token=abc".into());
+    })
+    .await;
+    let mut browser = Browser::with(api);
+    browser.sign_in(AdminRole::Auditor).await;
+    let page = browser.get("/console/settings").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    page.assert_contains("<code>admin_listen</code>");
+    page.assert_contains("<code>https://(masked)@admin.example.com/?(masked)</code>");
+    assert!(!page.body.contains("hunter2"), "{}", page.body);
+    assert!(!page.body.contains("abc"), "{}", page.body);
+}
