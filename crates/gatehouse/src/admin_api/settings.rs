@@ -89,11 +89,23 @@ fn url_masked(text: &str) -> String {
         Some((_, host)) => format!("{MASK}@{host}"),
         None => authority.to_owned(),
     };
-    let tail = match tail.split_once('?') {
-        Some((path, _)) => format!("{path}?{MASK}"),
-        None => tail.to_owned(),
+    let (path, query) = match tail.split_once('?') {
+        Some((path, _)) => (path, format!("?{MASK}")),
+        None => (tail, String::new()),
     };
-    format!("{scheme}://{authority}{tail}")
+    // A webhook's path often is its secret (`/services/T0/B0/XyZ…`): a segment that looks
+    // like a token is masked.
+    let path: Vec<&str> = path
+        .split('/')
+        .map(|segment| if token_like(segment) { MASK } else { segment })
+        .collect();
+    format!("{scheme}://{authority}{}{query}", path.join("/"))
+}
+
+fn token_like(segment: &str) -> bool {
+    segment.len() >= 16
+        && segment.chars().any(|c| c.is_ascii_digit())
+        && segment.chars().any(|c| c.is_ascii_alphabetic())
 }
 
 #[cfg(test)]
@@ -110,9 +122,18 @@ mod tests {
             "oauth": {"providers": [{"client_secret_env": "CORP_SECRET", "client_secret": "abc"}]},
             "audit": {"sinks": [{"headers": {"X-Key": "k"}, "token": null}]},
             "listen": "127.0.0.1:8080",
+            "hook": "https://hooks.example.com/services/T01/B02/Xq9vK2mLp8RtY4wZ",
+            "jwks_uri": "https://idp.example.com/oauth2/v1/keys",
         });
         let text = masked(config.clone()).to_string();
-        for secret in ["hunter2", "s3cret", "sslpassword", "\"abc\"", "X-Key"] {
+        for secret in [
+            "hunter2",
+            "s3cret",
+            "sslpassword",
+            "\"abc\"",
+            "X-Key",
+            "Xq9vK2mLp8RtY4wZ",
+        ] {
             assert!(!text.contains(secret), "{secret} shown: {text}");
         }
         let shown = masked(config);
@@ -121,6 +142,11 @@ mod tests {
             "postgres://(masked)@db.internal:5432/gh?(masked)"
         );
         assert_eq!(shown["public_url"], "https://mcp.example.com");
+        assert_eq!(shown["jwks_uri"], "https://idp.example.com/oauth2/v1/keys");
+        assert_eq!(
+            shown["hook"],
+            "https://hooks.example.com/services/T01/B02/(masked)"
+        );
         assert_eq!(
             shown["oauth"]["providers"][0]["client_secret_env"],
             "CORP_SECRET"
