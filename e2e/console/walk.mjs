@@ -2,7 +2,8 @@
 // playwright-core: sign in with an admin token; register the example server and see its
 // tools; create a client, grant it a tool, issue a key and copy it; call with the key from
 // outside the browser and watch the call arrive in the live audit view; make a refused call
-// and read why; rotate and revoke the key. A screenshot of each main page is saved in SHOTS.
+// and read why; rotate and revoke the key; explain a refused call on the connections page;
+// read the settings (secrets masked), users, signing keys and the overview. A screenshot of each main page is saved in SHOTS.
 //
 // Environment: ADMIN_URL, GATEWAY_URL, EXAMPLE_URL, ADMIN_TOKEN, SHOTS, CHROMIUM (default
 // /usr/bin/chromium).
@@ -159,6 +160,29 @@ try {
   await page.goto(`${admin}/console/servers/walk`);
   await page.getByRole("heading", { name: "Tools seen through Gatehouse" }).waitFor();
   await shot(page, "08-server-tools");
+
+  step("connections: the matrix, and explain a call the grant refuses");
+  await page.getByRole("navigation", { name: "Console" }).getByRole("link", { name: "Connections", exact: true }).click();
+  await page.getByRole("row", { name: /walk-client/ }).getByText("echo").waitFor();
+  await page.getByLabel("Client", { exact: true }).selectOption("walk-client");
+  await page.getByLabel("Server", { exact: true }).selectOption("walk");
+  await page.getByLabel("Tool", { exact: true }).fill("add");
+  await page.getByRole("button", { name: "Explain" }).click();
+  await page.getByRole("heading", { name: "Decision: deny" }).waitFor();
+  await page.getByText("Decided by").waitFor();
+  await shot(page, "09-connections-explain");
+
+  step("settings, secrets masked; users; signing keys");
+  await page.getByRole("navigation", { name: "Console" }).getByRole("link", { name: "Settings", exact: true }).click();
+  await page.getByRole("cell", { name: "admin_listen", exact: true }).waitFor();
+  await shot(page, "10-settings");
+  await page.getByRole("navigation", { name: "Console" }).getByRole("link", { name: "Users and groups", exact: true }).click();
+  await page.getByRole("heading", { name: "Users and groups" }).waitFor();
+  await page.getByRole("navigation", { name: "Console" }).getByRole("link", { name: "Signing keys", exact: true }).click();
+  await page.getByRole("heading", { name: "Signing keys", level: 1 }).waitFor();
+  await page.getByRole("navigation", { name: "Console" }).getByRole("link", { name: "Overview", exact: true }).click();
+  await page.locator("figcaption", { hasText: /\d+ allowed, \d+ refused/ }).waitFor();
+  await shot(page, "11-overview-traffic");
 
   step("sign out");
   await page.getByRole("button", { name: "Sign out" }).click();
