@@ -8,6 +8,7 @@
 //! the token and the caller's address. Refusals are problem documents ([`problem`]).
 
 mod audit;
+mod audit_verify;
 pub mod auth;
 mod clients;
 mod connections;
@@ -200,6 +201,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         )
         .route("/admin/api/v1/audit/events", get(audit::search))
         .route("/admin/api/v1/audit/export", get(audit::export))
+        .route("/admin/api/v1/audit/verify", post(audit_verify::verify))
         .route("/admin/api/v1/state", get(state::export))
         .route("/admin/api/v1/state/apply", post(state::apply))
         // Only matched routes reach the guard (so it sees their template); the rest fall

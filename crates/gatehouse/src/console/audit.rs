@@ -13,8 +13,8 @@ use serde_json::Value;
 
 use super::{
     api::{Answer, Api},
-    layout,
-    session::Viewer,
+    layout::{self, csrf},
+    session::{Fields, Viewer},
 };
 
 const ACTIVE: &str = "/console/audit";
@@ -56,7 +56,68 @@ pub async fn page(
     Extension(api): Extension<Api>,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let (encoded, given) = query(raw.as_deref());
+    render(&api, &viewer, raw.as_deref(), None).await
+}
+
+/// `POST /console/audit/verify`: every chain checked; the answer above the events.
+pub async fn verify(
+    Extension(viewer): Extension<Viewer>,
+    Extension(api): Extension<Api>,
+    Extension(_fields): Extension<Fields>,
+) -> Response {
+    let verified = api
+        .call(
+            &viewer.token,
+            viewer.peer,
+            Method::POST,
+            "/admin/api/v1/audit/verify",
+            None,
+        )
+        .await;
+    render(&api, &viewer, None, Some(verified)).await
+}
+
+fn verification(answer: &Answer) -> Markup {
+    if !answer.ok() {
+        return layout::alert(&answer.problem());
+    }
+    let rows = answer
+        .body
+        .get("rows_checked")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let chains = answer
+        .body
+        .get("chains")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let problems: Vec<&str> = answer
+        .body
+        .get("problems")
+        .and_then(Value::as_array)
+        .map(|p| p.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if answer.body.get("intact").and_then(Value::as_bool) == Some(true) {
+        layout::notice(&format!(
+            "The audit trail is intact: {rows} rows in {chains} chain(s) checked."
+        ))
+    } else {
+        html! {
+            div.error role="alert" {
+                p { strong { "The audit trail has been altered" } " (" (rows) " rows in " (chains) " chain(s) checked):" }
+                ul { @for problem in &problems { li { (problem) } } }
+            }
+        }
+    }
+}
+
+async fn render(
+    api: &Api,
+    viewer: &Viewer,
+    raw: Option<&str>,
+    verified: Option<Answer>,
+) -> Response {
+    let (encoded, given) = query(raw);
     let value = |name: &str| {
         given
             .iter()
@@ -64,10 +125,11 @@ pub async fn page(
             .map(|(_, v)| v.as_str())
             .unwrap_or_default()
     };
-    let events = search(&api, &viewer, &encoded).await;
+    let events = search(api, viewer, &encoded).await;
     let decision = value("decision");
     let kind = value("kind");
     let main = html! {
+        @if let Some(verified) = &verified { (verification(verified)) }
         form.filters.card method="get" action="/console/audit" aria-label="Filter events" {
             @for (name, label) in FILTERS {
                 div { label for=(name) { (label) } input id=(name) type="text" name=(name) value=(value(name)); }
@@ -90,6 +152,10 @@ pub async fn page(
             button.secondary #live type="button" aria-pressed="false" hidden { "Pause live view" }
             span #live-status .muted role="status" aria-live="polite" {}
         }
+        form.inline method="post" action="/console/audit/verify" {
+            (csrf(viewer))
+            button.secondary type="submit" { "Verify the chains" }
+        }
         @if !events.ok() { (layout::alert(&events.problem())) }
         div.table-wrap { table {
             caption.muted { "Newest first; open an event for its decision chain" }
@@ -103,7 +169,7 @@ pub async fn page(
     } else {
         events.status
     };
-    layout::page_with_status(status, &viewer, ACTIVE, "Audit", main)
+    layout::page_with_status(status, viewer, ACTIVE, "Audit", main)
 }
 
 /// `GET /console/audit/rows`: the table's rows alone, for the live view.

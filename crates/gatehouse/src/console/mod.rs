@@ -71,6 +71,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/console/settings", get(directory::settings))
         .route("/console/audit", get(audit::page))
         .route("/console/audit/rows", get(audit::rows))
+        .route("/console/audit/verify", post(audit::verify))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             session::require,

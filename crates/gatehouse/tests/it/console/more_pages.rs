@@ -159,3 +159,51 @@ async fn console_settings_show_the_configuration_with_secrets_masked() {
     assert!(!page.body.contains("hunter2"), "{}", page.body);
     assert!(!page.body.contains("abc"), "{}", page.body);
 }
+
+#[tokio::test]
+async fn console_audit_verify_reports_an_intact_trail_and_names_an_altered_row() {
+    let upstream = crate::scripted_upstream::Upstream::start().await;
+    let mut browser = Browser::start().await;
+    let app = &browser.api.app;
+    app.add_server("demo", &upstream.url()).await;
+    let key = app.client_with_key("shop", "demo", "echo").await;
+    for _ in 0..3 {
+        let answer = app
+            .post("demo", Some(&key), &crate::helpers::call("echo"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+    }
+    let csrf = browser.sign_in(AdminRole::Auditor).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while browser.api.app.audit().await.len() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the calls were never recorded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let intact = browser
+        .post("/console/audit/verify", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(intact.status, 200, "{}", intact.body);
+    intact.assert_contains("The audit trail is intact");
+
+    let seq = browser.api.app.audit().await[1].seq;
+    browser
+        .api
+        .app
+        .db()
+        .execute(
+            &format!("UPDATE audit_events SET decision = 'deny' WHERE seq = {seq}"),
+            &[],
+        )
+        .await;
+    let altered = browser
+        .post("/console/audit/verify", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(altered.status, 200, "{}", altered.body);
+    altered.assert_contains("The audit trail has been altered");
+    altered.assert_contains(&seq.to_string());
+}
