@@ -17,6 +17,7 @@ const NAV: &[(&str, &str, AdminRole)] = &[
     ("/console/servers", "Servers", AdminRole::Auditor),
     ("/console/clients", "Clients", AdminRole::Auditor),
     ("/console/connections", "Connections", AdminRole::Auditor),
+    ("/console/policies", "Policies", AdminRole::Auditor),
     ("/console/audit", "Audit", AdminRole::Auditor),
     ("/console/users", "Users and groups", AdminRole::Auditor),
     ("/console/signing-keys", "Signing keys", AdminRole::Auditor),

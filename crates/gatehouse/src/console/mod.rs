@@ -16,6 +16,7 @@ mod connections;
 mod directory;
 mod layout;
 mod overview;
+mod policies;
 mod servers;
 mod session;
 mod sign_in;
@@ -62,6 +63,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/console/keys/{id}/revoke", post(clients::revoke_key))
         .route("/console/connections", get(connections::page))
         .route("/console/connections/explain", post(connections::explain))
+        .route("/console/policies", get(policies::page).post(policies::add))
         .route("/console/users", get(directory::users))
         .route("/console/signing-keys", get(directory::signing_keys))
         .route(

@@ -207,3 +207,68 @@ async fn console_audit_verify_reports_an_intact_trail_and_names_an_altered_row()
     altered.assert_contains("The audit trail has been altered");
     altered.assert_contains(&seq.to_string());
 }
+
+#[tokio::test]
+async fn console_a_rate_limit_added_in_the_console_refuses_with_429_and_the_audit_names_it() {
+    let upstream = crate::scripted_upstream::Upstream::start().await;
+    let mut browser = Browser::start().await;
+    browser.api.app.add_server("demo", &upstream.url()).await;
+    let key = browser
+        .api
+        .app
+        .client_with_key("shop", "demo", "echo")
+        .await;
+    let csrf = browser.sign_in(AdminRole::Operator).await;
+    let bad = browser
+        .post(
+            "/console/policies",
+            &[
+                ("csrf", &csrf),
+                ("id", "burst"),
+                ("kind", "rate_limit"),
+                ("client", "shop"),
+                ("spec", "{requests: 1"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, 422, "{}", bad.body);
+    bad.assert_contains("spec: not JSON");
+    bad.assert_contains(r#"value="burst""#);
+    let added = browser
+        .post(
+            "/console/policies",
+            &[
+                ("csrf", &csrf),
+                ("id", "burst"),
+                ("kind", "rate_limit"),
+                ("client", "shop"),
+                ("spec", r#"{"requests": 1, "period": "1h"}"#),
+            ],
+        )
+        .await;
+    assert_eq!(added.status, 200, "{}", added.body);
+    added.assert_contains("Added burst");
+    browser.api.app.reload().await;
+    let call = || {
+        browser
+            .api
+            .app
+            .post("demo", Some(&key), &crate::helpers::call("echo"))
+            .send()
+    };
+    assert_eq!(call().await.unwrap().status(), 200);
+    assert_eq!(call().await.unwrap().status(), 429);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let audit = browser.get("/console/audit?client=shop&decision=deny").await;
+        if audit.body.contains("by <code>policy:burst</code>") && audit.body.contains("<dd>429</dd>") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no event by the rate limit:\n{}",
+            audit.body
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
