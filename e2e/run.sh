@@ -70,7 +70,7 @@
 #                          admin token, register the example server and see its tools, create a
 #                          client, issue a key and copy it, call with it and watch the live audit
 #                          view, read why a call was refused, rotate and revoke the key,
-#                          explain the refusal, read settings, users, signing keys; a
+#                          add a rate limit and read its 429, explain the refusal, read settings, users, signing keys; a
 #                          screenshot of each main page is kept in $E2E_ARTEFACTS/console
 # and prints `N passed, M failed` (groups) as its last line; exit status 1 if any failed.
 #

@@ -2,7 +2,7 @@
 // playwright-core: sign in with an admin token; register the example server and see its
 // tools; create a client, grant it a tool, issue a key and copy it; call with the key from
 // outside the browser and watch the call arrive in the live audit view; make a refused call
-// and read why; rotate and revoke the key; explain a refused call on the connections page;
+// and read why; rotate and revoke the key; add a rate limit and read the 429 in the audit view; explain a refused call on the connections page;
 // read the settings (secrets masked), users, signing keys and the overview. A screenshot of each main page is saved in SHOTS.
 //
 // Environment: ADMIN_URL, GATEWAY_URL, EXAMPLE_URL, ADMIN_TOKEN, SHOTS, CHROMIUM (default
@@ -156,10 +156,32 @@ try {
   } while (after.status !== 401 && Date.now() < revokedBy);
   assert.equal(after.status, 401, "the revoked key is refused");
 
+  step("add a rate limit and see a 429 explained");
+  await page.getByRole("navigation", { name: "Console" }).getByRole("link", { name: "Policies", exact: true }).click();
+  await page.getByLabel("Id", { exact: true }).fill("walk-burst");
+  await page.getByLabel("Kind", { exact: true }).selectOption("rate_limit");
+  await page.getByLabel("Client (optional)", { exact: true }).fill("walk-client");
+  await page.getByLabel("Specification (JSON)", { exact: true }).fill('{"requests": 1, "period": "1h"}');
+  await page.getByRole("button", { name: "Add", exact: true }).click();
+  await page.getByText("Added walk-burst").waitFor();
+  let limited;
+  const limitBy = Date.now() + 10000;
+  do {
+    limited = await mcpCall(rotated, "echo", { text: "again" });
+  } while (limited.status !== 429 && Date.now() < limitBy);
+  assert.equal(limited.status, 429, `the rate limit refused a call: ${limited.text}`);
+  await page.goto(`${admin}/console/audit?client=walk-client&decision=deny`);
+  const limitedRow = page.locator("tbody tr", { hasText: "policy:walk-burst" }).first();
+  await limitedRow.waitFor();
+  await page.getByRole("button", { name: "Pause live view" }).click();
+  await limitedRow.locator("summary").click();
+  await limitedRow.getByText("429", { exact: true }).waitFor();
+  await shot(page, "08-rate-limit-explained");
+
   step("servers page with the tools seen through Gatehouse");
   await page.goto(`${admin}/console/servers/walk`);
   await page.getByRole("heading", { name: "Tools seen through Gatehouse" }).waitFor();
-  await shot(page, "08-server-tools");
+  await shot(page, "08-server-tools-pinned");
 
   step("connections: the matrix, and explain a call the grant refuses");
   await page.getByRole("navigation", { name: "Console" }).getByRole("link", { name: "Connections", exact: true }).click();
