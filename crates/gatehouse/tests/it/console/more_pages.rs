@@ -260,8 +260,12 @@ async fn console_a_rate_limit_added_in_the_console_refuses_with_429_and_the_audi
     assert_eq!(call().await.unwrap().status(), 429);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let audit = browser.get("/console/audit?client=shop&decision=deny").await;
-        if audit.body.contains("by <code>policy:burst</code>") && audit.body.contains("<dd>429</dd>") {
+        let audit = browser
+            .get("/console/audit?client=shop&decision=deny")
+            .await;
+        if audit.body.contains("by <code>policy:burst</code>")
+            && audit.body.contains("<dd>429</dd>")
+        {
             break;
         }
         assert!(
