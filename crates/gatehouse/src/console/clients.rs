@@ -133,15 +133,22 @@ pub async fn detail(
 }
 
 /// What a detail page shows above its content after a change.
-enum Shown<'a> {
+pub(super) enum Shown<'a> {
     Nothing,
     Notice(&'a str),
     Refused(&'a Answer),
     /// A key just issued or rotated in: its secret, this once.
     Secret(&'a Answer),
+    /// An OAuth client secret just made: shown this once.
+    OAuthSecret(&'a Answer),
 }
 
-async fn detail_page(api: &Api, viewer: &Viewer, name: &str, shown: Shown<'_>) -> Response {
+pub(super) async fn detail_page(
+    api: &Api,
+    viewer: &Viewer,
+    name: &str,
+    shown: Shown<'_>,
+) -> Response {
     let path = segment(name);
     let client = call(
         api,
@@ -184,6 +191,14 @@ async fn detail_page(api: &Api, viewer: &Viewer, name: &str, shown: Shown<'_>) -
         None,
     )
     .await;
+    let secrets = call(
+        api,
+        viewer,
+        Method::GET,
+        &format!("/admin/api/v1/clients/{path}/secrets"),
+        None,
+    )
+    .await;
     let status = match shown {
         Shown::Refused(answer) => answer.status,
         _ => StatusCode::OK,
@@ -195,6 +210,7 @@ async fn detail_page(api: &Api, viewer: &Viewer, name: &str, shown: Shown<'_>) -
             Shown::Notice(text) => (layout::notice(text)),
             Shown::Refused(answer) => (layout::alert(&answer.problem())),
             Shown::Secret(answer) => (secret(answer)),
+            Shown::OAuthSecret(answer) => (super::client_oauth::secret(answer)),
         }
         @if !text(&client.body, "description").is_empty() { p { (text(&client.body, "description")) } }
         h2 { "What it can reach" }
@@ -215,6 +231,7 @@ async fn detail_page(api: &Api, viewer: &Viewer, name: &str, shown: Shown<'_>) -
         h2 { "API keys" }
         (keys_table(viewer, &keys))
         @if viewer.may(AdminRole::Admin) { (issue_form(viewer, &action)) }
+        (super::client_oauth::section(viewer, &client.body, name, &secrets))
     };
     layout::page_with_status(status, viewer, ACTIVE, &format!("Client {name}"), main)
 }

@@ -11,6 +11,7 @@ mod api;
 mod assets;
 mod audit;
 mod chart;
+mod client_oauth;
 mod clients;
 mod connections;
 mod directory;
@@ -58,6 +59,18 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route(
             "/console/clients/{name}/connections",
             post(clients::connect),
+        )
+        .route(
+            "/console/clients/{name}/oauth",
+            post(client_oauth::register),
+        )
+        .route(
+            "/console/clients/{name}/secrets/rotate",
+            post(client_oauth::rotate),
+        )
+        .route(
+            "/console/client-secrets/{id}/revoke",
+            post(client_oauth::revoke),
         )
         .route("/console/keys/{id}/rotate", post(clients::rotate_key))
         .route("/console/keys/{id}/revoke", post(clients::revoke_key))

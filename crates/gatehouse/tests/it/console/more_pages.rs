@@ -276,3 +276,72 @@ async fn console_a_rate_limit_added_in_the_console_refuses_with_429_and_the_audi
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn console_a_client_is_registered_for_oauth_with_its_secret_shown_once_then_rotated_and_revoked()
+ {
+    let mut browser = Browser::start().await;
+    gatehouse::admin::create_client(&*browser.api.app.store, "shop", "")
+        .await
+        .unwrap();
+    let csrf = browser.sign_in(AdminRole::Admin).await;
+    let page = browser.get("/console/clients/shop").await;
+    page.assert_contains("Not registered with the authorization server.");
+    let registered = browser
+        .post("/console/clients/shop/oauth", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(registered.status, 200, "{}", registered.body);
+    let secret_re = regex::Regex::new(r#"id="secret">([^<]+)<"#).unwrap();
+    let first = secret_re
+        .captures(&registered.body)
+        .expect("the secret on the page")[1]
+        .to_owned();
+    assert!(first.len() >= 20, "{first}");
+    let again = browser.get("/console/clients/shop").await;
+    assert!(!again.body.contains(&first), "shown once");
+
+    let rotated = browser
+        .post(
+            "/console/clients/shop/secrets/rotate",
+            &[("csrf", &csrf), ("overlap_seconds", "60")],
+        )
+        .await;
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    let second = secret_re.captures(&rotated.body).expect("the new secret")[1].to_owned();
+    assert_ne!(first, second);
+    let secrets = browser
+        .api
+        .app
+        .store
+        .list_client_secrets("shop")
+        .await
+        .unwrap();
+    assert_eq!(secrets.len(), 2);
+    let old = secrets
+        .iter()
+        .find(|s| s.expires_at.is_some())
+        .expect("the old one expires");
+    let revoked = browser
+        .post(
+            &format!("/console/client-secrets/{}/revoke", old.id),
+            &[("csrf", &csrf), ("client", "shop")],
+        )
+        .await;
+    assert_eq!(revoked.status, 200, "{}", revoked.body);
+    revoked.assert_contains("Secret revoked.");
+    let secrets = browser
+        .api
+        .app
+        .store
+        .list_client_secrets("shop")
+        .await
+        .unwrap();
+    assert!(
+        secrets
+            .iter()
+            .find(|s| s.id == old.id)
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
+}
