@@ -71,6 +71,14 @@
 #                          eras, 8 Python and 4 TypeScript clients at once on a shared child,
 #                          sampling and elicitation answered by the client that asked, a child
 #                          killed mid-call (the call fails, the next works), per_principal
+# Console group, against a Gatehouse of its own (e2e/console; playwright-core installed by npm ci
+# there, Debian's chromium from .ci/run):
+#   console                a browser walk of the web console in headless Chromium: sign in with an
+#                          admin token, register the example server and see its tools, create a
+#                          client, issue a key and copy it, call with it and watch the live audit
+#                          view, read why a call was refused, rotate and revoke the key,
+#                          add a rate limit and read its 429, explain the refusal, read settings, users, signing keys; a
+#                          screenshot of each main page is kept in $E2E_ARTEFACTS/console
 # and prints `N passed, M failed` (groups) as its last line; exit status 1 if any failed.
 #
 # Usage: e2e/run.sh [GROUP...]          (default: all groups)
@@ -79,6 +87,8 @@
 #   E2E_KEEP=1             keep the work dir (logs, data dir, results) even when all passed
 #   E2E_SKIP_BUILD=1       use the binaries already in the target dir
 #   E2E_TS_NODE            the node for the TypeScript tests (default: node on PATH if >= 20)
+#   E2E_ARTEFACTS          where test artefacts are kept, even when the work dir is removed
+#                          (default: $CARGO_TARGET_DIR/e2e-artefacts)
 #   CARGO_TARGET_DIR       honoured for finding the binaries
 set -euo pipefail
 
@@ -87,10 +97,11 @@ root=$(cd "$here/.." && pwd)
 target=${CARGO_TARGET_DIR:-target}
 [[ $target = /* ]] || target="$root/$target"
 suite=${E2E_CONFORMANCE_SUITE:-all}
+artefacts=${E2E_ARTEFACTS:-$target/e2e-artefacts}
 all_groups=(ts python conformance-direct conformance-gateway conformance-identical audit-trail audit-verify
     guardrails-ts guardrails-python conformance-guardrails conformance-guardrails-identical
     oauth-py-client-credentials oauth-py-auth-code oauth-ts-auth-code oauth-ts-v2 oauth-mcp-remote oauth-conformance
-    oauth-upstream-oidc oauth-federation upstream-oauth admin-api conformance-stdio stdio virtual)
+    oauth-upstream-oidc oauth-federation upstream-oauth admin-api conformance-stdio stdio virtual console)
 if (($# > 0)); then selected=("$@"); else selected=("${all_groups[@]}"); fi
 for g in "${selected[@]}"; do
     [[ " ${all_groups[*]} " == *" $g "* ]] || { echo "error: unknown group '$g' (${all_groups[*]})" >&2; exit 2; }
@@ -251,6 +262,7 @@ if want oauth-mcp-remote; then npm_install "$here/mcp-remote"; fi
 if want oauth-conformance; then npm_install "$here/conformance-auth"; fi
 if want oauth-upstream-oidc; then npm_install "$here/upstream-oidc"; fi
 if want stdio; then npm_install "$here/stdio"; fi
+if want console; then npm_install "$here/console"; fi
 
 # ---------------------------------------------------------------------------------------------
 say "start the example server"
@@ -557,6 +569,20 @@ group_admin_api() {
     bounded bash "$here/admin-api/schemathesis.sh" "$gatehouse_bin" "$venv/bin/python" "$work/admin-api"
 }
 want admin-api && run_group admin-api group_admin_api
+group_console() {
+    local shots="$artefacts/console"
+    rm -rf "$shots"
+    [[ -x ${E2E_CHROMIUM:-/usr/bin/chromium} ]] || {
+        echo "no Chromium at ${E2E_CHROMIUM:-/usr/bin/chromium} (.ci/run installs Debian's chromium)"
+        return 1
+    }
+    CHROMIUM=${E2E_CHROMIUM:-/usr/bin/chromium} bounded bash "$here/console/walk.sh" \
+        "$gatehouse_bin" "$ts_node" "$example_url" "$work/console" "$shots"
+    local status=$?
+    echo "console screenshots: $shots"
+    return $status
+}
+want console && run_group console group_console
 group_conformance_stdio() {
     [[ -d $work/conformance-direct/results ]] || {
         echo "conformance-direct is needed for the comparison"

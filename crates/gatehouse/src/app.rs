@@ -45,6 +45,7 @@ pub fn admin_router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .merge(crate::admin_api::routes(state.clone()))
+        .merge(crate::console::routes(state.clone()))
         .fallback(crate::admin_api::not_found)
         .with_state(state)
 }

@@ -13,6 +13,7 @@ pub mod audit;
 pub mod audit_sinks;
 pub mod change_feed;
 pub mod config;
+pub mod console;
 pub mod context;
 pub mod edge;
 pub mod entries;

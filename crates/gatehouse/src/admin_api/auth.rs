@@ -96,7 +96,7 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
     }
 }
 
-async fn authenticate(
+pub(crate) async fn authenticate(
     state: &AppState,
     authorization: Option<HeaderValue>,
     ip: IpAddr,

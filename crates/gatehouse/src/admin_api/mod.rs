@@ -8,6 +8,7 @@
 //! the token and the caller's address. Refusals are problem documents ([`problem`]).
 
 mod audit;
+mod audit_verify;
 pub mod auth;
 mod clients;
 mod connections;
@@ -24,6 +25,7 @@ pub mod problem;
 pub mod roles;
 mod servers;
 mod servers_stdio;
+mod settings;
 pub mod sign_in;
 mod state;
 pub mod status;
@@ -85,6 +87,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
     let v1 = Router::new()
         .route("/admin/api/v1/whoami", get(tokens::whoami))
         .route("/admin/api/v1/status", get(status::get))
+        .route("/admin/api/v1/settings", get(settings::get))
         .route(
             "/admin/api/v1/servers",
             get(servers::list).post(servers::create),
@@ -199,6 +202,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         )
         .route("/admin/api/v1/audit/events", get(audit::search))
         .route("/admin/api/v1/audit/export", get(audit::export))
+        .route("/admin/api/v1/audit/verify", post(audit_verify::verify))
         .route("/admin/api/v1/state", get(state::export))
         .route("/admin/api/v1/state/apply", post(state::apply))
         // Only matched routes reach the guard (so it sees their template); the rest fall

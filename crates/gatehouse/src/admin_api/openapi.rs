@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use utoipa::OpenApi;
 
 use super::{
-    audit, clients, connections, explain, keys, oauth, policies, problem, roles, servers, state,
-    status, tokens, tool_pins, upstream_grants, users,
+    audit, audit_verify, clients, connections, explain, keys, oauth, policies, problem, roles,
+    servers, settings, state, status, tokens, tool_pins, upstream_grants, users,
 };
 
 #[derive(OpenApi)]
@@ -25,6 +25,7 @@ use super::{
     paths(
         tokens::whoami,
         status::get,
+        settings::get,
         servers::list,
         servers::create,
         servers::get,
@@ -78,6 +79,7 @@ use super::{
         oauth::revoke_secret,
         audit::search,
         audit::export,
+        audit_verify::verify,
         state::export,
         state::apply,
     ),

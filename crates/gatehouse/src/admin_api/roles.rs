@@ -10,6 +10,8 @@ use gatehouse_model::records::AdminRole::{self, Admin, Auditor, Operator};
 pub const OPERATIONS: &[(&str, &str, AdminRole)] = &[
     ("GET", "/admin/api/v1/whoami", Auditor),
     ("GET", "/admin/api/v1/status", Auditor),
+    // The effective configuration, secrets masked.
+    ("GET", "/admin/api/v1/settings", Auditor),
     // Servers.
     ("GET", "/admin/api/v1/servers", Auditor),
     ("POST", "/admin/api/v1/servers", Operator),
@@ -111,6 +113,8 @@ pub const OPERATIONS: &[(&str, &str, AdminRole)] = &[
     // The audit trail.
     ("GET", "/admin/api/v1/audit/events", Auditor),
     ("GET", "/admin/api/v1/audit/export", Auditor),
+    // Reads the whole trail: a POST so that no prefetch or crawler starts it.
+    ("POST", "/admin/api/v1/audit/verify", Auditor),
     // Declarative state: reading it is an auditor's; applying can make, replace and revoke
     // anything, secrets included, so admin only (a dry run too: it compares secrets).
     ("GET", "/admin/api/v1/state", Auditor),

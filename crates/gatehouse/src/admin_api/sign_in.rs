@@ -49,10 +49,6 @@ struct SignIn<'a> {
 }
 
 impl SignIn<'_> {
-    fn secure(&self) -> bool {
-        self.base.starts_with("https://")
-    }
-
     fn callback(&self) -> String {
         format!("{}/admin/callback", self.base)
     }
@@ -66,15 +62,33 @@ fn configured(state: &AppState) -> Option<SignIn<'_>> {
         .providers
         .iter()
         .find(|p| p.name == config.provider)?;
-    let base = match &config.admin_url {
-        Some(url) => url.trim_end_matches('/').to_owned(),
-        None => format!("http://{}", state.config.admin_listen?),
-    };
+    let base = admin_base(state)?;
     Some(SignIn {
         config,
         provider,
         base,
     })
+}
+
+/// The admin listener's URL as browsers reach it: `[admin.sign_in] admin_url`, `[admin] url`,
+/// or `http://{admin_listen}`.
+pub(crate) fn admin_base(state: &AppState) -> Option<String> {
+    let configured = state
+        .config
+        .admin
+        .sign_in
+        .as_ref()
+        .and_then(|s| s.admin_url.as_ref())
+        .or(state.config.admin.url.as_ref());
+    match configured {
+        Some(url) => Some(url.trim_end_matches('/').to_owned()),
+        None => state.config.admin_listen.map(|a| format!("http://{a}")),
+    }
+}
+
+/// Whether browsers reach the admin listener over https, so its cookies are `__Host-`.
+pub(crate) fn secure_cookies(state: &AppState) -> bool {
+    admin_base(state).is_some_and(|base| base.starts_with("https://"))
 }
 
 /// The session cookie's name: `__Host-` prefixed when the admin listener is reached over
@@ -87,10 +101,55 @@ fn cookie_name(secure: bool, base: &str) -> String {
     }
 }
 
-/// The admin token a request's session cookie carries, if sign-in is configured.
+/// The admin token a request's session cookie carries (opened by the OpenID sign-in or by
+/// the console's admin-token sign-in).
 pub(crate) fn session_token<'a>(state: &AppState, headers: &'a HeaderMap) -> Option<&'a str> {
-    let sign_in = configured(state)?;
-    session::cookie(headers, &cookie_name(sign_in.secure(), SESSION_COOKIE))
+    session::cookie(headers, &cookie_name(secure_cookies(state), SESSION_COOKIE))
+}
+
+/// Whether `presented` is the CSRF token of the session whose admin token id is `id`.
+pub(crate) fn csrf_matches(state: &AppState, id: &str, presented: &str) -> bool {
+    session::csrf_ok(&state.keyring, CSRF_PURPOSE, id, "", presented)
+}
+
+/// The `Set-Cookie` values that hand a browser the session `session` (its token in the
+/// HttpOnly cookie, its CSRF token in the readable one), for `max_age` seconds.
+pub(crate) fn session_cookies(
+    state: &AppState,
+    session: &crate::admin::CreatedAdminToken,
+    max_age: u64,
+) -> [String; 2] {
+    let secure = secure_cookies(state);
+    [
+        format!(
+            "{}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{}",
+            cookie_name(secure, SESSION_COOKIE),
+            session.token,
+            secure_attr(secure)
+        ),
+        // Readable by a page's script, which sends it back as X-CSRF-Token.
+        format!(
+            "{}={}; Path=/; SameSite=Strict; Max-Age={max_age}{}",
+            cookie_name(secure, CSRF_COOKIE),
+            csrf_token(state, &session.record.id),
+            secure_attr(secure)
+        ),
+    ]
+}
+
+/// The `Set-Cookie` values that clear a session's cookies.
+pub(crate) fn cleared_session_cookies(state: &AppState) -> Vec<String> {
+    let secure = secure_cookies(state);
+    [SESSION_COOKIE, CSRF_COOKIE]
+        .into_iter()
+        .map(|name| {
+            format!(
+                "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}",
+                cookie_name(secure, name),
+                secure_attr(secure)
+            )
+        })
+        .collect()
 }
 
 /// The CSRF token of the session whose admin token id is `id`.
@@ -194,7 +253,7 @@ pub async fn start(State(state): State<AppState>, request: Request) -> Response 
         &mut response,
         format!(
             "{BINDING_COOKIE}={binding}; Path=/admin/callback; HttpOnly; SameSite=Lax; Max-Age=600{}",
-            secure_attr(sign_in.secure())
+            secure_attr(sign_in.base.starts_with("https://"))
         ),
     );
     response
@@ -302,32 +361,15 @@ pub async fn callback(State(state): State<AppState>, request: Request) -> Respon
         StatusCode::OK,
         "Signed in",
         &format!(
-            "<p>Signed in as {} with the role <b>{}</b>.</p>",
+            "<p>Signed in as {} with the role <b>{}</b>.</p><p><a href=\"/console\">Open the console</a></p>",
             pages::escape(&person.username),
             role
         ),
     );
-    let secure = sign_in.secure();
     let max_age = sign_in.config.session_lifetime.as_secs();
-    set_cookie(
-        &mut response,
-        format!(
-            "{}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{}",
-            cookie_name(secure, SESSION_COOKIE),
-            session.token,
-            secure_attr(secure)
-        ),
-    );
-    // Readable by the console's script, which sends it back as X-CSRF-Token.
-    set_cookie(
-        &mut response,
-        format!(
-            "{}={}; Path=/; SameSite=Strict; Max-Age={max_age}{}",
-            cookie_name(secure, CSRF_COOKIE),
-            csrf_token(&state, &session.record.id),
-            secure_attr(secure)
-        ),
-    );
+    for cookie in session_cookies(&state, &session, max_age) {
+        set_cookie(&mut response, cookie);
+    }
     set_cookie(
         &mut response,
         format!("{BINDING_COOKIE}=; Path=/admin/callback; HttpOnly; SameSite=Lax; Max-Age=0"),
@@ -385,9 +427,6 @@ impl Person {
 /// `POST /admin/sign-out`: ends the cookie's session (with its CSRF token) and clears the
 /// cookies.
 pub async fn sign_out(State(state): State<AppState>, request: Request) -> Response {
-    let Some(sign_in) = configured(&state) else {
-        return pages::error(StatusCode::NOT_FOUND, "operator sign-in is not configured");
-    };
     let Some(ip) = peer(&request) else {
         return pages::error(StatusCode::INTERNAL_SERVER_ERROR, "try again");
     };
@@ -418,17 +457,9 @@ pub async fn sign_out(State(state): State<AppState>, request: Request) -> Respon
         tracing::error!(error = %err, "operator sign-out failed");
         return pages::error(StatusCode::SERVICE_UNAVAILABLE, "try again");
     }
-    let secure = sign_in.secure();
     let mut response = pages::page(StatusCode::OK, "Signed out", "<p>Signed out.</p>");
-    for name in [SESSION_COOKIE, CSRF_COOKIE] {
-        set_cookie(
-            &mut response,
-            format!(
-                "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}",
-                cookie_name(secure, name),
-                secure_attr(secure)
-            ),
-        );
+    for cookie in cleared_session_cookies(&state) {
+        set_cookie(&mut response, cookie);
     }
     response
 }

@@ -11,6 +11,10 @@ pub struct AdminConfig {
     /// Operators sign in at `/admin/sign-in` through an `[[oauth.providers]]` entry; absent:
     /// the admin API takes admin tokens only.
     pub sign_in: Option<AdminSignInConfig>,
+    /// The admin listener's URL as operators' browsers reach it (behind a TLS proxy, say);
+    /// default `http://{admin_listen}`. With `https://` the console's session cookie is
+    /// `__Host-` prefixed and `Secure`. `[admin.sign_in] admin_url` wins when both are set.
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -53,6 +57,9 @@ impl AdminConfig {
         admin_listen: Option<std::net::SocketAddr>,
         providers: &[super::IdentityProviderConfig],
     ) -> Result<(), String> {
+        if let Some(url) = &self.url {
+            absolute_http_url("admin.url", url)?;
+        }
         let Some(sign_in) = &self.sign_in else {
             return Ok(());
         };
@@ -75,16 +82,18 @@ impl AdminConfig {
             return Err("admin.sign_in.session_lifetime must be longer than zero".into());
         }
         if let Some(url) = &sign_in.admin_url {
-            let uri = http::Uri::try_from(url.as_str())
-                .map_err(|e| format!("admin.sign_in.admin_url {url:?}: {e}"))?;
-            if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
-                return Err(format!(
-                    "admin.sign_in.admin_url {url:?} must be an absolute http(s) URL"
-                ));
-            }
+            absolute_http_url("admin.sign_in.admin_url", url)?;
         }
         Ok(())
     }
+}
+
+fn absolute_http_url(field: &str, url: &str) -> Result<(), String> {
+    let uri = http::Uri::try_from(url).map_err(|e| format!("{field} {url:?}: {e}"))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+        return Err(format!("{field} {url:?} must be an absolute http(s) URL"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("federation", &["federation"]),
     ("edge", &["edge"]),
     ("request context", &["context"]),
-    ("endpoints", &["oauth", "gateway", "admin_api"]),
+    ("endpoints", &["oauth", "gateway", "admin_api", "console"]),
     ("composition root", &["app"]),
 ];
 

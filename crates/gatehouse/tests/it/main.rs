@@ -21,6 +21,7 @@ mod cluster_outage;
 mod cluster_readiness;
 mod cluster_sentinel;
 mod cluster_sessions;
+mod console;
 mod country;
 mod declarative;
 mod declarative_servers;

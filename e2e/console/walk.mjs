@@ -1,0 +1,217 @@
+// The console walked as a new operator would, in Debian's Chromium (headless) driven by
+// playwright-core: sign in with an admin token; register the example server and see its
+// tools; create a client, grant it a tool, issue a key and copy it; call with the key from
+// outside the browser and watch the call arrive in the live audit view; make a refused call
+// and read why; rotate and revoke the key; add a rate limit and read the 429 in the audit view; explain a refused call on the connections page;
+// read the settings (secrets masked), users, signing keys and the overview. A screenshot of each main page is saved in SHOTS.
+//
+// Environment: ADMIN_URL, GATEWAY_URL, EXAMPLE_URL, ADMIN_TOKEN, SHOTS, CHROMIUM (default
+// /usr/bin/chromium).
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { chromium } from "playwright-core";
+
+const env = (name) => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set`);
+  return value;
+};
+const admin = env("ADMIN_URL");
+const gateway = env("GATEWAY_URL");
+const example = env("EXAMPLE_URL");
+const adminToken = env("ADMIN_TOKEN");
+const shots = env("SHOTS");
+mkdirSync(shots, { recursive: true });
+
+const step = (text) => console.log(`-- ${text}`);
+const shot = (page, name) => page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
+
+// An MCP call with the key, as a client would make it (initialize, then the call).
+async function mcpCall(key, tool, args) {
+  const url = `${gateway}/walk/mcp`;
+  const headers = {
+    authorization: `Bearer ${key}`,
+    "content-type": "application/json",
+    accept: "application/json, text/event-stream",
+  };
+  const post = (body, extra = {}) =>
+    fetch(url, { method: "POST", headers: { ...headers, ...extra }, body: JSON.stringify(body) });
+  const init = await post({
+    jsonrpc: "2.0",
+    id: 1,
+    method: "initialize",
+    params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "walk", version: "1" } },
+  });
+  if (init.status !== 200) return { status: init.status, text: await init.text() };
+  await init.text();
+  const session = init.headers.get("mcp-session-id");
+  const more = { "mcp-protocol-version": "2025-06-18", ...(session ? { "mcp-session-id": session } : {}) };
+  await (await post({ jsonrpc: "2.0", method: "notifications/initialized" }, more)).text();
+  const call = await post(
+    { jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: tool, arguments: args } },
+    more,
+  );
+  return { status: call.status, text: await call.text() };
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  // Root in CI containers: Chromium's sandbox needs user namespaces it may not have there.
+  args: ["--no-sandbox"],
+});
+try {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: admin });
+  const page = await context.newPage();
+  page.setDefaultTimeout(15000);
+
+  step("sign in with an admin token");
+  await page.goto(`${admin}/console`);
+  assert.match(page.url(), /\/console\/sign-in$/);
+  await shot(page, "01-sign-in");
+  await page.getByLabel("Admin token", { exact: true }).fill(adminToken);
+  await page.getByRole("button", { name: "Sign in", exact: true }).click();
+  await page.getByText("Signed in as").waitFor();
+  assert.equal(await page.getByRole("heading", { level: 1 }).textContent(), "Overview");
+  await shot(page, "02-overview");
+
+  step("register the example server and see its tools");
+  await page.getByRole("navigation", { name: "Console" }).getByRole("link", { name: "Servers", exact: true }).click();
+  await page.getByLabel("Name", { exact: true }).fill("walk");
+  await page.getByLabel("URL of its MCP endpoint", { exact: true }).fill(example);
+  await page.getByRole("button", { name: "Register and test the connection" }).click();
+  await page.getByText("Reachable. It lists").waitFor();
+  for (const tool of ["echo", "add"]) {
+    await page.locator("section.card li strong", { hasText: new RegExp(`^${tool}$`) }).waitFor();
+  }
+  await shot(page, "03-server-registered");
+
+  step("create a client and grant it echo");
+  await page.getByRole("navigation", { name: "Console" }).getByRole("link", { name: "Clients", exact: true }).click();
+  await page.getByLabel("Name", { exact: true }).fill("walk-client");
+  await page.getByLabel("Description (optional)", { exact: true }).fill("the console walk");
+  await page.getByRole("button", { name: "Create client" }).click();
+  await page.getByRole("heading", { name: "Client walk-client" }).waitFor();
+  await page.getByLabel("Server", { exact: true }).selectOption("walk");
+  await page.getByLabel("Tools (comma-separated patterns)", { exact: true }).fill("echo");
+  await page.getByRole("button", { name: "Grant" }).click();
+  await page.getByText("Granted.").waitFor();
+
+  step("issue a key and copy it");
+  await page.getByLabel("Label (optional)", { exact: true }).fill("walk");
+  await page.getByRole("button", { name: "Issue API key" }).click();
+  const secret = (await page.locator("#secret").textContent()).trim();
+  assert.match(secret, /^gth_/);
+  await page.getByRole("button", { name: "Copy key" }).click();
+  await page.getByRole("button", { name: "Copied" }).waitFor();
+  const copied = await page.evaluate(() => navigator.clipboard.readText());
+  assert.equal(copied, secret, "the copy button put the key on the clipboard");
+  await shot(page, "04-key-issued");
+
+  step("call with the key and watch the call arrive in the live audit view");
+  await page.getByRole("navigation", { name: "Console" }).getByRole("link", { name: "Audit", exact: true }).click();
+  await page.getByLabel("Client", { exact: true }).fill("walk-client");
+  await page.getByRole("button", { name: "Filter" }).click();
+  await page.getByText("No event matches.").waitFor();
+  await page.getByRole("button", { name: "Pause live view" }).waitFor();
+  // The key reaches every replica within a poll of the store: retry until it is known.
+  let allowed;
+  const deadline = Date.now() + 10000;
+  do {
+    allowed = await mcpCall(secret, "echo", { text: "hello from the walk" });
+  } while (allowed.status === 401 && Date.now() < deadline);
+  assert.equal(allowed.status, 200, allowed.text);
+  assert.match(allowed.text, /hello from the walk/);
+  await page.locator("tbody tr", { hasText: "walk / echo" }).first().waitFor();
+  await shot(page, "05-audit-live");
+
+  step("a refused call, and why");
+  const refused = await mcpCall(secret, "add", { a: 1, b: 2 });
+  assert.equal(refused.status, 403, refused.text);
+  const row = page.locator("tbody tr", { hasText: "walk / add" }).first();
+  await row.waitFor();
+  await row.getByText("tool_not_granted").first().waitFor();
+  // Paused, the rows stay as they are while the detail is open.
+  await page.getByRole("button", { name: "Pause live view" }).click();
+  await page.getByRole("button", { name: "Resume live view" }).waitFor();
+  await row.locator("summary").click();
+  await row.getByText("refused by rule").waitFor();
+  await shot(page, "06-audit-refusal");
+
+  step("rotate the key with an overlap, then revoke the old one");
+  await page.goto(`${admin}/console/clients/walk-client`);
+  const rotate = page.getByRole("button", { name: /^Rotate / });
+  await rotate.click();
+  const rotated = (await page.locator("#secret").textContent()).trim();
+  assert.notEqual(rotated, secret);
+  const oldId = secret.split("_")[1];
+  await page.getByRole("button", { name: `Revoke ${oldId}` }).click();
+  await page.getByText("Revoked: the key stops working").waitFor();
+  await shot(page, "07-key-rotated-and-revoked");
+  // The revoked key is refused once the change reaches the gateway.
+  let after;
+  const revokedBy = Date.now() + 10000;
+  do {
+    after = await mcpCall(secret, "echo", { text: "after revocation" });
+  } while (after.status !== 401 && Date.now() < revokedBy);
+  assert.equal(after.status, 401, "the revoked key is refused");
+
+  step("add a rate limit and see a 429 explained");
+  await page.getByRole("navigation", { name: "Console" }).getByRole("link", { name: "Policies", exact: true }).click();
+  await page.getByLabel("Id", { exact: true }).fill("walk-burst");
+  await page.getByLabel("Kind", { exact: true }).selectOption("rate_limit");
+  await page.getByLabel("Client (optional)", { exact: true }).fill("walk-client");
+  await page.getByLabel("Specification (JSON)", { exact: true }).fill('{"requests": 1, "period": "1h"}');
+  await page.getByRole("button", { name: "Add", exact: true }).click();
+  await page.getByText("Added walk-burst").waitFor();
+  let limited;
+  const limitBy = Date.now() + 10000;
+  do {
+    limited = await mcpCall(rotated, "echo", { text: "again" });
+  } while (limited.status !== 429 && Date.now() < limitBy);
+  assert.equal(limited.status, 429, `the rate limit refused a call: ${limited.text}`);
+  await page.goto(`${admin}/console/audit?client=walk-client&decision=deny`);
+  const limitedRow = page.locator("tbody tr", { hasText: "policy:walk-burst" }).first();
+  await limitedRow.waitFor();
+  await page.getByRole("button", { name: "Pause live view" }).click();
+  await limitedRow.locator("summary").click();
+  await limitedRow.getByText("429", { exact: true }).waitFor();
+  await shot(page, "08-rate-limit-explained");
+
+  step("servers page with the tools seen through Gatehouse");
+  await page.goto(`${admin}/console/servers/walk`);
+  await page.getByRole("heading", { name: "Tools seen through Gatehouse" }).waitFor();
+  await shot(page, "08-server-tools-pinned");
+
+  step("connections: the matrix, and explain a call the grant refuses");
+  await page.getByRole("navigation", { name: "Console" }).getByRole("link", { name: "Connections", exact: true }).click();
+  await page.getByRole("row", { name: /walk-client/ }).getByText("echo").waitFor();
+  await page.getByLabel("Client", { exact: true }).selectOption("walk-client");
+  await page.getByLabel("Server", { exact: true }).selectOption("walk");
+  await page.getByLabel("Tool", { exact: true }).fill("add");
+  await page.getByRole("button", { name: "Explain" }).click();
+  await page.getByRole("heading", { name: "Decision: deny" }).waitFor();
+  await page.getByText("Decided by").waitFor();
+  await shot(page, "09-connections-explain");
+
+  step("settings, secrets masked; users; signing keys");
+  await page.getByRole("navigation", { name: "Console" }).getByRole("link", { name: "Settings", exact: true }).click();
+  await page.getByRole("cell", { name: "admin_listen", exact: true }).waitFor();
+  await shot(page, "10-settings");
+  await page.getByRole("navigation", { name: "Console" }).getByRole("link", { name: "Users and groups", exact: true }).click();
+  await page.getByRole("heading", { name: "Users and groups" }).waitFor();
+  await page.getByRole("navigation", { name: "Console" }).getByRole("link", { name: "Signing keys", exact: true }).click();
+  await page.getByRole("heading", { name: "Signing keys", level: 1 }).waitFor();
+  await page.getByRole("navigation", { name: "Console" }).getByRole("link", { name: "Overview", exact: true }).click();
+  await page.locator("figcaption", { hasText: /\d+ allowed, \d+ refused/ }).waitFor();
+  await shot(page, "11-overview-traffic");
+
+  step("sign out");
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.waitForURL(/\/console\/sign-in$/);
+  await page.goto(`${admin}/console`);
+  assert.match(page.url(), /\/console\/sign-in$/, "signed out: the console asks to sign in");
+  console.log("console walk: every step passed");
+} finally {
+  await browser.close();
+}
