@@ -62,6 +62,10 @@
 #                          --allow-anonymous); fails if a scenario passes fewer checks than in
 #                          conformance-direct (which it needs), and writes the per-scenario
 #                          comparison
+#   conformance-requirements  the suite's requirement sets (2025-11-25, 2026-07-28) against the
+#                          example server directly and as a stdio child through a Gatehouse of
+#                          its own (e2e/conformance/requirements.sh); fails when a scenario
+#                          passes fewer checks through Gatehouse
 #   virtual                a virtual server over the example server twice (a tool-name collision),
 #                          a Python SDK server as a stdio child and a member that is down: the
 #                          Python SDK client lists prefixed names and calls each member; the list's
@@ -101,7 +105,8 @@ artefacts=${E2E_ARTEFACTS:-$target/e2e-artefacts}
 all_groups=(ts python conformance-direct conformance-gateway conformance-identical audit-trail audit-verify
     guardrails-ts guardrails-python conformance-guardrails conformance-guardrails-identical
     oauth-py-client-credentials oauth-py-auth-code oauth-ts-auth-code oauth-ts-v2 oauth-mcp-remote oauth-conformance
-    oauth-upstream-oidc oauth-federation upstream-oauth admin-api conformance-stdio stdio virtual console)
+    oauth-upstream-oidc oauth-federation upstream-oauth admin-api conformance-stdio conformance-requirements
+    stdio virtual console)
 if (($# > 0)); then selected=("$@"); else selected=("${all_groups[@]}"); fi
 for g in "${selected[@]}"; do
     [[ " ${all_groups[*]} " == *" $g "* ]] || { echo "error: unknown group '$g' (${all_groups[*]})" >&2; exit 2; }
@@ -259,7 +264,7 @@ npm_install "$here/ts"
 npm_install "$here/conformance"
 if want oauth-ts-v2 || want oauth-federation; then npm_install "$here/ts-v2"; fi
 if want oauth-mcp-remote; then npm_install "$here/mcp-remote"; fi
-if want oauth-conformance; then npm_install "$here/conformance-auth"; fi
+if want oauth-conformance || want conformance-requirements; then npm_install "$here/conformance-auth"; fi
 if want oauth-upstream-oidc; then npm_install "$here/upstream-oidc"; fi
 if want stdio; then npm_install "$here/stdio"; fi
 if want console; then npm_install "$here/console"; fi
@@ -627,6 +632,13 @@ sys.exit(1 if bad else 0)
 PY
 }
 want conformance-stdio && run_group conformance-stdio group_conformance_stdio
+# The suite's requirement sets (2025-11-25, 2026-07-28) against the example server directly and
+# as a stdio child through Gatehouse: fails when a scenario passes fewer checks through it.
+group_conformance_requirements() {
+    OUT_DIR="$work/conformance-requirements" NODE="$node22" CARGO_TARGET_DIR="$target" \
+        timeout --kill-after=10 1800 bash "$here/conformance/requirements.sh"
+}
+want conformance-requirements && run_group conformance-requirements group_conformance_requirements
 # The servers are added after Gatehouse started: it runs their programs on their first call.
 group_stdio() {
     local files="$work/stdio-files" npx_env=(--env "HOME=$work" --env "npm_config_cache=$work/npm-cache")

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The MCP conformance suite's requirement sets (`server --requirements REVISION`, only in the
 # 0.2.0 pre-release pinned in e2e/conformance-auth) against the bundled example server
-# directly and through Gatehouse with the same program run as a stdio child. Not a group of
-# e2e/run.sh: the figures are recorded in docs/conformance.md.
+# directly and through Gatehouse with the same program run as a stdio child. Fails when a
+# scenario passes fewer checks through Gatehouse than directly. Group `conformance-requirements`
+# of e2e/run.sh; the figures are recorded in docs/conformance.md.
 #
 # Usage: e2e/conformance/requirements.sh [REVISION...]   (default: 2025-11-25 2026-07-28)
 # Environment:
@@ -70,6 +71,29 @@ print(f"{count('SUCCESS')} passed, {count('FAILURE')} failed, {count('WARNING')}
 PY
 }
 
+# Scenarios whose checks pass fewer times over stdio than directly, one line each.
+shortfalls() { # DIRECT_DIR STDIO_DIR
+    python3 - "$1" "$2" <<'PY'
+import json, pathlib, re, sys
+name = re.compile(r"^(.+?)-\d{4}-\d{2}-\d{2}T")
+def passed(d):
+    out = {}
+    for f in pathlib.Path(d).glob("*/checks.json"):
+        m = name.match(f.parent.name)
+        key = m.group(1) if m else f.parent.name
+        out[key] = out.get(key, 0) + sum(c.get("status") == "SUCCESS" for c in json.loads(f.read_text()))
+    return out
+direct, stdio = passed(sys.argv[1]), passed(sys.argv[2])
+if not direct:
+    print("no results from the direct run")
+for scenario, want in sorted(direct.items()):
+    got = stdio.get(scenario, 0)
+    if got < want:
+        print(f"{scenario}: {got} of {want} checks pass over stdio")
+PY
+}
+
+status=0
 for revision in "${revisions[@]}"; do
     for run in "direct $direct" "stdio $gateway/st-conf/mcp"; do
         read -r label url <<<"$run"
@@ -78,5 +102,12 @@ for revision in "${revisions[@]}"; do
             >"$dir.log" 2>&1 || true
         echo "$revision $label: $(summary "$dir")"
     done
+    short=$(shortfalls "$out/$revision-direct" "$out/$revision-stdio")
+    if [[ -n $short ]]; then
+        echo "$revision: fewer checks pass through Gatehouse over stdio than directly:"
+        echo "$short"
+        status=1
+    fi
 done
 echo "results in $out"
+exit "$status"

@@ -56,6 +56,13 @@ pub fn need(method: &str) -> Need {
     }
 }
 
+/// Requests of the 2025-11-25 tasks API that the stateless era (2026-07-28) removed when it
+/// moved tasks to an extension (SEP-2663: poll with `tasks/get`, no `tasks/result`, no
+/// `tasks/list`). In that era they are unknown methods, answered here: passed on, they would
+/// meet Gatehouse's task ownership check (`task_not_found`, -32602) or a stdio program that
+/// speaks 2025-11-25 and still has them, where the client must get "method not found".
+const REMOVED_IN_STATELESS_ERA: [&str; 2] = ["tasks/result", "tasks/list"];
+
 pub struct Verdict {
     /// Whether a `tools/list` result will need filtering.
     pub lists_tools: bool,
@@ -87,6 +94,12 @@ pub fn authorize(
             continue;
         }
         let method = message.method();
+        if stateless_era && REMOVED_IN_STATELESS_ERA.contains(&method) {
+            return Err(GatewayError::MethodNotFound {
+                method: method.to_owned(),
+                stateless_era,
+            });
+        }
         match need(method) {
             Need::Connection => verdict.lists_tools |= method == "tools/list",
             Need::Tool => {
@@ -469,6 +482,39 @@ mod tests {
                 header: "Mcp-Method"
             })
         );
+    }
+
+    #[test]
+    fn tasks_result_and_list_are_unknown_in_the_stateless_era_only() {
+        let envelope = |method: &str| {
+            parse(
+                format!(
+                    r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{{"taskId":"t"}}}}"#
+                )
+                .as_bytes(),
+            )
+            .unwrap()
+        };
+        let grant = grant();
+        for method in REMOVED_IN_STATELESS_ERA {
+            for allow_undefined in [false, true] {
+                assert!(
+                    matches!(
+                        authorize(&envelope(method), &grant, None, None, allow_undefined, true),
+                        Err(GatewayError::MethodNotFound {
+                            stateless_era: true,
+                            ..
+                        })
+                    ),
+                    "{method}"
+                );
+            }
+            assert!(
+                authorize(&envelope(method), &grant, None, None, false, false).is_ok(),
+                "{method} in a 2025-11-25 session"
+            );
+        }
+        assert!(authorize(&envelope("tasks/get"), &grant, None, None, false, true).is_ok());
     }
 
     #[test]
