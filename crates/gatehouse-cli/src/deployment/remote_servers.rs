@@ -11,7 +11,7 @@ use super::upstream_auth_body::upstream_auth_body;
 pub fn create_body(new: NewServer) -> Value {
     // A stdio server has no URL: the API takes its absence, not an empty one.
     let url = (!new.url.is_empty()).then_some(new.url);
-    json!({
+    let mut body = json!({
         "name": new.name,
         "url": url,
         "credential": new.credential,
@@ -24,9 +24,13 @@ pub fn create_body(new: NewServer) -> Value {
         ),
         "identity_header": new.identity_header,
         "stdio": new.stdio.map(stdio_input),
-        // A virtual server has members instead of a URL or a program.
-        "members": (!new.members.is_empty()).then_some(new.members),
-    })
+    });
+    // A virtual server has members instead of a URL or a program (the API takes a list, and
+    // its absence for a server with an upstream).
+    if !new.members.is_empty() {
+        body["members"] = json!(new.members);
+    }
+    body
 }
 
 /// The body of `PATCH /servers/{name}`.
