@@ -139,7 +139,13 @@ async fn only_the_creator_reaches_a_task_in_either_era() {
     let setup = setup().await;
     for (stateless, sse) in [(false, false), (true, false), (false, true)] {
         let task = created_task(&setup, &setup.alice, stateless, sse).await;
-        for method in ["tasks/get", "tasks/result", "tasks/cancel"] {
+        // 2026-07-28 has tasks as an extension without `tasks/result` (SEP-2663).
+        let methods: &[&str] = if stateless {
+            &["tasks/get", "tasks/cancel"]
+        } else {
+            &["tasks/get", "tasks/result", "tasks/cancel"]
+        };
+        for &method in methods {
             let before = setup.upstream.received(method);
             let own = send(
                 &setup,
@@ -167,6 +173,20 @@ async fn only_the_creator_reaches_a_task_in_either_era() {
             );
         }
     }
+    // In the 2026-07-28 era `tasks/result` is an unknown method, even for the task's creator,
+    // and never reaches the upstream.
+    let task = created_task(&setup, &setup.alice, true, false).await;
+    let before = setup.upstream.received("tasks/result");
+    let response = setup
+        .app
+        .post_stateless("demo", Some(&setup.alice), &about("tasks/result", &task))
+        .send()
+        .await
+        .unwrap();
+    let (status, _, removed) = rpc_message(response).await;
+    assert_eq!(status, 404, "{removed}");
+    assert_eq!(removed["error"]["code"], -32601, "{removed}");
+    assert_eq!(setup.upstream.received("tasks/result"), before);
     // An id Gatehouse never saw created is refused too (fail closed), and looks the same.
     let made_up = send(
         &setup,
