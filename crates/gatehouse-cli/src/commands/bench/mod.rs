@@ -298,25 +298,19 @@ async fn measure(
                 fresh_tokens: Mutex::new(std::mem::take(&mut minted)),
                 keep_minted: scenarios.contains(&Scenario::JwtFirstSight),
             });
-            let before = args.gateway_pid.map(report::cpu_ticks).transpose()?;
-            let outcome = run::run(
-                scenario,
+            let bounds = run::Bounds {
                 concurrency,
-                args.requests,
-                args.duration,
-                target.clone(),
-                inputs,
-            )
-            .await
-            .with_context(|| format!("{} at concurrency {concurrency}", scenario.name()))?;
-            let after = args.gateway_pid.map(report::cpu_ticks).transpose()?;
-            // The direct run's CPU is the gateway idling: not a cost of its requests.
-            let cpu = match (before, after) {
-                (Some(b), Some(a)) if scenario != Scenario::Direct => {
-                    Some((a.saturating_sub(b), ticks_per_second))
-                }
-                _ => None,
+                requests: args.requests,
+                duration: args.duration,
             };
+            let outcome = run::run(scenario, bounds, target.clone(), inputs, args.gateway_pid)
+                .await
+                .with_context(|| format!("{} at concurrency {concurrency}", scenario.name()))?;
+            // The direct run's CPU is the gateway idling: not a cost of its requests.
+            let cpu = outcome
+                .cpu_ticks
+                .filter(|_| scenario != Scenario::Direct)
+                .map(|ticks| (ticks, ticks_per_second));
             report
                 .rows
                 .push(Row::new(scenario, concurrency, &outcome, cpu));

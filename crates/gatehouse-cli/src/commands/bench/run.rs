@@ -90,6 +90,9 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// Access tokens minted by a token run (kept for the first-sight run).
     pub minted: Vec<String>,
+    /// The gateway process's CPU time over the measured requests (not the set-up), in clock
+    /// ticks, when its process id was given.
+    pub cpu_ticks: Option<u64>,
 }
 
 struct Budget {
@@ -129,15 +132,28 @@ pub fn histogram() -> anyhow::Result<Histogram<u64>> {
     Histogram::new_with_bounds(1, 600_000_000, 3).context("latency histogram")
 }
 
-/// Runs `scenario` with `concurrency` workers until `requests` are made or `duration` passes.
+/// How long and how much one run may go on.
+#[derive(Clone, Copy)]
+pub struct Bounds {
+    pub concurrency: usize,
+    pub requests: u64,
+    pub duration: Duration,
+}
+
+/// Runs `scenario` with `concurrency` workers until `requests` are made or `duration` passes;
+/// with `gateway_pid`, reads that process's CPU time around the measured requests.
 pub async fn run(
     scenario: Scenario,
-    concurrency: usize,
-    requests: u64,
-    duration: Duration,
+    bounds: Bounds,
     target: Arc<Target>,
     inputs: Arc<Inputs>,
+    gateway_pid: Option<u32>,
 ) -> anyhow::Result<Outcome> {
+    let Bounds {
+        concurrency,
+        requests,
+        duration,
+    } = bounds;
     let mut sessions = Vec::with_capacity(concurrency);
     // Set-up first (every worker's connection and session), then the clock.
     for _ in 0..concurrency {
@@ -159,6 +175,7 @@ pub async fn run(
         tickets: AtomicU64::new(requests),
         deadline: Instant::now() + duration,
     });
+    let cpu_before = gateway_pid.map(super::report::cpu_ticks).transpose()?;
     let started = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
     for (client, session) in sessions {
@@ -173,6 +190,7 @@ pub async fn run(
         first_error: None,
         elapsed: Duration::ZERO,
         minted: Vec::new(),
+        cpu_ticks: None,
     };
     while let Some(done) = workers.join_next().await {
         let done = done.context("a bench worker failed")??;
@@ -184,6 +202,9 @@ pub async fn run(
         outcome.minted.extend(done.minted);
     }
     outcome.elapsed = started.elapsed();
+    if let (Some(pid), Some(before)) = (gateway_pid, cpu_before) {
+        outcome.cpu_ticks = Some(super::report::cpu_ticks(pid)?.saturating_sub(before));
+    }
     Ok(outcome)
 }
 
