@@ -104,6 +104,9 @@ enum Command {
     /// Move a whole store (every record and the audit trail) to another database.
     #[command(subcommand)]
     Database(commands::transfer::DatabaseCommand),
+    /// Measure the latency a call through the gateway adds (API key, JWT, introspection,
+    /// token acquisition) against calling the upstream directly.
+    Bench(Box<commands::bench::BenchArgs>),
     /// Print a shell completion script (bash, zsh or fish) to standard output.
     Completions {
         #[arg(value_enum)]
@@ -127,6 +130,7 @@ impl Command {
             Command::Migrate(_) => Some("migrate"),
             Command::Database(_) => Some("database"),
             Command::Audit(cmd) if cmd.is_offline() => Some("audit verify --bundle"),
+            Command::Bench(args) if args.provision => Some("bench --provision"),
             _ => None,
         }
     }
@@ -186,6 +190,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => return demo::run(config, args, format).await,
         Command::Migrate(args) => return commands::migrate::run(config, args, format).await,
         Command::Database(cmd) => return commands::transfer::run(config, cmd).await,
+        Command::Bench(args) => {
+            return commands::bench::run(config, *args, format, cli.actor).await;
+        }
         Command::Audit(cmd) if cmd.is_offline() => return cmd.run_offline(format),
         command => command,
     };
@@ -212,6 +219,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         | Command::Demo(_)
         | Command::Migrate(_)
         | Command::Database(_)
+        | Command::Bench(_)
         | Command::Completions { .. } => Ok(ExitCode::SUCCESS),
         Command::Export => commands::state::export(&ctx).await,
         Command::Apply(args) => commands::state::apply(&ctx, args).await,

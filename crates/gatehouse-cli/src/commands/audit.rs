@@ -35,8 +35,8 @@ pub enum AuditCommand {
         /// Only `request` events or only `operator` events (changes made by operators).
         #[arg(long, value_parser = parse_kind)]
         kind: Option<EventKind>,
-        /// Only events with this reason code (`tool_not_granted`, `rate_limited`, …;
-        /// docs/errors.md lists them).
+        /// Only events with this reason (`tool_not_granted`, `rate_limit:<policy id>`, …;
+        /// docs/audit.md), or a more specific one under it (`rate_limit` finds them all).
         #[arg(long)]
         reason: Option<String>,
         /// Only events this rule decided: `policy:<id>`, `guardrail:<name>`, `grant`, `scope`

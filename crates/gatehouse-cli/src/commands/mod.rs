@@ -3,6 +3,7 @@
 
 pub mod admin_tokens;
 pub mod audit;
+pub mod bench;
 pub mod clients;
 pub mod connections;
 pub mod keys;

@@ -41,7 +41,9 @@ pub struct AuditQuery {
     pub tool: Option<String>,
     /// `allow`, `deny` or `error`.
     pub decision: Option<String>,
-    /// A reason code (`tool_not_granted`, `guardrail_blocked`, `rate_limited`, …).
+    /// A reason as the trail records it (`tool_not_granted`, `rate_limit:<policy id>`,
+    /// `guardrail:<name>:<detector>:block`, …; docs/audit.md); also finds the more specific
+    /// reasons under it, up to a `:` (`rate_limit` finds every rate-limit refusal).
     pub reason: Option<String>,
     /// The rule that decided (`policy:<id>`, `guardrail:<name>`, `grant`, `scope`, `pin`).
     pub rule: Option<String>,

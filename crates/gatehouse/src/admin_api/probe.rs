@@ -15,25 +15,11 @@ use gatehouse_model::records::ServerRecord;
 const MAX_REPLY: usize = 4 * 1024 * 1024;
 const PROTOCOL: &str = "2025-06-18";
 
-/// Why the upstream could not be asked: an answer of the probe, not a failure of the API.
-#[derive(Debug)]
-pub struct Unreachable(pub String);
-
-impl From<Unreachable> for Outcome {
-    fn from(why: Unreachable) -> Self {
-        Outcome::Unreachable(why.0)
-    }
-}
-
-/// What the probe found.
-pub enum Outcome {
-    /// Each tool's definition as the upstream sent it.
-    Tools(Vec<Value>),
-    Unreachable(String),
-}
+use super::probe_outcome::{Outcome, Unreachable};
 
 /// The tools the upstream lists, or why it could not be asked. `Err` only for a failure of
-/// Gatehouse itself (the sealed credential).
+/// Gatehouse itself (the sealed credential). A virtual server has no upstream of its own:
+/// `probe_virtual` asks its members through this.
 pub async fn list_tools(state: &AppState, server: &ServerRecord) -> Result<Outcome, ApiError> {
     if server.stdio.is_some() {
         return Ok(super::probe_stdio::list_tools(state, server).await);

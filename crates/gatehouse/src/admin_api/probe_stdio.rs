@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::probe::{Outcome, Unreachable};
+use super::probe_outcome::{Outcome, Unreachable};
 use crate::{
     context::AppState,
     snapshot::stdio::compile_stdio,

@@ -14,6 +14,7 @@ use super::{
     auth::Caller,
     idempotency,
     input::{JsonBody, PageParams, Params, page},
+    probe_outcome::Outcome,
     problem::{ApiError, Problem},
     servers_stdio::{StdioInput, StdioView, new_stdio, require_admin},
     upstream_auth::{UpstreamAuthInput, UpstreamAuthView},
@@ -137,7 +138,21 @@ pub struct ConnectionTest {
     pub reachable: bool,
     /// The tools as the upstream defines them (empty when unreachable).
     pub tools: Vec<serde_json::Value>,
-    /// Why the upstream could not be asked, when it could not.
+    /// Why the upstream could not be asked, when it could not; for a virtual server, which
+    /// members could not.
+    pub error: Option<String>,
+    /// A virtual server's members, each probed on its own (empty for any other server). The
+    /// tools are then the members' under the names the gateway lists them by.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<MemberConnection>,
+}
+
+/// One member of a virtual server in a connection test.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MemberConnection {
+    pub server: String,
+    pub reachable: bool,
+    /// Why it could not be asked, when it could not.
     pub error: Option<String>,
 }
 
@@ -313,19 +328,49 @@ pub async fn test_connection(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let server = state.store.get_server(&name).await?;
-    let test = match super::probe::list_tools(&state, &server).await? {
-        super::probe::Outcome::Tools(tools) => ConnectionTest {
+    let outcome = if server.members.is_empty() {
+        super::probe::list_tools(&state, &server).await?
+    } else {
+        super::probe_virtual::list_tools(&state, &server).await?
+    };
+    let test = match outcome {
+        Outcome::Tools(tools) => ConnectionTest {
             server: name,
             reachable: true,
             tools,
             error: None,
+            members: Vec::new(),
         },
-        super::probe::Outcome::Unreachable(why) => ConnectionTest {
+        Outcome::Unreachable(why) => ConnectionTest {
             server: name,
             reachable: false,
             tools: Vec::new(),
             error: Some(why),
+            members: Vec::new(),
         },
+        Outcome::Members { tools, members } => {
+            let down: Vec<&str> = members
+                .iter()
+                .filter(|m| m.error.is_some())
+                .map(|m| m.server.as_str())
+                .collect();
+            ConnectionTest {
+                server: name,
+                // As the gateway: listed while any member answers, without the others.
+                reachable: down.len() < members.len(),
+                tools,
+                error: (!down.is_empty())
+                    .then(|| format!("members not reachable: {}", down.join(", "))),
+                members: members
+                    .into_iter()
+                    .map(|m| MemberConnection {
+                        server: m.server,
+                        reachable: m.error.is_none(),
+                        error: m.error,
+                    })
+                    .collect(),
+            }
+        }
     };
     Ok(axum::Json(test).into_response())
 }

@@ -15,7 +15,7 @@ pub mod sse;
 mod sse_watch;
 pub mod tasks;
 mod upstream_auth;
-mod virtual_names;
+pub(crate) mod virtual_names;
 mod virtual_server;
 
 pub use proxy::handle;

@@ -24,45 +24,48 @@ pub(super) async fn page<C: SqlConn + ?Sized>(
 /// The statement for `f`, its placeholders numbered in the order [`query`] binds them.
 pub(super) fn sql(f: &AuditFilter) -> String {
     let mut conditions: Vec<String> = Vec::new();
+    // Each `?` in a condition is the same, next placeholder.
     let mut placeholder = |condition: &str| {
         let n = conditions.len() + 1;
-        conditions.push(format!("{condition} ${n}"));
+        conditions.push(condition.replace('?', &format!("${n}")));
     };
     if f.client.is_some() {
-        placeholder("client =");
+        placeholder("client = ?");
     }
     if f.server.is_some() {
-        placeholder("server =");
+        placeholder("server = ?");
     }
     if f.decision.is_some() {
-        placeholder("decision =");
+        placeholder("decision = ?");
     }
     if f.since_ms.is_some() {
-        placeholder("ts_ms >=");
+        placeholder("ts_ms >= ?");
     }
     if f.after_seq.is_some() {
-        placeholder("seq >");
+        placeholder("seq > ?");
     }
     if f.until_ms.is_some() {
-        placeholder("ts_ms <");
+        placeholder("ts_ms < ?");
     }
     if f.before_seq.is_some() {
-        placeholder("seq <");
+        placeholder("seq < ?");
     }
     if f.user.is_some() {
-        placeholder("user_id =");
+        placeholder("user_id = ?");
     }
     if f.credential_id.is_some() {
-        placeholder("credential_id =");
+        placeholder("credential_id = ?");
     }
     if f.tool.is_some() {
-        placeholder("tool =");
+        placeholder("tool = ?");
     }
     if f.reason.is_some() {
-        placeholder("reason =");
+        // The code, or a more specific one under it: `rate_limit` finds `rate_limit:burst`.
+        // No LIKE: `_` in a code would be a wildcard.
+        placeholder("(reason = ? OR substr(reason, 1, length(?) + 1) = ? || ':')");
     }
     if f.rule.is_some() {
-        placeholder("rule =");
+        placeholder("rule = ?");
     }
     let bound = conditions.len();
     if let Some(kind) = f.kind {

@@ -144,3 +144,61 @@ async fn members_must_exist_must_not_nest_and_cannot_be_removed_while_named() {
     .await;
     assert_eq!(status, 204);
 }
+
+/// test-connection of a virtual server probes each member: the tools of those that answer
+/// under the names the gateway lists them by, and each member's reachability.
+#[tokio::test]
+async fn test_connection_of_a_virtual_server_probes_each_member() {
+    let upstream = crate::scripted_upstream::Upstream::start().await;
+    let api = AdminApi::start().await;
+    let operator = api.token(AdminRole::Operator).await;
+    for (name, url) in [
+        ("files", upstream.url()),
+        ("down", "http://127.0.0.1:1/mcp".to_owned()),
+    ] {
+        let (status, body) = answer(api.post(
+            "/admin/api/v1/servers",
+            &operator,
+            &json!({"name": name, "url": url}),
+        ))
+        .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, body) = answer(api.post(
+        "/admin/api/v1/servers",
+        &operator,
+        &json!({"name": "tools", "members": ["files", "down"]}),
+    ))
+    .await;
+    assert_eq!(status, 201, "{body}");
+
+    let (status, tested) = answer(api.post(
+        "/admin/api/v1/servers/tools/test-connection",
+        &operator,
+        &json!({}),
+    ))
+    .await;
+    assert_eq!(status, 200, "{tested}");
+    assert_eq!(tested["reachable"], true, "one member answered: {tested}");
+    let names: Vec<&str> = tested["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(names.contains(&"files__echo"), "{names:?}");
+    assert!(names.iter().all(|n| n.starts_with("files__")), "{names:?}");
+    let members = tested["members"].as_array().unwrap();
+    assert_eq!(members.len(), 2, "{tested}");
+    assert_eq!(members[0]["server"], "files");
+    assert_eq!(members[0]["reachable"], true);
+    assert!(members[0]["error"].is_null());
+    assert_eq!(members[1]["server"], "down");
+    assert_eq!(members[1]["reachable"], false);
+    assert!(members[1]["error"].is_string(), "{tested}");
+    assert_eq!(tested["error"], "members not reachable: down");
+    assert!(
+        api.app.store.list_tool_pins().await.unwrap().is_empty(),
+        "nothing was pinned"
+    );
+}

@@ -30,7 +30,11 @@ fn row(seq: i64, client: &str, server: &str, decision: Decision) -> AuditRow {
             rpc_method: Some("tools/call".into()),
             tool: Some("echo".into()),
             decision,
-            reason: (decision == Decision::Deny).then(|| "denied".into()),
+            reason: match seq {
+                2 => Some("rate_limit:burst".into()),
+                6 => Some("guardrail:pii:credit_card:block".into()),
+                _ => None,
+            },
             status: if decision == Decision::Deny { 403 } else { 200 },
             upstream_status: (decision != Decision::Deny).then_some(200),
             latency_us: 10,
@@ -311,6 +315,26 @@ async fn audit_queries_filter_order_and_page() {
             .await
             .is_empty()
         );
+        // A reason matches itself and the more specific codes under it, up to a `:`.
+        for (reason, expected) in [
+            ("rate_limit", &[2][..]),
+            ("rate_limit:burst", &[2]),
+            ("guardrail:pii", &[6]),
+            ("guardrail", &[6]),
+            ("rate_limit:bur", &[]),
+            ("rate", &[]),
+            ("rate_limi_", &[]),
+        ] {
+            assert_eq!(
+                query(AuditFilter {
+                    reason: Some(reason.into()),
+                    ..all.clone()
+                })
+                .await,
+                expected,
+                "reason={reason}"
+            );
+        }
         // Pages: the limit and offset count matching rows in the order asked for.
         assert_eq!(
             query(AuditFilter {

@@ -141,3 +141,36 @@ async fn concurrent_inserts_of_one_name_store_one_and_report_the_rest_as_conflic
     })
     .await;
 }
+
+/// Replicas that each see a new tool for the first time, with different definitions, at once:
+/// every sighting is recorded (none fails on the other's insert), one is approved and the
+/// rest are pending against it, never written over it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_different_first_sightings_of_a_tool_approve_one_and_hold_the_others() {
+    each_backend(|store| async move {
+        store.insert_server(&server("demo")).await.unwrap();
+        for round in 0..4 {
+            let tool = format!("t{round}");
+            let mut racers = JoinSet::new();
+            for n in 0..RACERS {
+                let store = store.clone();
+                let seen = super::pins::seen("demo", &tool, &format!("h{n}"), None);
+                racers.spawn(async move { store.observe_tool(&seen).await });
+            }
+            for outcome in racers.join_all().await {
+                outcome.expect("a concurrent first sighting is recorded, not refused");
+            }
+            let pin = store
+                .list_tool_pins()
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|p| p.tool == tool)
+                .unwrap();
+            let approved = pin.approved_hash.expect("one sighting approved");
+            let pending = pin.pending_hash.expect("a different one pending");
+            assert_ne!(approved, pending);
+        }
+    })
+    .await;
+}
