@@ -3,7 +3,9 @@
 //! Starts the bundled example MCP server and a Gatehouse in front of it on a fresh SQLite
 //! data directory, provisions a client, a connection (every demo tool but one) and an API
 //! key, makes an allowed, a denied and an unauthenticated call itself, shows the audit
-//! trail, and prints the same calls as `curl` commands to try by hand.
+//! trail, and prints the same calls as `curl` commands to try by hand. The web console is
+//! on an admin listener of its own, with a one-day admin token printed to sign in with, so
+//! the calls can be watched in the audit view from the first minute.
 
 use bytes::Bytes;
 use gatehouse::{Config, admin};
@@ -24,6 +26,9 @@ pub struct DemoArgs {
     /// Where the gateway listens (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Where the admin listener (the web console at /console, /metrics) listens.
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    admin_listen: SocketAddr,
     /// Start, run the three example calls, print the results and exit (for scripts and CI).
     #[arg(long)]
     once: bool,
@@ -64,6 +69,7 @@ pub async fn run(mut config: Config, args: DemoArgs, format: Format) -> anyhow::
     let addr = listener.local_addr()?;
     config.listen = addr;
     config.public_url = format!("http://{addr}");
+    config.admin_listen = Some(args.admin_listen);
 
     let keyring = gatehouse::secrets::Keyring::load_or_create(&config.data_dir)?;
     let store = gatehouse::store::open(&config.database_url()).await?;
@@ -116,15 +122,27 @@ pub async fn run(mut config: Config, args: DemoArgs, format: Format) -> anyhow::
     )
     .await?;
     let client_secret = registered.client_secret.unwrap_or_default();
+    let admin_token = console_token(&store, &config.data_dir).await?;
 
     let data_dir = config.data_dir.clone();
+    let admin_listen = args.admin_listen;
     let server = gatehouse::app::start_with(
         config,
         store.clone(),
         std::sync::Arc::new(keyring),
         Some(listener),
     )
-    .await?;
+    .await
+    .map_err(|e| match e {
+        gatehouse::app::StartError::Bind { addr, source } if addr == admin_listen => {
+            anyhow::anyhow!("cannot listen on {addr}: {source} (try --admin-listen 127.0.0.1:0)")
+        }
+        other => other.into(),
+    })?;
+    let console = server
+        .admin_addr
+        .map(|addr| format!("http://{addr}/console"))
+        .unwrap_or_default();
     let gateway = format!("{}/{SERVER}/mcp", server.local_url());
     let calls = [
         (
@@ -176,6 +194,8 @@ pub async fn run(mut config: Config, args: DemoArgs, format: Format) -> anyhow::
                 "api_key": key.token,
                 "client_secret": client_secret,
                 "token_endpoint": format!("{}/oauth/token", server.local_url()),
+                "console": console,
+                "admin_token": admin_token,
                 "data_dir": data_dir,
                 "calls": results,
                 "audit_events": audit,
@@ -190,6 +210,7 @@ pub async fn run(mut config: Config, args: DemoArgs, format: Format) -> anyhow::
             &client_secret,
             &data_dir,
             &results,
+            (&console, &admin_token),
         ));
     }
     if !args.once {
@@ -211,6 +232,28 @@ pub async fn run(mut config: Config, args: DemoArgs, format: Format) -> anyhow::
     })
 }
 
+/// An admin token for the console, made through the admin service like
+/// `gatehouse admin-tokens create`, so its creation is in the operator trail too.
+async fn console_token(
+    store: &gatehouse::store::DynStore,
+    data_dir: &Path,
+) -> anyhow::Result<String> {
+    let keyring = gatehouse::secrets::Keyring::load_or_create(data_dir)?;
+    let (admin, writer) =
+        admin::AdminService::with_own_writer(store.clone(), std::sync::Arc::new(keyring));
+    let by = admin::Operator::cli("gatehouse demo", None)?;
+    let created = admin
+        .create_admin_token(
+            &by,
+            "demo-console",
+            gatehouse_model::records::AdminRole::Admin,
+            Some(std::time::Duration::from_secs(24 * 3600)),
+        )
+        .await;
+    writer.close().await;
+    Ok(created?.token)
+}
+
 async fn wait_for_audit(
     store: &dyn gatehouse::store::Store,
     expected: usize,
@@ -220,6 +263,8 @@ async fn wait_for_audit(
         let rows = store
             .query_audit(&AuditFilter {
                 limit: 100,
+                // The calls' events, not the creation of the console's admin token.
+                kind: Some(gatehouse_model::audit::EventKind::Request),
                 ..AuditFilter::default()
             })
             .await?;
@@ -344,6 +389,7 @@ fn banner(
     client_secret: &str,
     data_dir: &Path,
     results: &[serde_json::Value],
+    (console, admin_token): (&str, &str),
 ) -> String {
     let dir = data_dir.display();
     let mut out = String::new();
@@ -360,7 +406,10 @@ fn banner(
     out.push_str(&format!(
         "  OAuth      client_id {CLIENT}, client_secret {client_secret}\n"
     ));
-    out.push_str(&format!("  data dir   {dir}\n\n"));
+    out.push_str(&format!("  data dir   {dir}\n"));
+    out.push_str(&format!(
+        "  console    {console}  (sign in with the admin token {admin_token}; valid one day)\n\n"
+    ));
     out.push_str("Four calls made just now:\n");
     for r in results {
         let detail = r["body"]["result"]["content"][0]["text"]

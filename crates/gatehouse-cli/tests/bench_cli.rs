@@ -144,7 +144,7 @@ fn clients(dir: &Path) -> Value {
 #[test]
 fn bench_measures_every_scenario_against_the_example_server_and_cleans_up() {
     let setup = setup();
-    let plot = setup.dir.path().join("bench.svg");
+    let plot = setup.dir.path().join("bench.png");
     let misses_before = token_cache_misses(&setup.admin);
     let out = bench(&setup, &[], &["--plot", plot.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -174,14 +174,23 @@ fn bench_measures_every_scenario_against_the_example_server_and_cleans_up() {
     // had to verify.
     let misses = token_cache_misses(&setup.admin) - misses_before;
     assert!(misses >= 100, "only {misses} tokens verified afresh");
-    let svg = std::fs::read_to_string(&plot).unwrap();
-    assert!(
-        svg.starts_with("<svg") && svg.contains("jwt-first-sight"),
-        "{svg}"
+    // A PNG: its signature, then the IHDR chunk with the chart's size (1920 × 960).
+    let png = std::fs::read(&plot).unwrap();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    assert_eq!(&png[12..16], b"IHDR");
+    assert_eq!(
+        &png[16..24],
+        &[0, 0, 7, 128, 0, 0, 3, 192],
+        "width and height"
     );
     assert_eq!(clients(setup.dir.path()), serde_json::json!([]));
 
-    let out = bench(&setup, &["-o", "json"], &[]);
+    let svg_path = setup.dir.path().join("bench.svg");
+    let out = bench(
+        &setup,
+        &["-o", "json"],
+        &["--plot", svg_path.to_str().unwrap()],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let report: Value = serde_json::from_slice(&out.stdout).expect("-o json is JSON");
     let rows = report["rows"].as_array().unwrap();
@@ -200,6 +209,11 @@ fn bench_measures_every_scenario_against_the_example_server_and_cleans_up() {
         }
     }
     assert_eq!(report["cpu_measured"], true);
+    let svg = std::fs::read_to_string(&svg_path).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.contains("jwt-first-sight"),
+        "{svg}"
+    );
     assert_eq!(clients(setup.dir.path()), serde_json::json!([]));
 }
 
@@ -222,6 +236,30 @@ fn bench_refuses_a_target_off_this_machine_and_provisioning_through_a_server() {
         .unwrap();
     assert!(!out.status.success());
     assert!(stderr(&out).contains("--allow-remote"), "{}", stderr(&out));
+
+    // A chart format it cannot write is refused before any load is sent.
+    let out = gatehouse()
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args([
+            "bench",
+            "--gateway",
+            "http://127.0.0.1:9",
+            "--server",
+            "example",
+            "--upstream",
+            "http://127.0.0.1:9/mcp",
+            "--plot",
+            "chart.jpg",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("FILE.png or FILE.svg"),
+        "{}",
+        stderr(&out)
+    );
 
     let out = gatehouse()
         .args(["--server", "http://127.0.0.1:9"])

@@ -296,7 +296,14 @@ fn the_demo_shows_allowed_denied_and_unauthenticated_calls_and_their_audit() {
     let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
         .args(["--output", "json", "--data-dir"])
         .arg(dir.path())
-        .args(["demo", "--listen", "127.0.0.1:0", "--once"])
+        .args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--once")
         .output()
         .unwrap();
     assert!(
@@ -325,12 +332,33 @@ fn the_demo_shows_allowed_denied_and_unauthenticated_calls_and_their_audit() {
     );
     // The token request is audited too.
     assert_eq!(report["audit_events"], 5);
+    // The console is up on its own listener, with an admin token to sign in with.
+    let console = report["console"].as_str().unwrap();
+    assert!(
+        console.starts_with("http://127.0.0.1:") && console.ends_with("/console"),
+        "{console}"
+    );
+    assert!(
+        report["admin_token"].as_str().unwrap().starts_with("gth_"),
+        "{report}"
+    );
 
     let cli = Cli { dir, remote: None };
+    let tokens = cli.json(&["admin-tokens", "list"]);
+    let tokens = tokens.as_array().unwrap();
+    assert_eq!(tokens.len(), 1, "{tokens:?}");
+    assert_eq!(tokens[0]["name"], "demo-console");
+    assert_eq!(tokens[0]["role"], "admin");
+    assert!(tokens[0]["expires_at"].is_number(), "{tokens:?}");
     let tail = cli.json(&["audit", "tail"]);
-    let reasons: Vec<&str> = tail
-        .as_array()
-        .unwrap()
+    let tail = tail.as_array().unwrap();
+    // First the console token's creation, an operator event like any other change.
+    assert_eq!(
+        tail[0]["operator"]["action"], "admin_token.create",
+        "{:#}",
+        tail[0]
+    );
+    let reasons: Vec<&str> = tail[1..]
         .iter()
         .map(|e| e["reason"].as_str().unwrap_or("-"))
         .collect();
@@ -338,19 +366,21 @@ fn the_demo_shows_allowed_denied_and_unauthenticated_calls_and_their_audit() {
         reasons,
         ["-", "-", "tool_not_granted", "missing_credential", "-"]
     );
-    assert!(cli.ok(&["audit", "verify"]).contains("intact: 5 events"));
+    assert!(cli.ok(&["audit", "verify"]).contains("intact: 6 events"));
 
     // Edit a row behind Gatehouse's back, as with the sqlite3 shell: verify fails and says where.
     let db = cli.dir.path().join("gatehouse.db");
     let status = Command::new("sqlite3")
         .arg(&db)
-        .arg("UPDATE audit_events SET decision = 'allow' WHERE seq = 3;")
+        .arg("UPDATE audit_events SET decision = 'allow' WHERE seq = 4;")
         .status()
         .expect("the sqlite3 shell (Debian package sqlite3; .ci/run installs it)");
     assert!(status.success());
     let out = cli.run(&["audit", "verify"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("row 3 was modified"));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    // The demo's own chain (the console token) is chain 1; the gateway's calls are chain 2.
+    assert!(printed.contains("chain 2: row 3 was modified"), "{printed}");
 }
 
 impl Cli {

@@ -21,6 +21,7 @@
 
 mod client;
 mod plot;
+mod png;
 mod provision;
 mod report;
 mod run;
@@ -89,8 +90,8 @@ pub struct BenchArgs {
     /// The gateway's process id on this machine, to report its CPU time per request.
     #[arg(long, value_name = "PID")]
     pub gateway_pid: Option<u32>,
-    /// Write a chart of the results (SVG).
-    #[arg(long, value_name = "FILE.svg")]
+    /// Write a chart of the results: SVG or PNG, by the file's extension.
+    #[arg(long, value_name = "FILE.png|FILE.svg")]
     pub plot: Option<PathBuf>,
     /// Allow targets that are not loopback addresses.
     #[arg(long)]
@@ -162,9 +163,9 @@ impl Plan {
             bail!("--requests and --duration must be above zero");
         }
         if let Some(plot) = &args.plot
-            && plot.extension().and_then(|e| e.to_str()) != Some("svg")
+            && PlotFormat::of(plot).is_none()
         {
-            bail!("--plot writes SVG: name the file FILE.svg");
+            bail!("--plot writes PNG or SVG: name the file FILE.png or FILE.svg");
         }
         let arguments: Value =
             serde_json::from_str(&args.arguments).context("--arguments is not JSON")?;
@@ -321,8 +322,12 @@ async fn measure(
     }
     report.compare_with_direct();
     if let Some(path) = &args.plot {
-        std::fs::write(path, plot::svg(&report))
-            .with_context(|| format!("writing {}", path.display()))?;
+        let shapes = plot::chart(&report);
+        let bytes = match PlotFormat::of(path) {
+            Some(PlotFormat::Png) => png::png(&shapes)?,
+            Some(PlotFormat::Svg) | None => plot::svg(&shapes).into_bytes(),
+        };
+        std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?;
     }
     if format.is_data() {
         print_data(format, &report)?;
@@ -378,4 +383,22 @@ async fn resource_of(
         .as_str()
         .map(str::to_owned)
         .with_context(|| format!("{url} names no resource"))
+}
+
+/// What `--plot` writes, from the file's extension (checked before any load is sent).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PlotFormat {
+    Png,
+    Svg,
+}
+
+impl PlotFormat {
+    fn of(path: &std::path::Path) -> Option<Self> {
+        let extension = path.extension()?.to_str()?.to_ascii_lowercase();
+        match extension.as_str() {
+            "png" => Some(Self::Png),
+            "svg" => Some(Self::Svg),
+            _ => None,
+        }
+    }
 }

@@ -1,22 +1,74 @@
-//! `--plot FILE.svg`: p50 bars with a p99 tick per scenario, grouped by concurrency. SVG,
-//! written as text: a PNG with labels would need a font rasteriser and an image encoder in
-//! the binary, for one chart.
+//! `--plot FILE.svg` or `--plot FILE.png`: p50 bars with a p99 tick per scenario, grouped by
+//! concurrency. The chart is laid out once as a list of shapes (`chart`), then written as SVG
+//! text (`svg`) or rasterised into a PNG (`png.rs`), so both files show the same thing.
 
 use std::fmt::Write;
 
 use super::{report::Report, run::Scenario};
 
-const WIDTH: f64 = 960.0;
-const HEIGHT: f64 = 480.0;
+pub const WIDTH: f64 = 960.0;
+pub const HEIGHT: f64 = 480.0;
 const LEFT: f64 = 70.0;
 const RIGHT: f64 = 190.0;
 const TOP: f64 = 40.0;
 const BOTTOM: f64 = 50.0;
-const COLOURS: [&str; 6] = [
-    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#b07aa1",
+const COLOURS: [Rgb; 6] = [
+    Rgb(0x4e, 0x79, 0xa7),
+    Rgb(0xf2, 0x8e, 0x2b),
+    Rgb(0xe1, 0x57, 0x59),
+    Rgb(0x76, 0xb7, 0xb2),
+    Rgb(0x59, 0xa1, 0x4f),
+    Rgb(0xb0, 0x7a, 0xa1),
 ];
+const GRID: Rgb = Rgb(0xdd, 0xdd, 0xdd);
+pub const WHITE: Rgb = Rgb(0xff, 0xff, 0xff);
+pub const INK: Rgb = Rgb(0x22, 0x22, 0x22);
 
-pub fn svg(report: &Report) -> String {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rgb(pub u8, pub u8, pub u8);
+
+impl std::fmt::Display for Rgb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "#{:02x}{:02x}{:02x}", self.0, self.1, self.2)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Anchor {
+    Start,
+    Middle,
+    End,
+}
+
+/// One thing drawn, in chart units (SVG user units; the PNG scales them).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Shape {
+    Rect {
+        x: f64,
+        y: f64,
+        w: f64,
+        h: f64,
+        fill: Rgb,
+    },
+    Line {
+        x1: f64,
+        y1: f64,
+        x2: f64,
+        y2: f64,
+        stroke: Rgb,
+        width: f64,
+    },
+    /// `y` is the baseline, as in SVG.
+    Text {
+        x: f64,
+        y: f64,
+        size: f64,
+        anchor: Anchor,
+        text: String,
+    },
+}
+
+pub fn chart(report: &Report) -> Vec<Shape> {
     let mut concurrencies: Vec<usize> = report.rows.iter().map(|r| r.concurrency).collect();
     concurrencies.sort_unstable();
     concurrencies.dedup();
@@ -33,25 +85,40 @@ pub fn svg(report: &Report) -> String {
     let plot_w = WIDTH - LEFT - RIGHT;
     let plot_h = HEIGHT - TOP - BOTTOM;
     let y = |ms: f64| TOP + plot_h - (ms / scale_max * plot_h);
-    let mut out = String::new();
-    let _ = write!(
-        out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = write!(
-        out,
-        r#"<rect width="100%" height="100%" fill="white"/><text x="{LEFT}" y="22" font-size="15">gatehouse bench: p50 (bar) and p99 (tick), ms, by concurrency</text>"#
-    );
+    let mut shapes = vec![
+        Shape::Rect {
+            x: 0.0,
+            y: 0.0,
+            w: WIDTH,
+            h: HEIGHT,
+            fill: WHITE,
+        },
+        Shape::Text {
+            x: LEFT,
+            y: 22.0,
+            size: 15.0,
+            anchor: Anchor::Start,
+            text: "gatehouse bench: p50 (bar) and p99 (tick), ms, by concurrency".into(),
+        },
+    ];
     for step in 0..=4 {
         let ms = scale_max * f64::from(step) / 4.0;
         let at = y(ms);
-        let _ = write!(
-            out,
-            r##"<line x1="{LEFT}" x2="{:.1}" y1="{at:.1}" y2="{at:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end">{ms:.2}</text>"##,
-            LEFT + plot_w,
-            LEFT - 6.0,
-            at + 4.0
-        );
+        shapes.push(Shape::Line {
+            x1: LEFT,
+            y1: at,
+            x2: LEFT + plot_w,
+            y2: at,
+            stroke: GRID,
+            width: 1.0,
+        });
+        shapes.push(Shape::Text {
+            x: LEFT - 6.0,
+            y: at + 4.0,
+            size: 12.0,
+            anchor: Anchor::End,
+            text: format!("{ms:.2}"),
+        });
     }
     let group_w = plot_w / concurrencies.len().max(1) as f64;
     let bar_w = group_w * 0.8 / scenarios.len().max(1) as f64;
@@ -69,47 +136,119 @@ pub fn svg(report: &Report) -> String {
             let p50 = y(row.p50_us as f64 / 1000.0);
             let p99 = y(row.p99_us as f64 / 1000.0);
             let colour = colour(*scenario);
-            let _ = write!(
-                out,
-                r#"<rect x="{x:.1}" y="{p50:.1}" width="{:.1}" height="{:.1}" fill="{colour}"/><line x1="{:.1}" x2="{:.1}" y1="{p99:.1}" y2="{p99:.1}" stroke="{colour}" stroke-width="2"/><line x1="{:.1}" x2="{:.1}" y1="{p50:.1}" y2="{p99:.1}" stroke="{colour}"/>"#,
-                (bar_w - 2.0).max(1.0),
-                (TOP + plot_h - p50).max(0.0),
+            let middle = x + bar_w / 2.0 - 1.0;
+            shapes.push(Shape::Rect {
                 x,
-                x + bar_w - 2.0,
-                x + bar_w / 2.0 - 1.0,
-                x + bar_w / 2.0 - 1.0,
-            );
+                y: p50,
+                w: (bar_w - 2.0).max(1.0),
+                h: (TOP + plot_h - p50).max(0.0),
+                fill: colour,
+            });
+            shapes.push(Shape::Line {
+                x1: x,
+                y1: p99,
+                x2: x + bar_w - 2.0,
+                y2: p99,
+                stroke: colour,
+                width: 2.0,
+            });
+            shapes.push(Shape::Line {
+                x1: middle,
+                y1: p50,
+                x2: middle,
+                y2: p99,
+                stroke: colour,
+                width: 1.0,
+            });
         }
-        let _ = write!(
-            out,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">concurrency {concurrency}</text>"#,
-            LEFT + g as f64 * group_w + group_w / 2.0,
-            TOP + plot_h + 20.0
-        );
+        shapes.push(Shape::Text {
+            x: LEFT + g as f64 * group_w + group_w / 2.0,
+            y: TOP + plot_h + 20.0,
+            size: 12.0,
+            anchor: Anchor::Middle,
+            text: format!("concurrency {concurrency}"),
+        });
     }
     for (i, scenario) in scenarios.iter().enumerate() {
         let at = TOP + 10.0 + i as f64 * 20.0;
-        let _ = write!(
-            out,
-            r#"<rect x="{:.1}" y="{:.1}" width="12" height="12" fill="{}"/><text x="{:.1}" y="{:.1}">{}</text>"#,
-            WIDTH - RIGHT + 20.0,
-            at - 10.0,
-            colour(*scenario),
-            WIDTH - RIGHT + 38.0,
-            at,
-            scenario.name()
-        );
+        shapes.push(Shape::Rect {
+            x: WIDTH - RIGHT + 20.0,
+            y: at - 10.0,
+            w: 12.0,
+            h: 12.0,
+            fill: colour(*scenario),
+        });
+        shapes.push(Shape::Text {
+            x: WIDTH - RIGHT + 38.0,
+            y: at,
+            size: 12.0,
+            anchor: Anchor::Start,
+            text: scenario.name().to_owned(),
+        });
+    }
+    shapes
+}
+
+pub fn svg(shapes: &[Shape]) -> String {
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" font-family="sans-serif" font-size="12">"#
+    );
+    for shape in shapes {
+        let _ = match shape {
+            Shape::Rect { x, y, w, h, fill } => write!(
+                out,
+                r#"<rect x="{x:.1}" y="{y:.1}" width="{w:.1}" height="{h:.1}" fill="{fill}"/>"#
+            ),
+            Shape::Line {
+                x1,
+                y1,
+                x2,
+                y2,
+                stroke,
+                width,
+            } => write!(
+                out,
+                r#"<line x1="{x1:.1}" x2="{x2:.1}" y1="{y1:.1}" y2="{y2:.1}" stroke="{stroke}" stroke-width="{width}"/>"#
+            ),
+            Shape::Text {
+                x,
+                y,
+                size,
+                anchor,
+                text,
+            } => {
+                let anchor = match anchor {
+                    Anchor::Start => "start",
+                    Anchor::Middle => "middle",
+                    Anchor::End => "end",
+                };
+                write!(
+                    out,
+                    r#"<text x="{x:.1}" y="{y:.1}" font-size="{size}" text-anchor="{anchor}">{}</text>"#,
+                    escape(text)
+                )
+            }
+        };
     }
     out.push_str("</svg>\n");
     out
 }
 
-fn colour(scenario: Scenario) -> &'static str {
+/// Scenario names and numbers never need it; a label is text all the same.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+fn colour(scenario: Scenario) -> Rgb {
     let index = Scenario::ALL
         .iter()
         .position(|s| *s == scenario)
         .unwrap_or(0);
-    COLOURS.get(index).copied().unwrap_or("#888")
+    COLOURS.get(index).copied().unwrap_or(Rgb(0x88, 0x88, 0x88))
 }
 
 /// The next of 1, 2 or 5 times a power of ten at or above `value`, so the axis reads well.
