@@ -202,16 +202,17 @@ pub async fn run(mut config: Config, args: DemoArgs, format: Format) -> anyhow::
             }),
         )?;
     } else {
-        print(&banner(
-            &gateway,
-            &upstream.mcp_url(),
-            &granted,
-            &key.token,
-            &client_secret,
-            &data_dir,
-            &results,
-            (&console, &admin_token),
-        ));
+        print(&banner(&Banner {
+            gateway: &gateway,
+            upstream: &upstream.mcp_url(),
+            granted: &granted,
+            token: &key.token,
+            client_secret: &client_secret,
+            data_dir: &data_dir,
+            results: &results,
+            console: &console,
+            admin_token: &admin_token,
+        }));
     }
     if !args.once {
         serve::shutdown_signal().await;
@@ -381,16 +382,31 @@ fn curl(url: &str, token: Option<&str>, tool: &str, arguments: &str) -> String {
     )
 }
 
-fn banner(
-    gateway: &str,
-    upstream: &str,
-    granted: &[&str],
-    token: &str,
-    client_secret: &str,
-    data_dir: &Path,
-    results: &[serde_json::Value],
-    (console, admin_token): (&str, &str),
-) -> String {
+/// What the demo prints for a person (`-o json` prints the same as data).
+struct Banner<'a> {
+    gateway: &'a str,
+    upstream: &'a str,
+    granted: &'a [&'a str],
+    token: &'a str,
+    client_secret: &'a str,
+    data_dir: &'a Path,
+    results: &'a [serde_json::Value],
+    console: &'a str,
+    admin_token: &'a str,
+}
+
+fn banner(banner: &Banner<'_>) -> String {
+    let Banner {
+        gateway,
+        upstream,
+        granted,
+        token,
+        client_secret,
+        data_dir,
+        results,
+        console,
+        admin_token,
+    } = *banner;
     let dir = data_dir.display();
     let mut out = String::new();
     out.push_str("\nGatehouse demo\n==============\n");
