@@ -50,7 +50,12 @@
 #                          TypeScript SDK client likewise (e2e/upstream-oauth, ts/upstream_whoami.mjs);
 #                          two more stand-ins added with --per-user-discover only: Gatehouse
 #                          registers at one (RFC 7591) and the other reads its client metadata
-#                          document, and Ann connects through each
+#                          document, and Ann connects through each; a fourth takes RFC 8693
+#                          token exchange (PyJWT checks Gatehouse's subject token against its
+#                          JWKS) behind a server added with --token-exchange: Ann and Bob reach
+#                          it as themselves, the audit names each call's person, and tampered,
+#                          wrong-audience and replayed subject tokens are refused by the stand-in
+#                          (e2e/upstream-oauth/token_exchange.py)
 # Admin API group, against a Gatehouse of its own (e2e/admin-api/schemathesis.sh):
 #   admin-api              schemathesis drives every operation of the served OpenAPI document:
 #                          no 5xx, responses match their schema and documented statuses, every

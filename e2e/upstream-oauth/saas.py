@@ -14,6 +14,16 @@ For registration found by Gatehouse it also publishes its protected-resource met
 registers clients dynamically (`POST /register`, RFC 7591) or takes client metadata documents
 (a client id that is a URL is fetched at `/authorize`; it must name itself and the redirect
 URI). The operator's client (`client_id`, `client_secret`) is always known.
+
+When given `trusted_issuer` (Gatehouse's `public_url`) it also takes RFC 8693 token exchange
+at `/token` from the operator's client: the subject token must be a JWT signed by a key of the
+issuer's JWKS (`{issuer}/oauth/jwks.json`, fetched with PyJWT's key types), with that issuer,
+this token endpoint as its audience, `exp`, `iat`, `sub` and a `jti` not seen before; the
+person is its `preferred_username`. Errors follow RFC 8693 §2.2.2 and RFC 6749 §5.2: a subject
+token that is missing, of another type, unverifiable or unacceptable is `invalid_request` (the
+RFC says MUST, not `invalid_grant`), a `resource` or `audience` other than this server's is
+`invalid_target`, a scope it does not offer `invalid_scope`, a known client not allowed to
+exchange `unauthorized_client`. The answer names `issued_token_type` and `token_type`.
 """
 
 from __future__ import annotations
@@ -27,10 +37,28 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+import jwt
+
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+JWT_TYPE = "urn:ietf:params:oauth:token-type:jwt"
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
+# The `typ` of Gatehouse's assertion of a person (docs/upstreams.md, "Identity header").
+ASSERTION_TYP = "gatehouse-id+jwt"
+SCOPES = {"files"}
+
+
+class Refused(Exception):
+    """A token request refused with an RFC 6749 §5.2 error."""
+
+    def __init__(self, error: str, description: str) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+
 
 class Saas:
     def __init__(self, client_id: str, client_secret: str, *, registration: bool = False,
-                 metadata_document: bool = False) -> None:
+                 metadata_document: bool = False, trusted_issuer: str | None = None) -> None:
         self.client_id = client_id
         self.client_secret = client_secret
         # client id -> (secret or None for a public client, registered redirect URIs or None)
@@ -45,6 +73,16 @@ class Saas:
         self.refresh: dict[str, str] = {}
         self.revoked: list[str] = []
         self.calls: list[str] = []
+        # (login, token) of every MCP call, to show whose token each carried.
+        self.calls_with_tokens: list[tuple[str, str]] = []
+        self.trusted_issuer = trusted_issuer
+        # Clients allowed to exchange tokens: the operator's only.
+        self.exchange_clients = {client_id}
+        self.jwks: jwt.PyJWKSet | None = None
+        self.jtis_seen: set[str] = set()
+        # Each exchange granted: its subject token's claims, the access token issued, the
+        # subject token itself.
+        self.exchanges: list[tuple[dict, str, str]] = []
         saas = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -63,8 +101,12 @@ class Saas:
                 self.wfile.write(data)
 
             def form(self) -> dict[str, str]:
+                self.form_lists = self.form_all()
+                return {k: v[0] for k, v in self.form_lists.items()}
+
+            def form_all(self) -> dict[str, list[str]]:
                 length = int(self.headers.get("Content-Length", "0"))
-                return {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+                return parse_qs(self.rfile.read(length).decode())
 
             def known_redirect(self, client_id: str, redirect_uri: str) -> bool:
                 if saas.metadata_document and client_id.startswith("http"):
@@ -130,6 +172,13 @@ class Saas:
                     return self.reply(200, {})
                 if path != "/token":
                     return self.reply(404, {"error": "not_found"})
+                if form.get("grant_type") == TOKEN_EXCHANGE and saas.trusted_issuer is not None:
+                    try:
+                        return self.reply(200, saas.exchange(client_id, self.form_lists))
+                    except Refused as refused:
+                        status = 401 if refused.error == "invalid_client" else 400
+                        return self.reply(status, {"error": refused.error,
+                                                   "error_description": refused.description})
                 with saas.lock:
                     if form.get("grant_type") == "authorization_code":
                         entry = saas.codes.pop(form.get("code", ""), None)
@@ -174,6 +223,8 @@ class Saas:
                 token = self.headers.get("Authorization", "").removeprefix("Bearer ")
                 with saas.lock:
                     login = saas.access.get(token)
+                    if login is not None:
+                        saas.calls_with_tokens.append((login, token))
                 if login is None:
                     return self.reply(401, {"error": "invalid_token"},
                                       {"WWW-Authenticate": 'Bearer error="invalid_token"'})
@@ -201,6 +252,72 @@ class Saas:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def exchange(self, client_id: str, form: dict[str, list[str]]) -> dict:
+        """RFC 8693 §2.1–2.2 for an authenticated client: the token response, or `Refused`."""
+        one = {k: v[0] for k, v in form.items()}
+        if client_id not in self.exchange_clients:
+            raise Refused("unauthorized_client", "this client may not exchange tokens")
+        for name in ("subject_token", "subject_token_type"):
+            if name not in form:
+                raise Refused("invalid_request", f"{name} is required")
+            if len(form[name]) > 1:
+                raise Refused("invalid_request", f"{name} is given more than once")
+        if "actor_token" in form or "actor_token_type" in form:
+            raise Refused("invalid_request", "delegation (actor_token) is not offered")
+        if one["subject_token_type"] != JWT_TYPE:
+            raise Refused("invalid_request", "the subject token must be a JWT")
+        if one.get("requested_token_type", ACCESS_TOKEN_TYPE) != ACCESS_TOKEN_TYPE:
+            raise Refused("invalid_request", "only access tokens are issued")
+        # The target: every resource (absolute URIs) and audience named must be this server.
+        resource = f"{self.url}/mcp"
+        if any(r != resource for r in form.get("resource", [])):
+            raise Refused("invalid_target", "no such resource here")
+        if any(a not in (self.url, resource) for a in form.get("audience", [])):
+            raise Refused("invalid_target", "no such audience here")
+        requested = set(one.get("scope", "files").split())
+        if not requested or not requested <= SCOPES:
+            raise Refused("invalid_scope", "scope not offered")
+        claims = self.verify_subject(one["subject_token"])
+        login = claims.get("preferred_username") or claims["sub"]
+        access = f"saas-xt-{secrets.token_urlsafe(12)}"
+        with self.lock:
+            if claims["jti"] in self.jtis_seen:
+                raise Refused("invalid_request", "the subject token was used before")
+            self.jtis_seen.add(claims["jti"])
+            self.access[access] = login
+            self.exchanges.append((claims, access, one["subject_token"]))
+        # No refresh token: the client exchanges a fresh assertion instead.
+        return {"access_token": access, "issued_token_type": ACCESS_TOKEN_TYPE, "token_type": "Bearer",
+                "expires_in": 3600, "scope": " ".join(sorted(requested))}
+
+    def verify_subject(self, token: str) -> dict:
+        """The subject token's claims when the trusted issuer signed it for this token endpoint."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError as err:
+            raise Refused("invalid_request", f"the subject token is not a JWT: {err}") from err
+        if header.get("typ") != ASSERTION_TYP:
+            raise Refused("invalid_request", "the subject token is not an identity assertion")
+        key = self.signing_key(header.get("kid"))
+        try:
+            return jwt.decode(token, key.key, algorithms=[key.algorithm_name], issuer=self.trusted_issuer,
+                              audience=f"{self.url}/token", leeway=5,
+                              options={"require": ["iss", "aud", "exp", "iat", "sub", "jti"]})
+        except jwt.InvalidTokenError as err:
+            raise Refused("invalid_request", f"the subject token is refused: {type(err).__name__}: {err}") from err
+
+    def signing_key(self, kid: str | None) -> jwt.PyJWK:
+        """The issuer's key `kid`, from its JWKS (fetched again once for a key not seen yet)."""
+        for fetch in (self.jwks is None, True):
+            if fetch:
+                opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+                with opener.open(f"{self.trusted_issuer}/oauth/jwks.json", timeout=10) as answer:
+                    self.jwks = jwt.PyJWKSet.from_dict(json.loads(answer.read()))
+            for key in self.jwks.keys if self.jwks else []:
+                if key.key_id == kid:
+                    return key
+        raise Refused("invalid_request", "the subject token's key is not the issuer's")
 
     def logins_of(self, tokens: list[str]) -> list[str | None]:
         with self.lock:

@@ -18,7 +18,10 @@ and Ann is asked again, while Bob goes on; the TypeScript SDK client (ts/upstrea
 gets the same URL elicitation for Ann, and after she connects again its retried call runs as
 her. Two more SaaS stand-ins are added with `--per-user-discover` and nothing else: Gatehouse
 registers at one dynamically and uses its client metadata document at the other, and Ann
-connects through each. No SaaS token or secret appears in Gatehouse's output.
+connects through each. A fourth takes RFC 8693 token exchange from Gatehouse (server added with
+`--token-exchange`; token_exchange.py): Ann and Bob reach it as themselves without a consent
+step, the audit names each call's person, and the stand-in refuses tampered, wrong-audience and
+replayed subject tokens. No SaaS token or secret appears in Gatehouse's output.
 
 Environment: GATEHOUSE_BIN, WORK (a scratch dir), NODE (e2e/ts/node_modules installed).
 """
@@ -44,6 +47,7 @@ from browser import authorize  # noqa: E402
 from mcp.client.auth import AuthorizationCodeResult, OAuthClientProvider  # noqa: E402
 from mcp.shared.auth import OAuthClientMetadata  # noqa: E402
 from mcp.shared.exceptions import MCPError, UrlElicitationRequiredError  # noqa: E402
+import token_exchange  # noqa: E402
 from saas import Saas  # noqa: E402
 from support import MemoryStorage, connect, text_of, unwrap  # noqa: E402
 
@@ -236,11 +240,24 @@ async def main() -> None:
           "the SaaS read Gatehouse's client metadata document")
     registered_secrets = [c[0] for o in discovered.values() for c in o.clients.values() if c[0]]
 
+    # RFC 8693 token exchange per person (token_exchange.py).
+    exchange_agents: dict[str, Person] = {}
+
+    async def whoami_at(name: str, at: str) -> str:
+        agent = exchange_agents.setdefault(name, Person(name, passwords[name], at))
+        return await agent.whoami()
+
+    exchange_secrets = await token_exchange.run(gatehouse=gatehouse, work=WORK, gh=gh, check=check,
+                                                whoami=whoami_at)
+    for agent in exchange_agents.values():
+        await agent.browser.aclose()
+
     server.terminate()
     server.wait(timeout=30)
     log.close()
     output = open(log_path).read()
-    leaked = [t for t in [client_secret, *saas.revoked, *saas.access, *saas.refresh, *registered_secrets]
+    leaked = [t for t in [client_secret, *saas.revoked, *saas.access, *saas.refresh, *registered_secrets,
+                          *exchange_secrets]
               if t in output]
     check(not leaked, "no SaaS token or secret in Gatehouse's output")
     for person in people.values():

@@ -402,35 +402,43 @@ async fn start_announced(
 }
 
 async fn sweep_sessions(state: AppState, stop: CancellationToken) {
-    let idle =
-        i64::try_from(state.config.gateway.session_idle_timeout.as_millis()).unwrap_or(i64::MAX);
     let mut ticker = tokio::time::interval(Duration::from_secs(60));
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
             () = stop.cancelled() => break,
         }
-        let removed = state.sessions.sweep(crate::now_ms().saturating_sub(idle));
-        if removed > 0 {
-            tracing::debug!(removed, "idle sessions forgotten");
-        }
-        let expired = state.tasks.sweep(crate::now_ms());
-        if expired > 0 {
-            tracing::debug!(expired, "expired task owners forgotten");
-        }
-        let snapshot = state.snapshot.current();
-        state
-            .breakers
-            .retain(|server| snapshot.servers.contains_key(server));
-        // Programs of deleted or changed stdio servers, and idle per-principal ones, stop.
-        state.stdio.sweep(&|server, launch| {
-            snapshot
-                .servers
-                .get(server)
-                .and_then(|s| s.stdio.as_deref())
-                .is_some_and(|current| current == launch)
-        });
+        sweep_once(&state, crate::now_ms()).await;
     }
+}
+
+/// One pass of the minute's sweep as if the clock read `now_ms` (tests pass a later time to
+/// expire what would take a day).
+pub async fn sweep_once(state: &AppState, now_ms: i64) {
+    let idle =
+        i64::try_from(state.config.gateway.session_idle_timeout.as_millis()).unwrap_or(i64::MAX);
+    let removed = state.sessions.sweep(now_ms.saturating_sub(idle));
+    if removed > 0 {
+        tracing::debug!(removed, "idle sessions forgotten");
+    }
+    // Whatever way a session ended, its stdio subscriptions go with it.
+    crate::upstream::stdio::release_ended_sessions(&*state.stdio, &*state.sessions).await;
+    let expired = state.tasks.sweep(now_ms);
+    if expired > 0 {
+        tracing::debug!(expired, "expired task owners forgotten");
+    }
+    let snapshot = state.snapshot.current();
+    state
+        .breakers
+        .retain(|server| snapshot.servers.contains_key(server));
+    // Programs of deleted or changed stdio servers, and idle per-principal ones, stop.
+    state.stdio.sweep(&|server, launch| {
+        snapshot
+            .servers
+            .get(server)
+            .and_then(|s| s.stdio.as_deref())
+            .is_some_and(|current| current == launch)
+    });
 }
 
 /// Automatic signing-key rotation and clean-up of what has expired (retired keys, revoked

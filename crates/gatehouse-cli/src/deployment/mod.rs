@@ -6,6 +6,7 @@
 
 pub mod local;
 pub mod remote;
+mod remote_client;
 mod remote_servers;
 pub mod selection;
 mod upstream_auth_body;

@@ -8,6 +8,7 @@ mod inspect;
 mod observe;
 mod proxy;
 mod recorded;
+mod relay;
 mod request_body;
 mod respond;
 pub mod session;

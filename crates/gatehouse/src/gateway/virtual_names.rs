@@ -40,12 +40,16 @@ pub fn exposed(member: &str, name: &str) -> String {
 /// name may also be the plain name of a tool that happens to end that way, so the caller
 /// looks it up in the member's list before taking it as plain.
 pub fn may_be_hashed(name: &str) -> bool {
-    name.len() > 9
-        && name.len() <= MAX_NAME
-        && name.as_bytes()[name.len() - 9] == b'_'
-        && name[name.len() - 8..]
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    let bytes = name.as_bytes();
+    // Bytes, not a `str` slice: a caller's name may hold any character at any place.
+    let tail = bytes
+        .len()
+        .checked_sub(9)
+        .filter(|&at| at > 0)
+        .and_then(|at| bytes.get(at..));
+    name.len() <= MAX_NAME
+        && matches!(tail, Some([b'_', hex @ ..])
+            if hex.iter().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b)))
 }
 
 fn allowed(b: u8) -> bool {
@@ -160,6 +164,27 @@ mod tests {
             resolve(&["files"], "files__read.file").map(|t| t.original),
             Some(None)
         );
+    }
+
+    #[test]
+    fn the_hashed_shape_is_read_from_bytes_whatever_characters_the_name_holds() {
+        assert!(
+            may_be_hashed("f_0123abcd"),
+            "the shortest: one byte before the tail"
+        );
+        assert!(!may_be_hashed("_0123abcd"), "nothing before the underscore");
+        assert!(
+            !may_be_hashed("files_0123ABCD"),
+            "upper-case hex is not Gatehouse's"
+        );
+        for name in ["é_0123abc", "ab_0123abcé", "名前_0123abcd名", "é", ""] {
+            assert!(!may_be_hashed(name), "{name:?}");
+        }
+        assert!(may_be_hashed("名前_0123abcd"));
+        assert!(!may_be_hashed(&format!(
+            "{}_0123abcd",
+            "x".repeat(MAX_NAME)
+        )));
     }
 
     #[test]

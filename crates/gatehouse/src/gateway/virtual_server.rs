@@ -278,13 +278,13 @@ impl Virtual<'_> {
         };
         let answers = join_all(pages.iter().map(|(member, cursor)| {
             let mut params = params.clone();
-            match cursor {
-                Some(cursor) => params["cursor"] = json!(cursor),
-                None => {
-                    if let Value::Object(map) = &mut params {
-                        map.remove("cursor");
-                    }
-                }
+            // A cursor came from the client's params, so they are an object whenever there is
+            // one; an array or no params pass as they came.
+            if let Value::Object(map) = &mut params {
+                match cursor {
+                    Some(cursor) => map.insert("cursor".into(), json!(cursor)),
+                    None => map.remove("cursor"),
+                };
             }
             let request = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
             async move {
@@ -362,7 +362,12 @@ impl Virtual<'_> {
             None
         };
         let original = hashed.or(target.original).ok_or_else(unknown)?;
-        params["name"] = json!(original);
+        // A name was found, so the params are an object; the type is checked rather than
+        // assumed, since indexing a `Value` that is not one would panic.
+        let Value::Object(fields) = &mut params else {
+            return Err(unknown());
+        };
+        fields.insert("name".into(), json!(original));
         let request = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
         let mut response = self
             .hop(&member, Method::POST, Some(&request), session)

@@ -151,6 +151,10 @@ pub trait SessionStore: Send + Sync {
         now_ms: i64,
     ) -> StateFuture<'a, SessionCheck>;
     fn remove<'a>(&'a self, server: &'a str, session_id: &'a str) -> StateFuture<'a, ()>;
+    /// Whether the session is still known (not ended, idle past the timeout or dropped for the
+    /// per-owner cap), without marking it used. A backend that cannot answer says yes: what
+    /// hangs on the answer is released by a later sweep, never while the session may be in use.
+    fn is_live<'a>(&'a self, server: &'a str, session_id: &'a str) -> StateFuture<'a, bool>;
     /// Forgets sessions idle since before `cutoff_ms`; how many.
     fn sweep(&self, cutoff_ms: i64) -> usize;
     fn len(&self) -> usize;

@@ -212,6 +212,16 @@ impl TokenBroker {
         if !answer.token_type.eq_ignore_ascii_case("bearer") {
             return Err(format!("token type {:?} is not Bearer", answer.token_type));
         }
+        // RFC 8693 §2.2.1: an exchange names what it issued. Only the access token asked for
+        // may go upstream as one; an ID token or an assertion must not.
+        if matches!(grant, Grant::Exchange { .. })
+            && answer.issued_token_type.as_deref() != Some(ACCESS_TOKEN_TYPE)
+        {
+            return Err(format!(
+                "the exchange issued {:?}, not an access token",
+                answer.issued_token_type
+            ));
+        }
         if answer.access_token.is_empty()
             || HeaderValue::try_from(format!("Bearer {}", answer.access_token)).is_err()
         {
@@ -313,6 +323,8 @@ pub(super) fn authenticate(
 struct TokenResponse {
     access_token: String,
     token_type: String,
+    /// RFC 8693 §2.2.1, in an exchange's answer.
+    issued_token_type: Option<String>,
     expires_in: Option<i64>,
     refresh_token: Option<String>,
     scope: Option<String>,

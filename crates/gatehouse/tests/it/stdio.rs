@@ -678,3 +678,63 @@ async fn ending_a_session_drops_its_subscriptions_and_unsubscribes_what_nobody_e
         "resources/subscribe,resources/subscribe,resources/unsubscribe,resources/unsubscribe"
     );
 }
+
+async fn subscribe(app: &TestApp, key: &str, session: &str, uri: &str) {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "resources/subscribe",
+        "params": {"uri": uri}});
+    let response = app
+        .post("local", Some(key), &body)
+        .header("mcp-session-id", session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rpc_message(response).await.0, 200);
+}
+
+#[tokio::test]
+async fn a_session_idle_past_the_timeout_drops_its_subscriptions_like_one_ended() {
+    let app = TestApp::start().await;
+    add_stdio(&app, "local", child("shared")).await;
+    let key = app.client_with_key("agent", "local", "*").await;
+    let session = session(&app, &key, json!({})).await;
+    subscribe(&app, &key, &session, "file:///notes/a").await;
+    assert_eq!(call_text(&app, &key, "asked").await, "resources/subscribe");
+
+    // The sweep as it runs a day later: the session has been idle past the timeout.
+    let idle = i64::try_from(app.config.gateway.session_idle_timeout.as_millis()).unwrap();
+    gatehouse::app::sweep_once(&app.server.state, gatehouse::now_ms() + idle + 60_000).await;
+    assert_eq!(
+        call_text(&app, &key, "asked").await,
+        "resources/subscribe,resources/unsubscribe",
+        "the expired session's subscription was the child's last: it is unsubscribed"
+    );
+}
+
+#[tokio::test]
+async fn a_session_dropped_for_the_owner_cap_unsubscribes_only_what_nobody_else_needs() {
+    let app = TestApp::start_with(|config| config.gateway.max_sessions_per_owner = 1).await;
+    add_stdio(&app, "local", child("shared")).await;
+    let alice = app.client_with_key("alice", "local", "*").await;
+    let bob = app.client_with_key("bob", "local", "*").await;
+    let first = session(&app, &alice, json!({})).await;
+    let bobs = session(&app, &bob, json!({})).await;
+    subscribe(&app, &alice, &first, "file:///notes/a").await;
+    subscribe(&app, &alice, &first, "file:///notes/b").await;
+    subscribe(&app, &bob, &bobs, "file:///notes/a").await;
+    // Alice's second session forgets her first (one per owner).
+    let second = session(&app, &alice, json!({})).await;
+    assert_ne!(first, second);
+
+    gatehouse::app::sweep_once(&app.server.state, gatehouse::now_ms()).await;
+    assert_eq!(
+        call_text(&app, &alice, "asked").await,
+        "resources/subscribe,resources/subscribe,resources/unsubscribe",
+        "b had only the dropped session: unsubscribed; Bob still wants a"
+    );
+    // Nothing more on the next sweep: the released session is forgotten.
+    gatehouse::app::sweep_once(&app.server.state, gatehouse::now_ms()).await;
+    assert_eq!(
+        call_text(&app, &alice, "asked").await,
+        "resources/subscribe,resources/subscribe,resources/unsubscribe"
+    );
+}

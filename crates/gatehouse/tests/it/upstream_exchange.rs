@@ -193,3 +193,86 @@ async fn each_person_reaches_the_upstream_with_their_own_exchanged_token() {
     assert_eq!(upstream.hits(), hits);
     insta::assert_json_snapshot!("upstream_needs_user", body);
 }
+
+/// An authorization server whose exchanges issue the type the test sets (`None`: the answer
+/// names none).
+async fn exchange_issuing(
+    State(issued): State<Arc<Mutex<Option<&'static str>>>>,
+) -> axum::Json<Value> {
+    let mut answer =
+        json!({"access_token": "exchanged", "token_type": "Bearer", "expires_in": 3600});
+    if let Some(issued) = *issued.lock().unwrap() {
+        answer["issued_token_type"] = json!(issued);
+    }
+    axum::Json(answer)
+}
+
+#[tokio::test]
+async fn an_exchange_that_issues_anything_but_an_access_token_is_not_sent_upstream() {
+    let app = TestApp::start().await;
+    let upstream = Upstream::start().await;
+    let issued: Arc<Mutex<Option<&'static str>>> = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let token_endpoint = format!("http://{}/token", listener.local_addr().unwrap());
+    let routes = Router::new()
+        .route("/token", post(exchange_issuing))
+        .with_state(issued.clone());
+    tokio::spawn(async move { axum::serve(listener, routes).await.unwrap() });
+    app.add_server_with(admin::NewServer {
+        name: "files".into(),
+        url: upstream.url(),
+        upstream_auth: Some(NewUpstreamAuth {
+            spec: UpstreamAuthSpec::TokenExchange {
+                token_endpoint,
+                client_id: "gatehouse".into(),
+                auth_method: UpstreamClientAuth::ClientSecretPost,
+                scope: None,
+                resource: None,
+            },
+            secret: Some("s3cret".into()),
+        }),
+        ..Default::default()
+    })
+    .await;
+    // The client the person's token is for.
+    app.client_with_key("agent", "files", "echo").await;
+    admin::users::grant_group(&app.store, "staff", "files", "echo", false, false)
+        .await
+        .unwrap();
+    let (ann, _) = admin::users::create_user(&app.store, "ann", "", None, vec!["staff".into()])
+        .await
+        .unwrap();
+    app.reload().await;
+    let token = person_token(&app, &ann.id);
+    let ask = || async {
+        rpc_message(
+            app.post("files", Some(&token), &call("echo"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    };
+
+    for refused in [
+        Some("urn:ietf:params:oauth:token-type:id_token"),
+        Some("urn:ietf:params:oauth:token-type:jwt"),
+        None,
+    ] {
+        *issued.lock().unwrap() = refused;
+        let (status, _, body) = ask().await;
+        assert_eq!(status, 502, "{refused:?}: {body}");
+        assert_eq!(
+            body["error"]["data"]["reason"], "upstream_credential_unavailable",
+            "{refused:?}: {body}"
+        );
+        assert_eq!(upstream.hits(), 0, "{refused:?}: the upstream was called");
+    }
+    *issued.lock().unwrap() = Some("urn:ietf:params:oauth:token-type:access_token");
+    let (status, _, body) = ask().await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        upstream.received()[0].headers["authorization"],
+        "Bearer exchanged"
+    );
+}

@@ -250,6 +250,27 @@ async fn a_name_no_member_serves_is_refused_as_invalid_params() {
 }
 
 #[tokio::test]
+async fn a_call_whose_params_are_not_an_object_is_refused_without_reaching_a_member() {
+    let Fixture { app, alpha, beta } = fixture().await;
+    let key = app.client_with_key("agent", "alpha", "*").await;
+    let session = session(&app, &key).await;
+    for params in [json!(["alpha__echo"]), json!([{"name": "alpha__echo"}])] {
+        let body = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": params});
+        let (status, refused) = ask(&app, &key, &session, &body).await;
+        assert!(
+            refused["error"]["code"].is_i64() && refused.get("result").is_none(),
+            "{status} {refused}"
+        );
+    }
+    assert!(calls_of(&alpha, "tools/call").is_empty());
+    assert!(calls_of(&beta, "tools/call").is_empty());
+    // The server goes on answering.
+    let (status, answered) = ask(&app, &key, &session, &call("alpha__echo")).await;
+    assert_eq!(status, 200, "{answered}");
+    assert!(answered.get("result").is_some(), "{answered}");
+}
+
+#[tokio::test]
 async fn a_member_that_does_not_answer_in_time_is_left_out_and_named() {
     let app = TestApp::start_with(|config| {
         config.gateway.upstream_timeout = std::time::Duration::from_millis(300);

@@ -6,12 +6,14 @@
 //! - [`secret_ref`]: secrets by reference (`env:NAME`, `file:PATH`), resolved at apply time.
 //! - [`export`]: the store as a document.
 //! - [`normalize`]: every check made before the first write, and values in stored form.
-//! - [`plan`]: what changes, field by field; pure.
+//! - [`plan`]: what changes, in the order it can be made; pure. `fields`: one record's
+//!   fields, before and after.
 //! - [`apply`]: the plan made through [`crate::admin::AdminService`].
 
 pub mod apply;
 pub mod document;
 pub mod export;
+mod fields;
 pub mod normalize;
 pub mod plan;
 pub mod secret_ref;

@@ -140,6 +140,14 @@ impl MemorySessions {
         }
     }
 
+    /// [`SessionStore::is_live`], answered at once.
+    pub fn is_live_now(&self, server: &str, session_id: &str) -> bool {
+        self.servers
+            .read()
+            .get(server)
+            .is_some_and(|sessions| sessions.by_id.contains_key(session_id))
+    }
+
     /// [`SessionStore::check`], answered at once.
     pub fn check_now(
         &self,
@@ -183,6 +191,10 @@ impl SessionStore for MemorySessions {
     fn remove<'a>(&'a self, server: &'a str, session_id: &'a str) -> StateFuture<'a, ()> {
         self.remove_now(server, session_id);
         StateFuture::ready(())
+    }
+
+    fn is_live<'a>(&'a self, server: &'a str, session_id: &'a str) -> StateFuture<'a, bool> {
+        StateFuture::ready(self.is_live_now(server, session_id))
     }
 
     fn sweep(&self, cutoff_ms: i64) -> usize {

@@ -174,6 +174,18 @@ impl SessionStore for RedisSessions {
         })
     }
 
+    fn is_live<'a>(&'a self, server: &'a str, session_id: &'a str) -> StateFuture<'a, bool> {
+        StateFuture::pending(async move {
+            let mut exists = redis::cmd("EXISTS");
+            exists.arg(self.session_key(server, session_id));
+            match self.link.query::<i64>(exists).await {
+                Ok(found) => found > 0 || self.is_unsynced(server, session_id),
+                // Unanswered: this replica's copy decides, and it keeps what it bound here.
+                Err(_) => self.local.is_live_now(server, session_id),
+            }
+        })
+    }
+
     fn sweep(&self, cutoff_ms: i64) -> usize {
         // Redis expires its keys itself; only the local copies need sweeping.
         self.local.sweep(cutoff_ms)

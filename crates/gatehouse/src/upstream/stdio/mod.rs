@@ -12,6 +12,6 @@ mod resumable;
 pub mod supervisor;
 mod transport;
 
-pub use pool::{InMemoryChildren, StdioChildren};
+pub use pool::{InMemoryChildren, StdioChildren, release_ended_sessions};
 pub use resumable::resumed_tools;
 pub use transport::{ChannelBody, StdioTimeouts, StdioUpstream};

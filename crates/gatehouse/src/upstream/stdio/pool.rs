@@ -16,7 +16,7 @@ use std::{
 use super::supervisor::{Lifecycle, ResourceLimits, StdioCommand, Supervisor};
 use crate::{
     snapshot::stdio::StdioLaunch,
-    state::{Owner, OwnerId},
+    state::{Owner, OwnerId, SessionStore},
 };
 use gatehouse_model::records::{Sharing, command_allowed};
 
@@ -53,6 +53,9 @@ pub trait StdioChildren: Send + Sync {
     /// Stops the children of servers `keep` says are gone or changed, and per-principal
     /// children idle past their server's `idle_timeout`.
     fn sweep(&self, keep: &dyn Fn(&str, &StdioLaunch) -> bool);
+
+    /// Every running child, with its server's name.
+    fn running_children(&self) -> Vec<(String, Supervisor)>;
 
     /// Stops every child (shutdown).
     fn stop_all(&self);
@@ -97,6 +100,19 @@ impl InMemoryChildren {
 
     fn start(&self, server: &str, launch: &StdioLaunch) -> Supervisor {
         Supervisor::start(server, command_of(launch), self.lifecycle)
+    }
+}
+
+/// Releases the subscriptions of sessions that ended without a `DELETE` (idle past
+/// `session_idle_timeout`, dropped for the per-owner cap, expired in Redis) as a `DELETE`
+/// does: a child is unsubscribed from what no live session wants any more.
+pub async fn release_ended_sessions(children: &dyn StdioChildren, sessions: &dyn SessionStore) {
+    for (server, child) in children.running_children() {
+        for session in child.subscribed_sessions() {
+            if !sessions.is_live(&server, &session).await {
+                child.end_session(&session).await;
+            }
+        }
     }
 }
 
@@ -224,6 +240,18 @@ impl StdioChildren for InMemoryChildren {
             });
             true
         });
+    }
+
+    fn running_children(&self) -> Vec<(String, Supervisor)> {
+        let servers = self.servers.lock();
+        let mut running = Vec::new();
+        for (name, children) in servers.iter() {
+            let per_principal = children.per_principal.values().map(|(child, _)| child);
+            for child in children.shared.iter().chain(per_principal) {
+                running.push((name.clone(), child.clone()));
+            }
+        }
+        running
     }
 
     fn stop_all(&self) {

@@ -352,6 +352,13 @@ impl Supervisor {
         last
     }
 
+    /// The sessions holding a subscription, each once.
+    pub fn subscribed_sessions(&self) -> Vec<Arc<str>> {
+        let shared = self.shared.lock();
+        let sessions: HashSet<&Arc<str>> = shared.subscriptions.values().flatten().collect();
+        sessions.into_iter().cloned().collect()
+    }
+
     /// Forgets every subscription of an ended session, and unsubscribes the child from the
     /// URIs no other session wants (Gatehouse's own requests: their answers are dropped).
     pub async fn end_session(&self, session: &str) {

@@ -51,6 +51,29 @@ async fn a_session_is_its_owners_within_the_cap_until_removed() {
 }
 
 #[tokio::test]
+async fn a_session_is_live_until_removed_or_dropped_for_the_cap() {
+    each_backend(|state| async move {
+        let server: Arc<str> = Arc::from("demo");
+        let sessions = &state.sessions;
+        assert!(!sessions.is_live("demo", "s1").await, "never bound");
+        for (id, at) in [("s1", 1), ("s2", 2)] {
+            sessions.bind(&server, id, client("alice"), at).await;
+            assert!(sessions.is_live("demo", id).await, "{id} bound");
+        }
+        assert!(!sessions.is_live("other", "s1").await, "another server's");
+        sessions.bind(&server, "s3", client("alice"), 3).await;
+        assert!(
+            !sessions.is_live("demo", "s1").await,
+            "dropped for the cap of 2"
+        );
+        sessions.remove("demo", "s3").await;
+        assert!(!sessions.is_live("demo", "s3").await, "removed");
+        assert!(sessions.is_live("demo", "s2").await, "untouched");
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_task_is_its_creators_until_it_expires() {
     each_backend(|state| async move {
         let now = gatehouse::now_ms();
