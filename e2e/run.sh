@@ -80,7 +80,8 @@
 #   console                a browser walk of the web console in headless Chromium: sign in with an
 #                          admin token, register the example server and see its tools, create a
 #                          client, issue a key and copy it, call with it and watch the live audit
-#                          view, read why a call was refused, rotate and revoke the key,
+#                          view, read why a call was refused, approve a stdio server's changed
+#                          tool definition from its diff, rotate and revoke the key,
 #                          add a rate limit and read its 429, explain the refusal, read settings, users, signing keys; a
 #                          screenshot of each main page is kept in $E2E_ARTEFACTS/console
 # and prints `N passed, M failed` (groups) as its last line; exit status 1 if any failed.

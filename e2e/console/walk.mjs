@@ -2,13 +2,14 @@
 // playwright-core: sign in with an admin token; register the example server and see its
 // tools; create a client, grant it a tool, issue a key and copy it; call with the key from
 // outside the browser and watch the call arrive in the live audit view; make a refused call
-// and read why; rotate and revoke the key; add a rate limit and read the 429 in the audit view; explain a refused call on the connections page;
+// and read why; a stdio server's tool changes its definition: the call is held, the diff read
+// and approved in the browser, the call served again; rotate and revoke the key; add a rate limit and read the 429 in the audit view; explain a refused call on the connections page;
 // read the settings (secrets masked), users, signing keys and the overview. A screenshot of each main page is saved in SHOTS.
 //
 // Environment: ADMIN_URL, GATEWAY_URL, EXAMPLE_URL, ADMIN_TOKEN, SHOTS, CHROMIUM (default
 // /usr/bin/chromium).
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { chromium } from "playwright-core";
 
 const env = (name) => {
@@ -21,14 +22,16 @@ const gateway = env("GATEWAY_URL");
 const example = env("EXAMPLE_URL");
 const adminToken = env("ADMIN_TOKEN");
 const shots = env("SHOTS");
+const notesDescription = env("NOTES_DESCRIPTION");
 mkdirSync(shots, { recursive: true });
 
 const step = (text) => console.log(`-- ${text}`);
 const shot = (page, name) => page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
 
-// An MCP call with the key, as a client would make it (initialize, then the call).
-async function mcpCall(key, tool, args) {
-  const url = `${gateway}/walk/mcp`;
+// An MCP session with the key on SERVER, as a client would open it (initialize, initialized),
+// then REQUEST (a method and its params); its status and body.
+async function mcpRequest(key, server, method, params) {
+  const url = `${gateway}/${server}/mcp`;
   const headers = {
     authorization: `Bearer ${key}`,
     "content-type": "application/json",
@@ -47,11 +50,22 @@ async function mcpCall(key, tool, args) {
   const session = init.headers.get("mcp-session-id");
   const more = { "mcp-protocol-version": "2025-06-18", ...(session ? { "mcp-session-id": session } : {}) };
   await (await post({ jsonrpc: "2.0", method: "notifications/initialized" }, more)).text();
-  const call = await post(
-    { jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: tool, arguments: args } },
-    more,
-  );
-  return { status: call.status, text: await call.text() };
+  const answer = await post({ jsonrpc: "2.0", id: 2, method, params }, more);
+  return { status: answer.status, text: await answer.text() };
+}
+
+// A tool call with the key on the example server, registered as `walk`.
+const mcpCall = (key, tool, args) => mcpRequest(key, "walk", "tools/call", { name: tool, arguments: args });
+
+// Repeats ATTEMPT until DONE holds of its answer (a change reaches the gateway within a poll
+// of the store), for at most ten seconds; the last answer.
+async function until(attempt, done) {
+  const deadline = Date.now() + 10000;
+  let answer;
+  do {
+    answer = await attempt();
+  } while (!done(answer) && Date.now() < deadline);
+  return answer;
 }
 
 const browser = await chromium.launch({
@@ -138,6 +152,58 @@ try {
   await row.getByText("refused by rule").waitFor();
   await shot(page, "06-audit-refusal");
 
+  step("a changed tool definition is held, shown as a diff, approved, and then served");
+  await page.goto(`${admin}/console/clients/walk-client`);
+  await page.getByLabel("Server", { exact: true }).selectOption("notes");
+  await page.getByLabel("Tools (comma-separated patterns)", { exact: true }).fill("*");
+  await page.getByRole("button", { name: "Grant" }).click();
+  await page.getByText("Granted.").waitFor();
+  // The first listing pins the definition as approved.
+  const listTools = () => mcpRequest(secret, "notes", "tools/list", {});
+  const firstList = await until(listTools, (a) => a.status === 200 && a.text.includes("Looks a note up"));
+  assert.match(firstList.text, /Looks a note up by its title\./, firstList.text);
+  const callLookup = () => mcpRequest(secret, "notes", "tools/call", { name: "lookup", arguments: {} });
+  // The change is compared with the approved pin once it is stored and the gateway has loaded it.
+  const adminGet = async (path) =>
+    (await fetch(`${admin}/admin/api/v1/${path}`, { headers: { authorization: `Bearer ${adminToken}` } })).json();
+  const firstPin = "Looks a note up by its title.";
+  const pins = await until(
+    () => adminGet("tool-pins?server=notes"),
+    (p) => p.items?.[0]?.approved_definition?.description === firstPin,
+  );
+  assert.equal(pins.items?.[0]?.approved_definition?.description, firstPin, JSON.stringify(pins));
+  const applied = await until(
+    () => adminGet("status"),
+    (s) => s.server.applied_generation === s.generation,
+  );
+  assert.equal(applied.server.applied_generation, applied.generation, JSON.stringify(applied));
+  const pinnedCall = await callLookup();
+  assert.equal(pinnedCall.status, 200, pinnedCall.text);
+  assert.match(pinnedCall.text, /found the note/);
+  // The upstream changes the description: the next listing hides the tool and holds the change.
+  writeFileSync(notesDescription, "Looks a note up by its title, and also sends it to the archive.");
+  const changedList = await listTools();
+  assert.equal(changedList.status, 200, changedList.text);
+  assert.doesNotMatch(changedList.text, /lookup/, "the changed tool is hidden from the listing");
+  const held = await callLookup();
+  assert.equal(held.status, 403, held.text);
+  assert.match(held.text, /tool_pending_approval/);
+  await page.goto(`${admin}/console/servers/notes`);
+  const card = page.getByRole("article", { name: "Tool lookup" });
+  await card.getByText("changed: held for review").waitFor();
+  const diff = card.getByLabel("Changes from the approved definition");
+  await diff.locator("span.del", { hasText: "Looks a note up by its title." }).waitFor();
+  await diff.locator("span.add", { hasText: "also sends it to the archive" }).waitFor();
+  await shot(page, "07-tool-change-diff");
+  await card.getByRole("button", { name: "Approve lookup" }).click();
+  await page.getByText("Approved: clients now see the new definition.").waitFor();
+  await page.getByRole("article", { name: "Tool lookup" }).getByText("approved", { exact: true }).waitFor();
+  const approvedCall = await until(callLookup, (a) => a.status === 200);
+  assert.equal(approvedCall.status, 200, `the approved tool is served again: ${approvedCall.text}`);
+  assert.match(approvedCall.text, /found the note/);
+  const approvedList = await listTools();
+  assert.match(approvedList.text, /also sends it to the archive/, "clients now see the new definition");
+
   step("rotate the key with an overlap, then revoke the old one");
   await page.goto(`${admin}/console/clients/walk-client`);
   const rotate = page.getByRole("button", { name: /^Rotate / });
@@ -147,7 +213,7 @@ try {
   const oldId = secret.split("_")[1];
   await page.getByRole("button", { name: `Revoke ${oldId}` }).click();
   await page.getByText("Revoked: the key stops working").waitFor();
-  await shot(page, "07-key-rotated-and-revoked");
+  await shot(page, "08-key-rotated-and-revoked");
   // The revoked key is refused once the change reaches the gateway.
   let after;
   const revokedBy = Date.now() + 10000;
@@ -176,12 +242,12 @@ try {
   await page.getByRole("button", { name: "Pause live view" }).click();
   await limitedRow.locator("summary").click();
   await limitedRow.getByText("429", { exact: true }).waitFor();
-  await shot(page, "08-rate-limit-explained");
+  await shot(page, "09-rate-limit-explained");
 
   step("servers page with the tools seen through Gatehouse");
   await page.goto(`${admin}/console/servers/walk`);
   await page.getByRole("heading", { name: "Tools seen through Gatehouse" }).waitFor();
-  await shot(page, "08-server-tools-pinned");
+  await shot(page, "10-server-tools-pinned");
 
   step("connections: the matrix, and explain a call the grant refuses");
   await page.getByRole("navigation", { name: "Console" }).getByRole("link", { name: "Connections", exact: true }).click();
@@ -192,19 +258,19 @@ try {
   await page.getByRole("button", { name: "Explain" }).click();
   await page.getByRole("heading", { name: "Decision: deny" }).waitFor();
   await page.getByText("Decided by").waitFor();
-  await shot(page, "09-connections-explain");
+  await shot(page, "11-connections-explain");
 
   step("settings, secrets masked; users; signing keys");
   await page.getByRole("navigation", { name: "Console" }).getByRole("link", { name: "Settings", exact: true }).click();
   await page.getByRole("cell", { name: "admin_listen", exact: true }).waitFor();
-  await shot(page, "10-settings");
+  await shot(page, "12-settings");
   await page.getByRole("navigation", { name: "Console" }).getByRole("link", { name: "Users and groups", exact: true }).click();
   await page.getByRole("heading", { name: "Users and groups" }).waitFor();
   await page.getByRole("navigation", { name: "Console" }).getByRole("link", { name: "Signing keys", exact: true }).click();
   await page.getByRole("heading", { name: "Signing keys", level: 1 }).waitFor();
   await page.getByRole("navigation", { name: "Console" }).getByRole("link", { name: "Overview", exact: true }).click();
   await page.locator("figcaption", { hasText: /\d+ allowed, \d+ refused/ }).waitFor();
-  await shot(page, "11-overview-traffic");
+  await shot(page, "13-overview-traffic");
 
   step("sign out");
   await page.getByRole("button", { name: "Sign out" }).click();

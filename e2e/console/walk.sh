@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # The console walk (walk.mjs) against a Gatehouse of its own: fresh data dir, an admin token
 # made with the CLI, the admin listener on a free loopback port, the shared example server
-# as the upstream to register. Screenshots go to SHOTS.
+# as the upstream to register in the browser. A second upstream, `notes`, is a stdio program
+# (notes.py beside this script) whose one tool's description is read from a file in WORK_DIR
+# at every tools/list, so the walk can change a definition; the console's register form takes
+# HTTP servers only, so `notes` is added with the CLI before the gateway starts (the
+# configuration restricts no stdio command). Screenshots go to SHOTS.
 #
 # Usage: e2e/console/walk.sh GATEHOUSE_BIN NODE EXAMPLE_URL WORK_DIR SHOTS
 set -euo pipefail
@@ -21,6 +25,11 @@ gh() { (cd "$work" && "$gatehouse_bin" --data-dir "$data" "$@"); }
 gh --output json admin-tokens create --name console-walk --role admin >"$work/token.json"
 token=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["token"])' "$work/token.json")
 [[ $token == gth_* ]] || { echo "admin-tokens create printed no token" >&2; exit 1; }
+
+description="$work/notes-description.txt"
+printf 'Looks a note up by its title.' >"$description"
+gh --output json servers add notes --command python3 --arg -u --arg "$here/notes.py" \
+    --arg "$description" >/dev/null
 
 port=$(free_port)
 admin_port=$(free_port)
@@ -48,4 +57,4 @@ done
 
 cd "$here"
 ADMIN_URL=$admin GATEWAY_URL=$gateway EXAMPLE_URL=$example_url ADMIN_TOKEN=$token SHOTS=$shots \
-    "$node" walk.mjs
+    NOTES_DESCRIPTION=$description "$node" walk.mjs
