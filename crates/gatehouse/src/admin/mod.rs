@@ -496,6 +496,12 @@ pub async fn add_policy_for(
     Ok(store.insert_policy(&record).await?)
 }
 
+/// Checks `new` as [`add_policy_for`] would, without storing it: a replacement is checked
+/// before the policy it replaces is removed.
+pub fn check_policy_for(new: &NewPolicy, config: &crate::Config) -> AdminResult<()> {
+    runs_under(&policy_record(new.clone())?, config)
+}
+
 /// [`import_policies`] under [`add_policy_for`]'s check, for every entry before any is stored.
 pub async fn import_policies_for(
     store: &dyn Store,

@@ -673,6 +673,20 @@ impl AdminService {
         Ok(generation)
     }
 
+    /// Replaces policy `new.id` with `new` (its kind, scope and specification): `new` is
+    /// checked before the old policy is removed, so a refused replacement leaves the old one
+    /// in force. Recorded as its removal and its addition, as a declarative apply records it.
+    pub async fn replace_policy(
+        &self,
+        by: &Operator,
+        new: NewPolicy,
+        config: &Config,
+    ) -> AdminResult<Generation> {
+        super::check_policy_for(&new, config)?;
+        self.remove_policy(by, &new.id).await?;
+        self.add_policy(by, new, config).await
+    }
+
     async fn policy(
         &self,
         id: &str,

@@ -218,12 +218,14 @@ pub(super) async fn detail_page(
             p.muted { "No server yet: grant one below." }
         } @else {
             div.table-wrap { table {
-                thead { tr { th scope="col" { "Server" } th scope="col" { "Tools" } th scope="col" { "Resources" } th scope="col" { "Prompts" } } }
+                thead { tr { th scope="col" { "Server" } th scope="col" { "Tools" } th scope="col" { "Resources" } th scope="col" { "Prompts" } th scope="col" { "Connection" } } }
                 tbody { @for c in connections.items() { tr {
                     td { a href={ "/console/servers/" (segment(text(c, "server"))) } { (text(c, "server")) } }
                     td { code { (patterns(c)) } }
                     td { (yes_no(c, "resources")) }
                     td { (yes_no(c, "prompts")) }
+                    td { a href={ "/console/connections/" (segment(name)) "/" (segment(text(c, "server"))) } {
+                        "Tools, policies and guardrails on " (text(c, "server")) } }
                 } } }
             } }
         }

@@ -13,11 +13,13 @@ mod audit;
 mod chart;
 mod client_oauth;
 mod clients;
+mod connection;
 mod connections;
 mod directory;
 mod layout;
 mod overview;
 mod policies;
+mod policy_form;
 mod servers;
 mod session;
 mod sign_in;
@@ -76,7 +78,24 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/console/keys/{id}/revoke", post(clients::revoke_key))
         .route("/console/connections", get(connections::page))
         .route("/console/connections/explain", post(connections::explain))
+        .route(
+            "/console/connections/{client}/{server}",
+            get(connection::page).post(connection::save),
+        )
+        .route(
+            "/console/connections/{client}/{server}/revoke",
+            post(connection::revoke),
+        )
+        .route(
+            "/console/connections/{client}/{server}/policies",
+            post(connection::add_policy),
+        )
         .route("/console/policies", get(policies::page).post(policies::add))
+        .route(
+            "/console/policies/{id}",
+            get(policies::edit_page).post(policies::save),
+        )
+        .route("/console/policies/{id}/delete", post(policies::delete))
         .route("/console/users", get(directory::users))
         .route("/console/signing-keys", get(directory::signing_keys))
         .route(

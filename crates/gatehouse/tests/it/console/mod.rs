@@ -1,6 +1,8 @@
 //! The web console (`/console` on the admin listener), driven as a browser would: cookies
 //! kept, redirects not followed, forms posted with the token the page carries.
 
+mod connection_page;
+mod health;
 mod more_pages;
 mod pages;
 mod skeleton;
