@@ -23,6 +23,7 @@ mod policy_form;
 mod servers;
 mod session;
 mod sign_in;
+mod users;
 
 use axum::{
     Extension, Router,
@@ -96,7 +97,20 @@ pub fn routes(state: AppState) -> Router<AppState> {
             get(policies::edit_page).post(policies::save),
         )
         .route("/console/policies/{id}/delete", post(policies::delete))
-        .route("/console/users", get(directory::users))
+        .route("/console/users", get(directory::users).post(users::create))
+        .route(
+            "/console/users/{username}",
+            get(users::detail).post(users::save),
+        )
+        .route(
+            "/console/users/{username}/{action}",
+            post(users::set_enabled),
+        )
+        .route("/console/groups", post(users::grant_group))
+        .route(
+            "/console/groups/{group}/{server}/revoke",
+            post(users::revoke_group),
+        )
         .route("/console/signing-keys", get(directory::signing_keys))
         .route(
             "/console/signing-keys/rotate",

@@ -5,6 +5,7 @@ mod connection_page;
 mod health;
 mod more_pages;
 mod pages;
+mod people;
 mod skeleton;
 
 use crate::admin_api::AdminApi;
