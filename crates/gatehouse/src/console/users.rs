@@ -31,7 +31,7 @@ pub struct Refused {
 }
 
 impl Refused {
-    fn from(answer: &Answer, fields: &[&'static str]) -> Refused {
+    pub fn from(answer: &Answer, fields: &[&'static str]) -> Refused {
         let message = answer.problem();
         let lower = message.to_ascii_lowercase();
         let about_a_value = matches!(
@@ -53,6 +53,10 @@ impl Refused {
             "tools" => lower.contains("tool") || lower.contains("pattern"),
             "server" => lower.starts_with("server "),
             "group" => lower.contains("group"),
+            "redirect_uris" => lower.contains("redirect"),
+            "jwks" => lower.contains("jwks") || lower.contains("key"),
+            "grant_types" => lower.contains("grant"),
+            "auth_method" => lower.contains("auth") || lower.contains("authentication"),
             _ => false,
         };
         let field = about_a_value
@@ -68,7 +72,13 @@ impl Refused {
 }
 
 /// A labelled text input, marked invalid with the refusal beside it when it is about `name`.
-fn input(prefix: &str, name: &str, label: &str, value: &str, refused: Option<&Refused>) -> Markup {
+pub fn input(
+    prefix: &str,
+    name: &str,
+    label: &str,
+    value: &str,
+    refused: Option<&Refused>,
+) -> Markup {
     let id = format!("{prefix}-{name}");
     let invalid = refused.is_some_and(|r| r.field.is_some_and(|f| f == name));
     let kind = if name == "password" {
@@ -87,7 +97,7 @@ fn input(prefix: &str, name: &str, label: &str, value: &str, refused: Option<&Re
     }
 }
 
-fn above(refused: Option<&Refused>) -> Markup {
+pub fn above(refused: Option<&Refused>) -> Markup {
     match refused {
         Some(r) if r.field.is_none() => layout::alert(&r.message),
         _ => html! {},

@@ -4,6 +4,7 @@
 mod connection_page;
 mod health;
 mod more_pages;
+mod oauth_registrations;
 mod pages;
 mod people;
 mod skeleton;

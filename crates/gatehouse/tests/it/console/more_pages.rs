@@ -140,7 +140,7 @@ async fn console_users_page_lists_users_and_their_groups() {
     let page = browser.get("/console/users").await;
     assert_eq!(page.status, 200, "{}", page.body);
     page.assert_contains(
-        "<td>alice</td><td>Alice Liddell</td><td>with a password</td><td>finance</td>",
+        "<td><a href=\"/console/users/alice\">alice</a></td><td>Alice Liddell</td><td>with a password</td><td>finance</td>",
     );
 }
 
