@@ -673,18 +673,28 @@ impl AdminService {
         Ok(generation)
     }
 
-    /// Replaces policy `new.id` with `new` (its kind, scope and specification): `new` is
-    /// checked before the old policy is removed, so a refused replacement leaves the old one
-    /// in force. Recorded as its removal and its addition, as a declarative apply records it.
+    /// Replaces policy `new.id` with `new` (its kind, scope and specification) in one stored
+    /// change: a refused replacement leaves the old policy in force.
     pub async fn replace_policy(
         &self,
         by: &Operator,
         new: NewPolicy,
         config: &Config,
     ) -> AdminResult<Generation> {
-        super::check_policy_for(&new, config)?;
-        self.remove_policy(by, &new.id).await?;
-        self.add_policy(by, new, config).await
+        let started = Instant::now();
+        let id = new.id.clone();
+        let before = self.policy(&id).await?;
+        let generation = super::replace_policy_for(&*self.store, new, config).await?;
+        let after = self.policy(&id).await.ok().flatten();
+        let change = Change {
+            action: "policy.replace",
+            target_kind: "policy",
+            target: id,
+            before: before.as_ref().map(summary::policy),
+            after: after.as_ref().map(summary::policy),
+        };
+        self.record(by, change, started).await?;
+        Ok(generation)
     }
 
     async fn policy(

@@ -1,5 +1,6 @@
-//! Replacing a policy (`PUT /policies/{id}`): the new kind, scope and specification are
-//! checked before the old policy is removed, so a refused replacement leaves it in force.
+//! Replacing a policy (`PUT /policies/{id}`): one stored change and one operator event; the
+//! new kind, scope and specification are checked first, so a refused replacement leaves the
+//! policy in force.
 
 use super::{AdminApi, answer};
 use gatehouse_model::records::AdminRole;
@@ -32,6 +33,12 @@ async fn a_policy_is_replaced_and_a_refused_replacement_leaves_the_old_one() {
     assert_eq!(body["id"], "burst");
     assert_eq!(body["tools"], "search_*");
     assert_eq!(body["spec"], json!({"requests": 9, "period": "1h"}));
+    let (_, events) =
+        answer(api.get("/admin/api/v1/audit/events?kind=operator&limit=1", &auditor)).await;
+    assert_eq!(
+        events["items"][0]["operator"]["action"], "policy.replace",
+        "one operator event: {events}"
+    );
 
     let (status, body) = answer(put(
         &operator,
