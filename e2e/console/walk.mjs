@@ -1,6 +1,6 @@
 // The console walked as a new operator would, in Debian's Chromium (headless) driven by
 // playwright-core: sign in with an admin token (keyboard only); register the example server
-// and see its tools; create a client, grant it a tool, issue a key and copy it; call with the
+// and a local stdio program and see their tools; create a client, grant it a tool, issue a key and copy it; call with the
 // key from outside the browser and watch the call arrive in the live audit view; make a
 // refused call and read why; a stdio server's tool changes its definition: the call is held,
 // the diff read and approved in the browser, the call served again; rotate and revoke the key;
@@ -11,9 +11,9 @@
 // overview (traffic, upstream health, chain status). Each main page is audited with axe-core
 // and a screenshot of it saved in SHOTS.
 //
-// Environment: ADMIN_URL, GATEWAY_URL, EXAMPLE_URL, ADMIN_TOKEN, SHOTS, NOTES_DESCRIPTION
-// (the file the stdio server `notes` reads its tool's description from), CHROMIUM (default
-// /usr/bin/chromium).
+// Environment: ADMIN_URL, GATEWAY_URL, EXAMPLE_URL, ADMIN_TOKEN, SHOTS, NOTES_SCRIPT (the
+// stdio server `notes`), NOTES_DESCRIPTION (the file it reads its tool's description from),
+// CHROMIUM (default /usr/bin/chromium).
 import assert from "node:assert/strict";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -33,6 +33,7 @@ const gateway = env("GATEWAY_URL");
 const example = env("EXAMPLE_URL");
 const adminToken = env("ADMIN_TOKEN");
 const shots = env("SHOTS");
+const notesScript = env("NOTES_SCRIPT");
 const notesDescription = env("NOTES_DESCRIPTION");
 mkdirSync(shots, { recursive: true });
 
@@ -155,6 +156,15 @@ try {
     await page.locator("section.card li strong", { hasText: new RegExp(`^${tool}$`) }).waitFor();
   }
   await shot(page, "03-server-registered");
+
+  step("register a local program (stdio) and see its tool");
+  await page.getByRole("navigation", { name: "Console" }).getByRole("link", { name: "Servers", exact: true }).click();
+  await page.getByLabel("Name", { exact: true }).fill("notes");
+  await page.getByLabel("Command", { exact: true }).fill("python3");
+  await page.getByLabel("Arguments (one per line)", { exact: true }).fill(`-u\n${notesScript}\n${notesDescription}`);
+  await page.getByRole("button", { name: "Register and test the connection" }).click();
+  await page.getByText("Reachable. It lists 1 tool(s):").waitFor();
+  await page.locator("section.card li strong", { hasText: /^lookup$/ }).waitFor();
 
   step("create a client and grant it echo");
   await page.getByRole("navigation", { name: "Console" }).getByRole("link", { name: "Clients", exact: true }).click();

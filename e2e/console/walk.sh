@@ -2,10 +2,9 @@
 # The console walk (walk.mjs) against a Gatehouse of its own: fresh data dir, an admin token
 # made with the CLI, the admin listener on a free loopback port, the shared example server
 # as the upstream to register in the browser. A second upstream, `notes`, is a stdio program
-# (notes.py beside this script) whose one tool's description is read from a file in WORK_DIR
-# at every tools/list, so the walk can change a definition; the console's register form takes
-# HTTP servers only, so `notes` is added with the CLI before the gateway starts (the
-# configuration restricts no stdio command). Screenshots go to SHOTS.
+# (notes.py beside this script, registered in the browser too; the configuration restricts no
+# stdio command) whose one tool's description is read from a file in WORK_DIR at every
+# tools/list, so the walk can change a definition. Screenshots go to SHOTS.
 #
 # Usage: e2e/console/walk.sh GATEHOUSE_BIN NODE EXAMPLE_URL WORK_DIR SHOTS
 set -euo pipefail
@@ -28,8 +27,6 @@ token=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["token"
 
 description="$work/notes-description.txt"
 printf 'Looks a note up by its title.' >"$description"
-gh --output json servers add notes --command python3 --arg -u --arg "$here/notes.py" \
-    --arg "$description" >/dev/null
 
 port=$(free_port)
 admin_port=$(free_port)
@@ -57,4 +54,4 @@ done
 
 cd "$here"
 ADMIN_URL=$admin GATEWAY_URL=$gateway EXAMPLE_URL=$example_url ADMIN_TOKEN=$token SHOTS=$shots \
-    NOTES_DESCRIPTION=$description "$node" walk.mjs
+    NOTES_SCRIPT="$here/notes.py" NOTES_DESCRIPTION=$description "$node" walk.mjs

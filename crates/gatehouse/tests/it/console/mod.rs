@@ -8,6 +8,7 @@ mod oauth_registrations;
 mod pages;
 mod people;
 mod skeleton;
+mod stdio_register;
 
 use crate::admin_api::AdminApi;
 use gatehouse_model::records::AdminRole;
