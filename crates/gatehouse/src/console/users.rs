@@ -59,10 +59,10 @@ impl Refused {
             "auth_method" => lower.contains("auth") || lower.contains("authentication"),
             _ => false,
         };
+        // A reason naming none of the form's fields is shown above the form, not guessed.
         let field = about_a_value
             .then(|| fields.iter().copied().find(|f| named(f)))
-            .flatten()
-            .or_else(|| about_a_value.then(|| fields.first().copied()).flatten());
+            .flatten();
         Refused {
             status: answer.status,
             field,
@@ -424,4 +424,56 @@ async fn detail_page(
     };
     let status = refusal.map_or(StatusCode::OK, |r| r.status);
     layout::page_with_status(status, viewer, ACTIVE, &format!("User {username}"), main)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(status: StatusCode, detail: &str, fields: &[&'static str]) -> Option<&'static str> {
+        let answer = Answer {
+            status,
+            body: json!({ "detail": detail }),
+        };
+        Refused::from(&answer, fields).field
+    }
+
+    #[test]
+    fn a_refusal_is_put_beside_the_field_it_names_and_otherwise_above_the_form() {
+        let user_form = &["username", "display_name", "groups", "password"];
+        let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
+        assert_eq!(
+            refused(
+                StatusCode::CONFLICT,
+                "user \"ann\" already exists",
+                user_form
+            ),
+            Some("username")
+        );
+        assert_eq!(
+            refused(
+                unprocessable,
+                "invalid group name \"Bad Group!\"",
+                user_form
+            ),
+            Some("groups")
+        );
+        assert_eq!(
+            refused(
+                StatusCode::NOT_FOUND,
+                "server \"ghost\" not found",
+                &["group", "tools"]
+            ),
+            None,
+            "the group form has no server field to name"
+        );
+        assert_eq!(
+            refused(
+                StatusCode::FORBIDDEN,
+                "this operation needs the admin role",
+                user_form
+            ),
+            None
+        );
+    }
 }
