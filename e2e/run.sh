@@ -85,8 +85,13 @@
 #   console                a browser walk of the web console in headless Chromium: sign in with an
 #                          admin token, register the example server and see its tools, create a
 #                          client, issue a key and copy it, call with it and watch the live audit
-#                          view, read why a call was refused, rotate and revoke the key,
-#                          add a rate limit and read its 429, explain the refusal, read settings, users, signing keys; a
+#                          view, read why a call was refused, approve a stdio server's changed
+#                          tool definition from its diff, rotate and revoke the key,
+#                          add a rate limit and read its 429, explain the refusal, a connection's
+#                          page (a guardrail refused beside its field, then added), edit a policy,
+#                          create a user and grant its group, register an authorization-code
+#                          client, read settings, users, signing keys; axe-core audits every main
+#                          page (serious or critical fails); keyboard-only sign-in; a
 #                          screenshot of each main page is kept in $E2E_ARTEFACTS/console
 # and prints `N passed, M failed` (groups) as its last line; exit status 1 if any failed.
 #

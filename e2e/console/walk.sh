@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The console walk (walk.mjs) against a Gatehouse of its own: fresh data dir, an admin token
 # made with the CLI, the admin listener on a free loopback port, the shared example server
-# as the upstream to register. Screenshots go to SHOTS.
+# as the upstream to register in the browser. A second upstream, `notes`, is a stdio program
+# (notes.py beside this script, registered in the browser too; the configuration restricts no
+# stdio command) whose one tool's description is read from a file in WORK_DIR at every
+# tools/list, so the walk can change a definition. Screenshots go to SHOTS.
 #
 # Usage: e2e/console/walk.sh GATEHOUSE_BIN NODE EXAMPLE_URL WORK_DIR SHOTS
 set -euo pipefail
@@ -21,6 +24,9 @@ gh() { (cd "$work" && "$gatehouse_bin" --data-dir "$data" "$@"); }
 gh --output json admin-tokens create --name console-walk --role admin >"$work/token.json"
 token=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["token"])' "$work/token.json")
 [[ $token == gth_* ]] || { echo "admin-tokens create printed no token" >&2; exit 1; }
+
+description="$work/notes-description.txt"
+printf 'Looks a note up by its title.' >"$description"
 
 port=$(free_port)
 admin_port=$(free_port)
@@ -48,4 +54,4 @@ done
 
 cd "$here"
 ADMIN_URL=$admin GATEWAY_URL=$gateway EXAMPLE_URL=$example_url ADMIN_TOKEN=$token SHOTS=$shots \
-    "$node" walk.mjs
+    NOTES_SCRIPT="$here/notes.py" NOTES_DESCRIPTION=$description "$node" walk.mjs

@@ -496,6 +496,18 @@ pub async fn add_policy_for(
     Ok(store.insert_policy(&record).await?)
 }
 
+/// Replaces policy `new.id` after checking `new` as [`add_policy_for`] does: one stored
+/// change, so the policy is in force throughout and a refused replacement changes nothing.
+pub async fn replace_policy_for(
+    store: &dyn Store,
+    new: NewPolicy,
+    config: &crate::Config,
+) -> AdminResult<Generation> {
+    let record = policy_record(new)?;
+    runs_under(&record, config)?;
+    Ok(store.replace_policy(&record).await?)
+}
+
 /// [`import_policies`] under [`add_policy_for`]'s check, for every entry before any is stored.
 pub async fn import_policies_for(
     store: &dyn Store,

@@ -673,6 +673,30 @@ impl AdminService {
         Ok(generation)
     }
 
+    /// Replaces policy `new.id` with `new` (its kind, scope and specification) in one stored
+    /// change: a refused replacement leaves the old policy in force.
+    pub async fn replace_policy(
+        &self,
+        by: &Operator,
+        new: NewPolicy,
+        config: &Config,
+    ) -> AdminResult<Generation> {
+        let started = Instant::now();
+        let id = new.id.clone();
+        let before = self.policy(&id).await?;
+        let generation = super::replace_policy_for(&*self.store, new, config).await?;
+        let after = self.policy(&id).await.ok().flatten();
+        let change = Change {
+            action: "policy.replace",
+            target_kind: "policy",
+            target: id,
+            before: before.as_ref().map(summary::policy),
+            after: after.as_ref().map(summary::policy),
+        };
+        self.record(by, change, started).await?;
+        Ok(generation)
+    }
+
     async fn policy(
         &self,
         id: &str,

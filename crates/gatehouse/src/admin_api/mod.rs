@@ -35,6 +35,7 @@ mod tokens;
 mod tool_pins;
 mod upstream_auth;
 mod upstream_grants;
+mod upstream_health;
 mod users;
 
 use axum::{
@@ -90,6 +91,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/admin/api/v1/whoami", get(tokens::whoami))
         .route("/admin/api/v1/status", get(status::get))
         .route("/admin/api/v1/settings", get(settings::get))
+        .route("/admin/api/v1/upstream-health", get(upstream_health::get))
         .route(
             "/admin/api/v1/servers",
             get(servers::list).post(servers::create),
@@ -141,7 +143,9 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/admin/api/v1/policies/import", post(policies::import))
         .route(
             "/admin/api/v1/policies/{id}",
-            get(policies::get).delete(policies::delete),
+            get(policies::get)
+                .put(policies::replace)
+                .delete(policies::delete),
         )
         .route("/admin/api/v1/tool-pins", get(tool_pins::list))
         .route(

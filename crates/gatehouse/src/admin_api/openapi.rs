@@ -12,7 +12,7 @@ use utoipa::OpenApi;
 
 use super::{
     audit, audit_verify, clients, connections, explain, keys, oauth, policies, problem, roles,
-    servers, settings, state, status, tokens, tool_pins, upstream_grants, users,
+    servers, settings, state, status, tokens, tool_pins, upstream_grants, upstream_health, users,
 };
 
 #[derive(OpenApi)]
@@ -26,6 +26,7 @@ use super::{
         tokens::whoami,
         status::get,
         settings::get,
+        upstream_health::get,
         servers::list,
         servers::create,
         servers::get,
@@ -49,6 +50,7 @@ use super::{
         policies::list,
         policies::create,
         policies::get,
+        policies::replace,
         policies::delete,
         policies::import,
         tool_pins::list,

@@ -1,5 +1,5 @@
 //! Policies and guardrails (a guardrail is a policy of kind `guardrail`): list, get, create,
-//! import (several at once, all or none), delete.
+//! replace, import (several at once, all or none), delete.
 
 use axum::{
     Extension,
@@ -72,6 +72,17 @@ pub struct PolicyFilter {
 #[serde(deny_unknown_fields)]
 pub struct CreatePolicy {
     pub id: String,
+    pub kind: String,
+    pub client: Option<String>,
+    pub server: Option<String>,
+    pub tools: Option<String>,
+    pub spec: serde_json::Value,
+}
+
+/// A policy's new kind, scope and specification (its id is the path's).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplacePolicy {
     pub kind: String,
     pub client: Option<String>,
     pub server: Option<String>,
@@ -189,6 +200,44 @@ pub async fn create(
         Ok((StatusCode::CREATED, super::to_json(&created)?))
     })
     .await
+}
+
+#[utoipa::path(put, path = "/admin/api/v1/policies/{id}", tag = "policies", operation_id = "replacePolicy",
+    params(("id" = String, Path, description = "The policy's id")),
+    request_body = ReplacePolicy,
+    responses((status = 200, description = "Replaced (a quota's counters start again)", body = Policy),
+        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such policy, client or server", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid specification: the policy in force stays", body = Problem, content_type = "application/problem+json")))]
+pub async fn replace(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    JsonBody { value, .. }: JsonBody<ReplacePolicy>,
+) -> Result<axum::Json<Policy>, ApiError> {
+    find(&state, &id).await?;
+    if let Some(client) = &value.client {
+        state.store.get_client(client).await?;
+    }
+    if let Some(server) = &value.server {
+        state.store.get_server(server).await?;
+    }
+    state
+        .admin()
+        .replace_policy(
+            &caller.operator()?,
+            NewPolicy {
+                id: id.clone(),
+                kind: value.kind,
+                client: value.client,
+                server: value.server,
+                tools: value.tools,
+                spec: value.spec.to_string(),
+            },
+            &state.config,
+        )
+        .await?;
+    Ok(axum::Json(Policy::from(&find(&state, &id).await?)))
 }
 
 #[utoipa::path(delete, path = "/admin/api/v1/policies/{id}", tag = "policies", operation_id = "deletePolicy",

@@ -12,6 +12,8 @@ pub const OPERATIONS: &[(&str, &str, AdminRole)] = &[
     ("GET", "/admin/api/v1/status", Auditor),
     // The effective configuration, secrets masked.
     ("GET", "/admin/api/v1/settings", Auditor),
+    // Each server's circuit breaker on the answering replica.
+    ("GET", "/admin/api/v1/upstream-health", Auditor),
     // Servers.
     ("GET", "/admin/api/v1/servers", Auditor),
     ("POST", "/admin/api/v1/servers", Operator),
@@ -52,6 +54,7 @@ pub const OPERATIONS: &[(&str, &str, AdminRole)] = &[
     ("GET", "/admin/api/v1/policies", Auditor),
     ("POST", "/admin/api/v1/policies", Operator),
     ("GET", "/admin/api/v1/policies/{id}", Auditor),
+    ("PUT", "/admin/api/v1/policies/{id}", Operator),
     ("DELETE", "/admin/api/v1/policies/{id}", Operator),
     ("POST", "/admin/api/v1/policies/import", Operator),
     // Tool pins.

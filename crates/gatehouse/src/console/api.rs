@@ -8,7 +8,11 @@ use axum::{
     http::{HeaderValue, Method, Request, StatusCode, header},
 };
 use serde_json::Value;
-use std::{convert::Infallible, net::SocketAddr};
+use std::{
+    convert::Infallible,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+};
 use tower_service::Service;
 
 use crate::context::AppState;
@@ -20,6 +24,16 @@ const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 #[derive(Clone)]
 pub struct Api {
     router: Router,
+    /// The last verification of the audit chains run from this process's console: walking
+    /// every chain is too costly for each overview, so the overview shows this and a button.
+    last_verification: Arc<Mutex<Option<Verification>>>,
+}
+
+/// What a verification answered, and when (milliseconds since the epoch).
+#[derive(Clone, Debug)]
+pub struct Verification {
+    pub at_ms: i64,
+    pub answer: Value,
 }
 
 /// What the API answered: its status and its JSON (a problem document when it refused).
@@ -57,7 +71,28 @@ impl Api {
     pub fn new(state: AppState) -> Api {
         Api {
             router: crate::admin_api::routes(state.clone()).with_state(state),
+            last_verification: Arc::default(),
         }
+    }
+
+    /// Keeps `answer` as the last verification if it is one (a refusal is not).
+    pub fn remember_verification(&self, answer: &Answer) {
+        if !answer.ok() {
+            return;
+        }
+        if let Ok(mut last) = self.last_verification.lock() {
+            *last = Some(Verification {
+                at_ms: crate::now_ms(),
+                answer: answer.body.clone(),
+            });
+        }
+    }
+
+    pub fn last_verification(&self) -> Option<Verification> {
+        self.last_verification
+            .lock()
+            .ok()
+            .and_then(|last| last.clone())
     }
 
     /// `method path` with `token` as the bearer, as if from `peer`.

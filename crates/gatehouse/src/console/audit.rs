@@ -74,6 +74,7 @@ pub async fn verify(
             None,
         )
         .await;
+    api.remember_verification(&verified);
     render(&api, &viewer, None, Some(verified)).await
 }
 

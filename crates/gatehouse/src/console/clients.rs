@@ -141,6 +141,8 @@ pub(super) enum Shown<'a> {
     Secret(&'a Answer),
     /// An OAuth client secret just made: shown this once.
     OAuthSecret(&'a Answer),
+    /// The OAuth registration form refused: what was typed, and why.
+    OAuthRefused(&'a Fields, &'a super::users::Refused),
 }
 
 pub(super) async fn detail_page(
@@ -201,6 +203,7 @@ pub(super) async fn detail_page(
     .await;
     let status = match shown {
         Shown::Refused(answer) => answer.status,
+        Shown::OAuthRefused(_, refused) => refused.status,
         _ => StatusCode::OK,
     };
     let action = format!("/console/clients/{path}");
@@ -211,6 +214,7 @@ pub(super) async fn detail_page(
             Shown::Refused(answer) => (layout::alert(&answer.problem())),
             Shown::Secret(answer) => (secret(answer)),
             Shown::OAuthSecret(answer) => (super::client_oauth::secret(answer)),
+            Shown::OAuthRefused(..) => {},
         }
         @if !text(&client.body, "description").is_empty() { p { (text(&client.body, "description")) } }
         h2 { "What it can reach" }
@@ -218,12 +222,14 @@ pub(super) async fn detail_page(
             p.muted { "No server yet: grant one below." }
         } @else {
             div.table-wrap { table {
-                thead { tr { th scope="col" { "Server" } th scope="col" { "Tools" } th scope="col" { "Resources" } th scope="col" { "Prompts" } } }
+                thead { tr { th scope="col" { "Server" } th scope="col" { "Tools" } th scope="col" { "Resources" } th scope="col" { "Prompts" } th scope="col" { "Connection" } } }
                 tbody { @for c in connections.items() { tr {
                     td { a href={ "/console/servers/" (segment(text(c, "server"))) } { (text(c, "server")) } }
                     td { code { (patterns(c)) } }
                     td { (yes_no(c, "resources")) }
                     td { (yes_no(c, "prompts")) }
+                    td { a href={ "/console/connections/" (segment(name)) "/" (segment(text(c, "server"))) } {
+                        "Tools, policies and guardrails on " (text(c, "server")) } }
                 } } }
             } }
         }
@@ -231,7 +237,10 @@ pub(super) async fn detail_page(
         h2 { "API keys" }
         (keys_table(viewer, &keys))
         @if viewer.may(AdminRole::Admin) { (issue_form(viewer, &action)) }
-        (super::client_oauth::section(viewer, &client.body, name, &secrets))
+        (super::client_oauth::section(viewer, &client.body, name, &secrets, match &shown {
+            Shown::OAuthRefused(fields, refused) => Some((*fields, *refused)),
+            _ => None,
+        }))
     };
     layout::page_with_status(status, viewer, ACTIVE, &format!("Client {name}"), main)
 }

@@ -145,7 +145,11 @@ async fn render(
                         @else { a href={ "/console/clients/" (segment(name)) } { (name) } }
                     }
                     @for server in &server_names {
-                        td { @if let Some(tools) = row.get(*server) { code { (tools) } } }
+                        td { @if let Some(tools) = row.get(*server) {
+                            @if *group { code { (tools) } }
+                            @else { a href={ "/console/connections/" (segment(name)) "/" (segment(server)) }
+                                aria-label={ (name) " on " (server) ": " (tools) } { code { (tools) } } }
+                        } }
                     }
                 } } }
             } }

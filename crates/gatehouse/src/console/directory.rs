@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::{
     api::{Answer, Api},
-    layout::{self, csrf},
+    layout::{self, csrf, segment},
     session::{Fields, Viewer},
 };
 use gatehouse_model::records::AdminRole;
@@ -48,9 +48,23 @@ pub async fn users(
     Extension(viewer): Extension<Viewer>,
     Extension(api): Extension<Api>,
 ) -> Response {
-    let users = get(&api, &viewer, "/admin/api/v1/users?limit=500").await;
-    let groups = get(&api, &viewer, "/admin/api/v1/group-connections?limit=500").await;
+    users_page(&api, &viewer, &Fields::default(), None, None).await
+}
+
+/// The users page, with what a form refused (which form, and why) or what a change did.
+pub async fn users_page(
+    api: &Api,
+    viewer: &Viewer,
+    entered: &Fields,
+    refused: Option<(&str, &super::users::Refused)>,
+    done: Option<&str>,
+) -> Response {
+    let users = get(api, viewer, "/admin/api/v1/users?limit=500").await;
+    let groups = get(api, viewer, "/admin/api/v1/group-connections?limit=500").await;
+    let servers = get(api, viewer, "/admin/api/v1/servers?limit=500").await;
+    let operator = viewer.may(AdminRole::Operator);
     let main = html! {
+        @if let Some(done) = done { (layout::notice(done)) }
         @if !users.ok() { (layout::alert(&users.problem())) }
         @if users.items().is_empty() && users.ok() { p { "No user yet." } }
         @else {
@@ -59,7 +73,7 @@ pub async fn users(
                 thead { tr { th scope="col" { "Username" } th scope="col" { "Name" } th scope="col" { "Signs in" }
                     th scope="col" { "Groups" } th scope="col" { "Last sign-in" } th scope="col" { "State" } } }
                 tbody { @for user in users.items() { tr {
-                    td { (text(user, "username")) }
+                    td { a href={ "/console/users/" (segment(text(user, "username"))) } { (text(user, "username")) } }
                     td { (text(user, "display_name")) }
                     td { @if user.get("local").and_then(Value::as_bool) == Some(true) { "with a password" }
                          @else { "through " (text(user, "idp")) } }
@@ -73,14 +87,23 @@ pub async fn users(
         @if groups.items().is_empty() { p.muted { "No group connection." } }
         @else {
             div.table-wrap { table {
-                thead { tr { th scope="col" { "Group" } th scope="col" { "Server" } th scope="col" { "Tools" } } }
+                thead { tr { th scope="col" { "Group" } th scope="col" { "Server" } th scope="col" { "Tools" }
+                    @if operator { th scope="col" { "Actions" } } } }
                 tbody { @for g in groups.items() { tr {
                     td { (text(g, "group")) } td { (text(g, "server")) } td { code { (list(g, "tools")) } }
+                    @if operator { td {
+                        form.inline method="post" action={ "/console/groups/" (segment(text(g, "group"))) "/" (segment(text(g, "server"))) "/revoke" } {
+                            (csrf(viewer))
+                            button.danger type="submit" { "Revoke group " (text(g, "group")) " on " (text(g, "server")) }
+                        }
+                    } }
                 } } }
             } }
         }
+        (super::users::forms(viewer, &servers, entered, refused))
     };
-    layout::page(&viewer, "/console/users", "Users and groups", main)
+    let status = refused.map_or(StatusCode::OK, |(_, r)| r.status);
+    layout::page_with_status(status, viewer, "/console/users", "Users and groups", main)
 }
 
 /// `GET /console/signing-keys`.

@@ -13,14 +13,17 @@ mod audit;
 mod chart;
 mod client_oauth;
 mod clients;
+mod connection;
 mod connections;
 mod directory;
 mod layout;
 mod overview;
 mod policies;
+mod policy_form;
 mod servers;
 mod session;
 mod sign_in;
+mod users;
 
 use axum::{
     Extension, Router,
@@ -76,8 +79,38 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/console/keys/{id}/revoke", post(clients::revoke_key))
         .route("/console/connections", get(connections::page))
         .route("/console/connections/explain", post(connections::explain))
+        .route(
+            "/console/connections/{client}/{server}",
+            get(connection::page).post(connection::save),
+        )
+        .route(
+            "/console/connections/{client}/{server}/revoke",
+            post(connection::revoke),
+        )
+        .route(
+            "/console/connections/{client}/{server}/policies",
+            post(connection::add_policy),
+        )
         .route("/console/policies", get(policies::page).post(policies::add))
-        .route("/console/users", get(directory::users))
+        .route(
+            "/console/policies/{id}",
+            get(policies::edit_page).post(policies::save),
+        )
+        .route("/console/policies/{id}/delete", post(policies::delete))
+        .route("/console/users", get(directory::users).post(users::create))
+        .route(
+            "/console/users/{username}",
+            get(users::detail).post(users::save),
+        )
+        .route(
+            "/console/users/{username}/{action}",
+            post(users::set_enabled),
+        )
+        .route("/console/groups", post(users::grant_group))
+        .route(
+            "/console/groups/{group}/{server}/revoke",
+            post(users::revoke_group),
+        )
         .route("/console/signing-keys", get(directory::signing_keys))
         .route(
             "/console/signing-keys/rotate",

@@ -1,11 +1,17 @@
-//! The overview: traffic over the last day, the busiest clients and tools, what is
-//! configured, and the latest refusals.
+//! The overview: traffic over the last day, the busiest clients and tools, each upstream's
+//! health and the audit chains' last verification, what is configured, and the latest
+//! refusals.
 
 use axum::{Extension, http::Method, response::Response};
-use maud::html;
+use maud::{Markup, html};
 use serde_json::Value;
 
-use super::{api::Api, chart, layout, session::Viewer};
+use super::{
+    api::{Answer, Api, Verification},
+    chart,
+    layout::{self, csrf, segment},
+    session::Viewer,
+};
 
 /// The events the charts are drawn from: the latest this many requests of the last day.
 const SAMPLE: u32 = 500;
@@ -45,6 +51,15 @@ pub async fn page(
             None,
         )
         .await;
+    let health = api
+        .call(
+            &viewer.token,
+            viewer.peer,
+            Method::GET,
+            "/admin/api/v1/upstream-health",
+            None,
+        )
+        .await;
     let buckets = chart::hourly(recent.items(), crate::now_ms());
     let clients = chart::top(recent.items(), "client", 5);
     let tools = chart::top(recent.items(), "tool", 5);
@@ -73,11 +88,16 @@ pub async fn page(
                 }
             }
         }
+        h2 { "Health" }
+        div.stats {
+            (upstreams(&health))
+            (chains(&viewer, api.last_verification()))
+        }
         h2 { "Configured" }
         section aria-label="What is configured" { div.stats {
             @for (key, label, href) in [("servers", "Servers", "/console/servers"), ("clients", "Clients", "/console/clients"),
-                ("active_api_keys", "Active API keys", "/console/clients"), ("connections", "Connections", "/console/clients"),
-                ("policies", "Policies", "/console"), ("guardrails", "Guardrails", "/console"), ("users", "Users", "/console")] {
+                ("active_api_keys", "Active API keys", "/console/clients"), ("connections", "Connections", "/console/connections"),
+                ("policies", "Policies", "/console/policies"), ("guardrails", "Guardrails", "/console/policies"), ("users", "Users", "/console/users")] {
                 div.card { div.value { (count(key)) } a href=(href) { (label) } }
             }
         } }
@@ -96,4 +116,64 @@ pub async fn page(
         }
     };
     layout::page(&viewer, ACTIVE, "Overview", main)
+}
+
+/// Each server's circuit breaker on the replica that answers.
+fn upstreams(health: &Answer) -> Markup {
+    let text = |v: &Value, key: &str| {
+        v.get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    html! {
+        section.card aria-labelledby="upstreams" {
+            h3 #upstreams { "Upstreams" }
+            @if !health.ok() { (layout::alert(&health.problem())) }
+            @else if health.items().is_empty() { p.muted { "No server is registered." } }
+            @else {
+                ul.plain { @for item in health.items() {
+                    @let circuit = text(item, "circuit");
+                    li {
+                        a href={ "/console/servers/" (segment(&text(item, "server"))) } { (text(item, "server")) } " "
+                        @match circuit.as_str() {
+                            "closed" => span.badge.allow { "healthy" },
+                            "open" => span.badge.deny { "down: circuit open" },
+                            "half_open" => span.badge.error { "recovering: probing" },
+                            _ => span.badge { "not called yet" },
+                        }
+                    }
+                } }
+                p.muted { "As this replica's circuit breakers see them." }
+            }
+        }
+    }
+}
+
+/// The last verification of the audit chains run from this console, and a button to run one.
+fn chains(viewer: &Viewer, last: Option<Verification>) -> Markup {
+    let field = |v: &Value, key: &str| v.get(key).and_then(Value::as_u64).unwrap_or(0);
+    html! {
+        section.card aria-labelledby="chains" {
+            h3 #chains { "Audit chains" }
+            @match &last {
+                None => p.muted { "Not verified from this console since the gateway started." },
+                Some(Verification { at_ms, answer }) => {
+                    @if answer.get("intact").and_then(Value::as_bool) == Some(true) {
+                        p { span.badge.allow { "intact" } " " (field(answer, "rows_checked")) " rows in "
+                            (field(answer, "chains")) " chain(s), verified " (layout::time(*at_ms)) }
+                    } @else {
+                        p { span.badge.deny { "altered" } " "
+                            (answer.get("problems").and_then(Value::as_array).map_or(0, Vec::len))
+                            " problem(s) found, verified " (layout::time(*at_ms)) " "
+                            a href="/console/audit" { "see the audit page" } }
+                    }
+                }
+            }
+            form.inline method="post" action="/console/audit/verify" {
+                (csrf(viewer))
+                button.secondary type="submit" { "Verify the chains now" }
+            }
+        }
+    }
 }

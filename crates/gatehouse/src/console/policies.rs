@@ -1,31 +1,25 @@
-//! Policies and guardrails: every rule with its scope and specification, and adding one
-//! (kind, scope, tools, JSON specification) with the API's validation, which names the field.
+//! Policies and guardrails: every rule with its scope and specification, adding one (kind,
+//! scope, tools, JSON specification), editing and deleting one, with the API's refusals shown
+//! beside the field they are about.
 
 use axum::{
     Extension,
+    extract::Path,
     http::{Method, StatusCode},
     response::Response,
 };
-use maud::html;
+use maud::{Markup, html};
 use serde_json::{Value, json};
 
 use super::{
     api::{Answer, Api},
-    layout::{self, csrf},
+    layout::{self, csrf, segment},
+    policy_form::{self, Mode, Refusal},
     session::{Fields, Viewer},
 };
 use gatehouse_model::records::AdminRole;
 
 const ACTIVE: &str = "/console/policies";
-const KINDS: &[&str] = &[
-    "rate_limit",
-    "quota",
-    "arguments",
-    "ip",
-    "country",
-    "schedule",
-    "guardrail",
-];
 
 fn text<'a>(value: &'a Value, key: &str) -> &'a str {
     value.get(key).and_then(Value::as_str).unwrap_or_default()
@@ -36,7 +30,14 @@ pub async fn page(
     Extension(viewer): Extension<Viewer>,
     Extension(api): Extension<Api>,
 ) -> Response {
-    render(&api, &viewer, &Fields::default(), None).await
+    render(&api, &viewer, &Fields::default(), Outcome::Nothing).await
+}
+
+/// What the last change did, for the page that follows it.
+enum Outcome<'a> {
+    Nothing,
+    Done(String),
+    Refused(&'a Refusal),
 }
 
 /// `POST /console/policies`.
@@ -45,26 +46,19 @@ pub async fn add(
     Extension(api): Extension<Api>,
     Extension(fields): Extension<Fields>,
 ) -> Response {
-    let spec = match serde_json::from_str::<Value>(fields.get("spec").unwrap_or("{}")) {
-        Ok(spec) => spec,
-        Err(err) => {
-            let refused = Answer {
-                status: StatusCode::UNPROCESSABLE_ENTITY,
-                body: json!({"detail": format!("spec: not JSON ({err})")}),
-            };
-            return render(&api, &viewer, &fields, Some(refused)).await;
+    match create(&api, &viewer, &fields).await {
+        Ok(id) => {
+            let done = format!("Added {id}: it applies within a quarter second.");
+            render(&api, &viewer, &Fields::default(), Outcome::Done(done)).await
         }
-    };
-    let mut body = json!({
-        "id": fields.get("id").unwrap_or_default(),
-        "kind": fields.get("kind").unwrap_or_default(),
-        "spec": spec,
-    });
-    for name in ["client", "server", "tools"] {
-        if let Some(value) = fields.get(name) {
-            body[name] = json!(value);
-        }
+        Err(refused) => render(&api, &viewer, &fields, Outcome::Refused(&refused)).await,
     }
+}
+
+/// Adds the policy `fields` describe; its id, or the refusal.
+pub async fn create(api: &Api, viewer: &Viewer, fields: &Fields) -> Result<String, Refusal> {
+    let mut body = policy_form::body(fields)?;
+    body["id"] = json!(fields.get("id").unwrap_or_default());
     let added = api
         .call(
             &viewer.token,
@@ -75,12 +69,81 @@ pub async fn add(
         )
         .await;
     if added.ok() {
-        return render(&api, &viewer, &Fields::default(), Some(added)).await;
+        Ok(text(&added.body, "id").to_owned())
+    } else {
+        Err(Refusal::from_answer(&added))
     }
-    render(&api, &viewer, &fields, Some(added)).await
 }
 
-async fn render(api: &Api, viewer: &Viewer, entered: &Fields, added: Option<Answer>) -> Response {
+/// `POST /console/policies/{id}/delete` (the field `back`: a connection's page to return to).
+pub async fn delete(
+    Extension(viewer): Extension<Viewer>,
+    Extension(api): Extension<Api>,
+    Extension(fields): Extension<Fields>,
+    Path(id): Path<String>,
+) -> Response {
+    let path = format!("/admin/api/v1/policies/{}", segment(&id));
+    let deleted = api
+        .call(&viewer.token, viewer.peer, Method::DELETE, &path, None)
+        .await;
+    if !deleted.ok() {
+        let refused = Refusal::from_answer(&deleted);
+        let refused = Refusal {
+            field: None,
+            ..refused
+        };
+        return render(
+            &api,
+            &viewer,
+            &Fields::default(),
+            Outcome::Refused(&refused),
+        )
+        .await;
+    }
+    if let Some(back) = fields
+        .get("back")
+        .filter(|b| b.starts_with("/console/connections/"))
+    {
+        return layout::see_other(back);
+    }
+    let done = format!("Deleted {id}.");
+    render(&api, &viewer, &Fields::default(), Outcome::Done(done)).await
+}
+
+/// The table of `policies`, each with its edit link and delete button for an operator;
+/// `back` is the page a deletion returns to (none: the policies page).
+pub fn table(viewer: &Viewer, policies: &[Value], back: Option<&str>) -> Markup {
+    let operator = viewer.may(AdminRole::Operator);
+    html! {
+        div.table-wrap { table {
+            caption.muted { "Rules on top of the grants, in the order the gateway applies them by kind" }
+            thead { tr { th scope="col" { "Id" } th scope="col" { "Kind" } th scope="col" { "Client" }
+                th scope="col" { "Server" } th scope="col" { "Tools" } th scope="col" { "Specification" }
+                @if operator { th scope="col" { "Actions" } } } }
+            tbody { @for p in policies {
+                @let id = text(p, "id");
+                tr {
+                    td { code { (id) } }
+                    td { (text(p, "kind")) }
+                    td { (text(p, "client")) }
+                    td { (text(p, "server")) }
+                    td { code { (text(p, "tools")) } }
+                    td { code { (p.get("spec").map(Value::to_string).unwrap_or_default()) } }
+                    @if operator { td {
+                        a href={ "/console/policies/" (segment(id)) } { "Edit " (id) }
+                        form.inline method="post" action={ "/console/policies/" (segment(id)) "/delete" } {
+                            (csrf(viewer))
+                            @if let Some(back) = back { input type="hidden" name="back" value=(back); }
+                            button.danger type="submit" { "Delete " (id) }
+                        }
+                    } }
+                }
+            } }
+        } }
+    }
+}
+
+async fn render(api: &Api, viewer: &Viewer, entered: &Fields, outcome: Outcome<'_>) -> Response {
     let policies = api
         .call(
             &viewer.token,
@@ -90,57 +153,78 @@ async fn render(api: &Api, viewer: &Viewer, entered: &Fields, added: Option<Answ
             None,
         )
         .await;
-    let status = added
-        .as_ref()
-        .filter(|a| !a.ok())
-        .map_or(StatusCode::OK, |a| a.status);
-    let kind = entered.get("kind").unwrap_or("rate_limit");
+    let (status, refusal) = match &outcome {
+        Outcome::Refused(refused) => (refused.status, Some(*refused)),
+        _ => (StatusCode::OK, None),
+    };
     let main = html! {
-        @if let Some(answer) = &added {
-            @if answer.ok() { (layout::notice(&format!("Added {}: it applies within a quarter second.", text(&answer.body, "id")))) }
-            @else { (layout::alert(&answer.problem())) }
-        }
+        @if let Outcome::Done(done) = &outcome { (layout::notice(done)) }
+        (policy_form::page_alert(refusal))
         @if !policies.ok() { (layout::alert(&policies.problem())) }
         @if policies.items().is_empty() && policies.ok() { p.muted { "No policy or guardrail yet." } }
-        @else {
-            div.table-wrap { table {
-                caption.muted { "Rules on top of the grants, in the order the gateway applies them by kind" }
-                thead { tr { th scope="col" { "Id" } th scope="col" { "Kind" } th scope="col" { "Client" }
-                    th scope="col" { "Server" } th scope="col" { "Tools" } th scope="col" { "Specification" } } }
-                tbody { @for p in policies.items() { tr {
-                    td { code { (text(p, "id")) } }
-                    td { (text(p, "kind")) }
-                    td { (text(p, "client")) }
-                    td { (text(p, "server")) }
-                    td { code { (text(p, "tools")) } }
-                    td { code { (p.get("spec").map(Value::to_string).unwrap_or_default()) } }
-                } } }
-            } }
-        }
+        @else { (table(viewer, policies.items(), None)) }
         @if viewer.may(AdminRole::Operator) {
-            h2 #add { "Add a policy or guardrail" }
-            form.card method="post" action="/console/policies" aria-labelledby="add" {
-                (csrf(viewer))
-                label for="id" { "Id" }
-                input #id type="text" name="id" required value=(entered.get("id").unwrap_or_default());
-                label for="kind" { "Kind" }
-                select #kind name="kind" {
-                    @for k in KINDS { option value=(k) selected[*k == kind] { (k) } }
-                }
-                label for="client" { "Client (optional)" }
-                input #client type="text" name="client" value=(entered.get("client").unwrap_or_default());
-                label for="server" { "Server (optional)" }
-                input #server type="text" name="server" value=(entered.get("server").unwrap_or_default());
-                label for="tools" { "Tools (optional pattern)" }
-                input #tools type="text" name="tools" value=(entered.get("tools").unwrap_or_default());
-                label for="spec" { "Specification (JSON)" }
-                textarea #spec name="spec" rows="4" required aria-describedby="spec-help" {
-                    (entered.get("spec").unwrap_or(r#"{"requests": 60, "period": "1m"}"#))
-                }
-                p #spec-help .muted { "Each kind's fields are in docs/policies.md and docs/guardrails.md." }
-                button type="submit" { "Add" }
-            }
+            (policy_form::form(viewer, "/console/policies", Mode::Add, entered, refusal))
         }
     };
     layout::page_with_status(status, viewer, ACTIVE, "Policies and guardrails", main)
+}
+
+/// `GET /console/policies/{id}`: the policy, and its edit form.
+pub async fn edit_page(
+    Extension(viewer): Extension<Viewer>,
+    Extension(api): Extension<Api>,
+    Path(id): Path<String>,
+) -> Response {
+    let path = format!("/admin/api/v1/policies/{}", segment(&id));
+    let policy = api
+        .call(&viewer.token, viewer.peer, Method::GET, &path, None)
+        .await;
+    if !policy.ok() {
+        return layout::page_with_status(
+            policy.status,
+            &viewer,
+            ACTIVE,
+            "Policy",
+            layout::alert(&policy.problem()),
+        );
+    }
+    edit_render(&viewer, &id, &policy_form::entered_from(&policy.body), None)
+}
+
+/// `POST /console/policies/{id}`: replaced, or refused with the field named.
+pub async fn save(
+    Extension(viewer): Extension<Viewer>,
+    Extension(api): Extension<Api>,
+    Extension(fields): Extension<Fields>,
+    Path(id): Path<String>,
+) -> Response {
+    let body = match policy_form::body(&fields) {
+        Ok(body) => body,
+        Err(refused) => return edit_render(&viewer, &id, &fields, Some(&refused)),
+    };
+    let path = format!("/admin/api/v1/policies/{}", segment(&id));
+    let saved: Answer = api
+        .call(&viewer.token, viewer.peer, Method::PUT, &path, Some(&body))
+        .await;
+    if !saved.ok() {
+        return edit_render(&viewer, &id, &fields, Some(&Refusal::from_answer(&saved)));
+    }
+    let done = format!("Saved {id}: it applies within a quarter second.");
+    render(&api, &viewer, &Fields::default(), Outcome::Done(done)).await
+}
+
+fn edit_render(viewer: &Viewer, id: &str, entered: &Fields, refusal: Option<&Refusal>) -> Response {
+    let action = format!("/console/policies/{}", segment(id));
+    let main = html! {
+        (policy_form::page_alert(refusal))
+        @if viewer.may(AdminRole::Operator) {
+            (policy_form::form(viewer, &action, Mode::Edit(id), entered, refusal))
+        } @else {
+            pre { (entered.get("spec").unwrap_or_default()) }
+        }
+        p { a href="/console/policies" { "All policies and guardrails" } }
+    };
+    let status = refusal.map_or(StatusCode::OK, |r| r.status);
+    layout::page_with_status(status, viewer, ACTIVE, &format!("Policy {id}"), main)
 }

@@ -1,5 +1,5 @@
-//! Servers: the list, registering one (its connection tested at once, so its tools are seen
-//! before any client is granted them), a server's tools with their pin status, a changed
+//! Servers: the list, registering one (a URL, or for an admin a local program run over stdio;
+//! its connection tested at once, so its tools are seen before any client is granted them), a server's tools with their pin status, a changed
 //! definition as a diff, and approving or rejecting it.
 
 use axum::{
@@ -107,8 +107,19 @@ fn register_form(viewer: &Viewer, entered: &Fields) -> Markup {
                 value=(entered.get("name").unwrap_or_default()) aria-describedby="name-help";
             p #name-help .muted { "Lower-case letters, digits, - and _; clients reach it at /mcp/<name>." }
             label for="url" { "URL of its MCP endpoint" }
-            input #url type="url" name="url" required placeholder="https://mcp.example.com/mcp"
+            input #url type="url" name="url" required[!viewer.may(AdminRole::Admin)] placeholder="https://mcp.example.com/mcp"
                 value=(entered.get("url").unwrap_or_default());
+            @if viewer.may(AdminRole::Admin) {
+                fieldset {
+                    legend { "Or a local program (stdio), instead of a URL" }
+                    label for="command" { "Command" }
+                    input #command type="text" name="command" value=(entered.get("command").unwrap_or_default())
+                        aria-describedby="command-help";
+                    p #command-help .muted { "Gatehouse starts it and speaks MCP over its stdin and stdout; [gateway] stdio_commands may restrict which (docs/upstreams.md)." }
+                    label for="args" { "Arguments (one per line)" }
+                    textarea #args name="args" rows="3" { (entered.get("args").unwrap_or_default()) }
+                }
+            }
             label for="credential" { "Credential header (optional)" }
             input #credential type="password" name="credential" autocomplete="off"
                 placeholder="Authorization: Bearer …" aria-describedby="credential-help";
@@ -132,9 +143,22 @@ pub async fn register(
 ) -> Response {
     let mut body = json!({
         "name": fields.get("name").unwrap_or_default(),
-        "url": fields.get("url").unwrap_or_default(),
         "pin_action": fields.get("pin_action").unwrap_or("block"),
     });
+    match fields.get("command") {
+        // A program: its arguments one per line, kept as typed (an argument may have spaces).
+        Some(command) => {
+            let args: Vec<&str> = fields
+                .get("args")
+                .unwrap_or_default()
+                .lines()
+                .map(|line| line.trim_end_matches('\r'))
+                .filter(|line| !line.is_empty())
+                .collect();
+            body["stdio"] = json!({ "command": command, "args": args });
+        }
+        None => body["url"] = json!(fields.get("url").unwrap_or_default()),
+    }
     if let Some(credential) = fields.get("credential") {
         body["credential"] = json!(credential);
     }

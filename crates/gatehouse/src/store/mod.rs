@@ -144,6 +144,9 @@ pub trait Store: OAuthStore + UserStore + ReplicaStore + TransferStore + AdminAp
     async fn list_policies(&self) -> StoreResult<Vec<PolicyRecord>>;
     /// Removes the policy and its quota counters.
     async fn delete_policy(&self, id: &str) -> StoreResult<Generation>;
+    /// Replaces policy `policy.id` (kind, scope, tools, spec) in one change, its quota
+    /// counters removed: no configuration is ever built without it.
+    async fn replace_policy(&self, policy: &PolicyRecord) -> StoreResult<Generation>;
     async fn load_quota_usage(&self) -> StoreResult<Vec<QuotaUsage>>;
     /// Adds each delta to the stored usage of its window (`used = used + delta`, never below
     /// zero), atomically per row.

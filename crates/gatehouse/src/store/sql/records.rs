@@ -414,6 +414,35 @@ impl<B: SqlBackend> Store for SqlStore<B> {
         commit_bumped::<B>(tx).await
     }
 
+    async fn replace_policy(&self, policy: &PolicyRecord) -> StoreResult<Generation> {
+        let mut tx = self.b.begin_write().await?;
+        let done = query(
+            "UPDATE policies SET kind = $2, client = $3, server = $4, tools = $5, spec = $6, \
+             created_at = $7 WHERE id = $1",
+        )
+        .bind(&policy.id)
+        .bind(&policy.kind)
+        .bind(&policy.client)
+        .bind(&policy.server)
+        .bind(&policy.tools)
+        .bind(policy.spec.to_string())
+        .bind(policy.created_at)
+        .execute(&mut *tx)
+        .await?;
+        touched(done, "policy", &policy.id)?;
+        if let Some(client) = &policy.client {
+            require(&mut *tx, "client", CLIENT_EXISTS, client).await?;
+        }
+        if let Some(server) = &policy.server {
+            require(&mut *tx, "server", SERVER_EXISTS, server).await?;
+        }
+        query("DELETE FROM quota_usage WHERE policy_id = $1")
+            .bind(&policy.id)
+            .execute(&mut *tx)
+            .await?;
+        commit_bumped::<B>(tx).await
+    }
+
     async fn load_quota_usage(&self) -> StoreResult<Vec<QuotaUsage>> {
         let rows = query("SELECT * FROM quota_usage")
             .fetch_all(&mut *self.b.acquire().await?)

@@ -6,6 +6,7 @@ mod edits;
 mod entities;
 mod guard;
 mod openapi;
+mod policy_replace;
 mod replicas;
 mod roles;
 mod state;

@@ -1,9 +1,14 @@
 //! The web console (`/console` on the admin listener), driven as a browser would: cookies
 //! kept, redirects not followed, forms posted with the token the page carries.
 
+mod connection_page;
+mod health;
 mod more_pages;
+mod oauth_registrations;
 mod pages;
+mod people;
 mod skeleton;
+mod stdio_register;
 
 use crate::admin_api::AdminApi;
 use gatehouse_model::records::AdminRole;

@@ -17,7 +17,7 @@ async fn console_connections_show_the_matrix_and_explain_names_the_deciding_rule
     let csrf = browser.sign_in(AdminRole::Auditor).await;
     let page = browser.get("/console/connections").await;
     assert_eq!(page.status, 200, "{}", page.body);
-    page.assert_contains(r#"<a href="/console/clients/shop">shop</a></th><td><code>echo, search_*</code></td><td></td>"#);
+    page.assert_contains(r#"<a href="/console/clients/shop">shop</a></th><td><a href="/console/connections/shop/demo" aria-label="shop on demo: echo, search_*"><code>echo, search_*</code></a></td><td></td>"#);
 
     let allowed = browser
         .post(
@@ -140,7 +140,7 @@ async fn console_users_page_lists_users_and_their_groups() {
     let page = browser.get("/console/users").await;
     assert_eq!(page.status, 200, "{}", page.body);
     page.assert_contains(
-        "<td>alice</td><td>Alice Liddell</td><td>with a password</td><td>finance</td>",
+        "<td><a href=\"/console/users/alice\">alice</a></td><td>Alice Liddell</td><td>with a password</td><td>finance</td>",
     );
 }
 

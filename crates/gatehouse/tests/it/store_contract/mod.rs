@@ -11,6 +11,7 @@ mod keys;
 mod meta;
 mod oauth;
 mod pins;
+mod policy_replace;
 mod races;
 mod refresh;
 mod schema;
