@@ -668,3 +668,32 @@ async fn a_self_registered_client_is_neither_exported_nor_taken_over() {
     );
     assert_eq!(a.store.generation().await.unwrap(), generation);
 }
+
+#[tokio::test]
+async fn a_changed_policy_is_replaced_in_one_change_never_removed_first() {
+    let a = TestApp::start().await;
+    let client_secret = furnish(&a).await;
+    let mut document = export(&a).await;
+    let slow = document.policies.as_mut().unwrap().get_mut("slow").unwrap();
+    slow.spec = json!({"requests": 5, "period": "1m"});
+    let before = a.audit().await.len();
+
+    let outcome = apply(&a, document, &values(&client_secret), Options::default())
+        .await
+        .unwrap();
+    assert!(
+        declarative::render(&outcome.plan).contains("~ policy slow"),
+        "{}",
+        declarative::render(&outcome.plan)
+    );
+    let actions: Vec<(String, String)> = a.audit().await[before..]
+        .iter()
+        .filter_map(|row| row.event.operator.as_ref())
+        .map(|op| (op.action.clone(), op.target.clone()))
+        .collect();
+    // One stored change: a deny or rate rule is never absent between a removal and an add.
+    assert_eq!(actions, [("policy.replace".to_owned(), "slow".to_owned())]);
+    let stored = a.store.list_policies().await.unwrap();
+    let slow = stored.iter().find(|p| p.id == "slow").unwrap();
+    assert_eq!(slow.spec["requests"], 5, "{:?}", slow.spec);
+}

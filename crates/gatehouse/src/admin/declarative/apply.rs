@@ -558,10 +558,14 @@ async fn make(
         }
         (Kind::Policy | Kind::Guardrail, op) => {
             let new = declared_policy(desired, name).ok_or_else(missing)?;
+            // An update replaces the rule in one stored change: removing it first would leave
+            // a moment (or, if the new rule were refused, a state) without it, and a deny
+            // rule that is briefly absent lets calls through.
             if op == Op::Update {
-                moved(service.remove_policy(by, name).await?);
+                moved(service.replace_policy(by, new, config).await?);
+            } else {
+                moved(service.add_policy(by, new, config).await?);
             }
-            moved(service.add_policy(by, new, config).await?);
         }
         (Kind::Connection, Op::Delete) => {
             moved(service.revoke_connection(by, name, key(change, 1)).await?);
