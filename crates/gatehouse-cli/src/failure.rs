@@ -61,6 +61,13 @@ pub fn classify(err: &anyhow::Error) -> Failure {
     if let Some(remote) = err.chain().find_map(|c| c.downcast_ref::<RemoteError>()) {
         return remote_failure(remote);
     }
+    if let Some(hint) = err.chain().find_map(local_store_hint) {
+        return Failure {
+            code: REFUSED,
+            hint: Some(hint),
+            problem: None,
+        };
+    }
     let unreachable = err
         .chain()
         .filter_map(|cause| cause.downcast_ref::<gatehouse::store::StoreError>())
@@ -171,6 +178,48 @@ fn problem_hint(status: u16, code: &str, detail: &str, path: &str) -> (u8, Optio
         ),
         _ => (REFUSED, None),
     }
+}
+
+/// The local mode's counterpart of the admin API's 404 and 409 hints, so both modes tell
+/// the operator the same thing. `AdminError::Store` is transparent, which hides the store
+/// error from the chain: look inside it too.
+fn local_store_hint(cause: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let store = match cause.downcast_ref::<gatehouse::admin::AdminError>() {
+        Some(gatehouse::admin::AdminError::Store(store)) => store,
+        _ => cause.downcast_ref::<gatehouse::store::StoreError>()?,
+    };
+    match store {
+        gatehouse::store::StoreError::NotFound { kind, .. } => {
+            Some(format!("`{}` shows what exists", kind_list_command(kind)?))
+        }
+        gatehouse::store::StoreError::Conflict { kind, .. } => {
+            Some(match kind_list_command(kind) {
+                Some(list) => {
+                    format!("it exists already (`{list}` shows it): change it, or remove it first")
+                }
+                None => "it exists already: change it, or remove it first".into(),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The command that lists the records of a store error's `kind`.
+fn kind_list_command(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        "server" => "gatehouse servers list",
+        "client" => "gatehouse clients list",
+        "api_key" => "gatehouse keys list",
+        "connection" => "gatehouse connections list",
+        "policy" => "gatehouse policy list",
+        "user" => "gatehouse users list",
+        "group_connection" => "gatehouse groups list",
+        "admin_token" => "gatehouse admin-tokens list",
+        "signing_key" => "gatehouse signing-keys list",
+        "client_secret" => "gatehouse clients secrets NAME",
+        "upstream_grant" | "upstream grant" => "gatehouse users upstream-grants list",
+        _ => return None,
+    })
 }
 
 /// The command that lists what the request's path names.

@@ -130,3 +130,45 @@ fn a_command_outside_the_configured_allow_list_is_refused() {
         String::from_utf8_lossy(&allowed.stderr)
     );
 }
+
+/// docs/upstreams.md: a program's environment is shown by name only, in
+/// `gatehouse servers show` as in the admin API: the table too, not only `-o json`.
+#[test]
+fn servers_show_names_a_programs_environment_in_the_table_without_its_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let added = run(
+        dir.path(),
+        None,
+        &[
+            "servers",
+            "add",
+            "notes",
+            "--command",
+            "python3",
+            "--arg",
+            "-m",
+            "--arg",
+            "notes_server",
+            "--env",
+            "NOTES_DB=/var/lib/notes.db",
+            "--env",
+            "API_KEY=sk-live-4242",
+        ],
+    );
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let shown = run(dir.path(), None, &["servers", "show", "notes"]);
+    assert!(shown.status.success());
+    let table = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        table.contains("API_KEY") && table.contains("NOTES_DB"),
+        "the names are shown: {table}"
+    );
+    assert!(
+        !table.contains("sk-live-4242") && !table.contains("/var/lib/notes.db"),
+        "never the values: {table}"
+    );
+}

@@ -328,6 +328,13 @@ fn show(format: Format, servers: &[Server], verb: &str, single: bool) -> anyhow:
         table.row(vec![
             s.name.clone(),
             match (&s.stdio, s.members.is_empty()) {
+                // The environment's names only: its values are sealed and never shown.
+                (Some(p), _) if !p.env_names.is_empty() => format!(
+                    "stdio: {} {} (env: {})",
+                    p.command,
+                    p.args.join(" "),
+                    p.env_names.join(", ")
+                ),
                 (Some(p), _) => format!("stdio: {} {}", p.command, p.args.join(" ")),
                 (None, false) => format!("virtual: {}", s.members.join(",")),
                 (None, true) => s.url.clone(),

@@ -639,7 +639,10 @@ impl AuditWriter {
             .append_audit(shared.clone(), checkpoint, opens.clone())
             .await;
         *rows = Arc::try_unwrap(shared).unwrap_or_else(|still_shared| (*still_shared).clone());
-        appended?;
+        // The table positions the store gave the rows, so the sinks send them as stored.
+        for (row, seq) in rows.iter_mut().zip(appended?) {
+            row.seq = seq;
+        }
         self.attempt = None;
         if let Some(start) = opens {
             self.chain = Some(start);

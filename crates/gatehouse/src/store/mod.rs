@@ -187,14 +187,15 @@ pub trait Store: OAuthStore + UserStore + ReplicaStore + TransferStore + AdminAp
     /// Appends one chain's rows and moves its checkpoint to the last of them, in one
     /// transaction; with `opens`, adds the chain's registry entry in it too (refused, like the
     /// rows, if another writer took that chain id or registry position first). The store
-    /// numbers the rows' `seq` in commit order. Shared, so a backend may hand them to a
+    /// numbers the rows' `seq` in commit order and returns those numbers, in the rows' order
+    /// (the sinks send each row as it is stored). Shared, so a backend may hand them to a
     /// blocking thread without copying them; the caller keeps them for a retry.
     async fn append_audit(
         &self,
         rows: Arc<Vec<AuditRow>>,
         checkpoint: gatehouse_model::audit::Checkpoint,
         opens: Option<gatehouse_model::audit::ChainStart>,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<Vec<i64>>;
     /// A chain's checkpoint (none before its first append that wrote one).
     async fn audit_checkpoint(
         &self,

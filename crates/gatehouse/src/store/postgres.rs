@@ -151,7 +151,7 @@ impl SqlBackend for PostgresBackend {
         rows: Arc<Vec<AuditRow>>,
         checkpoint: Checkpoint,
         opens: Option<ChainStart>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<Vec<i64>> {
         self.audit_log
             .append(&rows, &checkpoint, opens.as_ref())
             .await

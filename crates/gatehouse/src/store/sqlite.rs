@@ -101,7 +101,7 @@ impl SqlBackend for SqliteBackend {
         rows: Arc<Vec<AuditRow>>,
         checkpoint: Checkpoint,
         opens: Option<ChainStart>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<Vec<i64>> {
         self.audit_log.append(rows, checkpoint, opens).await
     }
 }

@@ -127,10 +127,10 @@ impl crate::store::sql::SqlBackend for CommitsThenFails {
         rows: Arc<Vec<AuditRow>>,
         checkpoint: gatehouse_model::audit::Checkpoint,
         opens: Option<ChainStart>,
-    ) -> crate::store::StoreResult<()> {
-        self.inner.append_audit(rows, checkpoint, opens).await?;
+    ) -> crate::store::StoreResult<Vec<i64>> {
+        let seqs = self.inner.append_audit(rows, checkpoint, opens).await?;
         if self.failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            Ok(())
+            Ok(seqs)
         } else {
             Err(crate::store::StoreError::Audit(
                 "connection lost after the commit".into(),

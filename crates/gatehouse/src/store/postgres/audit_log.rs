@@ -37,7 +37,8 @@ const INSERT: &str = "INSERT INTO audit_events (chain_id, chain_seq, ts_ms, requ
     $12::text[], $13::text[], $14::text[], $15::text[], $16::bigint[], $17::bigint[], \
     $18::bigint[], $19::text[], $20::text[], $21::bigint[], $22::text[], $23::bigint[], \
     $24::text[], $25::text[]) WITH ORDINALITY AS r(c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, \
-    c12, c13, c14, c15, c16, c17, c18, c19, c20, c21, c22, c23, c24, c25, n) ORDER BY n";
+    c12, c13, c14, c15, c16, c17, c18, c19, c20, c21, c22, c23, c24, c25, n) ORDER BY n \
+    RETURNING chain_seq, seq";
 
 const CHECKPOINT: &str = "INSERT INTO audit_chain_checkpoints (chain_id, seq, hash, ts_ms, mac) \
     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (chain_id) DO UPDATE SET seq = excluded.seq, \
@@ -74,7 +75,7 @@ impl AuditLog {
         rows: &[AuditRow],
         checkpoint: &Checkpoint,
         opens: Option<&ChainStart>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<Vec<i64>> {
         let on_own_thread = tokio::runtime::Handle::try_current().is_ok_and(|handle| {
             handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread
         });
@@ -115,7 +116,7 @@ async fn insert(
     rows: &[AuditRow],
     checkpoint: &Checkpoint,
     opens: Option<&ChainStart>,
-) -> StoreResult<()> {
+) -> StoreResult<Vec<i64>> {
     let mut tx = conn.begin().await?;
     sqlx::query(begin)
         .bind(AUDIT_LOCK)
@@ -141,11 +142,23 @@ async fn insert(
                 },
             )?;
     }
+    let mut seqs = Vec::with_capacity(rows.len());
     if !rows.is_empty() {
-        columns(rows)?
+        // RETURNING does not promise the insert's order: match each row by its chain_seq
+        // (one chain per append, so unique within it).
+        let mut numbered = std::collections::HashMap::with_capacity(rows.len());
+        for row in columns(rows)?
             .bind_to(sqlx::query(INSERT))
-            .execute(&mut *tx)
-            .await?;
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            use sqlx::Row as _;
+            numbered.insert(row.try_get::<i64, _>(0)?, row.try_get::<i64, _>(1)?);
+        }
+        seqs.extend(
+            rows.iter()
+                .map(|row| numbered.get(&row.chain_seq).copied().unwrap_or(0)),
+        );
     }
     sqlx::query(CHECKPOINT)
         .bind(checkpoint.chain_id)
@@ -156,7 +169,7 @@ async fn insert(
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    Ok(())
+    Ok(seqs)
 }
 
 /// The batch column by column, each bound once as a typed array.

@@ -244,7 +244,7 @@ pub trait SqlBackend: Send + Sync + 'static {
         rows: Arc<Vec<AuditRow>>,
         checkpoint: Checkpoint,
         opens: Option<ChainStart>,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
+    ) -> impl Future<Output = StoreResult<Vec<i64>>> + Send;
 }
 
 /// Implements [`SqlConn`] for one backend's connection type: binds each [`Value`] with its

@@ -523,7 +523,7 @@ impl<B: SqlBackend> Store for SqlStore<B> {
         rows: Arc<Vec<AuditRow>>,
         checkpoint: gatehouse_model::audit::Checkpoint,
         opens: Option<gatehouse_model::audit::ChainStart>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<Vec<i64>> {
         self.b.append_audit(rows, checkpoint, opens).await
     }
 

@@ -61,7 +61,7 @@ impl AuditLog {
         rows: Arc<Vec<AuditRow>>,
         checkpoint: Checkpoint,
         opens: Option<ChainStart>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<Vec<i64>> {
         // The audit writer runs on a thread of its own with a single-threaded runtime
         // (audit/writer.rs): nothing else waits on that thread, so the append runs right
         // there, without handing it to the blocking pool and back (two thread wake-ups, most
@@ -86,7 +86,7 @@ fn insert(
     rows: &[AuditRow],
     checkpoint: &Checkpoint,
     opens: Option<&ChainStart>,
-) -> StoreResult<()> {
+) -> StoreResult<Vec<i64>> {
     // IMMEDIATE takes the write lock up front (waiting up to the busy timeout for another
     // writer) instead of failing at the first INSERT.
     let tx = conn
@@ -112,6 +112,7 @@ fn insert(
             _ => backend(err),
         })?;
     }
+    let mut seqs = Vec::with_capacity(rows.len());
     {
         // Cached: parsing the statement cost more than inserting a row.
         let mut statement = tx.prepare_cached(INSERT).map_err(backend)?;
@@ -151,6 +152,8 @@ fn insert(
                     e.rule,
                 ])
                 .map_err(backend)?;
+            // `seq` is the rowid: the table position the row was just given.
+            seqs.push(tx.last_insert_rowid());
         }
     }
     tx.prepare_cached(CHECKPOINT)
@@ -164,7 +167,8 @@ fn insert(
             ])
         })
         .map_err(backend)?;
-    tx.commit().map_err(backend)
+    tx.commit().map_err(backend)?;
+    Ok(seqs)
 }
 
 fn backend(err: rusqlite::Error) -> StoreError {
