@@ -137,3 +137,9 @@ impl Api {
         Answer { status, body }
     }
 }
+
+/// A string field of an API answer, empty when absent: pages show what the API returned and
+/// never fail on a field a newer API left out.
+pub(super) fn text<'a>(value: &'a Value, key: &str) -> &'a str {
+    value.get(key).and_then(Value::as_str).unwrap_or_default()
+}

@@ -12,7 +12,7 @@ use maud::{Markup, html};
 use serde_json::Value;
 
 use super::{
-    api::{Answer, Api},
+    api::{Answer, Api, text},
     layout::{self, csrf},
     session::{Fields, Viewer},
 };
@@ -186,10 +186,6 @@ pub async fn rows(
         *response.status_mut() = events.status;
     }
     response
-}
-
-fn text<'a>(value: &'a Value, key: &str) -> &'a str {
-    value.get(key).and_then(Value::as_str).unwrap_or_default()
 }
 
 fn rows_markup(events: &Answer) -> Markup {

@@ -8,17 +8,13 @@ use maud::{Markup, html};
 use serde_json::{Value, json};
 
 use super::{
-    api::{Answer, Api},
+    api::{Answer, Api, text},
     clients::{Shown, detail_page},
     layout::{self, csrf, segment},
     session::{Fields, Viewer},
     users::{Refused, above},
 };
 use gatehouse_model::records::AdminRole;
-
-fn text<'a>(value: &'a Value, key: &str) -> &'a str {
-    value.get(key).and_then(Value::as_str).unwrap_or_default()
-}
 
 /// The OAuth section of a client's page; `refused` is a registration the API refused.
 pub fn section(

@@ -11,6 +11,7 @@ use axum::{
 use maud::{Markup, html};
 use serde_json::{Value, json};
 
+use super::api::text;
 use super::{
     api::Api,
     layout::{self, csrf, segment},
@@ -21,10 +22,6 @@ use super::{
 use gatehouse_model::records::AdminRole;
 
 const ACTIVE: &str = "/console/connections";
-
-fn text<'a>(value: &'a Value, key: &str) -> &'a str {
-    value.get(key).and_then(Value::as_str).unwrap_or_default()
-}
 
 fn page_path(client: &str, server: &str) -> String {
     format!(

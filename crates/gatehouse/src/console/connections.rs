@@ -12,16 +12,12 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
-    api::{Answer, Api},
+    api::{Answer, Api, text},
     layout::{self, csrf, segment},
     session::{Fields, Viewer},
 };
 
 const ACTIVE: &str = "/console/connections";
-
-fn text<'a>(value: &'a Value, key: &str) -> &'a str {
-    value.get(key).and_then(Value::as_str).unwrap_or_default()
-}
 
 fn patterns(connection: &Value) -> String {
     connection

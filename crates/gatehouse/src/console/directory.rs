@@ -10,15 +10,11 @@ use maud::html;
 use serde_json::{Value, json};
 
 use super::{
-    api::{Answer, Api},
+    api::{Answer, Api, text},
     layout::{self, csrf, segment},
     session::{Fields, Viewer},
 };
 use gatehouse_model::records::AdminRole;
-
-fn text<'a>(value: &'a Value, key: &str) -> &'a str {
-    value.get(key).and_then(Value::as_str).unwrap_or_default()
-}
 
 fn millis(value: &Value, key: &str) -> Option<i64> {
     value.get(key).and_then(Value::as_i64)

@@ -12,7 +12,7 @@ use maud::{Markup, html};
 use serde_json::{Value, json};
 
 use super::{
-    api::{Answer, Api},
+    api::{Answer, Api, text},
     layout::{self, csrf, segment},
     policy_form::{self, Mode, Refusal},
     session::{Fields, Viewer},
@@ -20,10 +20,6 @@ use super::{
 use gatehouse_model::records::AdminRole;
 
 const ACTIVE: &str = "/console/policies";
-
-fn text<'a>(value: &'a Value, key: &str) -> &'a str {
-    value.get(key).and_then(Value::as_str).unwrap_or_default()
-}
 
 /// `GET /console/policies`.
 pub async fn page(

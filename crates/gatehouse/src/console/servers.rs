@@ -12,17 +12,13 @@ use maud::{Markup, html};
 use serde_json::{Value, json};
 
 use super::{
-    api::{Answer, Api},
+    api::{Answer, Api, text},
     layout::{self, csrf, segment},
     session::{Fields, Viewer},
 };
 use gatehouse_model::records::AdminRole;
 
 const ACTIVE: &str = "/console/servers";
-
-fn text<'a>(value: &'a Value, key: &str) -> &'a str {
-    value.get(key).and_then(Value::as_str).unwrap_or_default()
-}
 
 async fn get(api: &Api, viewer: &Viewer, path: &str) -> Answer {
     api.call(&viewer.token, viewer.peer, Method::GET, path, None)

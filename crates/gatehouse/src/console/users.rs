@@ -11,17 +11,13 @@ use maud::{Markup, html};
 use serde_json::{Value, json};
 
 use super::{
-    api::{Answer, Api},
+    api::{Answer, Api, text},
     layout::{self, csrf, segment},
     session::{Fields, Viewer},
 };
 use gatehouse_model::records::AdminRole;
 
 const ACTIVE: &str = "/console/users";
-
-fn text<'a>(value: &'a Value, key: &str) -> &'a str {
-    value.get(key).and_then(Value::as_str).unwrap_or_default()
-}
 
 /// A refusal, and the field of the form it is about (none: shown above the form).
 pub struct Refused {
