@@ -151,6 +151,7 @@ pub async fn add_server(
         stdio,
         members: Vec::new(),
     };
+    one_upstream_credential(&record)?;
     Ok(store.insert_server(&record).await?)
 }
 
@@ -185,6 +186,21 @@ async fn add_virtual_server(store: &dyn Store, new: NewServer) -> AdminResult<Ge
         members: new.members,
     };
     Ok(store.insert_server(&record).await?)
+}
+
+/// A static header and upstream tokens are exclusive. The snapshot leaves a server with both
+/// out (its calls get 503), which is fail closed for a record that got there some other way;
+/// a change that would make one is refused here, before anything is stored.
+fn one_upstream_credential(record: &ServerRecord) -> AdminResult<()> {
+    let static_header = record.credential_header.is_some() || record.credential_sealed.is_some();
+    if static_header && record.upstream_auth.spec.is_some() {
+        return Err(AdminError::Invalid(format!(
+            "server {:?} would send both a static credential and upstream tokens: keep one \
+             (remove the header with --no-credential, or the tokens with --no-upstream-auth)",
+            record.name
+        )));
+    }
+    Ok(())
 }
 
 /// Discovery is done by [`AdminService`], which holds the fetcher, before the change.
@@ -316,6 +332,7 @@ pub async fn update_server(
         Some(None) => record.upstream_auth.identity_header = None,
         None => {}
     }
+    one_upstream_credential(&record)?;
     Ok(store.update_server(&record).await?)
 }
 

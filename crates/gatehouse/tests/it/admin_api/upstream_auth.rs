@@ -174,3 +174,58 @@ async fn test_connection_probes_with_the_upstream_token() {
     assert_eq!(tested["reachable"], false, "{tested}");
     assert_eq!(upstream.hits(), hits, "not probed without its token");
 }
+
+#[tokio::test]
+async fn a_static_header_and_upstream_tokens_together_are_refused_before_anything_is_stored() {
+    let api = AdminApi::start().await;
+    let operator = api.token(AdminRole::Operator).await;
+    let tokens = json!({"kind": "client_credentials", "token_endpoint": "http://as/token",
+        "client_id": "g", "auth_method": "client_secret_basic", "client_secret": "s"});
+    let (status, problem) = answer(api.post(
+        "/admin/api/v1/servers",
+        &operator,
+        &json!({"name": "files", "url": "http://127.0.0.1:9/mcp",
+                "credential": "Authorization: Bearer static", "upstream_auth": tokens}),
+    ))
+    .await;
+    assert_eq!(status, 422, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("--no-credential"),
+        "{problem}"
+    );
+    assert!(api.app.store.list_servers().await.unwrap().is_empty());
+
+    // Made with tokens, a header added later is refused and the server keeps its tokens.
+    let (status, created) = answer(api.post(
+        "/admin/api/v1/servers",
+        &operator,
+        &json!({"name": "files", "url": "http://127.0.0.1:9/mcp", "upstream_auth": tokens}),
+    ))
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let patch = |body: serde_json::Value| {
+        api.request(
+            Method::PATCH,
+            "/admin/api/v1/servers/files",
+            Some(&operator),
+        )
+        .json(&body)
+    };
+    let (status, problem) =
+        answer(patch(json!({"credential": "Authorization: Bearer static"}))).await;
+    assert_eq!(status, 422, "{problem}");
+    let stored = api.app.store.get_server("files").await.unwrap();
+    assert!(stored.credential_sealed.is_none() && stored.upstream_auth.spec.is_some());
+
+    // Swapping one for the other in one change is fine.
+    let (status, updated) = answer(patch(json!({
+        "credential": "Authorization: Bearer static", "remove_upstream_auth": true
+    })))
+    .await;
+    assert_eq!(status, 200, "{updated}");
+    let stored = api.app.store.get_server("files").await.unwrap();
+    assert!(stored.credential_sealed.is_some() && stored.upstream_auth.spec.is_none());
+}
