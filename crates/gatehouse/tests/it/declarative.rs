@@ -534,6 +534,15 @@ kind: State
 servers:
   good: {url: "https://ok.example.com/mcp"}
   bad: {url: "not a url"}
+  both:
+    url: https://saas.example/mcp
+    credential: {header: authorization, value: "env:SAAS_STATIC"}
+    upstream_auth:
+      kind: client_credentials
+      token_endpoint: https://saas.example/oauth/token
+      client_id: gatehouse
+      auth_method: client_secret_post
+      secret: env:SAAS_CLIENT_SECRET
 "#,
     )
     .unwrap();
@@ -547,6 +556,10 @@ servers:
     .unwrap_err();
     assert!(matches!(err, ApplyError::Invalid(_)), "{err}");
     assert!(err.to_string().contains("server bad, field url"), "{err}");
+    assert!(
+        err.to_string().contains("server both, field credential"),
+        "a static header beside upstream tokens: {err}"
+    );
     assert_eq!(b.store.generation().await.unwrap(), generation);
     assert!(
         b.store.list_servers().await.unwrap().is_empty(),

@@ -154,6 +154,14 @@ pub fn normalize(
                     format!("{:?} is not a header name", credential.header),
                 );
             }
+            // Refused here, in the plan, as the admin service would refuse it mid-apply.
+            if server.upstream_auth.is_some() {
+                problems.add(
+                    format!("{at}, field credential"),
+                    "a server sends a static credential or upstream tokens (upstream_auth), \
+                     not both",
+                );
+            }
         }
     }
 
