@@ -345,8 +345,7 @@ fn the_demo_shows_allowed_denied_and_unauthenticated_calls_and_their_audit() {
 
     let cli = Cli { dir, remote: None };
     let tokens = cli.json(&["admin-tokens", "list"]);
-    let tokens = tokens.as_array().unwrap();
-    assert_eq!(tokens.len(), 1, "{tokens:?}");
+    assert_eq!(tokens.as_array().unwrap().len(), 1, "{tokens:?}");
     assert_eq!(tokens[0]["name"], "demo-console");
     assert_eq!(tokens[0]["role"], "admin");
     assert!(tokens[0]["expires_at"].is_number(), "{tokens:?}");
@@ -379,7 +378,7 @@ fn the_demo_shows_allowed_denied_and_unauthenticated_calls_and_their_audit() {
     let out = cli.run(&["audit", "verify"]);
     assert_eq!(out.status.code(), Some(1));
     let printed = String::from_utf8_lossy(&out.stdout);
-    // The demo's own chain (the console token) is chain 1; the gateway's calls are chain 2.
+    // Chain 1 is the demo's own (the console token), chain 2 the gateway's calls.
     assert!(printed.contains("chain 2: row 3 was modified"), "{printed}");
 }
 
