@@ -11,7 +11,7 @@ use axum::{
 use maud::{Markup, html};
 use serde_json::{Value, json};
 
-use super::api::text;
+use super::api::{list, text};
 use super::{
     api::Api,
     layout::{self, csrf, segment},
@@ -259,20 +259,6 @@ async fn render(
     };
     let title = format!("Connection {client} → {server}");
     layout::page_with_status(status, viewer, ACTIVE, &title, main)
-}
-
-fn list(value: &Value, key: &str) -> String {
-    value
-        .get(key)
-        .and_then(Value::as_array)
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .unwrap_or_default()
 }
 
 fn granted(connection: &Value) -> Markup {

@@ -10,7 +10,7 @@ use maud::html;
 use serde_json::{Value, json};
 
 use super::{
-    api::{Answer, Api, text},
+    api::{Answer, Api, list, text},
     layout::{self, csrf, segment},
     session::{Fields, Viewer},
 };
@@ -18,20 +18,6 @@ use gatehouse_model::records::AdminRole;
 
 fn millis(value: &Value, key: &str) -> Option<i64> {
     value.get(key).and_then(Value::as_i64)
-}
-
-fn list(value: &Value, key: &str) -> String {
-    value
-        .get(key)
-        .and_then(Value::as_array)
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .unwrap_or_default()
 }
 
 async fn get(api: &Api, viewer: &Viewer, path: &str) -> Answer {
